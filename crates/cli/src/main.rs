@@ -1,0 +1,226 @@
+//! `banso`: one binary, one role per process (the Loki/Mimir model).
+//!
+//! - `banso up`: every service in one process on SQLite files under
+//!   `./banso-data`, printing the gRPC address and a development token.
+//! - `banso serve <service>`: one service, configured from the environment
+//!   (what a Kubernetes pod runs).
+//! - `banso migrate [service]`: apply migrations and exit.
+//! - `banso token --tenant T --role R`: mint a development token.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Context as _;
+use banso_kit::{
+    auth::{DevTokenIssuer, Role, valid_tenant_id},
+    config::{Config, Secret, Vars},
+    server::{self, Kit, ServiceSet},
+    telemetry,
+};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "banso", version, about = "Banso: self-hosted Customer Success platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Service {
+    Accounts,
+}
+
+impl Service {
+    const ALL: [Service; 1] = [Service::Accounts];
+
+    fn name(self) -> &'static str {
+        match self {
+            Service::Accounts => banso_accounts::NAME,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Admin,
+    Csm,
+    Viewer,
+    Service,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Csm => Role::Csm,
+            RoleArg::Viewer => Role::Viewer,
+            RoleArg::Service => Role::Service,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in one process on SQLite (nothing to install).
+    Up {
+        /// Where the SQLite files and development keys live.
+        #[arg(long, env = "BANSO_DATA_DIR", default_value = "./banso-data")]
+        data_dir: String,
+        /// gRPC listen address.
+        #[arg(long, env = "BANSO_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+        grpc_addr: String,
+        /// Admin (metrics) listen address, or "off".
+        #[arg(long, env = "BANSO_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
+        admin_addr: String,
+        /// Tenant of the printed development token.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+    /// Run one service, configured from BANSO_* environment variables.
+    Serve { service: Service },
+    /// Apply database migrations (of one service, or all) and exit.
+    Migrate { service: Option<Service> },
+    /// Mint a development token (HS256; needs BANSO_JWT_HS256_SECRET or `banso up`'s data directory).
+    Token {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[arg(long, value_enum, default_value = "admin")]
+        role: RoleArg,
+        #[arg(long, default_value = "dev")]
+        subject: String,
+        /// Lifetime in hours.
+        #[arg(long, default_value_t = 24 * 30)]
+        ttl_hours: u64,
+        #[arg(long, env = "BANSO_DATA_DIR", default_value = "./banso-data")]
+        data_dir: String,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("banso: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up { data_dir, grpc_addr, admin_addr, tenant } => up(data_dir, grpc_addr, admin_addr, tenant).await,
+        Command::Serve { service } => {
+            let config = Config::from_env()?;
+            serve(config, &[service], None).await
+        }
+        Command::Migrate { service } => {
+            let config = Config::from_env()?;
+            let _telemetry = telemetry::init("banso-migrate", config.log_format, &config.log_filter)?;
+            for s in service.map(|s| vec![s]).unwrap_or(Service::ALL.to_vec()) {
+                match s {
+                    Service::Accounts => drop(banso_accounts::connect(&config).await?),
+                }
+                tracing::info!(service = s.name(), "migrations applied");
+            }
+            Ok(())
+        }
+        Command::Token { tenant, role, subject, ttl_hours, data_dir } => {
+            anyhow::ensure!(valid_tenant_id(&tenant), "--tenant {tenant:?} must be 1 to 64 of [A-Za-z0-9_-]");
+            let mut vars = Vars::from_env()?;
+            if vars.get("BANSO_JWT_HS256_SECRET").is_none() {
+                let path = Path::new(&data_dir).join("dev-jwt-secret");
+                let secret = std::fs::read_to_string(&path).with_context(|| {
+                    format!("no BANSO_JWT_HS256_SECRET and no {} (run `banso up` first)", path.display())
+                })?;
+                vars.set("BANSO_JWT_HS256_SECRET", secret.trim());
+            }
+            let config = Config::from_vars(&vars)?;
+            let issuer = DevTokenIssuer::from_config(&config.auth).expect("secret set above");
+            println!("{}", issuer.mint(&tenant, &subject, &[role.into()], Duration::from_secs(ttl_hours * 3600)));
+            Ok(())
+        }
+    }
+}
+
+/// A secret kept in the data directory, made on first use.
+fn dev_secret(dir: &Path, name: &str) -> anyhow::Result<Secret> {
+    let path = dir.join(name);
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        return Ok(Secret::new(s.trim()));
+    }
+    let bytes: [u8; 32] = rand::random();
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(Secret::new(secret))
+}
+
+async fn up(data_dir: String, grpc_addr: String, admin_addr: String, tenant: String) -> anyhow::Result<()> {
+    anyhow::ensure!(valid_tenant_id(&tenant), "--tenant {tenant:?} must be 1 to 64 of [A-Za-z0-9_-]");
+    let dir = Path::new(&data_dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut vars = Vars::from_env()?;
+    vars.set("BANSO_DATA_DIR", data_dir.clone());
+    vars.set("BANSO_GRPC_ADDR", grpc_addr);
+    vars.set("BANSO_ADMIN_ADDR", admin_addr);
+    // The embedded default is SQLite: ignore a database URL meant for `serve`.
+    if vars.get("BANSO_DATABASE_URL").is_some() {
+        eprintln!("banso up: ignoring BANSO_DATABASE_URL; `banso up` keeps its data in {data_dir}");
+    }
+    vars.set("BANSO_DATABASE_URL", "");
+    if vars.get("BANSO_JWT_HS256_SECRET").is_none() {
+        vars.set("BANSO_JWT_HS256_SECRET", dev_secret(dir, "dev-jwt-secret")?.expose());
+    }
+    if vars.get("BANSO_PAGE_TOKEN_SECRET").is_none() {
+        vars.set("BANSO_PAGE_TOKEN_SECRET", dev_secret(dir, "page-token-secret")?.expose());
+    }
+    if vars.get("BANSO_LOG_FORMAT").is_none() {
+        vars.set("BANSO_LOG_FORMAT", "pretty");
+    }
+    let config = Config::from_vars(&vars)?;
+    let issuer = DevTokenIssuer::from_config(&config.auth).expect("secret set above");
+    let token = issuer.mint(&tenant, "dev", &[Role::Admin], Duration::from_secs(30 * 24 * 3600));
+    serve(config, &Service::ALL, Some((tenant, token))).await
+}
+
+async fn serve(config: Config, services: &[Service], dev: Option<(String, String)>) -> anyhow::Result<()> {
+    let role = if services.len() == 1 { services[0].name() } else { "all" };
+    let _telemetry = telemetry::init(&format!("banso-{role}"), config.log_format, &config.log_filter)?;
+    let kit = Kit::from_config(&config);
+    if config.page_token_secret.is_none() {
+        tracing::warn!("BANSO_PAGE_TOKEN_SECRET is not set: page tokens will not survive a restart or cross replicas");
+    }
+    let auth = server::auth_layer(&config)?;
+    let mut set = ServiceSet::new();
+    for s in services {
+        set = match s {
+            Service::Accounts => set.with(banso_accounts::build(&config, &kit).await?),
+        };
+    }
+    let shutdown = CancellationToken::new();
+    let running = server::start(&config.server, auth, set, shutdown.clone()).await?;
+    tracing::info!(grpc = %running.grpc_addr, admin = ?running.admin_addr, role, "banso is serving");
+    if let Some((tenant, token)) = dev {
+        println!();
+        println!("Banso is up (embedded mode: SQLite under {}).", config.data_dir.display());
+        println!("  gRPC:    {}", running.grpc_addr);
+        if let Some(admin) = running.admin_addr {
+            println!("  metrics: http://{admin}/metrics");
+        }
+        println!("  tenant:  {tenant}");
+        println!("  token (admin, 30 days):");
+        println!("{token}");
+        println!();
+        println!("Try: buf curl --protocol grpc --http2-prior-knowledge -H \"authorization: Bearer $TOKEN\" \\");
+        println!("       http://{}/banso.accounts.v1.AccountsService/ListAccounts", running.grpc_addr);
+        println!();
+    }
+    tokio::select! {
+        _ = server::shutdown_signal() => shutdown.cancel(),
+        _ = shutdown.cancelled() => {}
+    }
+    running.wait().await
+}

@@ -1,0 +1,381 @@
+//! Configuration from `BANSO_*` environment variables, optionally a TOML file.
+//!
+//! Layering: defaults, then the file named by `BANSO_CONFIG_FILE` (keys are
+//! the variable names without the prefix, lower case: `grpc_addr = "…"`),
+//! then the environment. Every value is parsed and checked at start; a bad
+//! one stops start-up with a message naming the variable. Secrets are held
+//! in [`Secret`], whose `Debug` and `Display` never show the value.
+
+use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+pub const PREFIX: &str = "BANSO_";
+
+/// A value that must never reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration variable {var}: {reason}")]
+pub struct ConfigError {
+    pub var: String,
+    pub reason: String,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human format on a terminal, JSON otherwise.
+    Auto,
+    Json,
+    Pretty,
+}
+
+/// Which algorithm production tokens are signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    Rs256,
+    EdDsa,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `postgres://…` or `sqlite://path`; when unset the service uses a SQLite
+    /// file under `data_dir`.
+    pub url: Option<Secret>,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// HS256 shared secret: development only.
+    pub hs256_secret: Option<Secret>,
+    /// PEM public key (RS256 or EdDSA) for production tokens.
+    pub public_key_pem: Option<String>,
+    pub algorithm: KeyAlgorithm,
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub grpc_addr: SocketAddr,
+    /// Admin HTTP port: Prometheus `/metrics`. `None` turns it off.
+    pub admin_addr: Option<SocketAddr>,
+    pub request_timeout: Duration,
+    pub concurrency_limit: usize,
+    pub max_message_bytes: usize,
+    /// After SIGTERM: how long health reports NOT_SERVING while still serving,
+    /// so load balancers stop routing before connections close.
+    pub shutdown_delay: Duration,
+    /// After that: how long in-flight calls may take to finish.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    /// Key that signs page tokens; random per process when unset.
+    pub page_token_secret: Option<Secret>,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// `tracing` filter directive, e.g. `info,banso_accounts=debug`.
+    pub log_filter: String,
+}
+
+/// The raw `NAME → value` pairs configuration is parsed from.
+#[derive(Debug, Default, Clone)]
+pub struct Vars(BTreeMap<String, String>);
+
+impl Vars {
+    /// The process environment, layered over the file in `BANSO_CONFIG_FILE`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut vars = Vars::default();
+        if let Ok(path) = std::env::var("BANSO_CONFIG_FILE") {
+            vars.merge_toml_file(&path)?;
+        }
+        for (k, v) in std::env::vars() {
+            if k.starts_with(PREFIX) {
+                vars.0.insert(k, v);
+            }
+        }
+        Ok(vars)
+    }
+
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Vars(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(key.into(), value.into());
+    }
+
+    fn merge_toml_file(&mut self, path: &str) -> Result<(), ConfigError> {
+        let err = |reason: String| ConfigError { var: "BANSO_CONFIG_FILE".into(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {path:?}: {e}")))?;
+        let table: toml::Table = text.parse().map_err(|e| err(format!("{path:?} is not valid TOML: {e}")))?;
+        for (key, value) in table {
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => return Err(err(format!("key {key:?} must be a string, number or boolean, not {other}"))),
+            };
+            self.0.insert(format!("{PREFIX}{}", key.to_uppercase()), value);
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse<T: FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError { var: name.into(), reason: format!("{raw:?} is not valid: {e}") }),
+        }
+    }
+
+    fn secs(&self, name: &str, default: f64) -> Result<Duration, ConfigError> {
+        let v: f64 = self.parse(name, default)?;
+        if !(0.0..=86_400.0).contains(&v) {
+            return Err(ConfigError { var: name.into(), reason: format!("{v} is not between 0 and 86400 seconds") });
+        }
+        Ok(Duration::from_secs_f64(v))
+    }
+
+    fn secret(&self, name: &str) -> Option<Secret> {
+        self.get(name).map(Secret::new)
+    }
+}
+
+fn range<T: PartialOrd + fmt::Display + Copy>(name: &str, v: T, lo: T, hi: T) -> Result<T, ConfigError> {
+    if v < lo || v > hi {
+        return Err(ConfigError { var: name.into(), reason: format!("{v} is not between {lo} and {hi}") });
+    }
+    Ok(v)
+}
+
+impl Config {
+    /// Reads the process environment (and the optional file).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&Vars::from_env()?)
+    }
+
+    pub fn from_vars(v: &Vars) -> Result<Self, ConfigError> {
+        let admin_addr = match v.get("BANSO_ADMIN_ADDR") {
+            Some(s) if s.eq_ignore_ascii_case("off") => None,
+            _ => Some(v.parse("BANSO_ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9090)))?),
+        };
+        let server = ServerConfig {
+            grpc_addr: v.parse("BANSO_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)))?,
+            admin_addr,
+            request_timeout: v.secs("BANSO_REQUEST_TIMEOUT_SECS", 30.0)?,
+            concurrency_limit: range(
+                "BANSO_CONCURRENCY_LIMIT",
+                v.parse("BANSO_CONCURRENCY_LIMIT", 1024usize)?,
+                1,
+                1_000_000,
+            )?,
+            max_message_bytes: range(
+                "BANSO_MAX_MESSAGE_BYTES",
+                v.parse("BANSO_MAX_MESSAGE_BYTES", 16 * 1024 * 1024usize)?,
+                1024,
+                1024 * 1024 * 1024,
+            )?,
+            shutdown_delay: v.secs("BANSO_SHUTDOWN_DELAY_SECS", 0.0)?,
+            shutdown_grace: v.secs("BANSO_SHUTDOWN_GRACE_SECS", 20.0)?,
+        };
+
+        let url = v.secret("BANSO_DATABASE_URL");
+        if let Some(u) = &url {
+            let s = u.expose();
+            if !(s.starts_with("postgres://") || s.starts_with("postgresql://") || s.starts_with("sqlite:")) {
+                return Err(ConfigError {
+                    var: "BANSO_DATABASE_URL".into(),
+                    // The URL may hold a password: name only its scheme.
+                    reason: format!(
+                        "scheme {:?} is not supported; use postgres:// or sqlite:",
+                        s.split(':').next().unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        let max_connections = range("BANSO_DB_MAX_CONNECTIONS", v.parse("BANSO_DB_MAX_CONNECTIONS", 10u32)?, 1, 1000)?;
+        let min_connections = v.parse("BANSO_DB_MIN_CONNECTIONS", 0u32)?;
+        if min_connections > max_connections {
+            return Err(ConfigError {
+                var: "BANSO_DB_MIN_CONNECTIONS".into(),
+                reason: format!("{min_connections} is more than BANSO_DB_MAX_CONNECTIONS ({max_connections})"),
+            });
+        }
+        let database = DatabaseConfig {
+            url,
+            max_connections,
+            min_connections,
+            acquire_timeout: v.secs("BANSO_DB_ACQUIRE_TIMEOUT_SECS", 5.0)?,
+        };
+
+        let algorithm = match v.get("BANSO_JWT_ALGORITHM").map(str::to_ascii_uppercase).as_deref() {
+            None | Some("RS256") => KeyAlgorithm::Rs256,
+            Some("EDDSA") => KeyAlgorithm::EdDsa,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "BANSO_JWT_ALGORITHM".into(),
+                    reason: format!("{other:?} is not supported; use RS256 or EdDSA"),
+                });
+            }
+        };
+        let public_key_pem = match (v.get("BANSO_JWT_PUBLIC_KEY"), v.get("BANSO_JWT_PUBLIC_KEY_FILE")) {
+            (Some(pem), _) => Some(pem.to_owned()),
+            (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| ConfigError {
+                var: "BANSO_JWT_PUBLIC_KEY_FILE".into(),
+                reason: format!("cannot read {path:?}: {e}"),
+            })?),
+            (None, None) => None,
+        };
+        let hs256_secret = v.secret("BANSO_JWT_HS256_SECRET");
+        if let Some(s) = &hs256_secret
+            && s.expose().len() < 32
+        {
+            return Err(ConfigError {
+                var: "BANSO_JWT_HS256_SECRET".into(),
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
+        let auth = AuthConfig {
+            hs256_secret,
+            public_key_pem,
+            algorithm,
+            issuer: v.get("BANSO_JWT_ISSUER").unwrap_or("banso").to_owned(),
+            audience: v.get("BANSO_JWT_AUDIENCE").unwrap_or("banso").to_owned(),
+        };
+
+        let log_format = match v.get("BANSO_LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("auto") => LogFormat::Auto,
+            Some("json") => LogFormat::Json,
+            Some("pretty") | Some("text") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "BANSO_LOG_FORMAT".into(),
+                    reason: format!("{other:?} is not one of auto, json, pretty"),
+                });
+            }
+        };
+        let page_token_secret = v.secret("BANSO_PAGE_TOKEN_SECRET");
+        if let Some(s) = &page_token_secret
+            && s.expose().len() < 32
+        {
+            return Err(ConfigError {
+                var: "BANSO_PAGE_TOKEN_SECRET".into(),
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
+        Ok(Config {
+            server,
+            database,
+            auth,
+            page_token_secret,
+            data_dir: PathBuf::from(v.get("BANSO_DATA_DIR").unwrap_or("./banso-data")),
+            log_format,
+            log_filter: v.get("BANSO_LOG").unwrap_or("info").to_owned(),
+        })
+    }
+
+    /// Fails unless some way to verify tokens is configured.
+    pub fn require_auth_keys(&self) -> Result<(), ConfigError> {
+        if self.auth.hs256_secret.is_none() && self.auth.public_key_pem.is_none() {
+            return Err(ConfigError {
+                var: "BANSO_JWT_PUBLIC_KEY".into(),
+                reason: "no token verification key: set BANSO_JWT_PUBLIC_KEY(_FILE) or, for development, \
+                         BANSO_JWT_HS256_SECRET"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_vars(&Vars::default()).unwrap();
+        assert_eq!(c.server.grpc_addr.port(), 50051);
+        assert_eq!(c.database.max_connections, 10);
+        assert_eq!(c.log_format, LogFormat::Auto);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let err = Config::from_vars(&Vars::from_pairs([("BANSO_GRPC_ADDR", "nowhere")])).unwrap_err();
+        assert_eq!(err.var, "BANSO_GRPC_ADDR");
+        assert!(err.to_string().contains("nowhere"));
+        let err = Config::from_vars(&Vars::from_pairs([("BANSO_DB_MAX_CONNECTIONS", "0")])).unwrap_err();
+        assert_eq!(err.var, "BANSO_DB_MAX_CONNECTIONS");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = "postgres://u:hunter2-hunter2@db/banso";
+        let c = Config::from_vars(&Vars::from_pairs([("BANSO_DATABASE_URL", secret)])).unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        let err = Config::from_vars(&Vars::from_pairs([("BANSO_DATABASE_URL", "mysql://u:hunter2@db")])).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn file_values_sit_under_the_environment() {
+        let dir = std::env::temp_dir().join(format!("banso-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("banso.toml");
+        std::fs::write(&path, "grpc_addr = \"127.0.0.1:7000\"\ndb_max_connections = 3\n").unwrap();
+        let mut vars = Vars::default();
+        vars.merge_toml_file(path.to_str().unwrap()).unwrap();
+        vars.set("BANSO_DB_MAX_CONNECTIONS", "4");
+        let c = Config::from_vars(&vars).unwrap();
+        assert_eq!(c.server.grpc_addr.port(), 7000);
+        assert_eq!(c.database.max_connections, 4);
+    }
+}

@@ -1,0 +1,74 @@
+//! Database connection and migration: PostgreSQL (each service in its own
+//! schema) or SQLite (one file per service), chosen by URL.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Context as _;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm_migration::MigratorTrait;
+
+use crate::config::DatabaseConfig;
+
+/// The SQLite URL of `<dir>/<service>.db`, creating `dir`.
+pub fn sqlite_url_in(dir: &Path, service: &str) -> anyhow::Result<String> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    Ok(format!("sqlite://{}?mode=rwc", dir.join(format!("{service}.db")).display()))
+}
+
+/// Connects to `url`. On PostgreSQL, `schema` is created if missing and put
+/// first on the search path of every pooled connection; on SQLite the file
+/// is created if missing, in WAL mode so readers do not block the writer.
+pub async fn connect(url: &str, schema: &str, cfg: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
+    anyhow::ensure!(
+        !schema.is_empty() && schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+        "schema name {schema:?} must be lower-case letters and underscores"
+    );
+    let is_pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(cfg.max_connections)
+        .min_connections(cfg.min_connections)
+        .acquire_timeout(cfg.acquire_timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if is_pg {
+        {
+            let mut bootstrap = ConnectOptions::new(url.to_owned());
+            bootstrap.max_connections(1).sqlx_logging(false).connect_timeout(Duration::from_secs(10));
+            let db = Database::connect(bootstrap).await.context("cannot connect to PostgreSQL")?;
+            db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .await
+                .with_context(|| format!("cannot create schema {schema}"))?;
+            db.close().await.ok();
+        }
+        opts.set_schema_search_path(schema.to_owned());
+    } else {
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.create_if_missing(true)
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true)
+        });
+    }
+    let db = Database::connect(opts).await.context("cannot connect to the database")?;
+    Ok(db)
+}
+
+/// Applies every pending migration of `M`.
+pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> anyhow::Result<()> {
+    M::up(db, None).await.context("migration failed")
+}
+
+pub fn is_postgres(db: &impl ConnectionTrait) -> bool {
+    db.get_database_backend() == DbBackend::Postgres
+}
+
+/// The database URL of `service`: `BANSO_DATABASE_URL` when set (one
+/// PostgreSQL database, a schema per service), else a SQLite file per
+/// service under the data directory.
+pub fn url_for(cfg: &crate::config::Config, service: &str) -> anyhow::Result<String> {
+    match &cfg.database.url {
+        Some(url) => Ok(url.expose().to_owned()),
+        None => sqlite_url_in(&cfg.data_dir, service),
+    }
+}

@@ -1,0 +1,220 @@
+//! One error type for every service and one table from it to `tonic::Status`.
+//!
+//! Handlers return [`Error`]; the conversion to a gRPC status happens once,
+//! here, with google.rpc details (`BadRequest` field violations, `ErrorInfo`
+//! with an UPPER_SNAKE reason). Database errors are classified here too, so
+//! SQL text never reaches a caller.
+
+use std::fmt;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The google.rpc.ErrorInfo domain of every Banso error.
+pub const ERROR_DOMAIN: &str = "banso.dev";
+
+/// One bad field of a request: its path (e.g. `account.arr.currency_code`) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+/// What went wrong, in the terms of the API rather than of the storage.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; each bad field is named.
+    #[error("invalid argument: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// The resource does not exist for this tenant (also: belongs to another).
+    #[error("{resource} {id:?} not found")]
+    NotFound { resource: &'static str, id: String },
+    /// A unique key is already taken.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The request is valid but the system's state forbids it.
+    #[error("{message}")]
+    FailedPrecondition { reason: &'static str, message: String },
+    /// A concurrency conflict, such as a stale etag; re-read and retry.
+    #[error("{message}")]
+    Aborted { reason: &'static str, message: String },
+    /// No or bad credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Valid credentials, too weak a role.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A dependency (the database) is unreachable; retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure. Its text is logged, never returned.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A single bad field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument(vec![FieldViolation { field: field.into(), description: description.into() }])
+    }
+
+    pub fn not_found(resource: &'static str, id: impl Into<String>) -> Self {
+        Error::NotFound { resource, id: id.into() }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Error::Internal(e.into())
+    }
+
+    /// The canonical code and `ErrorInfo` reason of this error: the one table.
+    pub fn code_and_reason(&self) -> (Code, &'static str) {
+        match self {
+            Error::InvalidArgument(_) => (Code::InvalidArgument, "INVALID_ARGUMENT"),
+            Error::NotFound { .. } => (Code::NotFound, "NOT_FOUND"),
+            Error::AlreadyExists(_) => (Code::AlreadyExists, "ALREADY_EXISTS"),
+            Error::FailedPrecondition { reason, .. } => (Code::FailedPrecondition, reason),
+            Error::Aborted { reason, .. } => (Code::Aborted, reason),
+            Error::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
+            Error::PermissionDenied(_) => (Code::PermissionDenied, "PERMISSION_DENIED"),
+            Error::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
+            Error::Internal(_) => (Code::Internal, "INTERNAL"),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Status {
+        let (code, reason) = err.code_and_reason();
+        let mut details = ErrorDetails::new();
+        details.set_error_info(reason, ERROR_DOMAIN, std::collections::HashMap::new());
+        let message = match &err {
+            Error::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "internal error");
+                "internal error".to_owned()
+            }
+            Error::Unavailable(m) => {
+                tracing::warn!(error = %m, "dependency unavailable");
+                "service temporarily unavailable; retry later".to_owned()
+            }
+            other => other.to_string(),
+        };
+        if let Error::InvalidArgument(violations) = &err {
+            for v in violations {
+                details.add_bad_request_violation(v.field.clone(), v.description.clone());
+            }
+        }
+        Status::with_error_details(code, message, details)
+    }
+}
+
+impl From<sea_orm::DbErr> for Error {
+    fn from(err: sea_orm::DbErr) -> Error {
+        use sea_orm::{DbErr, RuntimeErr, SqlErr};
+        if let Some(SqlErr::UniqueConstraintViolation(_)) = err.sql_err() {
+            // The constraint's text names tables and columns: keep it in the log only.
+            tracing::debug!(error = %err, "unique violation");
+            return Error::AlreadyExists("a resource with the same unique key already exists".into());
+        }
+        match &err {
+            DbErr::RecordNotFound(what) => Error::NotFound { resource: "record", id: what.clone() },
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Error::Unavailable(err.to_string()),
+            DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))
+                if is_connection_error(e) =>
+            {
+                Error::Unavailable(err.to_string())
+            }
+            _ => Error::Internal(anyhow::Error::new(err)),
+        }
+    }
+}
+
+fn is_connection_error(e: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error as E;
+    matches!(e, E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_))
+}
+
+/// Collects field violations so a request reports every bad field at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation { field: field.into(), description: description.into() });
+    }
+
+    /// Records a violation when `bad` holds.
+    pub fn check(&mut self, bad: bool, field: impl Into<String>, description: impl fmt::Display) {
+        if bad {
+            self.add(field, description.to_string());
+        }
+    }
+
+    /// The value of a validating step, or `None` with its violations kept,
+    /// so one response names every bad field.
+    pub fn take<T>(&mut self, result: Result<T>) -> Option<T> {
+        match result {
+            Ok(t) => Some(t),
+            Err(Error::InvalidArgument(vs)) => {
+                self.0.extend(vs);
+                None
+            }
+            Err(other) => {
+                self.add("", other.to_string());
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok` if nothing was bad, else INVALID_ARGUMENT with every violation.
+    pub fn finish(self) -> Result<()> {
+        if self.0.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(self.0)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_field_violations() {
+        let mut v = Violations::new();
+        v.add("account.name", "must not be empty");
+        v.add("account.arr.currency_code", "\"XXQ\" is not an ISO 4217 code");
+        let status: Status = v.finish().unwrap_err().into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let bad = details.bad_request().expect("bad request details");
+        assert_eq!(bad.field_violations.len(), 2);
+        assert_eq!(bad.field_violations[0].field, "account.name");
+        assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn internal_errors_hide_their_text() {
+        let status: Status = Error::internal(anyhow::anyhow!("SELECT secret FROM t")).into();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("SELECT"));
+    }
+
+    #[test]
+    fn missing_row_maps_to_not_found_and_lost_connection_to_unavailable() {
+        let e: Error = sea_orm::DbErr::RecordNotFound("x".into()).into();
+        assert_eq!(Status::from(e).code(), Code::NotFound);
+        let e: Error = sea_orm::DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout).into();
+        assert_eq!(Status::from(e).code(), Code::Unavailable);
+    }
+}

@@ -1,0 +1,187 @@
+//! Field rules shared by every Accounts resource. Lengths count characters,
+//! not bytes: names are often Japanese (3 bytes a character in UTF-8).
+
+use banso_kit::Violations;
+use chrono::NaiveDate;
+
+/// Checks an optional text field: at most `max` characters, no control characters.
+pub fn text(v: &mut Violations, field: &str, value: &str, max: usize) {
+    let n = value.chars().count();
+    if n > max {
+        v.add(field, format!("must be at most {max} characters, got {n}"));
+    }
+    if value.chars().any(char::is_control) {
+        v.add(field, "must not contain control characters");
+    }
+}
+
+/// Checks a required text field: 1 to `max` characters, not only spaces.
+pub fn required_text(v: &mut Violations, field: &str, value: &str, max: usize) {
+    if value.trim().is_empty() {
+        v.add(field, "is required");
+    } else {
+        text(v, field, value, max);
+    }
+}
+
+/// A plausible e-mail address: one `@`, a local part, a domain with a dot,
+/// no spaces; at most 254 characters (RFC 5321).
+pub fn email(v: &mut Violations, field: &str, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    let bad = || format!("{value:?} is not an e-mail address");
+    if value.chars().count() > 254 {
+        v.add(field, "must be at most 254 characters");
+        return;
+    }
+    let Some((local, domain)) = value.split_once('@') else {
+        v.add(field, bad());
+        return;
+    };
+    let ok = !local.is_empty()
+        && local.len() <= 64
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !ok {
+        v.add(field, bad());
+    }
+}
+
+/// An ISO 4217 currency with a defined minor unit; returns its exponent.
+pub fn currency(v: &mut Violations, field: &str, code: &str) -> Option<u16> {
+    if code.is_empty() {
+        v.add(field, "is required");
+        return None;
+    }
+    match iso_currency::Currency::from_code(code).and_then(|c| c.exponent()) {
+        Some(e) => Some(e),
+        None => {
+            v.add(field, format!("{code:?} is not an ISO 4217 currency code with a minor unit (e.g. JPY, USD, EUR)"));
+            None
+        }
+    }
+}
+
+/// A calendar date from year, month, day, within 1900–9999.
+pub fn date(v: &mut Violations, field: &str, year: i32, month: i32, day: i32) -> Option<NaiveDate> {
+    if !(1900..=9999).contains(&year) {
+        v.add(format!("{field}.year"), format!("must be between 1900 and 9999, got {year}"));
+        return None;
+    }
+    match u32::try_from(month).ok().zip(u32::try_from(day).ok()).and_then(|(m, d)| NaiveDate::from_ymd_opt(year, m, d))
+    {
+        Some(d) => Some(d),
+        None => {
+            v.add(field, format!("{year:04}-{month:02}-{day:02} is not a calendar date"));
+            None
+        }
+    }
+}
+
+/// A custom attribute name: `[a-z][a-z0-9_]{0,63}`, so it can be named in
+/// CEL expressions (segments, playbook conditions).
+pub fn attribute_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Tags: at most 50, each 1 to 64 characters; returns them trimmed, without
+/// duplicates, in first-seen order.
+pub fn tags(v: &mut Violations, field: &str, tags: &[String]) -> Vec<String> {
+    if tags.len() > 50 {
+        v.add(field, format!("at most 50 tags, got {}", tags.len()));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (i, t) in tags.iter().enumerate() {
+        let t = t.trim();
+        let n = t.chars().count();
+        if n == 0 || n > 64 {
+            v.add(format!("{field}[{i}]"), format!("must be 1 to 64 characters, got {n}"));
+        } else if t.chars().any(char::is_control) {
+            v.add(format!("{field}[{i}]"), "must not contain control characters");
+        } else if !out.iter().any(|o| o == t) {
+            out.push(t.to_owned());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn violations(f: impl FnOnce(&mut Violations)) -> usize {
+        let mut v = Violations::new();
+        f(&mut v);
+        match v.finish() {
+            Ok(()) => 0,
+            Err(banso_kit::Error::InvalidArgument(vs)) => vs.len(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        // 200 kanji are 600 bytes but 200 characters: allowed.
+        let name = "株".repeat(200);
+        assert_eq!(violations(|v| required_text(v, "name", &name, 200)), 0);
+        assert_eq!(violations(|v| required_text(v, "name", &"株".repeat(201), 200)), 1);
+        assert_eq!(violations(|v| required_text(v, "name", "  ", 200)), 1);
+        assert_eq!(violations(|v| text(v, "name", "a\u{0007}b", 200)), 1);
+    }
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "taro.yamada@example.co.jp", "x+y@sub.example.com"] {
+            assert_eq!(violations(|v| email(v, "email", ok)), 0, "{ok}");
+        }
+        for bad in ["a", "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.co", "a@b..co", "a@b.co."] {
+            assert_eq!(violations(|v| email(v, "email", bad)), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn currencies_and_their_exponents() {
+        let mut v = Violations::new();
+        assert_eq!(currency(&mut v, "c", "JPY"), Some(0));
+        assert_eq!(currency(&mut v, "c", "USD"), Some(2));
+        assert_eq!(currency(&mut v, "c", "KWD"), Some(3));
+        assert!(v.is_empty());
+        assert_eq!(currency(&mut v, "c", "usd"), None);
+        assert_eq!(currency(&mut v, "c", "XAU"), None); // gold: no minor unit
+        assert_eq!(currency(&mut v, "c", "ZZZ"), None);
+    }
+
+    #[test]
+    fn dates() {
+        let mut v = Violations::new();
+        assert!(date(&mut v, "d", 2024, 2, 29).is_some());
+        assert!(v.is_empty());
+        assert!(date(&mut v, "d", 2023, 2, 29).is_none());
+        assert!(date(&mut v, "d", 1800, 1, 1).is_none());
+        assert!(date(&mut v, "d", 2024, 13, 1).is_none());
+        assert!(date(&mut v, "d", 2024, -1, 1).is_none());
+    }
+
+    #[test]
+    fn attribute_names_and_tags() {
+        assert!(attribute_name("seats"));
+        assert!(attribute_name("nps_2024"));
+        assert!(!attribute_name("Seats"));
+        assert!(!attribute_name("1x"));
+        assert!(!attribute_name(""));
+        assert!(!attribute_name("座席"));
+        let mut v = Violations::new();
+        assert_eq!(tags(&mut v, "tags", &["vip".into(), " vip ".into(), "重要".into()]), vec!["vip", "重要"]);
+        assert!(v.is_empty());
+        tags(&mut v, "tags", &["".into()]);
+        assert!(!v.is_empty());
+    }
+}

@@ -1,0 +1,53 @@
+//! The Accounts service (`banso.accounts.v1`): customer accounts, their
+//! stakeholders (contacts), and each tenant's settings (time zone, fiscal
+//! year, currency) that every later period is computed in.
+
+pub mod api;
+pub mod domain;
+pub mod migration;
+pub mod store;
+
+use banso_kit::{config::Config, server::Kit};
+pub use banso_proto::accounts::accounts_service_server::AccountsServiceServer;
+
+/// The service's name: its schema, its SQLite file, its `banso serve` role.
+pub const NAME: &str = "accounts";
+
+pub type Server = AccountsServiceServer<api::AccountsApi>;
+
+/// Connects to the service's database and applies its migrations.
+pub async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    let url = banso_kit::db::url_for(cfg, NAME)?;
+    let db = banso_kit::db::connect(&url, NAME, &cfg.database).await?;
+    banso_kit::db::migrate::<migration::Migrator>(&db).await?;
+    Ok(db)
+}
+
+/// The tonic service over an already migrated database.
+pub fn service(db: sea_orm::DatabaseConnection, kit: &Kit) -> Server {
+    AccountsServiceServer::new(api::AccountsApi::new(store::Store::new(db), kit.clone()))
+        .max_decoding_message_size(kit.max_message_bytes)
+        .max_encoding_message_size(kit.max_message_bytes)
+}
+
+/// Connect, migrate, and build the service; also starts its housekeeping.
+pub async fn build(cfg: &Config, kit: &Kit) -> anyhow::Result<Server> {
+    let db = connect(cfg).await?;
+    spawn_housekeeping(db.clone());
+    Ok(service(db, kit))
+}
+
+/// Forgets request ids older than a week, once an hour.
+fn spawn_housekeeping(db: sea_orm::DatabaseConnection) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match banso_kit::idempotency::prune(&db, chrono::Duration::days(7)).await {
+                Ok(n) if n > 0 => tracing::info!(pruned = n, "old request ids pruned"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning request ids failed"),
+            }
+        }
+    });
+}

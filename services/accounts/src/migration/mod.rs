@@ -1,0 +1,159 @@
+//! The `accounts` schema. Every table carries tenant_id and every index that
+//! serves a query leads with it.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(banso_kit::idempotency::Migration), Box::new(M0001Accounts)]
+    }
+}
+
+struct M0001Accounts;
+
+impl MigrationName for M0001Accounts {
+    fn name(&self) -> &str {
+        "m20261122_000001_accounts_contacts_settings"
+    }
+}
+
+fn index(table: &str, name: &str, cols: &[&'static str]) -> IndexCreateStatement {
+    let mut i = Index::create();
+    i.name(format!("{table}_{name}")).table(table.to_owned()).if_not_exists();
+    for c in cols {
+        i.col(*c);
+    }
+    i.to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0001Accounts {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("accounts")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(text("name"))
+                .col(text_null("external_id"))
+                .col(text("industry"))
+                .col(big_integer_null("employee_count"))
+                .col(text("revenue_band"))
+                .col(text("region"))
+                .col(text("plan_tier"))
+                .col(string_len("lifecycle_stage", 16))
+                .col(string_len("touch_model", 8))
+                .col(text("owner_id"))
+                .col(string_len_null("arr_currency", 3))
+                .col(big_integer_null("arr_amount_minor"))
+                .col(date_null("contract_start_date"))
+                .col(date_null("renewal_date"))
+                .col(json("tags"))
+                .col(json("custom_attributes"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .col(big_integer("version"))
+                .to_owned(),
+        )
+        .await?;
+        let t = "accounts";
+        m.create_index(index(t, "tenant_external_id", &["tenant_id", "external_id"]).unique().to_owned()).await?;
+        for (name, cols) in [
+            ("tenant_id", &["tenant_id", "id"][..]),
+            ("tenant_stage", &["tenant_id", "lifecycle_stage", "id"]),
+            ("tenant_touch", &["tenant_id", "touch_model", "id"]),
+            ("tenant_owner", &["tenant_id", "owner_id", "id"]),
+            ("tenant_industry", &["tenant_id", "industry", "id"]),
+            ("tenant_region", &["tenant_id", "region", "id"]),
+            ("tenant_plan", &["tenant_id", "plan_tier", "id"]),
+            ("tenant_revenue_band", &["tenant_id", "revenue_band", "id"]),
+            ("tenant_renewal", &["tenant_id", "renewal_date", "id"]),
+            ("tenant_arr", &["tenant_id", "arr_currency", "arr_amount_minor", "id"]),
+            ("tenant_name", &["tenant_id", "name", "id"]),
+            ("tenant_update_time", &["tenant_id", "update_time", "id"]),
+        ] {
+            m.create_index(index(t, name, cols)).await?;
+        }
+
+        // One row per tag, so the tag filter is an index lookup.
+        m.create_table(
+            Table::create()
+                .table("account_tags")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(string_len("tag", 256))
+                .col(uuid("account_id"))
+                .primary_key(Index::create().col("tenant_id").col("tag").col("account_id"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("account_tags_account")
+                        .from("account_tags", "account_id")
+                        .to("accounts", "id")
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("account_tags", "account", &["account_id"])).await?;
+
+        m.create_table(
+            Table::create()
+                .table("contacts")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(text("name"))
+                .col(text("email"))
+                .col(text("email_lower"))
+                .col(text("title"))
+                .col(text("department"))
+                .col(string_len_null("level", 16))
+                .col(boolean("champion"))
+                .col(boolean("decision_maker"))
+                .col(text_null("external_id"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .col(big_integer("version"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("contacts_account")
+                        .from("contacts", "account_id")
+                        .to("accounts", "id")
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        )
+        .await?;
+        let t = "contacts";
+        m.create_index(index(t, "tenant_external_id", &["tenant_id", "external_id"]).unique().to_owned()).await?;
+        m.create_index(index(t, "tenant_id", &["tenant_id", "id"])).await?;
+        m.create_index(index(t, "tenant_account", &["tenant_id", "account_id", "id"])).await?;
+        m.create_index(index(t, "tenant_email", &["tenant_id", "email_lower"])).await?;
+        m.create_index(index(t, "account", &["account_id"])).await?;
+
+        m.create_table(
+            Table::create()
+                .table("tenant_settings")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64).primary_key())
+                .col(text("time_zone"))
+                .col(integer("fiscal_year_start_month"))
+                .col(string_len("default_currency_code", 3))
+                .col(timestamp_with_time_zone("update_time"))
+                .col(big_integer("version"))
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for t in ["tenant_settings", "contacts", "account_tags", "accounts"] {
+            m.drop_table(Table::drop().table(t.to_owned()).if_exists().to_owned()).await?;
+        }
+        Ok(())
+    }
+}

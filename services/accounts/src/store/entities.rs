@@ -1,0 +1,122 @@
+//! sea-orm entities of the `accounts` schema.
+
+pub mod account {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "accounts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub name: String,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub external_id: Option<String>,
+        #[sea_orm(column_type = "Text")]
+        pub industry: String,
+        pub employee_count: Option<i64>,
+        #[sea_orm(column_type = "Text")]
+        pub revenue_band: String,
+        #[sea_orm(column_type = "Text")]
+        pub region: String,
+        #[sea_orm(column_type = "Text")]
+        pub plan_tier: String,
+        pub lifecycle_stage: String,
+        pub touch_model: String,
+        #[sea_orm(column_type = "Text")]
+        pub owner_id: String,
+        pub arr_currency: Option<String>,
+        pub arr_amount_minor: Option<i64>,
+        pub contract_start_date: Option<Date>,
+        pub renewal_date: Option<Date>,
+        pub tags: Json,
+        pub custom_attributes: Json,
+        pub create_time: ChronoDateTimeUtc,
+        pub update_time: ChronoDateTimeUtc,
+        pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod account_tag {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "account_tags")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tag: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub account_id: Uuid,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod contact {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "contacts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: String,
+        pub account_id: Uuid,
+        #[sea_orm(column_type = "Text")]
+        pub name: String,
+        #[sea_orm(column_type = "Text")]
+        pub email: String,
+        #[sea_orm(column_type = "Text")]
+        pub email_lower: String,
+        #[sea_orm(column_type = "Text")]
+        pub title: String,
+        #[sea_orm(column_type = "Text")]
+        pub department: String,
+        pub level: Option<String>,
+        pub champion: bool,
+        pub decision_maker: bool,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub external_id: Option<String>,
+        pub create_time: ChronoDateTimeUtc,
+        pub update_time: ChronoDateTimeUtc,
+        pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod tenant_settings {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tenant_settings")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub time_zone: String,
+        pub fiscal_year_start_month: i32,
+        pub default_currency_code: String,
+        pub update_time: ChronoDateTimeUtc,
+        pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
