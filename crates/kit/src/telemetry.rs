@@ -164,6 +164,23 @@ pub fn trace_interceptor(mut req: tonic::Request<()>) -> Result<tonic::Request<(
     Ok(req)
 }
 
+/// The server span of one RPC: a child of the caller's trace when the
+/// request carries a W3C `traceparent`.
+pub fn rpc_span(method: &str, headers: &http::HeaderMap) -> tracing::Span {
+    let span = tracing::info_span!(
+        "rpc",
+        otel.name = %method,
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.method = %method,
+        tenant_id = tracing::field::Empty,
+        rpc.grpc.status_code = tracing::field::Empty,
+    );
+    let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let _ = span.set_parent(parent);
+    span
+}
+
 /// Tower layer: a span per RPC (child of the caller's trace), and the RPC's
 /// count and latency by method and gRPC status code.
 #[derive(Clone, Default)]
@@ -199,17 +216,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let method = req.uri().path().to_owned();
-        let span = tracing::info_span!(
-            "rpc",
-            otel.name = %method,
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.method = %method,
-            tenant_id = tracing::field::Empty,
-            rpc.grpc.status_code = tracing::field::Empty,
-        );
-        let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
-        let _ = span.set_parent(parent);
+        let span = rpc_span(&method, req.headers());
         let start = Instant::now();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -335,5 +342,32 @@ impl http_body::Body for ObservedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_context_is_extracted_from_requests_and_injected_into_calls() {
+        global::set_text_map_propagator(TraceContextPropagator::new());
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().unwrap());
+            let span = rpc_span("/banso.accounts.v1.AccountsService/GetAccount", &headers);
+            let _entered = span.enter();
+            // A call made while serving carries the same trace, with a new parent span.
+            let mut outgoing = tonic::metadata::MetadataMap::new();
+            inject_trace_context(&mut outgoing);
+            let sent = outgoing.get("traceparent").expect("traceparent injected").to_str().unwrap().to_owned();
+            let parts: Vec<&str> = sent.split('-').collect();
+            assert_eq!(parts[1], trace_id, "{sent}");
+            assert_ne!(parts[2], "00f067aa0ba902b7", "the parent is this server's span");
+        });
     }
 }
