@@ -4,6 +4,8 @@
 /// The encoded `FileDescriptorSet` of every Banso proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/banso_descriptor.bin"));
 
+// Generated code: its shape is prost's, not ours to lint.
+#[allow(clippy::all)]
 pub mod banso {
     pub mod types {
         pub mod v1 {
@@ -17,6 +19,12 @@ pub mod banso {
             include!(concat!(env!("OUT_DIR"), "/banso.accounts.v1.serde.rs"));
         }
     }
+    pub mod events {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/banso.events.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/banso.events.v1.serde.rs"));
+        }
+    }
 }
 
-pub use banso::{accounts::v1 as accounts, types::v1 as types};
+pub use banso::{accounts::v1 as accounts, events::v1 as events, types::v1 as types};

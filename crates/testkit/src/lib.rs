@@ -41,6 +41,43 @@ impl TestDb {
     pub fn is_postgres(&self) -> bool {
         matches!(self.cleanup, Cleanup::Postgres { .. })
     }
+
+    /// The URL `service` connects to: its own SQLite file, or the fresh
+    /// PostgreSQL database (the service then uses its own schema in it).
+    pub fn url_for(&self, service: &str) -> String {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => banso_kit::db::sqlite_url_in(dir, service).expect("test dir is writable"),
+            Cleanup::Postgres { .. } => self.url.clone(),
+        }
+    }
+
+    /// A directory that lives as long as this database (for the embedded bus).
+    pub fn dir(&self) -> PathBuf {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => dir.clone(),
+            Cleanup::Postgres { name, .. } => {
+                let dir = std::env::temp_dir().join(name);
+                std::fs::create_dir_all(&dir).expect("temp dir is writable");
+                dir
+            }
+        }
+    }
+
+    /// Connects `service` to this database and applies its migrations.
+    pub async fn connect<M: sea_orm_migration::MigratorTrait>(
+        &self,
+        service: &str,
+    ) -> anyhow::Result<sea_orm::DatabaseConnection> {
+        let cfg = banso_kit::config::DatabaseConfig {
+            url: None,
+            max_connections: 5,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(30),
+        };
+        let db = banso_kit::db::connect(&self.url_for(service), service, &cfg).await?;
+        banso_kit::db::migrate::<M>(&db).await?;
+        Ok(db)
+    }
 }
 
 impl Drop for TestDb {
@@ -50,6 +87,7 @@ impl Drop for TestDb {
                 let _ = std::fs::remove_dir_all(dir);
             }
             Cleanup::Postgres { admin_url, name } => {
+                let _ = std::fs::remove_dir_all(std::env::temp_dir().join(name));
                 let (admin_url, name) = (admin_url.clone(), name.clone());
                 // Drop runs inside the test's runtime: use a thread of our own.
                 let _ = std::thread::spawn(move || {

@@ -1,0 +1,1 @@
+//! The CEL expression environment (in progress).

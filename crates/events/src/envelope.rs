@@ -1,0 +1,133 @@
+//! The event envelope and its subject.
+
+use std::collections::HashMap;
+
+use opentelemetry::propagation::{Extractor, Injector};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+pub use banso_proto::events::{Envelope, envelope::Payload};
+
+/// The snake_case type of a payload: the last token of its subject.
+pub fn type_of(payload: &Payload) -> &'static str {
+    match payload {
+        Payload::AccountCreated(_) => "account_created",
+        Payload::AccountUpdated(_) => "account_updated",
+        Payload::AccountDeleted(_) => "account_deleted",
+        Payload::ContactChanged(_) => "contact_changed",
+        Payload::ContractChanged(_) => "contract_changed",
+        Payload::ActivityLogged(_) => "activity_logged",
+        Payload::TenantSettingsChanged(_) => "tenant_settings_changed",
+    }
+}
+
+/// `banso.<source>.<type>`.
+pub fn subject(envelope: &Envelope) -> String {
+    format!("banso.{}.{}", envelope.source, envelope.r#type)
+}
+
+/// The subjects of everything `source` publishes: `banso.<source>.>`.
+pub fn all_of(source: &str) -> String {
+    format!("banso.{source}.>")
+}
+
+struct MapInjector<'a>(&'a mut HashMap<String, String>);
+
+impl Injector for MapInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+}
+
+struct MapExtractor<'a>(&'a HashMap<String, String>);
+
+impl Extractor for MapExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
+/// A new envelope for `payload`, stamped now, carrying the current trace.
+pub fn new(tenant_id: &str, source: &str, payload: Payload) -> Envelope {
+    let now = chrono::Utc::now();
+    let mut trace_context = HashMap::new();
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut MapInjector(&mut trace_context)));
+    Envelope {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant_id.to_owned(),
+        occurred_at: Some(pbjson_types::Timestamp {
+            seconds: now.timestamp(),
+            nanos: now.timestamp_subsec_nanos() as i32,
+        }),
+        source: source.to_owned(),
+        r#type: type_of(&payload).to_owned(),
+        trace_context,
+        payload: Some(payload),
+    }
+}
+
+/// A span for handling `envelope`, a child of the trace that produced it, so
+/// producer → relay → consumer is one trace.
+pub fn span(kind: &'static str, consumer: &str, envelope: &Envelope) -> tracing::Span {
+    let span = tracing::info_span!(
+        "event",
+        otel.name = %format!("{kind} {}", subject(envelope)),
+        otel.kind = if kind == "publish" { "producer" } else { "consumer" },
+        messaging.system = "banso",
+        messaging.operation = kind,
+        messaging.destination = %subject(envelope),
+        messaging.message.id = %envelope.id,
+        consumer = consumer,
+        tenant_id = %envelope.tenant_id,
+    );
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&MapExtractor(&envelope.trace_context)));
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// Does `subject` match `pattern` (NATS wildcards: `*` one token, `>` the rest)?
+pub fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let mut p = pattern.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (p.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_and_wildcards() {
+        assert!(subject_matches("banso.accounts.>", "banso.accounts.account_created"));
+        assert!(subject_matches("banso.*.account_created", "banso.accounts.account_created"));
+        assert!(subject_matches("banso.accounts.account_created", "banso.accounts.account_created"));
+        assert!(!subject_matches("banso.accounts.>", "banso.accounts"));
+        assert!(!subject_matches("banso.health.>", "banso.accounts.account_created"));
+        assert!(!subject_matches("banso.accounts.account_created", "banso.accounts.account_updated"));
+    }
+
+    #[test]
+    fn new_envelopes_name_their_type_and_subject() {
+        let e = new(
+            "acme",
+            "accounts",
+            Payload::AccountDeleted(banso_proto::events::AccountDeleted {
+                account_id: "x".into(),
+                external_id: "".into(),
+            }),
+        );
+        assert_eq!(subject(&e), "banso.accounts.account_deleted");
+        assert_eq!(uuid::Uuid::parse_str(&e.id).unwrap().get_version_num(), 7);
+    }
+}

@@ -1,0 +1,209 @@
+//! The NATS JetStream bus, used when `BANSO_NATS_URL` is set.
+//!
+//! - One stream per source service, `BANSO_<SOURCE>` over `banso.<source>.>`,
+//!   created or updated at start; file storage; a 2-minute duplicate window
+//!   in which a message id (`Nats-Msg-Id` = envelope id) is stored once, so a
+//!   relay that retries a batch after a lost ack publishes nothing twice.
+//! - One durable pull consumer per consuming service and source, explicit
+//!   ack, handled one message at a time in stream order (see `bus::deliver`)
+//!   with at most one message unacknowledged, so order survives a crash.
+//! - A message that keeps being rejected is published to `banso.dlq.<consumer>`
+//!   (stream `BANSO_DLQ`, with the error in the `Banso-Error` header) and
+//!   terminated, so it is not redelivered.
+//! - The client reconnects by itself; a consumer whose subscription breaks is
+//!   recreated by `bus::spawn_consumer` and resumes from its durable position.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{
+    self, AckKind,
+    consumer::{Consumer, pull},
+    message::PublishMessage,
+    stream,
+};
+use async_trait::async_trait;
+use futures::StreamExt;
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    bus::{Bus, DeliveryPolicy, Handler, Outcome, Outgoing, deliver},
+    envelope::Envelope,
+};
+
+pub struct NatsBus {
+    js: jetstream::Context,
+}
+
+pub fn stream_name(source: &str) -> String {
+    format!("BANSO_{}", source.to_ascii_uppercase())
+}
+
+const DLQ_STREAM: &str = "BANSO_DLQ";
+
+/// How long the server waits for an ack before redelivering; also how long
+/// a crashed consumer's message waits before its successor gets it.
+const ACK_WAIT: Duration = Duration::from_secs(6);
+
+/// The source service of a subject pattern `banso.<source>.…`.
+fn source_of(subject: &str) -> anyhow::Result<&str> {
+    let mut parts = subject.split('.');
+    match (parts.next(), parts.next()) {
+        (Some("banso"), Some(source)) if !source.is_empty() && source != "*" && source != ">" => Ok(source),
+        _ => anyhow::bail!("subject {subject:?} does not name a source (banso.<source>.…)"),
+    }
+}
+
+impl NatsBus {
+    /// Connects to `url`; keeps retrying in the background if NATS is not up yet.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .name("banso")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {url}: {e}"))?;
+        let mut js = jetstream::new(client);
+        js.set_timeout(Duration::from_secs(5));
+        Ok(NatsBus { js })
+    }
+
+    async fn ensure_stream(&self, name: &str, subjects: Vec<String>, max_age: Duration) -> anyhow::Result<()> {
+        self.js
+            .create_or_update_stream(stream::Config {
+                name: name.to_owned(),
+                subjects,
+                storage: stream::StorageType::File,
+                duplicate_window: Duration::from_secs(120),
+                max_age,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create or update stream {name}: {e}"))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Bus for NatsBus {
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+
+    async fn prepare_source(&self, source: &str) -> anyhow::Result<()> {
+        self.ensure_stream(
+            &stream_name(source),
+            vec![crate::envelope::all_of(source)],
+            Duration::from_secs(7 * 24 * 3600),
+        )
+        .await
+    }
+
+    async fn publish(&self, batch: &[Outgoing]) -> anyhow::Result<()> {
+        // Send the whole batch, then wait for the acks: one connection keeps
+        // the order, and the round trips overlap.
+        let mut acks = Vec::with_capacity(batch.len());
+        for m in batch {
+            let msg = PublishMessage::build().payload(m.payload.clone()).message_id(&m.id);
+            acks.push(self.js.send_publish(m.subject.clone(), msg).await?);
+        }
+        for ack in acks {
+            ack.await?;
+        }
+        Ok(())
+    }
+
+    async fn consume(
+        &self,
+        consumer: &str,
+        subjects: &[String],
+        handler: Arc<dyn Handler>,
+        policy: DeliveryPolicy,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let source = source_of(subjects.first().ok_or_else(|| anyhow::anyhow!("no subjects to consume"))?)?;
+        for s in subjects {
+            anyhow::ensure!(source_of(s)? == source, "one consumer reads one source; {s:?} is not of {source}");
+        }
+        self.prepare_source(source).await?;
+        self.ensure_stream(DLQ_STREAM, vec!["banso.dlq.>".into()], Duration::from_secs(30 * 24 * 3600)).await?;
+        let stream = self.js.get_stream(stream_name(source)).await?;
+        let durable = format!("{consumer}-{source}");
+        let pull_consumer: Consumer<pull::Config> = stream
+            .get_or_create_consumer(
+                &durable,
+                pull::Config {
+                    durable_name: Some(durable.clone()),
+                    filter_subjects: subjects.to_vec(),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                    // One unacknowledged message at a time: after a crash,
+                    // the message the dead consumer held comes back before
+                    // anything newer, which keeps each tenant's order.
+                    ack_wait: ACK_WAIT,
+                    max_ack_pending: 1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create consumer {durable}: {e}"))?;
+        let mut messages = pull_consumer.messages().await?;
+        loop {
+            let next = tokio::select! {
+                next = messages.next() => next,
+                _ = shutdown.cancelled() => return Ok(()),
+            };
+            let msg = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => anyhow::bail!("consumer {durable} failed: {e}"),
+                None => anyhow::bail!("consumer {durable} stream ended"),
+            };
+            let delivered = msg.info().map(|i| i.delivered.max(1) as u32).unwrap_or(1);
+            let outcome = match Envelope::decode(msg.payload.clone()) {
+                Ok(envelope) => {
+                    let work = deliver(handler.as_ref(), consumer, &envelope, delivered, &policy, &shutdown);
+                    tokio::pin!(work);
+                    // While the handler works (or retries), tell the server
+                    // the message is in progress so it is not redelivered.
+                    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + ACK_WAIT / 3, ACK_WAIT / 3);
+                    loop {
+                        tokio::select! {
+                            outcome = &mut work => break outcome,
+                            _ = tick.tick() => { let _ = msg.ack_with(AckKind::Progress).await; }
+                        }
+                    }
+                }
+                Err(e) => Outcome::DeadLetter(format!("payload is not an Envelope: {e}")),
+            };
+            match outcome {
+                // Confirmed ack: if it is lost, the message comes back and
+                // the consumer's inbox makes the second handling a no-op.
+                Outcome::Handled => msg.double_ack().await.map_err(|e| anyhow::anyhow!("ack failed: {e}"))?,
+                Outcome::DeadLetter(error) => {
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert("Banso-Error", error.replace(['\r', '\n'], " ").as_str());
+                    headers.insert("Banso-Subject", msg.subject.as_str());
+                    let dead = PublishMessage::build().payload(msg.payload.clone()).headers(headers);
+                    self.js.send_publish(format!("banso.dlq.{consumer}"), dead).await?.await?;
+                    msg.ack_with(AckKind::Term).await.map_err(|e| anyhow::anyhow!("term failed: {e}"))?;
+                }
+                Outcome::Stopped => return Ok(()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_of_subjects() {
+        assert_eq!(source_of("banso.accounts.>").unwrap(), "accounts");
+        assert_eq!(source_of("banso.accounts.account_created").unwrap(), "accounts");
+        assert!(source_of("banso.>").is_err());
+        assert!(source_of("other.accounts").is_err());
+        assert_eq!(stream_name("accounts"), "BANSO_ACCOUNTS");
+    }
+}
