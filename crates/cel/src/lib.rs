@@ -1,1 +1,209 @@
-//! The CEL expression environment (in progress).
+//! The CEL (Common Expression Language) environment shared by segments and
+//! playbook conditions.
+//!
+//! An [`Expression`] is compiled once, when a segment or condition is saved,
+//! and checked against a [`Schema`]: syntax errors, unknown variables and
+//! unknown fields of `account` are reported there as a [`CompileError`] with
+//! a 1-based line and column. It is then evaluated with
+//! [`Expression::evaluate_bool`] against the [`Facts`] of each account; it is
+//! `Send + Sync + Clone` (an `Arc` inside), so one compiled expression serves
+//! any number of threads or tasks.
+//!
+//! ```
+//! use banso_cel::{AccountFacts, Expression, account_schema};
+//! use chrono::{NaiveDate, TimeZone, Utc};
+//!
+//! let segment = Expression::compile(
+//!     "account.lifecycle_stage == 'renewal' && account.days_to_renewal <= 90",
+//!     &account_schema(),
+//! )?;
+//! let tags = vec!["vip".to_string()];
+//! let facts = AccountFacts {
+//!     name: "Acme",
+//!     lifecycle_stage: "renewal",
+//!     renewal_date: NaiveDate::from_ymd_opt(2026, 3, 1),
+//!     tags: &tags,
+//!     today: NaiveDate::from_ymd_opt(2026, 1, 15).unwrap(),
+//!     ..Default::default()
+//! }
+//! .into_facts(Utc.with_ymd_and_hms(2026, 1, 15, 3, 0, 0).unwrap());
+//! assert!(segment.evaluate_bool(&facts)?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The account environment
+//!
+//! [`account_schema`] declares two variables. `now` is a timestamp (the
+//! evaluation time the caller passes). `account` is a map with exactly these
+//! fields (any other is a compile error):
+//!
+//! | field | type |
+//! |---|---|
+//! | `name`, `external_id`, `industry`, `revenue_band`, `region`, `plan_tier`, `owner_id` | string, `""` when unset |
+//! | `employee_count` | int, or `null` |
+//! | `lifecycle_stage` | string: `onboarding`, `adoption`, `expansion`, `renewal`, `churned` |
+//! | `touch_model` | string: `high`, `low`, `tech` |
+//! | `arr` | int: the amount in minor units (`1234500` is 12,345.00 USD), `0` when none |
+//! | `arr_currency` | string: ISO 4217 code, `""` when none |
+//! | `contract_start_date`, `renewal_date` | timestamp at 00:00 UTC of the date, or `null` |
+//! | `tags` | list of strings: `'vip' in account.tags` |
+//! | `attributes` | map of custom attributes: any key may be read; values are bool, int, double, string, or timestamp (dates at 00:00 UTC) |
+//! | `days_to_renewal` | int: `renewal_date` − today in the tenant's time zone (negative once past), or `null` |
+//!
+//! # Semantics worth knowing
+//!
+//! * A comparison with `null` is an evaluation error, not `false`:
+//!   `account.renewal_date < timestamp('2027-01-01T00:00:00Z')` fails for an
+//!   account without a renewal date. Segments count such accounts as not
+//!   members (and count the errors); guard the field to make the intent
+//!   explicit: `account.renewal_date != null && account.renewal_date < …`.
+//! * `&&` and `||` evaluate left to right and stop early, but an error on the
+//!   left is not absorbed by the right (unlike the CEL specification): put
+//!   the guard first.
+//! * Reading a missing custom attribute with `.` is an error; test it with
+//!   `has(account.attributes.seats)` first. `account.attributes['seats']`
+//!   gives `null` instead.
+//! * The result must be a bool, else [`EvalError::NotABool`].
+//!
+//! `docs/cel.md` lists the functions and macros that work with
+//! cel-interpreter 0.10 and those that do not.
+
+mod check;
+mod facts;
+mod runtime;
+mod schema;
+mod syntax;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use cel_interpreter::{Program, Value};
+
+pub use facts::{AccountFacts, Fact, Facts};
+pub use schema::{Schema, Shape, account_schema};
+
+/// The longest source accepted, in characters.
+pub const MAX_SOURCE_CHARS: usize = 4096;
+
+/// Why a source does not compile, and where: 1-based line and column, the
+/// column counted in characters (not bytes) so it matches what an editor shows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct CompileError {
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+impl CompileError {
+    fn at(source: &str, offset: usize, message: impl Into<String>) -> Self {
+        let (line, column) = syntax::line_col(source, offset);
+        CompileError { line, column, message: message.into() }
+    }
+}
+
+/// Why an evaluation gave no bool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    /// The expression evaluated to a value of this CEL type.
+    #[error("the expression gave {}, not a bool", check::a(.0))]
+    NotABool(String),
+    /// The interpreter's error, reworded: values shown as CEL writes them,
+    /// with a hint where a guard (`!= null`, `has()`) avoids it.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A compiled expression and its source.
+#[derive(Clone)]
+pub struct Expression {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: String,
+    program: Program,
+}
+
+impl std::fmt::Debug for Expression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Expression").field(&self.inner.source).finish()
+    }
+}
+
+impl Expression {
+    /// Parses `source` and checks it against `schema`.
+    pub fn compile(source: &str, schema: &Schema) -> Result<Expression, CompileError> {
+        if source.trim().is_empty() {
+            return Err(CompileError::at(source, 0, "expression is empty"));
+        }
+        if let Some((beyond, _)) = source.char_indices().nth(MAX_SOURCE_CHARS) {
+            let n = source.chars().count();
+            return Err(CompileError::at(
+                source,
+                beyond,
+                format!("expression is {n} characters long; the limit is {MAX_SOURCE_CHARS}"),
+            ));
+        }
+        let tree = syntax::parse(source).map_err(|e| CompileError::at(source, e.at, e.message))?;
+        check::check(&tree, schema).map_err(|e| CompileError::at(source, e.at, e.message))?;
+        let program = interpreter_parse(source)?;
+        Ok(Expression { inner: Arc::new(Inner { source: source.to_string(), program }) })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.inner.source
+    }
+
+    /// Evaluates the expression; only a bool result is a success.
+    pub fn evaluate_bool(&self, facts: &Facts) -> Result<bool, EvalError> {
+        match self.evaluate(facts)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(EvalError::NotABool(runtime::type_name(&other).to_string())),
+        }
+    }
+
+    fn evaluate(&self, facts: &Facts) -> Result<Value, EvalError> {
+        let mut ctx = runtime::ROOT.new_inner_scope();
+        for (name, value) in &facts.variables {
+            ctx.add_variable_from_value(name.as_str(), value.clone());
+        }
+        // The interpreter has `todo!()`s on paths our checks cannot rule out
+        // for values of unknown shape; a panic must not take a worker down.
+        match catch_unwind(AssertUnwindSafe(|| self.inner.program.execute(&ctx))) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(EvalError::Failed(runtime::describe_error(e))),
+            Err(panic) => Err(EvalError::Failed(format!(
+                "the interpreter cannot evaluate this expression on these values: {}",
+                runtime::panic_message(panic.as_ref())
+            ))),
+        }
+    }
+}
+
+/// cel-interpreter's own parse, after ours accepted the source. Its errors
+/// are still possible in principle (the grammars are meant to agree), and it
+/// panics on some inputs.
+fn interpreter_parse(source: &str) -> Result<Program, CompileError> {
+    let blanked = syntax::blank_comments(source);
+    match catch_unwind(|| Program::compile(&blanked)) {
+        Ok(Ok(program)) => Ok(program),
+        Ok(Err(errors)) => {
+            let Some(first) = errors.errors.first() else {
+                return Err(CompileError::at(source, 0, "the expression could not be parsed"));
+            };
+            let clamp = |n: isize| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+            let message = first.msg.strip_prefix("Syntax error: ").unwrap_or(&first.msg);
+            let mut chars = message.chars();
+            let message = match chars.next() {
+                Some(c) => c.to_lowercase().chain(chars).collect(),
+                None => "the expression could not be parsed".to_string(),
+            };
+            Err(CompileError { line: clamp(first.pos.0), column: clamp(first.pos.1), message })
+        }
+        Err(_) => Err(CompileError::at(source, 0, "the expression could not be parsed")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -194,15 +194,23 @@ async fn serve(config: Config, services: &[Service], dev: Option<(String, String
         tracing::warn!("BANSO_PAGE_TOKEN_SECRET is not set: page tokens will not survive a restart or cross replicas");
     }
     let auth = server::auth_layer(&config)?;
+    let shutdown = CancellationToken::new();
+    let bus = banso_events::connect_bus(&config.data_dir).await?;
+    if bus.kind() == "embedded" && dev.is_none() {
+        tracing::warn!(
+            "BANSO_NATS_URL is not set: events use the embedded log in {} and reach only this process",
+            config.data_dir.display()
+        );
+    }
+    let events = banso_events::Runtime { bus, shutdown: shutdown.clone() };
     let mut set = ServiceSet::new();
     for s in services {
         set = match s {
-            Service::Accounts => set.with(banso_accounts::build(&config, &kit).await?),
+            Service::Accounts => set.with(banso_accounts::build(&config, &kit, &events).await?),
         };
     }
-    let shutdown = CancellationToken::new();
     let running = server::start(&config.server, auth, set, shutdown.clone()).await?;
-    tracing::info!(grpc = %running.grpc_addr, admin = ?running.admin_addr, role, "banso is serving");
+    tracing::info!(grpc = %running.grpc_addr, admin = ?running.admin_addr, role, bus = events.bus.kind(), "banso is serving");
     if let Some((tenant, token)) = dev {
         println!();
         println!("Banso is up (embedded mode: SQLite under {}).", config.data_dir.display());

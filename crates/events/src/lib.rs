@@ -25,11 +25,22 @@ use std::sync::Arc;
 pub use bus::{Bus, Handler, HandlerError};
 pub use envelope::{Envelope, Payload};
 
+/// What a service needs to publish and consume: the process's bus and the
+/// token that stops its relays and consumers.
+#[derive(Clone)]
+pub struct Runtime {
+    pub bus: Arc<dyn Bus>,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
 /// The bus a process uses: NATS when `BANSO_NATS_URL` is set, else the
 /// embedded log under the data directory.
 pub async fn connect_bus(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Bus>> {
     match std::env::var("BANSO_NATS_URL") {
-        Ok(url) if !url.trim().is_empty() => Ok(Arc::new(nats::NatsBus::connect(&url).await?)),
+        Ok(url) if !url.trim().is_empty() => {
+            let ns = std::env::var("BANSO_NATS_NAMESPACE").ok().filter(|s| !s.is_empty());
+            Ok(Arc::new(nats::NatsBus::connect_in(&url, ns.as_deref()).await?))
+        }
         _ => Ok(Arc::new(embedded::EmbeddedBus::open(data_dir).await?)),
     }
 }

@@ -10,6 +10,8 @@
 //! - A message that keeps being rejected is published to `banso.dlq.<consumer>`
 //!   (stream `BANSO_DLQ`, with the error in the `Banso-Error` header) and
 //!   terminated, so it is not redelivered.
+//! - `BANSO_NATS_NAMESPACE` prefixes every subject and stream name, so
+//!   several environments can share one NATS cluster.
 //! - The client reconnects by itself; a consumer whose subscription breaks is
 //!   recreated by `bus::spawn_consumer` and resumes from its durable position.
 
@@ -33,13 +35,18 @@ use crate::{
 
 pub struct NatsBus {
     js: jetstream::Context,
+    /// Prefix of every subject and stream, so several environments (or
+    /// parallel tests) can share one NATS without seeing each other.
+    namespace: Option<String>,
 }
 
-pub fn stream_name(source: &str) -> String {
-    format!("BANSO_{}", source.to_ascii_uppercase())
+/// The stream of `source` in `namespace`: `BANSO_[<NS>_]<SOURCE>`.
+pub fn stream_name(namespace: Option<&str>, source: &str) -> String {
+    match namespace {
+        Some(ns) => format!("BANSO_{}_{}", ns.to_ascii_uppercase(), source.to_ascii_uppercase()),
+        None => format!("BANSO_{}", source.to_ascii_uppercase()),
+    }
 }
-
-const DLQ_STREAM: &str = "BANSO_DLQ";
 
 /// How long the server waits for an ack before redelivering; also how long
 /// a crashed consumer's message waits before its successor gets it.
@@ -57,6 +64,17 @@ fn source_of(subject: &str) -> anyhow::Result<&str> {
 impl NatsBus {
     /// Connects to `url`; keeps retrying in the background if NATS is not up yet.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_in(url, None).await
+    }
+
+    /// Connects, with every subject under `namespace` (letters, digits, `_`).
+    pub async fn connect_in(url: &str, namespace: Option<&str>) -> anyhow::Result<Self> {
+        if let Some(ns) = namespace {
+            anyhow::ensure!(
+                !ns.is_empty() && ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "NATS namespace {ns:?} must be letters, digits and underscores"
+            );
+        }
         let client = async_nats::ConnectOptions::new()
             .name("banso")
             .retry_on_initial_connect()
@@ -66,7 +84,19 @@ impl NatsBus {
             .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {url}: {e}"))?;
         let mut js = jetstream::new(client);
         js.set_timeout(Duration::from_secs(5));
-        Ok(NatsBus { js })
+        Ok(NatsBus { js, namespace: namespace.map(str::to_owned) })
+    }
+
+    /// The subject on the wire for a Banso subject.
+    fn wire(&self, subject: &str) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}.{subject}"),
+            None => subject.to_owned(),
+        }
+    }
+
+    fn dlq_stream(&self) -> String {
+        stream_name(self.namespace.as_deref(), "dlq")
     }
 
     async fn ensure_stream(&self, name: &str, subjects: Vec<String>, max_age: Duration) -> anyhow::Result<()> {
@@ -93,8 +123,8 @@ impl Bus for NatsBus {
 
     async fn prepare_source(&self, source: &str) -> anyhow::Result<()> {
         self.ensure_stream(
-            &stream_name(source),
-            vec![crate::envelope::all_of(source)],
+            &stream_name(self.namespace.as_deref(), source),
+            vec![self.wire(&crate::envelope::all_of(source))],
             Duration::from_secs(7 * 24 * 3600),
         )
         .await
@@ -106,7 +136,7 @@ impl Bus for NatsBus {
         let mut acks = Vec::with_capacity(batch.len());
         for m in batch {
             let msg = PublishMessage::build().payload(m.payload.clone()).message_id(&m.id);
-            acks.push(self.js.send_publish(m.subject.clone(), msg).await?);
+            acks.push(self.js.send_publish(self.wire(&m.subject), msg).await?);
         }
         for ack in acks {
             ack.await?;
@@ -127,15 +157,16 @@ impl Bus for NatsBus {
             anyhow::ensure!(source_of(s)? == source, "one consumer reads one source; {s:?} is not of {source}");
         }
         self.prepare_source(source).await?;
-        self.ensure_stream(DLQ_STREAM, vec!["banso.dlq.>".into()], Duration::from_secs(30 * 24 * 3600)).await?;
-        let stream = self.js.get_stream(stream_name(source)).await?;
+        self.ensure_stream(&self.dlq_stream(), vec![self.wire("banso.dlq.>")], Duration::from_secs(30 * 24 * 3600))
+            .await?;
+        let stream = self.js.get_stream(stream_name(self.namespace.as_deref(), source)).await?;
         let durable = format!("{consumer}-{source}");
         let pull_consumer: Consumer<pull::Config> = stream
             .get_or_create_consumer(
                 &durable,
                 pull::Config {
                     durable_name: Some(durable.clone()),
-                    filter_subjects: subjects.to_vec(),
+                    filter_subjects: subjects.iter().map(|s| self.wire(s)).collect(),
                     ack_policy: jetstream::consumer::AckPolicy::Explicit,
                     deliver_policy: jetstream::consumer::DeliverPolicy::All,
                     // One unacknowledged message at a time: after a crash,
@@ -185,7 +216,7 @@ impl Bus for NatsBus {
                     headers.insert("Banso-Error", error.replace(['\r', '\n'], " ").as_str());
                     headers.insert("Banso-Subject", msg.subject.as_str());
                     let dead = PublishMessage::build().payload(msg.payload.clone()).headers(headers);
-                    self.js.send_publish(format!("banso.dlq.{consumer}"), dead).await?.await?;
+                    self.js.send_publish(self.wire(&format!("banso.dlq.{consumer}")), dead).await?.await?;
                     msg.ack_with(AckKind::Term).await.map_err(|e| anyhow::anyhow!("term failed: {e}"))?;
                 }
                 Outcome::Stopped => return Ok(()),
@@ -204,6 +235,7 @@ mod tests {
         assert_eq!(source_of("banso.accounts.account_created").unwrap(), "accounts");
         assert!(source_of("banso.>").is_err());
         assert!(source_of("other.accounts").is_err());
-        assert_eq!(stream_name("accounts"), "BANSO_ACCOUNTS");
+        assert_eq!(stream_name(None, "accounts"), "BANSO_ACCOUNTS");
+        assert_eq!(stream_name(Some("t1"), "accounts"), "BANSO_T1_ACCOUNTS");
     }
 }

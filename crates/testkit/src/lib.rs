@@ -5,8 +5,12 @@
 //! database when `BANSO_TEST_DATABASE_URL` points at PostgreSQL, so the same
 //! suites run on both backends. Tests share nothing and run in parallel.
 //! Logs stay quiet unless `BANSO_TEST_LOG` holds a filter (e.g. `debug`).
+//!
+//! Each app gets its own event bus: an embedded log in its temp directory,
+//! or, when `BANSO_TEST_NATS_URL` is set, NATS JetStream under a namespace of
+//! its own, so parallel tests never see each other's events.
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use banso_kit::{
     auth::{DevTokenIssuer, Role},
@@ -153,6 +157,8 @@ pub struct Options {
 
 /// A running test server.
 pub struct TestApp {
+    /// The app's bus and the token that stops its relays and consumers.
+    pub events: banso_events::Runtime,
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
     pub channel: Channel,
@@ -194,9 +200,21 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        self.events.shutdown.cancel();
         if let Some(s) = &self.server {
             s.shutdown();
         }
+    }
+}
+
+/// A bus of its own for one test app.
+pub async fn test_bus(dir: &std::path::Path) -> anyhow::Result<Arc<dyn banso_events::Bus>> {
+    match std::env::var("BANSO_TEST_NATS_URL") {
+        Ok(url) if !url.is_empty() => {
+            let ns = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[16..]);
+            Ok(Arc::new(banso_events::nats::NatsBus::connect_in(&url, Some(&ns)).await?))
+        }
+        _ => Ok(Arc::new(banso_events::embedded::EmbeddedBus::open(&dir.join("bus")).await?)),
     }
 }
 
@@ -230,7 +248,7 @@ fn init_logs() {
 /// Starts the services that `build` makes on a fresh database.
 pub async fn spawn<F, Fut>(build: F) -> anyhow::Result<TestApp>
 where
-    F: FnOnce(Config, Kit) -> Fut,
+    F: FnOnce(Config, Kit, banso_events::Runtime) -> Fut,
     Fut: Future<Output = anyhow::Result<ServiceSet>>,
 {
     spawn_with(Options::default(), build).await
@@ -238,7 +256,7 @@ where
 
 pub async fn spawn_with<F, Fut>(options: Options, build: F) -> anyhow::Result<TestApp>
 where
-    F: FnOnce(Config, Kit) -> Fut,
+    F: FnOnce(Config, Kit, banso_events::Runtime) -> Fut,
     Fut: Future<Output = anyhow::Result<ServiceSet>>,
 {
     init_logs();
@@ -258,11 +276,13 @@ where
     }
     let config = Config::from_vars(&vars)?;
     let kit = Kit::from_config(&config);
-    let services = build(config.clone(), kit).await?;
+    let events = banso_events::Runtime { bus: test_bus(&db.dir()).await?, shutdown: CancellationToken::new() };
+    let services = build(config.clone(), kit, events.clone()).await?;
     let auth = server::auth_layer(&config)?;
     let running = server::start(&config.server, auth, services, CancellationToken::new()).await?;
     let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))?.connect().await?;
     Ok(TestApp {
+        events,
         addr: running.grpc_addr,
         admin_addr: running.admin_addr,
         channel,

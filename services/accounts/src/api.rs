@@ -1,29 +1,43 @@
 //! The gRPC face of the Accounts service: check the caller, validate and
 //! convert proto ↔ domain, call the store. No rules beyond that live here.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 
 use banso_kit::{
     Error, Result, Violations,
     auth::{self, Access},
-    fieldmask, idempotency,
+    fieldmask,
     paging::{self, QueryKey},
     server::Kit,
 };
-use banso_proto::{accounts as pb, types as tpb};
+use banso_proto::accounts as pb;
 use chrono::{DateTime, NaiveDate, Utc};
 use prost::Message;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
 use crate::{
+    convert::*,
     domain::{
-        ACCOUNT_UPDATABLE, Account, AccountCursor, AccountFields, AccountFilter, AccountOrder, AttrValue,
-        CONTACT_UPDATABLE, Contact, ContactFields, ContactFilter, ContactLevel, LifecycleStage, Money,
-        SETTINGS_UPDATABLE, TenantSettings, TouchModel, etag, settings::valid_time_zone, validate,
+        ACCOUNT_UPDATABLE, Account, AccountCursor, AccountFilter, AccountOrder, AccountSort, CONTACT_UPDATABLE,
+        ContactFilter, SETTINGS_UPDATABLE, TenantSettings,
+        activity::{self, Activity, ActivityFilter},
+        contract::ContractInput,
+        retention::{self, Period},
+        segment::{self, SEGMENT_UPDATABLE, Segment},
+        settings::valid_time_zone,
+        validate,
     },
-    store::Store,
+    store::{
+        Store,
+        import::{ContactRow, RowOutcome},
+    },
 };
+
+/// Accounts an EvaluateSegment call looks at before it returns a page.
+const SEGMENT_SCAN_PER_CALL: u64 = 5_000;
+/// Row errors an import response lists (the count covers all).
+const MAX_IMPORT_ERRORS: usize = 1_000;
 
 pub struct AccountsApi {
     store: Store,
@@ -40,429 +54,6 @@ type RpcResult<T> = std::result::Result<Response<T>, Status>;
 
 fn reply<T>(r: Result<T>) -> RpcResult<T> {
     r.map(Response::new).map_err(Status::from)
-}
-
-// ----- conversions -----
-
-pub(crate) fn parse_id(field: &str, s: &str) -> Result<Uuid> {
-    if s.is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    Uuid::parse_str(s).map_err(|_| Error::invalid(field, format!("{s:?} is not a UUID")))
-}
-
-fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
-    pbjson_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
-}
-
-fn date_to_proto(d: NaiveDate) -> tpb::Date {
-    use chrono::Datelike;
-    tpb::Date { year: d.year(), month: d.month() as i32, day: d.day() as i32 }
-}
-
-fn date_from_proto(v: &mut Violations, field: &str, d: Option<&tpb::Date>) -> Option<NaiveDate> {
-    d.and_then(|d| validate::date(v, field, d.year, d.month, d.day))
-}
-
-fn money_from_proto(v: &mut Violations, field: &str, m: &tpb::Money) -> Option<Money> {
-    let exp = validate::currency(v, &format!("{field}.currency_code"), &m.currency_code);
-    if m.amount_minor < 0 {
-        v.add(format!("{field}.amount_minor"), format!("must not be negative, got {}", m.amount_minor));
-        return None;
-    }
-    exp.map(|_| Money { currency_code: m.currency_code.clone(), amount_minor: m.amount_minor })
-}
-
-fn attr_from_proto(v: &mut Violations, field: &str, a: &tpb::AttributeValue) -> Option<AttrValue> {
-    use tpb::attribute_value::Kind;
-    match &a.kind {
-        None => {
-            v.add(
-                field,
-                "must set one of string_value, int_value, double_value, bool_value, date_value, timestamp_value",
-            );
-            None
-        }
-        Some(Kind::StringValue(s)) => {
-            validate::text(v, &format!("{field}.string_value"), s, 1000);
-            Some(AttrValue::String(s.clone()))
-        }
-        Some(Kind::IntValue(i)) => Some(AttrValue::Int(*i)),
-        Some(Kind::DoubleValue(d)) if d.is_finite() => Some(AttrValue::Double(*d)),
-        Some(Kind::DoubleValue(d)) => {
-            v.add(format!("{field}.double_value"), format!("must be a finite number, got {d}"));
-            None
-        }
-        Some(Kind::BoolValue(b)) => Some(AttrValue::Bool(*b)),
-        Some(Kind::DateValue(d)) => {
-            validate::date(v, &format!("{field}.date_value"), d.year, d.month, d.day).map(AttrValue::Date)
-        }
-        Some(Kind::TimestampValue(t)) => {
-            match DateTime::from_timestamp(t.seconds, t.nanos.try_into().unwrap_or(u32::MAX)) {
-                Some(t) => Some(AttrValue::Timestamp(t)),
-                None => {
-                    v.add(format!("{field}.timestamp_value"), "is not a valid timestamp");
-                    None
-                }
-            }
-        }
-    }
-}
-
-fn attr_to_proto(a: &AttrValue) -> tpb::AttributeValue {
-    use tpb::attribute_value::Kind;
-    let kind = match a {
-        AttrValue::String(s) => Kind::StringValue(s.clone()),
-        AttrValue::Int(i) => Kind::IntValue(*i),
-        AttrValue::Double(d) => Kind::DoubleValue(*d),
-        AttrValue::Bool(b) => Kind::BoolValue(*b),
-        AttrValue::Date(d) => Kind::DateValue(date_to_proto(*d)),
-        AttrValue::Timestamp(t) => Kind::TimestampValue(timestamp(*t)),
-    };
-    tpb::AttributeValue { kind: Some(kind) }
-}
-
-fn stage_from_proto(v: &mut Violations, field: &str, raw: i32, required: bool) -> Option<LifecycleStage> {
-    match pb::LifecycleStage::try_from(raw) {
-        Ok(pb::LifecycleStage::Unspecified) if required => {
-            v.add(field, "is required (LIFECYCLE_STAGE_UNSPECIFIED is not a stage)");
-            None
-        }
-        Ok(pb::LifecycleStage::Unspecified) => None,
-        Ok(pb::LifecycleStage::Onboarding) => Some(LifecycleStage::Onboarding),
-        Ok(pb::LifecycleStage::Adoption) => Some(LifecycleStage::Adoption),
-        Ok(pb::LifecycleStage::Expansion) => Some(LifecycleStage::Expansion),
-        Ok(pb::LifecycleStage::Renewal) => Some(LifecycleStage::Renewal),
-        Ok(pb::LifecycleStage::Churned) => Some(LifecycleStage::Churned),
-        Err(_) => {
-            v.add(field, format!("{raw} is not a LifecycleStage"));
-            None
-        }
-    }
-}
-
-fn stage_to_proto(s: LifecycleStage) -> pb::LifecycleStage {
-    match s {
-        LifecycleStage::Onboarding => pb::LifecycleStage::Onboarding,
-        LifecycleStage::Adoption => pb::LifecycleStage::Adoption,
-        LifecycleStage::Expansion => pb::LifecycleStage::Expansion,
-        LifecycleStage::Renewal => pb::LifecycleStage::Renewal,
-        LifecycleStage::Churned => pb::LifecycleStage::Churned,
-    }
-}
-
-fn touch_from_proto(v: &mut Violations, field: &str, raw: i32, required: bool) -> Option<TouchModel> {
-    match pb::TouchModel::try_from(raw) {
-        Ok(pb::TouchModel::Unspecified) if required => {
-            v.add(field, "is required (TOUCH_MODEL_UNSPECIFIED is not a touch model)");
-            None
-        }
-        Ok(pb::TouchModel::Unspecified) => None,
-        Ok(pb::TouchModel::High) => Some(TouchModel::High),
-        Ok(pb::TouchModel::Low) => Some(TouchModel::Low),
-        Ok(pb::TouchModel::Tech) => Some(TouchModel::Tech),
-        Err(_) => {
-            v.add(field, format!("{raw} is not a TouchModel"));
-            None
-        }
-    }
-}
-
-fn touch_to_proto(t: TouchModel) -> pb::TouchModel {
-    match t {
-        TouchModel::High => pb::TouchModel::High,
-        TouchModel::Low => pb::TouchModel::Low,
-        TouchModel::Tech => pb::TouchModel::Tech,
-    }
-}
-
-fn level_from_proto(v: &mut Violations, field: &str, raw: i32) -> Option<ContactLevel> {
-    match pb::ContactLevel::try_from(raw) {
-        Ok(pb::ContactLevel::Unspecified) => None,
-        Ok(pb::ContactLevel::Executive) => Some(ContactLevel::Executive),
-        Ok(pb::ContactLevel::Manager) => Some(ContactLevel::Manager),
-        Ok(pb::ContactLevel::Practitioner) => Some(ContactLevel::Practitioner),
-        Err(_) => {
-            v.add(field, format!("{raw} is not a ContactLevel"));
-            None
-        }
-    }
-}
-
-fn level_to_proto(l: Option<ContactLevel>) -> pb::ContactLevel {
-    match l {
-        None => pb::ContactLevel::Unspecified,
-        Some(ContactLevel::Executive) => pb::ContactLevel::Executive,
-        Some(ContactLevel::Manager) => pb::ContactLevel::Manager,
-        Some(ContactLevel::Practitioner) => pb::ContactLevel::Practitioner,
-    }
-}
-
-fn external_id(v: &mut Violations, field: &str, s: &str) -> Option<String> {
-    validate::text(v, field, s, 128);
-    (!s.is_empty()).then(|| s.to_owned())
-}
-
-/// The account fields of `p` named in `paths`, each validated; fields not
-/// named keep neutral values and are not looked at.
-fn account_fields(p: &pb::Account, prefix: &str, paths: &[&str], v: &mut Violations) -> AccountFields {
-    let f = |name: &str| format!("{prefix}.{name}");
-    let mut out = AccountFields {
-        name: String::new(),
-        external_id: None,
-        industry: String::new(),
-        employee_count: None,
-        revenue_band: String::new(),
-        region: String::new(),
-        plan_tier: String::new(),
-        lifecycle_stage: LifecycleStage::Onboarding,
-        touch_model: TouchModel::High,
-        owner_id: String::new(),
-        arr: None,
-        contract_start_date: None,
-        renewal_date: None,
-        tags: Vec::new(),
-        custom_attributes: BTreeMap::new(),
-    };
-    for path in paths {
-        match *path {
-            "name" => {
-                validate::required_text(v, &f("name"), &p.name, 200);
-                out.name = p.name.trim().to_owned();
-            }
-            "external_id" => out.external_id = external_id(v, &f("external_id"), &p.external_id),
-            "industry" => {
-                validate::text(v, &f("industry"), &p.industry, 100);
-                out.industry = p.industry.clone();
-            }
-            "employee_count" => {
-                if let Some(n) = p.employee_count
-                    && !(0..=10_000_000).contains(&n)
-                {
-                    v.add(f("employee_count"), format!("must be between 0 and 10000000, got {n}"));
-                }
-                out.employee_count = p.employee_count;
-            }
-            "revenue_band" => {
-                validate::text(v, &f("revenue_band"), &p.revenue_band, 100);
-                out.revenue_band = p.revenue_band.clone();
-            }
-            "region" => {
-                validate::text(v, &f("region"), &p.region, 100);
-                out.region = p.region.clone();
-            }
-            "plan_tier" => {
-                validate::text(v, &f("plan_tier"), &p.plan_tier, 100);
-                out.plan_tier = p.plan_tier.clone();
-            }
-            "lifecycle_stage" => {
-                if let Some(s) = stage_from_proto(v, &f("lifecycle_stage"), p.lifecycle_stage, true) {
-                    out.lifecycle_stage = s;
-                }
-            }
-            "touch_model" => {
-                if let Some(t) = touch_from_proto(v, &f("touch_model"), p.touch_model, true) {
-                    out.touch_model = t;
-                }
-            }
-            "owner_id" => {
-                validate::text(v, &f("owner_id"), &p.owner_id, 128);
-                out.owner_id = p.owner_id.clone();
-            }
-            "arr" => out.arr = p.arr.as_ref().and_then(|m| money_from_proto(v, &f("arr"), m)),
-            "contract_start_date" => {
-                out.contract_start_date = date_from_proto(v, &f("contract_start_date"), p.contract_start_date.as_ref())
-            }
-            "renewal_date" => out.renewal_date = date_from_proto(v, &f("renewal_date"), p.renewal_date.as_ref()),
-            "tags" => out.tags = validate::tags(v, &f("tags"), &p.tags),
-            "custom_attributes" => {
-                if p.custom_attributes.len() > 100 {
-                    v.add(f("custom_attributes"), format!("at most 100 attributes, got {}", p.custom_attributes.len()));
-                }
-                for (name, value) in &p.custom_attributes {
-                    let field = format!("{prefix}.custom_attributes[{name:?}]");
-                    if !validate::attribute_name(name) {
-                        v.add(&field, "name must match [a-z][a-z0-9_]{0,63}");
-                    }
-                    if let Some(a) = attr_from_proto(v, &field, value) {
-                        out.custom_attributes.insert(name.clone(), a);
-                    }
-                }
-            }
-            other => unreachable!("{other} is not an account field"),
-        }
-    }
-    out
-}
-
-pub(crate) fn account_to_proto(a: &Account) -> pb::Account {
-    let f = &a.fields;
-    pb::Account {
-        id: a.id.to_string(),
-        name: f.name.clone(),
-        external_id: f.external_id.clone().unwrap_or_default(),
-        industry: f.industry.clone(),
-        employee_count: f.employee_count,
-        revenue_band: f.revenue_band.clone(),
-        region: f.region.clone(),
-        plan_tier: f.plan_tier.clone(),
-        lifecycle_stage: stage_to_proto(f.lifecycle_stage) as i32,
-        touch_model: touch_to_proto(f.touch_model) as i32,
-        owner_id: f.owner_id.clone(),
-        arr: f
-            .arr
-            .as_ref()
-            .map(|m| tpb::Money { currency_code: m.currency_code.clone(), amount_minor: m.amount_minor }),
-        contract_start_date: f.contract_start_date.map(date_to_proto),
-        renewal_date: f.renewal_date.map(date_to_proto),
-        tags: f.tags.clone(),
-        custom_attributes: f.custom_attributes.iter().map(|(k, v)| (k.clone(), attr_to_proto(v))).collect(),
-        create_time: Some(timestamp(a.create_time)),
-        update_time: Some(timestamp(a.update_time)),
-        etag: etag(a.version),
-    }
-}
-
-fn filter_from_proto(p: Option<&pb::AccountFilter>, v: &mut Violations) -> AccountFilter {
-    let Some(p) = p else { return AccountFilter::default() };
-    let text = |v: &mut Violations, name: &str, s: &str| {
-        validate::text(v, &format!("filter.{name}"), s, 200);
-        (!s.is_empty()).then(|| s.to_owned())
-    };
-    let mut f = AccountFilter {
-        lifecycle_stages: p
-            .lifecycle_stages
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| stage_from_proto(v, &format!("filter.lifecycle_stages[{i}]"), *s, true))
-            .collect(),
-        touch_models: p
-            .touch_models
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| touch_from_proto(v, &format!("filter.touch_models[{i}]"), *t, true))
-            .collect(),
-        owner_id: text(v, "owner_id", &p.owner_id),
-        industry: text(v, "industry", &p.industry),
-        region: text(v, "region", &p.region),
-        plan_tier: text(v, "plan_tier", &p.plan_tier),
-        revenue_band: text(v, "revenue_band", &p.revenue_band),
-        tag: text(v, "tag", p.tag.trim()),
-        renewal_date_from: date_from_proto(v, "filter.renewal_date_from", p.renewal_date_from.as_ref()),
-        renewal_date_to: date_from_proto(v, "filter.renewal_date_to", p.renewal_date_to.as_ref()),
-        arr_currency: None,
-        arr_min: None,
-        arr_max: None,
-        name_prefix: text(v, "name_prefix", &p.name_prefix),
-    };
-    if let (Some(from), Some(to)) = (f.renewal_date_from, f.renewal_date_to)
-        && from > to
-    {
-        v.add("filter.renewal_date_to", format!("{to} is before renewal_date_from {from}"));
-    }
-    let min = p.arr_min.as_ref().and_then(|m| money_from_proto(v, "filter.arr_min", m));
-    let max = p.arr_max.as_ref().and_then(|m| money_from_proto(v, "filter.arr_max", m));
-    if let (Some(a), Some(b)) = (&min, &max) {
-        if a.currency_code != b.currency_code {
-            v.add(
-                "filter.arr_max.currency_code",
-                format!(
-                    "{:?} differs from arr_min's {:?}; ARR bounds must share a currency",
-                    b.currency_code, a.currency_code
-                ),
-            );
-        } else if a.amount_minor > b.amount_minor {
-            v.add("filter.arr_max.amount_minor", format!("{} is less than arr_min {}", b.amount_minor, a.amount_minor));
-        }
-    }
-    f.arr_currency = min.as_ref().or(max.as_ref()).map(|m| m.currency_code.clone());
-    f.arr_min = min.map(|m| m.amount_minor);
-    f.arr_max = max.map(|m| m.amount_minor);
-    f
-}
-
-fn contact_fields(p: &pb::Contact, prefix: &str, paths: &[&str], v: &mut Violations) -> ContactFields {
-    let f = |name: &str| format!("{prefix}.{name}");
-    let mut out = ContactFields {
-        name: String::new(),
-        email: String::new(),
-        title: String::new(),
-        department: String::new(),
-        level: None,
-        champion: false,
-        decision_maker: false,
-        external_id: None,
-    };
-    for path in paths {
-        match *path {
-            "name" => {
-                validate::required_text(v, &f("name"), &p.name, 200);
-                out.name = p.name.trim().to_owned();
-            }
-            "email" => {
-                let email = p.email.trim();
-                validate::email(v, &f("email"), email);
-                out.email = email.to_owned();
-            }
-            "title" => {
-                validate::text(v, &f("title"), &p.title, 200);
-                out.title = p.title.clone();
-            }
-            "department" => {
-                validate::text(v, &f("department"), &p.department, 200);
-                out.department = p.department.clone();
-            }
-            "level" => out.level = level_from_proto(v, &f("level"), p.level),
-            "champion" => out.champion = p.champion,
-            "decision_maker" => out.decision_maker = p.decision_maker,
-            "external_id" => out.external_id = external_id(v, &f("external_id"), &p.external_id),
-            other => unreachable!("{other} is not a contact field"),
-        }
-    }
-    out
-}
-
-fn contact_to_proto(c: &Contact) -> pb::Contact {
-    let f = &c.fields;
-    pb::Contact {
-        id: c.id.to_string(),
-        account_id: c.account_id.to_string(),
-        name: f.name.clone(),
-        email: f.email.clone(),
-        title: f.title.clone(),
-        department: f.department.clone(),
-        level: level_to_proto(f.level) as i32,
-        champion: f.champion,
-        decision_maker: f.decision_maker,
-        external_id: f.external_id.clone().unwrap_or_default(),
-        create_time: Some(timestamp(c.create_time)),
-        update_time: Some(timestamp(c.update_time)),
-        etag: etag(c.version),
-    }
-}
-
-fn settings_to_proto(s: &TenantSettings) -> pb::TenantSettings {
-    pb::TenantSettings {
-        time_zone: s.time_zone.clone(),
-        fiscal_year_start_month: s.fiscal_year_start_month as i32,
-        default_currency_code: s.default_currency_code.clone(),
-        update_time: s.update_time.map(timestamp),
-        etag: etag(s.version),
-    }
-}
-
-fn request_id<'a>(field: &str, s: &'a str) -> Result<Option<&'a str>> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    idempotency::validate(field, s)?;
-    Ok(Some(s))
-}
-
-fn consistency(f: &AccountFields) -> Result<()> {
-    let mut v = Violations::new();
-    f.check_consistency("account", &mut v);
-    v.finish()
 }
 
 // ----- the service -----
@@ -790,5 +381,751 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
             }
             .await,
         )
+    }
+
+    async fn import_accounts(
+        &self,
+        req: Request<Streaming<pb::ImportAccountsRequest>>,
+    ) -> RpcResult<pb::ImportAccountsResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Write)?;
+                let mut stream = req.into_inner();
+                let mut resp = pb::ImportAccountsResponse::default();
+                let mut next_row: i64 = 0;
+                while let Some(msg) = stream.message().await.map_err(stream_error)? {
+                    for chunk in msg.accounts.chunks(1000) {
+                        let mut valid = Vec::new();
+                        let mut valid_rows = Vec::new();
+                        for acc in chunk {
+                            let row = next_row;
+                            next_row += 1;
+                            resp.rows += 1;
+                            let mut v = Violations::new();
+                            if acc.external_id.is_empty() {
+                                v.add("account.external_id", "is required: imports match on it");
+                            }
+                            let fields = account_fields(acc, "account", ACCOUNT_UPDATABLE, &mut v);
+                            fields.check_consistency("account", &mut v);
+                            match v.finish() {
+                                Ok(()) => {
+                                    valid.push(fields);
+                                    valid_rows.push((row, acc.external_id.clone()));
+                                }
+                                Err(e) => {
+                                    resp.failed += 1;
+                                    push_row_errors(&mut resp.errors, row, &acc.external_id, e);
+                                }
+                            }
+                        }
+                        let results = self.store.import_accounts(&caller.tenant_id, valid).await?;
+                        for (result, (row, ext)) in results.into_iter().zip(valid_rows) {
+                            match result {
+                                Ok(RowOutcome::Created) => resp.created += 1,
+                                Ok(RowOutcome::Updated) => resp.updated += 1,
+                                Ok(RowOutcome::Unchanged) => resp.unchanged += 1,
+                                Err(e) => {
+                                    resp.failed += 1;
+                                    push_row_errors(&mut resp.errors, row, &ext, e);
+                                }
+                            }
+                        }
+                    }
+                }
+                Ok(resp)
+            }
+            .await,
+        )
+    }
+
+    async fn import_contacts(
+        &self,
+        req: Request<Streaming<pb::ImportContactsRequest>>,
+    ) -> RpcResult<pb::ImportContactsResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Write)?;
+                let mut stream = req.into_inner();
+                let mut resp = pb::ImportContactsResponse::default();
+                let mut next_row: i64 = 0;
+                while let Some(msg) = stream.message().await.map_err(stream_error)? {
+                    let mut valid = Vec::new();
+                    let mut valid_rows = Vec::new();
+                    for r in &msg.rows {
+                        let row = next_row;
+                        next_row += 1;
+                        resp.rows += 1;
+                        let default = pb::Contact::default();
+                        let c = r.contact.as_ref().unwrap_or(&default);
+                        let mut v = Violations::new();
+                        if r.contact.is_none() {
+                            v.add("contact", "is required");
+                        }
+                        if c.external_id.is_empty() {
+                            v.add("contact.external_id", "is required: imports match on it");
+                        }
+                        let account_id = if c.account_id.is_empty() {
+                            None
+                        } else {
+                            v.take(parse_id("contact.account_id", &c.account_id))
+                        };
+                        if c.account_id.is_empty() && r.account_external_id.is_empty() {
+                            v.add("account_external_id", "is required when contact.account_id is empty");
+                        }
+                        let fields = contact_fields(c, "contact", CONTACT_UPDATABLE, &mut v);
+                        match v.finish() {
+                            Ok(()) => {
+                                valid.push(ContactRow {
+                                    account_id,
+                                    account_external_id: (!r.account_external_id.is_empty())
+                                        .then(|| r.account_external_id.clone()),
+                                    fields,
+                                });
+                                valid_rows.push((row, c.external_id.clone()));
+                            }
+                            Err(e) => {
+                                resp.failed += 1;
+                                push_row_errors(&mut resp.errors, row, &c.external_id, e);
+                            }
+                        }
+                    }
+                    let results = self.store.import_contacts(&caller.tenant_id, valid).await?;
+                    for (result, (row, ext)) in results.into_iter().zip(valid_rows) {
+                        match result {
+                            Ok(RowOutcome::Created) => resp.created += 1,
+                            Ok(RowOutcome::Updated) => resp.updated += 1,
+                            Ok(RowOutcome::Unchanged) => resp.unchanged += 1,
+                            Err(e) => {
+                                resp.failed += 1;
+                                push_row_errors(&mut resp.errors, row, &ext, e);
+                            }
+                        }
+                    }
+                }
+                Ok(resp)
+            }
+            .await,
+        )
+    }
+
+    async fn record_contract_event(
+        &self,
+        req: Request<pb::RecordContractEventRequest>,
+    ) -> RpcResult<pb::RecordContractEventResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Write)?;
+                let r = req.get_ref();
+                let key = request_id("request_id", &r.request_id)?;
+                let p = r.contract_event.as_ref().ok_or_else(|| Error::invalid("contract_event", "is required"))?;
+                let mut v = Violations::new();
+                let account_id = v.take(parse_id("contract_event.account_id", &p.account_id));
+                let kind = contract_kind_from_proto(&mut v, "contract_event.kind", p.kind);
+                let arr_after =
+                    p.arr_after.as_ref().and_then(|m| money_from_proto(&mut v, "contract_event.arr_after", m));
+                let effective_date =
+                    date_from_proto(&mut v, "contract_event.effective_date", p.effective_date.as_ref());
+                if p.effective_date.is_none() {
+                    v.add("contract_event.effective_date", "is required");
+                }
+                let term_end = date_from_proto(&mut v, "contract_event.term_end", p.term_end.as_ref());
+                validate::text(&mut v, "contract_event.reason_code", &p.reason_code, 64);
+                validate::text(&mut v, "contract_event.note", &p.note, 2000);
+                v.finish()?;
+                let input = ContractInput {
+                    kind: kind.expect("checked above"),
+                    arr_after,
+                    effective_date: effective_date.expect("checked above"),
+                    term_end,
+                    reason_code: p.reason_code.clone(),
+                    note: p.note.clone(),
+                };
+                let (event, account) = self
+                    .store
+                    .record_contract_event(
+                        &caller.tenant_id,
+                        account_id.expect("checked above"),
+                        input,
+                        &caller.subject,
+                        key,
+                    )
+                    .await?;
+                Ok(pb::RecordContractEventResponse {
+                    contract_event: Some(contract_event_to_proto(&event)),
+                    account: Some(account_to_proto(&account)),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn list_contract_events(
+        &self,
+        req: Request<pb::ListContractEventsRequest>,
+    ) -> RpcResult<pb::ListContractEventsResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let r = req.get_ref();
+                let mut v = Violations::new();
+                let account_id = v.take(parse_id("account_id", &r.account_id));
+                let limit = v.take(paging::page_size(r.page_size));
+                v.finish()?;
+                let (account_id, limit) = (account_id.expect("checked"), limit.expect("checked"));
+                let key = QueryKey::new("ListContractEvents", &caller.tenant_id).part(account_id.as_bytes());
+                let after: Option<(NaiveDate, Uuid)> = self.kit.page_tokens.decode(&key, &r.page_token)?;
+                let mut rows = self.store.list_contract_events(&caller.tenant_id, account_id, after, limit + 1).await?;
+                let next_page_token = if rows.len() as u64 > limit {
+                    rows.truncate(limit as usize);
+                    let last = rows.last().expect("limit is at least 1");
+                    self.kit.page_tokens.encode(&key, &(last.effective_date, last.id))
+                } else {
+                    String::new()
+                };
+                Ok(pb::ListContractEventsResponse {
+                    contract_events: rows.iter().map(contract_event_to_proto).collect(),
+                    next_page_token,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn log_activity(&self, req: Request<pb::LogActivityRequest>) -> RpcResult<pb::Activity> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Write)?;
+                let r = req.get_ref();
+                let key = request_id("request_id", &r.request_id)?;
+                let p = r.activity.as_ref().ok_or_else(|| Error::invalid("activity", "is required"))?;
+                let mut v = Violations::new();
+                let account_id = v.take(parse_id("activity.account_id", &p.account_id));
+                let kind = activity_kind_from_proto(&mut v, "activity.kind", p.kind);
+                if p.contact_ids.len() > 50 {
+                    v.add("activity.contact_ids", format!("at most 50 contacts, got {}", p.contact_ids.len()));
+                }
+                let contact_ids: Vec<Uuid> = p
+                    .contact_ids
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, id)| v.take(parse_id(&format!("activity.contact_ids[{i}]"), id)))
+                    .collect();
+                validate::text(&mut v, "activity.author_id", &p.author_id, 128);
+                let occur_time = match &p.occur_time {
+                    None => {
+                        v.add("activity.occur_time", "is required");
+                        None
+                    }
+                    Some(t) => timestamp_from_proto(&mut v, "activity.occur_time", t),
+                };
+                if let Some(t) = occur_time
+                    && t > Utc::now() + chrono::Duration::minutes(5)
+                {
+                    v.add("activity.occur_time", format!("{t} is in the future"));
+                }
+                validate::text(&mut v, "activity.subject", &p.subject, 200);
+                let body_chars = p.body.chars().count();
+                if body_chars > 20_000 {
+                    v.add("activity.body", format!("must be at most 20000 characters, got {body_chars}"));
+                }
+                validate::text(&mut v, "activity.external_ref", &p.external_ref, 256);
+                v.finish()?;
+                let a = Activity {
+                    id: Uuid::nil(),
+                    account_id: account_id.expect("checked"),
+                    kind: kind.expect("checked"),
+                    contact_ids,
+                    author_id: if p.author_id.is_empty() { caller.subject.clone() } else { p.author_id.clone() },
+                    occur_time: occur_time.expect("checked"),
+                    subject: p.subject.clone(),
+                    body: p.body.clone(),
+                    external_ref: (!p.external_ref.is_empty()).then(|| p.external_ref.clone()),
+                    create_time: Utc::now(),
+                };
+                Ok(activity_to_proto(&self.store.log_activity(&caller.tenant_id, a, key).await?))
+            }
+            .await,
+        )
+    }
+
+    async fn list_activities(&self, req: Request<pb::ListActivitiesRequest>) -> RpcResult<pb::ListActivitiesResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let r = req.get_ref();
+                let mut v = Violations::new();
+                let limit = v.take(paging::page_size(r.page_size));
+                let account_id =
+                    if r.account_id.is_empty() { None } else { v.take(parse_id("account_id", &r.account_id)) };
+                let kinds: Vec<_> = r
+                    .kinds
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, k)| activity_kind_from_proto(&mut v, &format!("kinds[{i}]"), *k))
+                    .collect();
+                validate::text(&mut v, "author_id", &r.author_id, 128);
+                let start_time = r.start_time.as_ref().and_then(|t| timestamp_from_proto(&mut v, "start_time", t));
+                let end_time = r.end_time.as_ref().and_then(|t| timestamp_from_proto(&mut v, "end_time", t));
+                if let (Some(s), Some(e)) = (start_time, end_time)
+                    && e <= s
+                {
+                    v.add("end_time", format!("{e} must be after start_time {s}"));
+                }
+                v.finish()?;
+                let limit = limit.expect("checked");
+                let filter = ActivityFilter {
+                    account_id,
+                    kinds,
+                    author_id: (!r.author_id.is_empty()).then(|| r.author_id.clone()),
+                    start_time,
+                    end_time,
+                };
+                let key = QueryKey::new("ListActivities", &caller.tenant_id).part(format!("{filter:?}"));
+                let after: Option<(DateTime<Utc>, Uuid)> = self.kit.page_tokens.decode(&key, &r.page_token)?;
+                let mut rows = self.store.list_activities(&caller.tenant_id, &filter, after, limit + 1).await?;
+                let next_page_token = if rows.len() as u64 > limit {
+                    rows.truncate(limit as usize);
+                    let last = rows.last().expect("limit is at least 1");
+                    self.kit.page_tokens.encode(&key, &(last.occur_time, last.id))
+                } else {
+                    String::new()
+                };
+                Ok(pb::ListActivitiesResponse {
+                    activities: rows.iter().map(activity_to_proto).collect(),
+                    next_page_token,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn get_email_response_rate(
+        &self,
+        req: Request<pb::GetEmailResponseRateRequest>,
+    ) -> RpcResult<pb::EmailResponseRate> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let r = req.get_ref();
+                let mut v = Violations::new();
+                let account_id = v.take(parse_id("account_id", &r.account_id));
+                let end = r
+                    .end_time
+                    .as_ref()
+                    .and_then(|t| timestamp_from_proto(&mut v, "end_time", t))
+                    .unwrap_or_else(Utc::now);
+                let start = r
+                    .start_time
+                    .as_ref()
+                    .and_then(|t| timestamp_from_proto(&mut v, "start_time", t))
+                    .unwrap_or(end - chrono::Duration::days(90));
+                if end <= start {
+                    v.add("end_time", format!("{end} must be after start_time {start}"));
+                }
+                v.finish()?;
+                let (sent, replied) =
+                    self.store.email_counts(&caller.tenant_id, account_id.expect("checked"), start, end).await?;
+                Ok(pb::EmailResponseRate {
+                    emails_sent: sent as i64,
+                    emails_replied: replied as i64,
+                    response_rate: activity::response_rate(sent, replied),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn create_segment(&self, req: Request<pb::CreateSegmentRequest>) -> RpcResult<pb::Segment> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Write)?;
+                let r = req.get_ref();
+                let key = request_id("request_id", &r.request_id)?;
+                let p = r.segment.as_ref().ok_or_else(|| Error::invalid("segment", "is required"))?;
+                let s = segment_fields(p, SEGMENT_UPDATABLE)?;
+                Ok(segment_to_proto(&self.store.create_segment(&caller.tenant_id, s, key).await?))
+            }
+            .await,
+        )
+    }
+
+    async fn get_segment(&self, req: Request<pb::GetSegmentRequest>) -> RpcResult<pb::Segment> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let id = parse_id("id", &req.get_ref().id)?;
+                Ok(segment_to_proto(&self.store.get_segment(&caller.tenant_id, id).await?))
+            }
+            .await,
+        )
+    }
+
+    async fn list_segments(&self, req: Request<pb::ListSegmentsRequest>) -> RpcResult<pb::ListSegmentsResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let r = req.get_ref();
+                let limit = paging::page_size(r.page_size)?;
+                let key = QueryKey::new("ListSegments", &caller.tenant_id);
+                let after: Option<Uuid> = self.kit.page_tokens.decode(&key, &r.page_token)?;
+                let mut rows = self.store.list_segments(&caller.tenant_id, after, limit + 1).await?;
+                let next_page_token = if rows.len() as u64 > limit {
+                    rows.truncate(limit as usize);
+                    self.kit.page_tokens.encode(&key, &rows.last().expect("limit is at least 1").id)
+                } else {
+                    String::new()
+                };
+                Ok(pb::ListSegmentsResponse { segments: rows.iter().map(segment_to_proto).collect(), next_page_token })
+            }
+            .await,
+        )
+    }
+
+    async fn update_segment(&self, req: Request<pb::UpdateSegmentRequest>) -> RpcResult<pb::Segment> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Write)?;
+                let r = req.get_ref();
+                let p = r.segment.as_ref().ok_or_else(|| Error::invalid("segment", "is required"))?;
+                let id = parse_id("segment.id", &p.id)?;
+                let paths = fieldmask::paths(r.update_mask.as_ref(), SEGMENT_UPDATABLE)?;
+                let new = segment_fields(p, &paths)?;
+                let s = self
+                    .store
+                    .update_segment(&caller.tenant_id, id, &p.etag, |s| {
+                        for path in &paths {
+                            match *path {
+                                "display_name" => s.display_name = new.display_name.clone(),
+                                "description" => s.description = new.description.clone(),
+                                "expression" => s.expression = new.expression.clone(),
+                                other => unreachable!("{other} is not a segment field"),
+                            }
+                        }
+                    })
+                    .await?;
+                Ok(segment_to_proto(&s))
+            }
+            .await,
+        )
+    }
+
+    async fn delete_segment(&self, req: Request<pb::DeleteSegmentRequest>) -> RpcResult<pbjson_types::Empty> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Write)?;
+                let id = parse_id("id", &req.get_ref().id)?;
+                self.store.delete_segment(&caller.tenant_id, id, &req.get_ref().etag).await?;
+                Ok(pbjson_types::Empty {})
+            }
+            .await,
+        )
+    }
+
+    async fn evaluate_segment(
+        &self,
+        req: Request<pb::EvaluateSegmentRequest>,
+    ) -> RpcResult<pb::EvaluateSegmentResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let r = req.get_ref();
+                let mut v = Violations::new();
+                let segment_id = v.take(parse_id("segment_id", &r.segment_id));
+                let limit = v.take(paging::page_size(r.page_size));
+                v.finish()?;
+                let (segment_id, limit) = (segment_id.expect("checked"), limit.expect("checked"));
+                let (expr, today, now) = self.segment_program(&caller.tenant_id, segment_id).await?;
+                let key = QueryKey::new("EvaluateSegment", &caller.tenant_id).part(segment_id.as_bytes());
+                let mut after: Option<Uuid> = self.kit.page_tokens.decode(&key, &r.page_token)?;
+                let mut members = Vec::new();
+                let mut scanned = 0u64;
+                let mut exhausted = false;
+                while (members.len() as u64) < limit && scanned < SEGMENT_SCAN_PER_CALL {
+                    let batch = self.scan_accounts(&caller.tenant_id, after, 500).await?;
+                    if batch.is_empty() {
+                        exhausted = true;
+                        break;
+                    }
+                    for a in batch {
+                        scanned += 1;
+                        after = Some(a.id);
+                        if segment::is_member(&expr, &a, today, now).unwrap_or(false) {
+                            members.push(a);
+                            if members.len() as u64 == limit {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let next_page_token = match (exhausted, after) {
+                    (false, Some(last)) => self.kit.page_tokens.encode(&key, &last),
+                    _ => String::new(),
+                };
+                Ok(pb::EvaluateSegmentResponse {
+                    accounts: members.iter().map(account_to_proto).collect(),
+                    next_page_token,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn count_segment_members(
+        &self,
+        req: Request<pb::CountSegmentMembersRequest>,
+    ) -> RpcResult<pb::CountSegmentMembersResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let segment_id = parse_id("segment_id", &req.get_ref().segment_id)?;
+                let (expr, today, now) = self.segment_program(&caller.tenant_id, segment_id).await?;
+                let mut resp = pb::CountSegmentMembersResponse::default();
+                let mut after = None;
+                loop {
+                    let batch = self.scan_accounts(&caller.tenant_id, after, 1000).await?;
+                    let Some(last) = batch.last() else { break };
+                    after = Some(last.id);
+                    for a in &batch {
+                        resp.evaluated_count += 1;
+                        match segment::is_member(&expr, a, today, now) {
+                            Ok(true) => resp.member_count += 1,
+                            Ok(false) => {}
+                            Err(_) => resp.error_count += 1,
+                        }
+                    }
+                }
+                Ok(resp)
+            }
+            .await,
+        )
+    }
+
+    async fn check_segment_membership(
+        &self,
+        req: Request<pb::CheckSegmentMembershipRequest>,
+    ) -> RpcResult<pb::CheckSegmentMembershipResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let r = req.get_ref();
+                let mut v = Violations::new();
+                let segment_id = v.take(parse_id("segment_id", &r.segment_id));
+                let account_id = v.take(parse_id("account_id", &r.account_id));
+                v.finish()?;
+                let (expr, today, now) = self.segment_program(&caller.tenant_id, segment_id.expect("checked")).await?;
+                let a = self.store.get_account(&caller.tenant_id, account_id.expect("checked")).await?;
+                Ok(match segment::is_member(&expr, &a, today, now) {
+                    Ok(member) => pb::CheckSegmentMembershipResponse { member, evaluation_error: String::new() },
+                    Err(e) => pb::CheckSegmentMembershipResponse { member: false, evaluation_error: e },
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn get_retention_metrics(
+        &self,
+        req: Request<pb::GetRetentionMetricsRequest>,
+    ) -> RpcResult<pb::RetentionMetrics> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let r = req.get_ref();
+                let settings = self.store.get_settings(&caller.tenant_id).await?;
+                let fy = settings.fiscal_year_start_month;
+                let mut v = Violations::new();
+                use pb::get_retention_metrics_request::Period as P;
+                let period: Option<Period> = match &r.period {
+                    None => {
+                        v.add("period", "is required: month, fiscal_quarter, fiscal_year or date_range");
+                        None
+                    }
+                    Some(P::Month(m)) => period_or(&mut v, "month", Period::month(m.year, m.month.max(0) as u32)),
+                    Some(P::FiscalQuarter(q)) => period_or(
+                        &mut v,
+                        "fiscal_quarter",
+                        Period::quarter_of_fiscal_year(q.fiscal_year, q.quarter.max(0) as u32, fy),
+                    ),
+                    Some(P::FiscalYear(y)) => period_or(&mut v, "fiscal_year", Period::fiscal_year(*y, fy)),
+                    Some(P::DateRange(d)) => {
+                        let start = date_from_proto(&mut v, "date_range.start", d.start.as_ref());
+                        let end = date_from_proto(&mut v, "date_range.end", d.end.as_ref());
+                        if d.start.is_none() {
+                            v.add("date_range.start", "is required");
+                        }
+                        if d.end.is_none() {
+                            v.add("date_range.end", "is required");
+                        }
+                        match (start, end) {
+                            (Some(s), Some(e)) => period_or(&mut v, "date_range", Period::new(s, e)),
+                            _ => None,
+                        }
+                    }
+                };
+                let currency = if r.currency_code.is_empty() {
+                    settings.default_currency_code.clone()
+                } else {
+                    validate::currency(&mut v, "currency_code", &r.currency_code);
+                    r.currency_code.clone()
+                };
+                let segment_id =
+                    if r.segment_id.is_empty() { None } else { v.take(parse_id("segment_id", &r.segment_id)) };
+                v.finish()?;
+                let period = period.expect("checked above");
+                let mut movements = self.store.contract_movements(&caller.tenant_id, &currency).await?;
+                if let Some(segment_id) = segment_id {
+                    let members = self.segment_members(&caller.tenant_id, segment_id).await?;
+                    movements.retain(|m| members.contains(&m.account_id));
+                }
+                let m = retention::compute(&movements, period);
+                Ok(pb::RetentionMetrics {
+                    period_start: Some(date_to_proto(m.period.start)),
+                    period_end: Some(date_to_proto(m.period.end)),
+                    currency_code: currency,
+                    starting_arr: m.starting_arr,
+                    ending_arr: m.ending_arr,
+                    starting_logos: m.starting_logos,
+                    ending_logos: m.ending_logos,
+                    churned_logos: m.churned_logos,
+                    new_logos: m.new_logos,
+                    churned_arr: m.churned_arr,
+                    contraction_arr: m.contraction_arr,
+                    expansion_arr: m.expansion_arr,
+                    new_arr: m.new_arr,
+                    logo_churn_rate: m.logo_churn_rate,
+                    revenue_churn_rate: m.revenue_churn_rate,
+                    net_revenue_churn_rate: m.net_revenue_churn_rate,
+                    gross_revenue_retention: m.gross_revenue_retention,
+                    net_revenue_retention: m.net_revenue_retention,
+                    renewals: m.renewals,
+                    renewal_churns: m.renewal_churns,
+                    renewal_rate: m.renewal_rate,
+                    arr_renewal_rate: m.arr_renewal_rate,
+                    renewal_arr_due: m.renewal_arr_due,
+                    renewal_arr_retained: m.renewal_arr_retained,
+                    renewal_arr_booked: m.renewal_arr_booked,
+                    net_arr_renewal_rate: m.net_arr_renewal_rate,
+                })
+            }
+            .await,
+        )
+    }
+}
+
+impl AccountsApi {
+    /// A segment's compiled expression, with "today" in the tenant's zone.
+    async fn segment_program(
+        &self,
+        tenant: &str,
+        segment_id: Uuid,
+    ) -> Result<(banso_cel::Expression, NaiveDate, DateTime<Utc>)> {
+        let s = self.store.get_segment(tenant, segment_id).await?;
+        // Stored expressions compiled when saved; a failure now is a bug.
+        let expr = segment::compile(&s.expression)
+            .map_err(|e| Error::internal(anyhow::anyhow!("stored segment {segment_id} does not compile: {e}")))?;
+        let settings: TenantSettings = self.store.get_settings(tenant).await?;
+        let now = Utc::now();
+        Ok((expr, retention::today_in(settings.tz(), now), now))
+    }
+
+    /// Accounts in creation order after `after`.
+    async fn scan_accounts(&self, tenant: &str, after: Option<Uuid>, limit: u64) -> Result<Vec<Account>> {
+        let order = AccountOrder { sort: AccountSort::CreateTime, desc: false };
+        let cursor = after.map(|id| AccountCursor { key: crate::domain::SortKey::Id, id });
+        self.store.list_accounts(tenant, &AccountFilter::default(), order, cursor.as_ref(), limit).await
+    }
+
+    /// The ids of a segment's members now.
+    async fn segment_members(&self, tenant: &str, segment_id: Uuid) -> Result<HashSet<Uuid>> {
+        let (expr, today, now) = self.segment_program(tenant, segment_id).await?;
+        let mut members = HashSet::new();
+        let mut after = None;
+        loop {
+            let batch = self.scan_accounts(tenant, after, 1000).await?;
+            let Some(last) = batch.last() else { return Ok(members) };
+            after = Some(last.id);
+            for a in &batch {
+                if segment::is_member(&expr, a, today, now).unwrap_or(false) {
+                    members.insert(a.id);
+                }
+            }
+        }
+    }
+}
+
+/// A broken request stream (bad message, client gone).
+fn stream_error(s: Status) -> Error {
+    Error::invalid("stream", format!("cannot read the request stream: {}", s.message()))
+}
+
+/// Adds a refused import row's errors, up to the list's cap.
+fn push_row_errors(errors: &mut Vec<pb::ImportRowError>, row: i64, external_id: &str, e: Error) {
+    let strip = |f: &str| f.strip_prefix("account.").or_else(|| f.strip_prefix("contact.")).unwrap_or(f).to_owned();
+    let items: Vec<(String, String)> = match e {
+        Error::InvalidArgument(vs) => vs.into_iter().map(|v| (strip(&v.field), v.description)).collect(),
+        other => vec![(String::new(), other.to_string())],
+    };
+    for (field, description) in items {
+        if errors.len() < MAX_IMPORT_ERRORS {
+            errors.push(pb::ImportRowError { row, external_id: external_id.to_owned(), field, description });
+        }
+    }
+}
+
+/// A validated segment from the fields of `p` named in `paths`.
+fn segment_fields(p: &pb::Segment, paths: &[&str]) -> Result<Segment> {
+    let mut v = Violations::new();
+    for path in paths {
+        match *path {
+            "display_name" => validate::required_text(&mut v, "segment.display_name", &p.display_name, 200),
+            "description" => validate::text(&mut v, "segment.description", &p.description, 2000),
+            "expression" => {
+                if let Err(e) = segment::compile(&p.expression) {
+                    v.add("segment.expression", e.to_string());
+                }
+            }
+            other => unreachable!("{other} is not a segment field"),
+        }
+    }
+    v.finish()?;
+    Ok(Segment {
+        id: Uuid::nil(),
+        display_name: p.display_name.trim().to_owned(),
+        description: p.description.clone(),
+        expression: p.expression.clone(),
+        create_time: Utc::now(),
+        update_time: Utc::now(),
+        version: 0,
+    })
+}
+
+/// The period, or its error as a violation under `field`.
+fn period_or(
+    v: &mut Violations,
+    field: &str,
+    p: std::result::Result<Period, retention::PeriodError>,
+) -> Option<Period> {
+    match p {
+        Ok(p) => Some(p),
+        Err(e) => {
+            v.add(format!("{field}.{}", e.field()), e.to_string());
+            None
+        }
     }
 }

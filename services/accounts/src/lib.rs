@@ -3,7 +3,9 @@
 //! year, currency) that every later period is computed in.
 
 pub mod api;
+pub mod convert;
 pub mod domain;
+pub mod events;
 pub mod migration;
 pub mod store;
 
@@ -23,18 +25,23 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection
     Ok(db)
 }
 
-/// The tonic service over an already migrated database.
-pub fn service(db: sea_orm::DatabaseConnection, kit: &Kit) -> Server {
-    AccountsServiceServer::new(api::AccountsApi::new(store::Store::new(db), kit.clone()))
+/// The tonic service over an already migrated database; `outbox` wakes
+/// the relay that publishes what it records.
+pub fn service(db: sea_orm::DatabaseConnection, outbox: banso_events::outbox::OutboxSignal, kit: &Kit) -> Server {
+    AccountsServiceServer::new(api::AccountsApi::new(store::Store::new(db, outbox), kit.clone()))
         .max_decoding_message_size(kit.max_message_bytes)
         .max_encoding_message_size(kit.max_message_bytes)
 }
 
-/// Connect, migrate, and build the service; also starts its housekeeping.
-pub async fn build(cfg: &Config, kit: &Kit) -> anyhow::Result<Server> {
+/// Connect, migrate, and build the service; starts the outbox relay and
+/// housekeeping, which stop with `events.shutdown`.
+pub async fn build(cfg: &Config, kit: &Kit, events: &banso_events::Runtime) -> anyhow::Result<Server> {
     let db = connect(cfg).await?;
+    let signal = banso_events::outbox::OutboxSignal::default();
+    banso_events::outbox::Relay::new(db.clone(), events.bus.clone(), NAME, signal.clone(), Default::default())
+        .spawn(events.shutdown.clone());
     spawn_housekeeping(db.clone());
-    Ok(service(db, kit))
+    Ok(service(db, signal, kit))
 }
 
 /// Forgets request ids older than a week, once an hour.

@@ -156,6 +156,32 @@ impl AccountFields {
         }
     }
 
+    /// The fields (by proto name) that differ from `other`.
+    pub fn changed_fields(&self, other: &AccountFields) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut diff = |name, changed: bool| {
+            if changed {
+                out.push(name)
+            }
+        };
+        diff("name", self.name != other.name);
+        diff("external_id", self.external_id != other.external_id);
+        diff("industry", self.industry != other.industry);
+        diff("employee_count", self.employee_count != other.employee_count);
+        diff("revenue_band", self.revenue_band != other.revenue_band);
+        diff("region", self.region != other.region);
+        diff("plan_tier", self.plan_tier != other.plan_tier);
+        diff("lifecycle_stage", self.lifecycle_stage != other.lifecycle_stage);
+        diff("touch_model", self.touch_model != other.touch_model);
+        diff("owner_id", self.owner_id != other.owner_id);
+        diff("arr", self.arr != other.arr);
+        diff("contract_start_date", self.contract_start_date != other.contract_start_date);
+        diff("renewal_date", self.renewal_date != other.renewal_date);
+        diff("tags", self.tags != other.tags);
+        diff("custom_attributes", self.custom_attributes != other.custom_attributes);
+        out
+    }
+
     /// Rules across fields, checked on the account as it will be stored.
     pub fn check_consistency(&self, prefix: &str, v: &mut Violations) {
         if let (Some(start), Some(renewal)) = (self.contract_start_date, self.renewal_date)

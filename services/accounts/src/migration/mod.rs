@@ -7,7 +7,12 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(banso_kit::idempotency::Migration), Box::new(M0001Accounts)]
+        vec![
+            Box::new(banso_kit::idempotency::Migration),
+            Box::new(M0001Accounts),
+            Box::new(banso_events::outbox::Migration),
+            Box::new(M0002ContractsTimelineSegments),
+        ]
     }
 }
 
@@ -152,6 +157,114 @@ impl MigrationTrait for M0001Accounts {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         for t in ["tenant_settings", "contacts", "account_tags", "accounts"] {
+            m.drop_table(Table::drop().table(t.to_owned()).if_exists().to_owned()).await?;
+        }
+        Ok(())
+    }
+}
+
+struct M0002ContractsTimelineSegments;
+
+impl MigrationName for M0002ContractsTimelineSegments {
+    fn name(&self) -> &str {
+        "m20261122_000002_contracts_timeline_segments"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002ContractsTimelineSegments {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("contract_events")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(string_len("kind", 16))
+                .col(string_len("currency", 3))
+                .col(big_integer("arr_before"))
+                .col(big_integer("arr_after"))
+                .col(date("effective_date"))
+                .col(date_null("term_end"))
+                .col(text("reason_code"))
+                .col(text("note"))
+                .col(text("recorded_by"))
+                .col(timestamp_with_time_zone("create_time"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("contract_events_account")
+                        .from("contract_events", "account_id")
+                        .to("accounts", "id")
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index(
+            "contract_events",
+            "tenant_account",
+            &["tenant_id", "account_id", "effective_date", "id"],
+        ))
+        .await?;
+        m.create_index(index("contract_events", "tenant_effective", &["tenant_id", "currency", "effective_date"]))
+            .await?;
+        m.create_index(index("contract_events", "account", &["account_id"])).await?;
+
+        m.create_table(
+            Table::create()
+                .table("activities")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(string_len("kind", 16))
+                .col(json("contact_ids"))
+                .col(text("author_id"))
+                .col(timestamp_with_time_zone("occur_time"))
+                .col(text("subject"))
+                .col(text("body"))
+                .col(text_null("external_ref"))
+                .col(timestamp_with_time_zone("create_time"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("activities_account")
+                        .from("activities", "account_id")
+                        .to("accounts", "id")
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        )
+        .await?;
+        let t = "activities";
+        m.create_index(index(t, "tenant_external_ref", &["tenant_id", "external_ref"]).unique().to_owned()).await?;
+        m.create_index(index(t, "tenant_time", &["tenant_id", "occur_time", "id"])).await?;
+        m.create_index(index(t, "tenant_account_time", &["tenant_id", "account_id", "occur_time", "id"])).await?;
+        m.create_index(index(t, "tenant_account_kind_time", &["tenant_id", "account_id", "kind", "occur_time"]))
+            .await?;
+        m.create_index(index(t, "tenant_author_time", &["tenant_id", "author_id", "occur_time", "id"])).await?;
+        m.create_index(index(t, "account", &["account_id"])).await?;
+
+        m.create_table(
+            Table::create()
+                .table("segments")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(text("display_name"))
+                .col(text("description"))
+                .col(text("expression"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .col(big_integer("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("segments", "tenant_id", &["tenant_id", "id"])).await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for t in ["segments", "activities", "contract_events"] {
             m.drop_table(Table::drop().table(t.to_owned()).if_exists().to_owned()).await?;
         }
         Ok(())

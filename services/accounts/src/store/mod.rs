@@ -1,15 +1,21 @@
 //! The repository: the only code that touches the `accounts` schema. Every
 //! method takes the tenant, and a row of another tenant is NOT_FOUND.
 
+pub mod activities;
+pub mod contracts;
 pub mod entities;
+pub mod import;
+pub mod segments;
 
 use std::collections::BTreeMap;
 
+use banso_events::{Payload, outbox};
 use banso_kit::{Error, Result, idempotency};
+use banso_proto::events::contact_changed::Change;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, Order,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait, Func, Query, SimpleExpr},
 };
 use uuid::Uuid;
@@ -24,11 +30,11 @@ const OP_CREATE_ACCOUNT: &str = "CreateAccount";
 const OP_CREATE_CONTACT: &str = "CreateContact";
 /// Attempts at an update whose caller sent no etag, when a concurrent write
 /// keeps winning the race; between them, [`backoff`].
-const UNCONDITIONAL_UPDATE_ATTEMPTS: u32 = 8;
+pub(crate) const UNCONDITIONAL_UPDATE_ATTEMPTS: u32 = 8;
 
 /// Waits before retry `attempt` (from 0): exponential with full jitter,
 /// so racing writers spread out instead of colliding again.
-async fn backoff(attempt: u32) {
+pub(crate) async fn backoff(attempt: u32) {
     if attempt > 0 {
         let cap_ms = 2u64.pow(Ord::min(attempt, 7));
         tokio::time::sleep(std::time::Duration::from_micros(rand::random_range(0..cap_ms * 1000))).await;
@@ -38,13 +44,14 @@ async fn backoff(attempt: u32) {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    outbox: outbox::OutboxSignal,
 }
 
-fn corrupt(what: &str, value: impl std::fmt::Display) -> Error {
+pub(crate) fn corrupt(what: &str, value: impl std::fmt::Display) -> Error {
     Error::internal(anyhow::anyhow!("stored {what} {value} is not valid"))
 }
 
-fn account_from_model(m: account::Model) -> Result<Account> {
+pub(crate) fn account_from_model(m: account::Model) -> Result<Account> {
     let arr = match (m.arr_currency, m.arr_amount_minor) {
         (Some(currency_code), Some(amount_minor)) => Some(Money { currency_code, amount_minor }),
         _ => None,
@@ -79,7 +86,7 @@ fn account_from_model(m: account::Model) -> Result<Account> {
 }
 
 /// The columns an account's fields are stored in.
-fn account_active(tenant: &str, a: &Account) -> account::ActiveModel {
+pub(crate) fn account_active(tenant: &str, a: &Account) -> account::ActiveModel {
     let f = &a.fields;
     account::ActiveModel {
         id: Set(a.id),
@@ -170,12 +177,25 @@ fn after_condition(col: account::Column, value: Option<SimpleExpr>, id: Uuid, de
 }
 
 impl Store {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Store { db }
+    pub fn new(db: DatabaseConnection, outbox: outbox::OutboxSignal) -> Self {
+        Store { db, outbox }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Records an event in the transaction of the change it reports.
+    pub(crate) async fn emit(&self, conn: &impl ConnectionTrait, tenant: &str, payload: Payload) -> Result<()> {
+        outbox::record(conn, &banso_events::envelope::new(tenant, crate::NAME, payload)).await?;
+        Ok(())
+    }
+
+    /// Commits and wakes the relay, so the events leave at once.
+    pub(crate) async fn commit(&self, txn: DatabaseTransaction) -> Result<()> {
+        txn.commit().await?;
+        self.outbox.notify();
+        Ok(())
     }
 
     // ----- accounts -----
@@ -353,12 +373,13 @@ impl Store {
             if let Some(key) = request_id {
                 idempotency::record(&txn, tenant, OP_CREATE_ACCOUNT, key, &account.id.to_string()).await?;
             }
+            self.emit(&txn, tenant, crate::events::account_created(&account)).await?;
             Ok::<_, Error>(())
         }
         .await;
         match result {
             Ok(()) => {
-                txn.commit().await?;
+                self.commit(txn).await?;
                 Ok(account)
             }
             Err(Error::AlreadyExists(_)) if request_id.is_some() => {
@@ -415,7 +436,9 @@ impl Store {
                 if next.fields.tags != current.fields.tags {
                     self.write_tags(&txn, tenant, &next, true).await?;
                 }
-                txn.commit().await?;
+                let changed = next.fields.changed_fields(&current.fields);
+                self.emit(&txn, tenant, crate::events::account_updated(&next, &changed)).await?;
+                self.commit(txn).await?;
                 return Ok(next);
             }
             txn.rollback().await?;
@@ -435,21 +458,24 @@ impl Store {
     pub async fn delete_account(&self, tenant: &str, id: Uuid, etag: &str) -> Result<()> {
         let current = self.get_account(tenant, id).await?;
         crate::domain::check_etag(etag, current.version)?;
+        let txn = self.db.begin().await?;
         let res = account::Entity::delete_many()
             .filter(account::Column::Id.eq(id))
             .filter(account::Column::TenantId.eq(tenant))
             .filter(account::Column::Version.eq(current.version))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        if res.rows_affected == 0 {
-            let now = self.get_account(tenant, id).await?;
-            crate::domain::check_etag(etag, now.version)?;
-            return Err(Error::Aborted {
-                reason: "CONCURRENT_UPDATE",
-                message: format!("account {id} changed while being deleted; retry"),
-            });
+        if res.rows_affected == 1 {
+            self.emit(&txn, tenant, crate::events::account_deleted(&current)).await?;
+            return self.commit(txn).await;
         }
-        Ok(())
+        txn.rollback().await?;
+        let now = self.get_account(tenant, id).await?;
+        crate::domain::check_etag(etag, now.version)?;
+        Err(Error::Aborted {
+            reason: "CONCURRENT_UPDATE",
+            message: format!("account {id} changed while being deleted; retry"),
+        })
     }
 
     /// Updates `paths` of the account with `update.external_id`, or, if there
@@ -567,6 +593,7 @@ impl Store {
             if let Some(key) = request_id {
                 idempotency::record(&txn, tenant, OP_CREATE_CONTACT, key, &c.id.to_string()).await?;
             }
+            self.emit(&txn, tenant, crate::events::contact_changed(&c, Change::Created)).await?;
             Ok::<_, Error>(())
         }
         .await;
@@ -576,6 +603,7 @@ impl Store {
                     Error::Internal(_) => Error::not_found("account", account_id.to_string()),
                     other => other,
                 })?;
+                self.outbox.notify();
                 Ok(c)
             }
             Err(Error::AlreadyExists(_)) => {
@@ -616,20 +644,24 @@ impl Store {
             }
             next.update_time = now();
             next.version = current.version + 1;
+            let txn = self.db.begin().await?;
             let res = contact::Entity::update_many()
                 .set(contact_active(tenant, &next))
                 .filter(contact::Column::Id.eq(id))
                 .filter(contact::Column::TenantId.eq(tenant))
                 .filter(contact::Column::Version.eq(current.version))
-                .exec(&self.db)
+                .exec(&txn)
                 .await
                 .map_err(|e| match Error::from(e) {
                     Error::AlreadyExists(_) => external_id_taken("contact", &next.fields.external_id),
                     other => other,
                 })?;
             if res.rows_affected == 1 {
+                self.emit(&txn, tenant, crate::events::contact_changed(&next, Change::Updated)).await?;
+                self.commit(txn).await?;
                 return Ok(next);
             }
+            txn.rollback().await?;
             if !etag.is_empty() {
                 let now = self.get_contact(tenant, id).await?;
                 crate::domain::check_etag(etag, now.version)?;
@@ -644,21 +676,24 @@ impl Store {
     pub async fn delete_contact(&self, tenant: &str, id: Uuid, etag: &str) -> Result<()> {
         let current = self.get_contact(tenant, id).await?;
         crate::domain::check_etag(etag, current.version)?;
+        let txn = self.db.begin().await?;
         let res = contact::Entity::delete_many()
             .filter(contact::Column::Id.eq(id))
             .filter(contact::Column::TenantId.eq(tenant))
             .filter(contact::Column::Version.eq(current.version))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        if res.rows_affected == 0 {
-            let now = self.get_contact(tenant, id).await?;
-            crate::domain::check_etag(etag, now.version)?;
-            return Err(Error::Aborted {
-                reason: "CONCURRENT_UPDATE",
-                message: format!("contact {id} changed while being deleted; retry"),
-            });
+        if res.rows_affected == 1 {
+            self.emit(&txn, tenant, crate::events::contact_changed(&current, Change::Deleted)).await?;
+            return self.commit(txn).await;
         }
-        Ok(())
+        txn.rollback().await?;
+        let now = self.get_contact(tenant, id).await?;
+        crate::domain::check_etag(etag, now.version)?;
+        Err(Error::Aborted {
+            reason: "CONCURRENT_UPDATE",
+            message: format!("contact {id} changed while being deleted; retry"),
+        })
     }
 
     // ----- tenant settings -----
@@ -701,25 +736,30 @@ impl Store {
             reason: "ETAG_MISMATCH",
             message: "tenant settings changed concurrently; read again and retry".into(),
         };
+        let txn = self.db.begin().await?;
         if current.version == 0 {
             // First write: the insert races other first writes on the key.
-            tenant_settings::Entity::insert(active).exec_without_returning(&self.db).await.map_err(|e| {
-                match Error::from(e) {
+            tenant_settings::Entity::insert(active).exec_without_returning(&txn).await.map_err(
+                |e| match Error::from(e) {
                     Error::AlreadyExists(_) => conflict(),
                     other => other,
-                }
-            })?;
+                },
+            )?;
         } else {
             let res = tenant_settings::Entity::update_many()
                 .set(active)
                 .filter(tenant_settings::Column::TenantId.eq(tenant))
                 .filter(tenant_settings::Column::Version.eq(current.version))
-                .exec(&self.db)
+                .exec(&txn)
                 .await?;
             if res.rows_affected == 0 {
                 return Err(conflict());
             }
         }
+        if next != current {
+            self.emit(&txn, tenant, crate::events::settings_changed(&next)).await?;
+        }
+        self.commit(txn).await?;
         Ok(next)
     }
 }

@@ -12,8 +12,8 @@ pub async fn spawn() -> TestApp {
 }
 
 pub async fn spawn_with(options: banso_testkit::Options) -> TestApp {
-    banso_testkit::spawn_with(options, |cfg, kit| async move {
-        Ok(ServiceSet::new().with(banso_accounts::build(&cfg, &kit).await?))
+    banso_testkit::spawn_with(options, |cfg, kit, events| async move {
+        Ok(ServiceSet::new().with(banso_accounts::build(&cfg, &kit, &events).await?))
     })
     .await
     .expect("test server starts")

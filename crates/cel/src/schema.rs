@@ -1,0 +1,112 @@
+use std::collections::BTreeMap;
+
+/// What is known, before evaluation, about the value of a variable or field.
+///
+/// Any value may also be `null`; shapes only say which fields exist and
+/// whether the macros (`exists`, `all`, `map`, …) can iterate it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    /// Nothing is known; nothing below it is checked.
+    Any,
+    Bool,
+    Int,
+    Double,
+    String,
+    Timestamp,
+    /// One of bool, int, double, string or timestamp, not known which (a
+    /// custom attribute).
+    Scalar,
+    List(Box<Shape>),
+    /// A map whose keys are data, not schema (custom attributes): any key may
+    /// be read, and each value has the inner shape.
+    Map(Box<Shape>),
+    /// A map with a fixed set of fields; reading any other is a compile error.
+    Record(BTreeMap<String, Shape>),
+}
+
+impl Shape {
+    /// A record with the given fields.
+    pub fn record<'a>(fields: impl IntoIterator<Item = (&'a str, Shape)>) -> Shape {
+        Shape::Record(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+
+    /// The type name used in messages, for shapes that cannot be iterated or
+    /// selected from.
+    pub(crate) fn scalar_name(&self) -> Option<&'static str> {
+        match self {
+            Shape::Bool => Some("bool"),
+            Shape::Int => Some("int"),
+            Shape::Double => Some("double"),
+            Shape::String => Some("string"),
+            Shape::Timestamp => Some("timestamp"),
+            Shape::Scalar => Some("scalar (bool, int, double, string or timestamp)"),
+            _ => None,
+        }
+    }
+}
+
+/// Which top-level variables (and, for maps with a fixed shape, which fields)
+/// exist. An expression is checked against it when compiled.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Schema {
+    variables: BTreeMap<String, Shape>,
+}
+
+impl Schema {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Declares a top-level variable.
+    pub fn with_variable(mut self, name: impl Into<String>, shape: Shape) -> Self {
+        self.variables.insert(name.into(), shape);
+        self
+    }
+
+    pub fn variable(&self, name: &str) -> Option<&Shape> {
+        self.variables.get(name)
+    }
+
+    /// Variable names, sorted.
+    pub fn variable_names(&self) -> impl Iterator<Item = &str> {
+        self.variables.keys().map(String::as_str)
+    }
+}
+
+/// The fields of the `account` variable, in the order the docs list them.
+pub const ACCOUNT_FIELDS: &[&str] = &[
+    "name",
+    "external_id",
+    "industry",
+    "employee_count",
+    "revenue_band",
+    "region",
+    "plan_tier",
+    "lifecycle_stage",
+    "touch_model",
+    "owner_id",
+    "arr",
+    "arr_currency",
+    "contract_start_date",
+    "renewal_date",
+    "tags",
+    "attributes",
+    "days_to_renewal",
+];
+
+fn account_field_shape(field: &str) -> Shape {
+    match field {
+        "employee_count" | "arr" | "days_to_renewal" => Shape::Int,
+        "contract_start_date" | "renewal_date" => Shape::Timestamp,
+        "tags" => Shape::List(Box::new(Shape::String)),
+        "attributes" => Shape::Map(Box::new(Shape::Scalar)),
+        _ => Shape::String,
+    }
+}
+
+/// The environment segments and playbook conditions are written against:
+/// `account` (see the crate docs) and `now`.
+pub fn account_schema() -> Schema {
+    let account = Shape::record(ACCOUNT_FIELDS.iter().map(|f| (*f, account_field_shape(f))));
+    Schema::new().with_variable("account", account).with_variable("now", Shape::Timestamp)
+}
