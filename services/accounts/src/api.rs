@@ -433,6 +433,7 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                         }
                     }
                 }
+                resp.errors.sort_by_key(|e| e.row);
                 Ok(resp)
             }
             .await,
@@ -504,6 +505,7 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                         }
                     }
                 }
+                resp.errors.sort_by_key(|e| e.row);
                 Ok(resp)
             }
             .await,
