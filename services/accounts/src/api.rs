@@ -958,13 +958,31 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                         v.add("period", "is required: month, fiscal_quarter, fiscal_year or date_range");
                         None
                     }
-                    Some(P::Month(m)) => period_or(&mut v, "month", Period::month(m.year, m.month.max(0) as u32)),
-                    Some(P::FiscalQuarter(q)) => period_or(
-                        &mut v,
-                        "fiscal_quarter",
-                        Period::quarter_of_fiscal_year(q.fiscal_year, q.quarter.max(0) as u32, fy),
-                    ),
-                    Some(P::FiscalYear(y)) => period_or(&mut v, "fiscal_year", Period::fiscal_year(*y, fy)),
+                    Some(P::Month(m)) => {
+                        let ok =
+                            year_ok(&mut v, "month.year", m.year) & in_range(&mut v, "month.month", m.month, 1, 12);
+                        if ok { period_or(&mut v, "month", Period::month(m.year, m.month as u32)) } else { None }
+                    }
+                    Some(P::FiscalQuarter(q)) => {
+                        let ok = year_ok(&mut v, "fiscal_quarter.fiscal_year", q.fiscal_year)
+                            & in_range(&mut v, "fiscal_quarter.quarter", q.quarter, 1, 4);
+                        if ok {
+                            period_or(
+                                &mut v,
+                                "fiscal_quarter",
+                                Period::quarter_of_fiscal_year(q.fiscal_year, q.quarter as u32, fy),
+                            )
+                        } else {
+                            None
+                        }
+                    }
+                    Some(P::FiscalYear(y)) => {
+                        if year_ok(&mut v, "fiscal_year", *y) {
+                            period_or(&mut v, "fiscal_year", Period::fiscal_year(*y, fy))
+                        } else {
+                            None
+                        }
+                    }
                     Some(P::DateRange(d)) => {
                         let start = date_from_proto(&mut v, "date_range.start", d.start.as_ref());
                         let end = date_from_proto(&mut v, "date_range.end", d.end.as_ref());
@@ -1130,4 +1148,16 @@ fn period_or(
             None
         }
     }
+}
+
+/// A year the Date type allows (1900–9999); records a violation if not.
+fn year_ok(v: &mut Violations, field: &str, year: i32) -> bool {
+    in_range(v, field, year, 1900, 9999)
+}
+
+/// `lo ≤ value ≤ hi`, quoting the value as sent when it is not.
+fn in_range(v: &mut Violations, field: &str, value: i32, lo: i32, hi: i32) -> bool {
+    let ok = (lo..=hi).contains(&value);
+    v.check(!ok, field, format!("must be {lo} to {hi}, got {value}"));
+    ok
 }

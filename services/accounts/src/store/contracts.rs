@@ -65,6 +65,15 @@ impl Store {
             .ok_or_else(|| Error::not_found("contract event", id.to_string()))
     }
 
+    /// The event a `request_id` already recorded, with its account now.
+    async fn recorded(&self, tenant: &str, request_id: Option<&str>) -> Result<Option<(ContractEvent, Account)>> {
+        let Some(key) = request_id else { return Ok(None) };
+        let Some(id) = idempotency::lookup(&self.db, tenant, OP_RECORD_CONTRACT, key).await? else { return Ok(None) };
+        let event = self.get_contract_event(tenant, Uuid::parse_str(&id).map_err(Error::internal)?).await?;
+        let account = self.get_account(tenant, event.account_id).await?;
+        Ok(Some((event, account)))
+    }
+
     /// Applies `input` to the account and records it; a retry with the same
     /// `request_id` returns the first result.
     pub async fn record_contract_event(
@@ -75,19 +84,27 @@ impl Store {
         recorded_by: &str,
         request_id: Option<&str>,
     ) -> Result<(ContractEvent, Account)> {
-        if let Some(key) = request_id
-            && let Some(id) = idempotency::lookup(&self.db, tenant, OP_RECORD_CONTRACT, key).await?
-        {
-            let event = self.get_contract_event(tenant, Uuid::parse_str(&id).map_err(Error::internal)?).await?;
-            let account = self.get_account(tenant, event.account_id).await?;
-            return Ok((event, account));
-        }
         for attempt in 0..UNCONDITIONAL_UPDATE_ATTEMPTS {
             backoff(attempt).await;
+            // Every attempt looks for the key first: a racing retry whose
+            // twin committed meanwhile must return that result, not re-apply
+            // the event to the account the twin already changed.
+            if let Some(found) = self.recorded(tenant, request_id).await? {
+                return Ok(found);
+            }
             let current = self.get_account(tenant, account_id).await?;
             let last = self.last_effective_date(&self.db, tenant, account_id).await?;
             let mut next = current.clone();
-            let before = contract::apply(&mut next.fields, last, &input)?;
+            let before = match contract::apply(&mut next.fields, last, &input) {
+                Ok(before) => before,
+                Err(e) => {
+                    // Refused against a state a racing twin may have made.
+                    if let Some(found) = self.recorded(tenant, request_id).await? {
+                        return Ok(found);
+                    }
+                    return Err(e);
+                }
+            };
             let t = now();
             next.update_time = t;
             next.version = current.version + 1;
@@ -143,13 +160,12 @@ impl Store {
                 && let Err(e) = idempotency::record(&txn, tenant, OP_RECORD_CONTRACT, key, &event.id.to_string()).await
             {
                 txn.rollback().await?;
-                return match e {
-                    // A concurrent retry with the same key won: return its result.
-                    Error::AlreadyExists(_) => {
-                        Box::pin(self.record_contract_event(tenant, account_id, input, recorded_by, request_id)).await
-                    }
-                    other => Err(other),
-                };
+                match e {
+                    // A concurrent retry with the same key won: the next
+                    // attempt finds and returns its result.
+                    Error::AlreadyExists(_) => continue,
+                    other => return Err(other),
+                }
             }
             self.emit(&txn, tenant, crate::events::contract_changed(&event, &next)).await?;
             self.commit(txn).await?;

@@ -197,7 +197,7 @@ async fn every_change_publishes_its_event_exactly_once() {
     let Some(Payload::ContractChanged(cc)) = &all[1].payload else { panic!("{:?}", all[1]) };
     assert_eq!(cc.contract_event.as_ref().unwrap().id, contract.contract_event.unwrap().id);
     let after = cc.account.as_ref().unwrap();
-    assert_eq!((after.arr.clone(), after.renewal_date.clone()), (money("JPY", 12_000_000), date(2027, 3, 31)));
+    assert_eq!((after.arr.clone(), after.renewal_date), (money("JPY", 12_000_000), date(2027, 3, 31)));
     let Some(Payload::AccountUpdated(au)) = &all[4].payload else { panic!("{:?}", all[4]) };
     assert_eq!(au.changed_fields, ["plan_tier"]);
     let Some(Payload::ContactChanged(deleted)) = &all[7].payload else { panic!("{:?}", all[7]) };

@@ -8,7 +8,7 @@ use crate::common::*;
 fn row(i: usize) -> pb::Account {
     pb::Account {
         external_id: format!("crm-{i:04}"),
-        tags: if i % 3 == 0 { vec!["vip".into()] } else { vec![] },
+        tags: if i.is_multiple_of(3) { vec!["vip".into()] } else { vec![] },
         arr: money("JPY", 100_000 * i as i64),
         ..account(&format!("株式会社インポート{i}"))
     }
@@ -69,7 +69,7 @@ async fn import_creates_reports_bad_rows_and_reruns_idempotently() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(vip.accounts.len(), (0..250).filter(|i| i % 3 == 0 && ![7, 8, 9].contains(i)).count());
+    assert_eq!(vip.accounts.len(), (0..250).filter(|i: &usize| i.is_multiple_of(3) && ![7, 8, 9].contains(i)).count());
 
     // The same import again changes nothing: same etags, no new rows.
     let again = import(&mut c, vec![first, second]).await;
