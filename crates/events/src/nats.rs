@@ -174,6 +174,12 @@ impl Bus for NatsBus {
                     // anything newer, which keeps each tenant's order.
                     ack_wait: ACK_WAIT,
                     max_ack_pending: 1,
+                    // Redeliveries after a lost consumer wait longer each
+                    // time. Our own policy dead-letters after
+                    // `policy.max_attempts` deliveries; JetStream's limit is
+                    // a backstop above it, so nothing is dropped unseen.
+                    backoff: vec![ACK_WAIT, ACK_WAIT * 2, ACK_WAIT * 5],
+                    max_deliver: (policy.max_attempts as i64 * 2).max(10),
                     ..Default::default()
                 },
             )
