@@ -29,14 +29,16 @@ struct Cli {
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum Service {
     Accounts,
+    Health,
 }
 
 impl Service {
-    const ALL: [Service; 1] = [Service::Accounts];
+    const ALL: [Service; 2] = [Service::Accounts, Service::Health];
 
     fn name(self) -> &'static str {
         match self {
             Service::Accounts => banso_accounts::NAME,
+            Service::Health => banso_health::NAME,
         }
     }
 }
@@ -118,6 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for s in service.map(|s| vec![s]).unwrap_or(Service::ALL.to_vec()) {
                 match s {
                     Service::Accounts => drop(banso_accounts::connect(&config).await?),
+                    Service::Health => drop(banso_health::connect(&config).await?),
                 }
                 tracing::info!(service = s.name(), "migrations applied");
             }
@@ -207,6 +210,7 @@ async fn serve(config: Config, services: &[Service], dev: Option<(String, String
     for s in services {
         set = match s {
             Service::Accounts => set.with(banso_accounts::build(&config, &kit, &events).await?),
+            Service::Health => set.with(banso_health::build(&config, &kit, &events).await?),
         };
     }
     let running = server::start(&config.server, auth, set, shutdown.clone()).await?;

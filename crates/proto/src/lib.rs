@@ -19,6 +19,12 @@ pub mod banso {
             include!(concat!(env!("OUT_DIR"), "/banso.accounts.v1.serde.rs"));
         }
     }
+    pub mod health {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/banso.health.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/banso.health.v1.serde.rs"));
+        }
+    }
     pub mod events {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/banso.events.v1.rs"));
@@ -27,4 +33,4 @@ pub mod banso {
     }
 }
 
-pub use banso::{accounts::v1 as accounts, events::v1 as events, types::v1 as types};
+pub use banso::{accounts::v1 as accounts, events::v1 as events, health::v1 as health, types::v1 as types};

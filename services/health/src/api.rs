@@ -1,0 +1,362 @@
+//! The gRPC face of the health service: check the caller, validate and
+//! convert, call the store.
+
+use banso_kit::{
+    Error, Result, Violations,
+    auth::{self, Access},
+};
+use banso_proto::health as pb;
+use chrono::{DateTime, Utc};
+use tonic::{Request, Response, Status, Streaming};
+use uuid::Uuid;
+
+use crate::{
+    HealthSettings,
+    domain::rollup::day_of,
+    store::{AcceptedEvent, Store},
+};
+
+/// Events one request message may carry.
+const MAX_BATCH: usize = 5_000;
+/// Rejections a response lists (all are counted).
+const MAX_REJECTIONS: usize = 1_000;
+/// How far ahead of the server's clock an event may be (clock skew).
+const FUTURE_SLACK_SECS: i64 = 300;
+
+pub struct HealthApi {
+    store: Store,
+    settings: HealthSettings,
+}
+
+impl HealthApi {
+    pub fn new(store: Store, settings: HealthSettings) -> Self {
+        HealthApi { store, settings }
+    }
+}
+
+type RpcResult<T> = std::result::Result<Response<T>, Status>;
+
+fn reply<T>(r: Result<T>) -> RpcResult<T> {
+    r.map(Response::new).map_err(Status::from)
+}
+
+fn valid_event_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+}
+
+/// Where a usage event's account is, before it is looked up.
+enum AccountRef {
+    Id(Uuid),
+    External(String),
+}
+
+/// A usage event that passed the field checks.
+struct Checked {
+    index: i64,
+    event_id: String,
+    account: AccountRef,
+    user_key: String,
+    event_name: String,
+    occur_time: DateTime<Utc>,
+    quantity: f64,
+    duration_secs: Option<f64>,
+    properties: serde_json::Value,
+}
+
+fn reject(
+    resp: &mut pb::IngestUsageResponse,
+    index: i64,
+    event_id: &str,
+    reason: &str,
+    field: &str,
+    description: String,
+) {
+    resp.rejected += 1;
+    if resp.rejections.len() < MAX_REJECTIONS {
+        resp.rejections.push(pb::UsageRejection {
+            index,
+            event_id: event_id.to_owned(),
+            reason: reason.to_owned(),
+            field: field.to_owned(),
+            description,
+        });
+    }
+}
+
+/// Checks one event's fields; its time against the window is checked later.
+fn check(index: i64, e: &pb::UsageEvent) -> std::result::Result<Checked, Vec<(String, String)>> {
+    let mut v = Violations::new();
+    let chars = e.event_id.chars().count();
+    if chars == 0 || chars > 128 || e.event_id.chars().any(char::is_control) {
+        v.add("event_id", format!("must be 1 to 128 printable characters, got {:?}", e.event_id));
+    }
+    let account = if !e.account_id.is_empty() {
+        match Uuid::parse_str(&e.account_id) {
+            Ok(id) => Some(AccountRef::Id(id)),
+            Err(_) => {
+                v.add("account_id", format!("{:?} is not a UUID", e.account_id));
+                None
+            }
+        }
+    } else if !e.account_external_id.is_empty() && e.account_external_id.chars().count() <= 128 {
+        Some(AccountRef::External(e.account_external_id.clone()))
+    } else {
+        v.add("account_id", "is required (or account_external_id, at most 128 characters)");
+        None
+    };
+    if e.user_id.chars().count() > 256 {
+        v.add("user_id", "must be at most 256 characters");
+    }
+    if !valid_event_name(&e.event_name) {
+        v.add("event_name", format!("must be 1 to 128 of [A-Za-z0-9_.:-], got {:?}", e.event_name));
+    }
+    let occur_time = match &e.timestamp {
+        None => {
+            v.add("timestamp", "is required");
+            None
+        }
+        Some(t) => match u32::try_from(t.nanos).ok().and_then(|n| DateTime::from_timestamp(t.seconds, n)) {
+            Some(t) => Some(t),
+            None => {
+                v.add("timestamp", format!("{}s {}ns is not a valid time", t.seconds, t.nanos));
+                None
+            }
+        },
+    };
+    let quantity = e.quantity.unwrap_or(1.0);
+    if !quantity.is_finite() || quantity < 0.0 {
+        v.add("quantity", format!("must be finite and not negative, got {quantity}"));
+    }
+    if let Some(d) = e.duration_seconds
+        && !(d.is_finite() && (0.0..=86_400.0).contains(&d))
+    {
+        v.add("duration_seconds", format!("must be 0 to 86400, got {d}"));
+    }
+    if e.properties.len() > 50 {
+        v.add("properties", format!("at most 50 entries, got {}", e.properties.len()));
+    }
+    for (k, val) in &e.properties {
+        if k.is_empty() || k.chars().count() > 64 || val.chars().count() > 1024 {
+            v.add(format!("properties[{k:?}]"), "keys must be 1 to 64 characters and values at most 1,024");
+        }
+    }
+    match v.finish() {
+        Ok(()) => Ok(Checked {
+            index,
+            event_id: e.event_id.clone(),
+            account: account.expect("checked"),
+            user_key: e.user_id.clone(),
+            event_name: e.event_name.clone(),
+            occur_time: occur_time.expect("checked"),
+            quantity,
+            duration_secs: e.duration_seconds,
+            properties: serde_json::to_value(&e.properties).expect("a string map serializes"),
+        }),
+        Err(Error::InvalidArgument(vs)) => Err(vs.into_iter().map(|x| (x.field, x.description)).collect()),
+        Err(other) => Err(vec![(String::new(), other.to_string())]),
+    }
+}
+
+impl HealthApi {
+    /// Ingests one batch; `first_index` numbers its events in the stream.
+    async fn ingest_batch(
+        &self,
+        tenant: &str,
+        events: &[pb::UsageEvent],
+        first_index: i64,
+        resp: &mut pb::IngestUsageResponse,
+    ) -> Result<()> {
+        let now = Utc::now();
+        let oldest = now - chrono::Duration::from_std(self.settings.late_window).expect("window fits");
+        let newest = now + chrono::Duration::seconds(FUTURE_SLACK_SECS);
+        let mut checked = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let index = first_index + i as i64;
+            match check(index, e) {
+                Ok(c) if c.occur_time < oldest => reject(
+                    resp,
+                    index,
+                    &c.event_id,
+                    "TOO_OLD",
+                    "timestamp",
+                    format!(
+                        "{} is older than the late window ({} hours)",
+                        c.occur_time,
+                        self.settings.late_window.as_secs() / 3600
+                    ),
+                ),
+                Ok(c) if c.occur_time > newest => reject(
+                    resp,
+                    index,
+                    &c.event_id,
+                    "IN_FUTURE",
+                    "timestamp",
+                    format!("{} is in the future", c.occur_time),
+                ),
+                Ok(c) => checked.push(c),
+                Err(violations) => {
+                    for (field, description) in violations {
+                        reject(resp, index, &e.event_id, "INVALID", &field, description);
+                        // Count the event once, however many fields are bad.
+                        resp.rejected -= 1;
+                    }
+                    resp.rejected += 1;
+                }
+            }
+        }
+        let ids: Vec<Uuid> =
+            checked.iter().filter_map(|c| if let AccountRef::Id(id) = c.account { Some(id) } else { None }).collect();
+        let externals: Vec<String> = checked
+            .iter()
+            .filter_map(|c| if let AccountRef::External(x) = &c.account { Some(x.clone()) } else { None })
+            .collect();
+        let (known, by_external) = self.store.resolve_accounts(tenant, &ids, &externals).await?;
+        let tz = self.store.time_zone(tenant).await?;
+        let mut accepted = Vec::with_capacity(checked.len());
+        for c in checked {
+            let account = match &c.account {
+                AccountRef::Id(id) => known.contains(id).then_some(*id),
+                AccountRef::External(x) => by_external.get(x).copied(),
+            };
+            // Events of unknown accounts are refused, never dropped silently:
+            // the sender learns at once and can resend once the account exists.
+            let Some(account_id) = account else {
+                let which = match &c.account {
+                    AccountRef::Id(id) => format!("account {id}"),
+                    AccountRef::External(x) => format!("account with external_id {x:?}"),
+                };
+                reject(
+                    resp,
+                    c.index,
+                    &c.event_id,
+                    "UNKNOWN_ACCOUNT",
+                    "account_id",
+                    format!("{which} is not known to this tenant"),
+                );
+                continue;
+            };
+            accepted.push(AcceptedEvent {
+                event_id: c.event_id,
+                account_id,
+                user_key: c.user_key,
+                event_name: c.event_name,
+                occur_time: c.occur_time,
+                day: day_of(c.occur_time, tz),
+                quantity: c.quantity,
+                duration_secs: c.duration_secs,
+                properties: c.properties,
+            });
+        }
+        let inserted = self.store.ingest(tenant, &accepted).await?;
+        resp.accepted += inserted.len() as i64;
+        resp.duplicates += (accepted.len() - inserted.len()) as i64;
+        resp.rejections.sort_by_key(|r| r.index);
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl pb::health_service_server::HealthService for HealthApi {
+    async fn ingest_usage(
+        &self,
+        req: Request<Streaming<pb::IngestUsageRequest>>,
+    ) -> RpcResult<pb::IngestUsageResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Write)?;
+                let mut stream = req.into_inner();
+                let mut resp = pb::IngestUsageResponse::default();
+                let mut next = 0i64;
+                while let Some(msg) = stream
+                    .message()
+                    .await
+                    .map_err(|s| Error::invalid("stream", format!("cannot read the request stream: {}", s.message())))?
+                {
+                    for chunk in msg.events.chunks(MAX_BATCH) {
+                        self.ingest_batch(&caller.tenant_id, chunk, next, &mut resp).await?;
+                        next += chunk.len() as i64;
+                    }
+                }
+                Ok(resp)
+            }
+            .await,
+        )
+    }
+
+    async fn batch_ingest_usage(
+        &self,
+        req: Request<pb::BatchIngestUsageRequest>,
+    ) -> RpcResult<pb::IngestUsageResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Write)?;
+                let events = &req.get_ref().events;
+                if events.len() > MAX_BATCH {
+                    return Err(Error::invalid(
+                        "events",
+                        format!(
+                            "at most {MAX_BATCH} events per batch, got {}; use IngestUsage to stream more",
+                            events.len()
+                        ),
+                    ));
+                }
+                let mut resp = pb::IngestUsageResponse::default();
+                self.ingest_batch(&caller.tenant_id, events, 0, &mut resp).await?;
+                Ok(resp)
+            }
+            .await,
+        )
+    }
+
+    async fn set_measure_value(
+        &self,
+        req: Request<pb::SetMeasureValueRequest>,
+    ) -> RpcResult<pb::SetMeasureValueResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Write)?;
+                let r = req.get_ref();
+                let mut v = Violations::new();
+                let account = match Uuid::parse_str(&r.account_id) {
+                    Ok(id) => Some(id),
+                    Err(_) => {
+                        v.add("account_id", format!("{:?} is not a UUID", r.account_id));
+                        None
+                    }
+                };
+                let name_ok = !r.measure.is_empty()
+                    && r.measure.len() <= 64
+                    && r.measure.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                v.check(!name_ok, "measure", format!("must be 1 to 64 of [a-z0-9_], got {:?}", r.measure));
+                if let Some(x) = r.value {
+                    v.check(!x.is_finite(), "value", format!("must be a finite number, got {x}"));
+                }
+                let observe_time = match &r.observe_time {
+                    None => Utc::now(),
+                    Some(t) => match u32::try_from(t.nanos).ok().and_then(|n| DateTime::from_timestamp(t.seconds, n)) {
+                        Some(t) => t,
+                        None => {
+                            v.add("observe_time", "is not a valid time");
+                            Utc::now()
+                        }
+                    },
+                };
+                v.finish()?;
+                let account = account.expect("checked");
+                if self.store.account(&caller.tenant_id, account).await?.is_none() {
+                    return Err(Error::not_found("account", account.to_string()));
+                }
+                self.store.set_measure(&caller.tenant_id, account, &r.measure, r.value, observe_time).await?;
+                Ok(pb::SetMeasureValueResponse {
+                    account_id: account.to_string(),
+                    measure: format!("external:{}", r.measure),
+                    value: r.value,
+                })
+            }
+            .await,
+        )
+    }
+}

@@ -1,0 +1,186 @@
+//! The `health` schema. Every table carries tenant_id; every index leads with it.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(banso_kit::idempotency::Migration),
+            Box::new(banso_events::outbox::Migration),
+            Box::new(banso_events::inbox::Migration),
+            Box::new(M0001Usage),
+        ]
+    }
+}
+
+struct M0001Usage;
+
+impl MigrationName for M0001Usage {
+    fn name(&self) -> &str {
+        "m20261122_000001_projection_usage_measures"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0001Usage {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // What health needs of each account, kept from Accounts' events.
+        m.create_table(
+            Table::create()
+                .table("accounts")
+                .if_not_exists()
+                .col(uuid("account_id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(text_null("external_id"))
+                .col(string_len("lifecycle_stage", 16))
+                .col(string_len("touch_model", 8))
+                .col(string_len_null("arr_currency", 3))
+                .col(big_integer_null("arr_amount_minor"))
+                .col(date_null("renewal_date"))
+                .col(boolean("deleted"))
+                .col(timestamp_with_time_zone("update_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("accounts_tenant_external_id")
+                .table("accounts")
+                .col("tenant_id")
+                .col("external_id")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("tenants")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64).primary_key())
+                .col(text("time_zone"))
+                .to_owned(),
+        )
+        .await?;
+        // Raw events, kept for the retention window; the key makes ingest idempotent.
+        m.create_table(
+            Table::create()
+                .table("usage_events")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(string_len("event_id", 128))
+                .col(uuid("account_id"))
+                .col(text("user_key"))
+                .col(text("event_name"))
+                .col(timestamp_with_time_zone("occur_time"))
+                .col(date("day"))
+                .col(double("quantity"))
+                .col(double_null("duration_secs"))
+                .col(json("properties"))
+                .col(timestamp_with_time_zone("ingest_time"))
+                .primary_key(Index::create().col("tenant_id").col("event_id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("usage_events_tenant_account_time")
+                .table("usage_events")
+                .col("tenant_id")
+                .col("account_id")
+                .col("occur_time")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("usage_events_ingest_time")
+                .table("usage_events")
+                .col("ingest_time")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        // Per account, day (in the tenant's zone) and event name.
+        m.create_table(
+            Table::create()
+                .table("daily_usage")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(date("day"))
+                .col(text("event_name"))
+                .col(big_integer("events"))
+                .col(double("quantity"))
+                .col(double("duration_secs"))
+                .primary_key(Index::create().col("tenant_id").col("account_id").col("day").col("event_name"))
+                .to_owned(),
+        )
+        .await?;
+        // Distinct users per account, day and event name.
+        m.create_table(
+            Table::create()
+                .table("daily_users")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(date("day"))
+                .col(text("event_name"))
+                .col(text("user_key"))
+                .primary_key(
+                    Index::create().col("tenant_id").col("account_id").col("day").col("event_name").col("user_key"),
+                )
+                .to_owned(),
+        )
+        .await?;
+        // External measures: pushed values and those derived from events.
+        m.create_table(
+            Table::create()
+                .table("measure_values")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(string_len("measure", 80))
+                .col(double("value"))
+                .col(timestamp_with_time_zone("observe_time"))
+                .primary_key(Index::create().col("tenant_id").col("account_id").col("measure"))
+                .to_owned(),
+        )
+        .await?;
+        // E-mails sent and replied (from ActivityLogged), for the response rate.
+        m.create_table(
+            Table::create()
+                .table("email_activities")
+                .if_not_exists()
+                .col(uuid("activity_id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(boolean("replied"))
+                .col(timestamp_with_time_zone("occur_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("email_activities_tenant_account_time")
+                .table("email_activities")
+                .col("tenant_id")
+                .col("account_id")
+                .col("occur_time")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for t in
+            ["email_activities", "measure_values", "daily_users", "daily_usage", "usage_events", "tenants", "accounts"]
+        {
+            m.drop_table(Table::drop().table(t.to_owned()).if_exists().to_owned()).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,503 @@
+//! The repository: the only code that touches the `health` schema.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use banso_events::outbox::OutboxSignal;
+use banso_kit::Result;
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value,
+    sea_query::{Alias, Expr, ExprTrait, OnConflict, PostgresQueryBuilder, Query, SqliteQueryBuilder},
+};
+use uuid::Uuid;
+
+/// An event that passed validation, with its account resolved.
+#[derive(Debug, Clone)]
+pub struct AcceptedEvent {
+    pub event_id: String,
+    pub account_id: Uuid,
+    pub user_key: String,
+    pub event_name: String,
+    pub occur_time: DateTime<Utc>,
+    pub day: NaiveDate,
+    pub quantity: f64,
+    pub duration_secs: Option<f64>,
+    pub properties: serde_json::Value,
+}
+
+/// What health knows of one account (kept from Accounts' events).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRow {
+    pub account_id: Uuid,
+    pub external_id: Option<String>,
+    pub lifecycle_stage: String,
+    pub touch_model: String,
+    pub arr_currency: Option<String>,
+    pub arr_amount_minor: Option<i64>,
+    pub renewal_date: Option<NaiveDate>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    #[allow(dead_code)]
+    outbox: OutboxSignal,
+}
+
+/// Rows per multi-row statement: 11 values a usage event keeps every
+/// statement far below PostgreSQL's 65,535 bound parameters.
+const CHUNK: usize = 2_000;
+
+fn build(conn: &impl ConnectionTrait, stmt: &impl sea_orm::sea_query::QueryStatementWriter) -> Statement {
+    let backend = conn.get_database_backend();
+    let (sql, values) = match backend {
+        DbBackend::Postgres => stmt.build(PostgresQueryBuilder),
+        _ => stmt.build(SqliteQueryBuilder),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+impl Store {
+    pub fn new(db: DatabaseConnection, outbox: OutboxSignal) -> Self {
+        Store { db, outbox }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    // ----- the accounts projection -----
+
+    pub async fn upsert_account(&self, conn: &impl ConnectionTrait, tenant: &str, a: &AccountRow) -> Result<()> {
+        let mut q = Query::insert();
+        q.into_table(Alias::new("accounts"))
+            .columns(
+                [
+                    "account_id",
+                    "tenant_id",
+                    "external_id",
+                    "lifecycle_stage",
+                    "touch_model",
+                    "arr_currency",
+                    "arr_amount_minor",
+                    "renewal_date",
+                    "deleted",
+                    "update_time",
+                ]
+                .map(Alias::new),
+            )
+            .values_panic([
+                a.account_id.into(),
+                tenant.into(),
+                a.external_id.clone().into(),
+                a.lifecycle_stage.clone().into(),
+                a.touch_model.clone().into(),
+                a.arr_currency.clone().into(),
+                a.arr_amount_minor.into(),
+                a.renewal_date.into(),
+                false.into(),
+                Utc::now().into(),
+            ])
+            .on_conflict(
+                OnConflict::column(Alias::new("account_id"))
+                    .update_columns(
+                        [
+                            "external_id",
+                            "lifecycle_stage",
+                            "touch_model",
+                            "arr_currency",
+                            "arr_amount_minor",
+                            "renewal_date",
+                            "update_time",
+                        ]
+                        .map(Alias::new),
+                    )
+                    .to_owned(),
+            );
+        conn.execute_raw(build(conn, &q)).await?;
+        Ok(())
+    }
+
+    /// Marks an account deleted: its usage no longer scores, late events for
+    /// it are refused.
+    pub async fn delete_account(&self, conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<()> {
+        let q = Query::update()
+            .table(Alias::new("accounts"))
+            .value(Alias::new("deleted"), true)
+            .and_where(Expr::col(Alias::new("account_id")).eq(id))
+            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+            .to_owned();
+        conn.execute_raw(build(conn, &q)).await?;
+        Ok(())
+    }
+
+    pub async fn set_time_zone(&self, conn: &impl ConnectionTrait, tenant: &str, tz: &str) -> Result<()> {
+        let q = Query::insert()
+            .into_table(Alias::new("tenants"))
+            .columns([Alias::new("tenant_id"), Alias::new("time_zone")])
+            .values_panic([tenant.into(), tz.into()])
+            .on_conflict(OnConflict::column(Alias::new("tenant_id")).update_column(Alias::new("time_zone")).to_owned())
+            .to_owned();
+        conn.execute_raw(build(conn, &q)).await?;
+        Ok(())
+    }
+
+    /// The tenant's time zone (UTC until Accounts says otherwise).
+    pub async fn time_zone(&self, tenant: &str) -> Result<chrono_tz::Tz> {
+        let q = Query::select()
+            .column(Alias::new("time_zone"))
+            .from(Alias::new("tenants"))
+            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+            .to_owned();
+        let row = self.db.query_one_raw(build(&self.db, &q)).await?;
+        Ok(match row {
+            Some(r) => r.try_get::<String>("", "time_zone")?.parse().unwrap_or(chrono_tz::UTC),
+            None => chrono_tz::UTC,
+        })
+    }
+
+    pub async fn record_email(
+        &self,
+        conn: &impl ConnectionTrait,
+        tenant: &str,
+        activity_id: Uuid,
+        account_id: Uuid,
+        replied: bool,
+        occur_time: DateTime<Utc>,
+    ) -> Result<()> {
+        let q = Query::insert()
+            .into_table(Alias::new("email_activities"))
+            .columns(["activity_id", "tenant_id", "account_id", "replied", "occur_time"].map(Alias::new))
+            .values_panic([activity_id.into(), tenant.into(), account_id.into(), replied.into(), occur_time.into()])
+            .on_conflict(OnConflict::column(Alias::new("activity_id")).do_nothing().to_owned())
+            .to_owned();
+        conn.execute_raw(build(conn, &q)).await?;
+        Ok(())
+    }
+
+    /// Which of `ids` are live accounts of the tenant, and the ids of
+    /// `external_ids` that are.
+    pub async fn resolve_accounts(
+        &self,
+        tenant: &str,
+        ids: &[Uuid],
+        external_ids: &[String],
+    ) -> Result<(HashSet<Uuid>, HashMap<String, Uuid>)> {
+        let mut known = HashSet::new();
+        for chunk in ids.chunks(CHUNK) {
+            let q = Query::select()
+                .column(Alias::new("account_id"))
+                .from(Alias::new("accounts"))
+                .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+                .and_where(Expr::col(Alias::new("deleted")).eq(false))
+                .and_where(Expr::col(Alias::new("account_id")).is_in(chunk.iter().copied()))
+                .to_owned();
+            for r in self.db.query_all_raw(build(&self.db, &q)).await? {
+                known.insert(r.try_get::<Uuid>("", "account_id")?);
+            }
+        }
+        let mut by_external = HashMap::new();
+        for chunk in external_ids.chunks(CHUNK) {
+            let q = Query::select()
+                .columns([Alias::new("account_id"), Alias::new("external_id")])
+                .from(Alias::new("accounts"))
+                .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+                .and_where(Expr::col(Alias::new("deleted")).eq(false))
+                .and_where(Expr::col(Alias::new("external_id")).is_in(chunk.iter().map(String::as_str)))
+                .to_owned();
+            for r in self.db.query_all_raw(build(&self.db, &q)).await? {
+                by_external.insert(r.try_get::<String>("", "external_id")?, r.try_get::<Uuid>("", "account_id")?);
+            }
+        }
+        Ok((known, by_external))
+    }
+
+    // ----- ingest -----
+
+    /// Stores the events not stored before (by tenant and event_id) and adds
+    /// exactly those to the daily rollups, in one transaction. Returns the
+    /// event ids stored now; the others were duplicates.
+    pub async fn ingest(&self, tenant: &str, events: &[AcceptedEvent]) -> Result<HashSet<String>> {
+        let mut inserted = HashSet::new();
+        if events.is_empty() {
+            return Ok(inserted);
+        }
+        let now = Utc::now();
+        let txn = self.db.begin().await?;
+        for chunk in events.chunks(CHUNK) {
+            let mut q = Query::insert();
+            q.into_table(Alias::new("usage_events")).columns(
+                [
+                    "tenant_id",
+                    "event_id",
+                    "account_id",
+                    "user_key",
+                    "event_name",
+                    "occur_time",
+                    "day",
+                    "quantity",
+                    "duration_secs",
+                    "properties",
+                    "ingest_time",
+                ]
+                .map(Alias::new),
+            );
+            for e in chunk {
+                q.values_panic([
+                    tenant.into(),
+                    e.event_id.clone().into(),
+                    e.account_id.into(),
+                    e.user_key.clone().into(),
+                    e.event_name.clone().into(),
+                    e.occur_time.into(),
+                    e.day.into(),
+                    e.quantity.into(),
+                    e.duration_secs.into(),
+                    Expr::val(Value::Json(Some(Box::new(e.properties.clone())))),
+                    now.into(),
+                ]);
+            }
+            q.on_conflict(
+                OnConflict::columns([Alias::new("tenant_id"), Alias::new("event_id")]).do_nothing().to_owned(),
+            )
+            .returning_col(Alias::new("event_id"));
+            for r in txn.query_all_raw(build(&txn, &q)).await? {
+                inserted.insert(r.try_get::<String>("", "event_id")?);
+            }
+        }
+        // Only what was stored now counts, so a retried batch adds nothing.
+        let mut usage: BTreeMap<(Uuid, NaiveDate, &str), (i64, f64, f64)> = BTreeMap::new();
+        let mut users: BTreeMap<(Uuid, NaiveDate, &str, &str), ()> = BTreeMap::new();
+        let mut seen = HashSet::new();
+        for e in events.iter().filter(|e| inserted.contains(&e.event_id)) {
+            // The same new id twice in one batch was stored once.
+            if !seen.insert(e.event_id.as_str()) {
+                continue;
+            }
+            let u = usage.entry((e.account_id, e.day, e.event_name.as_str())).or_default();
+            u.0 += 1;
+            u.1 += e.quantity;
+            u.2 += e.duration_secs.unwrap_or(0.0);
+            if !e.user_key.is_empty() {
+                users.insert((e.account_id, e.day, e.event_name.as_str(), e.user_key.as_str()), ());
+            }
+        }
+        let usage: Vec<_> = usage.into_iter().collect();
+        for chunk in usage.chunks(CHUNK) {
+            let mut q = Query::insert();
+            q.into_table(Alias::new("daily_usage")).columns(
+                ["tenant_id", "account_id", "day", "event_name", "events", "quantity", "duration_secs"].map(Alias::new),
+            );
+            for ((account, day, name), (n, qty, dur)) in chunk {
+                q.values_panic([
+                    tenant.into(),
+                    (*account).into(),
+                    (*day).into(),
+                    (*name).into(),
+                    (*n).into(),
+                    (*qty).into(),
+                    (*dur).into(),
+                ]);
+            }
+            // Incremental: add to what the day already holds.
+            q.on_conflict(
+                OnConflict::columns(["tenant_id", "account_id", "day", "event_name"].map(Alias::new))
+                    .value(Alias::new("events"), Expr::cust("daily_usage.events + excluded.events"))
+                    .value(Alias::new("quantity"), Expr::cust("daily_usage.quantity + excluded.quantity"))
+                    .value(
+                        Alias::new("duration_secs"),
+                        Expr::cust("daily_usage.duration_secs + excluded.duration_secs"),
+                    )
+                    .to_owned(),
+            );
+            txn.execute_raw(build(&txn, &q)).await?;
+        }
+        let users: Vec<_> = users.into_keys().collect();
+        for chunk in users.chunks(CHUNK) {
+            let mut q = Query::insert();
+            q.into_table(Alias::new("daily_users"))
+                .columns(["tenant_id", "account_id", "day", "event_name", "user_key"].map(Alias::new));
+            for (account, day, name, user) in chunk {
+                q.values_panic([tenant.into(), (*account).into(), (*day).into(), (*name).into(), (*user).into()]);
+            }
+            q.on_conflict(
+                OnConflict::columns(["tenant_id", "account_id", "day", "event_name", "user_key"].map(Alias::new))
+                    .do_nothing()
+                    .to_owned(),
+            );
+            txn.execute_raw(build(&txn, &q)).await?;
+        }
+        txn.commit().await?;
+        Ok(inserted)
+    }
+
+    /// The daily usage rows of an account since `since` (inclusive):
+    /// (day, event_name, events, quantity, duration_secs).
+    pub async fn daily_usage(
+        &self,
+        tenant: &str,
+        account: Uuid,
+        since: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, String, i64, f64, f64)>> {
+        let q = Query::select()
+            .columns(["day", "event_name", "events", "quantity", "duration_secs"].map(Alias::new))
+            .from(Alias::new("daily_usage"))
+            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+            .and_where(Expr::col(Alias::new("account_id")).eq(account))
+            .and_where(Expr::col(Alias::new("day")).gte(since))
+            .order_by(Alias::new("day"), sea_orm::Order::Asc)
+            .order_by(Alias::new("event_name"), sea_orm::Order::Asc)
+            .to_owned();
+        self.db
+            .query_all_raw(build(&self.db, &q))
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("", "day")?,
+                    r.try_get("", "event_name")?,
+                    r.try_get("", "events")?,
+                    r.try_get("", "quantity")?,
+                    r.try_get("", "duration_secs")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Distinct users of an account per (day, event_name) since `since`.
+    pub async fn daily_users(
+        &self,
+        tenant: &str,
+        account: Uuid,
+        since: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, String, String)>> {
+        let q = Query::select()
+            .columns(["day", "event_name", "user_key"].map(Alias::new))
+            .from(Alias::new("daily_users"))
+            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+            .and_where(Expr::col(Alias::new("account_id")).eq(account))
+            .and_where(Expr::col(Alias::new("day")).gte(since))
+            .to_owned();
+        self.db
+            .query_all_raw(build(&self.db, &q))
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.try_get("", "day")?, r.try_get("", "event_name")?, r.try_get("", "user_key")?)))
+            .collect()
+    }
+
+    // ----- external measures -----
+
+    pub async fn set_measure(
+        &self,
+        tenant: &str,
+        account: Uuid,
+        measure: &str,
+        value: Option<f64>,
+        observe_time: DateTime<Utc>,
+    ) -> Result<()> {
+        let stmt = match value {
+            Some(v) => {
+                let q = Query::insert()
+                    .into_table(Alias::new("measure_values"))
+                    .columns(["tenant_id", "account_id", "measure", "value", "observe_time"].map(Alias::new))
+                    .values_panic([tenant.into(), account.into(), measure.into(), v.into(), observe_time.into()])
+                    .on_conflict(
+                        OnConflict::columns(["tenant_id", "account_id", "measure"].map(Alias::new))
+                            .update_columns([Alias::new("value"), Alias::new("observe_time")])
+                            .to_owned(),
+                    )
+                    .to_owned();
+                build(&self.db, &q)
+            }
+            None => {
+                let q = Query::delete()
+                    .from_table(Alias::new("measure_values"))
+                    .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+                    .and_where(Expr::col(Alias::new("account_id")).eq(account))
+                    .and_where(Expr::col(Alias::new("measure")).eq(measure))
+                    .to_owned();
+                build(&self.db, &q)
+            }
+        };
+        self.db.execute_raw(stmt).await?;
+        Ok(())
+    }
+
+    /// An account's external measure values by name.
+    pub async fn measures(&self, tenant: &str, account: Uuid) -> Result<HashMap<String, f64>> {
+        let q = Query::select()
+            .columns([Alias::new("measure"), Alias::new("value")])
+            .from(Alias::new("measure_values"))
+            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+            .and_where(Expr::col(Alias::new("account_id")).eq(account))
+            .to_owned();
+        self.db
+            .query_all_raw(build(&self.db, &q))
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.try_get("", "measure")?, r.try_get("", "value")?)))
+            .collect()
+    }
+
+    /// E-mails sent and replied for an account in [start, end).
+    pub async fn email_counts(
+        &self,
+        tenant: &str,
+        account: Uuid,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<(i64, i64)> {
+        let q = Query::select()
+            .column(Alias::new("replied"))
+            .from(Alias::new("email_activities"))
+            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+            .and_where(Expr::col(Alias::new("account_id")).eq(account))
+            .and_where(Expr::col(Alias::new("occur_time")).gte(start))
+            .and_where(Expr::col(Alias::new("occur_time")).lt(end))
+            .to_owned();
+        let rows = self.db.query_all_raw(build(&self.db, &q)).await?;
+        let mut sent = 0;
+        let mut replied = 0;
+        for r in rows {
+            if r.try_get::<bool>("", "replied")? {
+                replied += 1;
+            } else {
+                sent += 1;
+            }
+        }
+        Ok((sent, replied))
+    }
+
+    /// The projection row of an account.
+    pub async fn account(&self, tenant: &str, id: Uuid) -> Result<Option<AccountRow>> {
+        let q = Query::select()
+            .columns(
+                [
+                    "account_id",
+                    "external_id",
+                    "lifecycle_stage",
+                    "touch_model",
+                    "arr_currency",
+                    "arr_amount_minor",
+                    "renewal_date",
+                ]
+                .map(Alias::new),
+            )
+            .from(Alias::new("accounts"))
+            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+            .and_where(Expr::col(Alias::new("account_id")).eq(id))
+            .and_where(Expr::col(Alias::new("deleted")).eq(false))
+            .to_owned();
+        let Some(r) = self.db.query_one_raw(build(&self.db, &q)).await? else { return Ok(None) };
+        Ok(Some(AccountRow {
+            account_id: r.try_get("", "account_id")?,
+            external_id: r.try_get("", "external_id")?,
+            lifecycle_stage: r.try_get("", "lifecycle_stage")?,
+            touch_model: r.try_get("", "touch_model")?,
+            arr_currency: r.try_get("", "arr_currency")?,
+            arr_amount_minor: r.try_get("", "arr_amount_minor")?,
+            renewal_date: r.try_get("", "renewal_date")?,
+        }))
+    }
+}
