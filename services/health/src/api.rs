@@ -4,6 +4,9 @@
 use banso_kit::{
     Error, Result, Violations,
     auth::{self, Access},
+    fieldmask, idempotency,
+    paging::{self, QueryKey},
+    server::Kit,
 };
 use banso_proto::health as pb;
 use chrono::{DateTime, Utc};
@@ -12,9 +15,14 @@ use uuid::Uuid;
 
 use crate::{
     HealthSettings,
-    domain::rollup::day_of,
+    api_scores::{contribution_to_proto, def_from_proto, merged, parse_uuid, scorecard_to_proto, timestamp},
+    domain::{rollup::day_of, score::trend},
+    scorer::{Scorer, band_to_proto},
     store::{AcceptedEvent, Store},
 };
+
+/// Fields an UpdateScorecard mask may name.
+const SCORECARD_UPDATABLE: &[&str] = &["name", "scope", "measures", "bands"];
 
 /// Events one request message may carry.
 const MAX_BATCH: usize = 5_000;
@@ -26,11 +34,13 @@ const FUTURE_SLACK_SECS: i64 = 300;
 pub struct HealthApi {
     store: Store,
     settings: HealthSettings,
+    scorer: Scorer,
+    kit: Kit,
 }
 
 impl HealthApi {
-    pub fn new(store: Store, settings: HealthSettings) -> Self {
-        HealthApi { store, settings }
+    pub fn new(store: Store, settings: HealthSettings, scorer: Scorer, kit: Kit) -> Self {
+        HealthApi { store, settings, scorer, kit }
     }
 }
 
@@ -248,6 +258,13 @@ impl HealthApi {
             });
         }
         let inserted = self.store.ingest(tenant, &accepted).await?;
+        let mut touched: Vec<Uuid> =
+            accepted.iter().filter(|e| inserted.contains(&e.event_id)).map(|e| e.account_id).collect();
+        touched.sort();
+        touched.dedup();
+        for account in touched {
+            self.scorer.account(tenant, account);
+        }
         resp.accepted += inserted.len() as i64;
         resp.duplicates += (accepted.len() - inserted.len()) as i64;
         resp.rejections.sort_by_key(|r| r.index);
@@ -350,10 +367,145 @@ impl pb::health_service_server::HealthService for HealthApi {
                     return Err(Error::not_found("account", account.to_string()));
                 }
                 self.store.set_measure(&caller.tenant_id, account, &r.measure, r.value, observe_time).await?;
+                self.scorer.account(&caller.tenant_id, account);
                 Ok(pb::SetMeasureValueResponse {
                     account_id: account.to_string(),
                     measure: format!("external:{}", r.measure),
                     value: r.value,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn create_scorecard(&self, req: Request<pb::CreateScorecardRequest>) -> RpcResult<pb::Scorecard> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Admin)?;
+                let r = req.get_ref();
+                let key = if r.request_id.is_empty() {
+                    None
+                } else {
+                    idempotency::validate("request_id", &r.request_id)?;
+                    Some(r.request_id.as_str())
+                };
+                let p = r.scorecard.as_ref().ok_or_else(|| Error::invalid("scorecard", "is required"))?;
+                let def = def_from_proto(p)?;
+                let card = self.store.create_scorecard(&caller.tenant_id, def, key).await?;
+                self.scorer.tenant(&caller.tenant_id);
+                Ok(scorecard_to_proto(&card))
+            }
+            .await,
+        )
+    }
+
+    async fn get_scorecard(&self, req: Request<pb::GetScorecardRequest>) -> RpcResult<pb::Scorecard> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let r = req.get_ref();
+                let id = parse_uuid("id", &r.id)?;
+                if r.version < 0 {
+                    return Err(Error::invalid("version", format!("must not be negative, got {}", r.version)));
+                }
+                let version = (r.version > 0).then_some(r.version);
+                Ok(scorecard_to_proto(&self.store.get_scorecard(&caller.tenant_id, id, version).await?))
+            }
+            .await,
+        )
+    }
+
+    async fn list_scorecards(&self, req: Request<pb::ListScorecardsRequest>) -> RpcResult<pb::ListScorecardsResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let r = req.get_ref();
+                let limit = paging::page_size(r.page_size)?;
+                let key = QueryKey::new("ListScorecards", &caller.tenant_id);
+                let after: Option<Uuid> = self.kit.page_tokens.decode(&key, &r.page_token)?;
+                let mut rows = self.store.list_scorecards(&caller.tenant_id, after, limit + 1).await?;
+                let next_page_token = if rows.len() as u64 > limit {
+                    rows.truncate(limit as usize);
+                    self.kit.page_tokens.encode(&key, &rows.last().expect("limit is at least 1").id)
+                } else {
+                    String::new()
+                };
+                Ok(pb::ListScorecardsResponse {
+                    scorecards: rows.iter().map(scorecard_to_proto).collect(),
+                    next_page_token,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn update_scorecard(&self, req: Request<pb::UpdateScorecardRequest>) -> RpcResult<pb::Scorecard> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Admin)?;
+                let r = req.get_ref();
+                let p = r.scorecard.as_ref().ok_or_else(|| Error::invalid("scorecard", "is required"))?;
+                let id = parse_uuid("scorecard.id", &p.id)?;
+                let paths = fieldmask::paths(r.update_mask.as_ref(), SCORECARD_UPDATABLE)?;
+                let current = self.store.get_scorecard(&caller.tenant_id, id, None).await?;
+                if !p.etag.is_empty() && p.etag != crate::api_scores::etag(current.version) {
+                    return Err(Error::Aborted {
+                        reason: "ETAG_MISMATCH",
+                        message: format!("etag {:?} is stale; the current version is {}", p.etag, current.version),
+                    });
+                }
+                let def = def_from_proto(&merged(&scorecard_to_proto(&current), p, &paths))?;
+                if def == current.def {
+                    return Ok(scorecard_to_proto(&current));
+                }
+                let next = self.store.update_scorecard(&caller.tenant_id, &current, def).await?;
+                self.scorer.tenant(&caller.tenant_id);
+                Ok(scorecard_to_proto(&next))
+            }
+            .await,
+        )
+    }
+
+    async fn get_account_health(&self, req: Request<pb::GetAccountHealthRequest>) -> RpcResult<pb::AccountHealth> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let account = parse_uuid("account_id", &req.get_ref().account_id)?;
+                let tenant = caller.tenant_id.as_str();
+                let row = self
+                    .store
+                    .account(tenant, account)
+                    .await?
+                    .ok_or_else(|| Error::not_found("account", account.to_string()))?;
+                let h = self
+                    .store
+                    .account_health(tenant, account)
+                    .await?
+                    .ok_or_else(|| Error::not_found("account health", account.to_string()))?;
+                let today = day_of(chrono::Utc::now(), self.store.time_zone(tenant).await?);
+                let history = self.store.daily_scores(tenant, account, today - chrono::Duration::days(31)).await?;
+                let (change_7d, change_30d) = trend(&history, today);
+                Ok(pb::AccountHealth {
+                    account_id: account.to_string(),
+                    score: h.score,
+                    band: band_to_proto(h.band) as i32,
+                    change_7d,
+                    change_30d,
+                    scorecard_id: h.scorecard_id.to_string(),
+                    scorecard_version: h.scorecard_version,
+                    contributions: h.contributions.iter().map(contribution_to_proto).collect(),
+                    compute_time: Some(timestamp(h.compute_time)),
+                    arr: match (row.arr_currency, row.arr_amount_minor) {
+                        (Some(currency_code), Some(amount_minor)) => {
+                            Some(banso_proto::types::Money { currency_code, amount_minor })
+                        }
+                        _ => None,
+                    },
                 })
             }
             .await,

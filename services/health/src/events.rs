@@ -9,13 +9,17 @@ use banso_proto::accounts as apb;
 use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
-use crate::store::{AccountRow, Store};
+use crate::{
+    scorer::Scorer,
+    store::{AccountRow, Store},
+};
 
 /// The durable consumer name of the health service.
 pub const CONSUMER: &str = "health";
 
 pub struct AccountsProjection {
     pub store: Store,
+    pub scorer: Scorer,
 }
 
 fn rejected(what: String) -> HandlerError {
@@ -56,6 +60,8 @@ fn row(a: &apb::Account) -> Result<AccountRow, HandlerError> {
 impl Handler for AccountsProjection {
     async fn handle(&self, env: &Envelope) -> Result<(), HandlerError> {
         let tenant = env.tenant_id.as_str();
+        let mut rescore: Option<Uuid> = None;
+        let mut rescore_tenant = false;
         let txn = self.store.db().begin().await?;
         if !inbox::claim(&txn, CONSUMER, env).await? {
             // Seen before: its effect is already committed.
@@ -65,17 +71,23 @@ impl Handler for AccountsProjection {
         match &env.payload {
             Some(Payload::AccountCreated(e)) => {
                 if let Some(a) = &e.account {
-                    self.store.upsert_account(&txn, tenant, &row(a)?).await?;
+                    let r = row(a)?;
+                    rescore = Some(r.account_id);
+                    self.store.upsert_account(&txn, tenant, &r).await?;
                 }
             }
             Some(Payload::AccountUpdated(e)) => {
                 if let Some(a) = &e.account {
-                    self.store.upsert_account(&txn, tenant, &row(a)?).await?;
+                    let r = row(a)?;
+                    rescore = Some(r.account_id);
+                    self.store.upsert_account(&txn, tenant, &r).await?;
                 }
             }
             Some(Payload::ContractChanged(e)) => {
                 if let Some(a) = &e.account {
-                    self.store.upsert_account(&txn, tenant, &row(a)?).await?;
+                    let r = row(a)?;
+                    rescore = Some(r.account_id);
+                    self.store.upsert_account(&txn, tenant, &r).await?;
                 }
             }
             Some(Payload::AccountDeleted(e)) => {
@@ -97,17 +109,26 @@ impl Handler for AccountsProjection {
                         a.occur_time.as_ref().and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32)),
                     ) {
                         self.store.record_email(&txn, tenant, id, account, replied, t).await?;
+                        rescore = Some(account);
                     }
                 }
             }
             Some(Payload::TenantSettingsChanged(e)) => {
                 if let Some(s) = &e.settings {
                     self.store.set_time_zone(&txn, tenant, &s.time_zone).await?;
+                    rescore_tenant = true;
                 }
             }
             _ => {}
         }
         txn.commit().await?;
+        // Attributes, contract state, e-mail replies and day cuts feed scores.
+        if let Some(id) = rescore {
+            self.scorer.account(tenant, id);
+        }
+        if rescore_tenant {
+            self.scorer.tenant(tenant);
+        }
         Ok(())
     }
 }

@@ -3,9 +3,11 @@
 //! projection of Accounts it scores against.
 
 pub mod api;
+mod api_scores;
 pub mod domain;
 pub mod events;
 pub mod migration;
+pub mod scorer;
 pub mod store;
 
 use std::{sync::Arc, time::Duration};
@@ -23,6 +25,9 @@ pub type Server = HealthServiceServer<api::HealthApi>;
 pub struct HealthSettings {
     /// How late an event may arrive (by its timestamp) and still count.
     pub late_window: Duration,
+    /// How far a score must move to publish HealthScoreChanged (a band
+    /// change always does).
+    pub score_step: f64,
 }
 
 impl HealthSettings {
@@ -38,7 +43,15 @@ impl HealthSettings {
             }
             _ => 168,
         };
-        Ok(HealthSettings { late_window: Duration::from_secs(hours * 3600) })
+        let score_step = match std::env::var("BANSO_HEALTH_SCORE_STEP") {
+            Ok(v) if !v.trim().is_empty() => {
+                v.trim().parse::<f64>().ok().filter(|s| (0.0..=100.0).contains(s)).ok_or_else(|| {
+                    anyhow::anyhow!("configuration variable BANSO_HEALTH_SCORE_STEP: {v:?} is not 0 to 100")
+                })?
+            }
+            _ => 5.0,
+        };
+        Ok(HealthSettings { late_window: Duration::from_secs(hours * 3600), score_step })
     }
 }
 
@@ -58,15 +71,16 @@ pub async fn build(cfg: &Config, kit: &Kit, events: &banso_events::Runtime) -> a
     banso_events::outbox::Relay::new(db.clone(), events.bus.clone(), NAME, signal.clone(), Default::default())
         .spawn(events.shutdown.clone());
     let store = store::Store::new(db, signal);
+    let scorer = scorer::Scorer::spawn(store.clone(), settings.score_step, events.shutdown.clone());
     banso_events::bus::spawn_consumer(
         events.bus.clone(),
         events::CONSUMER,
         vec![banso_events::envelope::all_of("accounts")],
-        Arc::new(events::AccountsProjection { store: store.clone() }),
+        Arc::new(events::AccountsProjection { store: store.clone(), scorer: scorer.clone() }),
         Default::default(),
         events.shutdown.clone(),
     );
-    Ok(HealthServiceServer::new(api::HealthApi::new(store, settings))
+    Ok(HealthServiceServer::new(api::HealthApi::new(store, settings, scorer, kit.clone()))
         .max_decoding_message_size(kit.max_message_bytes)
         .max_encoding_message_size(kit.max_message_bytes))
 }

@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
             Box::new(banso_events::outbox::Migration),
             Box::new(banso_events::inbox::Migration),
             Box::new(M0001Usage),
+            Box::new(M0002Scores),
         ]
     }
 }
@@ -179,6 +180,131 @@ impl MigrationTrait for M0001Usage {
         for t in
             ["email_activities", "measure_values", "daily_users", "daily_usage", "usage_events", "tenants", "accounts"]
         {
+            m.drop_table(Table::drop().table(t.to_owned()).if_exists().to_owned()).await?;
+        }
+        Ok(())
+    }
+}
+
+struct M0002Scores;
+
+impl MigrationName for M0002Scores {
+    fn name(&self) -> &str {
+        "m20261122_000002_scorecards_scores_history"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002Scores {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // Current version of each scorecard; every version in scorecard_versions.
+        m.create_table(
+            Table::create()
+                .table("scorecards")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(big_integer("version"))
+                .col(json("definition"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("scorecards_tenant")
+                .table("scorecards")
+                .col("tenant_id")
+                .col("id")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("scorecard_versions")
+                .if_not_exists()
+                .col(uuid("id"))
+                .col(big_integer("version"))
+                .col(string_len("tenant_id", 64))
+                .col(json("definition"))
+                .col(timestamp_with_time_zone("create_time"))
+                .primary_key(Index::create().col("id").col("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("account_health")
+                .if_not_exists()
+                .col(uuid("account_id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(double("score"))
+                .col(string_len("band", 8))
+                .col(uuid("scorecard_id"))
+                .col(big_integer("scorecard_version"))
+                .col(json("contributions"))
+                .col(timestamp_with_time_zone("compute_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("account_health_tenant_score")
+                .table("account_health")
+                .col("tenant_id")
+                .col("score")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        // The latest raw value of every measure of every account: the
+        // population that percentile normalisation ranks within.
+        m.create_table(
+            Table::create()
+                .table("measure_snapshots")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(string_len("measure", 200))
+                .col(uuid("account_id"))
+                .col(double("value"))
+                .primary_key(Index::create().col("tenant_id").col("measure").col("account_id"))
+                .to_owned(),
+        )
+        .await?;
+        // A daily snapshot (kind "daily", one per account and day) and every band change.
+        m.create_table(
+            Table::create()
+                .table("health_history")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(date("day"))
+                .col(string_len("kind", 16))
+                .col(double("score"))
+                .col(string_len("band", 8))
+                .col(timestamp_with_time_zone("record_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("health_history_daily")
+                .table("health_history")
+                .col("tenant_id")
+                .col("account_id")
+                .col("day")
+                .col("kind")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for t in ["health_history", "measure_snapshots", "account_health", "scorecard_versions", "scorecards"] {
             m.drop_table(Table::drop().table(t.to_owned()).if_exists().to_owned()).await?;
         }
         Ok(())

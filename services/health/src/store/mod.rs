@@ -1,5 +1,7 @@
 //! The repository: the only code that touches the `health` schema.
 
+pub mod scores;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use banso_events::outbox::OutboxSignal;
@@ -40,7 +42,6 @@ pub struct AccountRow {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    #[allow(dead_code)]
     outbox: OutboxSignal,
 }
 
@@ -48,7 +49,7 @@ pub struct Store {
 /// statement far below PostgreSQL's 65,535 bound parameters.
 const CHUNK: usize = 2_000;
 
-fn build(conn: &impl ConnectionTrait, stmt: &impl sea_orm::sea_query::QueryStatementWriter) -> Statement {
+pub(crate) fn build(conn: &impl ConnectionTrait, stmt: &impl sea_orm::sea_query::QueryStatementWriter) -> Statement {
     let backend = conn.get_database_backend();
     let (sql, values) = match backend {
         DbBackend::Postgres => stmt.build(PostgresQueryBuilder),

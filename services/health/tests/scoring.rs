@@ -1,0 +1,335 @@
+//! Scorecards and live scores through a real gRPC client: hand-computed
+//! scores and explanations, missing-data reweighting, a new scorecard
+//! version rescoring accounts, HealthScoreChanged on the bus, bad scorecards.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use banso_events::{Envelope, Handler, HandlerError, Payload, bus::spawn_consumer};
+use banso_kit::server::ServiceSet;
+use banso_proto::{accounts as apb, events as ev, health as pb};
+use banso_testkit::{Bearer, TestApp, TestRole as Role};
+use chrono::Utc;
+use tonic::{Code, codegen::InterceptedService, transport::Channel};
+
+type Health = pb::health_service_client::HealthServiceClient<InterceptedService<Channel, Bearer>>;
+
+async fn spawn() -> TestApp {
+    banso_testkit::spawn(|cfg, kit, events| async move {
+        Ok(ServiceSet::new()
+            .with(banso_accounts::build(&cfg, &kit, &events).await?)
+            .with(banso_health::build(&cfg, &kit, &events).await?))
+    })
+    .await
+    .expect("test server starts")
+}
+
+fn health(app: &TestApp, role: Role) -> Health {
+    pb::health_service_client::HealthServiceClient::with_interceptor(app.channel.clone(), app.bearer("acme", role))
+}
+
+async fn account(app: &TestApp) -> String {
+    let mut accounts = apb::accounts_service_client::AccountsServiceClient::with_interceptor(
+        app.channel.clone(),
+        app.bearer("acme", Role::Admin),
+    );
+    let a = accounts
+        .create_account(apb::CreateAccountRequest {
+            account: Some(apb::Account {
+                name: "株式会社スコア".into(),
+                lifecycle_stage: apb::LifecycleStage::Adoption as i32,
+                touch_model: apb::TouchModel::Tech as i32,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut h = health(app, Role::Service);
+    for _ in 0..200 {
+        let probe = pb::SetMeasureValueRequest {
+            account_id: a.id.clone(),
+            measure: "probe".into(),
+            value: None,
+            observe_time: None,
+        };
+        match h.set_measure_value(probe).await {
+            Ok(_) => return a.id,
+            Err(s) if s.code() == Code::NotFound => tokio::time::sleep(Duration::from_millis(25)).await,
+            Err(s) => panic!("{s:?}"),
+        }
+    }
+    panic!("health never learned of the account");
+}
+
+fn thresholds(points: &[(f64, f64)]) -> Option<pb::Normalisation> {
+    Some(pb::Normalisation {
+        kind: Some(pb::normalisation::Kind::Thresholds(pb::normalisation::Thresholds {
+            thresholds: points
+                .iter()
+                .map(|(at, points)| pb::normalisation::Threshold { at: *at, points: *points })
+                .collect(),
+        })),
+    })
+}
+
+fn linear(min: f64, max: f64) -> Option<pb::Normalisation> {
+    Some(pb::Normalisation { kind: Some(pb::normalisation::Kind::Linear(pb::normalisation::Linear { min, max })) })
+}
+
+/// active users over 7 days (60%, 0/1/3 users → 0/50/100 points) and NPS
+/// (40%, linear 0..100, skipped while missing).
+fn scorecard() -> pb::Scorecard {
+    pb::Scorecard {
+        name: "Tech touch".into(),
+        measures: vec![
+            pb::WeightedMeasure {
+                measure: "active_users_7d".into(),
+                weight: 60.0,
+                normalisation: thresholds(&[(0.0, 0.0), (1.0, 50.0), (3.0, 100.0)]),
+                ..Default::default()
+            },
+            pb::WeightedMeasure {
+                measure: "external:nps".into(),
+                weight: 40.0,
+                normalisation: linear(0.0, 100.0),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+fn usage(id: &str, account: &str, user: &str) -> pb::UsageEvent {
+    let now = Utc::now() - chrono::Duration::seconds(5);
+    pb::UsageEvent {
+        event_id: id.into(),
+        account_id: account.into(),
+        user_id: user.into(),
+        event_name: "login".into(),
+        timestamp: Some(pbjson_types::Timestamp { seconds: now.timestamp(), nanos: 0 }),
+        ..Default::default()
+    }
+}
+
+/// Waits until the account's health satisfies `ok`.
+async fn health_until(h: &mut Health, account: &str, ok: impl Fn(&pb::AccountHealth) -> bool) -> pb::AccountHealth {
+    let mut last = None;
+    for _ in 0..400 {
+        if let Ok(r) = h.get_account_health(pb::GetAccountHealthRequest { account_id: account.into() }).await {
+            let r = r.into_inner();
+            if ok(&r) {
+                return r;
+            }
+            last = Some(r);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("health never reached the expected state; last: {last:#?}");
+}
+
+struct Collector(Mutex<Vec<ev::HealthScoreChanged>>);
+
+#[async_trait]
+impl Handler for Collector {
+    async fn handle(&self, env: &Envelope) -> Result<(), HandlerError> {
+        if let Some(Payload::HealthScoreChanged(c)) = &env.payload {
+            self.0.lock().unwrap().push(c.clone());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn scores_follow_usage_measures_and_scorecard_versions_with_explanations_and_events() {
+    let app = spawn().await;
+    let collector = Arc::new(Collector(Mutex::new(Vec::new())));
+    spawn_consumer(
+        app.events.bus.clone(),
+        "test-collector",
+        vec![banso_events::envelope::all_of("health")],
+        collector.clone(),
+        Default::default(),
+        app.events.shutdown.child_token(),
+    );
+    let a = account(&app).await;
+    // Usage first: with no scorecard yet, nothing is scored.
+    let mut svc = health(&app, Role::Service);
+    svc.batch_ingest_usage(pb::BatchIngestUsageRequest { events: vec![usage("e1", &a, "u1"), usage("e2", &a, "u2")] })
+        .await
+        .unwrap();
+    let mut admin = health(&app, Role::Admin);
+    let card = admin
+        .create_scorecard(pb::CreateScorecardRequest { scorecard: Some(scorecard()), request_id: "card-1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((card.version, card.etag.as_str()), (1, "v1"));
+
+    // The new scorecard scores the account: 2 active users → 50 points; NPS
+    // missing → its weight moves to the usage measure: 50 × 1.0 = 50.0, yellow.
+    let h = health_until(&mut admin, &a, |h| h.score == 50.0).await;
+    assert_eq!(h.band, pb::Band::Yellow as i32);
+    assert_eq!((h.scorecard_id.as_str(), h.scorecard_version), (card.id.as_str(), 1));
+    let c = &h.contributions;
+    assert_eq!(c.len(), 2);
+    assert_eq!((c[0].measure.as_str(), c[0].raw, c[0].points), ("active_users_7d", Some(2.0), Some(50.0)));
+    assert_eq!((c[0].weight, c[0].effective_weight, c[0].contribution), (60.0, 1.0, 50.0));
+    assert_eq!(
+        (c[1].measure.as_str(), c[1].raw, c[1].points, c[1].effective_weight),
+        ("external:nps", None, None, 0.0)
+    );
+
+    // NPS 90: 50 × 0.6 + 90 × 0.4 = 66.0, still yellow.
+    svc.set_measure_value(pb::SetMeasureValueRequest {
+        account_id: a.clone(),
+        measure: "nps".into(),
+        value: Some(90.0),
+        observe_time: None,
+    })
+    .await
+    .unwrap();
+    let h = health_until(&mut admin, &a, |h| h.score == 66.0).await;
+    let sum: f64 = h.contributions.iter().map(|c| c.contribution).sum();
+    assert!((sum - 66.0).abs() < 0.05, "contributions sum to the score: {sum}");
+
+    // Version 2 moves green down to 60: the same 66.0 is now green.
+    let mut v2 = card.clone();
+    v2.bands = Some(pb::Bands { yellow_from: 40.0, green_from: 60.0 });
+    let updated = admin
+        .update_scorecard(pb::UpdateScorecardRequest {
+            scorecard: Some(v2.clone()),
+            update_mask: Some(pbjson_types::FieldMask { paths: vec!["bands".into()] }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.version, 2);
+    let h = health_until(&mut admin, &a, |h| h.scorecard_version == 2).await;
+    assert_eq!((h.score, h.band), (66.0, pb::Band::Green as i32));
+    // The stale etag of version 1 is refused; version 1 is still readable.
+    let err = admin
+        .update_scorecard(pb::UpdateScorecardRequest { scorecard: Some(v2), update_mask: None })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    let old =
+        admin.get_scorecard(pb::GetScorecardRequest { id: card.id.clone(), version: 1 }).await.unwrap().into_inner();
+    assert_eq!(old.bands.unwrap().green_from, 70.0);
+
+    // A third user: 3 active users → 100 points: 60 + 36 = 96.0, green.
+    svc.batch_ingest_usage(pb::BatchIngestUsageRequest { events: vec![usage("e3", &a, "u3"), usage("e1", &a, "u1")] })
+        .await
+        .unwrap();
+    health_until(&mut admin, &a, |h| h.score == 96.0).await;
+
+    // Every move was announced, with old and new score, band and version.
+    let mut events = Vec::new();
+    for _ in 0..400 {
+        events = collector.0.lock().unwrap().clone();
+        if events.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let seen: Vec<(Option<f64>, f64, i32, i32, i64)> =
+        events.iter().map(|e| (e.old_score, e.new_score, e.old_band, e.new_band, e.scorecard_version)).collect();
+    let (y, g) = (pb::Band::Yellow as i32, pb::Band::Green as i32);
+    assert_eq!(
+        seen,
+        [(None, 50.0, 0, y, 1), (Some(50.0), 66.0, y, y, 1), (Some(66.0), 66.0, y, g, 2), (Some(66.0), 96.0, g, g, 2)]
+    );
+    assert!(events.iter().all(|e| e.account_id == a && e.scorecard_id == card.id));
+}
+
+#[tokio::test]
+async fn bad_scorecards_are_refused_naming_each_field() {
+    let app = spawn().await;
+    let mut admin = health(&app, Role::Admin);
+    let mut bad = scorecard();
+    bad.name = "  ".into();
+    bad.measures[0].weight = -1.0;
+    bad.measures[1].measure = "external:NPS".into();
+    bad.measures.push(pb::WeightedMeasure {
+        measure: "events_30d:export".into(),
+        weight: 10.0,
+        normalisation: thresholds(&[(5.0, 10.0), (5.0, 20.0)]),
+        ..Default::default()
+    });
+    bad.measures.push(pb::WeightedMeasure {
+        measure: "usage_minutes_30d".into(),
+        weight: 1.0,
+        normalisation: linear(10.0, 10.0),
+        ..Default::default()
+    });
+    bad.measures.push(pb::WeightedMeasure {
+        measure: "nonsense_measure".into(),
+        weight: 1.0,
+        normalisation: linear(0.0, 1.0),
+        ..Default::default()
+    });
+    bad.bands = Some(pb::Bands { yellow_from: 80.0, green_from: 70.0 });
+    let err = admin
+        .create_scorecard(pb::CreateScorecardRequest { scorecard: Some(bad), request_id: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let details = tonic_types::StatusExt::get_error_details(&err);
+    let fields: Vec<String> = details.bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
+    for f in [
+        "scorecard.name",
+        "scorecard.measures[0].weight",
+        "scorecard.measures[1].measure",
+        "scorecard.measures[4].measure",
+    ] {
+        assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
+    }
+    assert!(fields.iter().any(|x| x.starts_with("scorecard.measures[2].normalisation")), "{fields:?}");
+    assert!(fields.iter().any(|x| x.starts_with("scorecard.measures[3].normalisation")), "{fields:?}");
+    assert!(fields.iter().any(|x| x.starts_with("scorecard.bands")), "{fields:?}");
+
+    let mut zero = scorecard();
+    for m in &mut zero.measures {
+        m.weight = 0.0;
+    }
+    let err = admin
+        .create_scorecard(pb::CreateScorecardRequest { scorecard: Some(zero), request_id: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = admin.create_scorecard(pb::CreateScorecardRequest::default()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    // Nothing was stored.
+    let list = admin.list_scorecards(pb::ListScorecardsRequest::default()).await.unwrap().into_inner();
+    assert!(list.scorecards.is_empty());
+
+    // Only admins write scorecards; other tenants do not see them.
+    let mut csm = health(&app, Role::Csm);
+    let err = csm
+        .create_scorecard(pb::CreateScorecardRequest { scorecard: Some(scorecard()), request_id: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let card = admin
+        .create_scorecard(pb::CreateScorecardRequest { scorecard: Some(scorecard()), request_id: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut globex = pb::health_service_client::HealthServiceClient::with_interceptor(
+        app.channel.clone(),
+        app.bearer("globex", Role::Admin),
+    );
+    let err = globex.get_scorecard(pb::GetScorecardRequest { id: card.id.clone(), version: 0 }).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = admin.get_scorecard(pb::GetScorecardRequest { id: "nope".into(), version: 0 }).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = admin
+        .get_account_health(pb::GetAccountHealthRequest { account_id: uuid::Uuid::now_v7().to_string() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
