@@ -155,7 +155,7 @@ pub(crate) fn merged(current: &pb::Scorecard, p: &pb::Scorecard, paths: &[&str])
             "name" => out.name = p.name.clone(),
             "scope" => out.scope = p.scope.clone(),
             "measures" => out.measures = p.measures.clone(),
-            "bands" => out.bands = p.bands.clone(),
+            "bands" => out.bands = p.bands,
             other => unreachable!("{other} is checked against the updatable fields"),
         }
     }
