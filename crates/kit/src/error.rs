@@ -58,6 +58,11 @@ fn describe(violations: &[FieldViolation]) -> String {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A handler's answer: its value, or its error through the one table.
+pub fn reply<T>(r: Result<T>) -> std::result::Result<tonic::Response<T>, Status> {
+    r.map(tonic::Response::new).map_err(Status::from)
+}
+
 impl Error {
     /// A single bad field.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {

@@ -44,6 +44,15 @@ pub fn validate(field: &str, request_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// An optional `request_id` field: `None` when empty, else checked.
+pub fn optional<'a>(field: &str, request_id: &'a str) -> Result<Option<&'a str>> {
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    validate(field, request_id)?;
+    Ok(Some(request_id))
+}
+
 /// The resource a key already created, if any.
 pub async fn lookup(
     conn: &impl ConnectionTrait,

@@ -10,6 +10,7 @@
 //! - [`db`]: connect (PostgreSQL schema or SQLite file) and migrate.
 //! - [`idempotency`]: `request_id` keys that make creates safe to retry.
 //! - [`fieldmask`]: FieldMask paths checked against what a resource allows.
+//! - [`wire`]: UUID fields and timestamps as every service reads them.
 
 pub mod auth;
 pub mod config;
@@ -20,5 +21,6 @@ pub mod idempotency;
 pub mod paging;
 pub mod server;
 pub mod telemetry;
+pub mod wire;
 
-pub use error::{Error, Result, Violations};
+pub use error::{Error, Result, Violations, reply};

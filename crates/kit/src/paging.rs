@@ -92,6 +92,23 @@ impl PageTokens {
         URL_SAFE_NO_PAD.encode(raw)
     }
 
+    /// Cuts `rows` (fetched with `limit + 1`) to one page, and makes the
+    /// token that resumes after its last row (empty on the last page).
+    pub fn page<T, C: Serialize>(
+        &self,
+        query: &QueryKey,
+        mut rows: Vec<T>,
+        limit: u64,
+        cursor: impl FnOnce(&T) -> C,
+    ) -> (Vec<T>, String) {
+        if rows.len() as u64 <= limit {
+            return (rows, String::new());
+        }
+        rows.truncate(limit as usize);
+        let token = self.encode(query, &cursor(rows.last().expect("a page holds at least one row")));
+        (rows, token)
+    }
+
     /// The cursor in `token`, `None` for the first page (empty token).
     pub fn decode<C: DeserializeOwned>(&self, query: &QueryKey, token: &str) -> Result<Option<C>> {
         if token.is_empty() {

@@ -8,6 +8,7 @@ use banso_kit::{
     auth::{self, Access},
     fieldmask,
     paging::{self, QueryKey},
+    reply,
     server::Kit,
 };
 use banso_proto::accounts as pb;
@@ -52,10 +53,6 @@ impl AccountsApi {
 
 type RpcResult<T> = std::result::Result<Response<T>, Status>;
 
-fn reply<T>(r: Result<T>) -> RpcResult<T> {
-    r.map(Response::new).map_err(Status::from)
-}
-
 // ----- the service -----
 
 #[tonic::async_trait]
@@ -88,15 +85,10 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                     .part(r.filter.as_ref().map(|f| f.encode_to_vec()).unwrap_or_default())
                     .part(format!("{order:?}"));
                 let after: Option<AccountCursor> = self.kit.page_tokens.decode(&key, &r.page_token)?;
-                let mut rows =
+                let rows =
                     self.store.list_accounts(&caller.tenant_id, &filter, order, after.as_ref(), limit + 1).await?;
-                let next_page_token = if rows.len() as u64 > limit {
-                    rows.truncate(limit as usize);
-                    let last = rows.last().expect("limit is at least 1");
-                    self.kit.page_tokens.encode(&key, &AccountCursor::after(last, order))
-                } else {
-                    String::new()
-                };
+                let (rows, next_page_token) =
+                    self.kit.page_tokens.page(&key, rows, limit, |last| AccountCursor::after(last, order));
                 Ok(pb::ListAccountsResponse { accounts: rows.iter().map(account_to_proto).collect(), next_page_token })
             }
             .await,
@@ -248,13 +240,8 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                 };
                 let key = QueryKey::new("ListContacts", &caller.tenant_id).part(format!("{filter:?}"));
                 let after: Option<Uuid> = self.kit.page_tokens.decode(&key, &r.page_token)?;
-                let mut rows = self.store.list_contacts(&caller.tenant_id, &filter, after, limit + 1).await?;
-                let next_page_token = if rows.len() as u64 > limit {
-                    rows.truncate(limit as usize);
-                    self.kit.page_tokens.encode(&key, &rows.last().expect("limit is at least 1").id)
-                } else {
-                    String::new()
-                };
+                let rows = self.store.list_contacts(&caller.tenant_id, &filter, after, limit + 1).await?;
+                let (rows, next_page_token) = self.kit.page_tokens.page(&key, rows, limit, |last| last.id);
                 Ok(pb::ListContactsResponse { contacts: rows.iter().map(contact_to_proto).collect(), next_page_token })
             }
             .await,
@@ -580,14 +567,9 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                 let (account_id, limit) = (account_id.expect("checked"), limit.expect("checked"));
                 let key = QueryKey::new("ListContractEvents", &caller.tenant_id).part(account_id.as_bytes());
                 let after: Option<(NaiveDate, Uuid)> = self.kit.page_tokens.decode(&key, &r.page_token)?;
-                let mut rows = self.store.list_contract_events(&caller.tenant_id, account_id, after, limit + 1).await?;
-                let next_page_token = if rows.len() as u64 > limit {
-                    rows.truncate(limit as usize);
-                    let last = rows.last().expect("limit is at least 1");
-                    self.kit.page_tokens.encode(&key, &(last.effective_date, last.id))
-                } else {
-                    String::new()
-                };
+                let rows = self.store.list_contract_events(&caller.tenant_id, account_id, after, limit + 1).await?;
+                let (rows, next_page_token) =
+                    self.kit.page_tokens.page(&key, rows, limit, |last| (last.effective_date, last.id));
                 Ok(pb::ListContractEventsResponse {
                     contract_events: rows.iter().map(contract_event_to_proto).collect(),
                     next_page_token,
@@ -690,14 +672,9 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                 };
                 let key = QueryKey::new("ListActivities", &caller.tenant_id).part(format!("{filter:?}"));
                 let after: Option<(DateTime<Utc>, Uuid)> = self.kit.page_tokens.decode(&key, &r.page_token)?;
-                let mut rows = self.store.list_activities(&caller.tenant_id, &filter, after, limit + 1).await?;
-                let next_page_token = if rows.len() as u64 > limit {
-                    rows.truncate(limit as usize);
-                    let last = rows.last().expect("limit is at least 1");
-                    self.kit.page_tokens.encode(&key, &(last.occur_time, last.id))
-                } else {
-                    String::new()
-                };
+                let rows = self.store.list_activities(&caller.tenant_id, &filter, after, limit + 1).await?;
+                let (rows, next_page_token) =
+                    self.kit.page_tokens.page(&key, rows, limit, |last| (last.occur_time, last.id));
                 Ok(pb::ListActivitiesResponse {
                     activities: rows.iter().map(activity_to_proto).collect(),
                     next_page_token,
@@ -780,13 +757,8 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                 let limit = paging::page_size(r.page_size)?;
                 let key = QueryKey::new("ListSegments", &caller.tenant_id);
                 let after: Option<Uuid> = self.kit.page_tokens.decode(&key, &r.page_token)?;
-                let mut rows = self.store.list_segments(&caller.tenant_id, after, limit + 1).await?;
-                let next_page_token = if rows.len() as u64 > limit {
-                    rows.truncate(limit as usize);
-                    self.kit.page_tokens.encode(&key, &rows.last().expect("limit is at least 1").id)
-                } else {
-                    String::new()
-                };
+                let rows = self.store.list_segments(&caller.tenant_id, after, limit + 1).await?;
+                let (rows, next_page_token) = self.kit.page_tokens.page(&key, rows, limit, |last| last.id);
                 Ok(pb::ListSegmentsResponse { segments: rows.iter().map(segment_to_proto).collect(), next_page_token })
             }
             .await,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use banso_kit::{Error, Result, Violations, idempotency};
+use banso_kit::{Result, Violations};
 use banso_proto::{accounts as pb, types as tpb};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
@@ -13,16 +13,7 @@ use crate::domain::{
     TenantSettings, TouchModel, etag, validate,
 };
 
-pub(crate) fn parse_id(field: &str, s: &str) -> Result<Uuid> {
-    if s.is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    Uuid::parse_str(s).map_err(|_| Error::invalid(field, format!("{s:?} is not a UUID")))
-}
-
-pub(crate) fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
-    pbjson_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
-}
+pub(crate) use banso_kit::wire::{timestamp, uuid as parse_id};
 
 pub(crate) fn date_to_proto(d: NaiveDate) -> tpb::Date {
     use chrono::Datelike;
@@ -420,13 +411,7 @@ pub(crate) fn settings_to_proto(s: &TenantSettings) -> pb::TenantSettings {
     }
 }
 
-pub(crate) fn request_id<'a>(field: &str, s: &'a str) -> Result<Option<&'a str>> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    idempotency::validate(field, s)?;
-    Ok(Some(s))
-}
+pub(crate) use banso_kit::idempotency::optional as request_id;
 
 pub(crate) fn consistency(f: &AccountFields) -> Result<()> {
     let mut v = Violations::new();
@@ -563,11 +548,5 @@ pub(crate) fn timestamp_from_proto(
     field: &str,
     t: &pbjson_types::Timestamp,
 ) -> Option<DateTime<Utc>> {
-    match u32::try_from(t.nanos).ok().and_then(|n| DateTime::from_timestamp(t.seconds, n)) {
-        Some(t) => Some(t),
-        None => {
-            v.add(field, format!("{}s {}ns is not a valid timestamp", t.seconds, t.nanos));
-            None
-        }
-    }
+    v.take(banso_kit::wire::time(field, t))
 }

@@ -6,6 +6,7 @@ use banso_kit::{
     auth::{self, Access},
     fieldmask, idempotency,
     paging::{self, QueryKey},
+    reply,
     server::Kit,
 };
 use banso_proto::health as pb;
@@ -15,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     HealthSettings,
-    api_scores::{contribution_to_proto, def_from_proto, merged, parse_uuid, scorecard_to_proto, timestamp},
+    api_scores::{contribution_to_proto, def_from_proto, merged, scorecard_to_proto},
     domain::{rollup::day_of, score::trend},
     scorer::{Scorer, band_to_proto},
     store::{AcceptedEvent, Store},
@@ -45,10 +46,6 @@ impl HealthApi {
 }
 
 type RpcResult<T> = std::result::Result<Response<T>, Status>;
-
-fn reply<T>(r: Result<T>) -> RpcResult<T> {
-    r.map(Response::new).map_err(Status::from)
-}
 
 fn valid_event_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
@@ -125,13 +122,7 @@ fn check(index: i64, e: &pb::UsageEvent) -> std::result::Result<Checked, Vec<(St
             v.add("timestamp", "is required");
             None
         }
-        Some(t) => match u32::try_from(t.nanos).ok().and_then(|n| DateTime::from_timestamp(t.seconds, n)) {
-            Some(t) => Some(t),
-            None => {
-                v.add("timestamp", format!("{}s {}ns is not a valid time", t.seconds, t.nanos));
-                None
-            }
-        },
+        Some(t) => v.take(banso_kit::wire::time("timestamp", t)),
     };
     let quantity = e.quantity.unwrap_or(1.0);
     if !quantity.is_finite() || quantity < 0.0 {
@@ -353,13 +344,7 @@ impl pb::health_service_server::HealthService for HealthApi {
                 }
                 let observe_time = match &r.observe_time {
                     None => Utc::now(),
-                    Some(t) => match u32::try_from(t.nanos).ok().and_then(|n| DateTime::from_timestamp(t.seconds, n)) {
-                        Some(t) => t,
-                        None => {
-                            v.add("observe_time", "is not a valid time");
-                            Utc::now()
-                        }
-                    },
+                    Some(t) => v.take(banso_kit::wire::time("observe_time", t)).unwrap_or_else(Utc::now),
                 };
                 v.finish()?;
                 let account = account.expect("checked");
@@ -384,12 +369,7 @@ impl pb::health_service_server::HealthService for HealthApi {
                 let caller = auth::caller(&req)?;
                 caller.require(Access::Admin)?;
                 let r = req.get_ref();
-                let key = if r.request_id.is_empty() {
-                    None
-                } else {
-                    idempotency::validate("request_id", &r.request_id)?;
-                    Some(r.request_id.as_str())
-                };
+                let key = idempotency::optional("request_id", &r.request_id)?;
                 let p = r.scorecard.as_ref().ok_or_else(|| Error::invalid("scorecard", "is required"))?;
                 let def = def_from_proto(p)?;
                 let card = self.store.create_scorecard(&caller.tenant_id, def, key).await?;
@@ -406,7 +386,7 @@ impl pb::health_service_server::HealthService for HealthApi {
                 let caller = auth::caller(&req)?;
                 caller.require(Access::Read)?;
                 let r = req.get_ref();
-                let id = parse_uuid("id", &r.id)?;
+                let id = banso_kit::wire::uuid("id", &r.id)?;
                 if r.version < 0 {
                     return Err(Error::invalid("version", format!("must not be negative, got {}", r.version)));
                 }
@@ -426,13 +406,8 @@ impl pb::health_service_server::HealthService for HealthApi {
                 let limit = paging::page_size(r.page_size)?;
                 let key = QueryKey::new("ListScorecards", &caller.tenant_id);
                 let after: Option<Uuid> = self.kit.page_tokens.decode(&key, &r.page_token)?;
-                let mut rows = self.store.list_scorecards(&caller.tenant_id, after, limit + 1).await?;
-                let next_page_token = if rows.len() as u64 > limit {
-                    rows.truncate(limit as usize);
-                    self.kit.page_tokens.encode(&key, &rows.last().expect("limit is at least 1").id)
-                } else {
-                    String::new()
-                };
+                let rows = self.store.list_scorecards(&caller.tenant_id, after, limit + 1).await?;
+                let (rows, next_page_token) = self.kit.page_tokens.page(&key, rows, limit, |last| last.id);
                 Ok(pb::ListScorecardsResponse {
                     scorecards: rows.iter().map(scorecard_to_proto).collect(),
                     next_page_token,
@@ -449,7 +424,7 @@ impl pb::health_service_server::HealthService for HealthApi {
                 caller.require(Access::Admin)?;
                 let r = req.get_ref();
                 let p = r.scorecard.as_ref().ok_or_else(|| Error::invalid("scorecard", "is required"))?;
-                let id = parse_uuid("scorecard.id", &p.id)?;
+                let id = banso_kit::wire::uuid("scorecard.id", &p.id)?;
                 let paths = fieldmask::paths(r.update_mask.as_ref(), SCORECARD_UPDATABLE)?;
                 let current = self.store.get_scorecard(&caller.tenant_id, id, None).await?;
                 if !p.etag.is_empty() && p.etag != crate::api_scores::etag(current.version) {
@@ -475,7 +450,7 @@ impl pb::health_service_server::HealthService for HealthApi {
             async {
                 let caller = auth::caller(&req)?;
                 caller.require(Access::Read)?;
-                let account = parse_uuid("account_id", &req.get_ref().account_id)?;
+                let account = banso_kit::wire::uuid("account_id", &req.get_ref().account_id)?;
                 let tenant = caller.tenant_id.as_str();
                 let row = self
                     .store
@@ -499,7 +474,7 @@ impl pb::health_service_server::HealthService for HealthApi {
                     scorecard_id: h.scorecard_id.to_string(),
                     scorecard_version: h.scorecard_version,
                     contributions: h.contributions.iter().map(contribution_to_proto).collect(),
-                    compute_time: Some(timestamp(h.compute_time)),
+                    compute_time: Some(banso_kit::wire::timestamp(h.compute_time)),
                     arr: match (row.arr_currency, row.arr_amount_minor) {
                         (Some(currency_code), Some(amount_minor)) => {
                             Some(banso_proto::types::Money { currency_code, amount_minor })

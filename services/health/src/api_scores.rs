@@ -1,8 +1,7 @@
 //! Scorecards and account health over gRPC: conversions and validation.
 
-use banso_kit::{Error, Result, Violations};
+use banso_kit::{Result, Violations, wire::timestamp};
 use banso_proto::health as pb;
-use chrono::{DateTime, Utc};
 
 use crate::{
     domain::{
@@ -13,10 +12,6 @@ use crate::{
     },
     store::scores::StoredScorecard,
 };
-
-pub(crate) fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
-    pbjson_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
-}
 
 pub(crate) fn etag(version: i64) -> String {
     format!("v{version}")
@@ -160,11 +155,4 @@ pub(crate) fn merged(current: &pb::Scorecard, p: &pb::Scorecard, paths: &[&str])
         }
     }
     out
-}
-
-pub(crate) fn parse_uuid(field: &str, s: &str) -> Result<uuid::Uuid> {
-    if s.is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    uuid::Uuid::parse_str(s).map_err(|_| Error::invalid(field, format!("{s:?} is not a UUID")))
 }

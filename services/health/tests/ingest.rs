@@ -3,38 +3,16 @@
 //! users, external measures. Accounts runs beside Health on one bus, so the
 //! projection Health scores against comes from real Accounts events.
 
+mod common;
+
 use std::time::Duration;
 
-use banso_kit::server::ServiceSet;
 use banso_proto::{accounts as apb, health as pb};
-use banso_testkit::{Bearer, TestApp, TestRole as Role};
+use banso_testkit::{TestApp, TestRole as Role};
 use chrono::{DateTime, Timelike, Utc};
+use common::{Health, account, accounts, health, spawn};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use tonic::{Code, codegen::InterceptedService, transport::Channel};
-
-type Health = pb::health_service_client::HealthServiceClient<InterceptedService<Channel, Bearer>>;
-type Accounts = apb::accounts_service_client::AccountsServiceClient<InterceptedService<Channel, Bearer>>;
-
-async fn spawn() -> TestApp {
-    banso_testkit::spawn(|cfg, kit, events| async move {
-        Ok(ServiceSet::new()
-            .with(banso_accounts::build(&cfg, &kit, &events).await?)
-            .with(banso_health::build(&cfg, &kit, &events).await?))
-    })
-    .await
-    .expect("test server starts")
-}
-
-fn health(app: &TestApp, tenant: &str, role: Role) -> Health {
-    pb::health_service_client::HealthServiceClient::with_interceptor(app.channel.clone(), app.bearer(tenant, role))
-}
-
-fn accounts(app: &TestApp, tenant: &str) -> Accounts {
-    apb::accounts_service_client::AccountsServiceClient::with_interceptor(
-        app.channel.clone(),
-        app.bearer(tenant, Role::Admin),
-    )
-}
+use tonic::Code;
 
 async fn health_db(app: &TestApp) -> DatabaseConnection {
     let url = banso_kit::db::url_for(&app.config, "health").unwrap();
@@ -43,41 +21,6 @@ async fn health_db(app: &TestApp) -> DatabaseConnection {
 
 async fn rows(db: &DatabaseConnection, sql: &str) -> Vec<sea_orm::QueryResult> {
     db.query_all_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.unwrap()
-}
-
-/// Creates an account and waits until Health's projection knows it.
-async fn account(app: &TestApp, tenant: &str, name: &str, external_id: &str) -> String {
-    let a = accounts(app, tenant)
-        .create_account(apb::CreateAccountRequest {
-            account: Some(apb::Account {
-                name: name.into(),
-                external_id: external_id.into(),
-                lifecycle_stage: apb::LifecycleStage::Adoption as i32,
-                touch_model: apb::TouchModel::Tech as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut h = health(app, tenant, Role::Service);
-    for _ in 0..200 {
-        let probe = h
-            .set_measure_value(pb::SetMeasureValueRequest {
-                account_id: a.id.clone(),
-                measure: "probe".into(),
-                value: None,
-                observe_time: None,
-            })
-            .await;
-        match probe {
-            Ok(_) => return a.id,
-            Err(s) if s.code() == Code::NotFound => tokio::time::sleep(Duration::from_millis(25)).await,
-            Err(s) => panic!("{s:?}"),
-        }
-    }
-    panic!("health never learned of account {}", a.id);
 }
 
 fn ts(t: DateTime<Utc>) -> Option<pbjson_types::Timestamp> {

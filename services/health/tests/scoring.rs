@@ -9,61 +9,20 @@ use std::{
 
 use async_trait::async_trait;
 use banso_events::{Envelope, Handler, HandlerError, Payload, bus::spawn_consumer};
-use banso_kit::server::ServiceSet;
-use banso_proto::{accounts as apb, events as ev, health as pb};
-use banso_testkit::{Bearer, TestApp, TestRole as Role};
+use banso_proto::{events as ev, health as pb};
+use banso_testkit::TestRole as Role;
 use chrono::Utc;
-use tonic::{Code, codegen::InterceptedService, transport::Channel};
+use common::{Health, spawn};
+use tonic::Code;
 
-type Health = pb::health_service_client::HealthServiceClient<InterceptedService<Channel, Bearer>>;
+mod common;
 
-async fn spawn() -> TestApp {
-    banso_testkit::spawn(|cfg, kit, events| async move {
-        Ok(ServiceSet::new()
-            .with(banso_accounts::build(&cfg, &kit, &events).await?)
-            .with(banso_health::build(&cfg, &kit, &events).await?))
-    })
-    .await
-    .expect("test server starts")
+fn health(app: &banso_testkit::TestApp, role: Role) -> Health {
+    common::health(app, "acme", role)
 }
 
-fn health(app: &TestApp, role: Role) -> Health {
-    pb::health_service_client::HealthServiceClient::with_interceptor(app.channel.clone(), app.bearer("acme", role))
-}
-
-async fn account(app: &TestApp) -> String {
-    let mut accounts = apb::accounts_service_client::AccountsServiceClient::with_interceptor(
-        app.channel.clone(),
-        app.bearer("acme", Role::Admin),
-    );
-    let a = accounts
-        .create_account(apb::CreateAccountRequest {
-            account: Some(apb::Account {
-                name: "株式会社スコア".into(),
-                lifecycle_stage: apb::LifecycleStage::Adoption as i32,
-                touch_model: apb::TouchModel::Tech as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut h = health(app, Role::Service);
-    for _ in 0..200 {
-        let probe = pb::SetMeasureValueRequest {
-            account_id: a.id.clone(),
-            measure: "probe".into(),
-            value: None,
-            observe_time: None,
-        };
-        match h.set_measure_value(probe).await {
-            Ok(_) => return a.id,
-            Err(s) if s.code() == Code::NotFound => tokio::time::sleep(Duration::from_millis(25)).await,
-            Err(s) => panic!("{s:?}"),
-        }
-    }
-    panic!("health never learned of the account");
+async fn account(app: &banso_testkit::TestApp) -> String {
+    common::account(app, "acme", "株式会社スコア", "crm-score").await
 }
 
 fn thresholds(points: &[(f64, f64)]) -> Option<pb::Normalisation> {

@@ -1,0 +1,42 @@
+//! Conversions of wire values every service needs the same way.
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+
+/// A required UUID field: INVALID_ARGUMENT naming `field` if empty or malformed.
+pub fn uuid(field: &str, s: &str) -> Result<uuid::Uuid> {
+    if s.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    uuid::Uuid::parse_str(s).map_err(|_| Error::invalid(field, format!("{s:?} is not a UUID")))
+}
+
+/// A protobuf timestamp of `t`.
+pub fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+/// The time of a protobuf timestamp, or INVALID_ARGUMENT naming `field`.
+pub fn time(field: &str, t: &pbjson_types::Timestamp) -> Result<DateTime<Utc>> {
+    u32::try_from(t.nanos)
+        .ok()
+        .and_then(|n| DateTime::from_timestamp(t.seconds, n))
+        .ok_or_else(|| Error::invalid(field, format!("{}s {}ns is not a valid timestamp", t.seconds, t.nanos)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_and_timestamps() {
+        assert!(uuid("id", "").is_err());
+        assert!(uuid("id", "nope").is_err());
+        let id = uuid::Uuid::now_v7();
+        assert_eq!(uuid("id", &id.to_string()).unwrap(), id);
+        let t = DateTime::from_timestamp(1_700_000_000, 123_000).unwrap();
+        assert_eq!(time("t", &timestamp(t)).unwrap(), t);
+        assert!(time("t", &pbjson_types::Timestamp { seconds: 0, nanos: -1 }).is_err());
+    }
+}
