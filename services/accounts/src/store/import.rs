@@ -4,7 +4,11 @@
 use std::collections::{HashMap, HashSet};
 
 use banso_kit::{Error, Result};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::{Expr, ExprTrait, extension::postgres::PgFunc},
+};
 use uuid::Uuid;
 
 use super::{
@@ -24,10 +28,25 @@ pub enum RowOutcome {
 impl Store {
     async fn accounts_by_external_id(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, Account>> {
         let mut out = HashMap::new();
-        for chunk in ids.chunks(500) {
+        let postgres = banso_kit::db::is_postgres(&self.db);
+        for chunk in ids.chunks(1000) {
+            // On PostgreSQL the ids travel as one array: `external_id =
+            // ANY($2)` stays an index probe on (tenant_id, external_id)
+            // whatever the statistics, while a list of 1,000 parameters can
+            // turn into a scan of the tenant's accounts per lookup (measured:
+            // an import quadratic in the tenant's size, docs/benchmarks.md).
+            let by_external_id = if postgres {
+                let array = sea_orm::Value::Array(
+                    sea_orm::sea_query::ArrayType::String,
+                    Some(Box::new(chunk.iter().map(|s| sea_orm::Value::from(s.as_str())).collect())),
+                );
+                Expr::col(account::Column::ExternalId).eq(PgFunc::any(Expr::val(array)))
+            } else {
+                account::Column::ExternalId.is_in(chunk.iter().map(String::as_str))
+            };
             let rows = account::Entity::find()
                 .filter(account::Column::TenantId.eq(tenant))
-                .filter(account::Column::ExternalId.is_in(chunk.iter().map(String::as_str)))
+                .filter(by_external_id)
                 .all(&self.db)
                 .await?;
             for r in rows {
