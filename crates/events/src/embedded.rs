@@ -134,12 +134,17 @@ impl Bus for EmbeddedBus {
         }
         let now = chrono::Utc::now().timestamp();
         let txn = self.db.begin().await?;
-        for m in batch {
-            txn.execute_raw(stmt(
-                "INSERT INTO bus_messages (id, subject, payload, create_time) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                [m.id.clone().into(), m.subject.clone().into(), m.payload.to_vec().into(), now.into()],
-            ))
-            .await?;
+        // Many rows a statement, in publish order (SQLite assigns ascending
+        // seq in VALUES order); 4 values a row stays far below its limit.
+        for chunk in batch.chunks(500) {
+            let sql = format!(
+                "INSERT INTO bus_messages (id, subject, payload, create_time) VALUES {} ON CONFLICT (id) DO NOTHING",
+                vec!["(?, ?, ?, ?)"; chunk.len()].join(", ")
+            );
+            let values = chunk
+                .iter()
+                .flat_map(|m| [m.id.clone().into(), m.subject.clone().into(), m.payload.to_vec().into(), now.into()]);
+            txn.execute_raw(stmt(&sql, values)).await?;
         }
         let head = txn
             .query_one_raw(stmt("SELECT COALESCE(MAX(seq), 0) AS head FROM bus_messages", []))
