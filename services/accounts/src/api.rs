@@ -379,7 +379,7 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                 let caller = auth::caller(&req)?;
                 caller.require(Access::Write)?;
                 let mut stream = req.into_inner();
-                let mut resp = pb::ImportAccountsResponse::default();
+                let mut tally = ImportTally::default();
                 let mut next_row: i64 = 0;
                 while let Some(msg) = stream.message().await.map_err(stream_error)? {
                     for chunk in msg.accounts.chunks(1000) {
@@ -388,7 +388,7 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                         for acc in chunk {
                             let row = next_row;
                             next_row += 1;
-                            resp.rows += 1;
+                            tally.rows += 1;
                             let mut v = Violations::new();
                             if acc.external_id.is_empty() {
                                 v.add("account.external_id", "is required: imports match on it");
@@ -401,27 +401,23 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                                     valid_rows.push((row, acc.external_id.clone()));
                                 }
                                 Err(e) => {
-                                    resp.failed += 1;
-                                    push_row_errors(&mut resp.errors, row, &acc.external_id, e);
+                                    tally.refused(row, &acc.external_id, e);
                                 }
                             }
                         }
                         let results = self.store.import_accounts(&caller.tenant_id, valid).await?;
-                        for (result, (row, ext)) in results.into_iter().zip(valid_rows) {
-                            match result {
-                                Ok(RowOutcome::Created) => resp.created += 1,
-                                Ok(RowOutcome::Updated) => resp.updated += 1,
-                                Ok(RowOutcome::Unchanged) => resp.unchanged += 1,
-                                Err(e) => {
-                                    resp.failed += 1;
-                                    push_row_errors(&mut resp.errors, row, &ext, e);
-                                }
-                            }
-                        }
+                        tally.outcomes(results, valid_rows);
                     }
                 }
-                resp.errors.sort_by_key(|e| e.row);
-                Ok(resp)
+                let t = tally.finish();
+                Ok(pb::ImportAccountsResponse {
+                    rows: t.rows,
+                    created: t.created,
+                    updated: t.updated,
+                    unchanged: t.unchanged,
+                    failed: t.failed,
+                    errors: t.errors,
+                })
             }
             .await,
         )
@@ -436,7 +432,7 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                 let caller = auth::caller(&req)?;
                 caller.require(Access::Write)?;
                 let mut stream = req.into_inner();
-                let mut resp = pb::ImportContactsResponse::default();
+                let mut tally = ImportTally::default();
                 let mut next_row: i64 = 0;
                 while let Some(msg) = stream.message().await.map_err(stream_error)? {
                     let mut valid = Vec::new();
@@ -444,7 +440,7 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                     for r in &msg.rows {
                         let row = next_row;
                         next_row += 1;
-                        resp.rows += 1;
+                        tally.rows += 1;
                         let default = pb::Contact::default();
                         let c = r.contact.as_ref().unwrap_or(&default);
                         let mut v = Violations::new();
@@ -474,26 +470,22 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                                 valid_rows.push((row, c.external_id.clone()));
                             }
                             Err(e) => {
-                                resp.failed += 1;
-                                push_row_errors(&mut resp.errors, row, &c.external_id, e);
+                                tally.refused(row, &c.external_id, e);
                             }
                         }
                     }
                     let results = self.store.import_contacts(&caller.tenant_id, valid).await?;
-                    for (result, (row, ext)) in results.into_iter().zip(valid_rows) {
-                        match result {
-                            Ok(RowOutcome::Created) => resp.created += 1,
-                            Ok(RowOutcome::Updated) => resp.updated += 1,
-                            Ok(RowOutcome::Unchanged) => resp.unchanged += 1,
-                            Err(e) => {
-                                resp.failed += 1;
-                                push_row_errors(&mut resp.errors, row, &ext, e);
-                            }
-                        }
-                    }
+                    tally.outcomes(results, valid_rows);
                 }
-                resp.errors.sort_by_key(|e| e.row);
-                Ok(resp)
+                let t = tally.finish();
+                Ok(pb::ImportContactsResponse {
+                    rows: t.rows,
+                    created: t.created,
+                    updated: t.updated,
+                    unchanged: t.unchanged,
+                    failed: t.failed,
+                    errors: t.errors,
+                })
             }
             .await,
         )
@@ -1066,17 +1058,50 @@ fn stream_error(s: Status) -> Error {
     Error::invalid("stream", format!("cannot read the request stream: {}", s.message()))
 }
 
-/// Adds a refused import row's errors, up to the list's cap.
-fn push_row_errors(errors: &mut Vec<pb::ImportRowError>, row: i64, external_id: &str, e: Error) {
-    let strip = |f: &str| f.strip_prefix("account.").or_else(|| f.strip_prefix("contact.")).unwrap_or(f).to_owned();
-    let items: Vec<(String, String)> = match e {
-        Error::InvalidArgument(vs) => vs.into_iter().map(|v| (strip(&v.field), v.description)).collect(),
-        other => vec![(String::new(), other.to_string())],
-    };
-    for (field, description) in items {
-        if errors.len() < MAX_IMPORT_ERRORS {
-            errors.push(pb::ImportRowError { row, external_id: external_id.to_owned(), field, description });
+/// What an import stream did, row by row: the counts and the refused rows
+/// of both ImportAccounts and ImportContacts.
+#[derive(Default)]
+struct ImportTally {
+    rows: i64,
+    created: i64,
+    updated: i64,
+    unchanged: i64,
+    failed: i64,
+    errors: Vec<pb::ImportRowError>,
+}
+
+impl ImportTally {
+    /// A refused row: counted, and its errors listed up to the cap.
+    fn refused(&mut self, row: i64, external_id: &str, e: Error) {
+        self.failed += 1;
+        let strip = |f: &str| f.strip_prefix("account.").or_else(|| f.strip_prefix("contact.")).unwrap_or(f).to_owned();
+        let items: Vec<(String, String)> = match e {
+            Error::InvalidArgument(vs) => vs.into_iter().map(|v| (strip(&v.field), v.description)).collect(),
+            other => vec![(String::new(), other.to_string())],
+        };
+        for (field, description) in items {
+            if self.errors.len() < MAX_IMPORT_ERRORS {
+                self.errors.push(pb::ImportRowError { row, external_id: external_id.to_owned(), field, description });
+            }
         }
+    }
+
+    /// What the store did with the valid rows (`rows`: index and external_id).
+    fn outcomes(&mut self, results: Vec<Result<RowOutcome>>, rows: Vec<(i64, String)>) {
+        for (result, (row, ext)) in results.into_iter().zip(rows) {
+            match result {
+                Ok(RowOutcome::Created) => self.created += 1,
+                Ok(RowOutcome::Updated) => self.updated += 1,
+                Ok(RowOutcome::Unchanged) => self.unchanged += 1,
+                Err(e) => self.refused(row, &ext, e),
+            }
+        }
+    }
+
+    /// The tally with its errors in row order.
+    fn finish(mut self) -> Self {
+        self.errors.sort_by_key(|e| e.row);
+        self
     }
 }
 
