@@ -17,6 +17,7 @@ pub fn type_of(payload: &Payload) -> &'static str {
         Payload::ContractChanged(_) => "contract_changed",
         Payload::ActivityLogged(_) => "activity_logged",
         Payload::TenantSettingsChanged(_) => "tenant_settings_changed",
+        Payload::SegmentChanged(_) => "segment_changed",
         Payload::HealthScoreChanged(_) => "health_score_changed",
     }
 }

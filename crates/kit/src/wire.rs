@@ -1,8 +1,8 @@
 //! Conversions of wire values every service needs the same way.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Violations};
 
 /// A required UUID field: INVALID_ARGUMENT naming `field` if empty or malformed.
 pub fn uuid(field: &str, s: &str) -> Result<uuid::Uuid> {
@@ -23,6 +23,28 @@ pub fn time(field: &str, t: &pbjson_types::Timestamp) -> Result<DateTime<Utc>> {
         .ok()
         .and_then(|n| DateTime::from_timestamp(t.seconds, n))
         .ok_or_else(|| Error::invalid(field, format!("{}s {}ns is not a valid timestamp", t.seconds, t.nanos)))
+}
+
+/// A calendar date from its parts, years 1900 to 9999; a violation naming
+/// `field` (or `field.year`) otherwise.
+pub fn date(v: &mut Violations, field: &str, year: i32, month: i32, day: i32) -> Option<NaiveDate> {
+    if !(1900..=9999).contains(&year) {
+        v.add(format!("{field}.year"), format!("must be between 1900 and 9999, got {year}"));
+        return None;
+    }
+    match u32::try_from(month).ok().zip(u32::try_from(day).ok()).and_then(|(m, d)| NaiveDate::from_ymd_opt(year, m, d))
+    {
+        Some(d) => Some(d),
+        None => {
+            v.add(field, format!("{year:04}-{month:02}-{day:02} is not a calendar date"));
+            None
+        }
+    }
+}
+
+/// The protobuf date of `d`.
+pub fn date_to_proto(d: NaiveDate) -> banso_proto::types::Date {
+    banso_proto::types::Date { year: d.year(), month: d.month() as i32, day: d.day() as i32 }
 }
 
 #[cfg(test)]

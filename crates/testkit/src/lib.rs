@@ -293,6 +293,16 @@ where
     })
 }
 
+/// The (field, description) pairs of an INVALID_ARGUMENT status; panics on
+/// another code or without BadRequest details.
+pub fn field_violations(status: &tonic::Status) -> Vec<(String, String)> {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "expected INVALID_ARGUMENT, got {status:?}");
+    let details = status.get_error_details();
+    let bad = details.bad_request().unwrap_or_else(|| panic!("no BadRequest details in {status:?}"));
+    bad.field_violations.iter().map(|v| (v.field.clone(), v.description.clone())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,10 +15,7 @@ use crate::domain::{
 
 pub(crate) use banso_kit::wire::{timestamp, uuid as parse_id};
 
-pub(crate) fn date_to_proto(d: NaiveDate) -> tpb::Date {
-    use chrono::Datelike;
-    tpb::Date { year: d.year(), month: d.month() as i32, day: d.day() as i32 }
-}
+pub(crate) use banso_kit::wire::date_to_proto;
 
 pub(crate) fn date_from_proto(v: &mut Violations, field: &str, d: Option<&tpb::Date>) -> Option<NaiveDate> {
     d.and_then(|d| validate::date(v, field, d.year, d.month, d.day))

@@ -7,7 +7,7 @@ use banso_proto::events as ev;
 
 use crate::{
     convert,
-    domain::{Account, Contact, TenantSettings, activity::Activity, contract::ContractEvent},
+    domain::{Account, Contact, TenantSettings, activity::Activity, contract::ContractEvent, segment::Segment},
 };
 
 pub fn account_created(a: &Account) -> Payload {
@@ -45,4 +45,8 @@ pub fn activity_logged(a: &Activity) -> Payload {
 
 pub fn settings_changed(s: &TenantSettings) -> Payload {
     Payload::TenantSettingsChanged(ev::TenantSettingsChanged { settings: Some(convert::settings_to_proto(s)) })
+}
+
+pub fn segment_changed(s: &Segment, change: ev::segment_changed::Change) -> Payload {
+    Payload::SegmentChanged(ev::SegmentChanged { change: change as i32, segment: Some(convert::segment_to_proto(s)) })
 }

@@ -8,6 +8,7 @@ use banso_kit::{
     paging::{self, QueryKey},
     reply,
     server::Kit,
+    wire,
 };
 use banso_proto::health as pb;
 use chrono::{DateTime, Utc};
@@ -15,11 +16,16 @@ use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
 use crate::{
-    HealthSettings,
-    api_scores::{contribution_to_proto, def_from_proto, merged, scorecard_to_proto},
-    domain::{rollup::day_of, score::trend},
+    HealthSettings, api_portfolio,
+    api_scores::{def_from_proto, merged, scorecard_to_proto},
+    domain::{
+        account::{AccountRow, GROUP_BY, valid_group_by},
+        portfolio::distribution,
+        rollup::day_of,
+    },
+    recompute::{Recompute, trigger},
     scorer::{Scorer, band_to_proto},
-    store::{AcceptedEvent, Store},
+    store::{AcceptedEvent, Store, portfolio::HistoryPoint, scores::StoredHealth},
 };
 
 /// Fields an UpdateScorecard mask may name.
@@ -36,12 +42,13 @@ pub struct HealthApi {
     store: Store,
     settings: HealthSettings,
     scorer: Scorer,
+    recompute: Recompute,
     kit: Kit,
 }
 
 impl HealthApi {
-    pub fn new(store: Store, settings: HealthSettings, scorer: Scorer, kit: Kit) -> Self {
-        HealthApi { store, settings, scorer, kit }
+    pub fn new(store: Store, settings: HealthSettings, scorer: Scorer, recompute: Recompute, kit: Kit) -> Self {
+        HealthApi { store, settings, scorer, recompute, kit }
     }
 }
 
@@ -373,7 +380,7 @@ impl pb::health_service_server::HealthService for HealthApi {
                 let p = r.scorecard.as_ref().ok_or_else(|| Error::invalid("scorecard", "is required"))?;
                 let def = def_from_proto(p)?;
                 let card = self.store.create_scorecard(&caller.tenant_id, def, key).await?;
-                self.scorer.tenant(&caller.tenant_id);
+                self.recompute.start(&caller.tenant_id, trigger::SCORECARD, None).await?;
                 Ok(scorecard_to_proto(&card))
             }
             .await,
@@ -438,7 +445,7 @@ impl pb::health_service_server::HealthService for HealthApi {
                     return Ok(scorecard_to_proto(&current));
                 }
                 let next = self.store.update_scorecard(&caller.tenant_id, &current, def).await?;
-                self.scorer.tenant(&caller.tenant_id);
+                self.recompute.start(&caller.tenant_id, trigger::SCORECARD, None).await?;
                 Ok(scorecard_to_proto(&next))
             }
             .await,
@@ -462,26 +469,190 @@ impl pb::health_service_server::HealthService for HealthApi {
                     .account_health(tenant, account)
                     .await?
                     .ok_or_else(|| Error::not_found("account health", account.to_string()))?;
-                let today = day_of(chrono::Utc::now(), self.store.time_zone(tenant).await?);
-                let history = self.store.daily_scores(tenant, account, today - chrono::Duration::days(31)).await?;
-                let (change_7d, change_30d) = trend(&history, today);
-                Ok(pb::AccountHealth {
-                    account_id: account.to_string(),
-                    score: h.score,
-                    band: band_to_proto(h.band) as i32,
-                    change_7d,
-                    change_30d,
-                    scorecard_id: h.scorecard_id.to_string(),
-                    scorecard_version: h.scorecard_version,
-                    contributions: h.contributions.iter().map(contribution_to_proto).collect(),
-                    compute_time: Some(banso_kit::wire::timestamp(h.compute_time)),
-                    arr: match (row.arr_currency, row.arr_amount_minor) {
-                        (Some(currency_code), Some(amount_minor)) => {
-                            Some(banso_proto::types::Money { currency_code, amount_minor })
+                Ok(api_portfolio::health_to_proto(&row, &h, true))
+            }
+            .await,
+        )
+    }
+
+    async fn list_account_health(
+        &self,
+        req: Request<pb::ListAccountHealthRequest>,
+    ) -> RpcResult<pb::ListAccountHealthResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let r = req.get_ref();
+                let tenant = caller.tenant_id.as_str();
+                let mut v = Violations::new();
+                let filter = api_portfolio::filter_from_proto(&mut v, r.filter.as_ref());
+                let order = api_portfolio::order_from_proto(&mut v, r.order_by);
+                let page_size = v.take(paging::page_size(r.page_size));
+                v.finish()?;
+                let page_size = page_size.expect("checked");
+                let query = QueryKey::new("ListAccountHealth", tenant)
+                    .part(filter.query_part())
+                    .part(format!("{order:?}|{}", r.skip_contributions));
+                let (columns, conditions) = filter.conditions(&self.store, tenant).await?;
+                let mut after: Option<(f64, Uuid)> = self.kit.page_tokens.decode(&query, &r.page_token)?;
+                let today = day_of(Utc::now(), self.store.time_zone(tenant).await?);
+                let now = Utc::now();
+                // Columns filter in SQL; CEL conditions here, fetching on until
+                // the page is full (one more row tells whether another page exists).
+                let mut page: Vec<(AccountRow, StoredHealth)> = Vec::new();
+                let batch = if conditions.is_empty() { page_size + 1 } else { (page_size + 1).max(500) };
+                'fill: loop {
+                    let rows = self.store.health_page(tenant, &columns, order, after, batch).await?;
+                    let exhausted = (rows.len() as u64) < batch;
+                    for (row, h) in rows {
+                        after = Some((order.key(&h), row.account_id));
+                        if conditions.keep(&row, today, now) {
+                            page.push((row, h));
+                            if page.len() as u64 > page_size {
+                                break 'fill;
+                            }
                         }
-                        _ => None,
-                    },
+                    }
+                    if exhausted {
+                        break;
+                    }
+                }
+                let (page, next_page_token) =
+                    self.kit.page_tokens.page(&query, page, page_size, |(row, h)| (order.key(h), row.account_id));
+                Ok(pb::ListAccountHealthResponse {
+                    accounts: page
+                        .iter()
+                        .map(|(row, h)| api_portfolio::health_to_proto(row, h, !r.skip_contributions))
+                        .collect(),
+                    next_page_token,
                 })
+            }
+            .await,
+        )
+    }
+
+    async fn get_health_distribution(
+        &self,
+        req: Request<pb::GetHealthDistributionRequest>,
+    ) -> RpcResult<pb::GetHealthDistributionResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let r = req.get_ref();
+                let tenant = caller.tenant_id.as_str();
+                let mut v = Violations::new();
+                let filter = api_portfolio::filter_from_proto(&mut v, r.filter.as_ref());
+                let group_by = r.group_by.trim();
+                if !group_by.is_empty() && !valid_group_by(group_by) {
+                    v.add(
+                        "group_by",
+                        format!(
+                            "{group_by:?} is not an account attribute; use one of {} or attributes.<key>",
+                            GROUP_BY.join(", ")
+                        ),
+                    );
+                }
+                v.finish()?;
+                let (columns, conditions) = filter.conditions(&self.store, tenant).await?;
+                let today = day_of(Utc::now(), self.store.time_zone(tenant).await?);
+                let now = Utc::now();
+                let rows = self.store.health_all(tenant, &columns).await?;
+                let kept: Vec<_> = rows
+                    .iter()
+                    .filter(|(row, scored)| {
+                        // Unscored accounts cannot pass a filter on the score.
+                        (scored.is_some() || !columns.on_health()) && conditions.keep(row, today, now)
+                    })
+                    .map(|(row, scored)| (row, *scored))
+                    .collect();
+                let d = distribution(&kept, (!group_by.is_empty()).then_some(group_by));
+                Ok(api_portfolio::distribution_to_proto(&d))
+            }
+            .await,
+        )
+    }
+
+    async fn get_health_history(
+        &self,
+        req: Request<pb::GetHealthHistoryRequest>,
+    ) -> RpcResult<pb::GetHealthHistoryResponse> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let r = req.get_ref();
+                let tenant = caller.tenant_id.as_str();
+                let mut v = Violations::new();
+                let account = v.take(banso_kit::wire::uuid("account_id", &r.account_id));
+                let start = r.start_day.as_ref().and_then(|d| wire::date(&mut v, "start_day", d.year, d.month, d.day));
+                let end = r.end_day.as_ref().and_then(|d| wire::date(&mut v, "end_day", d.year, d.month, d.day));
+                let page_size = v.take(paging::page_size(r.page_size));
+                v.finish()?;
+                let (account, page_size) = (account.expect("checked"), page_size.expect("checked"));
+                if self.store.account(tenant, account).await?.is_none() {
+                    return Err(Error::not_found("account", account.to_string()));
+                }
+                let end = match end {
+                    Some(e) => e,
+                    None => day_of(Utc::now(), self.store.time_zone(tenant).await?),
+                };
+                let start = start.unwrap_or(end - chrono::Duration::days(90));
+                if start > end {
+                    return Err(Error::invalid("start_day", format!("{start} is after end_day {end}")));
+                }
+                let query = QueryKey::new("GetHealthHistory", tenant)
+                    .part(account.as_bytes())
+                    .part(format!("{start}|{end}|{}", r.band_changes_only));
+                let after: Option<(chrono::NaiveDate, Uuid)> = self.kit.page_tokens.decode(&query, &r.page_token)?;
+                let rows =
+                    self.store.history(tenant, account, start, end, r.band_changes_only, after, page_size + 1).await?;
+                let (rows, next_page_token) =
+                    self.kit.page_tokens.page(&query, rows, page_size, |p: &HistoryPoint| (p.day, p.id));
+                Ok(pb::GetHealthHistoryResponse {
+                    points: rows
+                        .iter()
+                        .map(|p| pb::HealthPoint {
+                            day: Some(wire::date_to_proto(p.day)),
+                            kind: if p.band_change {
+                                pb::HealthPointKind::BandChange
+                            } else {
+                                pb::HealthPointKind::Daily
+                            } as i32,
+                            score: p.score,
+                            band: band_to_proto(p.band) as i32,
+                            record_time: Some(wire::timestamp(p.record_time)),
+                        })
+                        .collect(),
+                    next_page_token,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn start_recompute(&self, req: Request<pb::StartRecomputeRequest>) -> RpcResult<pb::RecomputeJob> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Admin)?;
+                let key = idempotency::optional("request_id", &req.get_ref().request_id)?;
+                let job = self.recompute.start(&caller.tenant_id, trigger::API, key).await?;
+                Ok(api_portfolio::job_to_proto(&job))
+            }
+            .await,
+        )
+    }
+
+    async fn get_recompute_job(&self, req: Request<pb::GetRecomputeJobRequest>) -> RpcResult<pb::RecomputeJob> {
+        reply(
+            async {
+                let caller = auth::caller(&req)?;
+                caller.require(Access::Read)?;
+                let id = banso_kit::wire::uuid("id", &req.get_ref().id)?;
+                let job = self.store.get_job(&caller.tenant_id, id).await?;
+                Ok(api_portfolio::job_to_proto(&job))
             }
             .await,
         )

@@ -10,8 +10,10 @@ use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 use crate::{
+    domain::account::{AccountRow, Attr},
+    recompute::{Recompute, trigger},
     scorer::Scorer,
-    store::{AccountRow, Store},
+    store::Store,
 };
 
 /// The durable consumer name of the health service.
@@ -20,13 +22,19 @@ pub const CONSUMER: &str = "health";
 pub struct AccountsProjection {
     pub store: Store,
     pub scorer: Scorer,
+    pub recompute: Recompute,
 }
 
 fn rejected(what: String) -> HandlerError {
     HandlerError::Rejected(anyhow::anyhow!(what))
 }
 
-fn row(a: &apb::Account) -> Result<AccountRow, HandlerError> {
+fn date(d: Option<&banso_proto::types::Date>) -> Option<chrono::NaiveDate> {
+    d.and_then(|d| chrono::NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32))
+}
+
+/// The projection row of an Accounts' account as its events carry it.
+pub fn account_row(a: &apb::Account) -> Result<AccountRow, HandlerError> {
     let account_id = Uuid::parse_str(&a.id).map_err(|_| rejected(format!("account id {:?} is not a UUID", a.id)))?;
     let stage = match apb::LifecycleStage::try_from(a.lifecycle_stage) {
         Ok(apb::LifecycleStage::Onboarding) => "onboarding",
@@ -42,17 +50,42 @@ fn row(a: &apb::Account) -> Result<AccountRow, HandlerError> {
         Ok(apb::TouchModel::Tech) => "tech",
         _ => return Err(rejected(format!("account {account_id} has no touch model"))),
     };
+    let attributes = a
+        .custom_attributes
+        .iter()
+        .filter_map(|(k, v)| {
+            use banso_proto::types::attribute_value::Kind;
+            let attr = match v.kind.as_ref()? {
+                Kind::StringValue(s) => Attr::String(s.clone()),
+                Kind::IntValue(i) => Attr::Int(*i),
+                Kind::DoubleValue(d) => Attr::Double(*d),
+                Kind::BoolValue(b) => Attr::Bool(*b),
+                Kind::DateValue(d) => Attr::Date(date(Some(d))?),
+                Kind::TimestampValue(t) => {
+                    Attr::Timestamp(chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32)?)
+                }
+            };
+            Some((k.clone(), attr))
+        })
+        .collect();
     Ok(AccountRow {
         account_id,
         external_id: (!a.external_id.is_empty()).then(|| a.external_id.clone()),
+        name: a.name.clone(),
         lifecycle_stage: stage.into(),
         touch_model: touch.into(),
         arr_currency: a.arr.as_ref().map(|m| m.currency_code.clone()),
         arr_amount_minor: a.arr.as_ref().map(|m| m.amount_minor),
-        renewal_date: a
-            .renewal_date
-            .as_ref()
-            .and_then(|d| chrono::NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32)),
+        renewal_date: date(a.renewal_date.as_ref()),
+        contract_start_date: date(a.contract_start_date.as_ref()),
+        industry: a.industry.clone(),
+        employee_count: a.employee_count,
+        revenue_band: a.revenue_band.clone(),
+        region: a.region.clone(),
+        plan_tier: a.plan_tier.clone(),
+        owner_id: a.owner_id.clone(),
+        tags: a.tags.clone(),
+        attributes,
     })
 }
 
@@ -61,7 +94,7 @@ impl Handler for AccountsProjection {
     async fn handle(&self, env: &Envelope) -> Result<(), HandlerError> {
         let tenant = env.tenant_id.as_str();
         let mut rescore: Option<Uuid> = None;
-        let mut rescore_tenant = false;
+        let mut recompute: Option<&str> = None;
         let txn = self.store.db().begin().await?;
         if !inbox::claim(&txn, CONSUMER, env).await? {
             // Seen before: its effect is already committed.
@@ -71,21 +104,21 @@ impl Handler for AccountsProjection {
         match &env.payload {
             Some(Payload::AccountCreated(e)) => {
                 if let Some(a) = &e.account {
-                    let r = row(a)?;
+                    let r = account_row(a)?;
                     rescore = Some(r.account_id);
                     self.store.upsert_account(&txn, tenant, &r).await?;
                 }
             }
             Some(Payload::AccountUpdated(e)) => {
                 if let Some(a) = &e.account {
-                    let r = row(a)?;
+                    let r = account_row(a)?;
                     rescore = Some(r.account_id);
                     self.store.upsert_account(&txn, tenant, &r).await?;
                 }
             }
             Some(Payload::ContractChanged(e)) => {
                 if let Some(a) = &e.account {
-                    let r = row(a)?;
+                    let r = account_row(a)?;
                     rescore = Some(r.account_id);
                     self.store.upsert_account(&txn, tenant, &r).await?;
                 }
@@ -113,10 +146,24 @@ impl Handler for AccountsProjection {
                     }
                 }
             }
+            Some(Payload::SegmentChanged(e)) => {
+                if let Some(seg) = &e.segment {
+                    let id = Uuid::parse_str(&seg.id)
+                        .map_err(|_| rejected(format!("segment id {:?} is not a UUID", seg.id)))?;
+                    let deleted = e.change == banso_proto::events::segment_changed::Change::Deleted as i32;
+                    if deleted {
+                        self.store.delete_segment(&txn, tenant, id).await?;
+                    } else {
+                        self.store.upsert_segment(&txn, tenant, id, &seg.expression).await?;
+                    }
+                    // Accounts scored by a scorecard scoped to it may now score elsewhere.
+                    recompute = Some(trigger::SEGMENT);
+                }
+            }
             Some(Payload::TenantSettingsChanged(e)) => {
                 if let Some(s) = &e.settings {
                     self.store.set_time_zone(&txn, tenant, &s.time_zone).await?;
-                    rescore_tenant = true;
+                    recompute = Some(trigger::TIME_ZONE);
                 }
             }
             _ => {}
@@ -126,8 +173,8 @@ impl Handler for AccountsProjection {
         if let Some(id) = rescore {
             self.scorer.account(tenant, id);
         }
-        if rescore_tenant {
-            self.scorer.tenant(tenant);
+        if let Some(trigger) = recompute {
+            self.recompute.start_logged(tenant, trigger).await;
         }
         Ok(())
     }

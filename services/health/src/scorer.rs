@@ -1,39 +1,33 @@
-//! Live scoring: every change that can move a score (ingested usage, a
-//! measure value, an account attribute, a scorecard edit) queues its account
-//! here; a background task rescores queued accounts, de-duplicating bursts,
-//! and publishes HealthScoreChanged through the outbox when a score moves by
-//! at least the configured step or changes band.
+//! Scoring accounts: read their inputs in bulk, compute, store.
+//!
+//! Two callers share [`score_rows`]: the live scorer below — every change
+//! that can move a score (ingested usage, a measure value, an account
+//! attribute, an e-mail reply) queues its account, and a background task
+//! rescores what is queued, de-duplicating bursts — and the recompute job
+//! (`recompute.rs`), which walks a whole tenant in chunks. A score moving by
+//! at least the configured step, or changing band, publishes
+//! HealthScoreChanged through the outbox in the transaction that stores it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use banso_cel::Expression;
 use banso_kit::Result;
 use banso_proto::{events as ev, health as pb};
-use chrono::Utc;
+use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
     domain::{
+        account::AccountRow,
         measure::{self, MeasureDef, compute_usage, parse_measure},
         rollup::{DailyRollup, day_of},
-        score::{self, Band},
-        scorecard::{AccountScope, Normalisation, choose},
+        score::{self, Band, trend},
+        scorecard::{AccountScope, Normalisation, ScorecardDef, choose},
     },
-    store::{Store, scores::StoredHealth},
+    store::{ScoreWrite, Store, scores::StoredScorecard},
 };
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Job {
-    Account(String, Uuid),
-    Tenant(String),
-}
-
-/// Queues accounts for rescoring.
-#[derive(Clone)]
-pub struct Scorer {
-    tx: mpsc::UnboundedSender<Job>,
-}
 
 pub(crate) fn band_to_proto(b: Band) -> pb::Band {
     match b {
@@ -43,28 +37,290 @@ pub(crate) fn band_to_proto(b: Band) -> pb::Band {
     }
 }
 
+/// Accounts the live scorer takes in one batch; the recompute job's chunk.
+pub const CHUNK: usize = 1_000;
+
+/// What scoring a tenant's accounts needs beyond the accounts' own inputs,
+/// read once per batch or job.
+pub struct TenantContext {
+    pub today: NaiveDate,
+    pub now: DateTime<Utc>,
+    cards: Vec<StoredScorecard>,
+    candidates: Vec<(Uuid, ScorecardDef, DateTime<Utc>)>,
+    /// Segment id (as scopes name it) → its compiled expression; `None` if
+    /// the segment is unknown here or its expression does not compile.
+    segments: HashMap<String, Option<Expression>>,
+    shared: Shared,
+    /// Days of rollups the tenant's measures read, and which inputs they need.
+    lookback: u32,
+    needs_users: bool,
+    needs_email: bool,
+}
+
+/// The tenant-wide inputs that cost a scan: the denominator of feature
+/// breadth and the percentile populations (ranked against each account's
+/// latest stored values; during a recompute, accounts not reached yet hold
+/// their previous ones).
+struct Shared {
+    tracked: usize,
+    populations: HashMap<String, Vec<f64>>,
+}
+
+impl TenantContext {
+    pub async fn load(store: &Store, tenant: &str) -> Result<TenantContext> {
+        let mut ctx = Self::without_shared(store, tenant).await?;
+        ctx.shared = ctx.load_shared(store, tenant).await?;
+        Ok(ctx)
+    }
+
+    async fn without_shared(store: &Store, tenant: &str) -> Result<TenantContext> {
+        let now = Utc::now();
+        let today = day_of(now, store.time_zone(tenant).await?);
+        let cards = store.scorecards(tenant).await?;
+        let candidates = cards.iter().map(|c| (c.id, c.def.clone(), c.create_time)).collect();
+        let known = store.segments(tenant).await?;
+        let mut segments = HashMap::new();
+        let (mut lookback, mut needs_users, mut needs_email) = (0, false, false);
+        for c in &cards {
+            if let crate::domain::scorecard::Scope::Segment(id) = &c.def.scope {
+                let expr = Uuid::parse_str(id)
+                    .ok()
+                    .and_then(|u| known.get(&u))
+                    .and_then(|src| Expression::compile(src, &banso_cel::account_schema()).ok());
+                segments.insert(id.clone(), expr);
+            }
+            for m in &c.def.measures {
+                let Ok(d) = parse_measure(&m.measure) else { continue };
+                lookback = lookback.max(d.lookback_days());
+                let base = match &d {
+                    MeasureDef::Change { of } => of.as_ref(),
+                    other => other,
+                };
+                needs_users |= matches!(base, MeasureDef::ActiveUsers { .. });
+                needs_email |= matches!(&d, MeasureDef::External { name } if name == measure::EMAIL_RESPONSE_RATE_90D);
+            }
+        }
+        Ok(TenantContext {
+            today,
+            now,
+            cards,
+            candidates,
+            segments,
+            shared: Shared { tracked: 0, populations: HashMap::new() },
+            lookback,
+            needs_users,
+            needs_email,
+        })
+    }
+
+    async fn load_shared(&self, store: &Store, tenant: &str) -> Result<Shared> {
+        let tracked = if self.lookback > 0 {
+            store.tracked_event_names(tenant, self.today - chrono::Duration::days(90)).await?
+        } else {
+            0
+        };
+        let mut populations = HashMap::new();
+        for c in &self.cards {
+            for m in &c.def.measures {
+                if matches!(m.normalisation, Normalisation::Percentile) && !populations.contains_key(&m.measure) {
+                    populations.insert(m.measure.clone(), store.population(tenant, &m.measure).await?);
+                }
+            }
+        }
+        Ok(Shared { tracked, populations })
+    }
+
+    /// The scorecard that scores `row`, if any (the most specific wins).
+    pub fn scorecard_for(&self, row: &AccountRow) -> Option<&StoredScorecard> {
+        let scope = AccountScope { lifecycle_stage: row.lifecycle_stage.clone(), touch_model: row.touch_model.clone() };
+        let facts = std::cell::OnceCell::new();
+        let member = |segment: &str| {
+            let Some(Some(expr)) = self.segments.get(segment) else { return false };
+            let facts = facts.get_or_init(|| row.facts(self.today, self.now));
+            expr.evaluate_bool(facts).unwrap_or(false)
+        };
+        let (id, _, _) = choose(&self.candidates, &scope, member)?;
+        self.cards.iter().find(|c| c.id == *id)
+    }
+}
+
+/// What one scoring pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Accounts a scorecard applies to that got a score.
+    pub scored: u64,
+    /// HealthScoreChanged events recorded.
+    pub changed: u64,
+}
+
+/// Scores `rows` (accounts of one tenant, at most a few thousand): reads
+/// their inputs with one query per kind, computes every score, and stores
+/// the chunk in one transaction. `step` is the move that is news.
+pub async fn score_rows(
+    store: &Store,
+    tenant: &str,
+    ctx: &TenantContext,
+    rows: &[AccountRow],
+    step: f64,
+) -> Result<Outcome> {
+    // Inputs read from here on are at least this new.
+    let read_time = Utc::now();
+    let today = ctx.today;
+    let chosen: Vec<(&AccountRow, &StoredScorecard)> =
+        rows.iter().filter_map(|r| ctx.scorecard_for(r).map(|c| (r, c))).collect();
+    if chosen.is_empty() {
+        return Ok(Outcome::default());
+    }
+    let ids: Vec<Uuid> = chosen.iter().map(|(r, _)| r.account_id).collect();
+
+    let mut rollups: HashMap<Uuid, BTreeMap<(NaiveDate, String), DailyRollup>> = HashMap::new();
+    if ctx.lookback > 0 {
+        let since = today - chrono::Duration::days(i64::from(ctx.lookback));
+        for (account, day, name, events, quantity, duration) in store.daily_usage_of(tenant, &ids, since).await? {
+            let r = rollups
+                .entry(account)
+                .or_default()
+                .entry((day, name.clone()))
+                .or_insert_with(|| DailyRollup::new(day, name));
+            r.events = events;
+            r.quantity = quantity;
+            r.duration_secs = duration;
+        }
+        if ctx.needs_users {
+            for (account, day, name, user) in store.daily_users_of(tenant, &ids, since).await? {
+                rollups
+                    .entry(account)
+                    .or_default()
+                    .entry((day, name.clone()))
+                    .or_insert_with(|| DailyRollup::new(day, name))
+                    .add_user(&user);
+            }
+        }
+    }
+    let pushed = store.measures_of(tenant, &ids).await?;
+    let emails = if ctx.needs_email {
+        store.email_counts_of(tenant, &ids, ctx.now - chrono::Duration::days(90), ctx.now).await?
+    } else {
+        HashMap::new()
+    };
+    let previous = store.health_of(tenant, &ids).await?;
+    let latest = store.daily_score_on_or_before(tenant, &ids, today).await?;
+    let week_ago = store.daily_score_on_or_before(tenant, &ids, today - chrono::Duration::days(7)).await?;
+    let month_ago = store.daily_score_on_or_before(tenant, &ids, today - chrono::Duration::days(30)).await?;
+
+    let no_rollups = BTreeMap::new();
+    let no_pushed = HashMap::new();
+    let mut snapshots = Vec::with_capacity(chosen.len());
+    let mut writes = Vec::new();
+    let mut outcome = Outcome::default();
+    for (row, card) in chosen {
+        let id = row.account_id;
+        let account_rollups: Vec<DailyRollup> = rollups.get(&id).unwrap_or(&no_rollups).values().cloned().collect();
+        let pushed = pushed.get(&id).unwrap_or(&no_pushed);
+        let mut values: HashMap<String, Option<f64>> = HashMap::new();
+        for m in &card.def.measures {
+            let Ok(def) = parse_measure(&m.measure) else { continue };
+            let v = match &def {
+                MeasureDef::External { name } => match name.as_str() {
+                    measure::EMAIL_RESPONSE_RATE_90D => emails
+                        .get(&id)
+                        .filter(|(sent, _)| *sent > 0)
+                        .map(|(sent, replied)| (*replied as f64 / *sent as f64).min(1.0)),
+                    measure::DAYS_TO_RENEWAL => row.renewal_date.map(|r| (r - today).num_days() as f64),
+                    measure::CONTRACT_ACTIVE => {
+                        Some(if row.lifecycle_stage != "churned" && row.arr_amount_minor.unwrap_or(0) > 0 {
+                            1.0
+                        } else {
+                            0.0
+                        })
+                    }
+                    other => pushed.get(other).copied(),
+                },
+                usage => compute_usage(usage, &account_rollups, today, ctx.shared.tracked),
+            };
+            values.insert(m.measure.clone(), v);
+        }
+        let new = score::score(&card.def, &values, &ctx.shared.populations);
+        snapshots.push((id, values));
+        let Some(new) = new else { continue };
+        outcome.scored += 1;
+        let prev = previous.get(&id);
+        // The trend as of today, the new score being today's.
+        let history: Vec<(NaiveDate, f64)> = [month_ago.get(&id), week_ago.get(&id)]
+            .into_iter()
+            .flatten()
+            .copied()
+            .chain([(today, new.score)])
+            .collect();
+        let (change_7d, change_30d) = trend(&history, today);
+        let moved = score::moved(prev.map(|p| (p.score, p.band)), (new.score, new.band), step);
+        let unchanged = prev.is_some_and(|p| {
+            p.score == new.score
+                && p.band == new.band
+                && p.scorecard_id == card.id
+                && p.scorecard_version == card.version
+                && p.contributions == new.contributions
+                && p.change_7d == change_7d
+                && p.change_30d == change_30d
+        });
+        let snapshot_today = latest.get(&id).is_some_and(|(day, _)| *day == today);
+        if !moved && unchanged && snapshot_today {
+            continue;
+        }
+        let event = moved.then(|| {
+            banso_events::Payload::HealthScoreChanged(ev::HealthScoreChanged {
+                account_id: id.to_string(),
+                old_score: prev.map(|p| p.score),
+                new_score: new.score,
+                old_band: prev.map(|p| band_to_proto(p.band) as i32).unwrap_or(0),
+                new_band: band_to_proto(new.band) as i32,
+                scorecard_id: card.id.to_string(),
+                scorecard_version: card.version,
+            })
+        });
+        writes.push(ScoreWrite {
+            account_id: id,
+            score: new.score,
+            band: new.band,
+            contributions: new.contributions,
+            scorecard_id: card.id,
+            scorecard_version: card.version,
+            change_7d,
+            change_30d,
+            band_changed: prev.is_some_and(|p| p.band != new.band),
+            event,
+        });
+    }
+    outcome.changed = store.save_scores(tenant, today, read_time, &snapshots, &writes).await?;
+    Ok(outcome)
+}
+
+/// Queues accounts for live rescoring.
+#[derive(Clone)]
+pub struct Scorer {
+    tx: mpsc::UnboundedSender<(String, Uuid)>,
+}
+
 impl Scorer {
     /// Starts the scoring task; `step` is the score change that counts as a move.
     pub fn spawn(store: Store, step: f64, shutdown: CancellationToken) -> Scorer {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(String, Uuid)>();
         tokio::spawn(async move {
             loop {
                 let first = tokio::select! {
                     job = rx.recv() => match job { Some(j) => j, None => return },
                     _ = shutdown.cancelled() => return,
                 };
-                // Everything queued meanwhile, once each.
-                let mut jobs = BTreeSet::from([first]);
-                while let Ok(j) = rx.try_recv() {
-                    jobs.insert(j);
+                // Everything queued meanwhile, once each, by tenant.
+                let mut queued: BTreeMap<String, BTreeSet<Uuid>> = BTreeMap::new();
+                queued.entry(first.0).or_default().insert(first.1);
+                while let Ok((tenant, id)) = rx.try_recv() {
+                    queued.entry(tenant).or_default().insert(id);
                 }
-                for job in jobs {
-                    let res = match &job {
-                        Job::Account(tenant, id) => rescore(&store, tenant, *id, step).await,
-                        Job::Tenant(tenant) => rescore_tenant(&store, tenant, step).await,
-                    };
-                    if let Err(e) = res {
-                        tracing::warn!(?job, error = %e, "rescoring failed");
+                for (tenant, ids) in queued {
+                    let ids: Vec<Uuid> = ids.into_iter().collect();
+                    if let Err(e) = rescore(&store, &tenant, &ids, step).await {
+                        tracing::warn!(tenant, accounts = ids.len(), error = %e, "rescoring failed");
                     }
                 }
             }
@@ -72,110 +328,17 @@ impl Scorer {
         Scorer { tx }
     }
 
+    /// Queues one account.
     pub fn account(&self, tenant: &str, id: Uuid) {
-        let _ = self.tx.send(Job::Account(tenant.to_owned(), id));
-    }
-
-    pub fn tenant(&self, tenant: &str) {
-        let _ = self.tx.send(Job::Tenant(tenant.to_owned()));
+        let _ = self.tx.send((tenant.to_owned(), id));
     }
 }
 
-async fn rescore_tenant(store: &Store, tenant: &str, step: f64) -> Result<()> {
-    for id in store.account_ids(tenant).await? {
-        rescore(store, tenant, id, step).await?;
+async fn rescore(store: &Store, tenant: &str, ids: &[Uuid], step: f64) -> Result<()> {
+    let ctx = TenantContext::load(store, tenant).await?;
+    for chunk in ids.chunks(CHUNK) {
+        let rows = store.accounts_by_id(tenant, chunk).await?;
+        score_rows(store, tenant, &ctx, &rows, step).await?;
     }
     Ok(())
-}
-
-/// Computes, stores and (if it moved) announces one account's score.
-pub async fn rescore(store: &Store, tenant: &str, account: Uuid, step: f64) -> Result<()> {
-    let Some(row) = store.account(tenant, account).await? else { return Ok(()) };
-    let tz = store.time_zone(tenant).await?;
-    let now = Utc::now();
-    let today = day_of(now, tz);
-    let cards = store.scorecards(tenant).await?;
-    let candidates: Vec<_> = cards.iter().map(|c| (c.id, c.def.clone(), c.create_time)).collect();
-    let scope = AccountScope { lifecycle_stage: row.lifecycle_stage.clone(), touch_model: row.touch_model.clone() };
-    // Segment-scoped scorecards need Accounts' segment membership, which
-    // this service does not evaluate yet: they match no account for now.
-    let Some((card_id, def, _)) = choose(&candidates, &scope, |_| false) else { return Ok(()) };
-    let card = cards.iter().find(|c| c.id == *card_id).expect("chosen from cards").clone();
-
-    let defs: Vec<(String, MeasureDef)> =
-        def.measures.iter().filter_map(|m| parse_measure(&m.measure).ok().map(|d| (m.measure.clone(), d))).collect();
-    let lookback = defs.iter().map(|(_, d)| d.lookback_days()).max().unwrap_or(0) as i64;
-    let rollups = if lookback > 0 {
-        let since = today - chrono::Duration::days(lookback);
-        let mut by_key: HashMap<(chrono::NaiveDate, String), DailyRollup> = HashMap::new();
-        for (day, name, events, quantity, duration) in store.daily_usage(tenant, account, since).await? {
-            let r = by_key.entry((day, name.clone())).or_insert_with(|| DailyRollup::new(day, name));
-            r.events = events;
-            r.quantity = quantity;
-            r.duration_secs = duration;
-        }
-        for (day, name, user) in store.daily_users(tenant, account, since).await? {
-            by_key.entry((day, name.clone())).or_insert_with(|| DailyRollup::new(day, name)).add_user(&user);
-        }
-        let mut v: Vec<DailyRollup> = by_key.into_values().collect();
-        v.sort_by(|a, b| (a.day, &a.event_name).cmp(&(b.day, &b.event_name)));
-        v
-    } else {
-        Vec::new()
-    };
-    let tracked = store.tracked_event_names(tenant, today - chrono::Duration::days(90)).await?;
-    let pushed = store.measures(tenant, account).await?;
-    let mut values: HashMap<String, Option<f64>> = HashMap::new();
-    for (id, d) in &defs {
-        let v = match d {
-            MeasureDef::External { name } => match name.as_str() {
-                measure::EMAIL_RESPONSE_RATE_90D => {
-                    let (sent, replied) =
-                        store.email_counts(tenant, account, now - chrono::Duration::days(90), now).await?;
-                    (sent > 0).then(|| (replied as f64 / sent as f64).min(1.0))
-                }
-                measure::DAYS_TO_RENEWAL => row.renewal_date.map(|r| (r - today).num_days() as f64),
-                measure::CONTRACT_ACTIVE => {
-                    Some(if row.lifecycle_stage != "churned" && row.arr_amount_minor.unwrap_or(0) > 0 {
-                        1.0
-                    } else {
-                        0.0
-                    })
-                }
-                other => pushed.get(other).copied(),
-            },
-            usage => compute_usage(usage, &rollups, today, tracked),
-        };
-        values.insert(id.clone(), v);
-    }
-    store.save_snapshots(tenant, account, &values).await?;
-    let mut populations = HashMap::new();
-    for m in &def.measures {
-        if matches!(m.normalisation, Normalisation::Percentile) {
-            populations.insert(m.measure.clone(), store.population(tenant, &m.measure).await?);
-        }
-    }
-    let Some(new) = score::score(def, &values, &populations) else { return Ok(()) };
-    let previous: Option<StoredHealth> = store.account_health(tenant, account).await?;
-    let moved = score::moved(previous.as_ref().map(|p| (p.score, p.band)), (new.score, new.band), step);
-    let event = moved.then(|| {
-        banso_events::Payload::HealthScoreChanged(ev::HealthScoreChanged {
-            account_id: account.to_string(),
-            old_score: previous.as_ref().map(|p| p.score),
-            new_score: new.score,
-            old_band: previous.as_ref().map(|p| band_to_proto(p.band) as i32).unwrap_or(0),
-            new_band: band_to_proto(new.band) as i32,
-            scorecard_id: card.id.to_string(),
-            scorecard_version: card.version,
-        })
-    });
-    // An unchanged score on the same card is not stored again.
-    if !moved
-        && previous
-            .as_ref()
-            .is_some_and(|p| p.score == new.score && p.scorecard_id == card.id && p.scorecard_version == card.version)
-    {
-        return Ok(());
-    }
-    store.save_score(tenant, account, today, &new, &card, previous.as_ref(), event).await
 }

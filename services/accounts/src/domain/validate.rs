@@ -2,7 +2,6 @@
 //! not bytes: names are often Japanese (3 bytes a character in UTF-8).
 
 use banso_kit::Violations;
-use chrono::NaiveDate;
 
 /// Checks an optional text field: at most `max` characters, no control characters.
 pub fn text(v: &mut Violations, field: &str, value: &str, max: usize) {
@@ -67,21 +66,7 @@ pub fn currency(v: &mut Violations, field: &str, code: &str) -> Option<u16> {
     }
 }
 
-/// A calendar date from year, month, day, within 1900–9999.
-pub fn date(v: &mut Violations, field: &str, year: i32, month: i32, day: i32) -> Option<NaiveDate> {
-    if !(1900..=9999).contains(&year) {
-        v.add(format!("{field}.year"), format!("must be between 1900 and 9999, got {year}"));
-        return None;
-    }
-    match u32::try_from(month).ok().zip(u32::try_from(day).ok()).and_then(|(m, d)| NaiveDate::from_ymd_opt(year, m, d))
-    {
-        Some(d) => Some(d),
-        None => {
-            v.add(field, format!("{year:04}-{month:02}-{day:02} is not a calendar date"));
-            None
-        }
-    }
-}
+pub use banso_kit::wire::date;
 
 /// A custom attribute name: `[a-z][a-z0-9_]{0,63}`, so it can be named in
 /// CEL expressions (segments, playbook conditions).

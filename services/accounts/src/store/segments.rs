@@ -6,8 +6,13 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use banso_proto::events::segment_changed::Change;
+
 use super::{Store, entities::segment};
-use crate::domain::{check_etag, now, segment::Segment};
+use crate::{
+    domain::{check_etag, now, segment::Segment},
+    events,
+};
 
 const OP_CREATE_SEGMENT: &str = "CreateSegment";
 
@@ -73,6 +78,7 @@ impl Store {
         s.version = 1;
         let txn = self.db.begin().await?;
         segment::Entity::insert(active(tenant, &s)).exec_without_returning(&txn).await?;
+        self.emit(&txn, tenant, events::segment_changed(&s, Change::Created)).await?;
         if let Some(key) = request_id
             && let Err(e) = idempotency::record(&txn, tenant, OP_CREATE_SEGMENT, key, &s.id.to_string()).await
         {
@@ -84,7 +90,7 @@ impl Store {
                 (e, _) => Err(e),
             };
         }
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(s)
     }
 
@@ -104,14 +110,19 @@ impl Store {
         }
         next.update_time = now();
         next.version = current.version + 1;
+        let txn = self.db.begin().await?;
         let res = segment::Entity::update_many()
             .set(active(tenant, &next))
             .filter(segment::Column::Id.eq(id))
             .filter(segment::Column::TenantId.eq(tenant))
             .filter(segment::Column::Version.eq(current.version))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        if res.rows_affected == 0 {
+        if res.rows_affected == 1 {
+            self.emit(&txn, tenant, events::segment_changed(&next, Change::Updated)).await?;
+            self.commit(txn).await?;
+        } else {
+            txn.rollback().await?;
             let now = self.get_segment(tenant, id).await?;
             check_etag(etag, now.version)?;
             return Err(Error::Aborted {
@@ -125,13 +136,18 @@ impl Store {
     pub async fn delete_segment(&self, tenant: &str, id: Uuid, etag: &str) -> Result<()> {
         let current = self.get_segment(tenant, id).await?;
         check_etag(etag, current.version)?;
+        let txn = self.db.begin().await?;
         let res = segment::Entity::delete_many()
             .filter(segment::Column::Id.eq(id))
             .filter(segment::Column::TenantId.eq(tenant))
             .filter(segment::Column::Version.eq(current.version))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        if res.rows_affected == 0 {
+        if res.rows_affected == 1 {
+            self.emit(&txn, tenant, events::segment_changed(&current, Change::Deleted)).await?;
+            self.commit(txn).await?;
+        } else {
+            txn.rollback().await?;
             let now = self.get_segment(tenant, id).await?;
             check_etag(etag, now.version)?;
             return Err(Error::Aborted {

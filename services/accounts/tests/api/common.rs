@@ -1,7 +1,7 @@
 use banso_kit::server::ServiceSet;
 use banso_proto::{accounts as pb, types as tpb};
 use banso_testkit::{Bearer, TestApp, TestRole};
-use tonic::{Code, Status, codegen::InterceptedService, transport::Channel};
+use tonic::{Status, codegen::InterceptedService, transport::Channel};
 use tonic_types::StatusExt;
 
 pub use banso_testkit::TestRole as Role;
@@ -59,10 +59,7 @@ pub fn mask(paths: &[&str]) -> Option<pbjson_types::FieldMask> {
 
 /// The (field, description) pairs of an INVALID_ARGUMENT status.
 pub fn violations(status: &Status) -> Vec<(String, String)> {
-    assert_eq!(status.code(), Code::InvalidArgument, "expected INVALID_ARGUMENT, got {status:?}");
-    let details = status.get_error_details();
-    let bad = details.bad_request().unwrap_or_else(|| panic!("no BadRequest details in {status:?}"));
-    bad.field_violations.iter().map(|v| (v.field.clone(), v.description.clone())).collect()
+    banso_testkit::field_violations(status)
 }
 
 /// Asserts INVALID_ARGUMENT naming exactly `field` (among possibly others).

@@ -1,11 +1,15 @@
 //! The scoring rules: measures, normalisations, scorecards, scores. No I/O.
 //!
+//! - [`account`]: the projection of an account, and what CEL conditions see of it.
+//! - [`portfolio`]: portfolio filters and the band distribution.
 //! - [`rollup`]: days cut in the tenant's time zone, daily usage rollups.
 //! - [`measure`]: the measure catalog (ids, parsing, usage measures from rollups).
 //! - [`scorecard`]: scorecard definitions, validation, which one scores an account.
 //! - [`score`]: weighted scores, bands, explanations, trend, "has it moved".
 
+pub mod account;
 pub mod measure;
+pub mod portfolio;
 pub mod rollup;
 pub mod score;
 pub mod scorecard;

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(banso_events::inbox::Migration),
             Box::new(M0001Usage),
             Box::new(M0002Scores),
+            Box::new(M0003PortfolioJobs),
         ]
     }
 }
@@ -305,6 +306,117 @@ impl MigrationTrait for M0002Scores {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         for t in ["health_history", "measure_snapshots", "account_health", "scorecard_versions", "scorecards"] {
+            m.drop_table(Table::drop().table(t.to_owned()).if_exists().to_owned()).await?;
+        }
+        Ok(())
+    }
+}
+
+struct M0003PortfolioJobs;
+
+impl MigrationName for M0003PortfolioJobs {
+    fn name(&self) -> &str {
+        "m20261122_000003_account_attributes_segments_jobs"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003PortfolioJobs {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // The rest of each account's attributes: what segment expressions and
+        // portfolio filters read. SQLite alters one column per statement.
+        let columns = [
+            string("name").default("").to_owned(),
+            string("industry").default("").to_owned(),
+            big_integer_null("employee_count"),
+            string("revenue_band").default("").to_owned(),
+            string("region").default("").to_owned(),
+            string("plan_tier").default("").to_owned(),
+            string("owner_id").default("").to_owned(),
+            date_null("contract_start_date"),
+            text("tags").default("[]").to_owned(),
+            text("attributes").default("{}").to_owned(),
+        ];
+        for mut col in columns {
+            m.alter_table(Table::alter().table("accounts").add_column(&mut col).to_owned()).await?;
+        }
+        // Trend and change ordering are stored with the score they describe.
+        for name in ["change_7d", "change_30d"] {
+            m.alter_table(Table::alter().table("account_health").add_column(double_null(name)).to_owned()).await?;
+        }
+        // When the inputs of the stored score were read (µs since the epoch):
+        // a score computed from older inputs never replaces a newer one.
+        m.alter_table(
+            Table::alter().table("account_health").add_column(big_integer("read_micros").default(0)).to_owned(),
+        )
+        .await?;
+        // Accounts' segments, from SegmentChanged: evaluated here on the projection.
+        m.create_table(
+            Table::create()
+                .table("segments")
+                .if_not_exists()
+                .col(uuid("segment_id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(text("expression"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("recompute_jobs")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(string_len("state", 16))
+                .col(string_len("trigger", 16))
+                .col(big_integer("accounts_total"))
+                .col(big_integer("accounts_done"))
+                .col(big_integer("accounts_scored"))
+                .col(big_integer("scores_changed"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone_null("start_time"))
+                .col(timestamp_with_time_zone_null("end_time"))
+                .col(text("error"))
+                // Resumable: the last account done, and the runner's lease.
+                .col(uuid_null("cursor"))
+                .col(timestamp_with_time_zone_null("heartbeat_time"))
+                .to_owned(),
+        )
+        .await?;
+        // At most one queued job per tenant, across replicas: requests
+        // meanwhile join it (it reads everything when it starts).
+        m.get_connection()
+            .execute_unprepared(
+                "CREATE UNIQUE INDEX IF NOT EXISTS recompute_jobs_one_queued ON recompute_jobs (tenant_id) \
+                 WHERE state = 'queued'",
+            )
+            .await?;
+        m.create_index(
+            Index::create()
+                .name("recompute_jobs_tenant_time")
+                .table("recompute_jobs")
+                .col("tenant_id")
+                .col("create_time")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("health_history_tenant_account_kind")
+                .table("health_history")
+                .col("tenant_id")
+                .col("account_id")
+                .col("kind")
+                .col("day")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for t in ["recompute_jobs", "segments"] {
             m.drop_table(Table::drop().table(t.to_owned()).if_exists().to_owned()).await?;
         }
         Ok(())

@@ -1,6 +1,10 @@
 //! The repository: the only code that touches the `health` schema.
 
+mod bulk;
+pub mod jobs;
+pub mod portfolio;
 pub mod scores;
+mod segments;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -27,17 +31,8 @@ pub struct AcceptedEvent {
     pub properties: serde_json::Value,
 }
 
-/// What health knows of one account (kept from Accounts' events).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AccountRow {
-    pub account_id: Uuid,
-    pub external_id: Option<String>,
-    pub lifecycle_stage: String,
-    pub touch_model: String,
-    pub arr_currency: Option<String>,
-    pub arr_amount_minor: Option<i64>,
-    pub renewal_date: Option<NaiveDate>,
-}
+pub use crate::domain::account::AccountRow;
+pub use bulk::ScoreWrite;
 
 #[derive(Clone)]
 pub struct Store {
@@ -70,50 +65,52 @@ impl Store {
     // ----- the accounts projection -----
 
     pub async fn upsert_account(&self, conn: &impl ConnectionTrait, tenant: &str, a: &AccountRow) -> Result<()> {
+        let updated = [
+            "external_id",
+            "name",
+            "lifecycle_stage",
+            "touch_model",
+            "arr_currency",
+            "arr_amount_minor",
+            "renewal_date",
+            "contract_start_date",
+            "industry",
+            "employee_count",
+            "revenue_band",
+            "region",
+            "plan_tier",
+            "owner_id",
+            "tags",
+            "attributes",
+            "update_time",
+        ];
         let mut q = Query::insert();
         q.into_table(Alias::new("accounts"))
-            .columns(
-                [
-                    "account_id",
-                    "tenant_id",
-                    "external_id",
-                    "lifecycle_stage",
-                    "touch_model",
-                    "arr_currency",
-                    "arr_amount_minor",
-                    "renewal_date",
-                    "deleted",
-                    "update_time",
-                ]
-                .map(Alias::new),
-            )
+            .columns(["account_id", "tenant_id", "deleted"].into_iter().chain(updated).map(Alias::new))
             .values_panic([
                 a.account_id.into(),
                 tenant.into(),
+                false.into(),
                 a.external_id.clone().into(),
+                a.name.clone().into(),
                 a.lifecycle_stage.clone().into(),
                 a.touch_model.clone().into(),
                 a.arr_currency.clone().into(),
                 a.arr_amount_minor.into(),
                 a.renewal_date.into(),
-                false.into(),
+                a.contract_start_date.into(),
+                a.industry.clone().into(),
+                a.employee_count.into(),
+                a.revenue_band.clone().into(),
+                a.region.clone().into(),
+                a.plan_tier.clone().into(),
+                a.owner_id.clone().into(),
+                serde_json::to_string(&a.tags).expect("serializes").into(),
+                serde_json::to_string(&a.attributes).expect("serializes").into(),
                 Utc::now().into(),
             ])
             .on_conflict(
-                OnConflict::column(Alias::new("account_id"))
-                    .update_columns(
-                        [
-                            "external_id",
-                            "lifecycle_stage",
-                            "touch_model",
-                            "arr_currency",
-                            "arr_amount_minor",
-                            "renewal_date",
-                            "update_time",
-                        ]
-                        .map(Alias::new),
-                    )
-                    .to_owned(),
+                OnConflict::column(Alias::new("account_id")).update_columns(updated.map(Alias::new)).to_owned(),
             );
         conn.execute_raw(build(conn, &q)).await?;
         Ok(())
@@ -332,59 +329,26 @@ impl Store {
         Ok(inserted)
     }
 
-    /// The daily usage rows of an account since `since` (inclusive):
-    /// (day, event_name, events, quantity, duration_secs).
-    pub async fn daily_usage(
-        &self,
-        tenant: &str,
-        account: Uuid,
-        since: NaiveDate,
-    ) -> Result<Vec<(NaiveDate, String, i64, f64, f64)>> {
-        let q = Query::select()
-            .columns(["day", "event_name", "events", "quantity", "duration_secs"].map(Alias::new))
-            .from(Alias::new("daily_usage"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("account_id")).eq(account))
-            .and_where(Expr::col(Alias::new("day")).gte(since))
-            .order_by(Alias::new("day"), sea_orm::Order::Asc)
-            .order_by(Alias::new("event_name"), sea_orm::Order::Asc)
-            .to_owned();
-        self.db
-            .query_all_raw(build(&self.db, &q))
-            .await?
-            .into_iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("", "day")?,
-                    r.try_get("", "event_name")?,
-                    r.try_get("", "events")?,
-                    r.try_get("", "quantity")?,
-                    r.try_get("", "duration_secs")?,
-                ))
-            })
-            .collect()
-    }
-
-    /// Distinct users of an account per (day, event_name) since `since`.
-    pub async fn daily_users(
-        &self,
-        tenant: &str,
-        account: Uuid,
-        since: NaiveDate,
-    ) -> Result<Vec<(NaiveDate, String, String)>> {
-        let q = Query::select()
-            .columns(["day", "event_name", "user_key"].map(Alias::new))
-            .from(Alias::new("daily_users"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("account_id")).eq(account))
-            .and_where(Expr::col(Alias::new("day")).gte(since))
-            .to_owned();
-        self.db
-            .query_all_raw(build(&self.db, &q))
-            .await?
-            .into_iter()
-            .map(|r| Ok((r.try_get("", "day")?, r.try_get("", "event_name")?, r.try_get("", "user_key")?)))
-            .collect()
+    /// Deletes raw usage events ingested before `cutoff`, at most `batch`
+    /// at a time; returns how many went. Rollups keep their counts: raw
+    /// events are only the audit trail and the idempotency keys, and an
+    /// event older than the late window is refused anyway.
+    pub async fn prune_raw_events(&self, cutoff: DateTime<Utc>, batch: u64) -> Result<u64> {
+        let stmt = Statement::from_sql_and_values(
+            self.db.get_database_backend(),
+            match self.db.get_database_backend() {
+                DbBackend::Postgres => {
+                    "DELETE FROM usage_events WHERE (tenant_id, event_id) IN \
+                     (SELECT tenant_id, event_id FROM usage_events WHERE ingest_time < $1 LIMIT $2)"
+                }
+                _ => {
+                    "DELETE FROM usage_events WHERE (tenant_id, event_id) IN \
+                     (SELECT tenant_id, event_id FROM usage_events WHERE ingest_time < ? LIMIT ?)"
+                }
+            },
+            [cutoff.into(), (batch as i64).into()],
+        );
+        Ok(self.db.execute_raw(stmt).await?.rows_affected())
     }
 
     // ----- external measures -----
@@ -425,80 +389,87 @@ impl Store {
         Ok(())
     }
 
-    /// An account's external measure values by name.
-    pub async fn measures(&self, tenant: &str, account: Uuid) -> Result<HashMap<String, f64>> {
-        let q = Query::select()
-            .columns([Alias::new("measure"), Alias::new("value")])
-            .from(Alias::new("measure_values"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("account_id")).eq(account))
-            .to_owned();
-        self.db
-            .query_all_raw(build(&self.db, &q))
-            .await?
-            .into_iter()
-            .map(|r| Ok((r.try_get("", "measure")?, r.try_get("", "value")?)))
-            .collect()
-    }
-
-    /// E-mails sent and replied for an account in [start, end).
-    pub async fn email_counts(
-        &self,
-        tenant: &str,
-        account: Uuid,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-    ) -> Result<(i64, i64)> {
-        let q = Query::select()
-            .column(Alias::new("replied"))
-            .from(Alias::new("email_activities"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("account_id")).eq(account))
-            .and_where(Expr::col(Alias::new("occur_time")).gte(start))
-            .and_where(Expr::col(Alias::new("occur_time")).lt(end))
-            .to_owned();
-        let rows = self.db.query_all_raw(build(&self.db, &q)).await?;
-        let mut sent = 0;
-        let mut replied = 0;
-        for r in rows {
-            if r.try_get::<bool>("", "replied")? {
-                replied += 1;
-            } else {
-                sent += 1;
-            }
-        }
-        Ok((sent, replied))
-    }
-
     /// The projection row of an account.
     pub async fn account(&self, tenant: &str, id: Uuid) -> Result<Option<AccountRow>> {
-        let q = Query::select()
-            .columns(
-                [
-                    "account_id",
-                    "external_id",
-                    "lifecycle_stage",
-                    "touch_model",
-                    "arr_currency",
-                    "arr_amount_minor",
-                    "renewal_date",
-                ]
-                .map(Alias::new),
-            )
-            .from(Alias::new("accounts"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("account_id")).eq(id))
-            .and_where(Expr::col(Alias::new("deleted")).eq(false))
-            .to_owned();
-        let Some(r) = self.db.query_one_raw(build(&self.db, &q)).await? else { return Ok(None) };
-        Ok(Some(AccountRow {
-            account_id: r.try_get("", "account_id")?,
-            external_id: r.try_get("", "external_id")?,
-            lifecycle_stage: r.try_get("", "lifecycle_stage")?,
-            touch_model: r.try_get("", "touch_model")?,
-            arr_currency: r.try_get("", "arr_currency")?,
-            arr_amount_minor: r.try_get("", "arr_amount_minor")?,
-            renewal_date: r.try_get("", "renewal_date")?,
-        }))
+        Ok(self.accounts_by_id(tenant, &[id]).await?.pop())
     }
+
+    /// The live projection rows of `ids` (those that exist), in no order.
+    pub async fn accounts_by_id(&self, tenant: &str, ids: &[Uuid]) -> Result<Vec<AccountRow>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let mut q = account_select();
+            q.and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+                .and_where(Expr::col(Alias::new("deleted")).eq(false))
+                .and_where(Expr::col(Alias::new("account_id")).is_in(chunk.iter().copied()));
+            for r in self.db.query_all_raw(build(&self.db, &q)).await? {
+                out.push(account_from(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A page of the tenant's live accounts by id, after `after`.
+    pub async fn accounts_page(&self, tenant: &str, after: Option<Uuid>, limit: u64) -> Result<Vec<AccountRow>> {
+        let mut q = account_select();
+        q.and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+            .and_where(Expr::col(Alias::new("deleted")).eq(false));
+        if let Some(a) = after {
+            q.and_where(Expr::col(Alias::new("account_id")).gt(a));
+        }
+        q.order_by(Alias::new("account_id"), sea_orm::Order::Asc).limit(limit);
+        self.db.query_all_raw(build(&self.db, &q)).await?.iter().map(account_from).collect()
+    }
+}
+
+pub(crate) const ACCOUNT_COLUMNS: [&str; 17] = [
+    "account_id",
+    "external_id",
+    "name",
+    "lifecycle_stage",
+    "touch_model",
+    "arr_currency",
+    "arr_amount_minor",
+    "renewal_date",
+    "contract_start_date",
+    "industry",
+    "employee_count",
+    "revenue_band",
+    "region",
+    "plan_tier",
+    "owner_id",
+    "tags",
+    "attributes",
+];
+
+fn account_select() -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .columns(ACCOUNT_COLUMNS.map(|c| (Alias::new("accounts"), Alias::new(c))))
+        .from(Alias::new("accounts"))
+        .to_owned()
+}
+
+pub(crate) fn account_from(r: &sea_orm::QueryResult) -> Result<AccountRow> {
+    let bad = |what: &str, e: serde_json::Error| banso_kit::Error::internal(anyhow::anyhow!("stored {what}: {e}"));
+    let tags: String = r.try_get("", "tags")?;
+    let attributes: String = r.try_get("", "attributes")?;
+    Ok(AccountRow {
+        account_id: r.try_get("", "account_id")?,
+        external_id: r.try_get("", "external_id")?,
+        name: r.try_get("", "name")?,
+        lifecycle_stage: r.try_get("", "lifecycle_stage")?,
+        touch_model: r.try_get("", "touch_model")?,
+        arr_currency: r.try_get("", "arr_currency")?,
+        arr_amount_minor: r.try_get("", "arr_amount_minor")?,
+        renewal_date: r.try_get("", "renewal_date")?,
+        contract_start_date: r.try_get("", "contract_start_date")?,
+        industry: r.try_get("", "industry")?,
+        employee_count: r.try_get("", "employee_count")?,
+        revenue_band: r.try_get("", "revenue_band")?,
+        region: r.try_get("", "region")?,
+        plan_tier: r.try_get("", "plan_tier")?,
+        owner_id: r.try_get("", "owner_id")?,
+        tags: serde_json::from_str(&tags).map_err(|e| bad("tags", e))?,
+        attributes: serde_json::from_str(&attributes).map_err(|e| bad("attributes", e))?,
+    })
 }

@@ -1,25 +1,22 @@
 //! Scorecards (versioned), current scores, measure snapshots and history.
 
-use std::collections::HashMap;
-
-use banso_events::Payload;
 use banso_kit::{Error, Result, idempotency};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
     ConnectionTrait, TransactionTrait, Value,
-    sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
+    sea_query::{Alias, Expr, ExprTrait, Query},
 };
 use uuid::Uuid;
 
 use super::{Store, build};
 use crate::domain::{
-    score::{Band, Contribution, Score},
+    score::{Band, Contribution},
     scorecard::ScorecardDef,
 };
 
 const OP_CREATE_SCORECARD: &str = "CreateScorecard";
 
-fn json(v: &impl serde::Serialize) -> Expr {
+pub(crate) fn json(v: &impl serde::Serialize) -> Expr {
     Expr::val(Value::Json(Some(Box::new(serde_json::to_value(v).expect("serializes")))))
 }
 
@@ -36,12 +33,54 @@ pub struct StoredScorecard {
 /// An account's stored health.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredHealth {
+    pub account_id: Uuid,
     pub score: f64,
     pub band: Band,
     pub scorecard_id: Uuid,
     pub scorecard_version: i64,
     pub contributions: Vec<Contribution>,
     pub compute_time: DateTime<Utc>,
+    /// Change since the latest daily score 7 (30) days before the compute day.
+    pub change_7d: Option<f64>,
+    pub change_30d: Option<f64>,
+}
+
+const HEALTH_COLUMNS: [&str; 10] = [
+    "account_id",
+    "score",
+    "band",
+    "scorecard_id",
+    "scorecard_version",
+    "contributions",
+    "compute_time",
+    "change_7d",
+    "change_30d",
+    "read_micros",
+];
+
+/// `SELECT <health columns> FROM account_health AS h`.
+pub(crate) fn health_select() -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .columns(HEALTH_COLUMNS.map(|c| (Alias::new("h"), Alias::new(c))))
+        .from_as(Alias::new("account_health"), Alias::new("h"))
+        .to_owned()
+}
+
+pub(crate) fn health_from(r: &sea_orm::QueryResult) -> Result<StoredHealth> {
+    let band: String = r.try_get("", "band")?;
+    let contributions: serde_json::Value = r.try_get("", "contributions")?;
+    Ok(StoredHealth {
+        account_id: r.try_get("", "account_id")?,
+        score: r.try_get("", "score")?,
+        band: Band::parse(&band).ok_or_else(|| Error::internal(anyhow::anyhow!("stored band {band:?}")))?,
+        scorecard_id: r.try_get("", "scorecard_id")?,
+        scorecard_version: r.try_get("", "scorecard_version")?,
+        contributions: serde_json::from_value(contributions)
+            .map_err(|e| Error::internal(anyhow::anyhow!("stored contributions: {e}")))?,
+        compute_time: r.try_get("", "compute_time")?,
+        change_7d: r.try_get("", "change_7d")?,
+        change_30d: r.try_get("", "change_30d")?,
+    })
 }
 
 fn scorecard_from(r: &sea_orm::QueryResult) -> Result<StoredScorecard> {
@@ -185,17 +224,6 @@ impl Store {
         self.list_scorecards(tenant, None, u64::MAX >> 1).await
     }
 
-    /// The live accounts of a tenant.
-    pub async fn account_ids(&self, tenant: &str) -> Result<Vec<Uuid>> {
-        let q = Query::select()
-            .column(Alias::new("account_id"))
-            .from(Alias::new("accounts"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("deleted")).eq(false))
-            .to_owned();
-        self.db.query_all_raw(build(&self.db, &q)).await?.iter().map(|r| Ok(r.try_get("", "account_id")?)).collect()
-    }
-
     /// Distinct event names the tenant used in the last 90 days (the
     /// denominator of feature breadth).
     pub async fn tracked_event_names(&self, tenant: &str, since: NaiveDate) -> Result<usize> {
@@ -228,174 +256,7 @@ impl Store {
         Ok(v)
     }
 
-    pub async fn save_snapshots(
-        &self,
-        tenant: &str,
-        account: Uuid,
-        values: &HashMap<String, Option<f64>>,
-    ) -> Result<()> {
-        let txn = self.db.begin().await?;
-        for (measure, value) in values {
-            let stmt = match value {
-                Some(v) => build(
-                    &txn,
-                    &Query::insert()
-                        .into_table(Alias::new("measure_snapshots"))
-                        .columns(["tenant_id", "measure", "account_id", "value"].map(Alias::new))
-                        .values_panic([tenant.into(), measure.as_str().into(), account.into(), (*v).into()])
-                        .on_conflict(
-                            OnConflict::columns(["tenant_id", "measure", "account_id"].map(Alias::new))
-                                .update_column(Alias::new("value"))
-                                .to_owned(),
-                        )
-                        .to_owned(),
-                ),
-                None => build(
-                    &txn,
-                    &Query::delete()
-                        .from_table(Alias::new("measure_snapshots"))
-                        .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-                        .and_where(Expr::col(Alias::new("measure")).eq(measure.as_str()))
-                        .and_where(Expr::col(Alias::new("account_id")).eq(account))
-                        .to_owned(),
-                ),
-            };
-            txn.execute_raw(stmt).await?;
-        }
-        txn.commit().await?;
-        Ok(())
-    }
-
     pub async fn account_health(&self, tenant: &str, account: Uuid) -> Result<Option<StoredHealth>> {
-        let q = Query::select()
-            .columns(
-                ["score", "band", "scorecard_id", "scorecard_version", "contributions", "compute_time"].map(Alias::new),
-            )
-            .from(Alias::new("account_health"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("account_id")).eq(account))
-            .to_owned();
-        let Some(r) = self.db.query_one_raw(build(&self.db, &q)).await? else { return Ok(None) };
-        let band: String = r.try_get("", "band")?;
-        let contributions: serde_json::Value = r.try_get("", "contributions")?;
-        Ok(Some(StoredHealth {
-            score: r.try_get("", "score")?,
-            band: Band::parse(&band).ok_or_else(|| Error::internal(anyhow::anyhow!("stored band {band:?}")))?,
-            scorecard_id: r.try_get("", "scorecard_id")?,
-            scorecard_version: r.try_get("", "scorecard_version")?,
-            contributions: serde_json::from_value(contributions)
-                .map_err(|e| Error::internal(anyhow::anyhow!("stored contributions: {e}")))?,
-            compute_time: r.try_get("", "compute_time")?,
-        }))
-    }
-
-    /// The daily snapshots of an account since `since`: (day, score).
-    pub async fn daily_scores(&self, tenant: &str, account: Uuid, since: NaiveDate) -> Result<Vec<(NaiveDate, f64)>> {
-        let q = Query::select()
-            .columns(["day", "score"].map(Alias::new))
-            .from(Alias::new("health_history"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("account_id")).eq(account))
-            .and_where(Expr::col(Alias::new("kind")).eq("daily"))
-            .and_where(Expr::col(Alias::new("day")).gte(since))
-            .order_by(Alias::new("day"), sea_orm::Order::Asc)
-            .to_owned();
-        self.db
-            .query_all_raw(build(&self.db, &q))
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("", "day")?, r.try_get("", "score")?)))
-            .collect()
-    }
-
-    /// Stores a new score: the current row, today's daily snapshot, a
-    /// history row on a band change, and (if it moved) HealthScoreChanged
-    /// through the outbox, all in one transaction.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn save_score(
-        &self,
-        tenant: &str,
-        account: Uuid,
-        today: NaiveDate,
-        score: &Score,
-        scorecard: &StoredScorecard,
-        previous: Option<&StoredHealth>,
-        event: Option<Payload>,
-    ) -> Result<()> {
-        let now = Utc::now();
-        let txn = self.db.begin().await?;
-        let upsert = Query::insert()
-            .into_table(Alias::new("account_health"))
-            .columns(
-                [
-                    "account_id",
-                    "tenant_id",
-                    "score",
-                    "band",
-                    "scorecard_id",
-                    "scorecard_version",
-                    "contributions",
-                    "compute_time",
-                ]
-                .map(Alias::new),
-            )
-            .values_panic([
-                account.into(),
-                tenant.into(),
-                score.score.into(),
-                score.band.as_str().into(),
-                scorecard.id.into(),
-                scorecard.version.into(),
-                json(&score.contributions),
-                now.into(),
-            ])
-            .on_conflict(
-                OnConflict::column(Alias::new("account_id"))
-                    .update_columns(
-                        ["score", "band", "scorecard_id", "scorecard_version", "contributions", "compute_time"]
-                            .map(Alias::new),
-                    )
-                    .to_owned(),
-            )
-            .to_owned();
-        txn.execute_raw(build(&txn, &upsert)).await?;
-        // Today's snapshot: replace the day's row.
-        let delete_today = Query::delete()
-            .from_table(Alias::new("health_history"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("account_id")).eq(account))
-            .and_where(Expr::col(Alias::new("day")).eq(today))
-            .and_where(Expr::col(Alias::new("kind")).eq("daily"))
-            .to_owned();
-        txn.execute_raw(build(&txn, &delete_today)).await?;
-        let mut kinds = vec!["daily"];
-        if previous.is_some_and(|p| p.band != score.band) {
-            kinds.push("band_change");
-        }
-        for kind in kinds {
-            let q = Query::insert()
-                .into_table(Alias::new("health_history"))
-                .columns(
-                    ["id", "tenant_id", "account_id", "day", "kind", "score", "band", "record_time"].map(Alias::new),
-                )
-                .values_panic([
-                    Uuid::now_v7().into(),
-                    tenant.into(),
-                    account.into(),
-                    today.into(),
-                    kind.into(),
-                    score.score.into(),
-                    score.band.as_str().into(),
-                    now.into(),
-                ])
-                .to_owned();
-            txn.execute_raw(build(&txn, &q)).await?;
-        }
-        if let Some(payload) = event {
-            banso_events::outbox::record(&txn, &banso_events::envelope::new(tenant, crate::NAME, payload)).await?;
-        }
-        txn.commit().await?;
-        self.outbox.notify();
-        Ok(())
+        Ok(self.health_of(tenant, &[account]).await?.remove(&account))
     }
 }
