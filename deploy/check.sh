@@ -3,10 +3,14 @@
 #   1. kustomize build (`kubectl kustomize`, or a standalone `kustomize` v5),
 #   2. kubernetes-validate --strict against the Kubernetes versions in
 #      BANSO_K8S_VERSIONS (default "1.31.0 1.37.0"): schema, unknown fields,
-#   3. Banso's own rules (below): shutdown timing, gRPC probes, hardening,
-#      secrets, ports, the token-verification mode of each overlay.
+#   3. Banso's own rules (below), for every Banso Deployment: shutdown
+#      timing, gRPC probes, hardening, secrets, ports, the token-verification
+#      mode of each overlay, service settings; and for every service in
+#      BANSO_SERVICES (default "accounts health") a ServiceAccount, Deployment
+#      and Service in every overlay, plus an HPA and a PDB where the overlay
+#      autoscales (production).
 #
-# Installs nothing. Needs, on PATH:
+# Installs nothing. Needs, on PATH (or in .ci/.venv, as .ci/run installs them):
 #   kubectl >= 1.27 (kustomize v5) or kustomize v5
 #   kubernetes-validate   pip install kubernetes-validate==1.37.0
 #   python3 with PyYAML   (a dependency of kubernetes-validate)
@@ -17,11 +21,19 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 kdir="$here/kustomize"
 versions=${BANSO_K8S_VERSIONS:-"1.31.0 1.37.0"}
+# Every service that must be deployed (`banso serve <service>`, Deployment
+# banso-<service>). Add a service here when you add it to the base.
+services=${BANSO_SERVICES:-"accounts health"}
 verbose=${1:-}
 
 die() { echo "deploy/check.sh: $*" >&2; exit 2; }
 
 # --- tools ------------------------------------------------------------------
+# The virtualenv that .ci/run creates (kubernetes-validate, PyYAML, maybe
+# kubectl), when the tools are not on PATH already.
+if ! command -v kubernetes-validate >/dev/null 2>&1 && [ -x "$here/../.ci/.venv/bin/kubernetes-validate" ]; then
+  PATH="$(cd "$here/../.ci/.venv/bin" && pwd):$PATH"
+fi
 render=()
 kustomize_major() { sed -nE 's/.*[Kk]ustomize[^v]*v([0-9]+)\..*/\1/p; s/^v([0-9]+)\..*/\1/p' | head -n1; }
 if command -v kubectl >/dev/null 2>&1; then
@@ -44,15 +56,22 @@ python3 -c 'import yaml' 2>/dev/null ||
 
 echo "renderer:  ${render[*]} ($("${render[0]}" version --client 2>/dev/null | grep -i kustomize || "${render[0]}" version 2>/dev/null | head -n1))"
 echo "validator: kubernetes-validate $(kubernetes-validate --version), Kubernetes ${versions}"
+echo "services:  ${services}"
+# A reminder, not a failure: a service crate that is not (yet) in the list.
+for d in "$here"/../services/*/; do
+  s=$(basename "$d")
+  [ -f "$d/Cargo.toml" ] || continue
+  case " $services " in *" $s "*) ;; *) echo "note:      services/$s is not in BANSO_SERVICES: it is not deployed" ;; esac
+done
 
 # --- what to render -----------------------------------------------------------
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# name  directory  expected token-verification mode
+# name  directory  expected token-verification mode  replica count set by
 targets=(
-  "dev               $kdir/overlays/dev         hs256"
-  "production        $kdir/overlays/production  public-key"
+  "dev               $kdir/overlays/dev         hs256       replicas"
+  "production        $kdir/overlays/production  public-key  autoscaler"
 )
 # Every component on top of dev as well, so each also applies to a base that
 # production does not use.
@@ -66,12 +85,12 @@ rel=$(python3 -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]
   echo "components:"
   for c in "$kdir"/components/*/; do echo "  - $rel/components/$(basename "$c")"; done
 } > "$work/dev-with-components/kustomization.yaml"
-targets+=("dev+components    $work/dev-with-components  hs256")
+targets+=("dev+components    $work/dev-with-components  hs256  replicas")
 
 passed=0
 failed=0
 for t in "${targets[@]}"; do
-  read -r name dir mode <<<"$t"
+  read -r name dir mode scaling <<<"$t"
   out="$work/$name.yaml"
   echo
   echo "== $name"
@@ -90,10 +109,10 @@ for t in "${targets[@]}"; do
   else
     ok=0
   fi
-  if ! python3 - "$out" "$mode" <<'PY'
+  if ! python3 - "$out" "$mode" "$scaling" "$services" <<'PY'
 import re, sys, yaml
 
-path, mode = sys.argv[1], sys.argv[2]
+path, mode, scaling, services = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split()
 docs = [d for d in yaml.safe_load_all(open(path)) if d]
 errors = []
 def err(msg): errors.append(msg)
@@ -101,22 +120,85 @@ def err(msg): errors.append(msg)
 by_kind = {}
 for d in docs:
     by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+deployments = by_kind.get("Deployment", {})
+hpas = by_kind.get("HorizontalPodAutoscaler", {})
+pdbs = by_kind.get("PodDisruptionBudget", {})
 
 def env_of(c):
     return {e["name"]: e for e in c.get("env", [])}
 
+def pod_labels(dep):
+    return dep["spec"]["template"]["metadata"].get("labels", {})
+
+def selects(selector, labels):
+    """A LabelSelector (matchLabels and matchExpressions) against a label set."""
+    if selector is None:
+        return False
+    if selector.get("matchLabels", {}).items() - labels.items():
+        return False
+    for e in selector.get("matchExpressions", []):
+        key, op, values = e["key"], e["operator"], e.get("values", [])
+        if op == "In" and labels.get(key) not in values: return False
+        if op == "NotIn" and key in labels and labels[key] in values: return False
+        if op == "Exists" and key not in labels: return False
+        if op == "DoesNotExist" and key in labels: return False
+    return True
+
+def quantity(q):
+    """A Kubernetes quantity as a float (cores or bytes)."""
+    m = re.fullmatch(r"([0-9.]+(?:[eE][-+]?[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?", str(q))
+    if not m:
+        return None
+    mult = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}[m.group(2)]
+    return float(m.group(1)) * mult
+
+def port_of(addr_value, default):
+    return int((addr_value or f"0.0.0.0:{default}").rsplit(":", 1)[1])
+
+def url_port(url, default):
+    m = re.match(r"[a-z]+://(?:[^@/]*@)?(?:\[[^\]]*\]|[^:/]*)(?::(\d+))?", url or "")
+    return int(m.group(1)) if m and m.group(1) else default
+
+# Service-specific settings, checked as the binary checks them (literal values).
+def check_health_settings(where, env, num_opt):
+    window = num_opt("BANSO_HEALTH_LATE_WINDOW_HOURS", 168)
+    if window is not None and not (1 <= window <= 2160 and window == int(window)):
+        err(f"{where}: BANSO_HEALTH_LATE_WINDOW_HOURS {window:g} is not 1 to 2160 hours")
+    step = num_opt("BANSO_HEALTH_SCORE_STEP", 5)
+    if step is not None and not (0 <= step <= 100):
+        err(f"{where}: BANSO_HEALTH_SCORE_STEP {step:g} is not 0 to 100")
+    retention = num_opt("BANSO_HEALTH_RAW_RETENTION_DAYS", None)
+    if retention is not None:
+        if retention < 1 or retention != int(retention):
+            err(f"{where}: BANSO_HEALTH_RAW_RETENTION_DAYS {retention:g} is not a whole number of days >= 1")
+        elif window is not None and retention * 24 < window:
+            err(f"{where}: BANSO_HEALTH_RAW_RETENTION_DAYS {retention:g} ({retention * 24:g} h) is shorter than "
+                f"BANSO_HEALTH_LATE_WINDOW_HOURS {window:g}: events still accepted would already be pruned")
+service_settings = {"health": check_health_settings}
+
 secret_keys = set()
-for name, dep in by_kind.get("Deployment", {}).items():
+servers = {}  # Deployment name -> its `serve` container
+for name, dep in deployments.items():
     where = f"Deployment/{name}"
     pod = dep["spec"]["template"]["spec"]
-    labels = dep["spec"]["template"]["metadata"].get("labels", {})
+    labels = pod_labels(dep)
     if dep["spec"]["selector"]["matchLabels"].items() - labels.items():
         err(f"{where}: selector does not match the pod template's labels")
+    # The overlays' and components' patches select Deployments by this label.
+    for what, ls in [("metadata.labels", dep["metadata"].get("labels", {})), ("pod template labels", labels)]:
+        if ls.get("app.kubernetes.io/part-of") != "banso":
+            err(f"{where}: {what} lack app.kubernetes.io/part-of=banso (the overlays' patches select on it)")
+    if labels.get("app") != name:
+        err(f"{where}: pod label app must be {name!r} (the spread patch and OTEL_SERVICE_NAME use it)")
     psc = pod.get("securityContext", {})
     if not (psc.get("runAsNonRoot") and psc.get("runAsUser") == 65532):
         err(f"{where}: pod must run as non-root user 65532")
     if pod.get("automountServiceAccountToken") is not False:
         err(f"{where}: automountServiceAccountToken must be false")
+    sa = pod.get("serviceAccountName")
+    if sa != name or sa not in by_kind.get("ServiceAccount", {}):
+        err(f"{where}: serviceAccountName must be its own ServiceAccount {name!r} (got {sa!r})")
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     containers = pod.get("initContainers", []) + pod["containers"]
     for c in containers:
@@ -127,6 +209,10 @@ for name, dep in by_kind.get("Deployment", {}).items():
                 err(f"{cw}: securityContext.{key} must be {str(want).lower()}")
         if "ALL" not in sc.get("capabilities", {}).get("drop", []):
             err(f"{cw}: must drop ALL capabilities")
+        if sc.get("capabilities", {}).get("add"):
+            err(f"{cw}: must add no capabilities")
+        if sc.get("privileged"):
+            err(f"{cw}: must not be privileged")
         if (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
             err(f"{cw}: seccompProfile must be RuntimeDefault")
         mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
@@ -141,22 +227,50 @@ for name, dep in by_kind.get("Deployment", {}).items():
                 if ref["name"] != "banso-secrets":
                     err(f"{cw}: {e['name']} reads Secret {ref['name']!r}, not banso-secrets")
                 secret_keys.add(ref["key"])
-        if "resources" not in c or not c["resources"].get("requests") or not c["resources"].get("limits"):
+        res = c.get("resources") or {}
+        if not res.get("requests") or not res.get("limits"):
             err(f"{cw}: needs resources.requests and resources.limits")
+        else:
+            for r in ("cpu", "memory"):
+                req, lim = res["requests"].get(r), res["limits"].get(r)
+                if req is None or (lim is None and r == "memory"):
+                    err(f"{cw}: needs a {r} request" + (" and limit" if r == "memory" else ""))
+                elif lim is not None:
+                    rq, lq = quantity(req), quantity(lim)
+                    if rq is None or lq is None:
+                        err(f"{cw}: cannot read {r} quantities {req!r}/{lim!r}")
+                    elif rq > lq:
+                        err(f"{cw}: {r} request {req} is above its limit {lim}")
 
     server = [c for c in pod["containers"] if (c.get("args") or [None])[0] == "serve"]
-    if len(server) != 1:
+    if len(server) != 1 or len(server[0].get("args", [])) < 2:
         err(f"{where}: expected one container running `banso serve <service>`")
         continue
     c = server[0]
+    servers[name] = c
     env = env_of(c)
     service = c["args"][1]
+    if c["name"] != "server":
+        err(f"{where}: the serve container must be named `server` (the patches merge into that name)")
+    if name != f"banso-{service}":
+        err(f"{where}: runs `banso serve {service}`, so it must be named banso-{service}")
+    if service not in services:
+        err(f"{where}: service {service!r} is not in BANSO_SERVICES ({' '.join(services)}) of deploy/check.sh")
     def num(var):
         v = env.get(var, {}).get("value")
         if v is None:
             err(f"{where}: {var} must be set to a literal value")
             return 0.0
         return float(v)
+    def num_opt(var, default):
+        if var not in env:
+            return default
+        v = env[var].get("value")
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            err(f"{where}: {var} must be a literal number, not {v!r}")
+            return None
     delay, grace = num("BANSO_SHUTDOWN_DELAY_SECS"), num("BANSO_SHUTDOWN_GRACE_SECS")
     tgps = pod.get("terminationGracePeriodSeconds", 30)
     if tgps < delay + grace + 5:
@@ -165,8 +279,8 @@ for name, dep in by_kind.get("Deployment", {}).items():
     if env.get("BANSO_LOG_FORMAT", {}).get("value") != "json":
         err(f"{where}: BANSO_LOG_FORMAT must be json")
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-    grpc_port = int(env.get("BANSO_GRPC_ADDR", {}).get("value", "0.0.0.0:50051").rsplit(":", 1)[1])
-    admin_port = int(env.get("BANSO_ADMIN_ADDR", {}).get("value", "0.0.0.0:9090").rsplit(":", 1)[1])
+    grpc_port = port_of(env.get("BANSO_GRPC_ADDR", {}).get("value"), 50051)
+    admin_port = port_of(env.get("BANSO_ADMIN_ADDR", {}).get("value"), 9090)
     if ports.get("grpc") != grpc_port or ports.get("metrics") != admin_port:
         err(f"{where}: ports grpc/metrics {ports} differ from BANSO_GRPC_ADDR/BANSO_ADMIN_ADDR ({grpc_port}/{admin_port})")
     ann = dep["spec"]["template"]["metadata"].get("annotations", {})
@@ -187,16 +301,59 @@ for name, dep in by_kind.get("Deployment", {}).items():
         err(f"{where}: a production overlay verifies tokens with BANSO_JWT_PUBLIC_KEY only, never HS256")
     if "BANSO_DATABASE_URL" not in env or "BANSO_PAGE_TOKEN_SECRET" not in env:
         err(f"{where}: BANSO_DATABASE_URL and BANSO_PAGE_TOKEN_SECRET must come from banso-secrets")
+    if not env.get("BANSO_NATS_URL", {}).get("value", "").startswith("nats://"):
+        err(f"{where}: BANSO_NATS_URL must name NATS (nats://...): pods in separate processes exchange events only through it")
     if not any(ic.get("args", [])[:2] == ["migrate", service] for ic in pod.get("initContainers", [])):
         err(f"{where}: an init container must run `banso migrate {service}`")
-    if any(h.get("spec", {}).get("scaleTargetRef", {}).get("name") == name
-           for h in by_kind.get("HorizontalPodAutoscaler", {}).values()) and "replicas" in dep["spec"]:
+    # A setting of one service on another's Deployment is a mistake (it is ignored there).
+    for other in services:
+        if other != service:
+            for var in env:
+                if var.startswith(f"BANSO_{other.upper()}_"):
+                    err(f"{where}: {var} is a setting of the {other} service, not of {service}")
+    if service in service_settings:
+        service_settings[service](where, env, num_opt)
+
+    # Who owns the replica count.
+    own_hpas = [h for h in hpas.values() if h["spec"].get("scaleTargetRef", {}).get("kind") == "Deployment"
+                and h["spec"]["scaleTargetRef"].get("name") == name]
+    if own_hpas and "replicas" in dep["spec"]:
         err(f"{where}: has an autoscaler, so spec.replicas must be left out (kubectl apply would reset it)")
+    if scaling == "replicas" and "replicas" not in dep["spec"]:
+        err(f"{where}: this overlay sets replica counts: add {name} to its `replicas:` list")
+    if scaling == "autoscaler":
+        if len(own_hpas) != 1:
+            err(f"{where}: needs exactly one HorizontalPodAutoscaler, found {len(own_hpas)}")
+        elif own_hpas[0]["spec"].get("minReplicas", 1) < 2:
+            err(f"{where}: HorizontalPodAutoscaler minReplicas must be >= 2 (one replica cannot survive a drain)")
+        own_pdbs = [p for p in pdbs.values() if selects(p["spec"].get("selector"), labels)]
+        if len(own_pdbs) != 1:
+            err(f"{where}: needs exactly one PodDisruptionBudget selecting its pods, found {len(own_pdbs)}")
+        keys = {t.get("topologyKey") for t in pod.get("topologySpreadConstraints", [])}
+        if "kubernetes.io/hostname" not in keys:
+            err(f"{where}: needs a topologySpreadConstraint over kubernetes.io/hostname")
+
+# Every service of the list is deployed, with its own objects.
+for s in services:
+    n = f"banso-{s}"
+    for kind in ("ServiceAccount", "Deployment", "Service"):
+        if n not in by_kind.get(kind, {}):
+            err(f"service {s}: {kind}/{n} is missing")
+    svc = by_kind.get("Service", {}).get(n)
+    if svc and n in servers:
+        grpc = {p["name"]: p["containerPort"] for p in servers[n].get("ports", [])}.get("grpc")
+        if not any(p.get("name") == "grpc" and p.get("targetPort") in ("grpc", grpc) for p in svc["spec"]["ports"]):
+            err(f"Service/{n}: needs a port named grpc with targetPort grpc")
+        if not selects({"matchLabels": svc["spec"].get("selector", {})}, pod_labels(deployments[n])):
+            err(f"Service/{n}: does not select the pods of Deployment/{n}")
+    if scaling == "autoscaler" and n not in hpas:
+        err(f"service {s}: HorizontalPodAutoscaler/{n} is missing")
+    if scaling == "autoscaler" and n not in pdbs:
+        err(f"service {s}: PodDisruptionBudget/{n} is missing")
 
 for name, svc in by_kind.get("Service", {}).items():
     sel = svc["spec"].get("selector", {})
-    pods = [d for d in by_kind.get("Deployment", {}).values()
-            if sel and not (sel.items() - d["spec"]["template"]["metadata"].get("labels", {}).items())]
+    pods = [d for d in deployments.values() if sel and selects({"matchLabels": sel}, pod_labels(d))]
     if len(pods) != 1:
         err(f"Service/{name}: selector {sel} matches {len(pods)} Deployments, not 1")
         continue
@@ -205,23 +362,79 @@ for name, svc in by_kind.get("Service", {}).items():
         if isinstance(p.get("targetPort"), str) and p["targetPort"] not in names:
             err(f"Service/{name}: targetPort {p['targetPort']!r} is no container port name")
 
-for kind in ("PodDisruptionBudget", "HorizontalPodAutoscaler"):
-    for name, o in by_kind.get(kind, {}).items():
-        if kind == "HorizontalPodAutoscaler":
-            ok = o["spec"]["scaleTargetRef"]["name"] in by_kind.get("Deployment", {})
-        else:
-            sel = o["spec"]["selector"]["matchLabels"].items()
-            ok = any(not (sel - d["spec"]["template"]["metadata"].get("labels", {}).items())
-                     for d in by_kind.get("Deployment", {}).values())
-        if not ok:
-            err(f"{kind}/{name}: refers to no Deployment in the output")
+for name, h in hpas.items():
+    ref = h["spec"]["scaleTargetRef"]
+    if ref.get("kind") != "Deployment" or ref.get("name") not in deployments:
+        err(f"HorizontalPodAutoscaler/{name}: refers to no Deployment in the output")
+for name, p in pdbs.items():
+    n = sum(selects(p["spec"].get("selector"), pod_labels(d)) for d in deployments.values())
+    if n != 1:
+        err(f"PodDisruptionBudget/{name}: selects the pods of {n} Deployments, not 1")
+
+# Settings the services must share: one NATS (and subject namespace) to
+# exchange events, one database, one token configuration.
+for var in ("BANSO_NATS_URL", "BANSO_NATS_NAMESPACE", "BANSO_DATABASE_URL", "BANSO_JWT_ALGORITHM",
+            "BANSO_JWT_ISSUER", "BANSO_JWT_AUDIENCE", "BANSO_JWT_PUBLIC_KEY", "BANSO_JWT_HS256_SECRET",
+            "BANSO_PAGE_TOKEN_SECRET"):
+    seen = {}
+    for n, c in servers.items():
+        e = env_of(c).get(var)
+        seen.setdefault(repr(e and {k: v for k, v in e.items() if k != "name"}), []).append(n)
+    if len(seen) > 1:
+        err(f"{var} differs between the Deployments: " + "; ".join(f"{', '.join(ns)}: {v}" for v, ns in seen.items()))
+
+# Components apply to every Deployment or to none.
+otel = {n for n, c in servers.items() if "OTEL_EXPORTER_OTLP_ENDPOINT" in env_of(c)}
+if otel and otel != set(servers):
+    err(f"OTEL_EXPORTER_OTLP_ENDPOINT is set on {sorted(otel)} but not on {sorted(set(servers) - otel)}")
+policies = by_kind.get("NetworkPolicy", {})
+if policies:
+    def allows(rules, port, name, protocol="TCP"):
+        """Whether NetworkPolicy rules let `port` through (a rule without ports allows every port)."""
+        for r in rules:
+            ps = r.get("ports")
+            if not ps:
+                return True
+            for p in ps:
+                if p.get("protocol", "TCP") == protocol and p.get("port") in (None, port, name):
+                    return True
+                end = p.get("endPort")
+                if end and p.get("protocol", "TCP") == protocol and isinstance(p.get("port"), int) and p["port"] <= port <= end:
+                    return True
+        return False
+    for name, c in servers.items():
+        where = f"Deployment/{name}"
+        mine = [p for p in policies.values() if selects(p["spec"].get("podSelector"), pod_labels(deployments[name]))]
+        ingress = [p for p in mine if "Ingress" in p["spec"].get("policyTypes", ["Ingress"])]
+        egress = [p for p in mine if "Egress" in p["spec"].get("policyTypes", [])]
+        if not ingress:
+            err(f"{where}: no NetworkPolicy selects its pods, while this output has NetworkPolicies")
+        rules = [r for p in ingress for r in p["spec"].get("ingress", [])]
+        for pname, port in [(p["name"], p["containerPort"]) for p in c.get("ports", [])]:
+            if ingress and not allows(rules, port, pname):
+                err(f"{where}: its NetworkPolicies do not admit port {pname} ({port})")
+        if egress:
+            # Egress restricted: the database (PostgreSQL's default port; the
+            # URL itself is a secret), NATS and DNS must stay reachable.
+            out_rules = [r for p in egress for r in p["spec"].get("egress", [])]
+            nats = url_port(env_of(c).get("BANSO_NATS_URL", {}).get("value"), 4222)
+            for what, port, proto in [("PostgreSQL", 5432, "TCP"), ("NATS", nats, "TCP"), ("DNS", 53, "UDP")]:
+                if not allows(out_rules, port, None, proto):
+                    err(f"{where}: its NetworkPolicies block egress to {what} ({proto} {port})")
 
 for e in errors:
     print(f"   rule: {e}")
 if errors:
     sys.exit(1)
-print(f"   rules: ok ({len(by_kind.get('Deployment', {}))} Deployment(s); tokens: {mode}; "
-      f"Secret banso-secrets keys: {', '.join(sorted(secret_keys))})")
+summary = f"{len(deployments)} Deployment(s): {', '.join(sorted(deployments))}; tokens: {mode}"
+if hpas:
+    conns = 0
+    for h in hpas.values():
+        c = servers.get(h["spec"]["scaleTargetRef"]["name"])
+        pool = int(env_of(c).get("BANSO_DB_MAX_CONNECTIONS", {}).get("value", 10)) if c else 0
+        conns += h["spec"]["maxReplicas"] * pool
+    summary += f"; at most {conns} database connections at maxReplicas"
+print(f"   rules: ok ({summary}; Secret banso-secrets keys: {', '.join(sorted(secret_keys))})")
 PY
   then
     ok=0
