@@ -166,9 +166,17 @@ pub async fn score_rows(
     // Inputs read from here on are at least this new.
     let read_time = Utc::now();
     let today = ctx.today;
-    let chosen: Vec<(&AccountRow, &StoredScorecard)> =
-        rows.iter().filter_map(|r| ctx.scorecard_for(r).map(|c| (r, c))).collect();
+    let mut chosen: Vec<(&AccountRow, &StoredScorecard)> = Vec::with_capacity(rows.len());
+    // Accounts no scorecard applies to (any more), and below those without data.
+    let mut unscored: Vec<Uuid> = Vec::new();
+    for r in rows {
+        match ctx.scorecard_for(r) {
+            Some(c) => chosen.push((r, c)),
+            None => unscored.push(r.account_id),
+        }
+    }
     if chosen.is_empty() {
+        store.save_scores(tenant, today, read_time, &[], &[], &unscored).await?;
         return Ok(Outcome::default());
     }
     let ids: Vec<Uuid> = chosen.iter().map(|(r, _)| r.account_id).collect();
@@ -242,7 +250,10 @@ pub async fn score_rows(
         }
         let new = score::score(&card.def, &values, &ctx.shared.populations);
         snapshots.push((id, values));
-        let Some(new) = new else { continue };
+        let Some(new) = new else {
+            unscored.push(id);
+            continue;
+        };
         outcome.scored += 1;
         let prev = previous.get(&id);
         // The trend as of today, the new score being today's.
@@ -291,7 +302,7 @@ pub async fn score_rows(
             event,
         });
     }
-    outcome.changed = store.save_scores(tenant, today, read_time, &snapshots, &writes).await?;
+    outcome.changed = store.save_scores(tenant, today, read_time, &snapshots, &writes, &unscored).await?;
     Ok(outcome)
 }
 

@@ -324,6 +324,31 @@ async fn portfolio_lists_filters_orders_pages_and_distributes() {
     let tags: Vec<(&str, i64)> = by_tag.groups.iter().map(|g| (g.value.as_str(), g.accounts)).collect();
     assert_eq!(tags, [("vip", 2), ("", 1), ("beta", 1)]);
 
+    // An account whose only measure is cleared has no score any more (not a stale one).
+    health(&app, Role::Service)
+        .set_measure_value(pb::SetMeasureValueRequest {
+            account_id: ids[3].clone(),
+            measure: "nps".into(),
+            value: None,
+            observe_time: None,
+        })
+        .await
+        .unwrap();
+    let mut gone = false;
+    for _ in 0..400 {
+        match viewer.get_account_health(pb::GetAccountHealthRequest { account_id: ids[3].clone() }).await {
+            Err(s) if s.code() == Code::NotFound => {
+                gone = true;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+    assert!(gone, "the cleared account kept its score");
+    assert_eq!(scores(list(&mut viewer, all(), O::Unspecified).await), [20.0, 50.0, 80.0]);
+    let d = viewer.get_health_distribution(pb::GetHealthDistributionRequest::default()).await.unwrap().into_inner();
+    assert_eq!((d.accounts, d.unscored_accounts), (3, 2));
+
     // Bad input names each field; other tenants see nothing of acme.
     let bad = viewer
         .list_account_health(pb::ListAccountHealthRequest {

@@ -209,7 +209,10 @@ impl Store {
     /// snapshots (the percentile population), then each score unless one
     /// computed from newer inputs is already stored (`read_time`); for the
     /// scores stored, today's daily snapshot, band changes and the
-    /// HealthScoreChanged events. Returns how many events were recorded.
+    /// HealthScoreChanged events. The current score of `unscored` accounts
+    /// (no scorecard applies, or no measure has data) is removed, so no
+    /// stale score outlives its scorecard; their history stays. Returns how
+    /// many events were recorded.
     pub async fn save_scores(
         &self,
         tenant: &str,
@@ -217,10 +220,20 @@ impl Store {
         read_time: DateTime<Utc>,
         snapshots: &[(Uuid, HashMap<String, Option<f64>>)],
         writes: &[ScoreWrite],
+        unscored: &[Uuid],
     ) -> Result<u64> {
         let now = Utc::now();
         let read_micros = read_time.timestamp_micros();
         let txn = self.db.begin().await?;
+        for chunk in unscored.chunks(CHUNK) {
+            let q = Query::delete()
+                .from_table(Alias::new("account_health"))
+                .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+                .and_where(ids_in("account_id", chunk))
+                .and_where(Expr::col(Alias::new("read_micros")).lte(read_micros))
+                .to_owned();
+            txn.execute_raw(build(&txn, &q)).await?;
+        }
         let accounts: Vec<Uuid> = snapshots.iter().map(|(a, _)| *a).collect();
         for chunk in accounts.chunks(CHUNK) {
             let q = Query::delete()
