@@ -166,9 +166,33 @@ async fn every_change_publishes_its_event_exactly_once() {
     .unwrap();
     c.delete_contact(pb::DeleteContactRequest { id: contact.id.clone(), etag: String::new() }).await.unwrap();
     c.delete_account(pb::DeleteAccountRequest { id: a.id.clone(), etag: String::new() }).await.unwrap();
+    // 10-12. SegmentChanged: created, updated, deleted (a refused update publishes nothing).
+    let seg = c
+        .create_segment(pb::CreateSegmentRequest {
+            segment: Some(pb::Segment {
+                display_name: "Renewals".into(),
+                expression: r#"account.lifecycle_stage == "renewal""#.into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let bad = pb::Segment { id: seg.id.clone(), expression: "account.".into(), ..Default::default() };
+    assert!(
+        c.update_segment(pb::UpdateSegmentRequest { segment: Some(bad), update_mask: mask(&["expression"]) })
+            .await
+            .is_err()
+    );
+    let wider = pb::Segment { id: seg.id.clone(), expression: "true".into(), ..Default::default() };
+    c.update_segment(pb::UpdateSegmentRequest { segment: Some(wider), update_mask: mask(&["expression"]) })
+        .await
+        .unwrap();
+    c.delete_segment(pb::DeleteSegmentRequest { id: seg.id.clone(), etag: String::new() }).await.unwrap();
 
     let _stop = start(&app, &recorder);
-    let all = wait_for(&recorder, 9).await;
+    let all = wait_for(&recorder, 12).await;
     assert_eq!(
         kinds(&all),
         [
@@ -180,14 +204,17 @@ async fn every_change_publishes_its_event_exactly_once() {
             "contact_changed",
             "tenant_settings_changed",
             "contact_changed",
-            "account_deleted"
+            "account_deleted",
+            "segment_changed",
+            "segment_changed",
+            "segment_changed"
         ]
     );
     let mut ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 9, "each event applied once");
-    assert!(*recorder.deliveries.lock().unwrap() >= 9);
+    assert_eq!(ids.len(), 12, "each event applied once");
+    assert!(*recorder.deliveries.lock().unwrap() >= 12);
     for e in &all {
         assert_eq!(e.tenant_id, "acme");
         assert_eq!(e.source, "accounts");
@@ -204,6 +231,23 @@ async fn every_change_publishes_its_event_exactly_once() {
     assert_eq!(deleted.change, banso_proto::events::contact_changed::Change::Deleted as i32);
     let Some(Payload::AccountDeleted(ad)) = &all[8].payload else { panic!("{:?}", all[8]) };
     assert_eq!((ad.account_id.as_str(), ad.external_id.as_str()), (a.id.as_str(), "crm-1"));
+    use banso_proto::events::segment_changed::Change;
+    let segs: Vec<(i32, String)> = all[9..]
+        .iter()
+        .map(|e| match &e.payload {
+            Some(Payload::SegmentChanged(sc)) => (sc.change, sc.segment.as_ref().unwrap().expression.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let renewal = r#"account.lifecycle_stage == "renewal""#.to_string();
+    assert_eq!(
+        segs,
+        [
+            (Change::Created as i32, renewal),
+            (Change::Updated as i32, "true".to_string()),
+            (Change::Deleted as i32, "true".to_string())
+        ]
+    );
 }
 
 #[tokio::test]
