@@ -2,7 +2,7 @@
 //! at the end: the testkit's recipe, with the production defaults for pool,
 //! limits and message size, and a database URL from the command line.
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use banso_kit::{
@@ -18,6 +18,9 @@ use tonic::transport::Channel;
 pub type Client = banso_proto::accounts::accounts_service_client::AccountsServiceClient<
     tonic::codegen::InterceptedService<Channel, Bearer>,
 >;
+pub type HealthClient = banso_proto::health::health_service_client::HealthServiceClient<
+    tonic::codegen::InterceptedService<Channel, Bearer>,
+>;
 
 /// The tenant every benchmark writes to.
 pub const TENANT: &str = "bench";
@@ -28,6 +31,17 @@ pub const TENANT: &str = "bench";
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Which service the harness runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Accounts; without `relay`, assembled without its outbox relay (a
+    /// diagnostic: events are recorded but not published).
+    Accounts { relay: bool },
+    /// Health, as `banso serve health` assembles it (`banso_health::build`:
+    /// relay, scorer, Accounts consumer).
+    Health,
+}
+
 pub struct Harness {
     pub config: Config,
     pub channel: Channel,
@@ -35,10 +49,11 @@ pub struct Harness {
     pub db_url: String,
     token: String,
     server: Option<RunningServer>,
-    events: banso_events::Runtime,
-    admin_url: String,
-    db_name: String,
+    pub events: banso_events::Runtime,
+    db: FreshDatabase,
     bus_dir: PathBuf,
+    /// NATS namespace of this run's streams (deleted at the end).
+    nats: Option<(String, String)>,
     pub keep: bool,
     grpc_addr: String,
 }
@@ -54,52 +69,90 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// A database `banso_bench_<uuid>` created for one run.
+pub struct FreshDatabase {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl FreshDatabase {
+    pub async fn create(admin_url: &str) -> anyhow::Result<FreshDatabase> {
+        anyhow::ensure!(
+            admin_url.starts_with("postgres://") || admin_url.starts_with("postgresql://"),
+            "--database-url must be a postgres:// URL"
+        );
+        let name = format!("banso_bench_{}", uuid::Uuid::now_v7().simple());
+        let admin = Database::connect(admin_url.to_owned())
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL at {admin_url}"))?;
+        admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await?;
+        admin.close().await.ok();
+        Ok(FreshDatabase { url: with_database(admin_url, &name), name, admin_url: admin_url.to_owned() })
+    }
+
+    pub async fn drop_or_keep(&self, keep: bool) -> anyhow::Result<()> {
+        if keep {
+            eprintln!("kept database {} (drop it with: DROP DATABASE \"{}\")", self.url, self.name);
+            return Ok(());
+        }
+        let admin = Database::connect(self.admin_url.clone()).await?;
+        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).await?;
+        admin.close().await.ok();
+        Ok(())
+    }
+}
+
 impl Harness {
     /// Creates a fresh database on the server at `admin_url` and starts the
     /// Accounts service on 127.0.0.1:0 against it.
     /// Without `relay`, the service is assembled without its outbox relay
     /// (a diagnostic: events are recorded but not published).
     pub async fn start(admin_url: &str, relay: bool) -> anyhow::Result<Harness> {
-        anyhow::ensure!(
-            admin_url.starts_with("postgres://") || admin_url.starts_with("postgresql://"),
-            "--database-url must be a postgres:// URL"
-        );
-        let db_name = format!("banso_bench_{}", uuid::Uuid::now_v7().simple());
-        let admin = Database::connect(admin_url.to_owned())
-            .await
-            .with_context(|| format!("cannot connect to PostgreSQL at {admin_url}"))?;
-        admin.execute_unprepared(&format!("CREATE DATABASE \"{db_name}\"")).await?;
-        admin.close().await.ok();
-        let db_url = with_database(admin_url, &db_name);
-        let bus_dir = std::env::temp_dir().join(&db_name);
+        Self::start_service(admin_url, Service::Accounts { relay }, None).await
+    }
+
+    /// Creates a fresh database and starts `service` against it, on the
+    /// embedded bus (a SQLite log in a temp directory), or on NATS JetStream
+    /// at `nats_url` under a namespace of its own.
+    pub async fn start_service(admin_url: &str, service: Service, nats_url: Option<&str>) -> anyhow::Result<Harness> {
+        let db = FreshDatabase::create(admin_url).await?;
+        let bus_dir = std::env::temp_dir().join(&db.name);
         std::fs::create_dir_all(&bus_dir)?;
 
         let vars = Vars::from_pairs([
             ("BANSO_GRPC_ADDR", "127.0.0.1:0"),
             ("BANSO_ADMIN_ADDR", "off"),
             ("BANSO_JWT_HS256_SECRET", banso_testkit::TEST_SECRET),
-            ("BANSO_DATABASE_URL", db_url.as_str()),
+            ("BANSO_DATABASE_URL", db.url.as_str()),
             ("BANSO_REQUEST_TIMEOUT_SECS", &REQUEST_TIMEOUT.as_secs().to_string()),
             ("BANSO_SHUTDOWN_GRACE_SECS", "2"),
         ]);
         let config = Config::from_vars(&vars)?;
         let kit = Kit::from_config(&config);
-        let events =
-            banso_events::Runtime { bus: banso_testkit::test_bus(&bus_dir).await?, shutdown: CancellationToken::new() };
+        let (bus, nats): (Arc<dyn banso_events::Bus>, _) = match nats_url {
+            Some(url) => {
+                let ns = format!("bench{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+                let bus = banso_events::nats::NatsBus::connect_in(url, Some(&ns)).await?;
+                (Arc::new(bus), Some((url.to_owned(), ns)))
+            }
+            None => (Arc::new(banso_events::embedded::EmbeddedBus::open(&bus_dir.join("bus")).await?), None),
+        };
+        let events = banso_events::Runtime { bus, shutdown: CancellationToken::new() };
         let mut harness = Harness {
             config: config.clone(),
             channel: Channel::from_static("http://127.0.0.1:1").connect_lazy(),
-            db_url,
+            db_url: db.url.clone(),
             token: String::new(),
             server: None,
             events: events.clone(),
-            admin_url: admin_url.to_owned(),
-            db_name,
+            db,
             bus_dir,
+            nats,
             keep: false,
             grpc_addr: String::new(),
         };
-        match harness.boot(&kit, relay).await {
+        match harness.boot(&kit, service).await {
             Ok(()) => Ok(harness),
             Err(e) => {
                 harness.stop().await.ok();
@@ -108,27 +161,34 @@ impl Harness {
         }
     }
 
-    async fn boot(&mut self, kit: &Kit, relay: bool) -> anyhow::Result<()> {
-        let service = if relay {
-            banso_accounts::build(&self.config, kit, &self.events).await?
-        } else {
-            let db = banso_accounts::connect(&self.config).await?;
-            banso_accounts::service(db, banso_events::outbox::OutboxSignal::default(), kit)
+    async fn boot(&mut self, kit: &Kit, service: Service) -> anyhow::Result<()> {
+        let services = match service {
+            Service::Accounts { relay: true } => {
+                ServiceSet::new().with(banso_accounts::build(&self.config, kit, &self.events).await?)
+            }
+            Service::Accounts { relay: false } => {
+                let db = banso_accounts::connect(&self.config).await?;
+                ServiceSet::new().with(banso_accounts::service(db, banso_events::outbox::OutboxSignal::default(), kit))
+            }
+            Service::Health => ServiceSet::new().with(banso_health::build(&self.config, kit, &self.events).await?),
         };
-        let services = ServiceSet::new().with(service);
         let auth = server::auth_layer(&self.config)?;
         let running = server::start(&self.config.server, auth, services, CancellationToken::new()).await?;
         let addr = running.grpc_addr;
         self.grpc_addr = addr.to_string();
         self.server = Some(running);
         self.channel = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
-        let issuer = DevTokenIssuer::from_config(&self.config.auth).context("an HS256 secret is configured")?;
-        self.token = issuer.mint(TENANT, "banso-bench", &[Role::Admin], Duration::from_secs(3600));
+        self.token = mint(&self.config)?;
         Ok(())
     }
 
     pub fn channel_addr(&self) -> &str {
         &self.grpc_addr
+    }
+
+    /// "embedded" or "nats".
+    pub fn bus_kind(&self) -> &'static str {
+        self.events.bus.kind()
     }
 
     pub fn client(&self) -> Client {
@@ -140,10 +200,19 @@ impl Harness {
         .max_decoding_message_size(self.config.server.max_message_bytes)
     }
 
+    pub fn health_client(&self) -> HealthClient {
+        health_client(self.channel.clone(), &self.token, self.config.server.max_message_bytes)
+    }
+
     /// A pool on the service's database with the service's own settings
     /// (size, timeouts, `accounts` first on the search path).
     pub async fn pool(&self) -> anyhow::Result<DatabaseConnection> {
-        banso_kit::db::connect(&self.db_url, banso_accounts::NAME, &self.config.database).await
+        self.pool_for(banso_accounts::NAME).await
+    }
+
+    /// A pool with the service's settings and `schema` first on the search path.
+    pub async fn pool_for(&self, schema: &str) -> anyhow::Result<DatabaseConnection> {
+        banso_kit::db::connect(&self.db_url, schema, &self.config.database).await
     }
 
     /// Stops the server and the relay, then drops the database (unless kept).
@@ -154,15 +223,38 @@ impl Harness {
             s.wait().await?;
         }
         let _ = std::fs::remove_dir_all(&self.bus_dir);
-        if self.keep {
-            eprintln!("kept database {} (drop it with: DROP DATABASE \"{}\")", self.db_url, self.db_name);
-            return Ok(());
+        if let Some((url, ns)) = &self.nats
+            && let Err(e) = delete_nats_streams(url, ns).await
+        {
+            eprintln!("note: could not delete the NATS streams of namespace {ns}: {e:#}");
         }
-        let admin = Database::connect(self.admin_url.clone()).await?;
-        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name)).await?;
-        admin.close().await.ok();
-        Ok(())
+        self.db.drop_or_keep(self.keep).await
     }
+}
+
+/// An admin token of the bench tenant, valid for 10 hours.
+pub fn mint(config: &Config) -> anyhow::Result<String> {
+    let issuer = DevTokenIssuer::from_config(&config.auth).context("an HS256 secret is configured")?;
+    Ok(issuer.mint(TENANT, "banso-bench", &[Role::Admin], Duration::from_secs(36_000)))
+}
+
+pub fn health_client(channel: Channel, token: &str, max_message_bytes: usize) -> HealthClient {
+    banso_proto::health::health_service_client::HealthServiceClient::with_interceptor(channel, Bearer::new(token))
+        .max_encoding_message_size(max_message_bytes)
+        .max_decoding_message_size(max_message_bytes)
+}
+
+/// Deletes the JetStream streams of namespace `ns` (`BANSO_<NS>_*`).
+async fn delete_nats_streams(url: &str, ns: &str) -> anyhow::Result<()> {
+    use futures::TryStreamExt;
+    let client = async_nats::connect(url).await?;
+    let js = async_nats::jetstream::new(client);
+    let prefix = format!("BANSO_{}_", ns.to_ascii_uppercase());
+    let names: Vec<String> = js.stream_names().try_collect().await?;
+    for name in names.into_iter().filter(|n| n.starts_with(&prefix)) {
+        js.delete_stream(&name).await.map_err(|e| anyhow::anyhow!("delete stream {name}: {e}"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Transac
 use crate::{
     data,
     harness::Harness,
-    monitor::{Monitor, Watch},
+    monitor::{self, Monitor, Watch},
 };
 
 /// At most this many rows a message: the API's limit (accounts_service.proto).
@@ -164,6 +164,8 @@ struct Report {
 
 struct Phase {
     elapsed: Duration,
+    /// CPU seconds it cost.
+    cpu: CpuUse,
     /// Seconds per batch, when the bench can see batches (the baseline).
     batches: Vec<f64>,
     watch: Watch,
@@ -213,9 +215,11 @@ async fn phases(args: &Args, h: &Harness, accounts: &[pb::Account]) -> anyhow::R
     pool.execute_unprepared("CREATE TABLE accounts.accounts_baseline (LIKE accounts.accounts INCLUDING ALL)").await?;
     let rows: Vec<[Value; 17]> = accounts.iter().map(baseline_values).collect();
     let checkpoint_note = settle(&pool).await;
-    let monitor = Monitor::start(h.pool().await?, "SELECT count(*) FROM accounts.accounts_baseline", false);
+    let monitor = Monitor::start(h.pool().await?, "SELECT count(*) FROM accounts.accounts_baseline", None);
+    let cpu = CpuSample::take(&pool).await;
     let (elapsed, batches) = insert_baseline(&pool, &rows, args.batch).await?;
-    let baseline = Phase { elapsed, batches, watch: monitor.finish().await };
+    let cpu = cpu.since(&pool).await;
+    let baseline = Phase { elapsed, cpu, batches, watch: monitor.finish().await };
     drop(rows);
     let stored = count(&pool, "SELECT count(*) FROM accounts.accounts_baseline").await?;
     anyhow::ensure!(stored == n as i64, "baseline: {stored} rows stored, expected {n}");
@@ -229,8 +233,14 @@ async fn phases(args: &Args, h: &Harness, accounts: &[pb::Account]) -> anyhow::R
     // 2. Import: all new.
     let budget = (args.import_budget_secs > 0).then(|| Duration::from_secs(args.import_budget_secs));
     let mut client = h.client();
-    let monitor = Monitor::start(h.pool().await?, "SELECT count(*) FROM accounts.accounts", args.profile);
+    let monitor = Monitor::start(
+        h.pool().await?,
+        "SELECT count(*) FROM accounts.accounts",
+        args.profile.then_some(monitor::IMPORT),
+    );
+    let cpu = CpuSample::take(&pool).await;
     let outcome = stream_import(&mut client, accounts, args.batch, budget).await?;
+    let cpu = cpu.since(&pool).await;
     let watch = monitor.finish().await;
     let (elapsed, import_rows, imported) = match outcome {
         Streamed::Answered { elapsed, response } => {
@@ -251,7 +261,7 @@ async fn phases(args: &Args, h: &Harness, accounts: &[pb::Account]) -> anyhow::R
             (elapsed, at_cutoff, committed)
         }
     };
-    let import = Phase { elapsed, batches: Vec::new(), watch };
+    let import = Phase { elapsed, cpu, batches: Vec::new(), watch };
     println!(
         "  import         {:>8.2} s  {:>9} rows/s",
         import.elapsed.as_secs_f64(),
@@ -289,13 +299,19 @@ async fn phases(args: &Args, h: &Harness, accounts: &[pb::Account]) -> anyhow::R
     settle(&pool).await;
 
     // 3. Re-import of the same rows: all unchanged.
-    let monitor = Monitor::start(h.pool().await?, "SELECT count(*) FROM accounts.accounts", args.profile);
+    let monitor = Monitor::start(
+        h.pool().await?,
+        "SELECT count(*) FROM accounts.accounts",
+        args.profile.then_some(monitor::IMPORT),
+    );
+    let cpu = CpuSample::take(&pool).await;
     let Streamed::Answered { elapsed, response } =
         stream_import(&mut client, &accounts[..imported], args.batch, None).await?
     else {
         unreachable!("no budget, no cancellation")
     };
-    let reimport = Phase { elapsed, batches: Vec::new(), watch: monitor.finish().await };
+    let cpu = cpu.since(&pool).await;
+    let reimport = Phase { elapsed, cpu, batches: Vec::new(), watch: monitor.finish().await };
     check(&response, imported, (0, 0, imported))?;
     println!(
         "  re-import      {:>8.2} s  {:>9} rows/s",
@@ -414,6 +430,66 @@ async fn insert_baseline(
     Ok((start.elapsed(), batches))
 }
 
+/// CPU time used so far: this process's, and each of the PostgreSQL
+/// processes serving this database (read from /proc, so only when the server
+/// runs on this machine).
+struct CpuSample {
+    process: f64,
+    backends: BTreeMap<u32, f64>,
+}
+
+/// CPU seconds a phase cost.
+struct CpuUse {
+    process: f64,
+    /// None when no server process could be read.
+    postgres: Option<f64>,
+}
+
+impl std::fmt::Display for CpuUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.postgres {
+            Some(pg) => write!(f, "PostgreSQL {pg:>6.2} s, bench process {:>6.2} s", self.process),
+            None => write!(f, "PostgreSQL    n/a (not on this machine), bench process {:>6.2} s", self.process),
+        }
+    }
+}
+
+impl CpuSample {
+    async fn take(pool: &DatabaseConnection) -> CpuSample {
+        let pids = pool
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()",
+            ))
+            .await
+            .map(|rows| rows.iter().filter_map(|r| r.try_get_by_index::<i32>(0).ok()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let backends =
+            pids.into_iter().filter_map(|p| Some((p as u32, cpu_seconds(&format!("/proc/{p}/stat"))?))).collect();
+        CpuSample { process: cpu_seconds("/proc/self/stat").unwrap_or(0.0), backends }
+    }
+
+    /// The CPU used since this sample (a server process started since
+    /// counts whole; one that ended since is missed).
+    async fn since(self, pool: &DatabaseConnection) -> CpuUse {
+        let now = CpuSample::take(pool).await;
+        let postgres = (!now.backends.is_empty()).then(|| {
+            now.backends.iter().map(|(pid, t)| t - self.backends.get(pid).copied().unwrap_or(0.0)).sum::<f64>()
+        });
+        CpuUse { process: now.process - self.process, postgres }
+    }
+}
+
+/// utime + stime of a /proc/<pid>/stat, in seconds (USER_HZ = 100).
+fn cpu_seconds(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after "pid (comm) ": state is the first; utime and stime the 12th and 13th.
+    let mut fields = stat[stat.rfind(')')? + 2..].split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 enum Streamed {
     Answered {
         elapsed: Duration,
@@ -504,7 +580,7 @@ async fn drain_outbox(pool: &DatabaseConnection, limit: Duration) -> anyhow::Res
 
 /// Untimed housekeeping between phases, so none pays for the one before:
 /// vacuum and analyze everything, then flush dirty pages.
-async fn settle(pool: &DatabaseConnection) -> Option<String> {
+pub(crate) async fn settle(pool: &DatabaseConnection) -> Option<String> {
     if let Err(e) = pool.execute_unprepared("VACUUM (ANALYZE)").await {
         return Some(format!("VACUUM failed: {e}"));
     }
@@ -514,17 +590,17 @@ async fn settle(pool: &DatabaseConnection) -> Option<String> {
     }
 }
 
-async fn scalar_text(pool: &DatabaseConnection, sql: &str) -> anyhow::Result<String> {
+pub(crate) async fn scalar_text(pool: &DatabaseConnection, sql: &str) -> anyhow::Result<String> {
     let row = pool.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await?.context("no row")?;
     Ok(row.try_get_by_index::<String>(0)?)
 }
 
-async fn count(pool: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
+pub(crate) async fn count(pool: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
     let row = pool.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await?.context("no row")?;
     Ok(row.try_get_by_index::<i64>(0)?)
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
         s.lines()
@@ -538,7 +614,7 @@ fn machine() -> String {
     }
 }
 
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
@@ -608,6 +684,11 @@ impl Report {
         println!("  import:       {}", self.import.watch.rates());
         println!("  plain INSERT: {}", self.baseline.watch.rates());
         println!("  plain INSERT {}", self.baseline.spread());
+        println!("CPU seconds (user + system) during each phase, of the PostgreSQL processes serving this database");
+        println!("and of the bench process (the service with its relay and bus, and the client):");
+        for (name, p) in [("plain INSERT", &self.baseline), ("import", &self.import), ("re-import", &self.reimport)] {
+            println!("  {name:<13} {}", p.cpu);
+        }
         self.import.watch.print_profile("the import");
         self.reimport.watch.print_profile("the re-import");
         if self.import.elapsed > crate::harness::DEFAULT_REQUEST_TIMEOUT {

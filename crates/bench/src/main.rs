@@ -3,9 +3,15 @@
 //! and what they measure.
 
 mod data;
+mod freshness;
 mod harness;
+mod health_common;
+mod health_ingest;
 mod import;
+mod memory;
 mod monitor;
+mod recompute;
+mod usage;
 
 use clap::{Parser, Subcommand};
 
@@ -21,11 +27,96 @@ enum Command {
     /// ImportAccounts (create, then the idempotent re-run) against a plain
     /// multi-row INSERT of the same rows into a copy of the accounts table.
     Import(import::Args),
+    /// Health: IngestUsage (client streaming) against a binary COPY of the
+    /// same rows into a copy of the usage_events table.
+    HealthIngest(health_ingest::Args),
+    /// Health: ingest acknowledgement to HealthScoreChanged seen by a bus
+    /// consumer, under steady load, against the bus alone.
+    HealthFreshness(freshness::Args),
+    /// Health: peak RSS of `banso serve health` while 1,000,000 events
+    /// stream in, against the same process idle.
+    HealthMemory(memory::Args),
+    /// Health: a full recompute of 100,000 accounts × 10 measures
+    /// (StartRecompute) against one SQL aggregate of the same raw values.
+    HealthRecompute(recompute::Args),
+    /// Health: the benchmarks above in sequence, with their defaults, then
+    /// a summary of the goals.
+    Health(AllArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct AllArgs {
+    /// PostgreSQL server; each benchmark creates a fresh database on it.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    database_url: String,
+    /// Also run the freshness benchmark on NATS JetStream at this URL.
+    #[arg(long)]
+    nats_url: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Import(args) => import::run(args).await,
+        Command::HealthIngest(args) => health_ingest::run(args).await.map(drop),
+        Command::HealthFreshness(args) => freshness::run(args).await.map(drop),
+        Command::HealthMemory(args) => memory::run(args).await.map(drop),
+        Command::HealthRecompute(args) => recompute::run(args).await.map(drop),
+        Command::Health(args) => health(args).await,
+    }
+}
+
+/// Parses the defaults of a benchmark's arguments, with `extra` flags.
+fn defaults<A: clap::Args>(extra: &[&str]) -> anyhow::Result<A> {
+    #[derive(Parser)]
+    struct Wrap<A: clap::Args> {
+        #[command(flatten)]
+        args: A,
+    }
+    let argv = std::iter::once("banso-bench").chain(extra.iter().copied());
+    Ok(Wrap::<A>::try_parse_from(argv)?.args)
+}
+
+async fn health(all: AllArgs) -> anyhow::Result<()> {
+    let db = ["--database-url", all.database_url.as_str()];
+    let mut summary = Vec::new();
+    println!("==== 1. ingest ====");
+    let ingest = health_ingest::run(defaults(&db)?).await?;
+    summary.push(format!(
+        "ingest: {:.0} events/s, {:.1}% of binary COPY (goals >= 20,000 events/s and >= 50%)",
+        ingest.ingest_rate,
+        ingest.ratio * 100.0
+    ));
+    println!("\n==== 2. freshness (embedded bus) ====");
+    let fresh = freshness::run(defaults(&db)?).await?;
+    summary.push(format!("freshness, embedded bus: p99 {} (goal <= 1 s)", fmt_p99(fresh.p99)));
+    if let Some(url) = &all.nats_url {
+        println!("\n==== 2b. freshness (NATS JetStream) ====");
+        let fresh = freshness::run(defaults(&[db[0], db[1], "--nats-url", url])?).await?;
+        summary.push(format!("freshness, NATS JetStream: p99 {} (goal <= 1 s)", fmt_p99(fresh.p99)));
+    }
+    println!("\n==== 3. memory ====");
+    let mem = memory::run(defaults(&db)?).await?;
+    summary.push(format!("memory: peak RSS {:.1} MiB (goal <= 200 MiB)", mem.peak_mib));
+    println!("\n==== 4. recompute ====");
+    match recompute::run(defaults(&db)?).await {
+        Ok(r) => summary.push(format!(
+            "recompute: {:.0} accounts/s, {:.1}× the SQL aggregate (goal <= 3×)",
+            r.accounts_per_sec, r.ratio
+        )),
+        Err(e) => summary.push(format!("recompute: could not run: {e:#}")),
+    }
+    println!("\n==== summary ====");
+    for s in summary {
+        println!("  {s}");
+    }
+    Ok(())
+}
+
+fn fmt_p99(d: std::time::Duration) -> String {
+    if d == std::time::Duration::MAX {
+        "n/a (events unmatched)".into()
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
     }
 }

@@ -28,9 +28,9 @@ pub struct Watch {
 }
 
 impl Monitor {
-    /// Watches `count_sql` (a `SELECT count(*)`) once a second and, when
+    /// Watches `count_sql` (a `SELECT count(*)`) once a second and, with a
     /// `profile`, samples the other sessions on the database every 10 ms.
-    pub fn start(pool: DatabaseConnection, count_sql: &'static str, profile: bool) -> Monitor {
+    pub fn start(pool: DatabaseConnection, count_sql: &'static str, profile: Option<Profile>) -> Monitor {
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
@@ -44,11 +44,13 @@ impl Monitor {
                         watch.progress.push((start.elapsed().as_secs_f64(), n));
                     }
                 }
-                if profile && let Ok(rows) = activity(&pool).await {
+                if let Some(p) = profile
+                    && let Ok(rows) = activity(&pool).await
+                {
                     watch.samples += 1;
-                    let mut kinds: Vec<&'static str> = rows.iter().map(|(s, q)| classify(s, q)).collect();
-                    if !kinds.iter().any(|k| k.starts_with("import")) {
-                        kinds.push(IMPORT_NO_SQL);
+                    let mut kinds: Vec<&'static str> = rows.iter().map(|(s, q)| (p.classify)(s, q)).collect();
+                    if !kinds.iter().any(|k| k.starts_with(p.service)) {
+                        kinds.push(p.no_sql);
                     }
                     kinds.sort_unstable();
                     kinds.dedup();
@@ -56,7 +58,7 @@ impl Monitor {
                         *watch.seen.entry(k).or_default() += 1;
                     }
                 }
-                let wait = if profile { Duration::from_millis(10) } else { next_count - Instant::now() };
+                let wait = if profile.is_some() { Duration::from_millis(10) } else { next_count - Instant::now() };
                 tokio::select! {
                     _ = token.cancelled() => break,
                     _ = tokio::time::sleep(wait) => {}
@@ -73,8 +75,23 @@ impl Monitor {
     }
 }
 
-const IMPORT_NO_SQL: &str =
-    "import: no SQL in flight (service CPU: gRPC decode, validation, conversion, envelopes; or waiting for rows)";
+/// How to read the sampled sessions of one benchmark.
+#[derive(Clone, Copy)]
+pub struct Profile {
+    /// One category per session state and statement.
+    pub classify: fn(&str, &str) -> &'static str,
+    /// Categories of the service's request path start with this.
+    pub service: &'static str,
+    /// The category of a sample where none of them was seen.
+    pub no_sql: &'static str,
+}
+
+/// The import's sessions.
+pub const IMPORT: Profile = Profile {
+    classify,
+    service: "import",
+    no_sql: "import: no SQL in flight (service CPU: gRPC decode, validation, conversion, envelopes; or waiting for rows)",
+};
 
 /// One category per session state and statement.
 fn classify(state: &str, query: &str) -> &'static str {
@@ -123,7 +140,7 @@ async fn activity(pool: &DatabaseConnection) -> anyhow::Result<Vec<(String, Stri
     let rows = pool
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
-            "SELECT state, left(query, 64) FROM pg_stat_activity \
+            "SELECT state, left(query, 256) FROM pg_stat_activity \
              WHERE datname = current_database() AND pid <> pg_backend_pid() \
              AND backend_type = 'client backend' AND state IS NOT NULL AND state <> 'idle'",
         ))

@@ -221,6 +221,69 @@ impl Store {
             return Ok(inserted);
         }
         let now = Utc::now();
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            // PostgreSQL: the whole batch as one statement of 11 parameters,
+            // the columns as arrays (UNNEST). Its text never changes, so it is
+            // parsed and planned once per connection, where multi-row VALUES
+            // made a new 22,000-parameter statement for every chunk. The
+            // events insert RETURNs what it stored, and two data-modifying
+            // CTEs add exactly those rows to the rollups, all in the
+            // statement's single transaction (as below for SQLite): a retried
+            // batch stores nothing and adds nothing. The rollup rows are
+            // written in key order, so concurrent batches lock them in the
+            // same order. A NULL duration travels as NaN (validation never
+            // lets a NaN through); the properties go as text through jsonb,
+            // stored exactly as a bound JSON value would be.
+            const SQL: &str = "\
+                WITH input AS ( \
+                  SELECT * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[], \
+                    $7::date[], $8::float8[], $9::float8[], $10::text[]) WITH ORDINALITY \
+                    AS t(event_id, account_id, user_key, event_name, occur_time, day, quantity, duration_secs, \
+                         properties, ord)), \
+                stored AS ( \
+                  INSERT INTO usage_events (tenant_id, event_id, account_id, user_key, event_name, occur_time, day, \
+                    quantity, duration_secs, properties, ingest_time) \
+                  SELECT $1, event_id, account_id, user_key, event_name, occur_time, day, quantity, \
+                    NULLIF(duration_secs, 'NaN'::float8), properties::jsonb::json, $11 \
+                  FROM input ORDER BY ord \
+                  ON CONFLICT (tenant_id, event_id) DO NOTHING \
+                  RETURNING event_id, account_id, user_key, event_name, day, quantity, duration_secs), \
+                usage AS ( \
+                  INSERT INTO daily_usage (tenant_id, account_id, day, event_name, events, quantity, duration_secs) \
+                  SELECT $1, account_id, day, event_name, count(*), sum(quantity), sum(coalesce(duration_secs, 0)) \
+                  FROM stored GROUP BY account_id, day, event_name ORDER BY account_id, day, event_name \
+                  ON CONFLICT (tenant_id, account_id, day, event_name) DO UPDATE SET \
+                    events = daily_usage.events + excluded.events, \
+                    quantity = daily_usage.quantity + excluded.quantity, \
+                    duration_secs = daily_usage.duration_secs + excluded.duration_secs), \
+                users AS ( \
+                  INSERT INTO daily_users (tenant_id, account_id, day, event_name, user_key) \
+                  SELECT DISTINCT $1, account_id, day, event_name, user_key FROM stored WHERE user_key <> '' \
+                  ORDER BY 2, 3, 4, 5 \
+                  ON CONFLICT (tenant_id, account_id, day, event_name, user_key) DO NOTHING) \
+                SELECT event_id FROM stored";
+            use sea_orm::sea_query::ArrayType;
+            let array = |ty: ArrayType, values: Vec<Value>| Value::Array(ty, Some(Box::new(values)));
+            let column = |ty: ArrayType, f: &dyn Fn(&AcceptedEvent) -> Value| array(ty, events.iter().map(f).collect());
+            let values = vec![
+                Value::from(tenant),
+                column(ArrayType::String, &|e| e.event_id.clone().into()),
+                column(ArrayType::Uuid, &|e| e.account_id.into()),
+                column(ArrayType::String, &|e| e.user_key.clone().into()),
+                column(ArrayType::String, &|e| e.event_name.clone().into()),
+                column(ArrayType::ChronoDateTimeUtc, &|e| e.occur_time.into()),
+                column(ArrayType::ChronoDate, &|e| e.day.into()),
+                column(ArrayType::Double, &|e| e.quantity.into()),
+                column(ArrayType::Double, &|e| e.duration_secs.unwrap_or(f64::NAN).into()),
+                column(ArrayType::String, &|e| e.properties.to_string().into()),
+                Value::from(now),
+            ];
+            let rows = self.db.query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, SQL, values)).await?;
+            for r in rows {
+                inserted.insert(r.try_get::<String>("", "event_id")?);
+            }
+            return Ok(inserted);
+        }
         let txn = self.db.begin().await?;
         for chunk in events.chunks(CHUNK) {
             let mut q = Query::insert();
