@@ -120,3 +120,21 @@ fn fmt_p99(d: std::time::Duration) -> String {
         format!("{:.1} ms", d.as_secs_f64() * 1000.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_health_benchmark_parses_its_defaults() {
+        let db = ["--database-url", "postgres://h/db"];
+        let ingest: health_ingest::Args = defaults(&db).unwrap();
+        assert_eq!((ingest.events, ingest.batch, ingest.database_url.as_str()), (200_000, 5_000, "postgres://h/db"));
+        let fresh: freshness::Args = defaults(&["--nats-url", "nats://n:4222"]).unwrap();
+        assert_eq!((fresh.rate, fresh.nats_url.as_deref()), (200, Some("nats://n:4222")));
+        let mem: memory::Args = defaults(&db).unwrap();
+        assert_eq!(mem.events, 1_000_000);
+        let re: recompute::Args = defaults(&db).unwrap();
+        assert_eq!((re.accounts, re.days), (100_000, 35));
+    }
+}

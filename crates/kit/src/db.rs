@@ -63,6 +63,28 @@ pub fn is_postgres(db: &impl ConnectionTrait) -> bool {
     db.get_database_backend() == DbBackend::Postgres
 }
 
+/// `col` is one of `ids`. On PostgreSQL the ids travel as one array
+/// (`col = ANY($1)`), which stays an index probe whatever the statistics;
+/// an `IN` list of hundreds of parameters gets a generic plan after five
+/// executions that can scan the whole tenant per row (measured: imports and
+/// recomputes quadratic in the tenant's size, docs/benchmarks.md).
+pub fn uuid_in(
+    db: &impl ConnectionTrait,
+    col: sea_orm::sea_query::SimpleExpr,
+    ids: &[uuid::Uuid],
+) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{ArrayType, Expr, ExprTrait, PgFunc};
+    if is_postgres(db) {
+        let array = sea_orm::Value::Array(
+            ArrayType::Uuid,
+            Some(Box::new(ids.iter().map(|id| sea_orm::Value::from(*id)).collect())),
+        );
+        col.eq(PgFunc::any(Expr::val(array)))
+    } else {
+        col.is_in(ids.iter().copied())
+    }
+}
+
 /// The database URL of `service`: `BANSO_DATABASE_URL` when set (one
 /// PostgreSQL database, a schema per service), else a SQLite file per
 /// service under the data directory.

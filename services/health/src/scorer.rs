@@ -37,8 +37,12 @@ pub(crate) fn band_to_proto(b: Band) -> pb::Band {
     }
 }
 
-/// Accounts the live scorer takes in one batch; the recompute job's chunk.
+/// Accounts a recompute job scores per transaction.
 pub const CHUNK: usize = 1_000;
+/// Accounts the live scorer scores at once: its inputs (every rollup row and
+/// user key of 30+ days) are held in memory meanwhile, and the live scorer
+/// runs beside ingest, whose memory it shares (docs/benchmarks.md).
+const LIVE_CHUNK: usize = 100;
 
 /// What scoring a tenant's accounts needs beyond the accounts' own inputs,
 /// read once per batch or job.
@@ -347,7 +351,7 @@ impl Scorer {
 
 async fn rescore(store: &Store, tenant: &str, ids: &[Uuid], step: f64) -> Result<()> {
     let ctx = TenantContext::load(store, tenant).await?;
-    for chunk in ids.chunks(CHUNK) {
+    for chunk in ids.chunks(LIVE_CHUNK) {
         let rows = store.accounts_by_id(tenant, chunk).await?;
         score_rows(store, tenant, &ctx, &rows, step).await?;
     }

@@ -71,7 +71,7 @@ async fn account(app: &TestApp, s: &Spec) -> String {
 
 async fn wait_known(app: &TestApp, id: &str) {
     let mut h = health(app, Role::Service);
-    for _ in 0..400 {
+    for _ in 0..1200 {
         let probe = pb::SetMeasureValueRequest {
             account_id: id.into(),
             measure: "probe".into(),
@@ -103,7 +103,7 @@ async fn set_nps(app: &TestApp, id: &str, nps: f64) {
 async fn until(app: &TestApp, id: &str, check: impl Fn(&pb::AccountHealth) -> bool) -> pb::AccountHealth {
     let mut h = health(app, Role::Viewer);
     let mut last = None;
-    for _ in 0..400 {
+    for _ in 0..1200 {
         if let Ok(r) = h.get_account_health(pb::GetAccountHealthRequest { account_id: id.into() }).await {
             let r = r.into_inner();
             if check(&r) {
@@ -280,7 +280,7 @@ async fn portfolio_lists_filters_orders_pages_and_distributes() {
         .into_inner();
     let vip = pb::AccountHealthFilter { segment_id: segment.id.clone(), ..Default::default() };
     let mut members = None;
-    for _ in 0..400 {
+    for _ in 0..1200 {
         match viewer
             .list_account_health(pb::ListAccountHealthRequest { filter: Some(vip.clone()), ..Default::default() })
             .await
@@ -335,7 +335,7 @@ async fn portfolio_lists_filters_orders_pages_and_distributes() {
         .await
         .unwrap();
     let mut gone = false;
-    for _ in 0..400 {
+    for _ in 0..1200 {
         match viewer.get_account_health(pb::GetAccountHealthRequest { account_id: ids[3].clone() }).await {
             Err(s) if s.code() == Code::NotFound => {
                 gone = true;

@@ -401,6 +401,17 @@ impl MigrationTrait for M0003PortfolioJobs {
                 .to_owned(),
         )
         .await?;
+        // Recomputes replace a chunk's snapshots by account.
+        m.create_index(
+            Index::create()
+                .name("measure_snapshots_tenant_account")
+                .table("measure_snapshots")
+                .col("tenant_id")
+                .col("account_id")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
         m.create_index(
             Index::create()
                 .name("health_history_tenant_account_kind")

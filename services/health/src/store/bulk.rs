@@ -33,8 +33,8 @@ pub struct ScoreWrite {
     pub event: Option<Payload>,
 }
 
-fn ids_in(col: &str, ids: &[Uuid]) -> sea_orm::sea_query::SimpleExpr {
-    Expr::col(Alias::new(col)).is_in(ids.iter().copied())
+fn ids_in(db: &impl ConnectionTrait, col: &str, ids: &[Uuid]) -> sea_orm::sea_query::SimpleExpr {
+    banso_kit::db::uuid_in(db, Expr::col(Alias::new(col)), ids)
 }
 
 impl Store {
@@ -53,7 +53,7 @@ impl Store {
                 .columns(["account_id", "day", "event_name", "events", "quantity", "duration_secs"].map(Alias::new))
                 .from(Alias::new("daily_usage"))
                 .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-                .and_where(ids_in("account_id", chunk))
+                .and_where(ids_in(&self.db, "account_id", chunk))
                 .and_where(Expr::col(Alias::new("day")).gte(since))
                 .to_owned();
             for r in self.db.query_all_raw(build(&self.db, &q)).await? {
@@ -83,7 +83,7 @@ impl Store {
                 .columns(["account_id", "day", "event_name", "user_key"].map(Alias::new))
                 .from(Alias::new("daily_users"))
                 .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-                .and_where(ids_in("account_id", chunk))
+                .and_where(ids_in(&self.db, "account_id", chunk))
                 .and_where(Expr::col(Alias::new("day")).gte(since))
                 .to_owned();
             for r in self.db.query_all_raw(build(&self.db, &q)).await? {
@@ -106,7 +106,7 @@ impl Store {
                 .columns(["account_id", "measure", "value"].map(Alias::new))
                 .from(Alias::new("measure_values"))
                 .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-                .and_where(ids_in("account_id", chunk))
+                .and_where(ids_in(&self.db, "account_id", chunk))
                 .to_owned();
             for r in self.db.query_all_raw(build(&self.db, &q)).await? {
                 out.entry(r.try_get("", "account_id")?)
@@ -132,7 +132,7 @@ impl Store {
                 .expr_as(Func::count(Expr::col(Alias::new("activity_id"))), Alias::new("n"))
                 .from(Alias::new("email_activities"))
                 .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-                .and_where(ids_in("account_id", chunk))
+                .and_where(ids_in(&self.db, "account_id", chunk))
                 .and_where(Expr::col(Alias::new("occur_time")).gte(start))
                 .and_where(Expr::col(Alias::new("occur_time")).lt(end))
                 .group_by_columns(["account_id", "replied"].map(Alias::new))
@@ -155,8 +155,9 @@ impl Store {
         let mut out = HashMap::new();
         for chunk in ids.chunks(CHUNK) {
             let mut q = super::scores::health_select();
-            q.and_where(Expr::col((Alias::new("h"), Alias::new("tenant_id"))).eq(tenant))
-                .and_where(Expr::col((Alias::new("h"), Alias::new("account_id"))).is_in(chunk.iter().copied()));
+            q.and_where(Expr::col((Alias::new("h"), Alias::new("tenant_id"))).eq(tenant)).and_where(
+                banso_kit::db::uuid_in(&self.db, Expr::col((Alias::new("h"), Alias::new("account_id"))), chunk),
+            );
             for r in self.db.query_all_raw(build(&self.db, &q)).await? {
                 let h = super::scores::health_from(&r)?;
                 out.insert(h.account_id, h);
@@ -191,7 +192,11 @@ impl Store {
                     .columns(["account_id", "day", "score"].map(|c| (Alias::new("h"), Alias::new(c))))
                     .from_as(Alias::new("health_history"), Alias::new("h"))
                     .and_where(Expr::col((Alias::new("h"), Alias::new("tenant_id"))).eq(tenant))
-                    .and_where(Expr::col((Alias::new("h"), Alias::new("account_id"))).is_in(chunk.iter().copied()))
+                    .and_where(banso_kit::db::uuid_in(
+                        &self.db,
+                        Expr::col((Alias::new("h"), Alias::new("account_id"))),
+                        chunk,
+                    ))
                     .and_where(Expr::col((Alias::new("h"), Alias::new("kind"))).eq("daily"))
                     .and_where(Expr::col((Alias::new("h"), Alias::new("day"))).eq(Expr::SubQuery(
                         None,
@@ -229,7 +234,7 @@ impl Store {
             let q = Query::delete()
                 .from_table(Alias::new("account_health"))
                 .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-                .and_where(ids_in("account_id", chunk))
+                .and_where(ids_in(&self.db, "account_id", chunk))
                 .and_where(Expr::col(Alias::new("read_micros")).lte(read_micros))
                 .to_owned();
             txn.execute_raw(build(&txn, &q)).await?;
@@ -239,7 +244,7 @@ impl Store {
             let q = Query::delete()
                 .from_table(Alias::new("measure_snapshots"))
                 .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-                .and_where(ids_in("account_id", chunk))
+                .and_where(ids_in(&self.db, "account_id", chunk))
                 .to_owned();
             txn.execute_raw(build(&txn, &q)).await?;
         }
@@ -321,7 +326,7 @@ impl Store {
             let q = Query::delete()
                 .from_table(Alias::new("health_history"))
                 .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-                .and_where(ids_in("account_id", chunk))
+                .and_where(ids_in(&self.db, "account_id", chunk))
                 .and_where(Expr::col(Alias::new("day")).eq(today))
                 .and_where(Expr::col(Alias::new("kind")).eq("daily"))
                 .to_owned();

@@ -464,7 +464,11 @@ impl Store {
             let mut q = account_select();
             q.and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
                 .and_where(Expr::col(Alias::new("deleted")).eq(false))
-                .and_where(Expr::col(Alias::new("account_id")).is_in(chunk.iter().copied()));
+                .and_where(banso_kit::db::uuid_in(
+                    &self.db,
+                    Expr::col((Alias::new("accounts"), Alias::new("account_id"))),
+                    chunk,
+                ));
             for r in self.db.query_all_raw(build(&self.db, &q)).await? {
                 out.push(account_from(&r)?);
             }
