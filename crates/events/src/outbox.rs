@@ -17,8 +17,8 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 use prost::Message;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, TransactionTrait, Value, sea_query::ArrayType,
 };
 use sea_orm_migration::{prelude::*, schema::*};
 use tokio::sync::Notify;
@@ -69,11 +69,27 @@ pub async fn record(conn: &impl ConnectionTrait, envelope: &Envelope) -> Result<
 }
 
 /// Records many envelopes in as few statements as the database allows
-/// (bulk writes: imports).
+/// (bulk writes: imports), in the order given.
 pub async fn record_many(conn: &impl ConnectionTrait, envelopes: &[Envelope]) -> Result<(), DbErr> {
-    // 6 bound values a row: stay far below PostgreSQL's 65,535 per statement.
+    if envelopes.is_empty() {
+        return Ok(());
+    }
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let b = PgBatch::new(envelopes);
+        let array = |ty, values: Vec<Value>| Value::Array(ty, Some(Box::new(values)));
+        let strings = |v: Vec<String>| array(ArrayType::String, v.into_iter().map(Value::from).collect());
+        let payloads = b.payloads.into_iter().map(|p| Value::Bytes(Some(p))).collect();
+        conn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            PgBatch::INSERT,
+            [strings(b.ids), strings(b.tenants), strings(b.subjects), array(ArrayType::Bytes, payloads), b.now.into()],
+        ))
+        .await?;
+        return Ok(());
+    }
+    let now = chrono::Utc::now();
+    // 6 bound values a row: stay far below SQLite's limit per statement.
     for chunk in envelopes.chunks(2000) {
-        let now = chrono::Utc::now();
         let rows = chunk.iter().map(|e| entity::ActiveModel {
             seq: sea_orm::ActiveValue::NotSet,
             id: Set(e.id.clone()),
@@ -86,6 +102,59 @@ pub async fn record_many(conn: &impl ConnectionTrait, envelopes: &[Envelope]) ->
         entity::Entity::insert_many(rows).exec_without_returning(conn).await?;
     }
     Ok(())
+}
+
+/// Envelopes encoded as outbox rows for one PostgreSQL statement, a bound
+/// array a column: for bulk writes that run their transaction on sqlx
+/// directly ([`PgBatch::record`]). Build it before the transaction begins.
+pub struct PgBatch {
+    ids: Vec<String>,
+    tenants: Vec<String>,
+    subjects: Vec<String>,
+    payloads: Vec<Vec<u8>>,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl PgBatch {
+    /// `seq` follows the order of the arrays.
+    const INSERT: &str = "INSERT INTO \"outbox\" (id, tenant_id, subject, payload, create_time) \
+         SELECT id, tenant_id, subject, payload, $5 \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY \
+           AS e(id, tenant_id, subject, payload, n) \
+         ORDER BY n";
+
+    pub fn new(envelopes: &[Envelope]) -> PgBatch {
+        let mut b = PgBatch {
+            ids: Vec::with_capacity(envelopes.len()),
+            tenants: Vec::with_capacity(envelopes.len()),
+            subjects: Vec::with_capacity(envelopes.len()),
+            payloads: Vec::with_capacity(envelopes.len()),
+            now: chrono::Utc::now(),
+        };
+        for e in envelopes {
+            b.ids.push(e.id.clone());
+            b.tenants.push(e.tenant_id.clone());
+            b.subjects.push(envelope::subject(e));
+            b.payloads.push(e.encode_to_vec());
+        }
+        b
+    }
+
+    /// Records the envelopes; call inside the state change's transaction.
+    pub async fn record(&self, conn: &mut sea_orm::sqlx::PgConnection) -> Result<(), sea_orm::sqlx::Error> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        sea_orm::sqlx::query(Self::INSERT)
+            .bind(&self.ids)
+            .bind(&self.tenants)
+            .bind(&self.subjects)
+            .bind(&self.payloads)
+            .bind(self.now)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Wakes the relay after a commit, so events leave within milliseconds
@@ -105,6 +174,12 @@ pub struct RelayConfig {
     pub batch: u64,
     /// How often to look for rows another process recorded.
     pub poll_interval: Duration,
+    /// While events keep coming, rounds start at most this often: a wake-up
+    /// within `linger` of the previous round that published rows waits out
+    /// the rest, so a bulk write's many commits leave in a few large rounds
+    /// instead of one round each. After a quiet spell a wake-up publishes
+    /// at once.
+    pub linger: Duration,
     /// How long published rows are kept.
     pub retention: Duration,
     /// How often to prune.
@@ -114,8 +189,9 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
-            batch: 500,
+            batch: 2000,
             poll_interval: Duration::from_millis(250),
+            linger: Duration::from_millis(100),
             retention: Duration::from_secs(7 * 24 * 3600),
             prune_interval: Duration::from_secs(600),
         }
@@ -156,10 +232,15 @@ impl Relay {
                     _ = shutdown.cancelled() => return,
                 }
             }
+            // When the last round that published rows ended.
+            let mut last_published: Option<tokio::time::Instant> = None;
             loop {
                 match self.publish_pending().await {
                     Ok(n) => {
                         failures = 0;
+                        if n > 0 {
+                            last_published = Some(tokio::time::Instant::now());
+                        }
                         if n as u64 == self.config.batch && !shutdown.is_cancelled() {
                             continue;
                         }
@@ -196,6 +277,14 @@ impl Relay {
                     _ = tokio::time::sleep(self.config.poll_interval) => {}
                     _ = shutdown.cancelled() => {}
                 }
+                // Events keep coming (a bulk write commits batch after batch):
+                // let the commits of the rest of `linger` join this round.
+                if let Some(at) = last_published {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at + self.config.linger) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
             }
         })
     }
@@ -208,9 +297,7 @@ impl Relay {
         txn.execute_raw(Statement::from_sql_and_values(
             backend,
             match backend {
-                sea_orm::DbBackend::Postgres => {
-                    "UPDATE outbox_lease SET holder = $1, heartbeat = $2 WHERE name = 'relay'"
-                }
+                DbBackend::Postgres => "UPDATE outbox_lease SET holder = $1, heartbeat = $2 WHERE name = 'relay'",
                 _ => "UPDATE outbox_lease SET holder = ?, heartbeat = ? WHERE name = 'relay'",
             },
             [self.holder.clone().into(), chrono::Utc::now().into()],
@@ -226,26 +313,46 @@ impl Relay {
             txn.commit().await?;
             return Ok(0);
         }
-        let batch: Vec<Outgoing> = rows
-            .iter()
-            .map(|r| Outgoing { id: r.id.clone(), subject: r.subject.clone(), payload: Bytes::from(r.payload.clone()) })
-            .collect();
-        for r in &rows {
-            if let Ok(env) = Envelope::decode(r.payload.as_slice()) {
-                let _span = envelope::span("publish", &self.source, &env).entered();
-                tracing::debug!(seq = r.seq, "publishing");
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        // The publish spans continue each event's trace; decoding the
+        // payloads for them is wasted when no subscriber records them.
+        if tracing::level_filters::LevelFilter::current() >= tracing::Level::INFO {
+            for r in &rows {
+                if let Ok(env) = Envelope::decode(r.payload.as_slice()) {
+                    let _span = envelope::span("publish", &self.source, &env).entered();
+                    tracing::debug!(seq = r.seq, "publishing");
+                }
             }
         }
+        let batch: Vec<Outgoing> = rows
+            .into_iter()
+            .map(|r| Outgoing { id: r.id, subject: r.subject, payload: Bytes::from(r.payload) })
+            .collect();
         self.bus.publish(&batch).await?;
-        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-        entity::Entity::update_many()
-            .col_expr(entity::Column::PublishedTime, Expr::value(chrono::Utc::now()))
-            .filter(entity::Column::Seq.is_in(seqs))
-            .exec(&txn)
+        let now = chrono::Utc::now();
+        if backend == DbBackend::Postgres {
+            // One array parameter: one prepared statement whatever the count.
+            txn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                "UPDATE \"outbox\" SET \"published_time\" = $1 WHERE seq = ANY($2)",
+                [
+                    now.into(),
+                    Value::Array(ArrayType::BigInt, Some(Box::new(seqs.into_iter().map(Value::from).collect()))),
+                ],
+            ))
             .await?;
+        } else {
+            for chunk in seqs.chunks(500) {
+                entity::Entity::update_many()
+                    .col_expr(entity::Column::PublishedTime, Expr::value(now))
+                    .filter(entity::Column::Seq.is_in(chunk.iter().copied()))
+                    .exec(&txn)
+                    .await?;
+            }
+        }
         txn.commit().await?;
-        metrics::counter!(PUBLISHED_TOTAL, "source" => self.source.clone()).increment(rows.len() as u64);
-        Ok(rows.len())
+        metrics::counter!(PUBLISHED_TOTAL, "source" => self.source.clone()).increment(batch.len() as u64);
+        Ok(batch.len())
     }
 
     /// Deletes rows published longer ago than the retention.
@@ -319,5 +426,97 @@ impl MigrationTrait for Migration {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("outbox_lease").to_owned()).await?;
         m.drop_table(Table::drop().table("outbox").to_owned()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use banso_proto::{accounts::Account, events::AccountCreated};
+    use sea_orm_migration::MigratorTrait;
+
+    use super::*;
+    use crate::envelope::Payload;
+
+    struct Migrator;
+
+    impl MigratorTrait for Migrator {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            vec![Box::new(Migration)]
+        }
+    }
+
+    /// A bus that keeps the ids of each published batch.
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<Vec<String>>>);
+
+    #[async_trait::async_trait]
+    impl Bus for Recording {
+        fn kind(&self) -> &'static str {
+            "recording"
+        }
+
+        async fn prepare_source(&self, _: &str) -> anyhow::Result<()> {
+            Ok(())
+        }
+
+        async fn publish(&self, batch: &[Outgoing]) -> anyhow::Result<()> {
+            self.0.lock().unwrap().push(batch.iter().map(|m| m.id.clone()).collect());
+            Ok(())
+        }
+
+        async fn consume(
+            &self,
+            _: &str,
+            _: &[String],
+            _: Arc<dyn crate::Handler>,
+            _: crate::bus::DeliveryPolicy,
+            _: CancellationToken,
+        ) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Bulk-recorded events keep their order (through sea-orm and, on
+    /// PostgreSQL, through sqlx), and the relay publishes each once, in that
+    /// order, in rounds of its batch size.
+    #[tokio::test]
+    async fn bulk_recorded_events_are_published_once_in_order() {
+        let db = banso_testkit::fresh_database().await.unwrap();
+        let conn = db.connect::<Migrator>("events").await.unwrap();
+        let envelopes: Vec<Envelope> = (0..2500)
+            .map(|i| {
+                let account = Account { name: format!("account {i}"), ..Default::default() };
+                envelope::new(
+                    ["t1", "t2"][i % 2],
+                    "test",
+                    Payload::AccountCreated(AccountCreated { account: Some(account) }),
+                )
+            })
+            .collect();
+        let (first, rest) = envelopes.split_at(1200);
+        let txn = conn.begin().await.unwrap();
+        record_many(&txn, first).await.unwrap();
+        txn.commit().await.unwrap();
+        if conn.get_database_backend() == DbBackend::Postgres {
+            let mut txn = conn.get_postgres_connection_pool().begin().await.unwrap();
+            PgBatch::new(rest).record(&mut txn).await.unwrap();
+            txn.commit().await.unwrap();
+        } else {
+            record_many(&conn, rest).await.unwrap();
+        }
+
+        let bus = Arc::new(Recording::default());
+        let config = RelayConfig { batch: 1000, ..Default::default() };
+        let relay = Relay::new(conn.clone(), bus.clone(), "test", OutboxSignal::default(), config);
+        assert_eq!(relay.pending().await.unwrap(), 2500);
+        while relay.publish_pending().await.unwrap() > 0 {}
+        assert_eq!(relay.pending().await.unwrap(), 0);
+        let batches = bus.0.lock().unwrap().clone();
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [1000, 1000, 500]);
+        let published: Vec<String> = batches.into_iter().flatten().collect();
+        let recorded: Vec<String> = envelopes.iter().map(|e| e.id.clone()).collect();
+        assert_eq!(published, recorded, "published once each, in the order recorded");
     }
 }

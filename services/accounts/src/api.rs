@@ -15,6 +15,7 @@ use banso_proto::accounts as pb;
 use chrono::{DateTime, NaiveDate, Utc};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
@@ -378,36 +379,36 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
             async {
                 let caller = auth::caller(&req)?;
                 caller.require(Access::Write)?;
-                let mut stream = req.into_inner();
+                // A task of its own decodes and validates the rows ahead of the
+                // writes, so checking the next rows overlaps writing these.
+                let (tx, mut rx) = tokio::sync::mpsc::channel(IMPORT_READ_AHEAD);
+                let _reader = AbortOnDrop(tokio::spawn(
+                    read_account_rows(req.into_inner(), tx).instrument(tracing::Span::current()),
+                ));
                 let mut tally = ImportTally::default();
-                let mut next_row: i64 = 0;
-                while let Some(msg) = stream.message().await.map_err(stream_error)? {
-                    for chunk in msg.accounts.chunks(1000) {
-                        let mut valid = Vec::new();
-                        let mut valid_rows = Vec::new();
-                        for acc in chunk {
-                            let row = next_row;
-                            next_row += 1;
-                            tally.rows += 1;
-                            let mut v = Violations::new();
-                            if acc.external_id.is_empty() {
-                                v.add("account.external_id", "is required: imports match on it");
+                // Each chunk is prepared (looked up, encoded) while the one
+                // before it is written: one write at a time, in stream order.
+                let mut writing: Option<ChunkWrite> = None;
+                while let Some(chunk) = rx.recv().await {
+                    let prepared = match chunk {
+                        Ok(chunk) => {
+                            if writing.as_ref().is_some_and(|w| w.touches(&chunk)) {
+                                // It may create or change these rows: see it first.
+                                writing.take().expect("checked").finish(&mut tally).await?;
                             }
-                            let fields = account_fields(acc, "account", ACCOUNT_UPDATABLE, &mut v);
-                            fields.check_consistency("account", &mut v);
-                            match v.finish() {
-                                Ok(()) => {
-                                    valid.push(fields);
-                                    valid_rows.push((row, acc.external_id.clone()));
-                                }
-                                Err(e) => {
-                                    tally.refused(row, &acc.external_id, e);
-                                }
-                            }
+                            self.store.prepare_import(&caller.tenant_id, chunk.valid).await.map(|p| (p, chunk.rest))
                         }
-                        let results = self.store.import_accounts(&caller.tenant_id, valid).await?;
-                        tally.outcomes(results, valid_rows);
+                        Err(e) => Err(e),
+                    };
+                    // What was sent before a failure is written, as before it.
+                    if let Some(w) = writing.take() {
+                        w.finish(&mut tally).await?;
                     }
+                    let (prepared, rest) = prepared?;
+                    writing = Some(ChunkWrite::start(self.store.clone(), prepared, rest));
+                }
+                if let Some(w) = writing {
+                    w.finish(&mut tally).await?;
                 }
                 let t = tally.finish();
                 Ok(pb::ImportAccountsResponse {
@@ -1050,6 +1051,113 @@ impl AccountsApi {
                 }
             }
         }
+    }
+}
+
+/// Chunks of ImportAccounts rows (up to 1,000 each) validated ahead of the
+/// writes.
+const IMPORT_READ_AHEAD: usize = 2;
+
+/// Up to 1,000 rows of an ImportAccounts stream, validated.
+struct AccountChunk {
+    valid: Vec<crate::domain::AccountFields>,
+    rest: ChunkRows,
+}
+
+/// What the tally needs of a chunk besides the store's outcomes.
+struct ChunkRows {
+    rows: i64,
+    /// Refused rows: index, external_id, why.
+    refused: Vec<(i64, String, Error)>,
+    /// Index and external_id of each valid row.
+    valid_rows: Vec<(i64, String)>,
+}
+
+/// A chunk being written, in a task of its own so the next chunk can be
+/// prepared meanwhile; aborted if the call ends first.
+struct ChunkWrite {
+    external_ids: HashSet<String>,
+    rows: ChunkRows,
+    task: AbortOnDrop<Result<Vec<Result<RowOutcome>>>>,
+}
+
+impl ChunkWrite {
+    fn start(store: Store, prepared: crate::store::import::PreparedImport, rows: ChunkRows) -> ChunkWrite {
+        let external_ids = prepared.external_ids().map(str::to_owned).collect();
+        let task =
+            tokio::spawn(async move { store.finish_import(prepared).await }.instrument(tracing::Span::current()));
+        ChunkWrite { external_ids, rows, task: AbortOnDrop(task) }
+    }
+
+    /// Whether `chunk` has rows this write may create or change.
+    fn touches(&self, chunk: &AccountChunk) -> bool {
+        chunk.valid.iter().any(|f| self.external_ids.contains(f.external_id.as_deref().unwrap_or_default()))
+    }
+
+    /// Waits for the write and counts the chunk.
+    async fn finish(mut self, tally: &mut ImportTally) -> Result<()> {
+        let results = (&mut self.task.0).await.map_err(Error::internal)??;
+        let rows = self.rows;
+        tally.rows += rows.rows;
+        for (row, external_id, e) in rows.refused {
+            tally.refused(row, &external_id, e);
+        }
+        tally.outcomes(results, rows.valid_rows);
+        Ok(())
+    }
+}
+
+/// Reads and validates an ImportAccounts stream into chunks for the writer;
+/// ends with the stream, with the first error reading it, or when the writer
+/// stops listening.
+async fn read_account_rows(
+    mut stream: Streaming<pb::ImportAccountsRequest>,
+    tx: tokio::sync::mpsc::Sender<Result<AccountChunk>>,
+) {
+    let mut next_row: i64 = 0;
+    loop {
+        let msg = match stream.message().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return,
+            Err(s) => {
+                let _ = tx.send(Err(stream_error(s))).await;
+                return;
+            }
+        };
+        for rows in msg.accounts.chunks(1000) {
+            let mut valid = Vec::new();
+            let mut rest = ChunkRows { rows: 0, refused: Vec::new(), valid_rows: Vec::new() };
+            for acc in rows {
+                let row = next_row;
+                next_row += 1;
+                rest.rows += 1;
+                let mut v = Violations::new();
+                if acc.external_id.is_empty() {
+                    v.add("account.external_id", "is required: imports match on it");
+                }
+                let fields = account_fields(acc, "account", ACCOUNT_UPDATABLE, &mut v);
+                fields.check_consistency("account", &mut v);
+                match v.finish() {
+                    Ok(()) => {
+                        valid.push(fields);
+                        rest.valid_rows.push((row, acc.external_id.clone()));
+                    }
+                    Err(e) => rest.refused.push((row, acc.external_id.clone(), e)),
+                }
+            }
+            if tx.send(Ok(AccountChunk { valid, rest })).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped (the call it works for ended).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
