@@ -37,7 +37,6 @@ pub mod entity {
     pub struct Model {
         #[sea_orm(primary_key)]
         pub seq: i64,
-        #[sea_orm(unique)]
         pub id: String,
         pub tenant_id: String,
         pub subject: String,
@@ -355,17 +354,89 @@ impl Relay {
         Ok(batch.len())
     }
 
-    /// Deletes rows published longer ago than the retention.
+    /// Deletes rows published longer ago than the retention. `published_time`
+    /// has no index of its own (it would make every marking update dearer,
+    /// see [`PendingIndex`]), so pruning walks the rows by `seq`, oldest
+    /// first, a window at a time, and stops at the first window with nothing
+    /// to delete: the relay publishes in `seq` order, so the rows it keeps
+    /// (unpublished, or published within the retention) are the newest.
     pub async fn prune(&self) -> Result<u64, DbErr> {
+        const WINDOW: u64 = 10_000;
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(self.config.retention).unwrap_or_default();
-        let res = entity::Entity::delete_many().filter(entity::Column::PublishedTime.lt(cutoff)).exec(&self.db).await?;
-        Ok(res.rows_affected)
+        let (mut total, mut after) = (0, i64::MIN);
+        loop {
+            // The window's last row; none: the window runs to the end.
+            let upper = entity::Entity::find()
+                .select_only()
+                .column(entity::Column::Seq)
+                .filter(entity::Column::Seq.gt(after))
+                .order_by_asc(entity::Column::Seq)
+                .offset(WINDOW - 1)
+                .limit(1)
+                .into_tuple::<i64>()
+                .one(&self.db)
+                .await?;
+            let deleted = entity::Entity::delete_many()
+                .filter(entity::Column::Seq.gt(after))
+                .filter(entity::Column::Seq.lte(upper.unwrap_or(i64::MAX)))
+                .filter(entity::Column::PublishedTime.lt(cutoff))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+            total += deleted;
+            match upper {
+                Some(seq) if deleted > 0 => after = seq,
+                _ => return Ok(total),
+            }
+        }
     }
 
     /// Rows not yet published.
     pub async fn pending(&self) -> Result<u64, DbErr> {
         use sea_orm::PaginatorTrait;
         entity::Entity::find().filter(entity::Column::PublishedTime.is_null()).count(&self.db).await
+    }
+}
+
+/// Makes marking rows published cheaper. The first schema indexed
+/// `(published_time, seq)` and kept `id` unique, so each marking update wrote
+/// a new row version and three index entries; now the pending rows have a
+/// partial index of their own (a published row leaves it: no entry to
+/// write), and `id` (a UUIDv7 minted by the service, deduplicated downstream
+/// on `Nats-Msg-Id`) is no longer a unique constraint on PostgreSQL.
+/// Measured on the Accounts import: docs/benchmarks.md. SQLite keeps `id`
+/// unique: dropping a column constraint there means rebuilding the table.
+pub struct PendingIndex;
+
+impl MigrationName for PendingIndex {
+    fn name(&self) -> &str {
+        "m00000000_000002_events_outbox_pending_index"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PendingIndex {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let db = m.get_connection();
+        db.execute_unprepared("DROP INDEX IF EXISTS outbox_pending").await?;
+        db.execute_unprepared(
+            "CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_time IS NULL",
+        )
+        .await?;
+        if db.get_database_backend() == DbBackend::Postgres {
+            db.execute_unprepared("ALTER TABLE outbox DROP CONSTRAINT IF EXISTS outbox_id_key").await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let db = m.get_connection();
+        if db.get_database_backend() == DbBackend::Postgres {
+            db.execute_unprepared("ALTER TABLE outbox ADD CONSTRAINT outbox_id_key UNIQUE (id)").await?;
+        }
+        db.execute_unprepared("DROP INDEX IF EXISTS outbox_unpublished").await?;
+        db.execute_unprepared("CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (published_time, seq)").await?;
+        Ok(())
     }
 }
 
@@ -443,7 +514,7 @@ mod tests {
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(Migration)]
+            vec![Box::new(Migration), Box::new(PendingIndex)]
         }
     }
 
@@ -518,5 +589,52 @@ mod tests {
         let published: Vec<String> = batches.into_iter().flatten().collect();
         let recorded: Vec<String> = envelopes.iter().map(|e| e.id.clone()).collect();
         assert_eq!(published, recorded, "published once each, in the order recorded");
+    }
+
+    fn envelopes(n: usize) -> Vec<Envelope> {
+        (0..n)
+            .map(|i| {
+                let account = Account { name: format!("account {i}"), ..Default::default() };
+                envelope::new("t1", "test", Payload::AccountCreated(AccountCreated { account: Some(account) }))
+            })
+            .collect()
+    }
+
+    /// Pruning walks several windows of rows, deletes exactly those published
+    /// before the retention, and keeps younger and unpublished rows.
+    #[tokio::test]
+    async fn prune_deletes_only_rows_published_before_the_retention() {
+        let db = banso_testkit::fresh_database().await.unwrap();
+        let conn = db.connect::<Migrator>("events").await.unwrap();
+        record_many(&conn, &envelopes(25_000)).await.unwrap();
+        let bus = Arc::new(Recording::default());
+        let config = RelayConfig { retention: Duration::from_secs(7 * 24 * 3600), ..Default::default() };
+        let relay = Relay::new(conn.clone(), bus.clone(), "test", OutboxSignal::default(), config);
+        while relay.publish_pending().await.unwrap() > 0 {}
+        // The oldest 22,000 were published 8 days ago, the rest just now.
+        let min_seq: i64 = entity::Entity::find()
+            .select_only()
+            .column_as(entity::Column::Seq.min(), "m")
+            .into_tuple::<Option<i64>>()
+            .one(&conn)
+            .await
+            .unwrap()
+            .flatten()
+            .unwrap();
+        entity::Entity::update_many()
+            .col_expr(entity::Column::PublishedTime, Expr::value(chrono::Utc::now() - chrono::Duration::days(8)))
+            .filter(entity::Column::Seq.lt(min_seq + 22_000))
+            .exec(&conn)
+            .await
+            .unwrap();
+        record_many(&conn, &envelopes(5)).await.unwrap();
+
+        assert_eq!(relay.prune().await.unwrap(), 22_000);
+        use sea_orm::PaginatorTrait;
+        assert_eq!(entity::Entity::find().count(&conn).await.unwrap(), 3_005);
+        assert_eq!(relay.pending().await.unwrap(), 5, "unpublished rows stay");
+        let oldest = entity::Entity::find().order_by_asc(entity::Column::Seq).one(&conn).await.unwrap().unwrap();
+        assert_eq!(oldest.seq, min_seq + 22_000, "the youngest published rows stay");
+        assert_eq!(relay.prune().await.unwrap(), 0, "nothing left to prune");
     }
 }

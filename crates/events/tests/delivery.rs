@@ -34,7 +34,7 @@ struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(outbox::Migration), Box::new(inbox::Migration)]
+        vec![Box::new(outbox::Migration), Box::new(outbox::PendingIndex), Box::new(inbox::Migration)]
     }
 }
 

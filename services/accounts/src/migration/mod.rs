@@ -12,6 +12,8 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Accounts),
             Box::new(banso_events::outbox::Migration),
             Box::new(M0002ContractsTimelineSegments),
+            Box::new(banso_events::outbox::PendingIndex),
+            Box::new(M0003TagsWithoutForeignKey),
         ]
     }
 }
@@ -266,6 +268,43 @@ impl MigrationTrait for M0002ContractsTimelineSegments {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         for t in ["segments", "activities", "contract_events"] {
             m.drop_table(Table::drop().table(t.to_owned()).if_exists().to_owned()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `account_tags` is the store's own index of `accounts.tags`, written and
+/// deleted only beside its account in the same transaction
+/// (`Store::delete_account` deletes the rows the cascade used to). Its
+/// foreign key checked and locked the account for every tag row: half the
+/// cost of writing tags, a tenth of a bulk import (docs/benchmarks.md).
+/// SQLite keeps it: dropping a constraint there means rebuilding the table.
+struct M0003TagsWithoutForeignKey;
+
+impl MigrationName for M0003TagsWithoutForeignKey {
+    fn name(&self) -> &str {
+        "m20261122_000003_account_tags_without_foreign_key"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003TagsWithoutForeignKey {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let db = m.get_connection();
+        if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            db.execute_unprepared("ALTER TABLE account_tags DROP CONSTRAINT IF EXISTS account_tags_account").await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let db = m.get_connection();
+        if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            db.execute_unprepared(
+                "ALTER TABLE account_tags ADD CONSTRAINT account_tags_account FOREIGN KEY (account_id) \
+                 REFERENCES accounts (id) ON DELETE CASCADE",
+            )
+            .await?;
         }
         Ok(())
     }

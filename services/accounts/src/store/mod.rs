@@ -466,6 +466,12 @@ impl Store {
             .exec(&txn)
             .await?;
         if res.rows_affected == 1 {
+            // No foreign key cascades to the tag rows (migration M0003).
+            account_tag::Entity::delete_many()
+                .filter(account_tag::Column::TenantId.eq(tenant))
+                .filter(account_tag::Column::AccountId.eq(id))
+                .exec(&txn)
+                .await?;
             self.emit(&txn, tenant, crate::events::account_deleted(&current)).await?;
             return self.commit(txn).await;
         }
