@@ -140,7 +140,7 @@ async fn activity(pool: &DatabaseConnection) -> anyhow::Result<Vec<(String, Stri
     let rows = pool
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
-            "SELECT state, left(query, 256) FROM pg_stat_activity \
+            "SELECT state, left(query, 1024) FROM pg_stat_activity \
              WHERE datname = current_database() AND pid <> pg_backend_pid() \
              AND backend_type = 'client backend' AND state IS NOT NULL AND state <> 'idle'",
         ))

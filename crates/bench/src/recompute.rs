@@ -289,10 +289,10 @@ fn classify(state: &str, query: &str) -> &'static str {
         return if from("daily_usage") && q.contains("COUNT(DISTINCT") {
             "recompute: tracked event names (once a job) [tracked_event_names]"
         } else if from("daily_usage") {
-            "recompute: SELECT daily_usage of a chunk [Store::daily_usage_of]"
+            "recompute: SELECT usage of a chunk, summed per bucket of days [Store::usage_in_buckets]"
         } else if from("daily_users") {
-            "recompute: SELECT daily_users of a chunk [Store::daily_users_of]"
-        } else if from("health_history") {
+            "recompute: SELECT distinct users of a chunk per bucket [Store::users_in_buckets]"
+        } else if q.contains("health_history") {
             "recompute: SELECT latest daily scores [Store::daily_score_on_or_before]"
         } else if q.contains("\"account_health\"") {
             "recompute: SELECT current scores [Store::health_of]"
@@ -480,8 +480,8 @@ async fn recompute(client: &mut HealthClient, args: &Args) -> anyhow::Result<(Du
     }
 }
 
-/// The job's counts, and its stored raw values (the measure snapshots)
-/// against the aggregate's.
+/// The job's counts, and the raw values in its scores' explanations against
+/// the aggregate's.
 async fn check(pool: &DatabaseConnection, values: &Values, job: &pb::RecomputeJob, n: usize) -> anyhow::Result<String> {
     anyhow::ensure!(
         job.accounts_total == n as i64 && job.accounts_done == n as i64,
@@ -491,18 +491,20 @@ async fn check(pool: &DatabaseConnection, values: &Values, job: &pb::RecomputeJo
     );
     let scored = count(pool, "SELECT count(*) FROM health.account_health").await?;
     anyhow::ensure!(scored == n as i64, "{scored} accounts have a score after the recompute, expected {n}");
+    // Each score's explanation carries its raw values (null when missing).
     let rows = pool
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
-            "SELECT account_id, measure, value FROM health.measure_snapshots WHERE tenant_id = 'bench'",
+            "SELECT h.account_id, c->>'measure', (c->>'raw')::float8 \
+             FROM health.account_health h, jsonb_array_elements(h.contributions::jsonb) AS c \
+             WHERE h.tenant_id = 'bench'",
         ))
         .await?;
-    if rows.is_empty() {
-        return Ok("scores: every account scored; raw values not compared (no measure snapshots stored)".into());
-    }
     let mut stored: HashMap<(Uuid, String), f64> = HashMap::with_capacity(rows.len());
     for r in rows {
-        stored.insert((r.try_get_by_index(0)?, r.try_get_by_index(1)?), r.try_get_by_index(2)?);
+        if let Some(raw) = r.try_get_by_index::<Option<f64>>(2)? {
+            stored.insert((r.try_get_by_index(0)?, r.try_get_by_index(1)?), raw);
+        }
     }
     let (mut same, mut differ, mut examples) = (0usize, 0usize, Vec::new());
     for (id, v) in values {
@@ -528,7 +530,7 @@ async fn check(pool: &DatabaseConnection, values: &Values, job: &pb::RecomputeJo
             eprintln!("  {e}");
         }
         anyhow::bail!(
-            "{differ} of {} raw values differ between the service's snapshots and the SQL aggregate",
+            "{differ} of {} raw values differ between the scores' explanations and the SQL aggregate",
             same + differ
         );
     }

@@ -8,9 +8,11 @@
 //! records a cursor, so a job whose replica died is resumed by another one
 //! where it stopped. At most one job per tenant is queued or running.
 //!
-//! A job scores through the same [`score_rows`] as live rescoring, while
-//! ingest goes on: a score is stored only if no score computed from newer
-//! inputs is there already.
+//! A job scores through the same code as live rescoring
+//! ([`crate::scorer::read_inputs`], [`score_inputs`]), reading the next
+//! chunk's inputs while the previous chunk's scores are stored, while ingest
+//! goes on: a score is stored only if no score computed from newer inputs is
+//! there already.
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     domain::rollup::day_of,
-    scorer::{CHUNK, TenantContext, score_rows},
+    scorer::{CHUNK, Inputs, TenantContext, read_inputs, score_inputs},
     store::{
         Store,
         jobs::{Job, JobState},
@@ -142,6 +144,20 @@ impl Recompute {
         }
     }
 
+    /// The inputs of the chunk of accounts after `after` (by id), its last
+    /// account and its size; `None` past the last account.
+    async fn read_chunk<'c>(
+        &self,
+        tenant: &str,
+        ctx: &'c TenantContext,
+        after: Option<uuid::Uuid>,
+    ) -> Result<Option<(Inputs<'c>, uuid::Uuid, usize)>> {
+        let rows = self.store.accounts_page(tenant, after, CHUNK as u64).await?;
+        let Some(last) = rows.last().map(|r| r.account_id) else { return Ok(None) };
+        let n = rows.len();
+        Ok(Some((read_inputs(&self.store, tenant, ctx, rows).await?, last, n)))
+    }
+
     /// Scores the tenant chunk by chunk from the job's cursor; false if it
     /// stopped before the end.
     async fn chunks(&self, job: &mut Job, step: f64, shutdown: &CancellationToken) -> Result<bool> {
@@ -152,15 +168,31 @@ impl Recompute {
         if !self.store.job_progress(job).await? {
             return Ok(false);
         }
+        let mut chunks: u64 = 0;
+        let mut next = self.read_chunk(&tenant, &ctx, job.cursor).await?;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(false);
             }
-            let rows = self.store.accounts_page(&tenant, job.cursor, CHUNK as u64).await?;
-            let Some(last) = rows.last() else { break };
-            let out = score_rows(&self.store, &tenant, &ctx, &rows, step).await?;
-            job.cursor = Some(last.account_id);
-            job.accounts_done += rows.len() as i64;
+            let Some((inputs, last, n)) = next.take() else { break };
+            // The database stores this chunk's scores while it reads the
+            // next chunk's inputs, on another connection: the service's work
+            // and the database's overlap instead of taking turns.
+            let (out, following) = tokio::join!(
+                score_inputs(&self.store, &tenant, &ctx, inputs, step),
+                self.read_chunk(&tenant, &ctx, Some(last)),
+            );
+            let out = out?;
+            next = following?;
+            chunks += 1;
+            // After chunks 1, 2, 4, 8, …: the tables grew by half since.
+            if chunks.is_power_of_two()
+                && let Err(e) = self.store.refresh_statistics().await
+            {
+                tracing::warn!(tenant, error = %e, "refreshing statistics failed");
+            }
+            job.cursor = Some(last);
+            job.accounts_done += n as i64;
             job.accounts_scored += out.scored as i64;
             job.scores_changed += out.changed as i64;
             // Accounts created meanwhile are scored too.

@@ -55,10 +55,14 @@ pub struct TenantContext {
     /// the segment is unknown here or its expression does not compile.
     segments: HashMap<String, Option<Expression>>,
     shared: Shared,
-    /// Days of rollups the tenant's measures read, and which inputs they need.
-    lookback: u32,
+    /// Where the windows of the tenant's measures begin and end
+    /// ([`measure::window_cuts`]), and which inputs they need.
+    cuts: Vec<u32>,
     needs_users: bool,
     needs_email: bool,
+    /// Measures some scorecard normalises by percentile: the only ones whose
+    /// values are kept as snapshots (their population).
+    ranked: BTreeSet<String>,
 }
 
 /// The tenant-wide inputs that cost a scan: the denominator of feature
@@ -84,7 +88,8 @@ impl TenantContext {
         let candidates = cards.iter().map(|c| (c.id, c.def.clone(), c.create_time)).collect();
         let known = store.segments(tenant).await?;
         let mut segments = HashMap::new();
-        let (mut lookback, mut needs_users, mut needs_email) = (0, false, false);
+        let (mut defs, mut needs_users, mut needs_email) = (Vec::new(), false, false);
+        let mut ranked = BTreeSet::new();
         for c in &cards {
             if let crate::domain::scorecard::Scope::Segment(id) = &c.def.scope {
                 let expr = Uuid::parse_str(id)
@@ -94,14 +99,17 @@ impl TenantContext {
                 segments.insert(id.clone(), expr);
             }
             for m in &c.def.measures {
+                if matches!(m.normalisation, Normalisation::Percentile) {
+                    ranked.insert(m.measure.clone());
+                }
                 let Ok(d) = parse_measure(&m.measure) else { continue };
-                lookback = lookback.max(d.lookback_days());
                 let base = match &d {
                     MeasureDef::Change { of } => of.as_ref(),
                     other => other,
                 };
                 needs_users |= matches!(base, MeasureDef::ActiveUsers { .. });
                 needs_email |= matches!(&d, MeasureDef::External { name } if name == measure::EMAIL_RESPONSE_RATE_90D);
+                defs.push(d);
             }
         }
         Ok(TenantContext {
@@ -111,25 +119,22 @@ impl TenantContext {
             candidates,
             segments,
             shared: Shared { tracked: 0, populations: HashMap::new() },
-            lookback,
+            cuts: measure::window_cuts(&defs),
             needs_users,
             needs_email,
+            ranked,
         })
     }
 
     async fn load_shared(&self, store: &Store, tenant: &str) -> Result<Shared> {
-        let tracked = if self.lookback > 0 {
+        let tracked = if !self.cuts.is_empty() {
             store.tracked_event_names(tenant, self.today - chrono::Duration::days(90)).await?
         } else {
             0
         };
         let mut populations = HashMap::new();
-        for c in &self.cards {
-            for m in &c.def.measures {
-                if matches!(m.normalisation, Normalisation::Percentile) && !populations.contains_key(&m.measure) {
-                    populations.insert(m.measure.clone(), store.population(tenant, &m.measure).await?);
-                }
-            }
+        for m in &self.ranked {
+            populations.insert(m.clone(), store.population(tenant, m).await?);
         }
         Ok(Shared { tracked, populations })
     }
@@ -164,68 +169,142 @@ pub async fn score_rows(
     store: &Store,
     tenant: &str,
     ctx: &TenantContext,
-    rows: &[AccountRow],
+    rows: Vec<AccountRow>,
     step: f64,
 ) -> Result<Outcome> {
-    // Inputs read from here on are at least this new.
+    let inputs = read_inputs(store, tenant, ctx, rows).await?;
+    score_inputs(store, tenant, ctx, inputs, step).await
+}
+
+/// What scoring a chunk of accounts reads, read by [`read_inputs`] and
+/// used by [`score_inputs`]: a job reads the next chunk's while the
+/// database stores the previous one's scores.
+pub struct Inputs<'c> {
+    /// Inputs read from then on are at least this new.
+    read_time: DateTime<Utc>,
+    rows: Vec<AccountRow>,
+    /// Index in `rows` of each account a scorecard applies to, and the card.
+    chosen: Vec<(usize, &'c StoredScorecard)>,
+    /// Accounts no scorecard applies to (any more).
+    unscored: Vec<Uuid>,
+    rollups: HashMap<Uuid, BTreeMap<(NaiveDate, String), DailyRollup>>,
+    pushed: HashMap<Uuid, HashMap<String, f64>>,
+    emails: HashMap<Uuid, (i64, i64)>,
+    previous: HashMap<Uuid, crate::store::scores::StoredHealth>,
+    latest: HashMap<Uuid, (NaiveDate, f64)>,
+    week_ago: HashMap<Uuid, (NaiveDate, f64)>,
+    month_ago: HashMap<Uuid, (NaiveDate, f64)>,
+}
+
+/// Reads what scoring `rows` needs, one query per kind of input.
+pub async fn read_inputs<'c>(
+    store: &Store,
+    tenant: &str,
+    ctx: &'c TenantContext,
+    rows: Vec<AccountRow>,
+) -> Result<Inputs<'c>> {
     let read_time = Utc::now();
     let today = ctx.today;
-    let mut chosen: Vec<(&AccountRow, &StoredScorecard)> = Vec::with_capacity(rows.len());
-    // Accounts no scorecard applies to (any more), and below those without data.
+    let mut chosen = Vec::with_capacity(rows.len());
     let mut unscored: Vec<Uuid> = Vec::new();
-    for r in rows {
+    for (i, r) in rows.iter().enumerate() {
         match ctx.scorecard_for(r) {
-            Some(c) => chosen.push((r, c)),
+            Some(c) => chosen.push((i, c)),
             None => unscored.push(r.account_id),
         }
     }
+    let mut inputs = Inputs {
+        read_time,
+        rows,
+        chosen,
+        unscored,
+        rollups: HashMap::new(),
+        pushed: HashMap::new(),
+        emails: HashMap::new(),
+        previous: HashMap::new(),
+        latest: HashMap::new(),
+        week_ago: HashMap::new(),
+        month_ago: HashMap::new(),
+    };
+    if inputs.chosen.is_empty() {
+        return Ok(inputs);
+    }
+    let ids: Vec<Uuid> = inputs.chosen.iter().map(|(i, _)| inputs.rows[*i].account_id).collect();
+    let rollups = &mut inputs.rollups;
+    // A rollup per bucket of days between the windows' cuts, dated at its
+    // newest day: every window measure reads the same sums as from days.
+    let bucket_day = |start: u32| today - chrono::Days::new(u64::from(start));
+    for (account, start, name, events, quantity, duration) in
+        store.usage_in_buckets(tenant, &ids, today, &ctx.cuts).await?
+    {
+        let day = bucket_day(start);
+        let r = rollups
+            .entry(account)
+            .or_default()
+            .entry((day, name.clone()))
+            .or_insert_with(|| DailyRollup::new(day, name));
+        r.events = events;
+        r.quantity = quantity;
+        r.duration_secs = duration;
+    }
+    if ctx.needs_users {
+        // Users count across event names: one row of users per bucket, with
+        // no name and no events (feature breadth counts names with events).
+        for (account, start, user) in store.users_in_buckets(tenant, &ids, today, &ctx.cuts).await? {
+            let day = bucket_day(start);
+            rollups
+                .entry(account)
+                .or_default()
+                .entry((day, String::new()))
+                .or_insert_with(|| DailyRollup::new(day, ""))
+                .add_user(&user);
+        }
+    }
+    inputs.pushed = store.measures_of(tenant, &ids).await?;
+    if ctx.needs_email {
+        inputs.emails = store.email_counts_of(tenant, &ids, ctx.now - chrono::Duration::days(90), ctx.now).await?;
+    }
+    inputs.previous = store.health_of(tenant, &ids).await?;
+    inputs.latest = store.daily_score_on_or_before(tenant, &ids, today).await?;
+    inputs.week_ago = store.daily_score_on_or_before(tenant, &ids, today - chrono::Duration::days(7)).await?;
+    inputs.month_ago = store.daily_score_on_or_before(tenant, &ids, today - chrono::Duration::days(30)).await?;
+    Ok(inputs)
+}
+
+/// Computes the scores of what [`read_inputs`] read and stores them in one
+/// transaction.
+pub async fn score_inputs(
+    store: &Store,
+    tenant: &str,
+    ctx: &TenantContext,
+    inputs: Inputs<'_>,
+    step: f64,
+) -> Result<Outcome> {
+    let Inputs {
+        read_time,
+        rows,
+        chosen,
+        mut unscored,
+        rollups,
+        pushed,
+        emails,
+        previous,
+        latest,
+        week_ago,
+        month_ago,
+    } = inputs;
+    let today = ctx.today;
     if chosen.is_empty() {
         store.save_scores(tenant, today, read_time, &[], &[], &unscored).await?;
         return Ok(Outcome::default());
     }
-    let ids: Vec<Uuid> = chosen.iter().map(|(r, _)| r.account_id).collect();
-
-    let mut rollups: HashMap<Uuid, BTreeMap<(NaiveDate, String), DailyRollup>> = HashMap::new();
-    if ctx.lookback > 0 {
-        let since = today - chrono::Duration::days(i64::from(ctx.lookback));
-        for (account, day, name, events, quantity, duration) in store.daily_usage_of(tenant, &ids, since).await? {
-            let r = rollups
-                .entry(account)
-                .or_default()
-                .entry((day, name.clone()))
-                .or_insert_with(|| DailyRollup::new(day, name));
-            r.events = events;
-            r.quantity = quantity;
-            r.duration_secs = duration;
-        }
-        if ctx.needs_users {
-            for (account, day, name, user) in store.daily_users_of(tenant, &ids, since).await? {
-                rollups
-                    .entry(account)
-                    .or_default()
-                    .entry((day, name.clone()))
-                    .or_insert_with(|| DailyRollup::new(day, name))
-                    .add_user(&user);
-            }
-        }
-    }
-    let pushed = store.measures_of(tenant, &ids).await?;
-    let emails = if ctx.needs_email {
-        store.email_counts_of(tenant, &ids, ctx.now - chrono::Duration::days(90), ctx.now).await?
-    } else {
-        HashMap::new()
-    };
-    let previous = store.health_of(tenant, &ids).await?;
-    let latest = store.daily_score_on_or_before(tenant, &ids, today).await?;
-    let week_ago = store.daily_score_on_or_before(tenant, &ids, today - chrono::Duration::days(7)).await?;
-    let month_ago = store.daily_score_on_or_before(tenant, &ids, today - chrono::Duration::days(30)).await?;
-
     let no_rollups = BTreeMap::new();
     let no_pushed = HashMap::new();
     let mut snapshots = Vec::with_capacity(chosen.len());
     let mut writes = Vec::new();
     let mut outcome = Outcome::default();
-    for (row, card) in chosen {
+    for (i, card) in chosen {
+        let row = &rows[i];
         let id = row.account_id;
         let account_rollups: Vec<DailyRollup> = rollups.get(&id).unwrap_or(&no_rollups).values().cloned().collect();
         let pushed = pushed.get(&id).unwrap_or(&no_pushed);
@@ -253,7 +332,8 @@ pub async fn score_rows(
             values.insert(m.measure.clone(), v);
         }
         let new = score::score(&card.def, &values, &ctx.shared.populations);
-        snapshots.push((id, values));
+        snapshots
+            .push((id, values.iter().filter(|(m, _)| ctx.ranked.contains(*m)).map(|(m, v)| (m.clone(), *v)).collect()));
         let Some(new) = new else {
             unscored.push(id);
             continue;
@@ -353,7 +433,7 @@ async fn rescore(store: &Store, tenant: &str, ids: &[Uuid], step: f64) -> Result
     let ctx = TenantContext::load(store, tenant).await?;
     for chunk in ids.chunks(LIVE_CHUNK) {
         let rows = store.accounts_by_id(tenant, chunk).await?;
-        score_rows(store, tenant, &ctx, &rows, step).await?;
+        score_rows(store, tenant, &ctx, rows, step).await?;
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Usage),
             Box::new(M0002Scores),
             Box::new(M0003PortfolioJobs),
+            Box::new(banso_events::outbox::PendingIndex),
         ]
     }
 }

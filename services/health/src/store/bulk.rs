@@ -33,33 +33,108 @@ pub struct ScoreWrite {
     pub event: Option<Payload>,
 }
 
+/// The scores of `writes` as one `INSERT … SELECT FROM unnest(…)` upsert,
+/// with the same guard as the portable statement in [`Store::save_scores`]:
+/// a stored score from newer inputs stays.
+fn upsert_health_pg(tenant: &str, read_time: DateTime<Utc>, writes: &[ScoreWrite]) -> sea_orm::Statement {
+    use sea_orm::{Value, sea_query::ArrayType};
+    const UPSERT: &str = "INSERT INTO account_health (account_id, tenant_id, score, band, scorecard_id, \
+         scorecard_version, contributions, compute_time, change_7d, change_30d, read_micros) \
+         SELECT a, $1, s, b, c, v, j::json, $2, CASE WHEN h7 THEN c7 END, CASE WHEN h30 THEN c30 END, $3 \
+         FROM unnest($4::uuid[], $5::float8[], $6::text[], $7::uuid[], $8::int8[], $9::text[], $10::float8[], \
+           $11::bool[], $12::float8[], $13::bool[]) AS t(a, s, b, c, v, j, c7, h7, c30, h30) \
+         ON CONFLICT (account_id) DO UPDATE SET score = excluded.score, band = excluded.band, \
+           scorecard_id = excluded.scorecard_id, scorecard_version = excluded.scorecard_version, \
+           contributions = excluded.contributions, compute_time = excluded.compute_time, \
+           change_7d = excluded.change_7d, change_30d = excluded.change_30d, read_micros = excluded.read_micros \
+         WHERE account_health.read_micros <= excluded.read_micros \
+         RETURNING account_id";
+    let array = |ty, f: &dyn Fn(&ScoreWrite) -> Value| Value::Array(ty, Some(Box::new(writes.iter().map(f).collect())));
+    let contributions = |w: &ScoreWrite| Value::from(serde_json::to_string(&w.contributions).expect("serializes"));
+    sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        UPSERT,
+        [
+            tenant.into(),
+            read_time.into(),
+            read_time.timestamp_micros().into(),
+            array(ArrayType::Uuid, &|w| w.account_id.into()),
+            array(ArrayType::Double, &|w| w.score.into()),
+            array(ArrayType::String, &|w| w.band.as_str().into()),
+            array(ArrayType::Uuid, &|w| w.scorecard_id.into()),
+            array(ArrayType::BigInt, &|w| w.scorecard_version.into()),
+            array(ArrayType::String, &contributions),
+            // The driver's arrays hold no NULL: a value and whether there is one.
+            array(ArrayType::Double, &|w| w.change_7d.unwrap_or(0.0).into()),
+            array(ArrayType::Bool, &|w| w.change_7d.is_some().into()),
+            array(ArrayType::Double, &|w| w.change_30d.unwrap_or(0.0).into()),
+            array(ArrayType::Bool, &|w| w.change_30d.is_some().into()),
+        ],
+    )
+}
+
+/// `SELECT account_id, <bucket> AS bucket FROM <table>` of the tenant's
+/// days within the last cut; `None` without cuts. The bucket of a day is
+/// the first offset of the range between cuts that holds it
+/// ([`crate::domain::measure::bucket_start`]), compared as dates so that
+/// both databases use their (…, day) indexes.
+fn bucket_select(
+    table: &str,
+    tenant: &str,
+    today: NaiveDate,
+    cuts: &[u32],
+) -> Option<sea_orm::sea_query::SelectStatement> {
+    let last = *cuts.last()?;
+    // Offset `c` is the day `today - c`; a day is within `c` days when after `today - c`.
+    let after = |c: u32| today - chrono::Days::new(u64::from(c));
+    let mut case = sea_orm::sea_query::CaseStatement::new();
+    let mut start = 0;
+    for c in cuts {
+        case = case.case(Expr::col(Alias::new("day")).gt(after(*c)), Expr::val(start as i32));
+        start = *c;
+    }
+    let mut q = Query::select();
+    q.column(Alias::new("account_id"))
+        .expr_as(case.finally(Expr::val(start as i32)), Alias::new("bucket"))
+        .from(Alias::new(table))
+        .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
+        .and_where(Expr::col(Alias::new("day")).gt(after(last)))
+        .and_where(Expr::col(Alias::new("day")).lte(today));
+    Some(q)
+}
+
 fn ids_in(db: &impl ConnectionTrait, col: &str, ids: &[Uuid]) -> sea_orm::sea_query::SimpleExpr {
     banso_kit::db::uuid_in(db, Expr::col(Alias::new(col)), ids)
 }
 
 impl Store {
-    /// Daily usage of `ids` since `since`: (account, day, event name, events,
-    /// quantity, duration seconds).
+    /// Usage of `ids` summed per bucket of days between `cuts`
+    /// ([`crate::domain::measure::window_cuts`]): (account, the bucket's
+    /// first offset before `today`, event name, events, quantity, duration
+    /// seconds). Days past the last cut, and after `today`, are left out.
     #[allow(clippy::type_complexity)]
-    pub async fn daily_usage_of(
+    pub async fn usage_in_buckets(
         &self,
         tenant: &str,
         ids: &[Uuid],
-        since: NaiveDate,
-    ) -> Result<Vec<(Uuid, NaiveDate, String, i64, f64, f64)>> {
+        today: NaiveDate,
+        cuts: &[u32],
+    ) -> Result<Vec<(Uuid, u32, String, i64, f64, f64)>> {
         let mut out = Vec::new();
+        let Some(mut q) = bucket_select("daily_usage", tenant, today, cuts) else { return Ok(out) };
+        q.column(Alias::new("event_name"))
+            .expr_as(Expr::cust("CAST(SUM(events) AS BIGINT)"), Alias::new("events"))
+            .expr_as(Expr::cust("SUM(quantity)"), Alias::new("quantity"))
+            .expr_as(Expr::cust("SUM(duration_secs)"), Alias::new("duration_secs"))
+            .group_by_col(Alias::new("account_id"))
+            .add_group_by([Expr::cust("bucket"), Expr::col(Alias::new("event_name"))]);
         for chunk in ids.chunks(CHUNK) {
-            let q = Query::select()
-                .columns(["account_id", "day", "event_name", "events", "quantity", "duration_secs"].map(Alias::new))
-                .from(Alias::new("daily_usage"))
-                .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-                .and_where(ids_in(&self.db, "account_id", chunk))
-                .and_where(Expr::col(Alias::new("day")).gte(since))
-                .to_owned();
+            let mut q = q.clone();
+            q.and_where(ids_in(&self.db, "account_id", chunk));
             for r in self.db.query_all_raw(build(&self.db, &q)).await? {
                 out.push((
                     r.try_get("", "account_id")?,
-                    r.try_get("", "day")?,
+                    r.try_get::<i32>("", "bucket")? as u32,
                     r.try_get("", "event_name")?,
                     r.try_get("", "events")?,
                     r.try_get("", "quantity")?,
@@ -70,27 +145,25 @@ impl Store {
         Ok(out)
     }
 
-    /// Distinct users of `ids` per day and event name since `since`.
-    pub async fn daily_users_of(
+    /// The distinct users of `ids` per bucket of days between `cuts`, as
+    /// [`Self::usage_in_buckets`]: (account, bucket, user key).
+    pub async fn users_in_buckets(
         &self,
         tenant: &str,
         ids: &[Uuid],
-        since: NaiveDate,
-    ) -> Result<Vec<(Uuid, NaiveDate, String, String)>> {
+        today: NaiveDate,
+        cuts: &[u32],
+    ) -> Result<Vec<(Uuid, u32, String)>> {
         let mut out = Vec::new();
+        let Some(mut q) = bucket_select("daily_users", tenant, today, cuts) else { return Ok(out) };
+        q.distinct().column(Alias::new("user_key")).and_where(Expr::col(Alias::new("user_key")).ne(""));
         for chunk in ids.chunks(CHUNK) {
-            let q = Query::select()
-                .columns(["account_id", "day", "event_name", "user_key"].map(Alias::new))
-                .from(Alias::new("daily_users"))
-                .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-                .and_where(ids_in(&self.db, "account_id", chunk))
-                .and_where(Expr::col(Alias::new("day")).gte(since))
-                .to_owned();
+            let mut q = q.clone();
+            q.and_where(ids_in(&self.db, "account_id", chunk));
             for r in self.db.query_all_raw(build(&self.db, &q)).await? {
                 out.push((
                     r.try_get("", "account_id")?,
-                    r.try_get("", "day")?,
-                    r.try_get("", "event_name")?,
+                    r.try_get::<i32>("", "bucket")? as u32,
                     r.try_get("", "user_key")?,
                 ));
             }
@@ -174,6 +247,32 @@ impl Store {
         day: NaiveDate,
     ) -> Result<HashMap<Uuid, (NaiveDate, f64)>> {
         let mut out = HashMap::new();
+        if banso_kit::db::is_postgres(&self.db) {
+            // One backward probe of (tenant_id, account_id, kind, day) per
+            // account, whatever the table's statistics say: the correlated
+            // form below got a scan of the tenant's history per chunk once a
+            // recompute had grown the table past its last ANALYZE.
+            const LATEST: &str = "SELECT a.id AS account_id, h.day, h.score \
+                 FROM unnest($2::uuid[]) AS a(id) \
+                 CROSS JOIN LATERAL (SELECT day, score FROM health_history \
+                   WHERE tenant_id = $1 AND account_id = a.id AND kind = 'daily' AND day <= $3 \
+                   ORDER BY day DESC LIMIT 1) AS h";
+            for chunk in ids.chunks(CHUNK) {
+                let array = sea_orm::Value::Array(
+                    sea_orm::sea_query::ArrayType::Uuid,
+                    Some(Box::new(chunk.iter().map(|id| sea_orm::Value::from(*id)).collect())),
+                );
+                let stmt = sea_orm::Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    LATEST,
+                    [tenant.into(), array, day.into()],
+                );
+                for r in self.db.query_all_raw(stmt).await? {
+                    out.insert(r.try_get("", "account_id")?, (r.try_get("", "day")?, r.try_get("", "score")?));
+                }
+            }
+            return Ok(out);
+        }
         for chunk in ids.chunks(CHUNK) {
             // The newest day per account first, then that day's row.
             let latest = Query::select()
@@ -262,7 +361,20 @@ impl Store {
             txn.execute_raw(build(&txn, &q)).await?;
         }
         let mut stored: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
-        for chunk in writes.chunks(CHUNK / 2) {
+        let postgres = banso_kit::db::is_postgres(&txn);
+        if postgres {
+            // One statement of typed arrays a chunk: a multi-row VALUES of
+            // 11 parameters a row cost a fifth of a recompute in parsing
+            // and planning (docs/benchmarks.md).
+            for chunk in writes.chunks(CHUNK) {
+                for r in txn.query_all_raw(upsert_health_pg(tenant, read_time, chunk)).await? {
+                    stored.insert(r.try_get("", "account_id")?);
+                }
+            }
+        }
+        // On SQLite, a multi-row VALUES.
+        let portable: &[ScoreWrite] = if postgres { &[] } else { writes };
+        for chunk in portable.chunks(CHUNK / 2) {
             let mut q = Query::insert();
             q.into_table(Alias::new("account_health")).columns(
                 [

@@ -286,6 +286,20 @@ impl Store {
         Ok(())
     }
 
+    /// Refreshes PostgreSQL's statistics of the tables a job writes. A job
+    /// can grow them from nothing to rows for every account within minutes,
+    /// faster than autovacuum's analyze follows (if it runs at all); against
+    /// stale statistics a chunk's `account_id = ANY($ids)` looks like most of
+    /// the table and plans a scan per chunk: a job quadratic in the tenant's
+    /// size (measured, docs/benchmarks.md). Sampling costs tens of
+    /// milliseconds; nothing to do on SQLite, whose planner uses the indexes.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        if banso_kit::db::is_postgres(&self.db) {
+            self.db.execute_unprepared("ANALYZE account_health, health_history, measure_snapshots").await?;
+        }
+        Ok(())
+    }
+
     /// Live accounts of the tenant (after `after`, by id).
     pub async fn count_accounts(&self, tenant: &str, after: Option<Uuid>) -> Result<i64> {
         let mut q = Query::select()
