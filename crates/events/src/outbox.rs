@@ -190,7 +190,7 @@ impl Default for RelayConfig {
         RelayConfig {
             batch: 2000,
             poll_interval: Duration::from_millis(250),
-            linger: Duration::from_millis(100),
+            linger: Duration::from_millis(25),
             retention: Duration::from_secs(7 * 24 * 3600),
             prune_interval: Duration::from_secs(600),
         }

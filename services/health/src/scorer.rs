@@ -60,8 +60,9 @@ pub struct TenantContext {
     cuts: Vec<u32>,
     needs_users: bool,
     needs_email: bool,
-    /// Measures some scorecard normalises by percentile: the only ones whose
-    /// values are kept as snapshots (their population).
+    /// Measures some scorecard normalises by percentile: their populations
+    /// are read once per batch or job. (Every measure's values are kept as
+    /// snapshots, so a measure switched to percentile ranks at once.)
     ranked: BTreeSet<String>,
 }
 
@@ -332,8 +333,7 @@ pub async fn score_inputs(
             values.insert(m.measure.clone(), v);
         }
         let new = score::score(&card.def, &values, &ctx.shared.populations);
-        snapshots
-            .push((id, values.iter().filter(|(m, _)| ctx.ranked.contains(*m)).map(|(m, v)| (m.clone(), *v)).collect()));
+        snapshots.push((id, values));
         let Some(new) = new else {
             unscored.push(id);
             continue;
