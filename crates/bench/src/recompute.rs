@@ -286,7 +286,7 @@ fn classify(state: &str, query: &str) -> &'static str {
     }
     let from = |t: &str| q.contains(&format!("FROM \"{t}\""));
     if q.starts_with("SELECT") {
-        return if from("daily_usage") && q.contains("COUNT(DISTINCT") {
+        return if from("event_name_days") {
             "recompute: tracked event names (once a job) [tracked_event_names]"
         } else if from("daily_usage") {
             "recompute: SELECT usage of a chunk, summed per bucket of days [Store::usage_in_buckets]"
@@ -401,6 +401,10 @@ async fn seed(pool: &DatabaseConnection, args: &Args) -> anyhow::Result<()> {
     run("INSERT INTO health.daily_usage (tenant_id, account_id, day, event_name, events, quantity, duration_secs) \
          SELECT 'bench', account_id, day, name, events, events, round((events * random() * 600)::numeric, 3)::float8 \
          FROM bench_usage")
+    .await?;
+    // What ingest keeps beside the rollups: the days each name was used.
+    run("INSERT INTO health.event_name_days (tenant_id, day, event_name) \
+         SELECT DISTINCT 'bench', day, name FROM bench_usage")
     .await?;
     run("INSERT INTO health.daily_users (tenant_id, account_id, day, event_name, user_key) \
          SELECT 'bench', u.account_id, u.day, u.name, 'usr_' || u.i || '_' || floor(random() * u.users)::int \

@@ -292,3 +292,63 @@ async fn bad_scorecards_are_refused_naming_each_field() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+/// Feature breadth end to end: distinct names an account used in 30 days ÷
+/// the names its tenant used in 90 days (kept by ingest beside the rollups),
+/// hand-computed; another tenant's names do not count.
+#[tokio::test]
+async fn feature_breadth_divides_by_the_tenants_tracked_event_names() {
+    let app = spawn().await;
+    let a = common::account(&app, "acme", "Narrow", "crm-narrow").await;
+    let b = common::account(&app, "acme", "Broad", "crm-broad").await;
+    let other = common::account(&app, "globex", "Other", "crm-other").await;
+    let event =
+        |id: &str, account: &str, name: &str| pb::UsageEvent { event_name: name.into(), ..usage(id, account, "u1") };
+    // acme uses login, export, report, search (4 names); globex two more.
+    health(&app, Role::Service)
+        .batch_ingest_usage(pb::BatchIngestUsageRequest {
+            events: vec![
+                event("a1", &a, "login"),
+                event("a2", &a, "export"),
+                event("a3", &a, "export"),
+                event("b1", &b, "login"),
+                event("b2", &b, "report"),
+                event("b3", &b, "search"),
+            ],
+        })
+        .await
+        .unwrap();
+    common::health(&app, "globex", Role::Service)
+        .batch_ingest_usage(pb::BatchIngestUsageRequest {
+            events: vec![event("o1", &other, "billing"), event("o2", &other, "audit")],
+        })
+        .await
+        .unwrap();
+    let card = pb::Scorecard {
+        name: "Breadth".into(),
+        measures: vec![pb::WeightedMeasure {
+            measure: "feature_breadth_30d".into(),
+            weight: 1.0,
+            normalisation: linear(0.0, 1.0),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut admin = health(&app, Role::Admin);
+    admin
+        .create_scorecard(pb::CreateScorecardRequest { scorecard: Some(card), request_id: "breadth".into() })
+        .await
+        .unwrap();
+    // 2 of 4 names → 0.5 → 50 points; 3 of 4 → 75.
+    let h = health_until(&mut admin, &a, |h| h.contributions.first().and_then(|c| c.raw).is_some()).await;
+    assert_eq!((h.contributions[0].raw, h.score), (Some(0.5), 50.0));
+    let h = health_until(&mut admin, &b, |h| h.contributions.first().and_then(|c| c.raw).is_some()).await;
+    assert_eq!((h.contributions[0].raw, h.score), (Some(0.75), 75.0));
+    // A fifth name, used by the narrow account: 3 of 5 and 3 of 5.
+    health(&app, Role::Service)
+        .batch_ingest_usage(pb::BatchIngestUsageRequest { events: vec![event("a4", &a, "share")] })
+        .await
+        .unwrap();
+    let h = health_until(&mut admin, &a, |h| h.contributions[0].raw == Some(0.6)).await;
+    assert_eq!(h.score, 60.0);
+}

@@ -6,7 +6,7 @@ pub mod portfolio;
 pub mod scores;
 mod segments;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use banso_events::outbox::OutboxSignal;
 use banso_kit::Result;
@@ -227,7 +227,8 @@ impl Store {
             // parsed and planned once per connection, where multi-row VALUES
             // made a new 22,000-parameter statement for every chunk. The
             // events insert RETURNs what it stored, and two data-modifying
-            // CTEs add exactly those rows to the rollups, all in the
+            // CTEs add exactly those rows to the rollups (and the days their
+            // names were used to `event_name_days`), all in the
             // statement's single transaction (as below for SQLite): a retried
             // batch stores nothing and adds nothing. The rollup rows are
             // written in key order, so concurrent batches lock them in the
@@ -260,7 +261,11 @@ impl Store {
                   INSERT INTO daily_users (tenant_id, account_id, day, event_name, user_key) \
                   SELECT DISTINCT $1, account_id, day, event_name, user_key FROM stored WHERE user_key <> '' \
                   ORDER BY 2, 3, 4, 5 \
-                  ON CONFLICT (tenant_id, account_id, day, event_name, user_key) DO NOTHING) \
+                  ON CONFLICT (tenant_id, account_id, day, event_name, user_key) DO NOTHING), \
+                names AS ( \
+                  INSERT INTO event_name_days (tenant_id, day, event_name) \
+                  SELECT DISTINCT $1, day, event_name FROM stored ORDER BY 2, 3 \
+                  ON CONFLICT (tenant_id, day, event_name) DO NOTHING) \
                 SELECT event_id FROM stored";
             use sea_orm::sea_query::ArrayType;
             let array = |ty: ArrayType, values: Vec<Value>| Value::Array(ty, Some(Box::new(values)));
@@ -370,6 +375,19 @@ impl Store {
                         Expr::cust("daily_usage.duration_secs + excluded.duration_secs"),
                     )
                     .to_owned(),
+            );
+            txn.execute_raw(build(&txn, &q)).await?;
+        }
+        let names: BTreeSet<(NaiveDate, &str)> = usage.iter().map(|((_, day, name), _)| (*day, *name)).collect();
+        let names: Vec<_> = names.into_iter().collect();
+        for chunk in names.chunks(CHUNK) {
+            let mut q = Query::insert();
+            q.into_table(Alias::new("event_name_days")).columns(["tenant_id", "day", "event_name"].map(Alias::new));
+            for (day, name) in chunk {
+                q.values_panic([tenant.into(), (*day).into(), (*name).into()]);
+            }
+            q.on_conflict(
+                OnConflict::columns(["tenant_id", "day", "event_name"].map(Alias::new)).do_nothing().to_owned(),
             );
             txn.execute_raw(build(&txn, &q)).await?;
         }

@@ -229,7 +229,7 @@ impl Store {
     pub async fn tracked_event_names(&self, tenant: &str, since: NaiveDate) -> Result<usize> {
         let q = Query::select()
             .expr(Expr::cust("COUNT(DISTINCT event_name) AS n"))
-            .from(Alias::new("daily_usage"))
+            .from(Alias::new("event_name_days"))
             .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
             .and_where(Expr::col(Alias::new("day")).gte(since))
             .to_owned();
