@@ -164,59 +164,12 @@ pub fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
     pbjson_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
 
-/// The projection row Accounts' AccountCreated would give Health.
+/// The projection row Accounts' AccountCreated would give Health: the
+/// consumer's own conversion, with a fresh UUIDv7 id (the generator's
+/// accounts have none, and always a stage and a touch model).
 fn projection_row(a: &apb::Account) -> AccountRow {
-    use banso_health::domain::account::Attr;
-    use banso_proto::types::attribute_value::Kind;
-    let stage = match apb::LifecycleStage::try_from(a.lifecycle_stage) {
-        Ok(apb::LifecycleStage::Adoption) => "adoption",
-        Ok(apb::LifecycleStage::Expansion) => "expansion",
-        Ok(apb::LifecycleStage::Renewal) => "renewal",
-        Ok(apb::LifecycleStage::Churned) => "churned",
-        _ => "onboarding",
-    };
-    let touch = match apb::TouchModel::try_from(a.touch_model) {
-        Ok(apb::TouchModel::Low) => "low",
-        Ok(apb::TouchModel::Tech) => "tech",
-        _ => "high",
-    };
-    let date = |d: &Option<banso_proto::types::Date>| {
-        d.as_ref().and_then(|d| NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32))
-    };
-    let attributes = a
-        .custom_attributes
-        .iter()
-        .filter_map(|(k, v)| {
-            let v = match v.kind.as_ref()? {
-                Kind::StringValue(s) => Attr::String(s.clone()),
-                Kind::IntValue(i) => Attr::Int(*i),
-                Kind::DoubleValue(d) => Attr::Double(*d),
-                Kind::BoolValue(b) => Attr::Bool(*b),
-                Kind::DateValue(d) => Attr::Date(date(&Some(*d))?),
-                Kind::TimestampValue(t) => Attr::Timestamp(DateTime::from_timestamp(t.seconds, t.nanos as u32)?),
-            };
-            Some((k.clone(), v))
-        })
-        .collect();
-    AccountRow {
-        account_id: Uuid::now_v7(),
-        external_id: Some(a.external_id.clone()),
-        name: a.name.clone(),
-        lifecycle_stage: stage.into(),
-        touch_model: touch.into(),
-        arr_currency: a.arr.as_ref().map(|m| m.currency_code.clone()),
-        arr_amount_minor: a.arr.as_ref().map(|m| m.amount_minor),
-        renewal_date: date(&a.renewal_date),
-        contract_start_date: date(&a.contract_start_date),
-        industry: a.industry.clone(),
-        employee_count: a.employee_count,
-        revenue_band: a.revenue_band.clone(),
-        region: a.region.clone(),
-        plan_tier: a.plan_tier.clone(),
-        owner_id: a.owner_id.clone(),
-        tags: a.tags.clone(),
-        attributes,
-    }
+    let a = apb::Account { id: Uuid::now_v7().to_string(), ..a.clone() };
+    banso_health::events::account_row(&a).expect("generated accounts convert")
 }
 
 /// The UTC day of a time (the bench tenant has no time zone set: UTC).

@@ -73,15 +73,30 @@ pub fn uuid_in(
     col: sea_orm::sea_query::SimpleExpr,
     ids: &[uuid::Uuid],
 ) -> sea_orm::sea_query::SimpleExpr {
-    use sea_orm::sea_query::{ArrayType, Expr, ExprTrait, PgFunc};
+    one_of(db, col, sea_orm::sea_query::ArrayType::Uuid, ids.iter().map(|id| sea_orm::Value::from(*id)).collect())
+}
+
+/// `col` is one of `values` (external ids, names), bound as [`uuid_in`]
+/// binds ids.
+pub fn text_in(
+    db: &impl ConnectionTrait,
+    col: sea_orm::sea_query::SimpleExpr,
+    values: &[&str],
+) -> sea_orm::sea_query::SimpleExpr {
+    one_of(db, col, sea_orm::sea_query::ArrayType::String, values.iter().map(|v| sea_orm::Value::from(*v)).collect())
+}
+
+fn one_of(
+    db: &impl ConnectionTrait,
+    col: sea_orm::sea_query::SimpleExpr,
+    ty: sea_orm::sea_query::ArrayType,
+    values: Vec<sea_orm::Value>,
+) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Expr, ExprTrait, PgFunc};
     if is_postgres(db) {
-        let array = sea_orm::Value::Array(
-            ArrayType::Uuid,
-            Some(Box::new(ids.iter().map(|id| sea_orm::Value::from(*id)).collect())),
-        );
-        col.eq(PgFunc::any(Expr::val(array)))
+        col.eq(PgFunc::any(Expr::val(sea_orm::Value::Array(ty, Some(Box::new(values))))))
     } else {
-        col.is_in(ids.iter().copied())
+        col.is_in(values)
     }
 }
 

@@ -7,10 +7,7 @@ use banso_events::{Envelope, outbox::PgBatch};
 use banso_kit::{Error, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, DbErr, EntityTrait, QueryFilter, RuntimeErr, TransactionTrait,
-    sea_query::{Expr, ExprTrait, extension::postgres::PgFunc},
-    sqlx,
+    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, RuntimeErr, TransactionTrait, sea_query::Expr, sqlx,
 };
 use uuid::Uuid;
 
@@ -31,22 +28,13 @@ pub enum RowOutcome {
 impl Store {
     async fn accounts_by_external_id(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, Account>> {
         let mut out = HashMap::new();
-        let postgres = banso_kit::db::is_postgres(&self.db);
         for chunk in ids.chunks(1000) {
-            // On PostgreSQL the ids travel as one array: `external_id =
-            // ANY($2)` stays an index probe on (tenant_id, external_id)
-            // whatever the statistics, while a list of 1,000 parameters can
-            // turn into a scan of the tenant's accounts per lookup (measured:
-            // an import quadratic in the tenant's size, docs/benchmarks.md).
-            let by_external_id = if postgres {
-                let array = sea_orm::Value::Array(
-                    sea_orm::sea_query::ArrayType::String,
-                    Some(Box::new(chunk.iter().map(|s| sea_orm::Value::from(s.as_str())).collect())),
-                );
-                Expr::col(account::Column::ExternalId).eq(PgFunc::any(Expr::val(array)))
-            } else {
-                account::Column::ExternalId.is_in(chunk.iter().map(String::as_str))
-            };
+            // An index probe on (tenant_id, external_id) per id whatever the
+            // statistics; an IN list of 1,000 parameters could turn into a
+            // scan of the tenant's accounts per lookup (measured: an import
+            // quadratic in the tenant's size, docs/benchmarks.md).
+            let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let by_external_id = banso_kit::db::text_in(&self.db, Expr::col(account::Column::ExternalId), &chunk);
             let rows = account::Entity::find()
                 .filter(account::Column::TenantId.eq(tenant))
                 .filter(by_external_id)

@@ -181,6 +181,10 @@ impl Store {
         ids: &[Uuid],
         external_ids: &[String],
     ) -> Result<(HashSet<Uuid>, HashMap<String, Uuid>)> {
+        // A batch names an account once per event: look each up once.
+        let ids: Vec<Uuid> = ids.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let external_ids: Vec<&str> =
+            external_ids.iter().map(String::as_str).collect::<BTreeSet<_>>().into_iter().collect();
         let mut known = HashSet::new();
         for chunk in ids.chunks(CHUNK) {
             let q = Query::select()
@@ -188,7 +192,7 @@ impl Store {
                 .from(Alias::new("accounts"))
                 .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
                 .and_where(Expr::col(Alias::new("deleted")).eq(false))
-                .and_where(Expr::col(Alias::new("account_id")).is_in(chunk.iter().copied()))
+                .and_where(banso_kit::db::uuid_in(&self.db, Expr::col(Alias::new("account_id")), chunk))
                 .to_owned();
             for r in self.db.query_all_raw(build(&self.db, &q)).await? {
                 known.insert(r.try_get::<Uuid>("", "account_id")?);
@@ -201,7 +205,7 @@ impl Store {
                 .from(Alias::new("accounts"))
                 .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
                 .and_where(Expr::col(Alias::new("deleted")).eq(false))
-                .and_where(Expr::col(Alias::new("external_id")).is_in(chunk.iter().map(String::as_str)))
+                .and_where(banso_kit::db::text_in(&self.db, Expr::col(Alias::new("external_id")), chunk))
                 .to_owned();
             for r in self.db.query_all_raw(build(&self.db, &q)).await? {
                 by_external.insert(r.try_get::<String>("", "external_id")?, r.try_get::<Uuid>("", "account_id")?);
