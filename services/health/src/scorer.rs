@@ -191,7 +191,6 @@ pub struct Inputs<'c> {
     rollups: HashMap<Uuid, BTreeMap<(NaiveDate, String), DailyRollup>>,
     pushed: HashMap<Uuid, HashMap<String, f64>>,
     emails: HashMap<Uuid, (i64, i64)>,
-    previous: HashMap<Uuid, crate::store::scores::StoredHealth>,
     latest: HashMap<Uuid, (NaiveDate, f64)>,
     week_ago: HashMap<Uuid, (NaiveDate, f64)>,
     month_ago: HashMap<Uuid, (NaiveDate, f64)>,
@@ -222,7 +221,6 @@ pub async fn read_inputs<'c>(
         rollups: HashMap::new(),
         pushed: HashMap::new(),
         emails: HashMap::new(),
-        previous: HashMap::new(),
         latest: HashMap::new(),
         week_ago: HashMap::new(),
         month_ago: HashMap::new(),
@@ -265,7 +263,6 @@ pub async fn read_inputs<'c>(
     if ctx.needs_email {
         inputs.emails = store.email_counts_of(tenant, &ids, ctx.now - chrono::Duration::days(90), ctx.now).await?;
     }
-    inputs.previous = store.health_of(tenant, &ids).await?;
     inputs.latest = store.daily_score_on_or_before(tenant, &ids, today).await?;
     inputs.week_ago = store.daily_score_on_or_before(tenant, &ids, today - chrono::Duration::days(7)).await?;
     inputs.month_ago = store.daily_score_on_or_before(tenant, &ids, today - chrono::Duration::days(30)).await?;
@@ -281,24 +278,17 @@ pub async fn score_inputs(
     inputs: Inputs<'_>,
     step: f64,
 ) -> Result<Outcome> {
-    let Inputs {
-        read_time,
-        rows,
-        chosen,
-        mut unscored,
-        rollups,
-        pushed,
-        emails,
-        previous,
-        latest,
-        week_ago,
-        month_ago,
-    } = inputs;
+    let Inputs { read_time, rows, chosen, mut unscored, rollups, pushed, emails, latest, week_ago, month_ago } = inputs;
     let today = ctx.today;
+    // The stored scores the moves are measured from, read under the
+    // tenant's scoring lock (held until this chunk's scores are stored).
+    let _scoring = store.scoring_lock(tenant).await;
     if chosen.is_empty() {
         store.save_scores(tenant, today, read_time, &[], &[], &unscored).await?;
         return Ok(Outcome::default());
     }
+    let ids: Vec<Uuid> = chosen.iter().map(|(i, _)| rows[*i].account_id).collect();
+    let previous = store.health_of(tenant, &ids).await?;
     let no_rollups = BTreeMap::new();
     let no_pushed = HashMap::new();
     let mut snapshots = Vec::with_capacity(chosen.len());

@@ -38,6 +38,9 @@ pub use bulk::ScoreWrite;
 pub struct Store {
     db: DatabaseConnection,
     outbox: OutboxSignal,
+    /// One lock per tenant, held while a chunk's scores are computed from
+    /// the stored ones and written ([`Store::scoring_lock`]).
+    scoring: std::sync::Arc<std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// Rows per multi-row statement: 11 values a usage event keeps every
@@ -55,7 +58,19 @@ pub(crate) fn build(conn: &impl ConnectionTrait, stmt: &impl sea_orm::sea_query:
 
 impl Store {
     pub fn new(db: DatabaseConnection, outbox: OutboxSignal) -> Self {
-        Store { db, outbox }
+        Store { db, outbox, scoring: Default::default() }
+    }
+
+    /// Serializes scoring of `tenant` in this process. The live scorer and a
+    /// recompute job may score the same account at once; each decides
+    /// whether the score moved (HealthScoreChanged) against the stored score
+    /// it reads under this lock, so the second sees the first's score
+    /// instead of both announcing the same move. (Across replicas the
+    /// stored score still ends up the newest, `read_micros`; an event may
+    /// then repeat, as any event may under at-least-once delivery.)
+    pub async fn scoring_lock(&self, tenant: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self.scoring.lock().expect("scoring locks poisoned").entry(tenant.to_owned()).or_default().clone();
+        lock.lock_owned().await
     }
 
     pub fn db(&self) -> &DatabaseConnection {
