@@ -28,7 +28,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use crate::{
     harness::{Harness, HealthClient, Service, TENANT},
     health_common::{create_scorecard, typical_scorecard, wait_quiet},
-    import::{count, int, loadavg, machine, scalar_text, settle},
+    import::{count, int, loadavg, machine, pg_settings, scalar_text, settle},
     monitor::{Monitor, Profile, Watch},
     usage::{Generated, Tenant, day},
 };
@@ -163,14 +163,7 @@ async fn phases(
     let pool = h.pool_for(banso_health::NAME).await?;
     let store = banso_health::store::Store::new(pool.clone(), Default::default());
     let postgres = scalar_text(&pool, "SELECT version()").await?;
-    let settings = scalar_text(
-        &pool,
-        "SELECT 'shared_buffers=' || current_setting('shared_buffers') || ', fsync=' || current_setting('fsync') \
-         || ', synchronous_commit=' || current_setting('synchronous_commit') \
-         || ', autovacuum=' || current_setting('autovacuum') \
-         || ', max_wal_size=' || current_setting('max_wal_size')",
-    )
-    .await?;
+    let settings = pg_settings(&pool).await?;
     println!("service: Health in-process on {}, database {}", h.channel_addr(), h.db_url);
     println!("postgres: {postgres}");
     let n = args.events;
@@ -407,10 +400,7 @@ const PROFILE: Profile = Profile {
 
 fn classify(state: &str, query: &str) -> &'static str {
     let q = query.trim_start();
-    let relay = q.starts_with("UPDATE outbox_lease")
-        || q.starts_with("SELECT \"outbox\"")
-        || q.starts_with("UPDATE \"outbox\" SET \"published_time\"");
-    if relay {
+    if crate::monitor::is_relay(q) {
         return "relay: outbox (lease, SELECT pending, UPDATE published_time)";
     }
     if q.starts_with("WITH input AS") {

@@ -199,14 +199,7 @@ impl Phase {
 async fn phases(args: &Args, h: &Harness, accounts: &[pb::Account]) -> anyhow::Result<Report> {
     let pool = h.pool().await?;
     let postgres = scalar_text(&pool, "SELECT version()").await?;
-    let settings = scalar_text(
-        &pool,
-        "SELECT 'shared_buffers=' || current_setting('shared_buffers') || ', fsync=' || current_setting('fsync') \
-         || ', synchronous_commit=' || current_setting('synchronous_commit') \
-         || ', autovacuum=' || current_setting('autovacuum') \
-         || ', max_wal_size=' || current_setting('max_wal_size')",
-    )
-    .await?;
+    let settings = pg_settings(&pool).await?;
     let n = accounts.len();
     println!("service: Accounts in-process on {}, database {}", h.channel_addr(), h.db_url);
     println!("postgres: {postgres}");
@@ -588,6 +581,18 @@ pub(crate) async fn settle(pool: &DatabaseConnection) -> Option<String> {
         Ok(_) => None,
         Err(e) => Some(format!("CHECKPOINT failed (needs superuser or pg_checkpoint): {e}")),
     }
+}
+
+/// The PostgreSQL settings that move the figures, for the report.
+pub(crate) async fn pg_settings(pool: &DatabaseConnection) -> anyhow::Result<String> {
+    scalar_text(
+        pool,
+        "SELECT 'shared_buffers=' || current_setting('shared_buffers') || ', fsync=' || current_setting('fsync') \
+         || ', synchronous_commit=' || current_setting('synchronous_commit') \
+         || ', autovacuum=' || current_setting('autovacuum') \
+         || ', max_wal_size=' || current_setting('max_wal_size')",
+    )
+    .await
 }
 
 pub(crate) async fn scalar_text(pool: &DatabaseConnection, sql: &str) -> anyhow::Result<String> {

@@ -93,13 +93,16 @@ pub const IMPORT: Profile = Profile {
     no_sql: "import: no SQL in flight (service CPU: gRPC decode, validation, conversion, envelopes; or waiting for rows)",
 };
 
+/// Whether `q` is one of the outbox relay's statements (its lease, the
+/// pending rows, their marking).
+pub fn is_relay(q: &str) -> bool {
+    q.starts_with("UPDATE outbox_lease") || q.starts_with("SELECT \"outbox\"") || q.starts_with("UPDATE \"outbox\" SET")
+}
+
 /// One category per session state and statement.
 fn classify(state: &str, query: &str) -> &'static str {
     let q = query.trim_start();
-    let relay = q.starts_with("UPDATE outbox_lease")
-        || q.starts_with("SELECT \"outbox\"")
-        || q.starts_with("UPDATE \"outbox\" SET \"published_time\"");
-    if relay {
+    if is_relay(q) {
         return if state == "active" {
             "relay: SQL (lease, SELECT pending, UPDATE published_time)"
         } else {

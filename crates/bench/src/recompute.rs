@@ -277,8 +277,7 @@ const PROFILE: Profile = Profile {
 
 fn classify(state: &str, query: &str) -> &'static str {
     let q = query.trim_start();
-    if q.starts_with("UPDATE outbox_lease") || q.starts_with("SELECT \"outbox\"") || q.starts_with("UPDATE \"outbox\"")
-    {
+    if crate::monitor::is_relay(q) {
         return "relay: publishing HealthScoreChanged (lease, SELECT pending, UPDATE published_time)";
     }
     if state.starts_with("idle in transaction") {
