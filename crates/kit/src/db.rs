@@ -9,6 +9,8 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::config::DatabaseConfig;
 
+pub mod copy;
+
 /// The SQLite URL of `<dir>/<service>.db`, creating `dir`.
 pub fn sqlite_url_in(dir: &Path, service: &str) -> anyhow::Result<String> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
@@ -84,6 +86,27 @@ pub fn text_in(
     values: &[&str],
 ) -> sea_orm::sea_query::SimpleExpr {
     one_of(db, col, sea_orm::sea_query::ArrayType::String, values.iter().map(|v| sea_orm::Value::from(*v)).collect())
+}
+
+/// `col` is one of `times`, bound as [`uuid_in`] binds ids.
+pub fn time_in(
+    db: &impl ConnectionTrait,
+    col: sea_orm::sea_query::SimpleExpr,
+    times: &[chrono::DateTime<chrono::Utc>],
+) -> sea_orm::sea_query::SimpleExpr {
+    one_of(
+        db,
+        col,
+        sea_orm::sea_query::ArrayType::ChronoDateTimeUtc,
+        times.iter().map(|t| sea_orm::Value::from(*t)).collect(),
+    )
+}
+
+/// A PostgreSQL array parameter of `items` mapped by `f` (for `unnest($n::…[])`
+/// statements). The driver's arrays hold no NULL: send a value and a
+/// "present" flag array instead.
+pub fn pg_array<T>(ty: sea_orm::sea_query::ArrayType, items: &[T], f: impl Fn(&T) -> sea_orm::Value) -> sea_orm::Value {
+    sea_orm::Value::Array(ty, Some(Box::new(items.iter().map(f).collect())))
 }
 
 fn one_of(

@@ -139,6 +139,14 @@ impl From<sea_orm::DbErr> for Error {
     }
 }
 
+/// Errors of statements sent through the driver itself (PostgreSQL's COPY,
+/// which the ORM does not speak) map as the ORM's do.
+impl From<sea_orm::sqlx::Error> for Error {
+    fn from(err: sea_orm::sqlx::Error) -> Error {
+        Error::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(err))))
+    }
+}
+
 fn is_connection_error(e: &sea_orm::sqlx::Error) -> bool {
     use sea_orm::sqlx::Error as E;
     matches!(e, E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_))

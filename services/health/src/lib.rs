@@ -9,6 +9,7 @@ pub mod domain;
 pub mod events;
 pub mod migration;
 pub mod recompute;
+pub mod rollups;
 pub mod scorer;
 pub mod store;
 
@@ -88,6 +89,7 @@ pub async fn build(cfg: &Config, kit: &Kit, events: &banso_events::Runtime) -> a
     let store = store::Store::new(db, signal);
     let scorer = scorer::Scorer::spawn(store.clone(), settings.score_step, events.shutdown.clone());
     let recompute = recompute::Recompute::spawn(store.clone(), settings.score_step, events.shutdown.clone());
+    let rollups = rollups::Rollups::spawn(store.clone(), scorer.clone(), events.shutdown.clone());
     spawn_pruning(store.clone(), settings.raw_retention, events.shutdown.clone());
     banso_events::bus::spawn_consumer(
         events.bus.clone(),
@@ -101,7 +103,7 @@ pub async fn build(cfg: &Config, kit: &Kit, events: &banso_events::Runtime) -> a
         Default::default(),
         events.shutdown.clone(),
     );
-    Ok(HealthServiceServer::new(api::HealthApi::new(store, settings, scorer, recompute, kit.clone()))
+    Ok(HealthServiceServer::new(api::HealthApi::new(store, settings, scorer, recompute, rollups, kit.clone()))
         .max_decoding_message_size(kit.max_message_bytes)
         .max_encoding_message_size(kit.max_message_bytes))
 }

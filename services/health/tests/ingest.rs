@@ -8,20 +8,10 @@ mod common;
 use std::time::Duration;
 
 use banso_proto::{accounts as apb, health as pb};
-use banso_testkit::{TestApp, TestRole as Role};
+use banso_testkit::TestRole as Role;
 use chrono::{DateTime, Timelike, Utc};
-use common::{Health, account, accounts, health, spawn};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use common::{Health, account, accounts, health, health_db, rolled_up, rows, spawn};
 use tonic::Code;
-
-async fn health_db(app: &TestApp) -> DatabaseConnection {
-    let url = banso_kit::db::url_for(&app.config, "health").unwrap();
-    banso_kit::db::connect(&url, "health", &app.config.database).await.unwrap()
-}
-
-async fn rows(db: &DatabaseConnection, sql: &str) -> Vec<sea_orm::QueryResult> {
-    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.unwrap()
-}
 
 fn ts(t: DateTime<Utc>) -> Option<pbjson_types::Timestamp> {
     Some(pbjson_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
@@ -70,6 +60,7 @@ async fn the_same_event_id_counts_once_across_batches_streams_and_retries() {
 
     // The rollups hold each event once: 3 report_exported by u1, login by u2 and u3.
     let db = health_db(&app).await;
+    rolled_up(&db).await;
     let usage = rows(&db, "SELECT event_name, events FROM daily_usage ORDER BY event_name").await;
     let got: Vec<(String, i64)> =
         usage.iter().map(|r| (r.try_get("", "event_name").unwrap(), r.try_get("", "events").unwrap())).collect();
@@ -171,6 +162,7 @@ async fn days_are_cut_in_the_tenant_time_zone() {
     }
     let mut h = health(&app, "acme", Role::Service);
     assert_eq!(summary(&batch(&mut h, vec![event("tz-1", &a, "u", "login", t)]).await), (1, 0, 0));
+    rolled_up(&db).await;
     let day: chrono::NaiveDate = rows(&db, "SELECT day FROM daily_usage").await[0].try_get("", "day").unwrap();
     assert_eq!(day, t.date_naive().succ_opt().unwrap(), "{t} is {day} in Tokyo");
 }

@@ -65,26 +65,8 @@ async fn account(app: &TestApp, s: &Spec) -> String {
         .await
         .unwrap()
         .into_inner();
-    wait_known(app, &a.id).await;
+    common::wait_known(app, TENANT, &a.id).await;
     a.id
-}
-
-async fn wait_known(app: &TestApp, id: &str) {
-    let mut h = health(app, Role::Service);
-    for _ in 0..1200 {
-        let probe = pb::SetMeasureValueRequest {
-            account_id: id.into(),
-            measure: "probe".into(),
-            value: None,
-            observe_time: None,
-        };
-        match h.set_measure_value(probe).await {
-            Ok(_) => return,
-            Err(s) if s.code() == Code::NotFound => tokio::time::sleep(Duration::from_millis(25)).await,
-            Err(s) => panic!("{s:?}"),
-        }
-    }
-    panic!("health never learned of account {id}");
 }
 
 async fn set_nps(app: &TestApp, id: &str, nps: f64) {
@@ -101,19 +83,7 @@ async fn set_nps(app: &TestApp, id: &str, nps: f64) {
 
 /// Waits until `check` holds for the account's health (NOT_FOUND counts as not yet).
 async fn until(app: &TestApp, id: &str, check: impl Fn(&pb::AccountHealth) -> bool) -> pb::AccountHealth {
-    let mut h = health(app, Role::Viewer);
-    let mut last = None;
-    for _ in 0..1200 {
-        if let Ok(r) = h.get_account_health(pb::GetAccountHealthRequest { account_id: id.into() }).await {
-            let r = r.into_inner();
-            if check(&r) {
-                return r;
-            }
-            last = Some(r);
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("account {id} never reached the expected health; last: {last:#?}");
+    common::health_until(&mut health(app, Role::Viewer), id, check).await
 }
 
 async fn list(h: &mut Health, filter: pb::AccountHealthFilter, order: pb::AccountHealthOrder) -> Vec<(String, f64)> {

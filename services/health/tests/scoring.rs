@@ -12,7 +12,7 @@ use banso_events::{Envelope, Handler, HandlerError, Payload, bus::spawn_consumer
 use banso_proto::{events as ev, health as pb};
 use banso_testkit::TestRole as Role;
 use chrono::Utc;
-use common::{Health, spawn};
+use common::{Health, health_until, spawn};
 use tonic::Code;
 
 mod common;
@@ -73,22 +73,6 @@ fn usage(id: &str, account: &str, user: &str) -> pb::UsageEvent {
         timestamp: Some(pbjson_types::Timestamp { seconds: now.timestamp(), nanos: 0 }),
         ..Default::default()
     }
-}
-
-/// Waits until the account's health satisfies `ok`.
-async fn health_until(h: &mut Health, account: &str, ok: impl Fn(&pb::AccountHealth) -> bool) -> pb::AccountHealth {
-    let mut last = None;
-    for _ in 0..400 {
-        if let Ok(r) = h.get_account_health(pb::GetAccountHealthRequest { account_id: account.into() }).await {
-            let r = r.into_inner();
-            if ok(&r) {
-                return r;
-            }
-            last = Some(r);
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("health never reached the expected state; last: {last:#?}");
 }
 
 struct Collector(Mutex<Vec<ev::HealthScoreChanged>>);

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003PortfolioJobs),
             Box::new(banso_events::outbox::PendingIndex),
             Box::new(M0004EventNameDays),
+            Box::new(M0005IngestBatches),
         ]
     }
 }
@@ -475,5 +476,52 @@ impl MigrationTrait for M0004EventNameDays {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("event_name_days").if_exists().to_owned()).await
+    }
+}
+
+/// Ingest batches, the queue of the rollups: an ingest stores its new raw
+/// events, all stamped with the batch's `ingest_time`, and this row, in one
+/// transaction, and acknowledges; the rollup task then folds the batch's
+/// events into `daily_usage`, `daily_users` and `event_name_days` and sets
+/// `rolled_up_time`, again in one transaction, so every stored event is
+/// counted exactly once however either side fails. The key makes a batch's
+/// `ingest_time` unique within its tenant; rows stay (rolled up) until the
+/// raw events they name are pruned, so a time is never reused.
+struct M0005IngestBatches;
+
+impl MigrationName for M0005IngestBatches {
+    fn name(&self) -> &str {
+        "m20261122_000005_ingest_batches"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0005IngestBatches {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("ingest_batches")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(timestamp_with_time_zone("ingest_time"))
+                .col(big_integer("events"))
+                .col(timestamp_with_time_zone_null("rolled_up_time"))
+                .primary_key(Index::create().col("tenant_id").col("ingest_time"))
+                .to_owned(),
+        )
+        .await?;
+        // The pending batches only: the rollup task's queue stays a few
+        // index entries however many batches are kept.
+        m.get_connection()
+            .execute_unprepared(
+                "CREATE INDEX IF NOT EXISTS ingest_batches_pending ON ingest_batches (ingest_time) \
+                 WHERE rolled_up_time IS NULL",
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("ingest_batches").if_exists().to_owned()).await
     }
 }

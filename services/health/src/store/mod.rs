@@ -1,18 +1,19 @@
 //! The repository: the only code that touches the `health` schema.
 
 mod bulk;
+mod ingest;
 pub mod jobs;
 pub mod portfolio;
 pub mod scores;
 mod segments;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use banso_events::outbox::OutboxSignal;
 use banso_kit::Result;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DbBackend, Statement,
     sea_query::{Alias, Expr, ExprTrait, OnConflict, PostgresQueryBuilder, Query, SqliteQueryBuilder},
 };
 use uuid::Uuid;
@@ -33,6 +34,7 @@ pub struct AcceptedEvent {
 
 pub use crate::domain::account::AccountRow;
 pub use bulk::ScoreWrite;
+pub use ingest::RolledUp;
 
 #[derive(Clone)]
 pub struct Store {
@@ -41,6 +43,11 @@ pub struct Store {
     /// One lock per tenant, held while a chunk's scores are computed from
     /// the stored ones and written ([`Store::scoring_lock`]).
     scoring: std::sync::Arc<std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>>,
+    /// The last batch time handed out by this process ([`Store::ingest`]).
+    batch_micros: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Whether the last batch this process checked held stored events: the
+    /// PostgreSQL ingest then looks before it copies ([`Store::ingest`]).
+    saw_duplicates: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Rows per multi-row statement: 11 values a usage event keeps every
@@ -58,7 +65,13 @@ pub(crate) fn build(conn: &impl ConnectionTrait, stmt: &impl sea_orm::sea_query:
 
 impl Store {
     pub fn new(db: DatabaseConnection, outbox: OutboxSignal) -> Self {
-        Store { db, outbox, scoring: Default::default() }
+        Store {
+            db,
+            outbox,
+            scoring: Default::default(),
+            batch_micros: Default::default(),
+            saw_duplicates: Default::default(),
+        }
     }
 
     /// Serializes scoring of `tenant` in this process. The live scorer and a
@@ -227,228 +240,6 @@ impl Store {
             }
         }
         Ok((known, by_external))
-    }
-
-    // ----- ingest -----
-
-    /// Stores the events not stored before (by tenant and event_id) and adds
-    /// exactly those to the daily rollups, in one transaction. Returns the
-    /// event ids stored now; the others were duplicates.
-    pub async fn ingest(&self, tenant: &str, events: &[AcceptedEvent]) -> Result<HashSet<String>> {
-        let mut inserted = HashSet::new();
-        if events.is_empty() {
-            return Ok(inserted);
-        }
-        let now = Utc::now();
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            // PostgreSQL: the whole batch as one statement of 11 parameters,
-            // the columns as arrays (UNNEST). Its text never changes, so it is
-            // parsed and planned once per connection, where multi-row VALUES
-            // made a new 22,000-parameter statement for every chunk. The
-            // events insert RETURNs what it stored, and two data-modifying
-            // CTEs add exactly those rows to the rollups (and the days their
-            // names were used to `event_name_days`), all in the
-            // statement's single transaction (as below for SQLite): a retried
-            // batch stores nothing and adds nothing. The rollup rows are
-            // written in key order, so concurrent batches lock them in the
-            // same order. A NULL duration travels as NaN (validation never
-            // lets a NaN through); the properties go as text through jsonb,
-            // stored exactly as a bound JSON value would be.
-            const SQL: &str = "\
-                WITH input AS ( \
-                  SELECT * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[], \
-                    $7::date[], $8::float8[], $9::float8[], $10::text[]) WITH ORDINALITY \
-                    AS t(event_id, account_id, user_key, event_name, occur_time, day, quantity, duration_secs, \
-                         properties, ord)), \
-                stored AS ( \
-                  INSERT INTO usage_events (tenant_id, event_id, account_id, user_key, event_name, occur_time, day, \
-                    quantity, duration_secs, properties, ingest_time) \
-                  SELECT $1, event_id, account_id, user_key, event_name, occur_time, day, quantity, \
-                    NULLIF(duration_secs, 'NaN'::float8), properties::jsonb::json, $11 \
-                  FROM input ORDER BY ord \
-                  ON CONFLICT (tenant_id, event_id) DO NOTHING \
-                  RETURNING event_id, account_id, user_key, event_name, day, quantity, duration_secs), \
-                usage AS ( \
-                  INSERT INTO daily_usage (tenant_id, account_id, day, event_name, events, quantity, duration_secs) \
-                  SELECT $1, account_id, day, event_name, count(*), sum(quantity), sum(coalesce(duration_secs, 0)) \
-                  FROM stored GROUP BY account_id, day, event_name ORDER BY account_id, day, event_name \
-                  ON CONFLICT (tenant_id, account_id, day, event_name) DO UPDATE SET \
-                    events = daily_usage.events + excluded.events, \
-                    quantity = daily_usage.quantity + excluded.quantity, \
-                    duration_secs = daily_usage.duration_secs + excluded.duration_secs), \
-                users AS ( \
-                  INSERT INTO daily_users (tenant_id, account_id, day, event_name, user_key) \
-                  SELECT DISTINCT $1, account_id, day, event_name, user_key FROM stored WHERE user_key <> '' \
-                  ORDER BY 2, 3, 4, 5 \
-                  ON CONFLICT (tenant_id, account_id, day, event_name, user_key) DO NOTHING), \
-                names AS ( \
-                  INSERT INTO event_name_days (tenant_id, day, event_name) \
-                  SELECT DISTINCT $1, day, event_name FROM stored ORDER BY 2, 3 \
-                  ON CONFLICT (tenant_id, day, event_name) DO NOTHING) \
-                SELECT event_id FROM stored";
-            use sea_orm::sea_query::ArrayType;
-            let array = |ty: ArrayType, values: Vec<Value>| Value::Array(ty, Some(Box::new(values)));
-            let column = |ty: ArrayType, f: &dyn Fn(&AcceptedEvent) -> Value| array(ty, events.iter().map(f).collect());
-            let values = vec![
-                Value::from(tenant),
-                column(ArrayType::String, &|e| e.event_id.clone().into()),
-                column(ArrayType::Uuid, &|e| e.account_id.into()),
-                column(ArrayType::String, &|e| e.user_key.clone().into()),
-                column(ArrayType::String, &|e| e.event_name.clone().into()),
-                column(ArrayType::ChronoDateTimeUtc, &|e| e.occur_time.into()),
-                column(ArrayType::ChronoDate, &|e| e.day.into()),
-                column(ArrayType::Double, &|e| e.quantity.into()),
-                column(ArrayType::Double, &|e| e.duration_secs.unwrap_or(f64::NAN).into()),
-                column(ArrayType::String, &|e| e.properties.to_string().into()),
-                Value::from(now),
-            ];
-            let rows = self.db.query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, SQL, values)).await?;
-            for r in rows {
-                inserted.insert(r.try_get::<String>("", "event_id")?);
-            }
-            return Ok(inserted);
-        }
-        let txn = self.db.begin().await?;
-        for chunk in events.chunks(CHUNK) {
-            let mut q = Query::insert();
-            q.into_table(Alias::new("usage_events")).columns(
-                [
-                    "tenant_id",
-                    "event_id",
-                    "account_id",
-                    "user_key",
-                    "event_name",
-                    "occur_time",
-                    "day",
-                    "quantity",
-                    "duration_secs",
-                    "properties",
-                    "ingest_time",
-                ]
-                .map(Alias::new),
-            );
-            for e in chunk {
-                q.values_panic([
-                    tenant.into(),
-                    e.event_id.clone().into(),
-                    e.account_id.into(),
-                    e.user_key.clone().into(),
-                    e.event_name.clone().into(),
-                    e.occur_time.into(),
-                    e.day.into(),
-                    e.quantity.into(),
-                    e.duration_secs.into(),
-                    Expr::val(Value::Json(Some(Box::new(e.properties.clone())))),
-                    now.into(),
-                ]);
-            }
-            q.on_conflict(
-                OnConflict::columns([Alias::new("tenant_id"), Alias::new("event_id")]).do_nothing().to_owned(),
-            )
-            .returning_col(Alias::new("event_id"));
-            for r in txn.query_all_raw(build(&txn, &q)).await? {
-                inserted.insert(r.try_get::<String>("", "event_id")?);
-            }
-        }
-        // Only what was stored now counts, so a retried batch adds nothing.
-        let mut usage: BTreeMap<(Uuid, NaiveDate, &str), (i64, f64, f64)> = BTreeMap::new();
-        let mut users: BTreeMap<(Uuid, NaiveDate, &str, &str), ()> = BTreeMap::new();
-        let mut seen = HashSet::new();
-        for e in events.iter().filter(|e| inserted.contains(&e.event_id)) {
-            // The same new id twice in one batch was stored once.
-            if !seen.insert(e.event_id.as_str()) {
-                continue;
-            }
-            let u = usage.entry((e.account_id, e.day, e.event_name.as_str())).or_default();
-            u.0 += 1;
-            u.1 += e.quantity;
-            u.2 += e.duration_secs.unwrap_or(0.0);
-            if !e.user_key.is_empty() {
-                users.insert((e.account_id, e.day, e.event_name.as_str(), e.user_key.as_str()), ());
-            }
-        }
-        let usage: Vec<_> = usage.into_iter().collect();
-        for chunk in usage.chunks(CHUNK) {
-            let mut q = Query::insert();
-            q.into_table(Alias::new("daily_usage")).columns(
-                ["tenant_id", "account_id", "day", "event_name", "events", "quantity", "duration_secs"].map(Alias::new),
-            );
-            for ((account, day, name), (n, qty, dur)) in chunk {
-                q.values_panic([
-                    tenant.into(),
-                    (*account).into(),
-                    (*day).into(),
-                    (*name).into(),
-                    (*n).into(),
-                    (*qty).into(),
-                    (*dur).into(),
-                ]);
-            }
-            // Incremental: add to what the day already holds.
-            q.on_conflict(
-                OnConflict::columns(["tenant_id", "account_id", "day", "event_name"].map(Alias::new))
-                    .value(Alias::new("events"), Expr::cust("daily_usage.events + excluded.events"))
-                    .value(Alias::new("quantity"), Expr::cust("daily_usage.quantity + excluded.quantity"))
-                    .value(
-                        Alias::new("duration_secs"),
-                        Expr::cust("daily_usage.duration_secs + excluded.duration_secs"),
-                    )
-                    .to_owned(),
-            );
-            txn.execute_raw(build(&txn, &q)).await?;
-        }
-        let names: BTreeSet<(NaiveDate, &str)> = usage.iter().map(|((_, day, name), _)| (*day, *name)).collect();
-        let names: Vec<_> = names.into_iter().collect();
-        for chunk in names.chunks(CHUNK) {
-            let mut q = Query::insert();
-            q.into_table(Alias::new("event_name_days")).columns(["tenant_id", "day", "event_name"].map(Alias::new));
-            for (day, name) in chunk {
-                q.values_panic([tenant.into(), (*day).into(), (*name).into()]);
-            }
-            q.on_conflict(
-                OnConflict::columns(["tenant_id", "day", "event_name"].map(Alias::new)).do_nothing().to_owned(),
-            );
-            txn.execute_raw(build(&txn, &q)).await?;
-        }
-        let users: Vec<_> = users.into_keys().collect();
-        for chunk in users.chunks(CHUNK) {
-            let mut q = Query::insert();
-            q.into_table(Alias::new("daily_users"))
-                .columns(["tenant_id", "account_id", "day", "event_name", "user_key"].map(Alias::new));
-            for (account, day, name, user) in chunk {
-                q.values_panic([tenant.into(), (*account).into(), (*day).into(), (*name).into(), (*user).into()]);
-            }
-            q.on_conflict(
-                OnConflict::columns(["tenant_id", "account_id", "day", "event_name", "user_key"].map(Alias::new))
-                    .do_nothing()
-                    .to_owned(),
-            );
-            txn.execute_raw(build(&txn, &q)).await?;
-        }
-        txn.commit().await?;
-        Ok(inserted)
-    }
-
-    /// Deletes raw usage events ingested before `cutoff`, at most `batch`
-    /// at a time; returns how many went. Rollups keep their counts: raw
-    /// events are only the audit trail and the idempotency keys, and an
-    /// event older than the late window is refused anyway.
-    pub async fn prune_raw_events(&self, cutoff: DateTime<Utc>, batch: u64) -> Result<u64> {
-        let stmt = Statement::from_sql_and_values(
-            self.db.get_database_backend(),
-            match self.db.get_database_backend() {
-                DbBackend::Postgres => {
-                    "DELETE FROM usage_events WHERE (tenant_id, event_id) IN \
-                     (SELECT tenant_id, event_id FROM usage_events WHERE ingest_time < $1 LIMIT $2)"
-                }
-                _ => {
-                    "DELETE FROM usage_events WHERE (tenant_id, event_id) IN \
-                     (SELECT tenant_id, event_id FROM usage_events WHERE ingest_time < ? LIMIT ?)"
-                }
-            },
-            [cutoff.into(), (batch as i64).into()],
-        );
-        Ok(self.db.execute_raw(stmt).await?.rows_affected())
     }
 
     // ----- external measures -----

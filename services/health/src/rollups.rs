@@ -1,0 +1,87 @@
+//! The rollup task: folds ingested batches into the daily rollups and
+//! queues the accounts they touched for the live scorer.
+//!
+//! Ingest acknowledges once a batch's raw events are stored
+//! ([`Store::ingest`]); the rollups are derived from them here, off the
+//! request path, so the acknowledgement costs what storing the events costs.
+//! An ingest wakes the task at once, so in steady flow a batch is rolled up
+//! milliseconds after it is acknowledged; under a burst the task folds
+//! several batches per transaction and catches up. The queue is the
+//! `ingest_batches` table, so a batch acknowledged just before a crash is
+//! rolled up after the restart, by this replica or any other (they poll).
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{scorer::Scorer, store::Store};
+
+/// Batches folded per transaction at most (5,000 events each at most).
+const BATCHES_PER_ROUND: u64 = 16;
+/// How often the task looks for pending batches nobody woke it for: those
+/// of a replica that stopped before rolling them up.
+const POLL: Duration = Duration::from_secs(1);
+/// Pause after a failed round (the database is away, say).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+pub const ROLLED_UP_EVENTS_TOTAL: &str = "banso_health_rolled_up_events_total";
+pub const ROLLUP_LAG_SECONDS: &str = "banso_health_rollup_lag_seconds";
+
+/// Wakes the rollup task.
+#[derive(Clone)]
+pub struct Rollups {
+    wake: Arc<Notify>,
+}
+
+impl Rollups {
+    /// Starts the task; it stops with `shutdown`, after its current round
+    /// (what is left pending is rolled up after the next start).
+    pub fn spawn(store: Store, scorer: Scorer, shutdown: CancellationToken) -> Rollups {
+        let wake = Arc::new(Notify::new());
+        let woken = wake.clone();
+        tokio::spawn(async move {
+            loop {
+                let pause = drain(&store, &scorer, &shutdown).await;
+                tokio::select! {
+                    _ = woken.notified(), if pause.is_none() => {}
+                    _ = tokio::time::sleep(pause.unwrap_or(POLL)) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        });
+        Rollups { wake }
+    }
+
+    /// A batch was stored: roll it up now. (A wake-up while the task is busy
+    /// is kept, so none is lost.)
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Rolls up until nothing is pending; `Some(pause)` after a failure.
+async fn drain(store: &Store, scorer: &Scorer, shutdown: &CancellationToken) -> Option<Duration> {
+    while !shutdown.is_cancelled() {
+        match store.roll_up(BATCHES_PER_ROUND).await {
+            Ok(Some(done)) => {
+                metrics::counter!(ROLLED_UP_EVENTS_TOTAL).increment(done.events.max(0) as u64);
+                if let Some(oldest) = done.oldest {
+                    let lag = (chrono::Utc::now() - oldest).to_std().unwrap_or_default();
+                    metrics::histogram!(ROLLUP_LAG_SECONDS).record(lag.as_secs_f64());
+                }
+                for (tenant, accounts) in &done.touched {
+                    for account in accounts {
+                        scorer.account(tenant, *account);
+                    }
+                }
+            }
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "rolling up ingested usage failed; retrying");
+                return Some(RETRY_AFTER);
+            }
+        }
+    }
+    None
+}
