@@ -457,8 +457,9 @@ impl Store {
         );
         let deleted = self.db.execute_raw(stmt).await?.rows_affected();
         if deleted < batch {
-            // The batches' events are gone: their times may not be reused
-            // before now, and cannot be (batch times only grow).
+            // Their events are gone, so the rows no longer guard a time in
+            // use; and batch times come from the clock, so a time before the
+            // cutoff is not handed out again.
             let q = Query::delete()
                 .from_table(Alias::new("ingest_batches"))
                 .and_where(Expr::col(Alias::new("ingest_time")).lt(cutoff))

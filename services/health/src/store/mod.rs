@@ -93,28 +93,13 @@ impl Store {
     // ----- the accounts projection -----
 
     pub async fn upsert_account(&self, conn: &impl ConnectionTrait, tenant: &str, a: &AccountRow) -> Result<()> {
-        let updated = [
-            "external_id",
-            "name",
-            "lifecycle_stage",
-            "touch_model",
-            "arr_currency",
-            "arr_amount_minor",
-            "renewal_date",
-            "contract_start_date",
-            "industry",
-            "employee_count",
-            "revenue_band",
-            "region",
-            "plan_tier",
-            "owner_id",
-            "tags",
-            "attributes",
-            "update_time",
-        ];
+        // Every projected column but the key, then when it changed; the
+        // values below follow this order.
+        let updated: Vec<&str> =
+            ACCOUNT_COLUMNS.iter().copied().filter(|c| *c != "account_id").chain(["update_time"]).collect();
         let mut q = Query::insert();
         q.into_table(Alias::new("accounts"))
-            .columns(["account_id", "tenant_id", "deleted"].into_iter().chain(updated).map(Alias::new))
+            .columns(["account_id", "tenant_id", "deleted"].into_iter().chain(updated.iter().copied()).map(Alias::new))
             .values_panic([
                 a.account_id.into(),
                 tenant.into(),
@@ -138,7 +123,9 @@ impl Store {
                 Utc::now().into(),
             ])
             .on_conflict(
-                OnConflict::column(Alias::new("account_id")).update_columns(updated.map(Alias::new)).to_owned(),
+                OnConflict::column(Alias::new("account_id"))
+                    .update_columns(updated.into_iter().map(Alias::new))
+                    .to_owned(),
             );
         conn.execute_raw(build(conn, &q)).await?;
         Ok(())
