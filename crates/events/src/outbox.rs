@@ -75,13 +75,13 @@ pub async fn record_many(conn: &impl ConnectionTrait, envelopes: &[Envelope]) ->
     }
     if conn.get_database_backend() == DbBackend::Postgres {
         let b = PgBatch::new(envelopes);
-        let array = |ty, values: Vec<Value>| Value::Array(ty, Some(Box::new(values)));
-        let strings = |v: Vec<String>| array(ArrayType::String, v.into_iter().map(Value::from).collect());
-        let payloads = b.payloads.into_iter().map(|p| Value::Bytes(Some(p))).collect();
+        use banso_kit::db::pg_array;
+        let strings = |v: &[String]| pg_array(ArrayType::String, v, |s| Value::from(s.as_str()));
+        let payloads = pg_array(ArrayType::Bytes, &b.payloads, |p| Value::Bytes(Some(p.clone())));
         conn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             PgBatch::INSERT,
-            [strings(b.ids), strings(b.tenants), strings(b.subjects), array(ArrayType::Bytes, payloads), b.now.into()],
+            [strings(&b.ids), strings(&b.tenants), strings(&b.subjects), payloads, b.now.into()],
         ))
         .await?;
         return Ok(());
@@ -334,10 +334,7 @@ impl Relay {
             txn.execute_raw(Statement::from_sql_and_values(
                 backend,
                 "UPDATE \"outbox\" SET \"published_time\" = $1 WHERE seq = ANY($2)",
-                [
-                    now.into(),
-                    Value::Array(ArrayType::BigInt, Some(Box::new(seqs.into_iter().map(Value::from).collect()))),
-                ],
+                [now.into(), banso_kit::db::pg_array(ArrayType::BigInt, &seqs, |s| Value::from(*s))],
             ))
             .await?;
         } else {

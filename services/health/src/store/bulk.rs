@@ -49,7 +49,7 @@ fn upsert_health_pg(tenant: &str, read_time: DateTime<Utc>, writes: &[ScoreWrite
            change_7d = excluded.change_7d, change_30d = excluded.change_30d, read_micros = excluded.read_micros \
          WHERE account_health.read_micros <= excluded.read_micros \
          RETURNING account_id";
-    let array = |ty, f: &dyn Fn(&ScoreWrite) -> Value| Value::Array(ty, Some(Box::new(writes.iter().map(f).collect())));
+    let array = |ty, f: &dyn Fn(&ScoreWrite) -> Value| banso_kit::db::pg_array(ty, writes, f);
     let contributions = |w: &ScoreWrite| Value::from(serde_json::to_string(&w.contributions).expect("serializes"));
     sea_orm::Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
@@ -258,10 +258,8 @@ impl Store {
                    WHERE tenant_id = $1 AND account_id = a.id AND kind = 'daily' AND day <= $3 \
                    ORDER BY day DESC LIMIT 1) AS h";
             for chunk in ids.chunks(CHUNK) {
-                let array = sea_orm::Value::Array(
-                    sea_orm::sea_query::ArrayType::Uuid,
-                    Some(Box::new(chunk.iter().map(|id| sea_orm::Value::from(*id)).collect())),
-                );
+                let array =
+                    banso_kit::db::pg_array(sea_orm::sea_query::ArrayType::Uuid, chunk, |id| sea_orm::Value::from(*id));
                 let stmt = sea_orm::Statement::from_sql_and_values(
                     sea_orm::DbBackend::Postgres,
                     LATEST,
@@ -358,9 +356,7 @@ impl Store {
             const INSERT: &str = "INSERT INTO measure_snapshots (tenant_id, measure, account_id, value) \
                  SELECT $1, m, a, v FROM unnest($2::text[], $3::uuid[], $4::float8[]) AS t(m, a, v)";
             for chunk in values.chunks(CHUNK * 10) {
-                let array = |ty, f: &dyn Fn(&(Uuid, &str, f64)) -> Value| {
-                    Value::Array(ty, Some(Box::new(chunk.iter().map(f).collect())))
-                };
+                let array = |ty, f: &dyn Fn(&(Uuid, &str, f64)) -> Value| banso_kit::db::pg_array(ty, chunk, f);
                 let stmt = sea_orm::Statement::from_sql_and_values(
                     sea_orm::DbBackend::Postgres,
                     INSERT,
