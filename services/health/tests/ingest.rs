@@ -205,3 +205,36 @@ async fn external_measures_are_set_cleared_and_checked() {
     let mut other = health(&app, "globex", Role::Service);
     assert_eq!(other.set_measure_value(set("nps", Some(1.0))).await.unwrap_err().code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn a_batch_nobody_announced_is_rolled_up_by_the_running_service() {
+    // A batch stored without waking this replica's rollup task: one that
+    // another replica acknowledged just before it stopped, say. The task
+    // looks for pending batches on its own and folds it.
+    let app = spawn().await;
+    let a = account(&app, "acme", "A", "crm-r").await;
+    let db = health_db(&app).await;
+    let other_replica = banso_health::store::Store::new(db.clone(), Default::default());
+    let now = Utc::now() - chrono::Duration::minutes(1);
+    let stored_elsewhere = banso_health::store::AcceptedEvent {
+        event_id: "from-elsewhere".into(),
+        account_id: a.parse().unwrap(),
+        user_key: "u1".into(),
+        event_name: "login".into(),
+        occur_time: now,
+        day: now.date_naive(),
+        quantity: 1.0,
+        duration_secs: None,
+        properties: serde_json::json!({}),
+    };
+    let stored = other_replica.ingest("acme", &[stored_elsewhere]).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    rolled_up(&db).await;
+    let usage = rows(&db, "SELECT events FROM daily_usage WHERE event_name = 'login'").await;
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0].try_get::<i64>("", "events").unwrap(), 1);
+    // And the service counts the same id as a duplicate from then on.
+    let mut h = health(&app, "acme", Role::Service);
+    let r = batch(&mut h, vec![event("from-elsewhere", &a, "u1", "login", now)]).await;
+    assert_eq!(summary(&r), (0, 1, 0));
+}
