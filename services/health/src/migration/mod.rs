@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(banso_events::outbox::PendingIndex),
             Box::new(M0004EventNameDays),
             Box::new(M0005IngestBatches),
+            Box::new(M0006BatchIndex),
         ]
     }
 }
@@ -523,5 +524,50 @@ impl MigrationTrait for M0005IngestBatches {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("ingest_batches").if_exists().to_owned()).await
+    }
+}
+
+/// The rollup task reads a batch's events by `ingest_time` and tenant. With
+/// only `(ingest_time)` indexed, a planner whose statistics predate the
+/// table's growth could as well pick `(tenant_id, account_id, occur_time)`
+/// and read the tenant's every event per statement (measured: 53 such scans
+/// reading 4,494,314 rows to roll up 200,000 events, docs/benchmarks.md).
+/// An index matching both conditions is the cheapest plan whatever the
+/// statistics say; pruning uses its leading `ingest_time` as before.
+struct M0006BatchIndex;
+
+impl MigrationName for M0006BatchIndex {
+    fn name(&self) -> &str {
+        "m20261122_000006_usage_events_batch_index"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0006BatchIndex {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_index(
+            Index::create()
+                .name("usage_events_batch")
+                .table("usage_events")
+                .col("ingest_time")
+                .col("tenant_id")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.drop_index(Index::drop().name("usage_events_ingest_time").table("usage_events").if_exists().to_owned()).await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_index(
+            Index::create()
+                .name("usage_events_ingest_time")
+                .table("usage_events")
+                .col("ingest_time")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.drop_index(Index::drop().name("usage_events_batch").table("usage_events").if_exists().to_owned()).await
     }
 }
