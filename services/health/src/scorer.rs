@@ -52,7 +52,7 @@ const LIVE_CHUNK: usize = 500;
 /// about three rounds, and in steady flow within a few milliseconds more.
 const MAX_REST: std::time::Duration = std::time::Duration::from_secs(1);
 /// The live scorer rests this many times as long as its last round took.
-const REST_PER_ROUND: u32 = 2;
+const REST_PER_ROUND: u32 = 3;
 
 /// What scoring a tenant's accounts needs beyond the accounts' own inputs,
 /// read once per batch or job.
@@ -422,8 +422,8 @@ impl Scorer {
                 // Rescoring is background work beside the ingest its clients
                 // wait on: under a burst that touches every account, back to
                 // back rounds would take a core and rescore each account
-                // over and over. Resting twice as long as the round took
-                // keeps the scorer to a third of the time at most, and lets
+                // over and over. Resting three times as long as the round
+                // took keeps the scorer to a quarter of the time at most, and lets
                 // the next round take in more; a round of a few accounts
                 // rests a few ms.
                 let rest = (round.elapsed() * REST_PER_ROUND).min(MAX_REST);
