@@ -22,7 +22,7 @@ const BATCHES_PER_ROUND: u64 = 16;
 /// How often the task looks for pending batches nobody woke it for: those
 /// of a replica that stopped before rolling them up.
 const POLL: Duration = Duration::from_secs(1);
-/// The longest the task rests after rolling up.
+/// The longest the task rests after catching up.
 const MAX_REST: Duration = Duration::from_millis(500);
 /// Pause after a failed round (the database is away, say).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -46,11 +46,13 @@ impl Rollups {
             loop {
                 let round = std::time::Instant::now();
                 let pause = drain(&store, &scorer, &shutdown).await;
-                // After work, rest as long as it took: under a burst the
-                // next round folds the batches that came meanwhile in one
-                // go, fewer rollup rows per event, and ingest keeps at least
-                // half the time; in steady flow a round and its rest are
-                // milliseconds.
+                // Caught up: rest as long as catching up took. Under a burst
+                // the next round then folds the batches that came meanwhile
+                // in one go (fewer rollup rows per event) rather than each
+                // as it comes, and the ingest has the cores meanwhile. While
+                // behind, `drain` folds up to 16 batches a round without
+                // resting, so resting never makes the rollups fall behind.
+                // In steady flow a round and its rest are milliseconds.
                 let rest = round.elapsed().min(MAX_REST);
                 tokio::select! {
                     _ = tokio::time::sleep(rest) => {}
