@@ -84,6 +84,27 @@ async fn copy_events(
     Ok(())
 }
 
+/// `INSERT INTO table (key) SELECT DISTINCT key … ORDER BY key ON CONFLICT DO
+/// NOTHING` over `select`'s rows: in key order, so that concurrent folds take
+/// the rows' locks in the same order.
+fn insert_distinct(
+    table: &str,
+    key: &[&str],
+    mut select: SelectStatement,
+) -> Result<sea_orm::sea_query::InsertStatement> {
+    select.distinct().columns(key.iter().map(|c| Alias::new(*c)));
+    for c in key {
+        select.order_by(Alias::new(*c), Order::Asc);
+    }
+    Ok(Query::insert()
+        .into_table(Alias::new(table))
+        .columns(key.iter().map(|c| Alias::new(*c)))
+        .select_from(select)
+        .map_err(|e| banso_kit::Error::Internal(e.into()))?
+        .on_conflict(OnConflict::columns(key.iter().map(|c| Alias::new(*c))).do_nothing().to_owned())
+        .to_owned())
+}
+
 fn unique_violation(e: &sea_orm::sqlx::Error) -> bool {
     e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505")
 }
@@ -375,36 +396,15 @@ impl Store {
             touched.dedup();
             out.touched.insert(tenant.clone(), touched);
 
-            let user_key = ["tenant_id", "account_id", "day", "event_name", "user_key"].map(Alias::new);
             let mut users = Query::select();
-            users.distinct().columns(user_key.clone()).and_where(Expr::col(Alias::new("user_key")).ne(""));
+            users.and_where(Expr::col(Alias::new("user_key")).ne(""));
             events_of(&mut users);
-            for c in user_key.clone() {
-                users.order_by(c, Order::Asc);
-            }
-            let q = Query::insert()
-                .into_table(Alias::new("daily_users"))
-                .columns(user_key.clone())
-                .select_from(users)
-                .map_err(|e| banso_kit::Error::Internal(e.into()))?
-                .on_conflict(OnConflict::columns(user_key).do_nothing().to_owned())
-                .to_owned();
+            let q =
+                insert_distinct("daily_users", &["tenant_id", "account_id", "day", "event_name", "user_key"], users)?;
             txn.execute_raw(build(&txn, &q)).await?;
-
-            let name_key = ["tenant_id", "day", "event_name"].map(Alias::new);
             let mut names = Query::select();
-            names.distinct().columns(name_key.clone());
             events_of(&mut names);
-            for c in name_key.clone() {
-                names.order_by(c, Order::Asc);
-            }
-            let q = Query::insert()
-                .into_table(Alias::new("event_name_days"))
-                .columns(name_key.clone())
-                .select_from(names)
-                .map_err(|e| banso_kit::Error::Internal(e.into()))?
-                .on_conflict(OnConflict::columns(name_key).do_nothing().to_owned())
-                .to_owned();
+            let q = insert_distinct("event_name_days", &["tenant_id", "day", "event_name"], names)?;
             txn.execute_raw(build(&txn, &q)).await?;
         }
         txn.commit().await?;
