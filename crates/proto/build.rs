@@ -6,6 +6,7 @@ use std::{env, fs, path::PathBuf};
 
 use prost::Message;
 
+#[allow(clippy::disallowed_methods, reason = "cargo hands a build script its paths in the environment")]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let mut files = Vec::new();

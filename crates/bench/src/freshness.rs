@@ -171,13 +171,14 @@ async fn phases(args: &Args, h: &Harness) -> anyhow::Result<Report> {
     // The bench's consumers: HealthScoreChanged from the service, probes from itself.
     let bus = h.events.bus.clone();
     let (tx, mut seen) = mpsc::unbounded_channel();
-    banso_events::bus::spawn_consumer(
+    banso_events::bus::supervise_consumer(
+        &h.events.supervisor,
+        "bench",
         bus.clone(),
         "bench-freshness",
         vec![banso_events::envelope::all_of(banso_health::NAME)],
         Arc::new(Observer(tx)),
         Default::default(),
-        h.events.shutdown.clone(),
     );
     // The first scores (0, one an account) arrive first: wait them out.
     let mut initial = 0;
@@ -319,13 +320,14 @@ async fn probe(args: &Args, h: &Harness) -> anyhow::Result<(Vec<f64>, usize)> {
     let source = "benchprobe";
     bus.prepare_source(source).await?;
     let (tx, mut seen) = mpsc::unbounded_channel();
-    banso_events::bus::spawn_consumer(
+    banso_events::bus::supervise_consumer(
+        &h.events.supervisor,
+        "bench",
         bus.clone(),
         "bench-probe",
         vec![banso_events::envelope::all_of(source)],
         Arc::new(Observer(tx)),
         Default::default(),
-        h.events.shutdown.clone(),
     );
     let n = (u64::from(args.rate) * args.probe_secs) as usize;
     let gap = Duration::from_secs_f64(1.0 / f64::from(args.rate));

@@ -5,10 +5,12 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use banso_events::service::Context as ServiceContext;
 use banso_kit::{
     auth::{DevTokenIssuer, Role},
     config::{Config, Vars},
     server::{self, Kit, RunningServer, ServiceSet},
+    supervise::Supervisor,
 };
 use banso_testkit::Bearer;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -138,7 +140,7 @@ impl Harness {
             }
             None => (Arc::new(banso_events::embedded::EmbeddedBus::open(&bus_dir.join("bus")).await?), None),
         };
-        let events = banso_events::Runtime { bus, shutdown: CancellationToken::new() };
+        let events = banso_events::Runtime { bus, supervisor: Supervisor::new(CancellationToken::new()) };
         let mut harness = Harness {
             config: config.clone(),
             channel: Channel::from_static("http://127.0.0.1:1").connect_lazy(),
@@ -162,18 +164,17 @@ impl Harness {
     }
 
     async fn boot(&mut self, kit: &Kit, service: Service) -> anyhow::Result<()> {
+        let cx = ServiceContext { config: &self.config, kit, runtime: &self.events };
         let services = match service {
-            Service::Accounts { relay: true } => {
-                ServiceSet::new().with(banso_accounts::build(&self.config, kit, &self.events).await?)
-            }
+            Service::Accounts { relay: true } => (banso_accounts::SERVICE.build)(&cx, ServiceSet::new()).await?,
             Service::Accounts { relay: false } => {
                 let db = banso_accounts::connect(&self.config).await?;
                 ServiceSet::new().with(banso_accounts::service(db, banso_events::outbox::OutboxSignal::default(), kit))
             }
-            Service::Health => ServiceSet::new().with(banso_health::build(&self.config, kit, &self.events).await?),
+            Service::Health => (banso_health::SERVICE.build)(&cx, ServiceSet::new()).await?,
         };
         let auth = server::auth_layer(&self.config)?;
-        let running = server::start(&self.config.server, auth, services, CancellationToken::new()).await?;
+        let running = server::start(&self.config.server, auth, services, &self.events.supervisor).await?;
         let addr = running.grpc_addr;
         self.grpc_addr = addr.to_string();
         self.server = Some(running);
@@ -217,7 +218,7 @@ impl Harness {
 
     /// Stops the server and the relay, then drops the database (unless kept).
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        self.events.shutdown.cancel();
+        self.events.shutdown().cancel();
         if let Some(s) = self.server.take() {
             s.shutdown();
             s.wait().await?;

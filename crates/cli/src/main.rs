@@ -10,13 +10,14 @@
 use std::{path::Path, time::Duration};
 
 use anyhow::Context as _;
+use banso::{SERVICES, service, service_names};
+use banso_events::ServiceDef;
 use banso_kit::{
     auth::{DevTokenIssuer, Role, valid_tenant_id},
     config::{Config, Secret, Vars},
-    server::{self, Kit, ServiceSet},
-    telemetry,
+    server, telemetry,
 };
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum, builder::PossibleValuesParser};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -24,23 +25,6 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Service {
-    Accounts,
-    Health,
-}
-
-impl Service {
-    const ALL: [Service; 2] = [Service::Accounts, Service::Health];
-
-    fn name(self) -> &'static str {
-        match self {
-            Service::Accounts => banso_accounts::NAME,
-            Service::Health => banso_health::NAME,
-        }
-    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -80,9 +64,15 @@ enum Command {
         tenant: String,
     },
     /// Run one service, configured from BANSO_* environment variables.
-    Serve { service: Service },
+    Serve {
+        #[arg(value_parser = PossibleValuesParser::new(service_names()))]
+        service: String,
+    },
     /// Apply database migrations (of one service, or all) and exit.
-    Migrate { service: Option<Service> },
+    Migrate {
+        #[arg(value_parser = PossibleValuesParser::new(service_names()))]
+        service: Option<String>,
+    },
     /// Mint a development token (HS256; needs BANSO_JWT_HS256_SECRET or `banso up`'s data directory).
     Token {
         #[arg(long, default_value = "default")]
@@ -110,21 +100,19 @@ async fn main() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up { data_dir, grpc_addr, admin_addr, tenant } => up(data_dir, grpc_addr, admin_addr, tenant).await,
-        Command::Serve { service } => {
+        Command::Serve { service: name } => {
             let config = Config::from_env()?;
-            serve(config, &[service], None).await
+            let def = service(&name).with_context(|| format!("no service {name:?}"))?;
+            serve(config, &[def], None).await
         }
-        Command::Migrate { service } => {
+        Command::Migrate { service: name } => {
             let config = Config::from_env()?;
-            let _telemetry = telemetry::init("banso-migrate", config.log_format, &config.log_filter)?;
-            for s in service.map(|s| vec![s]).unwrap_or(Service::ALL.to_vec()) {
-                match s {
-                    Service::Accounts => drop(banso_accounts::connect(&config).await?),
-                    Service::Health => drop(banso_health::connect(&config).await?),
-                }
-                tracing::info!(service = s.name(), "migrations applied");
-            }
-            Ok(())
+            let _telemetry = telemetry::init("banso-migrate", &config)?;
+            let defs: Vec<&ServiceDef> = match name {
+                Some(n) => vec![service(&n).with_context(|| format!("no service {n:?}"))?],
+                None => SERVICES.to_vec(),
+            };
+            banso::migrate(&config, &defs).await
         }
         Command::Token { tenant, role, subject, ttl_hours, data_dir } => {
             anyhow::ensure!(valid_tenant_id(&tenant), "--tenant {tenant:?} must be 1 to 64 of [A-Za-z0-9_-]");
@@ -137,7 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 vars.set("BANSO_JWT_HS256_SECRET", secret.trim());
             }
             let config = Config::from_vars(&vars)?;
-            let issuer = DevTokenIssuer::from_config(&config.auth).expect("secret set above");
+            let issuer = DevTokenIssuer::from_config(&config.auth).context("no development signing key")?;
             println!("{}", issuer.mint(&tenant, &subject, &[role.into()], Duration::from_secs(ttl_hours * 3600)));
             Ok(())
         }
@@ -180,40 +168,32 @@ async fn up(data_dir: String, grpc_addr: String, admin_addr: String, tenant: Str
     if vars.get("BANSO_PAGE_TOKEN_SECRET").is_none() {
         vars.set("BANSO_PAGE_TOKEN_SECRET", dev_secret(dir, "page-token-secret")?.expose());
     }
-    if vars.get("BANSO_LOG_FORMAT").is_none() {
-        vars.set("BANSO_LOG_FORMAT", "pretty");
+    // On a terminal the banner is what a newcomer reads: start-up detail
+    // (migrations applied, tasks started) stays at debug level unless asked for.
+    if vars.get("BANSO_LOG").is_none() && vars.get("RUST_LOG").is_none() {
+        vars.set("BANSO_LOG", "warn");
     }
     let config = Config::from_vars(&vars)?;
-    let issuer = DevTokenIssuer::from_config(&config.auth).expect("secret set above");
+    let issuer = DevTokenIssuer::from_config(&config.auth).context("no development signing key")?;
     let token = issuer.mint(&tenant, "dev", &[Role::Admin], Duration::from_secs(30 * 24 * 3600));
-    serve(config, &Service::ALL, Some((tenant, token))).await
+    serve(config, SERVICES, Some((tenant, token))).await
 }
 
-async fn serve(config: Config, services: &[Service], dev: Option<(String, String)>) -> anyhow::Result<()> {
-    let role = if services.len() == 1 { services[0].name() } else { "all" };
-    let _telemetry = telemetry::init(&format!("banso-{role}"), config.log_format, &config.log_filter)?;
-    let kit = Kit::from_config(&config);
+async fn serve(config: Config, services: &[&ServiceDef], dev: Option<(String, String)>) -> anyhow::Result<()> {
+    let role = if services.len() == 1 { services[0].name } else { "all" };
+    let _telemetry = telemetry::init(&format!("banso-{role}"), &config)?;
     if config.page_token_secret.is_none() {
         tracing::warn!("BANSO_PAGE_TOKEN_SECRET is not set: page tokens will not survive a restart or cross replicas");
     }
-    let auth = server::auth_layer(&config)?;
-    let shutdown = CancellationToken::new();
-    let bus = banso_events::connect_bus(&config.data_dir).await?;
-    if bus.kind() == "embedded" && dev.is_none() {
+    if config.bus.nats_url.is_none() && dev.is_none() {
         tracing::warn!(
             "BANSO_NATS_URL is not set: events use the embedded log in {} and reach only this process",
             config.data_dir.display()
         );
     }
-    let events = banso_events::Runtime { bus, shutdown: shutdown.clone() };
-    let mut set = ServiceSet::new();
-    for s in services {
-        set = match s {
-            Service::Accounts => set.with(banso_accounts::build(&config, &kit, &events).await?),
-            Service::Health => set.with(banso_health::build(&config, &kit, &events).await?),
-        };
-    }
-    let running = server::start(&config.server, auth, set, shutdown.clone()).await?;
+    let shutdown = CancellationToken::new();
+    let process = banso::start(&config, services, shutdown.clone()).await?;
+    let (running, events) = (process.server, process.runtime);
     tracing::info!(grpc = %running.grpc_addr, admin = ?running.admin_addr, role, bus = events.bus.kind(), "banso is serving");
     if let Some((tenant, token)) = dev {
         println!();

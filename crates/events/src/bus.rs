@@ -177,31 +177,38 @@ pub async fn deliver(
     .await
 }
 
-/// Runs a consumer in the background, restarting it (with backoff) when the
-/// bus fails, until `shutdown`.
-pub fn spawn_consumer(
+/// Runs a consumer as a task of the gRPC service `service` under the
+/// supervisor: a bus failure is retried here with backoff (the consumer
+/// resumes where its durable position is); a panic or other death is the
+/// supervisor's to log and restart.
+pub fn supervise_consumer(
+    supervisor: &banso_kit::supervise::Supervisor,
+    service: &'static str,
     bus: Arc<dyn Bus>,
     consumer: &str,
     subjects: Vec<String>,
     handler: Arc<dyn Handler>,
     policy: DeliveryPolicy,
-    shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let consumer = consumer.to_owned();
-    tokio::spawn(async move {
-        let mut failures = 0u32;
-        while !shutdown.is_cancelled() {
-            match bus.consume(&consumer, &subjects, handler.clone(), policy, shutdown.clone()).await {
-                Ok(()) => failures = 0,
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(consumer, error = format!("{e:#}"), "consumer stopped; restarting");
-                    tokio::select! {
-                        _ = tokio::time::sleep(policy.backoff(failures)) => {}
-                        _ = shutdown.cancelled() => {}
+    supervisor.spawn(service, format!("consumer-{consumer}"), move |shutdown| {
+        let (bus, consumer, subjects, handler) = (bus.clone(), consumer.clone(), subjects.clone(), handler.clone());
+        async move {
+            let mut failures = 0u32;
+            while !shutdown.is_cancelled() {
+                match bus.consume(&consumer, &subjects, handler.clone(), policy, shutdown.clone()).await {
+                    Ok(()) => failures = 0,
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(consumer, error = format!("{e:#}"), "consumer stopped; restarting");
+                        tokio::select! {
+                            _ = tokio::time::sleep(policy.backoff(failures)) => {}
+                            _ = shutdown.cancelled() => {}
+                        }
                     }
                 }
             }
+            Ok(())
         }
     })
 }

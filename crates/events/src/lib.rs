@@ -12,35 +12,38 @@
 //!   dead letter for messages that keep failing.
 //! - [`inbox`]: a consumer records the event id in the same transaction as
 //!   its effect ([`inbox::claim`]), so a redelivered event has no second effect.
+//! - [`db`]: a service's database with its outbox: one transaction per use
+//!   case, idempotent creates, optimistic versioned updates and deletes.
+//! - [`service`]: what a service is to the process that runs it
+//!   ([`service::ServiceDef`]) and what it gets to run ([`service::Runtime`]).
+
+// Caller data must never reach a panic: the lints hold it outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable, clippy::todo)
+)]
 
 pub mod bus;
+pub mod db;
 pub mod embedded;
 pub mod envelope;
 pub mod inbox;
 pub mod nats;
 pub mod outbox;
+pub mod service;
 
 use std::sync::Arc;
 
 pub use bus::{Bus, Handler, HandlerError};
+pub use db::{Db, Tx};
 pub use envelope::{Envelope, Payload};
-
-/// What a service needs to publish and consume: the process's bus and the
-/// token that stops its relays and consumers.
-#[derive(Clone)]
-pub struct Runtime {
-    pub bus: Arc<dyn Bus>,
-    pub shutdown: tokio_util::sync::CancellationToken,
-}
+pub use service::{Runtime, ServiceDef};
 
 /// The bus a process uses: NATS when `BANSO_NATS_URL` is set, else the
 /// embedded log under the data directory.
-pub async fn connect_bus(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Bus>> {
-    match std::env::var("BANSO_NATS_URL") {
-        Ok(url) if !url.trim().is_empty() => {
-            let ns = std::env::var("BANSO_NATS_NAMESPACE").ok().filter(|s| !s.is_empty());
-            Ok(Arc::new(nats::NatsBus::connect_in(&url, ns.as_deref()).await?))
-        }
-        _ => Ok(Arc::new(embedded::EmbeddedBus::open(data_dir).await?)),
+pub async fn connect_bus(cfg: &banso_kit::config::Config) -> anyhow::Result<Arc<dyn Bus>> {
+    match &cfg.bus.nats_url {
+        Some(url) => Ok(Arc::new(nats::NatsBus::connect_in(url.expose(), cfg.bus.nats_namespace.as_deref()).await?)),
+        None => Ok(Arc::new(embedded::EmbeddedBus::open(&cfg.data_dir).await?)),
     }
 }

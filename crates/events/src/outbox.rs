@@ -219,16 +219,31 @@ impl Relay {
         Relay { db, bus, source: source.to_owned(), signal, config, holder }
     }
 
-    /// Publishes until `shutdown`, then flushes once more.
-    pub fn spawn(self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
+    /// Runs the relay as task `<source>-outbox-relay` of the gRPC service `service`
+    /// under the supervisor, which restarts it if it dies.
+    pub fn supervise(
+        self,
+        supervisor: &banso_kit::supervise::Supervisor,
+        service: &'static str,
+    ) -> tokio::task::JoinHandle<()> {
+        let relay = Arc::new(self);
+        supervisor.spawn(service, format!("{}-outbox-relay", relay.source), move |shutdown| {
+            let relay = relay.clone();
+            async move { relay.run(shutdown).await }
+        })
+    }
+
+    /// Publishes until `shutdown`, then flushes once more. Bus and database
+    /// failures are retried here, with backoff; it returns only at shutdown.
+    pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        {
             let mut failures = 0u32;
             let mut last_prune = tokio::time::Instant::now();
             while let Err(e) = self.bus.prepare_source(&self.source).await {
                 tracing::warn!(source = self.source, error = format!("{e:#}"), "bus not ready; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => return Ok(()),
                 }
             }
             // When the last round that published rows ended.
@@ -263,7 +278,7 @@ impl Relay {
                     // Whatever committed before shutdown leaves now if it can;
                     // if not, it stays in the outbox for the next start.
                     let _ = tokio::time::timeout(Duration::from_secs(2), self.publish_pending()).await;
-                    return;
+                    return Ok(());
                 }
                 if last_prune.elapsed() >= self.config.prune_interval {
                     last_prune = tokio::time::Instant::now();
@@ -285,7 +300,7 @@ impl Relay {
                     }
                 }
             }
-        })
+        }
     }
 
     /// One round: publish up to a batch of pending rows in order and mark them.

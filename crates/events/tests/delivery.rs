@@ -4,6 +4,9 @@
 //! the embedded bus; the NATS ones run when BANSO_TEST_NATS_URL is set (as
 //! .ci/run does) and say so when they are skipped.
 
+// The test run's settings (BANSO_TEST_*) come from the environment.
+#![allow(clippy::disallowed_methods)]
+
 use std::{
     collections::HashMap,
     path::PathBuf,
@@ -17,13 +20,14 @@ use std::{
 use async_trait::async_trait;
 use banso_events::{
     Bus, Envelope, Handler, HandlerError,
-    bus::{DeliveryPolicy, spawn_consumer},
+    bus::{DeliveryPolicy, supervise_consumer},
     embedded::EmbeddedBus,
     envelope::{self, Payload},
     inbox,
     nats::NatsBus,
     outbox::{self, OutboxSignal, Relay, RelayConfig},
 };
+use banso_kit::supervise::Supervisor;
 use banso_proto::{accounts::Account, events::AccountCreated};
 use banso_testkit::TestDb;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
@@ -154,8 +158,8 @@ fn fast_policy() -> DeliveryPolicy {
 fn relay(w: &World, bus: &Arc<dyn Bus>) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let stop = CancellationToken::new();
     let config = RelayConfig { batch: 50, poll_interval: Duration::from_millis(50), ..Default::default() };
-    let handle =
-        Relay::new(w.db.clone(), bus.clone(), &w.source, w.producer.signal.clone(), config).spawn(stop.clone());
+    let handle = Relay::new(w.db.clone(), bus.clone(), &w.source, w.producer.signal.clone(), config)
+        .supervise(&Supervisor::new(stop.clone()), "test");
     (stop, handle)
 }
 
@@ -168,8 +172,15 @@ fn consumer(
     let stop = CancellationToken::new();
     let handler =
         Arc::new(Effects { db: w.db.clone(), consumer: "tester".into(), calls: AtomicU64::new(0), flaky, poison });
-    let handle =
-        spawn_consumer(bus.clone(), "tester", vec![envelope::all_of(&w.source)], handler, fast_policy(), stop.clone());
+    let handle = supervise_consumer(
+        &Supervisor::new(stop.clone()),
+        "test",
+        bus.clone(),
+        "tester",
+        vec![envelope::all_of(&w.source)],
+        handler,
+        fast_policy(),
+    );
     (stop, handle)
 }
 

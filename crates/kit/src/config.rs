@@ -5,10 +5,18 @@
 //! then the environment. Every value is parsed and checked at start; a bad
 //! one stops start-up with a message naming the variable. Secrets are held
 //! in [`Secret`], whose `Debug` and `Display` never show the value.
+//!
+//! This module is the only code that reads the process environment
+//! (`clippy.toml` forbids `std::env::var*` elsewhere). A service's own
+//! settings (`BANSO_HEALTH_*`, …) are read from [`Config::vars`] with the
+//! same typed getters, so a file value reaches them too. The standard
+//! `OTEL_*` variables and `RUST_LOG` are read here as well.
 
 use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 pub const PREFIX: &str = "BANSO_";
+/// Other variables configuration reads: OpenTelemetry's and the log filter.
+const OTHER_PREFIXES: &[&str] = &["OTEL_", "RUST_LOG"];
 
 /// A value that must never reach a log.
 #[derive(Clone, PartialEq, Eq)]
@@ -95,32 +103,62 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
 }
 
+/// The event bus: NATS JetStream when a URL is set, else the embedded log.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// `BANSO_NATS_URL` (may hold credentials).
+    pub nats_url: Option<Secret>,
+    /// `BANSO_NATS_NAMESPACE`: prefixes subjects and streams.
+    pub nats_namespace: Option<String>,
+}
+
+/// Traces: exported over OTLP when an endpoint is set (the standard
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME`).
+#[derive(Debug, Clone, Default)]
+pub struct TraceConfig {
+    pub otlp_endpoint: Option<String>,
+    pub service_name: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
+    pub bus: BusConfig,
+    pub traces: TraceConfig,
     /// Key that signs page tokens; random per process when unset.
     pub page_token_secret: Option<Secret>,
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
-    /// `tracing` filter directive, e.g. `info,banso_accounts=debug`.
+    /// `tracing` filter directive, e.g. `info,banso_accounts=debug`
+    /// (`RUST_LOG` wins over `BANSO_LOG`).
     pub log_filter: String,
+    /// Every raw value, for the settings of one service (`BANSO_HEALTH_*`).
+    vars: Vars,
 }
 
 /// The raw `NAME → value` pairs configuration is parsed from.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct Vars(BTreeMap<String, String>);
+
+/// Names only: any value may be a secret.
+impl fmt::Debug for Vars {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
 
 impl Vars {
     /// The process environment, layered over the file in `BANSO_CONFIG_FILE`.
+    #[allow(clippy::disallowed_methods, reason = "the one place that reads the environment")]
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut vars = Vars::default();
         if let Ok(path) = std::env::var("BANSO_CONFIG_FILE") {
             vars.merge_toml_file(&path)?;
         }
         for (k, v) in std::env::vars() {
-            if k.starts_with(PREFIX) {
+            if k.starts_with(PREFIX) || OTHER_PREFIXES.iter().any(|p| k.starts_with(p)) {
                 vars.0.insert(k, v);
             }
         }
@@ -161,7 +199,8 @@ impl Vars {
         self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
     }
 
-    fn parse<T: FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    /// The value of `name` parsed as a `T`, or `default` when unset.
+    pub fn parse<T: FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError>
     where
         T::Err: fmt::Display,
     {
@@ -174,7 +213,17 @@ impl Vars {
         }
     }
 
-    fn secs(&self, name: &str, default: f64) -> Result<Duration, ConfigError> {
+    /// A number between `lo` and `hi` (inclusive), or `default` when unset.
+    pub fn number<T>(&self, name: &str, default: T, lo: T, hi: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + fmt::Display + Copy,
+        T::Err: fmt::Display,
+    {
+        range(name, self.parse(name, default)?, lo, hi)
+    }
+
+    /// A duration in (fractional) seconds, 0 to 86,400.
+    pub fn secs(&self, name: &str, default: f64) -> Result<Duration, ConfigError> {
         let v: f64 = self.parse(name, default)?;
         if !(0.0..=86_400.0).contains(&v) {
             return Err(ConfigError { var: name.into(), reason: format!("{v} is not between 0 and 86400 seconds") });
@@ -182,7 +231,8 @@ impl Vars {
         Ok(Duration::from_secs_f64(v))
     }
 
-    fn secret(&self, name: &str) -> Option<Secret> {
+    /// A value that must never be logged.
+    pub fn secret(&self, name: &str) -> Option<Secret> {
         self.get(name).map(Secret::new)
     }
 }
@@ -228,12 +278,22 @@ impl Config {
         let url = v.secret("BANSO_DATABASE_URL");
         if let Some(u) = &url {
             let s = u.expose();
-            if !(s.starts_with("postgres://") || s.starts_with("postgresql://") || s.starts_with("sqlite:")) {
+            if s.starts_with("sqlite:") {
+                // One SQLite file holds one service's migrations: a URL
+                // shared by several services would mix them up.
+                return Err(ConfigError {
+                    var: "BANSO_DATABASE_URL".into(),
+                    reason: "takes a postgres:// URL only; for SQLite leave it unset and set BANSO_DATA_DIR: \
+                             each service keeps its own file there (accounts.db, health.db, …)"
+                        .into(),
+                });
+            }
+            if !(s.starts_with("postgres://") || s.starts_with("postgresql://")) {
                 return Err(ConfigError {
                     var: "BANSO_DATABASE_URL".into(),
                     // The URL may hold a password: name only its scheme.
                     reason: format!(
-                        "scheme {:?} is not supported; use postgres:// or sqlite:",
+                        "scheme {:?} is not supported; use postgres://",
                         s.split(':').next().unwrap_or_default()
                     ),
                 });
@@ -309,15 +369,38 @@ impl Config {
                 reason: "must be at least 32 bytes".into(),
             });
         }
+        let nats_url = v.secret("BANSO_NATS_URL");
+        if let Some(u) = &nats_url
+            && !u.expose().starts_with("nats://")
+            && !u.expose().starts_with("tls://")
+        {
+            return Err(ConfigError {
+                var: "BANSO_NATS_URL".into(),
+                reason: "must start with nats:// or tls://".into(),
+            });
+        }
+        let bus = BusConfig { nats_url, nats_namespace: v.get("BANSO_NATS_NAMESPACE").map(str::to_owned) };
+        let traces = TraceConfig {
+            otlp_endpoint: v.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::to_owned),
+            service_name: v.get("OTEL_SERVICE_NAME").map(str::to_owned),
+        };
         Ok(Config {
             server,
             database,
             auth,
+            bus,
+            traces,
             page_token_secret,
             data_dir: PathBuf::from(v.get("BANSO_DATA_DIR").unwrap_or("./banso-data")),
             log_format,
-            log_filter: v.get("BANSO_LOG").unwrap_or("info").to_owned(),
+            log_filter: v.get("RUST_LOG").or(v.get("BANSO_LOG")).unwrap_or("info").to_owned(),
+            vars: v.clone(),
         })
+    }
+
+    /// The raw values, for a service's own settings.
+    pub fn vars(&self) -> &Vars {
+        &self.vars
     }
 
     /// Fails unless some way to verify tokens is configured.
@@ -356,6 +439,13 @@ mod tests {
     }
 
     #[test]
+    fn a_sqlite_url_is_refused_with_the_setting_that_works() {
+        let err = Config::from_vars(&Vars::from_pairs([("BANSO_DATABASE_URL", "sqlite://banso.db")])).unwrap_err();
+        assert_eq!(err.var, "BANSO_DATABASE_URL");
+        assert!(err.reason.contains("BANSO_DATA_DIR"), "{err}");
+    }
+
+    #[test]
     fn secrets_never_print() {
         let secret = "postgres://u:hunter2-hunter2@db/banso";
         let c = Config::from_vars(&Vars::from_pairs([("BANSO_DATABASE_URL", secret)])).unwrap();
@@ -363,6 +453,21 @@ mod tests {
         assert!(!printed.contains("hunter2"), "{printed}");
         let err = Config::from_vars(&Vars::from_pairs([("BANSO_DATABASE_URL", "mysql://u:hunter2@db")])).unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn service_settings_read_through_vars_see_the_file_too() {
+        let dir = std::env::temp_dir().join(format!("banso-config-svc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("banso.toml");
+        std::fs::write(&path, "health_score_step = 7.5\nnats_url = \"nats://127.0.0.1:4222\"\n").unwrap();
+        let mut vars = Vars::default();
+        vars.merge_toml_file(path.to_str().unwrap()).unwrap();
+        let c = Config::from_vars(&vars).unwrap();
+        assert_eq!(c.vars().number("BANSO_HEALTH_SCORE_STEP", 5.0, 0.0, 100.0).unwrap(), 7.5);
+        assert!(c.bus.nats_url.is_some());
+        let err = c.vars().number("BANSO_HEALTH_SCORE_STEP", 5.0, 0.0, 1.0).unwrap_err();
+        assert_eq!(err.var, "BANSO_HEALTH_SCORE_STEP");
     }
 
     #[test]

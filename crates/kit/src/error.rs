@@ -4,6 +4,14 @@
 //! here, with google.rpc details (`BadRequest` field violations, `ErrorInfo`
 //! with an UPPER_SNAKE reason). Database errors are classified here too, so
 //! SQL text never reaches a caller.
+//!
+//! A reply stays small whatever the request held: values echoed into
+//! messages go through [`shown`] (cut after [`MAX_SHOWN_CHARS`]), and the
+//! table itself cuts every field path, description and message and drops
+//! violations past a byte budget, so the whole status (`grpc-message`
+//! percent-encoded plus `grpc-status-details-bin` in base64) stays under
+//! [`MAX_STATUS_BYTES`]. Stock gRPC clients refuse response metadata over
+//! 16 KiB; a reply that big would hide its own field violations.
 
 use std::fmt;
 
@@ -12,6 +20,44 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 /// The google.rpc.ErrorInfo domain of every Banso error.
 pub const ERROR_DOMAIN: &str = "banso.dev";
+
+/// Characters of a caller's value an error message repeats; the rest is cut.
+pub const MAX_SHOWN_CHARS: usize = 64;
+/// What a whole error status may take on the wire, message and details
+/// together, whatever the input (tested over every method).
+pub const MAX_STATUS_BYTES: usize = 8 * 1024;
+/// Bytes of the status message (percent-encoding may triple it).
+const MAX_MESSAGE_BYTES: usize = 512;
+/// Bytes of one violation's field path and of its description.
+const MAX_FIELD_BYTES: usize = 160;
+const MAX_DESCRIPTION_BYTES: usize = 400;
+/// Bytes of encoded details (base64 adds a third): room for a few dozen
+/// violations, after which the rest are counted, not listed.
+const MAX_DETAILS_BYTES: usize = 3 * 1024;
+
+/// A caller's value as an error message shows it: quoted, and cut after
+/// [`MAX_SHOWN_CHARS`] characters with the full length named, so a
+/// 100,000-character id does not come back 100,000 characters long.
+pub fn shown(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= MAX_SHOWN_CHARS {
+        return format!("{value:?}");
+    }
+    let head: String = value.chars().take(MAX_SHOWN_CHARS).collect();
+    format!("{head:?}… ({n} characters)")
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, marked when cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
 
 /// One bad field of a request: its path (e.g. `account.arr.currency_code`) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +73,7 @@ pub enum Error {
     #[error("invalid argument: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
     /// The resource does not exist for this tenant (also: belongs to another).
-    #[error("{resource} {id:?} not found")]
+    #[error("{resource} {} not found", shown(.id))]
     NotFound { resource: &'static str, id: String },
     /// A unique key is already taken.
     #[error("{0}")]
@@ -110,11 +156,23 @@ impl From<Error> for Status {
             other => other.to_string(),
         };
         if let Error::InvalidArgument(violations) = &err {
-            for v in violations {
-                details.add_bad_request_violation(v.field.clone(), v.description.clone());
+            // Each violation costs its two strings and a few bytes of framing.
+            let mut budget = MAX_DETAILS_BYTES;
+            for (i, v) in violations.iter().enumerate() {
+                let field = cut(&v.field, MAX_FIELD_BYTES);
+                let description = cut(&v.description, MAX_DESCRIPTION_BYTES);
+                let cost = field.len() + description.len() + 8;
+                // Keep room for the line that counts the rest.
+                if cost + 64 > budget {
+                    let rest = violations.len() - i;
+                    details.add_bad_request_violation("", format!("… and {rest} more violations"));
+                    break;
+                }
+                budget -= cost;
+                details.add_bad_request_violation(field, description);
             }
         }
-        Status::with_error_details(code, message, details)
+        Status::with_error_details(code, cut(&message, MAX_MESSAGE_BYTES), details)
     }
 }
 
@@ -196,7 +254,52 @@ impl Violations {
     pub fn finish(self) -> Result<()> {
         if self.0.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(self.0)) }
     }
+
+    /// The values of the parsing steps (a tuple of `Option`s, or one) once
+    /// nothing was bad, else INVALID_ARGUMENT with every violation: parse
+    /// every field, then take them all at once, with no `expect` after the
+    /// check. A step that gave no value must have added a violation; if one
+    /// did not, that is a bug, reported as INTERNAL rather than a panic.
+    pub fn finish_with<P: Parsed>(self, parts: P) -> Result<P::Values> {
+        self.finish()?;
+        parts.all().ok_or_else(|| Error::internal(anyhow::anyhow!("a parsing step gave no value and no violation")))
+    }
 }
+
+/// The results of several parsing steps, each `Some` if its field was good.
+pub trait Parsed {
+    type Values;
+    /// All the values, if every step gave one.
+    fn all(self) -> Option<Self::Values>;
+}
+
+impl<A> Parsed for Option<A> {
+    type Values = A;
+    fn all(self) -> Option<A> {
+        self
+    }
+}
+
+macro_rules! parsed_tuple {
+    ($($t:ident),+) => {
+        impl<$($t),+> Parsed for ($(Option<$t>,)+) {
+            type Values = ($($t,)+);
+            #[allow(non_snake_case)]
+            fn all(self) -> Option<Self::Values> {
+                let ($($t,)+) = self;
+                Some(($($t?,)+))
+            }
+        }
+    };
+}
+parsed_tuple!(A);
+parsed_tuple!(A, B);
+parsed_tuple!(A, B, C);
+parsed_tuple!(A, B, C, D);
+parsed_tuple!(A, B, C, D, E);
+parsed_tuple!(A, B, C, D, E, F);
+parsed_tuple!(A, B, C, D, E, F, G);
+parsed_tuple!(A, B, C, D, E, F, G, H);
 
 #[cfg(test)]
 mod tests {
@@ -214,6 +317,59 @@ mod tests {
         assert_eq!(bad.field_violations.len(), 2);
         assert_eq!(bad.field_violations[0].field, "account.name");
         assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
+    }
+
+    /// The bytes a status takes in response metadata.
+    fn wire_size(s: &Status) -> usize {
+        let encoded_message: usize =
+            s.message().bytes().map(|b| if b.is_ascii_graphic() || b == b' ' { 1 } else { 3 }).sum();
+        encoded_message + s.details().len().div_ceil(3) * 4
+    }
+
+    #[test]
+    fn replies_stay_small_whatever_the_input() {
+        let huge = "x".repeat(100_000);
+        let mut v = Violations::new();
+        v.add("id", format!("{} is not a UUID", shown(&huge)));
+        let status: Status = v.finish().unwrap_err().into();
+        assert!(wire_size(&status) < 1024, "{}", wire_size(&status));
+        assert!(status.message().contains("(100000 characters)"), "{}", status.message());
+
+        // Many violations, each long, in Japanese (3 bytes a character, 9 percent-encoded).
+        let mut v = Violations::new();
+        for i in 0..10_000 {
+            v.add(format!("items[{i}].{}", "名".repeat(1000)), "値".repeat(10_000));
+        }
+        let status: Status = v.finish().unwrap_err().into();
+        assert!(wire_size(&status) < MAX_STATUS_BYTES, "{}", wire_size(&status));
+        let details = status.get_error_details();
+        let bad = details.bad_request().unwrap();
+        assert!(bad.field_violations.last().unwrap().description.contains("more violations"));
+
+        let status: Status = Error::not_found("account", huge.clone()).into();
+        assert!(wire_size(&status) < 1024);
+        let status: Status = Error::AlreadyExists("名".repeat(100_000)).into();
+        assert!(wire_size(&status) < MAX_STATUS_BYTES);
+    }
+
+    #[test]
+    fn shown_cuts_long_values_and_names_their_length() {
+        assert_eq!(shown("abc"), "\"abc\"");
+        let s = shown(&"é".repeat(65));
+        assert!(s.ends_with("… (65 characters)"), "{s}");
+        assert_eq!(s.chars().filter(|c| *c == 'é').count(), MAX_SHOWN_CHARS);
+    }
+
+    #[test]
+    fn finish_with_takes_every_value_or_every_violation() {
+        let v = Violations::new();
+        assert_eq!(v.finish_with((Some(1), Some("a"))).unwrap(), (1, "a"));
+        let mut v = Violations::new();
+        v.add("a", "bad");
+        assert_eq!(Status::from(v.finish_with((None::<i32>, Some(2))).unwrap_err()).code(), Code::InvalidArgument);
+        // No value and no violation is a bug, not a panic.
+        let v = Violations::new();
+        assert_eq!(Status::from(v.finish_with(None::<i32>).unwrap_err()).code(), Code::Internal);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, entity::prelude::*};
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shown};
 
 pub mod request_id {
     use sea_orm::entity::prelude::*;
@@ -38,7 +38,7 @@ pub fn validate(field: &str, request_id: &str) -> Result<()> {
     if request_id.len() > 128 || !request_id.bytes().all(|b| (0x21..0x7f).contains(&b)) {
         return Err(Error::invalid(
             field,
-            format!("must be at most 128 printable ASCII characters, got {request_id:?}"),
+            format!("must be at most 128 printable ASCII characters, got {}", shown(request_id)),
         ));
     }
     Ok(())

@@ -74,8 +74,13 @@ impl PageTokens {
         PageTokens { key: key.to_vec() }
     }
 
+    #[allow(clippy::expect_used, reason = "HMAC takes a key of any length")]
+    fn hmac(&self) -> Hmac<Sha256> {
+        Hmac::<Sha256>::new_from_slice(&self.key).expect("hmac accepts any key length")
+    }
+
     fn mac(&self, query: &QueryKey, payload: &[u8]) -> [u8; MAC_LEN] {
-        let mut m = Hmac::<Sha256>::new_from_slice(&self.key).expect("hmac accepts any key length");
+        let mut m = self.hmac();
         m.update(&query.digest());
         m.update(payload);
         let full = m.finalize().into_bytes();
@@ -85,11 +90,11 @@ impl PageTokens {
     }
 
     /// A token for the page after `cursor`.
-    pub fn encode<C: Serialize>(&self, query: &QueryKey, cursor: &C) -> String {
-        let payload = serde_json::to_vec(cursor).expect("cursor serializes");
+    pub fn encode<C: Serialize>(&self, query: &QueryKey, cursor: &C) -> Result<String> {
+        let payload = serde_json::to_vec(cursor).map_err(Error::internal)?;
         let mut raw = payload.clone();
         raw.extend_from_slice(&self.mac(query, &payload));
-        URL_SAFE_NO_PAD.encode(raw)
+        Ok(URL_SAFE_NO_PAD.encode(raw))
     }
 
     /// Cuts `rows` (fetched with `limit + 1`) to one page, and makes the
@@ -100,13 +105,16 @@ impl PageTokens {
         mut rows: Vec<T>,
         limit: u64,
         cursor: impl FnOnce(&T) -> C,
-    ) -> (Vec<T>, String) {
+    ) -> Result<(Vec<T>, String)> {
         if rows.len() as u64 <= limit {
-            return (rows, String::new());
+            return Ok((rows, String::new()));
         }
         rows.truncate(limit as usize);
-        let token = self.encode(query, &cursor(rows.last().expect("a page holds at least one row")));
-        (rows, token)
+        let token = match rows.last() {
+            Some(last) => self.encode(query, &cursor(last))?,
+            None => String::new(),
+        };
+        Ok((rows, token))
     }
 
     /// The cursor in `token`, `None` for the first page (empty token).
@@ -125,7 +133,7 @@ impl PageTokens {
             return Err(bad());
         }
         let (payload, mac) = raw.split_at(raw.len() - MAC_LEN);
-        let mut m = Hmac::<Sha256>::new_from_slice(&self.key).expect("hmac accepts any key length");
+        let mut m = self.hmac();
         m.update(&query.digest());
         m.update(payload);
         // Constant-time comparison of the truncated tag.
@@ -150,7 +158,7 @@ mod tests {
     fn tokens_round_trip_and_detect_tampering() {
         let tokens = PageTokens::new(b"k");
         let q = QueryKey::new("ListAccounts", "acme").part("filter");
-        let t = tokens.encode(&q, &("2024-01-01", 42));
+        let t = tokens.encode(&q, &("2024-01-01", 42)).unwrap();
         let back: Option<(String, i32)> = tokens.decode(&q, &t).unwrap();
         assert_eq!(back, Some(("2024-01-01".to_string(), 42)));
 

@@ -1,23 +1,42 @@
 //! One way to serve a set of tonic services.
 //!
-//! Every server gets `grpc.health.v1`, server reflection (v1 and v1alpha),
-//! the layers (per-RPC span and metrics, concurrency limit, auth), request
-//! timeouts, and graceful shutdown: when the shutdown token fires (SIGTERM or
-//! SIGINT in a binary), health turns NOT_SERVING for every service, the
-//! server keeps answering for `shutdown_delay` so load balancers stop routing
-//! to it, then stops accepting and lets in-flight calls finish for at most
-//! `shutdown_grace`.
+//! Every server gets `grpc.health.v1`, server reflection (v1 and v1alpha) of
+//! exactly the services it hosts, the layers (per-RPC span and metrics,
+//! panic catching, concurrency limit, auth), request timeouts, and graceful
+//! shutdown: when the shutdown token fires (SIGTERM or SIGINT in a binary),
+//! health turns NOT_SERVING for every service, the server keeps answering
+//! for `shutdown_delay` so load balancers stop routing to it, then stops
+//! accepting and lets in-flight calls finish for at most `shutdown_grace`.
+//!
+//! Health also follows the [`Supervisor`]: a service whose background task
+//! is down is NOT_SERVING until the task runs again.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use anyhow::Context as _;
+use futures::{FutureExt as _, future::BoxFuture};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{body::Body, server::NamedService, service::Routes};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{auth::AuthLayer, config::ServerConfig, telemetry::RpcObserveLayer};
+use crate::{
+    auth::AuthLayer,
+    config::ServerConfig,
+    supervise::{Supervisor, panic_message},
+    telemetry::RpcObserveLayer,
+};
+
+/// Handlers that panicked, by method (each caught and answered INTERNAL).
+pub const PANICS_TOTAL: &str = "banso_grpc_server_panics_total";
 
 /// The services one server will host.
 pub struct ServiceSet {
@@ -77,13 +96,15 @@ impl RunningServer {
     }
 }
 
-/// Binds, starts serving in a background task and returns at once.
+/// Binds, starts serving in a background task and returns at once. The
+/// server stops when the supervisor's shutdown token fires.
 pub async fn start(
     cfg: &ServerConfig,
     auth: AuthLayer,
     services: ServiceSet,
-    shutdown: CancellationToken,
+    supervisor: &Supervisor,
 ) -> anyhow::Result<RunningServer> {
+    let shutdown = supervisor.shutdown().clone();
     let listener = TcpListener::bind(cfg.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on {} (BANSO_GRPC_ADDR)", cfg.grpc_addr))?;
@@ -95,24 +116,30 @@ pub async fn start(
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    for name in &services.names {
-        health.set_service_status(*name, ServingStatus::Serving).await;
-    }
-    health.set_service_status("", ServingStatus::Serving).await;
+    let down = supervisor.watch().borrow().clone();
+    sync_health(&health, &services.names, &down, false).await;
+    spawn_health_sync(health.clone(), services.names.clone(), supervisor);
 
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(banso_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(banso_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    // Reflection lists what this process serves, not the whole API.
+    let reflection = || {
+        let mut b = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(banso_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        for name in &services.names {
+            b = b.with_service_name(*name);
+        }
+        b
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    crate::telemetry::register_rpc_metrics(&services.names);
 
     let routes = services.routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let layers = tower::ServiceBuilder::new()
         .layer(RpcObserveLayer)
+        .layer(CatchPanicLayer)
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(cfg.concurrency_limit))
         .layer(auth)
         .into_inner();
@@ -158,6 +185,98 @@ pub async fn start(
     });
 
     Ok(RunningServer { grpc_addr, admin_addr, health, shutdown, task })
+}
+
+/// Sets every hosted service (and the server as a whole, `""`) SERVING
+/// unless it is shutting down or one of its background tasks is down.
+async fn sync_health(health: &HealthReporter, names: &[&'static str], down: &crate::supervise::Down, stopping: bool) {
+    let mut any_down = stopping;
+    for name in names {
+        let out = stopping || down.get(name).is_some_and(|t| !t.is_empty());
+        any_down |= out;
+        let status = if out { ServingStatus::NotServing } else { ServingStatus::Serving };
+        health.set_service_status(*name, status).await;
+    }
+    let status = if any_down { ServingStatus::NotServing } else { ServingStatus::Serving };
+    health.set_service_status("", status).await;
+}
+
+/// Follows the supervisor's view of the background tasks until shutdown
+/// (after which health stays NOT_SERVING).
+fn spawn_health_sync(health: HealthReporter, names: Vec<&'static str>, supervisor: &Supervisor) {
+    let mut watch = supervisor.watch();
+    let shutdown = supervisor.shutdown().clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = watch.changed() => if changed.is_err() { return },
+                _ = shutdown.cancelled() => return,
+            }
+            let down = watch.borrow_and_update().clone();
+            sync_health(&health, &names, &down, shutdown.is_cancelled()).await;
+        }
+    });
+}
+
+/// Tower layer: a handler that panics is answered INTERNAL (ErrorInfo
+/// reason `PANIC`), logged with its method and counted in
+/// [`PANICS_TOTAL`]; the connection and every other call on it go on.
+/// (tower-http's `CatchPanicLayer` does not tell its handler which method
+/// panicked, and the reply must be a gRPC status, not an HTTP 500.)
+#[derive(Clone, Copy, Default)]
+pub struct CatchPanicLayer;
+
+impl<S> tower::Layer<S> for CatchPanicLayer {
+    type Service = CatchPanic<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        CatchPanic { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct CatchPanic<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for CatchPanic<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = req.uri().path().to_owned();
+        // A service may panic while it builds its future, or while it runs.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+            Ok(fut) => Box::pin(async move {
+                match AssertUnwindSafe(fut).catch_unwind().await {
+                    Ok(res) => res,
+                    Err(payload) => Ok(panic_reply(&method, payload.as_ref())),
+                }
+            }),
+            Err(payload) => {
+                let reply = panic_reply(&method, payload.as_ref());
+                Box::pin(async move { Ok(reply) })
+            }
+        }
+    }
+}
+
+fn panic_reply(method: &str, payload: &(dyn std::any::Any + Send)) -> http::Response<Body> {
+    tracing::error!(method, panic = panic_message(payload), "handler panicked; answered INTERNAL");
+    metrics::counter!(PANICS_TOTAL, "method" => method.to_owned()).increment(1);
+    let mut details = tonic_types::ErrorDetails::new();
+    details.set_error_info("PANIC", crate::error::ERROR_DOMAIN, std::collections::HashMap::new());
+    use tonic_types::StatusExt as _;
+    tonic::Status::with_error_details(tonic::Code::Internal, "internal error", details).into_http()
 }
 
 /// Serves the admin HTTP routes (Prometheus `/metrics`, `/livez`) until shutdown.

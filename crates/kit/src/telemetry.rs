@@ -31,7 +31,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt, util::SubscriberInitExt};
 
-use crate::config::LogFormat;
+use crate::config::{Config, LogFormat};
 
 pub const REQUESTS_TOTAL: &str = "banso_grpc_server_requests_total";
 pub const REQUEST_DURATION: &str = "banso_grpc_server_duration_seconds";
@@ -51,13 +51,14 @@ impl Drop for TelemetryGuard {
 
 /// Installs the global subscriber, trace pipeline and propagator. Call once
 /// per process; later calls only return a guard (tests start many servers).
-pub fn init(service_name: &str, format: LogFormat, filter: &str) -> anyhow::Result<TelemetryGuard> {
+pub fn init(service_name: &str, cfg: &Config) -> anyhow::Result<TelemetryGuard> {
     global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_from_env("RUST_LOG").or_else(|_| EnvFilter::try_new(filter))?;
-    let json = match format {
+    let filter = EnvFilter::try_new(&cfg.log_filter)?;
+    let terminal = std::io::stderr().is_terminal();
+    let json = match cfg.log_format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
+        LogFormat::Auto => !terminal,
     };
     // Logs go to stderr: stdout is for what a command prints for its user
     // (`banso up`'s address and token, `banso token`'s token).
@@ -69,17 +70,19 @@ pub fn init(service_name: &str, format: LogFormat, filter: &str) -> anyhow::Resu
             .with_current_span(true)
             .boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
+        // Colour codes only where a terminal reads them, never into a file.
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(terminal).boxed()
     };
 
     // A provider always exists, so every span has a trace id that is passed
     // on to downstream calls; spans leave the process only with an endpoint.
     // The standard variable wins, as every OpenTelemetry SDK does it.
-    let service_name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service_name.to_owned());
+    let service_name = cfg.traces.service_name.clone().unwrap_or_else(|| service_name.to_owned());
     let mut builder =
         SdkTracerProvider::builder().with_resource(Resource::builder().with_service_name(service_name).build());
-    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
-        let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?;
+    if let Some(endpoint) = &cfg.traces.otlp_endpoint {
+        use opentelemetry_otlp::WithExportConfig as _;
+        let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build()?;
         builder = builder.with_batch_exporter(exporter);
     }
     let provider = builder.build();
@@ -98,14 +101,18 @@ pub fn init(service_name: &str, format: LogFormat, filter: &str) -> anyhow::Resu
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let handle = PrometheusBuilder::new()
+        let builder = PrometheusBuilder::new();
+        let builder = builder
             .set_buckets_for_metric(
                 Matcher::Suffix("_seconds".into()),
                 &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
             )
-            .expect("buckets are not empty")
-            .install_recorder()
-            .expect("no other metrics recorder is installed");
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed: /metrics will stay empty");
+        }
         let upkeep = handle.clone();
         // Without the exporter's own HTTP listener, upkeep must be driven.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -118,6 +125,31 @@ pub fn prometheus() -> &'static PrometheusHandle {
         }
         handle
     })
+}
+
+/// Registers the per-method counters at zero for every method of the hosted
+/// services, so a dashboard sees `0` before the first call or panic rather
+/// than no series at all.
+pub fn register_rpc_metrics(services: &[&str]) {
+    use prost::Message as _;
+    let _ = prometheus();
+    metrics::describe_counter!(REQUESTS_TOTAL, "gRPC calls handled, by method and status code");
+    metrics::describe_histogram!(REQUEST_DURATION, "gRPC call latency in seconds, by method and status code");
+    metrics::describe_counter!(crate::server::PANICS_TOTAL, "handlers that panicked (answered INTERNAL), by method");
+    let Ok(set) = prost_types::FileDescriptorSet::decode(banso_proto::FILE_DESCRIPTOR_SET) else { return };
+    for file in &set.file {
+        for svc in &file.service {
+            let full = format!("{}.{}", file.package(), svc.name());
+            if !services.contains(&full.as_str()) {
+                continue;
+            }
+            for m in &svc.method {
+                let method = format!("/{full}/{}", m.name());
+                metrics::counter!(crate::server::PANICS_TOTAL, "method" => method.clone()).increment(0);
+                metrics::counter!(REQUESTS_TOTAL, "method" => method, "code" => "OK").increment(0);
+            }
+        }
+    }
 }
 
 /// The admin HTTP routes: `/metrics` (Prometheus text) and `/livez`.

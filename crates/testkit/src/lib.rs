@@ -9,13 +9,19 @@
 //! Each app gets its own event bus: an embedded log in its temp directory,
 //! or, when `BANSO_TEST_NATS_URL` is set, NATS JetStream under a namespace of
 //! its own, so parallel tests never see each other's events.
+//!
+//! This crate reads its own settings (`BANSO_TEST_*`) from the environment:
+//! they configure the test run, not a service.
+#![allow(clippy::disallowed_methods)]
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
+use banso_events::{ServiceDef, service::Context};
 use banso_kit::{
     auth::{DevTokenIssuer, Role},
     config::{Config, Vars},
     server::{self, Kit, RunningServer, ServiceSet},
+    supervise::Supervisor,
 };
 use sea_orm::{ConnectionTrait, Database};
 use tokio_util::sync::CancellationToken;
@@ -153,12 +159,14 @@ pub async fn fresh_database() -> anyhow::Result<TestDb> {
 pub struct Options {
     /// How long health reports NOT_SERVING before the server stops accepting.
     pub shutdown_delay: Duration,
+    /// More configuration (e.g. a service's `BANSO_HEALTH_*` settings).
+    pub vars: Vec<(String, String)>,
 }
 
 /// A running test server.
 pub struct TestApp {
-    /// The app's bus and the token that stops its relays and consumers.
-    pub events: banso_events::Runtime,
+    /// The app's bus and the supervisor of its background tasks.
+    pub runtime: banso_events::Runtime,
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
     pub channel: Channel,
@@ -200,7 +208,7 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        self.events.shutdown.cancel();
+        self.runtime.shutdown().cancel();
         if let Some(s) = &self.server {
             s.shutdown();
         }
@@ -239,26 +247,20 @@ fn init_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if let Ok(filter) = std::env::var("BANSO_TEST_LOG") {
-            let _ = banso_kit::telemetry::init("banso-test", banso_kit::config::LogFormat::Pretty, &filter)
-                .map(std::mem::forget);
+            let vars = Vars::from_pairs([("BANSO_LOG", filter.as_str()), ("BANSO_LOG_FORMAT", "pretty")]);
+            if let Ok(cfg) = Config::from_vars(&vars) {
+                let _ = banso_kit::telemetry::init("banso-test", &cfg).map(std::mem::forget);
+            }
         }
     });
 }
 
-/// Starts the services that `build` makes on a fresh database.
-pub async fn spawn<F, Fut>(build: F) -> anyhow::Result<TestApp>
-where
-    F: FnOnce(Config, Kit, banso_events::Runtime) -> Fut,
-    Fut: Future<Output = anyhow::Result<ServiceSet>>,
-{
-    spawn_with(Options::default(), build).await
+/// Starts `services` in one server on a fresh database, as `banso up` does.
+pub async fn spawn(services: &[&ServiceDef]) -> anyhow::Result<TestApp> {
+    spawn_with(Options::default(), services).await
 }
 
-pub async fn spawn_with<F, Fut>(options: Options, build: F) -> anyhow::Result<TestApp>
-where
-    F: FnOnce(Config, Kit, banso_events::Runtime) -> Fut,
-    Fut: Future<Output = anyhow::Result<ServiceSet>>,
-{
+pub async fn spawn_with(options: Options, services: &[&ServiceDef]) -> anyhow::Result<TestApp> {
     init_logs();
     let db = fresh_database().await?;
     let mut vars = Vars::from_pairs([
@@ -270,27 +272,66 @@ where
         ("BANSO_DB_MAX_CONNECTIONS", "5"),
     ]);
     vars.set("BANSO_SHUTDOWN_DELAY_SECS", options.shutdown_delay.as_secs_f64().to_string());
+    for (k, v) in &options.vars {
+        vars.set(k.clone(), v.clone());
+    }
     match &db.cleanup {
         Cleanup::Dir(dir) => vars.set("BANSO_DATA_DIR", dir.display().to_string()),
         Cleanup::Postgres { .. } => vars.set("BANSO_DATABASE_URL", db.url.clone()),
     }
     let config = Config::from_vars(&vars)?;
     let kit = Kit::from_config(&config);
-    let events = banso_events::Runtime { bus: test_bus(&db.dir()).await?, shutdown: CancellationToken::new() };
-    let services = build(config.clone(), kit, events.clone()).await?;
+    let runtime = banso_events::Runtime {
+        bus: test_bus(&db.dir()).await?,
+        supervisor: Supervisor::new(CancellationToken::new()),
+    };
+    let mut set = ServiceSet::new();
+    {
+        let cx = Context { config: &config, kit: &kit, runtime: &runtime };
+        for def in services {
+            set = (def.build)(&cx, set).await?;
+        }
+    }
     let auth = server::auth_layer(&config)?;
-    let running = server::start(&config.server, auth, services, CancellationToken::new()).await?;
+    let running = server::start(&config.server, auth, set, &runtime.supervisor).await?;
     let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))?.connect().await?;
     Ok(TestApp {
-        events,
+        runtime,
         addr: running.grpc_addr,
         admin_addr: running.admin_addr,
         channel,
-        tokens: DevTokenIssuer::from_config(&config.auth).expect("test config has an HS256 secret"),
+        tokens: DevTokenIssuer::from_config(&config.auth)
+            .ok_or_else(|| anyhow::anyhow!("test config has an HS256 secret"))?,
         config,
         server: Some(running),
         _db: db,
     })
+}
+
+/// Waits until `probe` gives a value, polling every 20 ms, and returns it;
+/// after `timeout` the test fails, naming what it waited for. Every test
+/// that waits for something asynchronous (events, rollups, scores) waits
+/// through this, so none gives up silently.
+pub async fn eventually<T, Fut>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Fut) -> T
+where
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The bytes an error status takes in response metadata: the
+/// percent-encoded `grpc-message` plus the base64 `grpc-status-details-bin`.
+pub fn status_wire_size(status: &tonic::Status) -> usize {
+    let message: usize =
+        status.message().bytes().map(|b| if (0x20..0x7f).contains(&b) && b != b'%' { 1 } else { 3 }).sum();
+    message + status.details().len().div_ceil(3) * 4
 }
 
 /// The (field, description) pairs of an INVALID_ARGUMENT status; panics on

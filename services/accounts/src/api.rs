@@ -89,7 +89,7 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                 let rows =
                     self.store.list_accounts(&caller.tenant_id, &filter, order, after.as_ref(), limit + 1).await?;
                 let (rows, next_page_token) =
-                    self.kit.page_tokens.page(&key, rows, limit, |last| AccountCursor::after(last, order));
+                    self.kit.page_tokens.page(&key, rows, limit, |last| AccountCursor::after(last, order))?;
                 Ok(pb::ListAccountsResponse { accounts: rows.iter().map(account_to_proto).collect(), next_page_token })
             }
             .await,
@@ -242,7 +242,7 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                 let key = QueryKey::new("ListContacts", &caller.tenant_id).part(format!("{filter:?}"));
                 let after: Option<Uuid> = self.kit.page_tokens.decode(&key, &r.page_token)?;
                 let rows = self.store.list_contacts(&caller.tenant_id, &filter, after, limit + 1).await?;
-                let (rows, next_page_token) = self.kit.page_tokens.page(&key, rows, limit, |last| last.id);
+                let (rows, next_page_token) = self.kit.page_tokens.page(&key, rows, limit, |last| last.id)?;
                 Ok(pb::ListContactsResponse { contacts: rows.iter().map(contact_to_proto).collect(), next_page_token })
             }
             .await,
@@ -562,7 +562,7 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                 let after: Option<(NaiveDate, Uuid)> = self.kit.page_tokens.decode(&key, &r.page_token)?;
                 let rows = self.store.list_contract_events(&caller.tenant_id, account_id, after, limit + 1).await?;
                 let (rows, next_page_token) =
-                    self.kit.page_tokens.page(&key, rows, limit, |last| (last.effective_date, last.id));
+                    self.kit.page_tokens.page(&key, rows, limit, |last| (last.effective_date, last.id))?;
                 Ok(pb::ListContractEventsResponse {
                     contract_events: rows.iter().map(contract_event_to_proto).collect(),
                     next_page_token,
@@ -667,7 +667,7 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                 let after: Option<(DateTime<Utc>, Uuid)> = self.kit.page_tokens.decode(&key, &r.page_token)?;
                 let rows = self.store.list_activities(&caller.tenant_id, &filter, after, limit + 1).await?;
                 let (rows, next_page_token) =
-                    self.kit.page_tokens.page(&key, rows, limit, |last| (last.occur_time, last.id));
+                    self.kit.page_tokens.page(&key, rows, limit, |last| (last.occur_time, last.id))?;
                 Ok(pb::ListActivitiesResponse {
                     activities: rows.iter().map(activity_to_proto).collect(),
                     next_page_token,
@@ -751,7 +751,7 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                 let key = QueryKey::new("ListSegments", &caller.tenant_id);
                 let after: Option<Uuid> = self.kit.page_tokens.decode(&key, &r.page_token)?;
                 let rows = self.store.list_segments(&caller.tenant_id, after, limit + 1).await?;
-                let (rows, next_page_token) = self.kit.page_tokens.page(&key, rows, limit, |last| last.id);
+                let (rows, next_page_token) = self.kit.page_tokens.page(&key, rows, limit, |last| last.id)?;
                 Ok(pb::ListSegmentsResponse { segments: rows.iter().map(segment_to_proto).collect(), next_page_token })
             }
             .await,
@@ -838,7 +838,7 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
                     }
                 }
                 let next_page_token = match (exhausted, after) {
-                    (false, Some(last)) => self.kit.page_tokens.encode(&key, &last),
+                    (false, Some(last)) => self.kit.page_tokens.encode(&key, &last)?,
                     _ => String::new(),
                 };
                 Ok(pb::EvaluateSegmentResponse {

@@ -9,13 +9,24 @@ pub mod events;
 pub mod migration;
 pub mod store;
 
-use banso_kit::{config::Config, server::Kit};
+use banso_events::{ServiceDef, service::Context};
+use banso_kit::{config::Config, server::Kit, supervise::Supervisor};
 pub use banso_proto::accounts::accounts_service_server::AccountsServiceServer;
+use tonic::server::NamedService as _;
 
 /// The service's name: its schema, its SQLite file, its `banso serve` role.
 pub const NAME: &str = "accounts";
 
 pub type Server = AccountsServiceServer<api::AccountsApi>;
+
+/// The service as `banso up`, `banso serve accounts`, `banso migrate`, the
+/// tests and the bench run it.
+pub const SERVICE: ServiceDef = ServiceDef {
+    name: NAME,
+    consumes: &[],
+    migrate: |cfg| Box::pin(async move { connect(cfg).await.map(drop) }),
+    build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
+};
 
 /// Connects to the service's database and applies its migrations.
 pub async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
@@ -33,27 +44,33 @@ pub fn service(db: sea_orm::DatabaseConnection, outbox: banso_events::outbox::Ou
         .max_encoding_message_size(kit.max_message_bytes)
 }
 
-/// Connect, migrate, and build the service; starts the outbox relay and
-/// housekeeping, which stop with `events.shutdown`.
-pub async fn build(cfg: &Config, kit: &Kit, events: &banso_events::Runtime) -> anyhow::Result<Server> {
-    let db = connect(cfg).await?;
+/// Connect, migrate, and build the service; the outbox relay and
+/// housekeeping run under the runtime's supervisor.
+async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
+    let db = connect(cx.config).await?;
     let signal = banso_events::outbox::OutboxSignal::default();
-    banso_events::outbox::Relay::new(db.clone(), events.bus.clone(), NAME, signal.clone(), Default::default())
-        .spawn(events.shutdown.clone());
-    spawn_housekeeping(db.clone());
-    Ok(service(db, signal, kit))
+    banso_events::outbox::Relay::new(db.clone(), cx.runtime.bus.clone(), NAME, signal.clone(), Default::default())
+        .supervise(&cx.runtime.supervisor, Server::NAME);
+    supervise_housekeeping(&cx.runtime.supervisor, db.clone());
+    Ok(service(db, signal, cx.kit))
 }
 
 /// Forgets request ids older than a week, once an hour.
-fn spawn_housekeeping(db: sea_orm::DatabaseConnection) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            match banso_kit::idempotency::prune(&db, chrono::Duration::days(7)).await {
-                Ok(n) if n > 0 => tracing::info!(pruned = n, "old request ids pruned"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "pruning request ids failed"),
+fn supervise_housekeeping(supervisor: &Supervisor, db: sea_orm::DatabaseConnection) {
+    supervisor.spawn(Server::NAME, "accounts-housekeeping", move |shutdown| {
+        let db = db.clone();
+        async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+                match banso_kit::idempotency::prune(&db, chrono::Duration::days(7)).await {
+                    Ok(n) if n > 0 => tracing::info!(pruned = n, "old request ids pruned"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "pruning request ids failed"),
+                }
             }
         }
     });

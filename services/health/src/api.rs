@@ -428,7 +428,7 @@ impl pb::health_service_server::HealthService for HealthApi {
                 let key = QueryKey::new("ListScorecards", &caller.tenant_id);
                 let after: Option<Uuid> = self.kit.page_tokens.decode(&key, &r.page_token)?;
                 let rows = self.store.list_scorecards(&caller.tenant_id, after, limit + 1).await?;
-                let (rows, next_page_token) = self.kit.page_tokens.page(&key, rows, limit, |last| last.id);
+                let (rows, next_page_token) = self.kit.page_tokens.page(&key, rows, limit, |last| last.id)?;
                 Ok(pb::ListScorecardsResponse {
                     scorecards: rows.iter().map(scorecard_to_proto).collect(),
                     next_page_token,
@@ -533,7 +533,7 @@ impl pb::health_service_server::HealthService for HealthApi {
                     }
                 }
                 let (page, next_page_token) =
-                    self.kit.page_tokens.page(&query, page, page_size, |(row, h)| (order.key(h), row.account_id));
+                    self.kit.page_tokens.page(&query, page, page_size, |(row, h)| (order.key(h), row.account_id))?;
                 Ok(pb::ListAccountHealthResponse {
                     accounts: page
                         .iter()
@@ -623,7 +623,7 @@ impl pb::health_service_server::HealthService for HealthApi {
                 let rows =
                     self.store.history(tenant, account, start, end, r.band_changes_only, after, page_size + 1).await?;
                 let (rows, next_page_token) =
-                    self.kit.page_tokens.page(&query, rows, page_size, |p: &HistoryPoint| (p.day, p.id));
+                    self.kit.page_tokens.page(&query, rows, page_size, |p: &HistoryPoint| (p.day, p.id))?;
                 Ok(pb::GetHealthHistoryResponse {
                     points: rows
                         .iter()

@@ -15,8 +15,10 @@ pub mod store;
 
 use std::{sync::Arc, time::Duration};
 
-use banso_kit::{config::Config, server::Kit};
+use banso_events::{ServiceDef, service::Context};
+use banso_kit::{config::Config, supervise::Supervisor};
 pub use banso_proto::health::health_service_server::HealthServiceServer;
+use tonic::server::NamedService as _;
 
 /// The service's name: its schema, its SQLite file, its `banso serve` role.
 pub const NAME: &str = "health";
@@ -35,28 +37,16 @@ pub struct HealthSettings {
     pub raw_retention: Duration,
 }
 
-fn env_number<T: std::str::FromStr>(name: &str, default: T, ok: impl Fn(&T) -> bool, range: &str) -> anyhow::Result<T> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse::<T>()
-            .ok()
-            .filter(ok)
-            .ok_or_else(|| anyhow::anyhow!("configuration variable {name}: {v:?} is not {range}")),
-        _ => Ok(default),
-    }
-}
-
 impl HealthSettings {
     /// `BANSO_HEALTH_LATE_WINDOW_HOURS` (default 168, one week; 1 to 2160),
     /// `BANSO_HEALTH_SCORE_STEP` (default 5; 0 to 100),
     /// `BANSO_HEALTH_RAW_RETENTION_DAYS` (default 400; 1 to 3650, and at
     /// least the late window, so that a re-sent event is still recognised).
-    pub fn from_env() -> anyhow::Result<Self> {
-        let hours =
-            env_number("BANSO_HEALTH_LATE_WINDOW_HOURS", 168u64, |h| (1..=2160).contains(h), "1 to 2160 hours")?;
-        let score_step = env_number("BANSO_HEALTH_SCORE_STEP", 5.0f64, |s| (0.0..=100.0).contains(s), "0 to 100")?;
-        let days = env_number("BANSO_HEALTH_RAW_RETENTION_DAYS", 400u64, |d| (1..=3650).contains(d), "1 to 3650 days")?;
+    pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
+        let v = cfg.vars();
+        let hours = v.number("BANSO_HEALTH_LATE_WINDOW_HOURS", 168u64, 1, 2160)?;
+        let score_step = v.number("BANSO_HEALTH_SCORE_STEP", 5.0f64, 0.0, 100.0)?;
+        let days = v.number("BANSO_HEALTH_RAW_RETENTION_DAYS", 400u64, 1, 3650)?;
         if days * 24 < hours {
             anyhow::bail!(
                 "configuration variable BANSO_HEALTH_RAW_RETENTION_DAYS: {days} days is shorter than the late window \
@@ -71,6 +61,15 @@ impl HealthSettings {
     }
 }
 
+/// The service as `banso up`, `banso serve health`, `banso migrate`, the
+/// tests and the bench run it.
+pub const SERVICE: ServiceDef = ServiceDef {
+    name: NAME,
+    consumes: &["accounts"],
+    migrate: |cfg| Box::pin(async move { connect(cfg).await.map(drop) }),
+    build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
+};
+
 pub async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
     let url = banso_kit::db::url_for(cfg, NAME)?;
     let db = banso_kit::db::connect(&url, NAME, &cfg.database).await?;
@@ -78,21 +77,25 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection
     Ok(db)
 }
 
-/// Connect, migrate, start the relay and the Accounts consumer, and build
-/// the service; background tasks stop with `events.shutdown`.
-pub async fn build(cfg: &Config, kit: &Kit, events: &banso_events::Runtime) -> anyhow::Result<Server> {
-    let settings = HealthSettings::from_env()?;
-    let db = connect(cfg).await?;
+/// Connect, migrate, start the relay, the Accounts consumer and the
+/// workers under the runtime's supervisor, and build the service.
+async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
+    let settings = HealthSettings::from_config(cx.config)?;
+    let db = connect(cx.config).await?;
+    let sup = &cx.runtime.supervisor;
+    let name = Server::NAME;
     let signal = banso_events::outbox::OutboxSignal::default();
-    banso_events::outbox::Relay::new(db.clone(), events.bus.clone(), NAME, signal.clone(), Default::default())
-        .spawn(events.shutdown.clone());
+    banso_events::outbox::Relay::new(db.clone(), cx.runtime.bus.clone(), NAME, signal.clone(), Default::default())
+        .supervise(sup, name);
     let store = store::Store::new(db, signal);
-    let scorer = scorer::Scorer::spawn(store.clone(), settings.score_step, events.shutdown.clone());
-    let recompute = recompute::Recompute::spawn(store.clone(), settings.score_step, events.shutdown.clone());
-    let rollups = rollups::Rollups::spawn(store.clone(), scorer.clone(), events.shutdown.clone());
-    spawn_pruning(store.clone(), settings.raw_retention, events.shutdown.clone());
-    banso_events::bus::spawn_consumer(
-        events.bus.clone(),
+    let scorer = scorer::Scorer::supervise(store.clone(), settings.score_step, sup, name);
+    let recompute = recompute::Recompute::supervise(store.clone(), settings.score_step, sup, name);
+    let rollups = rollups::Rollups::supervise(store.clone(), scorer.clone(), sup, name);
+    supervise_pruning(sup, store.clone(), settings.raw_retention);
+    banso_events::bus::supervise_consumer(
+        sup,
+        name,
+        cx.runtime.bus.clone(),
         events::CONSUMER,
         vec![banso_events::envelope::all_of("accounts")],
         Arc::new(events::AccountsProjection {
@@ -101,34 +104,37 @@ pub async fn build(cfg: &Config, kit: &Kit, events: &banso_events::Runtime) -> a
             recompute: recompute.clone(),
         }),
         Default::default(),
-        events.shutdown.clone(),
     );
-    Ok(HealthServiceServer::new(api::HealthApi::new(store, settings, scorer, recompute, rollups, kit.clone()))
-        .max_decoding_message_size(kit.max_message_bytes)
-        .max_encoding_message_size(kit.max_message_bytes))
+    Ok(HealthServiceServer::new(api::HealthApi::new(store, settings, scorer, recompute, rollups, cx.kit.clone()))
+        .max_decoding_message_size(cx.kit.max_message_bytes)
+        .max_encoding_message_size(cx.kit.max_message_bytes))
 }
 
 /// Deletes raw usage events past the retention, every hour, in batches
 /// small enough not to hold up ingest.
-fn spawn_pruning(store: store::Store, retention: Duration, shutdown: tokio_util::sync::CancellationToken) {
-    tokio::spawn(async move {
-        loop {
-            let cutoff = chrono::Utc::now() - chrono::Duration::from_std(retention).expect("at most 10 years");
+fn supervise_pruning(supervisor: &Supervisor, store: store::Store, retention: Duration) {
+    let keep = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(3650));
+    supervisor.spawn(Server::NAME, "health-pruning", move |shutdown| {
+        let store = store.clone();
+        async move {
             loop {
-                match store.prune_raw_events(cutoff, 10_000).await {
-                    Ok(n) if n > 0 && !shutdown.is_cancelled() => {
-                        tracing::debug!(deleted = n, "pruned raw usage events")
-                    }
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "pruning raw usage events failed");
-                        break;
+                let cutoff = chrono::Utc::now() - keep;
+                loop {
+                    match store.prune_raw_events(cutoff, 10_000).await {
+                        Ok(n) if n > 0 && !shutdown.is_cancelled() => {
+                            tracing::debug!(deleted = n, "pruned raw usage events")
+                        }
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "pruning raw usage events failed");
+                            break;
+                        }
                     }
                 }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-                _ = shutdown.cancelled() => return,
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
             }
         }
     });

@@ -16,7 +16,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use banso_kit::Result;
+use banso_kit::{Result, supervise::Supervisor};
 use chrono::Utc;
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -55,13 +55,20 @@ pub struct Recompute {
 }
 
 impl Recompute {
-    /// Starts this replica's runner; it stops with `shutdown` between chunks
-    /// (the job resumes from its cursor once its lease lapses).
-    pub fn spawn(store: Store, step: f64, shutdown: CancellationToken) -> Recompute {
+    /// Starts this replica's runner under the supervisor; it stops with
+    /// shutdown between chunks (the job resumes from its cursor once its
+    /// lease lapses).
+    pub fn supervise(store: Store, step: f64, supervisor: &Supervisor, service: &'static str) -> Recompute {
         let wake = Arc::new(Notify::new());
         let runner = Recompute { store, wake };
         let r = runner.clone();
-        tokio::spawn(async move { r.run(step, shutdown).await });
+        supervisor.spawn(service, "health-recompute", move |shutdown| {
+            let r = r.clone();
+            async move {
+                r.run(step, shutdown).await;
+                Ok(())
+            }
+        });
         runner
     }
 

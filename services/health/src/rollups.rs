@@ -12,6 +12,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use banso_kit::supervise::Supervisor;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -37,31 +38,35 @@ pub struct Rollups {
 }
 
 impl Rollups {
-    /// Starts the task; it stops with `shutdown`, after its current round
-    /// (what is left pending is rolled up after the next start).
-    pub fn spawn(store: Store, scorer: Scorer, shutdown: CancellationToken) -> Rollups {
+    /// Starts the task under the supervisor; it stops with shutdown, after
+    /// its current round (what is left pending is rolled up after the next
+    /// start).
+    pub fn supervise(store: Store, scorer: Scorer, supervisor: &Supervisor, service: &'static str) -> Rollups {
         let wake = Arc::new(Notify::new());
         let woken = wake.clone();
-        tokio::spawn(async move {
-            loop {
-                let round = std::time::Instant::now();
-                let pause = drain(&store, &scorer, &shutdown).await;
-                // Caught up: rest as long as catching up took. Under a burst
-                // the next round then folds the batches that came meanwhile
-                // in one go (fewer rollup rows per event) rather than each
-                // as it comes, and the ingest has the cores meanwhile. While
-                // behind, `drain` folds up to 16 batches a round without
-                // resting, so resting never makes the rollups fall behind.
-                // In steady flow a round and its rest are milliseconds.
-                let rest = round.elapsed().min(MAX_REST);
-                tokio::select! {
-                    _ = tokio::time::sleep(rest) => {}
-                    _ = shutdown.cancelled() => return,
-                }
-                tokio::select! {
-                    _ = woken.notified(), if pause.is_none() => {}
-                    _ = tokio::time::sleep(pause.unwrap_or(POLL)) => {}
-                    _ = shutdown.cancelled() => return,
+        supervisor.spawn(service, "health-rollups", move |shutdown| {
+            let (store, scorer, woken) = (store.clone(), scorer.clone(), woken.clone());
+            async move {
+                loop {
+                    let round = std::time::Instant::now();
+                    let pause = drain(&store, &scorer, &shutdown).await;
+                    // Caught up: rest as long as catching up took. Under a burst
+                    // the next round then folds the batches that came meanwhile
+                    // in one go (fewer rollup rows per event) rather than each
+                    // as it comes, and the ingest has the cores meanwhile. While
+                    // behind, `drain` folds up to 16 batches a round without
+                    // resting, so resting never makes the rollups fall behind.
+                    // In steady flow a round and its rest are milliseconds.
+                    let rest = round.elapsed().min(MAX_REST);
+                    tokio::select! {
+                        _ = tokio::time::sleep(rest) => {}
+                        _ = shutdown.cancelled() => return Ok(()),
+                    }
+                    tokio::select! {
+                        _ = woken.notified(), if pause.is_none() => {}
+                        _ = tokio::time::sleep(pause.unwrap_or(POLL)) => {}
+                        _ = shutdown.cancelled() => return Ok(()),
+                    }
                 }
             }
         });

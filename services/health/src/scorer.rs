@@ -8,14 +8,16 @@
 //! at least the configured step, or changing band, publishes
 //! HealthScoreChanged through the outbox in the transaction that stores it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use banso_cel::Expression;
-use banso_kit::Result;
+use banso_kit::{Result, supervise::Supervisor};
 use banso_proto::{events as ev, health as pb};
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
@@ -397,39 +399,46 @@ pub struct Scorer {
 }
 
 impl Scorer {
-    /// Starts the scoring task; `step` is the score change that counts as a move.
-    pub fn spawn(store: Store, step: f64, shutdown: CancellationToken) -> Scorer {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(String, Uuid)>();
-        tokio::spawn(async move {
-            loop {
-                let first = tokio::select! {
-                    job = rx.recv() => match job { Some(j) => j, None => return },
-                    _ = shutdown.cancelled() => return,
-                };
-                // Everything queued meanwhile, once each, by tenant.
-                let mut queued: BTreeMap<String, BTreeSet<Uuid>> = BTreeMap::new();
-                queued.entry(first.0).or_default().insert(first.1);
-                while let Ok((tenant, id)) = rx.try_recv() {
-                    queued.entry(tenant).or_default().insert(id);
-                }
-                let round = std::time::Instant::now();
-                for (tenant, ids) in queued {
-                    let ids: Vec<Uuid> = ids.into_iter().collect();
-                    if let Err(e) = rescore(&store, &tenant, &ids, step).await {
-                        tracing::warn!(tenant, accounts = ids.len(), error = %e, "rescoring failed");
+    /// Starts the scoring task under the supervisor; `step` is the score
+    /// change that counts as a move. The queue outlives the task, so a
+    /// restarted task carries on with what was queued.
+    pub fn supervise(store: Store, step: f64, supervisor: &Supervisor, service: &'static str) -> Scorer {
+        let (tx, rx) = mpsc::unbounded_channel::<(String, Uuid)>();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        supervisor.spawn(service, "health-live-scorer", move |shutdown| {
+            let (store, rx) = (store.clone(), rx.clone());
+            async move {
+                let mut rx = rx.lock().await;
+                loop {
+                    let first = tokio::select! {
+                        job = rx.recv() => match job { Some(j) => j, None => return Ok(()) },
+                        _ = shutdown.cancelled() => return Ok(()),
+                    };
+                    // Everything queued meanwhile, once each, by tenant.
+                    let mut queued: BTreeMap<String, BTreeSet<Uuid>> = BTreeMap::new();
+                    queued.entry(first.0).or_default().insert(first.1);
+                    while let Ok((tenant, id)) = rx.try_recv() {
+                        queued.entry(tenant).or_default().insert(id);
                     }
-                }
-                // Rescoring is background work beside the ingest its clients
-                // wait on: under a burst that touches every account, back to
-                // back rounds would take a core and rescore each account
-                // over and over. Resting three times as long as the round
-                // took keeps the scorer to a quarter of the time at most, and lets
-                // the next round take in more; a round of a few accounts
-                // rests a few ms.
-                let rest = (round.elapsed() * REST_PER_ROUND).min(MAX_REST);
-                tokio::select! {
-                    _ = tokio::time::sleep(rest) => {}
-                    _ = shutdown.cancelled() => return,
+                    let round = std::time::Instant::now();
+                    for (tenant, ids) in queued {
+                        let ids: Vec<Uuid> = ids.into_iter().collect();
+                        if let Err(e) = rescore(&store, &tenant, &ids, step).await {
+                            tracing::warn!(tenant, accounts = ids.len(), error = %e, "rescoring failed");
+                        }
+                    }
+                    // Rescoring is background work beside the ingest its clients
+                    // wait on: under a burst that touches every account, back to
+                    // back rounds would take a core and rescore each account
+                    // over and over. Resting three times as long as the round
+                    // took keeps the scorer to a quarter of the time at most, and lets
+                    // the next round take in more; a round of a few accounts
+                    // rests a few ms.
+                    let rest = (round.elapsed() * REST_PER_ROUND).min(MAX_REST);
+                    tokio::select! {
+                        _ = tokio::time::sleep(rest) => {}
+                        _ = shutdown.cancelled() => return Ok(()),
+                    }
                 }
             }
         });

@@ -8,7 +8,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use banso_events::{Envelope, Handler, HandlerError, Payload, bus::spawn_consumer};
+use banso_events::{Envelope, Handler, HandlerError, Payload, bus::supervise_consumer};
 use banso_proto::{events as ev, health as pb};
 use banso_testkit::TestRole as Role;
 use chrono::Utc;
@@ -91,13 +91,14 @@ impl Handler for Collector {
 async fn scores_follow_usage_measures_and_scorecard_versions_with_explanations_and_events() {
     let app = spawn().await;
     let collector = Arc::new(Collector(Mutex::new(Vec::new())));
-    spawn_consumer(
-        app.events.bus.clone(),
+    supervise_consumer(
+        &app.runtime.supervisor,
+        "test",
+        app.runtime.bus.clone(),
         "test-collector",
         vec![banso_events::envelope::all_of("health")],
         collector.clone(),
         Default::default(),
-        app.events.shutdown.child_token(),
     );
     let a = account(&app).await;
     // Usage first: with no scorecard yet, nothing is scored.

@@ -60,8 +60,9 @@ impl BinaryCopy {
     }
     /// `date`: days since 2000-01-01.
     pub fn date(&mut self, d: NaiveDate) {
-        let epoch = NaiveDate::from_ymd_opt(2000, 1, 1).expect("a valid date");
-        self.field(&((d - epoch).num_days() as i32).to_be_bytes());
+        use chrono::Datelike as _;
+        // 2000-01-01 is day 730,120 of the common era.
+        self.field(&(d.num_days_from_ce() - 730_120).to_be_bytes());
     }
     /// The buffer with its trailer, ready to send.
     pub fn finish(mut self) -> Vec<u8> {

@@ -1,4 +1,3 @@
-use banso_kit::server::ServiceSet;
 use banso_proto::{accounts as pb, types as tpb};
 use banso_testkit::{Bearer, TestApp, TestRole};
 use tonic::{Status, codegen::InterceptedService, transport::Channel};
@@ -12,11 +11,7 @@ pub async fn spawn() -> TestApp {
 }
 
 pub async fn spawn_with(options: banso_testkit::Options) -> TestApp {
-    banso_testkit::spawn_with(options, |cfg, kit, events| async move {
-        Ok(ServiceSet::new().with(banso_accounts::build(&cfg, &kit, &events).await?))
-    })
-    .await
-    .expect("test server starts")
+    banso_testkit::spawn_with(options, &[&banso_accounts::SERVICE]).await.expect("test server starts")
 }
 
 pub fn client(app: &TestApp, tenant: &str, role: TestRole) -> Client {

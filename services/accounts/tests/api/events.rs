@@ -11,9 +11,10 @@ use std::{
 use async_trait::async_trait;
 use banso_events::{
     Envelope, Handler, HandlerError, Payload,
-    bus::{DeliveryPolicy, spawn_consumer},
+    bus::{DeliveryPolicy, supervise_consumer},
     inbox,
 };
+use banso_kit::supervise::Supervisor;
 use banso_proto::accounts as pb;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -51,14 +52,15 @@ impl Handler for Recorder {
 }
 
 fn start(app: &banso_testkit::TestApp, recorder: &Arc<Recorder>) -> CancellationToken {
-    let stop = app.events.shutdown.child_token();
-    spawn_consumer(
-        app.events.bus.clone(),
+    let stop = app.runtime.shutdown().child_token();
+    supervise_consumer(
+        &Supervisor::new(stop.clone()),
+        "test",
+        app.runtime.bus.clone(),
         "recorder",
         vec![banso_events::envelope::all_of("accounts")],
         recorder.clone(),
         DeliveryPolicy::default(),
-        stop.clone(),
     );
     stop
 }

@@ -12,7 +12,7 @@ const SERVICE: &str = "banso.accounts.v1.AccountsService";
 
 #[tokio::test]
 async fn health_is_serving_then_not_serving_once_shutdown_begins() {
-    let app = spawn_with(banso_testkit::Options { shutdown_delay: Duration::from_secs(2) }).await;
+    let app = spawn_with(banso_testkit::Options { shutdown_delay: Duration::from_secs(2), ..Default::default() }).await;
     // No token needed: probes carry none.
     let mut health = HealthClient::new(app.channel.clone());
     for service in [SERVICE, ""] {

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use banso_kit::server::ServiceSet;
 use banso_proto::{accounts as apb, health as pb};
 use banso_testkit::{Bearer, TestApp, TestRole as Role};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
@@ -15,13 +14,7 @@ pub type Health = pb::health_service_client::HealthServiceClient<InterceptedServ
 pub type Accounts = apb::accounts_service_client::AccountsServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub async fn spawn() -> TestApp {
-    banso_testkit::spawn(|cfg, kit, events| async move {
-        Ok(ServiceSet::new()
-            .with(banso_accounts::build(&cfg, &kit, &events).await?)
-            .with(banso_health::build(&cfg, &kit, &events).await?))
-    })
-    .await
-    .expect("test server starts")
+    banso_testkit::spawn(&[&banso_accounts::SERVICE, &banso_health::SERVICE]).await.expect("test server starts")
 }
 
 pub fn health(app: &TestApp, tenant: &str, role: Role) -> Health {

@@ -1,0 +1,58 @@
+//! What a service is to the process that runs it, written once: the
+//! `banso` binary (`up`, `serve`, `migrate`), the test kit and the bench
+//! all read the same [`ServiceDef`] of each service, so adding a service
+//! is one line in the binary's list.
+
+use std::sync::Arc;
+
+use banso_kit::{
+    config::Config,
+    server::{Kit, ServiceSet},
+    supervise::Supervisor,
+};
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::Bus;
+
+/// What a service gets to run: the process's bus, and the supervisor its
+/// background tasks (relay, consumers, workers) run under.
+#[derive(Clone)]
+pub struct Runtime {
+    pub bus: Arc<dyn Bus>,
+    pub supervisor: Supervisor,
+}
+
+impl Runtime {
+    /// The token that stops every task and the server.
+    pub fn shutdown(&self) -> &CancellationToken {
+        self.supervisor.shutdown()
+    }
+}
+
+/// Everything a service is built from.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub kit: &'a Kit,
+    pub runtime: &'a Runtime,
+}
+
+/// One service, as the process that runs it sees it.
+pub struct ServiceDef {
+    /// Its role in `banso serve <name>`, its PostgreSQL schema, the name of
+    /// its SQLite file and of its events' source.
+    pub name: &'static str,
+    /// The event sources it consumes (`banso.<source>.>`); empty if none.
+    pub consumes: &'static [&'static str],
+    /// Connects to its database and applies its migrations.
+    pub migrate: for<'a> fn(&'a Config) -> BoxFuture<'a, anyhow::Result<()>>,
+    /// Connects, migrates, starts its background tasks under the runtime's
+    /// supervisor, and adds its gRPC services to the set.
+    pub build: for<'a> fn(&'a Context<'a>, ServiceSet) -> BoxFuture<'a, anyhow::Result<ServiceSet>>,
+}
+
+impl std::fmt::Debug for ServiceDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceDef").field("name", &self.name).field("consumes", &self.consumes).finish()
+    }
+}
