@@ -1,0 +1,9 @@
+//! What the cross-service suites share: every service of `banso::SERVICES`
+//! in one server on a fresh database and bus, as `banso up` runs them.
+
+use banso_testkit::TestApp;
+
+/// Every service, on a fresh database and bus.
+pub async fn spawn_all() -> TestApp {
+    banso_testkit::spawn(banso::SERVICES).await.expect("test server starts")
+}
