@@ -191,6 +191,13 @@ pub fn supervise_consumer(
     policy: DeliveryPolicy,
 ) -> tokio::task::JoinHandle<()> {
     let consumer = consumer.to_owned();
+    // Zero before the first event, so an alert on dead letters has a series.
+    for t in crate::envelope::all_types() {
+        let labels = [("consumer", consumer.clone()), ("type", t.clone())];
+        metrics::counter!(CONSUMED_TOTAL, &labels).increment(0);
+        metrics::counter!(RETRIES_TOTAL, &labels).increment(0);
+        metrics::counter!(DEAD_LETTERED_TOTAL, &labels).increment(0);
+    }
     supervisor.spawn(service, format!("consumer-{consumer}"), move |shutdown| {
         let (bus, consumer, subjects, handler) = (bus.clone(), consumer.clone(), subjects.clone(), handler.clone());
         async move {

@@ -22,6 +22,25 @@ pub fn type_of(payload: &Payload) -> &'static str {
     }
 }
 
+/// Every event type there is: the fields of the envelope's `payload` oneof,
+/// read from the descriptors, so a new event needs no list kept here.
+pub fn all_types() -> &'static [String] {
+    static TYPES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    TYPES.get_or_init(|| {
+        use prost::Message as _;
+        let Ok(set) = prost_types::FileDescriptorSet::decode(banso_proto::FILE_DESCRIPTOR_SET) else {
+            return Vec::new();
+        };
+        set.file
+            .iter()
+            .filter(|f| f.package() == "banso.events.v1")
+            .flat_map(|f| f.message_type.iter())
+            .filter(|m| m.name() == "Envelope")
+            .flat_map(|m| m.field.iter().filter(|f| f.oneof_index.is_some()).map(|f| f.name().to_owned()))
+            .collect()
+    })
+}
+
 /// `banso.<source>.<type>`.
 pub fn subject(envelope: &Envelope) -> String {
     format!("banso.{}.{}", envelope.source, envelope.r#type)
@@ -108,6 +127,18 @@ pub fn subject_matches(pattern: &str, subject: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_payload_type_is_listed() {
+        let types = all_types();
+        for p in [
+            Payload::AccountCreated(Default::default()),
+            Payload::HealthScoreChanged(Default::default()),
+            Payload::SegmentChanged(Default::default()),
+        ] {
+            assert!(types.iter().any(|t| t == type_of(&p)), "{} missing from {types:?}", type_of(&p));
+        }
+    }
 
     #[test]
     fn subjects_and_wildcards() {

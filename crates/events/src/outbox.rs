@@ -216,6 +216,7 @@ impl Relay {
         config: RelayConfig,
     ) -> Self {
         let holder = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
+        metrics::counter!(PUBLISHED_TOTAL, "source" => source.to_owned()).increment(0);
         Relay { db, bus, source: source.to_owned(), signal, config, holder }
     }
 
