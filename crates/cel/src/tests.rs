@@ -398,16 +398,20 @@ fn limits_keep_the_interpreter_within_a_small_stack() {
     // The bracket and depth limits exist because cel-parser recurses ~10 KiB
     // per bracket level; the deepest accepted sources must run on 1 MiB.
     let worker = std::thread::Builder::new().stack_size(1 << 20).spawn(|| {
-        let n = syntax::MAX_NESTING - 1;
+        let n = syntax::MAX_NESTING;
         let brackets = format!("{}account.arr{} > 0", "(".repeat(n), ")".repeat(n));
-        let chain = format!("account.arr{} > 0", " + 1".repeat(syntax::MAX_DEPTH - 3));
+        // account.arr is one level (a selection), each + one, > one.
+        let chain = format!("account.arr{} > 0", " + 1".repeat(syntax::MAX_DEPTH - 2));
+        // size( is a bracket too.
         let lists = format!("size({}1{}) == 1", "[".repeat(n - 1), "]".repeat(n - 1));
         let facts = bare();
         for (src, expected) in [(brackets, false), (chain, true), (lists, true)] {
             assert_eq!(compile(&src).evaluate_bool(&facts), Ok(expected), "{src}");
         }
-        let too_deep = format!("{}1{}", "(".repeat(n + 2), ")".repeat(n + 2));
+        let too_deep = format!("{}1{}", "(".repeat(n + 1), ")".repeat(n + 1));
         assert!(compile_err(&too_deep).message.starts_with("brackets nest too deeply"));
+        let too_long = format!("account.arr{} > 0", " + 1".repeat(syntax::MAX_DEPTH - 1));
+        assert!(compile_err(&too_long).message.starts_with("expression is nested too deeply"));
     });
     worker.unwrap().join().unwrap();
 }
