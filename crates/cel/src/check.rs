@@ -10,8 +10,10 @@ use std::fmt::Write as _;
 
 use cel::IdedExpr;
 use cel::common::ast::{CallExpr, EntryExpr, Expr, LiteralValue, SourceInfo};
+use cel::common::types::{CelInt, CelString};
 
 use crate::parse::offset;
+use crate::runtime;
 use crate::schema::{Schema, Shape};
 
 /// How a function may be called: the numbers of arguments it takes as a
@@ -103,6 +105,7 @@ pub(crate) type Failure = (usize, String);
 pub(crate) fn check(root: &IdedExpr, schema: &Schema, source: &str, info: &SourceInfo) -> Result<Vec<usize>, Failure> {
     let mut checker = Checker { schema, source, info, scope: Vec::new(), map_indexes: Vec::new() };
     checker.shape(root)?;
+    checker.constants(root)?;
     Ok(checker.map_indexes)
 }
 
@@ -218,6 +221,10 @@ fn name_of(n: &IdedExpr) -> String {
 fn is_operator(call: &CallExpr) -> bool {
     call.target.is_none()
         && (call.func_name.starts_with('_') || call.func_name.ends_with('_') || call.func_name == "@in")
+}
+
+fn is_macro(call: &CallExpr) -> bool {
+    (call.func_name == "has" && call.target.is_none()) || MACROS.iter().any(|(m, _)| *m == call.func_name)
 }
 
 impl Checker<'_> {
@@ -431,4 +438,148 @@ impl Checker<'_> {
             _ => Shape::Bool,
         })
     }
+
+    /// Evaluates what can be evaluated now, so that an expression that is
+    /// saved can be evaluated: every largest subexpression without variables
+    /// (`duration('30d')`, `1 / 0`, `{'a': 1}.b`), and the format arguments
+    /// of calls on variables (the pattern of `matches()`, the time zone of
+    /// `getMonth()`).
+    fn constants(&self, n: &IdedExpr) -> Result<(), Failure> {
+        if self.is_constant(n) {
+            if !matches!(n.expr, Expr::Literal(_)) && runtime::evaluate_constant(n).is_err() {
+                return Err(self.innermost_failure(n));
+            }
+            return Ok(());
+        }
+        // The parts first, so that a failing argument is reported as such.
+        for child in crate::parse::children(n) {
+            self.constants(child)?;
+        }
+        if let Expr::Call(c) = &n.expr
+            && c.target.is_some()
+            && !is_macro(c)
+            && let [arg] = c.args.as_slice()
+            && self.is_constant(arg)
+        {
+            // Stand-ins for the receiver: a string for matches(), a timestamp
+            // for the accessors. Any other receiver fails anyway.
+            let receiver = match c.func_name.as_str() {
+                "matches" => Some(literal(LiteralValue::String(CelString::from(String::new())))),
+                f if f.starts_with("get") => Some(IdedExpr {
+                    id: 0,
+                    expr: Expr::Call(CallExpr {
+                        func_name: "timestamp".into(),
+                        target: None,
+                        args: vec![literal(LiteralValue::Int(CelInt::from(0)))],
+                    }),
+                }),
+                _ => None,
+            };
+            if let Some(receiver) = receiver {
+                let probe = IdedExpr {
+                    id: n.id,
+                    expr: Expr::Call(CallExpr {
+                        func_name: c.func_name.clone(),
+                        target: Some(Box::new(receiver)),
+                        args: vec![arg.clone()],
+                    }),
+                };
+                if let Err(e) = runtime::evaluate_constant(&probe) {
+                    return fail(self.at(arg), explain(&c.func_name, arg, &e));
+                }
+            }
+        }
+        if let Expr::Call(c) = &n.expr
+            && c.target.is_none()
+            && c.func_name == "matches"
+            && let [_, pattern] = c.args.as_slice()
+            && self.is_constant(pattern)
+        {
+            let text = literal(LiteralValue::String(CelString::from(String::new())));
+            let probe = IdedExpr {
+                id: n.id,
+                expr: Expr::Call(CallExpr {
+                    func_name: "matches".into(),
+                    target: None,
+                    args: vec![text, pattern.clone()],
+                }),
+            };
+            if let Err(e) = runtime::evaluate_constant(&probe) {
+                return fail(self.at(pattern), explain("matches", pattern, &e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `n` reads no variable: it evaluates the same on every account.
+    fn is_constant(&self, n: &IdedExpr) -> bool {
+        match &n.expr {
+            Expr::Literal(_) => true,
+            Expr::Ident(_) | Expr::Struct(_) | Expr::Comprehension(_) | Expr::Unspecified => false,
+            Expr::Call(c) if is_macro(c) => false,
+            _ => crate::parse::children(n).into_iter().all(|c| self.is_constant(c)),
+        }
+    }
+
+    /// The smallest failing part of a constant `n` that fails, for the error.
+    fn innermost_failure(&self, n: &IdedExpr) -> Failure {
+        for child in crate::parse::children(n) {
+            if !matches!(child.expr, Expr::Literal(_)) && runtime::evaluate_constant(child).is_err() {
+                return self.innermost_failure(child);
+            }
+        }
+        let error = match runtime::evaluate_constant(n) {
+            Err(e) => e,
+            Ok(_) => "evaluation failed".into(),
+        };
+        match &n.expr {
+            Expr::Call(c) if !is_operator(c) => {
+                let name = c.func_name.as_str();
+                match c.args.as_slice() {
+                    [arg] if c.target.is_none() => (self.at(arg), explain(name, arg, &error)),
+                    _ => (self.name_at(n, name), format!("{name}() always fails here: {error}")),
+                }
+            }
+            _ => (self.at(n), format!("this always fails: {error}")),
+        }
+    }
+}
+
+/// Why a constant argument of `function` makes it fail, from cel's `error`.
+fn explain(function: &str, arg: &IdedExpr, error: &str) -> String {
+    let value = match &arg.expr {
+        Expr::Literal(LiteralValue::String(s)) => format!(" {:?}", s.inner()),
+        Expr::Literal(LiteralValue::Int(i)) => format!(" {}", i.inner()),
+        Expr::Literal(LiteralValue::UInt(u)) => format!(" {}u", u.inner()),
+        Expr::Literal(LiteralValue::Double(d)) => format!(" {:?}", d.inner()),
+        _ => String::new(),
+    };
+    let error = error.strip_prefix(&format!("{function}(): ")).unwrap_or(error);
+    let error = error.strip_prefix("timezone(): ").unwrap_or(error);
+    match function {
+        // cel shows the parser's (nom's) state, not the mistake.
+        "duration" if error.starts_with("Parsing Error") => format!(
+            "invalid duration{value}: write a number and a unit, h, m, s, ms, us or ns, as in '90m' \
+             (there is no unit for days: 30 days is '720h')"
+        ),
+        "duration" => format!("invalid duration{value}: {error}"),
+        "timestamp" if matches!(arg.expr, Expr::Literal(LiteralValue::String(_))) => {
+            format!("invalid timestamp{value}: write RFC 3339, as in '2027-01-01T00:00:00Z' ({error})")
+        }
+        // The regex crate's message spans lines: its last names the mistake.
+        "matches" => {
+            let last = error.lines().last().unwrap_or(error).trim();
+            format!("invalid pattern{value}: {}", last.strip_prefix("error: ").unwrap_or(last))
+        }
+        f if f.starts_with("get") => {
+            format!(
+                "invalid time zone{value}: {error}; write an IANA name, as in 'Asia/Tokyo', or an offset, as in '+09:00'"
+            )
+        }
+        f => format!("invalid argument{value} of {f}(): {error}"),
+    }
+}
+
+fn literal(value: LiteralValue) -> IdedExpr {
+    IdedExpr { id: 0, expr: Expr::Literal(value) }
 }

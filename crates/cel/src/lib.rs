@@ -3,8 +3,9 @@
 //!
 //! An [`Expression`] is compiled once, when a segment or condition is saved,
 //! and checked against a [`Schema`]: syntax errors, unknown variables and
-//! unknown fields of `account` are reported there as a [`CompileError`] with
-//! a 1-based line and column. It is then evaluated with
+//! unknown fields of `account`, and literal arguments no evaluation could
+//! take (`duration('30d')`) are reported there as a [`CompileError`] with a
+//! 1-based line and column. It is then evaluated with
 //! [`Expression::evaluate_bool`] against the [`Facts`] of each account; it is
 //! `Send + Sync + Clone` (an `Arc` inside), so one compiled expression serves
 //! any number of threads or tasks.

@@ -71,6 +71,13 @@ pub(crate) fn evaluate(expr: &IdedExpr, facts: &Facts) -> Result<Value, String> 
     guarded(|| Value::resolve(expr, &ctx))
 }
 
+/// Evaluates an expression without variables: the compile-time check of
+/// literal arguments.
+pub(crate) fn evaluate_constant(expr: &IdedExpr) -> Result<Value, String> {
+    let ctx = root()?;
+    guarded(|| Value::resolve(expr, ctx))
+}
+
 /// No panic of the interpreter may take a worker down: one is an error like
 /// any other. None is known in cel 0.15, but it still has `unwrap()`s on
 /// paths our checks cannot rule out.

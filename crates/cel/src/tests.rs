@@ -901,3 +901,76 @@ fn nesting_limits_are_exactly_as_documented() {
     let e = Expression::compile(&format!("a{}", " || a".repeat(800)), &schema);
     assert!(e.is_ok(), "{e:?}");
 }
+
+#[test]
+fn what_fails_on_every_account_fails_on_save() {
+    // An expression that saves must evaluate: literal arguments are checked
+    // by evaluating them now, with the interpreter that will run them.
+    for (src, line, column, message) in [
+        (
+            "account.renewal_date != null &&\n  now - duration('30d') > account.renewal_date",
+            2,
+            18,
+            "invalid duration \"30d\": write a number and a unit, h, m, s, ms, us or ns, as in '90m' (there is no unit for days: 30 days is '720h')",
+        ),
+        ("duration('x') > duration('1h')", 1, 10, "invalid duration \"x\": write a number and a unit"),
+        (
+            "account.renewal_date < timestamp('2027-01-01')",
+            1,
+            34,
+            "invalid timestamp \"2027-01-01\": write RFC 3339, as in '2027-01-01T00:00:00Z' (premature end of input)",
+        ),
+        (
+            "timestamp('2026-13-01T00:00:00Z') < now",
+            1,
+            11,
+            "invalid timestamp \"2026-13-01T00:00:00Z\": write RFC 3339",
+        ),
+        (
+            "timestamp(253402300800) < now",
+            1,
+            11,
+            "invalid argument 253402300800 of timestamp(): timestamp out of range",
+        ),
+        ("account.name.matches('(')", 1, 22, "invalid pattern \"(\": unclosed group"),
+        ("matches(account.name, 'jp-[')", 1, 23, "invalid pattern \"jp-[\": unclosed character class"),
+        (
+            "account.renewal_date.getMonth('Asia/Tokio') == 1",
+            1,
+            31,
+            "invalid time zone \"Asia/Tokio\": unknown time zone Asia/Tokio; write an IANA name, as in 'Asia/Tokyo', or an offset, as in '+09:00'",
+        ),
+        ("now.getHours('+25:00') == 1", 1, 14, "invalid time zone \"+25:00\": timezone offset hours out of range"),
+        ("int('x') == account.arr", 1, 5, "invalid argument \"x\" of int(): string parse error"),
+        ("uint(-1) == 1u", 1, 7, "invalid argument -1 of uint(): unsigned integer overflow"),
+        ("int(1e100) == 1", 1, 5, "invalid argument 1e100 of int(): integer overflow"),
+        ("bool('maybe')", 1, 6, "invalid argument \"maybe\" of bool()"),
+        ("string(b'\\xff') == account.name", 1, 8, "invalid argument of string(): invalid UTF-8"),
+        ("max(1, 'a') == account.arr", 1, 1, "max() always fails here: cannot compare int 1 with string \"a\""),
+        // Operators and literals of lists and maps too.
+        ("account.arr / 0 == 1 || 1 / 0 == 1", 1, 27, "this always fails: division of int 1 by zero"),
+        ("1 < 2 < 3", 1, 7, "this always fails: cannot compare a bool with an int"),
+        ("[1, 2][5] == account.arr", 1, 7, "this always fails: index int 5 is out of bounds"),
+        ("{'a': 1}.b == account.arr", 1, 9, "this always fails: no such key b"),
+        ("{'a': 1, 'a': 2}.size() == 1", 1, 1, "this always fails: map literal repeats the key string \"a\""),
+        ("9223372036854775807 + 1 > account.arr", 1, 21, "this always fails: overflow in the addition"),
+        // Wherever it stands: on the right of ||, inside a macro.
+        ("account.arr > 0 || duration('30d') > duration('1h')", 1, 29, "invalid duration \"30d\""),
+        ("account.tags.exists(t, t == string(duration('1d')))", 1, 45, "invalid duration \"1d\""),
+    ] {
+        let e = compile_err(src);
+        assert_eq!((e.line, e.column), (line, column), "{src}: {e}");
+        assert!(e.message.starts_with(message), "{src}: {e}");
+    }
+    // What evaluates is fine, and what depends on the account is left to
+    // evaluation.
+    let t = tags(&["vip"]);
+    for src in [
+        "now - duration('720h') < account.renewal_date && duration('1h') + duration('30m') == duration('90m')",
+        "account.name.matches('^株式') && account.renewal_date.getMonth('Asia/Tokyo') == 2",
+        "timestamp('2027-01-01T00:00:00+09:00') > now && [1, 2][1] == 2 && {'a': 1}.a == 1",
+    ] {
+        assert_eq!(eval(src, &renewing(&t)), Ok(true), "{src}");
+    }
+    compile("timestamp(account.name) < now && account.renewal_date.getMonth(account.region) == 2");
+}
