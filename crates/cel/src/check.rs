@@ -566,11 +566,8 @@ fn explain(function: &str, arg: &IdedExpr, error: &str) -> String {
         "timestamp" if matches!(arg.expr, Expr::Literal(LiteralValue::String(_))) => {
             format!("invalid timestamp{value}: write RFC 3339, as in '2027-01-01T00:00:00Z' ({error})")
         }
-        // The regex crate's message spans lines: its last names the mistake.
-        "matches" => {
-            let last = error.lines().last().unwrap_or(error).trim();
-            format!("invalid pattern{value}: {}", last.strip_prefix("error: ").unwrap_or(last))
-        }
+        // The regex crate's message ends with the mistake: "… error: unclosed group".
+        "matches" => format!("invalid pattern{value}: {}", error.rsplit("error: ").next().unwrap_or(error)),
         f if f.starts_with("get") => {
             format!(
                 "invalid time zone{value}: {error}; write an IANA name, as in 'Asia/Tokyo', or an offset, as in '+09:00'"

@@ -229,7 +229,12 @@ pub(crate) fn describe_error(e: ExecutionError) -> String {
                 (f, _, kinds) => format!("{f}() cannot take ({}){hint}", kinds.join(", ")),
             }
         }
-        E::FunctionError { function, message } => format!("{function}(): {message}"),
+        E::FunctionError { function, message } => {
+            // One line for a field violation or a log: the regex crate's
+            // messages span several.
+            let message: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            format!("{function}(): {}", message.join(" "))
+        }
         E::UnsupportedIndex(v, i) => format!("cannot index {} with {}", describe(&v), describe(&i)),
         E::UnsupportedKeyType(v) => format!("{} cannot be a map key", describe(&v)),
         E::IndexOutOfBounds(i) => format!("index {} is out of bounds", describe(&i)),

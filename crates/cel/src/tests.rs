@@ -262,7 +262,7 @@ fn syntax_error_on_line_two() {
 
 #[test]
 fn syntax_errors_cel_parser_would_panic_on() {
-    // cel-parser 0.10 panics on each of these; they must be plain errors.
+    // cel-parser 0.10 panicked on each of these; they must be plain errors.
     for (src, line, column) in [("1 +", 1, 4), ("account.arr > 1 ||", 1, 19), ("'open", 1, 1), ("a\n  && )", 2, 6)] {
         let e = compile_err(src);
         assert_eq!((e.line, e.column), (line, column), "{src}: {e}");
@@ -271,7 +271,7 @@ fn syntax_errors_cel_parser_would_panic_on() {
 
 #[test]
 fn comments_are_allowed_anywhere() {
-    // cel-parser 0.10 rejects a leading comment; compile blanks comments out.
+    // cel-parser 0.10 rejected a leading comment; cel 0.15 does not.
     let t = tags(&["vip"]);
     let e = compile("// 重要顧客\n'vip' in account.tags // and nothing else\n");
     assert_eq!(e.evaluate_bool(&renewing(&t)), Ok(true));
@@ -973,4 +973,14 @@ fn what_fails_on_every_account_fails_on_save() {
         assert_eq!(eval(src, &renewing(&t)), Ok(true), "{src}");
     }
     compile("timestamp(account.name) < now && account.renewal_date.getMonth(account.region) == 2");
+}
+
+#[test]
+fn a_pattern_read_from_an_account_fails_on_one_line() {
+    let schema = Schema::new().with_variable("s", Shape::String).with_variable("p", Shape::String);
+    let e = Expression::compile("s.matches(p)", &schema).unwrap();
+    let result = e.evaluate_bool(&Facts::new().with("s", "a").with("p", "("));
+    let Err(EvalError::Failed(message)) = result else { panic!("{result:?}") };
+    assert!(message.starts_with("matches(): '(' not a valid regex: ") && !message.contains('\n'), "{message}");
+    assert!(message.ends_with("error: unclosed group"), "{message}");
 }
