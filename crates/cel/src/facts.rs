@@ -1,8 +1,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use cel_interpreter::Value;
-use cel_interpreter::objects::{Key, Map};
+use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp};
+use cel::common::value::{CowVal, Val};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 /// A typed value an expression can read.
@@ -21,20 +21,20 @@ pub enum Fact {
 }
 
 impl Fact {
-    fn into_value(self) -> Value {
+    fn into_val(self) -> Box<dyn Val> {
         match self {
-            Fact::Null => Value::Null,
-            Fact::Bool(b) => Value::Bool(b),
-            Fact::Int(i) => Value::Int(i),
-            Fact::Double(d) => Value::Float(d),
-            Fact::String(s) => Value::String(Arc::new(s)),
+            Fact::Null => Box::new(CelNull),
+            Fact::Bool(b) => Box::new(CelBool::from(b)),
+            Fact::Int(i) => Box::new(CelInt::from(i)),
+            Fact::Double(d) => Box::new(CelDouble::from(d)),
+            Fact::String(s) => Box::new(CelString::from(s)),
             Fact::Date(d) => timestamp(midnight(d)),
             Fact::Timestamp(t) => timestamp(t),
-            Fact::List(items) => Value::List(Arc::new(items.into_iter().map(Fact::into_value).collect())),
+            Fact::List(items) => Box::new(CelList::from(items.into_iter().map(Fact::into_val).collect::<Vec<_>>())),
             Fact::Map(entries) => {
-                let map: HashMap<Key, Value> =
-                    entries.into_iter().map(|(k, v)| (Key::String(Arc::new(k)), v.into_value())).collect();
-                Value::Map(Map { map: Arc::new(map) })
+                let map: HashMap<CelMapKey<'static>, Box<dyn Val>> =
+                    entries.into_iter().map(|(k, v)| (CelMapKey::from(k), v.into_val())).collect();
+                Box::new(CelMap::from(map))
             }
         }
     }
@@ -44,8 +44,8 @@ fn midnight(d: NaiveDate) -> DateTime<Utc> {
     d.and_time(NaiveTime::MIN).and_utc()
 }
 
-fn timestamp(t: DateTime<Utc>) -> Value {
-    Value::Timestamp(t.fixed_offset())
+fn timestamp(t: DateTime<Utc>) -> Box<dyn Val> {
+    Box::new(CelTimestamp::from(t.fixed_offset()))
 }
 
 impl From<bool> for Fact {
@@ -107,10 +107,11 @@ impl<T: Into<Fact>> From<Vec<T>> for Fact {
 ///
 /// Values are converted to the interpreter's representation on insert, so
 /// one `Facts` can be evaluated against many expressions (every segment, on
-/// an account change) without converting again.
+/// an account change) without converting again; an evaluation borrows them
+/// (cel 0.15 would deep-copy a value bound with `add_variable`).
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
-    pub(crate) variables: HashMap<String, Value>,
+    pub(crate) variables: HashMap<String, Arc<dyn Val>>,
 }
 
 impl Facts {
@@ -120,7 +121,7 @@ impl Facts {
 
     /// Sets a variable, replacing any earlier value of that name.
     pub fn insert(&mut self, name: impl Into<String>, fact: impl Into<Fact>) -> &mut Self {
-        self.variables.insert(name.into(), fact.into().into_value());
+        self.variables.insert(name.into(), Arc::from(fact.into().into_val()));
         self
     }
 
@@ -132,6 +133,15 @@ impl Facts {
 
     pub fn contains(&self, name: &str) -> bool {
         self.variables.contains_key(name)
+    }
+}
+
+/// Hands the interpreter the variables of a [`Facts`] by reference.
+pub(crate) struct Resolver<'a>(pub(crate) &'a Facts);
+
+impl cel::context::VariableResolver for Resolver<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        self.0.variables.get(variable).map(|v| CowVal::Borrowed(v.as_ref()))
     }
 }
 

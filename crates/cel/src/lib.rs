@@ -3,8 +3,9 @@
 //!
 //! An [`Expression`] is compiled once, when a segment or condition is saved,
 //! and checked against a [`Schema`]: syntax errors, unknown variables and
-//! unknown fields of `account` are reported there as a [`CompileError`] with
-//! a 1-based line and column. It is then evaluated with
+//! unknown fields of `account`, and literal arguments no evaluation could
+//! take (`duration('30d')`) are reported there as a [`CompileError`] with a
+//! 1-based line and column. It is then evaluated with
 //! [`Expression::evaluate_bool`] against the [`Facts`] of each account; it is
 //! `Send + Sync + Clone` (an `Arc` inside), so one compiled expression serves
 //! any number of threads or tasks.
@@ -57,27 +58,26 @@
 //!   account without a renewal date. Segments count such accounts as not
 //!   members (and count the errors); guard the field to make the intent
 //!   explicit: `account.renewal_date != null && account.renewal_date < …`.
-//! * `&&` and `||` evaluate left to right and stop early, but an error on the
-//!   left is not absorbed by the right (unlike the CEL specification): put
-//!   the guard first.
+//! * An error on either side of `&&` or `||` is absorbed when the other side
+//!   decides the result (`x < 1 || true` is `true`), as the CEL
+//!   specification has it; otherwise it is the result.
 //! * Reading a missing custom attribute with `.` is an error; test it with
 //!   `has(account.attributes.seats)` first. `account.attributes['seats']`
-//!   gives `null` instead.
+//!   gives `null` instead (kept from cel-interpreter 0.10: cel 0.15 fails).
 //! * The result must be a bool, else [`EvalError::NotABool`].
 //!
-//! `docs/cel.md` lists the functions and macros that work with
-//! cel-interpreter 0.10 and those that do not.
+//! `docs/cel.md` lists the functions and macros that work with cel 0.15
+//! and those that do not.
 
 mod check;
 mod facts;
+mod parse;
 mod runtime;
 mod schema;
-mod syntax;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use cel_interpreter::{Program, Value};
+use cel::{IdedExpr, Value};
 
 pub use facts::{AccountFacts, Fact, Facts};
 pub use schema::{Schema, Shape, account_schema};
@@ -97,7 +97,7 @@ pub struct CompileError {
 
 impl CompileError {
     fn at(source: &str, offset: usize, message: impl Into<String>) -> Self {
-        let (line, column) = syntax::line_col(source, offset);
+        let (line, column) = parse::line_col(source, offset);
         CompileError { line, column, message: message.into() }
     }
 }
@@ -122,7 +122,8 @@ pub struct Expression {
 
 struct Inner {
     source: String,
-    program: Program,
+    /// cel's tree with the macros expanded, as the interpreter runs it.
+    program: IdedExpr,
 }
 
 impl std::fmt::Debug for Expression {
@@ -145,9 +146,26 @@ impl Expression {
                 format!("expression is {n} characters long; the limit is {MAX_SOURCE_CHARS}"),
             ));
         }
-        let tree = syntax::parse(source).map_err(|e| CompileError::at(source, e.at, e.message))?;
-        check::check(&tree, schema).map_err(|e| CompileError::at(source, e.at, e.message))?;
-        let program = interpreter_parse(source)?;
+        parse::on_parser_stack(source, || Self::compile_checked(source, schema))
+            .unwrap_or_else(|message| Err(CompileError::at(source, 0, message)))
+    }
+
+    fn compile_checked(source: &str, schema: &Schema) -> Result<Expression, CompileError> {
+        // Parsed twice: without macros for the checks, which then see
+        // `has()` and `exists()` as written, and with them for evaluation.
+        let (tree, info) = parse::parse(source, &runtime::PLAIN)?;
+        parse::check_depth(&tree).map_err(|id| {
+            CompileError::at(
+                source,
+                parse::offset(&info, source, id),
+                format!("expression is nested too deeply (more than {} levels)", parse::MAX_DEPTH),
+            )
+        })?;
+        let map_indexes = check::check(&tree, schema, source, &info)
+            .map_err(|(at, message)| CompileError::at(source, at, message))?;
+        let env = runtime::env().map_err(|message| CompileError::at(source, 0, message))?;
+        let (mut program, program_info) = parse::parse(source, env)?;
+        check::null_for_missing_keys(&mut program, &program_info, source, &map_indexes);
         Ok(Expression { inner: Arc::new(Inner { source: source.to_string(), program }) })
     }
 
@@ -164,44 +182,7 @@ impl Expression {
     }
 
     fn evaluate(&self, facts: &Facts) -> Result<Value, EvalError> {
-        let mut ctx = runtime::ROOT.new_inner_scope();
-        for (name, value) in &facts.variables {
-            ctx.add_variable_from_value(name.as_str(), value.clone());
-        }
-        // The interpreter has `todo!()`s on paths our checks cannot rule out
-        // for values of unknown shape; a panic must not take a worker down.
-        match catch_unwind(AssertUnwindSafe(|| self.inner.program.execute(&ctx))) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(EvalError::Failed(runtime::describe_error(e))),
-            Err(panic) => Err(EvalError::Failed(format!(
-                "the interpreter cannot evaluate this expression on these values: {}",
-                runtime::panic_message(panic.as_ref())
-            ))),
-        }
-    }
-}
-
-/// cel-interpreter's own parse, after ours accepted the source. Its errors
-/// are still possible in principle (the grammars are meant to agree), and it
-/// panics on some inputs.
-fn interpreter_parse(source: &str) -> Result<Program, CompileError> {
-    let blanked = syntax::blank_comments(source);
-    match catch_unwind(|| Program::compile(&blanked)) {
-        Ok(Ok(program)) => Ok(program),
-        Ok(Err(errors)) => {
-            let Some(first) = errors.errors.first() else {
-                return Err(CompileError::at(source, 0, "the expression could not be parsed"));
-            };
-            let clamp = |n: isize| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
-            let message = first.msg.strip_prefix("Syntax error: ").unwrap_or(&first.msg);
-            let mut chars = message.chars();
-            let message = match chars.next() {
-                Some(c) => c.to_lowercase().chain(chars).collect(),
-                None => "the expression could not be parsed".to_string(),
-            };
-            Err(CompileError { line: clamp(first.pos.0), column: clamp(first.pos.1), message })
-        }
-        Err(_) => Err(CompileError::at(source, 0, "the expression could not be parsed")),
+        runtime::evaluate(&self.inner.program, facts).map_err(EvalError::Failed)
     }
 }
 

@@ -1,31 +1,95 @@
-//! The interpreter's function context and readable evaluation errors.
+//! The interpreter's environment, evaluation, and readable evaluation errors.
 
 use std::any::Any;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
-use cel_interpreter::extractors::This;
-use cel_interpreter::{Context, ExecutionError, FunctionContext, Value};
+use cel::common::types::{CelBool, DYN_TYPE, LIST_TYPE};
+use cel::common::value::CowVal;
+use cel::{Context, DeclarationError, Env, ExecutionError, IdedExpr, Value};
 use chrono::SecondsFormat;
 
-/// The built-in functions, shared by every evaluation: each evaluation adds
-/// its variables to a child scope of it.
-pub(crate) static ROOT: LazyLock<Context<'static>> = LazyLock::new(|| {
-    let mut ctx = Context::default();
-    ctx.add_function("size", size);
-    ctx
+use crate::facts::{Facts, Resolver};
+
+/// cel's standard library and macros, without the optional syntax (`a.?b`),
+/// plus `list.contains(v)`: what expressions are compiled and evaluated with.
+static ENV: LazyLock<Result<Arc<Env>, DeclarationError>> = LazyLock::new(|| {
+    let mut env = Env::stdlib().with_optional_support(false);
+    // cel-interpreter 0.10 had it and docs/cel.md promises it; cel 0.15's
+    // standard library has `contains` for strings only.
+    env.add_member_overload("contains", "list_contains_dyn", LIST_TYPE, vec![DYN_TYPE], list_contains)?;
+    Ok(Arc::new(env))
 });
 
-/// `size()` as CEL defines it: a string's size is its number of code points.
-/// cel-interpreter 0.10 counts UTF-8 bytes, which makes `size('製造業')` 9.
-fn size(ftx: &FunctionContext, This(this): This<Value>) -> Result<i64, ExecutionError> {
-    let n = match &this {
-        Value::String(s) => s.chars().count(),
-        Value::List(l) => l.len(),
-        Value::Map(m) => m.map.len(),
-        Value::Bytes(b) => b.len(),
-        other => return Err(ftx.error(format!("cannot take the size of {}", describe(other)))),
+pub(crate) fn env() -> Result<&'static Env, String> {
+    match &*ENV {
+        Ok(env) => Ok(env),
+        Err(e) => Err(format!("the interpreter could not be set up: {e}")),
+    }
+}
+
+/// `list.contains(v)`: `v in list`.
+fn list_contains<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let [list, value] = args.as_slice() else {
+        return Err(ExecutionError::invalid_argument_count(2, args.len()));
     };
-    Ok(i64::try_from(n).unwrap_or(i64::MAX))
+    let Some(container) = list.as_container() else {
+        return Err(ExecutionError::function_error("contains", "needs a list"));
+    };
+    Ok(CowVal::owned(CelBool::from(container.contains(&**value)?)))
+}
+
+/// An environment without macros, whose parser leaves `has()`, `exists()`, …
+/// as the calls they are written as, to be checked as such.
+pub(crate) static PLAIN: LazyLock<Env> = LazyLock::new(|| Env::default().with_optional_support(false));
+
+/// The root scope of every evaluation: [`ENV`] plus `max()` and `min()`,
+/// which cel 0.15 ships as functions but does not register.
+static ROOT: LazyLock<Result<Context<'static, 'static>, String>> = LazyLock::new(|| {
+    let env = match &*ENV {
+        Ok(env) => Arc::clone(env),
+        Err(e) => return Err(format!("the interpreter could not be set up: {e}")),
+    };
+    let mut ctx = Context::with_env(env);
+    let setup = |e: DeclarationError| format!("the interpreter could not be set up: {e}");
+    ctx.add_function("max", cel::functions::max).map_err(setup)?;
+    ctx.add_function("min", cel::functions::min).map_err(setup)?;
+    Ok(ctx)
+});
+
+fn root<'a>() -> Result<&'a Context<'a, 'a>, String> {
+    match &*ROOT {
+        Ok(ctx) => Ok(ctx),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// Evaluates a compiled expression against `facts`.
+pub(crate) fn evaluate(expr: &IdedExpr, facts: &Facts) -> Result<Value, String> {
+    let resolver = Resolver(facts);
+    let mut ctx = root()?.new_inner_scope();
+    ctx.set_variable_resolver(&resolver);
+    guarded(|| Value::resolve(expr, &ctx))
+}
+
+/// Evaluates an expression without variables: the compile-time check of
+/// literal arguments.
+pub(crate) fn evaluate_constant(expr: &IdedExpr) -> Result<Value, String> {
+    let ctx = root()?;
+    guarded(|| Value::resolve(expr, ctx))
+}
+
+/// No panic of the interpreter may take a worker down: one is an error like
+/// any other. None is known in cel 0.15, but it still has `unwrap()`s on
+/// paths our checks cannot rule out.
+fn guarded(run: impl FnOnce() -> Result<Value, ExecutionError>) -> Result<Value, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(describe_error(e)),
+        Err(panic) => Err(format!(
+            "the interpreter cannot evaluate this expression on these values: {}",
+            panic_message(panic.as_ref())
+        )),
+    }
 }
 
 /// The CEL name of a value's type.
@@ -43,6 +107,8 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
         Value::Timestamp(_) => "timestamp",
         Value::Duration(_) => "duration",
         Value::Function(..) => "function",
+        Value::Opaque(_) => "opaque value",
+        Value::Struct(_) => "message",
     }
 }
 
@@ -64,11 +130,56 @@ pub(crate) fn describe(v: &Value) -> String {
         Value::Timestamp(t) => format!("timestamp {}", t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
         Value::Duration(d) => format!("duration {}s", d.num_seconds()),
         Value::Function(name, _) => format!("function {name}"),
+        Value::Opaque(_) | Value::Struct(_) => type_name(v).into(),
     }
 }
 
+/// "a timestamp", "null": a cel type name for messages.
+fn kind(type_name: &str) -> String {
+    match type_name {
+        "null_type" => "null".into(),
+        "google.protobuf.Timestamp" => "a timestamp".into(),
+        "google.protobuf.Duration" => "a duration".into(),
+        other => crate::check::a(other),
+    }
+}
+
+/// The verb and noun of the names cel gives arithmetic in its errors.
+fn arithmetic(op: &str) -> Option<(&'static str, &'static str)> {
+    Some(match op {
+        "add" => ("add", "addition"),
+        "sub" => ("subtract", "subtraction"),
+        "mul" => ("multiply", "multiplication"),
+        "div" => ("divide", "division"),
+        "rem" => ("take the remainder of", "remainder"),
+        _ => return None,
+    })
+}
+
+/// What an operator's internal name (`_+_`) does, for messages.
+fn operation(function: &str) -> Option<&'static str> {
+    Some(match function {
+        "_+_" => "add",
+        "_-_" => "subtract",
+        "_*_" => "multiply",
+        "_/_" => "divide",
+        "_%_" => "take the remainder of",
+        "_<_" | "_<=_" | "_>_" | "_>=_" => "compare",
+        "_==_" | "_!=_" => "test the equality of",
+        "@in" => "test membership with",
+        "_[_]" => "index",
+        "_&&_" => "apply && to",
+        "_||_" => "apply || to",
+        "!_" => "apply ! to",
+        "-_" => "negate",
+        "_?_:_" => "choose with",
+        _ => return None,
+    })
+}
+
 /// The interpreter's error in our words. Its own messages print values with
-/// Rust's `Debug` (`Null can not be compared to Timestamp(…)`).
+/// Rust's `Debug` (`Null can not be compared to Timestamp(…)`) and operators
+/// by their internal names (`_+_`).
 pub(crate) fn describe_error(e: ExecutionError) -> String {
     use ExecutionError as E;
     match e {
@@ -82,32 +193,52 @@ pub(crate) fn describe_error(e: ExecutionError) -> String {
         }
         E::NoSuchKey(key) => format!("no such key {key} (test it with has() first)"),
         E::UndeclaredReference(name) => format!("undeclared reference to {name}"),
-        E::UnsupportedBinaryOperator(op, a, b) => format!("cannot {op} {} and {}", describe(&a), describe(&b)),
-        E::UnsupportedUnaryOperator(op, v) => format!("cannot apply {op} to {}", describe(&v)),
+        E::UnsupportedBinaryOperator(op, a, b) => {
+            let verb = arithmetic(op).map_or(op, |(verb, _)| verb);
+            format!("cannot {verb} {} and {}", describe(&a), describe(&b))
+        }
         E::DivisionByZero(v) => format!("division of {} by zero", describe(&v)),
         E::RemainderByZero(v) => format!("remainder of {} by zero", describe(&v)),
-        E::Overflow(op, a, b) => format!("overflow in {op} of {} and {}", describe(&a), describe(&b)),
+        E::Overflow(op, a, b) => {
+            let noun = arithmetic(op).map_or(op, |(_, noun)| noun);
+            format!("overflow in the {noun} of {} and {}", describe(&a), describe(&b))
+        }
         E::InvalidArgumentCount { expected, actual } => {
             format!("wrong number of arguments: expected {expected}, got {actual}")
         }
-        E::UnexpectedType { got, want } => {
-            let want = match want.as_str() {
-                "Arc<String>" => "string",
-                "i64" => "int",
-                "u64" => "uint",
-                "f64" => "double",
-                "Arc<Vec<u8>>" => "bytes",
-                "Arc<Vec<Value>>" => "list",
-                "chrono::DateTime<chrono::FixedOffset>" => "timestamp",
-                "chrono::Duration" => "duration",
-                other => other,
+        E::UnexpectedType { got, want } => format!("expected {}, got {}", kind(&want), kind(&got)),
+        E::NoSuchOverload(o) => {
+            let types = o.argument_types();
+            let hint = if types.iter().any(|t| t == "null_type") {
+                " (a field without a value is null: test it with != null first)"
+            } else {
+                ""
             };
-            format!("expected a {want}, got {got}")
+            let kinds: Vec<String> = types.iter().map(|t| kind(t)).collect();
+            match (o.function(), operation(o.function()), kinds.as_slice()) {
+                ("_<_" | "_<=_" | "_>_" | "_>=_", _, [left, right]) => {
+                    format!("cannot compare {left} with {right}{hint}")
+                }
+                ("_[_]", _, [left, right]) => format!("cannot index {left} with {right}{hint}"),
+                ("@in", _, [left, right]) => format!("cannot test whether {left} is in {right}{hint}"),
+                (_, Some(op), [one]) => format!("cannot {op} {one}{hint}"),
+                (_, Some(op), [left, right, ..]) => format!("cannot {op} {left} and {right}{hint}"),
+                (f, None, [receiver, args @ ..]) if o.is_member_function() => {
+                    format!("{f}() cannot be called on {receiver} with ({}){hint}", args.join(", "))
+                }
+                (f, _, kinds) => format!("{f}() cannot take ({}){hint}", kinds.join(", ")),
+            }
         }
-        E::FunctionError { function, message } => format!("{function}(): {message}"),
-        E::UnsupportedMapIndex(v) | E::UnsupportedListIndex(v) => format!("cannot index with {}", describe(&v)),
+        E::FunctionError { function, message } => {
+            // One line for a field violation or a log: the regex crate's
+            // messages span several.
+            let message: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            format!("{function}(): {}", message.join(" "))
+        }
         E::UnsupportedIndex(v, i) => format!("cannot index {} with {}", describe(&v), describe(&i)),
         E::UnsupportedKeyType(v) => format!("{} cannot be a map key", describe(&v)),
+        E::IndexOutOfBounds(i) => format!("index {} is out of bounds", describe(&i)),
+        E::DuplicateKey(k) => format!("map literal repeats the key {}", describe(&k)),
         other => {
             let text = other.to_string();
             let mut chars = text.chars();
@@ -126,5 +257,16 @@ pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "unknown panic".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_of_the_interpreter_is_an_error() {
+        let result = guarded(|| panic!("boom"));
+        assert_eq!(result, Err("the interpreter cannot evaluate this expression on these values: boom".into()));
     }
 }
