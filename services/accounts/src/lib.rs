@@ -26,8 +26,7 @@ use tonic::server::NamedService as _;
 /// The service's name: its schema, its SQLite file, its `banso serve` role.
 pub const NAME: &str = "accounts";
 
-/// The tonic service (its type names no store or domain type).
-pub type Server = AccountsServiceServer<api::AccountsApi>;
+type Server = AccountsServiceServer<api::AccountsApi>;
 
 /// The service as `banso up`, `banso serve accounts`, `banso migrate`, the
 /// tests and the bench run it.

@@ -8,7 +8,7 @@ use banso_events::{
 use banso_kit::{Error, Result, auth::Caller, error::FieldViolation, fieldmask::FieldPath as _, shown, wire};
 use uuid::Uuid;
 
-use super::{App, remembered};
+use super::{App, external_id_taken, remembered};
 use crate::{
     domain::{Account, AccountCursor, AccountField, AccountFields, AccountFilter, AccountOrder},
     events, store,
@@ -167,7 +167,7 @@ impl App {
                 async |tx, current, next| {
                     let written = store::accounts::update(tx.conn(), tx.tenant(), current, next)
                         .await
-                        .map_err(|e| external_id_taken(e, &next.fields))?;
+                        .map_err(|e| external_id_taken(e, "account", next.fields.external_id.as_deref()))?;
                     if written {
                         tx.emit(events::account_updated(next, &next.fields.changed_fields(&current.fields))).await?;
                     }
@@ -184,7 +184,7 @@ async fn insert_account(tx: &Tx, fields: AccountFields) -> Result<Account> {
     let account = Account { id: Uuid::now_v7(), fields, create_time: t, update_time: t, version: 1 };
     store::accounts::insert(tx.conn(), tx.tenant(), &account)
         .await
-        .map_err(|e| external_id_taken(e, &account.fields))?;
+        .map_err(|e| external_id_taken(e, "account", account.fields.external_id.as_deref()))?;
     tx.emit(events::account_created(&account)).await?;
     Ok(account)
 }
@@ -195,16 +195,5 @@ fn consistent(f: &AccountFields) -> Result<()> {
     match f.inconsistency() {
         Some((field, why)) => Err(Error::invalid(format!("account.{}", field.name()), why)),
         None => Ok(()),
-    }
-}
-
-/// A unique violation of an account's write: its external_id is taken.
-fn external_id_taken(e: Error, f: &AccountFields) -> Error {
-    match e {
-        Error::AlreadyExists(_) => Error::AlreadyExists(format!(
-            "another account of this tenant already has external_id {}",
-            shown(f.external_id.as_deref().unwrap_or_default())
-        )),
-        other => other,
     }
 }

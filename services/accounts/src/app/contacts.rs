@@ -2,11 +2,11 @@
 //! the tenant); update and delete by version.
 
 use banso_events::db::RequestKey;
-use banso_kit::{Error, Result, auth::Caller, shown, wire};
+use banso_kit::{Result, auth::Caller, wire};
 use banso_proto::events::contact_changed::Change;
 use uuid::Uuid;
 
-use super::{App, remembered};
+use super::{App, external_id_taken, remembered};
 use crate::{
     domain::{Contact, ContactField, ContactFields, ContactFilter},
     events, store,
@@ -79,7 +79,7 @@ impl App {
                     };
                     store::contacts::insert(tx.conn(), tx.tenant(), &c)
                         .await
-                        .map_err(|e| external_id_taken(e, &c.fields))?;
+                        .map_err(|e| external_id_taken(e, "contact", c.fields.external_id.as_deref()))?;
                     tx.emit(events::contact_changed(&c, Change::Created)).await?;
                     Ok(Some(c))
                 },
@@ -113,7 +113,7 @@ impl App {
                 async |tx, current, next| {
                     let written = store::contacts::update(tx.conn(), tx.tenant(), current, next)
                         .await
-                        .map_err(|e| external_id_taken(e, &next.fields))?;
+                        .map_err(|e| external_id_taken(e, "contact", next.fields.external_id.as_deref()))?;
                     if written {
                         tx.emit(events::contact_changed(next, Change::Updated)).await?;
                     }
@@ -141,16 +141,5 @@ impl App {
             )
             .await
             .map(drop)
-    }
-}
-
-/// A unique violation of a contact's write: its external_id is taken.
-fn external_id_taken(e: Error, f: &ContactFields) -> Error {
-    match e {
-        Error::AlreadyExists(_) => Error::AlreadyExists(format!(
-            "another contact of this tenant already has external_id {}",
-            shown(f.external_id.as_deref().unwrap_or_default())
-        )),
-        other => other,
     }
 }

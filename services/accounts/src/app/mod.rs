@@ -1,8 +1,10 @@
 //! The use cases of the Accounts service, a file a resource: one
-//! `pub(crate) async fn` each, one transaction each, through
-//! [`banso_events::Db`]: read, apply the domain rule, write through the
-//! store, emit the event beside the write. Commands arrive parsed (every
-//! value valid, `api/`), replies leave as domain values.
+//! `pub(crate) async fn` each. A write is one transaction through
+//! [`banso_events::Db`] (read, apply the domain rule, write through the
+//! store, emit the event beside the write); the imports write one
+//! transaction a chunk (accounts) or a row (contacts), as their streams
+//! arrive. Reads go to the store on the pool. Commands arrive parsed
+//! (every value valid, `api/`), replies leave as domain values.
 
 mod accounts;
 mod activities;
@@ -23,6 +25,7 @@ pub(crate) use segments::{CreateSegment, SegmentCount, UpdateSegment};
 pub(crate) use settings::UpdateSettings;
 
 use banso_events::Db;
+use banso_kit::{Error, shown};
 use sea_orm::DatabaseConnection;
 
 /// The service's use cases over its database.
@@ -55,5 +58,17 @@ struct Scope {
 
 /// The id a `request_id` key remembers, as the resource's UUID.
 fn remembered(id: &str) -> banso_kit::Result<uuid::Uuid> {
-    uuid::Uuid::parse_str(id).map_err(banso_kit::Error::internal)
+    uuid::Uuid::parse_str(id).map_err(Error::internal)
+}
+
+/// A unique violation of an account's or a contact's write: the only
+/// unique key a client sets is its external_id, so that is what is taken.
+fn external_id_taken(e: Error, resource: &str, external_id: Option<&str>) -> Error {
+    match e {
+        Error::AlreadyExists(_) => Error::AlreadyExists(format!(
+            "another {resource} of this tenant already has external_id {}",
+            shown(external_id.unwrap_or_default())
+        )),
+        other => other,
+    }
 }

@@ -3,23 +3,25 @@
 use banso_kit::Result;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-use super::entities::tenant_settings;
+use super::{corrupt, entities::tenant_settings};
 use crate::domain::TenantSettings;
 
 /// The tenant's settings, or the defaults (version 0) if never changed.
 pub(crate) async fn get(conn: &impl ConnectionTrait, tenant: &str) -> Result<TenantSettings> {
-    Ok(tenant_settings::Entity::find_by_id(tenant.to_owned())
-        .one(conn)
-        .await?
-        .map(|m| TenantSettings {
-            time_zone: m.time_zone,
-            // Stored values were checked (1 to 12) when written.
-            fiscal_year_start_month: u32::try_from(m.fiscal_year_start_month).unwrap_or(1),
-            default_currency_code: m.default_currency_code,
-            update_time: Some(m.update_time),
-            version: m.version,
-        })
-        .unwrap_or_default())
+    let Some(m) = tenant_settings::Entity::find_by_id(tenant.to_owned()).one(conn).await? else {
+        return Ok(TenantSettings::default());
+    };
+    let month = m.fiscal_year_start_month;
+    Ok(TenantSettings {
+        time_zone: m.time_zone,
+        fiscal_year_start_month: u32::try_from(month)
+            .ok()
+            .filter(|m| (1..=12).contains(m))
+            .ok_or_else(|| corrupt("fiscal_year_start_month", month))?,
+        default_currency_code: m.default_currency_code,
+        update_time: Some(m.update_time),
+        version: m.version,
+    })
 }
 
 fn active(tenant: &str, s: &TenantSettings) -> tenant_settings::ActiveModel {
