@@ -20,7 +20,6 @@ use std::{
 };
 
 use anyhow::Context;
-use banso_accounts::domain::{AttrValue, LifecycleStage, TouchModel};
 use banso_proto::{accounts as pb, types as tpb};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
 
@@ -334,39 +333,32 @@ async fn phases(args: &Args, h: &Harness, accounts: &[pb::Account]) -> anyhow::R
 }
 
 /// The 17 values of a row between its id and its timestamps, as the
-/// service's `account_active` makes them (same JSON for tags and attributes).
+/// service stores them: stages and touch models by their lowercase names,
+/// tags and attributes as the same JSON (attributes tagged by kind).
 fn baseline_values(a: &pb::Account) -> [Value; 17] {
     use tpb::attribute_value::Kind;
-    let stage = match pb::LifecycleStage::try_from(a.lifecycle_stage).expect("generated stage") {
-        pb::LifecycleStage::Adoption => LifecycleStage::Adoption,
-        pb::LifecycleStage::Expansion => LifecycleStage::Expansion,
-        pb::LifecycleStage::Renewal => LifecycleStage::Renewal,
-        pb::LifecycleStage::Churned => LifecycleStage::Churned,
-        _ => LifecycleStage::Onboarding,
-    };
-    let touch = match pb::TouchModel::try_from(a.touch_model).expect("generated touch model") {
-        pb::TouchModel::Low => TouchModel::Low,
-        pb::TouchModel::Tech => TouchModel::Tech,
-        _ => TouchModel::High,
-    };
+    // LIFECYCLE_STAGE_ADOPTION is stored as "adoption", TOUCH_MODEL_LOW as "low".
+    let stage = a.lifecycle_stage().as_str_name().trim_start_matches("LIFECYCLE_STAGE_").to_lowercase();
+    let touch = a.touch_model().as_str_name().trim_start_matches("TOUCH_MODEL_").to_lowercase();
     let date = |d: &Option<tpb::Date>| {
         d.as_ref().map(|d| chrono::NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32).expect("valid date"))
     };
-    let attrs: BTreeMap<String, AttrValue> = a
+    let attrs: BTreeMap<String, serde_json::Value> = a
         .custom_attributes
         .iter()
         .map(|(k, v)| {
-            let v = match v.kind.as_ref().expect("generated attribute has a value") {
-                Kind::StringValue(s) => AttrValue::String(s.clone()),
-                Kind::IntValue(i) => AttrValue::Int(*i),
-                Kind::DoubleValue(d) => AttrValue::Double(*d),
-                Kind::BoolValue(b) => AttrValue::Bool(*b),
-                Kind::DateValue(d) => AttrValue::Date(date(&Some(*d)).expect("valid date")),
-                Kind::TimestampValue(t) => {
-                    AttrValue::Timestamp(chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32).expect("valid"))
-                }
+            let (kind, value) = match v.kind.as_ref().expect("generated attribute has a value") {
+                Kind::StringValue(s) => ("string", serde_json::json!(s)),
+                Kind::IntValue(i) => ("int", serde_json::json!(i)),
+                Kind::DoubleValue(d) => ("double", serde_json::json!(d)),
+                Kind::BoolValue(b) => ("bool", serde_json::json!(b)),
+                Kind::DateValue(d) => ("date", serde_json::json!(date(&Some(*d)).expect("valid date"))),
+                Kind::TimestampValue(t) => (
+                    "timestamp",
+                    serde_json::json!(chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32).expect("valid")),
+                ),
             };
-            (k.clone(), v)
+            (k.clone(), serde_json::json!({ "type": kind, "value": value }))
         })
         .collect();
     let json = |v: serde_json::Value| Value::Json(Some(Box::new(v)));
@@ -379,8 +371,8 @@ fn baseline_values(a: &pb::Account) -> [Value; 17] {
         Value::from(a.revenue_band.clone()),
         Value::from(a.region.clone()),
         Value::from(a.plan_tier.clone()),
-        Value::from(stage.as_str().to_owned()),
-        Value::from(touch.as_str().to_owned()),
+        Value::from(stage),
+        Value::from(touch),
         Value::from(a.owner_id.clone()),
         Value::from(a.arr.as_ref().map(|m| m.currency_code.clone())),
         Value::from(a.arr.as_ref().map(|m| m.amount_minor)),

@@ -17,6 +17,18 @@
 //!   `ETAG_MISMATCH`, or NOT_FOUND if it is gone); without one, the whole
 //!   read-apply-write is retried with jittered backoff, then ABORTED
 //!   `CONCURRENT_UPDATE`.
+//! - **create that reads first** ([`Db::create_once_with`]): a create whose
+//!   rule needs other records (a contact its account, a contract event its
+//!   account's ARR) reads them outside the transaction, then writes; a lost
+//!   race on a versioned record it changes is retried as an update's is, and
+//!   a refusal is the answer unless a concurrent attempt with the same key
+//!   succeeded meanwhile (then that attempt's result is).
+//!
+//! The async closures given to these methods own what they capture
+//! (`async move`, clones of the pool and the tenant; the `Tx` gives the
+//! tenant to writes): one that borrows from its surroundings makes the
+//! caller's future fail the `Send` bound a tonic handler needs, an open
+//! compiler bug (rust-lang/rust#139475). Plain closures (`change`) may borrow.
 
 use banso_kit::{Error, Result, etag, idempotency};
 use chrono::{DateTime, Utc};
@@ -176,6 +188,96 @@ impl Db {
                 None => Err(Error::AlreadyExists(m)),
             },
             other => other,
+        }
+    }
+
+    /// An idempotent create whose rule reads other records first. Each
+    /// attempt looks the key up; then `prepare` reads and applies the rule
+    /// outside any transaction (on SQLite a transaction that reads before it
+    /// writes can fail to take the write lock), and `create` writes in one
+    /// transaction with the key, returning `None` when a versioned record it
+    /// changes moved on since `prepare` read it: the attempt is then made
+    /// again, with jittered backoff, and after [`WRITE_ATTEMPTS`] it is
+    /// ABORTED `CONCURRENT_UPDATE`. A refusal (by `prepare` or `create`) is
+    /// the answer unless a concurrent attempt with the same key succeeded
+    /// meanwhile: then that attempt's result is. `what` names the record
+    /// being changed in messages.
+    pub async fn create_once_with<P, T: Identified>(
+        &self,
+        tenant: &str,
+        what: &str,
+        key: Option<RequestKey<'_>>,
+        find: impl AsyncFn(&str) -> Result<T>,
+        prepare: impl AsyncFn() -> Result<P>,
+        create: impl AsyncFn(&Tx, P) -> Result<Option<T>>,
+    ) -> Result<T> {
+        for attempt in 0..WRITE_ATTEMPTS {
+            backoff(attempt).await;
+            if let Some(found) = self.created(tenant, key, &find).await? {
+                return Ok(found);
+            }
+            let prepared = match prepare().await {
+                Ok(p) => p,
+                Err(e) => return self.created(tenant, key, &find).await?.ok_or(e),
+            };
+            let result = self
+                .write(tenant, async |tx| {
+                    let Some(created) = create(tx, prepared).await? else { return Err(LostRace.into()) };
+                    if let Some(k) = key {
+                        idempotency::record(tx.conn(), tenant, k.operation, k.request_id, &created.resource_id())
+                            .await?;
+                    }
+                    Ok(created)
+                })
+                .await;
+            match result {
+                Ok(created) => return Ok(created),
+                Err(e) if is_lost_race(&e) => {}
+                // A concurrent first attempt with the same key may have won.
+                Err(e) => return self.created(tenant, key, &find).await?.ok_or(e),
+            }
+        }
+        Err(concurrent(what))
+    }
+
+    /// What `key` already created, if anything.
+    async fn created<T>(
+        &self,
+        tenant: &str,
+        key: Option<RequestKey<'_>>,
+        find: &impl AsyncFn(&str) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let Some(k) = key else { return Ok(None) };
+        match idempotency::lookup(&self.conn, tenant, k.operation, k.request_id).await? {
+            Some(id) => find(&id).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A transaction on PostgreSQL's driver itself, for the statements the
+    /// ORM does not speak (a bulk write bound as one typed array a column,
+    /// COPY): committed and the relay woken as by [`Db::write`], rolled back
+    /// if `work` fails. INTERNAL on another database: callers check
+    /// [`banso_kit::db::is_postgres`] first.
+    pub async fn write_pg<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut sea_orm::sqlx::PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        if !banso_kit::db::is_postgres(&self.conn) {
+            return Err(Error::internal(anyhow::anyhow!("a PostgreSQL transaction on another database")));
+        }
+        let mut txn = self.conn.get_postgres_connection_pool().begin().await?;
+        match work(&mut txn).await {
+            Ok(v) => {
+                txn.commit().await?;
+                self.outbox.notify();
+                Ok(v)
+            }
+            Err(e) => {
+                // The error that matters is the work's.
+                let _ = txn.rollback().await;
+                Err(e)
+            }
         }
     }
 

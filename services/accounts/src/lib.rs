@@ -1,23 +1,32 @@
 //! The Accounts service (`banso.accounts.v1`): customer accounts, their
-//! stakeholders (contacts), and each tenant's settings (time zone, fiscal
-//! year, currency) that every later period is computed in.
+//! stakeholders (contacts), each tenant's settings (time zone, fiscal year,
+//! currency), contracts and retention KPIs, the timeline, segments, bulk
+//! import. Its rooms are those of every service (docs/architecture.md):
+//! `api` parses and replies, `app` holds the use cases, `domain` the rules,
+//! `store` the SQL.
 
-pub mod api;
-pub mod convert;
-pub mod domain;
-pub mod events;
-pub mod migration;
-pub mod store;
+// Caller data must never reach a panic: the lints hold it outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable, clippy::todo)
+)]
+
+mod api;
+mod app;
+pub(crate) mod domain;
+mod events;
+mod migration;
+pub(crate) mod store;
 
 use banso_events::{ServiceDef, service::Context};
 use banso_kit::{config::Config, server::Kit, supervise::Supervisor};
-pub use banso_proto::accounts::accounts_service_server::AccountsServiceServer;
+use banso_proto::accounts::accounts_service_server::AccountsServiceServer;
 use tonic::server::NamedService as _;
 
 /// The service's name: its schema, its SQLite file, its `banso serve` role.
 pub const NAME: &str = "accounts";
 
-pub type Server = AccountsServiceServer<api::AccountsApi>;
+type Server = AccountsServiceServer<api::AccountsApi>;
 
 /// The service as `banso up`, `banso serve accounts`, `banso migrate`, the
 /// tests and the bench run it.
@@ -28,7 +37,8 @@ pub const SERVICE: ServiceDef = ServiceDef {
     build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
 };
 
-/// Connects to the service's database and applies its migrations.
+/// Connects to the service's database and applies its migrations. Public
+/// for the bench, which runs the service without its relay ([`service`]).
 pub async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
     let url = banso_kit::db::url_for(cfg, NAME)?;
     let db = banso_kit::db::connect(&url, NAME, &cfg.database).await?;
@@ -36,10 +46,13 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection
     Ok(db)
 }
 
-/// The tonic service over an already migrated database; `outbox` wakes
-/// the relay that publishes what it records.
+/// The gRPC service over an already migrated database; `outbox` wakes the
+/// relay that publishes what it records. Public for the bench's
+/// `--no-relay` runs (nothing then publishes); everything else runs
+/// [`SERVICE`].
 pub fn service(db: sea_orm::DatabaseConnection, outbox: banso_events::outbox::OutboxSignal, kit: &Kit) -> Server {
-    AccountsServiceServer::new(api::AccountsApi::new(store::Store::new(db, outbox), kit.clone()))
+    let app = app::App::new(banso_events::Db::new(db, outbox, NAME));
+    AccountsServiceServer::new(api::AccountsApi::new(app, kit.clone()))
         .max_decoding_message_size(kit.max_message_bytes)
         .max_encoding_message_size(kit.max_message_bytes)
 }

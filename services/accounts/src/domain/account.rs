@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
-use banso_kit::Violations;
+use banso_events::db::{Identified, Versioned};
+use banso_kit::{fieldmask::FieldPath as _, shown};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -112,82 +113,102 @@ pub struct Account {
     pub version: i64,
 }
 
-/// The fields an UpdateAccount mask may name.
-pub const ACCOUNT_UPDATABLE: &[&str] = &[
-    "name",
-    "external_id",
-    "industry",
-    "employee_count",
-    "revenue_band",
-    "region",
-    "plan_tier",
-    "lifecycle_stage",
-    "touch_model",
-    "owner_id",
-    "arr",
-    "contract_start_date",
-    "renewal_date",
-    "tags",
-    "custom_attributes",
-];
+impl Versioned for Account {
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn advance(&mut self, now: DateTime<Utc>) {
+        self.version += 1;
+        self.update_time = now;
+    }
+}
+
+impl Identified for Account {
+    fn resource_id(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+banso_kit::field_paths! {
+    /// What UpdateAccount (and UpsertAccount) may change.
+    pub enum AccountField {
+        Name = "name",
+        ExternalId = "external_id",
+        Industry = "industry",
+        EmployeeCount = "employee_count",
+        RevenueBand = "revenue_band",
+        Region = "region",
+        PlanTier = "plan_tier",
+        LifecycleStage = "lifecycle_stage",
+        TouchModel = "touch_model",
+        OwnerId = "owner_id",
+        Arr = "arr",
+        ContractStartDate = "contract_start_date",
+        RenewalDate = "renewal_date",
+        Tags = "tags",
+        CustomAttributes = "custom_attributes",
+    }
+}
 
 impl AccountFields {
-    /// Copies the fields named in `paths` from `new`.
-    pub fn apply(&mut self, new: AccountFields, paths: &[&str]) {
-        for p in paths {
-            match *p {
-                "name" => self.name = new.name.clone(),
-                "external_id" => self.external_id = new.external_id.clone(),
-                "industry" => self.industry = new.industry.clone(),
-                "employee_count" => self.employee_count = new.employee_count,
-                "revenue_band" => self.revenue_band = new.revenue_band.clone(),
-                "region" => self.region = new.region.clone(),
-                "plan_tier" => self.plan_tier = new.plan_tier.clone(),
-                "lifecycle_stage" => self.lifecycle_stage = new.lifecycle_stage,
-                "touch_model" => self.touch_model = new.touch_model,
-                "owner_id" => self.owner_id = new.owner_id.clone(),
-                "arr" => self.arr = new.arr.clone(),
-                "contract_start_date" => self.contract_start_date = new.contract_start_date,
-                "renewal_date" => self.renewal_date = new.renewal_date,
-                "tags" => self.tags = new.tags.clone(),
-                "custom_attributes" => self.custom_attributes = new.custom_attributes.clone(),
-                other => unreachable!("path {other} is checked against ACCOUNT_UPDATABLE"),
+    /// Copies the fields named in `mask` from `new`.
+    pub fn apply(&mut self, new: &AccountFields, mask: &[AccountField]) {
+        for field in mask {
+            match field {
+                AccountField::Name => self.name = new.name.clone(),
+                AccountField::ExternalId => self.external_id = new.external_id.clone(),
+                AccountField::Industry => self.industry = new.industry.clone(),
+                AccountField::EmployeeCount => self.employee_count = new.employee_count,
+                AccountField::RevenueBand => self.revenue_band = new.revenue_band.clone(),
+                AccountField::Region => self.region = new.region.clone(),
+                AccountField::PlanTier => self.plan_tier = new.plan_tier.clone(),
+                AccountField::LifecycleStage => self.lifecycle_stage = new.lifecycle_stage,
+                AccountField::TouchModel => self.touch_model = new.touch_model,
+                AccountField::OwnerId => self.owner_id = new.owner_id.clone(),
+                AccountField::Arr => self.arr = new.arr.clone(),
+                AccountField::ContractStartDate => self.contract_start_date = new.contract_start_date,
+                AccountField::RenewalDate => self.renewal_date = new.renewal_date,
+                AccountField::Tags => self.tags = new.tags.clone(),
+                AccountField::CustomAttributes => self.custom_attributes = new.custom_attributes.clone(),
             }
+        }
+    }
+
+    /// Whether `field` differs between `self` and `other`.
+    fn differs(&self, other: &AccountFields, field: AccountField) -> bool {
+        match field {
+            AccountField::Name => self.name != other.name,
+            AccountField::ExternalId => self.external_id != other.external_id,
+            AccountField::Industry => self.industry != other.industry,
+            AccountField::EmployeeCount => self.employee_count != other.employee_count,
+            AccountField::RevenueBand => self.revenue_band != other.revenue_band,
+            AccountField::Region => self.region != other.region,
+            AccountField::PlanTier => self.plan_tier != other.plan_tier,
+            AccountField::LifecycleStage => self.lifecycle_stage != other.lifecycle_stage,
+            AccountField::TouchModel => self.touch_model != other.touch_model,
+            AccountField::OwnerId => self.owner_id != other.owner_id,
+            AccountField::Arr => self.arr != other.arr,
+            AccountField::ContractStartDate => self.contract_start_date != other.contract_start_date,
+            AccountField::RenewalDate => self.renewal_date != other.renewal_date,
+            AccountField::Tags => self.tags != other.tags,
+            AccountField::CustomAttributes => self.custom_attributes != other.custom_attributes,
         }
     }
 
     /// The fields (by proto name) that differ from `other`.
     pub fn changed_fields(&self, other: &AccountFields) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        let mut diff = |name, changed: bool| {
-            if changed {
-                out.push(name)
-            }
-        };
-        diff("name", self.name != other.name);
-        diff("external_id", self.external_id != other.external_id);
-        diff("industry", self.industry != other.industry);
-        diff("employee_count", self.employee_count != other.employee_count);
-        diff("revenue_band", self.revenue_band != other.revenue_band);
-        diff("region", self.region != other.region);
-        diff("plan_tier", self.plan_tier != other.plan_tier);
-        diff("lifecycle_stage", self.lifecycle_stage != other.lifecycle_stage);
-        diff("touch_model", self.touch_model != other.touch_model);
-        diff("owner_id", self.owner_id != other.owner_id);
-        diff("arr", self.arr != other.arr);
-        diff("contract_start_date", self.contract_start_date != other.contract_start_date);
-        diff("renewal_date", self.renewal_date != other.renewal_date);
-        diff("tags", self.tags != other.tags);
-        diff("custom_attributes", self.custom_attributes != other.custom_attributes);
-        out
+        AccountField::ALL.iter().filter(|f| self.differs(other, **f)).map(|f| f.name()).collect()
     }
 
-    /// Rules across fields, checked on the account as it will be stored.
-    pub fn check_consistency(&self, prefix: &str, v: &mut Violations) {
-        if let (Some(start), Some(renewal)) = (self.contract_start_date, self.renewal_date)
-            && renewal < start
-        {
-            v.add(format!("{prefix}.renewal_date"), format!("{renewal} is before contract_start_date {start}"));
+    /// What breaks a rule across fields, if anything: the field to blame and
+    /// why. Checked on the account as it will be stored.
+    pub fn inconsistency(&self) -> Option<(AccountField, String)> {
+        match (self.contract_start_date, self.renewal_date) {
+            (Some(start), Some(renewal)) if renewal < start => {
+                Some((AccountField::RenewalDate, format!("{renewal} is before contract_start_date {start}")))
+            }
+            _ => None,
         }
     }
 }
@@ -237,10 +258,10 @@ impl AccountOrder {
         let desc = match words.next() {
             None | Some("asc") => false,
             Some("desc") => true,
-            Some(other) => return Err(format!("direction {other:?} must be asc or desc")),
+            Some(other) => return Err(format!("direction {} must be asc or desc", shown(other))),
         };
         if words.next().is_some() {
-            return Err(format!("{s:?} must be a single field, optionally followed by asc or desc"));
+            return Err(format!("{} must be a single field, optionally followed by asc or desc", shown(s)));
         }
         let sort = match field {
             "create_time" => AccountSort::CreateTime,
@@ -250,7 +271,8 @@ impl AccountOrder {
             "arr" => AccountSort::Arr,
             other => {
                 return Err(format!(
-                    "cannot order by {other:?}; use name, create_time, update_time, renewal_date or arr"
+                    "cannot order by {}; use name, create_time, update_time, renewal_date or arr",
+                    shown(other)
                 ));
             }
         };

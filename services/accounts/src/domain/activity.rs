@@ -1,8 +1,39 @@
 //! Timeline activities: the touches a CS team reads an account's state from
 //! (meetings, calls, e-mails sent and answered, notes, outreach, surveys).
 
+use banso_events::db::Identified;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+
+/// The most contacts one activity names.
+pub const MAX_CONTACTS: usize = 50;
+/// The longest body, in characters (a pasted e-mail thread, meeting notes).
+pub const MAX_BODY_CHARS: usize = 20_000;
+/// How far ahead of the server's clock an activity may be dated: clients'
+/// clocks differ by a little, never by a day.
+pub const FUTURE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Whether an activity dated `occur_time` lies in the future as of `now`,
+/// beyond [`FUTURE_TOLERANCE`].
+pub fn in_future(occur_time: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    // `now` is a real clock: adding minutes cannot leave chrono's range,
+    // and if it ever did, nothing would be "in the future" of it.
+    now.checked_add_signed(FUTURE_TOLERANCE).is_some_and(|limit| occur_time > limit)
+}
+
+/// What a client asks to log: an activity without its id and creation
+/// time; `author_id` is the caller when not given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewActivity {
+    pub account_id: Uuid,
+    pub kind: ActivityKind,
+    pub contact_ids: Vec<Uuid>,
+    pub author_id: Option<String>,
+    pub occur_time: DateTime<Utc>,
+    pub subject: String,
+    pub body: String,
+    pub external_ref: Option<String>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActivityKind {
@@ -60,6 +91,12 @@ pub struct Activity {
     pub create_time: DateTime<Utc>,
 }
 
+impl Identified for Activity {
+    fn resource_id(&self) -> String {
+        self.id.to_string()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ActivityFilter {
     pub account_id: Option<Uuid>,
@@ -69,10 +106,19 @@ pub struct ActivityFilter {
     pub end_time: Option<DateTime<Utc>>,
 }
 
-/// Replies ÷ e-mails sent over a window, capped at 1 (a thread can be
-/// answered more than once); `None` when nothing was sent.
-pub fn response_rate(sent: u64, replied: u64) -> Option<f64> {
-    (sent > 0).then(|| (replied as f64 / sent as f64).min(1.0))
+/// E-mails sent and replied on an account's timeline over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmailStats {
+    pub sent: u64,
+    pub replied: u64,
+}
+
+impl EmailStats {
+    /// Replies ÷ e-mails sent, capped at 1 (a thread can be answered more
+    /// than once); `None` when nothing was sent.
+    pub fn response_rate(&self) -> Option<f64> {
+        (self.sent > 0).then(|| (self.replied as f64 / self.sent as f64).min(1.0))
+    }
 }
 
 #[cfg(test)]
@@ -81,12 +127,21 @@ mod tests {
 
     #[test]
     fn response_rates() {
-        assert_eq!(response_rate(0, 0), None);
-        assert_eq!(response_rate(0, 3), None);
-        assert_eq!(response_rate(4, 1), Some(0.25));
-        assert_eq!(response_rate(2, 5), Some(1.0));
+        let rate = |sent, replied| EmailStats { sent, replied }.response_rate();
+        assert_eq!(rate(0, 0), None);
+        assert_eq!(rate(0, 3), None);
+        assert_eq!(rate(4, 1), Some(0.25));
+        assert_eq!(rate(2, 5), Some(1.0));
         for k in ActivityKind::ALL {
             assert_eq!(ActivityKind::parse(k.as_str()), Some(k));
         }
+    }
+
+    #[test]
+    fn the_future_begins_five_minutes_ahead() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert!(!in_future(now + chrono::TimeDelta::minutes(5), now));
+        assert!(in_future(now + chrono::TimeDelta::minutes(6), now));
+        assert!(!in_future(DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC));
     }
 }

@@ -1,3 +1,4 @@
+use banso_events::db::{Identified, Versioned};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -48,22 +49,50 @@ pub struct Contact {
     pub version: i64,
 }
 
-pub const CONTACT_UPDATABLE: &[&str] =
-    &["name", "email", "title", "department", "level", "champion", "decision_maker", "external_id"];
+impl Versioned for Contact {
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn advance(&mut self, now: DateTime<Utc>) {
+        self.version += 1;
+        self.update_time = now;
+    }
+}
+
+impl Identified for Contact {
+    fn resource_id(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+banso_kit::field_paths! {
+    /// What UpdateContact may change (account_id is fixed at create).
+    pub enum ContactField {
+        Name = "name",
+        Email = "email",
+        Title = "title",
+        Department = "department",
+        Level = "level",
+        Champion = "champion",
+        DecisionMaker = "decision_maker",
+        ExternalId = "external_id",
+    }
+}
 
 impl ContactFields {
-    pub fn apply(&mut self, new: ContactFields, paths: &[&str]) {
-        for p in paths {
-            match *p {
-                "name" => self.name = new.name.clone(),
-                "email" => self.email = new.email.clone(),
-                "title" => self.title = new.title.clone(),
-                "department" => self.department = new.department.clone(),
-                "level" => self.level = new.level,
-                "champion" => self.champion = new.champion,
-                "decision_maker" => self.decision_maker = new.decision_maker,
-                "external_id" => self.external_id = new.external_id.clone(),
-                other => unreachable!("path {other} is checked against CONTACT_UPDATABLE"),
+    /// Copies the fields named in `mask` from `new`.
+    pub fn apply(&mut self, new: &ContactFields, mask: &[ContactField]) {
+        for field in mask {
+            match field {
+                ContactField::Name => self.name = new.name.clone(),
+                ContactField::Email => self.email = new.email.clone(),
+                ContactField::Title => self.title = new.title.clone(),
+                ContactField::Department => self.department = new.department.clone(),
+                ContactField::Level => self.level = new.level,
+                ContactField::Champion => self.champion = new.champion,
+                ContactField::DecisionMaker => self.decision_maker = new.decision_maker,
+                ContactField::ExternalId => self.external_id = new.external_id.clone(),
             }
         }
     }

@@ -5,8 +5,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 pub use super::retention::ContractKind;
-use super::{AccountFields, LifecycleStage, Money};
-use banso_kit::Error;
+use super::{Account, AccountFields, LifecycleStage, Money};
+use banso_events::db::Identified;
+use banso_kit::{Error, shown};
 
 impl ContractKind {
     pub const ALL: [ContractKind; 6] = [
@@ -62,6 +63,19 @@ pub struct ContractEvent {
     pub create_time: DateTime<Utc>,
 }
 
+/// A recorded contract event with its account as the event left it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub event: ContractEvent,
+    pub account: Account,
+}
+
+impl Identified for Recorded {
+    fn resource_id(&self) -> String {
+        self.event.id.to_string()
+    }
+}
+
 fn refuse(reason: &'static str, message: String) -> Error {
     Error::FailedPrecondition { reason, message }
 }
@@ -72,7 +86,7 @@ pub fn is_active(a: &AccountFields) -> bool {
 }
 
 /// Checks `input` against the account and its history and applies it:
-/// returns the ARR before. The rules:
+/// returns the ARR before and after. The rules:
 ///
 /// | kind | needs | ARR after | renewal date | stage |
 /// |---|---|---|---|---|
@@ -91,7 +105,7 @@ pub fn apply(
     account: &mut AccountFields,
     last_effective: Option<NaiveDate>,
     input: &ContractInput,
-) -> Result<Money, Error> {
+) -> Result<(Money, Money), Error> {
     use ContractKind as K;
     let currency = match (&input.arr_after, &account.arr) {
         (Some(m), _) => m.currency_code.clone(),
@@ -105,7 +119,7 @@ pub fn apply(
     {
         return Err(refuse(
             "CURRENCY_MISMATCH",
-            format!("arr_after is in {currency} but the account's ARR is in {}", a.currency_code),
+            format!("arr_after is in {} but the account's ARR is in {}", shown(&currency), a.currency_code),
         ));
     }
     let before = account.arr.clone().unwrap_or(Money { currency_code: currency.clone(), amount_minor: 0 });
@@ -203,7 +217,7 @@ pub fn apply(
         _ => {}
     }
 
-    account.arr = Some(after);
+    account.arr = Some(after.clone());
     match input.kind {
         K::New | K::Reactivation => {
             account.contract_start_date = Some(input.effective_date);
@@ -226,7 +240,7 @@ pub fn apply(
             account.lifecycle_stage = LifecycleStage::Churned;
         }
     }
-    Ok(before)
+    Ok((before, after))
 }
 
 #[cfg(test)]
@@ -283,8 +297,9 @@ mod tests {
     fn a_contract_life_new_expand_renew_contract_churn_reactivate() {
         use ContractKind as K;
         let mut a = fresh();
-        let before = apply(&mut a, None, &input(K::New, jpy(1_200_000), d(2025, 4, 1), Some(d(2026, 3, 31)))).unwrap();
-        assert_eq!(before.amount_minor, 0);
+        let (before, after) =
+            apply(&mut a, None, &input(K::New, jpy(1_200_000), d(2025, 4, 1), Some(d(2026, 3, 31)))).unwrap();
+        assert_eq!((before.amount_minor, Some(after)), (0, jpy(1_200_000)));
         assert_eq!(
             (a.arr.clone(), a.renewal_date, a.contract_start_date),
             (jpy(1_200_000), Some(d(2026, 3, 31)), Some(d(2025, 4, 1)))
@@ -297,7 +312,7 @@ mod tests {
         );
 
         a.lifecycle_stage = LifecycleStage::Renewal;
-        let b = apply(
+        let (b, _) = apply(
             &mut a,
             Some(d(2025, 10, 1)),
             &input(K::Renewal, jpy(1_500_000), d(2026, 3, 31), Some(d(2027, 3, 31))),

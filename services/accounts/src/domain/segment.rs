@@ -1,20 +1,65 @@
 //! Segments: saved account filters written in CEL.
 
+use banso_events::db::{Identified, Versioned};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+
+/// What a client sets of a segment: a name, a description, and an
+/// expression that compiled when it was saved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentFields {
+    pub display_name: String,
+    pub description: String,
+    pub expression: String,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
     pub id: Uuid,
-    pub display_name: String,
-    pub description: String,
-    pub expression: String,
+    pub fields: SegmentFields,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     pub version: i64,
 }
 
-pub const SEGMENT_UPDATABLE: &[&str] = &["display_name", "description", "expression"];
+impl Versioned for Segment {
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn advance(&mut self, now: DateTime<Utc>) {
+        self.version += 1;
+        self.update_time = now;
+    }
+}
+
+impl Identified for Segment {
+    fn resource_id(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+banso_kit::field_paths! {
+    /// What UpdateSegment may change.
+    pub enum SegmentField {
+        DisplayName = "display_name",
+        Description = "description",
+        Expression = "expression",
+    }
+}
+
+impl SegmentFields {
+    /// Copies the fields named in `mask` from `new`.
+    pub fn apply(&mut self, new: &SegmentFields, mask: &[SegmentField]) {
+        for field in mask {
+            match field {
+                SegmentField::DisplayName => self.display_name = new.display_name.clone(),
+                SegmentField::Description => self.description = new.description.clone(),
+                SegmentField::Expression => self.expression = new.expression.clone(),
+            }
+        }
+    }
+}
 
 use std::collections::BTreeMap;
 

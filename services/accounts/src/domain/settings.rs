@@ -1,3 +1,4 @@
+use banso_events::db::Versioned;
 use chrono::{DateTime, Utc};
 
 /// The settings every day bucket and period of a tenant is computed in.
@@ -25,16 +26,34 @@ impl Default for TenantSettings {
     }
 }
 
-pub const SETTINGS_UPDATABLE: &[&str] = &["time_zone", "fiscal_year_start_month", "default_currency_code"];
+impl Versioned for TenantSettings {
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn advance(&mut self, now: DateTime<Utc>) {
+        self.version += 1;
+        self.update_time = Some(now);
+    }
+}
+
+banso_kit::field_paths! {
+    /// What UpdateTenantSettings may change.
+    pub enum SettingsField {
+        TimeZone = "time_zone",
+        FiscalYearStartMonth = "fiscal_year_start_month",
+        DefaultCurrencyCode = "default_currency_code",
+    }
+}
 
 impl TenantSettings {
-    pub fn apply(&mut self, new: TenantSettings, paths: &[&str]) {
-        for p in paths {
-            match *p {
-                "time_zone" => self.time_zone = new.time_zone.clone(),
-                "fiscal_year_start_month" => self.fiscal_year_start_month = new.fiscal_year_start_month,
-                "default_currency_code" => self.default_currency_code = new.default_currency_code.clone(),
-                other => unreachable!("path {other} is checked against SETTINGS_UPDATABLE"),
+    /// Copies the fields named in `mask` from `new`.
+    pub fn apply(&mut self, new: &SettingsChange, mask: &[SettingsField]) {
+        for field in mask {
+            match field {
+                SettingsField::TimeZone => self.time_zone = new.time_zone.clone(),
+                SettingsField::FiscalYearStartMonth => self.fiscal_year_start_month = new.fiscal_year_start_month,
+                SettingsField::DefaultCurrencyCode => self.default_currency_code = new.default_currency_code.clone(),
             }
         }
     }
@@ -44,13 +63,23 @@ impl TenantSettings {
         self.time_zone.parse().unwrap_or(chrono_tz::UTC)
     }
 
-    /// The first day of the fiscal year that contains `date`.
-    pub fn fiscal_year_start(&self, date: chrono::NaiveDate) -> chrono::NaiveDate {
+    /// The first day of the fiscal year that contains `date` (a test oracle
+    /// for the periods of `retention`).
+    #[cfg(test)]
+    pub fn fiscal_year_start(&self, date: chrono::NaiveDate) -> Option<chrono::NaiveDate> {
         use chrono::Datelike;
         let m = self.fiscal_year_start_month;
         let year = if date.month() >= m { date.year() } else { date.year() - 1 };
-        chrono::NaiveDate::from_ymd_opt(year, m, 1).expect("month 1..=12")
+        chrono::NaiveDate::from_ymd_opt(year, m, 1)
     }
+}
+
+/// The values an UpdateTenantSettings request sets, each valid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettingsChange {
+    pub time_zone: String,
+    pub fiscal_year_start_month: u32,
+    pub default_currency_code: String,
 }
 
 /// A valid IANA time zone name?
@@ -67,9 +96,9 @@ mod tests {
     fn fiscal_year_starting_in_april() {
         let s = TenantSettings { fiscal_year_start_month: 4, ..Default::default() };
         let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
-        assert_eq!(s.fiscal_year_start(d(2025, 3, 31)), d(2024, 4, 1));
-        assert_eq!(s.fiscal_year_start(d(2025, 4, 1)), d(2025, 4, 1));
-        assert_eq!(TenantSettings::default().fiscal_year_start(d(2025, 3, 31)), d(2025, 1, 1));
+        assert_eq!(s.fiscal_year_start(d(2025, 3, 31)), Some(d(2024, 4, 1)));
+        assert_eq!(s.fiscal_year_start(d(2025, 4, 1)), Some(d(2025, 4, 1)));
+        assert_eq!(TenantSettings::default().fiscal_year_start(d(2025, 3, 31)), Some(d(2025, 1, 1)));
     }
 
     #[test]

@@ -66,12 +66,10 @@ fn start(app: &banso_testkit::TestApp, recorder: &Arc<Recorder>) -> Cancellation
 }
 
 async fn wait_for(recorder: &Recorder, n: usize) -> Vec<Envelope> {
-    for _ in 0..600 {
-        if recorder.applied.lock().unwrap().len() >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    banso_testkit::eventually(&format!("{n} events applied"), Duration::from_secs(30), || async move {
+        (recorder.applied.lock().unwrap().len() >= n).then_some(())
+    })
+    .await;
     // Anything extra or late shows up now.
     tokio::time::sleep(Duration::from_millis(300)).await;
     recorder.applied.lock().unwrap().clone()

@@ -66,19 +66,34 @@ async fn paging_walks_2500_accounts_without_duplicates_or_gaps_under_inserts() {
 #[tokio::test]
 async fn page_size_defaults_to_50_and_is_capped_at_1000() {
     let app = spawn().await;
-    let c = admin(&app);
-    seed(&c, 60, "p").await;
-    let page = c.clone().list_accounts(pb::ListAccountsRequest::default()).await.unwrap().into_inner();
-    assert_eq!(page.accounts.len(), 50);
+    let mut c = admin(&app);
+    // 1,100 accounts in one import, quicker than 1,100 creates.
+    let accounts: Vec<pb::Account> =
+        (0..1100).map(|i| pb::Account { external_id: format!("crm-{i}"), ..account(&format!("p-{i}")) }).collect();
+    let imported =
+        c.import_accounts(futures::stream::iter([pb::ImportAccountsRequest { accounts }])).await.unwrap().into_inner();
+    assert_eq!(imported.created, 1100);
+    let page = c.list_accounts(pb::ListAccountsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(page.accounts.len(), 50, "the default page");
     assert!(!page.next_page_token.is_empty());
+    // Asked for 5,000: given the maximum, 1,000, and a token for the rest.
+    let big =
+        c.list_accounts(pb::ListAccountsRequest { page_size: 5000, ..Default::default() }).await.unwrap().into_inner();
+    assert_eq!(big.accounts.len(), 1000);
+    assert!(!big.next_page_token.is_empty());
     let rest = c
-        .clone()
-        .list_accounts(pb::ListAccountsRequest { page_token: page.next_page_token, ..Default::default() })
+        .list_accounts(pb::ListAccountsRequest {
+            page_size: 5000,
+            page_token: big.next_page_token,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(rest.accounts.len(), 10);
+    assert_eq!(rest.accounts.len(), 100);
     assert!(rest.next_page_token.is_empty());
+    let ids: HashSet<String> = big.accounts.into_iter().chain(rest.accounts).map(|a| a.id).collect();
+    assert_eq!(ids.len(), 1100, "every account once");
 }
 
 #[tokio::test]

@@ -873,3 +873,32 @@ async fn days_to_renewal_counts_in_the_tenant_time_zone() {
     assert!(check(&mut c, &in_west.id, &a.id).await.member, "{west_days} days away in Pago Pago");
     assert_eq!(members(&mut c, &in_west.id, 10).await, vec![a.id.clone()]);
 }
+
+/// Updates without an etag that race each other are retried, as those of
+/// every resource: each is applied, none is lost or refused.
+#[tokio::test]
+async fn racing_updates_without_an_etag_are_retried_not_lost() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let s = create_segment(&mut c, "Racing", "true").await;
+    let update = |field: &'static str, segment: pb::Segment| {
+        let mut c = c.clone();
+        async move {
+            c.update_segment(pb::UpdateSegmentRequest { segment: Some(segment), update_mask: mask(&[field]) }).await
+        }
+    };
+    let mut racers = Vec::new();
+    for i in 0..4 {
+        let desc = pb::Segment { id: s.id.clone(), description: format!("description {i}"), ..Default::default() };
+        racers.push(tokio::spawn(update("description", desc)));
+    }
+    let name = pb::Segment { id: s.id.clone(), display_name: "Renamed".into(), ..Default::default() };
+    racers.push(tokio::spawn(update("display_name", name)));
+    for r in racers {
+        r.await.unwrap().expect("a racing update without an etag is retried until it applies");
+    }
+    let got = c.get_segment(pb::GetSegmentRequest { id: s.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(got.display_name, "Renamed", "the rename was not lost to the description updates");
+    assert!(got.description.starts_with("description "), "{got:?}");
+    assert_eq!(got.etag, "v6", "five updates, each applied once");
+}

@@ -37,36 +37,66 @@ async fn health_is_serving_then_not_serving_once_shutdown_begins() {
     tokio::time::timeout(Duration::from_secs(30), app.stop()).await.expect("server stops").expect("clean stop");
 }
 
+/// A call the server received before shutdown began finishes with OK,
+/// even while the server no longer accepts connections; a call made after
+/// it stopped accepting is refused as UNAVAILABLE, never answered in part.
 #[tokio::test]
 async fn in_flight_calls_finish_during_shutdown() {
-    let app = spawn().await;
-    let mut c = admin(&app);
-    // Start a batch of calls, begin shutdown while they run: each one either
-    // completes or was never accepted; none is cut off with a broken reply.
-    let calls: Vec<_> = (0..20)
-        .map(|i| {
-            let mut c = c.clone();
-            tokio::spawn(async move {
-                c.create_account(pb::CreateAccountRequest {
-                    account: Some(account(&format!("late-{i}"))),
-                    request_id: String::new(),
-                })
-                .await
-            })
-        })
-        .collect();
-    tokio::task::yield_now().await;
-    app.begin_shutdown();
-    for call in calls {
-        match call.await.unwrap() {
-            Ok(_) => {}
-            Err(status) => assert!(
-                matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Cancelled),
-                "a call refused by a stopping server is UNAVAILABLE, got {status:?}"
-            ),
+    let app =
+        spawn_with(banso_testkit::Options { shutdown_delay: Duration::from_millis(500), ..Default::default() }).await;
+    let c = admin(&app);
+    let rows = |range: std::ops::Range<usize>| pb::ImportAccountsRequest {
+        accounts: range
+            .map(|i| pb::Account { external_id: format!("crm-{i}"), ..account(&format!("Late {i}")) })
+            .collect(),
+    };
+    // A slow import: its stream stays open across the whole shutdown.
+    let (send, received) = tokio::sync::mpsc::channel(4);
+    let stream = futures::stream::unfold(received, |mut r| async move { r.recv().await.map(|m| (m, r)) });
+    let import = tokio::spawn({
+        let mut c = c.clone();
+        async move { c.import_accounts(stream).await }
+    });
+    send.send(rows(0..50)).await.unwrap();
+    // Provably in flight: the server has read and written its first message.
+    let listed = || {
+        let mut c = c.clone();
+        async move {
+            let page = c.list_accounts(pb::ListAccountsRequest { page_size: 100, ..Default::default() }).await;
+            page.ok().map(|p| p.into_inner().accounts.len())
         }
-    }
-    let _ = c.list_accounts(pb::ListAccountsRequest::default()).await;
+    };
+    banso_testkit::eventually("the import's first rows", Duration::from_secs(10), || {
+        let n = listed();
+        async move { n.await.filter(|n| *n == 50) }
+    })
+    .await;
+
+    app.begin_shutdown();
+    // After the delay the server stops accepting: a call on a new connection
+    // is refused, and refused cleanly.
+    let url = format!("http://{}", app.addr);
+    let refused = banso_testkit::eventually("the server to stop accepting", Duration::from_secs(10), || {
+        let (url, bearer) = (url.clone(), app.bearer("acme", Role::Admin));
+        async move {
+            let channel = tonic::transport::Channel::from_shared(url).ok()?.connect_lazy();
+            let mut late = pb::accounts_service_client::AccountsServiceClient::with_interceptor(channel, bearer);
+            late.list_accounts(pb::ListAccountsRequest::default()).await.err()
+        }
+    })
+    .await;
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "a call after the server stopped accepting: {refused:?}");
+
+    // The call begun before it all goes on, and finishes with every row.
+    send.send(rows(50..100)).await.unwrap();
+    drop(send);
+    let done = tokio::time::timeout(Duration::from_secs(10), import)
+        .await
+        .expect("the in-flight import finishes")
+        .unwrap()
+        .expect("an import begun before shutdown finishes OK")
+        .into_inner();
+    assert_eq!((done.rows, done.created, done.failed), (100, 100, 0));
     tokio::time::timeout(Duration::from_secs(30), app.stop()).await.expect("server stops").expect("clean stop");
 }
 

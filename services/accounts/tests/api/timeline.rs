@@ -225,3 +225,40 @@ async fn duplicates_idempotency_and_bad_activities() {
     let mine = c.list_activities(pb::ListActivitiesRequest::default()).await.unwrap().into_inner();
     assert_eq!(mine.activities.len(), 2);
 }
+
+/// Timestamps outside 1970–9999 are INVALID_ARGUMENT naming the field,
+/// never a panic of the date arithmetic (the default window is computed
+/// with a checked subtraction); the edges themselves are answered.
+#[tokio::test]
+async fn email_response_rate_at_and_beyond_the_edges_of_time() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let a = create(&mut c, account("A")).await;
+    let at = |seconds: i64| Some(pbjson_types::Timestamp { seconds, nanos: 0 });
+    const LAST: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let req = |start_time, end_time| pb::GetEmailResponseRateRequest { account_id: a.id.clone(), start_time, end_time };
+    let cases = [
+        ("end_time", req(None, at(i64::MIN))),
+        ("end_time", req(None, at(i64::MAX))),
+        ("end_time", req(None, at(-1))),
+        ("end_time", req(None, at(LAST + 1))),
+        ("end_time", req(None, Some(pbjson_types::Timestamp { seconds: 0, nanos: -1 }))),
+        ("start_time", req(at(i64::MIN), None)),
+        ("start_time", req(at(i64::MAX), at(0))),
+        ("start_time", req(at(-62_135_596_800), at(0))),
+        ("end_time", req(at(0), at(0))),
+        ("end_time", req(at(LAST), at(0))),
+    ];
+    for (field, bad) in cases {
+        let err = c.get_email_response_rate(bad.clone()).await.expect_err(&format!("{bad:?}"));
+        assert_violation(&err, field);
+        assert!(banso_testkit::status_wire_size(&err) < 8192);
+    }
+    // The first and last instants are in range: answered, with nothing sent.
+    for ok in [req(None, at(0)), req(at(0), at(LAST)), req(at(LAST - 1), at(LAST)), req(at(0), at(1))] {
+        let r = c.get_email_response_rate(ok.clone()).await.unwrap_or_else(|e| panic!("{ok:?}: {e:?}")).into_inner();
+        assert_eq!((r.emails_sent, r.response_rate), (0, None));
+    }
+    // And the server still serves.
+    c.get_account(pb::GetAccountRequest { id: a.id.clone() }).await.unwrap();
+}

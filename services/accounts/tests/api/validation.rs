@@ -204,3 +204,131 @@ async fn bad_list_requests() {
     let err = c.get_account(pb::GetAccountRequest { id: uuid::Uuid::now_v7().to_string() }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+/// An etag this API never gave out is INVALID_ARGUMENT naming its field;
+/// a stale one stays ABORTED (accounts.rs, settings.rs).
+#[tokio::test]
+async fn malformed_etags_are_invalid_arguments() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let a = create(&mut c, account("Etag")).await;
+    for bad in ["garbage", "7", "v", "v-1", "W/\"v1\"", &"v9".repeat(50_000)] {
+        let upd = pb::Account { id: a.id.clone(), etag: bad.into(), name: "x".into(), ..Default::default() };
+        let err = c
+            .update_account(pb::UpdateAccountRequest { account: Some(upd), update_mask: mask(&["name"]) })
+            .await
+            .unwrap_err();
+        assert_violation(&err, "account.etag");
+        assert!(banso_testkit::status_wire_size(&err) < 8192, "{}", banso_testkit::status_wire_size(&err));
+        let err = c.delete_account(pb::DeleteAccountRequest { id: a.id.clone(), etag: bad.into() }).await.unwrap_err();
+        assert_violation(&err, "etag");
+    }
+    let settings = pb::TenantSettings { time_zone: "Asia/Tokyo".into(), etag: "x1".into(), ..Default::default() };
+    let err = c
+        .update_tenant_settings(pb::UpdateTenantSettingsRequest {
+            settings: Some(settings),
+            update_mask: mask(&["time_zone"]),
+        })
+        .await
+        .unwrap_err();
+    assert_violation(&err, "settings.etag");
+    // Quoted as HTTP quotes it, a current etag is read the same.
+    let quoted =
+        pb::Account { id: a.id.clone(), etag: format!("\"{}\"", a.etag), name: "y".into(), ..Default::default() };
+    let y = c
+        .update_account(pb::UpdateAccountRequest { account: Some(quoted), update_mask: mask(&["name"]) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(y.name, "y");
+    let got = c.get_account(pb::GetAccountRequest { id: a.id }).await.unwrap().into_inner();
+    assert_eq!(got.name, "y", "nothing but the good update was written");
+}
+
+/// 51 unknown mask paths of 1,000 characters each: one violation that
+/// names a few of them, cut, in a status far below what stock gRPC clients
+/// accept.
+#[tokio::test]
+async fn unknown_mask_paths_are_one_small_violation() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let a = create(&mut c, account("Masked")).await;
+    let paths: Vec<String> = (0..51).map(|i| format!("nope{i}{}", "x".repeat(1000))).collect();
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let upd = pb::Account { id: a.id.clone(), ..Default::default() };
+    let err =
+        c.update_account(pb::UpdateAccountRequest { account: Some(upd), update_mask: mask(&refs) }).await.unwrap_err();
+    let vs = violations(&err);
+    assert_eq!(vs.len(), 1, "{vs:?}");
+    assert_eq!(vs[0].0, "update_mask");
+    assert!(vs[0].1.contains("(1005 characters)"), "the paths are cut when echoed: {}", vs[0].1);
+    assert!(banso_testkit::status_wire_size(&err) < 8192, "{}", banso_testkit::status_wire_size(&err));
+    // Every typed mask does the same.
+    let err = c
+        .update_contact(pb::UpdateContactRequest {
+            contact: Some(pb::Contact { id: uuid::Uuid::now_v7().to_string(), ..Default::default() }),
+            update_mask: mask(&refs),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err).len(), 1);
+    assert!(banso_testkit::status_wire_size(&err) < 8192);
+    let err = c
+        .update_segment(pb::UpdateSegmentRequest {
+            segment: Some(pb::Segment { id: uuid::Uuid::now_v7().to_string(), ..Default::default() }),
+            update_mask: mask(&refs),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err).len(), 1);
+    let err = c
+        .update_tenant_settings(pb::UpdateTenantSettingsRequest {
+            settings: Some(Default::default()),
+            update_mask: mask(&refs),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err).len(), 1);
+    assert!(banso_testkit::status_wire_size(&err) < 8192);
+}
+
+/// A 100,000-character id is INVALID_ARGUMENT in a small status, not the
+/// id echoed back twice (message and violation).
+#[tokio::test]
+async fn huge_ids_get_small_refusals() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let huge = "x".repeat(100_000);
+    let small = |err: &tonic::Status, field: &str| {
+        assert_violation(err, field);
+        let size = banso_testkit::status_wire_size(err);
+        assert!(size < 8192, "{field}: a status of {size} bytes");
+        assert!(err.message().contains("(100000 characters)"), "{}", err.message());
+    };
+    small(&c.get_account(pb::GetAccountRequest { id: huge.clone() }).await.unwrap_err(), "id");
+    small(&c.get_contact(pb::GetContactRequest { id: huge.clone() }).await.unwrap_err(), "id");
+    small(&c.get_segment(pb::GetSegmentRequest { id: huge.clone() }).await.unwrap_err(), "id");
+    small(
+        &c.delete_account(pb::DeleteAccountRequest { id: huge.clone(), etag: String::new() }).await.unwrap_err(),
+        "id",
+    );
+    small(
+        &c.batch_get_accounts(pb::BatchGetAccountsRequest { ids: vec![huge.clone(); 3] }).await.unwrap_err(),
+        "ids[0]",
+    );
+    small(
+        &c.list_contract_events(pb::ListContractEventsRequest { account_id: huge.clone(), ..Default::default() })
+            .await
+            .unwrap_err(),
+        "account_id",
+    );
+    small(
+        &c.update_account(pb::UpdateAccountRequest {
+            account: Some(pb::Account { id: huge.clone(), ..account("x") }),
+            update_mask: mask(&["name"]),
+        })
+        .await
+        .unwrap_err(),
+        "account.id",
+    );
+}

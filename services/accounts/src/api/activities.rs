@@ -1,0 +1,194 @@
+//! Timeline activities on the wire.
+
+use banso_kit::{Result, Violations, auth::Caller, paging::QueryKey, server::Kit, wire};
+use banso_proto::accounts as pb;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::convert::{Paged, page_size, request_id, required};
+use crate::{
+    app::EmailWindow,
+    domain::activity::{self, Activity, ActivityFilter, ActivityKind, EmailStats, NewActivity},
+};
+
+/// The window GetEmailResponseRate reads when the request names no start.
+const DEFAULT_EMAIL_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(90);
+
+fn kind_from_proto(v: &mut Violations, field: &str, raw: i32) -> Option<ActivityKind> {
+    use ActivityKind as K;
+    match pb::ActivityKind::try_from(raw) {
+        Ok(pb::ActivityKind::Meeting) => Some(K::Meeting),
+        Ok(pb::ActivityKind::Call) => Some(K::Call),
+        Ok(pb::ActivityKind::EmailSent) => Some(K::EmailSent),
+        Ok(pb::ActivityKind::EmailReplied) => Some(K::EmailReplied),
+        Ok(pb::ActivityKind::Note) => Some(K::Note),
+        Ok(pb::ActivityKind::Outreach) => Some(K::Outreach),
+        Ok(pb::ActivityKind::Survey) => Some(K::Survey),
+        Ok(pb::ActivityKind::Other) => Some(K::Other),
+        Ok(pb::ActivityKind::Unspecified) => {
+            v.add(field, "is required (ACTIVITY_KIND_UNSPECIFIED is not a kind)");
+            None
+        }
+        Err(_) => {
+            v.add(field, format!("{raw} is not an ActivityKind"));
+            None
+        }
+    }
+}
+
+fn kind_to_proto(k: ActivityKind) -> pb::ActivityKind {
+    use ActivityKind as K;
+    match k {
+        K::Meeting => pb::ActivityKind::Meeting,
+        K::Call => pb::ActivityKind::Call,
+        K::EmailSent => pb::ActivityKind::EmailSent,
+        K::EmailReplied => pb::ActivityKind::EmailReplied,
+        K::Note => pb::ActivityKind::Note,
+        K::Outreach => pb::ActivityKind::Outreach,
+        K::Survey => pb::ActivityKind::Survey,
+        K::Other => pb::ActivityKind::Other,
+    }
+}
+
+pub(crate) fn to_proto(a: &Activity) -> pb::Activity {
+    pb::Activity {
+        id: a.id.to_string(),
+        account_id: a.account_id.to_string(),
+        kind: kind_to_proto(a.kind) as i32,
+        contact_ids: a.contact_ids.iter().map(Uuid::to_string).collect(),
+        author_id: a.author_id.clone(),
+        occur_time: Some(wire::timestamp(a.occur_time)),
+        subject: a.subject.clone(),
+        body: a.body.clone(),
+        external_ref: a.external_ref.clone().unwrap_or_default(),
+        create_time: Some(wire::timestamp(a.create_time)),
+    }
+}
+
+/// A LogActivity request: its request_id and the activity.
+pub(crate) fn log(r: pb::LogActivityRequest) -> Result<(Option<String>, NewActivity)> {
+    let mut v = Violations::new();
+    let request_id = request_id(&mut v, &r.request_id);
+    let p = required(&mut v, "activity", r.activity.as_ref());
+    let activity = p.and_then(|p| {
+        let account_id = v.take(wire::uuid("activity.account_id", &p.account_id));
+        let kind = kind_from_proto(&mut v, "activity.kind", p.kind);
+        if p.contact_ids.len() > activity::MAX_CONTACTS {
+            v.add(
+                "activity.contact_ids",
+                format!("at most {} contacts, got {}", activity::MAX_CONTACTS, p.contact_ids.len()),
+            );
+        }
+        let contact_ids: Vec<Uuid> = p
+            .contact_ids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, id)| v.take(wire::uuid(&format!("activity.contact_ids[{i}]"), id)))
+            .collect();
+        wire::text(&mut v, "activity.author_id", &p.author_id, 128);
+        let occur_time = required(&mut v, "activity.occur_time", p.occur_time.as_ref())
+            .and_then(|t| v.take(wire::time("activity.occur_time", t)));
+        if let Some(t) = occur_time
+            && activity::in_future(t, wire::now())
+        {
+            v.add("activity.occur_time", format!("{t} is in the future"));
+        }
+        wire::text(&mut v, "activity.subject", &p.subject, 200);
+        let body_chars = p.body.chars().count();
+        if body_chars > activity::MAX_BODY_CHARS {
+            v.add(
+                "activity.body",
+                format!("must be at most {} characters, got {body_chars}", activity::MAX_BODY_CHARS),
+            );
+        }
+        wire::text(&mut v, "activity.external_ref", &p.external_ref, 256);
+        Some(NewActivity {
+            account_id: account_id?,
+            kind: kind?,
+            contact_ids,
+            author_id: (!p.author_id.is_empty()).then(|| p.author_id.clone()),
+            occur_time: occur_time?,
+            subject: p.subject.clone(),
+            body: p.body.clone(),
+            external_ref: (!p.external_ref.is_empty()).then(|| p.external_ref.clone()),
+        })
+    });
+    let activity = v.finish_with(activity)?;
+    Ok((request_id, activity))
+}
+
+/// A ListActivities request, parsed.
+pub(crate) struct ListActivities {
+    pub filter: ActivityFilter,
+    pub page: Paged<(DateTime<Utc>, Uuid)>,
+}
+
+pub(crate) fn list(kit: &Kit, caller: &Caller, r: pb::ListActivitiesRequest) -> Result<ListActivities> {
+    let mut v = Violations::new();
+    let limit = page_size(&mut v, r.page_size);
+    let account_id = v.take(wire::optional_uuid("account_id", &r.account_id)).flatten();
+    let kinds: Vec<_> =
+        r.kinds.iter().enumerate().filter_map(|(i, k)| kind_from_proto(&mut v, &format!("kinds[{i}]"), *k)).collect();
+    wire::text(&mut v, "author_id", &r.author_id, 128);
+    let start_time = wire::optional_time(&mut v, "start_time", r.start_time.as_ref());
+    let end_time = wire::optional_time(&mut v, "end_time", r.end_time.as_ref());
+    if let (Some(s), Some(e)) = (start_time, end_time)
+        && e <= s
+    {
+        v.add("end_time", format!("{e} must be after start_time {s}"));
+    }
+    let limit = v.finish_with(limit)?;
+    let filter = ActivityFilter {
+        account_id,
+        kinds,
+        author_id: (!r.author_id.is_empty()).then(|| r.author_id.clone()),
+        start_time,
+        end_time,
+    };
+    let key = QueryKey::new("ListActivities", &caller.tenant_id).part(format!("{filter:?}"));
+    Ok(ListActivities { page: Paged::new(kit, key, &r.page_token, limit)?, filter })
+}
+
+pub(crate) fn list_reply(kit: &Kit, q: &ListActivities, rows: Vec<Activity>) -> Result<pb::ListActivitiesResponse> {
+    let (rows, next_page_token) = q.page.page(kit, rows, |last| (last.occur_time, last.id))?;
+    Ok(pb::ListActivitiesResponse { activities: rows.iter().map(to_proto).collect(), next_page_token })
+}
+
+/// A GetEmailResponseRate request: the window ends now unless given, and
+/// starts 90 days before its end unless given.
+pub(crate) fn email_window(r: pb::GetEmailResponseRateRequest) -> Result<EmailWindow> {
+    let mut v = Violations::new();
+    let account_id = v.take(wire::uuid("account_id", &r.account_id));
+    let end = match &r.end_time {
+        Some(t) => v.take(wire::time("end_time", t)),
+        None => Some(wire::now()),
+    };
+    let start = match (&r.start_time, end) {
+        (Some(t), _) => v.take(wire::time("start_time", t)),
+        // Checked, although every end the API takes has 90 days before it
+        // in chrono's range: no date arithmetic on caller data without it.
+        (None, Some(end)) => {
+            let start = end.checked_sub_signed(DEFAULT_EMAIL_WINDOW);
+            if start.is_none() {
+                v.add("end_time", format!("{end} has no 90 days before it; send start_time"));
+            }
+            start
+        }
+        (None, None) => None,
+    };
+    if let (Some(s), Some(e)) = (start, end)
+        && e <= s
+    {
+        v.add("end_time", format!("{e} must be after start_time {s}"));
+    }
+    let (account_id, start, end) = v.finish_with((account_id, start, end))?;
+    Ok(EmailWindow { account_id, start, end })
+}
+
+pub(crate) fn email_reply(s: EmailStats) -> pb::EmailResponseRate {
+    pb::EmailResponseRate {
+        emails_sent: i64::try_from(s.sent).unwrap_or(i64::MAX),
+        emails_replied: i64::try_from(s.replied).unwrap_or(i64::MAX),
+        response_rate: s.response_rate(),
+    }
+}

@@ -1,0 +1,199 @@
+//! Accounts: read and list; create once per request_id; update and delete
+//! by version; upsert by external_id.
+
+use banso_events::{
+    Tx,
+    db::{RequestKey, WRITE_ATTEMPTS, backoff},
+};
+use banso_kit::{Error, Result, auth::Caller, error::FieldViolation, fieldmask::FieldPath as _, shown, wire};
+use uuid::Uuid;
+
+use super::{App, external_id_taken, remembered};
+use crate::{
+    domain::{Account, AccountCursor, AccountField, AccountFields, AccountFilter, AccountOrder},
+    events, store,
+};
+
+const OP_CREATE_ACCOUNT: &str = "CreateAccount";
+
+/// CreateAccount: a complete account whose fields agree.
+pub(crate) struct CreateAccount {
+    pub request_id: Option<String>,
+    pub fields: AccountFields,
+}
+
+/// UpdateAccount: the fields of `mask` set from `fields`.
+pub(crate) struct UpdateAccount {
+    pub id: Uuid,
+    pub etag: Option<i64>,
+    pub mask: Vec<AccountField>,
+    pub fields: AccountFields,
+}
+
+/// UpsertAccount: the fields of `mask` (external_id among them) set on the
+/// account with `fields.external_id`, or, when there is none, the whole
+/// account created — if the request holds a whole one.
+pub(crate) struct UpsertAccount {
+    pub mask: Vec<AccountField>,
+    pub fields: AccountFields,
+    /// The account to create, or why the request does not describe one.
+    pub create: std::result::Result<AccountFields, Vec<FieldViolation>>,
+}
+
+impl App {
+    pub(crate) async fn get_account(&self, caller: &Caller, id: Uuid) -> Result<Account> {
+        store::accounts::get(self.db.conn(), &caller.tenant_id, id).await
+    }
+
+    pub(crate) async fn batch_get_accounts(&self, caller: &Caller, ids: &[Uuid]) -> Result<Vec<Account>> {
+        store::accounts::batch_get(self.db.conn(), &caller.tenant_id, ids).await
+    }
+
+    pub(crate) async fn list_accounts(
+        &self,
+        caller: &Caller,
+        filter: &AccountFilter,
+        order: AccountOrder,
+        after: Option<&AccountCursor>,
+        limit: u64,
+    ) -> Result<Vec<Account>> {
+        store::accounts::list(self.db.conn(), &caller.tenant_id, filter, order, after, limit).await
+    }
+
+    pub(crate) async fn create_account(&self, caller: &Caller, cmd: CreateAccount) -> Result<Account> {
+        let CreateAccount { request_id, fields } = cmd;
+        let key = request_id.as_deref().map(|request_id| RequestKey { operation: OP_CREATE_ACCOUNT, request_id });
+        let s = self.scope(&caller.tenant_id);
+        self.db
+            .create_once(
+                &caller.tenant_id,
+                key,
+                async move |id| store::accounts::get(&s.conn, &s.tenant, remembered(id)?).await,
+                async move |tx| insert_account(tx, fields).await,
+            )
+            .await
+    }
+
+    pub(crate) async fn update_account(&self, caller: &Caller, cmd: UpdateAccount) -> Result<Account> {
+        self.change_account(&caller.tenant_id, cmd.id, cmd.etag, |f| {
+            f.apply(&cmd.fields, &cmd.mask);
+            consistent(f)
+        })
+        .await
+    }
+
+    pub(crate) async fn delete_account(&self, caller: &Caller, id: Uuid, etag: Option<i64>) -> Result<()> {
+        let s = self.scope(&caller.tenant_id);
+        self.db
+            .delete_versioned(
+                &caller.tenant_id,
+                &format!("account {id}"),
+                etag,
+                async move || store::accounts::get(&s.conn, &s.tenant, id).await,
+                async |tx, current| {
+                    if !store::accounts::delete(tx.conn(), tx.tenant(), current).await? {
+                        return Ok(false);
+                    }
+                    tx.emit(events::account_deleted(current)).await?;
+                    Ok(true)
+                },
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Returns the account and whether it was created.
+    pub(crate) async fn upsert_account(&self, caller: &Caller, cmd: UpsertAccount) -> Result<(Account, bool)> {
+        self.upsert(&caller.tenant_id, &cmd).await
+    }
+
+    pub(super) async fn upsert(&self, tenant: &str, cmd: &UpsertAccount) -> Result<(Account, bool)> {
+        let external_id = cmd.fields.external_id.clone().unwrap_or_default();
+        // Each round trip may find the account gone (deleted between the
+        // lookup and the update) or taken (created by a concurrent upsert).
+        for attempt in 0..WRITE_ATTEMPTS {
+            backoff(attempt).await;
+            if let Some(existing) = store::accounts::find_by_external_id(self.db.conn(), tenant, &external_id).await? {
+                let updated = self
+                    .change_account(tenant, existing.id, None, |f| {
+                        f.apply(&cmd.fields, &cmd.mask);
+                        consistent(f)
+                    })
+                    .await;
+                match updated {
+                    Err(Error::NotFound { .. }) => continue,
+                    other => return other.map(|a| (a, false)),
+                }
+            }
+            let fields = cmd.create.clone().map_err(Error::InvalidArgument)?;
+            let s = self.scope(tenant);
+            let created = self
+                .db
+                .create_once(
+                    tenant,
+                    None,
+                    async move |id| store::accounts::get(&s.conn, &s.tenant, remembered(id)?).await,
+                    async move |tx| insert_account(tx, fields).await,
+                )
+                .await;
+            match created {
+                Err(Error::AlreadyExists(_)) => continue,
+                other => return other.map(|a| (a, true)),
+            }
+        }
+        Err(Error::Aborted {
+            reason: "CONCURRENT_UPDATE",
+            message: format!("account with external_id {} is being changed concurrently; retry", shown(&external_id)),
+        })
+    }
+
+    /// The one way an account's fields change: read it, let `change` edit
+    /// them (or refuse), write the next version with its AccountUpdated.
+    pub(super) async fn change_account(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        etag: Option<i64>,
+        change: impl Fn(&mut AccountFields) -> Result<()>,
+    ) -> Result<Account> {
+        let s = self.scope(tenant);
+        self.db
+            .update_versioned(
+                tenant,
+                &format!("account {id}"),
+                etag,
+                async move || store::accounts::get(&s.conn, &s.tenant, id).await,
+                |a| change(&mut a.fields),
+                async |tx, current, next| {
+                    let written = store::accounts::update(tx.conn(), tx.tenant(), current, next)
+                        .await
+                        .map_err(|e| external_id_taken(e, "account", next.fields.external_id.as_deref()))?;
+                    if written {
+                        tx.emit(events::account_updated(next, &next.fields.changed_fields(&current.fields))).await?;
+                    }
+                    Ok(written)
+                },
+            )
+            .await
+    }
+}
+
+/// Inserts a new account with its AccountCreated.
+async fn insert_account(tx: &Tx, fields: AccountFields) -> Result<Account> {
+    let t = wire::now();
+    let account = Account { id: Uuid::now_v7(), fields, create_time: t, update_time: t, version: 1 };
+    store::accounts::insert(tx.conn(), tx.tenant(), &account)
+        .await
+        .map_err(|e| external_id_taken(e, "account", account.fields.external_id.as_deref()))?;
+    tx.emit(events::account_created(&account)).await?;
+    Ok(account)
+}
+
+/// INVALID_ARGUMENT unless the account's fields agree with each other
+/// (checked on the account as it will be stored).
+fn consistent(f: &AccountFields) -> Result<()> {
+    match f.inconsistency() {
+        Some((field, why)) => Err(Error::invalid(format!("account.{}", field.name()), why)),
+        None => Ok(()),
+    }
+}
