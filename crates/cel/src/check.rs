@@ -260,7 +260,7 @@ impl Checker<'_> {
                 if let Some(root) = name.strip_prefix('.') {
                     // cel 0.15 looks `.name` up in the root scope only, where
                     // the variables of an evaluation are not.
-                    return fail(self.at(n), format!("write {root} without the leading '.'"));
+                    return fail(self.at(n), format!("write {} without the leading '.'", short(root)));
                 }
                 if let Some((_, s)) = self.scope.iter().rev().find(|(v, _)| v == name) {
                     return Ok(s.clone());
@@ -269,7 +269,7 @@ impl Checker<'_> {
                     Some(s) => Ok(s.clone()),
                     None => {
                         let known: Vec<&str> = self.schema.variable_names().collect();
-                        fail(self.at(n), format!("unknown variable {name}; known: {}", known.join(", ")))
+                        fail(self.at(n), format!("unknown variable {}; known: {}", short(name), known.join(", ")))
                     }
                 }
             }
@@ -335,13 +335,13 @@ impl Checker<'_> {
                 Some(f) => Ok(f.clone()),
                 None => {
                     let known: Vec<&str> = fields.keys().map(String::as_str).collect();
-                    fail(at, format!("unknown field {field} of {}; known: {}", name_of(operand), known.join(", ")))
+                    fail(at, format!("unknown field {} of {}; known: {}", short(field), name_of(operand), known.join(", ")))
                 }
             },
             Shape::Map(values) => Ok((**values).clone()),
-            Shape::List(_) => fail(at, format!("{} is a list and has no field {field}", name_of(operand))),
+            Shape::List(_) => fail(at, format!("{} is a list and has no field {}", name_of(operand), short(field))),
             other => match other.scalar_name() {
-                Some(t) => fail(at, format!("{} is {} and has no field {field}", name_of(operand), a(t))),
+                Some(t) => fail(at, format!("{} is {} and has no field {}", name_of(operand), a(t), short(field))),
                 None => Ok(Shape::Any),
             },
         }
@@ -368,7 +368,7 @@ impl Checker<'_> {
         }
         let Some(func) = FUNCTIONS.iter().find(|f| f.name == name) else {
             let known: Vec<&str> = function_names().collect();
-            return fail(name_at, format!("unknown function {name}; known: {}", known.join(", ")));
+            return fail(name_at, format!("unknown function {}; known: {}", short(name), known.join(", ")));
         };
         if let Some(t) = target {
             self.shape(t)?;
@@ -545,10 +545,18 @@ impl Checker<'_> {
     }
 }
 
+/// A name or literal of the source as a message repeats it: at most 64
+/// characters (an expression may be 4,096), so errors stay small.
+fn short(s: &str) -> String {
+    const MAX: usize = 64;
+    let n = s.chars().count();
+    if n <= MAX { s.to_owned() } else { format!("{}… ({n} characters)", s.chars().take(MAX).collect::<String>()) }
+}
+
 /// Why a constant argument of `function` makes it fail, from cel's `error`.
 fn explain(function: &str, arg: &IdedExpr, error: &str) -> String {
     let value = match &arg.expr {
-        Expr::Literal(LiteralValue::String(s)) => format!(" {:?}", s.inner()),
+        Expr::Literal(LiteralValue::String(s)) => format!(" {:?}", short(s.inner())),
         Expr::Literal(LiteralValue::Int(i)) => format!(" {}", i.inner()),
         Expr::Literal(LiteralValue::UInt(u)) => format!(" {}u", u.inner()),
         Expr::Literal(LiteralValue::Double(d)) => format!(" {:?}", d.inner()),

@@ -30,7 +30,7 @@ pub const MAX_STATUS_BYTES: usize = 8 * 1024;
 const MAX_MESSAGE_BYTES: usize = 512;
 /// Bytes of one violation's field path and of its description.
 const MAX_FIELD_BYTES: usize = 160;
-const MAX_DESCRIPTION_BYTES: usize = 400;
+const MAX_DESCRIPTION_BYTES: usize = 512;
 /// Bytes of encoded details (base64 adds a third): room for a few dozen
 /// violations, after which the rest are counted, not listed.
 const MAX_DETAILS_BYTES: usize = 3 * 1024;

@@ -42,7 +42,7 @@ macro_rules! field_paths {
 }
 
 /// Paths of a mask a response names at most; the rest are counted.
-const MAX_NAMED: usize = 5;
+const MAX_NAMED: usize = 3;
 
 /// The fields `mask` names, each once, in the order given; an empty mask or
 /// `*` means all of them. Unknown paths are one violation of `field` that
@@ -67,13 +67,15 @@ pub fn parse<P: FieldPath>(field: &str, mask: Option<&pbjson_types::FieldMask>) 
             0 => String::new(),
             n => format!(" and {n} more"),
         };
+        // What the caller can do first: a long unknown path must not push
+        // the updatable fields out of a reply that is cut to stay small.
         return Err(Error::invalid(
             field,
             format!(
-                "unknown field {}{more}; the updatable fields are {} (snake_case over gRPC, lowerCamelCase in JSON; \
-                 leave the mask empty to update them all)",
+                "the updatable fields are {} (snake_case over gRPC, lowerCamelCase in JSON; leave the mask empty \
+                 to update them all); not updatable: {}{more}",
+                allowed::<P>(),
                 named.join(", "),
-                allowed::<P>()
             ),
         ));
     }
@@ -156,7 +158,8 @@ mod tests {
             panic!("unknown paths must be refused")
         };
         assert_eq!(vs.len(), 1);
-        assert!(vs[0].description.contains("and 46 more"), "{}", vs[0].description);
+        assert!(vs[0].description.contains("and 48 more"), "{}", vs[0].description);
+        assert!(vs[0].description.starts_with("the updatable fields are name, external_id, tags"));
         assert_eq!(vs[0].description.matches("external_id").count(), 1);
         assert!(vs[0].description.len() < 1200, "{}", vs[0].description.len());
     }
