@@ -218,6 +218,8 @@ pub enum Gen {
         day: i32,
     },
     Text(String),
+    /// `((((…[{` nested to [`LONG`] characters.
+    Nested,
 }
 
 /// `n` characters: ASCII, or Japanese (three UTF-8 bytes each).
@@ -251,6 +253,11 @@ impl Gen {
                     LeafKind::Scalar(Kind::Bytes) => Value::Bytes(s.into_bytes().into()),
                     _ => Value::String(s),
                 }
+            }
+            Gen::Nested => {
+                let s: String =
+                    "((([{".chars().cycle().take(LONG / 2).chain("}])))".chars().cycle().take(LONG / 2)).collect();
+                Gen::Text(s).value(leaf)
             }
             Gen::Text(s) => match &leaf.kind {
                 LeafKind::Scalar(Kind::Bytes) => Value::Bytes(s.clone().into_bytes().into()),
@@ -292,6 +299,11 @@ pub fn hostile(leaf: &Leaf) -> Vec<(String, Gen)> {
             // PostgreSQL refuses U+0000 in text: a value that reaches a
             // query unchecked fails there.
             ("text with a NUL character".into(), Gen::Text("nul\u{0}here".into())),
+            // Anything parsed (expressions, orderings, tokens) meets its
+            // nesting limit, not the end of the stack.
+            (format!("{LONG} nested brackets"), Gen::Nested),
+            // Deep but short, under any length limit: "((…(1)…))".
+            ("1 nested 999 times in parentheses".into(), Gen::Text(format!("{}1{}", "(".repeat(999), ")".repeat(999)))),
         ],
         // A bool has no bad value.
         LeafKind::Scalar(Kind::Bool) => Vec::new(),
