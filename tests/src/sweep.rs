@@ -59,9 +59,7 @@ impl fmt::Debug for Leaf {
 impl Leaf {
     /// A string leaf that holds ids: `id`, `*_id`, or an element of `ids`/`*_ids`.
     pub fn is_id(&self) -> bool {
-        let n = self.field_name.as_str();
-        self.kind == LeafKind::Scalar(Kind::String)
-            && (n == "id" || n.ends_with("_id") || n == "ids" || n.ends_with("_ids"))
+        self.kind == LeafKind::Scalar(Kind::String) && is_id_name(&self.field_name)
     }
 }
 
@@ -402,6 +400,15 @@ pub struct Objects {
     by_type: HashMap<String, DynamicMessage>,
     /// Every `id` of every object seen, with its message type.
     pub ids: Vec<(String, String)>,
+    /// Every other value of an id-like field seen (`request_id`,
+    /// `external_id`, `event_id`, `owner_id`…), with `Type.field`: keys a
+    /// service must scope to the tenant as it scopes ids.
+    pub keys: Vec<(String, String)>,
+}
+
+/// A field that holds ids or keys: `id`, `*_id`, `ids`, `*_ids`.
+pub fn is_id_name(n: &str) -> bool {
+    n == "id" || n.ends_with("_id") || n == "ids" || n.ends_with("_ids")
 }
 
 impl Objects {
@@ -415,10 +422,32 @@ impl Objects {
         {
             self.ids.push((name.clone(), id));
         }
+        for (f, v) in msg.fields() {
+            if !is_id_name(f.name()) || f.name() == "id" {
+                continue;
+            }
+            let values: Vec<&str> = match v {
+                Value::String(s) => vec![s.as_str()],
+                Value::List(l) => l.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            for value in values {
+                let known = self.ids.iter().chain(&self.keys).any(|(_, k)| k == value);
+                if !value.is_empty() && !known {
+                    let short = name.rsplit('.').next().unwrap_or(&name);
+                    self.keys.push((format!("{short}.{}", f.name()), value.to_owned()));
+                }
+            }
+        }
         self.by_type.entry(name).or_insert_with(|| msg.clone());
         for (_, v) in msg.fields() {
             self.record_value(v);
         }
+    }
+
+    /// Every id and key seen, with where it was seen.
+    pub fn all_ids(&self) -> impl Iterator<Item = &(String, String)> {
+        self.ids.iter().chain(&self.keys)
     }
 
     fn record_value(&mut self, v: &Value) {

@@ -1,27 +1,35 @@
 //! The generated sweep over every RPC (issue #10, "Done when"): every
 //! method of every service `banso up` serves, found through reflection and
 //! the descriptor set, gets hostile input built from its request's
-//! descriptor — an empty request; 100,000-character strings (ASCII and
-//! Japanese) in each string field, nested, in lists and in maps; extreme
-//! integers, floats, timestamps and dates; unknown enum values; update
-//! masks of 51 long unknown paths; garbage page tokens and another method's
-//! or tenant's; another tenant's ids in every id field — with an admin
-//! token, then a viewer token, then none. Client-streaming methods get
-//! each message alone and in streams of several.
+//! descriptor — an empty request; a valid one (the caller's own seeded
+//! objects); then one field at a time, nested, in lists and in maps:
+//! 100,000-character strings (ASCII and Japanese), a NUL character, deep
+//! nesting; extreme integers, floats, timestamps and dates; unknown enum
+//! values; update masks of 51 long unknown paths; garbage page tokens and
+//! another method's or tenant's; another tenant's ids in every id field —
+//! with an admin token, then a viewer token, then none. Client-streaming
+//! methods get each message alone and in streams of several.
 //!
 //! Every answer must be: not INTERNAL or UNKNOWN (a handler panic is
 //! INTERNAL reason PANIC, so no panic either), not a hang or a dropped
-//! connection, an error status under 8 KiB on the wire, and never another
-//! tenant's data; the server must be SERVING at the end, and tenant acme's
-//! view (every read method, by every id) must be what it was before tenant
-//! globex's calls. Every failure is collected and reported at once.
+//! connection, an error status under 8 KiB on the wire, never another
+//! tenant's data, another tenant's id answered as an id that exists nowhere,
+//! no write accepted from a viewer and nothing without a token; the server
+//! must be SERVING at the end, and tenant acme's view (every read method,
+//! by every id) must be what it was before tenant globex's calls. Every
+//! failure is collected and reported at once (and written to the file named
+//! by `BANSO_SWEEP_REPORT`, if set).
+//!
+//! Not sent: bytes that are not a valid message of the request type (e.g.
+//! invalid UTF-8 in a string field). gRPC's status code table makes "error
+//! parsing request proto" INTERNAL, and tonic's codec follows it.
 //!
 //! Nothing here names a method: the only hand-written part is the seed
 //! (a few valid resources per tenant), which a new service may extend to
 //! reach deeper, but need not.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     fmt::Write as _,
     sync::Arc,
     time::{Duration, Instant},
@@ -71,9 +79,8 @@ struct Seeder<'a> {
 }
 
 impl Seeder<'_> {
-    /// Calls `method` ("Service/Method", service name without package is
-    /// not enough: the full name) with typed messages, recording the request
-    /// and the reply as dynamic messages.
+    /// Calls `method` (`<package>.<Service>/<Method>`) with typed messages,
+    /// recording the requests and the reply as dynamic messages.
     async fn call<Req: prost::Message, Resp: prost::Message + Default>(
         &mut self,
         method: &str,
@@ -522,14 +529,26 @@ fn cases(method: &MethodDescriptor, caller: &Tenant, victim: &Tenant) -> Vec<Cas
             ));
         }
     }
-    // Another tenant's ids in every id field, and an id that exists nowhere.
+    // Another tenant's ids in every id field, and an id of each form (a
+    // UUID, a key) that exists nowhere.
     for leaf in leaves.iter().filter(|l| l.is_id()) {
-        let unknown = uuid::Uuid::now_v7().to_string();
-        let ids = victim.objects.ids.iter().map(|(ty, id)| {
-            let short = ty.rsplit('.').next().unwrap_or(ty);
-            (format!("id of tenant {}'s {short}", victim.name), id.clone(), false)
+        let nowhere = [
+            ("a UUID that exists nowhere".to_owned(), uuid::Uuid::now_v7().to_string(), true),
+            (
+                "a key that exists nowhere".to_owned(),
+                format!("nowhere-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
+                true,
+            ),
+        ];
+        let ids = victim.objects.all_ids().map(|(seen, id)| {
+            let label = match seen.rsplit_once('.') {
+                // A key (Account.external_id), or the id of an object (banso.….Account).
+                Some((ty, field)) if !ty.contains('.') => format!("tenant {}'s {ty}.{field} {id:?}", victim.name),
+                _ => format!("id of tenant {}'s {}", victim.name, seen.rsplit('.').next().unwrap_or(seen)),
+            };
+            (label, id.clone(), false)
         });
-        for (label, id, twin) in ids.chain([("an id that exists nowhere".to_owned(), unknown, true)]) {
+        for (label, id, twin) in ids.chain(nowhere) {
             out.push(case(
                 label,
                 leaf.name.clone(),
@@ -677,16 +696,58 @@ fn check(pass: &'static str, o: &Outcome, secrets: &Secrets, planted: &HashSet<S
     }
 }
 
-/// Another tenant's id must be answered as an id that exists nowhere:
-/// with the same code (a different one tells the caller it exists).
+/// What an answer looks like, without its values: the code, and for a
+/// reply the paths of the fields it sets (`accepted`, `accounts[].name`…).
+fn shape(o: &Outcome) -> (Code, BTreeSet<String>) {
+    fn walk(m: &DynamicMessage, prefix: &str, out: &mut BTreeSet<String>) {
+        for (f, v) in m.fields() {
+            let name = format!("{prefix}{}", f.name());
+            match v {
+                Value::Message(m) => walk(m, &format!("{name}."), out),
+                Value::List(l) => {
+                    for v in l {
+                        match v {
+                            Value::Message(m) => walk(m, &format!("{name}[]."), out),
+                            _ => {
+                                out.insert(format!("{name}[]"));
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    out.insert(name);
+                }
+            }
+        }
+    }
+    match &o.result {
+        Err(s) => (s.code(), BTreeSet::new()),
+        Ok(replies) => {
+            let mut paths = BTreeSet::new();
+            for r in replies {
+                if let Ok(m) = DynamicMessage::decode(o.case.method.output(), r.clone()) {
+                    walk(&m, "", &mut paths);
+                }
+            }
+            (Code::Ok, paths)
+        }
+    }
+}
+
+fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// Another tenant's id must be answered as an id that exists nowhere: with
+/// the same code, and (for a read) an OK reply setting the same fields; a
+/// different answer tells the caller the id exists in another tenant.
 fn same_as_unknown(pass: &'static str, outcomes: &[Outcome], out: &mut Vec<Failure>) {
-    let code = |o: &Outcome| o.result.as_ref().err().map_or(Code::Ok, Status::code);
-    let mut twins: HashMap<(String, String), Code> = HashMap::new();
+    let mut twins: HashMap<(String, String, bool), (Code, BTreeSet<String>)> = HashMap::new();
     for o in outcomes {
         if let Some(f) = &o.case.foreign
             && f.unknown
         {
-            twins.insert((raw::path(&o.case.method), o.case.field.clone()), code(o));
+            twins.insert((raw::path(&o.case.method), o.case.field.clone(), is_uuid(&f.id)), shape(o));
         }
     }
     for o in outcomes {
@@ -694,11 +755,21 @@ fn same_as_unknown(pass: &'static str, outcomes: &[Outcome], out: &mut Vec<Failu
         if f.unknown {
             continue;
         }
-        let Some(&twin) = twins.get(&(raw::path(&o.case.method), o.case.field.clone())) else { continue };
-        if code(o) != twin {
+        let Some(twin) = twins.get(&(raw::path(&o.case.method), o.case.field.clone(), is_uuid(&f.id))) else {
+            continue;
+        };
+        let (code, fields) = shape(o);
+        // A write may meet what another write of the same value planted in
+        // the caller's own data (an external_id, a request_id): for writes
+        // only the code is compared.
+        if code != twin.0 || (is_read(&o.case.method) && fields != twin.1) {
             let message = match &o.result {
                 Err(s) => s.message().to_owned(),
-                Ok(r) => format!("OK, {} bytes", r.iter().map(Bytes::len).sum::<usize>()),
+                Ok(_) => format!(
+                    "OK setting {:?} where the unknown id's reply set {:?}",
+                    fields.symmetric_difference(&twin.1).filter(|p| fields.contains(*p)).collect::<Vec<_>>(),
+                    fields.symmetric_difference(&twin.1).filter(|p| twin.1.contains(*p)).collect::<Vec<_>>()
+                ),
             };
             out.push(Failure {
                 pass,
@@ -706,9 +777,9 @@ fn same_as_unknown(pass: &'static str, outcomes: &[Outcome], out: &mut Vec<Failu
                 variant: format!("{} ({})", o.case.variant, f.id),
                 field: o.case.field.clone(),
                 what: "answered unlike an id that exists nowhere",
-                code: code(o),
+                code,
                 size: 0,
-                message: format!("an unknown id got {twin:?}; this one: {message}"),
+                message: format!("an unknown id got {:?}; this one: {message}", twin.0),
             });
         }
     }
@@ -775,7 +846,7 @@ async fn view(app: &TestApp, methods: &[MethodDescriptor], victim: &Tenant) -> B
         cases.push(mk("empty".into(), String::new(), Msg::plain(&empty)));
         cases.push(mk("own objects".into(), String::new(), Msg::plain(&filled)));
         for leaf in sweep::leaves(&m.input()).into_iter().filter(Leaf::is_id).map(Arc::new) {
-            for (_, id) in &victim.objects.ids {
+            for (_, id) in victim.objects.all_ids() {
                 cases.push(mk(
                     id.clone(),
                     leaf.name.clone(),
@@ -830,8 +901,9 @@ async fn every_rpc_survives_generated_bad_input() {
     harvest_tokens(&app, &methods, &mut caller).await;
     let seeded = started.elapsed();
     eprintln!(
-        "sweep: seeded {} ids and {} page tokens of {VICTIM}, {} ids and {} page tokens of {CALLER}",
+        "sweep: seeded {} ids, {} keys and {} page tokens of {VICTIM}, {} ids and {} page tokens of {CALLER}",
         victim.objects.ids.len(),
+        victim.objects.keys.len(),
         victim.page_tokens.len(),
         caller.objects.ids.len(),
         caller.page_tokens.len()
@@ -859,7 +931,7 @@ async fn every_rpc_survives_generated_bad_input() {
 
     let secrets = Secrets {
         mark: format!("{VICTIM}{MARK}").into_bytes(),
-        ids: victim.objects.ids.iter().map(|(_, id)| id.clone()).collect(),
+        ids: victim.objects.all_ids().map(|(_, id)| id.clone()).collect(),
     };
     let all: Vec<Case> = methods.iter().flat_map(|m| cases(m, &caller, &victim)).collect();
     let (own, foreign): (Vec<Case>, Vec<Case>) = all.into_iter().partition(|c| c.foreign.is_none());
@@ -880,11 +952,18 @@ async fn every_rpc_survives_generated_bad_input() {
         })
         .collect();
     outcomes.push(("no token", run(&app, empties, None).await));
-    // Another tenant's ids last, so the passes above never see what these plant.
-    outcomes
-        .push(("admin, other tenant's ids", run(&app, foreign.clone(), Some(app.token(CALLER, Role::Admin))).await));
-    outcomes
-        .push(("viewer, other tenant's ids", run(&app, foreign.clone(), Some(app.token(CALLER, Role::Viewer))).await));
+    // Another tenant's ids last, so the passes above never see what these
+    // plant; reads before writes, so a read meets none of them either.
+    let (foreign_reads, foreign_writes): (Vec<Case>, Vec<Case>) =
+        foreign.iter().cloned().partition(|c| is_read(&c.method));
+    for (pass, cases, role) in [
+        ("admin, other tenant's ids", &foreign_reads, Role::Admin),
+        ("viewer, other tenant's ids", &foreign_reads, Role::Viewer),
+        ("admin, other tenant's ids", &foreign_writes, Role::Admin),
+        ("viewer, other tenant's ids", &foreign_writes, Role::Viewer),
+    ] {
+        outcomes.push((pass, run(&app, cases.clone(), Some(app.token(CALLER, role))).await));
+    }
     let swept = sweep_started.elapsed();
 
     // An id of the victim that a call accepted (and so planted in the
