@@ -175,6 +175,27 @@ pub fn apply(msg: &mut DynamicMessage, path: &[Step], value: Value) {
     }
 }
 
+/// The value at `path` in `msg`, if every step on the way is set.
+pub fn get(msg: &DynamicMessage, path: &[Step]) -> Option<Value> {
+    let Some((Step::Field(f), rest)) = path.split_first() else { return None };
+    if !msg.has_field(f) {
+        return None;
+    }
+    let v = msg.get_field(f).into_owned();
+    match rest.first() {
+        None => Some(v),
+        Some(Step::First) => {
+            let first = v.as_list()?.first()?.clone();
+            match &rest[1..] {
+                [] => Some(first),
+                more => get(first.as_message()?, more),
+            }
+        }
+        Some(Step::MapKey | Step::MapValue) => None,
+        Some(Step::Field(_)) => get(v.as_message()?, rest),
+    }
+}
+
 fn place(slot: &mut Value, rest: &[Step], value: Value) {
     if rest.is_empty() {
         *slot = value;
@@ -439,7 +460,16 @@ impl Objects {
                 }
             }
         }
-        self.by_type.entry(name).or_insert_with(|| msg.clone());
+        // The first object of a type, unless a later one has an id and it
+        // has none (a create's request comes before its reply).
+        let has_id =
+            |m: &DynamicMessage| m.get_field_by_name("id").is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()));
+        match self.by_type.get(&name) {
+            Some(old) if has_id(old) || !has_id(msg) => {}
+            _ => {
+                self.by_type.insert(name, msg.clone());
+            }
+        }
         for (_, v) in msg.fields() {
             self.record_value(v);
         }
@@ -472,7 +502,13 @@ impl Objects {
     /// objects, and its id fields with the id of the object they name:
     /// `<thing>_id` the id of a `Thing`, `id` of a `GetThing` request the id
     /// of a `Thing`.
+    ///
+    /// A request of exactly this type that the tenant sent while seeding is
+    /// the base instead: it was valid then.
     pub fn fill(&self, desc: &MessageDescriptor, method_name: &str) -> DynamicMessage {
+        if let Some(sent) = self.get(desc.full_name()) {
+            return sent.clone();
+        }
         let mut msg = DynamicMessage::new(desc.clone());
         for f in desc.fields() {
             // One member of a oneof at most: the first that can be filled.
@@ -483,6 +519,9 @@ impl Objects {
                 continue;
             }
             match f.kind() {
+                // Times, dates and masks keep their defaults: one recorded
+                // value in both ends of a range would be an empty range.
+                Kind::Message(m) if message_leaf(&m).is_some() => {}
                 Kind::Message(m) if !f.is_map() => {
                     if let Some(obj) = self.get(m.full_name()) {
                         let v = Value::Message(obj.clone());
@@ -492,12 +531,26 @@ impl Objects {
                 Kind::String if !f.is_list() && !f.is_map() => {
                     let n = f.name();
                     let id = if n == "id" {
-                        self.resource_of_method(method_name)
+                        // A Delete… names the last object of its type, so the
+                        // first stays for every other method's base.
+                        self.resource_of_method(method_name, method_name.starts_with("Delete"))
                     } else {
                         n.strip_suffix("_id").and_then(|thing| self.id_of(&camel(thing)))
                     };
                     if let Some(id) = id {
                         msg.set_field(&f, Value::String(id.to_owned()));
+                    }
+                }
+                // `ids` of a BatchGetThings, `thing_ids`: one id of a Thing.
+                Kind::String if f.is_list() => {
+                    let n = f.name();
+                    let id = if n == "ids" {
+                        self.resource_of_method(method_name.strip_suffix('s').unwrap_or(method_name), false)
+                    } else {
+                        n.strip_suffix("_ids").and_then(|thing| self.id_of(&camel(thing)))
+                    };
+                    if let Some(id) = id {
+                        msg.set_field(&f, Value::List(vec![Value::String(id.to_owned())]));
                     }
                 }
                 _ => {}
@@ -506,16 +559,19 @@ impl Objects {
         msg
     }
 
-    fn resource_of_method(&self, method_name: &str) -> Option<&str> {
-        // The longest recorded type name that ends the method name.
-        self.ids
+    /// The first (or last) id of the type whose name ends the method's
+    /// name, the longest such name (`GetRecomputeJob`: a RecomputeJob).
+    fn resource_of_method(&self, method_name: &str, last: bool) -> Option<&str> {
+        let len = self
+            .ids
             .iter()
-            .filter_map(|(t, id)| {
-                let short = t.rsplit('.').next()?;
-                method_name.ends_with(short).then_some((short.len(), id.as_str()))
-            })
-            .max_by_key(|(len, _)| *len)
-            .map(|(_, id)| id)
+            .filter_map(|(t, _)| t.rsplit('.').next().filter(|short| method_name.ends_with(short)).map(str::len))
+            .max()?;
+        let mut of_type = self.ids.iter().filter(|(t, _)| {
+            t.rsplit('.').next().is_some_and(|short| short.len() == len && method_name.ends_with(short))
+        });
+        let found = if last { of_type.next_back() } else { of_type.next() };
+        found.map(|(_, id)| id.as_str())
     }
 }
 
