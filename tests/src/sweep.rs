@@ -13,6 +13,8 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescri
 pub const MAX_DEPTH: usize = 5;
 /// The length of the long strings (in characters).
 pub const LONG: usize = 100_000;
+/// The size of the big lists and maps (past every documented limit).
+pub const MANY: usize = 10_001;
 
 /// One step from a message to a leaf.
 #[derive(Clone)]
@@ -37,6 +39,8 @@ pub enum LeafKind {
     Date,
     /// `google.protobuf.FieldMask`, set whole.
     FieldMask,
+    /// A repeated or map field as a whole (its size).
+    Many,
 }
 
 /// A place in a request where a value goes.
@@ -92,6 +96,14 @@ fn walk(desc: &MessageDescriptor, depth: usize, path: &mut Vec<Step>, prefix: &s
     for f in desc.fields() {
         let name = if prefix.is_empty() { f.name().to_owned() } else { format!("{prefix}.{}", f.name()) };
         path.push(Step::Field(f.clone()));
+        if f.is_map() || f.is_list() {
+            out.push(Leaf {
+                path: path.clone(),
+                name: name.clone(),
+                kind: LeafKind::Many,
+                field_name: f.name().to_owned(),
+            });
+        }
         if f.is_map() {
             let Kind::Message(entry) = f.kind() else { unreachable!("a map field is an entry message") };
             let (k, v) = (entry.map_entry_key_field(), entry.map_entry_value_field());
@@ -175,6 +187,32 @@ pub fn apply(msg: &mut DynamicMessage, path: &[Step], value: Value) {
     }
 }
 
+/// The repeated or map field at `leaf` with `n` elements: copies of its
+/// first element (or a default one), or entries with distinct keys.
+fn many(msg: &mut DynamicMessage, leaf: &Leaf, n: usize) {
+    let Some(Step::Field(f)) = leaf.path.last() else { panic!("a size applies to a field") };
+    let current = get(msg, &leaf.path);
+    let value = if f.is_map() {
+        let Kind::Message(entry) = f.kind() else { unreachable!() };
+        let (kf, vf) = (entry.map_entry_key_field(), entry.map_entry_value_field());
+        let first = current.as_ref().and_then(|v| v.as_map()).and_then(|m| m.values().next().cloned());
+        let v = first.unwrap_or_else(|| Value::default_value(&vf.kind()));
+        let key = |i: usize| match kf.kind() {
+            Kind::String => MapKey::String(format!("k{i}")),
+            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => MapKey::I32(i as i32),
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => MapKey::I64(i as i64),
+            Kind::Uint32 | Kind::Fixed32 => MapKey::U32(i as u32),
+            Kind::Bool => MapKey::Bool(i.is_multiple_of(2)),
+            _ => MapKey::U64(i as u64),
+        };
+        Value::Map((0..n).map(|i| (key(i), v.clone())).collect())
+    } else {
+        let first = current.as_ref().and_then(|v| v.as_list()).and_then(|l| l.first().cloned());
+        Value::List(vec![first.unwrap_or_else(|| Value::default_value(&f.kind())); n])
+    };
+    apply(msg, &leaf.path, value);
+}
+
 /// The value at `path` in `msg`, if every step on the way is set.
 pub fn get(msg: &DynamicMessage, path: &[Step]) -> Option<Value> {
     let Some((Step::Field(f), rest)) = path.split_first() else { return None };
@@ -239,6 +277,8 @@ pub enum Gen {
     Text(String),
     /// `((((…[{` nested to [`LONG`] characters.
     Nested,
+    /// This many elements (copies of the first, or entries with distinct keys).
+    Many(usize),
 }
 
 /// `n` characters: ASCII, or Japanese (three UTF-8 bytes each).
@@ -247,7 +287,15 @@ pub fn long_text(n: usize, japanese: bool) -> String {
 }
 
 impl Gen {
-    /// The value, shaped for `leaf`.
+    /// Puts this value at `leaf` in `msg`.
+    pub fn apply_to(&self, msg: &mut DynamicMessage, leaf: &Leaf) {
+        match self {
+            Gen::Many(n) => many(msg, leaf, *n),
+            g => apply(msg, &leaf.path, g.value(leaf)),
+        }
+    }
+
+    /// The value, shaped for `leaf` (not for [`Gen::Many`]).
     pub fn value(&self, leaf: &Leaf) -> Value {
         let message = |leaf: &Leaf| -> MessageDescriptor {
             let f = leaf
@@ -273,6 +321,7 @@ impl Gen {
                     _ => Value::String(s),
                 }
             }
+            Gen::Many(_) => unreachable!("a size is applied with apply_to"),
             Gen::Nested => {
                 let s: String =
                     "((([{".chars().cycle().take(LONG / 2).chain("}])))".chars().cycle().take(LONG / 2)).collect();
@@ -392,6 +441,7 @@ pub fn hostile(leaf: &Leaf) -> Vec<(String, Gen)> {
         .into_iter()
         .map(|(year, month, day)| (format!("date {year}-{month}-{day}"), Gen::Date { year, month, day }))
         .collect(),
+        LeafKind::Many => vec![(format!("{MANY} elements"), Gen::Many(MANY))],
         LeafKind::FieldMask => vec![
             ("51 unknown paths of 1000 characters".into(), Gen::Mask { n: 51, len: 1000 }),
             ("51 unknown short paths".into(), Gen::Mask { n: 51, len: 12 }),
@@ -610,7 +660,7 @@ mod tests {
         for leaf in leaves(&req) {
             for (_, g) in hostile(&leaf) {
                 let mut m = DynamicMessage::new(req.clone());
-                apply(&mut m, &leaf.path, g.value(&leaf));
+                g.apply_to(&mut m, &leaf);
             }
         }
     }

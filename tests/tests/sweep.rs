@@ -60,6 +60,9 @@ const CONCURRENCY: usize = 8;
 /// Messages per stream in the "several" streams of client-streaming methods.
 const STREAM_GROUP: usize = 8;
 const CALL_TIMEOUT: Duration = Duration::from_secs(45);
+/// No single call may take longer: work per request is bounded whatever
+/// the input (the valid calls take milliseconds here).
+const SLOW_CALL: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------- seeding
 
@@ -472,7 +475,7 @@ impl Msg {
             }
         }
         if let Some((leaf, g)) = &self.change {
-            sweep::apply(&mut m, &leaf.path, g.value(leaf));
+            g.apply_to(&mut m, leaf);
         }
         raw::encode(&m)
     }
@@ -671,6 +674,7 @@ impl std::fmt::Display for Failure {
 struct Outcome {
     case: Case,
     result: Result<Vec<Bytes>, Status>,
+    took: Duration,
 }
 
 /// The texts that give away the victim's data in a reply.
@@ -694,6 +698,10 @@ fn check(pass: &'static str, o: &Outcome, secrets: &Secrets, planted: &HashSet<S
         size,
         message,
     };
+    if o.took > SLOW_CALL {
+        let code = o.result.as_ref().err().map_or(Code::Ok, Status::code);
+        out.push(fail("took longer than 5 s", code, 0, format!("{:.1?}", o.took)));
+    }
     match &o.result {
         Err(s) => {
             let size = banso_testkit::status_wire_size(s);
@@ -851,8 +859,9 @@ async fn run(app: &TestApp, cases: Vec<Case>, token: Option<String>) -> Vec<Outc
             let token = token.clone();
             async move {
                 let messages = case.messages.iter().map(Msg::build).collect();
+                let started = Instant::now();
                 let result = raw::call(&channel, &case.method, messages, token.as_deref(), CALL_TIMEOUT).await;
-                Outcome { case, result }
+                Outcome { case, result, took: started.elapsed() }
             }
         })
         .buffer_unordered(CONCURRENCY)
@@ -1107,6 +1116,18 @@ async fn every_rpc_survives_generated_bad_input() {
         }
     }
     eprintln!("sweep: codes {codes:?}; largest error status {largest:?}");
+    let mut slow: Vec<&Outcome> = outcomes.iter().flat_map(|(_, os)| os).collect();
+    slow.sort_by_key(|o| std::cmp::Reverse(o.took));
+    for o in slow.iter().take(5) {
+        let code = o.result.as_ref().err().map_or(Code::Ok, Status::code);
+        eprintln!(
+            "sweep: slowest {:?} {} {} {} -> {code:?}",
+            o.took,
+            raw::path(&o.case.method),
+            o.case.field,
+            o.case.variant.chars().take(80).collect::<String>()
+        );
+    }
     #[allow(clippy::disallowed_methods, reason = "a test's own setting, not a service's")]
     if std::env::var("BANSO_SWEEP_VERBOSE").is_ok() {
         for o in outcomes.iter().filter(|(p, _)| *p == "admin").flat_map(|(_, os)| os) {
