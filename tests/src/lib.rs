@@ -1,5 +1,10 @@
 //! What the cross-service suites share: every service of `banso::SERVICES`
-//! in one server on a fresh database and bus, as `banso up` runs them.
+//! in one server on a fresh database and bus, as `banso up` runs them; a
+//! client for any method by its descriptor ([`raw`]); and hostile input
+//! generated from descriptors ([`sweep`]).
+
+pub mod raw;
+pub mod sweep;
 
 use banso_testkit::TestApp;
 

@@ -192,6 +192,9 @@ async fn serve(config: Config, services: &[&ServiceDef], dev: Option<(String, St
         );
     }
     let shutdown = CancellationToken::new();
+    // Listening for SIGTERM before the process says it is up: a signal
+    // right after the banner must drain, not kill.
+    let signal = server::shutdown_signal();
     let process = banso::start(&config, services, shutdown.clone()).await?;
     let (running, events) = (process.server, process.runtime);
     tracing::info!(grpc = %running.grpc_addr, admin = ?running.admin_addr, role, bus = events.bus.kind(), "banso is serving");
@@ -211,7 +214,7 @@ async fn serve(config: Config, services: &[&ServiceDef], dev: Option<(String, St
         println!();
     }
     tokio::select! {
-        _ = server::shutdown_signal() => shutdown.cancel(),
+        _ = signal => shutdown.cancel(),
         _ = shutdown.cancelled() => {}
     }
     running.wait().await

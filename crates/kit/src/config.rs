@@ -460,12 +460,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("banso-config-svc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("banso.toml");
-        std::fs::write(&path, "health_score_step = 7.5\nnats_url = \"nats://127.0.0.1:4222\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "health_score_step = 7.5\nnats_url = \"nats://127.0.0.1:4222\"\nnats_namespace = \"blue\"\n",
+        )
+        .unwrap();
         let mut vars = Vars::default();
         vars.merge_toml_file(path.to_str().unwrap()).unwrap();
         let c = Config::from_vars(&vars).unwrap();
         assert_eq!(c.vars().number("BANSO_HEALTH_SCORE_STEP", 5.0, 0.0, 100.0).unwrap(), 7.5);
         assert!(c.bus.nats_url.is_some());
+        assert_eq!(c.bus.nats_namespace.as_deref(), Some("blue"));
         let err = c.vars().number("BANSO_HEALTH_SCORE_STEP", 5.0, 0.0, 1.0).unwrap_err();
         assert_eq!(err.var, "BANSO_HEALTH_SCORE_STEP");
     }

@@ -132,3 +132,22 @@ pub fn url_for(cfg: &crate::config::Config, service: &str) -> anyhow::Result<Str
         None => sqlite_url_in(&cfg.data_dir, service),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// PostgreSQL renders a jsonb number in full decimal; every finite
+    /// double a service stores in a JSON column must read back (the
+    /// workspace enables serde_json's `float_roundtrip` for this).
+    #[test]
+    fn json_columns_read_back_the_largest_doubles_as_postgres_prints_them() {
+        for (printed, want) in [
+            (format!("17976931348623157{}", "0".repeat(292)), f64::MAX),
+            (format!("-17976931348623157{}", "0".repeat(292)), f64::MIN),
+            (format!("{{\"v\": 17976931348623157{}}}", "0".repeat(292)), f64::MAX),
+        ] {
+            let v: serde_json::Value = serde_json::from_str(&printed).expect("parses");
+            let got = v.as_f64().or_else(|| v["v"].as_f64()).expect("a number");
+            assert_eq!(got, want);
+        }
+    }
+}
