@@ -335,7 +335,10 @@ impl Checker<'_> {
                 Some(f) => Ok(f.clone()),
                 None => {
                     let known: Vec<&str> = fields.keys().map(String::as_str).collect();
-                    fail(at, format!("unknown field {} of {}; known: {}", short(field), name_of(operand), known.join(", ")))
+                    fail(
+                        at,
+                        format!("unknown field {} of {}; known: {}", short(field), name_of(operand), known.join(", ")),
+                    )
                 }
             },
             Shape::Map(values) => Ok((**values).clone()),

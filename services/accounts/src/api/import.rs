@@ -12,12 +12,18 @@ use crate::{
     domain::ContactField,
 };
 
-/// Rows an account chunk holds at most (a message may hold more).
-const CHUNK_ROWS: usize = 1000;
+/// Rows a message may hold (the proto says so): a chunk is one message.
+const MAX_ROWS: usize = 1000;
 
 /// A broken request stream (a bad message, the client gone).
 fn stream_error(s: &Status) -> Error {
     Error::invalid("stream", format!("cannot read the request stream: {}", s.message()))
+}
+
+/// INVALID_ARGUMENT for a message over [`MAX_ROWS`]; the rows of the
+/// messages before it are kept, as for any broken stream.
+fn too_many(field: &str, n: usize) -> Error {
+    Error::invalid(field, format!("a message holds at most {MAX_ROWS} rows, got {n}: send them in several messages"))
 }
 
 /// The violations of a refused row (every one, from a finished `Violations`).
@@ -35,15 +41,11 @@ pub(crate) fn account_chunks(
     stream: Streaming<pb::ImportAccountsRequest>,
 ) -> impl Stream<Item = banso_kit::Result<AccountChunk>> + Send + 'static {
     let mut next_row: i64 = 0;
-    stream
-        .map(move |msg| {
-            let chunks: Vec<_> = match msg {
-                Ok(msg) => msg.accounts.chunks(CHUNK_ROWS).map(|rows| Ok(account_chunk(rows, &mut next_row))).collect(),
-                Err(s) => vec![Err(stream_error(&s))],
-            };
-            futures::stream::iter(chunks)
-        })
-        .flatten()
+    stream.map(move |msg| match msg {
+        Ok(msg) if msg.accounts.len() > MAX_ROWS => Err(too_many("accounts", msg.accounts.len())),
+        Ok(msg) => Ok(account_chunk(&msg.accounts, &mut next_row)),
+        Err(s) => Err(stream_error(&s)),
+    })
 }
 
 fn account_chunk(rows: &[pb::Account], next_row: &mut i64) -> AccountChunk {
@@ -70,7 +72,11 @@ pub(crate) fn contact_chunks(
     stream: Streaming<pb::ImportContactsRequest>,
 ) -> impl Stream<Item = banso_kit::Result<Chunk<ContactRow>>> + Send + 'static {
     let mut next_row: i64 = 0;
-    stream.map(move |msg| msg.map(|msg| contact_chunk(&msg.rows, &mut next_row)).map_err(|s| stream_error(&s)))
+    stream.map(move |msg| match msg {
+        Ok(msg) if msg.rows.len() > MAX_ROWS => Err(too_many("rows", msg.rows.len())),
+        Ok(msg) => Ok(contact_chunk(&msg.rows, &mut next_row)),
+        Err(s) => Err(stream_error(&s)),
+    })
 }
 
 fn contact_chunk(rows: &[pb::ContactImportRow], next_row: &mut i64) -> Chunk<ContactRow> {
@@ -89,6 +95,7 @@ fn contact_chunk(rows: &[pb::ContactImportRow], next_row: &mut i64) -> Chunk<Con
             v.add("external_id", "is required: imports match on it");
         }
         let account_id = v.take(wire::optional_uuid("account_id", &c.account_id)).flatten();
+        wire::text(&mut v, "account_external_id", &r.account_external_id, 128);
         let account = match (account_id, r.account_external_id.is_empty()) {
             (Some(id), _) => Some(AccountRef::Id(id)),
             (None, false) => Some(AccountRef::ExternalId(r.account_external_id.clone())),

@@ -162,3 +162,35 @@ async fn viewers_cannot_import_and_tenants_stay_apart() {
     assert_eq!(all_accounts(&mut acme).await.len(), 1);
     assert_eq!(all_accounts(&mut globex).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_message_over_1000_rows_is_refused_and_the_messages_before_it_are_kept() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let rows = |from: usize, n: usize| -> Vec<pb::Account> { (from..from + n).map(row).collect() };
+    let stream = futures::stream::iter([
+        pb::ImportAccountsRequest { accounts: rows(0, 10) },
+        pb::ImportAccountsRequest { accounts: rows(10, 1001) },
+    ]);
+    let err = c.import_accounts(stream).await.unwrap_err();
+    let violations = banso_testkit::field_violations(&err);
+    assert_eq!(violations[0].0, "accounts");
+    assert!(violations[0].1.contains("at most 1000 rows"), "{violations:?}");
+    let listed = c.list_accounts(pb::ListAccountsRequest { page_size: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(listed.into_inner().accounts.len(), 10, "the first message was kept");
+
+    let contacts = futures::stream::iter([pb::ImportContactsRequest {
+        rows: (0..1001)
+            .map(|i| pb::ContactImportRow {
+                account_external_id: "crm-0".into(),
+                contact: Some(pb::Contact {
+                    name: format!("c{i}"),
+                    external_id: format!("c-{i}"),
+                    ..Default::default()
+                }),
+            })
+            .collect(),
+    }]);
+    let err = c.import_contacts(contacts).await.unwrap_err();
+    assert_eq!(banso_testkit::field_violations(&err)[0].0, "rows");
+}

@@ -67,11 +67,12 @@ async fn paging_walks_2500_accounts_without_duplicates_or_gaps_under_inserts() {
 async fn page_size_defaults_to_50_and_is_capped_at_1000() {
     let app = spawn().await;
     let mut c = admin(&app);
-    // 1,100 accounts in one import, quicker than 1,100 creates.
+    // 1,100 accounts in one import (two messages), quicker than 1,100 creates.
     let accounts: Vec<pb::Account> =
         (0..1100).map(|i| pb::Account { external_id: format!("crm-{i}"), ..account(&format!("p-{i}")) }).collect();
-    let imported =
-        c.import_accounts(futures::stream::iter([pb::ImportAccountsRequest { accounts }])).await.unwrap().into_inner();
+    let messages: Vec<_> =
+        accounts.chunks(1000).map(|rows| pb::ImportAccountsRequest { accounts: rows.to_vec() }).collect();
+    let imported = c.import_accounts(futures::stream::iter(messages)).await.unwrap().into_inner();
     assert_eq!(imported.created, 1100);
     let page = c.list_accounts(pb::ListAccountsRequest::default()).await.unwrap().into_inner();
     assert_eq!(page.accounts.len(), 50, "the default page");
