@@ -154,9 +154,8 @@ impl Report {
 
 async fn phases(args: &Args, h: &Harness) -> anyhow::Result<Report> {
     let pool = h.pool_for(banso_health::NAME).await?;
-    let store = banso_health::store::Store::new(pool.clone(), Default::default());
     let tenant = Tenant::new(args.accounts, args.seed);
-    tenant.seed(&store).await?;
+    tenant.seed(&pool).await?;
     let mut client = h.health_client();
     let card = pb::Scorecard {
         name: "Freshness (bench): 5 points a minute of usage".into(),

@@ -57,11 +57,6 @@ pub enum MeasureDef {
 }
 
 impl MeasureDef {
-    /// Whether the measure is computed from rollups.
-    pub fn is_usage(&self) -> bool {
-        !matches!(self, MeasureDef::External { .. })
-    }
-
     /// How many days of rollups, ending today, the measure reads: N for a
     /// window, 2N for a change, 0 for an external measure. Lets the store
     /// load no more rows than needed.
@@ -74,11 +69,6 @@ impl MeasureDef {
             MeasureDef::Change { of } => 2 * of.lookback_days(),
             MeasureDef::External { .. } => 0,
         }
-    }
-
-    /// The canonical id; `parse_measure(&def.to_string())` gives `def` back.
-    pub fn id(&self) -> String {
-        self.to_string()
     }
 }
 
@@ -187,7 +177,9 @@ pub fn window_cuts<'a>(defs: impl IntoIterator<Item = &'a MeasureDef>) -> Vec<u3
 }
 
 /// The first offset of the bucket holding `offset` days before today (0 or
-/// a cut), or `None` past the last cut, where no window reaches.
+/// a cut), or `None` past the last cut, where no window reaches. (The
+/// scoring inputs compute it in SQL; this is the reference their tests use.)
+#[cfg(test)]
 pub fn bucket_start(cuts: &[u32], offset: u32) -> Option<u32> {
     if cuts.last().is_none_or(|last| offset >= *last) {
         return None;
@@ -379,7 +371,7 @@ mod tests {
             "change:events_14d:a.b-c",
             "external:nps",
         ] {
-            assert_eq!(parse(id).id(), id);
+            assert_eq!(parse(id).to_string(), id);
         }
     }
 
@@ -426,8 +418,6 @@ mod tests {
         assert_eq!(parse("active_users_7d").lookback_days(), 7);
         assert_eq!(parse("change:usage_minutes_30d").lookback_days(), 60);
         assert_eq!(parse("external:nps").lookback_days(), 0);
-        assert!(parse("change:usage_minutes_30d").is_usage());
-        assert!(!parse("external:nps").is_usage());
         // A hand-built empty window has no value (ids cannot express one).
         assert_eq!(compute_usage(&MeasureDef::ActiveUsers { days: 0 }, &[], d(2026, 4, 7), 1), None);
     }

@@ -1,43 +1,25 @@
 //! Scorecards and live scores through a real gRPC client: hand-computed
 //! scores and explanations, missing-data reweighting, a new scorecard
-//! version rescoring accounts, HealthScoreChanged on the bus, bad scorecards.
+//! version rescoring accounts, HealthScoreChanged on the bus, bad
+//! scorecards, concurrent updates.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+mod health;
+
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use banso_events::{Envelope, Handler, HandlerError, Payload, bus::supervise_consumer};
 use banso_proto::{events as ev, health as pb};
-use banso_testkit::TestRole as Role;
-use chrono::Utc;
-use common::{Health, health_until, spawn};
+use banso_testkit::{TestApp, TestRole as Role, eventually};
+use health::{Health, WAIT, create_scorecard, health_until, linear, measure, set_measure, thresholds, usage};
 use tonic::Code;
 
-mod common;
-
-fn health(app: &banso_testkit::TestApp, role: Role) -> Health {
-    common::health(app, "acme", role)
+fn health(app: &TestApp, role: Role) -> Health {
+    health::health(app, "acme", role)
 }
 
-async fn account(app: &banso_testkit::TestApp) -> String {
-    common::account(app, "acme", "株式会社スコア", "crm-score").await
-}
-
-fn thresholds(points: &[(f64, f64)]) -> Option<pb::Normalisation> {
-    Some(pb::Normalisation {
-        kind: Some(pb::normalisation::Kind::Thresholds(pb::normalisation::Thresholds {
-            thresholds: points
-                .iter()
-                .map(|(at, points)| pb::normalisation::Threshold { at: *at, points: *points })
-                .collect(),
-        })),
-    })
-}
-
-fn linear(min: f64, max: f64) -> Option<pb::Normalisation> {
-    Some(pb::Normalisation { kind: Some(pb::normalisation::Kind::Linear(pb::normalisation::Linear { min, max })) })
+async fn account(app: &TestApp) -> String {
+    health::account(app, "acme", "株式会社スコア", "crm-score").await
 }
 
 /// active users over 7 days (60%, 0/1/3 users → 0/50/100 points) and NPS
@@ -46,31 +28,9 @@ fn scorecard() -> pb::Scorecard {
     pb::Scorecard {
         name: "Tech touch".into(),
         measures: vec![
-            pb::WeightedMeasure {
-                measure: "active_users_7d".into(),
-                weight: 60.0,
-                normalisation: thresholds(&[(0.0, 0.0), (1.0, 50.0), (3.0, 100.0)]),
-                ..Default::default()
-            },
-            pb::WeightedMeasure {
-                measure: "external:nps".into(),
-                weight: 40.0,
-                normalisation: linear(0.0, 100.0),
-                ..Default::default()
-            },
+            measure("active_users_7d", 60.0, thresholds(&[(0.0, 0.0), (1.0, 50.0), (3.0, 100.0)])),
+            measure("external:nps", 40.0, linear(0.0, 100.0)),
         ],
-        ..Default::default()
-    }
-}
-
-fn usage(id: &str, account: &str, user: &str) -> pb::UsageEvent {
-    let now = Utc::now() - chrono::Duration::seconds(5);
-    pb::UsageEvent {
-        event_id: id.into(),
-        account_id: account.into(),
-        user_id: user.into(),
-        event_name: "login".into(),
-        timestamp: Some(pbjson_types::Timestamp { seconds: now.timestamp(), nanos: 0 }),
         ..Default::default()
     }
 }
@@ -89,7 +49,7 @@ impl Handler for Collector {
 
 #[tokio::test]
 async fn scores_follow_usage_measures_and_scorecard_versions_with_explanations_and_events() {
-    let app = spawn().await;
+    let app = health::spawn().await;
     let collector = Arc::new(Collector(Mutex::new(Vec::new())));
     supervise_consumer(
         &app.runtime.supervisor,
@@ -103,9 +63,11 @@ async fn scores_follow_usage_measures_and_scorecard_versions_with_explanations_a
     let a = account(&app).await;
     // Usage first: with no scorecard yet, nothing is scored.
     let mut svc = health(&app, Role::Service);
-    svc.batch_ingest_usage(pb::BatchIngestUsageRequest { events: vec![usage("e1", &a, "u1"), usage("e2", &a, "u2")] })
-        .await
-        .unwrap();
+    svc.batch_ingest_usage(pb::BatchIngestUsageRequest {
+        events: vec![usage("e1", &a, "u1", "login"), usage("e2", &a, "u2", "login")],
+    })
+    .await
+    .unwrap();
     let mut admin = health(&app, Role::Admin);
     let card = admin
         .create_scorecard(pb::CreateScorecardRequest { scorecard: Some(scorecard()), request_id: "card-1".into() })
@@ -113,10 +75,17 @@ async fn scores_follow_usage_measures_and_scorecard_versions_with_explanations_a
         .unwrap()
         .into_inner();
     assert_eq!((card.version, card.etag.as_str()), (1, "v1"));
+    // The same request id returns the same scorecard.
+    let again = admin
+        .create_scorecard(pb::CreateScorecardRequest { scorecard: Some(scorecard()), request_id: "card-1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, card);
 
     // The new scorecard scores the account: 2 active users → 50 points; NPS
     // missing → its weight moves to the usage measure: 50 × 1.0 = 50.0, yellow.
-    let h = health_until(&mut admin, &a, |h| h.score == 50.0).await;
+    let h = health_until(&admin, &a, |h| h.score == 50.0).await;
     assert_eq!(h.band, pb::Band::Yellow as i32);
     assert_eq!((h.scorecard_id.as_str(), h.scorecard_version), (card.id.as_str(), 1));
     let c = &h.contributions;
@@ -129,15 +98,8 @@ async fn scores_follow_usage_measures_and_scorecard_versions_with_explanations_a
     );
 
     // NPS 90: 50 × 0.6 + 90 × 0.4 = 66.0, still yellow.
-    svc.set_measure_value(pb::SetMeasureValueRequest {
-        account_id: a.clone(),
-        measure: "nps".into(),
-        value: Some(90.0),
-        observe_time: None,
-    })
-    .await
-    .unwrap();
-    let h = health_until(&mut admin, &a, |h| h.score == 66.0).await;
+    set_measure(&svc, &a, "nps", Some(90.0)).await;
+    let h = health_until(&admin, &a, |h| h.score == 66.0).await;
     let sum: f64 = h.contributions.iter().map(|c| c.contribution).sum();
     assert!((sum - 66.0).abs() < 0.05, "contributions sum to the score: {sum}");
 
@@ -152,8 +114,8 @@ async fn scores_follow_usage_measures_and_scorecard_versions_with_explanations_a
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(updated.version, 2);
-    let h = health_until(&mut admin, &a, |h| h.scorecard_version == 2).await;
+    assert_eq!((updated.version, updated.etag.as_str()), (2, "v2"));
+    let h = health_until(&admin, &a, |h| h.scorecard_version == 2).await;
     assert_eq!((h.score, h.band), (66.0, pb::Band::Green as i32));
     // The stale etag of version 1 is refused; version 1 is still readable.
     let err = admin
@@ -166,20 +128,20 @@ async fn scores_follow_usage_measures_and_scorecard_versions_with_explanations_a
     assert_eq!(old.bands.unwrap().green_from, 70.0);
 
     // A third user: 3 active users → 100 points: 60 + 36 = 96.0, green.
-    svc.batch_ingest_usage(pb::BatchIngestUsageRequest { events: vec![usage("e3", &a, "u3"), usage("e1", &a, "u1")] })
-        .await
-        .unwrap();
-    health_until(&mut admin, &a, |h| h.score == 96.0).await;
+    svc.batch_ingest_usage(pb::BatchIngestUsageRequest {
+        events: vec![usage("e3", &a, "u3", "login"), usage("e1", &a, "u1", "login")],
+    })
+    .await
+    .unwrap();
+    health_until(&admin, &a, |h| h.score == 96.0).await;
 
     // Every move was announced, with old and new score, band and version.
-    let mut events = Vec::new();
-    for _ in 0..400 {
-        events = collector.0.lock().unwrap().clone();
-        if events.len() >= 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let collector = &collector;
+    let events = eventually("four HealthScoreChanged events", WAIT, || async move {
+        let seen = collector.0.lock().unwrap().clone();
+        (seen.len() >= 4).then_some(seen)
+    })
+    .await;
     let seen: Vec<(Option<f64>, f64, i32, i32, i64)> =
         events.iter().map(|e| (e.old_score, e.new_score, e.old_band, e.new_band, e.scorecard_version)).collect();
     let (y, g) = (pb::Band::Yellow as i32, pb::Band::Green as i32);
@@ -190,45 +152,80 @@ async fn scores_follow_usage_measures_and_scorecard_versions_with_explanations_a
     assert!(events.iter().all(|e| e.account_id == a && e.scorecard_id == card.id));
 }
 
+/// Without an etag a lost race is retried, never reported as a stale etag:
+/// concurrent updates of one scorecard all succeed, each a version.
+#[tokio::test]
+async fn concurrent_updates_without_an_etag_all_succeed_each_a_new_version() {
+    let app = health::spawn().await;
+    let admin = health(&app, Role::Admin);
+    let card = create_scorecard(&admin, scorecard()).await;
+    let names: Vec<String> = (1..=4).map(|i| format!("Tech touch, take {i}")).collect();
+    let updates = names.iter().map(|name| {
+        let mut admin = admin.clone();
+        let change = pb::Scorecard { id: card.id.clone(), name: name.clone(), ..Default::default() };
+        async move {
+            admin
+                .update_scorecard(pb::UpdateScorecardRequest {
+                    scorecard: Some(change),
+                    update_mask: Some(pbjson_types::FieldMask { paths: vec!["name".into()] }),
+                })
+                .await
+        }
+    });
+    let results = futures::future::join_all(updates).await;
+    let mut versions: Vec<i64> =
+        results.into_iter().map(|r| r.expect("no etag: retried, not refused").into_inner().version).collect();
+    versions.sort();
+    assert_eq!(versions, [2, 3, 4, 5]);
+    let mut seen: Vec<String> = Vec::new();
+    for version in 2..=5 {
+        let v = admin.clone().get_scorecard(pb::GetScorecardRequest { id: card.id.clone(), version }).await.unwrap();
+        seen.push(v.into_inner().name);
+    }
+    seen.sort();
+    assert_eq!(seen, names, "every update is a version of its own");
+    // An etag names the version meant: a stale one is refused.
+    let stale = pb::Scorecard { id: card.id.clone(), name: "late".into(), etag: "v2".into(), ..Default::default() };
+    let err = admin
+        .clone()
+        .update_scorecard(pb::UpdateScorecardRequest {
+            scorecard: Some(stale),
+            update_mask: Some(pbjson_types::FieldMask { paths: vec!["name".into()] }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    let reason = tonic_types::StatusExt::get_error_details(&err).error_info().unwrap().reason.clone();
+    assert_eq!(reason, "ETAG_MISMATCH");
+}
+
 #[tokio::test]
 async fn bad_scorecards_are_refused_naming_each_field() {
-    let app = spawn().await;
+    let app = health::spawn().await;
     let mut admin = health(&app, Role::Admin);
     let mut bad = scorecard();
     bad.name = "  ".into();
     bad.measures[0].weight = -1.0;
     bad.measures[1].measure = "external:NPS".into();
-    bad.measures.push(pb::WeightedMeasure {
-        measure: "events_30d:export".into(),
-        weight: 10.0,
-        normalisation: thresholds(&[(5.0, 10.0), (5.0, 20.0)]),
-        ..Default::default()
-    });
-    bad.measures.push(pb::WeightedMeasure {
-        measure: "usage_minutes_30d".into(),
-        weight: 1.0,
-        normalisation: linear(10.0, 10.0),
-        ..Default::default()
-    });
-    bad.measures.push(pb::WeightedMeasure {
-        measure: "nonsense_measure".into(),
-        weight: 1.0,
-        normalisation: linear(0.0, 1.0),
-        ..Default::default()
-    });
+    bad.measures.push(measure("events_30d:export", 10.0, thresholds(&[(5.0, 10.0), (5.0, 20.0)])));
+    bad.measures.push(measure("usage_minutes_30d", 1.0, linear(10.0, 10.0)));
+    bad.measures.push(measure("nonsense_measure", 1.0, linear(0.0, 1.0)));
+    bad.measures.push(measure("active_users_30d", 1.0, None));
     bad.bands = Some(pb::Bands { yellow_from: 80.0, green_from: 70.0 });
+    bad.scope = Some(pb::Scope { kind: Some(pb::scope::Kind::LifecycleStage(42)) });
     let err = admin
         .create_scorecard(pb::CreateScorecardRequest { scorecard: Some(bad), request_id: String::new() })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let details = tonic_types::StatusExt::get_error_details(&err);
-    let fields: Vec<String> = details.bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
+    let fields: Vec<String> = banso_testkit::field_violations(&err).into_iter().map(|(f, _)| f).collect();
     for f in [
         "scorecard.name",
         "scorecard.measures[0].weight",
         "scorecard.measures[1].measure",
         "scorecard.measures[4].measure",
+        "scorecard.measures[5].normalisation",
+        "scorecard.scope.lifecycle_stage",
     ] {
         assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
     }
@@ -247,6 +244,14 @@ async fn bad_scorecards_are_refused_naming_each_field() {
     assert_eq!(err.code(), Code::InvalidArgument);
     let err = admin.create_scorecard(pb::CreateScorecardRequest::default()).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+    // A segment scope names a segment by its id.
+    let mut by_name = scorecard();
+    by_name.scope = Some(pb::Scope { kind: Some(pb::scope::Kind::SegmentId("vip".into())) });
+    let err = admin
+        .create_scorecard(pb::CreateScorecardRequest { scorecard: Some(by_name), request_id: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(banso_testkit::field_violations(&err)[0].0, "scorecard.scope.segment_id");
     // Nothing was stored.
     let list = admin.list_scorecards(pb::ListScorecardsRequest::default()).await.unwrap().into_inner();
     assert!(list.scorecards.is_empty());
@@ -258,15 +263,8 @@ async fn bad_scorecards_are_refused_naming_each_field() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    let card = admin
-        .create_scorecard(pb::CreateScorecardRequest { scorecard: Some(scorecard()), request_id: String::new() })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut globex = pb::health_service_client::HealthServiceClient::with_interceptor(
-        app.channel.clone(),
-        app.bearer("globex", Role::Admin),
-    );
+    let card = create_scorecard(&admin, scorecard()).await;
+    let mut globex = health::health(&app, "globex", Role::Admin);
     let err = globex.get_scorecard(pb::GetScorecardRequest { id: card.id.clone(), version: 0 }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let err = admin.get_scorecard(pb::GetScorecardRequest { id: "nope".into(), version: 0 }).await.unwrap_err();
@@ -276,6 +274,16 @@ async fn bad_scorecards_are_refused_naming_each_field() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+    // Unknown mask paths are refused, naming the updatable ones.
+    let err = admin
+        .update_scorecard(pb::UpdateScorecardRequest {
+            scorecard: Some(pb::Scorecard { id: card.id.clone(), ..Default::default() }),
+            update_mask: Some(pbjson_types::FieldMask { paths: vec!["version".into()] }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("name, scope, measures, bands"), "{}", err.message());
 }
 
 /// Feature breadth end to end: distinct names an account used in 30 days ÷
@@ -283,12 +291,11 @@ async fn bad_scorecards_are_refused_naming_each_field() {
 /// hand-computed; another tenant's names do not count.
 #[tokio::test]
 async fn feature_breadth_divides_by_the_tenants_tracked_event_names() {
-    let app = spawn().await;
-    let a = common::account(&app, "acme", "Narrow", "crm-narrow").await;
-    let b = common::account(&app, "acme", "Broad", "crm-broad").await;
-    let other = common::account(&app, "globex", "Other", "crm-other").await;
-    let event =
-        |id: &str, account: &str, name: &str| pb::UsageEvent { event_name: name.into(), ..usage(id, account, "u1") };
+    let app = health::spawn().await;
+    let a = health::account(&app, "acme", "Narrow", "crm-narrow").await;
+    let b = health::account(&app, "acme", "Broad", "crm-broad").await;
+    let other = health::account(&app, "globex", "Other", "crm-other").await;
+    let event = |id: &str, account: &str, name: &str| usage(id, account, "u1", name);
     // acme uses login, export, report, search (4 names); globex two more.
     health(&app, Role::Service)
         .batch_ingest_usage(pb::BatchIngestUsageRequest {
@@ -303,7 +310,7 @@ async fn feature_breadth_divides_by_the_tenants_tracked_event_names() {
         })
         .await
         .unwrap();
-    common::health(&app, "globex", Role::Service)
+    health::health(&app, "globex", Role::Service)
         .batch_ingest_usage(pb::BatchIngestUsageRequest {
             events: vec![event("o1", &other, "billing"), event("o2", &other, "audit")],
         })
@@ -311,29 +318,25 @@ async fn feature_breadth_divides_by_the_tenants_tracked_event_names() {
         .unwrap();
     let card = pb::Scorecard {
         name: "Breadth".into(),
-        measures: vec![pb::WeightedMeasure {
-            measure: "feature_breadth_30d".into(),
-            weight: 1.0,
-            normalisation: linear(0.0, 1.0),
-            ..Default::default()
-        }],
+        measures: vec![measure("feature_breadth_30d", 1.0, linear(0.0, 1.0))],
         ..Default::default()
     };
-    let mut admin = health(&app, Role::Admin);
+    let admin = health(&app, Role::Admin);
     admin
+        .clone()
         .create_scorecard(pb::CreateScorecardRequest { scorecard: Some(card), request_id: "breadth".into() })
         .await
         .unwrap();
     // 2 of 4 names → 0.5 → 50 points; 3 of 4 → 75.
-    let h = health_until(&mut admin, &a, |h| h.contributions.first().and_then(|c| c.raw).is_some()).await;
+    let h = health_until(&admin, &a, |h| h.contributions.first().and_then(|c| c.raw).is_some()).await;
     assert_eq!((h.contributions[0].raw, h.score), (Some(0.5), 50.0));
-    let h = health_until(&mut admin, &b, |h| h.contributions.first().and_then(|c| c.raw).is_some()).await;
+    let h = health_until(&admin, &b, |h| h.contributions.first().and_then(|c| c.raw).is_some()).await;
     assert_eq!((h.contributions[0].raw, h.score), (Some(0.75), 75.0));
     // A fifth name, used by the narrow account: 3 of 5 and 3 of 5.
     health(&app, Role::Service)
         .batch_ingest_usage(pb::BatchIngestUsageRequest { events: vec![event("a4", &a, "share")] })
         .await
         .unwrap();
-    let h = health_until(&mut admin, &a, |h| h.contributions[0].raw == Some(0.6)).await;
+    let h = health_until(&admin, &a, |h| h.contributions[0].raw == Some(0.6)).await;
     assert_eq!(h.score, 60.0);
 }
