@@ -100,6 +100,7 @@ async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
 async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     let settings = HealthSettings::from_config(cx.config)?;
     let conn = connect(cx.config).await?;
+    metrics::register();
     let sup = &cx.runtime.supervisor;
     let name = Server::NAME;
     let signal = banso_events::outbox::OutboxSignal::default();

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::App;
 use crate::{
     domain::rollup::day_of,
+    metrics,
     store::{self, ingest::AcceptedEvent},
 };
 
@@ -177,6 +178,7 @@ impl App {
         out.accepted = stored.len() as u64;
         out.duplicates = (accepted.len() - stored.len()) as u64;
         out.rejections.sort_by_key(|r| r.index);
+        metrics::ingested(&out);
         Ok(out)
     }
 }
