@@ -9,9 +9,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use banso_events::{Envelope, Handler, HandlerError, Payload, bus::supervise_consumer};
-use banso_proto::{events as ev, health as pb};
+use banso_proto::{accounts as apb, events as ev, health as pb, types as tpb};
 use banso_testkit::{TestApp, TestRole as Role, eventually};
-use health::{Health, WAIT, create_scorecard, health_until, linear, measure, set_measure, thresholds, usage};
+use health::{
+    Health, WAIT, create_account, create_scorecard, health_until, linear, measure, percentile, set_measure, thresholds,
+    usage, wait_job,
+};
 use tonic::Code;
 
 fn health(app: &TestApp, role: Role) -> Health {
@@ -197,6 +200,68 @@ async fn concurrent_updates_without_an_etag_all_succeed_each_a_new_version() {
     assert_eq!(err.code(), Code::Aborted);
     let reason = tonic_types::StatusExt::get_error_details(&err).error_info().unwrap().reason.clone();
     assert_eq!(reason, "ETAG_MISMATCH");
+}
+
+/// Issue #10: a scorecard scoped to a lifecycle stage whose only measure is
+/// a percentile of a measure no scorecard used before unscored its accounts
+/// (its populations were read before any account had a value of it). Now
+/// creating or editing it leaves every account in scope scored, ranked
+/// among the values computed with it.
+#[tokio::test]
+async fn a_new_percentile_scorecard_scores_every_account_in_scope() {
+    let app = health::spawn().await;
+    let admin = health(&app, Role::Admin);
+    let svc = health(&app, Role::Service);
+    let general = create_scorecard(
+        &admin,
+        pb::Scorecard {
+            name: "All".into(),
+            measures: vec![measure("external:nps", 1.0, linear(0.0, 100.0))],
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut renewing = Vec::new();
+    let mut adopting = Vec::new();
+    for i in 0..8 {
+        let stage = if i % 2 == 0 { tpb::LifecycleStage::Renewal } else { tpb::LifecycleStage::Adoption };
+        let a = apb::Account {
+            name: format!("Account {i}"),
+            lifecycle_stage: stage as i32,
+            touch_model: tpb::TouchModel::High as i32,
+            ..Default::default()
+        };
+        let id = create_account(&app, "acme", a).await;
+        set_measure(&svc, &id, "nps", Some(50.0)).await;
+        // A measure no scorecard reads yet.
+        set_measure(&svc, &id, "csat", Some(f64::from(i))).await;
+        if i % 2 == 0 { renewing.push(id) } else { adopting.push(id) }
+    }
+    for id in renewing.iter().chain(&adopting) {
+        health_until(&admin, id, |h| h.scorecard_id == general.id && h.score == 50.0).await;
+    }
+    let stage_card = create_scorecard(
+        &admin,
+        pb::Scorecard {
+            name: "Renewals by CSAT".into(),
+            scope: Some(pb::Scope { kind: Some(pb::scope::Kind::LifecycleStage(tpb::LifecycleStage::Renewal as i32)) }),
+            measures: vec![measure("external:csat", 1.0, percentile())],
+            ..Default::default()
+        },
+    )
+    .await;
+    // CSAT 0, 2, 4, 6 rank 0, 33.3, 66.7, 100 among the four.
+    for (id, score) in renewing.iter().zip([0.0, 33.3, 66.7, 100.0]) {
+        let h = health_until(&admin, id, |h| h.scorecard_id == stage_card.id).await;
+        assert_eq!(h.score, score, "{h:?}");
+    }
+    for id in &adopting {
+        health_until(&admin, id, |h| h.scorecard_id == general.id && h.score == 50.0).await;
+    }
+    // A recompute finds nothing left to do: every account was scored right.
+    let job = admin.clone().start_recompute(pb::StartRecomputeRequest::default()).await.unwrap().into_inner();
+    let done = wait_job(&admin, &job.id).await;
+    assert_eq!((done.accounts_total, done.accounts_scored, done.scores_changed), (8, 8, 0), "{done:?}");
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@
 //! stored, while ingest goes on: a score is stored only if no score computed
 //! from newer inputs is there already.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use banso_kit::{Result, supervise::Supervisor};
 use chrono::Utc;
@@ -67,6 +67,16 @@ impl Recompute {
     #[cfg(test)]
     pub(crate) fn idle(scoring: Scoring) -> Recompute {
         Recompute { scoring, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Claims the oldest queued job and runs it here and now (tests that
+    /// run jobs by hand); its id, if there was one.
+    #[cfg(test)]
+    pub(crate) async fn run_queued(&self) -> Option<Uuid> {
+        let job = store::jobs::claim(self.scoring.db.conn(), Utc::now()).await.unwrap()?;
+        let id = job.id;
+        self.execute(job, &CancellationToken::new()).await;
+        Some(id)
     }
 
     /// A job was queued (and committed): run it now rather than at the next poll.
@@ -156,12 +166,49 @@ impl Recompute {
         Ok(Some((self.scoring.read_inputs(tenant, ctx, rows).await?, last, n)))
     }
 
+    /// Every account's value of `measures`, computed as scoring would, chunk
+    /// by chunk; `None` if stopped.
+    async fn values_ahead(
+        &self,
+        tenant: &str,
+        ctx: &TenantContext,
+        measures: &[String],
+        shutdown: &CancellationToken,
+    ) -> Result<Option<HashMap<String, HashMap<Uuid, f64>>>> {
+        let mut out: HashMap<String, HashMap<Uuid, f64>> = HashMap::new();
+        let mut after = None;
+        while let Some((inputs, last, _)) = self.read_chunk(tenant, ctx, after).await? {
+            if shutdown.is_cancelled() {
+                return Ok(None);
+            }
+            for (account, values) in inputs.values(ctx) {
+                for m in measures {
+                    if let Some(Some(v)) = values.get(m) {
+                        out.entry(m.clone()).or_default().insert(account, *v);
+                    }
+                }
+            }
+            after = Some(last);
+        }
+        Ok(Some(out))
+    }
+
     /// Scores the tenant chunk by chunk from the job's cursor; false if it
     /// stopped before the end.
     async fn chunks(&self, job: &mut Job, shutdown: &CancellationToken) -> Result<bool> {
         let conn = self.scoring.db.conn();
         let tenant = job.tenant_id.clone();
-        let ctx = TenantContext::load(conn, &tenant).await?;
+        let mut ctx = TenantContext::load(conn, &tenant).await?;
+        // A scorecard ranks by a measure no account has a value of yet (a new
+        // scorecard, say): every account's value first, so that the first
+        // chunks rank among the whole tenant rather than among themselves.
+        let unpopulated = ctx.unpopulated();
+        if job.cursor.is_none() && !unpopulated.is_empty() {
+            match self.values_ahead(&tenant, &ctx, &unpopulated, shutdown).await? {
+                Some(values) => ctx.rank_ahead(values),
+                None => return Ok(false),
+            }
+        }
         // All accounts for a fresh job; those after the cursor for a resumed one.
         job.accounts_total = job.accounts_done + store::accounts::count(conn, &tenant, job.cursor).await?;
         if !store::jobs::progress(conn, job).await? {
@@ -201,5 +248,65 @@ impl Recompute {
             }
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use banso_kit::auth::{Caller, Role};
+
+    use crate::{
+        app::scorecards::CreateScorecard,
+        domain::{
+            account::{AccountRow, LifecycleStage, TouchModel},
+            scorecard::{Bands, Direction, MissingData, Normalisation, Scope, ScorecardDef, WeightedMeasure},
+        },
+        store::{self, jobs::JobState},
+    };
+
+    /// A scorecard ranking by a measure no account has a value of yet: its
+    /// first recompute ranks every account among the whole tenant, not each
+    /// chunk of 1,000 accounts among itself.
+    #[tokio::test]
+    async fn a_new_percentile_ranks_among_the_whole_tenant_from_the_first_job() {
+        let guard = banso_testkit::fresh_database().await.unwrap();
+        let app = crate::testing::app(&guard).await;
+        let conn = app.db.conn();
+        let mut ids = Vec::new();
+        for i in 0..1_500 {
+            let row = AccountRow {
+                account_id: uuid::Uuid::now_v7(),
+                name: format!("Account {i}"),
+                lifecycle_stage: LifecycleStage::Adoption,
+                touch_model: TouchModel::Low,
+                ..Default::default()
+            };
+            store::accounts::upsert(conn, "acme", &row).await.unwrap();
+            store::measures::set(conn, "acme", row.account_id, "csat", Some(f64::from(i)), banso_kit::wire::now())
+                .await
+                .unwrap();
+            ids.push(row.account_id);
+        }
+        let caller = Caller { tenant_id: "acme".into(), subject: "test".into(), roles: vec![Role::Admin] };
+        let def = ScorecardDef {
+            name: "CSAT rank".into(),
+            scope: Scope::All,
+            measures: vec![WeightedMeasure {
+                measure: "external:csat".into(),
+                weight: 1.0,
+                normalisation: Normalisation::Percentile,
+                direction: Direction::HigherIsBetter,
+                missing: MissingData::SkipAndReweight,
+            }],
+            bands: Bands::default(),
+        };
+        app.create_scorecard(&caller, CreateScorecard { def, request_id: None }).await.unwrap();
+        let job = app.recompute.run_queued().await.expect("creating the scorecard queued a job");
+        let job = store::jobs::get_job(conn, "acme", job).await.unwrap();
+        assert_eq!((job.state, job.accounts_scored), (JobState::Succeeded, 1_500), "{job:?}");
+        // The last account of the first chunk ranks 999th of 1,500, not first of 1,000.
+        let scores = store::health::of(conn, "acme", &[ids[0], ids[999], ids[1_499]]).await.unwrap();
+        let score = |i: usize| scores[&ids[i]].score;
+        assert_eq!((score(0), score(999), score(1_499)), (0.0, 66.6, 100.0));
     }
 }

@@ -28,7 +28,9 @@ use crate::{
         measure::{self, MeasureDef, compute_usage, parse_measure},
         rollup::{DailyRollup, day_of},
         score::{self, trend},
-        scorecard::{AccountScope, Normalisation, Scope, ScorecardDef, choose},
+        scorecard::{
+            AccountScope, Normalisation, Scope, ScorecardDef, choose, population as score_population, replaced,
+        },
     },
     store::{self, ScoringLocks, health::ScoreWrite, scorecards::StoredScorecard},
 };
@@ -78,6 +80,10 @@ pub(crate) struct TenantContext {
     /// values are kept as snapshots, so a measure switched to percentile
     /// ranks at once.
     ranked: HashMap<String, Vec<f64>>,
+    /// Values of ranked measures a recompute computed ahead of scoring
+    /// ([`TenantContext::rank_ahead`]): they stand in the populations for
+    /// accounts not stored yet.
+    ahead: HashMap<String, HashMap<Uuid, f64>>,
 }
 
 impl TenantContext {
@@ -121,7 +127,35 @@ impl TenantContext {
         for (m, population) in &mut ranked {
             *population = store::measures::population(conn, tenant, m).await?;
         }
-        Ok(TenantContext { today, now, cards, candidates, segments, tracked, cuts, needs_users, needs_email, ranked })
+        Ok(TenantContext {
+            today,
+            now,
+            cards,
+            candidates,
+            segments,
+            tracked,
+            cuts,
+            needs_users,
+            needs_email,
+            ranked,
+            ahead: HashMap::new(),
+        })
+    }
+
+    /// Ranked measures no account has a stored value of: a scorecard ranks
+    /// by a measure no scorecard used before.
+    pub(crate) fn unpopulated(&self) -> Vec<String> {
+        self.ranked.iter().filter(|(_, p)| p.is_empty()).map(|(m, _)| m.clone()).collect()
+    }
+
+    /// Takes `values` (every account's value of the measures, computed ahead
+    /// by a recompute) as their populations: the job's first chunks then rank
+    /// among every account, not among themselves.
+    pub(crate) fn rank_ahead(&mut self, values: HashMap<String, HashMap<Uuid, f64>>) {
+        for (m, by_account) in &values {
+            self.ranked.insert(m.clone(), score_population(by_account.values().map(|v| Some(*v))));
+        }
+        self.ahead = values;
     }
 
     /// The scorecard that scores `row`, if any (the most specific wins).
@@ -161,6 +195,8 @@ pub(crate) struct Inputs<'c> {
     rollups: HashMap<Uuid, BTreeMap<(NaiveDate, String), DailyRollup>>,
     pushed: HashMap<Uuid, HashMap<String, f64>>,
     emails: HashMap<Uuid, (i64, i64)>,
+    /// The stored values of the ranked measures, which this chunk's values replace.
+    stored_ranked: HashMap<Uuid, HashMap<String, f64>>,
     latest: HashMap<Uuid, (NaiveDate, f64)>,
     week_ago: HashMap<Uuid, (NaiveDate, f64)>,
     month_ago: HashMap<Uuid, (NaiveDate, f64)>,
@@ -261,6 +297,7 @@ impl Scoring {
             rollups: HashMap::new(),
             pushed: HashMap::new(),
             emails: HashMap::new(),
+            stored_ranked: HashMap::new(),
             latest: HashMap::new(),
             week_ago: HashMap::new(),
             month_ago: HashMap::new(),
@@ -302,6 +339,10 @@ impl Scoring {
             let since = ctx.now.checked_sub_signed(chrono::Duration::days(90)).unwrap_or(DateTime::<Utc>::MIN_UTC);
             inputs.emails = store::inputs::email_counts(conn, tenant, &ids, since, ctx.now).await?;
         }
+        if !ctx.ranked.is_empty() {
+            let ranked: Vec<&str> = ctx.ranked.keys().map(String::as_str).collect();
+            inputs.stored_ranked = store::measures::snapshots_of(conn, tenant, &ids, &ranked).await?;
+        }
         inputs.latest = store::history::daily_on_or_before(conn, tenant, &ids, today).await?;
         inputs.week_ago = store::history::daily_on_or_before(conn, tenant, &ids, days_before(today, 7)).await?;
         inputs.month_ago = store::history::daily_on_or_before(conn, tenant, &ids, days_before(today, 30)).await?;
@@ -312,7 +353,7 @@ impl Scoring {
     /// them in one transaction.
     pub(crate) async fn score_inputs(&self, tenant: &str, ctx: &TenantContext, inputs: Inputs<'_>) -> Result<Outcome> {
         let snapshots = inputs.values(ctx);
-        let Inputs { read_time, rows, chosen, mut unscored, latest, week_ago, month_ago, .. } = inputs;
+        let Inputs { read_time, rows, chosen, mut unscored, stored_ranked, latest, week_ago, month_ago, .. } = inputs;
         let today = ctx.today;
         // The stored scores the moves are measured from, read under the
         // tenant's scoring lock (held until this chunk's scores are stored).
@@ -323,12 +364,29 @@ impl Scoring {
         }
         let ids: Vec<Uuid> = chosen.iter().map(|(i, _)| rows[*i].account_id).collect();
         let previous = store::health::of(self.db.conn(), tenant, &ids).await?;
+        // The percentile populations with this chunk's values in place of
+        // their stored ones (or of the ones computed ahead), so that every
+        // value ranks among the tenant's latest, its own included: a measure
+        // nobody had a value of before still ranks.
+        let populations: HashMap<String, Vec<f64>> = ctx
+            .ranked
+            .iter()
+            .map(|(m, stored)| {
+                let ahead = ctx.ahead.get(m);
+                let removed: Vec<f64> = ids
+                    .iter()
+                    .filter_map(|id| stored_ranked.get(id).and_then(|s| s.get(m)).or_else(|| ahead?.get(id)).copied())
+                    .collect();
+                let added: Vec<f64> = snapshots.iter().filter_map(|(_, vs)| vs.get(m).copied().flatten()).collect();
+                (m.clone(), replaced(stored, &removed, &added))
+            })
+            .collect();
         // …then the scores.
         let mut writes: Vec<(ScoreWrite, Option<Payload>)> = Vec::new();
         let mut outcome = Outcome::default();
         for ((_, card), (id, values)) in chosen.iter().zip(&snapshots) {
             let id = *id;
-            let Some(new) = score::score(&card.def, values, &ctx.ranked) else {
+            let Some(new) = score::score(&card.def, values, &populations) else {
                 unscored.push(id);
                 continue;
             };

@@ -97,6 +97,58 @@ pub fn percentile_rank(value: f64, sorted: &[f64]) -> Option<f64> {
     Some((rank / (n as f64 - 1.0) * 100.0).clamp(0.0, 100.0))
 }
 
+/// Sorts the tenant's values of a measure into a percentile population,
+/// leaving out missing and non-finite ones.
+pub fn population(values: impl IntoIterator<Item = Option<f64>>) -> Vec<f64> {
+    let mut v: Vec<f64> = values.into_iter().flatten().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// The population `sorted` (ascending) with some accounts' values replaced:
+/// one occurrence of each of `removed` (their values as stored) taken out,
+/// `added` (their values now) put in, missing and non-finite ones left out;
+/// ascending. A removed value the population does not hold (stored after
+/// the population was read) takes nothing out.
+///
+/// Scoring ranks each account's value of a percentile measure in the
+/// tenant's latest values, its own included: the chunk being scored brings
+/// its values now, so an account whose measure nobody had a value of yet
+/// still ranks (issue #10: a new scorecard unscored its accounts).
+pub fn replaced(sorted: &[f64], removed: &[f64], added: &[f64]) -> Vec<f64> {
+    let removed = population(removed.iter().copied().map(Some));
+    let added = population(added.iter().copied().map(Some));
+    let mut kept = Vec::with_capacity(sorted.len() + added.len());
+    let mut r = 0;
+    for v in sorted {
+        while removed.get(r).is_some_and(|x| x.total_cmp(v) == Ordering::Less) {
+            r += 1;
+        }
+        if removed.get(r).is_some_and(|x| x.total_cmp(v) == Ordering::Equal) {
+            r += 1;
+            continue;
+        }
+        kept.push(*v);
+    }
+    let mut out = Vec::with_capacity(kept.len() + added.len());
+    let (mut i, mut j) = (0, 0);
+    while i < kept.len() || j < added.len() {
+        let take_kept = match (kept.get(i), added.get(j)) {
+            (Some(k), Some(a)) => k.total_cmp(a) != Ordering::Greater,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if take_kept {
+            out.extend(kept.get(i));
+            i += 1;
+        } else {
+            out.extend(added.get(j));
+            j += 1;
+        }
+    }
+    out
+}
+
 /// Whether more of the measure is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -448,6 +500,23 @@ mod tests {
         // No population: cannot rank.
         assert_eq!(pts(&n, HigherIsBetter, 7.0, Some(&[])), None);
         assert_eq!(pts(&n, HigherIsBetter, 7.0, None), None);
+    }
+
+    #[test]
+    fn population_sorts_and_drops_missing_values() {
+        assert_eq!(population([Some(3.0), None, Some(1.0), Some(f64::NAN), Some(2.0)]), vec![1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn a_population_with_values_replaced() {
+        let base = [1.0, 2.0, 2.0, 5.0, 9.0];
+        // One of the two 2s replaced by 7, and a value never stored (3) added.
+        assert_eq!(replaced(&base, &[2.0], &[7.0, 3.0]), vec![1.0, 2.0, 3.0, 5.0, 7.0, 9.0]);
+        // A removed value the population does not hold takes nothing out.
+        assert_eq!(replaced(&base, &[4.0], &[]), base.to_vec());
+        // A measure nobody had a value of: the new values alone.
+        assert_eq!(replaced(&[], &[], &[3.0, f64::NAN, 1.0]), vec![1.0, 3.0]);
+        assert_eq!(replaced(&base, &base, &[]), Vec::<f64>::new());
     }
 
     fn measure(id: &str, weight: f64) -> WeightedMeasure {

@@ -90,6 +90,32 @@ pub(crate) async fn population(conn: &impl ConnectionTrait, tenant: &str, measur
     Ok(v)
 }
 
+/// The stored values of `measures` of `ids`: account → measure → value.
+pub(crate) async fn snapshots_of(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[Uuid],
+    measures: &[&str],
+) -> Result<HashMap<Uuid, HashMap<String, f64>>> {
+    let mut out: HashMap<Uuid, HashMap<String, f64>> = HashMap::new();
+    if measures.is_empty() {
+        return Ok(out);
+    }
+    for chunk in ids.chunks(CHUNK) {
+        let q = Query::select()
+            .columns([S::AccountId, S::Measure, S::Value])
+            .from(S::Table)
+            .and_where(Expr::col(S::TenantId).eq(tenant))
+            .and_where(uuid_in(conn, Expr::col(S::AccountId), chunk))
+            .and_where(Expr::col(S::Measure).is_in(measures.iter().copied()))
+            .to_owned();
+        for r in all(conn, &q).await? {
+            out.entry(get(&r, S::AccountId)?).or_default().insert(get(&r, S::Measure)?, get(&r, S::Value)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Replaces the snapshots of `accounts` with `values` (account, measure,
 /// value): what they hold now, the missing values left out.
 pub(crate) async fn replace_snapshots(
