@@ -1,7 +1,7 @@
 //! Scorecards and live scores through a real gRPC client: hand-computed
 //! scores and explanations, missing-data reweighting, a new scorecard
 //! version rescoring accounts, HealthScoreChanged on the bus, bad
-//! scorecards, concurrent updates.
+//! scorecards, concurrent updates, and what an account without usage scores.
 
 mod health;
 
@@ -12,8 +12,8 @@ use banso_events::{Envelope, Handler, HandlerError, Payload, bus::supervise_cons
 use banso_proto::{accounts as apb, events as ev, health as pb, types as tpb};
 use banso_testkit::{TestApp, TestRole as Role, eventually};
 use health::{
-    Health, WAIT, create_account, create_scorecard, health_until, linear, measure, percentile, set_measure, thresholds,
-    usage, wait_job,
+    Health, WAIT, create_account, create_scorecard, health_until, linear, measure, percentile, raw, set_measure,
+    thresholds, usage, wait_job,
 };
 use tonic::Code;
 
@@ -262,6 +262,80 @@ async fn a_new_percentile_scorecard_scores_every_account_in_scope() {
     let job = admin.clone().start_recompute(pb::StartRecomputeRequest::default()).await.unwrap().into_inner();
     let done = wait_job(&admin, &job.id).await;
     assert_eq!((done.accounts_total, done.accounts_scored, done.scores_changed), (8, 8, 0), "{done:?}");
+}
+
+/// Issue #10: an account with no usage at all has its usage measures
+/// missing, not 0: the scorecard's missing-data policy decides, and its
+/// first event scores it.
+#[tokio::test]
+async fn no_usage_is_missing_data_not_zero() {
+    let app = health::spawn().await;
+    let admin = health(&app, Role::Admin);
+    let mut svc = health(&app, Role::Service);
+    let skip = health::account(&app, "acme", "Skipped", "crm-skip").await;
+    let counted = create_account(
+        &app,
+        "acme",
+        apb::Account {
+            name: "Counted".into(),
+            lifecycle_stage: tpb::LifecycleStage::Onboarding as i32,
+            touch_model: tpb::TouchModel::Tech as i32,
+            ..Default::default()
+        },
+    )
+    .await;
+    // Usage alone, missing data skipped (the default): no usage, no score.
+    let usage_only = create_scorecard(
+        &admin,
+        pb::Scorecard {
+            name: "Usage".into(),
+            measures: vec![measure("events_7d:login", 1.0, linear(0.0, 10.0))],
+            ..Default::default()
+        },
+    )
+    .await;
+    // Onboarding accounts: missing usage counts as zero.
+    let zero = create_scorecard(
+        &admin,
+        pb::Scorecard {
+            name: "Onboarding".into(),
+            scope: Some(pb::Scope {
+                kind: Some(pb::scope::Kind::LifecycleStage(tpb::LifecycleStage::Onboarding as i32)),
+            }),
+            measures: vec![pb::WeightedMeasure {
+                missing: pb::MissingData::CountAsZero as i32,
+                ..measure("events_7d:login", 1.0, linear(0.0, 10.0))
+            }],
+            ..Default::default()
+        },
+    )
+    .await;
+    let h = health_until(&admin, &counted, |h| h.scorecard_id == zero.id).await;
+    assert_eq!((h.score, h.band), (0.0, pb::Band::Red as i32));
+    assert_eq!((h.contributions[0].raw, h.contributions[0].points), (None, Some(0.0)), "missing, counted as 0 points");
+    // The scorecards' recompute is done: the account without usage under
+    // the skipping scorecard is not scored (and counted as unscored).
+    let job = admin.clone().start_recompute(pb::StartRecomputeRequest::default()).await.unwrap().into_inner();
+    let done = wait_job(&admin, &job.id).await;
+    assert_eq!((done.accounts_total, done.accounts_scored), (2, 1), "{done:?}");
+    let err =
+        admin.clone().get_account_health(pb::GetAccountHealthRequest { account_id: skip.clone() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let d = admin.clone().get_health_distribution(pb::GetHealthDistributionRequest::default()).await.unwrap();
+    assert_eq!((d.get_ref().accounts, d.get_ref().unscored_accounts), (1, 1));
+
+    // The first event scores it: 1 login of 10.
+    svc.batch_ingest_usage(pb::BatchIngestUsageRequest { events: vec![usage("first", &skip, "u", "login")] })
+        .await
+        .unwrap();
+    let h = health_until(&admin, &skip, |h| h.scorecard_id == usage_only.id).await;
+    assert_eq!((raw(&h, "events_7d:login"), h.score), (Some(1.0), 10.0));
+    // Usage of other names: the account has usage, so no login is 0 logins.
+    svc.batch_ingest_usage(pb::BatchIngestUsageRequest { events: vec![usage("other", &counted, "u", "export")] })
+        .await
+        .unwrap();
+    let h = health_until(&admin, &counted, |h| raw(h, "events_7d:login").is_some()).await;
+    assert_eq!((raw(&h, "events_7d:login"), h.score), (Some(0.0), 0.0));
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@
 //! HealthScoreChanged through the outbox in the transaction that stores it.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
 };
 
@@ -25,7 +25,7 @@ use crate::{
     api::convert::band_to_proto,
     domain::{
         account::{AccountRow, LifecycleStage},
-        measure::{self, MeasureDef, compute_usage, parse_measure},
+        measure::{self, MeasureDef, parse_measure, usage_value},
         rollup::{DailyRollup, day_of},
         score::{self, trend},
         scorecard::{
@@ -193,6 +193,8 @@ pub(crate) struct Inputs<'c> {
     /// Accounts no scorecard applies to (any more).
     unscored: Vec<Uuid>,
     rollups: HashMap<Uuid, BTreeMap<(NaiveDate, String), DailyRollup>>,
+    /// Accounts that ever had usage rolled up.
+    used: HashSet<Uuid>,
     pushed: HashMap<Uuid, HashMap<String, f64>>,
     emails: HashMap<Uuid, (i64, i64)>,
     /// The stored values of the ranked measures, which this chunk's values replace.
@@ -237,7 +239,7 @@ impl Inputs<'_> {
                         ),
                         other => pushed.get(other).copied(),
                     },
-                    usage => compute_usage(usage, &rollups, today, ctx.tracked),
+                    usage => usage_value(usage, self.used.contains(&id), &rollups, today, ctx.tracked),
                 };
                 values.insert(m.measure.clone(), v);
             }
@@ -295,6 +297,7 @@ impl Scoring {
             chosen,
             unscored,
             rollups: HashMap::new(),
+            used: HashSet::new(),
             pushed: HashMap::new(),
             emails: HashMap::new(),
             stored_ranked: HashMap::new(),
@@ -321,12 +324,22 @@ impl Scoring {
             r.quantity = u.quantity;
             r.duration_secs = u.duration_secs;
         }
+        if !ctx.cuts.is_empty() {
+            // Usage in a window says the account has had usage; for the
+            // others (none in any window) ask whether they ever had any.
+            inputs.used = rollups.keys().copied().collect();
+            let idle: Vec<Uuid> = ids.iter().copied().filter(|id| !inputs.used.contains(id)).collect();
+            if !idle.is_empty() {
+                inputs.used.extend(store::inputs::ever_used(conn, tenant, &idle).await?);
+            }
+        }
         if ctx.needs_users {
             // Users count across event names: one row of users per bucket, with
             // no name and no events (feature breadth counts names with events).
             for (account, start, user) in store::inputs::users_in_buckets(conn, tenant, &ids, today, &ctx.cuts).await? {
                 let day = bucket_day(start);
-                rollups
+                inputs
+                    .rollups
                     .entry(account)
                     .or_default()
                     .entry((day, String::new()))

@@ -187,15 +187,37 @@ pub fn bucket_start(cuts: &[u32], offset: u32) -> Option<u32> {
     Some(cuts.iter().rev().find(|c| **c <= offset).copied().unwrap_or(0))
 }
 
+/// The value of a usage measure for one account, or `None` (missing).
+///
+/// An account that never had usage — no event of it was ever rolled up —
+/// has no usage values at all: nothing is known of its use yet (it was just
+/// created, or its product is not instrumented), so each usage measure is
+/// missing and the scorecard's missing-data policy decides (skipped and
+/// reweighted, or counted as zero). Once it has had usage, its counts in a
+/// window without events are 0, not missing: no logins in 30 days is the
+/// strongest churn signal there is. See [`compute_usage`] for the rest.
+pub fn usage_value(
+    def: &MeasureDef,
+    has_usage: bool,
+    rollups: &[DailyRollup],
+    today: NaiveDate,
+    tracked_event_names: usize,
+) -> Option<f64> {
+    if !has_usage {
+        return None;
+    }
+    compute_usage(def, rollups, today, tracked_event_names)
+}
+
 /// Computes a usage measure for one account from its rollups. `today` is
 /// the tenant's current day; `tracked_event_names` is how many event names
 /// the tenant tracks (the denominator of feature breadth).
 ///
-/// Counts of an account without usage are 0, not missing: no logins in 30
-/// days is the strongest churn signal there is. `None` only where a ratio
-/// is undefined — feature breadth with no tracked names, a change whose
-/// previous window is 0 — and for external measures, which are not computed
-/// here (the store holds their pushed values).
+/// Counts over no rollups are 0 (whether the account has had usage at all is
+/// [`usage_value`]'s question). `None` only where a ratio is undefined —
+/// feature breadth with no tracked names, a change whose previous window is
+/// 0 — and for external measures, which are not computed here (the store
+/// holds their pushed values).
 pub fn compute_usage(
     def: &MeasureDef,
     rollups: &[DailyRollup],
@@ -539,13 +561,24 @@ mod tests {
     }
 
     #[test]
-    fn an_account_without_usage_counts_zero() {
+    fn an_account_whose_usage_stopped_counts_zero() {
         let none: Vec<DailyRollup> = vec![];
-        assert_eq!(usage("active_users_30d", &none, 4), Some(0.0));
-        assert_eq!(usage("events_30d:login", &none, 4), Some(0.0));
-        assert_eq!(usage("usage_minutes_30d", &none, 4), Some(0.0));
-        assert_eq!(usage("feature_breadth_30d", &none, 4), Some(0.0));
-        assert_eq!(usage("change:active_users_30d", &none, 4), None);
-        assert_eq!(usage("external:nps", &none, 4), None);
+        let today = d(TODAY.0, TODAY.1, TODAY.2);
+        let value = |id: &str| usage_value(&parse(id), true, &none, today, 4);
+        assert_eq!(value("active_users_30d"), Some(0.0));
+        assert_eq!(value("events_30d:login"), Some(0.0));
+        assert_eq!(value("usage_minutes_30d"), Some(0.0));
+        assert_eq!(value("feature_breadth_30d"), Some(0.0));
+        assert_eq!(value("change:active_users_30d"), None);
+        assert_eq!(value("external:nps"), None);
+    }
+
+    #[test]
+    fn an_account_that_never_had_usage_has_no_usage_values() {
+        let today = d(TODAY.0, TODAY.1, TODAY.2);
+        for id in ["active_users_30d", "events_30d:login", "usage_minutes_30d", "feature_breadth_30d"] {
+            assert_eq!(usage_value(&parse(id), false, &[], today, 4), None, "{id}");
+            assert_eq!(usage_value(&parse(id), true, &[], today, 4), Some(0.0), "{id}");
+        }
     }
 }

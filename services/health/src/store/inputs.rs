@@ -1,8 +1,9 @@
 //! What scoring reads besides scores and measure values, one query per kind
 //! of input for a whole chunk of accounts: usage summed per bucket of days,
-//! distinct users, e-mails, the denominator of feature breadth.
+//! distinct users, whether an account ever had usage, e-mails, the
+//! denominator of feature breadth.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use banso_kit::{Result, db::uuid_in};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -14,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     CHUNK, all, get, one,
-    schema::{DailyUsage as DU, DailyUsers as DS, EmailActivities as E, EventNameDays as N, Out},
+    schema::{Accounts, DailyUsage as DU, DailyUsers as DS, EmailActivities as E, EventNameDays as N, Out},
 };
 
 /// One row of [`usage_in_buckets`].
@@ -122,6 +123,31 @@ pub(crate) async fn users_in_buckets(
         q.and_where(uuid_in(conn, Expr::col(DS::AccountId), chunk));
         for r in all(conn, &q).await? {
             out.push((get(&r, DS::AccountId)?, bucket_of(&r)?, get(&r, DS::UserKey)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Which of `ids` ever had usage rolled up (any day, any event name): one
+/// index probe of `daily_usage` per account, stopping at its first row.
+pub(crate) async fn ever_used(conn: &impl ConnectionTrait, tenant: &str, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+    let mut out = HashSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let usage = Query::select()
+            .expr(Expr::val(1))
+            .from(DU::Table)
+            .and_where(Expr::col((DU::Table, DU::TenantId)).equals((Accounts::Table, Accounts::TenantId)))
+            .and_where(Expr::col((DU::Table, DU::AccountId)).equals((Accounts::Table, Accounts::AccountId)))
+            .to_owned();
+        let q = Query::select()
+            .column((Accounts::Table, Accounts::AccountId))
+            .from(Accounts::Table)
+            .and_where(Expr::col((Accounts::Table, Accounts::TenantId)).eq(tenant))
+            .and_where(uuid_in(conn, Expr::col((Accounts::Table, Accounts::AccountId)), chunk))
+            .and_where(Expr::exists(usage))
+            .to_owned();
+        for r in all(conn, &q).await? {
+            out.insert(get(&r, Accounts::AccountId)?);
         }
     }
     Ok(out)
