@@ -1,9 +1,9 @@
-//! What the health service consumes: Accounts' events kept as a small local
-//! projection (never Accounts' database): account attributes for scorecard
-//! scopes and days to renewal, tenant time zones for day buckets, e-mails
-//! sent and replied for the response-rate measure, segments. (What it
-//! publishes, HealthScoreChanged, is recorded where scores are stored:
-//! [`crate::scorer`].)
+//! What the health service publishes — HealthScoreChanged, recorded in the
+//! transaction that stores the score ([`crate::scorer`]) — and what it
+//! consumes: Accounts' events kept as a small local projection (never
+//! Accounts' database): account attributes for scorecard scopes and days to
+//! renewal, tenant time zones for day buckets, e-mails sent and replied for
+//! the response-rate measure, segments.
 
 use async_trait::async_trait;
 use banso_events::{Db, Envelope, Handler, HandlerError, Payload, inbox};
@@ -12,12 +12,34 @@ use banso_proto::accounts as apb;
 use uuid::Uuid;
 
 use crate::{
-    api::convert::{stage_from_proto, touch_from_proto},
-    domain::account::{AccountRow, Attr},
+    api::convert::{band_to_proto, stage_from_proto, touch_from_proto},
+    domain::{
+        account::{AccountRow, Attr},
+        score::{Band, Score},
+    },
     recompute::Recompute,
     scorer::Scorer,
-    store::{self, jobs::Trigger},
+    store::{self, jobs::Trigger, scorecards::StoredScorecard},
 };
+
+/// HealthScoreChanged: an account's score moved from `old` (none for its
+/// first score) to `new` under `card`.
+pub(crate) fn health_score_changed(
+    account: Uuid,
+    old: Option<(f64, Band)>,
+    new: &Score,
+    card: &StoredScorecard,
+) -> Payload {
+    Payload::HealthScoreChanged(banso_proto::events::HealthScoreChanged {
+        account_id: account.to_string(),
+        old_score: old.map(|(score, _)| score),
+        new_score: new.score,
+        old_band: old.map(|(_, band)| band_to_proto(band) as i32).unwrap_or(0),
+        new_band: band_to_proto(new.band) as i32,
+        scorecard_id: card.id.to_string(),
+        scorecard_version: card.version,
+    })
+}
 
 /// The durable consumer name of the health service.
 pub(crate) const CONSUMER: &str = "health";

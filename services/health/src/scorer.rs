@@ -16,13 +16,11 @@ use std::{
 use banso_cel::Expression;
 use banso_events::{Db, Payload};
 use banso_kit::{Result, supervise::Supervisor};
-use banso_proto::events as ev;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::{
-    api::convert::band_to_proto,
     domain::{
         account::{AccountRow, LifecycleStage},
         measure::{self, MeasureDef, parse_measure, usage_value},
@@ -32,6 +30,7 @@ use crate::{
             AccountScope, Normalisation, Scope, ScorecardDef, choose, population as score_population, replaced,
         },
     },
+    events,
     store::{self, ScoringLocks, health::ScoreWrite, scorecards::StoredScorecard},
 };
 
@@ -427,17 +426,7 @@ impl Scoring {
             if !moved && unchanged && snapshot_today {
                 continue;
             }
-            let event = moved.then(|| {
-                Payload::HealthScoreChanged(ev::HealthScoreChanged {
-                    account_id: id.to_string(),
-                    old_score: prev.map(|p| p.score),
-                    new_score: new.score,
-                    old_band: prev.map(|p| band_to_proto(p.band) as i32).unwrap_or(0),
-                    new_band: band_to_proto(new.band) as i32,
-                    scorecard_id: card.id.to_string(),
-                    scorecard_version: card.version,
-                })
-            });
+            let event = moved.then(|| events::health_score_changed(id, prev.map(|p| (p.score, p.band)), &new, card));
             writes.push((
                 ScoreWrite {
                     account_id: id,

@@ -24,6 +24,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use banso_kit::shown;
 use chrono::{Days, NaiveDate};
 
 use super::rollup::DailyRollup;
@@ -102,18 +103,18 @@ pub fn parse_measure(id: &str) -> Result<MeasureDef, String> {
         return if is_external_name(name) {
             Ok(MeasureDef::External { name: name.to_owned() })
         } else {
-            Err(format!("measure {id:?}: an external measure name is 1 to 64 characters of a-z, 0-9 and _"))
+            Err(format!("measure {}: an external measure name is 1 to 64 characters of a-z, 0-9 and _", shown(id)))
         };
     }
     if let Some(inner) = id.strip_prefix("change:") {
         if inner.starts_with("change:") || inner.starts_with("external:") {
-            return Err(format!("measure {id:?}: change: applies to usage measures only, once"));
+            return Err(format!("measure {}: change: applies to usage measures only, once", shown(id)));
         }
         return parse_usage(inner)
             .map(|of| MeasureDef::Change { of: Box::new(of) })
-            .map_err(|why| format!("measure {id:?}: {why}"));
+            .map_err(|why| format!("measure {}: {why}", shown(id)));
     }
-    parse_usage(id).map_err(|why| format!("measure {id:?}: {why}"))
+    parse_usage(id).map_err(|why| format!("measure {}: {why}", shown(id)))
 }
 
 /// Parses a usage measure id; the error says why, without the id.
@@ -135,12 +136,17 @@ fn parse_usage(id: &str) -> Result<MeasureDef, String> {
     }
     let days = match n.parse::<u32>() {
         Ok(days) if (1..=MAX_WINDOW_DAYS).contains(&days) && !n.starts_with('0') => days,
-        _ => return Err(format!("the window must be 1 to {MAX_WINDOW_DAYS} days, without leading zeros, got {n:?}")),
+        _ => {
+            return Err(format!(
+                "the window must be 1 to {MAX_WINDOW_DAYS} days, without leading zeros, got {}",
+                shown(n)
+            ));
+        }
     };
     match (kind, event_name) {
         ("events", None) => Err("events_<N>d needs an event name: events_<N>d:<event name>".to_owned()),
         ("events", Some(e)) if !is_event_name(e) => {
-            Err(format!("event name {e:?} must be 1 to 128 characters of A-Z, a-z, 0-9, _, ., : and -"))
+            Err(format!("event name {} must be 1 to 128 characters of A-Z, a-z, 0-9, _, ., : and -", shown(e)))
         }
         ("events", Some(e)) => Ok(MeasureDef::Events { days, event_name: e.to_owned() }),
         (_, Some(_)) => Err(format!("{kind}_<N>d takes no event name")),
@@ -429,6 +435,9 @@ mod tests {
             assert!(e.starts_with(&prefix), "{bad}: {e}");
             assert!(e[prefix.len()..].starts_with(|c: char| c.is_ascii_lowercase()), "{bad}: {e}");
         }
+        // A long id is quoted cut short, with its length.
+        let long = format!("external:{}", "x".repeat(10_000));
+        assert!(parse_measure(&long).unwrap_err().len() < 250);
         assert_eq!(
             parse_measure("active_users_91d").unwrap_err(),
             r#"measure "active_users_91d": the window must be 1 to 90 days, without leading zeros, got "91""#

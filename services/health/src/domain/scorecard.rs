@@ -4,6 +4,7 @@
 
 use std::cmp::Ordering;
 
+use banso_kit::shown;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -294,7 +295,7 @@ pub fn validate(def: &ScorecardDef) -> Vec<(String, String)> {
         match parse_measure(&m.measure) {
             Ok(parsed) => {
                 if let Some((first, _)) = seen.iter().find(|(_, p)| *p == parsed) {
-                    add(at("measure"), format!("{:?} is already measures[{first}]", m.measure));
+                    add(at("measure"), format!("{} is already measures[{first}]", shown(&m.measure)));
                 } else {
                     seen.push((i, parsed));
                 }
