@@ -35,8 +35,8 @@ def new_account(name: str = "株式会社サンプル", **overrides) -> account_
         plan_tier="Enterprise",
         revenue_band="1B-10B JPY",
         employee_count=1200,
-        lifecycle_stage=account_pb2.LIFECYCLE_STAGE_ONBOARDING,
-        touch_model=account_pb2.TOUCH_MODEL_HIGH,
+        lifecycle_stage=types_pb2.LIFECYCLE_STAGE_ONBOARDING,
+        touch_model=types_pb2.TOUCH_MODEL_HIGH,
         owner_id="csm-tanaka",
         arr=types_pb2.Money(currency_code="JPY", amount_minor=12_000_000),
         contract_start_date=types_pb2.Date(year=2025, month=4, day=1),
@@ -129,8 +129,8 @@ def test_create_and_get_round_trip_japanese_account(accounts, admin_md):
     assert created.industry == "製造業"
     assert created.region == "関東"
     assert created.HasField("employee_count") and created.employee_count == 1200
-    assert created.lifecycle_stage == account_pb2.LIFECYCLE_STAGE_ONBOARDING
-    assert created.touch_model == account_pb2.TOUCH_MODEL_HIGH
+    assert created.lifecycle_stage == types_pb2.LIFECYCLE_STAGE_ONBOARDING
+    assert created.touch_model == types_pb2.TOUCH_MODEL_HIGH
     assert created.arr == types_pb2.Money(currency_code="JPY", amount_minor=12_000_000)
     assert created.contract_start_date == types_pb2.Date(year=2025, month=4, day=1)
     assert created.renewal_date == types_pb2.Date(year=2026, month=3, day=31)
@@ -176,7 +176,7 @@ def test_list_with_filter_pages_through_all(accounts, admin_md):
             svc.CreateAccountRequest(
                 account=new_account(
                     name=f"株式会社ページ{i:02d}",
-                    lifecycle_stage=account_pb2.LIFECYCLE_STAGE_EXPANSION,
+                    lifecycle_stage=types_pb2.LIFECYCLE_STAGE_EXPANSION,
                     tags=[tag],
                 )
             ),
@@ -188,14 +188,14 @@ def test_list_with_filter_pages_through_all(accounts, admin_md):
             svc.CreateAccountRequest(
                 account=new_account(
                     name=f"株式会社オンボード{i}",
-                    lifecycle_stage=account_pb2.LIFECYCLE_STAGE_ONBOARDING,
+                    lifecycle_stage=types_pb2.LIFECYCLE_STAGE_ONBOARDING,
                     tags=[tag],
                 )
             ),
             metadata=admin_md,
         )
 
-    flt = svc.AccountFilter(lifecycle_stages=[account_pb2.LIFECYCLE_STAGE_EXPANSION], tag=tag)
+    flt = svc.AccountFilter(lifecycle_stages=[types_pb2.LIFECYCLE_STAGE_EXPANSION], tag=tag)
     first = accounts.ListAccounts(svc.ListAccountsRequest(page_size=3, filter=flt), metadata=admin_md)
     assert len(first.accounts) == 3
     assert first.next_page_token
@@ -205,11 +205,11 @@ def test_list_with_filter_pages_through_all(accounts, admin_md):
     ids = [a.id for a in got]
     assert len(ids) == len(set(ids)), "an account appeared on two pages"
     assert ids == expansion, "default order is create_time, oldest first"
-    assert all(a.lifecycle_stage == account_pb2.LIFECYCLE_STAGE_EXPANSION for a in got)
+    assert all(a.lifecycle_stage == types_pb2.LIFECYCLE_STAGE_EXPANSION for a in got)
 
     # Both stages, ordered by name descending.
     both = svc.AccountFilter(
-        lifecycle_stages=[account_pb2.LIFECYCLE_STAGE_EXPANSION, account_pb2.LIFECYCLE_STAGE_ONBOARDING], tag=tag
+        lifecycle_stages=[types_pb2.LIFECYCLE_STAGE_EXPANSION, types_pb2.LIFECYCLE_STAGE_ONBOARDING], tag=tag
     )
     got, pages = list_all(accounts, admin_md, page_size=4, filter=both, order_by="name desc")
     assert len(got) == 10 and pages == 3
@@ -330,14 +330,14 @@ def test_stale_etag_is_aborted(accounts, admin_md):
     first = accounts.UpdateAccount(
         svc.UpdateAccountRequest(
             account=account_pb2.Account(
-                id=created.id, etag=created.etag, lifecycle_stage=account_pb2.LIFECYCLE_STAGE_ADOPTION
+                id=created.id, etag=created.etag, lifecycle_stage=types_pb2.LIFECYCLE_STAGE_ADOPTION
             ),
             update_mask=mask,
         ),
         metadata=admin_md,
     )
     stale = svc.UpdateAccountRequest(
-        account=account_pb2.Account(id=created.id, etag=created.etag, lifecycle_stage=account_pb2.LIFECYCLE_STAGE_RENEWAL),
+        account=account_pb2.Account(id=created.id, etag=created.etag, lifecycle_stage=types_pb2.LIFECYCLE_STAGE_RENEWAL),
         update_mask=mask,
     )
     err = rpc_error(accounts.UpdateAccount, stale, metadata=admin_md)
@@ -359,7 +359,7 @@ def test_stale_etag_is_aborted(accounts, admin_md):
 def test_invalid_create_names_every_bad_field(accounts, admin_md):
     bad = new_account(
         name="   ",
-        lifecycle_stage=account_pb2.LIFECYCLE_STAGE_UNSPECIFIED,
+        lifecycle_stage=types_pb2.LIFECYCLE_STAGE_UNSPECIFIED,
         arr=types_pb2.Money(currency_code="XYZ", amount_minor=1000),
         contract_start_date=types_pb2.Date(year=2025, month=2, day=30),
         renewal_date=types_pb2.Date(year=1800, month=1, day=1),
@@ -438,7 +438,7 @@ def test_invalid_list_request(accounts, admin_md):
             page_size=-1,
             order_by="id",
             filter=svc.AccountFilter(
-                lifecycle_stages=[account_pb2.LIFECYCLE_STAGE_UNSPECIFIED],
+                lifecycle_stages=[types_pb2.LIFECYCLE_STAGE_UNSPECIFIED],
                 renewal_date_from=types_pb2.Date(year=2026, month=1, day=1),
                 renewal_date_to=types_pb2.Date(year=2025, month=1, day=1),
             ),
@@ -604,7 +604,7 @@ def test_upsert_creates_then_updates_by_external_id(accounts, admin_md):
     assert first.created
     second = accounts.UpsertAccount(
         svc.UpsertAccountRequest(
-            account=account_pb2.Account(external_id=external_id, lifecycle_stage=account_pb2.LIFECYCLE_STAGE_ADOPTION),
+            account=account_pb2.Account(external_id=external_id, lifecycle_stage=types_pb2.LIFECYCLE_STAGE_ADOPTION),
             update_mask=field_mask_pb2.FieldMask(paths=["lifecycle_stage"]),
         ),
         metadata=admin_md,
@@ -612,7 +612,7 @@ def test_upsert_creates_then_updates_by_external_id(accounts, admin_md):
     assert not second.created
     assert second.account.id == first.account.id
     assert second.account.name == "株式会社アップサート"
-    assert second.account.lifecycle_stage == account_pb2.LIFECYCLE_STAGE_ADOPTION
+    assert second.account.lifecycle_stage == types_pb2.LIFECYCLE_STAGE_ADOPTION
 
     err = rpc_error(
         accounts.CreateAccount,

@@ -164,7 +164,6 @@ async fn phases(
     requests: Vec<pb::IngestUsageRequest>,
 ) -> anyhow::Result<Report> {
     let pool = h.pool_for(banso_health::NAME).await?;
-    let store = banso_health::store::Store::new(pool.clone(), Default::default());
     let postgres = scalar_text(&pool, "SELECT version()").await?;
     let settings = pg_settings(&pool).await?;
     println!("service: Health in-process on {}, database {}", h.channel_addr(), h.db_url);
@@ -173,7 +172,7 @@ async fn phases(
 
     // The tenant: accounts in the projection, a scorecard.
     let t = Instant::now();
-    tenant.seed(&store).await?;
+    tenant.seed(&pool).await?;
     let mut client = h.health_client();
     if !args.no_scorecard {
         create_scorecard(&mut client, typical_scorecard()).await?;

@@ -203,9 +203,8 @@ async fn drive(
     // The tenant: accounts in the projection (written by the bench through
     // the store, as the Accounts consumer would), a scorecard.
     let pool = banso_kit::db::connect(&db.url, banso_health::NAME, &config.database).await?;
-    let store = banso_health::store::Store::new(pool.clone(), Default::default());
     let tenant = Tenant::new(args.accounts, args.seed);
-    tenant.seed(&store).await?;
+    tenant.seed(&pool).await?;
     if !args.no_scorecard {
         create_scorecard(&mut client, typical_scorecard()).await?;
         wait_quiet(&pool, Some(args.accounts as i64), Duration::from_secs(120)).await?;

@@ -5,7 +5,7 @@
 //! most of the events), timestamps spread over the last days.
 
 use anyhow::Context;
-use banso_health::store::{AccountRow, Store};
+use banso_health::bench::AccountRow;
 use banso_proto::{accounts as apb, health as pb};
 use chrono::{DateTime, NaiveDate, Utc};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
@@ -105,10 +105,10 @@ impl Tenant {
 
     /// Writes the accounts into Health's projection through the store's own
     /// upsert (what the Accounts consumer does for AccountCreated), 16 at a time.
-    pub async fn seed(&self, store: &Store) -> anyhow::Result<()> {
+    pub async fn seed(&self, pool: &sea_orm::DatabaseConnection) -> anyhow::Result<()> {
         use futures::{StreamExt, TryStreamExt};
         futures::stream::iter(&self.accounts)
-            .map(|a| async move { store.upsert_account(store.db(), TENANT, &a.row).await })
+            .map(|a| banso_health::bench::upsert_account(pool, TENANT, &a.row))
             .buffer_unordered(16)
             .try_collect::<()>()
             .await
@@ -169,7 +169,7 @@ pub fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
 /// accounts have none, and always a stage and a touch model).
 fn projection_row(a: &apb::Account) -> AccountRow {
     let a = apb::Account { id: Uuid::now_v7().to_string(), ..a.clone() };
-    banso_health::events::account_row(&a).expect("generated accounts convert")
+    banso_health::bench::account_row(&a).expect("generated accounts convert")
 }
 
 /// The UTC day of a time (the bench tenant has no time zone set: UTC).

@@ -17,6 +17,9 @@ pub mod banso {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/banso.accounts.v1.rs"));
             include!(concat!(env!("OUT_DIR"), "/banso.accounts.v1.serde.rs"));
+            // Shared with Health since they moved to banso.types.v1; Accounts'
+            // code keeps naming them here.
+            pub use super::super::types::v1::{LifecycleStage, TouchModel};
         }
     }
     pub mod health {

@@ -1,55 +1,72 @@
-//! What the health service consumes: Accounts' events kept as a small local
-//! projection (never Accounts' database): account attributes for scorecard
-//! scopes and days to renewal, tenant time zones for day buckets, e-mails
-//! sent and replied for the response-rate measure.
+//! What the health service publishes — HealthScoreChanged, recorded in the
+//! transaction that stores the score ([`crate::scorer`]) — and what it
+//! consumes: Accounts' events kept as a small local projection (never
+//! Accounts' database): account attributes for scorecard scopes and days to
+//! renewal, tenant time zones for day buckets, e-mails sent and replied for
+//! the response-rate measure, segments.
 
 use async_trait::async_trait;
-use banso_events::{Envelope, Handler, HandlerError, Payload, inbox};
+use banso_events::{Db, Envelope, Handler, HandlerError, Payload, inbox};
+use banso_kit::{Error, Result, wire};
 use banso_proto::accounts as apb;
-use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 use crate::{
-    domain::account::{AccountRow, Attr},
-    recompute::{Recompute, trigger},
+    api::convert::{band_to_proto, stage_from_proto, touch_from_proto},
+    domain::{
+        account::{AccountRow, Attr},
+        score::{Band, Score},
+    },
+    recompute::Recompute,
     scorer::Scorer,
-    store::Store,
+    store::{self, jobs::Trigger, scorecards::StoredScorecard},
 };
 
-/// The durable consumer name of the health service.
-pub const CONSUMER: &str = "health";
+/// HealthScoreChanged: an account's score moved from `old` (none for its
+/// first score) to `new` under `card`.
+pub(crate) fn health_score_changed(
+    account: Uuid,
+    old: Option<(f64, Band)>,
+    new: &Score,
+    card: &StoredScorecard,
+) -> Payload {
+    Payload::HealthScoreChanged(banso_proto::events::HealthScoreChanged {
+        account_id: account.to_string(),
+        old_score: old.map(|(score, _)| score),
+        new_score: new.score,
+        old_band: old.map(|(_, band)| band_to_proto(band) as i32).unwrap_or(0),
+        new_band: band_to_proto(new.band) as i32,
+        scorecard_id: card.id.to_string(),
+        scorecard_version: card.version,
+    })
+}
 
-pub struct AccountsProjection {
-    pub store: Store,
+/// The durable consumer name of the health service.
+pub(crate) const CONSUMER: &str = "health";
+
+pub(crate) struct AccountsProjection {
+    pub db: Db,
     pub scorer: Scorer,
     pub recompute: Recompute,
 }
 
-fn rejected(what: String) -> HandlerError {
-    HandlerError::Rejected(anyhow::anyhow!(what))
+/// An event that cannot be applied as it is (dead-lettered after retries).
+fn rejected(field: &str, what: String) -> Error {
+    Error::invalid(field, what)
 }
 
+/// A date Accounts sent (it checked it; one that is not a date is left out).
 fn date(d: Option<&banso_proto::types::Date>) -> Option<chrono::NaiveDate> {
-    d.and_then(|d| chrono::NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32))
+    wire::optional_date(&mut banso_kit::Violations::new(), "date", d)
 }
 
 /// The projection row of an Accounts' account as its events carry it.
-pub fn account_row(a: &apb::Account) -> Result<AccountRow, HandlerError> {
-    let account_id = Uuid::parse_str(&a.id).map_err(|_| rejected(format!("account id {:?} is not a UUID", a.id)))?;
-    let stage = match apb::LifecycleStage::try_from(a.lifecycle_stage) {
-        Ok(apb::LifecycleStage::Onboarding) => "onboarding",
-        Ok(apb::LifecycleStage::Adoption) => "adoption",
-        Ok(apb::LifecycleStage::Expansion) => "expansion",
-        Ok(apb::LifecycleStage::Renewal) => "renewal",
-        Ok(apb::LifecycleStage::Churned) => "churned",
-        _ => return Err(rejected(format!("account {account_id} has no lifecycle stage"))),
-    };
-    let touch = match apb::TouchModel::try_from(a.touch_model) {
-        Ok(apb::TouchModel::High) => "high",
-        Ok(apb::TouchModel::Low) => "low",
-        Ok(apb::TouchModel::Tech) => "tech",
-        _ => return Err(rejected(format!("account {account_id} has no touch model"))),
-    };
+pub(crate) fn account_row(a: &apb::Account) -> Result<AccountRow> {
+    let account_id = wire::uuid("account.id", &a.id)?;
+    let lifecycle_stage = stage_from_proto(a.lifecycle_stage)
+        .ok_or_else(|| rejected("account.lifecycle_stage", format!("account {account_id} has no lifecycle stage")))?;
+    let touch_model = touch_from_proto(a.touch_model)
+        .ok_or_else(|| rejected("account.touch_model", format!("account {account_id} has no touch model")))?;
     let attributes = a
         .custom_attributes
         .iter()
@@ -61,9 +78,7 @@ pub fn account_row(a: &apb::Account) -> Result<AccountRow, HandlerError> {
                 Kind::DoubleValue(d) => Attr::Double(*d),
                 Kind::BoolValue(b) => Attr::Bool(*b),
                 Kind::DateValue(d) => Attr::Date(date(Some(d))?),
-                Kind::TimestampValue(t) => {
-                    Attr::Timestamp(chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32)?)
-                }
+                Kind::TimestampValue(t) => Attr::Timestamp(wire::time("", t).ok()?),
             };
             Some((k.clone(), attr))
         })
@@ -72,8 +87,8 @@ pub fn account_row(a: &apb::Account) -> Result<AccountRow, HandlerError> {
         account_id,
         external_id: (!a.external_id.is_empty()).then(|| a.external_id.clone()),
         name: a.name.clone(),
-        lifecycle_stage: stage.into(),
-        touch_model: touch.into(),
+        lifecycle_stage,
+        touch_model,
         arr_currency: a.arr.as_ref().map(|m| m.currency_code.clone()),
         arr_amount_minor: a.arr.as_ref().map(|m| m.amount_minor),
         renewal_date: date(a.renewal_date.as_ref()),
@@ -89,92 +104,102 @@ pub fn account_row(a: &apb::Account) -> Result<AccountRow, HandlerError> {
     })
 }
 
+/// What an applied event asks for after its transaction.
+#[derive(Default)]
+struct Follow {
+    /// An account whose score its inputs may have moved.
+    rescore: Option<Uuid>,
+    /// A recompute was queued.
+    recompute: bool,
+}
+
 #[async_trait]
 impl Handler for AccountsProjection {
-    async fn handle(&self, env: &Envelope) -> Result<(), HandlerError> {
+    async fn handle(&self, env: &Envelope) -> std::result::Result<(), HandlerError> {
         let tenant = env.tenant_id.as_str();
-        let mut rescore: Option<Uuid> = None;
-        let mut recompute: Option<&str> = None;
-        let txn = self.store.db().begin().await?;
-        if !inbox::claim(&txn, CONSUMER, env).await? {
-            // Seen before: its effect is already committed.
-            txn.commit().await?;
-            return Ok(());
-        }
-        match &env.payload {
-            Some(Payload::AccountCreated(e)) => {
-                if let Some(a) = &e.account {
-                    let r = account_row(a)?;
-                    rescore = Some(r.account_id);
-                    self.store.upsert_account(&txn, tenant, &r).await?;
+        let follow = self
+            .db
+            .write(tenant, async |tx| {
+                let mut follow = Follow::default();
+                let conn = tx.conn();
+                if !inbox::claim(conn, CONSUMER, env).await? {
+                    // Seen before: its effect is already committed.
+                    return Ok(follow);
                 }
-            }
-            Some(Payload::AccountUpdated(e)) => {
-                if let Some(a) = &e.account {
-                    let r = account_row(a)?;
-                    rescore = Some(r.account_id);
-                    self.store.upsert_account(&txn, tenant, &r).await?;
-                }
-            }
-            Some(Payload::ContractChanged(e)) => {
-                if let Some(a) = &e.account {
-                    let r = account_row(a)?;
-                    rescore = Some(r.account_id);
-                    self.store.upsert_account(&txn, tenant, &r).await?;
-                }
-            }
-            Some(Payload::AccountDeleted(e)) => {
-                let id = Uuid::parse_str(&e.account_id)
-                    .map_err(|_| rejected(format!("account id {:?} is not a UUID", e.account_id)))?;
-                self.store.delete_account(&txn, tenant, id).await?;
-            }
-            Some(Payload::ActivityLogged(e)) => {
-                if let Some(a) = &e.activity {
-                    let replied = match apb::ActivityKind::try_from(a.kind) {
-                        Ok(apb::ActivityKind::EmailSent) => Some(false),
-                        Ok(apb::ActivityKind::EmailReplied) => Some(true),
-                        _ => None,
-                    };
-                    if let (Some(replied), Ok(id), Ok(account), Some(t)) = (
-                        replied,
-                        Uuid::parse_str(&a.id),
-                        Uuid::parse_str(&a.account_id),
-                        a.occur_time.as_ref().and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32)),
-                    ) {
-                        self.store.record_email(&txn, tenant, id, account, replied, t).await?;
-                        rescore = Some(account);
+                match &env.payload {
+                    Some(Payload::AccountCreated(e)) => {
+                        if let Some(a) = &e.account {
+                            let r = account_row(a)?;
+                            follow.rescore = Some(r.account_id);
+                            store::accounts::upsert(conn, tenant, &r).await?;
+                        }
                     }
-                }
-            }
-            Some(Payload::SegmentChanged(e)) => {
-                if let Some(seg) = &e.segment {
-                    let id = Uuid::parse_str(&seg.id)
-                        .map_err(|_| rejected(format!("segment id {:?} is not a UUID", seg.id)))?;
-                    let deleted = e.change == banso_proto::events::segment_changed::Change::Deleted as i32;
-                    if deleted {
-                        self.store.delete_segment(&txn, tenant, id).await?;
-                    } else {
-                        self.store.upsert_segment(&txn, tenant, id, &seg.expression).await?;
+                    Some(Payload::AccountUpdated(e)) => {
+                        if let Some(a) = &e.account {
+                            let r = account_row(a)?;
+                            follow.rescore = Some(r.account_id);
+                            store::accounts::upsert(conn, tenant, &r).await?;
+                        }
                     }
-                    // Accounts scored by a scorecard scoped to it may now score elsewhere.
-                    recompute = Some(trigger::SEGMENT);
+                    Some(Payload::ContractChanged(e)) => {
+                        if let Some(a) = &e.account {
+                            let r = account_row(a)?;
+                            follow.rescore = Some(r.account_id);
+                            store::accounts::upsert(conn, tenant, &r).await?;
+                        }
+                    }
+                    Some(Payload::AccountDeleted(e)) => {
+                        store::accounts::delete(conn, tenant, wire::uuid("account_id", &e.account_id)?).await?;
+                    }
+                    Some(Payload::ActivityLogged(e)) => {
+                        if let Some(a) = &e.activity {
+                            let replied = match apb::ActivityKind::try_from(a.kind) {
+                                Ok(apb::ActivityKind::EmailSent) => Some(false),
+                                Ok(apb::ActivityKind::EmailReplied) => Some(true),
+                                _ => None,
+                            };
+                            let time = a.occur_time.as_ref().and_then(|t| wire::time("occur_time", t).ok());
+                            if let (Some(replied), Ok(id), Ok(account), Some(t)) =
+                                (replied, wire::uuid("id", &a.id), wire::uuid("account_id", &a.account_id), time)
+                            {
+                                store::accounts::record_email(conn, tenant, id, account, replied, t).await?;
+                                follow.rescore = Some(account);
+                            }
+                        }
+                    }
+                    Some(Payload::SegmentChanged(e)) => {
+                        if let Some(seg) = &e.segment {
+                            let id = wire::uuid("segment.id", &seg.id)?;
+                            let deleted = e.change == banso_proto::events::segment_changed::Change::Deleted as i32;
+                            if deleted {
+                                store::segments::delete(conn, tenant, id).await?;
+                            } else {
+                                store::segments::upsert(conn, tenant, id, &seg.expression).await?;
+                            }
+                            // Accounts scored by a scorecard scoped to it may now score elsewhere.
+                            store::jobs::queue(conn, tenant, Trigger::Segment).await?;
+                            follow.recompute = true;
+                        }
+                    }
+                    Some(Payload::TenantSettingsChanged(e)) => {
+                        if let Some(s) = &e.settings {
+                            store::tenants::set_time_zone(conn, tenant, &s.time_zone).await?;
+                            // Days are cut elsewhere now.
+                            store::jobs::queue(conn, tenant, Trigger::TimeZone).await?;
+                            follow.recompute = true;
+                        }
+                    }
+                    _ => {}
                 }
-            }
-            Some(Payload::TenantSettingsChanged(e)) => {
-                if let Some(s) = &e.settings {
-                    self.store.set_time_zone(&txn, tenant, &s.time_zone).await?;
-                    recompute = Some(trigger::TIME_ZONE);
-                }
-            }
-            _ => {}
-        }
-        txn.commit().await?;
+                Ok(follow)
+            })
+            .await?;
         // Attributes, contract state, e-mail replies and day cuts feed scores.
-        if let Some(id) = rescore {
+        if let Some(id) = follow.rescore {
             self.scorer.account(tenant, id);
         }
-        if let Some(trigger) = recompute {
-            self.recompute.start_logged(tenant, trigger).await;
+        if follow.recompute {
+            self.recompute.wake();
         }
         Ok(())
     }

@@ -1,29 +1,46 @@
 //! The Health scoring service (`banso.health.v1`): live usage ingest, daily
 //! rollups in each tenant's time zone, external measures, and the local
 //! projection of Accounts it scores against.
+//!
+//! Its public face is what `banso` needs to run it: [`NAME`], [`SERVICE`]
+//! and its settings; the rooms behind it follow docs/architecture.md
+//! (`api/` the door, `app/` the use cases, `domain/` the rules, `store/` the
+//! SQL). The `bench` feature adds `bench`, what the benchmarks seed with.
 
-pub mod api;
-mod api_portfolio;
-mod api_scores;
-pub mod domain;
-pub mod events;
-pub mod migration;
-pub mod recompute;
-pub mod rollups;
-pub mod scorer;
-pub mod store;
+// Caller data must never reach a panic: the lints hold it outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable, clippy::todo)
+)]
+
+mod api;
+mod app;
+#[cfg(feature = "bench")]
+pub mod bench;
+mod domain;
+mod events;
+mod metrics;
+mod migration;
+mod recompute;
+mod rollups;
+mod scorer;
+#[cfg(test)]
+mod service_tests;
+mod store;
+#[cfg(test)]
+mod testing;
 
 use std::{sync::Arc, time::Duration};
 
-use banso_events::{ServiceDef, service::Context};
+use banso_events::{Db, ServiceDef, service::Context};
 use banso_kit::{config::Config, supervise::Supervisor};
-pub use banso_proto::health::health_service_server::HealthServiceServer;
+use banso_proto::health::health_service_server::HealthServiceServer;
 use tonic::server::NamedService as _;
 
 /// The service's name: its schema, its SQLite file, its `banso serve` role.
 pub const NAME: &str = "health";
 
-pub type Server = HealthServiceServer<api::HealthApi>;
+type Server = HealthServiceServer<api::HealthApi>;
 
 /// Settings of the health service beyond the kit's.
 #[derive(Debug, Clone)]
@@ -70,7 +87,8 @@ pub const SERVICE: ServiceDef = ServiceDef {
     build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
 };
 
-pub async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
+/// The service's database, migrated.
+async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
     let url = banso_kit::db::url_for(cfg, NAME)?;
     let db = banso_kit::db::connect(&url, NAME, &cfg.database).await?;
     banso_kit::db::migrate::<migration::Migrator>(&db).await?;
@@ -81,46 +99,55 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection
 /// workers under the runtime's supervisor, and build the service.
 async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     let settings = HealthSettings::from_config(cx.config)?;
-    let db = connect(cx.config).await?;
+    let conn = connect(cx.config).await?;
+    metrics::register();
     let sup = &cx.runtime.supervisor;
     let name = Server::NAME;
     let signal = banso_events::outbox::OutboxSignal::default();
-    banso_events::outbox::Relay::new(db.clone(), cx.runtime.bus.clone(), NAME, signal.clone(), Default::default())
+    banso_events::outbox::Relay::new(conn.clone(), cx.runtime.bus.clone(), NAME, signal.clone(), Default::default())
         .supervise(sup, name);
-    let store = store::Store::new(db, signal);
-    let scorer = scorer::Scorer::supervise(store.clone(), settings.score_step, sup, name);
-    let recompute = recompute::Recompute::supervise(store.clone(), settings.score_step, sup, name);
-    let rollups = rollups::Rollups::supervise(store.clone(), scorer.clone(), sup, name);
-    supervise_pruning(sup, store.clone(), settings.raw_retention);
+    let db = Db::new(conn.clone(), signal, NAME);
+    let scoring = scorer::Scoring::new(db.clone(), settings.score_step);
+    let scorer = scorer::Scorer::supervise(scoring.clone(), sup, name);
+    let recompute = recompute::Recompute::supervise(scoring, sup, name);
+    let rollups = rollups::Rollups::supervise(conn.clone(), scorer.clone(), sup, name);
+    supervise_pruning(sup, conn, settings.raw_retention);
     banso_events::bus::supervise_consumer(
         sup,
         name,
         cx.runtime.bus.clone(),
         events::CONSUMER,
         vec![banso_events::envelope::all_of("accounts")],
-        Arc::new(events::AccountsProjection {
-            store: store.clone(),
-            scorer: scorer.clone(),
-            recompute: recompute.clone(),
-        }),
+        Arc::new(events::AccountsProjection { db: db.clone(), scorer: scorer.clone(), recompute: recompute.clone() }),
         Default::default(),
     );
-    Ok(HealthServiceServer::new(api::HealthApi::new(store, settings, scorer, recompute, rollups, cx.kit.clone()))
+    let app = app::App {
+        db,
+        ingest: Default::default(),
+        settings,
+        scorer,
+        recompute,
+        rollups,
+        page_tokens: cx.kit.page_tokens.clone(),
+    };
+    Ok(HealthServiceServer::new(api::HealthApi::new(app))
         .max_decoding_message_size(cx.kit.max_message_bytes)
         .max_encoding_message_size(cx.kit.max_message_bytes))
 }
 
-/// Deletes raw usage events past the retention, every hour, in batches
-/// small enough not to hold up ingest.
-fn supervise_pruning(supervisor: &Supervisor, store: store::Store, retention: Duration) {
+/// Every hour: deletes raw usage events past the retention, in batches
+/// small enough not to hold up ingest, and `request_id` keys older than a
+/// week.
+fn supervise_pruning(supervisor: &Supervisor, conn: sea_orm::DatabaseConnection, retention: Duration) {
     let keep = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(3650));
     supervisor.spawn(Server::NAME, "health-pruning", move |shutdown| {
-        let store = store.clone();
+        let conn = conn.clone();
         async move {
             loop {
-                let cutoff = chrono::Utc::now() - keep;
+                let cutoff =
+                    chrono::Utc::now().checked_sub_signed(keep).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
                 loop {
-                    match store.prune_raw_events(cutoff, 10_000).await {
+                    match store::ingest::prune_raw_events(&conn, cutoff, 10_000).await {
                         Ok(n) if n > 0 && !shutdown.is_cancelled() => {
                             tracing::debug!(deleted = n, "pruned raw usage events")
                         }
@@ -130,6 +157,9 @@ fn supervise_pruning(supervisor: &Supervisor, store: store::Store, retention: Du
                             break;
                         }
                     }
+                }
+                if let Err(e) = banso_kit::idempotency::prune(&conn, chrono::Duration::days(7)).await {
+                    tracing::warn!(error = %e, "pruning request ids failed");
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(3600)) => {}

@@ -1,32 +1,33 @@
 //! Full recomputes of a tenant, as background jobs with progress.
 //!
-//! A job is a row: queued by StartRecompute, a scorecard edit, a segment or
-//! time-zone change, or the daily schedule (usage windows slide with the
-//! calendar, so an account that stopped using the product must lose points
-//! without an event to say so). A runner in every replica claims queued
-//! jobs; the claimant renews a lease after each chunk of accounts and
-//! records a cursor, so a job whose replica died is resumed by another one
-//! where it stopped. At most one job per tenant is queued or running.
+//! A job is a row: queued by StartRecompute, a scorecard created or edited,
+//! a segment or time-zone change (each in the transaction of its cause), or
+//! the daily schedule (usage windows slide with the calendar, so an account
+//! that stopped using the product must lose points without an event to say
+//! so). A runner in every replica claims queued jobs; the claimant renews a
+//! lease after each chunk of accounts and records a cursor, so a job whose
+//! replica died is resumed by another one where it stopped. At most one job
+//! per tenant is queued or running.
 //!
-//! A job scores through the same code as live rescoring
-//! ([`crate::scorer::read_inputs`], [`score_inputs`]), reading the next
-//! chunk's inputs while the previous chunk's scores are stored, while ingest
-//! goes on: a score is stored only if no score computed from newer inputs is
-//! there already.
+//! A job scores through the same code as live rescoring ([`Scoring`]),
+//! reading the next chunk's inputs while the previous chunk's scores are
+//! stored, while ingest goes on: a score is stored only if no score computed
+//! from newer inputs is there already.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use banso_kit::{Result, supervise::Supervisor};
 use chrono::Utc;
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::{
     domain::rollup::day_of,
-    scorer::{CHUNK, Inputs, TenantContext, read_inputs, score_inputs},
+    scorer::{CHUNK, Inputs, Scoring, TenantContext},
     store::{
-        Store,
-        jobs::{Job, JobState},
+        self,
+        jobs::{Job, JobState, Trigger},
     },
 };
 
@@ -38,19 +39,10 @@ const POLL: Duration = Duration::from_secs(5);
 /// How often the daily schedule is checked.
 const DAILY_CHECK: Duration = Duration::from_secs(600);
 
-/// Why a job was queued, as GetRecomputeJob reports it.
-pub mod trigger {
-    pub const API: &str = "api";
-    pub const SCORECARD: &str = "scorecard";
-    pub const SEGMENT: &str = "segment";
-    pub const TIME_ZONE: &str = "time_zone";
-    pub const DAILY: &str = "daily";
-}
-
-/// Starts recompute jobs and runs them.
+/// Wakes this replica's runner, and runs jobs.
 #[derive(Clone)]
-pub struct Recompute {
-    store: Store,
+pub(crate) struct Recompute {
+    scoring: Scoring,
     wake: Arc<Notify>,
 }
 
@@ -58,35 +50,41 @@ impl Recompute {
     /// Starts this replica's runner under the supervisor; it stops with
     /// shutdown between chunks (the job resumes from its cursor once its
     /// lease lapses).
-    pub fn supervise(store: Store, step: f64, supervisor: &Supervisor, service: &'static str) -> Recompute {
-        let wake = Arc::new(Notify::new());
-        let runner = Recompute { store, wake };
+    pub(crate) fn supervise(scoring: Scoring, supervisor: &Supervisor, service: &'static str) -> Recompute {
+        let runner = Recompute { scoring, wake: Arc::new(Notify::new()) };
         let r = runner.clone();
         supervisor.spawn(service, "health-recompute", move |shutdown| {
             let r = r.clone();
             async move {
-                r.run(step, shutdown).await;
+                r.run(shutdown).await;
                 Ok(())
             }
         });
         runner
     }
 
-    /// Queues a job for the tenant (or returns the one queued or running).
-    pub async fn start(&self, tenant: &str, trigger: &str, request_id: Option<&str>) -> Result<Job> {
-        let job = self.store.start_job(tenant, trigger, request_id).await?;
+    /// A runner that never runs (tests that run jobs by hand).
+    #[cfg(test)]
+    pub(crate) fn idle(scoring: Scoring) -> Recompute {
+        Recompute { scoring, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Claims the oldest queued job and runs it here and now (tests that
+    /// run jobs by hand); its id, if there was one.
+    #[cfg(test)]
+    pub(crate) async fn run_queued(&self) -> Option<Uuid> {
+        let job = store::jobs::claim(self.scoring.db.conn(), Utc::now()).await.unwrap()?;
+        let id = job.id;
+        self.execute(job, &CancellationToken::new()).await;
+        Some(id)
+    }
+
+    /// A job was queued (and committed): run it now rather than at the next poll.
+    pub(crate) fn wake(&self) {
         self.wake.notify_one();
-        Ok(job)
     }
 
-    /// Queues a job from a background path, where a failure can only be logged.
-    pub async fn start_logged(&self, tenant: &str, trigger: &str) {
-        if let Err(e) = self.start(tenant, trigger, None).await {
-            tracing::warn!(tenant, trigger, error = %e, "could not queue a recompute");
-        }
-    }
-
-    async fn run(&self, step: f64, shutdown: CancellationToken) {
+    async fn run(&self, shutdown: CancellationToken) {
         let mut next_daily = Instant::now();
         loop {
             if Instant::now() >= next_daily {
@@ -95,10 +93,10 @@ impl Recompute {
                 }
                 next_daily = Instant::now() + DAILY_CHECK;
             }
-            let stale = Utc::now() - chrono::Duration::from_std(LEASE).expect("small");
-            match self.store.claim_job(stale).await {
+            let stale = Utc::now() - chrono::Duration::seconds(LEASE.as_secs() as i64);
+            match store::jobs::claim(self.scoring.db.conn(), stale).await {
                 Ok(Some(job)) => {
-                    self.execute(job, step, &shutdown).await;
+                    self.execute(job, &shutdown).await;
                     continue;
                 }
                 Ok(None) => {}
@@ -114,21 +112,24 @@ impl Recompute {
 
     /// Queues a daily job for every tenant without a job since its midnight.
     async fn schedule_daily(&self) -> Result<()> {
-        for tenant in self.store.tenants().await? {
-            let tz = self.store.time_zone(&tenant).await?;
+        let db = &self.scoring.db;
+        for tenant in store::accounts::tenants(db.conn()).await? {
+            let tz = store::tenants::time_zone(db.conn(), &tenant).await?;
             let today = day_of(Utc::now(), tz);
-            let last = self.store.last_job_time(&tenant).await?;
+            let last = store::jobs::last_time(db.conn(), &tenant).await?;
             if last.is_none_or(|t| day_of(t, tz) < today) {
-                self.start(&tenant, trigger::DAILY, None).await?;
+                db.write(&tenant, async |tx| store::jobs::queue(tx.conn(), &tenant, Trigger::Daily).await).await?;
             }
         }
         Ok(())
     }
 
-    async fn execute(&self, mut job: Job, step: f64, shutdown: &CancellationToken) {
-        let span = tracing::info_span!("recompute", job = %job.id, tenant = %job.tenant_id, trigger = %job.trigger);
+    async fn execute(&self, mut job: Job, shutdown: &CancellationToken) {
+        let span =
+            tracing::info_span!("recompute", job = %job.id, tenant = %job.tenant_id, trigger = job.trigger.as_str());
         let _enter = span.enter();
-        match self.chunks(&mut job, step, shutdown).await {
+        let conn = self.scoring.db.conn();
+        match self.chunks(&mut job, shutdown).await {
             Ok(true) => {
                 tracing::info!(
                     accounts = job.accounts_done,
@@ -136,7 +137,7 @@ impl Recompute {
                     changed = job.scores_changed,
                     "recompute done"
                 );
-                if let Err(e) = self.store.finish_job(job.id, JobState::Succeeded, "").await {
+                if let Err(e) = store::jobs::finish(conn, job.id, JobState::Succeeded, "").await {
                     tracing::warn!(error = %e, "could not mark the recompute done");
                 }
             }
@@ -144,7 +145,7 @@ impl Recompute {
             Ok(false) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "recompute failed");
-                if let Err(e2) = self.store.finish_job(job.id, JobState::Failed, &e.to_string()).await {
+                if let Err(e2) = store::jobs::finish(conn, job.id, JobState::Failed, &e.to_string()).await {
                     tracing::warn!(error = %e2, "could not mark the recompute failed");
                 }
             }
@@ -157,22 +158,60 @@ impl Recompute {
         &self,
         tenant: &str,
         ctx: &'c TenantContext,
-        after: Option<uuid::Uuid>,
-    ) -> Result<Option<(Inputs<'c>, uuid::Uuid, usize)>> {
-        let rows = self.store.accounts_page(tenant, after, CHUNK as u64).await?;
+        after: Option<Uuid>,
+    ) -> Result<Option<(Inputs<'c>, Uuid, usize)>> {
+        let rows = store::accounts::page(self.scoring.db.conn(), tenant, after, CHUNK as u64).await?;
         let Some(last) = rows.last().map(|r| r.account_id) else { return Ok(None) };
         let n = rows.len();
-        Ok(Some((read_inputs(&self.store, tenant, ctx, rows).await?, last, n)))
+        Ok(Some((self.scoring.read_inputs(tenant, ctx, rows).await?, last, n)))
+    }
+
+    /// Every account's value of `measures`, computed as scoring would, chunk
+    /// by chunk; `None` if stopped.
+    async fn values_ahead(
+        &self,
+        tenant: &str,
+        ctx: &TenantContext,
+        measures: &[String],
+        shutdown: &CancellationToken,
+    ) -> Result<Option<HashMap<String, HashMap<Uuid, f64>>>> {
+        let mut out: HashMap<String, HashMap<Uuid, f64>> = HashMap::new();
+        let mut after = None;
+        while let Some((inputs, last, _)) = self.read_chunk(tenant, ctx, after).await? {
+            if shutdown.is_cancelled() {
+                return Ok(None);
+            }
+            for (account, values) in inputs.values(ctx) {
+                for m in measures {
+                    if let Some(Some(v)) = values.get(m) {
+                        out.entry(m.clone()).or_default().insert(account, *v);
+                    }
+                }
+            }
+            after = Some(last);
+        }
+        Ok(Some(out))
     }
 
     /// Scores the tenant chunk by chunk from the job's cursor; false if it
     /// stopped before the end.
-    async fn chunks(&self, job: &mut Job, step: f64, shutdown: &CancellationToken) -> Result<bool> {
+    async fn chunks(&self, job: &mut Job, shutdown: &CancellationToken) -> Result<bool> {
+        let conn = self.scoring.db.conn();
         let tenant = job.tenant_id.clone();
-        let ctx = TenantContext::load(&self.store, &tenant).await?;
+        let mut ctx = TenantContext::load(conn, &tenant).await?;
+        // A scorecard ranks by a measure no account has a value of yet (a new
+        // scorecard, say): every account's value first, so that the first
+        // chunks rank among the whole tenant rather than among themselves.
+        let unpopulated = ctx.unpopulated();
+        if job.cursor.is_none() && !unpopulated.is_empty() {
+            match self.values_ahead(&tenant, &ctx, &unpopulated, shutdown).await? {
+                Some(values) => ctx.rank_ahead(values),
+                None => return Ok(false),
+            }
+        }
         // All accounts for a fresh job; those after the cursor for a resumed one.
-        job.accounts_total = job.accounts_done + self.store.count_accounts(&tenant, job.cursor).await?;
-        if !self.store.job_progress(job).await? {
+        job.accounts_total = job.accounts_done + store::accounts::count(conn, &tenant, job.cursor).await?;
+        if !store::jobs::progress(conn, job).await? {
             return Ok(false);
         }
         let mut chunks: u64 = 0;
@@ -186,7 +225,7 @@ impl Recompute {
             // next chunk's inputs, on another connection: the service's work
             // and the database's overlap instead of taking turns.
             let (out, following) = tokio::join!(
-                score_inputs(&self.store, &tenant, &ctx, inputs, step),
+                self.scoring.score_inputs(&tenant, &ctx, inputs),
                 self.read_chunk(&tenant, &ctx, Some(last)),
             );
             let out = out?;
@@ -194,7 +233,7 @@ impl Recompute {
             chunks += 1;
             // After chunks 1, 2, 4, 8, …: the tables grew by half since.
             if chunks.is_power_of_two()
-                && let Err(e) = self.store.refresh_statistics().await
+                && let Err(e) = store::jobs::refresh_statistics(conn).await
             {
                 tracing::warn!(tenant, error = %e, "refreshing statistics failed");
             }
@@ -204,10 +243,70 @@ impl Recompute {
             job.scores_changed += out.changed as i64;
             // Accounts created meanwhile are scored too.
             job.accounts_total = job.accounts_total.max(job.accounts_done);
-            if !self.store.job_progress(job).await? {
+            if !store::jobs::progress(conn, job).await? {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use banso_kit::auth::{Caller, Role};
+
+    use crate::{
+        app::scorecards::CreateScorecard,
+        domain::{
+            account::{AccountRow, LifecycleStage, TouchModel},
+            scorecard::{Bands, Direction, MissingData, Normalisation, Scope, ScorecardDef, WeightedMeasure},
+        },
+        store::{self, jobs::JobState},
+    };
+
+    /// A scorecard ranking by a measure no account has a value of yet: its
+    /// first recompute ranks every account among the whole tenant, not each
+    /// chunk of 1,000 accounts among itself.
+    #[tokio::test]
+    async fn a_new_percentile_ranks_among_the_whole_tenant_from_the_first_job() {
+        let guard = banso_testkit::fresh_database().await.unwrap();
+        let app = crate::testing::app(&guard).await;
+        let conn = app.db.conn();
+        let mut ids = Vec::new();
+        for i in 0..1_500 {
+            let row = AccountRow {
+                account_id: uuid::Uuid::now_v7(),
+                name: format!("Account {i}"),
+                lifecycle_stage: LifecycleStage::Adoption,
+                touch_model: TouchModel::Low,
+                ..Default::default()
+            };
+            store::accounts::upsert(conn, "acme", &row).await.unwrap();
+            store::measures::set(conn, "acme", row.account_id, "csat", Some(f64::from(i)), banso_kit::wire::now())
+                .await
+                .unwrap();
+            ids.push(row.account_id);
+        }
+        let caller = Caller { tenant_id: "acme".into(), subject: "test".into(), roles: vec![Role::Admin] };
+        let def = ScorecardDef {
+            name: "CSAT rank".into(),
+            scope: Scope::All,
+            measures: vec![WeightedMeasure {
+                measure: "external:csat".into(),
+                weight: 1.0,
+                normalisation: Normalisation::Percentile,
+                direction: Direction::HigherIsBetter,
+                missing: MissingData::SkipAndReweight,
+            }],
+            bands: Bands::default(),
+        };
+        app.create_scorecard(&caller, CreateScorecard { def, request_id: None }).await.unwrap();
+        let job = app.recompute.run_queued().await.expect("creating the scorecard queued a job");
+        let job = store::jobs::get_job(conn, "acme", job).await.unwrap();
+        assert_eq!((job.state, job.accounts_scored), (JobState::Succeeded, 1_500), "{job:?}");
+        // The last account of the first chunk ranks 999th of 1,500, not first of 1,000.
+        let scores = store::health::of(conn, "acme", &[ids[0], ids[999], ids[1_499]]).await.unwrap();
+        let score = |i: usize| scores[&ids[i]].score;
+        assert_eq!((score(0), score(999), score(1_499)), (0.0, 66.6, 100.0));
     }
 }

@@ -2,7 +2,7 @@
 //! queues the accounts they touched for the live scorer.
 //!
 //! Ingest acknowledges once a batch's raw events are stored
-//! ([`Store::ingest`]); the rollups are derived from them here, off the
+//! ([`crate::store::ingest::Ingest::store`]); the rollups are derived from them here, off the
 //! request path, so the acknowledgement costs what storing the events costs.
 //! An ingest wakes the task at once, so in steady flow a batch is rolled up
 //! milliseconds after it is acknowledged; under a burst the task folds
@@ -13,10 +13,11 @@
 use std::{sync::Arc, time::Duration};
 
 use banso_kit::supervise::Supervisor;
+use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{scorer::Scorer, store::Store};
+use crate::{metrics, scorer::Scorer, store};
 
 /// Batches folded per transaction at most (5,000 events each at most).
 const BATCHES_PER_ROUND: u64 = 16;
@@ -28,12 +29,9 @@ const MAX_REST: Duration = Duration::from_millis(500);
 /// Pause after a failed round (the database is away, say).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-pub const ROLLED_UP_EVENTS_TOTAL: &str = "banso_health_rolled_up_events_total";
-pub const ROLLUP_LAG_SECONDS: &str = "banso_health_rollup_lag_seconds";
-
 /// Wakes the rollup task.
 #[derive(Clone)]
-pub struct Rollups {
+pub(crate) struct Rollups {
     wake: Arc<Notify>,
 }
 
@@ -41,15 +39,20 @@ impl Rollups {
     /// Starts the task under the supervisor; it stops with shutdown, after
     /// its current round (what is left pending is rolled up after the next
     /// start).
-    pub fn supervise(store: Store, scorer: Scorer, supervisor: &Supervisor, service: &'static str) -> Rollups {
+    pub(crate) fn supervise(
+        db: DatabaseConnection,
+        scorer: Scorer,
+        supervisor: &Supervisor,
+        service: &'static str,
+    ) -> Rollups {
         let wake = Arc::new(Notify::new());
         let woken = wake.clone();
         supervisor.spawn(service, "health-rollups", move |shutdown| {
-            let (store, scorer, woken) = (store.clone(), scorer.clone(), woken.clone());
+            let (db, scorer, woken) = (db.clone(), scorer.clone(), woken.clone());
             async move {
                 loop {
                     let round = std::time::Instant::now();
-                    let pause = drain(&store, &scorer, &shutdown).await;
+                    let pause = drain(&db, &scorer, &shutdown).await;
                     // Caught up: rest as long as catching up took. Under a burst
                     // the next round then folds the batches that came meanwhile
                     // in one go (fewer rollup rows per event) rather than each
@@ -73,23 +76,25 @@ impl Rollups {
         Rollups { wake }
     }
 
+    /// A task that never runs (tests that roll up by hand).
+    #[cfg(test)]
+    pub(crate) fn idle() -> Rollups {
+        Rollups { wake: Arc::new(Notify::new()) }
+    }
+
     /// A batch was stored: roll it up now. (A wake-up while the task is busy
     /// is kept, so none is lost.)
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.wake.notify_one();
     }
 }
 
 /// Rolls up until nothing is pending; `Some(pause)` after a failure.
-async fn drain(store: &Store, scorer: &Scorer, shutdown: &CancellationToken) -> Option<Duration> {
+async fn drain(db: &DatabaseConnection, scorer: &Scorer, shutdown: &CancellationToken) -> Option<Duration> {
     while !shutdown.is_cancelled() {
-        match store.roll_up(BATCHES_PER_ROUND).await {
+        match store::ingest::roll_up(db, BATCHES_PER_ROUND).await {
             Ok(Some(done)) => {
-                metrics::counter!(ROLLED_UP_EVENTS_TOTAL).increment(done.events.max(0) as u64);
-                if let Some(oldest) = done.oldest {
-                    let lag = (chrono::Utc::now() - oldest).to_std().unwrap_or_default();
-                    metrics::histogram!(ROLLUP_LAG_SECONDS).record(lag.as_secs_f64());
-                }
+                metrics::rolled_up(&done);
                 for (tenant, accounts) in &done.touched {
                     for account in accounts {
                         scorer.account(tenant, *account);

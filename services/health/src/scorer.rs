@@ -1,6 +1,6 @@
 //! Scoring accounts: read their inputs in bulk, compute, store.
 //!
-//! Two callers share [`score_rows`]: the live scorer below — every change
+//! Two callers share [`Scoring`]: the live scorer below — every change
 //! that can move a score (ingested usage, a measure value, an account
 //! attribute, an e-mail reply) queues its account, and a background task
 //! rescores what is queued, de-duplicating bursts — and the recompute job
@@ -9,38 +9,33 @@
 //! HealthScoreChanged through the outbox in the transaction that stores it.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
 };
 
 use banso_cel::Expression;
+use banso_events::{Db, Payload};
 use banso_kit::{Result, supervise::Supervisor};
-use banso_proto::{events as ev, health as pb};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::{
     domain::{
-        account::AccountRow,
-        measure::{self, MeasureDef, compute_usage, parse_measure},
+        account::{AccountRow, LifecycleStage},
+        measure::{self, MeasureDef, parse_measure, usage_value},
         rollup::{DailyRollup, day_of},
-        score::{self, Band, trend},
-        scorecard::{AccountScope, Normalisation, ScorecardDef, choose},
+        score::{self, trend},
+        scorecard::{
+            AccountScope, Normalisation, Scope, ScorecardDef, choose, population as score_population, replaced,
+        },
     },
-    store::{ScoreWrite, Store, scores::StoredScorecard},
+    events,
+    store::{self, ScoringLocks, health::ScoreWrite, scorecards::StoredScorecard},
 };
 
-pub(crate) fn band_to_proto(b: Band) -> pb::Band {
-    match b {
-        Band::Red => pb::Band::Red,
-        Band::Yellow => pb::Band::Yellow,
-        Band::Green => pb::Band::Green,
-    }
-}
-
 /// Accounts a recompute job scores per transaction.
-pub const CHUNK: usize = 1_000;
+pub(crate) const CHUNK: usize = 1_000;
 /// Accounts the live scorer scores at once: its inputs (usage summed per
 /// bucket of days, the user keys) are held in memory meanwhile, and the
 /// live scorer runs beside ingest, whose memory it shares. 500 halves the
@@ -48,7 +43,7 @@ pub const CHUNK: usize = 1_000;
 /// account; memory stays far under its goal (docs/benchmarks.md).
 const LIVE_CHUNK: usize = 500;
 
-/// The longest the live scorer rests after a round (see [`Scorer::spawn`]).
+/// The longest the live scorer rests after a round (see [`Scorer::supervise`]).
 /// The queue is a set of accounts, so resting never builds a backlog: under
 /// a burst that touches every account a score follows its usage within
 /// about three rounds, and in steady flow within a few milliseconds more.
@@ -56,9 +51,14 @@ const MAX_REST: std::time::Duration = std::time::Duration::from_secs(1);
 /// The live scorer rests this many times as long as its last round took.
 const REST_PER_ROUND: u32 = 3;
 
+/// The day `days` before `day` (the calendar's first day if before it).
+fn days_before(day: NaiveDate, days: u64) -> NaiveDate {
+    day.checked_sub_days(Days::new(days)).unwrap_or(NaiveDate::MIN)
+}
+
 /// What scoring a tenant's accounts needs beyond the accounts' own inputs,
 /// read once per batch or job.
-pub struct TenantContext {
+pub(crate) struct TenantContext {
     pub today: NaiveDate,
     pub now: DateTime<Utc>,
     cards: Vec<StoredScorecard>,
@@ -66,45 +66,37 @@ pub struct TenantContext {
     /// Segment id (as scopes name it) → its compiled expression; `None` if
     /// the segment is unknown here or its expression does not compile.
     segments: HashMap<String, Option<Expression>>,
-    shared: Shared,
+    /// The denominator of feature breadth.
+    tracked: usize,
     /// Where the windows of the tenant's measures begin and end
     /// ([`measure::window_cuts`]), and which inputs they need.
     cuts: Vec<u32>,
     needs_users: bool,
     needs_email: bool,
-    /// Measures some scorecard normalises by percentile: their populations
-    /// are read once per batch or job. (Every measure's values are kept as
-    /// snapshots, so a measure switched to percentile ranks at once.)
-    ranked: BTreeSet<String>,
-}
-
-/// The tenant-wide inputs that cost a scan: the denominator of feature
-/// breadth and the percentile populations (ranked against each account's
-/// latest stored values; during a recompute, accounts not reached yet hold
-/// their previous ones).
-struct Shared {
-    tracked: usize,
-    populations: HashMap<String, Vec<f64>>,
+    /// Measures some scorecard normalises by percentile, with their stored
+    /// populations (each scored account's latest value; during a recompute,
+    /// accounts not reached yet hold their previous ones). Every measure's
+    /// values are kept as snapshots, so a measure switched to percentile
+    /// ranks at once.
+    ranked: HashMap<String, Vec<f64>>,
+    /// Values of ranked measures a recompute computed ahead of scoring
+    /// ([`TenantContext::rank_ahead`]): they stand in the populations for
+    /// accounts not stored yet.
+    ahead: HashMap<String, HashMap<Uuid, f64>>,
 }
 
 impl TenantContext {
-    pub async fn load(store: &Store, tenant: &str) -> Result<TenantContext> {
-        let mut ctx = Self::without_shared(store, tenant).await?;
-        ctx.shared = ctx.load_shared(store, tenant).await?;
-        Ok(ctx)
-    }
-
-    async fn without_shared(store: &Store, tenant: &str) -> Result<TenantContext> {
+    pub(crate) async fn load(conn: &impl sea_orm::ConnectionTrait, tenant: &str) -> Result<TenantContext> {
         let now = Utc::now();
-        let today = day_of(now, store.time_zone(tenant).await?);
-        let cards = store.scorecards(tenant).await?;
+        let today = day_of(now, store::tenants::time_zone(conn, tenant).await?);
+        let cards = store::scorecards::list(conn, tenant, None, None).await?;
         let candidates = cards.iter().map(|c| (c.id, c.def.clone(), c.create_time)).collect();
-        let known = store.segments(tenant).await?;
+        let known = store::segments::all_of(conn, tenant).await?;
         let mut segments = HashMap::new();
         let (mut defs, mut needs_users, mut needs_email) = (Vec::new(), false, false);
-        let mut ranked = BTreeSet::new();
+        let mut ranked = HashMap::new();
         for c in &cards {
-            if let crate::domain::scorecard::Scope::Segment(id) = &c.def.scope {
+            if let Scope::Segment(id) = &c.def.scope {
                 let expr = Uuid::parse_str(id)
                     .ok()
                     .and_then(|u| known.get(&u))
@@ -113,7 +105,7 @@ impl TenantContext {
             }
             for m in &c.def.measures {
                 if matches!(m.normalisation, Normalisation::Percentile) {
-                    ranked.insert(m.measure.clone());
+                    ranked.insert(m.measure.clone(), Vec::new());
                 }
                 let Ok(d) = parse_measure(&m.measure) else { continue };
                 let base = match &d {
@@ -125,36 +117,49 @@ impl TenantContext {
                 defs.push(d);
             }
         }
+        let cuts = measure::window_cuts(&defs);
+        let tracked = if cuts.is_empty() {
+            0
+        } else {
+            store::inputs::tracked_event_names(conn, tenant, days_before(today, 90)).await?
+        };
+        for (m, population) in &mut ranked {
+            *population = store::measures::population(conn, tenant, m).await?;
+        }
         Ok(TenantContext {
             today,
             now,
             cards,
             candidates,
             segments,
-            shared: Shared { tracked: 0, populations: HashMap::new() },
-            cuts: measure::window_cuts(&defs),
+            tracked,
+            cuts,
             needs_users,
             needs_email,
             ranked,
+            ahead: HashMap::new(),
         })
     }
 
-    async fn load_shared(&self, store: &Store, tenant: &str) -> Result<Shared> {
-        let tracked = if !self.cuts.is_empty() {
-            store.tracked_event_names(tenant, self.today - chrono::Duration::days(90)).await?
-        } else {
-            0
-        };
-        let mut populations = HashMap::new();
-        for m in &self.ranked {
-            populations.insert(m.clone(), store.population(tenant, m).await?);
+    /// Ranked measures no account has a stored value of: a scorecard ranks
+    /// by a measure no scorecard used before.
+    pub(crate) fn unpopulated(&self) -> Vec<String> {
+        self.ranked.iter().filter(|(_, p)| p.is_empty()).map(|(m, _)| m.clone()).collect()
+    }
+
+    /// Takes `values` (every account's value of the measures, computed ahead
+    /// by a recompute) as their populations: the job's first chunks then rank
+    /// among every account, not among themselves.
+    pub(crate) fn rank_ahead(&mut self, values: HashMap<String, HashMap<Uuid, f64>>) {
+        for (m, by_account) in &values {
+            self.ranked.insert(m.clone(), score_population(by_account.values().map(|v| Some(*v))));
         }
-        Ok(Shared { tracked, populations })
+        self.ahead = values;
     }
 
     /// The scorecard that scores `row`, if any (the most specific wins).
-    pub fn scorecard_for(&self, row: &AccountRow) -> Option<&StoredScorecard> {
-        let scope = AccountScope { lifecycle_stage: row.lifecycle_stage.clone(), touch_model: row.touch_model.clone() };
+    pub(crate) fn scorecard_for(&self, row: &AccountRow) -> Option<&StoredScorecard> {
+        let scope = AccountScope { lifecycle_stage: row.lifecycle_stage, touch_model: row.touch_model };
         let facts = std::cell::OnceCell::new();
         let member = |segment: &str| {
             let Some(Some(expr)) = self.segments.get(segment) else { return false };
@@ -168,31 +173,17 @@ impl TenantContext {
 
 /// What one scoring pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Accounts a scorecard applies to that got a score.
     pub scored: u64,
     /// HealthScoreChanged events recorded.
     pub changed: u64,
 }
 
-/// Scores `rows` (accounts of one tenant, at most a few thousand): reads
-/// their inputs with one query per kind, computes every score, and stores
-/// the chunk in one transaction. `step` is the move that is news.
-pub async fn score_rows(
-    store: &Store,
-    tenant: &str,
-    ctx: &TenantContext,
-    rows: Vec<AccountRow>,
-    step: f64,
-) -> Result<Outcome> {
-    let inputs = read_inputs(store, tenant, ctx, rows).await?;
-    score_inputs(store, tenant, ctx, inputs, step).await
-}
-
-/// What scoring a chunk of accounts reads, read by [`read_inputs`] and
-/// used by [`score_inputs`]: a job reads the next chunk's while the
-/// database stores the previous one's scores.
-pub struct Inputs<'c> {
+/// What scoring a chunk of accounts reads, read by [`Scoring::read_inputs`]
+/// and used by [`Scoring::score_inputs`]: a job reads the next chunk's while
+/// the database stores the previous one's scores.
+pub(crate) struct Inputs<'c> {
     /// Inputs read from then on are at least this new.
     read_time: DateTime<Utc>,
     rows: Vec<AccountRow>,
@@ -201,212 +192,321 @@ pub struct Inputs<'c> {
     /// Accounts no scorecard applies to (any more).
     unscored: Vec<Uuid>,
     rollups: HashMap<Uuid, BTreeMap<(NaiveDate, String), DailyRollup>>,
+    /// Accounts that ever had usage rolled up.
+    used: HashSet<Uuid>,
     pushed: HashMap<Uuid, HashMap<String, f64>>,
     emails: HashMap<Uuid, (i64, i64)>,
+    /// The stored values of the ranked measures, which this chunk's values replace.
+    stored_ranked: HashMap<Uuid, HashMap<String, f64>>,
     latest: HashMap<Uuid, (NaiveDate, f64)>,
     week_ago: HashMap<Uuid, (NaiveDate, f64)>,
     month_ago: HashMap<Uuid, (NaiveDate, f64)>,
 }
 
-/// Reads what scoring `rows` needs, one query per kind of input.
-pub async fn read_inputs<'c>(
-    store: &Store,
-    tenant: &str,
-    ctx: &'c TenantContext,
-    rows: Vec<AccountRow>,
-) -> Result<Inputs<'c>> {
-    let read_time = Utc::now();
-    let today = ctx.today;
-    let mut chosen = Vec::with_capacity(rows.len());
-    let mut unscored: Vec<Uuid> = Vec::new();
-    for (i, r) in rows.iter().enumerate() {
-        match ctx.scorecard_for(r) {
-            Some(c) => chosen.push((i, c)),
-            None => unscored.push(r.account_id),
+/// One account's raw value of each measure of its scorecard (`None`: missing).
+pub(crate) type Values = HashMap<String, Option<f64>>;
+
+impl Inputs<'_> {
+    /// The raw values of every account a scorecard applies to.
+    pub(crate) fn values(&self, ctx: &TenantContext) -> Vec<(Uuid, Values)> {
+        let today = ctx.today;
+        let no_rollups = BTreeMap::new();
+        let no_pushed = HashMap::new();
+        let mut out = Vec::with_capacity(self.chosen.len());
+        for (i, card) in &self.chosen {
+            let row = &self.rows[*i];
+            let id = row.account_id;
+            let rollups: Vec<DailyRollup> = self.rollups.get(&id).unwrap_or(&no_rollups).values().cloned().collect();
+            let pushed = self.pushed.get(&id).unwrap_or(&no_pushed);
+            let mut values = Values::new();
+            for m in &card.def.measures {
+                let Ok(def) = parse_measure(&m.measure) else { continue };
+                let v = match &def {
+                    MeasureDef::External { name } => match name.as_str() {
+                        measure::EMAIL_RESPONSE_RATE_90D => self
+                            .emails
+                            .get(&id)
+                            .filter(|(sent, _)| *sent > 0)
+                            .map(|(sent, replied)| (*replied as f64 / *sent as f64).min(1.0)),
+                        measure::DAYS_TO_RENEWAL => row.renewal_date.map(|r| (r - today).num_days() as f64),
+                        measure::CONTRACT_ACTIVE => Some(
+                            if row.lifecycle_stage != LifecycleStage::Churned && row.arr_amount_minor.unwrap_or(0) > 0 {
+                                1.0
+                            } else {
+                                0.0
+                            },
+                        ),
+                        other => pushed.get(other).copied(),
+                    },
+                    usage => usage_value(usage, self.used.contains(&id), &rollups, today, ctx.tracked),
+                };
+                values.insert(m.measure.clone(), v);
+            }
+            out.push((id, values));
         }
+        out
     }
-    let mut inputs = Inputs {
-        read_time,
-        rows,
-        chosen,
-        unscored,
-        rollups: HashMap::new(),
-        pushed: HashMap::new(),
-        emails: HashMap::new(),
-        latest: HashMap::new(),
-        week_ago: HashMap::new(),
-        month_ago: HashMap::new(),
-    };
-    if inputs.chosen.is_empty() {
-        return Ok(inputs);
-    }
-    let ids: Vec<Uuid> = inputs.chosen.iter().map(|(i, _)| inputs.rows[*i].account_id).collect();
-    let rollups = &mut inputs.rollups;
-    // A rollup per bucket of days between the windows' cuts, dated at its
-    // newest day: every window measure reads the same sums as from days.
-    let bucket_day = |start: u32| today - chrono::Days::new(u64::from(start));
-    for (account, start, name, events, quantity, duration) in
-        store.usage_in_buckets(tenant, &ids, today, &ctx.cuts).await?
-    {
-        let day = bucket_day(start);
-        let r = rollups
-            .entry(account)
-            .or_default()
-            .entry((day, name.clone()))
-            .or_insert_with(|| DailyRollup::new(day, name));
-        r.events = events;
-        r.quantity = quantity;
-        r.duration_secs = duration;
-    }
-    if ctx.needs_users {
-        // Users count across event names: one row of users per bucket, with
-        // no name and no events (feature breadth counts names with events).
-        for (account, start, user) in store.users_in_buckets(tenant, &ids, today, &ctx.cuts).await? {
-            let day = bucket_day(start);
-            rollups
-                .entry(account)
-                .or_default()
-                .entry((day, String::new()))
-                .or_insert_with(|| DailyRollup::new(day, ""))
-                .add_user(&user);
-        }
-    }
-    inputs.pushed = store.measures_of(tenant, &ids).await?;
-    if ctx.needs_email {
-        inputs.emails = store.email_counts_of(tenant, &ids, ctx.now - chrono::Duration::days(90), ctx.now).await?;
-    }
-    inputs.latest = store.daily_score_on_or_before(tenant, &ids, today).await?;
-    inputs.week_ago = store.daily_score_on_or_before(tenant, &ids, today - chrono::Duration::days(7)).await?;
-    inputs.month_ago = store.daily_score_on_or_before(tenant, &ids, today - chrono::Duration::days(30)).await?;
-    Ok(inputs)
 }
 
-/// Computes the scores of what [`read_inputs`] read and stores them in one
-/// transaction.
-pub async fn score_inputs(
-    store: &Store,
-    tenant: &str,
-    ctx: &TenantContext,
-    inputs: Inputs<'_>,
+/// Scores accounts: the service's database, the tenants' scoring locks and
+/// the move that is news.
+#[derive(Clone)]
+pub(crate) struct Scoring {
+    pub(crate) db: Db,
+    locks: ScoringLocks,
+    /// How far a score must move to publish HealthScoreChanged (a band
+    /// change always does).
     step: f64,
-) -> Result<Outcome> {
-    let Inputs { read_time, rows, chosen, mut unscored, rollups, pushed, emails, latest, week_ago, month_ago } = inputs;
-    let today = ctx.today;
-    // The stored scores the moves are measured from, read under the
-    // tenant's scoring lock (held until this chunk's scores are stored).
-    let _scoring = store.scoring_lock(tenant).await;
-    if chosen.is_empty() {
-        store.save_scores(tenant, today, read_time, &[], &[], &unscored).await?;
-        return Ok(Outcome::default());
+}
+
+impl Scoring {
+    pub(crate) fn new(db: Db, step: f64) -> Self {
+        Scoring { db, locks: ScoringLocks::default(), step }
     }
-    let ids: Vec<Uuid> = chosen.iter().map(|(i, _)| rows[*i].account_id).collect();
-    let previous = store.health_of(tenant, &ids).await?;
-    let no_rollups = BTreeMap::new();
-    let no_pushed = HashMap::new();
-    let mut snapshots = Vec::with_capacity(chosen.len());
-    let mut writes = Vec::new();
-    let mut outcome = Outcome::default();
-    for (i, card) in chosen {
-        let row = &rows[i];
-        let id = row.account_id;
-        let account_rollups: Vec<DailyRollup> = rollups.get(&id).unwrap_or(&no_rollups).values().cloned().collect();
-        let pushed = pushed.get(&id).unwrap_or(&no_pushed);
-        let mut values: HashMap<String, Option<f64>> = HashMap::new();
-        for m in &card.def.measures {
-            let Ok(def) = parse_measure(&m.measure) else { continue };
-            let v = match &def {
-                MeasureDef::External { name } => match name.as_str() {
-                    measure::EMAIL_RESPONSE_RATE_90D => emails
-                        .get(&id)
-                        .filter(|(sent, _)| *sent > 0)
-                        .map(|(sent, replied)| (*replied as f64 / *sent as f64).min(1.0)),
-                    measure::DAYS_TO_RENEWAL => row.renewal_date.map(|r| (r - today).num_days() as f64),
-                    measure::CONTRACT_ACTIVE => {
-                        Some(if row.lifecycle_stage != "churned" && row.arr_amount_minor.unwrap_or(0) > 0 {
-                            1.0
-                        } else {
-                            0.0
-                        })
-                    }
-                    other => pushed.get(other).copied(),
-                },
-                usage => compute_usage(usage, &account_rollups, today, ctx.shared.tracked),
-            };
-            values.insert(m.measure.clone(), v);
+
+    /// Scores `rows` (accounts of one tenant, at most a few thousand): reads
+    /// their inputs with one query per kind, computes every score, and
+    /// stores the chunk in one transaction.
+    pub(crate) async fn score_rows(&self, tenant: &str, ctx: &TenantContext, rows: Vec<AccountRow>) -> Result<Outcome> {
+        let inputs = self.read_inputs(tenant, ctx, rows).await?;
+        self.score_inputs(tenant, ctx, inputs).await
+    }
+
+    /// Reads what scoring `rows` needs, one query per kind of input.
+    pub(crate) async fn read_inputs<'c>(
+        &self,
+        tenant: &str,
+        ctx: &'c TenantContext,
+        rows: Vec<AccountRow>,
+    ) -> Result<Inputs<'c>> {
+        let conn = self.db.conn();
+        let read_time = Utc::now();
+        let today = ctx.today;
+        let mut chosen = Vec::with_capacity(rows.len());
+        let mut unscored: Vec<Uuid> = Vec::new();
+        for (i, r) in rows.iter().enumerate() {
+            match ctx.scorecard_for(r) {
+                Some(c) => chosen.push((i, c)),
+                None => unscored.push(r.account_id),
+            }
         }
-        let new = score::score(&card.def, &values, &ctx.shared.populations);
-        snapshots.push((id, values));
-        let Some(new) = new else {
-            unscored.push(id);
-            continue;
+        let mut inputs = Inputs {
+            read_time,
+            rows,
+            chosen,
+            unscored,
+            rollups: HashMap::new(),
+            used: HashSet::new(),
+            pushed: HashMap::new(),
+            emails: HashMap::new(),
+            stored_ranked: HashMap::new(),
+            latest: HashMap::new(),
+            week_ago: HashMap::new(),
+            month_ago: HashMap::new(),
         };
-        outcome.scored += 1;
-        let prev = previous.get(&id);
-        // The trend as of today, the new score being today's.
-        let history: Vec<(NaiveDate, f64)> = [month_ago.get(&id), week_ago.get(&id)]
-            .into_iter()
-            .flatten()
-            .copied()
-            .chain([(today, new.score)])
-            .collect();
-        let (change_7d, change_30d) = trend(&history, today);
-        let moved = score::moved(prev.map(|p| (p.score, p.band)), (new.score, new.band), step);
-        let unchanged = prev.is_some_and(|p| {
-            p.score == new.score
-                && p.band == new.band
-                && p.scorecard_id == card.id
-                && p.scorecard_version == card.version
-                && p.contributions == new.contributions
-                && p.change_7d == change_7d
-                && p.change_30d == change_30d
-        });
-        let snapshot_today = latest.get(&id).is_some_and(|(day, _)| *day == today);
-        if !moved && unchanged && snapshot_today {
-            continue;
+        if inputs.chosen.is_empty() {
+            return Ok(inputs);
         }
-        let event = moved.then(|| {
-            banso_events::Payload::HealthScoreChanged(ev::HealthScoreChanged {
-                account_id: id.to_string(),
-                old_score: prev.map(|p| p.score),
-                new_score: new.score,
-                old_band: prev.map(|p| band_to_proto(p.band) as i32).unwrap_or(0),
-                new_band: band_to_proto(new.band) as i32,
-                scorecard_id: card.id.to_string(),
-                scorecard_version: card.version,
-            })
-        });
-        writes.push(ScoreWrite {
-            account_id: id,
-            score: new.score,
-            band: new.band,
-            contributions: new.contributions,
-            scorecard_id: card.id,
-            scorecard_version: card.version,
-            change_7d,
-            change_30d,
-            band_changed: prev.is_some_and(|p| p.band != new.band),
-            event,
-        });
+        let ids: Vec<Uuid> = inputs.chosen.iter().map(|(i, _)| inputs.rows[*i].account_id).collect();
+        let rollups = &mut inputs.rollups;
+        // A rollup per bucket of days between the windows' cuts, dated at its
+        // newest day: every window measure reads the same sums as from days.
+        let bucket_day = |start: u32| days_before(today, u64::from(start));
+        for u in store::inputs::usage_in_buckets(conn, tenant, &ids, today, &ctx.cuts).await? {
+            let day = bucket_day(u.bucket);
+            let r = rollups
+                .entry(u.account_id)
+                .or_default()
+                .entry((day, u.event_name.clone()))
+                .or_insert_with(|| DailyRollup::new(day, u.event_name));
+            r.events = u.events;
+            r.quantity = u.quantity;
+            r.duration_secs = u.duration_secs;
+        }
+        if !ctx.cuts.is_empty() {
+            // Usage in a window says the account has had usage; for the
+            // others (none in any window) ask whether they ever had any.
+            inputs.used = rollups.keys().copied().collect();
+            let idle: Vec<Uuid> = ids.iter().copied().filter(|id| !inputs.used.contains(id)).collect();
+            if !idle.is_empty() {
+                inputs.used.extend(store::inputs::ever_used(conn, tenant, &idle).await?);
+            }
+        }
+        if ctx.needs_users {
+            // Users count across event names: one row of users per bucket, with
+            // no name and no events (feature breadth counts names with events).
+            for (account, start, user) in store::inputs::users_in_buckets(conn, tenant, &ids, today, &ctx.cuts).await? {
+                let day = bucket_day(start);
+                inputs
+                    .rollups
+                    .entry(account)
+                    .or_default()
+                    .entry((day, String::new()))
+                    .or_insert_with(|| DailyRollup::new(day, ""))
+                    .add_user(&user);
+            }
+        }
+        inputs.pushed = store::measures::values_of(conn, tenant, &ids).await?;
+        if ctx.needs_email {
+            let since = ctx.now.checked_sub_signed(chrono::Duration::days(90)).unwrap_or(DateTime::<Utc>::MIN_UTC);
+            inputs.emails = store::inputs::email_counts(conn, tenant, &ids, since, ctx.now).await?;
+        }
+        if !ctx.ranked.is_empty() {
+            let ranked: Vec<&str> = ctx.ranked.keys().map(String::as_str).collect();
+            inputs.stored_ranked = store::measures::snapshots_of(conn, tenant, &ids, &ranked).await?;
+        }
+        inputs.latest = store::history::daily_on_or_before(conn, tenant, &ids, today).await?;
+        inputs.week_ago = store::history::daily_on_or_before(conn, tenant, &ids, days_before(today, 7)).await?;
+        inputs.month_ago = store::history::daily_on_or_before(conn, tenant, &ids, days_before(today, 30)).await?;
+        Ok(inputs)
     }
-    outcome.changed = store.save_scores(tenant, today, read_time, &snapshots, &writes, &unscored).await?;
-    Ok(outcome)
+
+    /// Computes the scores of what [`Self::read_inputs`] read and stores
+    /// them in one transaction.
+    pub(crate) async fn score_inputs(&self, tenant: &str, ctx: &TenantContext, inputs: Inputs<'_>) -> Result<Outcome> {
+        let snapshots = inputs.values(ctx);
+        let Inputs { read_time, rows, chosen, mut unscored, stored_ranked, latest, week_ago, month_ago, .. } = inputs;
+        let today = ctx.today;
+        // The stored scores the moves are measured from, read under the
+        // tenant's scoring lock (held until this chunk's scores are stored).
+        let _scoring = self.locks.lock(tenant).await;
+        if chosen.is_empty() {
+            self.save(tenant, today, read_time, &[], &[], &unscored).await?;
+            return Ok(Outcome::default());
+        }
+        let ids: Vec<Uuid> = chosen.iter().map(|(i, _)| rows[*i].account_id).collect();
+        let previous = store::health::of(self.db.conn(), tenant, &ids).await?;
+        // The percentile populations with this chunk's values in place of
+        // their stored ones (or of the ones computed ahead), so that every
+        // value ranks among the tenant's latest, its own included: a measure
+        // nobody had a value of before still ranks.
+        let populations: HashMap<String, Vec<f64>> = ctx
+            .ranked
+            .iter()
+            .map(|(m, stored)| {
+                let ahead = ctx.ahead.get(m);
+                let removed: Vec<f64> = ids
+                    .iter()
+                    .filter_map(|id| stored_ranked.get(id).and_then(|s| s.get(m)).or_else(|| ahead?.get(id)).copied())
+                    .collect();
+                let added: Vec<f64> = snapshots.iter().filter_map(|(_, vs)| vs.get(m).copied().flatten()).collect();
+                (m.clone(), replaced(stored, &removed, &added))
+            })
+            .collect();
+        // …then the scores.
+        let mut writes: Vec<(ScoreWrite, Option<Payload>)> = Vec::new();
+        let mut outcome = Outcome::default();
+        for ((_, card), (id, values)) in chosen.iter().zip(&snapshots) {
+            let id = *id;
+            let Some(new) = score::score(&card.def, values, &populations) else {
+                unscored.push(id);
+                continue;
+            };
+            outcome.scored += 1;
+            let prev = previous.get(&id);
+            // The trend as of today, the new score being today's.
+            let history: Vec<(NaiveDate, f64)> = [month_ago.get(&id), week_ago.get(&id)]
+                .into_iter()
+                .flatten()
+                .copied()
+                .chain([(today, new.score)])
+                .collect();
+            let (change_7d, change_30d) = trend(&history, today);
+            let moved = score::moved(prev.map(|p| (p.score, p.band)), (new.score, new.band), self.step);
+            let unchanged = prev.is_some_and(|p| {
+                p.score == new.score
+                    && p.band == new.band
+                    && p.scorecard_id == card.id
+                    && p.scorecard_version == card.version
+                    && p.contributions == new.contributions
+                    && p.change_7d == change_7d
+                    && p.change_30d == change_30d
+            });
+            let snapshot_today = latest.get(&id).is_some_and(|(day, _)| *day == today);
+            if !moved && unchanged && snapshot_today {
+                continue;
+            }
+            let event = moved.then(|| events::health_score_changed(id, prev.map(|p| (p.score, p.band)), &new, card));
+            writes.push((
+                ScoreWrite {
+                    account_id: id,
+                    score: new.score,
+                    band: new.band,
+                    contributions: new.contributions,
+                    scorecard_id: card.id,
+                    scorecard_version: card.version,
+                    change_7d,
+                    change_30d,
+                    band_changed: prev.is_some_and(|p| p.band != new.band),
+                },
+                event,
+            ));
+        }
+        outcome.changed = self.save(tenant, today, read_time, &snapshots, &writes, &unscored).await?;
+        Ok(outcome)
+    }
+
+    /// Stores a chunk's measure values and scores in one transaction: the
+    /// snapshots (the percentile population), then each score unless one
+    /// computed from newer inputs is already stored (`read_time`); for the
+    /// scores stored, today's daily snapshot, band changes and the
+    /// HealthScoreChanged events. The current score of `unscored` accounts
+    /// (no scorecard applies, or no measure counts) is removed, so no stale
+    /// score outlives its scorecard; their history stays. Returns how many
+    /// events were recorded.
+    async fn save(
+        &self,
+        tenant: &str,
+        today: NaiveDate,
+        read_time: DateTime<Utc>,
+        snapshots: &[(Uuid, Values)],
+        writes: &[(ScoreWrite, Option<Payload>)],
+        unscored: &[Uuid],
+    ) -> Result<u64> {
+        let now = Utc::now();
+        let accounts: Vec<Uuid> = snapshots.iter().map(|(a, _)| *a).collect();
+        let values: Vec<(Uuid, &str, f64)> = snapshots
+            .iter()
+            .flat_map(|(a, vs)| vs.iter().filter_map(move |(m, v)| v.map(|v| (*a, m.as_str(), v))))
+            .collect();
+        let scores: Vec<ScoreWrite> = writes.iter().map(|(w, _)| w.clone()).collect();
+        self.db
+            .write(tenant, async |tx| {
+                let conn = tx.conn();
+                store::health::remove(conn, tenant, unscored, read_time.timestamp_micros()).await?;
+                store::measures::replace_snapshots(conn, tenant, &accounts, &values).await?;
+                let stored = store::health::upsert(conn, tenant, read_time, &scores).await?;
+                let applied: Vec<&ScoreWrite> = scores.iter().filter(|w| stored.contains(&w.account_id)).collect();
+                store::history::record(conn, tenant, today, now, &applied).await?;
+                let events: Vec<Payload> = writes
+                    .iter()
+                    .filter(|(w, _)| stored.contains(&w.account_id))
+                    .filter_map(|(_, e)| e.clone())
+                    .collect();
+                let n = events.len() as u64;
+                if n > 0 {
+                    tx.emit_all(events).await?;
+                }
+                Ok(n)
+            })
+            .await
+    }
 }
 
 /// Queues accounts for live rescoring.
 #[derive(Clone)]
-pub struct Scorer {
+pub(crate) struct Scorer {
     tx: mpsc::UnboundedSender<(String, Uuid)>,
 }
 
 impl Scorer {
-    /// Starts the scoring task under the supervisor; `step` is the score
-    /// change that counts as a move. The queue outlives the task, so a
-    /// restarted task carries on with what was queued.
-    pub fn supervise(store: Store, step: f64, supervisor: &Supervisor, service: &'static str) -> Scorer {
+    /// Starts the scoring task under the supervisor. The queue outlives the
+    /// task, so a restarted task carries on with what was queued.
+    pub(crate) fn supervise(scoring: Scoring, supervisor: &Supervisor, service: &'static str) -> Scorer {
         let (tx, rx) = mpsc::unbounded_channel::<(String, Uuid)>();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         supervisor.spawn(service, "health-live-scorer", move |shutdown| {
-            let (store, rx) = (store.clone(), rx.clone());
+            let (scoring, rx) = (scoring.clone(), rx.clone());
             async move {
                 let mut rx = rx.lock().await;
                 loop {
@@ -423,7 +523,7 @@ impl Scorer {
                     let round = std::time::Instant::now();
                     for (tenant, ids) in queued {
                         let ids: Vec<Uuid> = ids.into_iter().collect();
-                        if let Err(e) = rescore(&store, &tenant, &ids, step).await {
+                        if let Err(e) = rescore(&scoring, &tenant, &ids).await {
                             tracing::warn!(tenant, accounts = ids.len(), error = %e, "rescoring failed");
                         }
                     }
@@ -445,17 +545,52 @@ impl Scorer {
         Scorer { tx }
     }
 
+    /// A queue nobody reads (tests that score by hand).
+    #[cfg(test)]
+    pub(crate) fn idle() -> Scorer {
+        Scorer { tx: mpsc::unbounded_channel().0 }
+    }
+
     /// Queues one account.
-    pub fn account(&self, tenant: &str, id: Uuid) {
+    pub(crate) fn account(&self, tenant: &str, id: Uuid) {
         let _ = self.tx.send((tenant.to_owned(), id));
     }
 }
 
-async fn rescore(store: &Store, tenant: &str, ids: &[Uuid], step: f64) -> Result<()> {
-    let ctx = TenantContext::load(store, tenant).await?;
+async fn rescore(scoring: &Scoring, tenant: &str, ids: &[Uuid]) -> Result<()> {
+    let ctx = TenantContext::load(scoring.db.conn(), tenant).await?;
     for chunk in ids.chunks(LIVE_CHUNK) {
-        let rows = store.accounts_by_id(tenant, chunk).await?;
-        score_rows(store, tenant, &ctx, rows, step).await?;
+        let rows = store::accounts::by_ids(scoring.db.conn(), tenant, chunk).await?;
+        scoring.score_rows(tenant, &ctx, rows).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scoring task that panics while it holds a tenant's scoring lock
+    /// (or the map of locks) leaves scoring working for every tenant.
+    #[tokio::test]
+    async fn scoring_goes_on_after_a_panic_under_the_scoring_lock() {
+        let db = banso_testkit::fresh_database().await.unwrap();
+        let conn = db.connect::<crate::migration::Migrator>(crate::NAME).await.unwrap();
+        let scoring = Scoring::new(Db::new(conn, Default::default(), crate::NAME), 5.0);
+        let locks = scoring.locks.clone();
+        let task = tokio::spawn(async move {
+            let _held = locks.lock("acme").await;
+            panic!("a bug while scoring acme");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        for tenant in ["acme", "globex"] {
+            let ctx = TenantContext::load(scoring.db.conn(), tenant).await.unwrap();
+            let out =
+                tokio::time::timeout(std::time::Duration::from_secs(10), scoring.score_rows(tenant, &ctx, vec![]))
+                    .await
+                    .unwrap_or_else(|_| panic!("scoring {tenant} is blocked"))
+                    .unwrap();
+            assert_eq!(out, Outcome::default());
+        }
+    }
 }

@@ -34,15 +34,82 @@ impl Attr {
     }
 }
 
-/// One account of the projection. `Default` is an empty row, for building
-/// one field by field.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// Where an account stands in its life as a customer (Accounts keeps it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Default))]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleStage {
+    #[cfg_attr(test, default)]
+    Onboarding,
+    Adoption,
+    Expansion,
+    Renewal,
+    Churned,
+}
+
+impl LifecycleStage {
+    pub const ALL: [LifecycleStage; 5] = [
+        LifecycleStage::Onboarding,
+        LifecycleStage::Adoption,
+        LifecycleStage::Expansion,
+        LifecycleStage::Renewal,
+        LifecycleStage::Churned,
+    ];
+
+    /// The name CEL conditions (`account.lifecycle_stage == "renewal"`),
+    /// distributions and the projection's rows use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleStage::Onboarding => "onboarding",
+            LifecycleStage::Adoption => "adoption",
+            LifecycleStage::Expansion => "expansion",
+            LifecycleStage::Renewal => "renewal",
+            LifecycleStage::Churned => "churned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// How the customer success team runs alongside the account (Accounts keeps it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Default))]
+#[serde(rename_all = "snake_case")]
+pub enum TouchModel {
+    #[cfg_attr(test, default)]
+    High,
+    Low,
+    Tech,
+}
+
+impl TouchModel {
+    pub const ALL: [TouchModel; 3] = [TouchModel::High, TouchModel::Low, TouchModel::Tech];
+
+    /// The name CEL conditions, distributions and the projection's rows use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TouchModel::High => "high",
+            TouchModel::Low => "low",
+            TouchModel::Tech => "tech",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// One account of the projection.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(test, derive(Default))]
 pub struct AccountRow {
     pub account_id: Uuid,
     pub external_id: Option<String>,
     pub name: String,
-    pub lifecycle_stage: String,
-    pub touch_model: String,
+    pub lifecycle_stage: LifecycleStage,
+    pub touch_model: TouchModel,
     pub arr_currency: Option<String>,
     pub arr_amount_minor: Option<i64>,
     pub renewal_date: Option<NaiveDate>,
@@ -87,8 +154,8 @@ impl AccountRow {
             revenue_band: &self.revenue_band,
             region: &self.region,
             plan_tier: &self.plan_tier,
-            lifecycle_stage: &self.lifecycle_stage,
-            touch_model: &self.touch_model,
+            lifecycle_stage: self.lifecycle_stage.as_str(),
+            touch_model: self.touch_model.as_str(),
             owner_id: &self.owner_id,
             arr: self.arr_amount_minor.unwrap_or(0),
             arr_currency: self.arr_currency.as_deref().unwrap_or(""),
@@ -107,8 +174,8 @@ impl AccountRow {
     pub fn group_values(&self, group_by: &str) -> Option<Vec<String>> {
         let one = |s: &str| Some(vec![s.to_owned()]);
         match group_by {
-            "lifecycle_stage" => one(&self.lifecycle_stage),
-            "touch_model" => one(&self.touch_model),
+            "lifecycle_stage" => one(self.lifecycle_stage.as_str()),
+            "touch_model" => one(self.touch_model.as_str()),
             "owner_id" => one(&self.owner_id),
             "industry" => one(&self.industry),
             "region" => one(&self.region),
@@ -135,8 +202,8 @@ mod tests {
     fn row() -> AccountRow {
         AccountRow {
             name: "Acme".into(),
-            lifecycle_stage: "adoption".into(),
-            touch_model: "high".into(),
+            lifecycle_stage: LifecycleStage::Adoption,
+            touch_model: TouchModel::High,
             region: "EMEA".into(),
             tags: vec!["enterprise".into(), "beta".into()],
             attributes: BTreeMap::from([("seats".into(), Attr::Int(40))]),

@@ -24,6 +24,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use banso_kit::shown;
 use chrono::{Days, NaiveDate};
 
 use super::rollup::DailyRollup;
@@ -57,11 +58,6 @@ pub enum MeasureDef {
 }
 
 impl MeasureDef {
-    /// Whether the measure is computed from rollups.
-    pub fn is_usage(&self) -> bool {
-        !matches!(self, MeasureDef::External { .. })
-    }
-
     /// How many days of rollups, ending today, the measure reads: N for a
     /// window, 2N for a change, 0 for an external measure. Lets the store
     /// load no more rows than needed.
@@ -74,11 +70,6 @@ impl MeasureDef {
             MeasureDef::Change { of } => 2 * of.lookback_days(),
             MeasureDef::External { .. } => 0,
         }
-    }
-
-    /// The canonical id; `parse_measure(&def.to_string())` gives `def` back.
-    pub fn id(&self) -> String {
-        self.to_string()
     }
 }
 
@@ -112,18 +103,18 @@ pub fn parse_measure(id: &str) -> Result<MeasureDef, String> {
         return if is_external_name(name) {
             Ok(MeasureDef::External { name: name.to_owned() })
         } else {
-            Err(format!("measure {id:?}: an external measure name is 1 to 64 characters of a-z, 0-9 and _"))
+            Err(format!("measure {}: an external measure name is 1 to 64 characters of a-z, 0-9 and _", shown(id)))
         };
     }
     if let Some(inner) = id.strip_prefix("change:") {
         if inner.starts_with("change:") || inner.starts_with("external:") {
-            return Err(format!("measure {id:?}: change: applies to usage measures only, once"));
+            return Err(format!("measure {}: change: applies to usage measures only, once", shown(id)));
         }
         return parse_usage(inner)
             .map(|of| MeasureDef::Change { of: Box::new(of) })
-            .map_err(|why| format!("measure {id:?}: {why}"));
+            .map_err(|why| format!("measure {}: {why}", shown(id)));
     }
-    parse_usage(id).map_err(|why| format!("measure {id:?}: {why}"))
+    parse_usage(id).map_err(|why| format!("measure {}: {why}", shown(id)))
 }
 
 /// Parses a usage measure id; the error says why, without the id.
@@ -145,12 +136,17 @@ fn parse_usage(id: &str) -> Result<MeasureDef, String> {
     }
     let days = match n.parse::<u32>() {
         Ok(days) if (1..=MAX_WINDOW_DAYS).contains(&days) && !n.starts_with('0') => days,
-        _ => return Err(format!("the window must be 1 to {MAX_WINDOW_DAYS} days, without leading zeros, got {n:?}")),
+        _ => {
+            return Err(format!(
+                "the window must be 1 to {MAX_WINDOW_DAYS} days, without leading zeros, got {}",
+                shown(n)
+            ));
+        }
     };
     match (kind, event_name) {
         ("events", None) => Err("events_<N>d needs an event name: events_<N>d:<event name>".to_owned()),
         ("events", Some(e)) if !is_event_name(e) => {
-            Err(format!("event name {e:?} must be 1 to 128 characters of A-Z, a-z, 0-9, _, ., : and -"))
+            Err(format!("event name {} must be 1 to 128 characters of A-Z, a-z, 0-9, _, ., : and -", shown(e)))
         }
         ("events", Some(e)) => Ok(MeasureDef::Events { days, event_name: e.to_owned() }),
         (_, Some(_)) => Err(format!("{kind}_<N>d takes no event name")),
@@ -187,7 +183,9 @@ pub fn window_cuts<'a>(defs: impl IntoIterator<Item = &'a MeasureDef>) -> Vec<u3
 }
 
 /// The first offset of the bucket holding `offset` days before today (0 or
-/// a cut), or `None` past the last cut, where no window reaches.
+/// a cut), or `None` past the last cut, where no window reaches. (The
+/// scoring inputs compute it in SQL; this is the reference their tests use.)
+#[cfg(test)]
 pub fn bucket_start(cuts: &[u32], offset: u32) -> Option<u32> {
     if cuts.last().is_none_or(|last| offset >= *last) {
         return None;
@@ -195,15 +193,37 @@ pub fn bucket_start(cuts: &[u32], offset: u32) -> Option<u32> {
     Some(cuts.iter().rev().find(|c| **c <= offset).copied().unwrap_or(0))
 }
 
+/// The value of a usage measure for one account, or `None` (missing).
+///
+/// An account that never had usage — no event of it was ever rolled up —
+/// has no usage values at all: nothing is known of its use yet (it was just
+/// created, or its product is not instrumented), so each usage measure is
+/// missing and the scorecard's missing-data policy decides (skipped and
+/// reweighted, or counted as zero). Once it has had usage, its counts in a
+/// window without events are 0, not missing: no logins in 30 days is the
+/// strongest churn signal there is. See [`compute_usage`] for the rest.
+pub fn usage_value(
+    def: &MeasureDef,
+    has_usage: bool,
+    rollups: &[DailyRollup],
+    today: NaiveDate,
+    tracked_event_names: usize,
+) -> Option<f64> {
+    if !has_usage {
+        return None;
+    }
+    compute_usage(def, rollups, today, tracked_event_names)
+}
+
 /// Computes a usage measure for one account from its rollups. `today` is
 /// the tenant's current day; `tracked_event_names` is how many event names
 /// the tenant tracks (the denominator of feature breadth).
 ///
-/// Counts of an account without usage are 0, not missing: no logins in 30
-/// days is the strongest churn signal there is. `None` only where a ratio
-/// is undefined — feature breadth with no tracked names, a change whose
-/// previous window is 0 — and for external measures, which are not computed
-/// here (the store holds their pushed values).
+/// Counts over no rollups are 0 (whether the account has had usage at all is
+/// [`usage_value`]'s question). `None` only where a ratio is undefined —
+/// feature breadth with no tracked names, a change whose previous window is
+/// 0 — and for external measures, which are not computed here (the store
+/// holds their pushed values).
 pub fn compute_usage(
     def: &MeasureDef,
     rollups: &[DailyRollup],
@@ -379,7 +399,7 @@ mod tests {
             "change:events_14d:a.b-c",
             "external:nps",
         ] {
-            assert_eq!(parse(id).id(), id);
+            assert_eq!(parse(id).to_string(), id);
         }
     }
 
@@ -415,6 +435,9 @@ mod tests {
             assert!(e.starts_with(&prefix), "{bad}: {e}");
             assert!(e[prefix.len()..].starts_with(|c: char| c.is_ascii_lowercase()), "{bad}: {e}");
         }
+        // A long id is quoted cut short, with its length.
+        let long = format!("external:{}", "x".repeat(10_000));
+        assert!(parse_measure(&long).unwrap_err().len() < 250);
         assert_eq!(
             parse_measure("active_users_91d").unwrap_err(),
             r#"measure "active_users_91d": the window must be 1 to 90 days, without leading zeros, got "91""#
@@ -426,8 +449,6 @@ mod tests {
         assert_eq!(parse("active_users_7d").lookback_days(), 7);
         assert_eq!(parse("change:usage_minutes_30d").lookback_days(), 60);
         assert_eq!(parse("external:nps").lookback_days(), 0);
-        assert!(parse("change:usage_minutes_30d").is_usage());
-        assert!(!parse("external:nps").is_usage());
         // A hand-built empty window has no value (ids cannot express one).
         assert_eq!(compute_usage(&MeasureDef::ActiveUsers { days: 0 }, &[], d(2026, 4, 7), 1), None);
     }
@@ -549,13 +570,24 @@ mod tests {
     }
 
     #[test]
-    fn an_account_without_usage_counts_zero() {
+    fn an_account_whose_usage_stopped_counts_zero() {
         let none: Vec<DailyRollup> = vec![];
-        assert_eq!(usage("active_users_30d", &none, 4), Some(0.0));
-        assert_eq!(usage("events_30d:login", &none, 4), Some(0.0));
-        assert_eq!(usage("usage_minutes_30d", &none, 4), Some(0.0));
-        assert_eq!(usage("feature_breadth_30d", &none, 4), Some(0.0));
-        assert_eq!(usage("change:active_users_30d", &none, 4), None);
-        assert_eq!(usage("external:nps", &none, 4), None);
+        let today = d(TODAY.0, TODAY.1, TODAY.2);
+        let value = |id: &str| usage_value(&parse(id), true, &none, today, 4);
+        assert_eq!(value("active_users_30d"), Some(0.0));
+        assert_eq!(value("events_30d:login"), Some(0.0));
+        assert_eq!(value("usage_minutes_30d"), Some(0.0));
+        assert_eq!(value("feature_breadth_30d"), Some(0.0));
+        assert_eq!(value("change:active_users_30d"), None);
+        assert_eq!(value("external:nps"), None);
+    }
+
+    #[test]
+    fn an_account_that_never_had_usage_has_no_usage_values() {
+        let today = d(TODAY.0, TODAY.1, TODAY.2);
+        for id in ["active_users_30d", "events_30d:login", "usage_minutes_30d", "feature_breadth_30d"] {
+            assert_eq!(usage_value(&parse(id), false, &[], today, 4), None, "{id}");
+            assert_eq!(usage_value(&parse(id), true, &[], today, 4), Some(0.0), "{id}");
+        }
     }
 }

@@ -49,8 +49,7 @@ pub struct Totals {
 
 impl Totals {
     fn add(&mut self, row: &AccountRow, score: f64, band: Band) {
-        let i = Band::ALL.iter().position(|b| *b == band).expect("one of three");
-        let t = &mut self.bands[i];
+        let t = &mut self.bands[band.index()];
         t.accounts += 1;
         if let (Some(c), Some(a)) = (&row.arr_currency, row.arr_amount_minor) {
             *t.arr.entry(c.clone()).or_default() += a;
@@ -114,8 +113,8 @@ mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             arr_currency: arr.map(|a| a.0.to_string()),
             arr_amount_minor: arr.map(|a| a.1),
-            lifecycle_stage: "adoption".into(),
-            touch_model: "high".into(),
+            lifecycle_stage: crate::domain::account::LifecycleStage::Adoption,
+            touch_model: crate::domain::account::TouchModel::High,
             ..Default::default()
         }
     }

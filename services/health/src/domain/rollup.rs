@@ -45,8 +45,9 @@ impl DailyRollup {
 
     /// Folds one event in: one more event, its quantity and duration, its
     /// user (an empty user key means "anonymous" and is not counted as a
-    /// user). Returns whether the user is new to this row, so that the
-    /// store can write only what changed.
+    /// user). Returns whether the user is new to this row. (The rollup task
+    /// folds events in SQL; this is the model its tests compare with.)
+    #[cfg(test)]
     pub fn add_event(&mut self, user: &str, quantity: f64, duration_secs: Option<f64>) -> bool {
         self.events += 1;
         self.quantity += quantity;
@@ -67,49 +68,6 @@ impl DailyRollup {
             }
         }
     }
-
-    /// Adds `other` (a rollup of the same day and event name, say a batch's)
-    /// into this one: counts and sums add up, users are the union.
-    pub fn merge(&mut self, other: &DailyRollup) -> Result<(), String> {
-        if self.day != other.day || self.event_name != other.event_name {
-            return Err(format!(
-                "cannot merge the rollup of {:?} on {} into the rollup of {:?} on {}",
-                other.event_name, other.day, self.event_name, self.day
-            ));
-        }
-        self.events += other.events;
-        self.quantity += other.quantity;
-        self.duration_secs += other.duration_secs;
-        if !self.users.is_sorted() {
-            self.users.sort();
-            self.users.dedup();
-        }
-        for u in &other.users {
-            self.add_user(u);
-        }
-        Ok(())
-    }
-}
-
-/// Folds one event into `rollups` (one account's), creating its row if the
-/// (day, event name) is new. Lets ingest aggregate a batch in memory and
-/// write one upsert per row instead of one per event.
-pub fn accumulate(
-    rollups: &mut Vec<DailyRollup>,
-    day: NaiveDate,
-    event_name: &str,
-    user: &str,
-    quantity: f64,
-    duration_secs: Option<f64>,
-) {
-    let row = match rollups.iter().position(|r| r.day == day && r.event_name == event_name) {
-        Some(i) => &mut rollups[i],
-        None => {
-            rollups.push(DailyRollup::new(day, event_name));
-            rollups.last_mut().expect("just pushed")
-        }
-    };
-    row.add_event(user, quantity, duration_secs);
 }
 
 #[cfg(test)]
@@ -148,64 +106,5 @@ mod tests {
         assert_eq!(r.quantity, 5.5);
         assert_eq!(r.duration_secs, 45.0);
         assert_eq!(r.users, vec!["u1", "u2"]);
-    }
-
-    #[test]
-    fn merge_adds_counts_and_unions_users_in_any_order() {
-        let mut stored = DailyRollup::new(d(2026, 4, 1), "login");
-        stored.add_event("田中", 1.0, Some(60.0));
-        stored.add_event("b", 1.0, None);
-        let mut batch = DailyRollup::new(d(2026, 4, 1), "login");
-        batch.add_event("a", 1.0, Some(5.0));
-        batch.add_event("b", 3.0, None);
-        stored.merge(&batch).unwrap();
-        assert_eq!(stored.events, 4);
-        assert_eq!(stored.quantity, 6.0);
-        assert_eq!(stored.duration_secs, 65.0);
-        assert_eq!(stored.users, vec!["a", "b", "田中"]);
-
-        // Merging the other way round gives the same row.
-        let mut other = batch.clone();
-        let mut first = DailyRollup::new(d(2026, 4, 1), "login");
-        first.add_event("田中", 1.0, Some(60.0));
-        first.add_event("b", 1.0, None);
-        other.merge(&first).unwrap();
-        assert_eq!(other, stored);
-
-        // Unsorted users read from storage are tolerated.
-        let mut unsorted = DailyRollup::new(d(2026, 4, 1), "login");
-        unsorted.users = vec!["z".into(), "a".into()];
-        unsorted.merge(&batch).unwrap();
-        assert_eq!(unsorted.users, vec!["a", "b", "z"]);
-    }
-
-    #[test]
-    fn merge_refuses_another_day_or_event_name() {
-        let mut a = DailyRollup::new(d(2026, 4, 1), "login");
-        let e = a.merge(&DailyRollup::new(d(2026, 4, 2), "login")).unwrap_err();
-        assert_eq!(e, r#"cannot merge the rollup of "login" on 2026-04-02 into the rollup of "login" on 2026-04-01"#);
-        assert!(a.merge(&DailyRollup::new(d(2026, 4, 1), "logout")).is_err());
-        assert_eq!(a.events, 0);
-    }
-
-    #[test]
-    fn accumulate_groups_a_batch_by_day_and_event_name() {
-        let tokyo = chrono_tz::Asia::Tokyo;
-        let mut rows = Vec::new();
-        for (t, name, user) in [
-            ("2026-03-31T14:00:00Z", "login", "u1"),  // 03-31 in Tokyo
-            ("2026-03-31T15:30:00Z", "login", "u1"),  // 04-01 in Tokyo
-            ("2026-03-31T16:00:00Z", "login", "u2"),  // 04-01
-            ("2026-03-31T16:10:00Z", "export", "u2"), // 04-01
-            ("2026-03-31T13:00:00Z", "login", "u3"),  // 03-31, late and out of order
-        ] {
-            accumulate(&mut rows, day_of(ts(t), tokyo), name, user, 1.0, None);
-        }
-        assert_eq!(rows.len(), 3);
-        let find = |day, name: &str| rows.iter().find(|r| r.day == day && r.event_name == name).unwrap();
-        assert_eq!(find(d(2026, 3, 31), "login").events, 2);
-        assert_eq!(find(d(2026, 3, 31), "login").users, vec!["u1", "u3"]);
-        assert_eq!(find(d(2026, 4, 1), "login").users, vec!["u1", "u2"]);
-        assert_eq!(find(d(2026, 4, 1), "export").events, 1);
     }
 }

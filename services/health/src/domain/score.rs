@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::scorecard::{Bands, MissingData, ScorecardDef};
 
 /// A health band.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Band {
     /// At risk.
@@ -29,6 +29,15 @@ impl Band {
             Band::Red => "red",
             Band::Yellow => "yellow",
             Band::Green => "green",
+        }
+    }
+
+    /// Its place in [`Band::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Band::Red => 0,
+            Band::Yellow => 1,
+            Band::Green => 2,
         }
     }
 
@@ -443,8 +452,9 @@ mod tests {
 
     #[test]
     fn bands_parse_and_print() {
-        for b in Band::ALL {
+        for (i, b) in Band::ALL.into_iter().enumerate() {
             assert_eq!(Band::parse(b.as_str()), Some(b));
+            assert_eq!(b.index(), i);
         }
         assert_eq!(Band::parse("amber"), None);
     }

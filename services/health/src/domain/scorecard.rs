@@ -4,11 +4,15 @@
 
 use std::cmp::Ordering;
 
+use banso_kit::shown;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::measure::parse_measure;
+use super::{
+    account::{LifecycleStage, TouchModel},
+    measure::parse_measure,
+};
 
 /// The most measures a scorecard may hold.
 pub const MAX_MEASURES: usize = 50;
@@ -17,10 +21,6 @@ pub const MAX_THRESHOLDS: usize = 100;
 /// The largest weight. Weights are relative, so nothing is lost by a bound,
 /// and 50 of them can never add up to infinity.
 pub const MAX_WEIGHT: f64 = 1_000_000.0;
-/// The lifecycle stages Accounts knows (its `LifecycleStage::as_str`).
-pub const LIFECYCLE_STAGES: [&str; 5] = ["onboarding", "adoption", "expansion", "renewal", "churned"];
-/// The touch models Accounts knows (its `TouchModel::as_str`).
-pub const TOUCH_MODELS: [&str; 3] = ["high", "low", "tech"];
 
 /// One step of a step function: values at or above `at` (and below the
 /// next threshold) earn `points`.
@@ -106,6 +106,50 @@ pub fn population(values: impl IntoIterator<Item = Option<f64>>) -> Vec<f64> {
     v
 }
 
+/// The population `sorted` (ascending) with some accounts' values replaced:
+/// one occurrence of each of `removed` (their values as stored) taken out,
+/// `added` (their values now) put in, missing and non-finite ones left out;
+/// ascending. A removed value the population does not hold (stored after
+/// the population was read) takes nothing out.
+///
+/// Scoring ranks each account's value of a percentile measure in the
+/// tenant's latest values, its own included: the chunk being scored brings
+/// its values now, so an account whose measure nobody had a value of yet
+/// still ranks (issue #10: a new scorecard unscored its accounts).
+pub fn replaced(sorted: &[f64], removed: &[f64], added: &[f64]) -> Vec<f64> {
+    let removed = population(removed.iter().copied().map(Some));
+    let added = population(added.iter().copied().map(Some));
+    let mut kept = Vec::with_capacity(sorted.len() + added.len());
+    let mut r = 0;
+    for v in sorted {
+        while removed.get(r).is_some_and(|x| x.total_cmp(v) == Ordering::Less) {
+            r += 1;
+        }
+        if removed.get(r).is_some_and(|x| x.total_cmp(v) == Ordering::Equal) {
+            r += 1;
+            continue;
+        }
+        kept.push(*v);
+    }
+    let mut out = Vec::with_capacity(kept.len() + added.len());
+    let (mut i, mut j) = (0, 0);
+    while i < kept.len() || j < added.len() {
+        let take_kept = match (kept.get(i), added.get(j)) {
+            (Some(k), Some(a)) => k.total_cmp(a) != Ordering::Greater,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if take_kept {
+            out.extend(kept.get(i));
+            i += 1;
+        } else {
+            out.extend(added.get(j));
+            j += 1;
+        }
+    }
+    out
+}
+
 /// Whether more of the measure is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -160,10 +204,10 @@ pub enum Scope {
     All,
     /// Members of this Accounts segment (by id).
     Segment(String),
-    /// Accounts in this lifecycle stage, e.g. "onboarding".
-    LifecycleStage(String),
-    /// Accounts with this touch model: "high", "low" or "tech".
-    TouchModel(String),
+    /// Accounts in this lifecycle stage (stored as its name, "onboarding").
+    LifecycleStage(LifecycleStage),
+    /// Accounts with this touch model (stored as "high", "low" or "tech").
+    TouchModel(TouchModel),
 }
 
 impl Scope {
@@ -210,7 +254,8 @@ pub struct ScorecardDef {
 /// only prefixes them with `scorecard.`.
 ///
 /// The rules: name 1 to 200 characters (not only spaces, no control
-/// characters); a known lifecycle stage or touch model, a segment id; 1 to
+/// characters); a segment id when scoped to a segment (stages and touch
+/// models are typed, so always known); 1 to
 /// 50 measures, each id valid and used once; weights 0 to [`MAX_WEIGHT`],
 /// not all 0; thresholds 1 to [`MAX_THRESHOLDS`], finite, strictly
 /// ascending by `at` (two at the same value overlap), points 0 to 100;
@@ -236,22 +281,7 @@ pub fn validate(def: &ScorecardDef) -> Vec<(String, String)> {
                 add("scope.segment_id".into(), "is required".into());
             }
         }
-        Scope::LifecycleStage(s) => {
-            if !LIFECYCLE_STAGES.contains(&s.as_str()) {
-                add(
-                    "scope.lifecycle_stage".into(),
-                    format!("{s:?} is not a lifecycle stage; expected one of {}", LIFECYCLE_STAGES.join(", ")),
-                );
-            }
-        }
-        Scope::TouchModel(t) => {
-            if !TOUCH_MODELS.contains(&t.as_str()) {
-                add(
-                    "scope.touch_model".into(),
-                    format!("{t:?} is not a touch model; expected one of {}", TOUCH_MODELS.join(", ")),
-                );
-            }
-        }
+        Scope::LifecycleStage(_) | Scope::TouchModel(_) => {}
     }
 
     if def.measures.is_empty() {
@@ -265,7 +295,7 @@ pub fn validate(def: &ScorecardDef) -> Vec<(String, String)> {
         match parse_measure(&m.measure) {
             Ok(parsed) => {
                 if let Some((first, _)) = seen.iter().find(|(_, p)| *p == parsed) {
-                    add(at("measure"), format!("{:?} is already measures[{first}]", m.measure));
+                    add(at("measure"), format!("{} is already measures[{first}]", shown(&m.measure)));
                 } else {
                     seen.push((i, parsed));
                 }
@@ -341,10 +371,11 @@ pub fn validate(def: &ScorecardDef) -> Vec<(String, String)> {
 }
 
 /// An account's attributes that scopes match on (from the Accounts projection).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(Default))]
 pub struct AccountScope {
-    pub lifecycle_stage: String,
-    pub touch_model: String,
+    pub lifecycle_stage: LifecycleStage,
+    pub touch_model: TouchModel,
 }
 
 /// Which scorecard scores `account`, from `candidates` (id, current
@@ -477,6 +508,18 @@ mod tests {
         assert_eq!(population([Some(3.0), None, Some(1.0), Some(f64::NAN), Some(2.0)]), vec![1.0, 2.0, 3.0]);
     }
 
+    #[test]
+    fn a_population_with_values_replaced() {
+        let base = [1.0, 2.0, 2.0, 5.0, 9.0];
+        // One of the two 2s replaced by 7, and a value never stored (3) added.
+        assert_eq!(replaced(&base, &[2.0], &[7.0, 3.0]), vec![1.0, 2.0, 3.0, 5.0, 7.0, 9.0]);
+        // A removed value the population does not hold takes nothing out.
+        assert_eq!(replaced(&base, &[4.0], &[]), base.to_vec());
+        // A measure nobody had a value of: the new values alone.
+        assert_eq!(replaced(&[], &[], &[3.0, f64::NAN, 1.0]), vec![1.0, 3.0]);
+        assert_eq!(replaced(&base, &base, &[]), Vec::<f64>::new());
+    }
+
     fn measure(id: &str, weight: f64) -> WeightedMeasure {
         WeightedMeasure {
             measure: id.into(),
@@ -517,8 +560,8 @@ mod tests {
         assert_eq!(validate(&def), vec![]);
         for scope in [
             Scope::Segment("0198c6a2-0000-7000-8000-000000000001".into()),
-            Scope::LifecycleStage("onboarding".into()),
-            Scope::TouchModel("tech".into()),
+            Scope::LifecycleStage(LifecycleStage::Onboarding),
+            Scope::TouchModel(TouchModel::Tech),
         ] {
             assert_eq!(validate(&ScorecardDef { scope, ..valid() }), vec![]);
         }
@@ -537,14 +580,6 @@ mod tests {
     #[test]
     fn validate_scopes() {
         assert_eq!(fields(&ScorecardDef { scope: Scope::Segment("".into()), ..valid() }), ["scope.segment_id"]);
-        assert_eq!(
-            fields(&ScorecardDef { scope: Scope::LifecycleStage("LIFECYCLE_STAGE_ADOPTION".into()), ..valid() }),
-            ["scope.lifecycle_stage"]
-        );
-        assert_eq!(
-            fields(&ScorecardDef { scope: Scope::TouchModel("medium".into()), ..valid() }),
-            ["scope.touch_model"]
-        );
     }
 
     #[test]
@@ -685,7 +720,7 @@ mod tests {
 
     #[test]
     fn scorecards_round_trip_through_json() {
-        let def = ScorecardDef { scope: Scope::TouchModel("tech".into()), ..valid() };
+        let def = ScorecardDef { scope: Scope::TouchModel(TouchModel::Tech), ..valid() };
         let json = serde_json::to_value(&def).unwrap();
         assert_eq!(json["scope"], serde_json::json!({ "touch_model": "tech" }));
         assert_eq!(
@@ -696,6 +731,15 @@ mod tests {
         assert_eq!(json["measures"][2]["missing"], "count_as_zero");
         assert_eq!(json["measures"][2]["normalisation"], "percentile");
         assert_eq!(serde_json::from_value::<ScorecardDef>(json).unwrap(), def);
+    }
+
+    #[test]
+    fn scopes_stored_as_names_still_read() {
+        // Scopes were strings before stages and touch models were typed: the
+        // JSON is the same.
+        let json = serde_json::json!({ "lifecycle_stage": "onboarding" });
+        assert_eq!(serde_json::from_value::<Scope>(json).unwrap(), Scope::LifecycleStage(LifecycleStage::Onboarding));
+        assert!(serde_json::from_value::<Scope>(serde_json::json!({ "touch_model": "medium" })).is_err());
     }
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -714,11 +758,14 @@ mod tests {
     fn choose_the_most_specific_scope() {
         let cands = vec![
             (id(1), card(Scope::All), t("2026-01-01T00:00:00Z")),
-            (id(2), card(Scope::TouchModel("tech".into())), t("2026-01-02T00:00:00Z")),
-            (id(3), card(Scope::LifecycleStage("onboarding".into())), t("2026-01-03T00:00:00Z")),
+            (id(2), card(Scope::TouchModel(TouchModel::Tech)), t("2026-01-02T00:00:00Z")),
+            (id(3), card(Scope::LifecycleStage(LifecycleStage::Onboarding)), t("2026-01-03T00:00:00Z")),
             (id(4), card(Scope::Segment("enterprise".into())), t("2026-01-04T00:00:00Z")),
         ];
-        let acct = |stage: &str, touch: &str| AccountScope { lifecycle_stage: stage.into(), touch_model: touch.into() };
+        let acct = |stage: &str, touch: &str| AccountScope {
+            lifecycle_stage: LifecycleStage::parse(stage).unwrap(),
+            touch_model: TouchModel::parse(touch).unwrap(),
+        };
         let pick = |a: &AccountScope, member: bool| choose(&cands, a, |_| member).map(|c| c.0);
         // Everything applies: the segment wins.
         assert_eq!(pick(&acct("onboarding", "tech"), true), Some(id(4)));
@@ -747,7 +794,7 @@ mod tests {
             (id(7), card(Scope::All), t("2026-04-01T00:00:00Z")),
             (id(8), card(Scope::All), t("2026-04-01T00:00:00Z")),
         ];
-        let a = AccountScope { lifecycle_stage: "adoption".into(), touch_model: "high".into() };
+        let a = AccountScope { lifecycle_stage: LifecycleStage::Adoption, touch_model: TouchModel::High };
         // Member of all three segments: the newest.
         assert_eq!(choose(&cands, &a, |_| true).map(|c| c.0), Some(id(1)));
         // Not of the newest: the next newest.

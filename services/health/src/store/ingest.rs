@@ -4,46 +4,61 @@
 //! one transaction and returns: that is the acknowledgement, and all it
 //! costs on PostgreSQL is a duplicate check and a binary COPY. The rollup
 //! task ([`crate::rollups`]) then folds pending batches into the daily
-//! rollups with [`Store::roll_up`], which marks them rolled up in the same
+//! rollups with [`roll_up`], which marks them rolled up in the same
 //! transaction. A batch is named by its `ingest_time`, which every one of
 //! its events carries and which is unique within the tenant, so the events
 //! of a batch are found by the `usage_events (ingest_time, tenant_id)` index.
+//!
+//! Both own their transaction rather than a use case's [`banso_events::Tx`]:
+//! the PostgreSQL ingest speaks COPY through the driver (and starts over on
+//! a lost race), and a rollup spans tenants and emits no event.
 
-use std::collections::{BTreeMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
+};
 
-use banso_kit::Result;
-use chrono::{DateTime, Utc};
+use banso_kit::{Error, Result};
+use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ConnectionTrait, DbBackend, Statement, TransactionTrait, Value,
-    sea_query::{Alias, Expr, ExprTrait, Func, LockBehavior, LockType, OnConflict, Order, Query, SelectStatement},
+    ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value,
+    sea_query::{
+        Expr, ExprTrait, Func, Iden, InsertStatement, LockBehavior, LockType, OnConflict, Order, Query, SelectStatement,
+    },
 };
 use uuid::Uuid;
 
-use super::{AcceptedEvent, CHUNK, Store, build};
+use super::{
+    CHUNK, all, exec, get, insert, one,
+    schema::{DailyUsage as DU, DailyUsers as DS, EventNameDays as N, IngestBatches as B, Out, UsageEvents as UE},
+};
 
-/// Columns of a raw event, in the order the COPY and the INSERT write them.
-const EVENT_COLUMNS: [&str; 11] = [
-    "tenant_id",
-    "event_id",
-    "account_id",
-    "user_key",
-    "event_name",
-    "occur_time",
-    "day",
-    "quantity",
-    "duration_secs",
-    "properties",
-    "ingest_time",
-];
+/// An event that passed validation, with its account resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct AcceptedEvent {
+    pub event_id: String,
+    pub account_id: Uuid,
+    pub user_key: String,
+    pub event_name: String,
+    pub occur_time: DateTime<Utc>,
+    /// The tenant's day of `occur_time`.
+    pub day: NaiveDate,
+    pub quantity: f64,
+    pub duration_secs: Option<f64>,
+    pub properties: serde_json::Value,
+}
 
 /// How often an ingest that lost a race for an event id to a concurrent
 /// batch (a unique violation during its COPY) starts over; each retry's
 /// duplicate check sees the other batch's committed events.
 const RACE_RETRIES: usize = 5;
 
-/// What one [`Store::roll_up`] folded.
+/// What one [`roll_up`] folded.
 #[derive(Debug, Default)]
-pub struct RolledUp {
+pub(crate) struct RolledUp {
     pub batches: usize,
     pub events: i64,
     /// The oldest batch's ingest time: how far behind the rollups were.
@@ -52,7 +67,36 @@ pub struct RolledUp {
     pub touched: BTreeMap<String, Vec<Uuid>>,
 }
 
-/// `events` as one binary COPY into `usage_events`, stamped `ingest_time`.
+/// The ingest's state in this process: the batch clock, and whether the
+/// last batch held events stored before.
+#[derive(Clone, Default)]
+pub(crate) struct Ingest {
+    /// The last batch time handed out by this process ([`Ingest::batch_time`]).
+    batch_micros: Arc<AtomicI64>,
+    /// Whether the last batch this process checked held stored events: the
+    /// PostgreSQL ingest then looks before it copies.
+    saw_duplicates: Arc<AtomicBool>,
+}
+
+/// A stored event's values, in the order of [`UE::ROW`].
+fn event_row(tenant: &str, e: &AcceptedEvent, ingest_time: DateTime<Utc>) -> [(UE, Expr); 11] {
+    [
+        (UE::TenantId, Expr::val(tenant)),
+        (UE::EventId, Expr::val(e.event_id.as_str())),
+        (UE::AccountId, Expr::val(e.account_id)),
+        (UE::UserKey, Expr::val(e.user_key.as_str())),
+        (UE::EventName, Expr::val(e.event_name.as_str())),
+        (UE::OccurTime, Expr::val(e.occur_time)),
+        (UE::Day, Expr::val(e.day)),
+        (UE::Quantity, Expr::val(e.quantity)),
+        (UE::DurationSecs, Expr::val(e.duration_secs)),
+        (UE::Properties, Expr::val(Value::Json(Some(Box::new(e.properties.clone()))))),
+        (UE::IngestTime, Expr::val(ingest_time)),
+    ]
+}
+
+/// `events` as one binary COPY into `usage_events`, stamped `ingest_time`:
+/// the values of each row in the order of [`UE::ROW`].
 async fn copy_events(
     conn: &mut sea_orm::sqlx::PgConnection,
     tenant: &str,
@@ -61,23 +105,29 @@ async fn copy_events(
 ) -> std::result::Result<(), sea_orm::sqlx::Error> {
     let mut rows = banso_kit::db::copy::BinaryCopy::new();
     for e in events {
-        rows.row(EVENT_COLUMNS.len() as i16);
-        rows.text(tenant);
-        rows.text(&e.event_id);
-        rows.uuid(e.account_id);
-        rows.text(&e.user_key);
-        rows.text(&e.event_name);
-        rows.timestamptz(e.occur_time);
-        rows.date(e.day);
-        rows.f64(e.quantity);
-        match e.duration_secs {
-            Some(d) => rows.f64(d),
-            None => rows.null(),
+        rows.row(UE::ROW.len() as i16);
+        for column in UE::ROW {
+            match column {
+                UE::TenantId => rows.text(tenant),
+                UE::EventId => rows.text(&e.event_id),
+                UE::AccountId => rows.uuid(e.account_id),
+                UE::UserKey => rows.text(&e.user_key),
+                UE::EventName => rows.text(&e.event_name),
+                UE::OccurTime => rows.timestamptz(e.occur_time),
+                UE::Day => rows.date(e.day),
+                UE::Quantity => rows.f64(e.quantity),
+                UE::DurationSecs => match e.duration_secs {
+                    Some(d) => rows.f64(d),
+                    None => rows.null(),
+                },
+                UE::Properties => rows.text(&e.properties.to_string()),
+                UE::IngestTime => rows.timestamptz(ingest_time),
+                UE::Table => {}
+            }
         }
-        rows.text(&e.properties.to_string());
-        rows.timestamptz(ingest_time);
     }
-    let sql = format!("COPY usage_events ({}) FROM STDIN (FORMAT binary)", EVENT_COLUMNS.join(", "));
+    let columns: Vec<String> = UE::ROW.iter().map(|c| c.to_string()).collect();
+    let sql = format!("COPY {} ({}) FROM STDIN (FORMAT binary)", UE::Table.to_string(), columns.join(", "));
     let mut copy = conn.copy_in_raw(&sql).await?;
     copy.send(rows.finish()).await?;
     copy.finish().await?;
@@ -85,23 +135,24 @@ async fn copy_events(
 }
 
 /// `INSERT INTO table (key) SELECT DISTINCT key … ORDER BY key ON CONFLICT DO
-/// NOTHING` over `select`'s rows: in key order, so that concurrent folds take
-/// the rows' locks in the same order.
-fn insert_distinct(
-    table: &str,
-    key: &[&str],
+/// NOTHING` over `select`'s rows (of `usage_events`): each target column
+/// beside the column of the events it takes; in key order, so that
+/// concurrent folds take the rows' locks in the same order.
+fn insert_distinct<T: Iden + Copy + 'static, const K: usize>(
+    table: T,
+    key: [(T, UE); K],
     mut select: SelectStatement,
-) -> Result<sea_orm::sea_query::InsertStatement> {
-    select.distinct().columns(key.iter().map(|c| Alias::new(*c)));
-    for c in key {
-        select.order_by(Alias::new(*c), Order::Asc);
+) -> Result<InsertStatement> {
+    select.distinct().columns(key.map(|(_, from)| from));
+    for (_, from) in key {
+        select.order_by(from, Order::Asc);
     }
     Ok(Query::insert()
-        .into_table(Alias::new(table))
-        .columns(key.iter().map(|c| Alias::new(*c)))
+        .into_table(table)
+        .columns(key.map(|(to, _)| to))
         .select_from(select)
-        .map_err(|e| banso_kit::Error::Internal(e.into()))?
-        .on_conflict(OnConflict::columns(key.iter().map(|c| Alias::new(*c))).do_nothing().to_owned())
+        .map_err(|e| Error::internal(anyhow::anyhow!("{e}")))?
+        .on_conflict(OnConflict::columns(key.map(|(to, _)| to)).do_nothing().to_owned())
         .to_owned())
 }
 
@@ -109,19 +160,19 @@ fn unique_violation(e: &sea_orm::sqlx::Error) -> bool {
     e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505")
 }
 
-impl Store {
+impl Ingest {
     /// A time for a new batch: now, to the microsecond (what PostgreSQL
     /// keeps), and after every batch time this process handed out, so that
     /// batches of one replica never collide. Across replicas the
     /// `ingest_batches` key decides; the loser takes the next time.
     fn batch_time(&self) -> DateTime<Utc> {
-        use std::sync::atomic::Ordering;
         let now = Utc::now().timestamp_micros();
         let mut last = self.batch_micros.load(Ordering::Relaxed);
         loop {
             let next = std::cmp::max(now, last + 1);
             match self.batch_micros.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return DateTime::from_timestamp_micros(next).expect("now is representable"),
+                // Microseconds since 1970 of now and after: always a time.
+                Ok(_) => return DateTime::from_timestamp_micros(next).unwrap_or_else(Utc::now),
                 Err(seen) => last = seen,
             }
         }
@@ -131,19 +182,24 @@ impl Store {
     /// first of an id repeated within `events`) as one batch for the rollup
     /// task, in one transaction. Returns the event ids stored now; the
     /// others were duplicates. Their rollups follow within moments
-    /// ([`Store::roll_up`]).
-    pub async fn ingest(&self, tenant: &str, events: &[AcceptedEvent]) -> Result<HashSet<String>> {
+    /// ([`roll_up`]).
+    pub(crate) async fn store(
+        &self,
+        db: &DatabaseConnection,
+        tenant: &str,
+        events: &[AcceptedEvent],
+    ) -> Result<HashSet<String>> {
         let mut seen = HashSet::with_capacity(events.len());
         let unique: Vec<&AcceptedEvent> = events.iter().filter(|e| seen.insert(e.event_id.as_str())).collect();
         if unique.is_empty() {
             return Ok(HashSet::new());
         }
-        if self.db.get_database_backend() != DbBackend::Postgres {
-            return self.ingest_portable(tenant, &unique).await;
+        if db.get_database_backend() != DbBackend::Postgres {
+            return self.store_portable(db, tenant, &unique).await;
         }
         let mut attempt = 0;
         loop {
-            match self.ingest_pg(tenant, &unique).await {
+            match self.store_pg(db, tenant, &unique).await {
                 Err(e) if unique_violation(&e) && attempt < RACE_RETRIES => {
                     tracing::debug!(
                         tenant,
@@ -166,16 +222,16 @@ impl Store {
     /// batches are checked first, until one has none. A concurrent batch
     /// carrying one of the same new ids makes the COPY fail too, and the
     /// caller starts over.
-    async fn ingest_pg(
+    async fn store_pg(
         &self,
+        db: &DatabaseConnection,
         tenant: &str,
         events: &[&AcceptedEvent],
     ) -> std::result::Result<HashSet<String>, sea_orm::sqlx::Error> {
         use sea_orm::sqlx;
-        use std::sync::atomic::Ordering::Relaxed;
-        let pool = self.db.get_postgres_connection_pool();
+        let pool = db.get_postgres_connection_pool();
         let mut tx = pool.begin().await?;
-        if !self.saw_duplicates.load(Relaxed) {
+        if !self.saw_duplicates.load(Ordering::Relaxed) {
             let ingest_time = self.reserve_batch_pg(&mut tx, tenant, events.len()).await?;
             match copy_events(&mut tx, tenant, events, ingest_time).await {
                 Ok(()) => {
@@ -193,16 +249,21 @@ impl Store {
         // The last batch had duplicates (a client resending, whose next
         // batches likely repeat too), or this one has: look first.
         let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-        let stored: HashSet<String> =
-            sqlx::query_scalar("SELECT event_id FROM usage_events WHERE tenant_id = $1 AND event_id = ANY($2)")
-                .bind(tenant)
-                .bind(&ids)
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect();
+        let sql = format!(
+            "SELECT {id} FROM {table} WHERE {tenant} = $1 AND {id} = ANY($2)",
+            id = UE::EventId.to_string(),
+            table = UE::Table.to_string(),
+            tenant = UE::TenantId.to_string(),
+        );
+        let stored: HashSet<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
         let new: Vec<&AcceptedEvent> = events.iter().copied().filter(|e| !stored.contains(&e.event_id)).collect();
-        self.saw_duplicates.store(!stored.is_empty(), Relaxed);
+        self.saw_duplicates.store(!stored.is_empty(), Ordering::Relaxed);
         if new.is_empty() {
             return Ok(HashSet::new());
         }
@@ -220,17 +281,22 @@ impl Store {
         tenant: &str,
         events: usize,
     ) -> std::result::Result<DateTime<Utc>, sea_orm::sqlx::Error> {
+        let sql = format!(
+            "INSERT INTO {table} ({tenant}, {time}, {events}) VALUES ($1, $2, $3) \
+             ON CONFLICT ({tenant}, {time}) DO NOTHING",
+            table = B::Table.to_string(),
+            tenant = B::TenantId.to_string(),
+            time = B::IngestTime.to_string(),
+            events = B::Events.to_string(),
+        );
         loop {
             let t = self.batch_time();
-            let claimed = sea_orm::sqlx::query(
-                "INSERT INTO ingest_batches (tenant_id, ingest_time, events) VALUES ($1, $2, $3) \
-                 ON CONFLICT (tenant_id, ingest_time) DO NOTHING",
-            )
-            .bind(tenant)
-            .bind(t)
-            .bind(events as i64)
-            .execute(&mut *tx)
-            .await?;
+            let claimed = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(tenant)
+                .bind(t)
+                .bind(events as i64)
+                .execute(&mut *tx)
+                .await?;
             if claimed.rows_affected() == 1 {
                 return Ok(t);
             }
@@ -239,46 +305,32 @@ impl Store {
 
     /// SQLite: `INSERT … ON CONFLICT DO NOTHING RETURNING`, in chunks, and
     /// the batch's row with the count of what was stored.
-    async fn ingest_portable(&self, tenant: &str, events: &[&AcceptedEvent]) -> Result<HashSet<String>> {
+    async fn store_portable(
+        &self,
+        db: &DatabaseConnection,
+        tenant: &str,
+        events: &[&AcceptedEvent],
+    ) -> Result<HashSet<String>> {
         let mut inserted = HashSet::new();
-        let txn = self.db.begin().await?;
+        let txn = db.begin().await?;
         // The batch's row first: its key is the event rows' ingest_time.
         let ingest_time = loop {
             let t = self.batch_time();
-            let q = Query::insert()
-                .into_table(Alias::new("ingest_batches"))
-                .columns(["tenant_id", "ingest_time", "events"].map(Alias::new))
-                .values_panic([tenant.into(), t.into(), 0i64.into()])
-                .on_conflict(OnConflict::columns(["tenant_id", "ingest_time"].map(Alias::new)).do_nothing().to_owned())
-                .to_owned();
-            if txn.execute_raw(build(&txn, &q)).await?.rows_affected() == 1 {
+            let row = [(B::TenantId, Expr::val(tenant)), (B::IngestTime, Expr::val(t)), (B::Events, Expr::val(0i64))];
+            let Some(mut q) = insert(B::Table, [row])? else { continue };
+            q.on_conflict(OnConflict::columns([B::TenantId, B::IngestTime]).do_nothing().to_owned());
+            if exec(&txn, &q).await? == 1 {
                 break t;
             }
         };
         for chunk in events.chunks(CHUNK) {
-            let mut q = Query::insert();
-            q.into_table(Alias::new("usage_events")).columns(EVENT_COLUMNS.map(Alias::new));
-            for e in chunk {
-                q.values_panic([
-                    tenant.into(),
-                    e.event_id.clone().into(),
-                    e.account_id.into(),
-                    e.user_key.clone().into(),
-                    e.event_name.clone().into(),
-                    e.occur_time.into(),
-                    e.day.into(),
-                    e.quantity.into(),
-                    e.duration_secs.into(),
-                    Expr::val(Value::Json(Some(Box::new(e.properties.clone())))),
-                    ingest_time.into(),
-                ]);
-            }
-            q.on_conflict(
-                OnConflict::columns([Alias::new("tenant_id"), Alias::new("event_id")]).do_nothing().to_owned(),
-            )
-            .returning_col(Alias::new("event_id"));
-            for r in txn.query_all_raw(build(&txn, &q)).await? {
-                inserted.insert(r.try_get::<String>("", "event_id")?);
+            let Some(mut q) = insert(UE::Table, chunk.iter().map(|e| event_row(tenant, e, ingest_time)))? else {
+                continue;
+            };
+            q.on_conflict(OnConflict::columns([UE::TenantId, UE::EventId]).do_nothing().to_owned())
+                .returning_col(UE::EventId);
+            for r in all(&txn, &q).await? {
+                inserted.insert(get::<String>(&r, UE::EventId)?);
             }
         }
         if inserted.is_empty() {
@@ -287,186 +339,374 @@ impl Store {
             return Ok(inserted);
         }
         let q = Query::update()
-            .table(Alias::new("ingest_batches"))
-            .value(Alias::new("events"), inserted.len() as i64)
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("ingest_time")).eq(ingest_time))
+            .table(B::Table)
+            .value(B::Events, inserted.len() as i64)
+            .and_where(Expr::col(B::TenantId).eq(tenant))
+            .and_where(Expr::col(B::IngestTime).eq(ingest_time))
             .to_owned();
-        txn.execute_raw(build(&txn, &q)).await?;
+        exec(&txn, &q).await?;
         txn.commit().await?;
         Ok(inserted)
     }
+}
 
-    /// Folds up to `max_batches` pending batches, oldest first, into the
-    /// daily rollups (events, quantity and duration per account, day and
-    /// event name; the distinct users; the days each name was used) and
-    /// marks them rolled up, in one transaction: a batch counts once,
-    /// whatever fails where. Batches another replica is folding are skipped
-    /// (`FOR UPDATE SKIP LOCKED`). `None` when nothing is pending.
-    pub async fn roll_up(&self, max_batches: u64) -> Result<Option<RolledUp>> {
-        let txn = self.db.begin().await?;
-        let postgres = banso_kit::db::is_postgres(&txn);
-        let mut pending = Query::select();
-        pending
-            .columns(["tenant_id", "ingest_time"].map(Alias::new))
-            .from(Alias::new("ingest_batches"))
-            .and_where(Expr::col(Alias::new("rolled_up_time")).is_null())
-            .order_by(Alias::new("ingest_time"), Order::Asc)
-            .limit(max_batches);
-        if postgres {
-            pending.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        // Claiming is the transaction's first statement, a write: on SQLite
-        // it takes the write lock at once (a read first could not upgrade).
-        let claim = Query::update()
-            .table(Alias::new("ingest_batches"))
-            .value(Alias::new("rolled_up_time"), Utc::now())
-            .and_where(
-                Expr::tuple([Expr::col(Alias::new("tenant_id")), Expr::col(Alias::new("ingest_time"))])
-                    .in_subquery(pending),
-            )
-            .and_where(Expr::col(Alias::new("rolled_up_time")).is_null())
-            .returning(Query::returning().columns(["tenant_id", "ingest_time", "events"].map(Alias::new)))
-            .to_owned();
-        let mut claimed: BTreeMap<String, Vec<DateTime<Utc>>> = BTreeMap::new();
-        let mut out = RolledUp::default();
-        for r in txn.query_all_raw(build(&txn, &claim)).await? {
-            let time: DateTime<Utc> = r.try_get("", "ingest_time")?;
-            out.oldest = Some(out.oldest.map_or(time, |o| std::cmp::min(o, time)));
-            claimed.entry(r.try_get("", "tenant_id")?).or_default().push(time);
-            out.batches += 1;
-            out.events += r.try_get::<i64>("", "events")?;
-        }
-        if claimed.is_empty() {
-            txn.rollback().await?;
-            return Ok(None);
-        }
-        if postgres {
-            // A batch's events are a few thousand rows of `usage_events`,
-            // found by the `(ingest_time, tenant_id)` index (M0006). A table
-            // grown since its last ANALYZE looks small to the planner,
-            // which may then prefer to scan it; the index is right whatever
-            // the statistics say.
-            txn.execute_unprepared("SET LOCAL enable_seqscan = off").await?;
-        }
-        for (tenant, times) in &claimed {
-            let events_of = |q: &mut SelectStatement| {
-                q.from(Alias::new("usage_events"))
-                    .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant.as_str()))
-                    .and_where(banso_kit::db::time_in(&txn, Expr::col(Alias::new("ingest_time")), times));
+/// Folds up to `max_batches` pending batches, oldest first, into the
+/// daily rollups (events, quantity and duration per account, day and
+/// event name; the distinct users; the days each name was used) and
+/// marks them rolled up, in one transaction: a batch counts once,
+/// whatever fails where. Batches another replica is folding are skipped
+/// (`FOR UPDATE SKIP LOCKED`). `None` when nothing is pending.
+pub(crate) async fn roll_up(db: &DatabaseConnection, max_batches: u64) -> Result<Option<RolledUp>> {
+    let txn = db.begin().await?;
+    let postgres = banso_kit::db::is_postgres(&txn);
+    let mut pending = Query::select();
+    pending
+        .columns([B::TenantId, B::IngestTime])
+        .from(B::Table)
+        .and_where(Expr::col(B::RolledUpTime).is_null())
+        .order_by(B::IngestTime, Order::Asc)
+        .limit(max_batches);
+    if postgres {
+        pending.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    // Claiming is the transaction's first statement, a write: on SQLite
+    // it takes the write lock at once (a read first could not upgrade).
+    let claim = Query::update()
+        .table(B::Table)
+        .value(B::RolledUpTime, Utc::now())
+        .and_where(Expr::tuple([Expr::col(B::TenantId), Expr::col(B::IngestTime)]).in_subquery(pending))
+        .and_where(Expr::col(B::RolledUpTime).is_null())
+        .returning(Query::returning().columns([B::TenantId, B::IngestTime, B::Events]))
+        .to_owned();
+    let mut claimed: BTreeMap<String, Vec<DateTime<Utc>>> = BTreeMap::new();
+    let mut out = RolledUp::default();
+    for r in all(&txn, &claim).await? {
+        let time: DateTime<Utc> = get(&r, B::IngestTime)?;
+        out.oldest = Some(out.oldest.map_or(time, |o| std::cmp::min(o, time)));
+        claimed.entry(get(&r, B::TenantId)?).or_default().push(time);
+        out.batches += 1;
+        out.events += get::<i64>(&r, B::Events)?;
+    }
+    if claimed.is_empty() {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    if postgres {
+        // A batch's events are a few thousand rows of `usage_events`,
+        // found by the `(ingest_time, tenant_id)` index (M0006). A table
+        // grown since its last ANALYZE looks small to the planner,
+        // which may then prefer to scan it; the index is right whatever
+        // the statistics say.
+        txn.execute_unprepared("SET LOCAL enable_seqscan = off").await?;
+    }
+    for (tenant, times) in &claimed {
+        let events_of =
+            |q: &mut SelectStatement| {
+                q.from(UE::Table)
+                    .and_where(Expr::col(UE::TenantId).eq(tenant.as_str()))
+                    .and_where(banso_kit::db::time_in(&txn, Expr::col(UE::IngestTime), times));
             };
-            let key = ["tenant_id", "account_id", "day", "event_name"].map(Alias::new);
-            let mut usage = Query::select();
-            usage
-                .columns(key.clone())
-                .expr(Func::count(Expr::col(Alias::new("event_id"))))
-                .expr(Func::sum(Expr::col(Alias::new("quantity"))))
-                .expr(Func::sum(Func::coalesce([Expr::col(Alias::new("duration_secs")), Expr::val(0.0)])))
-                .group_by_columns(key.clone());
-            events_of(&mut usage);
-            // In key order, so that concurrent folds lock rollup rows in the same order.
-            for c in key.clone() {
-                usage.order_by(c, Order::Asc);
-            }
-            let q = Query::insert()
-                .into_table(Alias::new("daily_usage"))
-                .columns(
-                    ["tenant_id", "account_id", "day", "event_name", "events", "quantity", "duration_secs"]
-                        .map(Alias::new),
-                )
-                .select_from(usage)
-                .map_err(|e| banso_kit::Error::Internal(e.into()))?
-                .on_conflict(
-                    OnConflict::columns(key.clone())
-                        .value(Alias::new("events"), Expr::cust("daily_usage.events + excluded.events"))
-                        .value(Alias::new("quantity"), Expr::cust("daily_usage.quantity + excluded.quantity"))
-                        .value(
-                            Alias::new("duration_secs"),
-                            Expr::cust("daily_usage.duration_secs + excluded.duration_secs"),
-                        )
-                        .to_owned(),
-                )
-                .returning_col(Alias::new("account_id"))
-                .to_owned();
-            let mut touched: Vec<Uuid> = Vec::new();
-            for r in txn.query_all_raw(build(&txn, &q)).await? {
-                touched.push(r.try_get("", "account_id")?);
-            }
-            touched.sort();
-            touched.dedup();
-            out.touched.insert(tenant.clone(), touched);
-
-            let mut users = Query::select();
-            users.and_where(Expr::col(Alias::new("user_key")).ne(""));
-            events_of(&mut users);
-            let q =
-                insert_distinct("daily_users", &["tenant_id", "account_id", "day", "event_name", "user_key"], users)?;
-            txn.execute_raw(build(&txn, &q)).await?;
-            let mut names = Query::select();
-            events_of(&mut names);
-            let q = insert_distinct("event_name_days", &["tenant_id", "day", "event_name"], names)?;
-            txn.execute_raw(build(&txn, &q)).await?;
+        let key = [
+            (DU::TenantId, UE::TenantId),
+            (DU::AccountId, UE::AccountId),
+            (DU::Day, UE::Day),
+            (DU::EventName, UE::EventName),
+        ];
+        let mut usage = Query::select();
+        usage
+            .columns(key.map(|(_, from)| from))
+            .expr(Func::count(Expr::col(UE::EventId)))
+            .expr(Func::sum(Expr::col(UE::Quantity)))
+            .expr(Func::sum(Func::coalesce([Expr::col(UE::DurationSecs), Expr::val(0.0)])))
+            .group_by_columns(key.map(|(_, from)| from));
+        events_of(&mut usage);
+        // In key order, so that concurrent folds lock rollup rows in the same order.
+        for (_, from) in key {
+            usage.order_by(from, Order::Asc);
         }
-        txn.commit().await?;
-        Ok(Some(out))
+        let sum = |c: DU| Expr::col((DU::Table, c)).add(Expr::col((Excluded, c)));
+        let q = Query::insert()
+            .into_table(DU::Table)
+            .columns(key.map(|(to, _)| to).into_iter().chain([DU::Events, DU::Quantity, DU::DurationSecs]))
+            .select_from(usage)
+            .map_err(|e| Error::internal(anyhow::anyhow!("{e}")))?
+            .on_conflict(
+                OnConflict::columns(key.map(|(to, _)| to))
+                    .value(DU::Events, sum(DU::Events))
+                    .value(DU::Quantity, sum(DU::Quantity))
+                    .value(DU::DurationSecs, sum(DU::DurationSecs))
+                    .to_owned(),
+            )
+            .returning_col(DU::AccountId)
+            .to_owned();
+        let mut touched: Vec<Uuid> = Vec::new();
+        for r in all(&txn, &q).await? {
+            touched.push(get(&r, DU::AccountId)?);
+        }
+        touched.sort();
+        touched.dedup();
+        out.touched.insert(tenant.clone(), touched);
+
+        let mut users = Query::select();
+        users.and_where(Expr::col(UE::UserKey).ne(""));
+        events_of(&mut users);
+        let key = [
+            (DS::TenantId, UE::TenantId),
+            (DS::AccountId, UE::AccountId),
+            (DS::Day, UE::Day),
+            (DS::EventName, UE::EventName),
+            (DS::UserKey, UE::UserKey),
+        ];
+        exec(&txn, &insert_distinct(DS::Table, key, users)?).await?;
+        let mut names = Query::select();
+        events_of(&mut names);
+        let key = [(N::TenantId, UE::TenantId), (N::Day, UE::Day), (N::EventName, UE::EventName)];
+        exec(&txn, &insert_distinct(N::Table, key, names)?).await?;
+    }
+    txn.commit().await?;
+    Ok(Some(out))
+}
+
+/// The `excluded` row of `INSERT … ON CONFLICT DO UPDATE`.
+#[derive(Clone, Copy, sea_orm::DeriveIden)]
+struct Excluded;
+
+/// The batches not rolled up yet, and the events they hold.
+#[cfg(test)]
+pub(crate) async fn pending(conn: &impl ConnectionTrait) -> Result<(i64, i64)> {
+    let q = Query::select()
+        .expr_as(Func::count(Expr::col(B::IngestTime)), Out::N)
+        .expr_as(Expr::cust(format!("CAST(COALESCE(SUM({}), 0) AS BIGINT)", B::Events.to_string())), B::Events)
+        .from(B::Table)
+        .and_where(Expr::col(B::RolledUpTime).is_null())
+        .to_owned();
+    match one(conn, &q).await? {
+        Some(r) => Ok((get(&r, Out::N)?, get(&r, B::Events)?)),
+        None => Ok((0, 0)),
+    }
+}
+
+/// Deletes raw usage events ingested before `cutoff`, at most `batch`
+/// at a time, and then the rolled-up batches they belonged to; returns
+/// how many events went. Rollups keep their counts: raw events are only
+/// the audit trail and the idempotency keys, and an event older than
+/// the late window is refused anyway. Events of a batch not rolled up
+/// yet stay, whatever their age.
+pub(crate) async fn prune_raw_events(conn: &impl ConnectionTrait, cutoff: DateTime<Utc>, batch: u64) -> Result<u64> {
+    let oldest_pending = Query::select()
+        .expr_as(Func::min(Expr::col(B::IngestTime)), Out::Oldest)
+        .from(B::Table)
+        .and_where(Expr::col(B::RolledUpTime).is_null())
+        .to_owned();
+    let oldest: Option<DateTime<Utc>> = match one(conn, &oldest_pending).await? {
+        Some(r) => get(&r, Out::Oldest)?,
+        None => None,
+    };
+    let cutoff = oldest.map_or(cutoff, |o| std::cmp::min(o, cutoff));
+    let backend = conn.get_database_backend();
+    let (p1, p2) = if backend == DbBackend::Postgres { ("$1", "$2") } else { ("?", "?") };
+    let sql = format!(
+        "DELETE FROM {table} WHERE ({tenant}, {id}) IN \
+         (SELECT {tenant}, {id} FROM {table} WHERE {time} < {p1} LIMIT {p2})",
+        table = UE::Table.to_string(),
+        tenant = UE::TenantId.to_string(),
+        id = UE::EventId.to_string(),
+        time = UE::IngestTime.to_string(),
+    );
+    let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+    let stmt = Statement::from_sql_and_values(backend, sql, [cutoff.into(), limit.into()]);
+    let deleted = conn.execute_raw(stmt).await?.rows_affected();
+    if deleted < batch {
+        // Their events are gone, so the rows no longer guard a time in
+        // use; and batch times come from the clock, so a time before the
+        // cutoff is not handed out again.
+        let q = Query::delete()
+            .from_table(B::Table)
+            .and_where(Expr::col(B::IngestTime).lt(cutoff))
+            .and_where(Expr::col(B::RolledUpTime).is_not_null())
+            .to_owned();
+        exec(conn, &q).await?;
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The ingest's queue and the rollups, at the store: an acknowledged
+    //! batch is rolled up exactly once, whoever stores the same ids at once,
+    //! whether the rollup task runs now or after a restart, and pruning never
+    //! takes the events of a batch still waiting.
+
+    use std::collections::HashSet;
+
+    use chrono::{NaiveDate, Utc};
+    use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+    use uuid::Uuid;
+
+    use super::*;
+
+    /// A fresh database and an ingest; no rollup task runs, each test rolls
+    /// up by hand when it wants to.
+    async fn store() -> (banso_testkit::TestDb, DatabaseConnection, Ingest) {
+        let db = banso_testkit::fresh_database().await.unwrap();
+        let conn = db.connect::<crate::migration::Migrator>(crate::NAME).await.unwrap();
+        (db, conn, Ingest::default())
     }
 
-    /// The batches not rolled up yet, and the events they hold.
-    pub async fn pending_rollups(&self) -> Result<(i64, i64)> {
-        let q = Query::select()
-            .expr_as(Func::count(Expr::col(Alias::new("ingest_time"))), Alias::new("batches"))
-            .expr_as(Expr::cust("CAST(COALESCE(SUM(events), 0) AS BIGINT)"), Alias::new("events"))
-            .from(Alias::new("ingest_batches"))
-            .and_where(Expr::col(Alias::new("rolled_up_time")).is_null())
-            .to_owned();
-        let r = self.db.query_one_raw(build(&self.db, &q)).await?.expect("an aggregate returns a row");
-        Ok((r.try_get("", "batches")?, r.try_get("", "events")?))
+    fn event(id: &str, account: Uuid, user: &str, name: &str, day: NaiveDate) -> AcceptedEvent {
+        AcceptedEvent {
+            event_id: id.into(),
+            account_id: account,
+            user_key: user.into(),
+            event_name: name.into(),
+            occur_time: day.and_hms_opt(12, 0, 0).unwrap().and_utc(),
+            day,
+            quantity: 1.0,
+            duration_secs: None,
+            properties: serde_json::json!({"plan": "enterprise", "page": "/reports"}),
+        }
     }
 
-    /// Deletes raw usage events ingested before `cutoff`, at most `batch`
-    /// at a time, and then the rolled-up batches they belonged to; returns
-    /// how many events went. Rollups keep their counts: raw events are only
-    /// the audit trail and the idempotency keys, and an event older than
-    /// the late window is refused anyway. Events of a batch not rolled up
-    /// yet stay, whatever their age.
-    pub async fn prune_raw_events(&self, cutoff: DateTime<Utc>, batch: u64) -> Result<u64> {
-        let oldest_pending = Query::select()
-            .expr_as(Func::min(Expr::col(Alias::new("ingest_time"))), Alias::new("oldest"))
-            .from(Alias::new("ingest_batches"))
-            .and_where(Expr::col(Alias::new("rolled_up_time")).is_null())
-            .to_owned();
-        let oldest: Option<DateTime<Utc>> = match self.db.query_one_raw(build(&self.db, &oldest_pending)).await? {
-            Some(r) => r.try_get("", "oldest")?,
-            None => None,
-        };
-        let cutoff = oldest.map_or(cutoff, |o| std::cmp::min(o, cutoff));
-        let backend = self.db.get_database_backend();
-        let stmt = Statement::from_sql_and_values(
-            backend,
-            match backend {
-                DbBackend::Postgres => {
-                    "DELETE FROM usage_events WHERE (tenant_id, event_id) IN \
-                     (SELECT tenant_id, event_id FROM usage_events WHERE ingest_time < $1 LIMIT $2)"
-                }
-                _ => {
-                    "DELETE FROM usage_events WHERE (tenant_id, event_id) IN \
-                     (SELECT tenant_id, event_id FROM usage_events WHERE ingest_time < ? LIMIT ?)"
-                }
-            },
-            [cutoff.into(), (batch as i64).into()],
-        );
-        let deleted = self.db.execute_raw(stmt).await?.rows_affected();
-        if deleted < batch {
-            // Their events are gone, so the rows no longer guard a time in
-            // use; and batch times come from the clock, so a time before the
-            // cutoff is not handed out again.
-            let q = Query::delete()
-                .from_table(Alias::new("ingest_batches"))
-                .and_where(Expr::col(Alias::new("ingest_time")).lt(cutoff))
-                .and_where(Expr::col(Alias::new("rolled_up_time")).is_not_null())
-                .to_owned();
-            self.db.execute_raw(build(&self.db, &q)).await?;
+    async fn rows(db: &DatabaseConnection, sql: &str) -> Vec<sea_orm::QueryResult> {
+        db.query_all_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.unwrap()
+    }
+
+    /// (tenant, account, event name, events, quantity, duration) of every daily_usage row, sorted.
+    async fn usage(db: &DatabaseConnection) -> Vec<(String, Uuid, String, i64, f64, f64)> {
+        let mut out: Vec<_> = rows(db, "SELECT * FROM daily_usage")
+            .await
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get("", "tenant_id").unwrap(),
+                    r.try_get("", "account_id").unwrap(),
+                    r.try_get("", "event_name").unwrap(),
+                    r.try_get("", "events").unwrap(),
+                    r.try_get("", "quantity").unwrap(),
+                    r.try_get("", "duration_secs").unwrap(),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.0, a.1, &a.2).cmp(&(&b.0, b.1, &b.2)));
+        out
+    }
+
+    async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+        rows(db, sql).await[0].try_get_by_index::<i64>(0).unwrap()
+    }
+
+    fn ids(list: &[&str]) -> HashSet<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_acknowledged_batch_is_rolled_up_once_and_only_when_asked() {
+        let (_guard, db, ingest) = store().await;
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let day = Utc::now().date_naive();
+        let mut timed = event("e2", a, "u2", "report_viewed", day);
+        timed.quantity = 2.5;
+        timed.duration_secs = Some(30.0);
+        let batch = vec![
+            event("e1", a, "u1", "report_viewed", day),
+            timed,
+            // The same id again in the batch: the first one counts.
+            event("e1", b, "u9", "login", day),
+            event("e3", b, "", "login", day),
+        ];
+        assert_eq!(ingest.store(&db, "acme", &batch).await.unwrap(), ids(&["e1", "e2", "e3"]));
+        // Acknowledged and stored, not rolled up yet: that is the task's job.
+        assert_eq!(count(&db, "SELECT count(*) FROM usage_events").await, 3);
+        assert!(usage(&db).await.is_empty());
+        assert_eq!(pending(&db).await.unwrap(), (1, 3));
+
+        let done = roll_up(&db, 16).await.unwrap().expect("a batch was pending");
+        assert_eq!((done.batches, done.events), (1, 3));
+        let mut want = vec![a, b];
+        want.sort();
+        assert_eq!(done.touched.get("acme"), Some(&want));
+        let (acme, report, login) = ("acme".to_string(), "report_viewed".to_string(), "login".to_string());
+        let mut expected = vec![(acme.clone(), a, report, 2, 3.5, 30.0), (acme.clone(), b, login, 1, 1.0, 0.0)];
+        expected.sort_by(|x, y| (&x.0, x.1, &x.2).cmp(&(&y.0, y.1, &y.2)));
+        assert_eq!(usage(&db).await, expected);
+        // Distinct users: u1 and u2 used reports; b's login had no user.
+        assert_eq!(count(&db, "SELECT count(*) FROM daily_users").await, 2);
+        assert_eq!(count(&db, "SELECT count(*) FROM event_name_days").await, 2);
+        assert_eq!(pending(&db).await.unwrap(), (0, 0));
+
+        // Nothing is folded twice, and a retried batch makes no new batch.
+        assert!(roll_up(&db, 16).await.unwrap().is_none());
+        assert!(ingest.store(&db, "acme", &batch).await.unwrap().is_empty());
+        assert_eq!(pending(&db).await.unwrap(), (0, 0));
+        assert_eq!(usage(&db).await, expected);
+
+        // Batches of two tenants, rolled up in one round, each into its own tenant.
+        let c = Uuid::now_v7();
+        ingest.store(&db, "acme", &[event("e4", a, "u1", "report_viewed", day)]).await.unwrap();
+        ingest.store(&db, "globex", &[event("e1", c, "u1", "report_viewed", day)]).await.unwrap();
+        assert_eq!(pending(&db).await.unwrap(), (2, 2));
+        let done = roll_up(&db, 16).await.unwrap().unwrap();
+        assert_eq!((done.batches, done.events), (2, 2));
+        assert_eq!(done.touched.get("acme"), Some(&vec![a]));
+        assert_eq!(done.touched.get("globex"), Some(&vec![c]));
+        let after = usage(&db).await;
+        assert_eq!(after.iter().filter(|r| r.0 == "acme").map(|r| r.3).sum::<i64>(), 4);
+        assert_eq!(after.iter().filter(|r| r.0 == "globex").map(|r| r.3).sum::<i64>(), 1);
+        // u1 had already used reports that day: no new user row for acme.
+        assert_eq!(count(&db, "SELECT count(*) FROM daily_users WHERE tenant_id = 'acme'").await, 2);
+    }
+
+    #[tokio::test]
+    async fn batches_stored_at_once_with_the_same_new_ids_count_each_id_once() {
+        let (_guard, db, ingest) = store().await;
+        let a = Uuid::now_v7();
+        let day = Utc::now().date_naive();
+        // Eight batches of 200 ids, each overlapping the next by half.
+        let batches: Vec<Vec<AcceptedEvent>> = (0..8)
+            .map(|i| (i * 100..i * 100 + 200).map(|n| event(&format!("id-{n}"), a, "u", "login", day)).collect())
+            .collect();
+        let stored = futures::future::join_all(batches.iter().map(|b| ingest.store(&db, "acme", b))).await;
+        let mut all = HashSet::new();
+        let mut acknowledged = 0;
+        for s in stored {
+            let s = s.expect("a race for an id is retried, not failed");
+            acknowledged += s.len();
+            all.extend(s);
         }
-        Ok(deleted)
+        assert_eq!((acknowledged, all.len()), (900, 900), "each id stored by exactly one batch");
+        while roll_up(&db, 3).await.unwrap().is_some() {}
+        assert_eq!(count(&db, "SELECT count(*) FROM usage_events").await, 900);
+        assert_eq!(usage(&db).await.iter().map(|r| r.3).sum::<i64>(), 900);
+        let batches = rows(&db, "SELECT events FROM ingest_batches").await;
+        assert_eq!(batches.iter().map(|r| r.try_get::<i64>("", "events").unwrap()).sum::<i64>(), 900);
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_the_events_of_batches_not_rolled_up() {
+        let (_guard, db, ingest) = store().await;
+        let a = Uuid::now_v7();
+        let day = Utc::now().date_naive();
+        ingest
+            .store(&db, "acme", &[event("old-1", a, "u", "login", day), event("old-2", a, "u", "login", day)])
+            .await
+            .unwrap();
+        roll_up(&db, 16).await.unwrap().unwrap();
+        ingest.store(&db, "acme", &[event("waiting", a, "u", "login", day)]).await.unwrap();
+
+        // Everything is past the cutoff, but the last batch waits for its rollup.
+        let cutoff = Utc::now() + chrono::Duration::seconds(1);
+        assert_eq!(prune_raw_events(&db, cutoff, 1_000).await.unwrap(), 2);
+        let left = rows(&db, "SELECT event_id FROM usage_events").await;
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].try_get::<String>("", "event_id").unwrap(), "waiting");
+        // The pruned batch's row went with its events; the waiting one stays.
+        assert_eq!(count(&db, "SELECT count(*) FROM ingest_batches").await, 1);
+        assert_eq!(pending(&db).await.unwrap(), (1, 1));
+
+        let done = roll_up(&db, 16).await.unwrap().unwrap();
+        assert_eq!(done.events, 1);
+        assert_eq!(usage(&db).await.iter().map(|r| r.3).sum::<i64>(), 3, "pruning kept the counts");
+        assert_eq!(prune_raw_events(&db, cutoff, 1_000).await.unwrap(), 1);
+        assert_eq!(count(&db, "SELECT count(*) FROM ingest_batches").await, 0);
     }
 }

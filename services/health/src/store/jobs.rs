@@ -1,20 +1,21 @@
 //! Recompute jobs: queued, claimed under a lease, resumable from a cursor.
 
-use banso_kit::{Error, Result, idempotency};
+use banso_kit::{Error, Result, wire};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, TransactionTrait,
-    sea_query::{Alias, Expr, ExprTrait, Query},
+    ConnectionTrait, QueryResult,
+    sea_query::{Cond, Expr, ExprTrait, Iden, OnConflict, Query},
 };
 use uuid::Uuid;
 
-use super::{Store, build};
-
-const OP_START_RECOMPUTE: &str = "StartRecompute";
+use super::{
+    all, corrupt, exec, get, insert, one,
+    schema::{AccountHealth, HealthHistory, MeasureSnapshots, RecomputeJobs as J},
+};
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobState {
+pub(crate) enum JobState {
     Queued,
     Running,
     Succeeded,
@@ -22,7 +23,9 @@ pub enum JobState {
 }
 
 impl JobState {
-    pub fn as_str(self) -> &'static str {
+    const ALL: [JobState; 4] = [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Failed];
+
+    fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
             JobState::Running => "running",
@@ -30,25 +33,44 @@ impl JobState {
             JobState::Failed => "failed",
         }
     }
+}
 
-    fn parse(s: &str) -> Result<Self> {
-        Ok(match s {
-            "queued" => JobState::Queued,
-            "running" => JobState::Running,
-            "succeeded" => JobState::Succeeded,
-            "failed" => JobState::Failed,
-            other => return Err(Error::internal(anyhow::anyhow!("stored job state {other:?}"))),
-        })
+/// Why a job was queued, as GetRecomputeJob reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// StartRecompute.
+    Api,
+    /// A scorecard was created or changed.
+    Scorecard,
+    /// A segment changed: accounts may score elsewhere.
+    Segment,
+    /// The tenant's time zone changed: days are cut elsewhere.
+    TimeZone,
+    /// A new day: usage windows slid.
+    Daily,
+}
+
+impl Trigger {
+    const ALL: [Trigger; 5] = [Trigger::Api, Trigger::Scorecard, Trigger::Segment, Trigger::TimeZone, Trigger::Daily];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Api => "api",
+            Trigger::Scorecard => "scorecard",
+            Trigger::Segment => "segment",
+            Trigger::TimeZone => "time_zone",
+            Trigger::Daily => "daily",
+        }
     }
 }
 
 /// A recompute job as stored.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Job {
+pub(crate) struct Job {
     pub id: Uuid,
     pub tenant_id: String,
     pub state: JobState,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub accounts_total: i64,
     pub accounts_done: i64,
     pub accounts_scored: i64,
@@ -60,281 +82,200 @@ pub struct Job {
     pub cursor: Option<Uuid>,
 }
 
-const JOB_COLUMNS: [&str; 13] = [
-    "id",
-    "tenant_id",
-    "state",
-    "trigger",
-    "accounts_total",
-    "accounts_done",
-    "accounts_scored",
-    "scores_changed",
-    "create_time",
-    "start_time",
-    "end_time",
-    "error",
-    "cursor",
-];
+impl banso_events::db::Identified for Job {
+    fn resource_id(&self) -> String {
+        self.id.to_string()
+    }
+}
 
-fn job_from(r: &sea_orm::QueryResult) -> Result<Job> {
+fn from_row(r: &QueryResult) -> Result<Job> {
+    let state: String = get(r, J::State)?;
+    let trigger: String = get(r, J::Trigger)?;
     Ok(Job {
-        id: r.try_get("", "id")?,
-        tenant_id: r.try_get("", "tenant_id")?,
-        state: JobState::parse(&r.try_get::<String>("", "state")?)?,
-        trigger: r.try_get("", "trigger")?,
-        accounts_total: r.try_get("", "accounts_total")?,
-        accounts_done: r.try_get("", "accounts_done")?,
-        accounts_scored: r.try_get("", "accounts_scored")?,
-        scores_changed: r.try_get("", "scores_changed")?,
-        create_time: r.try_get("", "create_time")?,
-        start_time: r.try_get("", "start_time")?,
-        end_time: r.try_get("", "end_time")?,
-        error: r.try_get("", "error")?,
-        cursor: r.try_get("", "cursor")?,
+        id: get(r, J::Id)?,
+        tenant_id: get(r, J::TenantId)?,
+        state: JobState::ALL.into_iter().find(|s| s.as_str() == state).ok_or_else(|| corrupt("job state", &state))?,
+        trigger: Trigger::ALL
+            .into_iter()
+            .find(|t| t.as_str() == trigger)
+            .ok_or_else(|| corrupt("job trigger", &trigger))?,
+        accounts_total: get(r, J::AccountsTotal)?,
+        accounts_done: get(r, J::AccountsDone)?,
+        accounts_scored: get(r, J::AccountsScored)?,
+        scores_changed: get(r, J::ScoresChanged)?,
+        create_time: get(r, J::CreateTime)?,
+        start_time: get(r, J::StartTime)?,
+        end_time: get(r, J::EndTime)?,
+        error: get(r, J::Error)?,
+        cursor: get(r, J::Cursor)?,
     })
 }
 
-impl Store {
-    pub async fn get_job(&self, tenant: &str, id: Uuid) -> Result<Job> {
-        let q = Query::select()
-            .columns(JOB_COLUMNS.map(Alias::new))
-            .from(Alias::new("recompute_jobs"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("id")).eq(id))
-            .to_owned();
-        let r = self.db.query_one_raw(build(&self.db, &q)).await?;
-        job_from(&r.ok_or_else(|| Error::not_found("recompute job", id.to_string()))?)
-    }
+/// A job of the tenant; NOT_FOUND for another tenant's.
+pub(crate) async fn get_job(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Job> {
+    let q = Query::select()
+        .columns(J::ROW)
+        .from(J::Table)
+        .and_where(Expr::col(J::TenantId).eq(tenant))
+        .and_where(Expr::col(J::Id).eq(id))
+        .to_owned();
+    from_row(&one(conn, &q).await?.ok_or_else(|| Error::not_found("recompute job", id.to_string()))?)
+}
 
-    /// The tenant's job in `state` (for running, one whose lease is fresh).
-    async fn job_in_state(
-        &self,
-        conn: &impl ConnectionTrait,
-        tenant: &str,
-        state: JobState,
-        stale: Option<DateTime<Utc>>,
-    ) -> Result<Option<Job>> {
-        let mut q = Query::select()
-            .columns(JOB_COLUMNS.map(Alias::new))
-            .from(Alias::new("recompute_jobs"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("state")).eq(state.as_str()))
-            .limit(1)
-            .to_owned();
-        if let Some(stale) = stale {
-            q.and_where(Expr::col(Alias::new("heartbeat_time")).gte(stale));
-        }
-        conn.query_one_raw(build(conn, &q)).await?.as_ref().map(job_from).transpose()
+/// The tenant's job in `state` (for running, one whose lease is fresh).
+async fn in_state(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    state: JobState,
+    fresh_since: Option<DateTime<Utc>>,
+) -> Result<Option<Job>> {
+    let mut q = Query::select()
+        .columns(J::ROW)
+        .from(J::Table)
+        .and_where(Expr::col(J::TenantId).eq(tenant))
+        .and_where(Expr::col(J::State).eq(state.as_str()))
+        .limit(1)
+        .to_owned();
+    if let Some(t) = fresh_since {
+        q.and_where(Expr::col(J::HeartbeatTime).gte(t));
     }
+    one(conn, &q).await?.as_ref().map(from_row).transpose()
+}
 
-    /// Queues a job for the tenant, or returns the one already queued (a
-    /// unique index keeps it to one, across replicas; it reads everything
-    /// when it starts, so it covers this request too). A `request_id` seen
-    /// before returns the job it started.
-    pub async fn start_job(&self, tenant: &str, trigger: &str, request_id: Option<&str>) -> Result<Job> {
-        if let Some(key) = request_id
-            && let Some(id) = idempotency::lookup(&self.db, tenant, OP_START_RECOMPUTE, key).await?
-        {
-            return self.get_job(tenant, Uuid::parse_str(&id).map_err(Error::internal)?).await;
-        }
-        let txn = self.db.begin().await?;
+/// Queues a job for the tenant in the caller's transaction, or returns the
+/// one already queued: a unique index keeps it to one, across replicas, and
+/// it reads scorecards and inputs when it starts, so it covers this request
+/// too. (A running job does not count: it read them already.)
+pub(crate) async fn queue(conn: &impl ConnectionTrait, tenant: &str, trigger: Trigger) -> Result<Job> {
+    // The queued job may start between a refused insert and the read that
+    // looks for it: then its slot is free again, and the next insert takes it.
+    for _ in 0..5 {
         let id = Uuid::now_v7();
-        let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).expect("in range");
-        let insert = Query::insert()
-            .into_table(Alias::new("recompute_jobs"))
-            .columns(
-                [
-                    "id",
-                    "tenant_id",
-                    "state",
-                    "trigger",
-                    "accounts_total",
-                    "accounts_done",
-                    "accounts_scored",
-                    "scores_changed",
-                    "create_time",
-                    "error",
-                ]
-                .map(Alias::new),
-            )
-            .values_panic([
-                id.into(),
-                tenant.into(),
-                JobState::Queued.as_str().into(),
-                trigger.into(),
-                0i64.into(),
-                0i64.into(),
-                0i64.into(),
-                0i64.into(),
-                now.into(),
-                "".into(),
-            ])
-            .on_conflict(sea_orm::sea_query::OnConflict::new().do_nothing().to_owned())
-            .to_owned();
-        let inserted = txn.execute_raw(build(&txn, &insert)).await?.rows_affected() == 1;
-        let job = if inserted {
-            self.get_job_in(&txn, tenant, id).await?
-        } else {
-            match self.job_in_state(&txn, tenant, JobState::Queued, None).await? {
-                Some(j) => j,
-                // It started between the insert and this read: queue anew.
-                None => {
-                    txn.rollback().await?;
-                    return Box::pin(self.start_job(tenant, trigger, request_id)).await;
-                }
-            }
-        };
-        if let Some(key) = request_id
-            && let Err(e) = idempotency::record(&txn, tenant, OP_START_RECOMPUTE, key, &job.id.to_string()).await
+        let row = [
+            (J::Id, Expr::val(id)),
+            (J::TenantId, Expr::val(tenant)),
+            (J::State, Expr::val(JobState::Queued.as_str())),
+            (J::Trigger, Expr::val(trigger.as_str())),
+            (J::AccountsTotal, Expr::val(0i64)),
+            (J::AccountsDone, Expr::val(0i64)),
+            (J::AccountsScored, Expr::val(0i64)),
+            (J::ScoresChanged, Expr::val(0i64)),
+            (J::CreateTime, Expr::val(wire::now())),
+            (J::Error, Expr::val("")),
+        ];
+        let Some(mut q) = insert(J::Table, [row])? else { break };
+        q.on_conflict(OnConflict::new().do_nothing().to_owned());
+        if exec(conn, &q).await? == 1 {
+            return get_job(conn, tenant, id).await;
+        }
+        if let Some(queued) = in_state(conn, tenant, JobState::Queued, None).await? {
+            return Ok(queued);
+        }
+    }
+    Err(Error::Aborted {
+        reason: "CONCURRENT_UPDATE",
+        message: "recompute jobs of this tenant are being queued and started concurrently; retry".into(),
+    })
+}
+
+/// Claims the oldest queued job, or a running one whose runner stopped
+/// renewing its lease before `stale`; sets it running with a fresh lease.
+pub(crate) async fn claim(conn: &impl ConnectionTrait, stale: DateTime<Utc>) -> Result<Option<Job>> {
+    let q = Query::select()
+        .columns(J::ROW)
+        .from(J::Table)
+        .cond_where(
+            Cond::any()
+                .add(Expr::col(J::State).eq(JobState::Queued.as_str()))
+                .add(Expr::col(J::State).eq(JobState::Running.as_str()).and(Expr::col(J::HeartbeatTime).lt(stale))),
+        )
+        .order_by(J::CreateTime, sea_orm::Order::Asc)
+        .limit(5)
+        .to_owned();
+    let candidates: Vec<Job> = all(conn, &q).await?.iter().map(from_row).collect::<Result<_>>()?;
+    for job in candidates {
+        // One job of a tenant runs at a time; the queued one waits.
+        if job.state == JobState::Queued
+            && in_state(conn, &job.tenant_id, JobState::Running, Some(stale)).await?.is_some()
         {
-            txn.rollback().await?;
-            return match (e, idempotency::lookup(&self.db, tenant, OP_START_RECOMPUTE, key).await?) {
-                (Error::AlreadyExists(_), Some(id)) => {
-                    self.get_job(tenant, Uuid::parse_str(&id).map_err(Error::internal)?).await
-                }
-                (e, _) => Err(e),
-            };
+            continue;
         }
-        txn.commit().await?;
-        Ok(job)
-    }
-
-    async fn get_job_in(&self, conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Job> {
-        let q = Query::select()
-            .columns(JOB_COLUMNS.map(Alias::new))
-            .from(Alias::new("recompute_jobs"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("id")).eq(id))
-            .to_owned();
-        job_from(&conn.query_one_raw(build(conn, &q)).await?.ok_or_else(|| Error::not_found("recompute job", id))?)
-    }
-
-    /// Claims the oldest queued job, or a running one whose runner stopped
-    /// renewing its lease before `stale`; sets it running with a fresh lease.
-    pub async fn claim_job(&self, stale: DateTime<Utc>) -> Result<Option<Job>> {
-        let q = Query::select()
-            .columns(JOB_COLUMNS.map(Alias::new))
-            .from(Alias::new("recompute_jobs"))
-            .cond_where(
-                sea_orm::sea_query::Cond::any().add(Expr::col(Alias::new("state")).eq(JobState::Queued.as_str())).add(
-                    Expr::col(Alias::new("state"))
-                        .eq(JobState::Running.as_str())
-                        .and(Expr::col(Alias::new("heartbeat_time")).lt(stale)),
-                ),
-            )
-            .order_by(Alias::new("create_time"), sea_orm::Order::Asc)
-            .limit(5)
-            .to_owned();
-        let candidates: Vec<Job> =
-            self.db.query_all_raw(build(&self.db, &q)).await?.iter().map(job_from).collect::<Result<_>>()?;
-        for job in candidates {
-            // One job of a tenant runs at a time; the queued one waits.
-            if job.state == JobState::Queued
-                && self.job_in_state(&self.db, &job.tenant_id, JobState::Running, Some(stale)).await?.is_some()
-            {
-                continue;
-            }
-            let now = Utc::now();
-            // Whoever moves it first owns it: the state (and the lease we saw) must not have changed.
-            let mut claim = Query::update();
-            claim
-                .table(Alias::new("recompute_jobs"))
-                .value(Alias::new("state"), JobState::Running.as_str())
-                .value(Alias::new("heartbeat_time"), now)
-                .and_where(Expr::col(Alias::new("id")).eq(job.id))
-                .and_where(Expr::col(Alias::new("state")).eq(job.state.as_str()));
-            if job.state == JobState::Running {
-                claim.and_where(Expr::col(Alias::new("heartbeat_time")).lt(stale));
-            } else {
-                claim.value(Alias::new("start_time"), now);
-            }
-            if self.db.execute_raw(build(&self.db, &claim)).await?.rows_affected() == 1 {
-                return Ok(Some(self.get_job(&job.tenant_id, job.id).await?));
-            }
+        let now = Utc::now();
+        // Whoever moves it first owns it: the state (and the lease we saw) must not have changed.
+        let mut claim = Query::update();
+        claim
+            .table(J::Table)
+            .value(J::State, JobState::Running.as_str())
+            .value(J::HeartbeatTime, now)
+            .and_where(Expr::col(J::Id).eq(job.id))
+            .and_where(Expr::col(J::State).eq(job.state.as_str()));
+        if job.state == JobState::Running {
+            claim.and_where(Expr::col(J::HeartbeatTime).lt(stale));
+        } else {
+            claim.value(J::StartTime, now);
         }
-        Ok(None)
-    }
-
-    /// Records progress and renews the lease; false if the job is no longer
-    /// running (another runner took it over after a stale lease).
-    pub async fn job_progress(&self, job: &Job) -> Result<bool> {
-        let q = Query::update()
-            .table(Alias::new("recompute_jobs"))
-            .value(Alias::new("accounts_total"), job.accounts_total)
-            .value(Alias::new("accounts_done"), job.accounts_done)
-            .value(Alias::new("accounts_scored"), job.accounts_scored)
-            .value(Alias::new("scores_changed"), job.scores_changed)
-            .value(Alias::new("cursor"), job.cursor)
-            .value(Alias::new("heartbeat_time"), Utc::now())
-            .and_where(Expr::col(Alias::new("id")).eq(job.id))
-            .and_where(Expr::col(Alias::new("state")).eq(JobState::Running.as_str()))
-            .to_owned();
-        Ok(self.db.execute_raw(build(&self.db, &q)).await?.rows_affected() == 1)
-    }
-
-    /// Ends a running job.
-    pub async fn finish_job(&self, id: Uuid, state: JobState, error: &str) -> Result<()> {
-        let q = Query::update()
-            .table(Alias::new("recompute_jobs"))
-            .value(Alias::new("state"), state.as_str())
-            .value(Alias::new("end_time"), Utc::now())
-            .value(Alias::new("error"), error)
-            .and_where(Expr::col(Alias::new("id")).eq(id))
-            .and_where(Expr::col(Alias::new("state")).eq(JobState::Running.as_str()))
-            .to_owned();
-        self.db.execute_raw(build(&self.db, &q)).await?;
-        Ok(())
-    }
-
-    /// Refreshes PostgreSQL's statistics of the tables a job writes. A job
-    /// can grow them from nothing to rows for every account within minutes,
-    /// faster than autovacuum's analyze follows (if it runs at all); against
-    /// stale statistics a chunk's `account_id = ANY($ids)` looks like most of
-    /// the table and plans a scan per chunk: a job quadratic in the tenant's
-    /// size (measured, docs/benchmarks.md). Sampling costs tens of
-    /// milliseconds; nothing to do on SQLite, whose planner uses the indexes.
-    pub async fn refresh_statistics(&self) -> Result<()> {
-        if banso_kit::db::is_postgres(&self.db) {
-            self.db.execute_unprepared("ANALYZE account_health, health_history, measure_snapshots").await?;
+        if exec(conn, &claim).await? == 1 {
+            return Ok(Some(get_job(conn, &job.tenant_id, job.id).await?));
         }
-        Ok(())
     }
+    Ok(None)
+}
 
-    /// Live accounts of the tenant (after `after`, by id).
-    pub async fn count_accounts(&self, tenant: &str, after: Option<Uuid>) -> Result<i64> {
-        let mut q = Query::select()
-            .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-            .from(Alias::new("accounts"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("deleted")).eq(false))
-            .to_owned();
-        if let Some(a) = after {
-            q.and_where(Expr::col(Alias::new("account_id")).gt(a));
-        }
-        let r = self.db.query_one_raw(build(&self.db, &q)).await?;
-        Ok(r.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
-    }
+/// Records progress and renews the lease; false if the job is no longer
+/// running (another runner took it over after a stale lease).
+pub(crate) async fn progress(conn: &impl ConnectionTrait, job: &Job) -> Result<bool> {
+    let q = Query::update()
+        .table(J::Table)
+        .value(J::AccountsTotal, job.accounts_total)
+        .value(J::AccountsDone, job.accounts_done)
+        .value(J::AccountsScored, job.accounts_scored)
+        .value(J::ScoresChanged, job.scores_changed)
+        .value(J::Cursor, job.cursor)
+        .value(J::HeartbeatTime, Utc::now())
+        .and_where(Expr::col(J::Id).eq(job.id))
+        .and_where(Expr::col(J::State).eq(JobState::Running.as_str()))
+        .to_owned();
+    Ok(exec(conn, &q).await? == 1)
+}
 
-    /// Tenants with live accounts.
-    pub async fn tenants(&self) -> Result<Vec<String>> {
-        let q = Query::select()
-            .distinct()
-            .column(Alias::new("tenant_id"))
-            .from(Alias::new("accounts"))
-            .and_where(Expr::col(Alias::new("deleted")).eq(false))
-            .to_owned();
-        self.db.query_all_raw(build(&self.db, &q)).await?.iter().map(|r| Ok(r.try_get("", "tenant_id")?)).collect()
-    }
+/// Ends a running job.
+pub(crate) async fn finish(conn: &impl ConnectionTrait, id: Uuid, state: JobState, error: &str) -> Result<()> {
+    let q = Query::update()
+        .table(J::Table)
+        .value(J::State, state.as_str())
+        .value(J::EndTime, Utc::now())
+        .value(J::Error, error)
+        .and_where(Expr::col(J::Id).eq(id))
+        .and_where(Expr::col(J::State).eq(JobState::Running.as_str()))
+        .to_owned();
+    exec(conn, &q).await?;
+    Ok(())
+}
 
-    /// When the tenant's latest job was created.
-    pub async fn last_job_time(&self, tenant: &str) -> Result<Option<DateTime<Utc>>> {
-        let q = Query::select()
-            .column(Alias::new("create_time"))
-            .from(Alias::new("recompute_jobs"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .order_by(Alias::new("create_time"), sea_orm::Order::Desc)
-            .limit(1)
-            .to_owned();
-        Ok(self.db.query_one_raw(build(&self.db, &q)).await?.map(|r| r.try_get("", "create_time")).transpose()?)
+/// When the tenant's latest job was created.
+pub(crate) async fn last_time(conn: &impl ConnectionTrait, tenant: &str) -> Result<Option<DateTime<Utc>>> {
+    let q = Query::select()
+        .column(J::CreateTime)
+        .from(J::Table)
+        .and_where(Expr::col(J::TenantId).eq(tenant))
+        .order_by(J::CreateTime, sea_orm::Order::Desc)
+        .limit(1)
+        .to_owned();
+    one(conn, &q).await?.map(|r| get(&r, J::CreateTime)).transpose()
+}
+
+/// Refreshes PostgreSQL's statistics of the tables a job writes. A job
+/// can grow them from nothing to rows for every account within minutes,
+/// faster than autovacuum's analyze follows (if it runs at all); against
+/// stale statistics a chunk's `account_id = ANY($ids)` looks like most of
+/// the table and plans a scan per chunk: a job quadratic in the tenant's
+/// size (measured, docs/benchmarks.md). Sampling costs tens of
+/// milliseconds; nothing to do on SQLite, whose planner uses the indexes.
+pub(crate) async fn refresh_statistics(conn: &impl ConnectionTrait) -> Result<()> {
+    if banso_kit::db::is_postgres(conn) {
+        let tables =
+            [AccountHealth::Table.to_string(), HealthHistory::Table.to_string(), MeasureSnapshots::Table.to_string()];
+        conn.execute_unprepared(&format!("ANALYZE {}", tables.join(", "))).await?;
     }
+    Ok(())
 }

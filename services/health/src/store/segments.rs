@@ -5,54 +5,47 @@ use std::collections::HashMap;
 use banso_kit::Result;
 use sea_orm::{
     ConnectionTrait,
-    sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 use uuid::Uuid;
 
-use super::{Store, build};
+use super::{all, exec, get, insert, schema::Segments as S};
 
-impl Store {
-    pub async fn upsert_segment(
-        &self,
-        conn: &impl ConnectionTrait,
-        tenant: &str,
-        id: Uuid,
-        expression: &str,
-    ) -> Result<()> {
-        let q = Query::insert()
-            .into_table(Alias::new("segments"))
-            .columns(["segment_id", "tenant_id", "expression"].map(Alias::new))
-            .values_panic([id.into(), tenant.into(), expression.into()])
-            .on_conflict(
-                OnConflict::column(Alias::new("segment_id")).update_column(Alias::new("expression")).to_owned(),
-            )
-            .to_owned();
-        conn.execute_raw(build(conn, &q)).await?;
-        Ok(())
-    }
+pub(crate) async fn upsert(conn: &impl ConnectionTrait, tenant: &str, id: Uuid, expression: &str) -> Result<()> {
+    let row = [(S::SegmentId, Expr::val(id)), (S::TenantId, Expr::val(tenant)), (S::Expression, Expr::val(expression))];
+    let Some(mut q) = insert(S::Table, [row])? else { return Ok(()) };
+    q.on_conflict(OnConflict::column(S::SegmentId).update_column(S::Expression).to_owned());
+    exec(conn, &q).await?;
+    Ok(())
+}
 
-    pub async fn delete_segment(&self, conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<()> {
-        let q = Query::delete()
-            .from_table(Alias::new("segments"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .and_where(Expr::col(Alias::new("segment_id")).eq(id))
-            .to_owned();
-        conn.execute_raw(build(conn, &q)).await?;
-        Ok(())
-    }
+pub(crate) async fn delete(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<()> {
+    let q = Query::delete()
+        .from_table(S::Table)
+        .and_where(Expr::col(S::TenantId).eq(tenant))
+        .and_where(Expr::col(S::SegmentId).eq(id))
+        .to_owned();
+    exec(conn, &q).await?;
+    Ok(())
+}
 
-    /// The tenant's segments: id → expression.
-    pub async fn segments(&self, tenant: &str) -> Result<HashMap<Uuid, String>> {
-        let q = Query::select()
-            .columns(["segment_id", "expression"].map(Alias::new))
-            .from(Alias::new("segments"))
-            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant))
-            .to_owned();
-        self.db
-            .query_all_raw(build(&self.db, &q))
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("", "segment_id")?, r.try_get("", "expression")?)))
-            .collect()
-    }
+/// The tenant's segments: id → expression.
+pub(crate) async fn all_of(conn: &impl ConnectionTrait, tenant: &str) -> Result<HashMap<Uuid, String>> {
+    let q = Query::select()
+        .columns([S::SegmentId, S::Expression])
+        .from(S::Table)
+        .and_where(Expr::col(S::TenantId).eq(tenant))
+        .to_owned();
+    all(conn, &q).await?.iter().map(|r| Ok((get(r, S::SegmentId)?, get(r, S::Expression)?))).collect()
+}
+
+/// One segment's expression, if the projection knows it.
+pub(crate) async fn expression(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<String>> {
+    let q = Query::select()
+        .column(S::Expression)
+        .from(S::Table)
+        .and_where(Expr::col(S::TenantId).eq(tenant))
+        .and_where(Expr::col(S::SegmentId).eq(id))
+        .to_owned();
+    super::one(conn, &q).await?.map(|r| get(&r, S::Expression)).transpose()
 }

@@ -1,21 +1,16 @@
 //! Usage ingest through a real gRPC client: idempotency, late and rejected
 //! events, unknown accounts, day buckets in the tenant's time zone, distinct
 //! users, external measures. Accounts runs beside Health on one bus, so the
-//! projection Health scores against comes from real Accounts events.
+//! projection Health scores against comes from real Accounts events; what
+//! ingest stored is read back through the scores it makes.
 
-mod common;
-
-use std::time::Duration;
+mod health;
 
 use banso_proto::{accounts as apb, health as pb};
 use banso_testkit::TestRole as Role;
 use chrono::{DateTime, Timelike, Utc};
-use common::{Health, account, accounts, health, health_db, rolled_up, rows, spawn};
+use health::{Health, account, accounts, create_scorecard, health_until, linear, measure, raw, ts};
 use tonic::Code;
-
-fn ts(t: DateTime<Utc>) -> Option<pbjson_types::Timestamp> {
-    Some(pbjson_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
-}
 
 fn event(id: &str, account_id: &str, user: &str, name: &str, at: DateTime<Utc>) -> pb::UsageEvent {
     pb::UsageEvent {
@@ -36,11 +31,20 @@ fn summary(r: &pb::IngestUsageResponse) -> (i64, i64, i64) {
     (r.accepted, r.duplicates, r.rejected)
 }
 
+/// A scorecard whose explanation shows each measure's raw value.
+fn showing(measures: &[&str]) -> pb::Scorecard {
+    pb::Scorecard {
+        name: "Shows the raw values".into(),
+        measures: measures.iter().map(|m| measure(m, 1.0, linear(0.0, 100.0))).collect(),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn the_same_event_id_counts_once_across_batches_streams_and_retries() {
-    let app = spawn().await;
+    let app = health::spawn().await;
     let a = account(&app, "acme", "株式会社ユーセージ", "crm-1").await;
-    let mut h = health(&app, "acme", Role::Service);
+    let mut h = health::health(&app, "acme", Role::Service);
     let now = Utc::now() - chrono::Duration::minutes(1);
     let three: Vec<_> = (1..=3).map(|i| event(&format!("e{i}"), &a, "u1", "report_exported", now)).collect();
     assert_eq!(summary(&batch(&mut h, three.clone()).await), (3, 0, 0));
@@ -58,25 +62,21 @@ async fn the_same_event_id_counts_once_across_batches_streams_and_retries() {
     let r = h.ingest_usage(futures::stream::iter(msgs)).await.unwrap().into_inner();
     assert_eq!(summary(&r), (2, 2, 0));
 
-    // The rollups hold each event once: 3 report_exported by u1, login by u2 and u3.
-    let db = health_db(&app).await;
-    rolled_up(&db).await;
-    let usage = rows(&db, "SELECT event_name, events FROM daily_usage ORDER BY event_name").await;
-    let got: Vec<(String, i64)> =
-        usage.iter().map(|r| (r.try_get("", "event_name").unwrap(), r.try_get("", "events").unwrap())).collect();
-    assert_eq!(got, [("login".to_string(), 2), ("report_exported".to_string(), 3)]);
-    let users = rows(&db, "SELECT event_name, user_key FROM daily_users ORDER BY event_name, user_key").await;
-    assert_eq!(users.len(), 3, "login by u2 and u3, report_exported by u1");
-    let raw = rows(&db, "SELECT event_id FROM usage_events").await;
-    assert_eq!(raw.len(), 5);
+    // The rollups hold each event once: 3 report_exported by u1, login by u2
+    // and u3; three distinct users across the names.
+    let admin = health::health(&app, "acme", Role::Admin);
+    create_scorecard(&admin, showing(&["events_7d:report_exported", "events_7d:login", "active_users_7d"])).await;
+    let got = health_until(&admin, &a, |h| raw(h, "events_7d:login") == Some(2.0)).await;
+    assert_eq!(raw(&got, "events_7d:report_exported"), Some(3.0));
+    assert_eq!(raw(&got, "active_users_7d"), Some(3.0));
 }
 
 #[tokio::test]
 async fn late_future_unknown_and_invalid_events_are_rejected_one_by_one() {
-    let app = spawn().await;
+    let app = health::spawn().await;
     let a = account(&app, "acme", "A", "crm-a").await;
     let theirs = account(&app, "globex", "Globex's", "crm-g").await;
-    let mut h = health(&app, "acme", Role::Service);
+    let mut h = health::health(&app, "acme", Role::Service);
     let now = Utc::now();
     let mut by_external = event("ext", "", "u", "login", now);
     by_external.account_external_id = "crm-a".into();
@@ -124,12 +124,17 @@ async fn late_future_unknown_and_invalid_events_are_rejected_one_by_one() {
         ]
     );
     assert!(r.rejections[0].description.contains("late window"), "{:?}", r.rejections[0]);
+    // A huge value is echoed cut short.
+    let huge = event(&"x".repeat(10_000), &a, "u", "login", now);
+    let r = batch(&mut h, vec![huge]).await;
+    assert_eq!(summary(&r), (0, 0, 1));
+    assert!(r.rejections[0].description.len() < 200, "{}", r.rejections[0].description);
     // Too large a batch is refused whole, with the field named.
     let many: Vec<_> = (0..5001).map(|i| event(&format!("m{i}"), &a, "u", "login", now)).collect();
     let err = h.batch_ingest_usage(pb::BatchIngestUsageRequest { events: many }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     // Roles and tokens.
-    let mut viewer = health(&app, "acme", Role::Viewer);
+    let mut viewer = health::health(&app, "acme", Role::Viewer);
     let err = viewer.batch_ingest_usage(pb::BatchIngestUsageRequest { events: vec![] }).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     let mut anonymous = pb::health_service_client::HealthServiceClient::new(app.channel.clone());
@@ -139,39 +144,44 @@ async fn late_future_unknown_and_invalid_events_are_rejected_one_by_one() {
 
 #[tokio::test]
 async fn days_are_cut_in_the_tenant_time_zone() {
-    let app = spawn().await;
+    let app = health::spawn().await;
+    let tokyo = chrono_tz::Asia::Tokyo;
+    let mut acc = accounts(&app, "acme");
+    acc.update_tenant_settings(apb::UpdateTenantSettingsRequest {
+        settings: Some(apb::TenantSettings { time_zone: "Asia/Tokyo".into(), ..Default::default() }),
+        update_mask: Some(pbjson_types::FieldMask { paths: vec!["time_zone".into()] }),
+    })
+    .await
+    .unwrap();
+    // Accounts' events reach Health in order: once it knows an account
+    // created after the change, it knows the time zone too.
     let a = account(&app, "acme", "東京の会社", "crm-t").await;
-    accounts(&app, "acme")
-        .update_tenant_settings(apb::UpdateTenantSettingsRequest {
-            settings: Some(apb::TenantSettings { time_zone: "Asia/Tokyo".into(), ..Default::default() }),
-            update_mask: Some(pbjson_types::FieldMask { paths: vec!["time_zone".into()] }),
-        })
-        .await
-        .unwrap();
-    let db = health_db(&app).await;
-    for _ in 0..200 {
-        if !rows(&db, "SELECT time_zone FROM tenants WHERE time_zone = 'Asia/Tokyo'").await.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
     // 16:30 UTC, within the last day: already the next day in Tokyo (UTC+9).
     let mut t = (Utc::now() - chrono::Duration::hours(24)).with_minute(30).unwrap().with_second(0).unwrap();
     while t.hour() != 16 {
         t += chrono::Duration::hours(1);
     }
-    let mut h = health(&app, "acme", Role::Service);
+    let mut h = health::health(&app, "acme", Role::Service);
     assert_eq!(summary(&batch(&mut h, vec![event("tz-1", &a, "u", "login", t)]).await), (1, 0, 0));
-    rolled_up(&db).await;
-    let day: chrono::NaiveDate = rows(&db, "SELECT day FROM daily_usage").await[0].try_get("", "day").unwrap();
-    assert_eq!(day, t.date_naive().succ_opt().unwrap(), "{t} is {day} in Tokyo");
+    // Days ago in Tokyo: 0 or 1. Bucketed by the UTC day it would be one more.
+    let today = Utc::now().with_timezone(&tokyo).date_naive();
+    let ago = (today - t.with_timezone(&tokyo).date_naive()).num_days();
+    assert!((0..=1).contains(&ago), "{t} is {ago} days before {today} in Tokyo");
+    let admin = health::health(&app, "acme", Role::Admin);
+    create_scorecard(&admin, showing(&["events_1d:login", "events_2d:login"])).await;
+    let got = health_until(&admin, &a, |h| raw(h, "events_2d:login").is_some()).await;
+    let within = |days: i64| raw(&got, &format!("events_{days}d:login"));
+    assert_eq!(within(ago + 1), Some(1.0), "{t} lands {ago} days before {today}, Tokyo's today");
+    if ago == 1 {
+        assert_eq!(within(1), Some(0.0), "{t} is not Tokyo's today");
+    }
 }
 
 #[tokio::test]
 async fn external_measures_are_set_cleared_and_checked() {
-    let app = spawn().await;
+    let app = health::spawn().await;
     let a = account(&app, "acme", "A", "crm-m").await;
-    let mut h = health(&app, "acme", Role::Service);
+    let mut h = health::health(&app, "acme", Role::Service);
     let set = |measure: &str, value: Option<f64>| pb::SetMeasureValueRequest {
         account_id: a.clone(),
         measure: measure.into(),
@@ -180,11 +190,14 @@ async fn external_measures_are_set_cleared_and_checked() {
     };
     let r = h.set_measure_value(set("nps", Some(42.0))).await.unwrap().into_inner();
     assert_eq!((r.measure.as_str(), r.value), ("external:nps", Some(42.0)));
-    let db = health_db(&app).await;
-    let stored = rows(&db, "SELECT value FROM measure_values WHERE measure = 'nps'").await;
-    assert_eq!(stored[0].try_get::<f64>("", "value").unwrap(), 42.0);
+    // What is stored scores: 42 of 0..100.
+    let admin = health::health(&app, "acme", Role::Admin);
+    create_scorecard(&admin, showing(&["external:nps"])).await;
+    let got = health_until(&admin, &a, |h| h.score == 42.0).await;
+    assert_eq!(raw(&got, "external:nps"), Some(42.0));
+    // Cleared, the only measure is missing: no score.
     h.set_measure_value(set("nps", None)).await.unwrap();
-    assert!(rows(&db, "SELECT value FROM measure_values WHERE measure = 'nps'").await.is_empty());
+    health::unscored(&admin, &a).await;
 
     for (bad, field) in
         [(set("NPS", Some(1.0)), "measure"), (set("", Some(1.0)), "measure"), (set("x", Some(f64::INFINITY)), "value")]
@@ -202,39 +215,6 @@ async fn external_measures_are_set_cleared_and_checked() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     // Another tenant's account is not found either.
-    let mut other = health(&app, "globex", Role::Service);
+    let mut other = health::health(&app, "globex", Role::Service);
     assert_eq!(other.set_measure_value(set("nps", Some(1.0))).await.unwrap_err().code(), Code::NotFound);
-}
-
-#[tokio::test]
-async fn a_batch_nobody_announced_is_rolled_up_by_the_running_service() {
-    // A batch stored without waking this replica's rollup task: one that
-    // another replica acknowledged just before it stopped, say. The task
-    // looks for pending batches on its own and folds it.
-    let app = spawn().await;
-    let a = account(&app, "acme", "A", "crm-r").await;
-    let db = health_db(&app).await;
-    let other_replica = banso_health::store::Store::new(db.clone(), Default::default());
-    let now = Utc::now() - chrono::Duration::minutes(1);
-    let stored_elsewhere = banso_health::store::AcceptedEvent {
-        event_id: "from-elsewhere".into(),
-        account_id: a.parse().unwrap(),
-        user_key: "u1".into(),
-        event_name: "login".into(),
-        occur_time: now,
-        day: now.date_naive(),
-        quantity: 1.0,
-        duration_secs: None,
-        properties: serde_json::json!({}),
-    };
-    let stored = other_replica.ingest("acme", &[stored_elsewhere]).await.unwrap();
-    assert_eq!(stored.len(), 1);
-    rolled_up(&db).await;
-    let usage = rows(&db, "SELECT events FROM daily_usage WHERE event_name = 'login'").await;
-    assert_eq!(usage.len(), 1);
-    assert_eq!(usage[0].try_get::<i64>("", "events").unwrap(), 1);
-    // And the service counts the same id as a duplicate from then on.
-    let mut h = health(&app, "acme", Role::Service);
-    let r = batch(&mut h, vec![event("from-elsewhere", &a, "u1", "login", now)]).await;
-    assert_eq!(summary(&r), (0, 1, 0));
 }

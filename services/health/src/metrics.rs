@@ -1,0 +1,51 @@
+//! The Health service's metrics (docs/operations.md). Every counter is
+//! registered at zero when the service starts, so a dashboard sees 0 before
+//! the first event rather than no series at all.
+
+use crate::{app::ingest::IngestOutcome, store::ingest::RolledUp};
+
+/// Ingested usage events by what became of them.
+pub(crate) const INGESTED_EVENTS_TOTAL: &str = "banso_health_ingested_events_total";
+/// Ingested events folded into the daily rollups.
+pub(crate) const ROLLED_UP_EVENTS_TOTAL: &str = "banso_health_rolled_up_events_total";
+/// Per rollup round, how long its oldest batch had waited.
+pub(crate) const ROLLUP_LAG_SECONDS: &str = "banso_health_rollup_lag_seconds";
+
+/// The `outcome` label values of [`INGESTED_EVENTS_TOTAL`].
+const OUTCOMES: [&str; 3] = ["accepted", "duplicate", "rejected"];
+
+/// Describes the metrics and registers the counters at zero.
+pub(crate) fn register() {
+    // The recorder must exist before anything is registered with it.
+    let _ = banso_kit::telemetry::prometheus();
+    metrics::describe_counter!(
+        INGESTED_EVENTS_TOTAL,
+        "usage events ingested, by outcome: accepted (stored now), duplicate (stored before), rejected"
+    );
+    metrics::describe_counter!(ROLLED_UP_EVENTS_TOTAL, "ingested events folded into the daily rollups");
+    metrics::describe_histogram!(
+        ROLLUP_LAG_SECONDS,
+        "per rollup round, how long its oldest batch had waited since it was acknowledged"
+    );
+    for outcome in OUTCOMES {
+        metrics::counter!(INGESTED_EVENTS_TOTAL, "outcome" => outcome).increment(0);
+    }
+    metrics::counter!(ROLLED_UP_EVENTS_TOTAL).increment(0);
+}
+
+/// Counts what became of one ingested batch.
+pub(crate) fn ingested(outcome: &IngestOutcome) {
+    let counts = [outcome.accepted, outcome.duplicates, outcome.rejected];
+    for (label, n) in OUTCOMES.into_iter().zip(counts) {
+        metrics::counter!(INGESTED_EVENTS_TOTAL, "outcome" => label).increment(n);
+    }
+}
+
+/// Counts a rollup round and the lag it caught up.
+pub(crate) fn rolled_up(done: &RolledUp) {
+    metrics::counter!(ROLLED_UP_EVENTS_TOTAL).increment(u64::try_from(done.events).unwrap_or(0));
+    if let Some(oldest) = done.oldest {
+        let lag = (chrono::Utc::now() - oldest).to_std().unwrap_or_default();
+        metrics::histogram!(ROLLUP_LAG_SECONDS).record(lag.as_secs_f64());
+    }
+}

@@ -1,0 +1,200 @@
+//! What scoring reads besides scores and measure values, one query per kind
+//! of input for a whole chunk of accounts: usage summed per bucket of days,
+//! distinct users, whether an account ever had usage, e-mails, the
+//! denominator of feature breadth.
+
+use std::collections::{HashMap, HashSet};
+
+use banso_kit::{Result, db::uuid_in};
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{
+    ConnectionTrait,
+    sea_query::{CaseStatement, Expr, ExprTrait, Func, Iden, Query, SelectStatement},
+};
+use uuid::Uuid;
+
+use super::{
+    CHUNK, all, get, one,
+    schema::{Accounts, DailyUsage as DU, DailyUsers as DS, EmailActivities as E, EventNameDays as N, Out},
+};
+
+/// One row of [`usage_in_buckets`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BucketUsage {
+    pub account_id: Uuid,
+    /// The bucket's first offset in days before today.
+    pub bucket: u32,
+    pub event_name: String,
+    pub events: i64,
+    pub quantity: f64,
+    pub duration_secs: f64,
+}
+
+/// `SELECT account_id, <bucket> AS bucket FROM <table>` of the tenant's
+/// days within the last cut; `None` without cuts. The bucket of a day is
+/// the first offset of the range between cuts that holds it
+/// ([`crate::domain::measure::bucket_start`]), compared as dates so that
+/// both databases use their (…, day) indexes.
+fn bucket_select<T: Iden + Copy + 'static>(
+    table: T,
+    [account, tenant_col, day]: [T; 3],
+    tenant: &str,
+    today: NaiveDate,
+    cuts: &[u32],
+) -> Option<SelectStatement> {
+    let last = *cuts.last()?;
+    // Offset `c` is the day `today - c`; a day is within `c` days when after
+    // `today - c`. Cuts are at most 180 days (twice the longest window).
+    let after = |c: u32| today.checked_sub_days(chrono::Days::new(u64::from(c))).unwrap_or(NaiveDate::MIN);
+    let mut case = CaseStatement::new();
+    let mut start = 0;
+    for c in cuts {
+        case = case.case(Expr::col(day).gt(after(*c)), Expr::val(start as i32));
+        start = *c;
+    }
+    let mut q = Query::select();
+    q.column(account)
+        .expr_as(case.finally(Expr::val(start as i32)), Out::Bucket)
+        .from(table)
+        .and_where(Expr::col(tenant_col).eq(tenant))
+        .and_where(Expr::col(day).gt(after(last)))
+        .and_where(Expr::col(day).lte(today));
+    Some(q)
+}
+
+fn bucket_of(r: &sea_orm::QueryResult) -> Result<u32> {
+    let b: i32 = get(r, Out::Bucket)?;
+    u32::try_from(b).map_err(|_| super::corrupt("bucket", b))
+}
+
+/// Usage of `ids` summed per bucket of days between `cuts`
+/// ([`crate::domain::measure::window_cuts`]); days past the last cut, and
+/// after `today`, are left out.
+pub(crate) async fn usage_in_buckets(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[Uuid],
+    today: NaiveDate,
+    cuts: &[u32],
+) -> Result<Vec<BucketUsage>> {
+    let mut out = Vec::new();
+    let Some(mut q) = bucket_select(DU::Table, [DU::AccountId, DU::TenantId, DU::Day], tenant, today, cuts) else {
+        return Ok(out);
+    };
+    q.column(DU::EventName)
+        .expr_as(Expr::cust(format!("CAST(SUM({}) AS BIGINT)", DU::Events.to_string())), DU::Events)
+        .expr_as(Func::sum(Expr::col(DU::Quantity)), DU::Quantity)
+        .expr_as(Func::sum(Expr::col(DU::DurationSecs)), DU::DurationSecs)
+        .group_by_col(DU::AccountId)
+        .add_group_by([Expr::col(Out::Bucket), Expr::col(DU::EventName)]);
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = q.clone();
+        q.and_where(uuid_in(conn, Expr::col(DU::AccountId), chunk));
+        for r in all(conn, &q).await? {
+            out.push(BucketUsage {
+                account_id: get(&r, DU::AccountId)?,
+                bucket: bucket_of(&r)?,
+                event_name: get(&r, DU::EventName)?,
+                events: get(&r, DU::Events)?,
+                quantity: get(&r, DU::Quantity)?,
+                duration_secs: get(&r, DU::DurationSecs)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The distinct users of `ids` per bucket of days between `cuts`, as
+/// [`usage_in_buckets`]: (account, bucket, user key).
+pub(crate) async fn users_in_buckets(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[Uuid],
+    today: NaiveDate,
+    cuts: &[u32],
+) -> Result<Vec<(Uuid, u32, String)>> {
+    let mut out = Vec::new();
+    let Some(mut q) = bucket_select(DS::Table, [DS::AccountId, DS::TenantId, DS::Day], tenant, today, cuts) else {
+        return Ok(out);
+    };
+    q.distinct().column(DS::UserKey).and_where(Expr::col(DS::UserKey).ne(""));
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = q.clone();
+        q.and_where(uuid_in(conn, Expr::col(DS::AccountId), chunk));
+        for r in all(conn, &q).await? {
+            out.push((get(&r, DS::AccountId)?, bucket_of(&r)?, get(&r, DS::UserKey)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Which of `ids` ever had usage rolled up (any day, any event name): one
+/// index probe of `daily_usage` per account, stopping at its first row.
+pub(crate) async fn ever_used(conn: &impl ConnectionTrait, tenant: &str, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+    let mut out = HashSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let usage = Query::select()
+            .expr(Expr::val(1))
+            .from(DU::Table)
+            .and_where(Expr::col((DU::Table, DU::TenantId)).equals((Accounts::Table, Accounts::TenantId)))
+            .and_where(Expr::col((DU::Table, DU::AccountId)).equals((Accounts::Table, Accounts::AccountId)))
+            .to_owned();
+        let q = Query::select()
+            .column((Accounts::Table, Accounts::AccountId))
+            .from(Accounts::Table)
+            .and_where(Expr::col((Accounts::Table, Accounts::TenantId)).eq(tenant))
+            .and_where(uuid_in(conn, Expr::col((Accounts::Table, Accounts::AccountId)), chunk))
+            .and_where(Expr::exists(usage))
+            .to_owned();
+        for r in all(conn, &q).await? {
+            out.insert(get(&r, Accounts::AccountId)?);
+        }
+    }
+    Ok(out)
+}
+
+/// E-mails (sent, replied) per account of `ids` in [start, end).
+pub(crate) async fn email_counts(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[Uuid],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<HashMap<Uuid, (i64, i64)>> {
+    let mut out: HashMap<Uuid, (i64, i64)> = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        let q = Query::select()
+            .columns([E::AccountId, E::Replied])
+            .expr_as(Func::count(Expr::col(E::ActivityId)), Out::N)
+            .from(E::Table)
+            .and_where(Expr::col(E::TenantId).eq(tenant))
+            .and_where(uuid_in(conn, Expr::col(E::AccountId), chunk))
+            .and_where(Expr::col(E::OccurTime).gte(start))
+            .and_where(Expr::col(E::OccurTime).lt(end))
+            .group_by_columns([E::AccountId, E::Replied])
+            .to_owned();
+        for r in all(conn, &q).await? {
+            let e = out.entry(get(&r, E::AccountId)?).or_default();
+            let n: i64 = get(&r, Out::N)?;
+            if get::<bool>(&r, E::Replied)? {
+                e.1 += n;
+            } else {
+                e.0 += n;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Distinct event names the tenant used since `since` (the denominator of
+/// feature breadth).
+pub(crate) async fn tracked_event_names(conn: &impl ConnectionTrait, tenant: &str, since: NaiveDate) -> Result<usize> {
+    let q = Query::select()
+        .expr_as(Expr::cust(format!("COUNT(DISTINCT {})", N::EventName.to_string())), Out::N)
+        .from(N::Table)
+        .and_where(Expr::col(N::TenantId).eq(tenant))
+        .and_where(Expr::col(N::Day).gte(since))
+        .to_owned();
+    let n = one(conn, &q).await?.map(|r| get::<i64>(&r, Out::N)).transpose()?.unwrap_or(0);
+    Ok(usize::try_from(n).unwrap_or(0))
+}
