@@ -184,6 +184,17 @@ impl From<sea_orm::DbErr> for Error {
             tracing::debug!(error = %err, "unique violation");
             return Error::AlreadyExists("a resource with the same unique key already exists".into());
         }
+        // A text the database cannot store (PostgreSQL: a NUL, SQLSTATE 22021
+        // or 22P05). Every text field is checked where it is parsed; this is
+        // the backstop, so a field that slipped through is still the
+        // caller's error, not an INTERNAL one.
+        if let DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) = &err
+            && let sea_orm::sqlx::Error::Database(d) = e.as_ref()
+            && matches!(d.code().as_deref(), Some("22021" | "22P05"))
+        {
+            tracing::warn!(error = %err, "a text value the database cannot store reached it");
+            return Error::invalid("", "a text value holds a character that cannot be stored (NUL, U+0000)");
+        }
         match &err {
             DbErr::RecordNotFound(what) => Error::NotFound { resource: "record", id: what.clone() },
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Error::Unavailable(err.to_string()),

@@ -82,30 +82,6 @@ pub fn parse<P: FieldPath>(field: &str, mask: Option<&pbjson_types::FieldMask>) 
     Ok(out)
 }
 
-/// The old, untyped form: paths checked against a list of names.
-#[doc(hidden)]
-#[deprecated(note = "declare the fields with field_paths! and use fieldmask::parse")]
-pub fn paths(mask: Option<&pbjson_types::FieldMask>, allowed: &[&'static str]) -> Result<Vec<&'static str>> {
-    let given: Vec<&str> = mask.map(|m| m.paths.iter().map(String::as_str).collect()).unwrap_or_default();
-    if given.is_empty() || given == ["*"] {
-        return Ok(allowed.to_vec());
-    }
-    let mut out = Vec::new();
-    for p in given {
-        match allowed.iter().find(|a| **a == p) {
-            Some(a) if !out.contains(a) => out.push(*a),
-            Some(_) => {}
-            None => {
-                return Err(Error::invalid(
-                    "update_mask",
-                    format!("unknown field {}; the updatable fields are {}", shown(p), allowed.join(", ")),
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// The updatable fields of `P`, comma-separated: for messages and docs.
 pub fn allowed<P: FieldPath>() -> String {
     P::ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")

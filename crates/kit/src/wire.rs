@@ -102,6 +102,19 @@ pub fn text(v: &mut Violations, field: &str, value: &str, max: usize) {
     }
 }
 
+/// A multi-line text field (a note's body, a comment): at most `max`
+/// characters; line breaks and tabs are kept, other control characters —
+/// NUL above all, which PostgreSQL cannot store — are refused.
+pub fn multiline_text(v: &mut Violations, field: &str, value: &str, max: usize) {
+    let n = value.chars().count();
+    if n > max {
+        v.add(field, format!("must be at most {max} characters, got {n}"));
+    }
+    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        v.add(field, "must not contain control characters other than line breaks and tabs");
+    }
+}
+
 /// A required text field: 1 to `max` characters, not only spaces.
 pub fn required_text(v: &mut Violations, field: &str, value: &str, max: usize) {
     if value.trim().is_empty() {
@@ -155,6 +168,13 @@ mod tests {
         assert!(v.is_empty());
         required_text(&mut v, "t", "  ", 4);
         text(&mut v, "t", "a\u{0}", 4);
+        multiline_text(&mut v, "m", "line\nline\ttab", 20);
+        assert!(!v.is_empty());
+        let mut w = Violations::new();
+        multiline_text(&mut w, "m", "line\nline\ttab\r\n", 20);
+        assert!(w.is_empty());
+        multiline_text(&mut w, "m", "nul\u{0}", 20);
+        assert!(!w.is_empty());
         let Err(Error::InvalidArgument(vs)) = v.finish() else { panic!("two violations expected") };
         assert_eq!(vs.len(), 2, "{vs:?}");
     }

@@ -94,13 +94,7 @@ pub(crate) fn log(r: pb::LogActivityRequest) -> Result<(Option<String>, NewActiv
             v.add("activity.occur_time", format!("{t} is in the future"));
         }
         wire::text(&mut v, "activity.subject", &p.subject, 200);
-        let body_chars = p.body.chars().count();
-        if body_chars > activity::MAX_BODY_CHARS {
-            v.add(
-                "activity.body",
-                format!("must be at most {} characters, got {body_chars}", activity::MAX_BODY_CHARS),
-            );
-        }
+        wire::multiline_text(&mut v, "activity.body", &p.body, activity::MAX_BODY_CHARS);
         wire::text(&mut v, "activity.external_ref", &p.external_ref, 256);
         Some(NewActivity {
             account_id: account_id?,

@@ -28,15 +28,15 @@ fn event(index: i64, e: &pb::UsageEvent) -> std::result::Result<UsageEvent, Vec<
     }
     let account = if !e.account_id.is_empty() {
         v.take(wire::uuid("account_id", &e.account_id)).map(AccountRef::Id)
-    } else if !e.account_external_id.is_empty() && e.account_external_id.chars().count() <= 128 {
+    } else if !e.account_external_id.is_empty() {
+        // A bad one is a violation; the event is refused with it.
+        wire::text(&mut v, "account_external_id", &e.account_external_id, 128);
         Some(AccountRef::External(e.account_external_id.clone()))
     } else {
-        v.add("account_id", "is required (or account_external_id, at most 128 characters)");
+        v.add("account_id", "is required (or account_external_id)");
         None
     };
-    if e.user_id.chars().count() > 256 {
-        v.add("user_id", "must be at most 256 characters");
-    }
+    wire::text(&mut v, "user_id", &e.user_id, 256);
     if !is_event_name(&e.event_name) {
         v.add("event_name", format!("must be 1 to 128 of [A-Za-z0-9_.:-], got {}", shown(&e.event_name)));
     }
@@ -60,9 +60,12 @@ fn event(index: i64, e: &pb::UsageEvent) -> std::result::Result<UsageEvent, Vec<
         v.add("properties", format!("at most 50 entries, got {}", e.properties.len()));
     }
     for (k, val) in &e.properties {
-        if k.is_empty() || k.chars().count() > 64 || val.chars().count() > 1024 {
-            v.add(format!("properties[{}]", shown(k)), "keys must be 1 to 64 characters and values at most 1,024");
+        let field = format!("properties[{}]", shown(k));
+        if k.is_empty() {
+            v.add(field.clone(), "keys must be 1 to 64 characters");
         }
+        wire::text(&mut v, &field, k, 64);
+        wire::multiline_text(&mut v, &field, val, 1024);
     }
     match v.finish_with((account, occur_time)) {
         Ok((account, occur_time)) => Ok(UsageEvent {

@@ -111,7 +111,7 @@ impl pb::health_service_server::HealthService for HealthApi {
     ) -> Rpc<pb::GetHealthDistributionResponse> {
         handle(req, Access::Read, async |caller, r| {
             let (filter, group_by) = portfolio::distribution(r)?;
-            Ok(portfolio::distribution_to_proto(&self.app.get_health_distribution(&caller, filter, group_by).await?))
+            portfolio::distribution_to_proto(&self.app.get_health_distribution(&caller, filter, group_by).await?)
         })
         .await
     }

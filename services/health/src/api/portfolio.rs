@@ -2,7 +2,7 @@
 //! distributions and histories into replies.
 
 use banso_cel::Expression;
-use banso_kit::{Result, Violations, paging, shown, wire};
+use banso_kit::{Error, Result, Violations, paging, shown, wire};
 use banso_proto::{health as pb, types as tpb};
 
 use super::convert::{band_from_proto, band_to_proto, stage_from_proto, stage_names, touch_from_proto, touch_names};
@@ -52,8 +52,7 @@ fn filter(v: &mut Violations, f: Option<&pb::AccountHealthFilter>) -> PortfolioF
     let scorecard_id = v.take(wire::optional_uuid("filter.scorecard_id", &f.scorecard_id)).flatten();
     let segment_id = v.take(wire::optional_uuid("filter.segment_id", &f.segment_id)).flatten();
     let owner_id = f.owner_id.trim();
-    let owner_chars = owner_id.chars().count();
-    v.check(owner_chars > 128, "filter.owner_id", format!("must be at most 128 characters, got {owner_chars}"));
+    wire::text(v, "filter.owner_id", owner_id, 128);
     let condition = match f.condition.trim() {
         "" => None,
         src => match Expression::compile(src, &banso_cel::account_schema()) {
@@ -135,35 +134,49 @@ pub(crate) fn distribution(r: pb::GetHealthDistributionRequest) -> Result<(Portf
     Ok((filter, (!group_by.is_empty()).then(|| group_by.to_owned())))
 }
 
-fn bands_to_proto(t: &Totals) -> Vec<pb::BandTotal> {
+/// A band's ARR total as Money; FAILED_PRECONDITION `AMOUNT_OUT_OF_RANGE`
+/// when the sum outgrows int64 (as the retention metrics answer).
+fn money(band: Band, currency: &str, amount: i128) -> Result<tpb::Money> {
+    let amount_minor = i64::try_from(amount).map_err(|_| Error::FailedPrecondition {
+        reason: "AMOUNT_OUT_OF_RANGE",
+        message: format!("the ARR of the {band:?} accounts in {currency} sums to {amount}, more than an int64 holds"),
+    })?;
+    Ok(tpb::Money { currency_code: currency.to_owned(), amount_minor })
+}
+
+fn bands_to_proto(t: &Totals) -> Result<Vec<pb::BandTotal>> {
     Band::ALL
         .iter()
         .zip(&t.bands)
-        .map(|(b, bt)| pb::BandTotal {
-            band: band_to_proto(*b) as i32,
-            accounts: bt.accounts,
-            arr: bt.arr.iter().map(|(c, a)| tpb::Money { currency_code: c.clone(), amount_minor: *a }).collect(),
+        .map(|(b, bt)| {
+            Ok(pb::BandTotal {
+                band: band_to_proto(*b) as i32,
+                accounts: bt.accounts,
+                arr: bt.arr.iter().map(|(c, a)| money(*b, c, *a)).collect::<Result<_>>()?,
+            })
         })
         .collect()
 }
 
-pub(crate) fn distribution_to_proto(d: &Distribution) -> pb::GetHealthDistributionResponse {
-    pb::GetHealthDistributionResponse {
-        overall: bands_to_proto(&d.overall),
+pub(crate) fn distribution_to_proto(d: &Distribution) -> Result<pb::GetHealthDistributionResponse> {
+    Ok(pb::GetHealthDistributionResponse {
+        overall: bands_to_proto(&d.overall)?,
         groups: d
             .groups
             .iter()
-            .map(|(value, t)| pb::HealthGroup {
-                value: value.clone(),
-                bands: bands_to_proto(t),
-                accounts: t.accounts,
-                mean_score: t.mean(),
+            .map(|(value, t)| {
+                Ok(pb::HealthGroup {
+                    value: value.clone(),
+                    bands: bands_to_proto(t)?,
+                    accounts: t.accounts,
+                    mean_score: t.mean(),
+                })
             })
-            .collect(),
+            .collect::<Result<_>>()?,
         accounts: d.overall.accounts,
         unscored_accounts: d.unscored,
         mean_score: d.overall.mean(),
-    }
+    })
 }
 
 pub(crate) fn history(r: pb::GetHealthHistoryRequest) -> Result<HistoryQuery> {

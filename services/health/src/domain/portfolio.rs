@@ -36,7 +36,8 @@ impl Conditions {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BandTotal {
     pub accounts: i64,
-    pub arr: BTreeMap<String, i64>,
+    /// Summed wide: accounts may each hold an ARR near int64's maximum.
+    pub arr: BTreeMap<String, i128>,
 }
 
 /// Totals over red, yellow, green.
@@ -52,7 +53,7 @@ impl Totals {
         let t = &mut self.bands[band.index()];
         t.accounts += 1;
         if let (Some(c), Some(a)) = (&row.arr_currency, row.arr_amount_minor) {
-            *t.arr.entry(c.clone()).or_default() += a;
+            *t.arr.entry(c.clone()).or_default() += i128::from(a);
         }
         self.accounts += 1;
         self.score_sum += score;
@@ -135,8 +136,8 @@ mod tests {
         assert_eq!(d.unscored, 1);
         assert_eq!(d.overall.accounts, 3);
         assert_eq!(d.overall.mean(), 48.7); // (30 + 75 + 41) / 3 = 48.67
-        assert_eq!(d.overall.bands[0].arr, BTreeMap::from([("EUR".to_string(), 1_000_000)]));
-        assert_eq!(d.overall.bands[2].arr, BTreeMap::from([("USD".to_string(), 500_000)]));
+        assert_eq!(d.overall.bands[0].arr, BTreeMap::from([("EUR".to_string(), 1_000_000i128)]));
+        assert_eq!(d.overall.bands[2].arr, BTreeMap::from([("USD".to_string(), 500_000i128)]));
         let names: Vec<&str> = d.groups.iter().map(|(v, _)| v.as_str()).collect();
         assert_eq!(names, ["EMEA", ""]); // most accounts first; the unscored NA account is in no group
         assert_eq!(d.groups[0].1.accounts, 2);
