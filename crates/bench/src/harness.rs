@@ -168,8 +168,7 @@ impl Harness {
         let services = match service {
             Service::Accounts { relay: true } => (banso_accounts::SERVICE.build)(&cx, ServiceSet::new()).await?,
             Service::Accounts { relay: false } => {
-                let db = banso_accounts::connect(&self.config).await?;
-                ServiceSet::new().with(banso_accounts::service(db, banso_events::outbox::OutboxSignal::default(), kit))
+                banso_accounts::bench::without_relay(&self.config, kit, ServiceSet::new()).await?
             }
             Service::Health => (banso_health::SERVICE.build)(&cx, ServiceSet::new()).await?,
         };

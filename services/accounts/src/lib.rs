@@ -37,9 +37,8 @@ pub const SERVICE: ServiceDef = ServiceDef {
     build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
 };
 
-/// Connects to the service's database and applies its migrations. Public
-/// for the bench, which runs the service without its relay ([`service`]).
-pub async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
+/// Connects to the service's database and applies its migrations.
+async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
     let url = banso_kit::db::url_for(cfg, NAME)?;
     let db = banso_kit::db::connect(&url, NAME, &cfg.database).await?;
     banso_kit::db::migrate::<migration::Migrator>(&db).await?;
@@ -47,14 +46,26 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection
 }
 
 /// The gRPC service over an already migrated database; `outbox` wakes the
-/// relay that publishes what it records. Public for the bench's
-/// `--no-relay` runs (nothing then publishes); everything else runs
-/// [`SERVICE`].
-pub fn service(db: sea_orm::DatabaseConnection, outbox: banso_events::outbox::OutboxSignal, kit: &Kit) -> Server {
+/// relay that publishes what it records.
+fn service(db: sea_orm::DatabaseConnection, outbox: banso_events::outbox::OutboxSignal, kit: &Kit) -> Server {
     let app = app::App::new(banso_events::Db::new(db, outbox, NAME));
     AccountsServiceServer::new(api::AccountsApi::new(app, kit.clone()))
         .max_decoding_message_size(kit.max_message_bytes)
         .max_encoding_message_size(kit.max_message_bytes)
+}
+
+/// What the benchmarks need beyond [`SERVICE`] (feature `bench`).
+#[cfg(feature = "bench")]
+pub mod bench {
+    use banso_kit::server::ServiceSet;
+
+    /// The service without its outbox relay, added to `set`: the import
+    /// benchmark's `--no-relay` diagnostic (events are recorded, never
+    /// published), to tell the relay's share of the import's time.
+    pub async fn without_relay(cfg: &super::Config, kit: &super::Kit, set: ServiceSet) -> anyhow::Result<ServiceSet> {
+        let db = super::connect(cfg).await?;
+        Ok(set.with(super::service(db, banso_events::outbox::OutboxSignal::default(), kit)))
+    }
 }
 
 /// Connect, migrate, and build the service; the outbox relay and
