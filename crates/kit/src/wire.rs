@@ -3,6 +3,7 @@
 //! and answers with a violation naming the field; the ranges are the API's
 //! (docs/api.md, "Values").
 
+use banso_proto::vocab::{LifecycleStage, TouchModel};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use crate::error::{Error, Result, Violations, shown};
@@ -88,6 +89,31 @@ pub fn optional_date(v: &mut Violations, field: &str, d: Option<&banso_proto::ty
 /// The protobuf date of `d`.
 pub fn date_to_proto(d: NaiveDate) -> banso_proto::types::Date {
     banso_proto::types::Date { year: d.year(), month: d.month() as i32, day: d.day() as i32 }
+}
+
+/// A required lifecycle stage of the wire; a violation for UNSPECIFIED or
+/// an unknown value.
+pub fn lifecycle_stage(v: &mut Violations, field: &str, raw: i32) -> Option<LifecycleStage> {
+    let stage = LifecycleStage::from_proto(raw);
+    if stage.is_none() {
+        v.add(field, enum_problem(raw, "lifecycle stage", &LifecycleStage::wire_names()));
+    }
+    stage
+}
+
+/// A required touch model of the wire; a violation for UNSPECIFIED or an
+/// unknown value.
+pub fn touch_model(v: &mut Violations, field: &str, raw: i32) -> Option<TouchModel> {
+    let touch = TouchModel::from_proto(raw);
+    if touch.is_none() {
+        v.add(field, enum_problem(raw, "touch model", &TouchModel::wire_names()));
+    }
+    touch
+}
+
+/// Why a required enum value is refused: unset (0, UNSPECIFIED) or unknown.
+fn enum_problem(raw: i32, what: &str, names: &str) -> String {
+    if raw == 0 { format!("is required: one of {names}") } else { format!("{raw} is not a {what}; use one of {names}") }
 }
 
 /// An optional text field: at most `max` characters (not bytes: names are

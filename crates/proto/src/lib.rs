@@ -36,4 +36,6 @@ pub mod banso {
     }
 }
 
+pub mod vocab;
+
 pub use banso::{accounts::v1 as accounts, events::v1 as events, health::v1 as health, types::v1 as types};

@@ -12,9 +12,9 @@ use banso_proto::accounts as apb;
 use uuid::Uuid;
 
 use crate::{
-    api::convert::{band_to_proto, stage_from_proto, touch_from_proto},
+    api::convert::band_to_proto,
     domain::{
-        account::{AccountRow, Attr},
+        account::{AccountRow, Attr, LifecycleStage, TouchModel},
         score::{Band, Score},
     },
     recompute::Recompute,
@@ -63,9 +63,9 @@ fn date(d: Option<&banso_proto::types::Date>) -> Option<chrono::NaiveDate> {
 /// The projection row of an Accounts' account as its events carry it.
 pub(crate) fn account_row(a: &apb::Account) -> Result<AccountRow> {
     let account_id = wire::uuid("account.id", &a.id)?;
-    let lifecycle_stage = stage_from_proto(a.lifecycle_stage)
+    let lifecycle_stage = LifecycleStage::from_proto(a.lifecycle_stage)
         .ok_or_else(|| rejected("account.lifecycle_stage", format!("account {account_id} has no lifecycle stage")))?;
-    let touch_model = touch_from_proto(a.touch_model)
+    let touch_model = TouchModel::from_proto(a.touch_model)
         .ok_or_else(|| rejected("account.touch_model", format!("account {account_id} has no touch model")))?;
     let attributes = a
         .custom_attributes

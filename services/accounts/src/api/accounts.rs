@@ -23,58 +23,6 @@ use crate::{
 /// The most ids a BatchGetAccounts names.
 const MAX_BATCH: usize = 1000;
 
-pub(crate) fn stage_from_proto(v: &mut Violations, field: &str, raw: i32) -> Option<LifecycleStage> {
-    match pb::LifecycleStage::try_from(raw) {
-        Ok(pb::LifecycleStage::Unspecified) => {
-            v.add(field, "is required (LIFECYCLE_STAGE_UNSPECIFIED is not a stage)");
-            None
-        }
-        Ok(pb::LifecycleStage::Onboarding) => Some(LifecycleStage::Onboarding),
-        Ok(pb::LifecycleStage::Adoption) => Some(LifecycleStage::Adoption),
-        Ok(pb::LifecycleStage::Expansion) => Some(LifecycleStage::Expansion),
-        Ok(pb::LifecycleStage::Renewal) => Some(LifecycleStage::Renewal),
-        Ok(pb::LifecycleStage::Churned) => Some(LifecycleStage::Churned),
-        Err(_) => {
-            v.add(field, format!("{raw} is not a LifecycleStage"));
-            None
-        }
-    }
-}
-
-pub(crate) fn stage_to_proto(s: LifecycleStage) -> pb::LifecycleStage {
-    match s {
-        LifecycleStage::Onboarding => pb::LifecycleStage::Onboarding,
-        LifecycleStage::Adoption => pb::LifecycleStage::Adoption,
-        LifecycleStage::Expansion => pb::LifecycleStage::Expansion,
-        LifecycleStage::Renewal => pb::LifecycleStage::Renewal,
-        LifecycleStage::Churned => pb::LifecycleStage::Churned,
-    }
-}
-
-fn touch_from_proto(v: &mut Violations, field: &str, raw: i32) -> Option<TouchModel> {
-    match pb::TouchModel::try_from(raw) {
-        Ok(pb::TouchModel::Unspecified) => {
-            v.add(field, "is required (TOUCH_MODEL_UNSPECIFIED is not a touch model)");
-            None
-        }
-        Ok(pb::TouchModel::High) => Some(TouchModel::High),
-        Ok(pb::TouchModel::Low) => Some(TouchModel::Low),
-        Ok(pb::TouchModel::Tech) => Some(TouchModel::Tech),
-        Err(_) => {
-            v.add(field, format!("{raw} is not a TouchModel"));
-            None
-        }
-    }
-}
-
-fn touch_to_proto(t: TouchModel) -> pb::TouchModel {
-    match t {
-        TouchModel::High => pb::TouchModel::High,
-        TouchModel::Low => pb::TouchModel::Low,
-        TouchModel::Tech => pb::TouchModel::Tech,
-    }
-}
-
 fn attr_from_proto(v: &mut Violations, field: &str, a: &tpb::AttributeValue) -> Option<AttrValue> {
     use tpb::attribute_value::Kind;
     match &a.kind {
@@ -172,12 +120,12 @@ pub(crate) fn fields(p: &pb::Account, prefix: &str, mask: &[AccountField], v: &m
                 out.plan_tier = p.plan_tier.clone();
             }
             AccountField::LifecycleStage => {
-                if let Some(s) = stage_from_proto(v, &f("lifecycle_stage"), p.lifecycle_stage) {
+                if let Some(s) = wire::lifecycle_stage(v, &f("lifecycle_stage"), p.lifecycle_stage) {
                     out.lifecycle_stage = s;
                 }
             }
             AccountField::TouchModel => {
-                if let Some(t) = touch_from_proto(v, &f("touch_model"), p.touch_model) {
+                if let Some(t) = wire::touch_model(v, &f("touch_model"), p.touch_model) {
                     out.touch_model = t;
                 }
             }
@@ -233,8 +181,8 @@ pub(crate) fn to_proto(a: &Account) -> pb::Account {
         revenue_band: f.revenue_band.clone(),
         region: f.region.clone(),
         plan_tier: f.plan_tier.clone(),
-        lifecycle_stage: stage_to_proto(f.lifecycle_stage) as i32,
-        touch_model: touch_to_proto(f.touch_model) as i32,
+        lifecycle_stage: f.lifecycle_stage.to_proto() as i32,
+        touch_model: f.touch_model.to_proto() as i32,
         owner_id: f.owner_id.clone(),
         arr: f.arr.as_ref().map(money_to_proto),
         contract_start_date: f.contract_start_date.map(wire::date_to_proto),
@@ -341,13 +289,13 @@ fn filter_from_proto(p: Option<&pb::AccountFilter>, v: &mut Violations) -> Accou
             .lifecycle_stages
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| stage_from_proto(v, &format!("filter.lifecycle_stages[{i}]"), *s))
+            .filter_map(|(i, s)| wire::lifecycle_stage(v, &format!("filter.lifecycle_stages[{i}]"), *s))
             .collect(),
         touch_models: p
             .touch_models
             .iter()
             .enumerate()
-            .filter_map(|(i, t)| touch_from_proto(v, &format!("filter.touch_models[{i}]"), *t))
+            .filter_map(|(i, t)| wire::touch_model(v, &format!("filter.touch_models[{i}]"), *t))
             .collect(),
         owner_id: text(v, "owner_id", &p.owner_id),
         industry: text(v, "industry", &p.industry),

@@ -6,63 +6,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Where an account stands in its life as a customer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LifecycleStage {
-    Onboarding,
-    Adoption,
-    Expansion,
-    Renewal,
-    Churned,
-}
-
-impl LifecycleStage {
-    pub const ALL: [LifecycleStage; 5] = [
-        LifecycleStage::Onboarding,
-        LifecycleStage::Adoption,
-        LifecycleStage::Expansion,
-        LifecycleStage::Renewal,
-        LifecycleStage::Churned,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LifecycleStage::Onboarding => "onboarding",
-            LifecycleStage::Adoption => "adoption",
-            LifecycleStage::Expansion => "expansion",
-            LifecycleStage::Renewal => "renewal",
-            LifecycleStage::Churned => "churned",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-}
-
-/// How the CS team runs alongside the account (DOMAIN.md: touch models).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TouchModel {
-    High,
-    Low,
-    Tech,
-}
-
-impl TouchModel {
-    pub const ALL: [TouchModel; 3] = [TouchModel::High, TouchModel::Low, TouchModel::Tech];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TouchModel::High => "high",
-            TouchModel::Low => "low",
-            TouchModel::Tech => "tech",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-}
+/// The shared vocabulary (one definition and one wire conversion for every
+/// service): where an account stands, how the CS team runs alongside it.
+pub use banso_proto::vocab::{LifecycleStage, TouchModel};
 
 /// Money in integer minor units of an ISO 4217 currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,8 @@ use banso_cel::Expression;
 use banso_kit::{Error, Result, Violations, paging, shown, wire};
 use banso_proto::{health as pb, types as tpb};
 
-use super::convert::{band_from_proto, band_to_proto, stage_from_proto, stage_names, touch_from_proto, touch_names};
+use super::convert::{band_from_proto, band_to_proto};
+use crate::domain::account::{LifecycleStage, TouchModel};
 use crate::{
     app::{
         PageRequest,
@@ -67,8 +68,20 @@ fn filter(v: &mut Violations, f: Option<&pb::AccountHealthFilter>) -> PortfolioF
         columns: ColumnFilter {
             bands,
             scorecard_id,
-            lifecycle_stages: each(v, "filter.lifecycle_stages", &f.lifecycle_stages, stage_from_proto, stage_names),
-            touch_models: each(v, "filter.touch_models", &f.touch_models, touch_from_proto, touch_names),
+            lifecycle_stages: each(
+                v,
+                "filter.lifecycle_stages",
+                &f.lifecycle_stages,
+                LifecycleStage::from_proto,
+                LifecycleStage::wire_names,
+            ),
+            touch_models: each(
+                v,
+                "filter.touch_models",
+                &f.touch_models,
+                TouchModel::from_proto,
+                TouchModel::wire_names,
+            ),
             owner_id: (!owner_id.is_empty()).then(|| owner_id.to_owned()),
         },
         segment_id,

@@ -5,7 +5,6 @@ use banso_kit::{Result, Violations, etag, fieldmask, idempotency, paging, wire};
 use banso_proto::health as pb;
 use uuid::Uuid;
 
-use super::convert::{stage_from_proto, stage_names, stage_to_proto, touch_from_proto, touch_names, touch_to_proto};
 use crate::{
     app::{
         PageRequest,
@@ -35,22 +34,9 @@ fn scope(v: &mut Violations, p: &pb::Scorecard) -> Option<Scope> {
             v.take(wire::uuid("scorecard.scope.segment_id", s)).map(|id| Scope::Segment(id.to_string()))
         }
         Some(Kind::LifecycleStage(s)) => {
-            let stage = stage_from_proto(*s).map(Scope::LifecycleStage);
-            if stage.is_none() {
-                v.add(
-                    "scorecard.scope.lifecycle_stage",
-                    format!("{s} is not a lifecycle stage; use one of {}", stage_names()),
-                );
-            }
-            stage
+            wire::lifecycle_stage(v, "scorecard.scope.lifecycle_stage", *s).map(Scope::LifecycleStage)
         }
-        Some(Kind::TouchModel(t)) => {
-            let touch = touch_from_proto(*t).map(Scope::TouchModel);
-            if touch.is_none() {
-                v.add("scorecard.scope.touch_model", format!("{t} is not a touch model; use one of {}", touch_names()));
-            }
-            touch
-        }
+        Some(Kind::TouchModel(t)) => wire::touch_model(v, "scorecard.scope.touch_model", *t).map(Scope::TouchModel),
     }
 }
 
@@ -172,8 +158,8 @@ pub(crate) fn to_proto(c: &StoredScorecard) -> pb::Scorecard {
             kind: match &d.scope {
                 Scope::All => None,
                 Scope::Segment(s) => Some(pb::scope::Kind::SegmentId(s.clone())),
-                Scope::LifecycleStage(s) => Some(pb::scope::Kind::LifecycleStage(stage_to_proto(*s) as i32)),
-                Scope::TouchModel(t) => Some(pb::scope::Kind::TouchModel(touch_to_proto(*t) as i32)),
+                Scope::LifecycleStage(s) => Some(pb::scope::Kind::LifecycleStage(s.to_proto() as i32)),
+                Scope::TouchModel(t) => Some(pb::scope::Kind::TouchModel(t.to_proto() as i32)),
             },
         }),
         measures: d

@@ -34,76 +34,12 @@ impl Attr {
     }
 }
 
-/// Where an account stands in its life as a customer (Accounts keeps it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(test, derive(Default))]
-#[serde(rename_all = "snake_case")]
-pub enum LifecycleStage {
-    #[cfg_attr(test, default)]
-    Onboarding,
-    Adoption,
-    Expansion,
-    Renewal,
-    Churned,
-}
-
-impl LifecycleStage {
-    pub const ALL: [LifecycleStage; 5] = [
-        LifecycleStage::Onboarding,
-        LifecycleStage::Adoption,
-        LifecycleStage::Expansion,
-        LifecycleStage::Renewal,
-        LifecycleStage::Churned,
-    ];
-
-    /// The name CEL conditions (`account.lifecycle_stage == "renewal"`),
-    /// distributions and the projection's rows use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LifecycleStage::Onboarding => "onboarding",
-            LifecycleStage::Adoption => "adoption",
-            LifecycleStage::Expansion => "expansion",
-            LifecycleStage::Renewal => "renewal",
-            LifecycleStage::Churned => "churned",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
-
-/// How the customer success team runs alongside the account (Accounts keeps it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(test, derive(Default))]
-#[serde(rename_all = "snake_case")]
-pub enum TouchModel {
-    #[cfg_attr(test, default)]
-    High,
-    Low,
-    Tech,
-}
-
-impl TouchModel {
-    pub const ALL: [TouchModel; 3] = [TouchModel::High, TouchModel::Low, TouchModel::Tech];
-
-    /// The name CEL conditions, distributions and the projection's rows use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TouchModel::High => "high",
-            TouchModel::Low => "low",
-            TouchModel::Tech => "tech",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
+/// The shared vocabulary: Accounts keeps both; one definition, one wire
+/// conversion for every service.
+pub use banso_proto::vocab::{LifecycleStage, TouchModel};
 
 /// One account of the projection.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(test, derive(Default))]
 pub struct AccountRow {
     pub account_id: Uuid,
     pub external_id: Option<String>,
@@ -122,6 +58,33 @@ pub struct AccountRow {
     pub owner_id: String,
     pub tags: Vec<String>,
     pub attributes: BTreeMap<String, Attr>,
+}
+
+/// A row for tests to start from: an onboarding, high-touch account with
+/// nothing else set.
+#[cfg(test)]
+impl Default for AccountRow {
+    fn default() -> Self {
+        AccountRow {
+            account_id: Uuid::nil(),
+            external_id: None,
+            name: String::new(),
+            lifecycle_stage: LifecycleStage::Onboarding,
+            touch_model: TouchModel::High,
+            arr_currency: None,
+            arr_amount_minor: None,
+            renewal_date: None,
+            contract_start_date: None,
+            industry: String::new(),
+            employee_count: None,
+            revenue_band: String::new(),
+            region: String::new(),
+            plan_tier: String::new(),
+            owner_id: String::new(),
+            tags: Vec::new(),
+            attributes: BTreeMap::new(),
+        }
+    }
 }
 
 /// Attributes a distribution may be grouped by (besides `attributes.<key>`).

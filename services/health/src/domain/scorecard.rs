@@ -372,7 +372,6 @@ pub fn validate(def: &ScorecardDef) -> Vec<(String, String)> {
 
 /// An account's attributes that scopes match on (from the Accounts projection).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(test, derive(Default))]
 pub struct AccountScope {
     pub lifecycle_stage: LifecycleStage,
     pub touch_model: TouchModel,
@@ -811,7 +810,7 @@ mod tests {
             (id(2), card(Scope::Segment("old".into())), t("2026-01-01T00:00:00Z")),
         ];
         let asked = RefCell::new(Vec::new());
-        let a = AccountScope::default();
+        let a = AccountScope { lifecycle_stage: LifecycleStage::Onboarding, touch_model: TouchModel::High };
         let got = choose(&cands, &a, |s| {
             asked.borrow_mut().push(s.to_owned());
             true
