@@ -61,6 +61,12 @@ pub trait Identified {
     fn resource_id(&self) -> String;
 }
 
+/// The id a `request_id` key remembers, as the UUID every resource has: a
+/// key holding anything else is a corrupt row (INTERNAL), never a panic.
+pub fn remembered(id: &str) -> Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(id).map_err(|e| Error::internal(anyhow::anyhow!("stored request id key {id:?}: {e}")))
+}
+
 /// A `request_id` for one kind of create: the operation name keeps keys of
 /// different creates apart.
 #[derive(Debug, Clone, Copy)]

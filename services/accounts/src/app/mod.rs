@@ -24,7 +24,7 @@ pub(crate) use retention::MetricsQuery;
 pub(crate) use segments::{CreateSegment, SegmentCount, UpdateSegment};
 pub(crate) use settings::UpdateSettings;
 
-use banso_events::Db;
+use banso_events::{Db, db::remembered};
 use banso_kit::{Error, shown};
 use sea_orm::DatabaseConnection;
 
@@ -54,11 +54,6 @@ impl App {
 struct Scope {
     conn: DatabaseConnection,
     tenant: String,
-}
-
-/// The id a `request_id` key remembers, as the resource's UUID.
-fn remembered(id: &str) -> banso_kit::Result<uuid::Uuid> {
-    uuid::Uuid::parse_str(id).map_err(Error::internal)
 }
 
 /// A unique violation of an account's or a contact's write: the only

@@ -1,7 +1,7 @@
 //! Recompute jobs started through the API.
 
 use banso_events::db::RequestKey;
-use banso_kit::{Error, Result, auth::Caller};
+use banso_kit::{Result, auth::Caller};
 use uuid::Uuid;
 
 use super::App;
@@ -24,7 +24,7 @@ impl App {
                 key,
                 // Owned captures: see `App::update_scorecard`.
                 async move |id: &str| {
-                    let id = Uuid::parse_str(id).map_err(Error::internal)?;
+                    let id = banso_events::db::remembered(id)?;
                     store::jobs::get_job(&conn, &owner, id).await
                 },
                 async |tx| store::jobs::queue(tx.conn(), tenant, Trigger::Api).await,

@@ -3,7 +3,7 @@
 //! transaction, so no version exists without the job that applies it.
 
 use banso_events::db::RequestKey;
-use banso_kit::{Error, Result, Violations, auth::Caller, paging::QueryKey, wire};
+use banso_kit::{Result, Violations, auth::Caller, paging::QueryKey, wire};
 use uuid::Uuid;
 
 use super::{App, PageRequest};
@@ -81,7 +81,7 @@ impl App {
                 key,
                 // Owned captures, as in `update_scorecard`.
                 async move |id: &str| {
-                    let id = Uuid::parse_str(id).map_err(Error::internal)?;
+                    let id = banso_events::db::remembered(id)?;
                     store::scorecards::get_version(&conn, &owner, id, None).await
                 },
                 async |tx| {
