@@ -46,9 +46,11 @@ const MEASURES: [&str; 10] = [
 
 /// The 10 raw values of every live account of the tenant, from the rollups
 /// alone, with the service's definitions (docs/health.md): windows of N days
-/// ending today inclusive (UTC, the tenant's zone), counts 0 without usage,
-/// a change missing when its previous window is 0, breadth over the names
-/// the tenant used in 90 days, capped at 1.
+/// ending today inclusive (UTC, the tenant's zone), counts 0 in a window
+/// without usage, every value missing for an account that never had usage
+/// (one probe of its rollups, only for accounts idle in every window, as
+/// the service does), a change missing when its previous window is 0,
+/// breadth over the names the tenant used in 90 days, capped at 1.
 const AGGREGATE: &str = "
 WITH t AS (SELECT (now() AT TIME ZONE 'UTC')::date AS today),
 u AS (
@@ -79,25 +81,35 @@ us AS (
 tracked AS (
   SELECT count(DISTINCT event_name)::float8 AS n FROM health.daily_usage, t
   WHERE tenant_id = 'bench' AND day >= t.today - 90
+),
+v AS (
+  SELECT a.account_id,
+    u.account_id IS NOT NULL OR us.account_id IS NOT NULL OR EXISTS (
+      SELECT 1 FROM health.daily_usage d WHERE d.tenant_id = 'bench' AND d.account_id = a.account_id) AS used,
+    coalesce(us.users30, 0)::float8 AS users30,
+    coalesce(us.users7, 0)::float8 AS users7,
+    CASE WHEN coalesce(us.users7_prev, 0) = 0 THEN NULL
+         ELSE (coalesce(us.users7, 0) - us.users7_prev)::float8 / us.users7_prev END AS users_change,
+    coalesce(u.report30, 0)::float8 AS report30,
+    coalesce(u.dashboard30, 0)::float8 AS dashboard30,
+    coalesce(u.project7, 0)::float8 AS project7,
+    CASE WHEN coalesce(u.report7_prev, 0) = 0 THEN NULL
+         ELSE (coalesce(u.report7, 0) - u.report7_prev)::float8 / u.report7_prev END AS report_change,
+    coalesce(u.secs30, 0) / 60.0 AS minutes30,
+    coalesce(u.secs7, 0) / 60.0 AS minutes7,
+    CASE WHEN tracked.n = 0 THEN NULL ELSE least(coalesce(u.names30, 0) / tracked.n, 1.0) END AS breadth
+  FROM health.accounts a
+  LEFT JOIN u USING (account_id)
+  LEFT JOIN us USING (account_id)
+  CROSS JOIN tracked
+  WHERE a.tenant_id = 'bench' AND NOT a.deleted
 )
-SELECT a.account_id,
-  coalesce(us.users30, 0)::float8,
-  coalesce(us.users7, 0)::float8,
-  CASE WHEN coalesce(us.users7_prev, 0) = 0 THEN NULL
-       ELSE (coalesce(us.users7, 0) - us.users7_prev)::float8 / us.users7_prev END,
-  coalesce(u.report30, 0)::float8,
-  coalesce(u.dashboard30, 0)::float8,
-  coalesce(u.project7, 0)::float8,
-  CASE WHEN coalesce(u.report7_prev, 0) = 0 THEN NULL
-       ELSE (coalesce(u.report7, 0) - u.report7_prev)::float8 / u.report7_prev END,
-  coalesce(u.secs30, 0) / 60.0,
-  coalesce(u.secs7, 0) / 60.0,
-  CASE WHEN tracked.n = 0 THEN NULL ELSE least(coalesce(u.names30, 0) / tracked.n, 1.0) END
-FROM health.accounts a
-LEFT JOIN u USING (account_id)
-LEFT JOIN us USING (account_id)
-CROSS JOIN tracked
-WHERE a.tenant_id = 'bench' AND NOT a.deleted";
+SELECT account_id,
+  CASE WHEN used THEN users30 END, CASE WHEN used THEN users7 END, CASE WHEN used THEN users_change END,
+  CASE WHEN used THEN report30 END, CASE WHEN used THEN dashboard30 END, CASE WHEN used THEN project7 END,
+  CASE WHEN used THEN report_change END, CASE WHEN used THEN minutes30 END, CASE WHEN used THEN minutes7 END,
+  CASE WHEN used THEN breadth END
+FROM v";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -320,7 +332,18 @@ fn classify(state: &str, query: &str) -> &'static str {
     }
 }
 
+/// Every measure counts a missing value as 0 points, so every account is
+/// scored — those that never had usage too (their values are missing, not
+/// 0: docs/health.md) — and the job does the same work for each account.
 fn scorecard() -> pb::Scorecard {
+    let mut card = scorecard_measures();
+    for m in &mut card.measures {
+        m.missing = pb::MissingData::CountAsZero as i32;
+    }
+    card
+}
+
+fn scorecard_measures() -> pb::Scorecard {
     pb::Scorecard {
         name: "Adoption, 10 measures (bench)".into(),
         measures: vec![
