@@ -56,6 +56,49 @@ pub async fn connect(url: &str, schema: &str, cfg: &DatabaseConfig) -> anyhow::R
     Ok(db)
 }
 
+/// A table of versioned rows, each keyed by tenant and id: what the
+/// optimistic writes below need to know of it.
+pub trait VersionedTable: sea_orm::EntityTrait {
+    const ID: Self::Column;
+    const TENANT: Self::Column;
+    const VERSION: Self::Column;
+}
+
+/// The row of `tenant` and `id` while it is still at `version`.
+fn at_version<T: VersionedTable>(tenant: &str, id: uuid::Uuid, version: i64) -> sea_orm::Condition {
+    use sea_orm::ColumnTrait as _;
+    sea_orm::Condition::all().add(T::ID.eq(id)).add(T::TENANT.eq(tenant)).add(T::VERSION.eq(version))
+}
+
+/// `UPDATE … SET <row> WHERE tenant_id = ? AND id = ? AND version = ?`:
+/// writes the next version of a row only if the stored one is still
+/// `version`; returns whether it did (`false`: another writer won the race,
+/// or the row is gone). The write of `banso_events::Db::update_versioned`.
+pub async fn update_at_version<T: VersionedTable>(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: uuid::Uuid,
+    version: i64,
+    row: T::ActiveModel,
+) -> crate::Result<bool> {
+    use sea_orm::QueryFilter as _;
+    let res = T::update_many().set(row).filter(at_version::<T>(tenant, id, version)).exec(conn).await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// `DELETE … WHERE tenant_id = ? AND id = ? AND version = ?`; returns
+/// whether it deleted the row.
+pub async fn delete_at_version<T: VersionedTable>(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: uuid::Uuid,
+    version: i64,
+) -> crate::Result<bool> {
+    use sea_orm::QueryFilter as _;
+    let res = T::delete_many().filter(at_version::<T>(tenant, id, version)).exec(conn).await?;
+    Ok(res.rows_affected == 1)
+}
+
 /// Applies every pending migration of `M`.
 pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> anyhow::Result<()> {
     M::up(db, None).await.context("migration failed")

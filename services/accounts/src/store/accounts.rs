@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use banso_kit::{Error, Result};
+use banso_kit::{Error, Result, db};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -325,14 +325,9 @@ pub(crate) async fn update(
     current: &Account,
     next: &Account,
 ) -> Result<bool> {
-    let res = account::Entity::update_many()
-        .set(active(tenant, next)?)
-        .filter(account::Column::Id.eq(current.id))
-        .filter(account::Column::TenantId.eq(tenant))
-        .filter(account::Column::Version.eq(current.version))
-        .exec(conn)
-        .await?;
-    if res.rows_affected != 1 {
+    if !db::update_at_version::<account::Entity>(conn, tenant, current.id, current.version, active(tenant, next)?)
+        .await?
+    {
         return Ok(false);
     }
     if next.fields.tags != current.fields.tags {
@@ -345,13 +340,7 @@ pub(crate) async fn update(
 /// with it by foreign key) if the stored version is still `current`'s;
 /// returns whether it did.
 pub(crate) async fn delete(conn: &impl ConnectionTrait, tenant: &str, current: &Account) -> Result<bool> {
-    let res = account::Entity::delete_many()
-        .filter(account::Column::Id.eq(current.id))
-        .filter(account::Column::TenantId.eq(tenant))
-        .filter(account::Column::Version.eq(current.version))
-        .exec(conn)
-        .await?;
-    if res.rows_affected != 1 {
+    if !db::delete_at_version::<account::Entity>(conn, tenant, current.id, current.version).await? {
         return Ok(false);
     }
     delete_tags(conn, tenant, current.id).await?;

@@ -1,6 +1,6 @@
 //! Contacts (stakeholders) of accounts.
 
-use banso_kit::{Error, Result};
+use banso_kit::{Error, Result, db};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -146,23 +146,10 @@ pub(crate) async fn update(
     current: &Contact,
     next: &Contact,
 ) -> Result<bool> {
-    let res = contact::Entity::update_many()
-        .set(active(tenant, next))
-        .filter(contact::Column::Id.eq(current.id))
-        .filter(contact::Column::TenantId.eq(tenant))
-        .filter(contact::Column::Version.eq(current.version))
-        .exec(conn)
-        .await?;
-    Ok(res.rows_affected == 1)
+    db::update_at_version::<contact::Entity>(conn, tenant, current.id, current.version, active(tenant, next)).await
 }
 
 /// Deletes the contact if the stored version is still `current`'s.
 pub(crate) async fn delete(conn: &impl ConnectionTrait, tenant: &str, current: &Contact) -> Result<bool> {
-    let res = contact::Entity::delete_many()
-        .filter(contact::Column::Id.eq(current.id))
-        .filter(contact::Column::TenantId.eq(tenant))
-        .filter(contact::Column::Version.eq(current.version))
-        .exec(conn)
-        .await?;
-    Ok(res.rows_affected == 1)
+    db::delete_at_version::<contact::Entity>(conn, tenant, current.id, current.version).await
 }

@@ -207,3 +207,16 @@ pub mod segment {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+// The versioned tables: their optimistic writes are kit::db's
+// `update_at_version` / `delete_at_version`.
+macro_rules! versioned {
+    ($($m:ident),+) => {$(
+        impl banso_kit::db::VersionedTable for $m::Entity {
+            const ID: $m::Column = $m::Column::Id;
+            const TENANT: $m::Column = $m::Column::TenantId;
+            const VERSION: $m::Column = $m::Column::Version;
+        }
+    )+};
+}
+versioned!(account, contact, segment);

@@ -1,6 +1,6 @@
 //! Saved segments.
 
-use banso_kit::{Error, Result};
+use banso_kit::{Error, Result, db};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -68,23 +68,10 @@ pub(crate) async fn update(
     current: &Segment,
     next: &Segment,
 ) -> Result<bool> {
-    let res = segment::Entity::update_many()
-        .set(active(tenant, next))
-        .filter(segment::Column::Id.eq(current.id))
-        .filter(segment::Column::TenantId.eq(tenant))
-        .filter(segment::Column::Version.eq(current.version))
-        .exec(conn)
-        .await?;
-    Ok(res.rows_affected == 1)
+    db::update_at_version::<segment::Entity>(conn, tenant, current.id, current.version, active(tenant, next)).await
 }
 
 /// Deletes the segment if the stored version is still `current`'s.
 pub(crate) async fn delete(conn: &impl ConnectionTrait, tenant: &str, current: &Segment) -> Result<bool> {
-    let res = segment::Entity::delete_many()
-        .filter(segment::Column::Id.eq(current.id))
-        .filter(segment::Column::TenantId.eq(tenant))
-        .filter(segment::Column::Version.eq(current.version))
-        .exec(conn)
-        .await?;
-    Ok(res.rows_affected == 1)
+    db::delete_at_version::<segment::Entity>(conn, tenant, current.id, current.version).await
 }
