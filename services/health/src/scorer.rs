@@ -100,7 +100,14 @@ impl TenantContext {
                 let expr = Uuid::parse_str(id)
                     .ok()
                     .and_then(|u| known.get(&u))
-                    .and_then(|src| Expression::compile(src, &banso_cel::account_schema()).ok());
+                    .and_then(|src| match Expression::compile(src, &banso_cel::account_schema()) {
+                        Ok(e) => Some(e),
+                        Err(e) => {
+                            // Its scorecards then score no account: say why.
+                            tracing::warn!(tenant, segment = %id, error = %e, "a segment's expression no longer compiles");
+                            None
+                        }
+                    });
                 segments.insert(id.clone(), expr);
             }
             for m in &c.def.measures {

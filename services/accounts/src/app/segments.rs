@@ -216,9 +216,12 @@ impl App {
     /// A segment's compiled expression, with "today" in the tenant's zone.
     async fn program(&self, tenant: &str, segment_id: Uuid) -> Result<Program> {
         let s = store::segments::get(self.db.conn(), tenant, segment_id).await?;
-        // Stored expressions compiled when saved; a failure now is a bug.
-        let expr = segment::compile(&s.fields.expression)
-            .map_err(|e| Error::internal(anyhow::anyhow!("stored segment {segment_id} does not compile: {e}")))?;
+        // Stored expressions compiled when saved; one that no longer does
+        // (a stricter CEL engine since) must be edited, not retried.
+        let expr = segment::compile(&s.fields.expression).map_err(|e| Error::FailedPrecondition {
+            reason: "SEGMENT_EXPRESSION_INVALID",
+            message: format!("segment {segment_id}'s expression no longer compiles ({e}); update the segment"),
+        })?;
         let settings = store::settings::get(self.db.conn(), tenant).await?;
         let now = Utc::now();
         Ok(Program { expr, today: retention::today_in(settings.tz(), now), now })

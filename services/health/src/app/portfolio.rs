@@ -75,8 +75,13 @@ impl App {
                 let src = store::segments::expression(self.db.conn(), tenant, id)
                     .await?
                     .ok_or_else(|| Error::not_found("segment", id.to_string()))?;
+                // Saved expressions compiled then; one that no longer does (a
+                // stricter CEL engine since) must be edited in Accounts.
                 Some(Expression::compile(&src, &banso_cel::account_schema()).map_err(|e| {
-                    Error::internal(anyhow::anyhow!("segment {id}: its stored expression does not compile: {e}"))
+                    Error::FailedPrecondition {
+                        reason: "SEGMENT_EXPRESSION_INVALID",
+                        message: format!("segment {id}'s expression no longer compiles ({e}); update the segment"),
+                    }
                 })?)
             }
         };
