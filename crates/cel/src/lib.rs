@@ -69,6 +69,12 @@
 //! `docs/cel.md` lists the functions and macros that work with cel 0.15
 //! and those that do not.
 
+// Caller data must never reach a panic: the lints hold it outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable, clippy::todo)
+)]
+
 mod check;
 mod facts;
 mod parse;

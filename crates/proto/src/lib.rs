@@ -1,6 +1,12 @@
 //! Code generated from `proto/`: one crate that every service, client and the
 //! gateway share, so a message has exactly one Rust type.
 
+// Caller data must never reach a panic: the lints hold it outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable, clippy::todo)
+)]
+
 /// The encoded `FileDescriptorSet` of every Banso proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/banso_descriptor.bin"));
 
