@@ -63,3 +63,22 @@ pub async fn migrate(config: &Config, services: &[&ServiceDef]) -> anyhow::Resul
     }
     Ok(())
 }
+
+/// Starts the gateway in front of `upstreams` (`banso up`: this process's
+/// own gRPC server; `banso serve gateway`: the services' addresses).
+pub async fn start_gateway(
+    config: &Config,
+    upstreams: banso_gateway::Upstreams,
+    shutdown: CancellationToken,
+) -> anyhow::Result<banso_gateway::RunningGateway> {
+    let gateway = banso_gateway::Gateway::new(config, upstreams)?;
+    banso_gateway::start(gateway, shutdown).await
+}
+
+/// The upstreams of a gateway in the same process as the services: every
+/// service through one channel to the process's gRPC address.
+pub fn local_upstreams(config: &Config, grpc_addr: std::net::SocketAddr) -> anyhow::Result<banso_gateway::Upstreams> {
+    let pool = banso_gateway::descriptor_pool()?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))?.tcp_nodelay(true).connect_lazy();
+    Ok(banso_gateway::Upstreams::all_at(&pool, channel, config.server.max_message_bytes))
+}
