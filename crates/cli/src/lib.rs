@@ -79,6 +79,7 @@ pub async fn start_gateway(
 /// service through one channel to the process's gRPC address.
 pub fn local_upstreams(config: &Config, grpc_addr: std::net::SocketAddr) -> anyhow::Result<banso_gateway::Upstreams> {
     let pool = banso_gateway::descriptor_pool()?;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))?.tcp_nodelay(true).connect_lazy();
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))?.tcp_nodelay(true).connect_lazy();
     Ok(banso_gateway::Upstreams::all_at(&pool, channel, config.server.max_message_bytes))
 }

@@ -3,7 +3,8 @@
 //! - `banso up`: every service in one process on SQLite files under
 //!   `./banso-data`, printing the gRPC address and a development token.
 //! - `banso serve <service>`: one service, configured from the environment
-//!   (what a Kubernetes pod runs).
+//!   (what a Kubernetes pod runs); `banso serve gateway` runs the gateway
+//!   alone, in front of the services' addresses.
 //! - `banso migrate [service]`: apply migrations and exit.
 //! - `banso token --tenant T --role R`: mint a development token.
 
@@ -59,13 +60,16 @@ enum Command {
         /// Admin (metrics) listen address, or "off".
         #[arg(long, env = "BANSO_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
         admin_addr: String,
+        /// Gateway (REST, gRPC-Web, tracking) listen address.
+        #[arg(long, env = "BANSO_GATEWAY_ADDR", default_value = "127.0.0.1:8080")]
+        gateway_addr: String,
         /// Tenant of the printed development token.
         #[arg(long, default_value = "default")]
         tenant: String,
     },
-    /// Run one service, configured from BANSO_* environment variables.
+    /// Run one service (or the gateway), configured from BANSO_* environment variables.
     Serve {
-        #[arg(value_parser = PossibleValuesParser::new(service_names()))]
+        #[arg(value_parser = PossibleValuesParser::new(servable()))]
         service: String,
     },
     /// Apply database migrations (of one service, or all) and exit.
@@ -99,7 +103,10 @@ async fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up { data_dir, grpc_addr, admin_addr, tenant } => up(data_dir, grpc_addr, admin_addr, tenant).await,
+        Command::Up { data_dir, grpc_addr, admin_addr, gateway_addr, tenant } => {
+            up(data_dir, grpc_addr, admin_addr, gateway_addr, tenant).await
+        }
+        Command::Serve { service: name } if name == GATEWAY => serve_gateway(Config::from_env()?).await,
         Command::Serve { service: name } => {
             let config = Config::from_env()?;
             let def = service(&name).with_context(|| format!("no service {name:?}"))?;
@@ -149,7 +156,22 @@ fn dev_secret(dir: &Path, name: &str) -> anyhow::Result<Secret> {
     Ok(Secret::new(secret))
 }
 
-async fn up(data_dir: String, grpc_addr: String, admin_addr: String, tenant: String) -> anyhow::Result<()> {
+/// `banso serve gateway`: the gateway is a role of the binary, not a service.
+const GATEWAY: &str = "gateway";
+
+fn servable() -> Vec<&'static str> {
+    let mut names = service_names();
+    names.push(GATEWAY);
+    names
+}
+
+async fn up(
+    data_dir: String,
+    grpc_addr: String,
+    admin_addr: String,
+    gateway_addr: String,
+    tenant: String,
+) -> anyhow::Result<()> {
     anyhow::ensure!(valid_tenant_id(&tenant), "--tenant {tenant:?} must be 1 to 64 of [A-Za-z0-9_-]");
     let dir = Path::new(&data_dir);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -157,6 +179,7 @@ async fn up(data_dir: String, grpc_addr: String, admin_addr: String, tenant: Str
     vars.set("BANSO_DATA_DIR", data_dir.clone());
     vars.set("BANSO_GRPC_ADDR", grpc_addr);
     vars.set("BANSO_ADMIN_ADDR", admin_addr);
+    vars.set("BANSO_GATEWAY_ADDR", gateway_addr);
     // The embedded default is SQLite: ignore a database URL meant for `serve`.
     if vars.get("BANSO_DATABASE_URL").is_some() {
         eprintln!("banso up: ignoring BANSO_DATABASE_URL; `banso up` keeps its data in {data_dir}");
@@ -197,10 +220,21 @@ async fn serve(config: Config, services: &[&ServiceDef], dev: Option<(String, St
     let signal = server::shutdown_signal();
     let process = banso::start(&config, services, shutdown.clone()).await?;
     let (running, events) = (process.server, process.runtime);
+    // `banso up` fronts its services with the gateway in the same process.
+    let gateway = match &dev {
+        Some(_) => {
+            let upstreams = banso::local_upstreams(&config, running.grpc_addr)?;
+            Some(banso::start_gateway(&config, upstreams, shutdown.clone()).await?)
+        }
+        None => None,
+    };
     tracing::info!(grpc = %running.grpc_addr, admin = ?running.admin_addr, role, bus = events.bus.kind(), "banso is serving");
     if let Some((tenant, token)) = dev {
         println!();
         println!("Banso is up (embedded mode: SQLite under {}).", config.data_dir.display());
+        if let Some(g) = &gateway {
+            println!("  REST:    http://{}/v1/accounts  (OpenAPI: http://{}/openapi.json)", g.addr, g.addr);
+        }
         println!("  gRPC:    {}", running.grpc_addr);
         if let Some(admin) = running.admin_addr {
             println!("  metrics: http://{admin}/metrics");
@@ -209,7 +243,10 @@ async fn serve(config: Config, services: &[&ServiceDef], dev: Option<(String, St
         println!("  token (admin, 30 days):");
         println!("{token}");
         println!();
-        println!("Try: buf curl --protocol grpc --http2-prior-knowledge -H \"authorization: Bearer $TOKEN\" \\");
+        if let Some(g) = &gateway {
+            println!("Try: curl -H \"authorization: Bearer $TOKEN\" http://{}/v1/accounts", g.addr);
+        }
+        println!("     buf curl --protocol grpc --http2-prior-knowledge -H \"authorization: Bearer $TOKEN\" \\");
         println!("       http://{}/banso.accounts.v1.AccountsService/ListAccounts", running.grpc_addr);
         println!();
     }
@@ -217,5 +254,40 @@ async fn serve(config: Config, services: &[&ServiceDef], dev: Option<(String, St
         _ = signal => shutdown.cancel(),
         _ = shutdown.cancelled() => {}
     }
+    if let Some(g) = gateway {
+        g.task.await??;
+    }
     running.wait().await
+}
+
+/// `banso serve gateway`: the gateway alone, in front of the services at
+/// `BANSO_GATEWAY_<SERVICE>_URL` (their Kubernetes Services by default).
+async fn serve_gateway(config: Config) -> anyhow::Result<()> {
+    let _telemetry = telemetry::init("banso-gateway", &config)?;
+    let shutdown = CancellationToken::new();
+    let signal = server::shutdown_signal();
+    let settings = banso_gateway::GatewaySettings::from_config(&config)?;
+    let pool = banso_gateway::descriptor_pool()?;
+    let upstreams = banso_gateway::Upstreams::from_urls(
+        &pool,
+        &settings.upstream_urls,
+        Duration::from_secs(5),
+        config.server.max_message_bytes,
+    )?;
+    let admin = match config.server.admin_addr {
+        Some(addr) => Some(server::start_admin(addr, shutdown.clone()).await?),
+        None => None,
+    };
+    let running = banso::start_gateway(&config, upstreams, shutdown.clone()).await?;
+    tracing::info!(http = %running.addr, admin = ?admin, upstreams = ?settings.upstream_urls, "banso gateway is serving");
+    signal.await;
+    // As the services do: stop taking new connections only after the delay
+    // that lets load balancers stop routing here.
+    tokio::time::sleep(config.server.shutdown_delay).await;
+    shutdown.cancel();
+    match tokio::time::timeout(config.server.shutdown_grace, running.task).await {
+        Ok(res) => res??,
+        Err(_) => tracing::warn!("in-flight requests did not finish in time"),
+    }
+    Ok(())
 }
