@@ -4,8 +4,6 @@
 
 use std::{env, fs, path::PathBuf};
 
-use prost::Message;
-
 #[allow(clippy::disallowed_methods, reason = "cargo hands a build script its paths in the environment")]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
@@ -14,9 +12,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     files.sort();
     println!("cargo:rerun-if-changed={}", root.display());
 
-    let fds = protox::compile(&files, [&root])?;
+    let mut compiler = protox::Compiler::new([&root])?;
+    // Comments (source info) feed the OpenAPI descriptions; the encoded set
+    // keeps the options' extensions (google.api.http), which prost-types'
+    // FileDescriptorSet would drop.
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(&files)?;
+    let fds = compiler.file_descriptor_set();
     let out = PathBuf::from(env::var("OUT_DIR")?);
-    let bytes = fds.encode_to_vec();
+    let bytes = compiler.encode_file_descriptor_set();
     fs::write(out.join("banso_descriptor.bin"), &bytes)?;
 
     tonic_prost_build::configure()
