@@ -157,6 +157,7 @@ def _start(binary: Path, data_dir: Path, workdir: Path, attempt: int) -> BansoSe
                 "--data-dir", str(data_dir),
                 "--grpc-addr", f"127.0.0.1:{port}",
                 "--admin-addr", "off",
+                "--gateway-addr", f"127.0.0.1:{free_port()}",
             ],
             stdin=subprocess.DEVNULL,
             stdout=out,

@@ -77,6 +77,8 @@ enum Command {
         #[arg(value_parser = PossibleValuesParser::new(service_names()))]
         service: Option<String>,
     },
+    /// Print the gateway's OpenAPI 3.1 document (docs/openapi.json is this, checked in).
+    Openapi,
     /// Mint a development token (HS256; needs BANSO_JWT_HS256_SECRET or `banso up`'s data directory).
     Token {
         #[arg(long, default_value = "default")]
@@ -120,6 +122,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => SERVICES.to_vec(),
             };
             banso::migrate(&config, &defs).await
+        }
+        Command::Openapi => {
+            println!("{}", String::from_utf8_lossy(&banso_gateway::openapi::render()?));
+            Ok(())
         }
         Command::Token { tenant, role, subject, ttl_hours, data_dir } => {
             anyhow::ensure!(valid_tenant_id(&tenant), "--tenant {tenant:?} must be 1 to 64 of [A-Za-z0-9_-]");

@@ -85,6 +85,8 @@ impl Up {
                 "127.0.0.1:0",
                 "--admin-addr",
                 "off",
+                "--gateway-addr",
+                "127.0.0.1:0",
                 "--tenant",
                 "newcomer",
             ],
@@ -174,6 +176,44 @@ fn the_banner_works(addr: &str, token: &str) {
     });
 }
 
+/// The banner's REST address: `curl` creates, lists, patches and deletes.
+fn the_rest_banner_works(up: &Up, token: &str) {
+    let line = up.stdout.iter().find_map(|l| l.trim().strip_prefix("REST:")).expect("a REST line");
+    let base = line.split_whitespace().next().unwrap().trim_end_matches("/v1/accounts").to_owned();
+    assert!(base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"), "{line}");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let created: serde_json::Value = http
+            .post(format!("{base}/v1/accounts"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"name": "Curl Co", "externalId": "curl-1", "lifecycleStage": "LIFECYCLE_STAGE_ONBOARDING", "touchModel": "TOUCH_MODEL_TECH"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_str().unwrap_or_else(|| panic!("{created}"));
+        let list: serde_json::Value =
+            http.get(format!("{base}/v1/accounts")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        assert_eq!(list["accounts"][0]["name"], "Curl Co");
+        let patched = http
+            .patch(format!("{base}/v1/accounts/{id}?updateMask=industry"))
+            .bearer_auth(token)
+            .header("if-match", format!("\"{}\"", created["etag"].as_str().unwrap()))
+            .json(&serde_json::json!({"industry": "Media"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status(), 200);
+        let etag = patched.headers()["etag"].to_str().unwrap().to_owned();
+        let deleted =
+            http.delete(format!("{base}/v1/accounts/{id}")).bearer_auth(token).header("if-match", etag).send().await.unwrap();
+        assert_eq!(deleted.status(), 200);
+    });
+}
+
 #[test]
 fn up_shows_the_banner_and_no_start_up_detail_and_stops_on_sigterm() {
     let dir = TempDir::new("up");
@@ -183,6 +223,7 @@ fn up_shows_the_banner_and_no_start_up_detail_and_stops_on_sigterm() {
     assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
     assert!(up.stdout.iter().any(|l| l.contains("tenant:") && l.contains("newcomer")), "{:#?}", up.stdout);
     the_banner_works(&addr, &token);
+    the_rest_banner_works(&up, &token);
     let (status, stderr) = up.terminate();
     assert!(status.success(), "exit status {status:?}; stderr: {stderr:#?}");
     assert!(
@@ -224,7 +265,17 @@ fn a_setting_in_the_config_file_reaches_a_service() {
     let file = dir.0.join("banso.toml");
     std::fs::write(&file, "health_score_step = 1000\n").unwrap();
     let (status, stderr) = finish(banso(
-        &["up", "--data-dir", dir.0.to_str().unwrap(), "--grpc-addr", "127.0.0.1:0", "--admin-addr", "off"],
+        &[
+            "up",
+            "--data-dir",
+            dir.0.to_str().unwrap(),
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "off",
+            "--gateway-addr",
+            "127.0.0.1:0",
+        ],
         &[("BANSO_CONFIG_FILE", file.to_str().unwrap())],
     ));
     assert!(!status.success(), "banso up started with health_score_step = 1000");

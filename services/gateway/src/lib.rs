@@ -64,7 +64,7 @@ impl Gateway {
         let settings = GatewaySettings::from_config(config)?;
         let pool = descriptor_pool()?;
         let routes = routes::RouteTable::build(&pool)?;
-        let openapi = bytes::Bytes::from(serde_json::to_vec_pretty(&openapi::document(&pool, &routes))?);
+        let openapi = bytes::Bytes::from(openapi::render()?);
         let auth = banso_kit::auth::Authenticator::from_config(&config.auth).ok().map(Arc::new);
         let tracking = tracking::Tracking::from_config(config)?;
         Ok(Arc::new(Gateway { pool, routes, upstreams, settings, openapi, auth, tracking }))

@@ -1,9 +1,454 @@
-//! OpenAPI 3.1 from the descriptors. (Being written.)
+//! The OpenAPI 3.1 document, generated from the same descriptors and route
+//! table the transcoder serves: paths and parameters from the
+//! `google.api.http` rules, schemas from the messages as proto3 JSON writes
+//! them, descriptions from the proto comments. `docs/openapi.json` is this
+//! document checked in; CI compares the two so an API change shows in review.
 
-use prost_reflect::DescriptorPool;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::routes::RouteTable;
+use prost_reflect::{DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
+use serde_json::{Map, Value, json};
 
-pub fn document(_pool: &DescriptorPool, _routes: &RouteTable) -> serde_json::Value {
-    serde_json::json!({"openapi": "3.1.0"})
+use crate::{
+    rest::{QueryKind, query_kind},
+    routes::{Route, RouteTable, Segment},
+};
+
+/// Leading comments by (file, source path).
+struct Comments(HashMap<(String, Vec<i32>), String>);
+
+impl Comments {
+    fn of(pool: &DescriptorPool) -> Self {
+        let mut map = HashMap::new();
+        for file in pool.files() {
+            let Some(info) = &file.file_descriptor_proto().source_code_info else { continue };
+            for loc in &info.location {
+                if let Some(c) = &loc.leading_comments {
+                    let text = c.lines().map(str::trim).collect::<Vec<_>>().join("\n").trim().to_owned();
+                    if !text.is_empty() {
+                        map.insert((file.name().to_owned(), loc.path.clone()), text);
+                    }
+                }
+            }
+        }
+        Comments(map)
+    }
+
+    fn get(&self, file: &str, path: &[i32]) -> Option<&str> {
+        self.0.get(&(file.to_owned(), path.to_vec())).map(String::as_str)
+    }
+
+    fn message(&self, m: &MessageDescriptor) -> Option<&str> {
+        self.get(m.parent_file().name(), m.path())
+    }
+
+    fn field(&self, f: &FieldDescriptor) -> Option<&str> {
+        self.get(f.parent_file().name(), f.path())
+    }
+
+    fn enumeration(&self, e: &EnumDescriptor) -> Option<&str> {
+        self.get(e.parent_file().name(), e.path())
+    }
+}
+
+/// The schema name of a message or enum: its full proto name.
+fn schema_ref(full_name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{full_name}") })
+}
+
+struct Builder<'a> {
+    comments: &'a Comments,
+    schemas: BTreeMap<String, Value>,
+}
+
+impl Builder<'_> {
+    /// The schema of a message type, registering it (and what it uses).
+    fn message(&mut self, m: &MessageDescriptor) -> Value {
+        if let Some(wkt) = well_known(m) {
+            return wkt;
+        }
+        let name = m.full_name().to_owned();
+        if !self.schemas.contains_key(&name) {
+            // Placeholder first: messages may refer to themselves.
+            self.schemas.insert(name.clone(), Value::Null);
+            let mut props = Map::new();
+            for f in m.fields() {
+                let mut s = self.field(&f);
+                if let Some(c) = self.comments.field(&f) {
+                    s = with_description(s, c);
+                }
+                props.insert(f.json_name().to_owned(), s);
+            }
+            let mut schema = json!({
+                "type": "object",
+                "properties": props,
+                // Unknown fields are refused (proto3 JSON: either spelling
+                // of a field is read; the schema lists lowerCamelCase).
+                "additionalProperties": false,
+            });
+            if let Some(c) = self.comments.message(m) {
+                schema["description"] = json!(c);
+            }
+            self.schemas.insert(name.clone(), schema);
+        }
+        schema_ref(&name)
+    }
+
+    fn enumeration(&mut self, e: &EnumDescriptor) -> Value {
+        let name = e.full_name().to_owned();
+        if !self.schemas.contains_key(&name) {
+            let values: Vec<Value> = e.values().map(|v| json!(v.name())).collect();
+            let mut schema = json!({ "type": "string", "enum": values });
+            if let Some(c) = self.comments.enumeration(e) {
+                schema["description"] = json!(c);
+            }
+            self.schemas.insert(name.clone(), schema);
+        }
+        schema_ref(&name)
+    }
+
+    /// The schema of one value of a field's type.
+    fn single(&mut self, kind: Kind) -> Value {
+        match kind {
+            Kind::Double | Kind::Float => json!({ "type": "number" }),
+            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => json!({ "type": "integer", "format": "int32" }),
+            Kind::Uint32 | Kind::Fixed32 => json!({ "type": "integer", "minimum": 0, "maximum": 4_294_967_295u64 }),
+            // proto3 JSON writes 64-bit integers as strings.
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+                json!({ "type": "string", "format": "int64", "pattern": "^-?[0-9]{1,19}$" })
+            }
+            Kind::Uint64 | Kind::Fixed64 => json!({ "type": "string", "format": "uint64", "pattern": "^[0-9]{1,20}$" }),
+            Kind::Bool => json!({ "type": "boolean" }),
+            Kind::String => json!({ "type": "string" }),
+            Kind::Bytes => json!({ "type": "string", "contentEncoding": "base64" }),
+            Kind::Message(m) => self.message(&m),
+            Kind::Enum(e) => self.enumeration(&e),
+        }
+    }
+
+    fn field(&mut self, f: &FieldDescriptor) -> Value {
+        if f.is_map() {
+            let value = match f.kind() {
+                Kind::Message(entry) => entry.map_entry_value_field().kind(),
+                other => other,
+            };
+            return json!({ "type": "object", "additionalProperties": self.single(value) });
+        }
+        let one = self.single(f.kind());
+        if f.is_list() { json!({ "type": "array", "items": one }) } else { one }
+    }
+}
+
+fn with_description(schema: Value, description: &str) -> Value {
+    // A $ref with siblings is allowed in 3.1; keep the ref intact.
+    let mut s = schema;
+    if let Value::Object(m) = &mut s {
+        m.insert("description".into(), json!(description));
+    }
+    s
+}
+
+/// Schemas of the well-known types, as proto3 JSON writes them.
+fn well_known(m: &MessageDescriptor) -> Option<Value> {
+    let s = match m.full_name() {
+        "google.protobuf.Timestamp" => json!({ "type": "string", "format": "date-time" }),
+        "google.protobuf.Duration" => json!({ "type": "string", "pattern": "^-?[0-9]+(\\.[0-9]{1,9})?s$" }),
+        "google.protobuf.FieldMask" => {
+            json!({ "type": "string", "description": "comma-separated field paths, lowerCamelCase" })
+        }
+        "google.protobuf.Empty" => json!({ "type": "object", "additionalProperties": false }),
+        "google.protobuf.Struct" => json!({ "type": "object" }),
+        "google.protobuf.Value" => json!({}),
+        "google.protobuf.ListValue" => json!({ "type": "array" }),
+        "google.protobuf.StringValue" => json!({ "type": ["string", "null"] }),
+        "google.protobuf.BytesValue" => json!({ "type": ["string", "null"], "contentEncoding": "base64" }),
+        "google.protobuf.BoolValue" => json!({ "type": ["boolean", "null"] }),
+        "google.protobuf.DoubleValue" | "google.protobuf.FloatValue" => json!({ "type": ["number", "null"] }),
+        "google.protobuf.Int32Value" | "google.protobuf.UInt32Value" => json!({ "type": ["integer", "null"] }),
+        "google.protobuf.Int64Value" | "google.protobuf.UInt64Value" => json!({ "type": ["string", "null"] }),
+        _ => return None,
+    };
+    Some(s)
+}
+
+/// The query parameters of a route: every field the path and body leave,
+/// by dotted lowerCamelCase path (nested messages walked, at most 3 deep).
+fn query_parameters(b: &mut Builder<'_>, route: &Route) -> Vec<Value> {
+    if route.body.as_deref() == Some("*") {
+        return Vec::new();
+    }
+    let bound: Vec<Vec<String>> = route.path_fields().map(<[String]>::to_vec).collect();
+    let mut out = Vec::new();
+    walk_query(b, route, &route.method.input(), &mut Vec::new(), &mut Vec::new(), &bound, &mut out);
+    out
+}
+
+fn walk_query(
+    b: &mut Builder<'_>,
+    route: &Route,
+    msg: &MessageDescriptor,
+    proto_path: &mut Vec<String>,
+    json_path: &mut Vec<String>,
+    bound: &[Vec<String>],
+    out: &mut Vec<Value>,
+) {
+    for f in msg.fields() {
+        proto_path.push(f.name().to_owned());
+        json_path.push(f.json_name().to_owned());
+        let is_body = proto_path.len() == 1 && route.body.as_deref() == Some(f.name());
+        if !is_body && !bound.contains(proto_path) {
+            match (query_kind(&f), f.kind()) {
+                (Some(kind), _) => {
+                    let mut schema = b.field(&f);
+                    if kind == QueryKind::Bool && !f.is_list() {
+                        schema = json!({ "type": "boolean" });
+                    }
+                    let mut p = json!({
+                        "name": json_path.join("."),
+                        "in": "query",
+                        "required": false,
+                        "schema": schema,
+                    });
+                    if f.is_list() {
+                        p["style"] = json!("form");
+                        p["explode"] = json!(true);
+                    }
+                    if let Some(c) = b.comments.field(&f) {
+                        p["description"] = json!(c);
+                    }
+                    out.push(p);
+                }
+                (None, Kind::Message(m)) if !f.is_list() && !f.is_map() && proto_path.len() < 3 => {
+                    walk_query(b, route, &m, proto_path, json_path, bound, out);
+                }
+                _ => {}
+            }
+        }
+        proto_path.pop();
+        json_path.pop();
+    }
+}
+
+fn problem_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "An RFC 9457 problem document.",
+        "required": ["type", "title", "status", "code"],
+        "properties": {
+            "type": { "type": "string", "description": "URI of the error reason" },
+            "title": { "type": "string" },
+            "status": { "type": "integer" },
+            "detail": { "type": "string" },
+            "code": { "type": "string", "description": "the ErrorInfo reason, e.g. ETAG_MISMATCH" },
+            "grpcCode": { "type": "string" },
+            "retryAfter": { "type": "integer" },
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "pointer": { "type": "string", "description": "JSON pointer into the request body" },
+                        "field": { "type": "string" },
+                        "detail": { "type": "string" }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The document as served and checked in (pretty JSON).
+pub fn render() -> anyhow::Result<Vec<u8>> {
+    let pool = crate::descriptor_pool()?;
+    let routes = RouteTable::build(&pool)?;
+    Ok(serde_json::to_vec_pretty(&document(&pool, &routes))?)
+}
+
+/// The document.
+pub fn document(pool: &DescriptorPool, routes: &RouteTable) -> Value {
+    let comments = Comments::of(pool);
+    let mut b = Builder { comments: &comments, schemas: BTreeMap::new() };
+    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let mut tags = BTreeMap::new();
+    for route in &routes.routes {
+        let service = route.method.parent_service();
+        let tag = service.name().to_owned();
+        tags.entry(tag.clone()).or_insert_with(|| {
+            let mut t = json!({ "name": tag });
+            if let Some(c) = comments.get(service.parent_file().name(), service.path()) {
+                t["description"] = json!(c);
+            }
+            t
+        });
+        let input = route.method.input();
+        let mut parameters = Vec::new();
+        for seg in &route.segments {
+            if let Segment::Var(f) | Segment::Rest(f) = seg {
+                let field = field_at(&input, f);
+                let mut p = json!({
+                    "name": f.join("."),
+                    "in": "path",
+                    "required": true,
+                    "schema": field.as_ref().map(|f| b.field(f)).unwrap_or(json!({ "type": "string" })),
+                });
+                if let Some(c) = field.as_ref().and_then(|f| comments.field(f)) {
+                    p["description"] = json!(c);
+                }
+                parameters.push(p);
+            }
+        }
+        parameters.extend(query_parameters(&mut b, route));
+        if ["PATCH", "DELETE"].contains(&route.http_method.as_str()) && has_etag(route) {
+            parameters.push(json!({
+                "name": "If-Match", "in": "header", "required": false,
+                "description": "the etag of the resource as last read; a stale one is 412 ETAG_MISMATCH",
+                "schema": { "type": "string" }
+            }));
+        }
+        let mut op = json!({
+            "operationId": format!("{}_{}", service.name(), route.method.name()),
+            "tags": [tag],
+            "parameters": parameters,
+            "responses": responses(&mut b, route),
+        });
+        if let Some(c) = comments.get(service.parent_file().name(), route.method.path()) {
+            op["summary"] = json!(c.lines().next().unwrap_or_default());
+            op["description"] = json!(c);
+        }
+        if let Some(body) = request_body(&mut b, route, &input) {
+            op["requestBody"] = body;
+        }
+        paths.entry(route.openapi_path()).or_default().insert(route.http_method.as_str().to_ascii_lowercase(), op);
+    }
+    let mut schemas: Map<String, Value> = b.schemas.into_iter().collect();
+    schemas.insert("Problem".into(), problem_schema());
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Banso API",
+            "version": "v1",
+            "description": "Banso's REST/JSON API, transcoded from its gRPC services (the protos are the source). \
+                Fields are proto3 JSON: lowerCamelCase (snake_case also read), 64-bit integers as strings, \
+                enums by name, timestamps in RFC 3339. Errors are RFC 9457 problem documents.",
+            "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
+        },
+        "servers": [{ "url": "/" }],
+        "security": [{ "bearer": [] }],
+        "tags": tags.into_values().collect::<Vec<_>>(),
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": {
+                "Problem": {
+                    "description": "An error: the request was refused or could not be served",
+                    "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+                }
+            },
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                            "description": "a JWT naming the tenant and roles" },
+                "writeKey": { "type": "http", "scheme": "basic",
+                              "description": "tracking API: the write key as the user name, no password" }
+            }
+        }
+    })
+}
+
+fn field_at(input: &MessageDescriptor, path: &[String]) -> Option<FieldDescriptor> {
+    let mut msg = input.clone();
+    let mut found = None;
+    for name in path {
+        let f = msg.get_field_by_name(name)?;
+        if let Kind::Message(m) = f.kind() {
+            msg = m;
+        }
+        found = Some(f);
+    }
+    found
+}
+
+fn has_etag(route: &Route) -> bool {
+    let input = route.method.input();
+    input.get_field_by_name("etag").is_some()
+        || route.body.as_deref().and_then(|b| input.get_field_by_name(b)).is_some_and(|f| match f.kind() {
+            Kind::Message(m) => m.get_field_by_name("etag").is_some(),
+            _ => false,
+        })
+}
+
+fn request_body(b: &mut Builder<'_>, route: &Route, input: &MessageDescriptor) -> Option<Value> {
+    let body = route.body.as_deref()?;
+    if route.is_client_streaming() {
+        let one = b.message(input);
+        return Some(json!({
+            "required": true,
+            "description": "the stream's messages: NDJSON (one request message a line) or a JSON array",
+            "content": {
+                "application/json": { "schema": { "type": "array", "items": one } },
+                "application/x-ndjson": { "schema": one }
+            }
+        }));
+    }
+    let schema = if body == "*" {
+        // The path variables are part of the request too; the body may
+        // repeat them, the path wins.
+        b.message(input)
+    } else {
+        let f = input.get_field_by_name(body)?;
+        b.field(&f)
+    };
+    Some(json!({ "required": true, "content": { "application/json": { "schema": schema } } }))
+}
+
+fn responses(b: &mut Builder<'_>, route: &Route) -> Value {
+    let output = route.method.output();
+    let schema = match &route.response_body {
+        Some(f) => output.get_field_by_name(f).map(|f| b.field(&f)).unwrap_or(json!({})),
+        None => b.message(&output),
+    };
+    let problem = json!({ "$ref": "#/components/responses/Problem" });
+    let mut r = json!({
+        "200": {
+            "description": "OK",
+            "content": { "application/json": { "schema": schema } }
+        },
+        "400": problem, "401": problem, "403": problem, "404": problem, "405": problem, "409": problem,
+        "413": problem, "429": problem, "503": problem, "504": problem,
+        "default": problem,
+    });
+    if ["PATCH", "DELETE", "PUT"].contains(&route.http_method.as_str()) {
+        r["412"] = problem.clone();
+    }
+    if route.method.output().get_field_by_name("etag").is_some() {
+        r["200"]["headers"] =
+            json!({ "ETag": { "description": "the resource's etag", "schema": { "type": "string" } } });
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_described_with_schemas_and_comments() {
+        let pool = crate::descriptor_pool().unwrap();
+        let routes = RouteTable::build(&pool).unwrap();
+        let doc = document(&pool, &routes);
+        let get = &doc["paths"]["/v1/accounts/{id}"]["get"];
+        assert_eq!(get["operationId"], json!("AccountsService_GetAccount"));
+        assert!(get["description"].as_str().unwrap().contains("NOT_FOUND"));
+        let account = &doc["components"]["schemas"]["banso.accounts.v1.Account"];
+        assert_eq!(account["properties"]["employeeCount"]["type"], json!("string"));
+        assert_eq!(account["properties"]["createTime"]["format"], json!("date-time"));
+        let list = &doc["paths"]["/v1/accounts"]["get"]["parameters"];
+        let names: Vec<&str> = list.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert!(names.contains(&"filter.lifecycleStages") && names.contains(&"pageSize"), "{names:?}");
+        let patch = &doc["paths"]["/v1/accounts/{account.id}"]["patch"];
+        let names: Vec<&str> =
+            patch["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, vec!["account.id", "updateMask", "If-Match"]);
+        let n: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(n, routes.routes.len());
+    }
 }

@@ -313,7 +313,11 @@ mod tests {
         let t = table();
         for s in crate::upstream::services(&pool) {
             for m in s.methods() {
-                assert!(t.routes.iter().any(|r| r.method == m), "{} has no route", m.full_name());
+                assert!(
+                    t.routes.iter().any(|r| r.method.full_name() == m.full_name()),
+                    "{} has no route",
+                    m.full_name()
+                );
             }
         }
     }
