@@ -124,7 +124,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             banso::migrate(&config, &defs).await
         }
         Command::Openapi => {
-            println!("{}", String::from_utf8_lossy(&banso_gateway::openapi::render()?));
+            use std::io::Write as _;
+            std::io::stdout().write_all(&banso_gateway::openapi::render()?)?;
             Ok(())
         }
         Command::Token { tenant, role, subject, ttl_hours, data_dir } => {

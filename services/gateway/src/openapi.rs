@@ -261,7 +261,9 @@ fn problem_schema() -> Value {
 pub fn render() -> anyhow::Result<Vec<u8>> {
     let pool = crate::descriptor_pool()?;
     let routes = RouteTable::build(&pool)?;
-    Ok(serde_json::to_vec_pretty(&document(&pool, &routes))?)
+    let mut out = serde_json::to_vec_pretty(&document(&pool, &routes))?;
+    out.push(b'\n');
+    Ok(out)
 }
 
 /// The document.
@@ -286,7 +288,7 @@ pub fn document(pool: &DescriptorPool, routes: &RouteTable) -> Value {
             if let Segment::Var(f) | Segment::Rest(f) = seg {
                 let field = field_at(&input, f);
                 let mut p = json!({
-                    "name": f.join("."),
+                    "name": crate::routes::param_name(f),
                     "in": "path",
                     "required": true,
                     "schema": field.as_ref().map(|f| b.field(f)).unwrap_or(json!({ "type": "string" })),
@@ -436,6 +438,7 @@ mod tests {
         let routes = RouteTable::build(&pool).unwrap();
         let doc = document(&pool, &routes);
         let get = &doc["paths"]["/v1/accounts/{id}"]["get"];
+        assert!(doc["paths"].get("/v1/accounts/{accountId}").is_some());
         assert_eq!(get["operationId"], json!("AccountsService_GetAccount"));
         assert!(get["description"].as_str().unwrap().contains("NOT_FOUND"));
         let account = &doc["components"]["schemas"]["banso.accounts.v1.Account"];
@@ -444,10 +447,10 @@ mod tests {
         let list = &doc["paths"]["/v1/accounts"]["get"]["parameters"];
         let names: Vec<&str> = list.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
         assert!(names.contains(&"filter.lifecycleStages") && names.contains(&"pageSize"), "{names:?}");
-        let patch = &doc["paths"]["/v1/accounts/{account.id}"]["patch"];
+        let patch = &doc["paths"]["/v1/accounts/{accountId}"]["patch"];
         let names: Vec<&str> =
             patch["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-        assert_eq!(names, vec!["account.id", "updateMask", "If-Match"]);
+        assert_eq!(names, vec!["accountId", "updateMask", "If-Match"]);
         let n: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
         assert_eq!(n, routes.routes.len());
     }

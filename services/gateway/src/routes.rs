@@ -50,7 +50,9 @@ impl Route {
         self.method.is_client_streaming()
     }
 
-    /// The OpenAPI path: `{account.id}` kept as is, the verb appended.
+    /// The OpenAPI path: variables named in lowerCamelCase (`{account.id}`
+    /// → `{accountId}`: URI-template tools read a dot as an operator), the
+    /// verb appended.
     pub fn openapi_path(&self) -> String {
         let mut p = String::new();
         for s in &self.segments {
@@ -59,7 +61,7 @@ impl Route {
                 Segment::Literal(l) => p.push_str(l),
                 Segment::Var(f) | Segment::Rest(f) => {
                     p.push('{');
-                    p.push_str(&f.join("."));
+                    p.push_str(&param_name(f));
                     p.push('}');
                 }
             }
@@ -118,6 +120,11 @@ impl Route {
         let literals = self.segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count();
         (self.verb.is_some(), literals, self.segments.len())
     }
+}
+
+/// The OpenAPI name of a path variable: its field path in lowerCamelCase.
+pub fn param_name(field_path: &[String]) -> String {
+    crate::problem::lower_camel(&field_path.join("_"))
 }
 
 fn decode(raw: &str) -> Option<String> {
