@@ -81,7 +81,8 @@ async fn serve(
             request.set_timeout(gw.settings.timeout);
             gw.upstreams.client_streaming(&route.method, request).await.map_err(|s| Problem::from_status(&s))
         } else {
-            let if_match = if_match(&parts.headers)?;
+            // If-Match makes a write conditional; on a read it asks nothing.
+            let if_match = if parts.method == http::Method::GET { None } else { if_match(&parts.headers)? };
             let message = request_message(route, &input, &bytes, &bound, query, if_match.as_deref())?;
             let mut request = tonic::Request::new(message);
             *request.metadata_mut() = metadata;
