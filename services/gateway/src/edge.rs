@@ -13,8 +13,9 @@ use axum::{
     routing::get,
 };
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock as _};
-use http::{HeaderName, HeaderValue, StatusCode, header};
+use http::{HeaderName, StatusCode, header};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tracing::Instrument as _;
 
 use crate::{Gateway, problem::Problem};
 
@@ -66,11 +67,7 @@ async fn observe(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let id = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let span = tracing::info_span!("http", %method, request_id = %id);
-    let res = {
-        let _e = span.enter();
-        drop(_e);
-        next.run(req).await
-    };
+    let res = next.run(req).instrument(span).await;
     let route = res.extensions().get::<RouteLabel>().map(|l| l.0.clone()).unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16().to_string();
     let elapsed = start.elapsed().as_secs_f64();
@@ -102,12 +99,11 @@ impl Limiter {
     fn key(&self, req: &Request) -> String {
         let headers = req.headers();
         if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-            if let Some(a) = &self.gw.auth {
-                if auth.starts_with("Bearer ") || auth.starts_with("bearer ") {
-                    if let Ok(caller) = a.authenticate(Some(auth)) {
-                        return format!("tenant:{}", caller.tenant_id);
-                    }
-                }
+            if let Some(a) = &self.gw.auth
+                && (auth.starts_with("Bearer ") || auth.starts_with("bearer "))
+                && let Ok(caller) = a.authenticate(Some(auth))
+            {
+                return format!("tenant:{}", caller.tenant_id);
             }
             if let Some(basic) = auth.strip_prefix("Basic ") {
                 // The write key's digest: one bucket per key, not per tenant
@@ -184,16 +180,11 @@ pub const PASSED_THROUGH: &[&str] = &["authorization", "x-request-id", "tracepar
 pub fn metadata_of(headers: &http::HeaderMap) -> tonic::metadata::MetadataMap {
     let mut md = tonic::metadata::MetadataMap::new();
     for name in PASSED_THROUGH {
-        if let Some(v) = headers.get(*name) {
-            if let Ok(v) = tonic::metadata::MetadataValue::try_from(v.as_bytes()) {
-                md.insert(*name, v);
-            }
+        if let Some(v) = headers.get(*name)
+            && let Ok(v) = tonic::metadata::MetadataValue::try_from(v.as_bytes())
+        {
+            md.insert(*name, v);
         }
     }
     md
-}
-
-#[allow(dead_code)]
-fn header_value(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""))
 }

@@ -212,12 +212,11 @@ fn apply_if_match(
     if input.get_field_by_name("etag").is_some() {
         return put(root, input, &["etag".to_owned()], Json::String(tag.to_owned()));
     }
-    if let Some(body) = route.body.as_deref().filter(|b| *b != "*") {
-        if let Some(Kind::Message(m)) = input.get_field_by_name(body).map(|f| f.kind()) {
-            if m.get_field_by_name("etag").is_some() {
-                return put(root, input, &[body.to_owned(), "etag".to_owned()], Json::String(tag.to_owned()));
-            }
-        }
+    if let Some(body) = route.body.as_deref().filter(|b| *b != "*")
+        && let Some(Kind::Message(m)) = input.get_field_by_name(body).map(|f| f.kind())
+        && m.get_field_by_name("etag").is_some()
+    {
+        return put(root, input, &[body.to_owned(), "etag".to_owned()], Json::String(tag.to_owned()));
     }
     Err(Problem::invalid("If-Match", format!("{} {} has no etag to match", route.http_method, route.template)))
 }

@@ -220,12 +220,13 @@ fn parse_rule(method: &MethodDescriptor, rule: &DynamicMessage) -> anyhow::Resul
             found = Some((verb, string_field(rule, name).unwrap_or_default()));
         }
     }
-    if found.is_none() && rule.has_field_by_name("custom") {
-        if let Some(Value::Message(c)) = rule.get_field_by_name("custom").as_deref() {
-            let kind = string_field(c, "kind").unwrap_or_default();
-            let verb = Method::from_bytes(kind.as_bytes()).with_context(|| format!("custom verb {kind:?}"))?;
-            found = Some((verb, string_field(c, "path").unwrap_or_default()));
-        }
+    if found.is_none()
+        && rule.has_field_by_name("custom")
+        && let Some(Value::Message(c)) = rule.get_field_by_name("custom").as_deref()
+    {
+        let kind = string_field(c, "kind").unwrap_or_default();
+        let verb = Method::from_bytes(kind.as_bytes()).with_context(|| format!("custom verb {kind:?}"))?;
+        found = Some((verb, string_field(c, "path").unwrap_or_default()));
     }
     let (http_method, template) = found.context("no verb and path")?;
     let (segments, verb) = parse_template(&template)?;
@@ -236,10 +237,11 @@ fn parse_rule(method: &MethodDescriptor, rule: &DynamicMessage) -> anyhow::Resul
         }
     }
     let body = string_field(rule, "body");
-    if let Some(b) = &body {
-        if b != "*" && input.get_field_by_name(b).is_none() {
-            bail!("body field {b:?} is not a field of {}", input.full_name());
-        }
+    if let Some(b) = &body
+        && b != "*"
+        && input.get_field_by_name(b).is_none()
+    {
+        bail!("body field {b:?} is not a field of {}", input.full_name());
     }
     let response_body = string_field(rule, "response_body");
     if method.is_server_streaming() {
