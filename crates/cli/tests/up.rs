@@ -281,3 +281,52 @@ fn a_setting_in_the_config_file_reaches_a_service() {
     assert!(!status.success(), "banso up started with health_score_step = 1000");
     assert!(stderr.contains("BANSO_HEALTH_SCORE_STEP"), "{stderr}");
 }
+
+#[test]
+fn serve_gateway_fronts_services_at_their_addresses_and_drains_on_sigterm() {
+    let dir = TempDir::new("gateway");
+    let up = Up::start(&dir, &[]);
+    let (grpc, token) = up.banner();
+    let secret = std::fs::read_to_string(dir.0.join("dev-jwt-secret")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let url = format!("http://{grpc}");
+    let mut gateway = banso(
+        &["serve", "gateway"],
+        &[
+            ("BANSO_GATEWAY_ADDR", &addr),
+            ("BANSO_GATEWAY_ACCOUNTS_URL", &url),
+            ("BANSO_GATEWAY_HEALTH_URL", &url),
+            ("BANSO_JWT_HS256_SECRET", secret.trim()),
+            ("BANSO_ADMIN_ADDR", "off"),
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let listed = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http.get(format!("http://{addr}/v1/accounts")).bearer_auth(&token).send().await {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "banso serve gateway did not answer within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert_eq!(listed.status(), 200);
+    let pid = nix::unistd::Pid::from_raw(gateway.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = gateway.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the gateway did not stop within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let (status, _) = up.terminate();
+    assert!(status.success());
+}
