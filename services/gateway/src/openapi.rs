@@ -72,10 +72,17 @@ impl Builder<'_> {
             // Placeholder first: messages may refer to themselves.
             self.schemas.insert(name.clone(), Value::Null);
             let mut props = Map::new();
+            let mut required = Vec::new();
             for f in m.fields() {
                 let mut s = self.field(&f);
                 if let Some(c) = self.comments.field(&f) {
                     s = with_description(s, c);
+                    // The protos say "Required." of fields a request must
+                    // set. Only fields without presence are listed: replies
+                    // always print those, so the schema holds both ways.
+                    if c.starts_with("Required") && !f.supports_presence() && !f.is_list() && !f.is_map() {
+                        required.push(json!(f.json_name()));
+                    }
                 }
                 props.insert(f.json_name().to_owned(), s);
             }
@@ -86,6 +93,9 @@ impl Builder<'_> {
                 // of a field is read; the schema lists lowerCamelCase).
                 "additionalProperties": false,
             });
+            if !required.is_empty() {
+                schema["required"] = Value::Array(required);
+            }
             if let Some(c) = self.comments.message(m) {
                 schema["description"] = json!(c);
             }
@@ -322,6 +332,7 @@ pub fn document(pool: &DescriptorPool, routes: &RouteTable) -> Value {
         }
         paths.entry(route.openapi_path()).or_default().insert(route.http_method.as_str().to_ascii_lowercase(), op);
     }
+    add_links(&mut paths, routes);
     let mut schemas: Map<String, Value> = b.schemas.into_iter().collect();
     schemas.insert("Problem".into(), problem_schema());
     json!({
@@ -354,6 +365,32 @@ pub fn document(pool: &DescriptorPool, routes: &RouteTable) -> Value {
             }
         }
     })
+}
+
+/// OpenAPI links from each create (`POST /v1/accounts`) to the routes of
+/// the resource it made (`/v1/accounts/{id}…`), the new `id` as their first
+/// path variable: clients and stateful fuzzers (schemathesis) follow them.
+fn add_links(paths: &mut BTreeMap<String, Map<String, Value>>, routes: &RouteTable) {
+    for create in routes.routes.iter().filter(|r| r.http_method == http::Method::POST && r.verb.is_none()) {
+        if create.path_fields().next().is_some() || create.method.output().get_field_by_name("id").is_none() {
+            continue;
+        }
+        let prefix = create.openapi_path();
+        let mut links = Map::new();
+        for r in &routes.routes {
+            let path = r.openapi_path();
+            let Some(rest) = path.strip_prefix(&format!("{prefix}/{{")) else { continue };
+            let Some(var) = rest.split('}').next() else { continue };
+            let op = format!("{}_{}", r.method.parent_service().name(), r.method.name());
+            links.insert(op.clone(), json!({ "operationId": op, "parameters": { var: "$response.body#/id" } }));
+        }
+        if links.is_empty() {
+            continue;
+        }
+        if let Some(op) = paths.get_mut(&prefix).and_then(|p| p.get_mut("post")) {
+            op["responses"]["200"]["links"] = Value::Object(links);
+        }
+    }
 }
 
 fn field_at(input: &MessageDescriptor, path: &[String]) -> Option<FieldDescriptor> {
@@ -451,6 +488,9 @@ mod tests {
         let names: Vec<&str> =
             patch["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
         assert_eq!(names, vec!["accountId", "updateMask", "If-Match"]);
+        let links = &doc["paths"]["/v1/accounts"]["post"]["responses"]["200"]["links"];
+        assert_eq!(links["AccountsService_GetAccount"]["parameters"]["id"], json!("$response.body#/id"));
+        assert_eq!(links["AccountsService_UpdateAccount"]["parameters"]["accountId"], json!("$response.body#/id"));
         let n: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
         assert_eq!(n, routes.routes.len());
     }
