@@ -213,6 +213,24 @@ pub fn rpc_span(method: &str, headers: &http::HeaderMap) -> tracing::Span {
     span
 }
 
+/// The server span of one HTTP request (the gateway): a child of the
+/// caller's trace when it sends a W3C `traceparent`, so the gateway's span
+/// and the services' spans below it form one trace.
+pub fn http_span(method: &http::Method, request_id: &str, headers: &http::HeaderMap) -> tracing::Span {
+    let span = tracing::info_span!(
+        "http",
+        otel.name = %method,
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        request_id = %request_id,
+    );
+    let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let _ = span.set_parent(parent);
+    span
+}
+
 /// Tower layer: a span per RPC (child of the caller's trace), and the RPC's
 /// count and latency by method and gRPC status code.
 #[derive(Clone, Default)]

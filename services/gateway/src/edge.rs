@@ -66,11 +66,13 @@ async fn observe(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let id = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let span = tracing::info_span!("http", %method, request_id = %id);
-    let res = next.run(req).instrument(span).await;
+    let span = banso_kit::telemetry::http_span(&method, &id, req.headers());
+    let res = next.run(req).instrument(span.clone()).await;
     let route = res.extensions().get::<RouteLabel>().map(|l| l.0.clone()).unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16().to_string();
     let elapsed = start.elapsed().as_secs_f64();
+    span.record("http.route", route.as_str());
+    span.record("http.response.status_code", status.as_str());
     let labels = [("method", method.to_string()), ("route", route.clone()), ("status", status.clone())];
     metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
     metrics::histogram!(REQUEST_DURATION, &labels).record(elapsed);
@@ -176,7 +178,9 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, Problem> {
 /// Request headers passed through to the services as gRPC metadata.
 pub const PASSED_THROUGH: &[&str] = &["authorization", "x-request-id", "traceparent", "tracestate"];
 
-/// The gRPC metadata for an HTTP request's headers.
+/// The gRPC metadata for an HTTP request's headers: the caller's token and
+/// request id, and the trace — the gateway's own span as the parent when
+/// traces are exported, else the caller's `traceparent` as it came.
 pub fn metadata_of(headers: &http::HeaderMap) -> tonic::metadata::MetadataMap {
     let mut md = tonic::metadata::MetadataMap::new();
     for name in PASSED_THROUGH {
@@ -186,5 +190,6 @@ pub fn metadata_of(headers: &http::HeaderMap) -> tonic::metadata::MetadataMap {
             md.insert(*name, v);
         }
     }
+    banso_kit::telemetry::inject_trace_context(&mut md);
     md
 }
