@@ -70,6 +70,11 @@ impl Gateway {
         let openapi = bytes::Bytes::from(openapi::render()?);
         let auth = banso_kit::auth::Authenticator::from_config(&config.auth).ok().map(Arc::new);
         let tracking = tracking::Tracking::from_config(config)?;
+        metrics::describe_counter!(edge::REQUESTS_TOTAL, "gateway HTTP requests, by method, route template and status");
+        metrics::describe_histogram!(
+            edge::REQUEST_DURATION,
+            "gateway HTTP request latency in seconds, by method, route template and status"
+        );
         Ok(Arc::new(Gateway { pool, routes, upstreams, settings, openapi, auth, tracking }))
     }
 }
