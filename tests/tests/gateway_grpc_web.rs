@@ -287,7 +287,7 @@ async fn grpc_web_errors_are_grpc_statuses_with_details() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_refused() {
-    let (_app, w) = Web::start(&[("BANSO_GATEWAY_MAX_BODY_BYTES", "1024")]).await;
+    let (app, w) = Web::start(&[("BANSO_GATEWAY_MAX_BODY_BYTES", "1024")]).await;
     let mut big = account("Big", "crm-big");
     big.account.as_mut().unwrap().industry = "x".repeat(2000);
     let r = w.call(&format!("{ACCOUNTS}/CreateAccount"), &big, &[]).await;
@@ -299,6 +299,18 @@ async fn a_body_over_the_limit_is_refused() {
     // Within the limit, all is well.
     let r = w.call(&format!("{ACCOUNTS}/CreateAccount"), &account("Small", "crm-small"), &[]).await;
     assert_eq!(r.code(), 0);
+
+    // A client stream (plain gRPC) counts every message against the limit.
+    let channel = tonic::transport::Endpoint::from_shared(w.gw.url.clone()).unwrap().connect().await.unwrap();
+    let mut client =
+        apb::accounts_service_client::AccountsServiceClient::with_interceptor(channel, app.bearer("acme", Role::Admin));
+    let rows = (0..4).map(|i| {
+        let mut a = account(&format!("Streamed {i}"), &format!("s-{i}")).account.unwrap();
+        a.industry = "y".repeat(400);
+        apb::ImportAccountsRequest { accounts: vec![a] }
+    });
+    let e = client.import_accounts(futures::stream::iter(rows)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
 }
 
 #[tokio::test]
