@@ -581,6 +581,25 @@ fn connect_details(status: &Status, pool: Option<&DescriptorPool>) -> Vec<serde_
 mod tests {
     use super::*;
 
+    /// The tracking API's static `/v1/…` routes and this router's
+    /// `/{service}/{method}` live side by side: a two-segment REST path
+    /// that no static route takes still reaches the wildcard.
+    #[tokio::test]
+    async fn static_routes_and_the_rpc_wildcard_coexist() {
+        let app = Router::new()
+            .route("/v1/track", axum::routing::post(|| async { "track" }))
+            .route("/{service}/{method}", any(|| async { "rpc" }))
+            .fallback(|| async { "fallback" });
+        for (path, want) in
+            [("/v1/track", "track"), ("/v1/accounts", "rpc"), ("/v1/accounts/x", "fallback"), ("/a.B/C", "rpc")]
+        {
+            let req = Request::post(path).body(Body::empty()).unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, want.as_bytes(), "{path}");
+        }
+    }
+
     #[test]
     fn grpc_timeouts_parse_and_print() {
         let h = |v: &str| {
