@@ -11,6 +11,7 @@
 #   BANSO_TOKEN        an admin token of tenant $BANSO_TENANT
 #   BANSO_TENANT       e2e
 #   BANSO_ROOT         the repository
+#   BANSO_CORS_ORIGIN  an origin the gateway allows (CORS)
 # Each script exits non-zero on failure. Prints a summary; exits 1 if any failed.
 set -euo pipefail
 
@@ -22,11 +23,13 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 work="$(mktemp -d)"
 grpc_port=$(free_port); gw_port=$(free_port)
 export BANSO_TENANT=e2e BANSO_ROOT="$root"
+# The browser origin the gateway allows (tests/e2e/connect-web.sh sends it).
+export BANSO_CORS_ORIGIN="http://localhost:5173"
 export BANSO_GATEWAY_URL="http://127.0.0.1:$gw_port" BANSO_GRPC_URL="http://127.0.0.1:$grpc_port"
 
 # Only the harness's own settings reach the server.
 env -u BANSO_DATABASE_URL -u BANSO_NATS_URL BANSO_LOG="${BANSO_LOG:-warn}" \
-  BANSO_GATEWAY_CORS_ORIGINS="http://localhost:5173" BANSO_GATEWAY_RATE_LIMIT=0 \
+  BANSO_GATEWAY_CORS_ORIGINS="$BANSO_CORS_ORIGIN" BANSO_GATEWAY_RATE_LIMIT=0 \
   "$bin" up --data-dir "$work/data" --grpc-addr "127.0.0.1:$grpc_port" --admin-addr off \
   --gateway-addr "127.0.0.1:$gw_port" --tenant "$BANSO_TENANT" >"$work/up.out" 2>"$work/up.err" &
 pid=$!
