@@ -129,6 +129,7 @@ pub(crate) fn list(kit: &Kit, caller: &Caller, r: pb::ListContactsRequest) -> Re
     let level = level_from_proto(&mut v, "level", r.level);
     let email = r.email.trim().to_lowercase();
     wire::text(&mut v, "email", &email, 254);
+    let external_id = external_id(&mut v, "external_id", &r.external_id);
     let limit = v.finish_with(limit)?;
     let filter = ContactFilter {
         account_id,
@@ -136,6 +137,7 @@ pub(crate) fn list(kit: &Kit, caller: &Caller, r: pb::ListContactsRequest) -> Re
         champions_only: r.champions_only,
         decision_makers_only: r.decision_makers_only,
         email: (!email.is_empty()).then_some(email),
+        external_id,
     };
     let key = QueryKey::new("ListContacts", &caller.tenant_id).part(format!("{filter:?}"));
     Ok(ListContacts { page: Paged::new(kit, key, &r.page_token, limit)?, filter })

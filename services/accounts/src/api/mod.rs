@@ -12,6 +12,7 @@ mod import;
 mod retention;
 pub(crate) mod segments;
 pub(crate) mod settings;
+mod write_keys;
 
 use banso_kit::{
     auth::Access,
@@ -296,6 +297,42 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
         handle(req, Access::Read, async |caller, r| {
             let (segment_id, account_id) = segments::membership(&r)?;
             Ok(segments::membership_reply(self.app.check_segment_membership(&caller, segment_id, account_id).await?))
+        })
+        .await
+    }
+
+    async fn create_write_key(&self, req: Request<pb::CreateWriteKeyRequest>) -> Rpc<pb::CreateWriteKeyResponse> {
+        handle(req, Access::Admin, async |caller, r| {
+            let display_name = write_keys::create(&r)?;
+            let (k, key) = self.app.create_write_key(&caller, display_name).await?;
+            Ok(pb::CreateWriteKeyResponse { write_key: Some(write_keys::to_proto(&k)), key })
+        })
+        .await
+    }
+
+    async fn list_write_keys(&self, req: Request<pb::ListWriteKeysRequest>) -> Rpc<pb::ListWriteKeysResponse> {
+        handle(req, Access::Admin, async |caller, r| {
+            let page = write_keys::list_page(&self.kit, &caller, &r)?;
+            let rows = self.app.list_write_keys(&caller, page.after, page.fetch()).await?;
+            write_keys::list_reply(&self.kit, &page, rows)
+        })
+        .await
+    }
+
+    async fn revoke_write_key(&self, req: Request<pb::RevokeWriteKeyRequest>) -> Rpc<pb::WriteKey> {
+        handle(req, Access::Admin, async |caller, r| {
+            let id = wire::uuid("id", &r.id)?;
+            Ok(write_keys::to_proto(&self.app.revoke_write_key(&caller, id).await?))
+        })
+        .await
+    }
+
+    async fn verify_write_key(&self, req: Request<pb::VerifyWriteKeyRequest>) -> Rpc<pb::VerifyWriteKeyResponse> {
+        handle(req, Access::Read, async |caller, r| {
+            write_keys::require_service(&caller)?;
+            let key = write_keys::verify(&r)?;
+            let id = self.app.verify_write_key(&caller, key).await?;
+            Ok(pb::VerifyWriteKeyResponse { write_key_id: id.to_string() })
         })
         .await
     }

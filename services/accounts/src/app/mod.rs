@@ -14,6 +14,7 @@ mod import;
 mod retention;
 mod segments;
 mod settings;
+mod write_keys;
 
 pub(crate) use accounts::{CreateAccount, UpdateAccount, UpsertAccount};
 pub(crate) use activities::EmailWindow;

@@ -107,4 +107,6 @@ pub struct ContactFilter {
     pub decision_makers_only: bool,
     /// Lower-cased.
     pub email: Option<String>,
+    /// Exactly this external_id.
+    pub external_id: Option<String>,
 }

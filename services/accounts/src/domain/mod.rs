@@ -8,6 +8,7 @@ pub mod retention;
 pub mod segment;
 pub mod settings;
 pub mod validate;
+pub mod write_key;
 
 pub use account::*;
 pub use contact::*;

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0002ContractsTimelineSegments),
             Box::new(banso_events::outbox::PendingIndex),
             Box::new(M0003TagsWithoutForeignKey),
+            Box::new(M0004WriteKeys),
         ]
     }
 }
@@ -307,5 +308,42 @@ impl MigrationTrait for M0003TagsWithoutForeignKey {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// The tracking API's write keys: only each key's SHA-256 is stored, looked
+/// up by tenant and hash on every verification.
+struct M0004WriteKeys;
+
+impl MigrationName for M0004WriteKeys {
+    fn name(&self) -> &str {
+        "m20261201_000004_write_keys"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004WriteKeys {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("write_keys")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(text("display_name"))
+                .col(text("key_prefix"))
+                .col(string_len("key_hash", 64))
+                .col(text("creator"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone_null("revoke_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("write_keys", "tenant_hash", &["tenant_id", "key_hash"]).unique().to_owned()).await?;
+        m.create_index(index("write_keys", "tenant_id", &["tenant_id", "id"])).await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("write_keys").if_exists().to_owned()).await
     }
 }

@@ -122,6 +122,9 @@ pub(crate) async fn list(
     if let Some(e) = &filter.email {
         q = q.filter(C::EmailLower.eq(e.as_str()));
     }
+    if let Some(e) = &filter.external_id {
+        q = q.filter(C::ExternalId.eq(e.as_str()));
+    }
     if let Some(id) = after {
         q = q.filter(C::Id.gt(id));
     }

@@ -208,6 +208,32 @@ pub mod segment {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod write_key {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "write_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub display_name: String,
+        #[sea_orm(column_type = "Text")]
+        pub key_prefix: String,
+        pub key_hash: String,
+        #[sea_orm(column_type = "Text")]
+        pub creator: String,
+        pub create_time: ChronoDateTimeUtc,
+        pub revoke_time: Option<ChronoDateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 // The versioned tables: their optimistic writes are kit::db's
 // `update_at_version` / `delete_at_version`.
 macro_rules! versioned {

@@ -83,6 +83,7 @@ async fn list_contacts_filters_and_pages() {
             champion: true,
             email: "Boss@B.example".into(),
             level: pb::ContactLevel::Executive as i32,
+            external_id: "user-42".into(),
             ..contact(&b.id, "boss")
         },
     )
@@ -124,6 +125,24 @@ async fn list_contacts_filters_and_pages() {
         ["boss"]
     );
     assert_eq!(q(pb::ListContactsRequest::default()).await.len(), 7);
+    // By external_id (the tracking API finds a user's account this way): exact match only.
+    assert_eq!(q(pb::ListContactsRequest { external_id: "user-42".into(), ..Default::default() }).await, ["boss"]);
+    assert!(q(pb::ListContactsRequest { external_id: "USER-42".into(), ..Default::default() }).await.is_empty());
+    assert!(q(pb::ListContactsRequest { external_id: "user-4".into(), ..Default::default() }).await.is_empty());
+    // Another tenant's contact is not found by its external_id.
+    let mut globex = client(&app, "globex", Role::Admin);
+    let none = globex
+        .list_contacts(pb::ListContactsRequest { external_id: "user-42".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.contacts.is_empty());
+    // A bad one names the field.
+    for bad in ["x".repeat(129), "a\u{0}b".to_owned()] {
+        let err =
+            c.list_contacts(pb::ListContactsRequest { external_id: bad, ..Default::default() }).await.unwrap_err();
+        assert_violation(&err, "external_id");
+    }
 }
 
 #[tokio::test]

@@ -16,3 +16,4 @@ mod server;
 mod settings;
 mod timeline;
 mod validation;
+mod write_keys;
