@@ -44,7 +44,7 @@ use chrono::Utc;
 use futures::StreamExt as _;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tonic::{Code, Status, metadata::MetadataMap, transport::Channel};
 use tonic_types::StatusExt as _;
@@ -70,8 +70,9 @@ const NEW_ACCOUNT_TTL: Duration = Duration::from_secs(60);
 const CACHE_CAP: usize = 10_000;
 const ACCOUNTS: &str = "banso.accounts.v1.AccountsService";
 const HEALTH: &str = "banso.health.v1.HealthService";
-/// Events per BatchIngestUsage call (Health's maximum).
-const INGEST_CHUNK: usize = 5_000;
+/// Events per BatchIngestUsage call: Health takes 5,000 but lists at most
+/// 1,000 rejections a reply, and each rejected event is reported by index.
+const INGEST_CHUNK: usize = 1_000;
 /// Events the reply lists (all are counted).
 const MAX_LISTED: usize = 100;
 /// Contact lookups in flight at once for one request.
@@ -203,9 +204,9 @@ async fn serve(gw: Arc<Gateway>, kind: Option<Kind>, req: Request) -> Result<Res
     let (parts, body) = req.into_parts();
     let limit = if kind.is_some() { MAX_EVENT_BYTES } else { MAX_BATCH_BYTES };
     let raw = read_body(body, &parts.headers, limit).await?;
-    // A key in the header is checked before the body is parsed.
+    // A malformed Basic header is refused before the body is parsed.
     let header_key = basic_user(&parts.headers)?;
-    let Value::Object(body) = serde_json::from_slice::<Value>(&raw)
+    let Value::Object(mut body) = serde_json::from_slice::<Value>(&raw)
         .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", format!("the body is not JSON: {e}")))?
     else {
         return Err(Problem::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", "the body must be a JSON object"));
@@ -221,7 +222,7 @@ async fn serve(gw: Arc<Gateway>, kind: Option<Kind>, req: Request) -> Result<Res
 
     let mut meta = BatchMeta { received_at, ..Default::default() };
     let items: Vec<Item> = match kind {
-        Some(k) => vec![Item { kind: Ok(k), value: Value::Object(body), size: raw.len() }],
+        Some(k) => vec![Item::new(Some(k), Value::Object(body), raw.len())],
         None => {
             meta.sent_at = match body.get("sentAt") {
                 None | Some(Value::Null) => None,
@@ -236,18 +237,14 @@ async fn serve(gw: Arc<Gateway>, kind: Option<Kind>, req: Request) -> Result<Res
                 .and_then(|g| g.as_str())
                 .filter(|g| !g.trim().is_empty())
                 .map(str::to_owned);
-            let Some(Value::Array(batch)) = body.get("batch") else {
+            let Some(Value::Array(batch)) = body.remove("batch") else {
                 return Err(Problem::invalid("batch", "is required: a list of messages"));
             };
             batch
-                .iter()
+                .into_iter()
                 .map(|v| {
-                    let size = json_size(v);
-                    let kind = match v {
-                        Value::Object(o) => message::kind_of(o, None),
-                        _ => Err(Refusal::new("INVALID", "a message must be a JSON object")),
-                    };
-                    Item { kind, value: v.clone(), size }
+                    let size = json_size(&v);
+                    Item::new(None, v, size)
                 })
                 .collect()
         }
@@ -262,11 +259,24 @@ async fn serve(gw: Arc<Gateway>, kind: Option<Kind>, req: Request) -> Result<Res
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// One message of a request: its kind (or why it has none), its JSON, its size.
+/// One message of a request: its kind and JSON object (or why it has
+/// none), its messageId as sent, its size.
 struct Item {
-    kind: Result<Kind, Refusal>,
-    value: Value,
+    message: Result<(Kind, Map<String, Value>), Refusal>,
+    message_id: String,
     size: usize,
+}
+
+impl Item {
+    /// `hint`: the endpoint's kind (a batch's messages say their own).
+    fn new(hint: Option<Kind>, v: Value, size: usize) -> Self {
+        let message_id = v.get("messageId").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let message = match v {
+            Value::Object(o) => message::kind_of(&o, hint).map(|k| (k, o)),
+            _ => Err(Refusal::new("INVALID", "a message must be a JSON object")),
+        };
+        Item { message, message_id, size }
+    }
 }
 
 /// The bytes of a value as compact JSON, without writing them anywhere.
@@ -329,9 +339,7 @@ async fn read_body(body: axum::body::Body, headers: &HeaderMap, limit: usize) ->
 }
 
 fn unauthorized(code: &str, detail: &str) -> Problem {
-    let mut p = Problem::new(StatusCode::UNAUTHORIZED, code, detail);
-    p.grpc_code = "unauthenticated";
-    p
+    Problem::new(StatusCode::UNAUTHORIZED, code, detail)
 }
 
 /// The write key of an `Authorization: Basic` header (its user name; the
@@ -690,11 +698,10 @@ impl Run<'_> {
     async fn all(&mut self, items: Vec<Item>, meta: &BatchMeta) -> Result<(), Problem> {
         let mut usage = Vec::new();
         for (index, item) in items.into_iter().enumerate() {
-            let id_of = |v: &Value| v.get("messageId").and_then(|m| m.as_str()).unwrap_or_default().to_owned();
-            let kind = match item.kind {
-                Ok(k) => k,
+            let (kind, obj) = match item.message {
+                Ok(m) => m,
                 Err(why) => {
-                    self.report.note(index, None, &id_of(&item.value), Outcome::Rejected, why);
+                    self.report.note(index, None, &item.message_id, Outcome::Rejected, why);
                     continue;
                 }
             };
@@ -703,14 +710,13 @@ impl Run<'_> {
                     "TOO_LARGE",
                     format!("the message is {} bytes; Segment's limit (and Banso's) is {MAX_EVENT_BYTES}", item.size),
                 );
-                self.report.note(index, Some(kind), &id_of(&item.value), Outcome::Rejected, why);
+                self.report.note(index, Some(kind), &item.message_id, Outcome::Rejected, why);
                 continue;
             }
-            let Value::Object(obj) = &item.value else { continue };
-            let m = match message::read(kind, obj, meta) {
+            let m = match message::read(kind, &obj, meta) {
                 Ok(m) => m,
                 Err(why) => {
-                    self.report.note(index, Some(kind), &id_of(&item.value), Outcome::Rejected, why);
+                    self.report.note(index, Some(kind), &item.message_id, Outcome::Rejected, why);
                     continue;
                 }
             };
@@ -983,6 +989,9 @@ impl Run<'_> {
                     })
                     .or_insert(Refusal { reason: rej.reason, detail });
             }
+            // Refused events past the reply's list are counted all the same.
+            let unlisted = u64::try_from(r.rejected).unwrap_or(0).saturating_sub(refused.len() as u64);
+            self.report.count(kind, Outcome::Rejected, unlisted);
             let retry = waits.len() > 0;
             let mut refused: Vec<(usize, Refusal)> = refused.into_iter().collect();
             refused.sort_by_key(|(i, _)| *i);
