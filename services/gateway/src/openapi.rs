@@ -333,7 +333,18 @@ pub fn document(pool: &DescriptorPool, routes: &RouteTable) -> Value {
         paths.entry(route.openapi_path()).or_default().insert(route.http_method.as_str().to_ascii_lowercase(), op);
     }
     add_links(&mut paths, routes);
+    let (tracking_paths, tracking_schemas) = crate::tracking::openapi();
+    for (path, ops) in tracking_paths {
+        if let Value::Object(ops) = ops {
+            paths.insert(path, ops);
+        }
+    }
+    tags.insert(
+        "Tracking".to_owned(),
+        json!({ "name": "Tracking", "description": "The Segment-compatible tracking API (docs/tracking.md)" }),
+    );
     let mut schemas: Map<String, Value> = b.schemas.into_iter().collect();
+    schemas.extend(tracking_schemas);
     schemas.insert("Problem".into(), problem_schema());
     json!({
         "openapi": "3.1.0",
@@ -492,6 +503,7 @@ mod tests {
         assert_eq!(links["AccountsService_GetAccount"]["parameters"]["id"], json!("$response.body#/id"));
         assert_eq!(links["AccountsService_UpdateAccount"]["parameters"]["accountId"], json!("$response.body#/id"));
         let n: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
-        assert_eq!(n, routes.routes.len());
+        assert_eq!(n, routes.routes.len() + 6, "every RPC route and the six tracking routes");
+        assert_eq!(doc["paths"]["/v1/batch"]["post"]["security"][0], json!({ "writeKey": [] }));
     }
 }

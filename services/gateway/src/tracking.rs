@@ -1107,3 +1107,77 @@ mod tests {
         assert_eq!(json_size(&v), serde_json::to_vec(&v).unwrap().len());
     }
 }
+
+/// The tracking routes in the OpenAPI document: `(paths, schemas)`.
+pub fn openapi() -> (serde_json::Map<String, serde_json::Value>, serde_json::Map<String, serde_json::Value>) {
+    use serde_json::json;
+    let id = json!({ "anyOf": [{ "type": "string" }, { "type": "number" }] });
+    let time = json!({ "type": "string", "description": "ISO 8601 / RFC 3339" });
+    let message = json!({
+        "type": "object",
+        "description": "A Segment message (docs/tracking.md has what Banso reads of it); other fields are accepted and ignored.",
+        "properties": {
+            "type": { "type": "string", "enum": ["track", "identify", "group", "page", "screen", "alias"],
+                      "description": "in a batch: which call the message is" },
+            "messageId": id, "userId": id, "anonymousId": id, "groupId": id,
+            "event": { "type": "string" }, "name": { "type": "string" },
+            "timestamp": time, "originalTimestamp": time, "sentAt": time,
+            "context": { "type": "object", "properties": { "groupId": id } },
+            "properties": { "type": "object" }, "traits": { "type": "object" },
+            "writeKey": { "type": "string", "description": "read when the Authorization header has none" }
+        }
+    });
+    let batch = json!({
+        "type": "object",
+        "properties": {
+            "batch": { "type": "array", "items": { "$ref": "#/components/schemas/TrackingMessage" } },
+            "sentAt": time, "context": { "type": "object" }, "writeKey": { "type": "string" }
+        },
+        "required": ["batch"]
+    });
+    let report = json!({
+        "type": "object",
+        "description": "Segment's reply ({\"success\": true}) with what became of each message",
+        "properties": {
+            "success": { "type": "boolean" },
+            "accepted": { "type": "integer" }, "duplicates": { "type": "integer" },
+            "rejected": { "type": "integer" }, "skipped": { "type": "integer" }, "deferred": { "type": "integer" },
+            "rejections": { "type": "array", "items": { "type": "object", "properties": {
+                "index": { "type": "integer" }, "messageId": { "type": "string" }, "type": { "type": "string" },
+                "outcome": { "type": "string" }, "reason": { "type": "string" }, "detail": { "type": "string" }
+            } } }
+        },
+        "required": ["success"]
+    });
+    let mut schemas = serde_json::Map::new();
+    schemas.insert("TrackingMessage".into(), message);
+    schemas.insert("TrackingBatch".into(), batch);
+    schemas.insert("TrackingReport".into(), report);
+    let problem = json!({ "$ref": "#/components/responses/Problem" });
+    let mut paths = serde_json::Map::new();
+    for &(path, kind) in ROUTES {
+        let (name, body) = match kind {
+            Some(k) => (format!("{k:?}"), "#/components/schemas/TrackingMessage"),
+            None => ("Batch".to_owned(), "#/components/schemas/TrackingBatch"),
+        };
+        paths.insert(
+            path.to_owned(),
+            json!({ "post": {
+                "operationId": format!("Tracking_{name}"),
+                "tags": ["Tracking"],
+                "summary": format!("Segment-compatible {}", name.to_ascii_lowercase()),
+                "description": "The tracking API (docs/tracking.md): Segment's JSON, the write key as the HTTP Basic user name. \
+                    An accepted request answers 200 whatever becomes of each message.",
+                "security": [{ "writeKey": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": body } } } },
+                "responses": {
+                    "200": { "description": "accepted", "content": { "application/json": {
+                        "schema": { "$ref": "#/components/schemas/TrackingReport" } } } },
+                    "400": problem, "401": problem, "405": problem, "413": problem, "415": problem,
+                    "429": problem, "503": problem, "504": problem, "default": problem
+                }
+            } }),
+        );
+    }
+    (paths, schemas)
+}
