@@ -1059,55 +1059,6 @@ fn usage_event(m: &Message, account: &AccountRef) -> hpb::UsageEvent {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_headers_give_the_user_name() {
-        let mut h = HeaderMap::new();
-        assert_eq!(basic_user(&h).unwrap(), None);
-        let enc = base64::engine::general_purpose::STANDARD.encode("bk.acme.secret:");
-        h.insert(header::AUTHORIZATION, format!("Basic {enc}").parse().unwrap());
-        assert_eq!(basic_user(&h).unwrap().as_deref(), Some("bk.acme.secret"));
-        let enc = base64::engine::general_purpose::STANDARD.encode("nocolon");
-        h.insert(header::AUTHORIZATION, format!("basic {enc}").parse().unwrap());
-        assert_eq!(basic_user(&h).unwrap().as_deref(), Some("nocolon"));
-        h.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
-        assert_eq!(basic_user(&h).unwrap_err().status, 401);
-        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(basic_user(&h).unwrap(), None);
-    }
-
-    #[test]
-    fn key_tenants() {
-        let secret = "A".repeat(43);
-        assert_eq!(key_tenant(&format!("bk.acme_1-x.{secret}")), Some("acme_1-x"));
-        for bad in [
-            String::new(),
-            format!("bk.acme.{}", &secret[1..]),
-            format!("xx.acme.{secret}"),
-            format!("bk.a.b.{secret}"),
-            format!("bk..{secret}"),
-            format!("bk.acme.{}+", &secret[1..]),
-        ] {
-            assert_eq!(key_tenant(&bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn chunks_keep_order() {
-        assert_eq!(chunks((0..5).collect(), 2), vec![vec![0, 1], vec![2, 3], vec![4]]);
-        assert!(chunks(Vec::<u8>::new(), 2).is_empty());
-    }
-
-    #[test]
-    fn json_size_is_the_compact_length() {
-        let v = serde_json::json!({"a": [1, "two"], "b": null});
-        assert_eq!(json_size(&v), serde_json::to_vec(&v).unwrap().len());
-    }
-}
-
 /// The tracking routes in the OpenAPI document: `(paths, schemas)`.
 pub fn openapi() -> (serde_json::Map<String, serde_json::Value>, serde_json::Map<String, serde_json::Value>) {
     use serde_json::json;
@@ -1180,4 +1131,53 @@ pub fn openapi() -> (serde_json::Map<String, serde_json::Value>, serde_json::Map
         );
     }
     (paths, schemas)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_headers_give_the_user_name() {
+        let mut h = HeaderMap::new();
+        assert_eq!(basic_user(&h).unwrap(), None);
+        let enc = base64::engine::general_purpose::STANDARD.encode("bk.acme.secret:");
+        h.insert(header::AUTHORIZATION, format!("Basic {enc}").parse().unwrap());
+        assert_eq!(basic_user(&h).unwrap().as_deref(), Some("bk.acme.secret"));
+        let enc = base64::engine::general_purpose::STANDARD.encode("nocolon");
+        h.insert(header::AUTHORIZATION, format!("basic {enc}").parse().unwrap());
+        assert_eq!(basic_user(&h).unwrap().as_deref(), Some("nocolon"));
+        h.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
+        assert_eq!(basic_user(&h).unwrap_err().status, 401);
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(basic_user(&h).unwrap(), None);
+    }
+
+    #[test]
+    fn key_tenants() {
+        let secret = "A".repeat(43);
+        assert_eq!(key_tenant(&format!("bk.acme_1-x.{secret}")), Some("acme_1-x"));
+        for bad in [
+            String::new(),
+            format!("bk.acme.{}", &secret[1..]),
+            format!("xx.acme.{secret}"),
+            format!("bk.a.b.{secret}"),
+            format!("bk..{secret}"),
+            format!("bk.acme.{}+", &secret[1..]),
+        ] {
+            assert_eq!(key_tenant(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn chunks_keep_order() {
+        assert_eq!(chunks((0..5).collect(), 2), vec![vec![0, 1], vec![2, 3], vec![4]]);
+        assert!(chunks(Vec::<u8>::new(), 2).is_empty());
+    }
+
+    #[test]
+    fn json_size_is_the_compact_length() {
+        let v = serde_json::json!({"a": [1, "two"], "b": null});
+        assert_eq!(json_size(&v), serde_json::to_vec(&v).unwrap().len());
+    }
 }
