@@ -169,7 +169,21 @@ pub(crate) async fn queue(conn: &impl ConnectionTrait, tenant: &str, trigger: Tr
             return get_job(conn, tenant, id).await;
         }
         if let Some(queued) = in_state(conn, tenant, JobState::Queued, None).await? {
-            return Ok(queued);
+            // Hold the queued job's row until this transaction commits. The
+            // job reads scorecards and inputs when it starts: a runner that
+            // claims it meanwhile waits on this lock, so the job starts after
+            // what this transaction wrote. Without it, a claim landing
+            // between the read above and the commit ran a job that never saw
+            // this change, and nothing else was queued for it.
+            let mut hold = Query::update();
+            hold.table(J::Table)
+                .value(J::Trigger, Expr::col(J::Trigger))
+                .and_where(Expr::col(J::Id).eq(queued.id))
+                .and_where(Expr::col(J::State).eq(JobState::Queued.as_str()));
+            if exec(conn, &hold).await? == 1 {
+                return Ok(queued);
+            }
+            // Claimed since the read: its slot is free, queue a new one.
         }
     }
     Err(Error::Aborted {
