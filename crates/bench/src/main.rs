@@ -146,6 +146,6 @@ mod tests {
         let re: recompute::Args = defaults(&db).unwrap();
         assert_eq!((re.accounts, re.days), (100_000, 35));
         let gw: gateway::Args = defaults(&[]).unwrap();
-        assert_eq!((gw.accounts, gw.concurrency, gw.batch, gw.rounds), (1_000, 16, 100, 2));
+        assert_eq!((gw.accounts, gw.concurrency, gw.batch, gw.rounds), (1_000, 16, 100, 4));
     }
 }
