@@ -4,11 +4,15 @@
 #   2. kubernetes-validate --strict against the Kubernetes versions in
 #      BANSO_K8S_VERSIONS (default "1.31.0 1.37.0"): schema, unknown fields,
 #   3. Banso's own rules (below), for every Banso Deployment: shutdown
-#      timing, gRPC probes, hardening, secrets, ports, the token-verification
-#      mode of each overlay, service settings; and for every service in
-#      BANSO_SERVICES (default "accounts health") a ServiceAccount, Deployment
-#      and Service in every overlay, plus an HPA and a PDB where the overlay
-#      autoscales (production).
+#      timing, probes (gRPC for the services, HTTP /healthz for the gateway),
+#      hardening, secrets, ports, the token-verification mode of each
+#      overlay, service settings, a Service of its own; for every service in
+#      BANSO_SERVICES (default "accounts health") and for the gateway a
+#      ServiceAccount, Deployment and Service in every overlay, plus an HPA
+#      and a PDB where the overlay autoscales (production); the gateway's
+#      upstream URLs naming the services' Services; Ingress backends; and
+#      NetworkPolicies that keep the services' gRPC port to the gateway and
+#      the services (never a rule on it without `from`).
 #
 # Installs nothing. Needs, on PATH (or in .ci/.venv, as .ci/run installs them):
 #   kubectl >= 1.27 (kustomize v5) or kustomize v5
@@ -22,7 +26,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 kdir="$here/kustomize"
 versions=${BANSO_K8S_VERSIONS:-"1.31.0 1.37.0"}
 # Every service that must be deployed (`banso serve <service>`, Deployment
-# banso-<service>). Add a service here when you add it to the base.
+# banso-<service>). Add a service here when you add it to the base. The
+# gateway (`banso serve gateway`, Deployment banso-gateway) is always
+# deployed and checked by rules of its own; it is not a service.
 services=${BANSO_SERVICES:-"accounts health"}
 verbose=${1:-}
 
@@ -56,11 +62,12 @@ python3 -c 'import yaml' 2>/dev/null ||
 
 echo "renderer:  ${render[*]} ($("${render[0]}" version --client 2>/dev/null | grep -i kustomize || "${render[0]}" version 2>/dev/null | head -n1))"
 echo "validator: kubernetes-validate $(kubernetes-validate --version), Kubernetes ${versions}"
-echo "services:  ${services}"
+echo "services:  ${services} (and the gateway)"
 # A reminder, not a failure: a service crate that is not (yet) in the list.
 for d in "$here"/../services/*/; do
   s=$(basename "$d")
   [ -f "$d/Cargo.toml" ] || continue
+  [ "$s" = gateway ] && continue
   case " $services " in *" $s "*) ;; *) echo "note:      services/$s is not in BANSO_SERVICES: it is not deployed" ;; esac
 done
 
@@ -113,6 +120,8 @@ for t in "${targets[@]}"; do
 import re, sys, yaml
 
 path, mode, scaling, services = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split()
+GATEWAY = "gateway"  # `banso serve gateway`: a role of the binary, not a service
+roles = services + [GATEWAY]
 docs = [d for d in yaml.safe_load_all(open(path)) if d]
 errors = []
 def err(msg): errors.append(msg)
@@ -179,6 +188,8 @@ service_settings = {"health": check_health_settings}
 
 secret_keys = set()
 servers = {}  # Deployment name -> its `serve` container
+serving = {}  # Deployment name -> (port name, port) it serves on: grpc, or http for the gateway
+upstreams = {n: [] for n in deployments}  # gateway Deployment -> [(service, variable, host, port)]
 for name, dep in deployments.items():
     where = f"Deployment/{name}"
     pod = dep["spec"]["template"]["spec"]
@@ -196,6 +207,11 @@ for name, dep in deployments.items():
         err(f"{where}: pod must run as non-root user 65532")
     if pod.get("automountServiceAccountToken") is not False:
         err(f"{where}: automountServiceAccountToken must be false")
+    # Service links put <SERVICE>_PORT, <SERVICE>_SERVICE_HOST, … of every
+    # Service into the environment: for banso-gateway that is BANSO_GATEWAY_PORT
+    # and the like, in the namespace where Banso reads its settings.
+    if pod.get("enableServiceLinks") is not False:
+        err(f"{where}: enableServiceLinks must be false (Service links would add BANSO_* variables)")
     sa = pod.get("serviceAccountName")
     if sa != name or sa not in by_kind.get("ServiceAccount", {}):
         err(f"{where}: serviceAccountName must be its own ServiceAccount {name!r} (got {sa!r})")
@@ -250,12 +266,18 @@ for name, dep in deployments.items():
     servers[name] = c
     env = env_of(c)
     service = c["args"][1]
+    gateway = service == GATEWAY
     if c["name"] != "server":
         err(f"{where}: the serve container must be named `server` (the patches merge into that name)")
     if name != f"banso-{service}":
         err(f"{where}: runs `banso serve {service}`, so it must be named banso-{service}")
-    if service not in services:
+    if service not in roles:
         err(f"{where}: service {service!r} is not in BANSO_SERVICES ({' '.join(services)}) of deploy/check.sh")
+    # The network-policy component tells the gateway from the services by this label.
+    want_component = "gateway" if gateway else "service"
+    for what, ls in [("metadata.labels", dep["metadata"].get("labels", {})), ("pod template labels", labels)]:
+        if ls.get("app.kubernetes.io/component") != want_component:
+            err(f"{where}: {what} need app.kubernetes.io/component={want_component} (the NetworkPolicies and patches select on it)")
     def num(var):
         v = env.get(var, {}).get("value")
         if v is None:
@@ -279,34 +301,79 @@ for name, dep in deployments.items():
     if env.get("BANSO_LOG_FORMAT", {}).get("value") != "json":
         err(f"{where}: BANSO_LOG_FORMAT must be json")
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-    grpc_port = port_of(env.get("BANSO_GRPC_ADDR", {}).get("value"), 50051)
     admin_port = port_of(env.get("BANSO_ADMIN_ADDR", {}).get("value"), 9090)
-    if ports.get("grpc") != grpc_port or ports.get("metrics") != admin_port:
-        err(f"{where}: ports grpc/metrics {ports} differ from BANSO_GRPC_ADDR/BANSO_ADMIN_ADDR ({grpc_port}/{admin_port})")
+    if gateway:
+        # The door: HTTP on BANSO_GATEWAY_ADDR, probed over HTTP.
+        http_port = port_of(env.get("BANSO_GATEWAY_ADDR", {}).get("value"), 8080)
+        serving[name] = ("http", http_port)
+        if ports.get("http") != http_port or ports.get("metrics") != admin_port:
+            err(f"{where}: ports http/metrics {ports} differ from BANSO_GATEWAY_ADDR/BANSO_ADMIN_ADDR ({http_port}/{admin_port})")
+        if "grpc" in ports:
+            err(f"{where}: the gateway serves no gRPC port of its own (only HTTP: REST, gRPC-Web, tracking)")
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            p = c.get(probe)
+            if p is None and probe == "startupProbe":
+                continue
+            get = (p or {}).get("httpGet")
+            if not get or get.get("path") != "/healthz" or get.get("port") not in ("http", http_port):
+                err(f"{where}: {probe} must be an HTTP GET of /healthz on port http ({http_port})")
+            elif get.get("scheme", "HTTP") != "HTTP":
+                err(f"{where}: {probe} must use plain HTTP (TLS ends at the Ingress)")
+    else:
+        grpc_port = port_of(env.get("BANSO_GRPC_ADDR", {}).get("value"), 50051)
+        serving[name] = ("grpc", grpc_port)
+        if ports.get("grpc") != grpc_port or ports.get("metrics") != admin_port:
+            err(f"{where}: ports grpc/metrics {ports} differ from BANSO_GRPC_ADDR/BANSO_ADMIN_ADDR ({grpc_port}/{admin_port})")
+        want_service = f"banso.{service}.v1.{service.capitalize()}Service"
+        for probe, want in [("startupProbe", None), ("livenessProbe", ""), ("readinessProbe", want_service)]:
+            p = c.get(probe)
+            if not p or "grpc" not in p or p["grpc"].get("port") != grpc_port:
+                err(f"{where}: {probe} must be a gRPC probe on port {grpc_port}")
+            elif want is not None and p["grpc"].get("service", "") != want:
+                err(f"{where}: {probe} must check service {want!r}, not {p['grpc'].get('service', '')!r}")
     ann = dep["spec"]["template"]["metadata"].get("annotations", {})
     if ann.get("prometheus.io/scrape") != "true" or ann.get("prometheus.io/port") != str(admin_port):
         err(f"{where}: prometheus.io/scrape and prometheus.io/port={admin_port} annotations are missing")
-    want_service = f"banso.{service}.v1.{service.capitalize()}Service"
-    for probe, want in [("startupProbe", None), ("livenessProbe", ""), ("readinessProbe", want_service)]:
-        p = c.get(probe)
-        if not p or "grpc" not in p or p["grpc"].get("port") != grpc_port:
-            err(f"{where}: {probe} must be a gRPC probe on port {grpc_port}")
-        elif want is not None and p["grpc"].get("service", "") != want:
-            err(f"{where}: {probe} must check service {want!r}, not {p['grpc'].get('service', '')!r}")
     has_pub = "BANSO_JWT_PUBLIC_KEY" in env or "BANSO_JWT_PUBLIC_KEY_FILE" in env
     has_hs = "BANSO_JWT_HS256_SECRET" in env
     if mode == "hs256" and (has_pub or not has_hs):
         err(f"{where}: a development overlay verifies tokens with BANSO_JWT_HS256_SECRET only")
-    if mode == "public-key" and (has_hs or not has_pub):
-        err(f"{where}: a production overlay verifies tokens with BANSO_JWT_PUBLIC_KEY only, never HS256")
-    if "BANSO_DATABASE_URL" not in env or "BANSO_PAGE_TOKEN_SECRET" not in env:
-        err(f"{where}: BANSO_DATABASE_URL and BANSO_PAGE_TOKEN_SECRET must come from banso-secrets")
-    if not env.get("BANSO_NATS_URL", {}).get("value", "").startswith("nats://"):
-        err(f"{where}: BANSO_NATS_URL must name NATS (nats://...): pods in separate processes exchange events only through it")
-    if not any(ic.get("args", [])[:2] == ["migrate", service] for ic in pod.get("initContainers", [])):
-        err(f"{where}: an init container must run `banso migrate {service}`")
+    if mode == "public-key" and not has_pub:
+        err(f"{where}: a production overlay verifies users' tokens with BANSO_JWT_PUBLIC_KEY")
+    # Production: HS256 only beside the public key, for the service tokens
+    # the gateway's tracking API signs (components/tracking-tokens); that
+    # every Deployment has the same secret is checked below.
+    if mode == "public-key" and has_hs and "banso-gateway" not in deployments:
+        err(f"{where}: BANSO_JWT_HS256_SECRET in a production overlay is only for the gateway's tracking "
+            f"tokens (components/tracking-tokens), and this output has no banso-gateway")
+    if gateway:
+        # Stateless: no database, no bus, no page tokens, no migrations.
+        for var in ("BANSO_DATABASE_URL", "BANSO_PAGE_TOKEN_SECRET", "BANSO_NATS_URL"):
+            if var in env:
+                err(f"{where}: the gateway keeps no state: {var} does not belong on it")
+        if pod.get("initContainers"):
+            err(f"{where}: the gateway has no migrations: no init containers")
+        # Every service is reached at its Service's gRPC port.
+        for s in services:
+            var = f"BANSO_GATEWAY_{s.upper()}_URL"
+            url = env.get(var, {}).get("value") if var in env else f"http://banso-{s}:50051"
+            if url is None:
+                err(f"{where}: {var} must be a literal URL")
+                continue
+            m = re.fullmatch(r"http://([a-z0-9-]+)(?:\.[a-z0-9.-]*)?:(\d+)/?", url)
+            if not m:
+                err(f"{where}: {var} {url!r} is not http://<service>[.<namespace>…]:<port>")
+                continue
+            upstreams[name].append((s, var, m.group(1), int(m.group(2))))
+    else:
+        if "BANSO_DATABASE_URL" not in env or "BANSO_PAGE_TOKEN_SECRET" not in env:
+            err(f"{where}: BANSO_DATABASE_URL and BANSO_PAGE_TOKEN_SECRET must come from banso-secrets")
+        if not env.get("BANSO_NATS_URL", {}).get("value", "").startswith("nats://"):
+            err(f"{where}: BANSO_NATS_URL must name NATS (nats://...): pods in separate processes exchange events only through it")
+        if not any(ic.get("args", [])[:2] == ["migrate", service] for ic in pod.get("initContainers", [])):
+            err(f"{where}: an init container must run `banso migrate {service}`")
     # A setting of one service on another's Deployment is a mistake (it is ignored there).
-    for other in services:
+    for other in roles:
         if other != service:
             for var in env:
                 if var.startswith(f"BANSO_{other.upper()}_"):
@@ -333,25 +400,37 @@ for name, dep in deployments.items():
         if "kubernetes.io/hostname" not in keys:
             err(f"{where}: needs a topologySpreadConstraint over kubernetes.io/hostname")
 
-# Every service of the list is deployed, with its own objects.
-for s in services:
+# Every service of the list, and the gateway, is deployed with its own objects.
+for s in roles:
     n = f"banso-{s}"
     for kind in ("ServiceAccount", "Deployment", "Service"):
         if n not in by_kind.get(kind, {}):
-            err(f"service {s}: {kind}/{n} is missing")
-    svc = by_kind.get("Service", {}).get(n)
-    if svc and n in servers:
-        grpc = {p["name"]: p["containerPort"] for p in servers[n].get("ports", [])}.get("grpc")
-        if not any(p.get("name") == "grpc" and p.get("targetPort") in ("grpc", grpc) for p in svc["spec"]["ports"]):
-            err(f"Service/{n}: needs a port named grpc with targetPort grpc")
-        if not selects({"matchLabels": svc["spec"].get("selector", {})}, pod_labels(deployments[n])):
-            err(f"Service/{n}: does not select the pods of Deployment/{n}")
+            err(f"{'gateway' if s == GATEWAY else 'service ' + s}: {kind}/{n} is missing")
     if scaling == "autoscaler" and n not in hpas:
-        err(f"service {s}: HorizontalPodAutoscaler/{n} is missing")
+        err(f"{n}: HorizontalPodAutoscaler/{n} is missing")
     if scaling == "autoscaler" and n not in pdbs:
-        err(f"service {s}: PodDisruptionBudget/{n} is missing")
+        err(f"{n}: PodDisruptionBudget/{n} is missing")
 
-for name, svc in by_kind.get("Service", {}).items():
+# Every Deployment has its Service: the same name, selecting its pods, with
+# a port of the serving port's name (grpc; http for the gateway) targeting it.
+services_out = by_kind.get("Service", {})
+for name, dep in deployments.items():
+    if name not in serving:
+        continue
+    pname, pnum = serving[name]
+    svc = services_out.get(name)
+    if svc is None:
+        err(f"Deployment/{name}: has no Service/{name}")
+        continue
+    if not selects({"matchLabels": svc["spec"].get("selector", {})}, pod_labels(dep)):
+        err(f"Service/{name}: does not select the pods of Deployment/{name}")
+    if not any(p.get("name") == pname and p.get("targetPort") in (pname, pnum) for p in svc["spec"]["ports"]):
+        err(f"Service/{name}: needs a port named {pname} with targetPort {pname}")
+gw_svc = services_out.get("banso-gateway")
+if gw_svc and not any(p.get("name") == "http" and p.get("port") == 80 for p in gw_svc["spec"]["ports"]):
+    err("Service/banso-gateway: needs port 80 named http (what an Ingress and in-cluster callers use)")
+
+for name, svc in services_out.items():
     sel = svc["spec"].get("selector", {})
     pods = [d for d in deployments.values() if sel and selects({"matchLabels": sel}, pod_labels(d))]
     if len(pods) != 1:
@@ -362,6 +441,42 @@ for name, svc in by_kind.get("Service", {}).items():
         if isinstance(p.get("targetPort"), str) and p["targetPort"] not in names:
             err(f"Service/{name}: targetPort {p['targetPort']!r} is no container port name")
 
+# The gateway reaches every service at its Service's gRPC port.
+for gw, ups in upstreams.items():
+    for s, var, host, port in ups:
+        svc = services_out.get(host)
+        if svc is None:
+            err(f"Deployment/{gw}: {var} names host {host!r}, which is no Service in this output")
+        elif not any(p.get("name") == "grpc" and p.get("port") == port for p in svc["spec"]["ports"]):
+            err(f"Deployment/{gw}: {var} uses port {port}, not the grpc port of Service/{host}")
+        elif host != f"banso-{s}":
+            err(f"Deployment/{gw}: {var} points at Service/{host}, not banso-{s}")
+
+# Ingresses: only to the gateway, to a port the Service has, with TLS.
+for name, ing in by_kind.get("Ingress", {}).items():
+    where = f"Ingress/{name}"
+    backends = [p["backend"] for r in ing["spec"].get("rules", []) for p in r.get("http", {}).get("paths", [])]
+    if ing["spec"].get("defaultBackend"):
+        backends.append(ing["spec"]["defaultBackend"])
+    for b in backends:
+        ref = b.get("service")
+        if not ref:
+            continue
+        svc = services_out.get(ref["name"])
+        port = ref.get("port", {})
+        if svc is None:
+            err(f"{where}: backend Service {ref['name']!r} is not in this output")
+            continue
+        match = [p for p in svc["spec"]["ports"] if p.get("name") == port.get("name") or p.get("port") == port.get("number")]
+        if not match:
+            err(f"{where}: Service/{ref['name']} has no port {port}")
+        elif ref["name"] != "banso-gateway" or match[0].get("name") != "http":
+            err(f"{where}: routes to Service/{ref['name']} port {match[0].get('name')}: only the gateway's http port is for outside callers")
+    hosts = {r.get("host") for r in ing["spec"].get("rules", [])}
+    tls_hosts = {h for t in ing["spec"].get("tls", []) if t.get("secretName") for h in t.get("hosts", [])}
+    if not ing["spec"].get("tls") or hosts - tls_hosts:
+        err(f"{where}: every host needs TLS (spec.tls with a secretName): tokens and write keys cross it")
+
 for name, h in hpas.items():
     ref = h["spec"]["scaleTargetRef"]
     if ref.get("kind") != "Deployment" or ref.get("name") not in deployments:
@@ -371,13 +486,18 @@ for name, p in pdbs.items():
     if n != 1:
         err(f"PodDisruptionBudget/{name}: selects the pods of {n} Deployments, not 1")
 
-# Settings the services must share: one NATS (and subject namespace) to
-# exchange events, one database, one token configuration.
-for var in ("BANSO_NATS_URL", "BANSO_NATS_NAMESPACE", "BANSO_DATABASE_URL", "BANSO_JWT_ALGORITHM",
-            "BANSO_JWT_ISSUER", "BANSO_JWT_AUDIENCE", "BANSO_JWT_PUBLIC_KEY", "BANSO_JWT_HS256_SECRET",
-            "BANSO_PAGE_TOKEN_SECRET"):
+# Settings the Deployments must share: one token configuration (the gateway
+# verifies the same tokens and signs the tracking API's with the same
+# secret); among the services also one NATS (and subject namespace) to
+# exchange events, one database and one page-token secret.
+service_servers = {n: c for n, c in servers.items() if serving.get(n, ("grpc",))[0] == "grpc"}
+shared = [(var, servers) for var in ("BANSO_JWT_ALGORITHM", "BANSO_JWT_ISSUER", "BANSO_JWT_AUDIENCE",
+                                     "BANSO_JWT_PUBLIC_KEY", "BANSO_JWT_HS256_SECRET")]
+shared += [(var, service_servers) for var in ("BANSO_NATS_URL", "BANSO_NATS_NAMESPACE", "BANSO_DATABASE_URL",
+                                              "BANSO_PAGE_TOKEN_SECRET")]
+for var, among in shared:
     seen = {}
-    for n, c in servers.items():
+    for n, c in among.items():
         e = env_of(c).get(var)
         seen.setdefault(repr(e and {k: v for k, v in e.items() if k != "name"}), []).append(n)
     if len(seen) > 1:
@@ -389,36 +509,79 @@ if otel and otel != set(servers):
     err(f"OTEL_EXPORTER_OTLP_ENDPOINT is set on {sorted(otel)} but not on {sorted(set(servers) - otel)}")
 policies = by_kind.get("NetworkPolicy", {})
 if policies:
-    def allows(rules, port, name, protocol="TCP"):
-        """Whether NetworkPolicy rules let `port` through (a rule without ports allows every port)."""
-        for r in rules:
-            ps = r.get("ports")
-            if not ps:
+    def admits_port(r, port, name, protocol="TCP"):
+        """Whether one NetworkPolicy rule lets `port` through (a rule without ports allows every port)."""
+        ps = r.get("ports")
+        if not ps:
+            return True
+        for p in ps:
+            if p.get("protocol", "TCP") == protocol and p.get("port") in (None, port, name):
                 return True
-            for p in ps:
-                if p.get("protocol", "TCP") == protocol and p.get("port") in (None, port, name):
-                    return True
-                end = p.get("endPort")
-                if end and p.get("protocol", "TCP") == protocol and isinstance(p.get("port"), int) and p["port"] <= port <= end:
-                    return True
+            end = p.get("endPort")
+            if end and p.get("protocol", "TCP") == protocol and isinstance(p.get("port"), int) and p["port"] <= port <= end:
+                return True
         return False
+    def allows(rules, port, name, protocol="TCP"):
+        return any(admits_port(r, port, name, protocol) for r in rules)
+    def too_wide(peer):
+        """A `from` peer that admits every pod (of the namespace or the cluster) or every address."""
+        if "ipBlock" in peer:
+            return peer["ipBlock"].get("cidr") in ("0.0.0.0/0", "::/0")
+        if "namespaceSelector" in peer and not any(peer["namespaceSelector"].values()):
+            return True
+        return "podSelector" in peer and not any(peer["podSelector"].values()) and "namespaceSelector" not in peer
+    def peer_admits(peer, labels):
+        """Whether a `from` peer admits a pod of this namespace with `labels`."""
+        if "ipBlock" in peer:
+            return False  # pod addresses are not known here
+        ns = peer.get("namespaceSelector")
+        if ns is not None and any(ns.values()):
+            return False  # other namespaces: this namespace's labels are not known here
+        pod = peer.get("podSelector")
+        return pod is None or not any(pod.values()) or selects(pod, labels)
+    def ingress_of(name):
+        mine = [p for p in policies.values() if selects(p["spec"].get("podSelector"), pod_labels(deployments[name]))]
+        return [p for p in mine if "Ingress" in p["spec"].get("policyTypes", ["Ingress"])], \
+               [p for p in mine if "Egress" in p["spec"].get("policyTypes", [])]
     for name, c in servers.items():
         where = f"Deployment/{name}"
-        mine = [p for p in policies.values() if selects(p["spec"].get("podSelector"), pod_labels(deployments[name]))]
-        ingress = [p for p in mine if "Ingress" in p["spec"].get("policyTypes", ["Ingress"])]
-        egress = [p for p in mine if "Egress" in p["spec"].get("policyTypes", [])]
+        ingress, egress = ingress_of(name)
         if not ingress:
             err(f"{where}: no NetworkPolicy selects its pods, while this output has NetworkPolicies")
-        rules = [r for p in ingress for r in p["spec"].get("ingress", [])]
+        rules = [(p["metadata"]["name"], r) for p in ingress for r in p["spec"].get("ingress", [])]
         for pname, port in [(p["name"], p["containerPort"]) for p in c.get("ports", [])]:
-            if ingress and not allows(rules, port, pname):
+            if ingress and not allows([r for _, r in rules], port, pname):
                 err(f"{where}: its NetworkPolicies do not admit port {pname} ({port})")
+        kind, port = serving.get(name, (None, None))
+        if kind == "grpc":
+            # The services' gRPC port: only named callers, never everyone.
+            for pol, r in rules:
+                if not admits_port(r, port, "grpc"):
+                    continue
+                if not r.get("from"):
+                    err(f"NetworkPolicy/{pol}: an ingress rule admits the gRPC port ({port}) of {name} "
+                        f"without `from`: only the gateway and the services may call the services")
+                for peer in r.get("from", []):
+                    if too_wide(peer):
+                        err(f"NetworkPolicy/{pol}: `from` peer {peer} admits everyone to the gRPC port of {name}")
+            # ... and those callers are admitted: the gateway and every other service.
+            callers = [n for n in servers if n != name]
+            for caller in callers:
+                ok = any(admits_port(r, port, "grpc") and (not r.get("from") or any(peer_admits(peer, pod_labels(deployments[caller])) for peer in r["from"]))
+                         for _, r in rules)
+                if ingress and not ok:
+                    err(f"{where}: its NetworkPolicies do not let {caller} reach its gRPC port ({port})")
         if egress:
             # Egress restricted: the database (PostgreSQL's default port; the
-            # URL itself is a secret), NATS and DNS must stay reachable.
+            # URL itself is a secret), NATS and DNS must stay reachable; the
+            # gateway needs DNS and the services' gRPC port.
             out_rules = [r for p in egress for r in p["spec"].get("egress", [])]
-            nats = url_port(env_of(c).get("BANSO_NATS_URL", {}).get("value"), 4222)
-            for what, port, proto in [("PostgreSQL", 5432, "TCP"), ("NATS", nats, "TCP"), ("DNS", 53, "UDP")]:
+            if kind == "http":
+                needs = [("DNS", 53, "UDP")] + [(f"{s} ({var})", port, "TCP") for s, var, _, port in upstreams.get(name, [])]
+            else:
+                nats = url_port(env_of(c).get("BANSO_NATS_URL", {}).get("value"), 4222)
+                needs = [("PostgreSQL", 5432, "TCP"), ("NATS", nats, "TCP"), ("DNS", 53, "UDP")]
+            for what, port, proto in needs:
                 if not allows(out_rules, port, None, proto):
                     err(f"{where}: its NetworkPolicies block egress to {what} ({proto} {port})")
 
@@ -431,7 +594,9 @@ if hpas:
     conns = 0
     for h in hpas.values():
         c = servers.get(h["spec"]["scaleTargetRef"]["name"])
-        pool = int(env_of(c).get("BANSO_DB_MAX_CONNECTIONS", {}).get("value", 10)) if c else 0
+        # The gateway opens no database.
+        uses_db = c is not None and "BANSO_DATABASE_URL" in env_of(c)
+        pool = int(env_of(c).get("BANSO_DB_MAX_CONNECTIONS", {}).get("value", 10)) if uses_db else 0
         conns += h["spec"]["maxReplicas"] * pool
     summary += f"; at most {conns} database connections at maxReplicas"
 print(f"   rules: ok ({summary}; Secret banso-secrets keys: {', '.join(sorted(secret_keys))})")

@@ -7,6 +7,7 @@
 
 mod data;
 mod freshness;
+mod gateway;
 mod harness;
 mod health_common;
 mod health_ingest;
@@ -45,6 +46,10 @@ enum Command {
     /// Health: the benchmarks above in sequence, with their defaults, then
     /// a summary of the goals.
     Health(AllArgs),
+    /// The gateway: REST GET and POST of an account and the tracking API's
+    /// batches against the same calls direct over gRPC, every service and
+    /// the gateway in-process on the embedded defaults.
+    Gateway(gateway::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -66,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         Command::HealthMemory(args) => memory::run(args).await.map(drop),
         Command::HealthRecompute(args) => recompute::run(args).await.map(drop),
         Command::Health(args) => health(args).await,
+        Command::Gateway(args) => gateway::run(args).await,
     }
 }
 
@@ -139,5 +145,7 @@ mod tests {
         assert_eq!(mem.events, 1_000_000);
         let re: recompute::Args = defaults(&db).unwrap();
         assert_eq!((re.accounts, re.days), (100_000, 35));
+        let gw: gateway::Args = defaults(&[]).unwrap();
+        assert_eq!((gw.accounts, gw.concurrency, gw.batch, gw.rounds), (1_000, 16, 100, 4));
     }
 }

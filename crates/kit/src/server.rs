@@ -23,9 +23,8 @@ use std::{
 use anyhow::Context as _;
 use futures::{FutureExt as _, future::BoxFuture};
 use tokio::{net::TcpListener, task::JoinHandle};
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::{body::Body, server::NamedService, service::Routes};
+use tonic::{body::Body, server::NamedService, service::Routes, transport::server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
@@ -166,7 +165,9 @@ pub async fn start(
         tokio::time::sleep(delay).await;
     };
 
-    let incoming = TcpListenerStream::new(listener);
+    // The builder's tcp_nodelay applies only to listeners tonic binds itself;
+    // without it small replies wait for the peer's delayed ACK (~40 ms).
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let waiter = shutdown.clone();
     let task = tokio::spawn(async move {
         let serve = router.serve_with_incoming_shutdown(incoming, signal);

@@ -93,6 +93,13 @@ pub async fn start(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow
         .with_context(|| format!("cannot listen on {} (BANSO_GATEWAY_ADDR)", gateway.settings.addr))?;
     let addr = listener.local_addr()?;
     let app = edge::app(gateway);
+    // Without TCP_NODELAY a reply written in more than one segment waits for
+    // the client's delayed ACK (~40 ms) on a kept-alive connection.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY on a gateway connection: {e}");
+        }
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
