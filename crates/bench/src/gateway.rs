@@ -16,8 +16,10 @@
 //!   `CreateAccount`, a new external id each call;
 //! - (c) the tracking API's `POST /v1/batch` with `--batch` Segment `track`
 //!   events (write key as HTTP Basic user) against `BatchIngestUsage` with the
-//!   same events, in events a second. Skipped, with the reason printed, when
-//!   the build has no tracking API or write keys.
+//!   same events, in events a second. Each run of (c) starts a fresh process
+//!   and data directory (seeded alike), because Health's ingest on SQLite
+//!   slows as its data grows. Skipped, with the reason printed, when the
+//!   build has no tracking API or write keys.
 //!
 //! For (a) and (b) the p50 the gateway adds is also measured with one caller
 //! (`--latency-secs`, concurrency 1): at saturation the latency of a closed
@@ -50,7 +52,6 @@ use banso_proto::{accounts as apb, health as hpb};
 use banso_testkit::Bearer;
 use chrono::Utc;
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use sea_orm::ConnectionTrait as _;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -171,8 +172,7 @@ async fn scenarios(args: &Args, stack: &Stack) -> anyhow::Result<()> {
         summary.push(get.summary("GET /v1/accounts/{id}"));
     }
 
-    // (b) create an account. Each side counts its own accounts, so the last
-    // one of each is known: Health must have heard of them before (c).
+    // (b) create an account. Each side numbers its own accounts.
     let made = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
     if args.scenarios.contains(&Scenario::Post) {
         let post = create_account(args, stack, &made).await?;
@@ -187,19 +187,8 @@ async fn scenarios(args: &Args, stack: &Stack) -> anyhow::Result<()> {
                 println!("    skipped: tracking API not available ({why})");
                 summary.push(format!("tracking POST /v1/batch: skipped: tracking API not available ({why})"));
             }
-            Ok(key) => {
-                // Health learns accounts from Accounts' events: before the
-                // ingest is timed, it must have caught up with every account
-                // made so far (the seeded ones and (b)'s), or that backlog
-                // would compete with the ingest.
-                let mut known: Vec<String> = ids.iter().map(|s| s.external_id.clone()).collect();
-                for (prefix, n) in [("bench-grpc", &made[0]), ("bench-rest", &made[1])] {
-                    if let Some(last) = n.load(Ordering::Relaxed).checked_sub(1) {
-                        known.push(format!("{prefix}-{last}"));
-                    }
-                }
-                wait_for_projection(stack, &known).await?;
-                let t = tracking(args, stack, &ids, key).await?;
+            Ok(_) => {
+                let t = tracking(args).await?;
                 summary.push(format!(
                     "tracking POST /v1/batch: {:.1}% of BatchIngestUsage's events/s (goal >= {:.0}%: {})",
                     t.ratio() * 100.0,
@@ -224,7 +213,6 @@ async fn get_account(args: &Args, stack: &Stack, ids: &Arc<Vec<Seeded>>) -> anyh
         "(a) one account: REST GET /v1/accounts/{id} vs GetAccount",
         "requests/s",
         true,
-        None,
         {
             let client = stack.accounts();
             let ids = ids.clone();
@@ -269,7 +257,6 @@ async fn create_account(args: &Args, stack: &Stack, made: &[Arc<AtomicU64>; 2]) 
         "(b) create an account: REST POST /v1/accounts vs CreateAccount",
         "requests/s",
         true,
-        None,
         {
             let client = stack.accounts();
             let template = template.clone();
@@ -319,71 +306,122 @@ async fn create_account(args: &Args, stack: &Stack, made: &[Arc<AtomicU64>; 2]) 
     .await
 }
 
-/// (c): the write key's batches against BatchIngestUsage, same events.
-async fn tracking(args: &Args, stack: &Stack, ids: &Arc<Vec<Seeded>>, key: String) -> anyhow::Result<Comparison> {
+/// (c): the write key's batches against BatchIngestUsage, the same events.
+///
+/// Unlike (a) and (b), every run (each side of each round) gets a fresh
+/// process and data directory, seeded the same way: Health's ingest on
+/// SQLite slows as its tables and write-ahead log grow (within one process
+/// the events/s of a side fell from ~4,600 to ~550 over four rounds), so
+/// sides sharing one process would measure how much the other stored before
+/// them rather than the gateway.
+async fn tracking(args: &Args) -> anyhow::Result<Comparison> {
+    println!(
+        "\n(c) tracking: POST /v1/batch ({b} track events) vs BatchIngestUsage ({b} events); each run on a fresh process \
+         and data directory with {} accounts",
+        int(args.accounts),
+        b = args.batch
+    );
+    let (mut d, mut g) = (Measured::default(), Measured::default());
+    for round in 0..args.rounds {
+        let gateway_first = round % 2 == 1;
+        for gateway in [gateway_first, !gateway_first] {
+            let t = Instant::now();
+            let stack = Stack::start(false).await?;
+            let run = tracking_run(args, &stack, gateway).await;
+            let stopped = stack.stop().await;
+            let (m, setup) = run?;
+            stopped?;
+            println!(
+                "    round {} {}: {:>9.0} events/s, p50 {:.2} ms, p99 {:.2} ms (set-up {:.1} s, whole run {:.1} s)",
+                round + 1,
+                if gateway { "gateway" } else { "direct " },
+                m.rate(),
+                m.p(0.5),
+                m.p(0.99),
+                setup.as_secs_f64(),
+                t.elapsed().as_secs_f64()
+            );
+            if gateway { g.add(m) } else { d.add(m) }
+        }
+    }
+    let c = Comparison { unit: "events/s", direct: d, gateway: g, single: None, concurrency: args.concurrency };
+    c.print(false);
+    Ok(c)
+}
+
+/// One side of (c) on `stack`: seeds the accounts, makes a write key, waits
+/// until Health knows every account, warms up, then measures. Returns the
+/// measure and how long the set-up took.
+async fn tracking_run(args: &Args, stack: &Stack, gateway: bool) -> anyhow::Result<(Measured, Duration)> {
+    let t = Instant::now();
+    let ids = Arc::new(seed(stack, args).await?);
+    let key = tracking_key(stack).await?.map_err(|why| anyhow::anyhow!("tracking API not available: {why}"))?;
+    wait_for_projection(stack, &ids.iter().map(|s| s.external_id.clone()).collect::<Vec<_>>()).await?;
+    let setup = t.elapsed();
+    let op = if gateway { tracking_via_gateway(args, stack, &ids, key)? } else { tracking_direct(args, stack, &ids) };
+    if args.warmup_secs > 0.0 {
+        drive(&op, args.concurrency, args.warmup_secs).await.context("warm-up")?;
+    }
+    Ok((drive(&op, args.concurrency, args.secs).await?, setup))
+}
+
+/// Batch after batch of fresh usage events over `ids`.
+fn events_of(args: &Args, ids: &Arc<Vec<Seeded>>) -> Arc<dyn Fn() -> Vec<hpb::UsageEvent> + Send + Sync> {
     let names = Arc::new(event_names());
     let seq = Arc::new(AtomicU64::new(0));
-    let batch = args.batch;
-    let seed = args.seed;
-    let events: Arc<dyn Fn() -> Vec<hpb::UsageEvent> + Send + Sync> = {
-        let (ids, names, seq) = (ids.clone(), names.clone(), seq.clone());
-        Arc::new(move || generate(&ids, &names, seed, seq.fetch_add(1, Ordering::Relaxed), batch))
-    };
+    let (ids, batch, seed) = (ids.clone(), args.batch, args.seed);
+    Arc::new(move || generate(&ids, &names, seed, seq.fetch_add(1, Ordering::Relaxed), batch))
+}
+
+/// BatchIngestUsage with the events; every one must be accepted.
+fn tracking_direct(args: &Args, stack: &Stack, ids: &Arc<Vec<Seeded>>) -> Op {
+    let events = events_of(args, ids);
     let health = stack.health();
+    op(move |_, _| {
+        let mut health = health.clone();
+        let events = (*events)();
+        async move {
+            let n = events.len() as u64;
+            let r = health.batch_ingest_usage(hpb::BatchIngestUsageRequest { events }).await?.into_inner();
+            anyhow::ensure!(
+                r.accepted as u64 == n,
+                "BatchIngestUsage accepted {} of {n} events (duplicates {}, rejected {}: {:?})",
+                r.accepted,
+                r.duplicates,
+                r.rejected,
+                r.rejections.first()
+            );
+            Ok(n)
+        }
+    })
+}
+
+/// The same events as Segment batches to POST /v1/batch with the write key;
+/// the reply must count every one accepted.
+fn tracking_via_gateway(args: &Args, stack: &Stack, ids: &Arc<Vec<Seeded>>, key: String) -> anyhow::Result<Op> {
+    let events = events_of(args, ids);
     let http = stack.http(args.concurrency)?;
     let url = format!("{}/v1/batch", stack.gateway_url);
-    compare(
-        args,
-        &format!("(c) tracking: POST /v1/batch ({batch} track events) vs BatchIngestUsage ({batch} events)"),
-        "events/s",
-        false,
-        Some(stack.rollups_done()),
-        {
-            let events = events.clone();
-            op(move |_, _| {
-                let mut health = health.clone();
-                let events = (*events)();
-                async move {
-                    let n = events.len() as u64;
-                    let r = health.batch_ingest_usage(hpb::BatchIngestUsageRequest { events }).await?.into_inner();
-                    anyhow::ensure!(
-                        r.accepted as u64 == n,
-                        "BatchIngestUsage accepted {} of {n} events (duplicates {}, rejected {}: {:?})",
-                        r.accepted,
-                        r.duplicates,
-                        r.rejected,
-                        r.rejections.first()
-                    );
-                    Ok(n)
-                }
-            })
-        },
-        {
-            let events = events.clone();
-            op(move |_, _| {
-                let events = (*events)();
-                let n = events.len() as u64;
-                let req = http
-                    .post(&url)
-                    .basic_auth(&key, Some(""))
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(segment_batch(&events));
-                async move {
-                    let body = send(req, "POST /v1/batch").await?;
-                    let v: serde_json::Value =
-                        serde_json::from_slice(&body).context("POST /v1/batch answered no JSON")?;
-                    anyhow::ensure!(v["success"] == true, "POST /v1/batch answered {v}");
-                    // The reply counts what became of the messages; every one
-                    // must be stored, or the comparison is of different work.
-                    if let Some(accepted) = v.get("accepted").and_then(serde_json::Value::as_u64) {
-                        anyhow::ensure!(accepted == n, "POST /v1/batch accepted {accepted} of {n} events: {v}");
-                    }
-                    Ok(n)
-                }
-            })
-        },
-    )
-    .await
+    Ok(op(move |_, _| {
+        let events = (*events)();
+        let n = events.len() as u64;
+        let req = http
+            .post(&url)
+            .basic_auth(&key, Some(""))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(segment_batch(&events));
+        async move {
+            let body = send(req, "POST /v1/batch").await?;
+            let v: serde_json::Value = serde_json::from_slice(&body).context("POST /v1/batch answered no JSON")?;
+            anyhow::ensure!(v["success"] == true, "POST /v1/batch answered {v}");
+            // The reply counts what became of the messages; every one must
+            // be stored, or the comparison is of different work.
+            if let Some(accepted) = v.get("accepted").and_then(serde_json::Value::as_u64) {
+                anyhow::ensure!(accepted == n, "POST /v1/batch accepted {accepted} of {n} events: {v}");
+            }
+            Ok(n)
+        }
+    }))
 }
 
 /// A write key for the tracking API, or why there is none.
@@ -461,11 +499,6 @@ async fn wait_for_projection(stack: &Stack, external_ids: &[String]) -> anyhow::
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    println!(
-        "\nHealth knew all {} accounts made so far after {:.1} s (it learns them from Accounts' events)",
-        int(external_ids.len()),
-        t.elapsed().as_secs_f64()
-    );
     Ok(())
 }
 
@@ -702,16 +735,13 @@ fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "MISSED" }
 }
 
-/// Runs both sides of a scenario: warm-up, the rounds, and with `latency`
-/// the one-caller runs; prints and returns the comparison. `settle`, when
-/// given, runs (untimed) before every timed run: each side then starts from
-/// the same quiet state rather than inheriting the other's background work.
+/// Runs both sides of a scenario in one process: warm-up, the rounds, and
+/// with `latency` the one-caller runs; prints and returns the comparison.
 async fn compare(
     args: &Args,
     title: &str,
     unit: &'static str,
     latency: bool,
-    settle: Option<Op>,
     direct: Op,
     gateway: Op,
 ) -> anyhow::Result<Comparison> {
@@ -724,21 +754,13 @@ async fn compare(
     for round in 0..args.rounds {
         let gateway_first = round % 2 == 1;
         for side in [gateway_first, !gateway_first] {
-            let settled = match &settle {
-                Some(s) => {
-                    let t = Instant::now();
-                    s(0, 0).await.context("settling")?;
-                    format!(", after {:.1} s settling", t.elapsed().as_secs_f64())
-                }
-                None => String::new(),
-            };
             let (m, name) = if side {
                 (drive(&gateway, args.concurrency, args.secs).await.context("gateway")?, "gateway")
             } else {
                 (drive(&direct, args.concurrency, args.secs).await.context("direct")?, "direct ")
             };
             println!(
-                "    round {} {name}: {:>9.0} {unit}, p50 {:.2} ms, p99 {:.2} ms{settled}",
+                "    round {} {name}: {:>9.0} {unit}, p50 {:.2} ms, p99 {:.2} ms",
                 round + 1,
                 m.rate(),
                 m.p(0.5),
@@ -819,7 +841,6 @@ struct Stack {
     gateway_url: String,
     channel: Channel,
     max_message_bytes: usize,
-    config: Config,
     shutdown: CancellationToken,
     process: banso::Process,
     gateway: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -859,7 +880,6 @@ impl Stack {
             gateway_url: format!("http://{}", gateway.addr),
             channel,
             max_message_bytes: config.server.max_message_bytes,
-            config,
             shutdown,
             process,
             gateway: gateway.task,
@@ -877,43 +897,6 @@ impl Stack {
 
     fn health(&self) -> crate::harness::HealthClient {
         crate::harness::health_client(self.channel.clone(), &self.token, self.max_message_bytes)
-    }
-
-    /// Waits (at most 5 minutes) until Health's rollup task has folded every
-    /// ingested batch: the usage an ingest leaves behind is rolled up after
-    /// its answer, and would otherwise slow whichever side runs next.
-    fn rollups_done(&self) -> Op {
-        let url = banso_kit::db::url_for(&self.config, "health");
-        let db_config = self.config.database.clone();
-        let pool = Arc::new(tokio::sync::OnceCell::new());
-        op(move |_, _| {
-            let (url, db_config, pool) =
-                (url.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).cloned(), db_config.clone(), pool.clone());
-            async move {
-                let url = url?;
-                let db =
-                    pool.get_or_try_init(|| async { banso_kit::db::connect(&url, "health", &db_config).await }).await?;
-                let start = Instant::now();
-                loop {
-                    let row = db
-                        .query_one_raw(sea_orm::Statement::from_string(
-                            db.get_database_backend(),
-                            "SELECT count(*) FROM ingest_batches WHERE rolled_up_time IS NULL",
-                        ))
-                        .await?
-                        .context("no row")?;
-                    let pending: i64 = row.try_get_by_index(0)?;
-                    if pending == 0 {
-                        return Ok(0);
-                    }
-                    anyhow::ensure!(
-                        start.elapsed() < Duration::from_secs(300),
-                        "{pending} ingested batches still not rolled up after 5 minutes"
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        })
     }
 
     /// An HTTP client keeping up to `pool` idle connections.
