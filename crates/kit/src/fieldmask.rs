@@ -88,7 +88,7 @@ pub fn allowed<P: FieldPath>() -> String {
 }
 
 /// `external_id` → `externalId`, as proto3 JSON names a field.
-fn camel(snake: &str) -> String {
+pub fn camel(snake: &str) -> String {
     let mut out = String::with_capacity(snake.len());
     let mut upper = false;
     for c in snake.chars() {

@@ -513,17 +513,7 @@ fn read_json(desc: &MessageDescriptor, bytes: &[u8]) -> Result<DynamicMessage, S
     );
     let read = read.and_then(|m| json.end().map(|()| m));
     read.map_err(|e| {
-        let path = track.path().to_string();
-        let field = if path == "?" || path == "." { String::new() } else { path };
-        let mut msg = e.to_string();
-        if msg.len() > 300 {
-            let mut cut = 300;
-            while !msg.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            msg.truncate(cut);
-            msg.push('…');
-        }
+        let (field, msg) = crate::problem::refused_at(&track.path(), &e);
         let message = if field.is_empty() {
             format!("the body is not a valid {} in proto3 JSON: {msg}", desc.name())
         } else {

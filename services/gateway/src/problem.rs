@@ -212,21 +212,26 @@ fn escape(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
 }
 
-/// `annual_revenue` → `annualRevenue`, as proto3 JSON names fields.
-pub fn lower_camel(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
+/// `annual_revenue` → `annualRevenue`, as proto3 JSON names fields (the
+/// kit's one conversion, which field masks use too).
+pub use banso_kit::fieldmask::camel as lower_camel;
+
+/// Where proto3 JSON reading stopped and why, for a problem or a Connect
+/// error: the path of the refused value (empty at the top) and the
+/// reader's message, bounded (an unknown-field message lists every field).
+pub fn refused_at(path: &serde_path_to_error::Path, error: &impl std::fmt::Display) -> (String, String) {
+    let path = path.to_string();
+    let field = if path == "?" || path == "." { String::new() } else { path };
+    let mut msg = error.to_string();
+    if msg.len() > 300 {
+        let mut cut = 300;
+        while !msg.is_char_boundary(cut) {
+            cut -= 1;
         }
+        msg.truncate(cut);
+        msg.push('…');
     }
-    out
+    (field, msg)
 }
 
 #[cfg(test)]

@@ -295,17 +295,7 @@ fn read_message(desc: &MessageDescriptor, json: Json) -> Result<DynamicMessage, 
     let mut track = serde_path_to_error::Track::new();
     let de = serde_path_to_error::Deserializer::new(json, &mut track);
     DynamicMessage::deserialize_with_options(desc.clone(), de, &DeserializeOptions::new()).map_err(|e| {
-        let path = track.path().to_string();
-        let field = if path == "?" || path == "." { String::new() } else { path };
-        let mut msg = e.to_string();
-        if msg.len() > 300 {
-            let mut cut = 300;
-            while !msg.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            msg.truncate(cut);
-            msg.push('…');
-        }
+        let (field, msg) = crate::problem::refused_at(&track.path(), &e);
         Problem::invalid(&field, msg)
     })
 }
