@@ -67,7 +67,7 @@ impl Gateway {
         let settings = GatewaySettings::from_config(config)?;
         let pool = descriptor_pool()?;
         let routes = routes::RouteTable::build(&pool)?;
-        let openapi = bytes::Bytes::from(openapi::render()?);
+        let openapi = bytes::Bytes::from(openapi::render_with(&pool, &routes)?);
         let auth = banso_kit::auth::Authenticator::from_config(&config.auth).ok().map(Arc::new);
         let tracking = tracking::Tracking::from_config(config)?;
         metrics::describe_counter!(edge::REQUESTS_TOTAL, "gateway HTTP requests, by method, route template and status");

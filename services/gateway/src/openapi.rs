@@ -270,8 +270,12 @@ fn problem_schema() -> Value {
 /// The document as served and checked in (pretty JSON).
 pub fn render() -> anyhow::Result<Vec<u8>> {
     let pool = crate::descriptor_pool()?;
-    let routes = RouteTable::build(&pool)?;
-    let mut out = serde_json::to_vec_pretty(&document(&pool, &routes))?;
+    render_with(&pool, &RouteTable::build(&pool)?)
+}
+
+/// The same, from a pool and route table already built (the gateway's).
+pub fn render_with(pool: &DescriptorPool, routes: &RouteTable) -> anyhow::Result<Vec<u8>> {
+    let mut out = serde_json::to_vec_pretty(&document(pool, routes))?;
     out.push(b'\n');
     Ok(out)
 }
