@@ -231,9 +231,28 @@ impl Vars {
         Ok(Duration::from_secs_f64(v))
     }
 
-    /// A value that must never be logged.
-    pub fn secret(&self, name: &str) -> Option<Secret> {
-        self.get(name).map(Secret::new)
+    /// A value that must never be logged: `name` itself, or the contents of
+    /// the file at `<name>_FILE` (a Kubernetes Secret mounted as a file, so
+    /// the value never shows in an environment listing). One trailing line
+    /// break is dropped, as `echo` and `kubectl create secret` leave one.
+    pub fn secret(&self, name: &str) -> Result<Option<Secret>, ConfigError> {
+        let file_var = format!("{name}_FILE");
+        match (self.get(name), self.get(&file_var)) {
+            (Some(_), Some(_)) => {
+                Err(ConfigError { var: file_var, reason: format!("set {name} or {name}_FILE, not both") })
+            }
+            (Some(value), None) => Ok(Some(Secret::new(value))),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError { var: file_var.clone(), reason: format!("cannot read {path:?}: {e}") })?;
+                let value = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+                if value.trim().is_empty() {
+                    return Err(ConfigError { var: file_var, reason: format!("{path:?} is empty") });
+                }
+                Ok(Some(Secret::new(value)))
+            }
+            (None, None) => Ok(None),
+        }
     }
 }
 
@@ -275,7 +294,7 @@ impl Config {
             shutdown_grace: v.secs("BANSO_SHUTDOWN_GRACE_SECS", 20.0)?,
         };
 
-        let url = v.secret("BANSO_DATABASE_URL");
+        let url = v.secret("BANSO_DATABASE_URL")?;
         if let Some(u) = &url {
             let s = u.expose();
             if s.starts_with("sqlite:") {
@@ -324,15 +343,9 @@ impl Config {
                 });
             }
         };
-        let public_key_pem = match (v.get("BANSO_JWT_PUBLIC_KEY"), v.get("BANSO_JWT_PUBLIC_KEY_FILE")) {
-            (Some(pem), _) => Some(pem.to_owned()),
-            (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| ConfigError {
-                var: "BANSO_JWT_PUBLIC_KEY_FILE".into(),
-                reason: format!("cannot read {path:?}: {e}"),
-            })?),
-            (None, None) => None,
-        };
-        let hs256_secret = v.secret("BANSO_JWT_HS256_SECRET");
+        // Not a secret, but read the same way: inline or from a mounted file.
+        let public_key_pem = v.secret("BANSO_JWT_PUBLIC_KEY")?.map(|pem| pem.expose().to_owned());
+        let hs256_secret = v.secret("BANSO_JWT_HS256_SECRET")?;
         if let Some(s) = &hs256_secret
             && s.expose().len() < 32
         {
@@ -360,7 +373,7 @@ impl Config {
                 });
             }
         };
-        let page_token_secret = v.secret("BANSO_PAGE_TOKEN_SECRET");
+        let page_token_secret = v.secret("BANSO_PAGE_TOKEN_SECRET")?;
         if let Some(s) = &page_token_secret
             && s.expose().len() < 32
         {
@@ -369,7 +382,7 @@ impl Config {
                 reason: "must be at least 32 bytes".into(),
             });
         }
-        let nats_url = v.secret("BANSO_NATS_URL");
+        let nats_url = v.secret("BANSO_NATS_URL")?;
         if let Some(u) = &nats_url
             && !u.expose().starts_with("nats://")
             && !u.expose().starts_with("tls://")
@@ -453,6 +466,52 @@ mod tests {
         assert!(!printed.contains("hunter2"), "{printed}");
         let err = Config::from_vars(&Vars::from_pairs([("BANSO_DATABASE_URL", "mysql://u:hunter2@db")])).unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn every_secret_can_come_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("banso-config-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_owned()
+        };
+        let url = write("db-url", "postgres://u:hunter2@db/banso\n");
+        let hs = write("hs", &format!("{}\r\n", "k".repeat(40)));
+        let page = write("page", &"p".repeat(32));
+        let nats = write("nats", "tls://nats:4222\n");
+        let c = Config::from_vars(&Vars::from_pairs([
+            ("BANSO_DATABASE_URL_FILE", url.as_str()),
+            ("BANSO_JWT_HS256_SECRET_FILE", hs.as_str()),
+            ("BANSO_PAGE_TOKEN_SECRET_FILE", page.as_str()),
+            ("BANSO_NATS_URL_FILE", nats.as_str()),
+        ]))
+        .unwrap();
+        assert_eq!(c.database.url.unwrap().expose(), "postgres://u:hunter2@db/banso");
+        assert_eq!(c.auth.hs256_secret.unwrap().expose(), "k".repeat(40));
+        assert_eq!(c.page_token_secret.unwrap().expose(), "p".repeat(32));
+        assert_eq!(c.bus.nats_url.unwrap().expose(), "tls://nats:4222");
+
+        // A file value is checked like an inline one, and errors name the _FILE variable.
+        let bad = write("bad-url", "mysql://u:hunter2@db\n");
+        let err = Config::from_vars(&Vars::from_pairs([("BANSO_DATABASE_URL_FILE", bad.as_str())])).unwrap_err();
+        assert_eq!(err.var, "BANSO_DATABASE_URL");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = Config::from_vars(&Vars::from_pairs([("BANSO_JWT_HS256_SECRET_FILE", "/nonexistent/banso-secret")]))
+            .unwrap_err();
+        assert_eq!(err.var, "BANSO_JWT_HS256_SECRET_FILE");
+        assert!(err.reason.contains("/nonexistent/banso-secret"), "{err}");
+        let empty = write("empty", "\n");
+        let err = Config::from_vars(&Vars::from_pairs([("BANSO_PAGE_TOKEN_SECRET_FILE", empty.as_str())])).unwrap_err();
+        assert_eq!(err.var, "BANSO_PAGE_TOKEN_SECRET_FILE");
+        let err = Config::from_vars(&Vars::from_pairs([
+            ("BANSO_NATS_URL", "nats://a:4222"),
+            ("BANSO_NATS_URL_FILE", nats.as_str()),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.var, "BANSO_NATS_URL_FILE");
+        assert!(err.reason.contains("not both"), "{err}");
     }
 
     #[test]
