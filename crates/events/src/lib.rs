@@ -43,7 +43,9 @@ pub use service::{Runtime, ServiceDef};
 /// embedded log under the data directory.
 pub async fn connect_bus(cfg: &banso_kit::config::Config) -> anyhow::Result<Arc<dyn Bus>> {
     match &cfg.bus.nats_url {
-        Some(url) => Ok(Arc::new(nats::NatsBus::connect_in(url.expose(), cfg.bus.nats_namespace.as_deref()).await?)),
+        Some(url) => Ok(Arc::new(
+            nats::NatsBus::connect_with(url.expose(), cfg.bus.nats_namespace.as_deref(), &cfg.bus.nats).await?,
+        )),
         None => Ok(Arc::new(embedded::EmbeddedBus::open(&cfg.data_dir).await?)),
     }
 }

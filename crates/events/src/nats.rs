@@ -28,6 +28,8 @@ use futures::StreamExt;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
+use banso_kit::config::NatsAuth;
+
 use crate::{
     bus::{Bus, DeliveryPolicy, Handler, Outcome, Outgoing, deliver},
     envelope::Envelope,
@@ -61,6 +63,77 @@ fn source_of(subject: &str) -> anyhow::Result<&str> {
     }
 }
 
+/// The client options for `auth` (TLS roots, client certificate, one credential).
+async fn options(auth: &NatsAuth) -> anyhow::Result<async_nats::ConnectOptions> {
+    let mut o = match &auth.creds_file {
+        Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+            .await
+            .map_err(|e| anyhow::anyhow!("BANSO_NATS_CREDS_FILE {}: {e}", path.display()))?,
+        None => async_nats::ConnectOptions::new(),
+    };
+    o = o.name("banso").connection_timeout(Duration::from_secs(5));
+    if let Some(ca) = &auth.ca_file {
+        o = o.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let Some((cert, key)) = &auth.client_cert {
+        o = o.add_client_certificate(cert.clone(), key.clone()).require_tls(true);
+    }
+    if let Some(token) = &auth.token {
+        o = o.token(token.expose().to_owned());
+    }
+    if let Some((user, password)) = &auth.user_password {
+        o = o.user_and_password(user.clone(), password.expose().to_owned());
+    }
+    if let Some(seed) = &auth.nkey_seed {
+        o = o.nkey(seed.expose().to_owned());
+    }
+    Ok(o)
+}
+
+/// A NATS client for `url` with `auth`. NATS that is not up yet is waited
+/// for in the background (pods start in any order), but a TLS or credential
+/// failure is returned with its reason: retrying a wrong CA or token forever
+/// would only hide it.
+pub async fn client(url: &str, auth: &NatsAuth) -> anyhow::Result<async_nats::Client> {
+    let shown = redact(url);
+    match options(auth).await?.connect(url).await {
+        Ok(client) => Ok(client),
+        Err(e) if fatal(&e) => anyhow::bail!("cannot connect to NATS at {shown}: {e}"),
+        Err(e) => {
+            tracing::warn!(nats = %shown, error = %e, "NATS is not reachable yet; retrying in the background");
+            options(auth)
+                .await?
+                .retry_on_initial_connect()
+                .connect(url)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {shown}: {e}"))
+        }
+    }
+}
+
+/// A connect error that retrying cannot cure: a bad URL, refused
+/// credentials, a certificate that does not verify.
+fn fatal(e: &async_nats::ConnectError) -> bool {
+    use async_nats::ConnectErrorKind as K;
+    match e.kind() {
+        K::ServerParse | K::Authentication | K::AuthorizationViolation | K::Tls => true,
+        // rustls reports a failed handshake as an I/O error.
+        K::Io => {
+            let m = e.to_string().to_ascii_lowercase();
+            m.contains("certificate") || m.contains("tls") || m.contains("handshake")
+        }
+        _ => false,
+    }
+}
+
+/// `url` without a password or token in it, for logs and errors.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}***@{}", &url[..scheme + 3], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
 impl NatsBus {
     /// Connects to `url`; keeps retrying in the background if NATS is not up yet.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
@@ -69,19 +142,18 @@ impl NatsBus {
 
     /// Connects, with every subject under `namespace` (letters, digits, `_`).
     pub async fn connect_in(url: &str, namespace: Option<&str>) -> anyhow::Result<Self> {
+        Self::connect_with(url, namespace, &NatsAuth::default()).await
+    }
+
+    /// Connects with TLS and credentials (`BANSO_NATS_*`); see [`client`].
+    pub async fn connect_with(url: &str, namespace: Option<&str>, auth: &NatsAuth) -> anyhow::Result<Self> {
         if let Some(ns) = namespace {
             anyhow::ensure!(
                 !ns.is_empty() && ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
                 "NATS namespace {ns:?} must be letters, digits and underscores"
             );
         }
-        let client = async_nats::ConnectOptions::new()
-            .name("banso")
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {url}: {e}"))?;
+        let client = client(url, auth).await?;
         let mut js = jetstream::new(client);
         js.set_timeout(Duration::from_secs(5));
         Ok(NatsBus { js, namespace: namespace.map(str::to_owned) })
@@ -243,5 +315,12 @@ mod tests {
         assert!(source_of("other.accounts").is_err());
         assert_eq!(stream_name(None, "accounts"), "BANSO_ACCOUNTS");
         assert_eq!(stream_name(Some("t1"), "accounts"), "BANSO_T1_ACCOUNTS");
+    }
+
+    #[test]
+    fn urls_lose_their_credentials_in_messages() {
+        assert_eq!(redact("tls://user:hunter2@nats:4222"), "tls://***@nats:4222");
+        assert_eq!(redact("nats://s3cr3t-token@nats:4222"), "nats://***@nats:4222");
+        assert_eq!(redact("nats://nats:4222"), "nats://nats:4222");
     }
 }

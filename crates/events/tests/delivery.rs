@@ -395,7 +395,8 @@ fn nats_url() -> Option<String> {
 async fn nats_bus_exactly_once_and_ordered_across_restarts() {
     let Some(url) = nats_url() else { return };
     let w = world().await;
-    let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&url).await.unwrap());
+    let bus: Arc<dyn Bus> =
+        Arc::new(NatsBus::connect_with(&url, None, &banso_testkit::test_nats_auth().unwrap()).await.unwrap());
     scenario(&w, bus, 120, || async {}).await;
 }
 
@@ -403,7 +404,8 @@ async fn nats_bus_exactly_once_and_ordered_across_restarts() {
 async fn nats_bus_dead_letters_a_poison_event_and_moves_on() {
     let Some(url) = nats_url() else { return };
     let w = world().await;
-    let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&url).await.unwrap());
+    let bus: Arc<dyn Bus> =
+        Arc::new(NatsBus::connect_with(&url, None, &banso_testkit::test_nats_auth().unwrap()).await.unwrap());
     let (rs, rt) = relay(&w, &bus);
     let (cs, ct) = consumer(&w, &bus, false, Some(7));
     for n in 0..20 {
@@ -412,7 +414,7 @@ async fn nats_bus_dead_letters_a_poison_event_and_moves_on() {
     let got = wait_for(&w.db, 19).await;
     assert_exactly_once_in_order(&got, &["acme"], 20, Some(7));
     // The poison event is on the dead-letter subject, with its error.
-    let client = async_nats::connect(&url).await.unwrap();
+    let client = banso_events::nats::client(&url, &banso_testkit::test_nats_auth().unwrap()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let dlq = js.get_stream("BANSO_DLQ").await.unwrap();
     let msg = dlq.get_last_raw_message_by_subject("banso.dlq.tester").await.unwrap();

@@ -75,6 +75,10 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     pub min_connections: u32,
     pub acquire_timeout: Duration,
+    /// `BANSO_DATABASE_CA_FILE`: the CA that signed PostgreSQL's certificate
+    /// (as the URL's `sslrootcert=` would name it), for `sslmode=verify-ca`
+    /// or `verify-full` against a private CA.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +114,82 @@ pub struct BusConfig {
     pub nats_url: Option<Secret>,
     /// `BANSO_NATS_NAMESPACE`: prefixes subjects and streams.
     pub nats_namespace: Option<String>,
+    /// TLS and credentials for NATS.
+    pub nats: NatsAuth,
+}
+
+/// How Banso proves itself to NATS and checks NATS's certificate. At most
+/// one credential kind; every secret may come from a file (`*_FILE`).
+#[derive(Debug, Clone, Default)]
+pub struct NatsAuth {
+    /// `BANSO_NATS_CA_FILE`: trust this CA (and require TLS even on `nats://`).
+    pub ca_file: Option<PathBuf>,
+    /// `BANSO_NATS_CLIENT_CERT_FILE` + `BANSO_NATS_CLIENT_KEY_FILE`: mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// `BANSO_NATS_TOKEN`.
+    pub token: Option<Secret>,
+    /// `BANSO_NATS_USER` + `BANSO_NATS_PASSWORD`.
+    pub user_password: Option<(String, Secret)>,
+    /// `BANSO_NATS_NKEY_SEED`: an NKey seed (`SU…`).
+    pub nkey_seed: Option<Secret>,
+    /// `BANSO_NATS_CREDS_FILE`: a `.creds` file (user JWT and NKey seed), as
+    /// `nsc` writes it for decentralised auth.
+    pub creds_file: Option<PathBuf>,
+}
+
+impl NatsAuth {
+    fn from_vars(v: &Vars) -> Result<Self, ConfigError> {
+        let err = |var: &str, reason: String| ConfigError { var: var.into(), reason };
+        let client_cert =
+            match (v.readable_file("BANSO_NATS_CLIENT_CERT_FILE")?, v.readable_file("BANSO_NATS_CLIENT_KEY_FILE")?) {
+                (Some(c), Some(k)) => Some((c, k)),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(err(
+                        "BANSO_NATS_CLIENT_KEY_FILE",
+                        "is required with BANSO_NATS_CLIENT_CERT_FILE".into(),
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(err(
+                        "BANSO_NATS_CLIENT_CERT_FILE",
+                        "is required with BANSO_NATS_CLIENT_KEY_FILE".into(),
+                    ));
+                }
+            };
+        let user_password = match (v.get("BANSO_NATS_USER"), v.secret("BANSO_NATS_PASSWORD")?) {
+            (Some(u), Some(p)) => Some((u.to_owned(), p)),
+            (None, None) => None,
+            (Some(_), None) => return Err(err("BANSO_NATS_PASSWORD", "is required with BANSO_NATS_USER".into())),
+            (None, Some(_)) => return Err(err("BANSO_NATS_USER", "is required with BANSO_NATS_PASSWORD".into())),
+        };
+        let auth = NatsAuth {
+            ca_file: v.readable_file("BANSO_NATS_CA_FILE")?,
+            client_cert,
+            token: v.secret("BANSO_NATS_TOKEN")?,
+            user_password,
+            nkey_seed: v.secret("BANSO_NATS_NKEY_SEED")?,
+            creds_file: v.readable_file("BANSO_NATS_CREDS_FILE")?,
+        };
+        let kinds: Vec<&str> = [
+            auth.token.as_ref().map(|_| "BANSO_NATS_TOKEN"),
+            auth.user_password.as_ref().map(|_| "BANSO_NATS_USER"),
+            auth.nkey_seed.as_ref().map(|_| "BANSO_NATS_NKEY_SEED"),
+            auth.creds_file.as_ref().map(|_| "BANSO_NATS_CREDS_FILE"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if kinds.len() > 1 {
+            return Err(err(kinds[1], format!("only one NATS credential may be set; found {}", kinds.join(", "))));
+        }
+        if let Some(seed) = &auth.nkey_seed
+            && !seed.expose().starts_with("SU")
+        {
+            return Err(err("BANSO_NATS_NKEY_SEED", "is not a user NKey seed (it must start with \"SU\")".into()));
+        }
+        Ok(auth)
+    }
 }
 
 /// Traces: exported over OTLP when an endpoint is set (the standard
@@ -118,6 +198,9 @@ pub struct BusConfig {
 pub struct TraceConfig {
     pub otlp_endpoint: Option<String>,
     pub service_name: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`: the CA of an `https://` collector
+    /// (the public web roots are trusted too).
+    pub otlp_certificate: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +314,15 @@ impl Vars {
         Ok(Duration::from_secs_f64(v))
     }
 
+    /// A path that must name a readable file (a CA, a certificate), checked
+    /// at start so a mistyped mount fails there, not at the first connection.
+    pub fn readable_file(&self, name: &str) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(path) = self.get(name) else { return Ok(None) };
+        std::fs::File::open(path)
+            .map_err(|e| ConfigError { var: name.into(), reason: format!("cannot read {path:?}: {e}") })?;
+        Ok(Some(PathBuf::from(path)))
+    }
+
     /// A value that must never be logged: `name` itself, or the contents of
     /// the file at `<name>_FILE` (a Kubernetes Secret mounted as a file, so
     /// the value never shows in an environment listing). One trailing line
@@ -331,6 +423,7 @@ impl Config {
             max_connections,
             min_connections,
             acquire_timeout: v.secs("BANSO_DB_ACQUIRE_TIMEOUT_SECS", 5.0)?,
+            ca_file: v.readable_file("BANSO_DATABASE_CA_FILE")?,
         };
 
         let algorithm = match v.get("BANSO_JWT_ALGORITHM").map(str::to_ascii_uppercase).as_deref() {
@@ -392,11 +485,24 @@ impl Config {
                 reason: "must start with nats:// or tls://".into(),
             });
         }
-        let bus = BusConfig { nats_url, nats_namespace: v.get("BANSO_NATS_NAMESPACE").map(str::to_owned) };
+        let bus = BusConfig {
+            nats_url,
+            nats_namespace: v.get("BANSO_NATS_NAMESPACE").map(str::to_owned),
+            nats: NatsAuth::from_vars(v)?,
+        };
         let traces = TraceConfig {
             otlp_endpoint: v.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::to_owned),
             service_name: v.get("OTEL_SERVICE_NAME").map(str::to_owned),
+            otlp_certificate: v.readable_file("OTEL_EXPORTER_OTLP_CERTIFICATE")?,
         };
+        if let Some(endpoint) = &traces.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError {
+                var: "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                reason: format!("{endpoint:?} must start with http:// or https://"),
+            });
+        }
         Ok(Config {
             server,
             database,

@@ -33,9 +33,19 @@ pub async fn connect(url: &str, schema: &str, cfg: &DatabaseConfig) -> anyhow::R
         .connect_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
     if is_pg {
+        // TLS (rustls): the URL's own `sslmode`/`sslrootcert`/`sslcert`/`sslkey`
+        // as libpq reads them; BANSO_DATABASE_CA_FILE names the CA without
+        // putting a path in the URL. Both connections below use the same.
+        let tls = |o: &mut ConnectOptions| {
+            if let Some(ca) = cfg.ca_file.clone() {
+                o.map_sqlx_postgres_opts(move |pg| pg.ssl_root_cert(ca.clone()));
+            }
+        };
+        tls(&mut opts);
         {
             let mut bootstrap = ConnectOptions::new(url.to_owned());
             bootstrap.max_connections(1).sqlx_logging(false).connect_timeout(Duration::from_secs(10));
+            tls(&mut bootstrap);
             let db = Database::connect(bootstrap).await.context("cannot connect to PostgreSQL")?;
             db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
                 .await

@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Context as _;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use opentelemetry::{
@@ -81,8 +82,7 @@ pub fn init(service_name: &str, cfg: &Config) -> anyhow::Result<TelemetryGuard> 
     let mut builder =
         SdkTracerProvider::builder().with_resource(Resource::builder().with_service_name(service_name).build());
     if let Some(endpoint) = &cfg.traces.otlp_endpoint {
-        use opentelemetry_otlp::WithExportConfig as _;
-        let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build()?;
+        let exporter = otlp_exporter(endpoint, cfg.traces.otlp_certificate.as_deref())?;
         builder = builder.with_batch_exporter(exporter);
     }
     let provider = builder.build();
@@ -95,6 +95,29 @@ pub fn init(service_name: &str, cfg: &Config) -> anyhow::Result<TelemetryGuard> 
     } else {
         Ok(TelemetryGuard { provider: None })
     }
+}
+
+/// The OTLP/gRPC span exporter for `endpoint`: TLS for `https://` (the
+/// public web roots, plus `ca` when the collector's certificate comes from a
+/// private CA). The exporter reads `OTEL_EXPORTER_OTLP_HEADERS` itself.
+pub fn otlp_exporter(endpoint: &str, ca: Option<&std::path::Path>) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
+    use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
+    let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint);
+    if endpoint.starts_with("https://") {
+        let mut tls = tonic::transport::ClientTlsConfig::new().with_webpki_roots();
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca)
+                .with_context(|| format!("OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read {}", ca.display()))?;
+            anyhow::ensure!(
+                pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----"),
+                "OTEL_EXPORTER_OTLP_CERTIFICATE: {} holds no PEM certificate",
+                ca.display()
+            );
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        }
+        builder = builder.with_tls_config(tls);
+    }
+    Ok(builder.build()?)
 }
 
 /// The process's Prometheus recorder, installed on first use.

@@ -83,6 +83,7 @@ impl TestDb {
             max_connections: 5,
             min_connections: 0,
             acquire_timeout: Duration::from_secs(30),
+            ca_file: None,
         };
         let db = banso_kit::db::connect(&self.url_for(service), service, &cfg).await?;
         banso_kit::db::migrate::<M>(&db).await?;
@@ -220,10 +221,25 @@ pub async fn test_bus(dir: &std::path::Path) -> anyhow::Result<Arc<dyn banso_eve
     match std::env::var("BANSO_TEST_NATS_URL") {
         Ok(url) if !url.is_empty() => {
             let ns = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[16..]);
-            Ok(Arc::new(banso_events::nats::NatsBus::connect_in(&url, Some(&ns)).await?))
+            Ok(Arc::new(banso_events::nats::NatsBus::connect_with(&url, Some(&ns), &test_nats_auth()?).await?))
         }
         _ => Ok(Arc::new(banso_events::embedded::EmbeddedBus::open(&dir.join("bus")).await?)),
     }
+}
+
+/// The TLS and credentials of the test NATS, as `BANSO_NATS_*` would give
+/// them: `BANSO_TEST_NATS_CA_FILE` and `BANSO_TEST_NATS_TOKEN` (`.ci/tls.sh`
+/// runs the event suites over a TLS NATS that wants a token).
+pub fn test_nats_auth() -> anyhow::Result<banso_kit::config::NatsAuth> {
+    let mut vars = Vars::default();
+    for (test, real) in
+        [("BANSO_TEST_NATS_CA_FILE", "BANSO_NATS_CA_FILE"), ("BANSO_TEST_NATS_TOKEN", "BANSO_NATS_TOKEN")]
+    {
+        if let Ok(v) = std::env::var(test) {
+            vars.set(real, v);
+        }
+    }
+    Ok(Config::from_vars(&vars)?.bus.nats)
 }
 
 /// Sends a bearer token with every call.
