@@ -1,0 +1,51 @@
+#!/bin/sh
+# The build steps of deploy/Dockerfile, one per RUN, in a script so that
+# .ci/check-image.sh runs exactly the same commands (it has no Docker engine)
+# and the two cannot drift.
+#
+#   plan <recipe>          planner stage: cargo-chef's recipe of the workspace
+#                          (every manifest, the lockfile, the target layout)
+#   skeleton <recipe>      build stage: the recipe turned back into a workspace
+#                          whose sources are stubs (`cook --no-build`); the
+#                          Dockerfile then COPYs vendor/ verbatim over it, so
+#                          the crates Cargo.toml [patch]es in are real code
+#   dependencies           compiles every dependency against the stubs (the
+#                          cached layer: it changes only with a manifest, the
+#                          lockfile or vendor/)
+#   binary                 the real sources: builds and installs `banso`
+set -eu
+
+step=${1:?usage: image-steps.sh plan|skeleton|dependencies|binary [recipe]}
+recipe=${2:-/recipe.json}
+case "$step" in
+  plan)
+    cargo chef prepare --recipe-path "$recipe"
+    ;;
+  skeleton)
+    cargo chef cook --release --locked --no-build --recipe-path "$recipe"
+    ;;
+  dependencies)
+    cargo build --release --locked -p banso
+    ;;
+  binary)
+    # COPY keeps the files' own modification times, which can be older than
+    # the stubs' build: touch the workspace's sources so cargo rebuilds them.
+    find crates services tests proto -type f \( -name '*.rs' -o -name '*.proto' \) -exec touch {} +
+    cargo build --release --locked --offline -p banso
+    # The shipped binary keeps its symbol table, so a panic's backtraces
+    # (RUST_BACKTRACE=1) name every function, but not the DWARF line tables
+    # ([profile.release] debug = "line-tables-only"): those go to
+    # /out-debug/banso.debug, linked by a .gnu_debuglink section, for
+    # gdb/addr2line to turn addresses into file:line (the debug-symbols stage).
+    install -D -m 0755 target/release/banso /out/usr/local/bin/banso
+    mkdir -p /out-debug
+    objcopy --only-keep-debug /out/usr/local/bin/banso /out-debug/banso.debug
+    objcopy --strip-debug --add-gnu-debuglink=/out-debug/banso.debug /out/usr/local/bin/banso
+    mkdir -p /out/data
+    /out/usr/local/bin/banso --version
+    ;;
+  *)
+    echo "image-steps.sh: unknown step $step" >&2
+    exit 2
+    ;;
+esac
