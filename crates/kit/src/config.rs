@@ -88,8 +88,124 @@ pub struct AuthConfig {
     /// PEM public key (RS256 or EdDSA) for production tokens.
     pub public_key_pem: Option<String>,
     pub algorithm: KeyAlgorithm,
+    /// `BANSO_JWT_ISSUER` (default `banso`).
     pub issuer: String,
+    /// Whether `BANSO_JWT_ISSUER` was set: with OIDC discovery an unset
+    /// issuer means "the one the discovery document names".
+    pub issuer_set: bool,
     pub audience: String,
+    /// Keys from an identity provider's JWKS, fetched and refreshed.
+    pub jwks: Option<JwksConfig>,
+    /// `BANSO_JWT_TENANT_CLAIM`: the claim (or dotted path) holding the tenant id.
+    pub tenant_claim: String,
+    /// `BANSO_JWT_ROLES_CLAIM`: the claim (or dotted path) holding the roles.
+    pub roles_claim: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            hs256_secret: None,
+            public_key_pem: None,
+            algorithm: KeyAlgorithm::Rs256,
+            issuer: "banso".into(),
+            issuer_set: false,
+            audience: "banso".into(),
+            jwks: None,
+            tenant_claim: "tenant_id".into(),
+            roles_claim: "roles".into(),
+        }
+    }
+}
+
+/// Where the signing keys of an identity provider are published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksLocation {
+    /// `BANSO_JWT_OIDC_ISSUER_URL`: the issuer; its discovery document
+    /// (`<issuer>/.well-known/openid-configuration`) names the JWKS.
+    Discovery(String),
+    /// `BANSO_JWT_JWKS_URL`: the JWKS itself.
+    Direct(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    pub location: JwksLocation,
+    /// `BANSO_JWT_JWKS_CA_FILE`: a private CA for an https identity provider
+    /// (the system's and Mozilla's roots are trusted too).
+    pub ca_file: Option<PathBuf>,
+    /// `BANSO_JWT_JWKS_REFRESH_SECS` (default 300): how often the keys are
+    /// fetched again, so a key the provider removed stops verifying.
+    pub refresh: Duration,
+}
+
+impl JwksConfig {
+    fn from_vars(v: &Vars) -> Result<Option<Self>, ConfigError> {
+        let url = |name: &str| -> Result<Option<String>, ConfigError> {
+            let Some(raw) = v.get(name) else { return Ok(None) };
+            let raw = raw.trim();
+            let parsed = reqwest::Url::parse(raw)
+                .map_err(|e| ConfigError { var: name.into(), reason: format!("{raw:?} is not a URL: {e}") })?;
+            if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
+                return Err(ConfigError {
+                    var: name.into(),
+                    reason: format!("{raw:?} must be an http:// or https:// URL with a host"),
+                });
+            }
+            Ok(Some(raw.to_owned()))
+        };
+        let location = match (url("BANSO_JWT_OIDC_ISSUER_URL")?, url("BANSO_JWT_JWKS_URL")?) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError {
+                    var: "BANSO_JWT_JWKS_URL".into(),
+                    reason: "set BANSO_JWT_OIDC_ISSUER_URL (discovery) or BANSO_JWT_JWKS_URL, not both".into(),
+                });
+            }
+            (Some(issuer), None) => JwksLocation::Discovery(issuer),
+            (None, Some(jwks)) => {
+                if v.get("BANSO_JWT_ISSUER").is_none() {
+                    return Err(ConfigError {
+                        var: "BANSO_JWT_ISSUER".into(),
+                        reason: "is required with BANSO_JWT_JWKS_URL: the `iss` your identity provider puts in \
+                                 its tokens (or set BANSO_JWT_OIDC_ISSUER_URL to discover it)"
+                            .into(),
+                    });
+                }
+                JwksLocation::Direct(jwks)
+            }
+            (None, None) => {
+                for name in ["BANSO_JWT_JWKS_CA_FILE", "BANSO_JWT_JWKS_REFRESH_SECS"] {
+                    if v.get(name).is_some() {
+                        return Err(ConfigError {
+                            var: name.into(),
+                            reason: "has no effect without BANSO_JWT_OIDC_ISSUER_URL or BANSO_JWT_JWKS_URL".into(),
+                        });
+                    }
+                }
+                return Ok(None);
+            }
+        };
+        let refresh = v.secs("BANSO_JWT_JWKS_REFRESH_SECS", 300.0)?;
+        if refresh < Duration::from_millis(100) {
+            return Err(ConfigError {
+                var: "BANSO_JWT_JWKS_REFRESH_SECS".into(),
+                reason: format!("{} is too short; use at least 0.1 (seconds)", refresh.as_secs_f64()),
+            });
+        }
+        Ok(Some(JwksConfig { location, ca_file: v.readable_file("BANSO_JWT_JWKS_CA_FILE")?, refresh }))
+    }
+}
+
+/// A claim name setting: a top-level name or a dotted path, no empty parts.
+fn claim_name(v: &Vars, name: &str, default: &str) -> Result<String, ConfigError> {
+    let value = v.get(name).map(str::trim).unwrap_or(default);
+    if value.split('.').any(str::is_empty) {
+        return Err(ConfigError {
+            var: name.into(),
+            reason: format!("{value:?} is not a claim name or a dotted path like realm_access.roles"),
+        });
+    }
+    Ok(value.to_owned())
 }
 
 #[derive(Debug, Clone)]
@@ -452,7 +568,11 @@ impl Config {
             public_key_pem,
             algorithm,
             issuer: v.get("BANSO_JWT_ISSUER").unwrap_or("banso").to_owned(),
+            issuer_set: v.get("BANSO_JWT_ISSUER").is_some(),
             audience: v.get("BANSO_JWT_AUDIENCE").unwrap_or("banso").to_owned(),
+            jwks: JwksConfig::from_vars(v)?,
+            tenant_claim: claim_name(v, "BANSO_JWT_TENANT_CLAIM", "tenant_id")?,
+            roles_claim: claim_name(v, "BANSO_JWT_ROLES_CLAIM", "roles")?,
         };
 
         let log_format = match v.get("BANSO_LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
@@ -524,10 +644,11 @@ impl Config {
 
     /// Fails unless some way to verify tokens is configured.
     pub fn require_auth_keys(&self) -> Result<(), ConfigError> {
-        if self.auth.hs256_secret.is_none() && self.auth.public_key_pem.is_none() {
+        if self.auth.hs256_secret.is_none() && self.auth.public_key_pem.is_none() && self.auth.jwks.is_none() {
             return Err(ConfigError {
                 var: "BANSO_JWT_PUBLIC_KEY".into(),
-                reason: "no token verification key: set BANSO_JWT_PUBLIC_KEY(_FILE) or, for development, \
+                reason: "no token verification key: set BANSO_JWT_OIDC_ISSUER_URL or BANSO_JWT_JWKS_URL (an \
+                         identity provider's keys), BANSO_JWT_PUBLIC_KEY(_FILE) or, for development, \
                          BANSO_JWT_HS256_SECRET"
                     .into(),
             });

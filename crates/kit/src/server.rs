@@ -136,6 +136,7 @@ pub async fn start(
 
     let routes = services.routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
 
+    auth.stop_on(&shutdown);
     let layers = tower::ServiceBuilder::new()
         .layer(RpcObserveLayer)
         .layer(CatchPanicLayer)
