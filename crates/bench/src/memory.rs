@@ -138,6 +138,7 @@ async fn measure(args: &Args, bin: &PathBuf, db: &FreshDatabase, dir: &std::path
     let log = dir.join("health.log");
     let vars = [
         ("BANSO_DATABASE_URL", db.url.as_str()),
+        ("BANSO_MIGRATE_ON_START", "true"),
         ("BANSO_GRPC_ADDR", addr.as_str()),
         ("BANSO_ADMIN_ADDR", "off"),
         ("BANSO_JWT_HS256_SECRET", banso_testkit::TEST_SECRET),

@@ -44,6 +44,8 @@ impl EmbeddedBus {
             min_connections: 0,
             acquire_timeout: Duration::from_secs(30),
             ca_file: None,
+            migrate_url: None,
+            migrate_on_start: true,
         };
         let db = banso_kit::db::connect(&url, "bus", &cfg).await?;
         for sql in [

@@ -79,6 +79,14 @@ pub struct DatabaseConfig {
     /// (as the URL's `sslrootcert=` would name it), for `sslmode=verify-ca`
     /// or `verify-full` against a private CA.
     pub ca_file: Option<PathBuf>,
+    /// `BANSO_MIGRATE_DATABASE_URL`: what `banso migrate` connects with (a
+    /// role with DDL rights); `BANSO_DATABASE_URL` when unset.
+    pub migrate_url: Option<Secret>,
+    /// `BANSO_MIGRATE_ON_START`: migrate when a service starts (the default
+    /// on SQLite, where one process owns its files) or only check the schema
+    /// and refuse to start if it is not this release's (the default on
+    /// PostgreSQL, migrated once per release by `banso migrate`).
+    pub migrate_on_start: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -418,13 +426,25 @@ impl Config {
                 reason: format!("{min_connections} is more than BANSO_DB_MAX_CONNECTIONS ({max_connections})"),
             });
         }
+        // SQLite: one process owns its files, so it migrates them itself.
+        let migrate_on_start_default = url.is_none();
         let database = DatabaseConfig {
             url,
             max_connections,
             min_connections,
             acquire_timeout: v.secs("BANSO_DB_ACQUIRE_TIMEOUT_SECS", 5.0)?,
             ca_file: v.readable_file("BANSO_DATABASE_CA_FILE")?,
+            migrate_url: v.secret("BANSO_MIGRATE_DATABASE_URL")?,
+            migrate_on_start: v.parse("BANSO_MIGRATE_ON_START", migrate_on_start_default)?,
         };
+        if let Some(u) = &database.migrate_url
+            && !(u.expose().starts_with("postgres://") || u.expose().starts_with("postgresql://"))
+        {
+            return Err(ConfigError {
+                var: "BANSO_MIGRATE_DATABASE_URL".into(),
+                reason: "takes a postgres:// URL only".into(),
+            });
+        }
 
         let algorithm = match v.get("BANSO_JWT_ALGORITHM").map(str::to_ascii_uppercase).as_deref() {
             None | Some("RS256") => KeyAlgorithm::Rs256,

@@ -21,6 +21,21 @@ pub fn sqlite_url_in(dir: &Path, service: &str) -> anyhow::Result<String> {
 /// first on the search path of every pooled connection; on SQLite the file
 /// is created if missing, in WAL mode so readers do not block the writer.
 pub async fn connect(url: &str, schema: &str, cfg: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
+    open(url, schema, cfg, true).await
+}
+
+/// As [`connect`], but never creates the schema (no DDL): what `serve` does
+/// with runtime credentials when migrations are run by `banso migrate`.
+pub async fn connect_existing(url: &str, schema: &str, cfg: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
+    open(url, schema, cfg, false).await
+}
+
+async fn open(
+    url: &str,
+    schema: &str,
+    cfg: &DatabaseConfig,
+    create_schema: bool,
+) -> anyhow::Result<DatabaseConnection> {
     anyhow::ensure!(
         !schema.is_empty() && schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
         "schema name {schema:?} must be lower-case letters and underscores"
@@ -42,7 +57,7 @@ pub async fn connect(url: &str, schema: &str, cfg: &DatabaseConfig) -> anyhow::R
             }
         };
         tls(&mut opts);
-        {
+        if create_schema {
             let mut bootstrap = ConnectOptions::new(url.to_owned());
             bootstrap.max_connections(1).sqlx_logging(false).connect_timeout(Duration::from_secs(10));
             tls(&mut bootstrap);
@@ -112,6 +127,107 @@ pub async fn delete_at_version<T: VersionedTable>(
 /// Applies every pending migration of `M`.
 pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> anyhow::Result<()> {
     M::up(db, None).await.context("migration failed")
+}
+
+/// `banso migrate <service>`: applies the service's migrations with
+/// `BANSO_MIGRATE_DATABASE_URL` (DDL rights; else `BANSO_DATABASE_URL`).
+/// On PostgreSQL one session holds an advisory lock keyed by the schema for
+/// the whole run, so two runs at once (a Job retried, two releases racing)
+/// apply each migration once: the second waits, then finds nothing to do.
+/// On SQLite a file lock beside the database does the same.
+pub async fn migrate_service<M: MigratorTrait>(cfg: &crate::config::Config, service: &str) -> anyhow::Result<()> {
+    let url = match &cfg.database.migrate_url {
+        Some(url) => url.expose().to_owned(),
+        None => url_for(cfg, service)?,
+    };
+    // One connection: the lock belongs to the session that runs the migrations.
+    let one = DatabaseConfig { max_connections: 1, min_connections: 0, ..cfg.database.clone() };
+    let is_pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    // On PostgreSQL the schema is created under the lock too: two
+    // `CREATE SCHEMA IF NOT EXISTS` at once can both try to insert it.
+    let db = open(&url, service, &one, !is_pg).await?;
+    if is_pg {
+        let key = format!("banso.migrate.{service}");
+        let lock = |sql: &str| sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql, [key.clone().into()]);
+        db.execute_raw(lock("SELECT pg_advisory_lock(hashtext($1))"))
+            .await
+            .context("cannot take the migration lock")?;
+        let res = async {
+            db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{service}\""))
+                .await
+                .with_context(|| format!("cannot create schema {service}"))?;
+            migrate::<M>(&db).await
+        }
+        .await;
+        db.execute_raw(lock("SELECT pg_advisory_unlock(hashtext($1))")).await.ok();
+        res?;
+    } else {
+        // SQLite: an exclusive lock on a file beside the database does the
+        // same across processes (`banso migrate` beside a running `banso up`).
+        let path = cfg.data_dir.join(format!("{service}.migrate.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open the migration lock {}", path.display()))?;
+        let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+            .await
+            .context("the migration lock task failed")?
+            .with_context(|| format!("cannot take the migration lock {}", path.display()))?;
+        let res = migrate::<M>(&db).await;
+        drop(file);
+        res?;
+    }
+    db.close().await.ok();
+    Ok(())
+}
+
+/// The database of a service that is starting: migrated first when
+/// `BANSO_MIGRATE_ON_START` is on (`banso up`, SQLite installs, tests);
+/// otherwise connected without DDL and checked — a migration that is
+/// missing (run `banso migrate`) or applied but unknown to this binary (a
+/// newer release migrated the schema) stops start-up, naming it.
+pub async fn open_service<M: MigratorTrait>(
+    cfg: &crate::config::Config,
+    service: &str,
+) -> anyhow::Result<DatabaseConnection> {
+    let url = url_for(cfg, service)?;
+    if cfg.database.migrate_on_start {
+        migrate_service::<M>(cfg, service).await?;
+        return connect(&url, service, &cfg.database).await;
+    }
+    let db = connect_existing(&url, service, &cfg.database).await?;
+    check_schema::<M>(&db, service).await?;
+    Ok(db)
+}
+
+/// Fails unless every migration of `M` is applied and no other is.
+pub async fn check_schema<M: MigratorTrait>(db: &DatabaseConnection, service: &str) -> anyhow::Result<()> {
+    let migrations = match M::get_migration_with_status_read_only(db).await {
+        Ok(m) => m,
+        Err(sea_orm::DbErr::Custom(msg)) if msg.contains("is missing") => {
+            let version = msg.split('\'').nth(1).unwrap_or("?");
+            anyhow::bail!(
+                "the {service} schema has migration {version}, which this binary does not know: a newer release \
+                 migrated it; run that release (or a newer one), not this one"
+            );
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read the {service} schema's migrations"))),
+    };
+    let pending: Vec<String> = migrations
+        .iter()
+        .filter(|m| m.status() == sea_orm_migration::MigrationStatus::Pending)
+        .map(|m| m.name().to_owned())
+        .collect();
+    anyhow::ensure!(
+        pending.is_empty(),
+        "the {service} schema is missing migration{} {}: run `banso migrate {service}` (the migrate Job) before \
+         `banso serve`, or set BANSO_MIGRATE_ON_START=true",
+        if pending.len() == 1 { "" } else { "s" },
+        pending.join(", ")
+    );
+    Ok(())
 }
 
 pub fn is_postgres(db: &impl ConnectionTrait) -> bool {

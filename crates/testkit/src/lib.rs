@@ -84,6 +84,8 @@ impl TestDb {
             min_connections: 0,
             acquire_timeout: Duration::from_secs(30),
             ca_file: None,
+            migrate_url: None,
+            migrate_on_start: true,
         };
         let db = banso_kit::db::connect(&self.url_for(service), service, &cfg).await?;
         banso_kit::db::migrate::<M>(&db).await?;
@@ -286,6 +288,8 @@ pub async fn spawn_with(options: Options, services: &[&ServiceDef]) -> anyhow::R
         ("BANSO_PAGE_TOKEN_SECRET", "banso-test-page-token-secret-0123456789"),
         ("BANSO_SHUTDOWN_GRACE_SECS", "2"),
         ("BANSO_DB_MAX_CONNECTIONS", "5"),
+        // Each test has a fresh database: migrate it as `banso up` does.
+        ("BANSO_MIGRATE_ON_START", "true"),
     ]);
     vars.set("BANSO_SHUTDOWN_DELAY_SECS", options.shutdown_delay.as_secs_f64().to_string());
     for (k, v) in &options.vars {
