@@ -29,8 +29,10 @@ case "$step" in
     ;;
   binary)
     # COPY keeps the files' own modification times, which can be older than
-    # the stubs' build: touch the workspace's sources so cargo rebuilds them.
-    find crates services tests proto -type f \( -name '*.rs' -o -name '*.proto' \) -exec touch {} +
+    # the stubs' build, and cargo would keep the stubs' artifacts: touch
+    # every source (not a list of folders, which a new member could escape),
+    # but not vendor/, whose cached build is already the real code.
+    find . -path ./target -prune -o -path ./vendor -prune -o -type f -exec touch {} +
     cargo build --release --locked --offline -p banso
     # The shipped binary keeps its symbol table, so a backtrace
     # (RUST_BACKTRACE=1) names every function, but not the DWARF line tables
