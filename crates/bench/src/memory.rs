@@ -177,7 +177,7 @@ async fn drive(
     child: &mut Child,
     addr: &str,
     db: &FreshDatabase,
-    vars: [(&str, &str); 8],
+    vars: [(&str, &str); 9],
 ) -> anyhow::Result<Report> {
     // Connect once the service listens (it migrates first).
     let start = Instant::now();
