@@ -273,6 +273,30 @@ for name, pm in by_kind.get("PodMonitor", {}).items():
         err("r9", f"PodMonitor/{name}: must scrape port admin path /metrics")
     if not any(selects(pm["spec"].get("selector"), pod_of(w)["metadata"].get("labels", {})) for w, _, _ in servers.values()):
         err("r9", f"PodMonitor/{name}: selects no banso pod")
+# r9: autoscaled Deployments keep two pods through a drain.
+pdbs = by_kind.get("PodDisruptionBudget", {})
+for name, h in hpas.items():
+    w = by_kind.get("Deployment", {}).get(name)
+    if w is None:
+        err("r9", f"HorizontalPodAutoscaler/{name}: refers to no Deployment in this output")
+        continue
+    if h["spec"].get("minReplicas", 1) < 2:
+        err("r9", f"HorizontalPodAutoscaler/{name}: minReplicas must be >= 2")
+    if "replicas" in w["spec"]:
+        err("r9", f"Deployment/{name}: has an autoscaler, so spec.replicas must be left out")
+    if not any(selects(p["spec"].get("selector"), pod_of(w)["metadata"].get("labels", {})) for p in pdbs.values()):
+        err("r9", f"Deployment/{name}: autoscaled but no PodDisruptionBudget selects its pods")
+# r9: Ingresses only to the gateway's http port, every host with TLS.
+for name, ing in by_kind.get("Ingress", {}).items():
+    for r in ing["spec"].get("rules", []):
+        for p in r.get("http", {}).get("paths", []):
+            ref = p["backend"].get("service", {})
+            if ref.get("name") != "banso-gateway" or ref.get("port", {}).get("name") != "http":
+                err("r9", f"Ingress/{name}: routes to {ref}: only the gateway's http port is for outside callers")
+    hosts = {r.get("host") for r in ing["spec"].get("rules", [])}
+    tls = {h for t in ing["spec"].get("tls", []) if t.get("secretName") for h in t.get("hosts", [])}
+    if hosts - tls:
+        err("r9", f"Ingress/{name}: hosts {sorted(hosts - tls)} without TLS")
 for kind in ("HTTPRoute", "GRPCRoute"):
     for name, rt in by_kind.get(kind, {}).items():
         if not rt["spec"].get("parentRefs"):
