@@ -273,6 +273,22 @@ for name, pm in by_kind.get("PodMonitor", {}).items():
         err("r9", f"PodMonitor/{name}: must scrape port admin path /metrics")
     if not any(selects(pm["spec"].get("selector"), pod_of(w)["metadata"].get("labels", {})) for w, _, _ in servers.values()):
         err("r9", f"PodMonitor/{name}: selects no banso pod")
+# r9: each service reachable where the gateway looks for it, and its own settings.
+for name in services:
+    svc = by_kind.get("Service", {}).get(name)
+    if svc is None or not any(p.get("name") == "grpc" and p.get("port") == 50051 for p in svc["spec"]["ports"]):
+        err("r9", f"Deployment/{name}: needs Service/{name} with port grpc 50051 (the gateway's default upstream)")
+for name, (w, c, env) in servers.items():
+    for var, e in env.items():
+        m = re.fullmatch(r"BANSO_GATEWAY_([A-Z]+)_URL", var)
+        if m and not re.fullmatch(rf"http://banso-{m.group(1).lower()}(\.[a-z0-9.-]+)?:50051/?", e.get("value", "")):
+            err("r9", f"Deployment/{name}: {var} {e.get('value')!r} is not http://banso-{m.group(1).lower()}:50051")
+    if "BANSO_HEALTH_LATE_WINDOW_HOURS" in env:
+        window = num(env, "BANSO_HEALTH_LATE_WINDOW_HOURS", name, "r9", 168.0)
+        retention = num(env, "BANSO_HEALTH_RAW_RETENTION_DAYS", name, "r9", 400.0)
+        if not 1 <= window <= 2160 or retention * 24 < window:
+            err("r9", f"Deployment/{name}: BANSO_HEALTH_LATE_WINDOW_HOURS {window:g} must be 1 to 2160 and within BANSO_HEALTH_RAW_RETENTION_DAYS {retention:g} x 24")
+
 # r9: autoscaled Deployments keep two pods through a drain.
 pdbs = by_kind.get("PodDisruptionBudget", {})
 for name, h in hpas.items():
@@ -380,6 +396,11 @@ self_test() {
 if [ "$arg" = "--self-test" ]; then self_test; exit; fi
 
 echo "renderer:  ${render[*]}; validator: kubernetes-validate $(kubernetes-validate --version)"
+# A reminder, not a failure: a service crate without a base file.
+for d in "$here"/../services/*/; do
+  s=$(basename "$d")
+  [ -f "$d/Cargo.toml" ] && [ ! -f "$kdir/base/$s.yaml" ] && echo "note:      services/$s has no deploy/kustomize/base/$s.yaml: it is not deployed"
+done
 passed=0 failed=0
 run() { if check "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi; echo; }
 run dev "$kdir/overlays/dev"
