@@ -406,7 +406,7 @@ run() { if check "$@"; then passed=$((passed + 1)); else failed=$((failed + 1));
 run dev "$kdir/overlays/dev"
 run production "$kdir/overlays/production"
 # Every component on top of an overlay that lacks it.
-run dev+components "$(stack dev+components "$kdir/overlays/dev" network-policy otel pod-monitor gateway-api gateway-ingress dependency-tls)"
+run dev+components "$(stack dev+components "$kdir/overlays/dev" network-policy otel pod-monitor gateway-api gateway-ingress dependency-tls oidc)"
 run production+components "$(stack production+components "$kdir/overlays/production" gateway-api gateway-ingress)"
 echo "deploy: $passed passed, $failed failed"
 # The rules must still catch what they are for (the default run includes it,
