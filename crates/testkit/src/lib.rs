@@ -83,7 +83,7 @@ impl TestDb {
             max_connections: 5,
             min_connections: 0,
             acquire_timeout: Duration::from_secs(30),
-            ca_file: None,
+            ..Default::default()
         };
         let db = banso_kit::db::connect(&self.url_for(service), service, &cfg).await?;
         banso_kit::db::migrate::<M>(&db).await?;
