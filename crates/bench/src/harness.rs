@@ -129,6 +129,7 @@ impl Harness {
             ("BANSO_DATABASE_URL", db.url.as_str()),
             ("BANSO_REQUEST_TIMEOUT_SECS", &REQUEST_TIMEOUT.as_secs().to_string()),
             ("BANSO_SHUTDOWN_GRACE_SECS", "2"),
+            ("BANSO_MIGRATE_ON_START", "true"),
         ]);
         let config = Config::from_vars(&vars)?;
         let kit = Kit::from_config(&config);

@@ -192,6 +192,10 @@ async fn up(
         eprintln!("banso up: ignoring BANSO_DATABASE_URL; `banso up` keeps its data in {data_dir}");
     }
     vars.set("BANSO_DATABASE_URL", "");
+    // One process owns its SQLite files: it migrates them itself.
+    if vars.get("BANSO_MIGRATE_ON_START").is_none() {
+        vars.set("BANSO_MIGRATE_ON_START", "true");
+    }
     if vars.get("BANSO_JWT_HS256_SECRET").is_none() {
         vars.set("BANSO_JWT_HS256_SECRET", dev_secret(dir, "dev-jwt-secret")?.expose());
     }

@@ -286,6 +286,8 @@ pub async fn spawn_with(options: Options, services: &[&ServiceDef]) -> anyhow::R
         ("BANSO_PAGE_TOKEN_SECRET", "banso-test-page-token-secret-0123456789"),
         ("BANSO_SHUTDOWN_GRACE_SECS", "2"),
         ("BANSO_DB_MAX_CONNECTIONS", "5"),
+        // A fresh database each time: migrate it, as `banso up` does.
+        ("BANSO_MIGRATE_ON_START", "true"),
     ]);
     vars.set("BANSO_SHUTDOWN_DELAY_SECS", options.shutdown_delay.as_secs_f64().to_string());
     for (k, v) in &options.vars {

@@ -33,16 +33,13 @@ type Server = AccountsServiceServer<api::AccountsApi>;
 pub const SERVICE: ServiceDef = ServiceDef {
     name: NAME,
     consumes: &[],
-    migrate: |cfg| Box::pin(async move { connect(cfg).await.map(drop) }),
+    migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
     build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
 };
 
-/// Connects to the service's database and applies its migrations.
+/// The service's database: migrated at start, or checked (BANSO_MIGRATE_ON_START).
 async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
-    let url = banso_kit::db::url_for(cfg, NAME)?;
-    let db = banso_kit::db::connect(&url, NAME, &cfg.database).await?;
-    banso_kit::db::migrate::<migration::Migrator>(&db).await?;
-    Ok(db)
+    banso_kit::db::open::<migration::Migrator>(cfg, NAME).await
 }
 
 /// The gRPC service over an already migrated database; `outbox` wakes the
