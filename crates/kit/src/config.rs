@@ -405,7 +405,10 @@ fn postgres_url(v: &Vars, name: &str) -> Result<Option<Secret>, ConfigError> {
             return Err(ConfigError {
                 var: name.into(),
                 // The URL may hold a password: name only its scheme.
-                reason: format!("scheme {:?} is not supported; use postgres://", s.split(':').next().unwrap_or_default()),
+                reason: format!(
+                    "scheme {:?} is not supported; use postgres://",
+                    s.split(':').next().unwrap_or_default()
+                ),
             });
         }
     }

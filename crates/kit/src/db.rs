@@ -200,6 +200,36 @@ pub async fn check<M: MigratorTrait>(db: &DatabaseConnection, schema: &str) -> a
     Ok(())
 }
 
+/// Why a service is not ready while its database does not answer.
+pub const DATABASE_UNREACHABLE: &str = "database unreachable";
+
+/// Readiness of `service`'s database: every `every`, `SELECT 1` on its pool
+/// with `every` as the timeout; while it fails the service is NOT_SERVING
+/// (reason [`DATABASE_UNREACHABLE`]), and SERVING again once it answers.
+pub fn supervise_probe(
+    supervisor: &crate::supervise::Supervisor,
+    service: &'static str,
+    db: DatabaseConnection,
+    every: Duration,
+) {
+    let sup = supervisor.clone();
+    supervisor.spawn(service, format!("{service}-db-probe"), move |shutdown| {
+        let (db, sup) = (db.clone(), sup.clone());
+        async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+                let ok = matches!(tokio::time::timeout(every, db.execute_unprepared("SELECT 1")).await, Ok(Ok(_)));
+                sup.set_condition(service, DATABASE_UNREACHABLE, !ok);
+            }
+        }
+    });
+}
+
 /// A table of versioned rows, each keyed by tenant and id: what the
 /// optimistic writes below need to know of it.
 pub trait VersionedTable: sea_orm::EntityTrait {
