@@ -102,7 +102,7 @@ async fn concurrent_migrations_apply_once_and_serve_checks_the_version() {
 async fn two_fresh_runs_on_postgres_take_turns_on_the_advisory_lock() {
     let db = banso_testkit::fresh_database().await.unwrap();
     if !db.is_postgres() {
-        println!("SKIPPED: the advisory lock is PostgreSQL's; set BANSO_TEST_DATABASE_URL to a postgres:// URL");
+        eprintln!("SKIPPED: BANSO_TEST_DATABASE_URL is not PostgreSQL; the advisory lock is PostgreSQL's");
         return;
     }
     let url = db.url_for(SCHEMA);
