@@ -221,22 +221,22 @@ fn epoch_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// The process's heartbeat: a task on the runtime stamps it every second.
-fn heartbeat() -> &'static std::sync::atomic::AtomicU64 {
-    static BEAT: OnceLock<&'static std::sync::atomic::AtomicU64> = OnceLock::new();
-    BEAT.get_or_init(|| {
-        let beat: &'static std::sync::atomic::AtomicU64 =
-            Box::leak(Box::new(std::sync::atomic::AtomicU64::new(epoch_ms())));
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                loop {
-                    beat.store(epoch_ms(), std::sync::atomic::Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            });
-        }
-        beat
-    })
+/// A heartbeat: a task on the current runtime stamps it every second for as
+/// long as the returned value lives (one per admin server, on the runtime
+/// that serves it).
+fn heartbeat() -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    let beat = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(epoch_ms()));
+    let weak = std::sync::Arc::downgrade(&beat);
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            while let Some(beat) = weak.upgrade() {
+                beat.store(epoch_ms(), std::sync::atomic::Ordering::Relaxed);
+                drop(beat);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+    beat
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
