@@ -146,6 +146,7 @@ async fn measure(args: &Args, bin: &PathBuf, db: &FreshDatabase, dir: &std::path
         ("BANSO_REQUEST_TIMEOUT_SECS", "3600"),
         ("BANSO_LOG", "warn"),
         ("BANSO_LOG_FORMAT", "json"),
+        // A fresh database: `serve` migrates it instead of refusing it.
     ];
     let mut cmd = tokio::process::Command::new(bin);
     cmd.args(["serve", "health"])

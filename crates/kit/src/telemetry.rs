@@ -175,12 +175,68 @@ pub fn register_rpc_metrics(services: &[&str]) {
     }
 }
 
-/// The admin HTTP routes: `/metrics` (Prometheus text) and `/livez`.
-pub fn admin_router() -> axum::Router {
+/// Whether the process is ready for traffic: `Ok`, or why not (text).
+pub type ReadyCheck = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// How stale the runtime's heartbeat may be before `/livez` says 503.
+pub const LIVENESS_STALE: Duration = Duration::from_secs(10);
+
+/// The admin HTTP routes: `/metrics` (Prometheus text), `/livez` and
+/// `/readyz`. They run on their own listener, outside the gRPC stack and
+/// its concurrency limit, so a busy server still answers them.
+/// - `/livez`: 200 while a heartbeat task of the async runtime keeps
+///   ticking (a runtime whose workers are all blocked stops it), whatever
+///   the dependencies do: restarting the process would not bring them back.
+/// - `/readyz`: 200 when `ready` says so, else 503 with the reasons.
+pub fn admin_router(ready: ReadyCheck) -> axum::Router {
+    use axum::http::StatusCode;
     let handle = prometheus();
+    let beat = heartbeat();
     axum::Router::new()
         .route("/metrics", axum::routing::get(move || std::future::ready(handle.render())))
-        .route("/livez", axum::routing::get(|| std::future::ready("ok")))
+        .route(
+            "/livez",
+            axum::routing::get(move || {
+                let age =
+                    Duration::from_millis(epoch_ms().saturating_sub(beat.load(std::sync::atomic::Ordering::Relaxed)));
+                std::future::ready(if age <= LIVENESS_STALE {
+                    (StatusCode::OK, "ok".to_owned())
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, format!("runtime heartbeat is {} s old", age.as_secs()))
+                })
+            }),
+        )
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                std::future::ready(match ready() {
+                    Ok(()) => (StatusCode::OK, "ok".to_owned()),
+                    Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+                })
+            }),
+        )
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A heartbeat: a task on the current runtime stamps it every second for as
+/// long as the returned value lives (one per admin server, on the runtime
+/// that serves it).
+fn heartbeat() -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    let beat = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(epoch_ms()));
+    let weak = std::sync::Arc::downgrade(&beat);
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            while let Some(beat) = weak.upgrade() {
+                beat.store(epoch_ms(), std::sync::atomic::Ordering::Relaxed);
+                drop(beat);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+    beat
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);

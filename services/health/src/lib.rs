@@ -87,17 +87,11 @@ pub const SERVICE: ServiceDef = ServiceDef {
     build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
 };
 
-/// The service's database as a starting service gets it: migrated, or
-/// checked to be this release's (`BANSO_MIGRATE_ON_START`).
-async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
-    banso_kit::db::open_service::<migration::Migrator>(cfg, NAME).await
-}
-
 /// Connect, migrate, start the relay, the Accounts consumer and the
 /// workers under the runtime's supervisor, and build the service.
 async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     let settings = HealthSettings::from_config(cx.config)?;
-    let conn = connect(cx.config).await?;
+    let conn = cx.database::<migration::Migrator>(&SERVICE, Server::NAME).await?;
     metrics::register();
     let sup = &cx.runtime.supervisor;
     let name = Server::NAME;
