@@ -36,6 +36,7 @@ pub async fn connect(url: &str, schema: &str, cfg: &DatabaseConfig) -> anyhow::R
         // TLS (rustls): the URL's own `sslmode`/`sslrootcert`/`sslcert`/`sslkey`
         // as libpq reads them; BANSO_DATABASE_CA_FILE names the CA without
         // putting a path in the URL. Both connections below use the same.
+        crate::tls::install_provider();
         let tls = |o: &mut ConnectOptions| {
             if let Some(ca) = cfg.ca_file.clone() {
                 o.map_sqlx_postgres_opts(move |pg| pg.ssl_root_cert(ca.clone()));
