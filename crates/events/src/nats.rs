@@ -67,6 +67,7 @@ fn source_of(subject: &str) -> anyhow::Result<&str> {
 
 /// The client options for `auth` (TLS roots, client certificate, one credential).
 async fn options(auth: &NatsAuth) -> anyhow::Result<async_nats::ConnectOptions> {
+    banso_kit::tls::install_provider();
     let mut o = match &auth.creds_file {
         Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
             .await

@@ -178,23 +178,19 @@ pub struct NatsAuth {
 impl NatsAuth {
     fn from_vars(v: &Vars) -> Result<Self, ConfigError> {
         let err = |var: &str, reason: String| ConfigError { var: var.into(), reason };
-        let client_cert =
-            match (v.readable_file("BANSO_NATS_CLIENT_CERT_FILE")?, v.readable_file("BANSO_NATS_CLIENT_KEY_FILE")?) {
-                (Some(c), Some(k)) => Some((c, k)),
-                (None, None) => None,
-                (Some(_), None) => {
-                    return Err(err(
-                        "BANSO_NATS_CLIENT_KEY_FILE",
-                        "is required with BANSO_NATS_CLIENT_CERT_FILE".into(),
-                    ));
-                }
-                (None, Some(_)) => {
-                    return Err(err(
-                        "BANSO_NATS_CLIENT_CERT_FILE",
-                        "is required with BANSO_NATS_CLIENT_KEY_FILE".into(),
-                    ));
-                }
-            };
+        let client_cert = match (
+            v.certificate_file("BANSO_NATS_CLIENT_CERT_FILE")?,
+            v.private_key_file("BANSO_NATS_CLIENT_KEY_FILE")?,
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(err("BANSO_NATS_CLIENT_KEY_FILE", "is required with BANSO_NATS_CLIENT_CERT_FILE".into()));
+            }
+            (None, Some(_)) => {
+                return Err(err("BANSO_NATS_CLIENT_CERT_FILE", "is required with BANSO_NATS_CLIENT_KEY_FILE".into()));
+            }
+        };
         let user_password = match (v.get("BANSO_NATS_USER"), v.secret("BANSO_NATS_PASSWORD")?) {
             (Some(u), Some(p)) => Some((u.to_owned(), p)),
             (None, None) => None,
@@ -202,7 +198,7 @@ impl NatsAuth {
             (None, Some(_)) => return Err(err("BANSO_NATS_USER", "is required with BANSO_NATS_PASSWORD".into())),
         };
         let auth = NatsAuth {
-            ca_file: v.readable_file("BANSO_NATS_CA_FILE")?,
+            ca_file: v.certificate_file("BANSO_NATS_CA_FILE")?,
             client_cert,
             token: v.secret("BANSO_NATS_TOKEN")?,
             user_password,
@@ -361,6 +357,25 @@ impl Vars {
         Ok(Some(PathBuf::from(path)))
     }
 
+    /// A path that must name a PEM file of certificates (a CA bundle, a
+    /// client certificate), checked at start: a mounted Secret with the
+    /// wrong key in it fails here, naming the setting and the path.
+    pub fn certificate_file(&self, name: &str) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(path) = self.get(name) else { return Ok(None) };
+        crate::tls::load_certificates(std::path::Path::new(path))
+            .map_err(|e| ConfigError { var: name.into(), reason: e.to_string() })?;
+        Ok(Some(PathBuf::from(path)))
+    }
+
+    /// A path that must name a PEM private key, checked at start (the
+    /// error names the path, never the key).
+    pub fn private_key_file(&self, name: &str) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(path) = self.get(name) else { return Ok(None) };
+        crate::tls::load_private_key(std::path::Path::new(path))
+            .map_err(|e| ConfigError { var: name.into(), reason: e.to_string() })?;
+        Ok(Some(PathBuf::from(path)))
+    }
+
     /// A value that must never be logged: `name` itself, or the contents of
     /// the file at `<name>_FILE` (a Kubernetes Secret mounted as a file, so
     /// the value never shows in an environment listing). One trailing line
@@ -485,7 +500,7 @@ impl Config {
             max_connections,
             min_connections,
             acquire_timeout: v.secs("BANSO_DB_ACQUIRE_TIMEOUT_SECS", 5.0)?,
-            ca_file: v.readable_file("BANSO_DATABASE_CA_FILE")?,
+            ca_file: v.certificate_file("BANSO_DATABASE_CA_FILE")?,
             migrate_url,
             migrate_on_start: v.parse("BANSO_MIGRATE_ON_START", false)?,
             probe_interval: positive(v, "BANSO_READINESS_PROBE_SECS", 5.0)?,
@@ -558,7 +573,7 @@ impl Config {
         let traces = TraceConfig {
             otlp_endpoint: v.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::to_owned),
             service_name: v.get("OTEL_SERVICE_NAME").map(str::to_owned),
-            otlp_certificate: v.readable_file("OTEL_EXPORTER_OTLP_CERTIFICATE")?,
+            otlp_certificate: v.certificate_file("OTEL_EXPORTER_OTLP_CERTIFICATE")?,
         };
         if let Some(endpoint) = &traces.otlp_endpoint
             && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))

@@ -69,6 +69,7 @@ fn check_schema_name(schema: &str) -> anyhow::Result<()> {
 /// URL's own `sslmode`/`sslrootcert`/`sslcert`/`sslkey` as libpq reads them;
 /// BANSO_DATABASE_CA_FILE names the CA without putting a path in the URL.
 fn pg_options(url: &str, cfg: &DatabaseConfig, max: u32) -> ConnectOptions {
+    crate::tls::install_provider();
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(max).connect_timeout(Duration::from_secs(10)).sqlx_logging(false);
     if let Some(ca) = cfg.ca_file.clone() {

@@ -102,17 +102,12 @@ pub fn init(service_name: &str, cfg: &Config) -> anyhow::Result<TelemetryGuard> 
 /// private CA). The exporter reads `OTEL_EXPORTER_OTLP_HEADERS` itself.
 pub fn otlp_exporter(endpoint: &str, ca: Option<&std::path::Path>) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
     use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
+    crate::tls::install_provider();
     let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint);
     if endpoint.starts_with("https://") {
         let mut tls = tonic::transport::ClientTlsConfig::new().with_webpki_roots();
         if let Some(ca) = ca {
-            let pem = std::fs::read(ca)
-                .with_context(|| format!("OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read {}", ca.display()))?;
-            anyhow::ensure!(
-                pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----"),
-                "OTEL_EXPORTER_OTLP_CERTIFICATE: {} holds no PEM certificate",
-                ca.display()
-            );
+            let pem = crate::tls::ca_pem(ca).context("OTEL_EXPORTER_OTLP_CERTIFICATE")?;
             tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
         }
         builder = builder.with_tls_config(tls);
