@@ -2,16 +2,22 @@
 # Checks deploy/Dockerfile without a Docker engine (none here, and base
 # images cannot be pulled):
 #   1. dockerfile-utils (npm, pinned in package.json) lints it: no finding.
-#   2. Every path it COPYs from the build context exists and is not excluded
-#      by .dockerignore.
+#   2. Its shape: every RUN is `sh deploy/image-steps.sh <step>` (the one place
+#      the build's commands live, so this replay cannot drift from them); every
+#      path it COPYs from the build context exists and is not excluded by
+#      .dockerignore, nor is anything the build needs (workspace members,
+#      vendor/, proto/, the root manifests).
 #   3. Its dependency-caching stages are replayed in a temporary folder with
-#      the same commands: the build stage's instructions are read from the
-#      Dockerfile in order, each `RUN sh deploy/image-steps.sh <step>` runs that
-#      step, each `COPY` from the context copies; the replay stops before the
-#      step that compiles (`dependencies`) and runs `cargo metadata --locked`
-#      there instead. It must resolve, and every [patch] path and everything
-#      under vendor/ must be byte-identical to the repository: a stage that
-#      stubs a patched crate fails here.
+#      the same commands: each stage's instructions are read from the
+#      Dockerfile in order, each RUN runs its image-steps.sh step, each COPY
+#      from the context copies; the build stage stops before the step that
+#      compiles (`dependencies`) and runs `cargo metadata --locked` there
+#      instead. It must resolve, and every [patch] path and everything under
+#      vendor/ must be byte-identical to the repository: a stage that stubs a
+#      patched crate (as the hand-written skeleton before cargo-chef did, with
+#      vendor/sqlx-core) fails here.
+# Every failure is reported with what and where; the exit status is non-zero
+# if any.
 # Usage: bash .ci/check-image.sh [Dockerfile]     (cargo-chef is installed into .ci/.tools)
 set -euo pipefail
 
@@ -20,28 +26,38 @@ cd "$root"
 dockerfile=$(realpath "${1:-deploy/Dockerfile}")
 die() { printf 'check-image: FAILED: %s\n' "$*" >&2; exit 1; }
 
+# Every failure is reported, then the script exits non-zero once at the end.
+status=0
+fail() { printf 'check-image: FAILED: %s\n' "$*" >&2; status=1; }
+
 # --- 1. lint -------------------------------------------------------------------
 lint="$root/node_modules/.bin/dockerfile-utils"
 [ -x "$lint" ] || die "dockerfile-utils is not installed (npm install)"
 findings=$("$lint" lint "$dockerfile" 2>&1 || true)
-[ -z "$findings" ] || { echo "$findings"; die "dockerfile-utils lint has findings"; }
-echo "check-image: dockerfile-utils $("$lint" --version 2>/dev/null | head -n1): no findings"
+if [ -n "$findings" ]; then
+  echo "$findings"
+  fail "dockerfile-utils lint has findings in $dockerfile"
+else
+  echo "check-image: dockerfile-utils $("$lint" --version 2>/dev/null | head -n1): no findings"
+fi
 
 # --- cargo-chef, at the Dockerfile's pinned version ---------------------------
 chef_version=$(sed -nE 's/^ARG CARGO_CHEF_VERSION=([0-9.]+)$/\1/p' "$dockerfile")
-[ -n "$chef_version" ] || die "the Dockerfile pins no CARGO_CHEF_VERSION"
 tools="$root/.ci/.tools"
-if ! "$tools/bin/cargo-chef" --version 2>/dev/null | grep -qx "cargo-chef $chef_version"; then
+if [ -z "$chef_version" ]; then
+  fail "$dockerfile pins no cargo-chef (ARG CARGO_CHEF_VERSION=x.y.z)"
+elif ! "$tools/bin/cargo-chef" --version 2>/dev/null | grep -qx "cargo-chef $chef_version"; then
   echo "check-image: installing cargo-chef $chef_version into .ci/.tools"
-  cargo install --quiet --locked --root "$tools" cargo-chef --version "$chef_version" || die "cannot install cargo-chef $chef_version"
+  cargo install --quiet --locked --root "$tools" cargo-chef --version "$chef_version" ||
+    die "cannot install cargo-chef $chef_version"
 fi
 export PATH="$tools/bin:$PATH"
 
 # --- 2 and 3: the context and the replay ---------------------------------------
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 - "$dockerfile" "$root" "$work" <<'PY'
-import fnmatch, os, re, shlex, shutil, subprocess, sys, tomllib
+python3 - "$dockerfile" "$root" "$work" <<'PY' || status=1
+import fnmatch, json, os, re, shlex, shutil, subprocess, sys, tomllib
 
 dockerfile, root, work = sys.argv[1:4]
 errors = []
@@ -72,15 +88,24 @@ for f in files:
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     shutil.copy2(os.path.join(root, f), dst)
 
-# The Dockerfile's stages and instructions (continuation lines joined).
+# The Dockerfile's stages and instructions (continuation lines joined; a
+# heredoc's body belongs to its RUN).
 stages, current = {}, None
-text = re.sub(r"\\\n", " ", open(dockerfile).read())
-for raw in text.splitlines():
+lines = iter(re.sub(r"\\\n", " ", open(dockerfile).read()).splitlines())
+for raw in lines:
     line = raw.strip()
     if not line or line.startswith("#"):
         continue
     word, _, rest = line.partition(" ")
     word = word.upper()
+    heredoc = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", rest) if word == "RUN" else None
+    if heredoc:
+        body = []
+        for more in lines:
+            if more.strip() == heredoc.group(1):
+                break
+            body.append(more)
+        rest = rest + "\n" + "\n".join(body)
     if word == "FROM":
         m = re.search(r"\bAS\s+(\S+)", rest, re.I)
         current = m.group(1) if m else rest
@@ -89,74 +114,87 @@ for raw in text.splitlines():
         stages[current].append((word, rest.strip()))
 
 def copy_from_context(args, into):
-    args = [a for a in shlex.split(args) if not a.startswith("--")]
-    *srcs, dst = args
+    *srcs, dst = [a for a in shlex.split(args) if not a.startswith("--")]
     for src in srcs:
-        s = os.path.join(context, src.rstrip("/") if src not in (".", "./") else "")
-        if not os.path.exists(s):
-            errors.append(f"COPY {src}: not in the build context (missing, or excluded by .dockerignore)")
-            continue
-        d = os.path.join(into, dst)
+        whole = src in (".", "./")
+        s = context if whole else os.path.join(context, src.rstrip("/"))
+        d = into if whole else os.path.join(into, dst)
         if os.path.isdir(s):
-            shutil.copytree(s, d if src not in (".", "./") else into, dirs_exist_ok=True)
+            shutil.copytree(s, d, dirs_exist_ok=True)
         else:
-            os.makedirs(os.path.dirname(d) if dst.endswith("/") is False else d, exist_ok=True)
-            shutil.copy2(s, d if not dst.endswith("/") else os.path.join(d, os.path.basename(s)))
+            if dst.endswith("/"):
+                d = os.path.join(d, os.path.basename(s))
+            os.makedirs(os.path.dirname(d), exist_ok=True)
+            shutil.copy2(s, d)
 
-def run_step(cmd, cwd):
-    m = re.fullmatch(r"sh deploy/image-steps\.sh (\w+)(?: (\S+))?", cmd)
-    if not m:
-        errors.append(f"RUN {cmd!r}: only `sh deploy/image-steps.sh <step>` can be replayed; put the command in that script")
-        return None
-    step, recipe = m.group(1), m.group(2)
-    if recipe:
-        recipe = os.path.join(work, recipe.lstrip("/"))
-    return step, recipe
+CHEF_INSTALL = re.compile(r'cargo install --locked cargo-chef --version "?\$\{?CARGO_CHEF_VERSION\}?"?')
+STEP = re.compile(r"sh deploy/image-steps\.sh (plan|skeleton|dependencies|binary)(?: (\S+))?")
 
-# Every COPY from the context, in every stage, must find its source.
+# Before any replay: the Dockerfile's shape. Every RUN of a stage built from
+# the context is a step of deploy/image-steps.sh (anything else could not be
+# replayed here, and could drift), every COPY from the context finds its
+# source, and the planner and build stages are there.
 for stage, instrs in stages.items():
     for word, args in instrs:
+        # The toolchain stage's one other command: cargo-chef at the pinned
+        # version, which this script installs the same way into .ci/.tools.
+        if word == "RUN" and stage not in ("planner", "build") and CHEF_INSTALL.fullmatch(args):
+            continue
+        if word == "RUN" and not STEP.fullmatch(args):
+            first = args.splitlines()[0] + (" …" if "\n" in args else "")
+            errors.append(f"{stage}: RUN {first}: not a step of deploy/image-steps.sh, so it cannot be replayed "
+                          "without Docker (and could drift from the check); put the command in that script")
         if word in ("COPY", "ADD") and "--from=" not in args:
             for src in [a for a in shlex.split(args) if not a.startswith("--")][:-1]:
                 if src not in (".", "./") and not os.path.exists(os.path.join(context, src.rstrip("/"))):
                     errors.append(f"{stage}: {word} {src}: not in the build context (missing, or excluded by .dockerignore)")
+for stage in ("planner", "build"):
+    if stage not in stages:
+        errors.append(f"no `{stage}` stage (found: {', '.join(stages) or 'none'})")
+if "build" in stages and not any(w == "RUN" and STEP.fullmatch(a) and STEP.fullmatch(a).group(1) == "dependencies"
+                                 for w, a in stages["build"]):
+    errors.append("the build stage has no `sh deploy/image-steps.sh dependencies` step (the cached dependency layer)")
 
-# planner: COPY . . then the plan step, in a folder of its own.
-planner = os.path.join(work, "planner")
-os.makedirs(planner)
-for word, args in stages.get("planner", []):
-    if word == "COPY":
-        copy_from_context(args, planner)
-    elif word == "RUN":
-        parsed = run_step(args, planner)
-        if parsed:
-            step, recipe = parsed
-            print(f"check-image: planner: {step}", flush=True)
-            subprocess.run(["sh", os.path.join(planner, "deploy/image-steps.sh"), step, recipe], cwd=planner, check=True)
-if not os.path.exists(os.path.join(work, "recipe.json")):
-    errors.append("the planner stage wrote no /recipe.json")
+# What the final `COPY . .` must bring: every workspace member, vendor/,
+# proto/ (crates/proto's build.rs compiles it) and the root manifests.
+members = json.loads(subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1"], cwd=root,
+                                    check=True, capture_output=True, text=True).stdout)["packages"]
+needed_dirs = {os.path.relpath(os.path.dirname(p["manifest_path"]), root) for p in members} | {"vendor", "proto"}
+needed_files = {"Cargo.toml", "Cargo.lock", "deploy/image-steps.sh"}
+excluded = [f for f in files if f and (f in needed_files or any(f.startswith(d + "/") for d in needed_dirs)) and ignored(f)]
+if excluded:
+    more = f" (and {len(excluded) - 10} more)" if len(excluded) > 10 else ""
+    errors.append(".dockerignore excludes files the build needs: " + ", ".join(excluded[:10]) + more)
 
-# build: replay until the step that compiles.
-build = os.path.join(work, "build")
-os.makedirs(build)
-reached = False
-for word, args in stages.get("build", []):
-    if word == "COPY" and "--from=" not in args:
-        copy_from_context(args, build)
-    elif word == "COPY":
-        pass  # the recipe, already at its path under the work folder
-    elif word == "RUN":
-        parsed = run_step(args, build)
-        if not parsed:
-            continue
-        step, recipe = parsed
-        if step == "dependencies":
-            reached = True
-            break
-        print(f"check-image: build: {step}", flush=True)
-        subprocess.run(["sh", os.path.join(build, "deploy/image-steps.sh"), step, recipe], cwd=build, check=True)
-if not reached:
-    errors.append("the build stage has no `dependencies` step")
+def replay(stage, into, stop_at=None):
+    """Runs a stage's COPYs from the context and its image-steps.sh steps in
+    `into`, up to (not including) the step `stop_at`. True if it got there."""
+    for word, args in stages[stage]:
+        if word == "COPY" and "--from=" not in args:
+            copy_from_context(args, into)
+        elif word == "RUN":
+            step, recipe = STEP.fullmatch(args).groups()
+            if step == stop_at:
+                return True
+            print(f"check-image: {stage}: image-steps.sh {step}", flush=True)
+            argv = ["sh", os.path.join(into, "deploy/image-steps.sh"), step]
+            if recipe:
+                argv.append(os.path.join(work, recipe.lstrip("/")))  # the recipe, at its path under the work folder
+            if subprocess.run(argv, cwd=into).returncode != 0:
+                errors.append(f"{stage}: image-steps.sh {step} failed (its output is above)")
+                return False
+    return stop_at is None
+
+if not errors:
+    planner = os.path.join(work, "planner")
+    build = os.path.join(work, "build")
+    os.makedirs(planner)
+    os.makedirs(build)
+    replay("planner", planner)
+    if not errors and not os.path.exists(os.path.join(work, "recipe.json")):
+        errors.append("the planner stage wrote no /recipe.json")
+    if not errors:
+        replay("build", build, stop_at="dependencies")
 
 if not errors:
     # What the dependency build sees must resolve as the lockfile says ...
@@ -183,3 +221,4 @@ if errors:
     sys.exit(1)
 print("check-image: the dependency stage resolves (cargo metadata --locked) with the patched crates intact")
 PY
+exit "$status"

@@ -77,6 +77,8 @@ cargo test --locked -p banso-events --test nats_tls 2>&1 | tee -a "$log"
 export BANSO_TEST_NATS_URL="tls://127.0.0.1:$port" BANSO_TEST_NATS_CA_FILE="$work/ca.crt" BANSO_TEST_NATS_TOKEN="$token"
 cargo test --locked -p banso-events --test delivery nats_bus 2>&1 | tee -a "$log"
 cargo test --locked -p banso-accounts --test api events 2>&1 | tee -a "$log"
+# Health consuming Accounts' events (spawned services share the test bus).
+cargo test --locked -p banso-tests --test health_portfolio 2>&1 | tee -a "$log"
 unset BANSO_TEST_NATS_URL BANSO_TEST_NATS_CA_FILE BANSO_TEST_NATS_TOKEN
 if grep -q "SKIPPED" "$log"; then die "a TLS suite skipped itself"; fi
 grep -q "^test result: FAILED" "$log" && die "TLS tests failed"

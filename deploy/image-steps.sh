@@ -29,14 +29,18 @@ case "$step" in
     ;;
   binary)
     # COPY keeps the files' own modification times, which can be older than
-    # the stubs' build: touch the workspace's sources so cargo rebuilds them.
-    find crates services tests proto -type f \( -name '*.rs' -o -name '*.proto' \) -exec touch {} +
+    # the stubs' build, and cargo would keep the stubs' artifacts: touch
+    # every source (not a list of folders, which a new member could escape),
+    # but not vendor/, whose cached build is already the real code.
+    find . -path ./target -prune -o -path ./vendor -prune -o -type f -exec touch {} +
     cargo build --release --locked --offline -p banso
-    # The shipped binary keeps its symbol table, so a panic's backtraces
-    # (RUST_BACKTRACE=1) name every function, but not the DWARF line tables
+    # The shipped binary keeps its symbol table, so a backtrace
+    # (RUST_BACKTRACE=1) names every function, but not the DWARF line tables
     # ([profile.release] debug = "line-tables-only"): those go to
-    # /out-debug/banso.debug, linked by a .gnu_debuglink section, for
-    # gdb/addr2line to turn addresses into file:line (the debug-symbols stage).
+    # /out-debug/banso.debug (the debug-symbols stage), and a .gnu_debuglink
+    # section names it with its CRC. std's backtrace, gdb and addr2line follow
+    # that link (next to the binary, in .debug/, or under /usr/lib/debug/), and
+    # then print file:line and the inlined frames too.
     install -D -m 0755 target/release/banso /out/usr/local/bin/banso
     mkdir -p /out-debug
     objcopy --only-keep-debug /out/usr/local/bin/banso /out-debug/banso.debug

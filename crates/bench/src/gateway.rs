@@ -863,6 +863,7 @@ impl Stack {
             // tenant sends everything here.
             ("BANSO_GATEWAY_RATE_LIMIT", "1000000"),
             ("BANSO_GATEWAY_RATE_BURST", "1000000"),
+            ("BANSO_MIGRATE_ON_START", "true"),
         ]);
         let config = Config::from_vars(&vars)?;
         let shutdown = CancellationToken::new();

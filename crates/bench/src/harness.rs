@@ -127,6 +127,7 @@ impl Harness {
             ("BANSO_ADMIN_ADDR", "off"),
             ("BANSO_JWT_HS256_SECRET", banso_testkit::TEST_SECRET),
             ("BANSO_DATABASE_URL", db.url.as_str()),
+            ("BANSO_MIGRATE_ON_START", "true"),
             ("BANSO_REQUEST_TIMEOUT_SECS", &REQUEST_TIMEOUT.as_secs().to_string()),
             ("BANSO_SHUTDOWN_GRACE_SECS", "2"),
         ]);

@@ -138,6 +138,7 @@ async fn measure(args: &Args, bin: &PathBuf, db: &FreshDatabase, dir: &std::path
     let log = dir.join("health.log");
     let vars = [
         ("BANSO_DATABASE_URL", db.url.as_str()),
+        ("BANSO_MIGRATE_ON_START", "true"),
         ("BANSO_GRPC_ADDR", addr.as_str()),
         ("BANSO_ADMIN_ADDR", "off"),
         ("BANSO_JWT_HS256_SECRET", banso_testkit::TEST_SECRET),
@@ -145,6 +146,7 @@ async fn measure(args: &Args, bin: &PathBuf, db: &FreshDatabase, dir: &std::path
         ("BANSO_REQUEST_TIMEOUT_SECS", "3600"),
         ("BANSO_LOG", "warn"),
         ("BANSO_LOG_FORMAT", "json"),
+        // A fresh database: `serve` migrates it instead of refusing it.
     ];
     let mut cmd = tokio::process::Command::new(bin);
     cmd.args(["serve", "health"])
@@ -176,7 +178,7 @@ async fn drive(
     child: &mut Child,
     addr: &str,
     db: &FreshDatabase,
-    vars: [(&str, &str); 8],
+    vars: [(&str, &str); 9],
 ) -> anyhow::Result<Report> {
     // Connect once the service listens (it migrates first).
     let start = Instant::now();

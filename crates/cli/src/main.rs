@@ -192,6 +192,10 @@ async fn up(
         eprintln!("banso up: ignoring BANSO_DATABASE_URL; `banso up` keeps its data in {data_dir}");
     }
     vars.set("BANSO_DATABASE_URL", "");
+    // One process owns its SQLite files: it migrates them itself.
+    if vars.get("BANSO_MIGRATE_ON_START").is_none() {
+        vars.set("BANSO_MIGRATE_ON_START", "true");
+    }
     if vars.get("BANSO_JWT_HS256_SECRET").is_none() {
         vars.set("BANSO_JWT_HS256_SECRET", dev_secret(dir, "dev-jwt-secret")?.expose());
     }
@@ -281,15 +285,25 @@ async fn serve_gateway(config: Config) -> anyhow::Result<()> {
         Duration::from_secs(5),
         config.server.max_message_bytes,
     )?;
+    let running = banso::start_gateway(&config, upstreams, shutdown.clone()).await?;
+    let draining = CancellationToken::new();
+    // Ready once its listener is up (it is, here) and until shutdown begins;
+    // an unreachable service answers its own routes UNAVAILABLE.
     let admin = match config.server.admin_addr {
-        Some(addr) => Some(server::start_admin(addr, shutdown.clone()).await?),
+        Some(addr) => {
+            let stopping = draining.clone();
+            let ready: telemetry::ReadyCheck =
+                std::sync::Arc::new(move || if stopping.is_cancelled() { Err("shutting down".into()) } else { Ok(()) });
+            Some(server::start_admin(addr, shutdown.clone(), ready).await?)
+        }
         None => None,
     };
-    let running = banso::start_gateway(&config, upstreams, shutdown.clone()).await?;
     tracing::info!(http = %running.addr, admin = ?admin, upstreams = ?settings.upstream_urls, "banso gateway is serving");
     signal.await;
-    // As the services do: stop taking new connections only after the delay
-    // that lets load balancers stop routing here.
+    // As the services do: not ready at once, but stop taking new
+    // connections only after the delay that lets load balancers stop
+    // routing here.
+    draining.cancel();
     tokio::time::sleep(config.server.shutdown_delay).await;
     shutdown.cancel();
     match tokio::time::timeout(config.server.shutdown_grace, running.task).await {

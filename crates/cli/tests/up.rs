@@ -330,3 +330,57 @@ fn serve_gateway_fronts_services_at_their_addresses_and_drains_on_sigterm() {
     let (status, _) = up.terminate();
     assert!(status.success());
 }
+
+#[test]
+fn serve_refuses_an_unmigrated_database_until_banso_migrate_has_run() {
+    let dir = TempDir::new("serve-migrate");
+    let data_dir = dir.0.to_str().unwrap();
+    let vars = [
+        ("BANSO_DATA_DIR", data_dir),
+        ("BANSO_GRPC_ADDR", "127.0.0.1:0"),
+        ("BANSO_ADMIN_ADDR", "off"),
+        ("BANSO_JWT_HS256_SECRET", "banso-test-secret-banso-test-secret"),
+    ];
+    // serve does not migrate by default: it names the missing migration and the command.
+    let (status, stderr) = finish(banso(&["serve", "accounts"], &vars));
+    assert!(!status.success(), "serve started on an unmigrated database: {stderr}");
+    assert!(
+        stderr.contains("schema accounts is missing migration m") && stderr.contains("banso migrate accounts"),
+        "{stderr}"
+    );
+
+    let (status, stderr) = finish(banso(&["migrate", "accounts"], &vars));
+    assert!(status.success(), "banso migrate failed: {stderr}");
+
+    let mut serve = banso(&["serve", "accounts"], &vars).spawn().unwrap();
+    let mut stderr = BufReader::new(serve.stderr.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+            let _ = tx.send(std::mem::take(&mut line));
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen.iter().any(|l: &String| l.contains("banso is serving")) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) => seen.push(l),
+            Err(_) => {
+                let _ = serve.kill();
+                panic!("serve did not start after banso migrate: {seen:#?}");
+            }
+        }
+    }
+    let pid = nix::unistd::Pid::from_raw(serve.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = serve.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}

@@ -74,6 +74,13 @@ pub trait Bus: Send + Sync + 'static {
     /// "nats" or "embedded".
     fn kind(&self) -> &'static str;
 
+    /// Whether the bus is connected now (NATS: the client's connection
+    /// state; the embedded log is in the process, always connected).
+    /// Readiness reads it ([`supervise_readiness`]).
+    fn connected(&self) -> bool {
+        true
+    }
+
     /// Makes sure `source`'s stream exists before its first publish.
     async fn prepare_source(&self, source: &str) -> anyhow::Result<()>;
 
@@ -218,6 +225,51 @@ pub fn supervise_consumer(
             Ok(())
         }
     })
+}
+
+/// Why a service is not ready while its bus is away.
+pub const BUS_DISCONNECTED: &str = "bus disconnected";
+
+/// Readiness of `service`'s bus: once the bus has been disconnected for
+/// `grace` while the service has events to publish (rows in its outbox) or
+/// consumes events (`consumes`), the service is NOT_SERVING (reason
+/// [`BUS_DISCONNECTED`]) until the bus is back. A short blip, or a service
+/// with nothing to send, stays SERVING: its calls still work.
+pub fn supervise_readiness(
+    supervisor: &banso_kit::supervise::Supervisor,
+    service: &'static str,
+    bus: Arc<dyn Bus>,
+    db: sea_orm::DatabaseConnection,
+    consumes: bool,
+    grace: Duration,
+) {
+    let sup = supervisor.clone();
+    // Often enough to notice within a fraction of the grace.
+    let every = (grace / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    supervisor.spawn(service, format!("{service}-bus-readiness"), move |shutdown| {
+        let (bus, db, sup) = (bus.clone(), db.clone(), sup.clone());
+        async move {
+            let mut away_since: Option<tokio::time::Instant> = None;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+                if bus.connected() {
+                    away_since = None;
+                    sup.set_condition(service, BUS_DISCONNECTED, false);
+                    continue;
+                }
+                let since = *away_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() < grace {
+                    continue;
+                }
+                // Only now look at the outbox: it costs a query.
+                let waiting = consumes || crate::outbox::pending_rows(&db).await.map(|n| n > 0).unwrap_or(true);
+                sup.set_condition(service, BUS_DISCONNECTED, waiting);
+            }
+        }
+    });
 }
 
 #[cfg(test)]

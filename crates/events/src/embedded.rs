@@ -43,7 +43,7 @@ impl EmbeddedBus {
             max_connections: 4,
             min_connections: 0,
             acquire_timeout: Duration::from_secs(30),
-            ca_file: None,
+            ..Default::default()
         };
         let db = banso_kit::db::connect(&url, "bus", &cfg).await?;
         for sql in [

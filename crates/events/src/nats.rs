@@ -37,6 +37,8 @@ use crate::{
 
 pub struct NatsBus {
     js: jetstream::Context,
+    /// For its connection state (readiness).
+    client: async_nats::Client,
     /// Prefix of every subject and stream, so several environments (or
     /// parallel tests) can share one NATS without seeing each other.
     namespace: Option<String>,
@@ -65,6 +67,7 @@ fn source_of(subject: &str) -> anyhow::Result<&str> {
 
 /// The client options for `auth` (TLS roots, client certificate, one credential).
 async fn options(auth: &NatsAuth) -> anyhow::Result<async_nats::ConnectOptions> {
+    banso_kit::tls::install_provider();
     let mut o = match &auth.creds_file {
         Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
             .await
@@ -154,9 +157,9 @@ impl NatsBus {
             );
         }
         let client = client(url, auth).await?;
-        let mut js = jetstream::new(client);
+        let mut js = jetstream::new(client.clone());
         js.set_timeout(Duration::from_secs(5));
-        Ok(NatsBus { js, namespace: namespace.map(str::to_owned) })
+        Ok(NatsBus { js, client, namespace: namespace.map(str::to_owned) })
     }
 
     /// The subject on the wire for a Banso subject.
@@ -191,6 +194,10 @@ impl NatsBus {
 impl Bus for NatsBus {
     fn kind(&self) -> &'static str {
         "nats"
+    }
+
+    fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
     }
 
     async fn prepare_source(&self, source: &str) -> anyhow::Result<()> {

@@ -406,9 +406,14 @@ impl Relay {
 
     /// Rows not yet published.
     pub async fn pending(&self) -> Result<u64, DbErr> {
-        use sea_orm::PaginatorTrait;
-        entity::Entity::find().filter(entity::Column::PublishedTime.is_null()).count(&self.db).await
+        pending_rows(&self.db).await
     }
+}
+
+/// Rows of `db`'s outbox not yet published.
+pub async fn pending_rows(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    entity::Entity::find().filter(entity::Column::PublishedTime.is_null()).count(db).await
 }
 
 /// Makes marking rows published cheaper. The first schema indexed

@@ -51,6 +51,31 @@ pub struct ServiceDef {
     pub build: for<'a> fn(&'a Context<'a>, ServiceSet) -> BoxFuture<'a, anyhow::Result<ServiceSet>>,
 }
 
+impl Context<'_> {
+    /// The database of service `def` ([`banso_kit::db::open`]: migrated at
+    /// start or checked), with its readiness watched: the database probe,
+    /// and the bus while events wait to be published or `def` consumes, on
+    /// behalf of the gRPC service `grpc`.
+    pub async fn database<M: sea_orm_migration::MigratorTrait>(
+        &self,
+        def: &ServiceDef,
+        grpc: &'static str,
+    ) -> anyhow::Result<sea_orm::DatabaseConnection> {
+        let db = banso_kit::db::open::<M>(self.config, def.name).await?;
+        let sup = &self.runtime.supervisor;
+        banso_kit::db::supervise_probe(sup, grpc, db.clone(), self.config.database.probe_interval);
+        crate::bus::supervise_readiness(
+            sup,
+            grpc,
+            self.runtime.bus.clone(),
+            db.clone(),
+            !def.consumes.is_empty(),
+            self.config.server.bus_grace,
+        );
+        Ok(db)
+    }
+}
+
 impl std::fmt::Debug for ServiceDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceDef").field("name", &self.name).field("consumes", &self.consumes).finish()

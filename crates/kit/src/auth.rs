@@ -145,7 +145,10 @@ enum Step {
     Done(Result<Caller>),
     /// No JWKS key for the token (yet): a fetch may help. `generation` is the
     /// key set looked at; `why` the error if it does not.
-    Refresh { generation: u64, why: String },
+    Refresh {
+        generation: u64,
+        why: String,
+    },
 }
 
 fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {

@@ -79,6 +79,33 @@ pub struct DatabaseConfig {
     /// (as the URL's `sslrootcert=` would name it), for `sslmode=verify-ca`
     /// or `verify-full` against a private CA.
     pub ca_file: Option<PathBuf>,
+    /// `BANSO_MIGRATE_DATABASE_URL`: what `banso migrate` connects with (a
+    /// role that may change the schema); `url` when unset.
+    pub migrate_url: Option<Secret>,
+    /// `BANSO_MIGRATE_ON_START`: apply pending migrations when a service
+    /// starts (`banso up`, tests). Off by default: `serve` only checks that
+    /// the schema is the one it was built for, and `banso migrate` (a Job
+    /// run once per release) changes it.
+    pub migrate_on_start: bool,
+    /// `BANSO_READINESS_PROBE_SECS`: how often readiness runs `SELECT 1`
+    /// against the service's pool (also the probe's timeout).
+    pub probe_interval: Duration,
+}
+
+/// The defaults of the settings, for pools built in code (the embedded bus, tests).
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(5),
+            ca_file: None,
+            migrate_url: None,
+            migrate_on_start: false,
+            probe_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +248,17 @@ pub struct ServerConfig {
     pub shutdown_delay: Duration,
     /// After that: how long in-flight calls may take to finish.
     pub shutdown_grace: Duration,
+    /// `BANSO_MAX_CONNECTION_AGE_SECS`: a client connection older than this
+    /// is sent GOAWAY, so long-lived clients spread over replicas the
+    /// autoscaler adds. `None` (the default): connections live on.
+    pub max_connection_age: Option<Duration>,
+    /// `BANSO_MAX_CONNECTION_AGE_GRACE_SECS`: how long the calls of an aged
+    /// connection may still take before it is closed.
+    pub max_connection_age_grace: Duration,
+    /// `BANSO_READINESS_BUS_GRACE_SECS`: how long the bus may stay
+    /// disconnected, while the service has events to publish or consume,
+    /// before the service reports NOT_SERVING.
+    pub bus_grace: Duration,
 }
 
 /// The event bus: NATS JetStream when a URL is set, else the embedded log.
@@ -256,23 +294,19 @@ pub struct NatsAuth {
 impl NatsAuth {
     fn from_vars(v: &Vars) -> Result<Self, ConfigError> {
         let err = |var: &str, reason: String| ConfigError { var: var.into(), reason };
-        let client_cert =
-            match (v.readable_file("BANSO_NATS_CLIENT_CERT_FILE")?, v.readable_file("BANSO_NATS_CLIENT_KEY_FILE")?) {
-                (Some(c), Some(k)) => Some((c, k)),
-                (None, None) => None,
-                (Some(_), None) => {
-                    return Err(err(
-                        "BANSO_NATS_CLIENT_KEY_FILE",
-                        "is required with BANSO_NATS_CLIENT_CERT_FILE".into(),
-                    ));
-                }
-                (None, Some(_)) => {
-                    return Err(err(
-                        "BANSO_NATS_CLIENT_CERT_FILE",
-                        "is required with BANSO_NATS_CLIENT_KEY_FILE".into(),
-                    ));
-                }
-            };
+        let client_cert = match (
+            v.certificate_file("BANSO_NATS_CLIENT_CERT_FILE")?,
+            v.private_key_file("BANSO_NATS_CLIENT_KEY_FILE")?,
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(err("BANSO_NATS_CLIENT_KEY_FILE", "is required with BANSO_NATS_CLIENT_CERT_FILE".into()));
+            }
+            (None, Some(_)) => {
+                return Err(err("BANSO_NATS_CLIENT_CERT_FILE", "is required with BANSO_NATS_CLIENT_KEY_FILE".into()));
+            }
+        };
         let user_password = match (v.get("BANSO_NATS_USER"), v.secret("BANSO_NATS_PASSWORD")?) {
             (Some(u), Some(p)) => Some((u.to_owned(), p)),
             (None, None) => None,
@@ -280,7 +314,7 @@ impl NatsAuth {
             (None, Some(_)) => return Err(err("BANSO_NATS_USER", "is required with BANSO_NATS_PASSWORD".into())),
         };
         let auth = NatsAuth {
-            ca_file: v.readable_file("BANSO_NATS_CA_FILE")?,
+            ca_file: v.certificate_file("BANSO_NATS_CA_FILE")?,
             client_cert,
             token: v.secret("BANSO_NATS_TOKEN")?,
             user_password,
@@ -439,6 +473,25 @@ impl Vars {
         Ok(Some(PathBuf::from(path)))
     }
 
+    /// A path that must name a PEM file of certificates (a CA bundle, a
+    /// client certificate), checked at start: a mounted Secret with the
+    /// wrong key in it fails here, naming the setting and the path.
+    pub fn certificate_file(&self, name: &str) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(path) = self.get(name) else { return Ok(None) };
+        crate::tls::load_certificates(std::path::Path::new(path))
+            .map_err(|e| ConfigError { var: name.into(), reason: e.to_string() })?;
+        Ok(Some(PathBuf::from(path)))
+    }
+
+    /// A path that must name a PEM private key, checked at start (the
+    /// error names the path, never the key).
+    pub fn private_key_file(&self, name: &str) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(path) = self.get(name) else { return Ok(None) };
+        crate::tls::load_private_key(std::path::Path::new(path))
+            .map_err(|e| ConfigError { var: name.into(), reason: e.to_string() })?;
+        Ok(Some(PathBuf::from(path)))
+    }
+
     /// A value that must never be logged: `name` itself, or the contents of
     /// the file at `<name>_FILE` (a Kubernetes Secret mounted as a file, so
     /// the value never shows in an environment listing). One trailing line
@@ -464,6 +517,44 @@ impl Vars {
     }
 }
 
+/// A secret PostgreSQL URL (inline or `<name>_FILE`), its scheme checked.
+fn postgres_url(v: &Vars, name: &str) -> Result<Option<Secret>, ConfigError> {
+    let url = v.secret(name)?;
+    if let Some(u) = &url {
+        let s = u.expose();
+        if s.starts_with("sqlite:") {
+            // One SQLite file holds one service's migrations: a URL
+            // shared by several services would mix them up.
+            return Err(ConfigError {
+                var: name.into(),
+                reason: "takes a postgres:// URL only; for SQLite leave it unset and set BANSO_DATA_DIR: \
+                         each service keeps its own file there (accounts.db, health.db, …)"
+                    .into(),
+            });
+        }
+        if !(s.starts_with("postgres://") || s.starts_with("postgresql://")) {
+            return Err(ConfigError {
+                var: name.into(),
+                // The URL may hold a password: name only its scheme.
+                reason: format!(
+                    "scheme {:?} is not supported; use postgres://",
+                    s.split(':').next().unwrap_or_default()
+                ),
+            });
+        }
+    }
+    Ok(url)
+}
+
+/// A duration in seconds that must be more than zero (an interval, an age).
+fn positive(v: &Vars, name: &str, default: f64) -> Result<Duration, ConfigError> {
+    let d = v.secs(name, default)?;
+    if d.is_zero() {
+        return Err(ConfigError { var: name.into(), reason: "must be more than 0 seconds".into() });
+    }
+    Ok(d)
+}
+
 fn range<T: PartialOrd + fmt::Display + Copy>(name: &str, v: T, lo: T, hi: T) -> Result<T, ConfigError> {
     if v < lo || v > hi {
         return Err(ConfigError { var: name.into(), reason: format!("{v} is not between {lo} and {hi}") });
@@ -485,7 +576,9 @@ impl Config {
         let server = ServerConfig {
             grpc_addr: v.parse("BANSO_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)))?,
             admin_addr,
-            request_timeout: v.secs("BANSO_REQUEST_TIMEOUT_SECS", 30.0)?,
+            // Shorter than the drain grace below, so a call that started
+            // before SIGTERM can end in time.
+            request_timeout: v.secs("BANSO_REQUEST_TIMEOUT_SECS", 20.0)?,
             concurrency_limit: range(
                 "BANSO_CONCURRENCY_LIMIT",
                 v.parse("BANSO_CONCURRENCY_LIMIT", 1024usize)?,
@@ -500,32 +593,16 @@ impl Config {
             )?,
             shutdown_delay: v.secs("BANSO_SHUTDOWN_DELAY_SECS", 0.0)?,
             shutdown_grace: v.secs("BANSO_SHUTDOWN_GRACE_SECS", 20.0)?,
+            max_connection_age: match v.get("BANSO_MAX_CONNECTION_AGE_SECS") {
+                None => None,
+                Some(_) => Some(positive(v, "BANSO_MAX_CONNECTION_AGE_SECS", 0.0)?),
+            },
+            max_connection_age_grace: v.secs("BANSO_MAX_CONNECTION_AGE_GRACE_SECS", 10.0)?,
+            bus_grace: v.secs("BANSO_READINESS_BUS_GRACE_SECS", 30.0)?,
         };
 
-        let url = v.secret("BANSO_DATABASE_URL")?;
-        if let Some(u) = &url {
-            let s = u.expose();
-            if s.starts_with("sqlite:") {
-                // One SQLite file holds one service's migrations: a URL
-                // shared by several services would mix them up.
-                return Err(ConfigError {
-                    var: "BANSO_DATABASE_URL".into(),
-                    reason: "takes a postgres:// URL only; for SQLite leave it unset and set BANSO_DATA_DIR: \
-                             each service keeps its own file there (accounts.db, health.db, …)"
-                        .into(),
-                });
-            }
-            if !(s.starts_with("postgres://") || s.starts_with("postgresql://")) {
-                return Err(ConfigError {
-                    var: "BANSO_DATABASE_URL".into(),
-                    // The URL may hold a password: name only its scheme.
-                    reason: format!(
-                        "scheme {:?} is not supported; use postgres://",
-                        s.split(':').next().unwrap_or_default()
-                    ),
-                });
-            }
-        }
+        let url = postgres_url(v, "BANSO_DATABASE_URL")?;
+        let migrate_url = postgres_url(v, "BANSO_MIGRATE_DATABASE_URL")?;
         let max_connections = range("BANSO_DB_MAX_CONNECTIONS", v.parse("BANSO_DB_MAX_CONNECTIONS", 10u32)?, 1, 1000)?;
         let min_connections = v.parse("BANSO_DB_MIN_CONNECTIONS", 0u32)?;
         if min_connections > max_connections {
@@ -539,7 +616,10 @@ impl Config {
             max_connections,
             min_connections,
             acquire_timeout: v.secs("BANSO_DB_ACQUIRE_TIMEOUT_SECS", 5.0)?,
-            ca_file: v.readable_file("BANSO_DATABASE_CA_FILE")?,
+            ca_file: v.certificate_file("BANSO_DATABASE_CA_FILE")?,
+            migrate_url,
+            migrate_on_start: v.parse("BANSO_MIGRATE_ON_START", false)?,
+            probe_interval: positive(v, "BANSO_READINESS_PROBE_SECS", 5.0)?,
         };
 
         let algorithm = match v.get("BANSO_JWT_ALGORITHM").map(str::to_ascii_uppercase).as_deref() {
@@ -613,7 +693,7 @@ impl Config {
         let traces = TraceConfig {
             otlp_endpoint: v.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::to_owned),
             service_name: v.get("OTEL_SERVICE_NAME").map(str::to_owned),
-            otlp_certificate: v.readable_file("OTEL_EXPORTER_OTLP_CERTIFICATE")?,
+            otlp_certificate: v.certificate_file("OTEL_EXPORTER_OTLP_CERTIFICATE")?,
         };
         if let Some(endpoint) = &traces.otlp_endpoint
             && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
@@ -739,6 +819,54 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.var, "BANSO_NATS_URL_FILE");
         assert!(err.reason.contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn the_migration_url_is_a_secret_checked_like_the_database_url() {
+        let dir = std::env::temp_dir().join(format!("banso-config-migrate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("migrate-url");
+        std::fs::write(&path, "postgres://owner:hunter2@db/banso\n").unwrap();
+        let c = Config::from_vars(&Vars::from_pairs([
+            ("BANSO_MIGRATE_DATABASE_URL_FILE", path.to_str().unwrap()),
+            ("BANSO_MIGRATE_ON_START", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(c.database.migrate_url.unwrap().expose(), "postgres://owner:hunter2@db/banso");
+        assert!(c.database.migrate_on_start);
+        assert!(!Config::from_vars(&Vars::default()).unwrap().database.migrate_on_start, "serve checks, not migrates");
+        let err =
+            Config::from_vars(&Vars::from_pairs([("BANSO_MIGRATE_DATABASE_URL", "mysql://u:hunter2@db")])).unwrap_err();
+        assert_eq!(err.var, "BANSO_MIGRATE_DATABASE_URL");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = Config::from_vars(&Vars::from_pairs([("BANSO_MIGRATE_ON_START", "yes")])).unwrap_err();
+        assert_eq!(err.var, "BANSO_MIGRATE_ON_START");
+        assert!(err.reason.contains("yes"), "{err}");
+    }
+
+    #[test]
+    fn readiness_and_connection_age_settings() {
+        let c = Config::from_vars(&Vars::default()).unwrap();
+        assert_eq!(c.server.max_connection_age, None);
+        assert_eq!(c.server.max_connection_age_grace, Duration::from_secs(10));
+        assert_eq!(c.server.bus_grace, Duration::from_secs(30));
+        assert_eq!(c.database.probe_interval, Duration::from_secs(5));
+        assert!(c.server.request_timeout <= c.server.shutdown_grace, "a call started before SIGTERM can finish");
+        let c = Config::from_vars(&Vars::from_pairs([
+            ("BANSO_MAX_CONNECTION_AGE_SECS", "300"),
+            ("BANSO_MAX_CONNECTION_AGE_GRACE_SECS", "15"),
+            ("BANSO_READINESS_BUS_GRACE_SECS", "0.5"),
+            ("BANSO_READINESS_PROBE_SECS", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(c.server.max_connection_age, Some(Duration::from_secs(300)));
+        assert_eq!(c.server.max_connection_age_grace, Duration::from_secs(15));
+        assert_eq!(c.server.bus_grace, Duration::from_millis(500));
+        assert_eq!(c.database.probe_interval, Duration::from_secs(1));
+        for (var, bad) in [("BANSO_MAX_CONNECTION_AGE_SECS", "0"), ("BANSO_READINESS_PROBE_SECS", "0")] {
+            let err = Config::from_vars(&Vars::from_pairs([(var, bad)])).unwrap_err();
+            assert_eq!(err.var, var);
+        }
     }
 
     #[test]

@@ -21,39 +21,25 @@ pub fn sqlite_url_in(dir: &Path, service: &str) -> anyhow::Result<String> {
 /// first on the search path of every pooled connection; on SQLite the file
 /// is created if missing, in WAL mode so readers do not block the writer.
 pub async fn connect(url: &str, schema: &str, cfg: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
-    anyhow::ensure!(
-        !schema.is_empty() && schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-        "schema name {schema:?} must be lower-case letters and underscores"
-    );
-    let is_pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
-    let mut opts = ConnectOptions::new(url.to_owned());
-    opts.max_connections(cfg.max_connections)
-        .min_connections(cfg.min_connections)
-        .acquire_timeout(cfg.acquire_timeout)
-        .connect_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
-    if is_pg {
-        // TLS (rustls): the URL's own `sslmode`/`sslrootcert`/`sslcert`/`sslkey`
-        // as libpq reads them; BANSO_DATABASE_CA_FILE names the CA without
-        // putting a path in the URL. Both connections below use the same.
-        let tls = |o: &mut ConnectOptions| {
-            if let Some(ca) = cfg.ca_file.clone() {
-                o.map_sqlx_postgres_opts(move |pg| pg.ssl_root_cert(ca.clone()));
-            }
-        };
-        tls(&mut opts);
-        {
-            let mut bootstrap = ConnectOptions::new(url.to_owned());
-            bootstrap.max_connections(1).sqlx_logging(false).connect_timeout(Duration::from_secs(10));
-            tls(&mut bootstrap);
-            let db = Database::connect(bootstrap).await.context("cannot connect to PostgreSQL")?;
-            db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-                .await
-                .with_context(|| format!("cannot create schema {schema}"))?;
-            db.close().await.ok();
-        }
+    check_schema_name(schema)?;
+    if is_postgres_url(url) {
+        let db = Database::connect(pg_options(url, cfg, 1)).await.context("cannot connect to PostgreSQL")?;
+        create_schema(&db, schema).await?;
+        db.close().await.ok();
+    }
+    pool(url, schema, cfg).await
+}
+
+/// The pool of `schema` at `url`, creating nothing in PostgreSQL: what a
+/// service runs on when `banso migrate` owns the schema.
+async fn pool(url: &str, schema: &str, cfg: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
+    let mut opts;
+    if is_postgres_url(url) {
+        opts = pg_options(url, cfg, cfg.max_connections);
         opts.set_schema_search_path(schema.to_owned());
     } else {
+        opts = ConnectOptions::new(url.to_owned());
+        opts.max_connections(cfg.max_connections).connect_timeout(Duration::from_secs(10)).sqlx_logging(false);
         opts.map_sqlx_sqlite_opts(|o| {
             o.create_if_missing(true)
                 .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -62,8 +48,205 @@ pub async fn connect(url: &str, schema: &str, cfg: &DatabaseConfig) -> anyhow::R
                 .foreign_keys(true)
         });
     }
+    opts.min_connections(cfg.min_connections).acquire_timeout(cfg.acquire_timeout);
     let db = Database::connect(opts).await.context("cannot connect to the database")?;
     Ok(db)
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+fn check_schema_name(schema: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !schema.is_empty() && schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+        "schema name {schema:?} must be lower-case letters and underscores"
+    );
+    Ok(())
+}
+
+/// PostgreSQL options with at most `max` connections. TLS (rustls): the
+/// URL's own `sslmode`/`sslrootcert`/`sslcert`/`sslkey` as libpq reads them;
+/// BANSO_DATABASE_CA_FILE names the CA without putting a path in the URL.
+fn pg_options(url: &str, cfg: &DatabaseConfig, max: u32) -> ConnectOptions {
+    crate::tls::install_provider();
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(max).connect_timeout(Duration::from_secs(10)).sqlx_logging(false);
+    if let Some(ca) = cfg.ca_file.clone() {
+        opts.map_sqlx_postgres_opts(move |pg| pg.ssl_root_cert(ca.clone()));
+    }
+    opts
+}
+
+async fn create_schema(db: &DatabaseConnection, schema: &str) -> anyhow::Result<()> {
+    db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .await
+        .with_context(|| format!("cannot create schema {schema}"))?;
+    Ok(())
+}
+
+/// The database of `service`, ready to serve. With `BANSO_MIGRATE_ON_START`
+/// its pending migrations are applied first (as `banso migrate` does); without
+/// it (`serve`'s default) the schema must hold exactly the migrations this
+/// binary knows, or start-up stops naming what is missing or unknown.
+pub async fn open<M: MigratorTrait>(cfg: &crate::config::Config, service: &str) -> anyhow::Result<DatabaseConnection> {
+    let url = url_for(cfg, service)?;
+    if cfg.database.migrate_on_start {
+        migrate_at::<M>(&url, service, &cfg.database).await?;
+    }
+    check_schema_name(service)?;
+    let db = pool(&url, service, &cfg.database).await?;
+    if !cfg.database.migrate_on_start {
+        check::<M>(&db, service).await?;
+    }
+    Ok(db)
+}
+
+/// `banso migrate <service>`: applies the pending migrations of `service`
+/// with `BANSO_MIGRATE_DATABASE_URL` (a role allowed to change the schema),
+/// else the service's own URL.
+pub async fn migrate_service<M: MigratorTrait>(cfg: &crate::config::Config, service: &str) -> anyhow::Result<()> {
+    let url = match &cfg.database.migrate_url {
+        Some(url) => url.expose().to_owned(),
+        None => url_for(cfg, service)?,
+    };
+    migrate_at::<M>(&url, service, &cfg.database).await
+}
+
+/// Applies the pending migrations of `schema` at `url`. On PostgreSQL one
+/// connection holds a session advisory lock of the schema
+/// (`pg_advisory_lock(hashtext('banso.migrate.<schema>'))`) from before the
+/// schema is created until the last migration is recorded, so runs that
+/// overlap (a Job retried, two releases) take turns, and the later finds
+/// nothing left to do.
+pub async fn migrate_at<M: MigratorTrait>(url: &str, schema: &str, cfg: &DatabaseConfig) -> anyhow::Result<()> {
+    check_schema_name(schema)?;
+    if !is_postgres_url(url) {
+        // SQLite: an exclusive lock on a file beside the database serialises
+        // runs the way the advisory lock does, across processes too
+        // (`banso migrate` beside a running `banso up`).
+        let _turn = sqlite_migration_lock(url).await?;
+        let db = pool(url, schema, cfg).await?;
+        let res = migrate::<M>(&db).await;
+        db.close().await.ok();
+        return res;
+    }
+    // One connection that stays open: the lock is the session's, and the
+    // migrations' transactions run on the same connection.
+    let mut opts = pg_options(url, cfg, 1);
+    opts.min_connections(1).acquire_timeout(Duration::from_secs(3600));
+    opts.set_schema_search_path(schema.to_owned());
+    let db = Database::connect(opts).await.context("cannot connect to PostgreSQL")?;
+    let key = format!("banso.migrate.{schema}");
+    let lock = |sql: &'static str| {
+        sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql, [sea_orm::Value::from(key.clone())])
+    };
+    db.execute_raw(lock("SELECT pg_advisory_lock(hashtext($1))"))
+        .await
+        .with_context(|| format!("cannot take the migration lock of schema {schema}"))?;
+    let res = async {
+        create_schema(&db, schema).await?;
+        migrate::<M>(&db).await
+    }
+    .await;
+    // Closing the connection would release the lock as well.
+    let _ = db.execute_raw(lock("SELECT pg_advisory_unlock(hashtext($1))")).await;
+    db.close().await.ok();
+    res.with_context(|| format!("migrating schema {schema}"))
+}
+
+/// An exclusive lock on `<database file>.migrate.lock`, held while the
+/// returned file is open.
+async fn sqlite_migration_lock(url: &str) -> anyhow::Result<std::fs::File> {
+    let file = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let file = file.split('?').next().unwrap_or(file);
+    let path = std::path::PathBuf::from(format!("{file}.migrate.lock"));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the migration lock {}", path.display()))?;
+    tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .context("the migration lock task failed")?
+        .with_context(|| format!("cannot take the migration lock {}", path.display()))
+}
+
+/// Fails unless the migrations applied to `schema` are exactly those of `M`:
+/// one missing means `banso migrate` has not run for this release; one
+/// unknown means a newer release migrated it, and this binary would not
+/// know the schema it writes to. Creates nothing (the runtime role may not
+/// be allowed to).
+pub async fn check<M: MigratorTrait>(db: &DatabaseConnection, schema: &str) -> anyhow::Result<()> {
+    let known: Vec<String> = M::migrations().iter().map(|m| m.name().to_owned()).collect();
+    let exists_sql = match db.get_database_backend() {
+        DbBackend::Postgres => "SELECT 1 AS one WHERE to_regclass('seaql_migrations') IS NOT NULL",
+        _ => "SELECT 1 AS one FROM sqlite_master WHERE type = 'table' AND name = 'seaql_migrations'",
+    };
+    let backend = db.get_database_backend();
+    let exists = db
+        .query_one_raw(sea_orm::Statement::from_string(backend, exists_sql))
+        .await
+        .with_context(|| format!("cannot read the migrations of schema {schema}"))?
+        .is_some();
+    let applied: Vec<String> = if exists {
+        db.query_all_raw(sea_orm::Statement::from_string(backend, "SELECT version FROM seaql_migrations"))
+            .await
+            .with_context(|| format!("cannot read the migrations of schema {schema}"))?
+            .iter()
+            .map(|row| row.try_get::<String>("", "version"))
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
+    let unknown: Vec<&str> = applied.iter().filter(|v| !known.contains(v)).map(String::as_str).collect();
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "schema {schema} has migration {} that this binary does not know: a newer release migrated it; \
+             run that release (or a newer one), not this one",
+            unknown.join(", ")
+        );
+    }
+    let missing: Vec<&str> = known.iter().filter(|v| !applied.contains(v)).map(String::as_str).collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "schema {schema} is missing migration {}; run `banso migrate {schema}` (or set \
+             BANSO_MIGRATE_ON_START=true to migrate at start)",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Why a service is not ready while its database does not answer.
+pub const DATABASE_UNREACHABLE: &str = "database unreachable";
+
+/// Readiness of `service`'s database: every `every`, `SELECT 1` on its pool
+/// with `every` as the timeout; while it fails the service is NOT_SERVING
+/// (reason [`DATABASE_UNREACHABLE`]), and SERVING again once it answers.
+pub fn supervise_probe(
+    supervisor: &crate::supervise::Supervisor,
+    service: &'static str,
+    db: DatabaseConnection,
+    every: Duration,
+) {
+    let sup = supervisor.clone();
+    supervisor.spawn(service, format!("{service}-db-probe"), move |shutdown| {
+        let (db, sup) = (db.clone(), sup.clone());
+        async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+                let ok = matches!(tokio::time::timeout(every, db.execute_unprepared("SELECT 1")).await, Ok(Ok(_)));
+                sup.set_condition(service, DATABASE_UNREACHABLE, !ok);
+            }
+        }
+    });
 }
 
 /// A table of versioned rows, each keyed by tenant and id: what the

@@ -13,6 +13,7 @@
 //! - [`etag`]: the etag of a version, parsed and checked once.
 //! - [`wire`]: ids, times, dates and text as every service reads them, bounded.
 //! - [`rpc`]: the handler prologue (caller, role, call, error table).
+//! - [`tls`]: the rustls provider (ring) and PEM CA, certificate and key files.
 //! - [`supervise`]: background tasks restarted when they die, with health.
 
 // Caller data must never reach a panic: the lints hold it outside tests.
@@ -33,6 +34,7 @@ pub mod rpc;
 pub mod server;
 pub mod supervise;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
 
 pub use error::{Error, Result, Violations, reply, shown};

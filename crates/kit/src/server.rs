@@ -9,7 +9,8 @@
 //! accepting and lets in-flight calls finish for at most `shutdown_grace`.
 //!
 //! Health also follows the [`Supervisor`]: a service whose background task
-//! is down is NOT_SERVING until the task runs again.
+//! is down, or whose database or bus is failing (its conditions), is
+//! NOT_SERVING until that is over. The admin port's `/readyz` tells the same.
 
 use std::{
     convert::Infallible,
@@ -36,6 +37,9 @@ use crate::{
 
 /// Handlers that panicked, by method (each caught and answered INTERNAL).
 pub const PANICS_TOTAL: &str = "banso_grpc_server_panics_total";
+
+/// 1 while a hosted service is SERVING, 0 while it is not, by service.
+pub const READY: &str = "banso_ready";
 
 /// The services one server will host.
 pub struct ServiceSet {
@@ -109,8 +113,20 @@ pub async fn start(
         .with_context(|| format!("cannot listen on {} (BANSO_GRPC_ADDR)", cfg.grpc_addr))?;
     let grpc_addr = listener.local_addr()?;
 
+    let admin_stop = CancellationToken::new();
     let admin_addr = match cfg.admin_addr {
-        Some(addr) => Some(start_admin(addr, shutdown.clone()).await?),
+        Some(addr) => {
+            let (sup, stopping) = (supervisor.clone(), shutdown.clone());
+            let ready: crate::telemetry::ReadyCheck = Arc::new(move || {
+                if stopping.is_cancelled() {
+                    return Err("shutting down".into());
+                }
+                sup.not_ready().map_or(Ok(()), Err)
+            });
+            // The admin port outlives the drain: /readyz says 503 and
+            // /livez 200 until the gRPC server has stopped.
+            Some(start_admin(addr, admin_stop.clone(), ready).await?)
+        }
         None => None,
     };
 
@@ -144,7 +160,13 @@ pub async fn start(
         .layer(auth)
         .into_inner();
 
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(age) = cfg.max_connection_age {
+        // GOAWAY after `age`: clients reconnect, through the load balancer,
+        // to replicas added since; calls in flight get the grace.
+        builder = builder.max_connection_age(age).max_connection_age_grace(cfg.max_connection_age_grace);
+    }
+    let router = builder
         .timeout(cfg.request_timeout)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .tcp_nodelay(true)
@@ -171,6 +193,7 @@ pub async fn start(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let waiter = shutdown.clone();
     let task = tokio::spawn(async move {
+        let _admin = admin_stop.drop_guard();
         let serve = router.serve_with_incoming_shutdown(incoming, signal);
         tokio::pin!(serve);
         tokio::select! {
@@ -197,6 +220,7 @@ async fn sync_health(health: &HealthReporter, names: &[&'static str], down: &cra
         let out = stopping || down.get(name).is_some_and(|t| !t.is_empty());
         any_down |= out;
         let status = if out { ServingStatus::NotServing } else { ServingStatus::Serving };
+        metrics::gauge!(READY, "service" => *name).set(if out { 0.0 } else { 1.0 });
         health.set_service_status(*name, status).await;
     }
     let status = if any_down { ServingStatus::NotServing } else { ServingStatus::Serving };
@@ -281,13 +305,18 @@ fn panic_reply(method: &str, payload: &(dyn std::any::Any + Send)) -> http::Resp
     tonic::Status::with_error_details(tonic::Code::Internal, "internal error", details).into_http()
 }
 
-/// Serves the admin HTTP routes (Prometheus `/metrics`, `/livez`) until shutdown.
-pub async fn start_admin(addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<SocketAddr> {
+/// Serves the admin HTTP routes (Prometheus `/metrics`, `/livez`, `/readyz`
+/// answered by `ready`) until shutdown.
+pub async fn start_admin(
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    ready: crate::telemetry::ReadyCheck,
+) -> anyhow::Result<SocketAddr> {
     let listener =
         TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (BANSO_ADMIN_ADDR)"))?;
     let local = listener.local_addr()?;
     tokio::spawn(async move {
-        let serve = axum::serve(listener, crate::telemetry::admin_router())
+        let serve = axum::serve(listener, crate::telemetry::admin_router(ready))
             .with_graceful_shutdown(async move { shutdown.cancelled().await });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "admin server failed");

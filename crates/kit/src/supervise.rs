@@ -11,6 +11,10 @@
 //! it reports SERVING again once the restarted task has run for
 //! [`UP_AFTER`] without dying, so a task that crashes at once keeps its
 //! service out of rotation instead of flapping it.
+//!
+//! The same map holds a service's failing dependencies
+//! ([`Supervisor::set_condition`]: its database unreachable, its bus
+//! disconnected too long), so readiness has one source of truth.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -127,6 +131,31 @@ impl Supervisor {
                 }
             }
         })
+    }
+
+    /// Marks `service` NOT_SERVING for `reason` (a dependency it cannot do
+    /// without: "database unreachable", "bus disconnected"), or clears it.
+    /// Health and `/readyz` follow it as they follow dead tasks; each flip is
+    /// logged once.
+    pub fn set_condition(&self, service: &'static str, reason: &str, failing: bool) {
+        let changed = self.down.send_if_modified(|all| {
+            let reasons = all.entry(service).or_default();
+            if failing { reasons.insert(reason.to_owned()) } else { reasons.remove(reason) }
+        });
+        if changed && failing {
+            tracing::warn!(service, reason, "not ready");
+        } else if changed {
+            tracing::info!(service, reason, "ready again");
+        }
+    }
+
+    /// Why some service is not ready (`service: reason` lines), or `None`
+    /// when every one is.
+    pub fn not_ready(&self) -> Option<String> {
+        let down = self.down.borrow();
+        let lines: Vec<String> =
+            down.iter().flat_map(|(service, reasons)| reasons.iter().map(move |r| format!("{service}: {r}"))).collect();
+        (!lines.is_empty()).then(|| lines.join("\n"))
     }
 
     fn mark(&self, service: &'static str, task: &str, down: bool) {

@@ -102,17 +102,12 @@ pub fn init(service_name: &str, cfg: &Config) -> anyhow::Result<TelemetryGuard> 
 /// private CA). The exporter reads `OTEL_EXPORTER_OTLP_HEADERS` itself.
 pub fn otlp_exporter(endpoint: &str, ca: Option<&std::path::Path>) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
     use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
+    crate::tls::install_provider();
     let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint);
     if endpoint.starts_with("https://") {
         let mut tls = tonic::transport::ClientTlsConfig::new().with_webpki_roots();
         if let Some(ca) = ca {
-            let pem = std::fs::read(ca)
-                .with_context(|| format!("OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read {}", ca.display()))?;
-            anyhow::ensure!(
-                pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----"),
-                "OTEL_EXPORTER_OTLP_CERTIFICATE: {} holds no PEM certificate",
-                ca.display()
-            );
+            let pem = crate::tls::ca_pem(ca).context("OTEL_EXPORTER_OTLP_CERTIFICATE")?;
             tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
         }
         builder = builder.with_tls_config(tls);
@@ -175,12 +170,68 @@ pub fn register_rpc_metrics(services: &[&str]) {
     }
 }
 
-/// The admin HTTP routes: `/metrics` (Prometheus text) and `/livez`.
-pub fn admin_router() -> axum::Router {
+/// Whether the process is ready for traffic: `Ok`, or why not (text).
+pub type ReadyCheck = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// How stale the runtime's heartbeat may be before `/livez` says 503.
+pub const LIVENESS_STALE: Duration = Duration::from_secs(10);
+
+/// The admin HTTP routes: `/metrics` (Prometheus text), `/livez` and
+/// `/readyz`. They run on their own listener, outside the gRPC stack and
+/// its concurrency limit, so a busy server still answers them.
+/// - `/livez`: 200 while a heartbeat task of the async runtime keeps
+///   ticking (a runtime whose workers are all blocked stops it), whatever
+///   the dependencies do: restarting the process would not bring them back.
+/// - `/readyz`: 200 when `ready` says so, else 503 with the reasons.
+pub fn admin_router(ready: ReadyCheck) -> axum::Router {
+    use axum::http::StatusCode;
     let handle = prometheus();
+    let beat = heartbeat();
     axum::Router::new()
         .route("/metrics", axum::routing::get(move || std::future::ready(handle.render())))
-        .route("/livez", axum::routing::get(|| std::future::ready("ok")))
+        .route(
+            "/livez",
+            axum::routing::get(move || {
+                let age =
+                    Duration::from_millis(epoch_ms().saturating_sub(beat.load(std::sync::atomic::Ordering::Relaxed)));
+                std::future::ready(if age <= LIVENESS_STALE {
+                    (StatusCode::OK, "ok".to_owned())
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, format!("runtime heartbeat is {} s old", age.as_secs()))
+                })
+            }),
+        )
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                std::future::ready(match ready() {
+                    Ok(()) => (StatusCode::OK, "ok".to_owned()),
+                    Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+                })
+            }),
+        )
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A heartbeat: a task on the current runtime stamps it every second for as
+/// long as the returned value lives (one per admin server, on the runtime
+/// that serves it).
+fn heartbeat() -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    let beat = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(epoch_ms()));
+    let weak = std::sync::Arc::downgrade(&beat);
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            while let Some(beat) = weak.upgrade() {
+                beat.store(epoch_ms(), std::sync::atomic::Ordering::Relaxed);
+                drop(beat);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+    beat
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);

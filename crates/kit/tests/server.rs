@@ -85,13 +85,20 @@ struct Server {
 }
 
 async fn start(set: ServiceSet) -> Server {
-    let vars = Vars::from_pairs([
+    start_with(set, &[]).await
+}
+
+async fn start_with(set: ServiceSet, extra: &[(&str, &str)]) -> Server {
+    let mut vars = Vars::from_pairs([
         ("BANSO_GRPC_ADDR", "127.0.0.1:0"),
         ("BANSO_ADMIN_ADDR", "off"),
         ("BANSO_JWT_HS256_SECRET", "kit-server-test-secret-kit-server-test"),
         ("BANSO_SHUTDOWN_DELAY_SECS", "0"),
         ("BANSO_SHUTDOWN_GRACE_SECS", "1"),
     ]);
+    for (k, v) in extra {
+        vars.set(*k, *v);
+    }
     let config = Config::from_vars(&vars).unwrap();
     let supervisor = Supervisor::new(CancellationToken::new());
     let running = server::start(&config.server, server::auth_layer(&config).unwrap(), set, &supervisor).await.unwrap();
@@ -193,4 +200,73 @@ async fn a_dead_background_task_takes_its_service_out_of_rotation_until_it_runs_
     call(&s, &format!("/{name}/Ok")).await.unwrap();
     s.supervisor.shutdown().cancel();
     s.running.wait().await.unwrap();
+}
+
+named!(3, "banso.test.v1.ConditionService");
+named!(4, "banso.test.v1.AgeService");
+
+#[tokio::test]
+async fn a_failing_condition_takes_its_service_out_of_rotation_until_cleared() {
+    let s = start(ServiceSet::new().with(Boom::<3>)).await;
+    let name = "banso.test.v1.ConditionService";
+    assert_eq!(health(&s, name).await, ServingStatus::Serving as i32);
+    s.supervisor.set_condition(name, "database unreachable", true);
+    let mut watch = s.supervisor.watch();
+    watch.wait_for(|d| d.get(name).is_some_and(|r| r.contains("database unreachable"))).await.unwrap();
+    for _ in 0..500 {
+        if health(&s, name).await == ServingStatus::NotServing as i32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(health(&s, name).await, ServingStatus::NotServing as i32);
+    assert_eq!(s.supervisor.not_ready().as_deref(), Some("banso.test.v1.ConditionService: database unreachable"));
+    assert_eq!(call(&s, "/banso.test.v1.ConditionService/Ok").await.map_err(|e| e.code()), Ok(()), "calls still work");
+    s.supervisor.set_condition(name, "database unreachable", false);
+    for _ in 0..500 {
+        if health(&s, name).await == ServingStatus::Serving as i32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(health(&s, name).await, ServingStatus::Serving as i32);
+    assert_eq!(s.supervisor.not_ready(), None);
+}
+
+/// Connections older than BANSO_MAX_CONNECTION_AGE_SECS are sent GOAWAY; a
+/// client goes on over a new connection. Counted at a proxy in between.
+#[tokio::test]
+async fn connections_are_recycled_after_the_max_age_and_clients_keep_working() {
+    use std::sync::atomic::AtomicUsize;
+    let s = start_with(
+        ServiceSet::new().with(Boom::<4>),
+        &[("BANSO_MAX_CONNECTION_AGE_SECS", "0.3"), ("BANSO_MAX_CONNECTION_AGE_GRACE_SECS", "1")],
+    )
+    .await;
+    let target = s.running.grpc_addr;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut server = tokio::net::TcpStream::connect(target).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    let channel = Channel::from_shared(format!("http://{proxy}")).unwrap().connect().await.unwrap();
+    let through = Server { channel, ..s };
+    let mut ok_after_reconnect = false;
+    for _ in 0..1000 {
+        let res = call(&through, "/banso.test.v1.AgeService/Ok").await;
+        if accepted.load(Ordering::SeqCst) >= 2 && res.is_ok() {
+            ok_after_reconnect = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok_after_reconnect, "the client reconnected after GOAWAY and its calls work");
 }

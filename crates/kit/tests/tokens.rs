@@ -35,6 +35,7 @@ fn config(pem: &str, algorithm: KeyAlgorithm) -> AuthConfig {
         algorithm,
         issuer: "https://id.example.com".into(),
         audience: "banso".into(),
+        ..AuthConfig::default()
     }
 }
 

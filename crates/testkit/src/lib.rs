@@ -83,7 +83,7 @@ impl TestDb {
             max_connections: 5,
             min_connections: 0,
             acquire_timeout: Duration::from_secs(30),
-            ca_file: None,
+            ..Default::default()
         };
         let db = banso_kit::db::connect(&self.url_for(service), service, &cfg).await?;
         banso_kit::db::migrate::<M>(&db).await?;
@@ -162,6 +162,12 @@ pub struct Options {
     pub shutdown_delay: Duration,
     /// More configuration (e.g. a service's `BANSO_HEALTH_*` settings).
     pub vars: Vec<(String, String)>,
+    /// Reach PostgreSQL through this address (a [`Proxy`]) instead of the
+    /// one in `BANSO_TEST_DATABASE_URL`.
+    pub database_via: Option<SocketAddr>,
+    /// Reach NATS through this address (a [`Proxy`]) instead of the one in
+    /// `BANSO_TEST_NATS_URL`.
+    pub nats_via: Option<SocketAddr>,
 }
 
 /// A running test server.
@@ -218,8 +224,16 @@ impl Drop for TestApp {
 
 /// A bus of its own for one test app.
 pub async fn test_bus(dir: &std::path::Path) -> anyhow::Result<Arc<dyn banso_events::Bus>> {
+    test_bus_via(dir, None).await
+}
+
+async fn test_bus_via(dir: &std::path::Path, via: Option<SocketAddr>) -> anyhow::Result<Arc<dyn banso_events::Bus>> {
     match std::env::var("BANSO_TEST_NATS_URL") {
         Ok(url) if !url.is_empty() => {
+            let url = match via {
+                Some(addr) => with_host(&url, addr),
+                None => url,
+            };
             let ns = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[16..]);
             Ok(Arc::new(banso_events::nats::NatsBus::connect_with(&url, Some(&ns), &test_nats_auth()?).await?))
         }
@@ -286,6 +300,8 @@ pub async fn spawn_with(options: Options, services: &[&ServiceDef]) -> anyhow::R
         ("BANSO_PAGE_TOKEN_SECRET", "banso-test-page-token-secret-0123456789"),
         ("BANSO_SHUTDOWN_GRACE_SECS", "2"),
         ("BANSO_DB_MAX_CONNECTIONS", "5"),
+        // A fresh database each time: migrate it, as `banso up` does.
+        ("BANSO_MIGRATE_ON_START", "true"),
     ]);
     vars.set("BANSO_SHUTDOWN_DELAY_SECS", options.shutdown_delay.as_secs_f64().to_string());
     for (k, v) in &options.vars {
@@ -293,12 +309,18 @@ pub async fn spawn_with(options: Options, services: &[&ServiceDef]) -> anyhow::R
     }
     match &db.cleanup {
         Cleanup::Dir(dir) => vars.set("BANSO_DATA_DIR", dir.display().to_string()),
-        Cleanup::Postgres { .. } => vars.set("BANSO_DATABASE_URL", db.url.clone()),
+        Cleanup::Postgres { .. } => vars.set(
+            "BANSO_DATABASE_URL",
+            match options.database_via {
+                Some(addr) => with_host(&db.url, addr),
+                None => db.url.clone(),
+            },
+        ),
     }
     let config = Config::from_vars(&vars)?;
     let kit = Kit::from_config(&config);
     let runtime = banso_events::Runtime {
-        bus: test_bus(&db.dir()).await?,
+        bus: test_bus_via(&db.dir(), options.nats_via).await?,
         supervisor: Supervisor::new(CancellationToken::new()),
     };
     let mut set = ServiceSet::new();
@@ -322,6 +344,90 @@ pub async fn spawn_with(options: Options, services: &[&ServiceDef]) -> anyhow::R
         server: Some(running),
         _db: db,
     })
+}
+
+/// `url` with its host and port replaced by `addr` (user, path and query kept).
+pub fn with_host(url: &str, addr: SocketAddr) -> String {
+    let start = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let rest = &url[start..];
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let user = rest[..end].rfind('@').map(|i| &rest[..=i]).unwrap_or("");
+    format!("{}{user}{addr}{}", &url[..start], &rest[end..])
+}
+
+/// The host and port of `url` (`postgres://u@127.0.0.1:5432/db` →
+/// `127.0.0.1:5432`), resolved.
+pub fn addr_of(url: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs as _;
+    let start = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let rest = &url[start..];
+    let hostport = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let hostport = hostport.rsplit('@').next().unwrap_or(hostport);
+    hostport.to_socket_addrs()?.next().ok_or_else(|| anyhow::anyhow!("{hostport} does not resolve"))
+}
+
+/// A TCP proxy in front of a dependency (PostgreSQL, NATS), to take it away
+/// from a service and give it back: [`Proxy::cut`] drops every connection
+/// through it and closes new ones at once; [`Proxy::restore`] forwards again.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Listens on 127.0.0.1:0 and forwards to `target`.
+    pub async fn start(target: SocketAddr) -> anyhow::Result<Proxy> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if *watch.borrow() {
+                    drop(client);
+                    continue;
+                }
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watch.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Ok(Proxy { addr, cut, task })
+    }
+
+    /// Drops every connection through the proxy and closes new ones.
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// Forwards new connections again.
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut.send_replace(true);
+        self.task.abort();
+    }
+}
+
+/// `GET path` on an HTTP/1.1 server (the admin port): the status code and body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes()).await?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await?;
+    let status = reply.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = reply.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
 }
 
 /// Waits until `probe` gives a value, polling every 20 ms, and returns it;
@@ -363,6 +469,17 @@ pub fn field_violations(status: &tonic::Status) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_are_replaced_in_urls() {
+        let addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        assert_eq!(
+            with_host("postgres://u:p@127.0.0.1:5432/x?sslmode=disable", addr),
+            "postgres://u:p@127.0.0.1:7000/x?sslmode=disable"
+        );
+        assert_eq!(with_host("nats://127.0.0.1:4222", addr), "nats://127.0.0.1:7000");
+        assert_eq!(addr_of("postgres://postgres@127.0.0.1:5432/postgres").unwrap().port(), 5432);
+    }
 
     #[test]
     fn database_name_is_replaced_in_the_url() {

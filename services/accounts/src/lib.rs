@@ -19,7 +19,7 @@ mod migration;
 pub(crate) mod store;
 
 use banso_events::{ServiceDef, service::Context};
-use banso_kit::{config::Config, server::Kit, supervise::Supervisor};
+use banso_kit::{server::Kit, supervise::Supervisor};
 use banso_proto::accounts::accounts_service_server::AccountsServiceServer;
 use tonic::server::NamedService as _;
 
@@ -33,17 +33,9 @@ type Server = AccountsServiceServer<api::AccountsApi>;
 pub const SERVICE: ServiceDef = ServiceDef {
     name: NAME,
     consumes: &[],
-    migrate: |cfg| Box::pin(async move { connect(cfg).await.map(drop) }),
+    migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
     build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
 };
-
-/// Connects to the service's database and applies its migrations.
-async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
-    let url = banso_kit::db::url_for(cfg, NAME)?;
-    let db = banso_kit::db::connect(&url, NAME, &cfg.database).await?;
-    banso_kit::db::migrate::<migration::Migrator>(&db).await?;
-    Ok(db)
-}
 
 /// The gRPC service over an already migrated database; `outbox` wakes the
 /// relay that publishes what it records.
@@ -62,8 +54,12 @@ pub mod bench {
     /// The service without its outbox relay, added to `set`: the import
     /// benchmark's `--no-relay` diagnostic (events are recorded, never
     /// published), to tell the relay's share of the import's time.
-    pub async fn without_relay(cfg: &super::Config, kit: &super::Kit, set: ServiceSet) -> anyhow::Result<ServiceSet> {
-        let db = super::connect(cfg).await?;
+    pub async fn without_relay(
+        cfg: &banso_kit::config::Config,
+        kit: &super::Kit,
+        set: ServiceSet,
+    ) -> anyhow::Result<ServiceSet> {
+        let db = banso_kit::db::open::<super::migration::Migrator>(cfg, super::NAME).await?;
         Ok(set.with(super::service(db, banso_events::outbox::OutboxSignal::default(), kit)))
     }
 }
@@ -71,7 +67,7 @@ pub mod bench {
 /// Connect, migrate, and build the service; the outbox relay and
 /// housekeeping run under the runtime's supervisor.
 async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
-    let db = connect(cx.config).await?;
+    let db = cx.database::<migration::Migrator>(&SERVICE, Server::NAME).await?;
     let signal = banso_events::outbox::OutboxSignal::default();
     banso_events::outbox::Relay::new(db.clone(), cx.runtime.bus.clone(), NAME, signal.clone(), Default::default())
         .supervise(&cx.runtime.supervisor, Server::NAME);

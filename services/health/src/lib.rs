@@ -83,23 +83,15 @@ impl HealthSettings {
 pub const SERVICE: ServiceDef = ServiceDef {
     name: NAME,
     consumes: &["accounts"],
-    migrate: |cfg| Box::pin(async move { connect(cfg).await.map(drop) }),
+    migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
     build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
 };
-
-/// The service's database, migrated.
-async fn connect(cfg: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
-    let url = banso_kit::db::url_for(cfg, NAME)?;
-    let db = banso_kit::db::connect(&url, NAME, &cfg.database).await?;
-    banso_kit::db::migrate::<migration::Migrator>(&db).await?;
-    Ok(db)
-}
 
 /// Connect, migrate, start the relay, the Accounts consumer and the
 /// workers under the runtime's supervisor, and build the service.
 async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     let settings = HealthSettings::from_config(cx.config)?;
-    let conn = connect(cx.config).await?;
+    let conn = cx.database::<migration::Migrator>(&SERVICE, Server::NAME).await?;
     metrics::register();
     let sup = &cx.runtime.supervisor;
     let name = Server::NAME;

@@ -36,7 +36,7 @@ pub(crate) async fn app(db: &banso_testkit::TestDb) -> App {
 /// to that database: accounts come from [`seed_account`], not from Accounts.
 pub(crate) async fn service() -> (banso_testkit::TestApp, sea_orm::DatabaseConnection) {
     let app = banso_testkit::spawn(&[&crate::SERVICE]).await.unwrap();
-    let conn = crate::connect(&app.config).await.unwrap();
+    let conn = banso_kit::db::open::<crate::migration::Migrator>(&app.config, crate::NAME).await.unwrap();
     (app, conn)
 }
 

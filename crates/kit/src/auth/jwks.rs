@@ -355,7 +355,8 @@ fn parse_key(raw: serde_json::Value) -> Result<Key, String> {
         AlgorithmParameters::OctetKeyPair(p) => return Err(format!("{name}: curve {:?} is not supported", p.curve)),
         // A shared secret published for all to read would let anyone sign.
         AlgorithmParameters::OctetKey(_) => return Err(format!("{name}: symmetric keys are never taken from a JWKS")),
-        AlgorithmParameters::Other(_) => return Err(format!("{name}: key type not supported")),
+        #[allow(unreachable_patterns, reason = "AlgorithmParameters is non-exhaustive")]
+        _ => return Err(format!("{name}: key type not supported")),
     };
     let algorithms = match jwk.common.key_algorithm {
         None => by_type,
@@ -395,7 +396,11 @@ fn warn_if_plain_http(url: &str) {
     }
     let host = parsed.host_str().unwrap_or_default();
     let loopback = host == "localhost"
-        || host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     if !loopback {
         tracing::warn!(url, "signing keys are fetched over plain http: anyone on the network path could swap them");
     }

@@ -10,6 +10,7 @@ mod contacts;
 mod events;
 mod import;
 mod paging;
+mod readiness;
 mod retention;
 mod segments;
 mod server;
