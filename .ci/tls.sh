@@ -69,16 +69,18 @@ export BANSO_TEST_TLS_CA="$work/ca.crt" BANSO_TEST_TLS_WRONG_CA="$work/wrong-ca.
 export BANSO_TEST_PG_TLS_URL="$PG_URL"
 export BANSO_TEST_NATS_TLS_URL="tls://127.0.0.1:$port" BANSO_TEST_NATS_TLS_TOKEN="$token"
 log="$work/tests.log"
-# The TLS tests themselves (PostgreSQL, NATS, OTLP).
-cargo test --locked -p banso-kit --test tls 2>&1 | tee "$log"
-cargo test --locked -p banso-events --test nats_tls 2>&1 | tee -a "$log"
+# The TLS tests themselves (PostgreSQL, NATS, OTLP), uncaptured so that a
+# test that skipped itself shows its SKIPPED line to the check below.
+# `--workspace --test X` (not `-p`) keeps the workspace's feature set, so
+# nothing the test steps before built is compiled again.
+cargo test --workspace --locked --test tls --test nats_tls -- --nocapture 2>&1 | tee "$log"
 # The NATS event suites (relay, consumers, dead letters; Accounts' and
 # Health's events) over TLS with the token.
 export BANSO_TEST_NATS_URL="tls://127.0.0.1:$port" BANSO_TEST_NATS_CA_FILE="$work/ca.crt" BANSO_TEST_NATS_TOKEN="$token"
-cargo test --locked -p banso-events --test delivery nats_bus 2>&1 | tee -a "$log"
-cargo test --locked -p banso-accounts --test api events 2>&1 | tee -a "$log"
+cargo test --workspace --locked --test delivery nats_bus 2>&1 | tee -a "$log"
+cargo test --workspace --locked --test api events 2>&1 | tee -a "$log"
 # Health consuming Accounts' events (spawned services share the test bus).
-cargo test --locked -p banso-tests --test health_portfolio 2>&1 | tee -a "$log"
+cargo test --workspace --locked --test health_portfolio 2>&1 | tee -a "$log"
 unset BANSO_TEST_NATS_URL BANSO_TEST_NATS_CA_FILE BANSO_TEST_NATS_TOKEN
 if grep -q "SKIPPED" "$log"; then die "a TLS suite skipped itself"; fi
 grep -q "^test result: FAILED" "$log" && die "TLS tests failed"
