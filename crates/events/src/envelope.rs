@@ -19,6 +19,12 @@ pub fn type_of(payload: &Payload) -> &'static str {
         Payload::TenantSettingsChanged(_) => "tenant_settings_changed",
         Payload::SegmentChanged(_) => "segment_changed",
         Payload::HealthScoreChanged(_) => "health_score_changed",
+        Payload::CtaOpened(_) => "cta_opened",
+        Payload::CtaUpdated(_) => "cta_updated",
+        Payload::CtaClosed(_) => "cta_closed",
+        Payload::OutreachSent(_) => "outreach_sent",
+        Payload::OutreachFailed(_) => "outreach_failed",
+        Payload::PlaybookFired(_) => "playbook_fired",
     }
 }
 

@@ -34,6 +34,12 @@ pub mod banso {
             include!(concat!(env!("OUT_DIR"), "/banso.health.v1.serde.rs"));
         }
     }
+    pub mod playbooks {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/banso.playbooks.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/banso.playbooks.v1.serde.rs"));
+        }
+    }
     pub mod events {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/banso.events.v1.rs"));
@@ -44,4 +50,6 @@ pub mod banso {
 
 pub mod vocab;
 
-pub use banso::{accounts::v1 as accounts, events::v1 as events, health::v1 as health, types::v1 as types};
+pub use banso::{
+    accounts::v1 as accounts, events::v1 as events, health::v1 as health, playbooks::v1 as playbooks, types::v1 as types,
+};
