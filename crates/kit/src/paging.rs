@@ -142,6 +142,35 @@ impl PageTokens {
     }
 }
 
+/// One page of a list method: the query its tokens are bound to, where it
+/// resumes (the cursor of a page token) and how many rows it holds.
+pub struct Paged<C> {
+    key: QueryKey,
+    pub after: Option<C>,
+    pub limit: u64,
+}
+
+impl<C: Serialize + DeserializeOwned> Paged<C> {
+    /// The page a request asks for; INVALID_ARGUMENT `page_token` if the
+    /// token was not made for this query (edited, or of another filter,
+    /// order or tenant).
+    pub fn new(tokens: &PageTokens, key: QueryKey, token: &str, limit: u64) -> Result<Self> {
+        let after = tokens.decode(&key, token)?;
+        Ok(Paged { key, after, limit })
+    }
+
+    /// Rows to fetch: one more than the page, to know whether another follows.
+    pub fn fetch(&self) -> u64 {
+        self.limit.saturating_add(1)
+    }
+
+    /// The page of `rows` (fetched with [`Self::fetch`]) and the token of
+    /// the next one (empty on the last).
+    pub fn page<T>(&self, tokens: &PageTokens, rows: Vec<T>, cursor: impl FnOnce(&T) -> C) -> Result<(Vec<T>, String)> {
+        tokens.page(&self.key, rows, self.limit, cursor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -150,6 +150,19 @@ pub fn required_text(v: &mut Violations, field: &str, value: &str, max: usize) {
     }
 }
 
+/// A required message field: `None` with a violation when unset.
+pub fn required<T>(v: &mut Violations, field: &str, m: Option<T>) -> Option<T> {
+    if m.is_none() {
+        v.add(field, "is required");
+    }
+    m
+}
+
+/// A client's `request_id`: `None` when empty, a violation when malformed.
+pub fn request_id(v: &mut Violations, s: &str) -> Option<String> {
+    v.take(crate::idempotency::optional("request_id", s)).flatten().map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,5 +51,6 @@ pub mod banso {
 pub mod vocab;
 
 pub use banso::{
-    accounts::v1 as accounts, events::v1 as events, health::v1 as health, playbooks::v1 as playbooks, types::v1 as types,
+    accounts::v1 as accounts, events::v1 as events, health::v1 as health, playbooks::v1 as playbooks,
+    types::v1 as types,
 };

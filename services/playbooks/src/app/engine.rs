@@ -1,0 +1,524 @@
+//! The engine: for one account and one trigger, does a playbook apply
+//! (trigger helpers, audience, CEL condition), may it fire (cooldown,
+//! enrolment limit), and what its actions do. Live firings write through the
+//! use case's transaction; simulation runs the same decisions against an
+//! in-memory history and writes nothing.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use banso_cel::{Expression, Fact, Facts};
+use banso_events::{Envelope, Tx, envelope::type_of};
+use banso_kit::Result;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        cta::{self, Cta, Reason, Status},
+        engine::{self as rules, Signal, Verdict},
+        playbook::{ActionKind, Definition, OwnerRule, Trigger},
+        projection::{Segment, health_fact},
+        template, touch,
+    },
+    events,
+    store::{
+        self,
+        firings::{ActionOutcome, Firing},
+        projection::Projected,
+    },
+};
+
+/// A version of a playbook, compiled once.
+pub(crate) struct Program {
+    pub id: Uuid,
+    pub version: i64,
+    pub def: Definition,
+    pub condition: Option<Expression>,
+}
+
+/// A segment with its expression compiled (or why it does not compile).
+struct CompiledSegment {
+    segment: Segment,
+    expr: Option<Expression>,
+}
+
+/// A segment's expression compiled once, `None` if it does not compile.
+type CompiledExpression = Arc<Option<Expression>>;
+
+/// Compiled playbook versions and segments, shared by every evaluation.
+#[derive(Default)]
+pub(crate) struct Engine {
+    programs: Mutex<HashMap<(Uuid, i64), Arc<Program>>>,
+    segments: Mutex<HashMap<(Uuid, String), CompiledExpression>>,
+}
+
+/// The CEL environment of conditions.
+pub(crate) fn schema() -> banso_cel::Schema {
+    super::cel::playbook_schema()
+}
+
+/// Compiles a condition; empty is "always".
+pub(crate) fn compile(condition: &str) -> std::result::Result<Option<Expression>, banso_cel::CompileError> {
+    if condition.trim().is_empty() { Ok(None) } else { Expression::compile(condition, &schema()).map(Some) }
+}
+
+impl Engine {
+    /// The compiled version `version` of playbook `id`.
+    pub(crate) async fn program(
+        &self,
+        conn: &impl sea_orm::ConnectionTrait,
+        tenant: &str,
+        id: Uuid,
+        version: i64,
+    ) -> Result<Arc<Program>> {
+        if let Some(p) = self.programs.lock().unwrap_or_else(PoisonError::into_inner).get(&(id, version)) {
+            return Ok(p.clone());
+        }
+        let (def, _) = store::playbooks::definition(conn, tenant, id, version).await?;
+        // Saved conditions compiled when saved; one that no longer does (a
+        // schema change) never matches, and says so in the log.
+        let condition = match compile(&def.condition) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(playbook = %id, version, error = %e, "stored condition does not compile");
+                Some(Expression::compile("false", &schema()).map_err(banso_kit::Error::internal)?)
+            }
+        };
+        let p = Arc::new(Program { id, version, def, condition });
+        self.programs.lock().unwrap_or_else(PoisonError::into_inner).insert((id, version), p.clone());
+        Ok(p)
+    }
+
+    fn segment(&self, s: &Segment) -> Arc<Option<Expression>> {
+        let key = (s.id, s.expression.clone());
+        let mut cache = self.segments.lock().unwrap_or_else(PoisonError::into_inner);
+        cache
+            .entry(key)
+            .or_insert_with(|| Arc::new(Expression::compile(&s.expression, &banso_cel::account_schema()).ok()))
+            .clone()
+    }
+
+    /// The tenant's segments, compiled.
+    pub(crate) async fn segments(&self, conn: &impl sea_orm::ConnectionTrait, tenant: &str) -> Result<Segments> {
+        let list = store::projection::segments(conn, tenant).await?;
+        Ok(Segments(
+            list.into_iter()
+                .map(|s| {
+                    let expr = (*self.segment(&s)).clone();
+                    CompiledSegment { segment: s, expr }
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// A tenant's segments, compiled, for one round of evaluations.
+pub(crate) struct Segments(Vec<CompiledSegment>);
+
+/// One account at one moment, with everything a condition reads.
+pub(crate) struct Subject<'a> {
+    pub projected: &'a Projected,
+    pub tz: chrono_tz::Tz,
+    pub now: DateTime<Utc>,
+    pub event: Option<&'a Envelope>,
+}
+
+impl Subject<'_> {
+    fn account_facts(&self) -> Facts {
+        let today = self.now.with_timezone(&self.tz).date_naive();
+        self.projected.account.facts(today, self.now)
+    }
+
+    /// The variables of a condition: `account`, `health`, `event`, `now`.
+    pub(crate) fn facts(&self) -> Facts {
+        let mut f = self.account_facts();
+        f.insert("health", health_fact(self.projected.health.as_ref()));
+        f.insert("event", event_fact(self.event));
+        f
+    }
+
+    /// The segments the account is in.
+    fn memberships<'s>(&self, segments: &'s Segments) -> Vec<&'s Segment> {
+        let facts = self.account_facts();
+        segments
+            .0
+            .iter()
+            .filter(|s| s.expr.as_ref().is_some_and(|e| e.evaluate_bool(&facts).unwrap_or(false)))
+            .map(|s| &s.segment)
+            .collect()
+    }
+
+    /// Template values of this subject.
+    fn values(&self, playbook: &str, trigger_kind: &str) -> BTreeMap<&'static str, String> {
+        let a = &self.projected.account;
+        let today = self.now.with_timezone(&self.tz).date_naive();
+        let mut v = BTreeMap::new();
+        v.insert("account.id", a.id.to_string());
+        v.insert("account.name", a.name.clone());
+        v.insert("account.external_id", a.external_id.clone().unwrap_or_default());
+        v.insert("account.owner_id", a.owner_id.clone());
+        v.insert("account.lifecycle_stage", a.lifecycle_stage.as_str().to_string());
+        v.insert("account.touch_model", a.touch_model.as_str().to_string());
+        v.insert("account.arr", a.arr_minor.map(|x| x.to_string()).unwrap_or_default());
+        v.insert("account.arr_currency", a.arr_currency.clone().unwrap_or_default());
+        v.insert("account.renewal_date", a.renewal_date.map(|d| d.to_string()).unwrap_or_default());
+        v.insert(
+            "account.days_to_renewal",
+            a.renewal_date.map(|d| (d - today).num_days().to_string()).unwrap_or_default(),
+        );
+        v.insert("account.industry", a.industry.clone());
+        v.insert("account.region", a.region.clone());
+        v.insert("account.plan_tier", a.plan_tier.clone());
+        if let Some(h) = &self.projected.health {
+            v.insert("health.score", format!("{:.1}", h.score));
+            v.insert("health.band", h.band.as_str().to_string());
+            v.insert("health.trend_7d", h.trend_7d.map(|t| format!("{t:+.1}")).unwrap_or_default());
+            v.insert("health.trend_30d", h.trend_30d.map(|t| format!("{t:+.1}")).unwrap_or_default());
+        }
+        if let Some(e) = self.event {
+            v.insert("event.type", e.payload.as_ref().map(type_of).unwrap_or_default().to_string());
+            v.insert("event.id", e.id.clone());
+        }
+        v.insert("playbook.name", playbook.to_string());
+        v.insert("trigger.kind", trigger_kind.to_string());
+        v.insert("today", today.to_string());
+        v
+    }
+}
+
+/// The `event` variable: type, id, time, and the payload's fields in
+/// snake_case (enum values by their proto names, e.g. "BAND_RED").
+pub(crate) fn event_fact(e: Option<&Envelope>) -> Fact {
+    let Some(e) = e else { return Fact::Map(BTreeMap::new()) };
+    let data = e
+        .payload
+        .as_ref()
+        .and_then(|p| payload_json(p).ok())
+        .map(|v| super::cel::from_json(snake_keys(v)))
+        .unwrap_or(Fact::Map(BTreeMap::new()));
+    let time = e.occurred_at.as_ref().and_then(|t| banso_kit::wire::time("occurred_at", t).ok());
+    let fields: BTreeMap<String, Fact> = [
+        ("type".to_string(), Fact::String(e.payload.as_ref().map(type_of).unwrap_or_default().to_string())),
+        ("id".to_string(), Fact::String(e.id.clone())),
+        ("occurred_at".to_string(), time.map_or(Fact::Null, Fact::Timestamp)),
+        ("data".to_string(), data),
+    ]
+    .into();
+    Fact::Map(fields)
+}
+
+/// The payload message as proto3 JSON.
+fn payload_json(p: &banso_events::Payload) -> serde_json::Result<serde_json::Value> {
+    let env = banso_proto::events::Envelope { payload: Some(p.clone()), ..Default::default() };
+    let v = serde_json::to_value(&env)?;
+    Ok(v.as_object().and_then(|o| o.values().find(|v| v.is_object()).cloned()).unwrap_or(serde_json::Value::Null))
+}
+
+fn snake(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// proto3 JSON's lowerCamelCase keys as the proto's snake_case names; the
+/// keys of maps of data (custom attributes) are kept as they are.
+fn snake_keys(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| {
+                    let keep = matches!(k.as_str(), "customAttributes" | "attributes");
+                    let key = snake(&k);
+                    (key, if keep { v } else { snake_keys(v) })
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(snake_keys).collect()),
+        other => other,
+    }
+}
+
+/// Whether a playbook applies to a subject: its audience and its condition.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Applies {
+    Yes,
+    NotInAudience,
+    ConditionFalse,
+    ConditionError(String),
+}
+
+pub(crate) fn applies(p: &Program, s: &Subject<'_>, segments: &Segments) -> Applies {
+    let a = &s.projected.account;
+    let aud = &p.def.audience;
+    if !aud.lifecycle_stages.is_empty() && !aud.lifecycle_stages.contains(&a.lifecycle_stage) {
+        return Applies::NotInAudience;
+    }
+    if !aud.touch_models.is_empty() && !aud.touch_models.contains(&touch::dominant(&a.mix(), a.touch_model)) {
+        return Applies::NotInAudience;
+    }
+    if !aud.segment_ids.is_empty() {
+        let member = s.memberships(segments).iter().any(|seg| aud.segment_ids.contains(&seg.id));
+        if !member {
+            return Applies::NotInAudience;
+        }
+    }
+    match &p.condition {
+        None => Applies::Yes,
+        Some(c) => match c.evaluate_bool(&s.facts()) {
+            Ok(true) => Applies::Yes,
+            Ok(false) => Applies::ConditionFalse,
+            Err(e) => Applies::ConditionError(e.to_string()),
+        },
+    }
+}
+
+/// The event helpers of a playbook's trigger, if it is an event trigger.
+pub(crate) fn triggered(p: &Program, s: &Signal) -> bool {
+    match &p.def.trigger {
+        Trigger::Event(t) => rules::triggers(t, s),
+        _ => false,
+    }
+}
+
+/// One trigger of one playbook for one account.
+pub(crate) struct Occasion<'a> {
+    pub kind: &'static str,
+    /// The event id, "schedule:<day>", or "manual:<run id>".
+    pub key: String,
+    pub event_id: Option<String>,
+    pub subject: Subject<'a>,
+}
+
+/// Fires (or records the suppression of) a playbook whose audience and
+/// condition held, in the use case's transaction: once per playbook,
+/// account and trigger. Returns the firing, or `None` if this trigger
+/// already fired it.
+pub(crate) async fn fire(
+    tx: &Tx,
+    engine: &Engine,
+    p: &Program,
+    o: &Occasion<'_>,
+    segments: &Segments,
+) -> Result<Option<Firing>> {
+    let _ = engine;
+    let conn = tx.conn();
+    let tenant = tx.tenant();
+    let account = o.subject.projected.account.id;
+    let now = o.subject.now;
+    let fired = store::firings::fired_times(conn, tenant, p.id, account).await?;
+    let verdict = rules::verdict(&p.def, &fired, now);
+    let mut firing = Firing {
+        id: Uuid::now_v7(),
+        playbook_id: p.id,
+        playbook_version: p.version,
+        account_id: account,
+        trigger_kind: o.kind.to_string(),
+        trigger_key: o.key.clone(),
+        fire_time: now,
+        verdict,
+        actions: vec![],
+    };
+    if !store::firings::insert_once(conn, tenant, &firing).await? {
+        return Ok(None);
+    }
+    if verdict != Verdict::Fire {
+        metrics::counter!("banso_playbook_suppressed_total", "reason" => verdict.as_str()).increment(1);
+        return Ok(Some(firing));
+    }
+    firing.actions = run_actions(tx, p, o, segments).await?;
+    store::firings::set_actions(conn, tenant, firing.id, &firing.actions).await?;
+    tx.emit(events::playbook_fired(&firing)).await?;
+    metrics::counter!("banso_playbook_fired_total").increment(1);
+    Ok(Some(firing))
+}
+
+/// The patterns forbidden for the subject, with the segment forbidding each.
+fn forbidden(s: &Subject<'_>, segments: &Segments) -> Vec<(crate::domain::TouchModel, String)> {
+    s.memberships(segments)
+        .iter()
+        .flat_map(|seg| seg.forbidden.iter().map(|m| (*m, seg.display_name.clone())))
+        .collect()
+}
+
+async fn run_actions(tx: &Tx, p: &Program, o: &Occasion<'_>, segments: &Segments) -> Result<Vec<ActionOutcome>> {
+    let a = &o.subject.projected.account;
+    let served = touch::served(&a.mix(), a.touch_model, p.def.routing);
+    let forbidden = forbidden(&o.subject, segments);
+    let values = o.subject.values(&p.def.display_name, o.kind);
+    let mut out = Vec::with_capacity(p.def.actions.len());
+    for (i, action) in p.def.actions.iter().enumerate() {
+        let mut outcome = ActionOutcome {
+            index: i as u32,
+            kind: action.kind.name().to_string(),
+            status: "done".into(),
+            detail: String::new(),
+            resource_id: None,
+        };
+        if let Err(skip) = touch::route(action, &served, &forbidden) {
+            outcome.status = "skipped".into();
+            outcome.detail = skip.to_string();
+            out.push(outcome);
+            continue;
+        }
+        match &action.kind {
+            ActionKind::OpenCta(spec) => {
+                let (cta, opened) = open_or_raise(tx, p, o, spec, &values).await?;
+                outcome.detail = if opened {
+                    format!("opened cta {}", cta.id)
+                } else {
+                    format!("raised cta {} to {}", cta.id, cta.priority.as_str())
+                };
+                outcome.resource_id = Some(cta.id.to_string());
+            }
+            other => {
+                outcome.status = "failed".into();
+                outcome.detail = format!("{} actions are not available in this version", other.name());
+            }
+        }
+        out.push(outcome);
+    }
+    Ok(out)
+}
+
+/// The one open CTA of (playbook, account): opened, or raised by this firing.
+async fn open_or_raise(
+    tx: &Tx,
+    p: &Program,
+    o: &Occasion<'_>,
+    spec: &crate::domain::playbook::OpenCta,
+    values: &BTreeMap<&'static str, String>,
+) -> Result<(Cta, bool)> {
+    let (conn, tenant) = (tx.conn(), tx.tenant());
+    let account = &o.subject.projected.account;
+    let now = o.subject.now;
+    let reason = Reason {
+        time: now,
+        text: template::render(if spec.description.is_empty() { &spec.title } else { &spec.description }, values),
+        playbook_id: Some(p.id),
+        trigger_event_id: o.event_id.clone(),
+    };
+    let key = cta::open_key(p.id, account.id);
+    if let Some(current) = store::ctas::open_of(conn, tenant, &key).await? {
+        let mut next = current.clone();
+        let mut changed = next.raise(reason, spec.priority);
+        if next.effective_status(now) == Status::Open && next.status == Status::Snoozed {
+            // Raised while its snooze has passed: it reads as open; make it so.
+            next.status = Status::Open;
+            next.snooze_until = None;
+            changed.push("status");
+        }
+        next.update_time = now;
+        next.version += 1;
+        if !store::ctas::update(conn, tenant, &current, &next).await? {
+            return Err(banso_kit::Error::Aborted {
+                reason: "CONCURRENT_UPDATE",
+                message: format!("cta {} changed while a playbook raised it", current.id),
+            });
+        }
+        tx.emit(events::cta_updated(&next, &changed)).await?;
+        return Ok((next, false));
+    }
+    let owner = match &spec.owner {
+        OwnerRule::AccountOwner => account.owner_id.clone(),
+        OwnerRule::User(u) => u.clone(),
+        OwnerRule::RoundRobin(users) => {
+            let turn = store::playbooks::next_turn(conn, tenant, p.id).await?;
+            users.get((turn.rem_euclid(users.len().max(1) as i64)) as usize).cloned().unwrap_or_default()
+        }
+    };
+    let today = now.with_timezone(&o.subject.tz).date_naive();
+    let cta = Cta {
+        id: Uuid::now_v7(),
+        account_id: account.id,
+        playbook_id: Some(p.id),
+        playbook_version: p.version,
+        cta_type: spec.cta_type,
+        priority: spec.priority,
+        status: Status::Open,
+        title: template::render(&spec.title, values),
+        description: template::render(&spec.description, values),
+        owner_id: owner,
+        due_date: today.checked_add_days(chrono::Days::new(u64::from(spec.due_in_days))),
+        tasks: cta::tasks_from(&spec.tasks),
+        reasons: vec![reason],
+        snooze_until: None,
+        outcome: None,
+        close_note: String::new(),
+        create_time: now,
+        update_time: now,
+        close_time: None,
+        version: 1,
+    };
+    store::ctas::insert(conn, tenant, &cta).await?;
+    tx.emit(events::cta_opened(&cta)).await?;
+    Ok((cta, true))
+}
+
+/// What a simulated firing would do, without writing: the verdict against
+/// `history` (the account's earlier firings, real and simulated), and each
+/// action's outcome as the live engine would record it. `open` holds the
+/// accounts with an open CTA of this playbook (real or simulated).
+pub(crate) fn simulate_fire(
+    p: &Program,
+    o: &Occasion<'_>,
+    segments: &Segments,
+    history: &[DateTime<Utc>],
+    open_cta: bool,
+) -> (Verdict, Vec<ActionOutcome>, bool) {
+    let verdict = rules::verdict(&p.def, history, o.subject.now);
+    if verdict != Verdict::Fire {
+        return (verdict, vec![], false);
+    }
+    let a = &o.subject.projected.account;
+    let served = touch::served(&a.mix(), a.touch_model, p.def.routing);
+    let forbidden = forbidden(&o.subject, segments);
+    let values = o.subject.values(&p.def.display_name, o.kind);
+    let mut deduplicated = false;
+    let outcomes = p
+        .def
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(i, action)| {
+            let mut outcome = ActionOutcome {
+                index: i as u32,
+                kind: action.kind.name().to_string(),
+                status: "done".into(),
+                detail: String::new(),
+                resource_id: None,
+            };
+            if let Err(skip) = touch::route(action, &served, &forbidden) {
+                outcome.status = "skipped".into();
+                outcome.detail = skip.to_string();
+                return outcome;
+            }
+            match &action.kind {
+                ActionKind::OpenCta(spec) => {
+                    if open_cta {
+                        deduplicated = true;
+                        outcome.detail = "would raise the open cta".into();
+                    } else {
+                        outcome.detail = format!("would open cta \"{}\"", template::render(&spec.title, &values));
+                    }
+                }
+                other => {
+                    outcome.status = "failed".into();
+                    outcome.detail = format!("{} actions are not available in this version", other.name());
+                }
+            }
+            outcome
+        })
+        .collect();
+    (verdict, outcomes, deduplicated)
+}

@@ -1,0 +1,278 @@
+//! What the playbooks service publishes (CtaOpened, CtaUpdated, CtaClosed,
+//! PlaybookFired — recorded in the transaction of the change) and what it
+//! consumes: Accounts' and Health's events, kept as the projection
+//! conditions read, and every trigger event, which runs the live playbooks
+//! of its type in the same transaction as its inbox entry — a redelivered
+//! event fires nothing twice.
+
+use async_trait::async_trait;
+use banso_events::{Db, Envelope, Handler, HandlerError, Payload, envelope::type_of, inbox};
+use banso_kit::{Error, Result, wire};
+use banso_proto::{accounts as apb, events as ev};
+use std::sync::Arc;
+use uuid::Uuid;
+
+use crate::{
+    api::ctas::to_proto as cta_to_proto,
+    app::engine::{self, Engine, Occasion, Subject},
+    domain::{
+        LifecycleStage, TouchModel,
+        cta::Cta,
+        engine::Signal,
+        playbook::{Band, EVENT_TYPES},
+        projection::{Account, Attr, Health, Segment},
+        touch::Share,
+    },
+    store::{self, firings::Firing},
+};
+
+/// The durable consumer name of the playbooks service.
+pub(crate) const CONSUMER: &str = "playbooks";
+
+pub(crate) fn cta_opened(c: &Cta) -> Payload {
+    Payload::CtaOpened(ev::CtaOpened { cta: Some(cta_to_proto(c, wire::now())) })
+}
+
+pub(crate) fn cta_updated(c: &Cta, changed: &[&str]) -> Payload {
+    Payload::CtaUpdated(ev::CtaUpdated {
+        cta: Some(cta_to_proto(c, wire::now())),
+        changed_fields: changed.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+pub(crate) fn cta_closed(c: &Cta) -> Payload {
+    Payload::CtaClosed(ev::CtaClosed { cta: Some(cta_to_proto(c, wire::now())) })
+}
+
+pub(crate) fn playbook_fired(f: &Firing) -> Payload {
+    Payload::PlaybookFired(ev::PlaybookFired {
+        firing_id: f.id.to_string(),
+        playbook_id: f.playbook_id.to_string(),
+        playbook_version: f.playbook_version,
+        account_id: f.account_id.to_string(),
+        trigger_event_id: if f.trigger_kind == "event" { f.trigger_key.clone() } else { String::new() },
+        trigger_kind: f.trigger_kind.clone(),
+        action_outcomes: f
+            .actions
+            .iter()
+            .map(|a| format!("{}: {}", a.kind, if a.detail.is_empty() { &a.status } else { &a.detail }))
+            .collect(),
+    })
+}
+
+fn date(d: Option<&banso_proto::types::Date>) -> Option<chrono::NaiveDate> {
+    wire::optional_date(&mut banso_kit::Violations::new(), "date", d)
+}
+
+/// The projection's account as an Accounts event carries it.
+pub(crate) fn account(a: &apb::Account) -> Result<Account> {
+    let id = wire::uuid("account.id", &a.id)?;
+    let lifecycle_stage = LifecycleStage::from_proto(a.lifecycle_stage)
+        .ok_or_else(|| Error::invalid("account.lifecycle_stage", format!("account {id} has no lifecycle stage")))?;
+    let touch_model = TouchModel::from_proto(a.touch_model)
+        .ok_or_else(|| Error::invalid("account.touch_model", format!("account {id} has no touch model")))?;
+    let attributes = a
+        .custom_attributes
+        .iter()
+        .filter_map(|(k, v)| {
+            use banso_proto::types::attribute_value::Kind;
+            let attr = match v.kind.as_ref()? {
+                Kind::StringValue(s) => Attr::String(s.clone()),
+                Kind::IntValue(i) => Attr::Int(*i),
+                Kind::DoubleValue(d) => Attr::Double(*d),
+                Kind::BoolValue(b) => Attr::Bool(*b),
+                Kind::DateValue(d) => Attr::Date(date(Some(d))?),
+                Kind::TimestampValue(t) => Attr::Timestamp(wire::time("", t).ok()?),
+            };
+            Some((k.clone(), attr))
+        })
+        .collect();
+    let touch_mix: Vec<Share> = Vec::new(); // MERGE-A: a.touch_mix
+    Ok(Account {
+        id,
+        name: a.name.clone(),
+        external_id: (!a.external_id.is_empty()).then(|| a.external_id.clone()),
+        lifecycle_stage,
+        touch_model,
+        touch_mix,
+        arr_currency: a.arr.as_ref().map(|m| m.currency_code.clone()),
+        arr_minor: a.arr.as_ref().map(|m| m.amount_minor),
+        renewal_date: date(a.renewal_date.as_ref()),
+        contract_start_date: date(a.contract_start_date.as_ref()),
+        industry: a.industry.clone(),
+        employee_count: a.employee_count,
+        revenue_band: a.revenue_band.clone(),
+        region: a.region.clone(),
+        plan_tier: a.plan_tier.clone(),
+        owner_id: a.owner_id.clone(),
+        tags: a.tags.clone(),
+        attributes,
+    })
+}
+
+pub(crate) fn band(raw: i32) -> Option<Band> {
+    match banso_proto::health::Band::try_from(raw).ok()? {
+        banso_proto::health::Band::Red => Some(Band::Red),
+        banso_proto::health::Band::Yellow => Some(Band::Yellow),
+        banso_proto::health::Band::Green => Some(Band::Green),
+        banso_proto::health::Band::Unspecified => None,
+    }
+}
+
+/// The account an event is about, if any.
+pub(crate) fn account_of(env: &Envelope) -> Option<Uuid> {
+    let id = match env.payload.as_ref()? {
+        Payload::AccountCreated(e) => e.account.as_ref().map(|a| a.id.as_str()),
+        Payload::AccountUpdated(e) => e.account.as_ref().map(|a| a.id.as_str()),
+        Payload::ContractChanged(e) => e.account.as_ref().map(|a| a.id.as_str()),
+        Payload::ActivityLogged(e) => e.activity.as_ref().map(|a| a.account_id.as_str()),
+        Payload::HealthScoreChanged(e) => Some(e.account_id.as_str()),
+        Payload::CtaClosed(e) => e.cta.as_ref().map(|c| c.account_id.as_str()),
+        _ => None,
+    }?;
+    Uuid::parse_str(id).ok()
+}
+
+/// What trigger helpers read of an event; `previous` is the account's
+/// stage before it.
+pub(crate) fn signal(env: &Envelope, previous: Option<LifecycleStage>) -> Signal {
+    let mut s = Signal {
+        event_type: env.payload.as_ref().map(type_of).unwrap_or_default().to_string(),
+        account_id: account_of(env),
+        ..Default::default()
+    };
+    let stage = |a: &Option<apb::Account>| a.as_ref().and_then(|a| LifecycleStage::from_proto(a.lifecycle_stage));
+    match &env.payload {
+        Some(Payload::HealthScoreChanged(e)) => {
+            s.old_score = e.old_score;
+            s.new_score = Some(e.new_score);
+            s.old_band = band(e.old_band);
+            s.new_band = band(e.new_band);
+        }
+        Some(Payload::AccountCreated(e)) => s.stage_entered = stage(&e.account),
+        Some(Payload::AccountUpdated(e)) => s.stage_entered = stage(&e.account).filter(|st| Some(*st) != previous),
+        Some(Payload::ContractChanged(e)) => s.stage_entered = stage(&e.account).filter(|st| Some(*st) != previous),
+        _ => {}
+    }
+    s
+}
+
+pub(crate) struct Consumer {
+    pub db: Db,
+    pub engine: Arc<Engine>,
+}
+
+#[async_trait]
+impl Handler for Consumer {
+    async fn handle(&self, env: &Envelope) -> std::result::Result<(), HandlerError> {
+        let tenant = env.tenant_id.as_str();
+        self.db
+            .write(tenant, async |tx| {
+                let conn = tx.conn();
+                if !inbox::claim(conn, CONSUMER, env).await? {
+                    return Ok(());
+                }
+                let time =
+                    env.occurred_at.as_ref().and_then(|t| wire::time("occurred_at", t).ok()).unwrap_or_else(wire::now);
+                let account_id = account_of(env);
+                let before = match account_id {
+                    Some(id) => store::projection::get(conn, tenant, id).await?,
+                    None => None,
+                };
+                match &env.payload {
+                    Some(Payload::AccountCreated(ev::AccountCreated { account: Some(a) }))
+                    | Some(Payload::AccountUpdated(ev::AccountUpdated { account: Some(a), .. }))
+                    | Some(Payload::ContractChanged(ev::ContractChanged { account: Some(a), .. })) => {
+                        store::projection::upsert_account(conn, tenant, &account(a)?, time).await?;
+                    }
+                    Some(Payload::AccountDeleted(e)) => {
+                        store::projection::delete_account(conn, tenant, wire::uuid("account_id", &e.account_id)?)
+                            .await?;
+                    }
+                    Some(Payload::HealthScoreChanged(e)) => {
+                        if let (Some(id), Some(band)) = (account_id, band(e.new_band)) {
+                            let h = Health {
+                                score: e.new_score,
+                                band,
+                                trend_7d: None,
+                                trend_30d: None,
+                                measures: Default::default(),
+                                time,
+                            };
+                            store::projection::set_health(conn, tenant, id, &h).await?;
+                        }
+                    }
+                    Some(Payload::SegmentChanged(e)) => {
+                        if let Some(seg) = &e.segment {
+                            let id = wire::uuid("segment.id", &seg.id)?;
+                            if e.change == ev::segment_changed::Change::Deleted as i32 {
+                                store::projection::delete_segment(conn, tenant, id).await?;
+                            } else {
+                                let forbidden = Vec::new(); // MERGE-A: seg.forbidden_touch_models
+                                let s = Segment {
+                                    id,
+                                    display_name: seg.display_name.clone(),
+                                    expression: seg.expression.clone(),
+                                    forbidden,
+                                };
+                                store::projection::upsert_segment(conn, tenant, &s).await?;
+                            }
+                        }
+                    }
+                    Some(Payload::TenantSettingsChanged(e)) => {
+                        if let Some(s) = &e.settings {
+                            store::tenants::set_time_zone(conn, tenant, &s.time_zone).await?;
+                        }
+                    }
+                    _ => {}
+                }
+                let event_type = env.payload.as_ref().map(type_of).unwrap_or_default();
+                let Some(account_id) = account_id.filter(|_| EVENT_TYPES.contains(&event_type)) else { return Ok(()) };
+                let event_id = wire::uuid("id", &env.id)?;
+                let signal = signal(env, before.map(|b| b.account.lifecycle_stage));
+                let stored = store::trigger_events::TriggerEvent {
+                    id: event_id,
+                    event_type,
+                    account: Some(account_id),
+                    time,
+                    seq: seq(env),
+                    stage_entered: signal.stage_entered,
+                    env,
+                };
+                store::trigger_events::record(conn, tenant, &stored).await?;
+                let live = store::playbooks::live(conn, tenant, &format!("event:{event_type}")).await?;
+                if live.is_empty() {
+                    return Ok(());
+                }
+                let Some(projected) = store::projection::get(conn, tenant, account_id).await? else { return Ok(()) };
+                let settings = store::tenants::get(conn, tenant).await?;
+                let segments = self.engine.segments(conn, tenant).await?;
+                let mut programs = Vec::with_capacity(live.len());
+                for row in &live {
+                    programs.push(self.engine.program(conn, tenant, row.id, row.live_version).await?);
+                }
+                programs.sort_by_key(|p| std::cmp::Reverse(p.def.priority));
+                let now = wire::now();
+                for p in programs {
+                    if !engine::triggered(&p, &signal) {
+                        continue;
+                    }
+                    let subject = Subject { projected: &projected, tz: settings.tz(), now, event: Some(env) };
+                    if engine::applies(&p, &subject, &segments) != engine::Applies::Yes {
+                        continue;
+                    }
+                    let o = Occasion { kind: "event", key: env.id.clone(), event_id: Some(env.id.clone()), subject };
+                    engine::fire(tx, &self.engine, &p, &o, &segments).await?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(HandlerError::from)
+    }
+}
+
+/// An order among events of one time: the envelope id (UUIDv7) carries its
+/// own sub-millisecond order.
+fn seq(env: &Envelope) -> i64 {
+    Uuid::parse_str(&env.id).map(|u| (u.as_u128() & 0xFFFF_FFFF_FFFF) as i64).unwrap_or(0)
+}

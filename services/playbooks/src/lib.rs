@@ -1,0 +1,123 @@
+//! The Playbooks service (`banso.playbooks.v1`): rules that turn what
+//! happens to an account into calls to action — within a second of the
+//! event, simulated against real data before they go live.
+//!
+//! Its public face is what `banso` needs to run it: [`NAME`] and
+//! [`SERVICE`]. The rooms behind it follow docs/architecture.md (`api/` the
+//! door, `app/` the use cases and the engine, `domain/` the rules, `store/`
+//! the SQL); docs/playbooks.md is the user's guide.
+
+// Caller data must never reach a panic: the lints hold it outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable, clippy::todo)
+)]
+
+mod api;
+mod app;
+mod domain;
+mod events;
+mod migration;
+mod store;
+
+use std::{sync::Arc, time::Duration};
+
+use banso_events::{Db, ServiceDef, service::Context};
+use banso_kit::{config::Config, supervise::Supervisor};
+use banso_proto::playbooks::playbooks_service_server::PlaybooksServiceServer;
+use tonic::server::NamedService as _;
+
+/// The service's name: its schema, its SQLite file, its `banso serve` role.
+pub const NAME: &str = "playbooks";
+
+type Server = PlaybooksServiceServer<api::PlaybooksApi>;
+
+/// Settings of the playbooks service beyond the kit's.
+#[derive(Debug, Clone)]
+pub struct PlaybooksSettings {
+    /// How often each replica looks for tenants whose daily schedule is due.
+    pub schedule_tick: Duration,
+    /// How long trigger events are kept for simulation.
+    pub trigger_retention: Duration,
+}
+
+impl PlaybooksSettings {
+    /// `BANSO_PLAYBOOKS_SCHEDULE_TICK_SECS` (default 30; 1 to 3600),
+    /// `BANSO_PLAYBOOKS_TRIGGER_RETENTION_DAYS` (default 30; 1 to 365, and
+    /// at least the 30 days a simulation may look back).
+    pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
+        let v = cfg.vars();
+        let tick = v.number("BANSO_PLAYBOOKS_SCHEDULE_TICK_SECS", 30u64, 1, 3600)?;
+        let days = v.number("BANSO_PLAYBOOKS_TRIGGER_RETENTION_DAYS", 30u64, 30, 365)?;
+        Ok(PlaybooksSettings {
+            schedule_tick: Duration::from_secs(tick),
+            trigger_retention: Duration::from_secs(days * 86_400),
+        })
+    }
+}
+
+/// The service as `banso up`, `banso serve playbooks`, `banso migrate`,
+/// the tests and the bench run it. It consumes its own events too: a CTA
+/// closed is a trigger.
+pub const SERVICE: ServiceDef = ServiceDef {
+    name: NAME,
+    consumes: &["accounts", "health", "playbooks"],
+    migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
+    build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
+};
+
+async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
+    let settings = PlaybooksSettings::from_config(cx.config)?;
+    let conn = cx.database::<migration::Migrator>(&SERVICE, Server::NAME).await?;
+    let sup = &cx.runtime.supervisor;
+    let name = Server::NAME;
+    let signal = banso_events::outbox::OutboxSignal::default();
+    banso_events::outbox::Relay::new(conn.clone(), cx.runtime.bus.clone(), NAME, signal.clone(), Default::default())
+        .supervise(sup, name);
+    let db = Db::new(conn.clone(), signal, NAME);
+    let engine = Arc::new(app::engine::Engine::default());
+    banso_events::bus::supervise_consumer(
+        sup,
+        name,
+        cx.runtime.bus.clone(),
+        events::CONSUMER,
+        SERVICE.consumes.iter().map(|s| banso_events::envelope::all_of(s)).collect(),
+        Arc::new(events::Consumer { db: db.clone(), engine: engine.clone() }),
+        Default::default(),
+    );
+    let app = app::App { db, engine };
+    app::schedule::supervise(app.clone(), sup, name, settings.schedule_tick);
+    supervise_pruning(sup, conn, settings.trigger_retention);
+    Ok(PlaybooksServiceServer::new(api::PlaybooksApi::new(app, cx.kit.clone()))
+        .max_decoding_message_size(cx.kit.max_message_bytes)
+        .max_encoding_message_size(cx.kit.max_message_bytes))
+}
+
+/// Every hour: trigger events past the retention, inbox entries of a month
+/// (a redelivery comes within minutes), `request_id` keys of a week.
+fn supervise_pruning(supervisor: &Supervisor, conn: sea_orm::DatabaseConnection, retention: Duration) {
+    let keep = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
+    supervisor.spawn(Server::NAME, "playbooks-pruning", move |shutdown| {
+        let conn = conn.clone();
+        async move {
+            loop {
+                let cutoff = banso_kit::wire::now() - keep;
+                while let Ok(n) = store::trigger_events::prune(&conn, cutoff, 5_000).await {
+                    if n == 0 || shutdown.is_cancelled() {
+                        break;
+                    }
+                }
+                if let Err(e) = banso_events::inbox::prune(&conn, chrono::Duration::days(30)).await {
+                    tracing::warn!(error = %e, "pruning the inbox failed");
+                }
+                if let Err(e) = banso_kit::idempotency::prune(&conn, chrono::Duration::days(7)).await {
+                    tracing::warn!(error = %e, "pruning request ids failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+            }
+        }
+    });
+}

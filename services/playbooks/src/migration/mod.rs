@@ -1,0 +1,208 @@
+//! The `playbooks` schema. Every table carries tenant_id; every index leads with it.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(banso_kit::idempotency::Migration),
+            Box::new(banso_events::outbox::Migration),
+            Box::new(banso_events::inbox::Migration),
+            Box::new(banso_events::outbox::PendingIndex),
+            Box::new(M0001Playbooks),
+        ]
+    }
+}
+
+struct M0001Playbooks;
+
+impl MigrationName for M0001Playbooks {
+    fn name(&self) -> &str {
+        "m20261204_000001_projection_playbooks_firings_ctas"
+    }
+}
+
+fn index(name: &str, table: &str, cols: &[&str]) -> IndexCreateStatement {
+    let mut i = Index::create();
+    i.name(name).table(Alias::new(table)).if_not_exists();
+    for c in cols {
+        i.col(Alias::new(*c));
+    }
+    i.to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0001Playbooks {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // What conditions read, kept from Accounts' and Health's events.
+        m.create_table(
+            Table::create()
+                .table("accounts")
+                .if_not_exists()
+                .col(uuid("account_id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(boolean("deleted"))
+                // The account as its latest event carried it (domain::projection::Account, JSON).
+                .col(text("account"))
+                // The latest HealthScoreChanged (domain::projection::Health, JSON).
+                .col(text_null("health"))
+                .col(string_len("lifecycle_stage", 16))
+                .col(timestamp_with_time_zone("stage_since"))
+                .col(date_null("renewal_date"))
+                .col(date_null("last_usage_day"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("accounts_tenant_renewal", "accounts", &["tenant_id", "renewal_date"])).await?;
+        m.create_table(
+            Table::create()
+                .table("segments")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(text("display_name"))
+                .col(text("expression"))
+                // JSON list of touch model names the segment forbids.
+                .col(text("forbidden_touch_models"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("segments_tenant", "segments", &["tenant_id"])).await?;
+        m.create_table(
+            Table::create()
+                .table("tenants")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64).primary_key())
+                .col(text("time_zone"))
+                .col(string_len("schedule_time", 5))
+                .col(integer("fatigue_max_messages"))
+                .col(integer("fatigue_window_days"))
+                .col(date_null("last_schedule_day"))
+                // The replica running today's schedule holds the lease until it expires.
+                .col(text("schedule_lease_owner"))
+                .col(timestamp_with_time_zone_null("schedule_lease_until"))
+                .col(big_integer("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("playbooks")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(big_integer("head_version"))
+                .col(big_integer("live_version"))
+                // Of the live version, so an event finds its playbooks with one indexed read:
+                // "event:<type>", "schedule", "manual", or "" when disabled.
+                .col(text("live_trigger"))
+                .col(big_integer("round_robin"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .col(big_integer("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("playbooks_tenant_live_trigger", "playbooks", &["tenant_id", "live_trigger"])).await?;
+        m.create_table(
+            Table::create()
+                .table("playbook_versions")
+                .if_not_exists()
+                .col(uuid("playbook_id"))
+                .col(big_integer("version"))
+                .col(string_len("tenant_id", 64))
+                // domain::playbook::Definition, JSON.
+                .col(text("definition"))
+                .col(text("author"))
+                .col(timestamp_with_time_zone("create_time"))
+                .primary_key(Index::create().col("playbook_id").col("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("firings")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("playbook_id"))
+                .col(big_integer("playbook_version"))
+                .col(uuid("account_id"))
+                .col(string_len("trigger_kind", 16))
+                .col(text("trigger_key"))
+                .col(timestamp_with_time_zone("fire_time"))
+                .col(string_len("status", 16))
+                // Each action's outcome (JSON).
+                .col(text("actions"))
+                .to_owned(),
+        )
+        .await?;
+        // A trigger fires a playbook for an account once: a redelivered event, a re-run schedule day.
+        m.create_index(
+            index("firings_once", "firings", &["tenant_id", "playbook_id", "account_id", "trigger_key"])
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("firings_tenant_time", "firings", &["tenant_id", "fire_time"])).await?;
+        m.create_index(index("firings_tenant_account", "firings", &["tenant_id", "account_id", "fire_time"])).await?;
+        // The trigger events of the last days, for simulation.
+        m.create_table(
+            Table::create()
+                .table("trigger_events")
+                .if_not_exists()
+                .col(uuid("event_id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(text("event_type"))
+                .col(uuid_null("account_id"))
+                .col(timestamp_with_time_zone("occur_time"))
+                .col(big_integer("seq"))
+                // The lifecycle stage the account entered with it, as the live engine saw it.
+                .col(string_len_null("stage_entered", 16))
+                // The envelope, protobuf-encoded.
+                .col(blob("envelope"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("trigger_events_tenant_time", "trigger_events", &["tenant_id", "occur_time", "seq"]))
+            .await?;
+        m.create_table(
+            Table::create()
+                .table("ctas")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(uuid_null("playbook_id"))
+                .col(big_integer("playbook_version"))
+                // "<playbook>/<account>" while open: at most one open CTA per playbook and account.
+                .col(text_null("open_key"))
+                .col(string_len("cta_type", 16))
+                .col(integer("priority"))
+                .col(string_len("status", 16))
+                .col(text("title"))
+                .col(text("description"))
+                .col(text("owner_id"))
+                .col(date_null("due_date"))
+                .col(text("tasks"))
+                .col(text("reasons"))
+                .col(timestamp_with_time_zone_null("snooze_until"))
+                .col(string_len("outcome", 16))
+                .col(text("close_note"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .col(timestamp_with_time_zone_null("close_time"))
+                .col(big_integer("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("ctas_open_key", "ctas", &["tenant_id", "open_key"]).unique().to_owned()).await?;
+        m.create_index(index("ctas_tenant_owner_due", "ctas", &["tenant_id", "owner_id", "due_date"])).await?;
+        m.create_index(index("ctas_tenant_account", "ctas", &["tenant_id", "account_id"])).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,243 @@
+//! Live firing: event triggers, the one open CTA per playbook and account,
+//! cooldowns, enrolment limits, touch routing, audience and condition.
+
+use banso_events::Payload;
+use banso_proto::{events as ev, health::Band, playbooks as pb, types as tpb};
+
+use crate::common::*;
+
+async fn firings(c: &mut Client, playbook: &str) -> Vec<pb::Firing> {
+    c.list_firings(pb::ListFiringsRequest { playbook_id: playbook.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .firings
+}
+
+#[tokio::test]
+async fn red_opens_one_cta_for_the_owner_and_a_repeat_raises_it() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let p = create_enabled(&mut c, red_playbook("Red alert")).await;
+    let a = account("Acme Corp", "csm-ann", tpb::TouchModel::High);
+    known_account(&app, TENANT, &a).await;
+
+    // Yellow is not red: nothing.
+    publish(&app, TENANT, "health", score_changed(&a.id, Some((70.0, Band::Green)), (55.0, Band::Yellow))).await;
+    let turned =
+        publish(&app, TENANT, "health", score_changed(&a.id, Some((55.0, Band::Yellow)), (31.5, Band::Red))).await;
+    let cta = until("the CTA opens", || {
+        let mut c = c.clone();
+        let id = a.id.clone();
+        async move { ctas_of(&mut c, &id).await.into_iter().next() }
+    })
+    .await;
+    assert_eq!(cta.title, "Acme Corp turned red");
+    assert_eq!(cta.owner_id, "csm-ann");
+    assert_eq!(cta.priority, pb::CtaPriority::High as i32);
+    assert_eq!(cta.status, pb::CtaStatus::Open as i32);
+    assert_eq!(cta.playbook_id, p.id);
+    assert_eq!(cta.tasks.len(), 1);
+    assert_eq!(cta.reasons.len(), 1);
+    assert_eq!(cta.reasons[0].trigger_event_id, turned.id);
+    assert_eq!(cta.description, "score 31.5 (red)");
+
+    // The same event again (a redelivery) fires nothing twice.
+    publish_envelope(&app, &turned).await;
+    // Recovers, turns red again: the open CTA is raised, not duplicated.
+    publish(&app, TENANT, "health", score_changed(&a.id, Some((31.5, Band::Red)), (60.0, Band::Yellow))).await;
+    publish(&app, TENANT, "health", score_changed(&a.id, Some((60.0, Band::Yellow)), (20.0, Band::Red))).await;
+    let raised = until("the CTA is raised", || {
+        let mut c = c.clone();
+        let id = a.id.clone();
+        async move { ctas_of(&mut c, &id).await.into_iter().find(|x| x.reasons.len() == 2) }
+    })
+    .await;
+    assert_eq!(raised.id, cta.id);
+    assert_eq!(raised.priority, pb::CtaPriority::Critical as i32, "a repeat raises one level");
+    assert_eq!(ctas_of(&mut c, &a.id).await.len(), 1);
+    let f = firings(&mut c, &p.id).await;
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(f.iter().all(|f| f.status == pb::FiringStatus::Fired as i32));
+    assert!(f[0].actions[0].detail.starts_with("raised cta"), "{:?}", f[0].actions);
+    assert!(f[1].actions[0].detail.starts_with("opened cta"), "{:?}", f[1].actions);
+
+    // Closed, a new firing opens a new one.
+    let mut csm = client(&app, TENANT, Role::Csm);
+    csm.close_call_to_action(pb::CloseCallToActionRequest {
+        id: cta.id.clone(),
+        outcome: pb::CtaOutcome::Resolved as i32,
+        note: "sponsor re-engaged".into(),
+        etag: raised.etag.clone(),
+    })
+    .await
+    .unwrap();
+    publish(&app, TENANT, "health", score_changed(&a.id, Some((20.0, Band::Red)), (60.0, Band::Yellow))).await;
+    publish(&app, TENANT, "health", score_changed(&a.id, Some((60.0, Band::Yellow)), (25.0, Band::Red))).await;
+    until("a second CTA opens", || {
+        let mut c = c.clone();
+        let id = a.id.clone();
+        async move { (ctas_of(&mut c, &id).await.len() == 2).then_some(()) }
+    })
+    .await;
+}
+
+fn fell_by(points: f64, cooldown_secs: i64, limit: Option<pb::enrolment_limit::Limit>) -> pb::Playbook {
+    pb::Playbook {
+        display_name: "Falling".into(),
+        trigger: Some(pb::Trigger {
+            kind: Some(pb::trigger::Kind::Event(pb::EventTrigger {
+                event_type: "health_score_changed".into(),
+                score_fell_by: Some(points),
+                ..Default::default()
+            })),
+        }),
+        actions: vec![open_cta("{{account.name}} is falling", pb::CtaPriority::Medium, &[])],
+        cooldown: Some(pbjson_types::Duration { seconds: cooldown_secs, nanos: 0 }),
+        enrolment_limit: limit.map(|l| pb::EnrolmentLimit { limit: Some(l) }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_cooldown_and_the_enrolment_limit_suppress_and_say_so() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let cooled = create_enabled(&mut c, fell_by(10.0, 3600, None)).await;
+    let once = create_enabled(&mut c, fell_by(10.0, 60, Some(pb::enrolment_limit::Limit::OncePerAccount(true)))).await;
+    let a = account("Initech", "csm-bob", tpb::TouchModel::High);
+    known_account(&app, TENANT, &a).await;
+    publish(&app, TENANT, "health", score_changed(&a.id, Some((90.0, Band::Green)), (75.0, Band::Green))).await;
+    publish(&app, TENANT, "health", score_changed(&a.id, Some((75.0, Band::Green)), (74.0, Band::Green))).await;
+    publish(&app, TENANT, "health", score_changed(&a.id, Some((74.0, Band::Green)), (60.0, Band::Yellow))).await;
+    for (p, second) in [(&cooled, pb::FiringStatus::Cooldown), (&once, pb::FiringStatus::EnrolmentLimit)] {
+        let f = until("two firings", || {
+            let mut c = c.clone();
+            let id = p.id.clone();
+            async move { Some(firings(&mut c, &id).await).filter(|f| f.len() == 2) }
+        })
+        .await;
+        assert_eq!(f[1].status, pb::FiringStatus::Fired as i32);
+        assert_eq!(f[0].status, second as i32, "{f:?}");
+        assert!(f[0].actions.is_empty(), "a suppressed firing runs no action");
+    }
+}
+
+#[tokio::test]
+async fn actions_route_by_touch_model_audience_and_condition_filter() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let mut p = red_playbook("Routed");
+    p.actions = vec![
+        open_cta("call {{account.name}}", pb::CtaPriority::High, &[tpb::TouchModel::High]),
+        open_cta("nudge {{account.name}}", pb::CtaPriority::Low, &[tpb::TouchModel::Tech]),
+    ];
+    p.audience =
+        Some(pb::Audience { lifecycle_stages: vec![tpb::LifecycleStage::Adoption as i32], ..Default::default() });
+    p.condition = "account.arr >= 1000000 && health.band == 'red'".into();
+    let p = create_enabled(&mut c, p).await;
+
+    let high = account("Big", "ann", tpb::TouchModel::High);
+    let mut small = account("Small", "ann", tpb::TouchModel::High);
+    small.arr = Some(tpb::Money { currency_code: "USD".into(), amount_minor: 10_000 });
+    let mut onboarding = account("New", "ann", tpb::TouchModel::High);
+    onboarding.lifecycle_stage = tpb::LifecycleStage::Onboarding as i32;
+    for a in [&high, &small, &onboarding] {
+        known_account(&app, TENANT, a).await;
+        publish(&app, TENANT, "health", score_changed(&a.id, Some((50.0, Band::Yellow)), (20.0, Band::Red))).await;
+    }
+    let f = until("the big account fires", || {
+        let mut c = c.clone();
+        let id = p.id.clone();
+        async move { firings(&mut c, &id).await.into_iter().next() }
+    })
+    .await;
+    assert_eq!(f.account_id, high.id);
+    assert_eq!(f.actions[0].status, pb::ActionStatus::Done as i32);
+    assert_eq!(f.actions[1].status, pb::ActionStatus::Skipped as i32);
+    assert_eq!(f.actions[1].detail, "skipped: the account is served high touch; the action is for tech");
+    // Give the others time to be (not) evaluated: the next event of the
+    // tenant is applied after them, in order.
+    let marker = account("Marker", "ann", tpb::TouchModel::High);
+    known_account(&app, TENANT, &marker).await;
+    assert_eq!(firings(&mut c, &p.id).await.len(), 1, "the small and the onboarding accounts do not fire");
+    let titles: Vec<_> = ctas_of(&mut c, &high.id).await.into_iter().map(|x| x.title).collect();
+    assert_eq!(titles, vec!["call Big"]);
+}
+
+#[tokio::test]
+async fn a_stage_change_and_a_closed_cta_are_triggers() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let stage = pb::Playbook {
+        display_name: "Renewal kickoff".into(),
+        trigger: Some(pb::Trigger {
+            kind: Some(pb::trigger::Kind::Event(pb::EventTrigger {
+                event_type: "account_updated".into(),
+                stage_entered: tpb::LifecycleStage::Renewal as i32,
+                ..Default::default()
+            })),
+        }),
+        actions: vec![open_cta("renewal of {{account.name}}", pb::CtaPriority::Medium, &[])],
+        ..Default::default()
+    };
+    let stage = create_enabled(&mut c, stage).await;
+    let follow = pb::Playbook {
+        display_name: "Follow-up".into(),
+        trigger: Some(pb::Trigger {
+            kind: Some(pb::trigger::Kind::Event(pb::EventTrigger {
+                event_type: "cta_closed".into(),
+                ..Default::default()
+            })),
+        }),
+        condition: "event.data.cta.outcome == 'CTA_OUTCOME_LOST'".into(),
+        actions: vec![open_cta("post-mortem {{account.name}}", pb::CtaPriority::Low, &[])],
+        ..Default::default()
+    };
+    let follow = create_enabled(&mut c, follow).await;
+    let mut a = account("Umbrella", "ann", tpb::TouchModel::High);
+    known_account(&app, TENANT, &a).await;
+    // An update that keeps the stage is not a stage change.
+    a.name = "Umbrella Corp".into();
+    publish(
+        &app,
+        TENANT,
+        "accounts",
+        Payload::AccountUpdated(ev::AccountUpdated { account: Some(a.clone()), changed_fields: vec!["name".into()] }),
+    )
+    .await;
+    a.lifecycle_stage = tpb::LifecycleStage::Renewal as i32;
+    publish(
+        &app,
+        TENANT,
+        "accounts",
+        Payload::AccountUpdated(ev::AccountUpdated {
+            account: Some(a.clone()),
+            changed_fields: vec!["lifecycle_stage".into()],
+        }),
+    )
+    .await;
+    let cta = until("the renewal CTA", || {
+        let mut c = c.clone();
+        let id = a.id.clone();
+        async move { ctas_of(&mut c, &id).await.into_iter().next() }
+    })
+    .await;
+    assert_eq!(cta.title, "renewal of Umbrella Corp");
+    assert_eq!(firings(&mut c, &stage.id).await.len(), 1);
+    c.close_call_to_action(pb::CloseCallToActionRequest {
+        id: cta.id,
+        outcome: pb::CtaOutcome::Lost as i32,
+        note: String::new(),
+        etag: String::new(),
+    })
+    .await
+    .unwrap();
+    let post = until("the follow-up CTA", || {
+        let mut c = c.clone();
+        let id = a.id.clone();
+        async move { ctas_of(&mut c, &id).await.into_iter().find(|x| x.title.starts_with("post-mortem")) }
+    })
+    .await;
+    assert_eq!(post.playbook_id, follow.id);
+}

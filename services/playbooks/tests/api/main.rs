@@ -1,0 +1,11 @@
+//! The Playbooks service through a real gRPC client, against a real server
+//! on port 0 and a fresh database (SQLite, or PostgreSQL with
+//! BANSO_TEST_DATABASE_URL; NATS with BANSO_TEST_NATS_URL), with Accounts'
+//! and Health's events published onto its bus.
+
+mod common;
+mod ctas;
+mod firing;
+mod playbooks;
+mod simulate;
+mod validation;
