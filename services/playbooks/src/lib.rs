@@ -18,7 +18,11 @@ mod app;
 mod domain;
 mod events;
 mod migration;
+#[cfg(test)]
+mod service_tests;
 mod store;
+#[cfg(test)]
+mod testing;
 
 use std::{sync::Arc, time::Duration};
 
