@@ -28,7 +28,9 @@ use std::{sync::Arc, time::Duration};
 
 use banso_events::{Db, ServiceDef, service::Context};
 use banso_kit::{config::Config, supervise::Supervisor};
-use banso_proto::playbooks::playbooks_service_server::PlaybooksServiceServer;
+use banso_proto::playbooks::{
+    playbooks_service_server::PlaybooksServiceServer, programmes_service_server::ProgrammesServiceServer,
+};
 use tonic::server::NamedService as _;
 
 /// The service's name: its schema, its SQLite file, its `banso serve` role.
@@ -67,10 +69,17 @@ pub const SERVICE: ServiceDef = ServiceDef {
     name: NAME,
     consumes: &["accounts", "health", "playbooks"],
     migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
-    build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
+    build: |cx, set| {
+        Box::pin(async move {
+            let (playbooks, programmes) = build(cx).await?;
+            Ok(set.with(playbooks).with(programmes))
+        })
+    },
 };
 
-async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
+type Programmes = ProgrammesServiceServer<api::programmes::ProgrammesApi>;
+
+async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes)> {
     let settings = PlaybooksSettings::from_config(cx.config)?;
     let conn = cx.database::<migration::Migrator>(&SERVICE, Server::NAME).await?;
     let sup = &cx.runtime.supervisor;
@@ -92,9 +101,13 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     let app = app::App { db, engine };
     app::schedule::supervise(app.clone(), sup, name, settings.schedule_tick);
     supervise_pruning(sup, conn, settings.trigger_retention);
-    Ok(PlaybooksServiceServer::new(api::PlaybooksApi::new(app, cx.kit.clone()))
+    let programmes = ProgrammesServiceServer::new(api::programmes::ProgrammesApi::new(app.clone(), cx.kit.clone()))
         .max_decoding_message_size(cx.kit.max_message_bytes)
-        .max_encoding_message_size(cx.kit.max_message_bytes))
+        .max_encoding_message_size(cx.kit.max_message_bytes);
+    let playbooks = PlaybooksServiceServer::new(api::PlaybooksApi::new(app, cx.kit.clone()))
+        .max_decoding_message_size(cx.kit.max_message_bytes)
+        .max_encoding_message_size(cx.kit.max_message_bytes);
+    Ok((playbooks, programmes))
 }
 
 /// Every hour: trigger events past the retention, inbox entries of a month

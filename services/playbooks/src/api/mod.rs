@@ -6,6 +6,7 @@
 
 pub(crate) mod ctas;
 pub(crate) mod playbooks;
+pub(crate) mod programmes;
 
 use banso_kit::{
     Result, Violations,

@@ -15,6 +15,7 @@ use banso_kit::Result;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::programmes::Enrolled;
 use crate::{
     domain::{
         cta::{self, Cta, Reason, Status},
@@ -381,6 +382,23 @@ async fn run_actions(tx: &Tx, p: &Program, o: &Occasion<'_>, segments: &Segments
                 };
                 outcome.resource_id = Some(cta.id.to_string());
             }
+            ActionKind::Enrol { programme_id } => {
+                let account = o.subject.projected.account.id;
+                match super::programmes::enrol(tx, *programme_id, account, Some(p.id), "").await? {
+                    Enrolled::New(e) => {
+                        outcome.detail = format!("enrolled in programme {programme_id}");
+                        outcome.resource_id = Some(e.id.to_string());
+                    }
+                    Enrolled::Already(e) => {
+                        outcome.detail = format!("already enrolled in programme {programme_id}");
+                        outcome.resource_id = Some(e.id.to_string());
+                    }
+                    Enrolled::Refused(why) => {
+                        outcome.status = "failed".into();
+                        outcome.detail = why;
+                    }
+                }
+            }
             other => {
                 outcome.status = "failed".into();
                 outcome.detail = format!("{} actions are not available in this version", other.name());
@@ -511,6 +529,9 @@ pub(crate) fn simulate_fire(
                     } else {
                         outcome.detail = format!("would open cta \"{}\"", template::render(&spec.title, &values));
                     }
+                }
+                ActionKind::Enrol { programme_id } => {
+                    outcome.detail = format!("would enrol in programme {programme_id}");
                 }
                 other => {
                     outcome.status = "failed".into();

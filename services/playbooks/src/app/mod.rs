@@ -8,6 +8,7 @@ mod cel;
 mod ctas;
 pub(crate) mod engine;
 mod playbooks;
+pub(crate) mod programmes;
 pub(crate) mod schedule;
 mod settings;
 

@@ -6,6 +6,7 @@ pub(crate) mod ctas;
 pub(crate) mod entities;
 pub(crate) mod firings;
 pub(crate) mod playbooks;
+pub(crate) mod programmes;
 pub(crate) mod projection;
 pub(crate) mod tenants;
 pub(crate) mod trigger_events;

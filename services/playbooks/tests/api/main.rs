@@ -7,5 +7,6 @@ mod common;
 mod ctas;
 mod firing;
 mod playbooks;
+mod programmes;
 mod simulate;
 mod validation;
