@@ -15,6 +15,8 @@
 
 mod api;
 mod app;
+#[cfg(feature = "bench")]
+pub mod bench;
 mod domain;
 mod events;
 mod migration;

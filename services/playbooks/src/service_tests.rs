@@ -138,3 +138,45 @@ async fn a_day_missed_while_down_is_caught_up_once_at_start() {
     assert!(restarted.schedule_round("replica-new", now).await.unwrap().is_empty());
     assert_eq!(firings(&a).await, 3);
 }
+
+#[tokio::test]
+async fn the_sql_prefilter_never_drops_an_account_the_exact_rule_selects() {
+    use crate::domain::engine::scheduled;
+    let db = banso_testkit::fresh_database().await.unwrap();
+    let a = app(&db).await;
+    let tz: chrono_tz::Tz = "Asia/Tokyo".parse().unwrap();
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let conn = a.db.conn();
+    // Accounts at every distance around the boundaries.
+    for d in -3i64..=40 {
+        let id = seed_account(&a, TENANT, &format!("d{d}"), Some(today + Duration::days(d))).await;
+        let m = store::entities::account::ActiveModel {
+            account_id: sea_orm::ActiveValue::Set(id),
+            last_usage_day: sea_orm::ActiveValue::Set((d % 3 != 0).then(|| today - Duration::days(d))),
+            stage_since: sea_orm::ActiveValue::Set(Utc::now() - Duration::hours(d * 24 + 5)),
+            create_time: sea_orm::ActiveValue::Set(Utc::now() - Duration::hours(d * 24 + 7)),
+            ..Default::default()
+        };
+        use sea_orm::EntityTrait;
+        store::entities::account::Entity::update(m).exec(conn).await.unwrap();
+    }
+    let all = store::projection::page(conn, TENANT, None, 1000).await.unwrap();
+    for c in [
+        ScheduleTrigger::RenewalWithinDays(10),
+        ScheduleTrigger::NoUsageForDays(7),
+        ScheduleTrigger::DaysInStage(14),
+        ScheduleTrigger::DaysInStage(1),
+    ] {
+        let exact: Vec<_> = all.iter().filter(|p| scheduled(c, &p.calendar(tz), today)).map(|p| p.account.id).collect();
+        let pre = store::projection::scheduled_page(conn, TENANT, &[c], today, tz, None, 1000).await.unwrap();
+        let pre_exact: Vec<_> =
+            pre.iter().filter(|p| scheduled(c, &p.calendar(tz), today)).map(|p| p.account.id).collect();
+        assert_eq!(pre_exact, exact, "{c:?}");
+        assert!(
+            !exact.is_empty() && pre.len() < all.len(),
+            "{c:?}: the prefilter narrows ({} of {})",
+            pre.len(),
+            all.len()
+        );
+    }
+}

@@ -119,12 +119,22 @@ impl Engine {
 /// A tenant's segments, compiled, for one round of evaluations.
 pub(crate) struct Segments(Vec<CompiledSegment>);
 
+impl Segments {
+    /// No segments (a tenant that has none, or the bench).
+    #[cfg_attr(not(feature = "bench"), allow(dead_code))]
+    pub(crate) fn empty() -> Segments {
+        Segments(Vec::new())
+    }
+}
+
 /// One account at one moment, with everything a condition reads.
 pub(crate) struct Subject<'a> {
     pub projected: &'a Projected,
     pub tz: chrono_tz::Tz,
     pub now: DateTime<Utc>,
     pub event: Option<&'a Envelope>,
+    /// The condition's variables, made once however many playbooks read them.
+    pub facts: std::sync::OnceLock<Facts>,
 }
 
 impl Subject<'_> {
@@ -134,11 +144,13 @@ impl Subject<'_> {
     }
 
     /// The variables of a condition: `account`, `health`, `event`, `now`.
-    pub(crate) fn facts(&self) -> Facts {
-        let mut f = self.account_facts();
-        f.insert("health", health_fact(self.projected.health.as_ref()));
-        f.insert("event", event_fact(self.event));
-        f
+    pub(crate) fn facts(&self) -> &Facts {
+        self.facts.get_or_init(|| {
+            let mut f = self.account_facts();
+            f.insert("health", health_fact(self.projected.health.as_ref()));
+            f.insert("event", event_fact(self.event));
+            f
+        })
     }
 
     /// The segments the account is in.
@@ -276,7 +288,7 @@ pub(crate) fn applies(p: &Program, s: &Subject<'_>, segments: &Segments) -> Appl
     }
     match &p.condition {
         None => Applies::Yes,
-        Some(c) => match c.evaluate_bool(&s.facts()) {
+        Some(c) => match c.evaluate_bool(s.facts()) {
             Ok(true) => Applies::Yes,
             Ok(false) => Applies::ConditionFalse,
             Err(e) => Applies::ConditionError(e.to_string()),
@@ -298,7 +310,7 @@ pub(crate) struct Occasion<'a> {
     /// The event id, "schedule:<day>", or "manual:<run id>".
     pub key: String,
     pub event_id: Option<String>,
-    pub subject: Subject<'a>,
+    pub subject: &'a Subject<'a>,
 }
 
 /// Fires (or records the suppression of) a playbook whose audience and
