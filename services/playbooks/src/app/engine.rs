@@ -367,7 +367,7 @@ fn forbidden(s: &Subject<'_>, segments: &Segments) -> Vec<(crate::domain::TouchM
 async fn run_actions(tx: &Tx, p: &Program, o: &Occasion<'_>, segments: &Segments) -> Result<Vec<ActionOutcome>> {
     let a = &o.subject.projected.account;
     let served = touch::served(&a.mix(), a.touch_model, p.def.routing);
-    let forbidden = forbidden(&o.subject, segments);
+    let forbidden = forbidden(o.subject, segments);
     let values = o.subject.values(&p.def.display_name, o.kind);
     let mut out = Vec::with_capacity(p.def.actions.len());
     for (i, action) in p.def.actions.iter().enumerate() {
@@ -512,7 +512,7 @@ pub(crate) fn simulate_fire(
     }
     let a = &o.subject.projected.account;
     let served = touch::served(&a.mix(), a.touch_model, p.def.routing);
-    let forbidden = forbidden(&o.subject, segments);
+    let forbidden = forbidden(o.subject, segments);
     let values = o.subject.values(&p.def.display_name, o.kind);
     let mut deduplicated = false;
     let outcomes = p

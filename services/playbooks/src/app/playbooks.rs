@@ -486,7 +486,7 @@ impl App {
         fired_accounts: &mut HashSet<Uuid>,
         max_firings: usize,
     ) {
-        match engine::applies(p, &o.subject, segments) {
+        match engine::applies(p, o.subject, segments) {
             Applies::Yes => {}
             Applies::ConditionError(e) => {
                 sim.condition_errors += 1;
