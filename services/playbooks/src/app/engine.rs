@@ -202,16 +202,11 @@ impl Subject<'_> {
     }
 }
 
-/// The `event` variable: type, id, time, and the payload's fields in
-/// snake_case (enum values by their proto names, e.g. "BAND_RED").
+/// The `event` variable: type, id, time, and the payload's fields by their
+/// proto names, every one present (enum values by name, e.g. "BAND_RED").
 pub(crate) fn event_fact(e: Option<&Envelope>) -> Fact {
     let Some(e) = e else { return Fact::Map(BTreeMap::new()) };
-    let data = e
-        .payload
-        .as_ref()
-        .and_then(|p| payload_json(p).ok())
-        .map(|v| super::cel::from_json(snake_keys(v)))
-        .unwrap_or(Fact::Map(BTreeMap::new()));
+    let data = e.payload.as_ref().and_then(payload_json).map(super::cel::from_json).unwrap_or(Fact::Map(BTreeMap::new()));
     let time = e.occurred_at.as_ref().and_then(|t| banso_kit::wire::time("occurred_at", t).ok());
     let fields: BTreeMap<String, Fact> = [
         ("type".to_string(), Fact::String(e.payload.as_ref().map(type_of).unwrap_or_default().to_string())),
@@ -223,43 +218,21 @@ pub(crate) fn event_fact(e: Option<&Envelope>) -> Fact {
     Fact::Map(fields)
 }
 
-/// The payload message as proto3 JSON.
-fn payload_json(p: &banso_events::Payload) -> serde_json::Result<serde_json::Value> {
+/// The payload message as JSON with the proto's own field names and every
+/// field present (a score of 0, an empty list: proto3 JSON would leave them
+/// out, and a condition reading them would fail), enum values by name.
+fn payload_json(p: &banso_events::Payload) -> Option<serde_json::Value> {
+    use prost::Message as _;
+    use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage as _, SerializeOptions};
+    static POOL: std::sync::OnceLock<Option<DescriptorPool>> = std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| DescriptorPool::decode(banso_proto::FILE_DESCRIPTOR_SET).ok()).as_ref()?;
+    let desc = pool.get_message_by_name("banso.events.v1.Envelope")?;
     let env = banso_proto::events::Envelope { payload: Some(p.clone()), ..Default::default() };
-    let v = serde_json::to_value(&env)?;
-    Ok(v.as_object().and_then(|o| o.values().find(|v| v.is_object()).cloned()).unwrap_or(serde_json::Value::Null))
-}
-
-fn snake(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 4);
-    for c in s.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// proto3 JSON's lowerCamelCase keys as the proto's snake_case names; the
-/// keys of maps of data (custom attributes) are kept as they are.
-fn snake_keys(v: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match v {
-        Value::Object(o) => Value::Object(
-            o.into_iter()
-                .map(|(k, v)| {
-                    let keep = matches!(k.as_str(), "customAttributes" | "attributes");
-                    let key = snake(&k);
-                    (key, if keep { v } else { snake_keys(v) })
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(snake_keys).collect()),
-        other => other,
-    }
+    let msg = DynamicMessage::decode(desc, env.encode_to_vec().as_slice()).ok()?;
+    let field = msg.descriptor().get_field_by_name(type_of(p))?;
+    let payload = msg.get_field(&field).as_message()?.clone();
+    let options = SerializeOptions::new().skip_default_fields(false).use_proto_field_name(true);
+    payload.serialize_with_options(serde_json::value::Serializer, &options).ok()
 }
 
 /// Whether a playbook applies to a subject: its audience and its condition.
