@@ -76,8 +76,10 @@
 )]
 
 mod check;
+mod cost;
 mod facts;
 mod parse;
+mod paths;
 mod runtime;
 mod schema;
 
@@ -85,8 +87,9 @@ use std::sync::Arc;
 
 use cel::{IdedExpr, Value};
 
-pub use facts::{AccountFacts, Fact, Facts};
-pub use schema::{Schema, Shape, account_schema};
+pub use cost::{ASSUMED_COLLECTION_SIZE, ASSUMED_STRING_CHARS, COST_LIMIT, PATTERN_CHAR_COST};
+pub use facts::{AccountFacts, EventFacts, Fact, Facts, HealthFacts, MeasureFacts, PlaybookFacts, TouchMix};
+pub use schema::{Schema, Shape, account_schema, playbook_schema};
 
 /// The longest source accepted, in characters.
 pub const MAX_SOURCE_CHARS: usize = 4096;
@@ -130,6 +133,10 @@ struct Inner {
     source: String,
     /// cel's tree with the macros expanded, as the interpreter runs it.
     program: IdedExpr,
+    /// See [`Expression::cost`].
+    cost: u64,
+    /// See [`Expression::paths`].
+    paths: Vec<String>,
 }
 
 impl std::fmt::Debug for Expression {
@@ -169,14 +176,48 @@ impl Expression {
         })?;
         let map_indexes = check::check(&tree, schema, source, &info)
             .map_err(|(at, message)| CompileError::at(source, at, message))?;
+        let limit = schema.cost_limit();
+        let cost = cost::estimate(&tree, limit, source, &info).map_err(|(at, cost)| {
+            CompileError::at(
+                source,
+                at,
+                format!(
+                    "expression may cost about {} operations per evaluation; the limit is {} — nest fewer comprehensions",
+                    cost::thousands(cost),
+                    cost::thousands(limit)
+                ),
+            )
+        })?;
+        let paths = paths::paths(&tree, source, &info);
         let env = runtime::env().map_err(|message| CompileError::at(source, 0, message))?;
         let (mut program, program_info) = parse::parse(source, env)?;
         check::null_for_missing_keys(&mut program, &program_info, source, &map_indexes);
-        Ok(Expression { inner: Arc::new(Inner { source: source.to_string(), program }) })
+        Ok(Expression { inner: Arc::new(Inner { source: source.to_string(), program, cost, paths }) })
     }
 
     pub fn source(&self) -> &str {
         &self.inner.source
+    }
+
+    /// The estimated work of one evaluation, in operations: every node of
+    /// the expression counts 1, a comprehension its body once per element
+    /// of its range, a string function the characters it scans (see
+    /// [`COST_LIMIT`] and docs/cel.md). An expression whose estimate exceeds
+    /// its schema's [`Schema::cost_limit`] does not compile.
+    pub fn cost(&self) -> u64 {
+        self.inner.cost
+    }
+
+    /// Every value the expression reads, as a path from a variable:
+    /// `account.arr`, `health.measures.events_30d.value`,
+    /// `event.data.new_score`, `now`. Selections and literal string indexes
+    /// are steps (`account.attributes['seats']` is `account.attributes.seats`,
+    /// a key that is not an identifier is written `['go-live']`); a chain
+    /// ends at any other index or a call (`account.tags.exists(…)` reads
+    /// `account.tags`); comprehension variables are not paths. Deduplicated,
+    /// in the order written. [`Facts::lookup`] shows each one's value.
+    pub fn paths(&self) -> Vec<String> {
+        self.inner.paths.clone()
     }
 
     /// Evaluates the expression; only a bool result is a success.
@@ -194,3 +235,6 @@ impl Expression {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod playbook_tests;
