@@ -51,6 +51,55 @@
 //! | `attributes` | map of custom attributes: any key may be read; values are bool, int, double, string, or timestamp (dates at 00:00 UTC) |
 //! | `days_to_renewal` | int: `renewal_date` − today in the tenant's time zone (negative once past), or `null` |
 //!
+//! # The playbook environment
+//!
+//! [`playbook_schema`] declares `account` (the record above plus
+//! `touch_mix`, a record of `high`, `low` and `tech` percents, and
+//! `stage_days`, int or `null`), `health` (`score`, `band`, `trend_7d`,
+//! `trend_30d`, and `measures`, a map from measure id to `value`,
+//! `previous_value` and `points`), `event` (`type`, `id`, `occurred_at`, and
+//! `data`, the payload, not checked) and `now`. [`PlaybookFacts`] builds them;
+//! [`Expression::paths`] and [`Facts::lookup`] show what a condition read.
+//!
+//! ```
+//! use banso_cel::{AccountFacts, EventFacts, Expression, Fact, HealthFacts, MeasureFacts, PlaybookFacts, playbook_schema};
+//! use chrono::{NaiveDate, TimeZone, Utc};
+//!
+//! let condition = Expression::compile(
+//!     "health.measures.events_30d.previous_value > 0 && \
+//!      health.measures.events_30d.value < health.measures.events_30d.previous_value * 0.5",
+//!     &playbook_schema(),
+//! )?;
+//! let reading = MeasureFacts { value: Some(400.0), previous_value: Some(1000.0), points: None };
+//! let facts = PlaybookFacts {
+//!     account: AccountFacts { name: "Acme", today: NaiveDate::from_ymd_opt(2026, 12, 4).unwrap(), ..Default::default() },
+//!     health: HealthFacts { measures: [("events_30d".to_string(), reading)].into(), ..Default::default() },
+//!     event: EventFacts {
+//!         event_type: "HealthScoreChanged".into(),
+//!         data: Fact::from_json(serde_json::json!({"new_score": 38.5})),
+//!         ..Default::default()
+//!     },
+//!     ..Default::default()
+//! }
+//! .into_facts(Utc.with_ymd_and_hms(2026, 12, 4, 3, 0, 0).unwrap());
+//! assert!(condition.evaluate_bool(&facts)?);
+//! let read: Vec<(String, Option<String>)> =
+//!     condition.paths().into_iter().map(|p| (p.clone(), facts.lookup(&p))).collect();
+//! assert_eq!(read[0], ("health.measures.events_30d.previous_value".to_string(), Some("1000.0".to_string())));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The cost limit
+//!
+//! An expression whose estimated cost ([`Expression::cost`]) exceeds its
+//! schema's [`Schema::cost_limit`] ([`COST_LIMIT`], 1,000,000, unless
+//! [`Schema::with_cost_limit`] says otherwise) does not compile: the error
+//! points at the comprehension that goes over. Every node counts 1; a
+//! comprehension its body once per element of its range (a literal's size,
+//! else [`ASSUMED_COLLECTION_SIZE`]); string functions the characters they
+//! scan ([`ASSUMED_STRING_CHARS`] for data). Two comprehensions nested over
+//! data are refused. docs/cel.md has the details.
+//!
 //! # Semantics worth knowing
 //!
 //! * A comparison with `null` is an evaluation error, not `false`:
