@@ -82,10 +82,16 @@ fn rule(i: usize) -> (RuleSpec, Closure, Vec<&'static str>) {
     let (cel, f): (String, Closure) = match i % 6 {
         0 => {
             let (x, y) = (30.0 + (k % 40) as f64, 100_000 * (k as i64 % 50));
-            (format!("health.score < {x:.1} && account.arr > {y}"), Box::new(move |p: &Plain<'_>| p.score < x && p.arr > y))
+            (
+                format!("health.score < {x:.1} && account.arr > {y}"),
+                Box::new(move |p: &Plain<'_>| p.score < x && p.arr > y),
+            )
         }
         1 => (
-            format!("health.band == 'red' && account.lifecycle_stage in ['adoption', 'renewal'] && account.arr >= {}", k * 1000),
+            format!(
+                "health.band == 'red' && account.lifecycle_stage in ['adoption', 'renewal'] && account.arr >= {}",
+                k * 1000
+            ),
             Box::new(move |p: &Plain<'_>| {
                 p.band == "red" && (p.stage == "adoption" || p.stage == "renewal") && p.arr >= (k * 1000) as i64
             }),
@@ -93,8 +99,13 @@ fn rule(i: usize) -> (RuleSpec, Closure, Vec<&'static str>) {
         2 => {
             let n = 30 + (k as i64 % 120);
             (
-                format!("account.days_to_renewal != null && account.days_to_renewal < {n} && health.trend_7d < -{}.0", k % 10),
-                Box::new(move |p: &Plain<'_>| p.days_to_renewal.is_some_and(|d| d < n) && p.trend_7d < -((k % 10) as f64)),
+                format!(
+                    "account.days_to_renewal != null && account.days_to_renewal < {n} && health.trend_7d < -{}.0",
+                    k % 10
+                ),
+                Box::new(move |p: &Plain<'_>| {
+                    p.days_to_renewal.is_some_and(|d| d < n) && p.trend_7d < -((k % 10) as f64)
+                }),
             )
         }
         3 => {
@@ -103,7 +114,9 @@ fn rule(i: usize) -> (RuleSpec, Closure, Vec<&'static str>) {
                 format!(
                     "'vip' in account.tags && health.measures.events_30d.value < health.measures.events_30d.previous_value * {ratio:.1}"
                 ),
-                Box::new(move |p: &Plain<'_>| p.tags.iter().any(|t| t == "vip") && p.events_30d.0 < p.events_30d.1 * ratio),
+                Box::new(move |p: &Plain<'_>| {
+                    p.tags.iter().any(|t| t == "vip") && p.events_30d.0 < p.events_30d.1 * ratio
+                }),
             )
         }
         4 => {
@@ -237,7 +250,12 @@ pub async fn rules(args: RulesArgs) -> anyhow::Result<()> {
     println!();
     println!("| evaluator | event × playbook evaluations/s | events/s | fired |");
     println!("|---|---:|---:|---:|");
-    println!("| the engine (CEL) | {} | {} | {} |", int(engine_rate as usize), int((engine_rate / args.playbooks as f64) as usize), int(fired));
+    println!(
+        "| the engine (CEL) | {} | {} | {} |",
+        int(engine_rate as usize),
+        int((engine_rate / args.playbooks as f64) as usize),
+        int(fired)
+    );
     println!(
         "| baseline: Rust closures | {} | {} | {} |",
         int(closure_rate as usize),
@@ -248,8 +266,18 @@ pub async fn rules(args: RulesArgs) -> anyhow::Result<()> {
     let ratio = engine_rate / closure_rate;
     println!();
     let ok = |b: bool| if b { "MET   " } else { "MISSED" };
-    println!("goal {}: ≥ {:.0}% of the closures (got {:.1}%)", ok(ratio >= RULES_GOAL_RATIO), RULES_GOAL_RATIO * 100.0, ratio * 100.0);
-    println!("goal {}: ≥ {} evaluations/s (got {})", ok(engine_rate >= RULES_GOAL_EVALS), int(RULES_GOAL_EVALS as usize), int(engine_rate as usize));
+    println!(
+        "goal {}: ≥ {:.0}% of the closures (got {:.1}%)",
+        ok(ratio >= RULES_GOAL_RATIO),
+        RULES_GOAL_RATIO * 100.0,
+        ratio * 100.0
+    );
+    println!(
+        "goal {}: ≥ {} evaluations/s (got {})",
+        ok(engine_rate >= RULES_GOAL_EVALS),
+        int(RULES_GOAL_EVALS as usize),
+        int(engine_rate as usize)
+    );
     Ok(())
 }
 
@@ -296,7 +324,8 @@ fn schedule_rule(i: usize) -> (ppb::schedule_trigger::When, Vec<tpb::LifecycleSt
     use ppb::schedule_trigger::When;
     let stages: Vec<tpb::LifecycleStage> =
         if i % 3 == 0 { vec![tpb::LifecycleStage::Adoption, tpb::LifecycleStage::Renewal] } else { vec![] };
-    let stage_sql = if stages.is_empty() { String::new() } else { " AND lifecycle_stage IN ('adoption', 'renewal')".into() };
+    let stage_sql =
+        if stages.is_empty() { String::new() } else { " AND lifecycle_stage IN ('adoption', 'renewal')".into() };
     let (when, sql) = match i % 3 {
         0 => {
             let n = [30, 60, 90, 120, 180][i / 3 % 5];
@@ -424,9 +453,22 @@ async fn schedule_phases(args: &ScheduleArgs, h: &Harness) -> anyhow::Result<()>
     println!();
     println!("| step | time | pairs |");
     println!("|---|---:|---:|");
-    println!("| the daily pass: selection (date conditions in SQL, every rule in Rust) | {:.0} ms | {} |", engine_best * 1000.0, int(selected as usize));
-    println!("| baseline: one SQL statement selecting the same pairs | {:.0} ms | {} |", sql_best * 1000.0, int(sql_rows));
-    println!("| the whole pass: selection + firings + CTAs ({} firings) | {:.1} s | {} |", int(fired as usize), full, int(fired as usize));
+    println!(
+        "| the daily pass: selection (date conditions in SQL, every rule in Rust) | {:.0} ms | {} |",
+        engine_best * 1000.0,
+        int(selected as usize)
+    );
+    println!(
+        "| baseline: one SQL statement selecting the same pairs | {:.0} ms | {} |",
+        sql_best * 1000.0,
+        int(sql_rows)
+    );
+    println!(
+        "| the whole pass: selection + firings + CTAs ({} firings) | {:.1} s | {} |",
+        int(fired as usize),
+        full,
+        int(fired as usize)
+    );
     println!();
     println!(
         "goal {}: selection ≤ {SCHEDULE_GOAL}× the SQL statement (got {ratio:.2}×)",
@@ -491,9 +533,13 @@ impl Handler for Observer {
 pub async fn latency(args: LatencyArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.rate > 0 && args.secs > 0 && args.accounts > 0 && args.playbooks > 0, "counts must be > 0");
     let per_account = (u64::from(args.rate) * args.secs).div_ceil(args.accounts as u64) as usize;
-    anyhow::ensure!(per_account <= MAX_EVENTS_PER_ACCOUNT, "{per_account} events an account: at most {MAX_EVENTS_PER_ACCOUNT}; raise --accounts");
+    anyhow::ensure!(
+        per_account <= MAX_EVENTS_PER_ACCOUNT,
+        "{per_account} events an account: at most {MAX_EVENTS_PER_ACCOUNT}; raise --accounts"
+    );
     let load_before = loadavg();
-    let mut harness = Harness::start_service(&args.database_url, Service::HealthAndPlaybooks, args.nats_url.as_deref()).await?;
+    let mut harness =
+        Harness::start_service(&args.database_url, Service::HealthAndPlaybooks, args.nats_url.as_deref()).await?;
     harness.keep = args.keep;
     println!(
         "banso-bench playbooks-latency: {} events/s for {} s over {} accounts, {} enabled playbooks; bus: {}",
@@ -514,13 +560,27 @@ pub async fn latency(args: LatencyArgs) -> anyhow::Result<()> {
     println!();
     println!("| latency (ms)                                  | n      |    p50 |    p90 |    p99 |    max |");
     println!("|-----------------------------------------------|--------|-------:|-------:|-------:|-------:|");
-    for (name, v) in [("ingest ack → CTA opened/raised (event consumed)", &to_cta), ("baseline: ingest ack → HealthScoreChanged", &to_score)] {
-        println!("| {name:<45} | {:<6} | {:>6.1} | {:>6.1} | {:>6.1} | {:>6.1} |", v.len(), ms(v, 0.5), ms(v, 0.9), ms(v, 0.99), ms(v, 1.0));
+    for (name, v) in [
+        ("ingest ack → CTA opened/raised (event consumed)", &to_cta),
+        ("baseline: ingest ack → HealthScoreChanged", &to_score),
+    ] {
+        println!(
+            "| {name:<45} | {:<6} | {:>6.1} | {:>6.1} | {:>6.1} | {:>6.1} |",
+            v.len(),
+            ms(v, 0.5),
+            ms(v, 0.9),
+            ms(v, 0.99),
+            ms(v, 1.0)
+        );
     }
     if unmatched > 0 {
         println!("note: {unmatched} acknowledged events never showed as a CTA change within 30 s");
     }
-    let p99 = if unmatched > 0 || to_cta.is_empty() { Duration::MAX } else { Duration::from_secs_f64(quantile(&to_cta, 0.99)) };
+    let p99 = if unmatched > 0 || to_cta.is_empty() {
+        Duration::MAX
+    } else {
+        Duration::from_secs_f64(quantile(&to_cta, 0.99))
+    };
     println!();
     println!(
         "goal {}: event → CTA p99 <= {} ms (got {})",
@@ -610,7 +670,9 @@ async fn latency_phases(args: &LatencyArgs, h: &Harness) -> anyhow::Result<(Vec<
         .await?
         .context("the accounts were not scored within 120 s")?;
     let (tx, mut seen) = mpsc::unbounded_channel();
-    for (source, name) in [(banso_health::NAME, "bench-latency-health"), (banso_playbooks::NAME, "bench-latency-playbooks")] {
+    for (source, name) in
+        [(banso_health::NAME, "bench-latency-health"), (banso_playbooks::NAME, "bench-latency-playbooks")]
+    {
         banso_events::bus::supervise_consumer(
             &h.events.supervisor,
             "bench",

@@ -32,7 +32,7 @@
 
 use banso_kit::{Error, Result, etag, idempotency};
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 use crate::{Payload, envelope, outbox};
 
@@ -131,8 +131,16 @@ impl Db {
         &self.outbox
     }
 
+    /// Begins a use case's transaction. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`): a use case that reads before it writes would
+    /// otherwise hold a read snapshot that cannot become a write one when
+    /// another writer committed meanwhile (SQLITE_BUSY, whatever the busy
+    /// timeout). PostgreSQL ignores the mode.
     pub async fn begin(&self, tenant: &str) -> Result<Tx> {
-        Ok(Tx { txn: self.conn.begin().await?, tenant: tenant.to_owned(), source: self.source })
+        use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait as _};
+        let options =
+            TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
+        Ok(Tx { txn: self.conn.begin_with_options(options).await?, tenant: tenant.to_owned(), source: self.source })
     }
 
     /// Commits and wakes the relay, so the events leave at once.

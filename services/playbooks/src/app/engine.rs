@@ -21,7 +21,7 @@ use crate::{
         cta::{self, Cta, Reason, Status},
         engine::{self as rules, Signal, Verdict},
         playbook::{ActionKind, Definition, OwnerRule, Trigger},
-        projection::{Segment, health_fact},
+        projection::{Segment, health_facts},
         template, touch,
     },
     events,
@@ -58,7 +58,7 @@ pub(crate) struct Engine {
 
 /// The CEL environment of conditions.
 pub(crate) fn schema() -> banso_cel::Schema {
-    super::cel::playbook_schema()
+    banso_cel::playbook_schema()
 }
 
 /// Compiles a condition; empty is "always".
@@ -146,10 +146,17 @@ impl Subject<'_> {
     /// The variables of a condition: `account`, `health`, `event`, `now`.
     pub(crate) fn facts(&self) -> &Facts {
         self.facts.get_or_init(|| {
-            let mut f = self.account_facts();
-            f.insert("health", health_fact(self.projected.health.as_ref()));
-            f.insert("event", event_fact(self.event));
-            f
+            let today = self.now.with_timezone(&self.tz).date_naive();
+            let a = &self.projected.account;
+            let stage_day = self.projected.stage_since.with_timezone(&self.tz).date_naive();
+            banso_cel::PlaybookFacts {
+                account: a.account_facts(today),
+                touch_mix: a.touch_mix_facts(),
+                stage_days: Some((today - stage_day).num_days()),
+                health: health_facts(self.projected.health.as_ref()),
+                event: event_facts(self.event),
+            }
+            .into_facts(self.now)
         })
     }
 
@@ -204,18 +211,14 @@ impl Subject<'_> {
 
 /// The `event` variable: type, id, time, and the payload's fields by their
 /// proto names, every one present (enum values by name, e.g. "BAND_RED").
-pub(crate) fn event_fact(e: Option<&Envelope>) -> Fact {
-    let Some(e) = e else { return Fact::Map(BTreeMap::new()) };
-    let data = e.payload.as_ref().and_then(payload_json).map(super::cel::from_json).unwrap_or(Fact::Map(BTreeMap::new()));
-    let time = e.occurred_at.as_ref().and_then(|t| banso_kit::wire::time("occurred_at", t).ok());
-    let fields: BTreeMap<String, Fact> = [
-        ("type".to_string(), Fact::String(e.payload.as_ref().map(type_of).unwrap_or_default().to_string())),
-        ("id".to_string(), Fact::String(e.id.clone())),
-        ("occurred_at".to_string(), time.map_or(Fact::Null, Fact::Timestamp)),
-        ("data".to_string(), data),
-    ]
-    .into();
-    Fact::Map(fields)
+pub(crate) fn event_facts(e: Option<&Envelope>) -> banso_cel::EventFacts {
+    let Some(e) = e else { return Default::default() };
+    banso_cel::EventFacts {
+        event_type: e.payload.as_ref().map(type_of).unwrap_or_default().to_string(),
+        id: e.id.clone(),
+        occurred_at: e.occurred_at.as_ref().and_then(|t| banso_kit::wire::time("occurred_at", t).ok()),
+        data: e.payload.as_ref().and_then(payload_json).map(Fact::from_json).unwrap_or(Fact::Map(BTreeMap::new())),
+    }
 }
 
 /// The payload message as JSON with the proto's own field names and every

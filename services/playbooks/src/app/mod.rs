@@ -4,7 +4,6 @@
 //! consumer, the schedule, manual runs and simulation, so a simulation runs
 //! exactly the rules the live engine runs.
 
-mod cel;
 mod ctas;
 pub(crate) mod engine;
 mod playbooks;

@@ -562,7 +562,14 @@ impl App {
         };
         let facts = subject.facts();
         let result = condition.evaluate_bool(facts).map_err(|e| e.to_string());
-        let values = BTreeMap::new(); // MERGE-D: condition.paths() with facts.lookup()
+        let values = condition
+            .paths()
+            .into_iter()
+            .map(|p| {
+                let v = facts.lookup(&p).unwrap_or_else(|| "null".into());
+                (p, v)
+            })
+            .collect();
         Ok((result, values))
     }
 }

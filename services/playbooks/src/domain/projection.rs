@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use banso_cel::{AccountFacts, Fact, Facts};
+use banso_cel::{AccountFacts, Fact, Facts, HealthFacts, MeasureFacts, TouchMix};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -70,8 +70,13 @@ impl Account {
         }
     }
 
-    /// The `account` (and `now`) variables of CEL: segments' and playbooks'.
+    /// The `account` (and `now`) variables of segments.
     pub(crate) fn facts(&self, today: NaiveDate, now: DateTime<Utc>) -> Facts {
+        self.account_facts(today).into_facts(now)
+    }
+
+    /// The account's values as CEL reads them (today in the tenant's zone).
+    pub(crate) fn account_facts(&self, today: NaiveDate) -> AccountFacts<'_> {
         AccountFacts {
             name: &self.name,
             external_id: self.external_id.as_deref(),
@@ -91,7 +96,20 @@ impl Account {
             attributes: self.attributes.iter().map(|(k, v)| (k.clone(), Fact::from(v))).collect(),
             today,
         }
-        .into_facts(now)
+    }
+
+    /// The shares of its mix as `account.touch_mix` reads them.
+    pub(crate) fn touch_mix_facts(&self) -> TouchMix {
+        let mut m = TouchMix::default();
+        for s in self.mix() {
+            let p = i64::from(s.percent);
+            match s.model {
+                TouchModel::High => m.high = p,
+                TouchModel::Low => m.low = p,
+                TouchModel::Tech => m.tech = p,
+            }
+        }
+        m
     }
 }
 
@@ -115,33 +133,21 @@ pub(crate) struct Health {
 }
 
 /// The `health` variable: the latest score, or nulls before the first.
-pub(crate) fn health_fact(h: Option<&Health>) -> Fact {
-    let opt = |v: Option<f64>| v.map_or(Fact::Null, Fact::Double);
-    let measures = h
-        .map(|h| {
-            h.measures
-                .iter()
-                .map(|(k, r)| {
-                    let m: BTreeMap<String, Fact> = [
-                        ("value".to_string(), opt(r.value)),
-                        ("previous_value".to_string(), opt(r.previous_value)),
-                        ("points".to_string(), opt(r.points)),
-                    ]
-                    .into();
-                    (k.clone(), Fact::Map(m))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let fields: BTreeMap<String, Fact> = [
-        ("score".to_string(), opt(h.map(|h| h.score))),
-        ("band".to_string(), Fact::String(h.map(|h| h.band.as_str()).unwrap_or_default().to_string())),
-        ("trend_7d".to_string(), opt(h.and_then(|h| h.trend_7d))),
-        ("trend_30d".to_string(), opt(h.and_then(|h| h.trend_30d))),
-        ("measures".to_string(), Fact::Map(measures)),
-    ]
-    .into();
-    Fact::Map(fields)
+pub(crate) fn health_facts(h: Option<&Health>) -> HealthFacts {
+    let Some(h) = h else { return HealthFacts::default() };
+    HealthFacts {
+        score: Some(h.score),
+        band: h.band.as_str().to_string(),
+        trend_7d: h.trend_7d,
+        trend_30d: h.trend_30d,
+        measures: h
+            .measures
+            .iter()
+            .map(|(k, r)| {
+                (k.clone(), MeasureFacts { value: r.value, previous_value: r.previous_value, points: r.points })
+            })
+            .collect(),
+    }
 }
 
 /// A segment as the projection keeps it: the expression that decides

@@ -241,3 +241,49 @@ async fn a_stage_change_and_a_closed_cta_are_triggers() {
     .await;
     assert_eq!(post.playbook_id, follow.id);
 }
+
+#[tokio::test]
+async fn test_condition_shows_the_values_a_condition_read() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let a = account("Globex", "ann", tpb::TouchModel::High);
+    known_account(&app, TENANT, &a).await;
+    let env = publish(&app, TENANT, "health", score_changed(&a.id, Some((50.0, Band::Yellow)), (0.0, Band::Red))).await;
+    let condition = "health.band == 'red' && account.touch_mix.high == 100 && event.data.new_score == 0.0 && event.data.old_band == 'BAND_YELLOW'";
+    let r = until("the event is stored", || {
+        let mut c = c.clone();
+        let req = pb::TestConditionRequest {
+            condition: condition.into(),
+            account_id: a.id.clone(),
+            event_id: env.id.clone(),
+        };
+        async move { c.test_condition(req).await.ok().map(|r| r.into_inner()).filter(|r| r.result) }
+    })
+    .await;
+    assert!(r.error.is_empty(), "{r:?}");
+    assert_eq!(r.values.get("health.band").map(String::as_str), Some("'red'"), "{:?}", r.values);
+    assert_eq!(r.values.get("account.touch_mix.high").map(String::as_str), Some("100"), "{:?}", r.values);
+    assert_eq!(r.values.get("event.data.old_band").map(String::as_str), Some("'BAND_YELLOW'"), "{:?}", r.values);
+    assert!(r.values.contains_key("event.data.new_score"), "a field at its default is present: {:?}", r.values);
+    // An evaluation error is shown, not a failure of the call.
+    let r = c
+        .test_condition(pb::TestConditionRequest {
+            condition: "account.renewal_date < now".into(),
+            account_id: a.id.clone(),
+            event_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.result && !r.error.is_empty(), "{r:?}");
+    assert_eq!(r.values.get("account.renewal_date").map(String::as_str), Some("null"));
+    let e = c
+        .test_condition(pb::TestConditionRequest {
+            condition: "true".into(),
+            account_id: a.id.clone(),
+            event_id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+}
