@@ -18,13 +18,16 @@ mod app;
 mod domain;
 mod events;
 mod migration;
+mod outreach;
 mod store;
 
 use std::{sync::Arc, time::Duration};
 
 use banso_events::{Db, ServiceDef, service::Context};
 use banso_kit::{config::Config, supervise::Supervisor};
-use banso_proto::playbooks::playbooks_service_server::PlaybooksServiceServer;
+use banso_proto::playbooks::{
+    outreach_service_server::OutreachServiceServer, playbooks_service_server::PlaybooksServiceServer,
+};
 use tonic::server::NamedService as _;
 
 /// The service's name: its schema, its SQLite file, its `banso serve` role.
@@ -63,11 +66,19 @@ pub const SERVICE: ServiceDef = ServiceDef {
     name: NAME,
     consumes: &["accounts", "health", "playbooks"],
     migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
-    build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
+    build: |cx, set| {
+        Box::pin(async move {
+            let (playbooks, outreach) = build(cx).await?;
+            Ok(set.with(playbooks).with(outreach))
+        })
+    },
 };
 
-async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
+type Outreach = OutreachServiceServer<api::outreach::OutreachApi>;
+
+async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Outreach)> {
     let settings = PlaybooksSettings::from_config(cx.config)?;
+    let webhooks = outreach::OutreachSettings::from_config(cx.config)?;
     let conn = cx.database::<migration::Migrator>(&SERVICE, Server::NAME).await?;
     let sup = &cx.runtime.supervisor;
     let name = Server::NAME;
@@ -88,9 +99,16 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     let app = app::App { db, engine };
     app::schedule::supervise(app.clone(), sup, name, settings.schedule_tick);
     supervise_pruning(sup, conn, settings.trigger_retention);
-    Ok(PlaybooksServiceServer::new(api::PlaybooksApi::new(app, cx.kit.clone()))
+    let outreach_name = Outreach::NAME;
+    outreach::supervise(sup, outreach_name, app.db.clone(), app.engine.outreach.clone(), webhooks.clone());
+    let outreach_api =
+        OutreachServiceServer::new(api::outreach::OutreachApi::new(app.clone(), cx.kit.clone(), webhooks))
+            .max_decoding_message_size(cx.kit.max_message_bytes)
+            .max_encoding_message_size(cx.kit.max_message_bytes);
+    let playbooks_api = PlaybooksServiceServer::new(api::PlaybooksApi::new(app, cx.kit.clone()))
         .max_decoding_message_size(cx.kit.max_message_bytes)
-        .max_encoding_message_size(cx.kit.max_message_bytes))
+        .max_encoding_message_size(cx.kit.max_message_bytes);
+    Ok((playbooks_api, outreach_api))
 }
 
 /// Every hour: trigger events past the retention, inbox entries of a month

@@ -132,6 +132,7 @@ impl App {
                         Ok(n)
                     })
                     .await?;
+                self.engine.outreach.after_commit();
                 fired += n;
             }
             // Still working: keep the lease.
