@@ -315,6 +315,7 @@ pub(crate) async fn queue(
     for contact in &to {
         let contact_id = contact.as_ref().map(|c| c.id);
         let key = rules::fatigue_key(account, contact_id);
+        store::outreach::take_turn(conn, tenant, &key).await?;
         let already = store::outreach::queued_since(conn, tenant, &key, since).await?;
         let verdict = rules::within_budget(
             already,

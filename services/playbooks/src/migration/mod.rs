@@ -312,6 +312,20 @@ impl MigrationTrait for M0002Outreach {
         .await?;
         m.create_index(index("delivery_attempts_tenant_delivery", "delivery_attempts", &["tenant_id", "delivery_id"]))
             .await?;
+        // One row per contact (or account) the budget counts: a firing upserts it before counting, so two
+        // transactions queueing for the same contact take turns (a row lock on PostgreSQL, the write lock on
+        // SQLite) and the second counts the first's message.
+        m.create_table(
+            Table::create()
+                .table("fatigue_keys")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(text("fatigue_key"))
+                .col(big_integer("turns"))
+                .primary_key(Index::create().col("tenant_id").col("fatigue_key"))
+                .to_owned(),
+        )
+        .await?;
         Ok(())
     }
 }

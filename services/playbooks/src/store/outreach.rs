@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, OnConflict},
+    sea_query::{Expr, ExprTrait, OnConflict},
 };
 use uuid::Uuid;
 
@@ -107,6 +107,14 @@ pub(crate) mod entities {
         pub error: String,
     });
 
+    entity!(fatigue_key, "fatigue_keys", {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
+        pub fatigue_key: String,
+        pub turns: i64,
+    });
+
     impl banso_kit::db::VersionedTable for endpoint::Entity {
         const ID: endpoint::Column = endpoint::Column::Id;
         const TENANT: endpoint::Column = endpoint::Column::TenantId;
@@ -114,7 +122,7 @@ pub(crate) mod entities {
     }
 }
 
-use entities::{attempt as at, contact as ct, delivery as d, endpoint as e};
+use entities::{attempt as at, contact as ct, delivery as d, endpoint as e, fatigue_key as fk};
 
 // ---- endpoints ----
 
@@ -363,6 +371,22 @@ pub(crate) async fn get_delivery(conn: &impl ConnectionTrait, tenant: &str, id: 
         .map(delivery)
         .transpose()?
         .ok_or_else(|| Error::not_found("delivery", id.to_string()))
+}
+
+/// Takes the turn of `key` in the fatigue budget until the transaction
+/// ends: a concurrent transaction queueing for the same contact waits here,
+/// then counts this one's messages.
+pub(crate) async fn take_turn(conn: &impl ConnectionTrait, tenant: &str, key: &str) -> Result<()> {
+    let row = fk::ActiveModel { tenant_id: Set(tenant.to_string()), fatigue_key: Set(key.to_string()), turns: Set(1) };
+    fk::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([fk::Column::TenantId, fk::Column::FatigueKey])
+                .value(fk::Column::Turns, Expr::col((fk::Entity, fk::Column::Turns)).add(1))
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
 }
 
 /// Messages queued (not skipped) for `key` since `since`.
