@@ -317,6 +317,7 @@ pub(crate) async fn fire(
     let tenant = tx.tenant();
     let account = o.subject.projected.account.id;
     let now = o.subject.now;
+    store::firings::write_first(conn, tenant).await?;
     let fired = store::firings::fired_times(conn, tenant, p.id, account).await?;
     let verdict = rules::verdict(&p.def, &fired, now);
     let mut firing = Firing {

@@ -52,6 +52,22 @@ fn from_model(m: f::Model) -> Result<Firing> {
     })
 }
 
+/// Takes SQLite's write lock as the transaction's first statement (a
+/// no-op UPDATE): a transaction that reads first and writes later fails
+/// with "database is locked" if another connection (the consumer, the
+/// outreach worker) committed in between. Nothing on PostgreSQL.
+pub(crate) async fn write_first(conn: &impl ConnectionTrait, tenant: &str) -> Result<()> {
+    if !banso_kit::db::is_postgres(conn) {
+        f::Entity::update_many()
+            .col_expr(f::Column::TenantId, Expr::col(f::Column::TenantId))
+            .filter(f::Column::TenantId.eq(tenant))
+            .filter(f::Column::Id.eq(Uuid::nil()))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Records a firing unless this playbook already has one for this account
 /// and trigger; returns whether it was recorded.
 pub(crate) async fn insert_once(conn: &impl ConnectionTrait, tenant: &str, x: &Firing) -> Result<bool> {
