@@ -32,9 +32,13 @@ fn outreach(app: &TestApp, tenant: &str, role: Role) -> Outreach {
 /// The service with webhooks allowed to reach the receiver on 127.0.0.1
 /// over http, quick retries and three attempts.
 async fn spawn_local() -> TestApp {
+    spawn_allowing(true).await
+}
+
+async fn spawn_allowing(private: bool) -> TestApp {
     let vars = [
         ("BANSO_PLAYBOOKS_WEBHOOK_ALLOW_HTTP", "true"),
-        ("BANSO_PLAYBOOKS_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("BANSO_PLAYBOOKS_WEBHOOK_ALLOW_PRIVATE", if private { "true" } else { "false" }),
         ("BANSO_PLAYBOOKS_WEBHOOK_BASE_DELAY_MS", "50"),
         ("BANSO_PLAYBOOKS_WEBHOOK_MAX_ATTEMPTS", "3"),
     ];
@@ -545,4 +549,40 @@ async fn endpoints_rotate_updates_and_deletes_with_tenancy_and_roles() {
     let f = run(&mut c, &p.id, &a.id).await;
     assert_eq!(f.actions[0].status, pb::ActionStatus::Failed as i32);
     assert_eq!(f.actions[0].detail, format!("webhook endpoint {} does not exist", e.id));
+}
+
+/// The machine's host name, when it resolves only to addresses the guard
+/// refuses (loopback, or a container's private address).
+async fn internal_name() -> Option<String> {
+    let name = std::fs::read_to_string("/etc/hostname").ok()?.trim().to_string();
+    let addrs: Vec<_> = tokio::net::lookup_host((name.as_str(), 80)).await.ok()?.collect();
+    let internal = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    (!name.is_empty() && !addrs.is_empty() && addrs.iter().all(|a| internal(a.ip()))).then_some(name)
+}
+
+#[tokio::test]
+async fn a_host_name_resolving_to_an_internal_address_is_refused_at_delivery() {
+    let Some(name) = internal_name().await else {
+        eprintln!("skipped: this machine's host name does not resolve to an internal address only");
+        return;
+    };
+    let app = spawn_allowing(false).await; // http allowed, private addresses not
+    let mut c = admin(&app);
+    let mut o = outreach(&app, TENANT, Role::Admin);
+    let (rx, url) = Receiver::start(&[], 200).await;
+    // A name passes on save (only IP literals are judged then); its addresses are judged at every attempt.
+    let url = url.replace("127.0.0.1", &name);
+    let e = endpoint(&mut o, &url).await;
+    let p = create_enabled(&mut c, manual("Rebound", send(&e.id, &[]))).await;
+    let a = account("Hooli", "csm-gav", tpb::TouchModel::Tech);
+    known_account(&app, TENANT, &a).await;
+    let f = run(&mut c, &p.id, &a.id).await;
+    let d = settled(&o, &f.actions[0].resource_id, pb::DeliveryStatus::Dead).await;
+    assert_eq!(d.attempt_count, 3);
+    assert!(d.last_error.starts_with(&format!("refused: {name} resolves to ")), "{d:?}");
+    assert!(d.attempts.iter().all(|x| x.http_status == 0), "{d:?}");
+    assert!(rx.requests().is_empty(), "nothing reached the internal receiver");
 }
