@@ -248,9 +248,36 @@ async fn a_red_account_sends_a_signed_webhook_the_receiver_verifies() {
     assert_eq!(f[0].actions[0].resource_id, d.id);
 }
 
+/// Records what the service publishes.
+#[derive(Default)]
+struct Published(Mutex<Vec<banso_events::Envelope>>);
+
+#[async_trait::async_trait]
+impl banso_events::Handler for Published {
+    async fn handle(&self, env: &banso_events::Envelope) -> Result<(), banso_events::HandlerError> {
+        self.0.lock().unwrap().push(env.clone());
+        Ok(())
+    }
+}
+
+fn listen(app: &TestApp) -> Arc<Published> {
+    let published = Arc::new(Published::default());
+    banso_events::bus::supervise_consumer(
+        &app.runtime.supervisor,
+        "test",
+        app.runtime.bus.clone(),
+        "outreach-test",
+        vec![banso_events::envelope::all_of("playbooks")],
+        published.clone(),
+        Default::default(),
+    );
+    published
+}
+
 #[tokio::test]
 async fn a_failing_receiver_is_retried_dead_lettered_and_redelivered() {
     let app = spawn_local().await;
+    let published = listen(&app);
     let mut c = admin(&app);
     let mut o = outreach(&app, TENANT, Role::Admin);
 
@@ -262,6 +289,7 @@ async fn a_failing_receiver_is_retried_dead_lettered_and_redelivered() {
     known_account(&app, TENANT, &a).await;
     let f = run(&mut c, &p.id, &a.id).await;
     let d = settled(&o, &f.actions[0].resource_id, pb::DeliveryStatus::Succeeded).await;
+    let flaky_id = d.id.clone();
     assert_eq!(d.contact_id, "", "no contact: a message about the account");
     assert_eq!(d.attempt_count, 3);
     let codes: Vec<i32> = d.attempts.iter().map(|x| x.http_status).collect();
@@ -298,6 +326,29 @@ async fn a_failing_receiver_is_retried_dead_lettered_and_redelivered() {
     let last = &d.attempts[3];
     assert_eq!((last.series, last.number, last.http_status), (2, 1, 200));
     assert_eq!(down.requests().len(), 4);
+
+    // OutreachSent for each success (3 attempts, then 1 of the new series), OutreachFailed for the dead letter.
+    let outcomes = until("the outreach events", || {
+        let published = published.clone();
+        async move {
+            let v: Vec<(String, String, i32)> = published
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|e| match &e.payload {
+                    Some(Payload::OutreachSent(x)) => Some(("sent".into(), x.delivery_id.clone(), x.attempts)),
+                    Some(Payload::OutreachFailed(x)) => Some(("failed".into(), x.delivery_id.clone(), x.attempts)),
+                    _ => None,
+                })
+                .collect();
+            (v.len() >= 3).then_some(v)
+        }
+    })
+    .await;
+    assert!(outcomes.contains(&("sent".into(), flaky_id, 3)), "{outcomes:?}");
+    assert!(outcomes.contains(&("failed".into(), id.clone(), 3)), "{outcomes:?}");
+    assert!(outcomes.contains(&("sent".into(), id.clone(), 1)), "{outcomes:?}");
 
     // A pending one cannot be redelivered; a succeeded one can.
     let err = csm.redeliver_delivery(pb::RedeliverDeliveryRequest { id: id.clone() }).await.map(|_| ());
