@@ -35,7 +35,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use banso_proto::{accounts as apb, health as hpb, types as tpb};
+use banso_proto::{accounts as apb, health as hpb, playbooks as ppb, types as tpb};
 use banso_testkit::{TestApp, TestRole as Role};
 use banso_tests::{
     raw,
@@ -126,6 +126,7 @@ fn method_by_path(pool: &DescriptorPool, path: &str) -> MethodDescriptor {
 
 const ACCOUNTS: &str = "banso.accounts.v1.AccountsService";
 const HEALTH: &str = "banso.health.v1.HealthService";
+const PLAYBOOKS: &str = "banso.playbooks.v1.PlaybooksService";
 
 fn date(year: i32, month: i32, day: i32) -> Option<tpb::Date> {
     Some(tpb::Date { year, month, day })
@@ -445,7 +446,88 @@ async fn seed(app: &TestApp, pool: &DescriptorPool, tenant: &'static str) -> Ten
     .await;
     let m = method_by_path(pool, &format!("{HEALTH}/GetAccountHealth"));
     s.objects.record(&DynamicMessage::decode(m.output(), health).expect("decodes"));
+    seed_playbooks(&mut s, t, &accounts).await;
     Tenant { name: tenant, objects: s.objects, page_tokens: Vec::new() }
+}
+
+/// Two playbooks (one live), a CTA by hand and one a playbook opened.
+async fn seed_playbooks(s: &mut Seeder<'_>, t: &str, accounts: &[String]) {
+    let red = |name: String| ppb::Playbook {
+        display_name: name,
+        description: format!("{t}{MARK}playbook"),
+        trigger: Some(ppb::Trigger {
+            kind: Some(ppb::trigger::Kind::Event(ppb::EventTrigger {
+                event_type: "health_score_changed".into(),
+                score_fell_by: Some(1.0),
+                ..Default::default()
+            })),
+        }),
+        condition: "account.arr > 0 && health.score != null".into(),
+        audience: Some(ppb::Audience {
+            lifecycle_stages: vec![tpb::LifecycleStage::Adoption as i32],
+            ..Default::default()
+        }),
+        actions: vec![ppb::Action {
+            touch_models: vec![tpb::TouchModel::Tech as i32],
+            kind: Some(ppb::action::Kind::OpenCta(ppb::OpenCtaAction {
+                r#type: ppb::CtaType::Risk as i32,
+                priority: ppb::CtaPriority::High as i32,
+                title_template: format!("{t}{MARK}{{{{account.name}}}}"),
+                task_titles: vec!["call".into()],
+                ..Default::default()
+            })),
+        }],
+        cooldown: Some(pbjson_types::Duration { seconds: 3600, nanos: 0 }),
+        enrolment_limit: Some(ppb::EnrolmentLimit {
+            limit: Some(ppb::enrolment_limit::Limit::Rolling(ppb::RollingLimit { times: 2, days: 7 })),
+        }),
+        ..Default::default()
+    };
+    let mut ids = Vec::new();
+    for i in 1..=2 {
+        let p: ppb::Playbook = s
+            .call(
+                &format!("{PLAYBOOKS}/CreatePlaybook"),
+                vec![ppb::CreatePlaybookRequest {
+                    playbook: Some(red(format!("{t}{MARK}playbook {i}"))),
+                    request_id: format!("{t}-pb-{i}"),
+                }],
+            )
+            .await;
+        ids.push((p.id, p.etag));
+    }
+    let (id, etag) = ids[0].clone();
+    let _: ppb::Playbook = s
+        .setup(&format!("{PLAYBOOKS}/EnablePlaybook"), ppb::EnablePlaybookRequest { id: id.clone(), version: 0, etag })
+        .await;
+    // The projection learns of the accounts from Accounts' events.
+    let create = ppb::CreateCallToActionRequest {
+        cta: Some(ppb::CallToAction {
+            account_id: accounts[0].clone(),
+            r#type: ppb::CtaType::Opportunity as i32,
+            priority: ppb::CtaPriority::Medium as i32,
+            title: format!("{t}{MARK}cta"),
+            owner_id: format!("{t}-owner"),
+            due_date: date(2030, 1, 1),
+            tasks: vec![ppb::CtaTask { title: "first".into(), ..Default::default() }],
+            ..Default::default()
+        }),
+        request_id: format!("{t}-cta-1"),
+    };
+    let bytes = Bytes::from(create.encode_to_vec());
+    let s_ref = &*s;
+    banso_testkit::eventually(&format!("playbooks of {t} to know the accounts"), Duration::from_secs(30), || {
+        let bytes = bytes.clone();
+        async move { s_ref.try_call(&format!("{PLAYBOOKS}/CreateCallToAction"), bytes).await.ok() }
+    })
+    .await;
+    let _: ppb::CallToAction = s.call(&format!("{PLAYBOOKS}/CreateCallToAction"), vec![create]).await;
+    let _: ppb::RunPlaybookResponse = s
+        .setup(
+            &format!("{PLAYBOOKS}/RunPlaybook"),
+            ppb::RunPlaybookRequest { id, account_ids: accounts.to_vec(), request_id: format!("{t}-run") },
+        )
+        .await;
 }
 
 // ---------------------------------------------------------------- cases
@@ -530,8 +612,12 @@ struct Foreign {
 
 /// Methods that only read, by the API's verbs (AIP): the victim's view is
 /// taken through these before and after the sweep.
+/// Methods that write nothing, by their verb (Simulate and Test run a
+/// playbook or a condition with no side effect: a viewer may call them).
 fn is_read(m: &MethodDescriptor) -> bool {
-    ["Get", "List", "BatchGet", "Count", "Evaluate", "Check"].iter().any(|v| m.name().starts_with(v))
+    ["Get", "List", "BatchGet", "Count", "Evaluate", "Check", "Simulate", "Test"]
+        .iter()
+        .any(|v| m.name().starts_with(v))
 }
 
 fn field(m: &MethodDescriptor, name: &str) -> Option<prost_reflect::FieldDescriptor> {

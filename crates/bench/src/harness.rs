@@ -27,6 +27,10 @@ pub type HealthClient = banso_proto::health::health_service_client::HealthServic
 /// The tenant every benchmark writes to.
 pub const TENANT: &str = "bench";
 
+pub type PlaybooksClient = banso_proto::playbooks::playbooks_service_client::PlaybooksServiceClient<
+    tonic::codegen::InterceptedService<Channel, Bearer>,
+>;
+
 /// Server-side deadline of one call. The production default (30 s) would cut
 /// a slow 100,000-row stream short; the bench reports when an import needs
 /// more than that default.
@@ -42,6 +46,11 @@ pub enum Service {
     /// Health, as `banso serve health` assembles it (`banso_health::build`:
     /// relay, scorer, Accounts consumer).
     Health,
+    /// Playbooks, as `banso serve playbooks` assembles it (its schedule
+    /// ticks hourly: the bench runs the pass itself).
+    Playbooks,
+    /// Health and Playbooks in one process on one bus.
+    HealthAndPlaybooks,
 }
 
 pub struct Harness {
@@ -130,6 +139,7 @@ impl Harness {
             ("BANSO_MIGRATE_ON_START", "true"),
             ("BANSO_REQUEST_TIMEOUT_SECS", &REQUEST_TIMEOUT.as_secs().to_string()),
             ("BANSO_SHUTDOWN_GRACE_SECS", "2"),
+            ("BANSO_PLAYBOOKS_SCHEDULE_TICK_SECS", "3600"),
         ]);
         let config = Config::from_vars(&vars)?;
         let kit = Kit::from_config(&config);
@@ -172,6 +182,11 @@ impl Harness {
                 banso_accounts::bench::without_relay(&self.config, kit, ServiceSet::new()).await?
             }
             Service::Health => (banso_health::SERVICE.build)(&cx, ServiceSet::new()).await?,
+            Service::Playbooks => (banso_playbooks::SERVICE.build)(&cx, ServiceSet::new()).await?,
+            Service::HealthAndPlaybooks => {
+                let set = (banso_health::SERVICE.build)(&cx, ServiceSet::new()).await?;
+                (banso_playbooks::SERVICE.build)(&cx, set).await?
+            }
         };
         let auth = server::auth_layer(&self.config)?;
         let running = server::start(&self.config.server, auth, services, &self.events.supervisor).await?;
@@ -199,6 +214,13 @@ impl Harness {
         )
         .max_encoding_message_size(self.config.server.max_message_bytes)
         .max_decoding_message_size(self.config.server.max_message_bytes)
+    }
+
+    pub fn playbooks_client(&self) -> PlaybooksClient {
+        banso_proto::playbooks::playbooks_service_client::PlaybooksServiceClient::with_interceptor(
+            self.channel.clone(),
+            Bearer::new(&self.token),
+        )
     }
 
     pub fn health_client(&self) -> HealthClient {

@@ -14,6 +14,7 @@ mod health_ingest;
 mod import;
 mod memory;
 mod monitor;
+mod playbooks;
 mod recompute;
 mod usage;
 
@@ -50,6 +51,15 @@ enum Command {
     /// batches against the same calls direct over gRPC, every service and
     /// the gateway in-process on the embedded defaults.
     Gateway(gateway::Args),
+    /// Playbooks: trigger events × 200 CEL playbooks through the engine
+    /// against the same conditions as Rust closures.
+    PlaybooksRules(playbooks::RulesArgs),
+    /// Playbooks: the daily schedule's selection over 100,000 accounts × 20
+    /// schedule playbooks against one SQL statement selecting the same pairs.
+    PlaybooksSchedule(playbooks::ScheduleArgs),
+    /// Playbooks: usage ingest ack → the CTA opened or raised, through
+    /// Health's rescoring, under steady load with 50 enabled playbooks.
+    PlaybooksLatency(playbooks::LatencyArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -72,6 +82,9 @@ async fn main() -> anyhow::Result<()> {
         Command::HealthRecompute(args) => recompute::run(args).await.map(drop),
         Command::Health(args) => health(args).await,
         Command::Gateway(args) => gateway::run(args).await,
+        Command::PlaybooksRules(args) => playbooks::rules(args).await,
+        Command::PlaybooksSchedule(args) => playbooks::schedule(args).await,
+        Command::PlaybooksLatency(args) => playbooks::latency(args).await,
     }
 }
 

@@ -213,6 +213,16 @@ fn path(n: &IdedExpr) -> Option<String> {
     }
 }
 
+/// Where the name of the call `n` is written: cel records its `(`.
+pub(crate) fn name_at(info: &SourceInfo, source: &str, n: &IdedExpr, name: &str) -> usize {
+    let paren = offset(info, source, n.id);
+    let before = source.get(..paren).unwrap_or("").trim_end();
+    match before.strip_suffix(name) {
+        Some(start) => start.len(),
+        None => paren,
+    }
+}
+
 fn name_of(n: &IdedExpr) -> String {
     path(n).unwrap_or_else(|| "this value".into())
 }
@@ -246,12 +256,7 @@ impl Checker<'_> {
 
     /// Where the name of a call is written: cel records its `(`.
     fn name_at(&self, n: &IdedExpr, name: &str) -> usize {
-        let paren = self.at(n);
-        let before = self.source.get(..paren).unwrap_or("").trim_end();
-        match before.strip_suffix(name) {
-            Some(start) => start.len(),
-            None => paren,
-        }
+        name_at(self.info, self.source, n, name)
     }
 
     fn shape(&mut self, n: &IdedExpr) -> Result<Shape, Failure> {

@@ -1,9 +1,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use cel::Value;
 use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp};
 use cel::common::value::{CowVal, Val};
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use cel::objects::Key;
+use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
+
+use crate::paths::{quote, split};
 
 /// A typed value an expression can read.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +25,24 @@ pub enum Fact {
 }
 
 impl Fact {
+    /// A JSON value (an event's payload) as a fact: a number written without
+    /// fraction or exponent is an int if it fits in 64 bits, any other a
+    /// double; an object is a map, an array a list, `null` null.
+    pub fn from_json(value: serde_json::Value) -> Fact {
+        use serde_json::Value as Json;
+        match value {
+            Json::Null => Fact::Null,
+            Json::Bool(b) => Fact::Bool(b),
+            Json::Number(n) => match n.as_i64() {
+                Some(i) => Fact::Int(i),
+                None => Fact::Double(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Json::String(s) => Fact::String(s),
+            Json::Array(items) => Fact::List(items.into_iter().map(Fact::from_json).collect()),
+            Json::Object(entries) => Fact::Map(entries.into_iter().map(|(k, v)| (k, Fact::from_json(v))).collect()),
+        }
+    }
+
     fn into_val(self) -> Box<dyn Val> {
         match self {
             Fact::Null => Box::new(CelNull),
@@ -134,6 +156,95 @@ impl Facts {
     pub fn contains(&self, name: &str) -> bool {
         self.variables.contains_key(name)
     }
+
+    /// The value at `path` (as [`Expression::paths`](crate::Expression::paths)
+    /// writes it: `account.arr`, `account.attributes['go-live']`), written as
+    /// CEL writes it: `12`, `1.5`, `'red'`, `null`, `true`,
+    /// `timestamp('2026-12-04T00:00:00Z')`, `['a', 'b']`, `{'k': 1}` (keys
+    /// sorted). `None` if the variable or a step is missing, or the path is
+    /// not one.
+    pub fn lookup(&self, path: &str) -> Option<String> {
+        let (root, keys) = split(path)?;
+        let value = self.variables.get(root)?;
+        let value = step(value.as_ref(), &keys)?;
+        Some(cel_literal(&value))
+    }
+}
+
+/// The value `keys` lead to from `v`, each a key of a map.
+fn step(v: &dyn Val, keys: &[String]) -> Option<Value> {
+    let Some((key, rest)) = keys.split_first() else {
+        return Value::try_from(v).ok();
+    };
+    v.downcast_ref::<CelMap>()?;
+    let found = v.as_indexer()?.get(&CelString::from(key.clone())).ok()?;
+    step(found.as_ref(), rest)
+}
+
+/// A value as a CEL literal (or, for a timestamp or duration, the call that
+/// makes it).
+pub(crate) fn cel_literal(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => format!("{u}u"),
+        Value::Float(d) if d.is_nan() => "double('NaN')".into(),
+        Value::Float(d) if d.is_infinite() => {
+            if *d > 0.0 {
+                "double('Infinity')".into()
+            } else {
+                "double('-Infinity')".into()
+            }
+        }
+        // Debug keeps the point of a whole double: 2.0, not 2.
+        Value::Float(d) => format!("{d:?}"),
+        Value::String(s) => quote(s),
+        Value::Bytes(b) => {
+            let mut out = String::from("b'");
+            for byte in b.iter() {
+                match byte {
+                    b'\\' => out.push_str("\\\\"),
+                    b'\'' => out.push_str("\\'"),
+                    0x20..=0x7e => out.push(char::from(*byte)),
+                    other => out.push_str(&format!("\\x{other:02x}")),
+                }
+            }
+            out.push('\'');
+            out
+        }
+        Value::List(items) => format!("[{}]", items.iter().map(cel_literal).collect::<Vec<_>>().join(", ")),
+        Value::Map(m) => {
+            let mut entries: Vec<(&Key, &Value)> = m.map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let entries: Vec<String> =
+                entries.into_iter().map(|(k, v)| format!("{}: {}", key_literal(k), cel_literal(v))).collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+        Value::Timestamp(t) => {
+            format!("timestamp('{}')", t.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        }
+        Value::Duration(d) => {
+            let (secs, nanos) = (d.num_seconds(), d.subsec_nanos());
+            if nanos == 0 {
+                format!("duration('{secs}s')")
+            } else {
+                let sign = if secs < 0 || nanos < 0 { "-" } else { "" };
+                let fraction = format!("{:09}", nanos.unsigned_abs());
+                format!("duration('{sign}{}.{}s')", secs.unsigned_abs(), fraction.trim_end_matches('0'))
+            }
+        }
+        other => crate::runtime::describe(other),
+    }
+}
+
+fn key_literal(k: &Key) -> String {
+    match k {
+        Key::Int(i) => i.to_string(),
+        Key::Uint(u) => format!("{u}u"),
+        Key::Bool(b) => b.to_string(),
+        Key::String(s) => quote(s),
+    }
 }
 
 /// Hands the interpreter the variables of a [`Facts`] by reference.
@@ -182,6 +293,16 @@ pub struct AccountFacts<'a> {
 impl AccountFacts<'_> {
     /// The `account` map and `now`.
     pub fn into_facts(self, now: DateTime<Utc>) -> Facts {
+        Facts::new().with("account", self.into_fact()).with("now", now)
+    }
+
+    /// The `account` map alone, as [`account_schema`](crate::account_schema)
+    /// describes it.
+    pub fn into_fact(self) -> Fact {
+        Fact::Map(self.into_fields())
+    }
+
+    fn into_fields(self) -> BTreeMap<String, Fact> {
         let days_to_renewal = self.renewal_date.map(|r| (r - self.today).num_days());
         let fields: [(&str, Fact); 17] = [
             ("name", self.name.into()),
@@ -202,7 +323,132 @@ impl AccountFacts<'_> {
             ("attributes", Fact::Map(self.attributes)),
             ("days_to_renewal", days_to_renewal.into()),
         ];
-        let account = Fact::Map(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        Facts::new().with("account", account).with("now", now)
+        fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
+/// `account.touch_mix` of a playbook condition: the percent of each touch
+/// pattern in the account's mix (`high: 60, tech: 40`); all 0 when unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TouchMix {
+    pub high: i64,
+    pub low: i64,
+    pub tech: i64,
+}
+
+impl From<TouchMix> for Fact {
+    fn from(m: TouchMix) -> Fact {
+        let fields = [("high", m.high), ("low", m.low), ("tech", m.tech)];
+        Fact::Map(fields.into_iter().map(|(k, v)| (k.to_string(), Fact::Int(v))).collect())
+    }
+}
+
+/// One entry of `health.measures`: the measure's value in the current and
+/// the previous window, and the points it gave the score.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MeasureFacts {
+    pub value: Option<f64>,
+    pub previous_value: Option<f64>,
+    pub points: Option<f64>,
+}
+
+impl From<MeasureFacts> for Fact {
+    fn from(m: MeasureFacts) -> Fact {
+        let fields = [("value", m.value), ("previous_value", m.previous_value), ("points", m.points)];
+        Fact::Map(fields.into_iter().map(|(k, v)| (k.to_string(), Fact::from(v))).collect())
+    }
+}
+
+/// The `health` variable of a playbook condition, as
+/// [`playbook_schema`](crate::playbook_schema) describes it. The default
+/// (before an account's first score) has every number `null`, `band` `""`
+/// and no measures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HealthFacts {
+    pub score: Option<f64>,
+    /// `red`, `yellow` or `green`; `""` without a score.
+    pub band: String,
+    pub trend_7d: Option<f64>,
+    pub trend_30d: Option<f64>,
+    /// By measure id.
+    pub measures: BTreeMap<String, MeasureFacts>,
+}
+
+impl From<HealthFacts> for Fact {
+    fn from(h: HealthFacts) -> Fact {
+        let measures = h.measures.into_iter().map(|(id, m)| (id, Fact::from(m))).collect();
+        let fields = [
+            ("score", Fact::from(h.score)),
+            ("band", Fact::String(h.band)),
+            ("trend_7d", Fact::from(h.trend_7d)),
+            ("trend_30d", Fact::from(h.trend_30d)),
+            ("measures", Fact::Map(measures)),
+        ];
+        Fact::Map(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+}
+
+/// The `event` variable of a playbook condition: the event that triggered
+/// it. The default (a schedule or manual trigger: no event) has `type` and
+/// `id` `""`, `occurred_at` `null` and `data` an empty map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventFacts {
+    /// `event.type`: the event's type name, as the bus names it
+    /// (`HealthScoreChanged`).
+    pub event_type: String,
+    pub id: String,
+    /// `null` when `None`.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// The payload's fields by their snake_case names, usually
+    /// [`Fact::from_json`] of the payload as JSON. Not checked when a
+    /// condition compiles: any field may be read.
+    pub data: Fact,
+}
+
+impl Default for EventFacts {
+    fn default() -> Self {
+        EventFacts { event_type: String::new(), id: String::new(), occurred_at: None, data: Fact::Map(BTreeMap::new()) }
+    }
+}
+
+impl From<EventFacts> for Fact {
+    fn from(e: EventFacts) -> Fact {
+        let fields = [
+            ("type", Fact::String(e.event_type)),
+            ("id", Fact::String(e.id)),
+            ("occurred_at", Fact::from(e.occurred_at)),
+            ("data", e.data),
+        ];
+        Fact::Map(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+}
+
+/// Everything a playbook condition reads, as
+/// [`playbook_schema`](crate::playbook_schema) describes it;
+/// [`PlaybookFacts::into_facts`] makes the `account`, `health`, `event` and
+/// `now` variables.
+#[derive(Debug, Clone, Default)]
+pub struct PlaybookFacts<'a> {
+    /// The fields a segment reads; `account` gains the two below.
+    pub account: AccountFacts<'a>,
+    /// `account.touch_mix`.
+    pub touch_mix: TouchMix,
+    /// `account.stage_days`: whole days since the account entered its
+    /// current lifecycle stage, in the tenant's time zone; `null` when unknown.
+    pub stage_days: Option<i64>,
+    pub health: HealthFacts,
+    pub event: EventFacts,
+}
+
+impl PlaybookFacts<'_> {
+    pub fn into_facts(self, now: DateTime<Utc>) -> Facts {
+        let mut account = self.account.into_fields();
+        account.insert("touch_mix".into(), self.touch_mix.into());
+        account.insert("stage_days".into(), self.stage_days.into());
+        Facts::new()
+            .with("account", Fact::Map(account))
+            .with("health", Fact::from(self.health))
+            .with("event", Fact::from(self.event))
+            .with("now", now)
     }
 }

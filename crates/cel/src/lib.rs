@@ -51,6 +51,55 @@
 //! | `attributes` | map of custom attributes: any key may be read; values are bool, int, double, string, or timestamp (dates at 00:00 UTC) |
 //! | `days_to_renewal` | int: `renewal_date` − today in the tenant's time zone (negative once past), or `null` |
 //!
+//! # The playbook environment
+//!
+//! [`playbook_schema`] declares `account` (the record above plus
+//! `touch_mix`, a record of `high`, `low` and `tech` percents, and
+//! `stage_days`, int or `null`), `health` (`score`, `band`, `trend_7d`,
+//! `trend_30d`, and `measures`, a map from measure id to `value`,
+//! `previous_value` and `points`), `event` (`type`, `id`, `occurred_at`, and
+//! `data`, the payload, not checked) and `now`. [`PlaybookFacts`] builds them;
+//! [`Expression::paths`] and [`Facts::lookup`] show what a condition read.
+//!
+//! ```
+//! use banso_cel::{AccountFacts, EventFacts, Expression, Fact, HealthFacts, MeasureFacts, PlaybookFacts, playbook_schema};
+//! use chrono::{NaiveDate, TimeZone, Utc};
+//!
+//! let condition = Expression::compile(
+//!     "health.measures.events_30d.previous_value > 0 && \
+//!      health.measures.events_30d.value < health.measures.events_30d.previous_value * 0.5",
+//!     &playbook_schema(),
+//! )?;
+//! let reading = MeasureFacts { value: Some(400.0), previous_value: Some(1000.0), points: None };
+//! let facts = PlaybookFacts {
+//!     account: AccountFacts { name: "Acme", today: NaiveDate::from_ymd_opt(2026, 12, 4).unwrap(), ..Default::default() },
+//!     health: HealthFacts { measures: [("events_30d".to_string(), reading)].into(), ..Default::default() },
+//!     event: EventFacts {
+//!         event_type: "HealthScoreChanged".into(),
+//!         data: Fact::from_json(serde_json::json!({"new_score": 38.5})),
+//!         ..Default::default()
+//!     },
+//!     ..Default::default()
+//! }
+//! .into_facts(Utc.with_ymd_and_hms(2026, 12, 4, 3, 0, 0).unwrap());
+//! assert!(condition.evaluate_bool(&facts)?);
+//! let read: Vec<(String, Option<String>)> =
+//!     condition.paths().into_iter().map(|p| (p.clone(), facts.lookup(&p))).collect();
+//! assert_eq!(read[0], ("health.measures.events_30d.previous_value".to_string(), Some("1000.0".to_string())));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The cost limit
+//!
+//! An expression whose estimated cost ([`Expression::cost`]) exceeds its
+//! schema's [`Schema::cost_limit`] ([`COST_LIMIT`], 1,000,000, unless
+//! [`Schema::with_cost_limit`] says otherwise) does not compile: the error
+//! points at the comprehension that goes over. Every node counts 1; a
+//! comprehension its body once per element of its range (a literal's size,
+//! else [`ASSUMED_COLLECTION_SIZE`]); string functions the characters they
+//! scan ([`ASSUMED_STRING_CHARS`] for data). Two comprehensions nested over
+//! data are refused. docs/cel.md has the details.
+//!
 //! # Semantics worth knowing
 //!
 //! * A comparison with `null` is an evaluation error, not `false`:
@@ -76,8 +125,10 @@
 )]
 
 mod check;
+mod cost;
 mod facts;
 mod parse;
+mod paths;
 mod runtime;
 mod schema;
 
@@ -85,8 +136,9 @@ use std::sync::Arc;
 
 use cel::{IdedExpr, Value};
 
-pub use facts::{AccountFacts, Fact, Facts};
-pub use schema::{Schema, Shape, account_schema};
+pub use cost::{ASSUMED_COLLECTION_SIZE, ASSUMED_STRING_CHARS, COST_LIMIT, PATTERN_CHAR_COST};
+pub use facts::{AccountFacts, EventFacts, Fact, Facts, HealthFacts, MeasureFacts, PlaybookFacts, TouchMix};
+pub use schema::{Schema, Shape, account_schema, playbook_schema};
 
 /// The longest source accepted, in characters.
 pub const MAX_SOURCE_CHARS: usize = 4096;
@@ -130,6 +182,10 @@ struct Inner {
     source: String,
     /// cel's tree with the macros expanded, as the interpreter runs it.
     program: IdedExpr,
+    /// See [`Expression::cost`].
+    cost: u64,
+    /// See [`Expression::paths`].
+    paths: Vec<String>,
 }
 
 impl std::fmt::Debug for Expression {
@@ -169,14 +225,48 @@ impl Expression {
         })?;
         let map_indexes = check::check(&tree, schema, source, &info)
             .map_err(|(at, message)| CompileError::at(source, at, message))?;
+        let limit = schema.cost_limit();
+        let cost = cost::estimate(&tree, limit, source, &info).map_err(|(at, cost)| {
+            CompileError::at(
+                source,
+                at,
+                format!(
+                    "expression may cost about {} operations per evaluation; the limit is {} — nest fewer comprehensions",
+                    cost::thousands(cost),
+                    cost::thousands(limit)
+                ),
+            )
+        })?;
+        let paths = paths::paths(&tree, source, &info);
         let env = runtime::env().map_err(|message| CompileError::at(source, 0, message))?;
         let (mut program, program_info) = parse::parse(source, env)?;
         check::null_for_missing_keys(&mut program, &program_info, source, &map_indexes);
-        Ok(Expression { inner: Arc::new(Inner { source: source.to_string(), program }) })
+        Ok(Expression { inner: Arc::new(Inner { source: source.to_string(), program, cost, paths }) })
     }
 
     pub fn source(&self) -> &str {
         &self.inner.source
+    }
+
+    /// The estimated work of one evaluation, in operations: every node of
+    /// the expression counts 1, a comprehension its body once per element
+    /// of its range, a string function the characters it scans (see
+    /// [`COST_LIMIT`] and docs/cel.md). An expression whose estimate exceeds
+    /// its schema's [`Schema::cost_limit`] does not compile.
+    pub fn cost(&self) -> u64 {
+        self.inner.cost
+    }
+
+    /// Every value the expression reads, as a path from a variable:
+    /// `account.arr`, `health.measures.events_30d.value`,
+    /// `event.data.new_score`, `now`. Selections and literal string indexes
+    /// are steps (`account.attributes['seats']` is `account.attributes.seats`,
+    /// a key that is not an identifier is written `['go-live']`); a chain
+    /// ends at any other index or a call (`account.tags.exists(…)` reads
+    /// `account.tags`); comprehension variables are not paths. Deduplicated,
+    /// in the order written. [`Facts::lookup`] shows each one's value.
+    pub fn paths(&self) -> Vec<String> {
+        self.inner.paths.clone()
     }
 
     /// Evaluates the expression; only a bool result is a success.
@@ -194,3 +284,6 @@ impl Expression {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod playbook_tests;

@@ -46,15 +46,38 @@ impl Shape {
 }
 
 /// Which top-level variables (and, for maps with a fixed shape, which fields)
-/// exist. An expression is checked against it when compiled.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// exist, and the most an evaluation may cost. An expression is checked
+/// against it when compiled.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Schema {
     variables: BTreeMap<String, Shape>,
+    cost_limit: u64,
+}
+
+/// No variables; the cost limit [`COST_LIMIT`](crate::COST_LIMIT).
+impl Default for Schema {
+    fn default() -> Self {
+        Schema { variables: BTreeMap::new(), cost_limit: crate::COST_LIMIT }
+    }
 }
 
 impl Schema {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Replaces the cost limit ([`COST_LIMIT`](crate::COST_LIMIT) unless
+    /// set): an expression whose [`Expression::cost`](crate::Expression::cost)
+    /// exceeds it does not compile. `u64::MAX` accepts every expression.
+    pub fn with_cost_limit(mut self, limit: u64) -> Self {
+        self.cost_limit = limit;
+        self
+    }
+
+    /// The most an evaluation may cost, in the units of
+    /// [`Expression::cost`](crate::Expression::cost).
+    pub fn cost_limit(&self) -> u64 {
+        self.cost_limit
     }
 
     /// Declares a top-level variable.
@@ -104,9 +127,48 @@ fn account_field_shape(field: &str) -> Shape {
     }
 }
 
-/// The environment segments and playbook conditions are written against:
-/// `account` (see the crate docs) and `now`.
+/// The environment segments (and Health's scorecard scopes) are written
+/// against: `account` (see the crate docs) and `now`. Playbook conditions
+/// use [`playbook_schema`], a superset.
 pub fn account_schema() -> Schema {
     let account = Shape::record(ACCOUNT_FIELDS.iter().map(|f| (*f, account_field_shape(f))));
     Schema::new().with_variable("account", account).with_variable("now", Shape::Timestamp)
+}
+
+/// The touch patterns of `account.touch_mix`, as `TouchModel::as_str()` writes them.
+pub const TOUCH_PATTERNS: &[&str] = &["high", "low", "tech"];
+
+/// The fields of each entry of `health.measures`.
+pub const MEASURE_FIELDS: &[&str] = &["value", "previous_value", "points"];
+
+/// The environment playbook conditions are written against: `account` (the
+/// record of [`account_schema`] plus `touch_mix` and `stage_days`), `health`,
+/// `event` and `now`; see the crate docs and docs/cel.md.
+pub fn playbook_schema() -> Schema {
+    let mut account = match account_schema().variable("account") {
+        Some(Shape::Record(fields)) => fields.clone(),
+        _ => BTreeMap::new(),
+    };
+    let touch_mix = Shape::record(TOUCH_PATTERNS.iter().map(|p| (*p, Shape::Int)));
+    account.insert("touch_mix".into(), touch_mix);
+    account.insert("stage_days".into(), Shape::Int);
+    let measure = Shape::record(MEASURE_FIELDS.iter().map(|f| (*f, Shape::Double)));
+    let health = Shape::record([
+        ("score", Shape::Double),
+        ("band", Shape::String),
+        ("trend_7d", Shape::Double),
+        ("trend_30d", Shape::Double),
+        ("measures", Shape::Map(Box::new(measure))),
+    ]);
+    let event = Shape::record([
+        ("type", Shape::String),
+        ("id", Shape::String),
+        ("occurred_at", Shape::Timestamp),
+        ("data", Shape::Any),
+    ]);
+    Schema::new()
+        .with_variable("account", Shape::Record(account))
+        .with_variable("health", health)
+        .with_variable("event", event)
+        .with_variable("now", Shape::Timestamp)
 }

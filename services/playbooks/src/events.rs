@@ -254,16 +254,26 @@ impl Handler for Consumer {
                     programs.push(self.engine.program(conn, tenant, row.id, row.live_version).await?);
                 }
                 programs.sort_by_key(|p| std::cmp::Reverse(p.def.priority));
-                let now = wire::now();
+                let subject = Subject {
+                    projected: &projected,
+                    tz: settings.tz(),
+                    now: wire::now(),
+                    event: Some(env),
+                    facts: Default::default(),
+                };
                 for p in programs {
                     if !engine::triggered(&p, &signal) {
                         continue;
                     }
-                    let subject = Subject { projected: &projected, tz: settings.tz(), now, event: Some(env) };
                     if engine::applies(&p, &subject, &segments) != engine::Applies::Yes {
                         continue;
                     }
-                    let o = Occasion { kind: "event", key: env.id.clone(), event_id: Some(env.id.clone()), subject };
+                    let o = Occasion {
+                        kind: "event",
+                        key: env.id.clone(),
+                        event_id: Some(env.id.clone()),
+                        subject: &subject,
+                    };
                     engine::fire(tx, &self.engine, &p, &o, &segments).await?;
                 }
                 Ok(())

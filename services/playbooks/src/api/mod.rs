@@ -7,6 +7,7 @@
 pub(crate) mod ctas;
 pub(crate) mod outreach;
 pub(crate) mod playbooks;
+pub(crate) mod programmes;
 
 use banso_kit::{
     Result, Violations,

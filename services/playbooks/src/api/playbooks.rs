@@ -283,13 +283,9 @@ fn actions(v: &mut Violations, list: &[pb::Action]) -> Vec<Action> {
             Some(Kind::SendOutreach(o)) => {
                 super::outreach::send_outreach(v, &format!("{f}.send_outreach"), o).map(ActionKind::SendOutreach)
             }
-            Some(Kind::Enrol(_)) => {
-                v.add(
-                    format!("{f}.enrol"),
-                    "programme enrolment actions are not available yet in this version of banso",
-                );
-                None
-            }
+            Some(Kind::Enrol(e)) => v
+                .take(wire::uuid(&format!("{f}.enrol.programme_id"), &e.programme_id))
+                .map(|programme_id| ActionKind::Enrol { programme_id }),
             Some(Kind::UpdateAccount(_)) => {
                 v.add(
                     format!("{f}.update_account"),

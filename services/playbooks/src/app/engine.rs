@@ -15,6 +15,7 @@ use banso_kit::Result;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::programmes::Enrolled;
 use crate::{
     domain::{
         cta::{self, Cta, Reason, Status},
@@ -120,12 +121,22 @@ impl Engine {
 /// A tenant's segments, compiled, for one round of evaluations.
 pub(crate) struct Segments(Vec<CompiledSegment>);
 
+impl Segments {
+    /// No segments (a tenant that has none, or the bench).
+    #[cfg_attr(not(feature = "bench"), allow(dead_code))]
+    pub(crate) fn empty() -> Segments {
+        Segments(Vec::new())
+    }
+}
+
 /// One account at one moment, with everything a condition reads.
 pub(crate) struct Subject<'a> {
     pub projected: &'a Projected,
     pub tz: chrono_tz::Tz,
     pub now: DateTime<Utc>,
     pub event: Option<&'a Envelope>,
+    /// The condition's variables, made once however many playbooks read them.
+    pub facts: std::sync::OnceLock<Facts>,
 }
 
 impl Subject<'_> {
@@ -135,11 +146,13 @@ impl Subject<'_> {
     }
 
     /// The variables of a condition: `account`, `health`, `event`, `now`.
-    pub(crate) fn facts(&self) -> Facts {
-        let mut f = self.account_facts();
-        f.insert("health", health_fact(self.projected.health.as_ref()));
-        f.insert("event", event_fact(self.event));
-        f
+    pub(crate) fn facts(&self) -> &Facts {
+        self.facts.get_or_init(|| {
+            let mut f = self.account_facts();
+            f.insert("health", health_fact(self.projected.health.as_ref()));
+            f.insert("event", event_fact(self.event));
+            f
+        })
     }
 
     /// The segments the account is in.
@@ -191,16 +204,12 @@ impl Subject<'_> {
     }
 }
 
-/// The `event` variable: type, id, time, and the payload's fields in
-/// snake_case (enum values by their proto names, e.g. "BAND_RED").
+/// The `event` variable: type, id, time, and the payload's fields by their
+/// proto names, every one present (enum values by name, e.g. "BAND_RED").
 pub(crate) fn event_fact(e: Option<&Envelope>) -> Fact {
     let Some(e) = e else { return Fact::Map(BTreeMap::new()) };
-    let data = e
-        .payload
-        .as_ref()
-        .and_then(|p| payload_json(p).ok())
-        .map(|v| super::cel::from_json(snake_keys(v)))
-        .unwrap_or(Fact::Map(BTreeMap::new()));
+    let data =
+        e.payload.as_ref().and_then(payload_json).map(super::cel::from_json).unwrap_or(Fact::Map(BTreeMap::new()));
     let time = e.occurred_at.as_ref().and_then(|t| banso_kit::wire::time("occurred_at", t).ok());
     let fields: BTreeMap<String, Fact> = [
         ("type".to_string(), Fact::String(e.payload.as_ref().map(type_of).unwrap_or_default().to_string())),
@@ -212,43 +221,21 @@ pub(crate) fn event_fact(e: Option<&Envelope>) -> Fact {
     Fact::Map(fields)
 }
 
-/// The payload message as proto3 JSON.
-fn payload_json(p: &banso_events::Payload) -> serde_json::Result<serde_json::Value> {
+/// The payload message as JSON with the proto's own field names and every
+/// field present (a score of 0, an empty list: proto3 JSON would leave them
+/// out, and a condition reading them would fail), enum values by name.
+fn payload_json(p: &banso_events::Payload) -> Option<serde_json::Value> {
+    use prost::Message as _;
+    use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage as _, SerializeOptions};
+    static POOL: std::sync::OnceLock<Option<DescriptorPool>> = std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| DescriptorPool::decode(banso_proto::FILE_DESCRIPTOR_SET).ok()).as_ref()?;
+    let desc = pool.get_message_by_name("banso.events.v1.Envelope")?;
     let env = banso_proto::events::Envelope { payload: Some(p.clone()), ..Default::default() };
-    let v = serde_json::to_value(&env)?;
-    Ok(v.as_object().and_then(|o| o.values().find(|v| v.is_object()).cloned()).unwrap_or(serde_json::Value::Null))
-}
-
-fn snake(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 4);
-    for c in s.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// proto3 JSON's lowerCamelCase keys as the proto's snake_case names; the
-/// keys of maps of data (custom attributes) are kept as they are.
-fn snake_keys(v: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match v {
-        Value::Object(o) => Value::Object(
-            o.into_iter()
-                .map(|(k, v)| {
-                    let keep = matches!(k.as_str(), "customAttributes" | "attributes");
-                    let key = snake(&k);
-                    (key, if keep { v } else { snake_keys(v) })
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(snake_keys).collect()),
-        other => other,
-    }
+    let msg = DynamicMessage::decode(desc, env.encode_to_vec().as_slice()).ok()?;
+    let field = msg.descriptor().get_field_by_name(type_of(p))?;
+    let payload = msg.get_field(&field).as_message()?.clone();
+    let options = SerializeOptions::new().skip_default_fields(false).use_proto_field_name(true);
+    payload.serialize_with_options(serde_json::value::Serializer, &options).ok()
 }
 
 /// Whether a playbook applies to a subject: its audience and its condition.
@@ -277,7 +264,7 @@ pub(crate) fn applies(p: &Program, s: &Subject<'_>, segments: &Segments) -> Appl
     }
     match &p.condition {
         None => Applies::Yes,
-        Some(c) => match c.evaluate_bool(&s.facts()) {
+        Some(c) => match c.evaluate_bool(s.facts()) {
             Ok(true) => Applies::Yes,
             Ok(false) => Applies::ConditionFalse,
             Err(e) => Applies::ConditionError(e.to_string()),
@@ -299,7 +286,7 @@ pub(crate) struct Occasion<'a> {
     /// The event id, "schedule:<day>", or "manual:<run id>".
     pub key: String,
     pub event_id: Option<String>,
-    pub subject: Subject<'a>,
+    pub subject: &'a Subject<'a>,
 }
 
 /// Fires (or records the suppression of) a playbook whose audience and
@@ -363,7 +350,7 @@ async fn run_actions(
 ) -> Result<Vec<ActionOutcome>> {
     let a = &o.subject.projected.account;
     let served = touch::served(&a.mix(), a.touch_model, p.def.routing);
-    let forbidden = forbidden(&o.subject, segments);
+    let forbidden = forbidden(o.subject, segments);
     let values = o.subject.values(&p.def.display_name, o.kind);
     let mut out = Vec::with_capacity(p.def.actions.len());
     for (i, action) in p.def.actions.iter().enumerate() {
@@ -393,6 +380,23 @@ async fn run_actions(
             ActionKind::SendOutreach(spec) => {
                 if super::outreach::queue(tx, p, o, firing, spec, &values, &mut outcome).await? {
                     engine.outreach.queued();
+                }
+            }
+            ActionKind::Enrol { programme_id } => {
+                let account = o.subject.projected.account.id;
+                match super::programmes::enrol(tx, *programme_id, account, Some(p.id), "").await? {
+                    Enrolled::New(e) => {
+                        outcome.detail = format!("enrolled in programme {programme_id}");
+                        outcome.resource_id = Some(e.id.to_string());
+                    }
+                    Enrolled::Already(e) => {
+                        outcome.detail = format!("already enrolled in programme {programme_id}");
+                        outcome.resource_id = Some(e.id.to_string());
+                    }
+                    Enrolled::Refused(why) => {
+                        outcome.status = "failed".into();
+                        outcome.detail = why;
+                    }
                 }
             }
             other => {
@@ -497,7 +501,7 @@ pub(crate) fn simulate_fire(
     }
     let a = &o.subject.projected.account;
     let served = touch::served(&a.mix(), a.touch_model, p.def.routing);
-    let forbidden = forbidden(&o.subject, segments);
+    let forbidden = forbidden(o.subject, segments);
     let values = o.subject.values(&p.def.display_name, o.kind);
     let mut deduplicated = false;
     let outcomes = p
@@ -528,6 +532,9 @@ pub(crate) fn simulate_fire(
                     }
                 }
                 ActionKind::SendOutreach(spec) => outreach.send(spec, o, &values, &mut outcome),
+                ActionKind::Enrol { programme_id } => {
+                    outcome.detail = format!("would enrol in programme {programme_id}");
+                }
                 other => {
                     outcome.status = "failed".into();
                     outcome.detail = format!("{} actions are not available in this version", other.name());

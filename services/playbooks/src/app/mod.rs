@@ -9,6 +9,7 @@ mod ctas;
 pub(crate) mod engine;
 pub(crate) mod outreach;
 mod playbooks;
+pub(crate) mod programmes;
 pub(crate) mod schedule;
 mod settings;
 

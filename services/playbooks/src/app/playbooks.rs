@@ -314,12 +314,18 @@ impl App {
             let Some(projected) = store::projection::get(conn, tenant, account).await? else {
                 return Err(Error::not_found("account", account.to_string()));
             };
-            let subject = Subject { projected: &projected, tz: settings.tz(), now: wire::now(), event: None };
+            let subject = Subject {
+                projected: &projected,
+                tz: settings.tz(),
+                now: wire::now(),
+                event: None,
+                facts: Default::default(),
+            };
             if engine::applies(&p, &subject, &segments) != Applies::Yes {
                 not_matched += 1;
                 continue;
             }
-            let o = Occasion { kind: "manual", key: run.clone(), event_id: None, subject };
+            let o = Occasion { kind: "manual", key: run.clone(), event_id: None, subject: &subject };
             let fired =
                 self.db.write(tenant, async |tx| engine::fire(tx, &self.engine, &p, &o, &segments).await).await?;
             self.engine.outreach.after_commit();
@@ -401,9 +407,14 @@ impl App {
                         if !engine::triggered(&p, &signal) {
                             continue;
                         }
-                        let subject = Subject { projected, tz, now: *time, event: Some(env) };
-                        let o =
-                            Occasion { kind: "event", key: env.id.clone(), event_id: Some(env.id.clone()), subject };
+                        let subject =
+                            Subject { projected, tz, now: *time, event: Some(env), facts: Default::default() };
+                        let o = Occasion {
+                            kind: "event",
+                            key: env.id.clone(),
+                            event_id: Some(env.id.clone()),
+                            subject: &subject,
+                        };
                         self.simulate_one(
                             &p,
                             &o,
@@ -442,9 +453,13 @@ impl App {
                             open.insert(account);
                         }
                         outreach.load(conn, tenant, account).await?;
-                        let subject = Subject { projected, tz, now, event: None };
-                        let o =
-                            Occasion { kind: "schedule", key: format!("schedule:{today}"), event_id: None, subject };
+                        let subject = Subject { projected, tz, now, event: None, facts: Default::default() };
+                        let o = Occasion {
+                            kind: "schedule",
+                            key: format!("schedule:{today}"),
+                            event_id: None,
+                            subject: &subject,
+                        };
                         self.simulate_one(
                             &p,
                             &o,
@@ -478,7 +493,7 @@ impl App {
         max_firings: usize,
         outreach: &mut super::outreach::Preview,
     ) {
-        match engine::applies(p, &o.subject, segments) {
+        match engine::applies(p, o.subject, segments) {
             Applies::Yes => {}
             Applies::ConditionError(e) => {
                 sim.condition_errors += 1;
@@ -545,9 +560,15 @@ impl App {
             None => None,
         };
         let settings = store::tenants::get(conn, tenant).await?;
-        let subject = Subject { projected: &projected, tz: settings.tz(), now: wire::now(), event: env.as_ref() };
+        let subject = Subject {
+            projected: &projected,
+            tz: settings.tz(),
+            now: wire::now(),
+            event: env.as_ref(),
+            facts: Default::default(),
+        };
         let facts = subject.facts();
-        let result = condition.evaluate_bool(&facts).map_err(|e| e.to_string());
+        let result = condition.evaluate_bool(facts).map_err(|e| e.to_string());
         let values = BTreeMap::new(); // MERGE-D: condition.paths() with facts.lookup()
         Ok((result, values))
     }

@@ -10,7 +10,7 @@
 //! every replica was down is caught up at the next start: schedule
 //! conditions read today's state, so the run happens once, for today.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use banso_kit::{Result, supervise::Supervisor, wire};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -18,11 +18,14 @@ use uuid::Uuid;
 
 use super::{
     App,
-    engine::{self, Applies, Occasion, Subject},
+    engine::{self, Applies, Occasion, Program, Segments, Subject},
 };
 use crate::{
-    domain::{engine::scheduled, playbook::Trigger},
-    store,
+    domain::{
+        engine::scheduled,
+        playbook::{ScheduleTrigger, Trigger},
+    },
+    store::{self, projection::Projected},
 };
 
 /// How long a lease holds before another replica may take the day over.
@@ -85,6 +88,20 @@ impl App {
 
     /// Every live schedule playbook of the tenant over its accounts, for `today`.
     pub(crate) async fn run_schedule(&self, tenant: &str, today: NaiveDate, owner: &str) -> Result<u64> {
+        Ok(self.schedule_pass(tenant, today, Some(owner), true).await?.1)
+    }
+
+    /// One pass over the tenant's accounts in batches: which (playbook,
+    /// account) pairs the live schedule playbooks select today, and — with
+    /// `fire` — their firings, a transaction a batch. Returns (selected,
+    /// fired). With an `owner`, the lease is renewed after each batch.
+    pub(crate) async fn schedule_pass(
+        &self,
+        tenant: &str,
+        today: NaiveDate,
+        owner: Option<&str>,
+        fire: bool,
+    ) -> Result<(u64, u64)> {
         let conn = self.db.conn();
         let settings = store::tenants::get(conn, tenant).await?;
         let tz = settings.tz();
@@ -95,36 +112,28 @@ impl App {
         }
         programs.sort_by_key(|p| std::cmp::Reverse(p.def.priority));
         let key = format!("schedule:{today}");
-        let mut fired = 0u64;
+        let conditions: Vec<ScheduleTrigger> = programs
+            .iter()
+            .filter_map(|p| if let Trigger::Schedule(s) = p.def.trigger { Some(s) } else { None })
+            .collect();
+        let (mut selected, mut fired) = (0u64, 0u64);
         let mut after = None;
         loop {
-            let page = store::projection::page(conn, tenant, after, BATCH).await?;
+            let page = store::projection::scheduled_page(conn, tenant, &conditions, today, tz, after, BATCH).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.account.id);
             let now = wire::now();
             // The work of this batch, decided outside the transaction.
-            let mut work = Vec::new();
-            for projected in &page {
-                let calendar = projected.calendar(tz);
-                for p in &programs {
-                    let Trigger::Schedule(s) = p.def.trigger else { continue };
-                    if !scheduled(s, &calendar, today) {
-                        continue;
-                    }
-                    let subject = Subject { projected, tz, now, event: None };
-                    if engine::applies(p, &subject, &segments) == Applies::Yes {
-                        work.push((p.clone(), projected));
-                    }
-                }
-            }
-            if !work.is_empty() {
-                let n = self
+            let work = select(&programs, &page, tz, today, now, &segments);
+            selected += work.len() as u64;
+            if fire && !work.is_empty() {
+                fired += self
                     .db
                     .write(tenant, async |tx| {
                         let mut n = 0u64;
                         for (p, projected) in &work {
-                            let subject = Subject { projected, tz, now, event: None };
-                            let o = Occasion { kind: "schedule", key: key.clone(), event_id: None, subject };
+                            let subject = Subject { projected, tz, now, event: None, facts: Default::default() };
+                            let o = Occasion { kind: "schedule", key: key.clone(), event_id: None, subject: &subject };
                             if engine::fire(tx, &self.engine, p, &o, &segments).await?.is_some() {
                                 n += 1;
                             }
@@ -133,13 +142,41 @@ impl App {
                     })
                     .await?;
                 self.engine.outreach.after_commit();
-                fired += n;
             }
-            // Still working: keep the lease.
-            store::tenants::claim_schedule(conn, tenant, today, owner, wire::now(), wire::now() + LEASE).await?;
+            if let Some(owner) = owner {
+                // Still working: keep the lease.
+                store::tenants::claim_schedule(conn, tenant, today, owner, wire::now(), wire::now() + LEASE).await?;
+            }
         }
-        Ok(fired)
+        Ok((selected, fired))
     }
+}
+
+/// The (playbook, account) pairs the schedule selects in one batch: the
+/// schedule condition, then the audience and the condition.
+pub(crate) fn select<'a>(
+    programs: &[Arc<Program>],
+    page: &'a [Projected],
+    tz: chrono_tz::Tz,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+    segments: &Segments,
+) -> Vec<(Arc<Program>, &'a Projected)> {
+    let mut work = Vec::new();
+    for projected in page {
+        let calendar = projected.calendar(tz);
+        let subject = Subject { projected, tz, now, event: None, facts: Default::default() };
+        for p in programs {
+            let Trigger::Schedule(s) = p.def.trigger else { continue };
+            if !scheduled(s, &calendar, today) {
+                continue;
+            }
+            if engine::applies(p, &subject, segments) == Applies::Yes {
+                work.push((p.clone(), projected));
+            }
+        }
+    }
+    work
 }
 
 #[cfg(test)]

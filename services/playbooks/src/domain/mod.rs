@@ -9,6 +9,7 @@ pub(crate) mod cta;
 pub(crate) mod engine;
 pub(crate) mod outreach;
 pub(crate) mod playbook;
+pub(crate) mod programme;
 pub(crate) mod projection;
 pub(crate) mod template;
 pub(crate) mod touch;

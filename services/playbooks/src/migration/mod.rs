@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(banso_events::outbox::PendingIndex),
             Box::new(M0001Playbooks),
             Box::new(M0002Outreach),
+            Box::new(M0003Programmes),
         ]
     }
 }
@@ -204,6 +205,63 @@ impl MigrationTrait for M0001Playbooks {
         m.create_index(index("ctas_open_key", "ctas", &["tenant_id", "open_key"]).unique().to_owned()).await?;
         m.create_index(index("ctas_tenant_owner_due", "ctas", &["tenant_id", "owner_id", "due_date"])).await?;
         m.create_index(index("ctas_tenant_account", "ctas", &["tenant_id", "account_id"])).await?;
+        Ok(())
+    }
+}
+
+struct M0003Programmes;
+
+impl MigrationName for M0003Programmes {
+    fn name(&self) -> &str {
+        "m20261204_000003_programmes_enrolments"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003Programmes {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("programmes")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(text("display_name"))
+                .col(text("description"))
+                .col(string_len("kind", 16))
+                .col(integer("capacity"))
+                .col(boolean("open"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .col(big_integer("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("programmes_tenant", "programmes", &["tenant_id", "id"])).await?;
+        m.create_table(
+            Table::create()
+                .table("enrolments")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("programme_id"))
+                .col(uuid("account_id"))
+                // "<programme>/<account>" unless withdrawn: one live enrolment per programme and account.
+                .col(text_null("live_key"))
+                .col(string_len("status", 16))
+                .col(uuid_null("playbook_id"))
+                .col(text("enrolled_by"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .col(big_integer("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("enrolments_live_key", "enrolments", &["tenant_id", "live_key"]).unique().to_owned())
+            .await?;
+        m.create_index(index("enrolments_tenant_programme", "enrolments", &["tenant_id", "programme_id", "status"]))
+            .await?;
+        m.create_index(index("enrolments_tenant_account", "enrolments", &["tenant_id", "account_id"])).await?;
         Ok(())
     }
 }

@@ -151,6 +151,39 @@ entity!(cta, "ctas", {
     pub version: i64,
 });
 
+entity!(programme, "programmes", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub display_name: String,
+    #[sea_orm(column_type = "Text")]
+    pub description: String,
+    pub kind: String,
+    pub capacity: i32,
+    pub open: bool,
+    pub create_time: ChronoDateTimeUtc,
+    pub update_time: ChronoDateTimeUtc,
+    pub version: i64,
+});
+
+entity!(enrolment, "enrolments", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub programme_id: Uuid,
+    pub account_id: Uuid,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub live_key: Option<String>,
+    pub status: String,
+    pub playbook_id: Option<Uuid>,
+    #[sea_orm(column_type = "Text")]
+    pub enrolled_by: String,
+    pub create_time: ChronoDateTimeUtc,
+    pub update_time: ChronoDateTimeUtc,
+    pub version: i64,
+});
+
 macro_rules! versioned {
     ($($m:ident),+) => {$(
         impl banso_kit::db::VersionedTable for $m::Entity {
@@ -160,4 +193,4 @@ macro_rules! versioned {
         }
     )+};
 }
-versioned!(playbook, cta);
+versioned!(playbook, cta, programme, enrolment);

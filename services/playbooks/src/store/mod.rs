@@ -7,6 +7,7 @@ pub(crate) mod entities;
 pub(crate) mod firings;
 pub(crate) mod outreach;
 pub(crate) mod playbooks;
+pub(crate) mod programmes;
 pub(crate) mod projection;
 pub(crate) mod tenants;
 pub(crate) mod trigger_events;

@@ -12,6 +12,7 @@ use super::{entities::account as a, entities::segment as s, from_json, to_json};
 use crate::domain::{
     TouchModel,
     engine::Calendar,
+    playbook::ScheduleTrigger,
     projection::{Account, Health, Segment},
 };
 
@@ -130,6 +131,65 @@ pub(crate) async fn page(
     limit: u64,
 ) -> Result<Vec<Projected>> {
     let mut q = a::Entity::find().filter(a::Column::TenantId.eq(tenant)).filter(a::Column::Deleted.eq(false));
+    if let Some(id) = after {
+        q = q.filter(a::Column::AccountId.gt(id));
+    }
+    q.order_by(a::Column::AccountId, Order::Asc).limit(limit).all(conn).await?.into_iter().map(projected).collect()
+}
+
+/// Live accounts after `after` (id order) that at least one of `conditions`
+/// may select on `today`: the date conditions pushed down to SQL (indexable
+/// columns), so a daily pass reads the candidates, not every account. The
+/// caller checks each condition exactly again ([`crate::domain::engine::scheduled`]).
+pub(crate) async fn scheduled_page(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    conditions: &[ScheduleTrigger],
+    today: NaiveDate,
+    tz: chrono_tz::Tz,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Projected>> {
+    use sea_orm::sea_query::Condition;
+    // The instant the tenant's local day `d` starts.
+    let start_of = |d: NaiveDate| {
+        use chrono::TimeZone as _;
+        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN)).earliest().map(|t| t.to_utc())
+    };
+    let mut any = Condition::any();
+    for c in conditions {
+        match *c {
+            ScheduleTrigger::RenewalWithinDays(n) => {
+                let until =
+                    today.checked_add_days(chrono::Days::new(u64::from(n.unsigned_abs()))).unwrap_or(NaiveDate::MAX);
+                any = any.add(
+                    Condition::all().add(a::Column::RenewalDate.gte(today)).add(a::Column::RenewalDate.lte(until)),
+                );
+            }
+            ScheduleTrigger::NoUsageForDays(n) => {
+                let last =
+                    today.checked_sub_days(chrono::Days::new(u64::from(n.unsigned_abs()))).unwrap_or(NaiveDate::MIN);
+                // Never used: counted from the day the account became known.
+                let mut never = Condition::all().add(a::Column::LastUsageDay.is_null());
+                if let Some(t) = last.succ_opt().and_then(start_of) {
+                    never = never.add(a::Column::CreateTime.lt(t));
+                }
+                any = any.add(Condition::any().add(a::Column::LastUsageDay.lte(last)).add(never));
+            }
+            ScheduleTrigger::DaysInStage(n) => {
+                let last =
+                    today.checked_sub_days(chrono::Days::new(u64::from(n.unsigned_abs()))).unwrap_or(NaiveDate::MIN);
+                if let Some(t) = last.succ_opt().and_then(start_of) {
+                    any = any.add(a::Column::StageSince.lt(t));
+                }
+            }
+        }
+    }
+    if conditions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q =
+        a::Entity::find().filter(a::Column::TenantId.eq(tenant)).filter(a::Column::Deleted.eq(false)).filter(any);
     if let Some(id) = after {
         q = q.filter(a::Column::AccountId.gt(id));
     }

@@ -8,5 +8,6 @@ mod ctas;
 mod firing;
 mod outreach;
 mod playbooks;
+mod programmes;
 mod simulate;
 mod validation;

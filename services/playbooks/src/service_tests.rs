@@ -1,0 +1,182 @@
+//! The schedule with several replicas, after a crash and after downtime —
+//! driven round by round on one database, as replicas would.
+
+use chrono::{Duration, NaiveTime, Utc};
+
+use crate::{
+    app::{App, CreatePlaybook},
+    domain::{
+        cta::{CtaType, Priority},
+        playbook::{Action, ActionKind, Audience, Definition, OpenCta, OwnerRule, Routing, ScheduleTrigger, Trigger},
+    },
+    store,
+    testing::{admin, app, seed_account},
+};
+
+const TENANT: &str = "acme";
+
+fn renewal_playbook() -> Definition {
+    Definition {
+        display_name: "Renewal in 90 days".into(),
+        description: String::new(),
+        trigger: Trigger::Schedule(ScheduleTrigger::RenewalWithinDays(90)),
+        audience: Audience::default(),
+        condition: String::new(),
+        actions: vec![Action {
+            touch_models: vec![],
+            kind: ActionKind::OpenCta(OpenCta {
+                cta_type: CtaType::Lifecycle,
+                priority: Priority::Medium,
+                title: "renewal of {{account.name}}".into(),
+                description: String::new(),
+                owner: OwnerRule::AccountOwner,
+                due_in_days: 7,
+                tasks: vec![],
+            }),
+        }],
+        cooldown_secs: 0,
+        enrolment_limit: None,
+        priority: 0,
+        routing: Routing::Dominant,
+    }
+}
+
+/// A tenant with `n` accounts renewing in 30 days, one far off, and a live
+/// renewal playbook; the schedule time is midnight UTC.
+async fn tenant(app: &App, n: usize) {
+    let today = Utc::now().date_naive();
+    for i in 0..n {
+        seed_account(app, TENANT, &format!("a{i}"), Some(today + Duration::days(30))).await;
+    }
+    seed_account(app, TENANT, "far", Some(today + Duration::days(300))).await;
+    let caller = admin(TENANT);
+    let p = app
+        .create_playbook(&caller, CreatePlaybook { request_id: None, definition: renewal_playbook() })
+        .await
+        .unwrap();
+    app.enable_playbook(&caller, p.id, 0, None).await.unwrap();
+    let s = store::tenants::get(app.db.conn(), TENANT).await.unwrap();
+    let next = store::tenants::Settings { schedule_time: "00:00".into(), ..s.clone() };
+    assert!(store::tenants::update(app.db.conn(), TENANT, &s, &next).await.unwrap());
+}
+
+async fn firings(app: &App) -> usize {
+    store::firings::list(app.db.conn(), TENANT, None, None, None, 10_000).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn two_replicas_run_a_tenants_day_once() {
+    let db = banso_testkit::fresh_database().await.unwrap();
+    let (a, b) = (app(&db).await, app(&db).await);
+    tenant(&a, 40).await;
+    let now = Utc::now().date_naive().and_time(NaiveTime::from_hms_opt(12, 0, 0).unwrap()).and_utc();
+    let (ra, rb) = tokio::join!(a.schedule_round("replica-a", now), b.schedule_round("replica-b", now));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.len() + rb.len(), 1, "exactly one replica ran the day: {ra:?} {rb:?}");
+    assert_eq!(firings(&a).await, 40);
+    // The day is done: later rounds that day run nothing.
+    assert!(b.schedule_round("replica-b", now + Duration::hours(1)).await.unwrap().is_empty());
+    assert_eq!(firings(&a).await, 40);
+    let ctas = store::ctas::list(
+        a.db.conn(),
+        TENANT,
+        &Default::default(),
+        store::ctas::CtaOrder::CreateTime { desc: false },
+        None,
+        1000,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ctas.len(), 40);
+}
+
+#[tokio::test]
+async fn a_crashed_replicas_day_is_taken_over_after_its_lease_and_nothing_fires_twice() {
+    let db = banso_testkit::fresh_database().await.unwrap();
+    let (a, b) = (app(&db).await, app(&db).await);
+    tenant(&a, 10).await;
+    let today = Utc::now().date_naive();
+    let now = Utc::now();
+    // Replica A takes the lease, fires everything, and dies before marking the day done.
+    assert!(
+        store::tenants::claim_schedule(a.db.conn(), TENANT, today, "replica-a", now, now + Duration::minutes(5))
+            .await
+            .unwrap()
+    );
+    assert_eq!(a.run_schedule(TENANT, today, "replica-a").await.unwrap(), 10);
+    // While A's lease holds, B leaves the tenant alone.
+    assert!(b.schedule_round("replica-b", now).await.unwrap().is_empty());
+    // After it, B runs the day again: the firings exist already, none repeats.
+    let later = Utc::now() + Duration::minutes(6);
+    assert_eq!(b.schedule_round("replica-b", later).await.unwrap(), vec![TENANT.to_string()]);
+    assert_eq!(firings(&a).await, 10);
+    assert_eq!(store::tenants::get(a.db.conn(), TENANT).await.unwrap().last_schedule_day, Some(later.date_naive()));
+}
+
+#[tokio::test]
+async fn a_day_missed_while_down_is_caught_up_once_at_start() {
+    let db = banso_testkit::fresh_database().await.unwrap();
+    let a = app(&db).await;
+    tenant(&a, 3).await;
+    // The last run was three days ago; the process was down since.
+    let s = store::tenants::get(a.db.conn(), TENANT).await.unwrap();
+    let three_days_ago = Utc::now().date_naive() - Duration::days(3);
+    let t = a.db.conn();
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    store::entities::tenant::Entity::update_many()
+        .col_expr(store::entities::tenant::Column::LastScheduleDay, Expr::value(three_days_ago))
+        .filter(store::entities::tenant::Column::TenantId.eq(TENANT))
+        .exec(t)
+        .await
+        .unwrap();
+    drop(s);
+    // Restarted: the first round runs today's schedule, once.
+    let restarted = app(&db).await;
+    let now = Utc::now();
+    assert_eq!(restarted.schedule_round("replica-new", now).await.unwrap().len(), 1);
+    assert!(restarted.schedule_round("replica-new", now).await.unwrap().is_empty());
+    assert_eq!(firings(&a).await, 3);
+}
+
+#[tokio::test]
+async fn the_sql_prefilter_never_drops_an_account_the_exact_rule_selects() {
+    use crate::domain::engine::scheduled;
+    let db = banso_testkit::fresh_database().await.unwrap();
+    let a = app(&db).await;
+    let tz: chrono_tz::Tz = "Asia/Tokyo".parse().unwrap();
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let conn = a.db.conn();
+    // Accounts at every distance around the boundaries.
+    for d in -3i64..=40 {
+        let id = seed_account(&a, TENANT, &format!("d{d}"), Some(today + Duration::days(d))).await;
+        let m = store::entities::account::ActiveModel {
+            account_id: sea_orm::ActiveValue::Set(id),
+            last_usage_day: sea_orm::ActiveValue::Set((d % 3 != 0).then(|| today - Duration::days(d))),
+            stage_since: sea_orm::ActiveValue::Set(Utc::now() - Duration::hours(d * 24 + 5)),
+            create_time: sea_orm::ActiveValue::Set(Utc::now() - Duration::hours(d * 24 + 7)),
+            ..Default::default()
+        };
+        use sea_orm::EntityTrait;
+        store::entities::account::Entity::update(m).exec(conn).await.unwrap();
+    }
+    let all = store::projection::page(conn, TENANT, None, 1000).await.unwrap();
+    for c in [
+        ScheduleTrigger::RenewalWithinDays(10),
+        ScheduleTrigger::NoUsageForDays(7),
+        ScheduleTrigger::DaysInStage(14),
+        ScheduleTrigger::DaysInStage(1),
+    ] {
+        let exact: Vec<_> = all.iter().filter(|p| scheduled(c, &p.calendar(tz), today)).map(|p| p.account.id).collect();
+        let pre = store::projection::scheduled_page(conn, TENANT, &[c], today, tz, None, 1000).await.unwrap();
+        let pre_exact: Vec<_> =
+            pre.iter().filter(|p| scheduled(c, &p.calendar(tz), today)).map(|p| p.account.id).collect();
+        assert_eq!(pre_exact, exact, "{c:?}");
+        assert!(
+            !exact.is_empty() && pre.len() < all.len(),
+            "{c:?}: the prefilter narrows ({} of {})",
+            pre.len(),
+            all.len()
+        );
+    }
+}
