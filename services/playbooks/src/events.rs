@@ -186,9 +186,11 @@ impl Handler for Consumer {
                         store::projection::upsert_account(conn, tenant, &account(a)?, time).await?;
                     }
                     Some(Payload::AccountDeleted(e)) => {
-                        store::projection::delete_account(conn, tenant, wire::uuid("account_id", &e.account_id)?)
-                            .await?;
+                        let id = wire::uuid("account_id", &e.account_id)?;
+                        store::projection::delete_account(conn, tenant, id).await?;
+                        store::outreach::delete_contacts_of(conn, tenant, id).await?;
                     }
+                    Some(Payload::ContactChanged(e)) => crate::app::outreach::contact_changed(conn, tenant, e).await?,
                     Some(Payload::HealthScoreChanged(e)) => {
                         if let (Some(id), Some(band)) = (account_id, band(e.new_band)) {
                             let h = Health {
@@ -277,7 +279,9 @@ impl Handler for Consumer {
                 Ok(())
             })
             .await
-            .map_err(HandlerError::from)
+            .map_err(HandlerError::from)?;
+        self.engine.outreach.after_commit();
+        Ok(())
     }
 }
 

@@ -20,6 +20,7 @@ pub mod bench;
 mod domain;
 mod events;
 mod migration;
+mod outreach;
 #[cfg(test)]
 mod service_tests;
 mod store;
@@ -31,7 +32,8 @@ use std::{sync::Arc, time::Duration};
 use banso_events::{Db, ServiceDef, service::Context};
 use banso_kit::{config::Config, supervise::Supervisor};
 use banso_proto::playbooks::{
-    playbooks_service_server::PlaybooksServiceServer, programmes_service_server::ProgrammesServiceServer,
+    outreach_service_server::OutreachServiceServer, playbooks_service_server::PlaybooksServiceServer,
+    programmes_service_server::ProgrammesServiceServer,
 };
 use tonic::server::NamedService as _;
 
@@ -73,16 +75,18 @@ pub const SERVICE: ServiceDef = ServiceDef {
     migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
     build: |cx, set| {
         Box::pin(async move {
-            let (playbooks, programmes) = build(cx).await?;
-            Ok(set.with(playbooks).with(programmes))
+            let (playbooks, programmes, outreach) = build(cx).await?;
+            Ok(set.with(playbooks).with(programmes).with(outreach))
         })
     },
 };
 
 type Programmes = ProgrammesServiceServer<api::programmes::ProgrammesApi>;
+type Outreach = OutreachServiceServer<api::outreach::OutreachApi>;
 
-async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes)> {
+async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach)> {
     let settings = PlaybooksSettings::from_config(cx.config)?;
+    let webhooks = outreach::OutreachSettings::from_config(cx.config)?;
     let conn = cx.database::<migration::Migrator>(&SERVICE, Server::NAME).await?;
     let sup = &cx.runtime.supervisor;
     let name = Server::NAME;
@@ -103,13 +107,17 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes)> {
     let app = app::App { db, engine };
     app::schedule::supervise(app.clone(), sup, name, settings.schedule_tick);
     supervise_pruning(sup, conn, settings.trigger_retention);
+    outreach::supervise(sup, Outreach::NAME, app.db.clone(), app.engine.outreach.clone(), webhooks.clone());
+    let outreach = OutreachServiceServer::new(api::outreach::OutreachApi::new(app.clone(), cx.kit.clone(), webhooks))
+        .max_decoding_message_size(cx.kit.max_message_bytes)
+        .max_encoding_message_size(cx.kit.max_message_bytes);
     let programmes = ProgrammesServiceServer::new(api::programmes::ProgrammesApi::new(app.clone(), cx.kit.clone()))
         .max_decoding_message_size(cx.kit.max_message_bytes)
         .max_encoding_message_size(cx.kit.max_message_bytes);
     let playbooks = PlaybooksServiceServer::new(api::PlaybooksApi::new(app, cx.kit.clone()))
         .max_decoding_message_size(cx.kit.max_message_bytes)
         .max_encoding_message_size(cx.kit.max_message_bytes);
-    Ok((playbooks, programmes))
+    Ok((playbooks, programmes, outreach))
 }
 
 /// Every hour: trigger events past the retention, inbox entries of a month

@@ -5,6 +5,7 @@
 //! service); reading needs any role.
 
 pub(crate) mod ctas;
+pub(crate) mod outreach;
 pub(crate) mod playbooks;
 pub(crate) mod programmes;
 

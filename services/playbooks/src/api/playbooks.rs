@@ -280,9 +280,8 @@ fn actions(v: &mut Violations, list: &[pb::Action]) -> Vec<Action> {
                 None
             }
             Some(Kind::OpenCta(c)) => open_cta(v, &format!("{f}.open_cta"), c).map(ActionKind::OpenCta),
-            Some(Kind::SendOutreach(_)) => {
-                v.add(format!("{f}.send_outreach"), "outreach actions are not available yet in this version of banso");
-                None
+            Some(Kind::SendOutreach(o)) => {
+                super::outreach::send_outreach(v, &format!("{f}.send_outreach"), o).map(ActionKind::SendOutreach)
             }
             Some(Kind::Enrol(e)) => v
                 .take(wire::uuid(&format!("{f}.enrol.programme_id"), &e.programme_id))

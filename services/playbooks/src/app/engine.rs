@@ -54,6 +54,8 @@ type CompiledExpression = Arc<Option<Expression>>;
 pub(crate) struct Engine {
     programs: Mutex<HashMap<(Uuid, i64), Arc<Program>>>,
     segments: Mutex<HashMap<(Uuid, String), CompiledExpression>>,
+    /// Wakes the outreach worker once a firing that queued a delivery commits.
+    pub(crate) outreach: crate::outreach::Signal,
 }
 
 /// The CEL environment of conditions.
@@ -300,7 +302,6 @@ pub(crate) async fn fire(
     o: &Occasion<'_>,
     segments: &Segments,
 ) -> Result<Option<Firing>> {
-    let _ = engine;
     let conn = tx.conn();
     let tenant = tx.tenant();
     let account = o.subject.projected.account.id;
@@ -325,7 +326,7 @@ pub(crate) async fn fire(
         metrics::counter!("banso_playbook_suppressed_total", "reason" => verdict.as_str()).increment(1);
         return Ok(Some(firing));
     }
-    firing.actions = run_actions(tx, p, o, segments).await?;
+    firing.actions = run_actions(tx, engine, p, o, firing.id, segments).await?;
     store::firings::set_actions(conn, tenant, firing.id, &firing.actions).await?;
     tx.emit(events::playbook_fired(&firing)).await?;
     metrics::counter!("banso_playbook_fired_total").increment(1);
@@ -340,7 +341,14 @@ fn forbidden(s: &Subject<'_>, segments: &Segments) -> Vec<(crate::domain::TouchM
         .collect()
 }
 
-async fn run_actions(tx: &Tx, p: &Program, o: &Occasion<'_>, segments: &Segments) -> Result<Vec<ActionOutcome>> {
+async fn run_actions(
+    tx: &Tx,
+    engine: &Engine,
+    p: &Program,
+    o: &Occasion<'_>,
+    firing: Uuid,
+    segments: &Segments,
+) -> Result<Vec<ActionOutcome>> {
     let a = &o.subject.projected.account;
     let served = touch::served(&a.mix(), a.touch_model, p.def.routing);
     let forbidden = forbidden(o.subject, segments);
@@ -369,6 +377,11 @@ async fn run_actions(tx: &Tx, p: &Program, o: &Occasion<'_>, segments: &Segments
                     format!("raised cta {} to {}", cta.id, cta.priority.as_str())
                 };
                 outcome.resource_id = Some(cta.id.to_string());
+            }
+            ActionKind::SendOutreach(spec) => {
+                if super::outreach::queue(tx, p, o, firing, spec, &values, &mut outcome).await? {
+                    engine.outreach.queued();
+                }
             }
             ActionKind::Enrol { programme_id } => {
                 let account = o.subject.projected.account.id;
@@ -481,6 +494,7 @@ pub(crate) fn simulate_fire(
     segments: &Segments,
     history: &[DateTime<Utc>],
     open_cta: bool,
+    outreach: &mut super::outreach::Preview,
 ) -> (Verdict, Vec<ActionOutcome>, bool) {
     let verdict = rules::verdict(&p.def, history, o.subject.now);
     if verdict != Verdict::Fire {
@@ -518,6 +532,7 @@ pub(crate) fn simulate_fire(
                         outcome.detail = format!("would open cta \"{}\"", template::render(&spec.title, &values));
                     }
                 }
+                ActionKind::SendOutreach(spec) => outreach.send(spec, o, &values, &mut outcome),
                 ActionKind::Enrol { programme_id } => {
                     outcome.detail = format!("would enrol in programme {programme_id}");
                 }

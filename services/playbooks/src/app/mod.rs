@@ -6,12 +6,14 @@
 
 mod ctas;
 pub(crate) mod engine;
+pub(crate) mod outreach;
 mod playbooks;
 pub(crate) mod programmes;
 pub(crate) mod schedule;
 mod settings;
 
 pub(crate) use ctas::{CloseCta, CreateCta, CtaQuery, MAX_TASKS, TaskChanges, UpdateCta};
+pub(crate) use outreach::{CreateEndpoint, UpdateEndpoint};
 pub(crate) use playbooks::{CreatePlaybook, UpdatePlaybook};
 pub(crate) use settings::UpdateSettings;
 

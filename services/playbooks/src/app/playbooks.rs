@@ -328,6 +328,7 @@ impl App {
             let o = Occasion { kind: "manual", key: run.clone(), event_id: None, subject: &subject };
             let fired =
                 self.db.write(tenant, async |tx| engine::fire(tx, &self.engine, &p, &o, &segments).await).await?;
+            self.engine.outreach.after_commit();
             match fired {
                 Some(f) => firings.push(f),
                 // Fired by an earlier attempt of this run: show what it did.
@@ -372,6 +373,7 @@ impl App {
         for (account, t) in store::firings::fired_before(conn, tenant, id, start).await? {
             history.entry(account).or_default().push(t);
         }
+        let mut outreach = super::outreach::Preview::new(conn, tenant, &p, &settings, start).await?;
         let mut open: HashSet<Uuid> = HashSet::new();
         let mut sim = Simulation::default();
         let mut fired_accounts = HashSet::new();
@@ -389,6 +391,7 @@ impl App {
                         if let std::collections::hash_map::Entry::Vacant(slot) = accounts_cache.entry(account) {
                             let got = store::projection::get(conn, tenant, account).await?;
                             if got.is_some() {
+                                outreach.load(conn, tenant, account).await?;
                                 // An open CTA of this playbook now: a firing would raise it.
                                 let key = crate::domain::cta::open_key(id, account);
                                 if store::ctas::open_of(conn, tenant, &key).await?.is_some() {
@@ -421,6 +424,7 @@ impl App {
                             &mut sim,
                             &mut fired_accounts,
                             max_firings,
+                            &mut outreach,
                         );
                     }
                     if sim.evaluated as u64 >= SIMULATION_MAX_EVENTS {
@@ -448,6 +452,7 @@ impl App {
                         {
                             open.insert(account);
                         }
+                        outreach.load(conn, tenant, account).await?;
                         let subject = Subject { projected, tz, now, event: None, facts: Default::default() };
                         let o = Occasion {
                             kind: "schedule",
@@ -464,6 +469,7 @@ impl App {
                             &mut sim,
                             &mut fired_accounts,
                             max_firings,
+                            &mut outreach,
                         );
                     }
                 }
@@ -485,6 +491,7 @@ impl App {
         sim: &mut Simulation,
         fired_accounts: &mut HashSet<Uuid>,
         max_firings: usize,
+        outreach: &mut super::outreach::Preview,
     ) {
         match engine::applies(p, o.subject, segments) {
             Applies::Yes => {}
@@ -500,7 +507,7 @@ impl App {
         sim.matched += 1;
         let account = o.subject.projected.account.id;
         let past = history.entry(account).or_default();
-        let (verdict, actions, dedup) = engine::simulate_fire(p, o, segments, past, open.contains(&account));
+        let (verdict, actions, dedup) = engine::simulate_fire(p, o, segments, past, open.contains(&account), outreach);
         match verdict {
             Verdict::Fire => {
                 sim.would_fire += 1;

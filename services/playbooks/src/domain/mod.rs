@@ -7,6 +7,7 @@
 
 pub(crate) mod cta;
 pub(crate) mod engine;
+pub(crate) mod outreach;
 pub(crate) mod playbook;
 pub(crate) mod programme;
 pub(crate) mod projection;

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(banso_events::inbox::Migration),
             Box::new(banso_events::outbox::PendingIndex),
             Box::new(M0001Playbooks),
+            Box::new(M0002Outreach),
             Box::new(M0003Programmes),
         ]
     }
@@ -261,6 +262,128 @@ impl MigrationTrait for M0003Programmes {
         m.create_index(index("enrolments_tenant_programme", "enrolments", &["tenant_id", "programme_id", "status"]))
             .await?;
         m.create_index(index("enrolments_tenant_account", "enrolments", &["tenant_id", "account_id"])).await?;
+        Ok(())
+    }
+}
+
+/// Outreach: webhook endpoints, the contacts projection, deliveries and
+/// their attempts.
+struct M0002Outreach;
+
+impl MigrationName for M0002Outreach {
+    fn name(&self) -> &str {
+        "m20261204_000002_outreach_endpoints_contacts_deliveries"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002Outreach {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("webhook_endpoints")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(text("display_name"))
+                .col(text("url"))
+                .col(boolean("enabled"))
+                // The signing secret, and the one before a rotation while it still signs.
+                .col(text("secret"))
+                .col(text_null("previous_secret"))
+                .col(timestamp_with_time_zone_null("previous_secret_until"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .col(big_integer("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("webhook_endpoints_tenant", "webhook_endpoints", &["tenant_id", "id"])).await?;
+        // Who outreach is about, kept from Accounts' ContactChanged.
+        m.create_table(
+            Table::create()
+                .table("contacts")
+                .if_not_exists()
+                .col(uuid("contact_id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                // domain::outreach::Contact, JSON.
+                .col(text("contact"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("contacts_tenant_account", "contacts", &["tenant_id", "account_id"])).await?;
+        m.create_table(
+            Table::create()
+                .table("deliveries")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("endpoint_id"))
+                .col(uuid("account_id"))
+                .col(uuid_null("contact_id"))
+                .col(uuid_null("playbook_id"))
+                .col(uuid_null("firing_id"))
+                .col(string_len("trigger_kind", 16))
+                .col(text("trigger_event_id"))
+                .col(text("subject"))
+                .col(text("body"))
+                // The JSON posted, fixed when queued: every attempt sends the same bytes.
+                .col(text("payload"))
+                // "contact:<id>" or "account:<id>": what the fatigue budget counts.
+                .col(text("fatigue_key"))
+                .col(string_len("status", 16))
+                .col(integer("attempts"))
+                .col(integer("series"))
+                .col(timestamp_with_time_zone_null("next_attempt_time"))
+                // A replica sending it holds it until then.
+                .col(text("lease_owner"))
+                .col(timestamp_with_time_zone_null("lease_until"))
+                .col(text("last_error"))
+                .col(timestamp_with_time_zone_null("sent_time"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .to_owned(),
+        )
+        .await?;
+        // The worker's query spans tenants (as Health's rollup queue does): due pending rows.
+        m.create_index(index("deliveries_due", "deliveries", &["status", "next_attempt_time"])).await?;
+        m.create_index(index("deliveries_tenant_fatigue", "deliveries", &["tenant_id", "fatigue_key", "create_time"]))
+            .await?;
+        m.create_index(index("deliveries_tenant_endpoint", "deliveries", &["tenant_id", "endpoint_id", "id"])).await?;
+        m.create_index(index("deliveries_tenant_account", "deliveries", &["tenant_id", "account_id", "id"])).await?;
+        m.create_table(
+            Table::create()
+                .table("delivery_attempts")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("delivery_id"))
+                .col(integer("series"))
+                .col(integer("number"))
+                .col(timestamp_with_time_zone("attempt_time"))
+                .col(big_integer("duration_micros"))
+                .col(integer("http_status"))
+                .col(text("error"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("delivery_attempts_tenant_delivery", "delivery_attempts", &["tenant_id", "delivery_id"]))
+            .await?;
+        // One row per contact (or account) the budget counts: a firing upserts it before counting, so two
+        // transactions queueing for the same contact take turns (a row lock on PostgreSQL, the write lock on
+        // SQLite) and the second counts the first's message.
+        m.create_table(
+            Table::create()
+                .table("fatigue_keys")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(text("fatigue_key"))
+                .col(big_integer("turns"))
+                .primary_key(Index::create().col("tenant_id").col("fatigue_key"))
+                .to_owned(),
+        )
+        .await?;
         Ok(())
     }
 }

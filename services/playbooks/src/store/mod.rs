@@ -5,6 +5,7 @@
 pub(crate) mod ctas;
 pub(crate) mod entities;
 pub(crate) mod firings;
+pub(crate) mod outreach;
 pub(crate) mod playbooks;
 pub(crate) mod programmes;
 pub(crate) mod projection;

@@ -6,6 +6,7 @@
 mod common;
 mod ctas;
 mod firing;
+mod outreach;
 mod playbooks;
 mod programmes;
 mod simulate;
