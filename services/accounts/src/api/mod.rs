@@ -217,6 +217,14 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
         .await
     }
 
+    async fn get_proactive_ratio(&self, req: Request<pb::GetProactiveRatioRequest>) -> Rpc<pb::ProactiveRatioReport> {
+        handle(req, Access::Read, async |caller, r| {
+            let q = activities::ratio_query(r)?;
+            Ok(activities::ratio_reply(self.app.proactive_ratio(&caller, q).await?))
+        })
+        .await
+    }
+
     async fn get_email_response_rate(
         &self,
         req: Request<pb::GetEmailResponseRateRequest>,

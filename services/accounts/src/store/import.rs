@@ -87,6 +87,7 @@ struct PgAccounts {
     plan_tier: Vec<String>,
     lifecycle_stage: Vec<&'static str>,
     touch_model: Vec<&'static str>,
+    touch_mix: Vec<serde_json::Value>,
     owner_id: Vec<String>,
     arr_currency: Vec<Option<String>>,
     arr_amount_minor: Vec<Option<i64>>,
@@ -113,6 +114,7 @@ impl PgAccounts {
             plan_tier: Vec::with_capacity(n),
             lifecycle_stage: Vec::with_capacity(n),
             touch_model: Vec::with_capacity(n),
+            touch_mix: Vec::with_capacity(n),
             owner_id: Vec::with_capacity(n),
             arr_currency: Vec::with_capacity(n),
             arr_amount_minor: Vec::with_capacity(n),
@@ -126,7 +128,7 @@ impl PgAccounts {
         };
         for a in accounts {
             let f = &a.fields;
-            let (tags, attributes) = json_columns(f)?;
+            let (tags, attributes, mix) = json_columns(f)?;
             c.id.push(a.id);
             c.name.push(f.name.clone());
             c.external_id.push(f.external_id.clone());
@@ -137,6 +139,7 @@ impl PgAccounts {
             c.plan_tier.push(f.plan_tier.clone());
             c.lifecycle_stage.push(f.lifecycle_stage.as_str());
             c.touch_model.push(f.touch_model.as_str());
+            c.touch_mix.push(mix);
             c.owner_id.push(f.owner_id.clone());
             c.arr_currency.push(f.arr.as_ref().map(|m| m.currency_code.clone()));
             c.arr_amount_minor.push(f.arr.as_ref().map(|m| m.amount_minor));
@@ -156,16 +159,19 @@ impl PgAccounts {
         sqlx::query(
             "INSERT INTO \"accounts\" (id, tenant_id, name, external_id, industry, employee_count, revenue_band, \
                region, plan_tier, lifecycle_stage, touch_model, owner_id, arr_currency, arr_amount_minor, \
-               contract_start_date, renewal_date, tags, custom_attributes, create_time, update_time, version) \
+               contract_start_date, renewal_date, tags, custom_attributes, create_time, update_time, version, \
+               touch_mix) \
              SELECT id, $1, name, external_id, industry, employee_count, revenue_band, region, plan_tier, \
                lifecycle_stage, touch_model, owner_id, arr_currency, arr_amount_minor, contract_start_date, \
-               renewal_date, tags::json, custom_attributes::json, create_time, update_time, version \
+               renewal_date, tags::json, custom_attributes::json, create_time, update_time, version, \
+               touch_mix::json \
              FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], \
                $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int8[], $15::date[], \
-               $16::date[], $17::jsonb[], $18::jsonb[], $19::timestamptz[], $20::timestamptz[], $21::int8[]) \
+               $16::date[], $17::jsonb[], $18::jsonb[], $19::timestamptz[], $20::timestamptz[], $21::int8[], \
+               $22::jsonb[]) \
                AS r(id, name, external_id, industry, employee_count, revenue_band, region, plan_tier, \
                lifecycle_stage, touch_model, owner_id, arr_currency, arr_amount_minor, contract_start_date, \
-               renewal_date, tags, custom_attributes, create_time, update_time, version)",
+               renewal_date, tags, custom_attributes, create_time, update_time, version, touch_mix)",
         )
         .bind(tenant)
         .bind(&self.id)
@@ -188,6 +194,7 @@ impl PgAccounts {
         .bind(&self.create_time)
         .bind(&self.update_time)
         .bind(&self.version)
+        .bind(&self.touch_mix)
         .execute(conn)
         .await?;
         Ok(())
