@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003TagsWithoutForeignKey),
             Box::new(M0004WriteKeys),
             Box::new(M0005TouchMixAndOrigin),
+            Box::new(banso_events::inbox::Migration),
         ]
     }
 }

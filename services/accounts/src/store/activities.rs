@@ -72,6 +72,16 @@ pub(crate) async fn insert(conn: &impl ConnectionTrait, tenant: &str, a: &Activi
     }
 }
 
+/// Whether an activity with this external_ref is on the tenant's timeline.
+pub(crate) async fn external_ref_taken(conn: &impl ConnectionTrait, tenant: &str, external_ref: &str) -> Result<bool> {
+    let n = activity::Entity::find()
+        .filter(activity::Column::TenantId.eq(tenant))
+        .filter(activity::Column::ExternalRef.eq(external_ref))
+        .count(conn)
+        .await?;
+    Ok(n > 0)
+}
+
 /// Activities newest first, after `(occur_time, id)`.
 pub(crate) async fn list(
     conn: &impl ConnectionTrait,

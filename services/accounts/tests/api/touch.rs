@@ -371,3 +371,117 @@ async fn proactive_ratio_by_account_owner_and_segment() {
         other.get_proactive_ratio(req(pb::ProactiveRatioGrouping::Segment, vec![u1.id.clone()])).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
 }
+
+/// Publishes `payload` from source "playbooks" onto the app's bus, as the
+/// Playbooks relay would; returns the envelope (to redeliver it).
+async fn publish(app: &banso_testkit::TestApp, env: &banso_events::Envelope) {
+    use prost::Message as _;
+    let out = banso_events::bus::Outgoing {
+        id: env.id.clone(),
+        subject: banso_events::envelope::subject(env),
+        payload: env.encode_to_vec().into(),
+    };
+    app.runtime.bus.prepare_source(&env.source).await.unwrap();
+    app.runtime.bus.publish(&[out]).await.unwrap();
+}
+
+#[tokio::test]
+async fn ctas_and_outreach_of_playbooks_land_on_the_timeline_once() {
+    use banso_events::Payload;
+    use banso_proto::{events as ev, playbooks as ppb};
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let a = create(&mut c, account("Timeline of playbooks")).await;
+    let contact = c
+        .create_contact(pb::CreateContactRequest {
+            contact: Some(pb::Contact { account_id: a.id.clone(), name: "佐藤".into(), ..Default::default() }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let opened_at = Utc::now() - Duration::hours(3);
+    let cta = ppb::CallToAction {
+        id: "0192f000-0000-7000-8000-000000000001".into(),
+        account_id: a.id.clone(),
+        title: "Usage dropped".into(),
+        owner_id: "csm-1".into(),
+        create_time: ts(opened_at),
+        ..Default::default()
+    };
+    let closed = ppb::CallToAction {
+        outcome: ppb::CtaOutcome::Resolved as i32,
+        close_time: ts(opened_at + Duration::hours(1)),
+        ..cta.clone()
+    };
+    let envs = [
+        banso_events::envelope::new("acme", "playbooks", Payload::CtaOpened(ev::CtaOpened { cta: Some(cta.clone()) })),
+        banso_events::envelope::new("acme", "playbooks", Payload::CtaClosed(ev::CtaClosed { cta: Some(closed) })),
+        banso_events::envelope::new(
+            "acme",
+            "playbooks",
+            Payload::OutreachSent(ev::OutreachSent {
+                delivery_id: "d-1".into(),
+                account_id: a.id.clone(),
+                contact_id: contact.id.clone(),
+                playbook_id: "pb-1".into(),
+                subject: "Tips for week 2".into(),
+                sent_time: ts(opened_at + Duration::hours(2)),
+                ..Default::default()
+            }),
+        ),
+        // An unknown account is skipped, not a failure.
+        banso_events::envelope::new(
+            "acme",
+            "playbooks",
+            Payload::CtaOpened(ev::CtaOpened {
+                cta: Some(ppb::CallToAction {
+                    id: "0192f000-0000-7000-8000-000000000002".into(),
+                    account_id: "0192f000-0000-7000-8000-0000000000ff".into(),
+                    ..cta.clone()
+                }),
+            }),
+        ),
+    ];
+    for env in &envs {
+        publish(&app, env).await;
+    }
+    // Redelivered: written once.
+    publish(&app, &envs[0]).await;
+    let list = pb::ListActivitiesRequest { account_id: a.id.clone(), ..Default::default() };
+    let got = banso_testkit::eventually("three activities", std::time::Duration::from_secs(30), || {
+        let (mut c, list) = (c.clone(), list.clone());
+        async move {
+            let r = c.list_activities(list).await.unwrap().into_inner();
+            (r.activities.len() >= 3).then_some(r.activities)
+        }
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let again = c.list_activities(list).await.unwrap().into_inner().activities;
+    assert_eq!(again.len(), 3, "a redelivery writes nothing: {again:?}");
+    let row = |a: &pb::Activity| (a.kind, a.origin, a.subject.clone(), a.external_ref.clone(), a.author_id.clone());
+    let vendor = tpb::TouchOrigin::Vendor as i32;
+    assert_eq!(
+        got.iter().map(row).collect::<Vec<_>>(),
+        vec![
+            (
+                pb::ActivityKind::Outreach as i32,
+                vendor,
+                "Tips for week 2".into(),
+                "outreach:d-1".into(),
+                "playbook:pb-1".into()
+            ),
+            (
+                pb::ActivityKind::Cta as i32,
+                vendor,
+                "closed: Usage dropped (resolved)".into(),
+                format!("cta:{}:closed", cta.id),
+                "csm-1".into()
+            ),
+            (pb::ActivityKind::Cta as i32, vendor, "Usage dropped".into(), format!("cta:{}", cta.id), "csm-1".into()),
+        ]
+    );
+    assert_eq!(got[0].contact_ids, vec![contact.id.clone()]);
+    assert_eq!(got[2].occur_time, ts(opened_at));
+}
