@@ -16,7 +16,7 @@ use crate::{
     app::{CreateAccount, UpdateAccount, UpsertAccount},
     domain::{
         self as domain, Account, AccountCursor, AccountField, AccountFields, AccountFilter, AccountOrder, AttrValue,
-        LifecycleStage, TouchModel, TouchShare, validate,
+        LifecycleStage, MixChange, MixSetBy, TouchModel, TouchShare, validate,
     },
 };
 
@@ -414,4 +414,42 @@ fn filter_from_proto(p: Option<&pb::AccountFilter>, v: &mut Violations) -> Accou
     f.arr_min = min.map(|m| m.amount_minor);
     f.arr_max = max.map(|m| m.amount_minor);
     f
+}
+
+/// A ListTouchMixHistory request, parsed.
+pub(crate) struct ListMixHistory {
+    pub account_id: Uuid,
+    pub page: Paged<(chrono::DateTime<chrono::Utc>, Uuid)>,
+}
+
+pub(crate) fn mix_history(kit: &Kit, caller: &Caller, r: pb::ListTouchMixHistoryRequest) -> Result<ListMixHistory> {
+    let mut v = Violations::new();
+    let limit = page_size(&mut v, r.page_size);
+    let account_id = v.take(wire::uuid("account_id", &r.account_id));
+    let (limit, account_id) = v.finish_with((limit, account_id))?;
+    let key = QueryKey::new("ListTouchMixHistory", &caller.tenant_id).part(account_id.to_string());
+    Ok(ListMixHistory { account_id, page: Paged::new(kit, key, &r.page_token, limit)? })
+}
+
+pub(crate) fn mix_history_reply(
+    kit: &Kit,
+    q: &ListMixHistory,
+    rows: Vec<MixChange>,
+) -> Result<pb::ListTouchMixHistoryResponse> {
+    let (rows, next_page_token) = q.page.page(kit, rows, |last| (last.change_time, last.id))?;
+    Ok(pb::ListTouchMixHistoryResponse {
+        changes: rows
+            .iter()
+            .map(|c| pb::TouchMixChange {
+                change_time: Some(wire::timestamp(c.change_time)),
+                touch_mix: touch_mix_to_proto(&c.touch_mix),
+                set_by: match c.set_by {
+                    MixSetBy::Manual => pb::TouchMixSetter::Manual,
+                    MixSetBy::Rule => pb::TouchMixSetter::Rule,
+                } as i32,
+                setter_id: c.setter.clone(),
+            })
+            .collect(),
+        next_page_token,
+    })
 }

@@ -135,6 +135,53 @@ pub fn without_forbidden(mix: &[TouchShare], forbidden: &[TouchModel]) -> Vec<To
     canonical(out)
 }
 
+/// Who set a touch mix: a user by hand (create, update, upsert, import)
+/// or a touch-mix rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MixSetBy {
+    Manual,
+    Rule,
+}
+
+impl MixSetBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MixSetBy::Manual => "manual",
+            MixSetBy::Rule => "rule",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [MixSetBy::Manual, MixSetBy::Rule].into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// One change of an account's touch mix: when, to what, by whom (a user
+/// id for MANUAL, a rule id for RULE).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MixChange {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub change_time: DateTime<Utc>,
+    pub touch_mix: Vec<TouchShare>,
+    pub set_by: MixSetBy,
+    pub setter: String,
+}
+
+impl MixChange {
+    /// `a`'s mix as set by hand by `user`, at its last update.
+    pub fn manual(a: &Account, user: &str) -> Self {
+        MixChange {
+            id: Uuid::now_v7(),
+            account_id: a.id,
+            change_time: a.update_time,
+            touch_mix: a.fields.touch_mix.clone(),
+            set_by: MixSetBy::Manual,
+            setter: user.to_owned(),
+        }
+    }
+}
+
 /// A stored account.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Account {

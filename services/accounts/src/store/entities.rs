@@ -252,3 +252,26 @@ macro_rules! versioned {
     )+};
 }
 versioned!(account, contact, segment);
+
+pub mod touch_mix_change {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "touch_mix_history")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: String,
+        pub account_id: Uuid,
+        pub change_time: ChronoDateTimeUtc,
+        pub touch_mix: Json,
+        pub set_by: String,
+        #[sea_orm(column_type = "Text")]
+        pub setter: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

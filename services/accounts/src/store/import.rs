@@ -44,20 +44,43 @@ pub(crate) async fn insert_many(conn: &impl ConnectionTrait, tenant: &str, accou
 /// the database works.
 pub(crate) struct PgRows {
     accounts: PgAccounts,
+    /// Each account's first touch mix, for its history.
+    history_ids: Vec<Uuid>,
+    setter: String,
     tags: Vec<String>,
     tag_accounts: Vec<Uuid>,
 }
 
 impl PgRows {
-    pub(crate) fn new(accounts: &[Account]) -> Result<PgRows> {
+    pub(crate) fn new(accounts: &[Account], setter: &str) -> Result<PgRows> {
         let (tags, tag_accounts) =
             accounts.iter().flat_map(|a| a.fields.tags.iter().map(|t| (t.clone(), a.id))).unzip();
-        Ok(PgRows { accounts: PgAccounts::new(accounts)?, tags, tag_accounts })
+        Ok(PgRows {
+            accounts: PgAccounts::new(accounts)?,
+            history_ids: accounts.iter().map(|_| Uuid::now_v7()).collect(),
+            setter: setter.to_owned(),
+            tags,
+            tag_accounts,
+        })
     }
 
     /// Inserts them. ALREADY_EXISTS: an external_id is taken.
     pub(crate) async fn insert(&self, conn: &mut sqlx::PgConnection, tenant: &str) -> Result<()> {
         self.accounts.insert(&mut *conn, tenant).await?;
+        // The mix as created is the first of each account's history.
+        sqlx::query(
+            "INSERT INTO \"touch_mix_history\" (id, tenant_id, account_id, change_time, touch_mix, set_by, setter) \
+             SELECT h, $1, a, t, m::json, 'manual', $5 FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], \
+               $6::jsonb[]) AS r(h, a, t, m)",
+        )
+        .bind(tenant)
+        .bind(&self.history_ids)
+        .bind(&self.accounts.id)
+        .bind(&self.accounts.update_time)
+        .bind(&self.setter)
+        .bind(&self.accounts.touch_mix)
+        .execute(&mut *conn)
+        .await?;
         if !self.tags.is_empty() {
             sqlx::query(
                 "INSERT INTO \"account_tags\" (tenant_id, tag, account_id) \

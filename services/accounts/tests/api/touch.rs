@@ -485,3 +485,66 @@ async fn ctas_and_outreach_of_playbooks_land_on_the_timeline_once() {
     assert_eq!(got[0].contact_ids, vec![contact.id.clone()]);
     assert_eq!(got[2].occur_time, ts(opened_at));
 }
+
+#[tokio::test]
+async fn every_change_of_the_mix_is_kept_newest_first() {
+    use pb::TouchModel as T;
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let a = create(&mut c, account("History")).await;
+    update(
+        &mut c,
+        pb::Account { id: a.id.clone(), touch_mix: vec![share(T::High, 70), share(T::Low, 30)], ..Default::default() },
+        &["touch_mix"],
+    )
+    .await
+    .unwrap();
+    // Not a change of the mix: nothing kept.
+    update(&mut c, pb::Account { id: a.id.clone(), name: "Renamed".into(), ..Default::default() }, &["name"])
+        .await
+        .unwrap();
+    update(
+        &mut c,
+        pb::Account { id: a.id.clone(), touch_model: T::Low as i32, ..Default::default() },
+        &["touch_model"],
+    )
+    .await
+    .unwrap();
+
+    let mut changes = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list_touch_mix_history(pb::ListTouchMixHistoryRequest {
+                account_id: a.id.clone(),
+                page_size: 2,
+                page_token: token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        changes.extend(page.changes);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let mixes: Vec<_> = changes.iter().map(|c| c.touch_mix.clone()).collect();
+    assert_eq!(
+        mixes,
+        vec![vec![share(T::Low, 100)], vec![share(T::High, 70), share(T::Low, 30)], vec![share(T::High, 100)]]
+    );
+    assert!(changes.iter().all(|c| c.set_by == pb::TouchMixSetter::Manual as i32 && c.setter_id == "test-user"));
+
+    let mut other = client(&app, "globex", Role::Admin);
+    let err = other
+        .list_touch_mix_history(pb::ListTouchMixHistoryRequest { account_id: a.id.clone(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let err = c
+        .list_touch_mix_history(pb::ListTouchMixHistoryRequest { account_id: "nope".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_violation(&err, "account_id");
+}
