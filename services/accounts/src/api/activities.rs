@@ -165,7 +165,9 @@ pub(crate) fn list(kit: &Kit, caller: &Caller, r: pb::ListActivitiesRequest) -> 
     let mut origins = Vec::new();
     for (i, o) in r.origins.iter().enumerate() {
         match origin_from_proto(*o) {
-            Ok(o) => origins.push(o),
+            // Each origin once: the filter stays three conditions at most.
+            Ok(o) if !origins.contains(&o) => origins.push(o),
+            Ok(_) => {}
             Err(why) => v.add(format!("origins[{i}]"), why),
         }
     }
