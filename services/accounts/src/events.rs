@@ -7,7 +7,12 @@ use banso_proto::events as ev;
 
 use crate::{
     api,
-    domain::{Account, Contact, TenantSettings, activity::Activity, contract::ContractEvent, segment::Segment},
+    domain::{
+        Account, Contact, TenantSettings,
+        activity::{Activity, ActivityKind, TouchOrigin},
+        contract::ContractEvent,
+        segment::Segment,
+    },
 };
 
 pub(crate) fn account_created(a: &Account) -> Payload {
@@ -49,4 +54,110 @@ pub(crate) fn settings_changed(s: &TenantSettings) -> Payload {
 
 pub(crate) fn segment_changed(s: &Segment, change: ev::segment_changed::Change) -> Payload {
     Payload::SegmentChanged(ev::SegmentChanged { change: change as i32, segment: Some(api::segments::to_proto(s)) })
+}
+
+/// The durable consumer that writes Playbooks' calls to action and
+/// outreach onto the timeline.
+pub(crate) const CONSUMER: &str = "accounts-timeline";
+
+/// Consumes source "playbooks": CtaOpened and CtaClosed become CTA
+/// activities, OutreachSent an OUTREACH activity, all vendor-started. Each
+/// envelope is claimed in the inbox in the transaction that writes its
+/// activity, so a redelivery writes nothing; an event about an account
+/// that is gone (or never was) is skipped.
+pub(crate) struct PlaybooksTimeline {
+    pub db: banso_events::Db,
+}
+
+/// The activity an event of Playbooks puts on the timeline, if any.
+fn playbooks_activity(payload: &Payload) -> Option<Activity> {
+    use banso_kit::wire;
+    use banso_proto::playbooks as ppb;
+    let time =
+        |t: Option<&pbjson_types::Timestamp>| t.and_then(|t| wire::time("time", t).ok()).unwrap_or_else(wire::now);
+    let cta = |c: &ppb::CallToAction, subject: String, time_of: Option<&pbjson_types::Timestamp>, suffix: &str| {
+        Some(Activity {
+            id: uuid::Uuid::now_v7(),
+            account_id: wire::uuid("account_id", &c.account_id).ok()?,
+            kind: ActivityKind::Cta,
+            contact_ids: Vec::new(),
+            author_id: if c.owner_id.is_empty() { "playbooks".to_owned() } else { c.owner_id.clone() },
+            occur_time: time(time_of),
+            subject: cut(&subject, 200),
+            body: String::new(),
+            external_ref: Some(format!("cta:{}{suffix}", c.id)),
+            create_time: wire::now(),
+            origin: Some(TouchOrigin::Vendor),
+        })
+    };
+    match payload {
+        Payload::CtaOpened(e) => {
+            let c = e.cta.as_ref()?;
+            cta(c, c.title.clone(), c.create_time.as_ref(), "")
+        }
+        Payload::CtaClosed(e) => {
+            let c = e.cta.as_ref()?;
+            let outcome = ppb::CtaOutcome::try_from(c.outcome).unwrap_or(ppb::CtaOutcome::Unspecified);
+            let outcome = outcome.as_str_name().trim_start_matches("CTA_OUTCOME_").to_lowercase().replace('_', " ");
+            cta(c, format!("closed: {} ({outcome})", c.title), c.close_time.as_ref(), ":closed")
+        }
+        Payload::OutreachSent(e) => Some(Activity {
+            id: uuid::Uuid::now_v7(),
+            account_id: wire::uuid("account_id", &e.account_id).ok()?,
+            kind: ActivityKind::Outreach,
+            contact_ids: wire::uuid("contact_id", &e.contact_id).ok().into_iter().collect(),
+            author_id: if e.playbook_id.is_empty() {
+                "playbooks".to_owned()
+            } else {
+                format!("playbook:{}", e.playbook_id)
+            },
+            occur_time: time(e.sent_time.as_ref()),
+            subject: cut(&e.subject, 200),
+            body: String::new(),
+            external_ref: Some(format!("outreach:{}", e.delivery_id)),
+            create_time: wire::now(),
+            origin: Some(TouchOrigin::Vendor),
+        }),
+        _ => None,
+    }
+}
+
+/// `s` cut to `max` characters (the timeline's limits).
+fn cut(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+#[async_trait::async_trait]
+impl banso_events::Handler for PlaybooksTimeline {
+    async fn handle(&self, env: &banso_events::Envelope) -> Result<(), banso_events::HandlerError> {
+        let Some(mut activity) = env.payload.as_ref().and_then(playbooks_activity) else { return Ok(()) };
+        let tenant = env.tenant_id.as_str();
+        self.db
+            .write(tenant, async |tx| {
+                let conn = tx.conn();
+                if !banso_events::inbox::claim(conn, CONSUMER, env).await? {
+                    return Ok(());
+                }
+                // A deleted (or unknown) account: nothing to write.
+                if crate::store::accounts::find(conn, tenant, activity.account_id).await?.is_none() {
+                    return Ok(());
+                }
+                // Only the account's own contact is named.
+                if !activity.contact_ids.is_empty() {
+                    let known =
+                        crate::store::contacts::of_account(conn, tenant, activity.account_id, &activity.contact_ids)
+                            .await?;
+                    activity.contact_ids.retain(|id| known.contains(id));
+                }
+                let external_ref = activity.external_ref.clone().unwrap_or_default();
+                if crate::store::activities::external_ref_taken(conn, tenant, &external_ref).await? {
+                    return Ok(());
+                }
+                crate::store::activities::insert(conn, tenant, &activity).await?;
+                tx.emit(activity_logged(&activity)).await?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
 }

@@ -32,7 +32,7 @@ type Server = AccountsServiceServer<api::AccountsApi>;
 /// tests and the bench run it.
 pub const SERVICE: ServiceDef = ServiceDef {
     name: NAME,
-    consumes: &[],
+    consumes: &["playbooks"],
     migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
     build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
 };
@@ -72,6 +72,15 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     banso_events::outbox::Relay::new(db.clone(), cx.runtime.bus.clone(), NAME, signal.clone(), Default::default())
         .supervise(&cx.runtime.supervisor, Server::NAME);
     supervise_housekeeping(&cx.runtime.supervisor, db.clone());
+    banso_events::bus::supervise_consumer(
+        &cx.runtime.supervisor,
+        Server::NAME,
+        cx.runtime.bus.clone(),
+        events::CONSUMER,
+        vec![banso_events::envelope::all_of("playbooks")],
+        std::sync::Arc::new(events::PlaybooksTimeline { db: banso_events::Db::new(db.clone(), signal.clone(), NAME) }),
+        Default::default(),
+    );
     Ok(service(db, signal, cx.kit))
 }
 

@@ -15,8 +15,8 @@ use super::convert::{Paged, external_id, money_from_proto, money_to_proto, page_
 use crate::{
     app::{CreateAccount, UpdateAccount, UpsertAccount},
     domain::{
-        Account, AccountCursor, AccountField, AccountFields, AccountFilter, AccountOrder, AttrValue, LifecycleStage,
-        TouchModel, validate,
+        self as domain, Account, AccountCursor, AccountField, AccountFields, AccountFilter, AccountOrder, AttrValue,
+        LifecycleStage, MixChange, MixSetBy, TouchModel, TouchShare, validate,
     },
 };
 
@@ -81,6 +81,7 @@ pub(crate) fn fields(p: &pb::Account, prefix: &str, mask: &[AccountField], v: &m
         plan_tier: String::new(),
         lifecycle_stage: LifecycleStage::Onboarding,
         touch_model: TouchModel::High,
+        touch_mix: Vec::new(),
         owner_id: String::new(),
         arr: None,
         contract_start_date: None,
@@ -125,8 +126,43 @@ pub(crate) fn fields(p: &pb::Account, prefix: &str, mask: &[AccountField], v: &m
                 }
             }
             AccountField::TouchModel => {
-                if let Some(t) = wire::touch_model(v, &f("touch_model"), p.touch_model) {
+                // Unset is fine when the mix names the dominant pattern.
+                let from_mix = mask.contains(&AccountField::TouchMix) && !p.touch_mix.is_empty();
+                if !(from_mix && p.touch_model == 0)
+                    && let Some(t) = wire::touch_model(v, &f("touch_model"), p.touch_model)
+                {
                     out.touch_model = t;
+                }
+            }
+            AccountField::TouchMix => {
+                let with_model = mask.contains(&AccountField::TouchModel);
+                match touch_mix(v, &f("touch_mix"), &p.touch_mix) {
+                    // Only touch_model sent: 100% of it (set below).
+                    None if with_model => {}
+                    None => v.add(f("touch_mix"), "must hold at least one share (the shares add up to 100)"),
+                    Some(None) => {}
+                    Some(Some(mix)) => {
+                        let d = domain::dominant(&mix);
+                        if with_model
+                            && p.touch_model != 0
+                            && let Some(t) = TouchModel::from_proto(p.touch_model)
+                            && Some(t) != d
+                        {
+                            v.add(
+                                f("touch_model"),
+                                format!(
+                                    "{} is not the dominant pattern of touch_mix ({}); send one that agrees or \
+                                     leave it unset",
+                                    t.to_proto().as_str_name().to_lowercase(),
+                                    d.map(|d| d.to_proto().as_str_name().to_lowercase()).unwrap_or_default()
+                                ),
+                            );
+                        }
+                        if let Some(d) = d {
+                            out.touch_model = d;
+                        }
+                        out.touch_mix = mix;
+                    }
                 }
             }
             AccountField::OwnerId => {
@@ -158,7 +194,49 @@ pub(crate) fn fields(p: &pb::Account, prefix: &str, mask: &[AccountField], v: &m
             }
         }
     }
+    if mask.contains(&AccountField::TouchModel) && out.touch_mix.is_empty() {
+        out.touch_mix = domain::single_mix(out.touch_model);
+    }
     out
+}
+
+/// A touch mix of the wire: `None` when empty, `Some(None)` when it breaks a
+/// rule (each recorded), else the canonical mix.
+fn touch_mix(v: &mut Violations, field: &str, shares: &[tpb::TouchShare]) -> Option<Option<Vec<TouchShare>>> {
+    if shares.is_empty() {
+        return None;
+    }
+    let mut ok = true;
+    let parsed: Vec<(Option<TouchModel>, i32)> = shares
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let t = wire::touch_model(v, &format!("{field}[{i}].touch_model"), s.touch_model);
+            ok &= t.is_some();
+            (t, s.percent)
+        })
+        .collect();
+    for (i, name, why) in domain::mix_problems(&parsed) {
+        ok = false;
+        match i {
+            Some(i) => v.add(format!("{field}[{i}].{name}"), why),
+            None => v.add(field, why),
+        }
+    }
+    if !ok {
+        return Some(None);
+    }
+    let mix = parsed
+        .into_iter()
+        .filter_map(|(t, p)| Some(TouchShare { touch_model: t?, percent: u8::try_from(p).ok()? }))
+        .collect();
+    Some(Some(domain::canonical(mix)))
+}
+
+pub(crate) fn touch_mix_to_proto(mix: &[TouchShare]) -> Vec<tpb::TouchShare> {
+    mix.iter()
+        .map(|s| tpb::TouchShare { touch_model: s.touch_model.to_proto() as i32, percent: i32::from(s.percent) })
+        .collect()
 }
 
 /// A whole account (every field parsed, the rules across fields checked).
@@ -183,6 +261,7 @@ pub(crate) fn to_proto(a: &Account) -> pb::Account {
         plan_tier: f.plan_tier.clone(),
         lifecycle_stage: f.lifecycle_stage.to_proto() as i32,
         touch_model: f.touch_model.to_proto() as i32,
+        touch_mix: touch_mix_to_proto(&f.touch_mix),
         owner_id: f.owner_id.clone(),
         arr: f.arr.as_ref().map(money_to_proto),
         contract_start_date: f.contract_start_date.map(wire::date_to_proto),
@@ -335,4 +414,42 @@ fn filter_from_proto(p: Option<&pb::AccountFilter>, v: &mut Violations) -> Accou
     f.arr_min = min.map(|m| m.amount_minor);
     f.arr_max = max.map(|m| m.amount_minor);
     f
+}
+
+/// A ListTouchMixHistory request, parsed.
+pub(crate) struct ListMixHistory {
+    pub account_id: Uuid,
+    pub page: Paged<(chrono::DateTime<chrono::Utc>, Uuid)>,
+}
+
+pub(crate) fn mix_history(kit: &Kit, caller: &Caller, r: pb::ListTouchMixHistoryRequest) -> Result<ListMixHistory> {
+    let mut v = Violations::new();
+    let limit = page_size(&mut v, r.page_size);
+    let account_id = v.take(wire::uuid("account_id", &r.account_id));
+    let (limit, account_id) = v.finish_with((limit, account_id))?;
+    let key = QueryKey::new("ListTouchMixHistory", &caller.tenant_id).part(account_id.to_string());
+    Ok(ListMixHistory { account_id, page: Paged::new(kit, key, &r.page_token, limit)? })
+}
+
+pub(crate) fn mix_history_reply(
+    kit: &Kit,
+    q: &ListMixHistory,
+    rows: Vec<MixChange>,
+) -> Result<pb::ListTouchMixHistoryResponse> {
+    let (rows, next_page_token) = q.page.page(kit, rows, |last| (last.change_time, last.id))?;
+    Ok(pb::ListTouchMixHistoryResponse {
+        changes: rows
+            .iter()
+            .map(|c| pb::TouchMixChange {
+                change_time: Some(wire::timestamp(c.change_time)),
+                touch_mix: touch_mix_to_proto(&c.touch_mix),
+                set_by: match c.set_by {
+                    MixSetBy::Manual => pb::TouchMixSetter::Manual,
+                    MixSetBy::Rule => pb::TouchMixSetter::Rule,
+                } as i32,
+                setter_id: c.setter.clone(),
+            })
+            .collect(),
+        next_page_token,
+    })
 }

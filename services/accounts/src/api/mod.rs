@@ -217,6 +217,26 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
         .await
     }
 
+    async fn list_touch_mix_history(
+        &self,
+        req: Request<pb::ListTouchMixHistoryRequest>,
+    ) -> Rpc<pb::ListTouchMixHistoryResponse> {
+        handle(req, Access::Read, async |caller, r| {
+            let q = accounts::mix_history(&self.kit, &caller, r)?;
+            let rows = self.app.list_touch_mix_history(&caller, q.account_id, q.page.after, q.page.fetch()).await?;
+            accounts::mix_history_reply(&self.kit, &q, rows)
+        })
+        .await
+    }
+
+    async fn get_proactive_ratio(&self, req: Request<pb::GetProactiveRatioRequest>) -> Rpc<pb::ProactiveRatioReport> {
+        handle(req, Access::Read, async |caller, r| {
+            let q = activities::ratio_query(r)?;
+            Ok(activities::ratio_reply(self.app.proactive_ratio(&caller, q).await?))
+        })
+        .await
+    }
+
     async fn get_email_response_rate(
         &self,
         req: Request<pb::GetEmailResponseRateRequest>,

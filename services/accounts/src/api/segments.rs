@@ -13,7 +13,7 @@ use super::{
 use crate::{
     app::{CreateSegment, SegmentCount, UpdateSegment},
     domain::{
-        Account,
+        Account, TouchModel,
         segment::{self, Segment, SegmentField, SegmentFields},
     },
 };
@@ -21,7 +21,12 @@ use crate::{
 /// The segment fields of `p` named in `mask`, each parsed: the expression
 /// must compile (with the line and column of what does not).
 fn fields(p: &pb::Segment, mask: &[SegmentField], v: &mut Violations) -> SegmentFields {
-    let mut out = SegmentFields { display_name: String::new(), description: String::new(), expression: String::new() };
+    let mut out = SegmentFields {
+        display_name: String::new(),
+        description: String::new(),
+        expression: String::new(),
+        forbidden_touch_models: Vec::new(),
+    };
     for field in mask {
         match field {
             SegmentField::DisplayName => {
@@ -38,6 +43,24 @@ fn fields(p: &pb::Segment, mask: &[SegmentField], v: &mut Violations) -> Segment
                 }
                 out.expression = p.expression.clone();
             }
+            SegmentField::ForbiddenTouchModels => {
+                let mut forbidden = Vec::new();
+                for (i, raw) in p.forbidden_touch_models.iter().enumerate() {
+                    let field = format!("segment.forbidden_touch_models[{i}]");
+                    if let Some(t) = wire::touch_model(v, &field, *raw) {
+                        if forbidden.contains(&t) {
+                            v.add(&field, format!("{} appears more than once", t.as_str()));
+                        }
+                        forbidden.push(t);
+                    }
+                }
+                if forbidden.len() == TouchModel::ALL.len() {
+                    v.add("segment.forbidden_touch_models", "cannot forbid every touch pattern (high, low and tech)");
+                }
+                forbidden.sort();
+                forbidden.dedup();
+                out.forbidden_touch_models = forbidden;
+            }
         }
     }
     out
@@ -49,6 +72,7 @@ pub(crate) fn to_proto(s: &Segment) -> pb::Segment {
         display_name: s.fields.display_name.clone(),
         description: s.fields.description.clone(),
         expression: s.fields.expression.clone(),
+        forbidden_touch_models: s.fields.forbidden_touch_models.iter().map(|t| t.to_proto() as i32).collect(),
         create_time: Some(wire::timestamp(s.create_time)),
         update_time: Some(wire::timestamp(s.update_time)),
         etag: etag::of(s.version),

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{App, external_id_taken, remembered};
 use crate::{
-    domain::{Account, AccountCursor, AccountField, AccountFields, AccountFilter, AccountOrder},
+    domain::{Account, AccountCursor, AccountField, AccountFields, AccountFilter, AccountOrder, MixChange},
     events, store,
 };
 
@@ -41,6 +41,19 @@ pub(crate) struct UpsertAccount {
 }
 
 impl App {
+    /// An account's touch-mix changes, newest first (NOT_FOUND for an
+    /// account that does not exist).
+    pub(crate) async fn list_touch_mix_history(
+        &self,
+        caller: &Caller,
+        account_id: Uuid,
+        after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<MixChange>> {
+        store::accounts::must_exist(self.db.conn(), &caller.tenant_id, account_id).await?;
+        store::touch_mix::list(self.db.conn(), &caller.tenant_id, account_id, after, limit).await
+    }
+
     pub(crate) async fn get_account(&self, caller: &Caller, id: Uuid) -> Result<Account> {
         store::accounts::get(self.db.conn(), &caller.tenant_id, id).await
     }
@@ -64,18 +77,19 @@ impl App {
         let CreateAccount { request_id, fields } = cmd;
         let key = request_id.as_deref().map(|request_id| RequestKey { operation: OP_CREATE_ACCOUNT, request_id });
         let s = self.scope(&caller.tenant_id);
+        let by = caller.subject.clone();
         self.db
             .create_once(
                 &caller.tenant_id,
                 key,
                 async move |id| store::accounts::get(&s.conn, &s.tenant, remembered(id)?).await,
-                async move |tx| insert_account(tx, fields).await,
+                async move |tx| insert_account(tx, fields, &by).await,
             )
             .await
     }
 
     pub(crate) async fn update_account(&self, caller: &Caller, cmd: UpdateAccount) -> Result<Account> {
-        self.change_account(&caller.tenant_id, cmd.id, cmd.etag, |f| {
+        self.change_account(&caller.tenant_id, cmd.id, cmd.etag, &caller.subject, |f| {
             f.apply(&cmd.fields, &cmd.mask);
             consistent(f)
         })
@@ -104,10 +118,10 @@ impl App {
 
     /// Returns the account and whether it was created.
     pub(crate) async fn upsert_account(&self, caller: &Caller, cmd: UpsertAccount) -> Result<(Account, bool)> {
-        self.upsert(&caller.tenant_id, &cmd).await
+        self.upsert(&caller.tenant_id, &cmd, &caller.subject).await
     }
 
-    pub(super) async fn upsert(&self, tenant: &str, cmd: &UpsertAccount) -> Result<(Account, bool)> {
+    pub(super) async fn upsert(&self, tenant: &str, cmd: &UpsertAccount, by: &str) -> Result<(Account, bool)> {
         let external_id = cmd.fields.external_id.clone().unwrap_or_default();
         // Each round trip may find the account gone (deleted between the
         // lookup and the update) or taken (created by a concurrent upsert).
@@ -115,7 +129,7 @@ impl App {
             backoff(attempt).await;
             if let Some(existing) = store::accounts::find_by_external_id(self.db.conn(), tenant, &external_id).await? {
                 let updated = self
-                    .change_account(tenant, existing.id, None, |f| {
+                    .change_account(tenant, existing.id, None, by, |f| {
                         f.apply(&cmd.fields, &cmd.mask);
                         consistent(f)
                     })
@@ -127,13 +141,14 @@ impl App {
             }
             let fields = cmd.create.clone().map_err(Error::InvalidArgument)?;
             let s = self.scope(tenant);
+            let by = by.to_owned();
             let created = self
                 .db
                 .create_once(
                     tenant,
                     None,
                     async move |id| store::accounts::get(&s.conn, &s.tenant, remembered(id)?).await,
-                    async move |tx| insert_account(tx, fields).await,
+                    async move |tx| insert_account(tx, fields, &by).await,
                 )
                 .await;
             match created {
@@ -154,9 +169,11 @@ impl App {
         tenant: &str,
         id: Uuid,
         etag: Option<i64>,
+        by: &str,
         change: impl Fn(&mut AccountFields) -> Result<()>,
     ) -> Result<Account> {
         let s = self.scope(tenant);
+        let by = by.to_owned();
         self.db
             .update_versioned(
                 tenant,
@@ -164,10 +181,13 @@ impl App {
                 etag,
                 async move || store::accounts::get(&s.conn, &s.tenant, id).await,
                 |a| change(&mut a.fields),
-                async |tx, current, next| {
+                async move |tx, current, next| {
                     let written = store::accounts::update(tx.conn(), tx.tenant(), current, next)
                         .await
                         .map_err(|e| external_id_taken(e, "account", next.fields.external_id.as_deref()))?;
+                    if written && next.fields.touch_mix != current.fields.touch_mix {
+                        store::touch_mix::record(tx.conn(), tx.tenant(), &[MixChange::manual(next, &by)]).await?;
+                    }
                     if written {
                         tx.emit(events::account_updated(next, &next.fields.changed_fields(&current.fields))).await?;
                     }
@@ -178,13 +198,15 @@ impl App {
     }
 }
 
-/// Inserts a new account with its AccountCreated.
-async fn insert_account(tx: &Tx, fields: AccountFields) -> Result<Account> {
+/// Inserts a new account with its AccountCreated; its mix, set by `by`,
+/// starts its history.
+async fn insert_account(tx: &Tx, fields: AccountFields, by: &str) -> Result<Account> {
     let t = wire::now();
     let account = Account { id: Uuid::now_v7(), fields, create_time: t, update_time: t, version: 1 };
     store::accounts::insert(tx.conn(), tx.tenant(), &account)
         .await
         .map_err(|e| external_id_taken(e, "account", account.fields.external_id.as_deref()))?;
+    store::touch_mix::record(tx.conn(), tx.tenant(), &[MixChange::manual(&account, by)]).await?;
     tx.emit(events::account_created(&account)).await?;
     Ok(account)
 }

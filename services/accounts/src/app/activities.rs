@@ -3,12 +3,14 @@
 
 use banso_events::db::RequestKey;
 use banso_kit::{Error, Result, Violations, auth::Caller, shown, wire};
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{App, remembered};
 use crate::{
-    domain::activity::{Activity, ActivityFilter, ActivityKind, EmailStats, NewActivity},
+    domain::activity::{Activity, ActivityFilter, ActivityKind, EmailStats, NewActivity, TouchCounts},
     events, store,
 };
 
@@ -22,7 +24,72 @@ pub(crate) struct EmailWindow {
     pub end: DateTime<Utc>,
 }
 
+/// How GetProactiveRatio groups touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RatioGrouping {
+    Account,
+    Owner,
+    Segment,
+}
+
+/// GetProactiveRatio: a period `[start, end)` and a grouping; with
+/// SEGMENT, the segments to report (all of the tenant's when empty).
+pub(crate) struct RatioQuery {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub group_by: RatioGrouping,
+    pub segment_ids: Vec<Uuid>,
+}
+
+/// Touches per group (by key, ordered) and for the tenant.
+pub(crate) struct RatioReport {
+    pub groups: Vec<(String, TouchCounts)>,
+    pub total: TouchCounts,
+}
+
 impl App {
+    /// Vendor- and customer-started touches over the period, per group.
+    pub(crate) async fn proactive_ratio(&self, caller: &Caller, q: RatioQuery) -> Result<RatioReport> {
+        let (tenant, conn) = (&caller.tenant_id, self.db.conn());
+        let per_account = store::activities::touches_by_account(conn, tenant, q.start, q.end).await?;
+        let mut total = TouchCounts::default();
+        for (_, c) in &per_account {
+            total.add(*c);
+        }
+        let groups = match q.group_by {
+            RatioGrouping::Account => per_account.iter().map(|(id, c)| (id.to_string(), *c)).collect(),
+            RatioGrouping::Owner => {
+                let ids: Vec<Uuid> = per_account.iter().map(|(id, _)| *id).collect();
+                let owners = store::accounts::owners(conn, tenant, &ids).await?;
+                let mut by_owner: BTreeMap<String, TouchCounts> = BTreeMap::new();
+                for (id, c) in &per_account {
+                    // An account deleted since takes its activities with it.
+                    if let Some(owner) = owners.get(id) {
+                        by_owner.entry(owner.clone()).or_default().add(*c);
+                    }
+                }
+                by_owner.into_iter().collect()
+            }
+            RatioGrouping::Segment => {
+                let segment_ids =
+                    if q.segment_ids.is_empty() { self.all_segment_ids(tenant).await? } else { q.segment_ids.clone() };
+                let mut by_segment = BTreeMap::new();
+                for id in segment_ids {
+                    let members = self.segment_members(tenant, id).await?;
+                    let mut c = TouchCounts::default();
+                    for (account, counts) in &per_account {
+                        if members.contains(account) {
+                            c.add(*counts);
+                        }
+                    }
+                    by_segment.insert(id.to_string(), c);
+                }
+                by_segment.into_iter().collect()
+            }
+        };
+        Ok(RatioReport { groups, total })
+    }
+
     /// Logs `activity` on its account's timeline; its contacts must be the
     /// account's, its author is the caller unless given.
     pub(crate) async fn log_activity(
@@ -70,6 +137,7 @@ impl App {
                         body: a.body.clone(),
                         external_ref: a.external_ref.clone(),
                         create_time: wire::now(),
+                        origin: a.origin.or(a.kind.default_origin()),
                     };
                     store::activities::insert(tx.conn(), tx.tenant(), &logged).await.map_err(|e| match e {
                         Error::AlreadyExists(_) => Error::AlreadyExists(format!(

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{App, accounts::UpsertAccount};
 use crate::{
-    domain::{Account, AccountField, ContactFields},
+    domain::{Account, AccountField, ContactFields, MixChange},
     events, store,
 };
 
@@ -163,7 +163,7 @@ impl App {
                     if let Some(w) = writing.take_if(|w| w.touches(&chunk)) {
                         w.finish(&mut tally).await?;
                     }
-                    self.prepare_import(tenant, chunk).await
+                    self.prepare_import(tenant, &caller.subject, chunk).await
                 }
                 Err(e) => Err(e),
             };
@@ -243,12 +243,13 @@ impl App {
 
     /// The reading half of an import chunk: looks up its rows, settles the
     /// unchanged ones and encodes the new ones, writing nothing.
-    async fn prepare_import(&self, tenant: &str, mut chunk: AccountChunk) -> Result<PreparedImport> {
+    async fn prepare_import(&self, tenant: &str, subject: &str, mut chunk: AccountChunk) -> Result<PreparedImport> {
         let mut tally = ImportTally::default();
         tally.chunk(&mut chunk);
         let n = chunk.valid.len();
         let mut p = PreparedImport {
             tenant: tenant.to_owned(),
+            subject: subject.to_owned(),
             tally,
             index: chunk.valid.iter().map(|r| r.row).collect(),
             external_ids: chunk.valid.iter().map(|r| r.fields.external_id.clone().unwrap_or_default()).collect(),
@@ -308,19 +309,19 @@ impl App {
                 }
             }
         }
-        let encoded = Encoded::new(&p.tenant, &accounts, banso_kit::db::is_postgres(self.db.conn()))?;
+        let encoded = Encoded::new(&p.tenant, &p.subject, &accounts, banso_kit::db::is_postgres(self.db.conn()))?;
         Ok(Round { updates, creates, accounts, encoded })
     }
 
     async fn apply_round(&self, p: &mut PreparedImport, round: Round) -> Result<()> {
         for (i, id, fields) in round.updates {
-            let updated = self.change_account(&p.tenant, id, None, |f| {
+            let updated = self.change_account(&p.tenant, id, None, &p.subject, |f| {
                 *f = fields.clone();
                 Ok(())
             });
             p.results[i] = Some(updated.await.map(|_| RowOutcome::Updated));
         }
-        match self.create_many(&p.tenant, &round.accounts, round.encoded).await {
+        match self.create_many(&p.tenant, &p.subject, &round.accounts, round.encoded).await {
             Ok(()) => {
                 for i in round.creates {
                     p.results[i] = Some(Ok(RowOutcome::Created));
@@ -334,7 +335,7 @@ impl App {
                         fields: a.fields.clone(),
                         create: Ok(a.fields),
                     };
-                    let r = self.upsert(&p.tenant, &cmd).await;
+                    let r = self.upsert(&p.tenant, &cmd, &p.subject).await;
                     p.results[i] =
                         Some(r.map(|(_, created)| if created { RowOutcome::Created } else { RowOutcome::Updated }));
                 }
@@ -347,7 +348,7 @@ impl App {
     /// Creates new accounts in bulk: accounts, tags and events in one
     /// transaction. ALREADY_EXISTS (and nothing written) when an
     /// external_id is taken.
-    async fn create_many(&self, tenant: &str, accounts: &[Account], encoded: Encoded) -> Result<()> {
+    async fn create_many(&self, tenant: &str, subject: &str, accounts: &[Account], encoded: Encoded) -> Result<()> {
         if accounts.is_empty() {
             return Ok(());
         }
@@ -365,9 +366,11 @@ impl App {
             }
             Encoded::Other => {
                 let accounts = accounts.to_vec();
+                let changes: Vec<MixChange> = accounts.iter().map(|a| MixChange::manual(a, subject)).collect();
                 self.db
                     .write(tenant, async move |tx| {
                         store::import::insert_many(tx.conn(), tx.tenant(), &accounts).await?;
+                        store::touch_mix::record(tx.conn(), tx.tenant(), &changes).await?;
                         tx.emit_all(accounts.iter().map(events::account_created)).await
                     })
                     .await
@@ -395,6 +398,8 @@ async fn read_ahead(
 /// An import chunk looked up and sorted, its first round ready to write.
 struct PreparedImport {
     tenant: String,
+    /// Who imports: the setter of the touch mixes it writes.
+    subject: String,
     /// The chunk's rows and refused rows.
     tally: ImportTally,
     /// Per valid row: its index in the stream, its external_id, its fields
@@ -428,7 +433,7 @@ enum Encoded {
 }
 
 impl Encoded {
-    fn new(tenant: &str, accounts: &[Account], postgres: bool) -> Result<Encoded> {
+    fn new(tenant: &str, subject: &str, accounts: &[Account], postgres: bool) -> Result<Encoded> {
         if !postgres || accounts.is_empty() {
             return Ok(Encoded::Other);
         }
@@ -436,7 +441,7 @@ impl Encoded {
             .iter()
             .map(|a| banso_events::envelope::new(tenant, crate::NAME, events::account_created(a)))
             .collect();
-        Ok(Encoded::Postgres(Box::new((store::import::PgRows::new(accounts)?, PgBatch::new(&envelopes)))))
+        Ok(Encoded::Postgres(Box::new((store::import::PgRows::new(accounts, subject)?, PgBatch::new(&envelopes)))))
     }
 }
 
@@ -506,6 +511,7 @@ mod tests {
             plan_tier: "growth".into(),
             lifecycle_stage: LifecycleStage::Adoption,
             touch_model: TouchModel::Low,
+            touch_mix: crate::domain::single_mix(TouchModel::Low),
             owner_id: "u-1".into(),
             arr: Some(Money { currency_code: "JPY".into(), amount_minor: 1_200_000 }),
             contract_start_date: None,
@@ -530,8 +536,8 @@ mod tests {
             .into_iter()
             .map(|fields| Account { id: Uuid::now_v7(), fields, create_time: t, update_time: t, version: 1 })
             .collect();
-        let encoded = Encoded::new("acme", &batch, banso_kit::db::is_postgres(&conn)).unwrap();
-        let err = app.create_many("acme", &batch, encoded).await.unwrap_err();
+        let encoded = Encoded::new("acme", "test", &batch, banso_kit::db::is_postgres(&conn)).unwrap();
+        let err = app.create_many("acme", "test", &batch, encoded).await.unwrap_err();
         assert!(matches!(err, Error::AlreadyExists(_)), "{err:?}");
         assert_eq!(account::Entity::find().count(&conn).await.unwrap(), 1);
         assert_eq!(account_tag::Entity::find().count(&conn).await.unwrap(), 0);

@@ -17,7 +17,7 @@ mod settings;
 mod write_keys;
 
 pub(crate) use accounts::{CreateAccount, UpdateAccount, UpsertAccount};
-pub(crate) use activities::EmailWindow;
+pub(crate) use activities::{EmailWindow, RatioGrouping, RatioQuery, RatioReport};
 pub(crate) use contacts::{CreateContact, UpdateContact};
 pub(crate) use contracts::RecordContract;
 pub(crate) use import::{AccountChunk, AccountRef, AccountRow, Chunk, ContactRow, ImportTally, Refused};

@@ -213,6 +213,18 @@ impl App {
         }
     }
 
+    /// The ids of every segment of the tenant, in creation order.
+    pub(super) async fn all_segment_ids(&self, tenant: &str) -> Result<Vec<Uuid>> {
+        let mut ids = Vec::new();
+        let mut after = None;
+        loop {
+            let batch = store::segments::list(self.db.conn(), tenant, after, 1000).await?;
+            let Some(last) = batch.last() else { return Ok(ids) };
+            after = Some(last.id);
+            ids.extend(batch.iter().map(|s| s.id));
+        }
+    }
+
     /// A segment's compiled expression, with "today" in the tenant's zone.
     async fn program(&self, tenant: &str, segment_id: Uuid) -> Result<Program> {
         let s = store::segments::get(self.db.conn(), tenant, segment_id).await?;

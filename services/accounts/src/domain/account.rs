@@ -40,13 +40,146 @@ pub struct AccountFields {
     pub region: String,
     pub plan_tier: String,
     pub lifecycle_stage: LifecycleStage,
+    /// The dominant pattern of `touch_mix`.
     pub touch_model: TouchModel,
+    /// The split of effort over the patterns: canonical (high, low, tech
+    /// order, no zero shares), adding up to 100.
+    pub touch_mix: Vec<TouchShare>,
     pub owner_id: String,
     pub arr: Option<Money>,
     pub contract_start_date: Option<NaiveDate>,
     pub renewal_date: Option<NaiveDate>,
     pub tags: Vec<String>,
     pub custom_attributes: BTreeMap<String, AttrValue>,
+}
+
+/// One pattern's share of an account's touch mix, in percent (1 to 100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TouchShare {
+    pub touch_model: TouchModel,
+    pub percent: u8,
+}
+
+/// A mix of 100% of `t`.
+pub fn single_mix(t: TouchModel) -> Vec<TouchShare> {
+    vec![TouchShare { touch_model: t, percent: 100 }]
+}
+
+/// The dominant pattern of a mix: the largest share; ties go to the more
+/// personal pattern (high > low > tech). `None` for an empty mix.
+pub fn dominant(mix: &[TouchShare]) -> Option<TouchModel> {
+    // TouchModel orders high < low < tech: the smallest wins a tie.
+    mix.iter().max_by(|a, b| a.percent.cmp(&b.percent).then(b.touch_model.cmp(&a.touch_model))).map(|s| s.touch_model)
+}
+
+/// The mix in canonical order (high, low, tech).
+pub fn canonical(mut mix: Vec<TouchShare>) -> Vec<TouchShare> {
+    mix.sort_by_key(|s| s.touch_model);
+    mix
+}
+
+/// What breaks the rules of a mix, if anything: the index of the share (or
+/// `None` for the mix as a whole) and why. Shares 1 to 100, each pattern at
+/// most once, the sum exactly 100.
+pub fn mix_problems(mix: &[(Option<TouchModel>, i32)]) -> Vec<(Option<usize>, &'static str, String)> {
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    for (i, (t, percent)) in mix.iter().enumerate() {
+        if !(1..=100).contains(percent) {
+            out.push((Some(i), "percent", format!("must be between 1 and 100, got {percent}")));
+        }
+        if let Some(t) = t {
+            if seen.contains(t) {
+                out.push((Some(i), "touch_model", format!("{} appears more than once", t.as_str())));
+            }
+            seen.push(*t);
+        }
+    }
+    let sum: i64 = mix.iter().map(|(_, p)| i64::from(*p)).sum();
+    if out.is_empty() && sum != 100 {
+        out.push((None, "", format!("shares must add up to 100, got {sum}")));
+    }
+    out
+}
+
+/// Where a forbidden pattern's share goes: the nearest allowed pattern,
+/// the more personal one on a tie (tech → low → high, low → high → tech,
+/// high → low → tech).
+#[cfg_attr(not(test), allow(dead_code))] // for the touch-mix rules, not built yet
+fn fallbacks(t: TouchModel) -> [TouchModel; 2] {
+    match t {
+        TouchModel::High => [TouchModel::Low, TouchModel::Tech],
+        TouchModel::Low => [TouchModel::High, TouchModel::Tech],
+        TouchModel::Tech => [TouchModel::Low, TouchModel::High],
+    }
+}
+
+/// A rule's mix for a member of segments forbidding `forbidden`: each
+/// forbidden pattern's share moves to its first allowed fallback (a
+/// regulated segment forbidding tech: tech 40 becomes low 40). With every
+/// pattern forbidden the mix is kept.
+#[cfg_attr(not(test), allow(dead_code))] // for the touch-mix rules, not built yet
+pub fn without_forbidden(mix: &[TouchShare], forbidden: &[TouchModel]) -> Vec<TouchShare> {
+    let mut out: Vec<TouchShare> = Vec::new();
+    for s in mix {
+        let target = if forbidden.contains(&s.touch_model) {
+            fallbacks(s.touch_model).into_iter().find(|t| !forbidden.contains(t)).unwrap_or(s.touch_model)
+        } else {
+            s.touch_model
+        };
+        match out.iter_mut().find(|o| o.touch_model == target) {
+            Some(o) => o.percent = o.percent.saturating_add(s.percent),
+            None => out.push(TouchShare { touch_model: target, percent: s.percent }),
+        }
+    }
+    canonical(out)
+}
+
+/// Who set a touch mix: a user by hand (create, update, upsert, import)
+/// or a touch-mix rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MixSetBy {
+    Manual,
+    Rule,
+}
+
+impl MixSetBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MixSetBy::Manual => "manual",
+            MixSetBy::Rule => "rule",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [MixSetBy::Manual, MixSetBy::Rule].into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// One change of an account's touch mix: when, to what, by whom (a user
+/// id for MANUAL, a rule id for RULE).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MixChange {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub change_time: DateTime<Utc>,
+    pub touch_mix: Vec<TouchShare>,
+    pub set_by: MixSetBy,
+    pub setter: String,
+}
+
+impl MixChange {
+    /// `a`'s mix as set by hand by `user`, at its last update.
+    pub fn manual(a: &Account, user: &str) -> Self {
+        MixChange {
+            id: Uuid::now_v7(),
+            account_id: a.id,
+            change_time: a.update_time,
+            touch_mix: a.fields.touch_mix.clone(),
+            set_by: MixSetBy::Manual,
+            setter: user.to_owned(),
+        }
+    }
 }
 
 /// A stored account.
@@ -88,6 +221,7 @@ banso_kit::field_paths! {
         PlanTier = "plan_tier",
         LifecycleStage = "lifecycle_stage",
         TouchModel = "touch_model",
+        TouchMix = "touch_mix",
         OwnerId = "owner_id",
         Arr = "arr",
         ContractStartDate = "contract_start_date",
@@ -110,7 +244,22 @@ impl AccountFields {
                 AccountField::Region => self.region = new.region.clone(),
                 AccountField::PlanTier => self.plan_tier = new.plan_tier.clone(),
                 AccountField::LifecycleStage => self.lifecycle_stage = new.lifecycle_stage,
-                AccountField::TouchModel => self.touch_model = new.touch_model,
+                // The two describe one thing: setting one alone sets the
+                // other (the parse made `new`'s agree).
+                AccountField::TouchModel => {
+                    self.touch_model = new.touch_model;
+                    if !mask.contains(&AccountField::TouchMix) {
+                        self.touch_mix = single_mix(new.touch_model);
+                    }
+                }
+                AccountField::TouchMix => {
+                    self.touch_mix = new.touch_mix.clone();
+                    if !mask.contains(&AccountField::TouchModel)
+                        && let Some(t) = dominant(&new.touch_mix)
+                    {
+                        self.touch_model = t;
+                    }
+                }
                 AccountField::OwnerId => self.owner_id = new.owner_id.clone(),
                 AccountField::Arr => self.arr = new.arr.clone(),
                 AccountField::ContractStartDate => self.contract_start_date = new.contract_start_date,
@@ -133,6 +282,7 @@ impl AccountFields {
             AccountField::PlanTier => self.plan_tier != other.plan_tier,
             AccountField::LifecycleStage => self.lifecycle_stage != other.lifecycle_stage,
             AccountField::TouchModel => self.touch_model != other.touch_model,
+            AccountField::TouchMix => self.touch_mix != other.touch_mix,
             AccountField::OwnerId => self.owner_id != other.owner_id,
             AccountField::Arr => self.arr != other.arr,
             AccountField::ContractStartDate => self.contract_start_date != other.contract_start_date,
@@ -270,6 +420,44 @@ mod tests {
         assert!(AccountOrder::parse("id").is_err());
         assert!(AccountOrder::parse("name sideways").is_err());
         assert!(AccountOrder::parse("name asc extra").is_err());
+    }
+
+    fn mix(shares: &[(TouchModel, u8)]) -> Vec<TouchShare> {
+        shares.iter().map(|(t, p)| TouchShare { touch_model: *t, percent: *p }).collect()
+    }
+
+    #[test]
+    fn the_dominant_pattern_has_the_largest_share_ties_go_high_then_low() {
+        use TouchModel::*;
+        assert_eq!(dominant(&mix(&[(Tech, 60), (High, 40)])), Some(Tech));
+        assert_eq!(dominant(&mix(&[(Tech, 50), (Low, 50)])), Some(Low));
+        assert_eq!(dominant(&mix(&[(Low, 50), (High, 50)])), Some(High));
+        assert_eq!(dominant(&mix(&[(Tech, 34), (Low, 33), (High, 33)])), Some(Tech));
+        assert_eq!(dominant(&[]), None);
+    }
+
+    #[test]
+    fn mix_rules() {
+        use TouchModel::*;
+        assert!(mix_problems(&[(Some(High), 60), (Some(Tech), 40)]).is_empty());
+        let p = mix_problems(&[(Some(High), 60), (Some(High), 0)]);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(p[0].0, Some(1));
+        let p = mix_problems(&[(Some(High), 60), (Some(Low), 30)]);
+        assert_eq!(p, vec![(None, "", "shares must add up to 100, got 90".to_owned())]);
+    }
+
+    #[test]
+    fn forbidden_shares_move_to_the_nearest_allowed_pattern() {
+        use TouchModel::*;
+        // A regulated segment forbidding tech: tech 40 becomes low 40.
+        assert_eq!(without_forbidden(&mix(&[(High, 60), (Tech, 40)]), &[Tech]), mix(&[(High, 60), (Low, 40)]));
+        assert_eq!(without_forbidden(&mix(&[(Low, 60), (Tech, 40)]), &[Tech]), mix(&[(Low, 100)]));
+        assert_eq!(without_forbidden(&mix(&[(High, 20), (Low, 80)]), &[High]), mix(&[(Low, 100)]));
+        assert_eq!(without_forbidden(&mix(&[(High, 20), (Low, 80)]), &[Low]), mix(&[(High, 100)]));
+        assert_eq!(without_forbidden(&mix(&[(High, 20), (Low, 80)]), &[High, Low]), mix(&[(Tech, 100)]));
+        assert_eq!(without_forbidden(&mix(&[(Tech, 100)]), &[Tech, Low]), mix(&[(High, 100)]));
+        assert_eq!(without_forbidden(&mix(&[(Tech, 100)]), &[High, Low, Tech]), mix(&[(Tech, 100)]));
     }
 
     #[test]

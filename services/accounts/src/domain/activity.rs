@@ -33,6 +33,28 @@ pub struct NewActivity {
     pub subject: String,
     pub body: String,
     pub external_ref: Option<String>,
+    /// Who started it; `None`: the default of its kind.
+    pub origin: Option<TouchOrigin>,
+}
+
+/// Who started a touch: the vendor (proactive) or the customer (reactive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TouchOrigin {
+    Vendor,
+    Customer,
+}
+
+impl TouchOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TouchOrigin::Vendor => "vendor",
+            TouchOrigin::Customer => "customer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [TouchOrigin::Vendor, TouchOrigin::Customer].into_iter().find(|o| o.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,10 +67,12 @@ pub enum ActivityKind {
     Outreach,
     Survey,
     Other,
+    Ticket,
+    Cta,
 }
 
 impl ActivityKind {
-    pub const ALL: [ActivityKind; 8] = [
+    pub const ALL: [ActivityKind; 10] = [
         ActivityKind::Meeting,
         ActivityKind::Call,
         ActivityKind::EmailSent,
@@ -57,6 +81,8 @@ impl ActivityKind {
         ActivityKind::Outreach,
         ActivityKind::Survey,
         ActivityKind::Other,
+        ActivityKind::Ticket,
+        ActivityKind::Cta,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +95,20 @@ impl ActivityKind {
             ActivityKind::Outreach => "outreach",
             ActivityKind::Survey => "survey",
             ActivityKind::Other => "other",
+            ActivityKind::Ticket => "ticket",
+            ActivityKind::Cta => "cta",
+        }
+    }
+
+    /// Who starts a touch of this kind unless the client says: the CS team
+    /// for what it does, the customer for replies and tickets; notes and
+    /// other activities are no touch (`None`).
+    pub fn default_origin(self) -> Option<TouchOrigin> {
+        use ActivityKind as K;
+        match self {
+            K::Meeting | K::Call | K::EmailSent | K::Outreach | K::Survey | K::Cta => Some(TouchOrigin::Vendor),
+            K::EmailReplied | K::Ticket => Some(TouchOrigin::Customer),
+            K::Note | K::Other => None,
         }
     }
 
@@ -89,6 +129,8 @@ pub struct Activity {
     pub body: String,
     pub external_ref: Option<String>,
     pub create_time: DateTime<Utc>,
+    /// `None`: not a touch (a note, or OTHER without an origin).
+    pub origin: Option<TouchOrigin>,
 }
 
 impl Identified for Activity {
@@ -104,6 +146,28 @@ pub struct ActivityFilter {
     pub author_id: Option<String>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
+    /// Only these origins (`None` in it: activities that are no touch).
+    pub origins: Vec<Option<TouchOrigin>>,
+}
+
+/// Touches of one group over a period (docs/metrics.md, proactive ratio).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TouchCounts {
+    pub vendor: u64,
+    pub customer: u64,
+}
+
+impl TouchCounts {
+    /// vendor ÷ (vendor + customer); `None` when there are no touches.
+    pub fn ratio(&self) -> Option<f64> {
+        let all = self.vendor + self.customer;
+        (all > 0).then(|| self.vendor as f64 / all as f64)
+    }
+
+    pub fn add(&mut self, other: TouchCounts) {
+        self.vendor += other.vendor;
+        self.customer += other.customer;
+    }
 }
 
 /// E-mails sent and replied on an account's timeline over a window.
@@ -135,6 +199,15 @@ mod tests {
         for k in ActivityKind::ALL {
             assert_eq!(ActivityKind::parse(k.as_str()), Some(k));
         }
+    }
+
+    #[test]
+    fn origins_default_by_kind_and_ratios() {
+        assert_eq!(ActivityKind::Call.default_origin(), Some(TouchOrigin::Vendor));
+        assert_eq!(ActivityKind::Ticket.default_origin(), Some(TouchOrigin::Customer));
+        assert_eq!(ActivityKind::Note.default_origin(), None);
+        assert_eq!(TouchCounts { vendor: 0, customer: 0 }.ratio(), None);
+        assert_eq!(TouchCounts { vendor: 3, customer: 1 }.ratio(), Some(0.75));
     }
 
     #[test]

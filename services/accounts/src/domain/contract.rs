@@ -269,6 +269,7 @@ mod tests {
             plan_tier: String::new(),
             lifecycle_stage: LifecycleStage::Onboarding,
             touch_model: TouchModel::High,
+            touch_mix: crate::domain::single_mix(TouchModel::High),
             owner_id: String::new(),
             arr: None,
             contract_start_date: None,

@@ -11,6 +11,8 @@ pub struct SegmentFields {
     pub display_name: String,
     pub description: String,
     pub expression: String,
+    /// Touch patterns not to be used for the members (canonical order).
+    pub forbidden_touch_models: Vec<super::TouchModel>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +47,7 @@ banso_kit::field_paths! {
         DisplayName = "display_name",
         Description = "description",
         Expression = "expression",
+        ForbiddenTouchModels = "forbidden_touch_models",
     }
 }
 
@@ -56,6 +59,7 @@ impl SegmentFields {
                 SegmentField::DisplayName => self.display_name = new.display_name.clone(),
                 SegmentField::Description => self.description = new.description.clone(),
                 SegmentField::Expression => self.expression = new.expression.clone(),
+                SegmentField::ForbiddenTouchModels => self.forbidden_touch_models = new.forbidden_touch_models.clone(),
             }
         }
     }

@@ -15,6 +15,8 @@ impl MigratorTrait for Migrator {
             Box::new(banso_events::outbox::PendingIndex),
             Box::new(M0003TagsWithoutForeignKey),
             Box::new(M0004WriteKeys),
+            Box::new(M0005TouchMixAndOrigin),
+            Box::new(banso_events::inbox::Migration),
         ]
     }
 }
@@ -345,5 +347,70 @@ impl MigrationTrait for M0004WriteKeys {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("write_keys").if_exists().to_owned()).await
+    }
+}
+
+/// Playbooks (issue #12): each account's touch mix (old rows: 100% of their
+/// touch model) and its history, the touch patterns a segment forbids, and
+/// who started each activity (old rows: the default of their kind).
+struct M0005TouchMixAndOrigin;
+
+impl MigrationName for M0005TouchMixAndOrigin {
+    fn name(&self) -> &str {
+        "m20261204_000005_touch_mix_and_origin"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0005TouchMixAndOrigin {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(Table::alter().table("accounts").add_column(json_null("touch_mix")).to_owned()).await?;
+        m.alter_table(Table::alter().table("segments").add_column(json_null("forbidden_touch_models")).to_owned())
+            .await?;
+        m.alter_table(Table::alter().table("activities").add_column(string_len_null("origin", 16)).to_owned()).await?;
+        let db = m.get_connection();
+        let mix = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                "UPDATE accounts SET touch_mix = json_build_array(json_build_object('touch_model', touch_model, \
+                 'percent', 100)) WHERE touch_mix IS NULL"
+            }
+            _ => {
+                "UPDATE accounts SET touch_mix = json_array(json_object('touch_model', touch_model, 'percent', 100)) \
+                 WHERE touch_mix IS NULL"
+            }
+        };
+        db.execute_unprepared(mix).await?;
+        db.execute_unprepared(
+            "UPDATE activities SET origin = CASE \
+               WHEN kind IN ('meeting', 'call', 'email_sent', 'outreach', 'survey', 'cta') THEN 'vendor' \
+               WHEN kind IN ('email_replied', 'ticket') THEN 'customer' END \
+             WHERE origin IS NULL",
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("touch_mix_history")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(timestamp_with_time_zone("change_time"))
+                .col(json("touch_mix"))
+                .col(string_len("set_by", 16))
+                .col(text("setter"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("touch_mix_history", "tenant_account", &["tenant_id", "account_id", "change_time", "id"]))
+            .await?;
+        m.create_index(index("activities", "tenant_origin", &["tenant_id", "origin", "occur_time"])).await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("touch_mix_history").if_exists().to_owned()).await?;
+        m.drop_index(Index::drop().name("activities_tenant_origin").table("activities").if_exists().to_owned()).await?;
+        m.alter_table(Table::alter().table("activities").drop_column("origin").to_owned()).await?;
+        m.alter_table(Table::alter().table("segments").drop_column("forbidden_touch_models").to_owned()).await?;
+        m.alter_table(Table::alter().table("accounts").drop_column("touch_mix").to_owned()).await
     }
 }

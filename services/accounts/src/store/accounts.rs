@@ -17,7 +17,7 @@ use super::{
 };
 use crate::domain::{
     Account, AccountCursor, AccountFields, AccountFilter, AccountOrder, AccountSort, AttrValue, LifecycleStage, Money,
-    SortKey, TouchModel,
+    SortKey, TouchModel, single_mix,
 };
 
 pub(crate) fn from_model(m: account::Model) -> Result<Account> {
@@ -28,6 +28,11 @@ pub(crate) fn from_model(m: account::Model) -> Result<Account> {
     let tags: Vec<String> = serde_json::from_value(m.tags).map_err(|e| corrupt("tags", e))?;
     let custom_attributes: BTreeMap<String, AttrValue> =
         serde_json::from_value(m.custom_attributes).map_err(|e| corrupt("custom_attributes", e))?;
+    let touch_model = TouchModel::parse(&m.touch_model).ok_or_else(|| corrupt("touch_model", &m.touch_model))?;
+    let touch_mix = match m.touch_mix {
+        Some(j) => serde_json::from_value(j).map_err(|e| corrupt("touch_mix", e))?,
+        None => single_mix(touch_model),
+    };
     Ok(Account {
         id: m.id,
         fields: AccountFields {
@@ -40,7 +45,8 @@ pub(crate) fn from_model(m: account::Model) -> Result<Account> {
             plan_tier: m.plan_tier,
             lifecycle_stage: LifecycleStage::parse(&m.lifecycle_stage)
                 .ok_or_else(|| corrupt("lifecycle_stage", &m.lifecycle_stage))?,
-            touch_model: TouchModel::parse(&m.touch_model).ok_or_else(|| corrupt("touch_model", &m.touch_model))?,
+            touch_model,
+            touch_mix,
             owner_id: m.owner_id,
             arr,
             contract_start_date: m.contract_start_date,
@@ -54,17 +60,18 @@ pub(crate) fn from_model(m: account::Model) -> Result<Account> {
     })
 }
 
-/// The stored JSON of an account's tags and custom attributes.
-pub(crate) fn json_columns(f: &AccountFields) -> Result<(serde_json::Value, serde_json::Value)> {
+/// The stored JSON of an account's tags, custom attributes and touch mix.
+pub(crate) fn json_columns(f: &AccountFields) -> Result<(serde_json::Value, serde_json::Value, serde_json::Value)> {
     let tags = serde_json::to_value(&f.tags).map_err(Error::internal)?;
     let attributes = serde_json::to_value(&f.custom_attributes).map_err(Error::internal)?;
-    Ok((tags, attributes))
+    let mix = serde_json::to_value(&f.touch_mix).map_err(Error::internal)?;
+    Ok((tags, attributes, mix))
 }
 
 /// The columns an account is stored in.
 pub(crate) fn active(tenant: &str, a: &Account) -> Result<account::ActiveModel> {
     let f = &a.fields;
-    let (tags, attributes) = json_columns(f)?;
+    let (tags, attributes, mix) = json_columns(f)?;
     Ok(account::ActiveModel {
         id: Set(a.id),
         tenant_id: Set(tenant.to_owned()),
@@ -77,6 +84,7 @@ pub(crate) fn active(tenant: &str, a: &Account) -> Result<account::ActiveModel> 
         plan_tier: Set(f.plan_tier.clone()),
         lifecycle_stage: Set(f.lifecycle_stage.as_str().to_owned()),
         touch_model: Set(f.touch_model.as_str().to_owned()),
+        touch_mix: Set(Some(mix)),
         owner_id: Set(f.owner_id.clone()),
         arr_currency: Set(f.arr.as_ref().map(|m| m.currency_code.clone())),
         arr_amount_minor: Set(f.arr.as_ref().map(|m| m.amount_minor)),
@@ -123,6 +131,24 @@ pub(crate) async fn batch_get(conn: &impl ConnectionTrait, tenant: &str, ids: &[
         by_id.insert(a.id, a);
     }
     ids.iter().map(|id| by_id.get(id).cloned().ok_or_else(|| Error::not_found("account", id.to_string()))).collect()
+}
+
+/// The owner ids of the accounts with these ids that exist.
+pub(crate) async fn owners(conn: &impl ConnectionTrait, tenant: &str, ids: &[Uuid]) -> Result<HashMap<Uuid, String>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(1000) {
+        let rows: Vec<(Uuid, String)> = account::Entity::find()
+            .select_only()
+            .column(account::Column::Id)
+            .column(account::Column::OwnerId)
+            .filter(account::Column::TenantId.eq(tenant))
+            .filter(account::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        out.extend(rows);
+    }
+    Ok(out)
 }
 
 pub(crate) async fn find_by_external_id(
@@ -366,6 +392,7 @@ mod tests {
                 plan_tier: String::new(),
                 lifecycle_stage: LifecycleStage::Adoption,
                 touch_model: TouchModel::Low,
+                touch_mix: single_mix(TouchModel::Low),
                 owner_id: String::new(),
                 arr: None,
                 contract_start_date: None,

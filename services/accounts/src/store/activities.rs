@@ -9,7 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{corrupt, entities::activity, is_foreign_key_violation};
-use crate::domain::activity::{Activity, ActivityFilter, ActivityKind};
+use crate::domain::activity::{Activity, ActivityFilter, ActivityKind, TouchCounts, TouchOrigin};
 
 fn from_model(m: activity::Model) -> Result<Activity> {
     let ids: Vec<String> = serde_json::from_value(m.contact_ids).map_err(|e| corrupt("contact_ids", e))?;
@@ -27,6 +27,10 @@ fn from_model(m: activity::Model) -> Result<Activity> {
         body: m.body,
         external_ref: m.external_ref,
         create_time: m.create_time,
+        origin: match m.origin {
+            Some(o) => Some(TouchOrigin::parse(&o).ok_or_else(|| corrupt("activity origin", &o))?),
+            None => None,
+        },
     })
 }
 
@@ -57,6 +61,7 @@ pub(crate) async fn insert(conn: &impl ConnectionTrait, tenant: &str, a: &Activi
         body: Set(a.body.clone()),
         external_ref: Set(a.external_ref.clone()),
         create_time: Set(a.create_time),
+        origin: Set(a.origin.map(|o| o.as_str().to_owned())),
     })
     .exec_without_returning(conn)
     .await;
@@ -65,6 +70,16 @@ pub(crate) async fn insert(conn: &impl ConnectionTrait, tenant: &str, a: &Activi
         Err(e) if is_foreign_key_violation(&e) => Err(Error::not_found("account", a.account_id.to_string())),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether an activity with this external_ref is on the tenant's timeline.
+pub(crate) async fn external_ref_taken(conn: &impl ConnectionTrait, tenant: &str, external_ref: &str) -> Result<bool> {
+    let n = activity::Entity::find()
+        .filter(activity::Column::TenantId.eq(tenant))
+        .filter(activity::Column::ExternalRef.eq(external_ref))
+        .count(conn)
+        .await?;
+    Ok(n > 0)
 }
 
 /// Activities newest first, after `(occur_time, id)`.
@@ -85,6 +100,16 @@ pub(crate) async fn list(
     }
     if let Some(author) = &f.author_id {
         q = q.filter(C::AuthorId.eq(author.as_str()));
+    }
+    if !f.origins.is_empty() {
+        let mut any = Condition::any();
+        for o in &f.origins {
+            any = any.add(match o {
+                Some(o) => C::Origin.eq(o.as_str()),
+                None => C::Origin.is_null(),
+            });
+        }
+        q = q.filter(any);
     }
     if let Some(t) = f.start_time {
         q = q.filter(C::OccurTime.gte(t));
@@ -124,4 +149,39 @@ pub(crate) async fn count(
         .filter(activity::Column::OccurTime.lt(end))
         .count(conn)
         .await?)
+}
+
+/// Touches in [start, end) per account: (account id, owner id, counts).
+/// Activities that are no touch (no origin) do not count.
+pub(crate) async fn touches_by_account(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<(Uuid, TouchCounts)>> {
+    use activity::Column as C;
+    let rows: Vec<(Uuid, String, i64)> = activity::Entity::find()
+        .select_only()
+        .column(C::AccountId)
+        .column(C::Origin)
+        .column_as(C::Id.count(), "n")
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::OccurTime.gte(start))
+        .filter(C::OccurTime.lt(end))
+        .filter(C::Origin.is_not_null())
+        .group_by(C::AccountId)
+        .group_by(C::Origin)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut out: std::collections::BTreeMap<Uuid, TouchCounts> = std::collections::BTreeMap::new();
+    for (account, origin, n) in rows {
+        let n = u64::try_from(n).unwrap_or(0);
+        let c = out.entry(account).or_default();
+        match TouchOrigin::parse(&origin).ok_or_else(|| corrupt("activity origin", &origin))? {
+            TouchOrigin::Vendor => c.vendor += n,
+            TouchOrigin::Customer => c.customer += n,
+        }
+    }
+    Ok(out.into_iter().collect())
 }

@@ -24,6 +24,8 @@ pub mod account {
         pub plan_tier: String,
         pub lifecycle_stage: String,
         pub touch_model: String,
+        /// `[{"touch_model":"high","percent":100}]`; filled for old rows by M0005.
+        pub touch_mix: Option<Json>,
         #[sea_orm(column_type = "Text")]
         pub owner_id: String,
         pub arr_currency: Option<String>,
@@ -174,6 +176,8 @@ pub mod activity {
         #[sea_orm(column_type = "Text", nullable)]
         pub external_ref: Option<String>,
         pub create_time: ChronoDateTimeUtc,
+        /// "vendor", "customer", or NULL (not a touch).
+        pub origin: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -197,6 +201,8 @@ pub mod segment {
         pub description: String,
         #[sea_orm(column_type = "Text")]
         pub expression: String,
+        /// `["tech"]`; NULL for none (rows before M0005).
+        pub forbidden_touch_models: Option<Json>,
         pub create_time: ChronoDateTimeUtc,
         pub update_time: ChronoDateTimeUtc,
         pub version: i64,
@@ -246,3 +252,26 @@ macro_rules! versioned {
     )+};
 }
 versioned!(account, contact, segment);
+
+pub mod touch_mix_change {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "touch_mix_history")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: String,
+        pub account_id: Uuid,
+        pub change_time: ChronoDateTimeUtc,
+        pub touch_mix: Json,
+        pub set_by: String,
+        #[sea_orm(column_type = "Text")]
+        pub setter: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

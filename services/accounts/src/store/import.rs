@@ -44,20 +44,43 @@ pub(crate) async fn insert_many(conn: &impl ConnectionTrait, tenant: &str, accou
 /// the database works.
 pub(crate) struct PgRows {
     accounts: PgAccounts,
+    /// Each account's first touch mix, for its history.
+    history_ids: Vec<Uuid>,
+    setter: String,
     tags: Vec<String>,
     tag_accounts: Vec<Uuid>,
 }
 
 impl PgRows {
-    pub(crate) fn new(accounts: &[Account]) -> Result<PgRows> {
+    pub(crate) fn new(accounts: &[Account], setter: &str) -> Result<PgRows> {
         let (tags, tag_accounts) =
             accounts.iter().flat_map(|a| a.fields.tags.iter().map(|t| (t.clone(), a.id))).unzip();
-        Ok(PgRows { accounts: PgAccounts::new(accounts)?, tags, tag_accounts })
+        Ok(PgRows {
+            accounts: PgAccounts::new(accounts)?,
+            history_ids: accounts.iter().map(|_| Uuid::now_v7()).collect(),
+            setter: setter.to_owned(),
+            tags,
+            tag_accounts,
+        })
     }
 
     /// Inserts them. ALREADY_EXISTS: an external_id is taken.
     pub(crate) async fn insert(&self, conn: &mut sqlx::PgConnection, tenant: &str) -> Result<()> {
         self.accounts.insert(&mut *conn, tenant).await?;
+        // The mix as created is the first of each account's history.
+        sqlx::query(
+            "INSERT INTO \"touch_mix_history\" (id, tenant_id, account_id, change_time, touch_mix, set_by, setter) \
+             SELECT h, $1, a, t, m::json, 'manual', $5 FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], \
+               $6::jsonb[]) AS r(h, a, t, m)",
+        )
+        .bind(tenant)
+        .bind(&self.history_ids)
+        .bind(&self.accounts.id)
+        .bind(&self.accounts.update_time)
+        .bind(&self.setter)
+        .bind(&self.accounts.touch_mix)
+        .execute(&mut *conn)
+        .await?;
         if !self.tags.is_empty() {
             sqlx::query(
                 "INSERT INTO \"account_tags\" (tenant_id, tag, account_id) \
@@ -87,6 +110,7 @@ struct PgAccounts {
     plan_tier: Vec<String>,
     lifecycle_stage: Vec<&'static str>,
     touch_model: Vec<&'static str>,
+    touch_mix: Vec<serde_json::Value>,
     owner_id: Vec<String>,
     arr_currency: Vec<Option<String>>,
     arr_amount_minor: Vec<Option<i64>>,
@@ -113,6 +137,7 @@ impl PgAccounts {
             plan_tier: Vec::with_capacity(n),
             lifecycle_stage: Vec::with_capacity(n),
             touch_model: Vec::with_capacity(n),
+            touch_mix: Vec::with_capacity(n),
             owner_id: Vec::with_capacity(n),
             arr_currency: Vec::with_capacity(n),
             arr_amount_minor: Vec::with_capacity(n),
@@ -126,7 +151,7 @@ impl PgAccounts {
         };
         for a in accounts {
             let f = &a.fields;
-            let (tags, attributes) = json_columns(f)?;
+            let (tags, attributes, mix) = json_columns(f)?;
             c.id.push(a.id);
             c.name.push(f.name.clone());
             c.external_id.push(f.external_id.clone());
@@ -137,6 +162,7 @@ impl PgAccounts {
             c.plan_tier.push(f.plan_tier.clone());
             c.lifecycle_stage.push(f.lifecycle_stage.as_str());
             c.touch_model.push(f.touch_model.as_str());
+            c.touch_mix.push(mix);
             c.owner_id.push(f.owner_id.clone());
             c.arr_currency.push(f.arr.as_ref().map(|m| m.currency_code.clone()));
             c.arr_amount_minor.push(f.arr.as_ref().map(|m| m.amount_minor));
@@ -156,16 +182,19 @@ impl PgAccounts {
         sqlx::query(
             "INSERT INTO \"accounts\" (id, tenant_id, name, external_id, industry, employee_count, revenue_band, \
                region, plan_tier, lifecycle_stage, touch_model, owner_id, arr_currency, arr_amount_minor, \
-               contract_start_date, renewal_date, tags, custom_attributes, create_time, update_time, version) \
+               contract_start_date, renewal_date, tags, custom_attributes, create_time, update_time, version, \
+               touch_mix) \
              SELECT id, $1, name, external_id, industry, employee_count, revenue_band, region, plan_tier, \
                lifecycle_stage, touch_model, owner_id, arr_currency, arr_amount_minor, contract_start_date, \
-               renewal_date, tags::json, custom_attributes::json, create_time, update_time, version \
+               renewal_date, tags::json, custom_attributes::json, create_time, update_time, version, \
+               touch_mix::json \
              FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], \
                $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int8[], $15::date[], \
-               $16::date[], $17::jsonb[], $18::jsonb[], $19::timestamptz[], $20::timestamptz[], $21::int8[]) \
+               $16::date[], $17::jsonb[], $18::jsonb[], $19::timestamptz[], $20::timestamptz[], $21::int8[], \
+               $22::jsonb[]) \
                AS r(id, name, external_id, industry, employee_count, revenue_band, region, plan_tier, \
                lifecycle_stage, touch_model, owner_id, arr_currency, arr_amount_minor, contract_start_date, \
-               renewal_date, tags, custom_attributes, create_time, update_time, version)",
+               renewal_date, tags, custom_attributes, create_time, update_time, version, touch_mix)",
         )
         .bind(tenant)
         .bind(&self.id)
@@ -188,6 +217,7 @@ impl PgAccounts {
         .bind(&self.create_time)
         .bind(&self.update_time)
         .bind(&self.version)
+        .bind(&self.touch_mix)
         .execute(conn)
         .await?;
         Ok(())

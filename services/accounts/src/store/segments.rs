@@ -9,18 +9,28 @@ use uuid::Uuid;
 use super::entities::segment;
 use crate::domain::segment::{Segment, SegmentFields};
 
-fn from_model(m: segment::Model) -> Segment {
-    Segment {
+fn from_model(m: segment::Model) -> Result<Segment> {
+    let forbidden_touch_models = match m.forbidden_touch_models {
+        Some(j) => serde_json::from_value(j).map_err(|e| super::corrupt("forbidden_touch_models", e))?,
+        None => Vec::new(),
+    };
+    Ok(Segment {
         id: m.id,
-        fields: SegmentFields { display_name: m.display_name, description: m.description, expression: m.expression },
+        fields: SegmentFields {
+            display_name: m.display_name,
+            description: m.description,
+            expression: m.expression,
+            forbidden_touch_models,
+        },
         create_time: m.create_time,
         update_time: m.update_time,
         version: m.version,
-    }
+    })
 }
 
-fn active(tenant: &str, s: &Segment) -> segment::ActiveModel {
-    segment::ActiveModel {
+fn active(tenant: &str, s: &Segment) -> Result<segment::ActiveModel> {
+    let forbidden = serde_json::to_value(&s.fields.forbidden_touch_models).map_err(Error::internal)?;
+    Ok(segment::ActiveModel {
         id: Set(s.id),
         tenant_id: Set(tenant.to_owned()),
         display_name: Set(s.fields.display_name.clone()),
@@ -29,7 +39,8 @@ fn active(tenant: &str, s: &Segment) -> segment::ActiveModel {
         create_time: Set(s.create_time),
         update_time: Set(s.update_time),
         version: Set(s.version),
-    }
+        forbidden_touch_models: Set(Some(forbidden)),
+    })
 }
 
 /// The segment, or NOT_FOUND (also for another tenant's).
@@ -39,6 +50,7 @@ pub(crate) async fn get(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> 
         .one(conn)
         .await?
         .map(from_model)
+        .transpose()?
         .ok_or_else(|| Error::not_found("segment", id.to_string()))
 }
 
@@ -53,11 +65,11 @@ pub(crate) async fn list(
     if let Some(id) = after {
         q = q.filter(segment::Column::Id.gt(id));
     }
-    Ok(q.order_by(segment::Column::Id, Order::Asc).limit(limit).all(conn).await?.into_iter().map(from_model).collect())
+    q.order_by(segment::Column::Id, Order::Asc).limit(limit).all(conn).await?.into_iter().map(from_model).collect()
 }
 
 pub(crate) async fn insert(conn: &impl ConnectionTrait, tenant: &str, s: &Segment) -> Result<()> {
-    segment::Entity::insert(active(tenant, s)).exec_without_returning(conn).await?;
+    segment::Entity::insert(active(tenant, s)?).exec_without_returning(conn).await?;
     Ok(())
 }
 
@@ -68,7 +80,7 @@ pub(crate) async fn update(
     current: &Segment,
     next: &Segment,
 ) -> Result<bool> {
-    db::update_at_version::<segment::Entity>(conn, tenant, current.id, current.version, active(tenant, next)).await
+    db::update_at_version::<segment::Entity>(conn, tenant, current.id, current.version, active(tenant, next)?).await
 }
 
 /// Deletes the segment if the stored version is still `current`'s.

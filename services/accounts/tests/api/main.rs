@@ -16,5 +16,6 @@ mod segments;
 mod server;
 mod settings;
 mod timeline;
+mod touch;
 mod validation;
 mod write_keys;
