@@ -138,8 +138,10 @@ impl Db {
     /// timeout). PostgreSQL ignores the mode.
     pub async fn begin(&self, tenant: &str) -> Result<Tx> {
         use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait as _};
-        let options =
-            TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
         Ok(Tx { txn: self.conn.begin_with_options(options).await?, tenant: tenant.to_owned(), source: self.source })
     }
 

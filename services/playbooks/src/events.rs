@@ -87,7 +87,13 @@ pub(crate) fn account(a: &apb::Account) -> Result<Account> {
             Some((k.clone(), attr))
         })
         .collect();
-    let touch_mix: Vec<Share> = Vec::new(); // MERGE-A: a.touch_mix
+    let touch_mix = a
+        .touch_mix
+        .iter()
+        .filter_map(|s| {
+            Some(Share { model: TouchModel::from_proto(s.touch_model)?, percent: u8::try_from(s.percent).ok()? })
+        })
+        .collect();
     Ok(Account {
         id,
         name: a.name.clone(),
@@ -210,7 +216,11 @@ impl Handler for Consumer {
                             if e.change == ev::segment_changed::Change::Deleted as i32 {
                                 store::projection::delete_segment(conn, tenant, id).await?;
                             } else {
-                                let forbidden = Vec::new(); // MERGE-A: seg.forbidden_touch_models
+                                let forbidden = seg
+                                    .forbidden_touch_models
+                                    .iter()
+                                    .filter_map(|m| TouchModel::from_proto(*m))
+                                    .collect();
                                 let s = Segment {
                                     id,
                                     display_name: seg.display_name.clone(),

@@ -287,3 +287,63 @@ async fn test_condition_shows_the_values_a_condition_read() {
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
 }
+
+#[tokio::test]
+async fn a_blend_serves_every_share_and_a_segment_forbids_a_pattern() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    // Regulated finance: no one-to-many outreach.
+    let seg = banso_proto::accounts::Segment {
+        id: uuid::Uuid::now_v7().to_string(),
+        display_name: "Regulated".into(),
+        expression: "account.industry == 'finance'".into(),
+        forbidden_touch_models: vec![tpb::TouchModel::Tech as i32],
+        ..Default::default()
+    };
+    publish(
+        &app,
+        TENANT,
+        "accounts",
+        Payload::SegmentChanged(ev::SegmentChanged {
+            segment: Some(seg),
+            change: ev::segment_changed::Change::Created as i32,
+        }),
+    )
+    .await;
+    let mut p = red_playbook("Blend");
+    p.touch_routing = pb::TouchRouting::Blend as i32;
+    p.actions = vec![
+        open_cta("call {{account.name}}", pb::CtaPriority::High, &[tpb::TouchModel::High]),
+        open_cta("nudge {{account.name}}", pb::CtaPriority::Low, &[tpb::TouchModel::Tech]),
+        open_cta("teach {{account.name}}", pb::CtaPriority::Low, &[tpb::TouchModel::Low]),
+    ];
+    let p = create_enabled(&mut c, p).await;
+    let mix = |high, tech| {
+        vec![
+            tpb::TouchShare { touch_model: tpb::TouchModel::High as i32, percent: high },
+            tpb::TouchShare { touch_model: tpb::TouchModel::Tech as i32, percent: tech },
+        ]
+    };
+    let mut open = account("Open Co", "ann", tpb::TouchModel::High);
+    open.touch_mix = mix(60, 40);
+    let mut bank = account("Bank Co", "ann", tpb::TouchModel::High);
+    bank.touch_mix = mix(60, 40);
+    bank.industry = "finance".into();
+    for a in [&open, &bank] {
+        known_account(&app, TENANT, a).await;
+        publish(&app, TENANT, "health", score_changed(&a.id, Some((50.0, Band::Yellow)), (20.0, Band::Red))).await;
+    }
+    let f = until("both fire", || {
+        let mut c = c.clone();
+        let id = p.id.clone();
+        async move { Some(firings(&mut c, &id).await).filter(|f| f.len() == 2) }
+    })
+    .await;
+    let of = |a: &str| f.iter().find(|x| x.account_id == a).unwrap().actions.clone();
+    let statuses = |v: &[pb::ActionOutcome]| v.iter().map(|x| x.status).collect::<Vec<_>>();
+    let (done, skipped) = (pb::ActionStatus::Done as i32, pb::ActionStatus::Skipped as i32);
+    assert_eq!(statuses(&of(&open.id)), vec![done, done, skipped], "high and tech are served; low is not");
+    let bank_actions = of(&bank.id);
+    assert_eq!(statuses(&bank_actions), vec![done, skipped, skipped]);
+    assert_eq!(bank_actions[1].detail, "skipped: touch model tech is forbidden in segment Regulated");
+}
