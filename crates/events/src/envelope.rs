@@ -19,6 +19,7 @@ pub fn type_of(payload: &Payload) -> &'static str {
         Payload::TenantSettingsChanged(_) => "tenant_settings_changed",
         Payload::SegmentChanged(_) => "segment_changed",
         Payload::HealthScoreChanged(_) => "health_score_changed",
+        Payload::UsageSeen(_) => "usage_seen",
         Payload::CtaOpened(_) => "cta_opened",
         Payload::CtaUpdated(_) => "cta_updated",
         Payload::CtaClosed(_) => "cta_closed",

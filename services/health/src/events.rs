@@ -5,6 +5,8 @@
 //! renewal, tenant time zones for day buckets, e-mails sent and replied for
 //! the response-rate measure, segments.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use banso_events::{Db, Envelope, Handler, HandlerError, Payload, inbox};
 use banso_kit::{Error, Result, wire};
@@ -22,22 +24,56 @@ use crate::{
     store::{self, jobs::Trigger, scorecards::StoredScorecard},
 };
 
-/// HealthScoreChanged: an account's score moved from `old` (none for its
-/// first score) to `new` under `card`.
-pub(crate) fn health_score_changed(
-    account: Uuid,
-    old: Option<(f64, Band)>,
-    new: &Score,
-    card: &StoredScorecard,
-) -> Payload {
+/// What a HealthScoreChanged says: the account's score moved from `old`
+/// (none for its first score) to `new` under `card`.
+pub(crate) struct ScoreChange<'a> {
+    pub account: Uuid,
+    pub old: Option<(f64, Band)>,
+    pub new: &'a Score,
+    pub card: &'a StoredScorecard,
+    /// The 7- and 30-day change, as stored with the score.
+    pub trend: (Option<f64>, Option<f64>),
+    /// The previous windows' values of the usage window measures.
+    pub previous: &'a HashMap<String, f64>,
+}
+
+/// HealthScoreChanged, with per measure (in the scorecard's order) the raw
+/// value that scored, its previous window's value where it has one, its
+/// points and weight: what playbook conditions read.
+pub(crate) fn health_score_changed(c: ScoreChange<'_>) -> Payload {
+    let measures = c
+        .new
+        .contributions
+        .iter()
+        .map(|m| banso_proto::events::MeasureReading {
+            measure: m.measure.clone(),
+            value: m.raw,
+            // Beside a value only: a drop from nothing known is no drop.
+            previous_value: m.raw.and(c.previous.get(&m.measure).copied()),
+            points: m.points,
+            weight: m.weight,
+        })
+        .collect();
     Payload::HealthScoreChanged(banso_proto::events::HealthScoreChanged {
+        account_id: c.account.to_string(),
+        old_score: c.old.map(|(score, _)| score),
+        new_score: c.new.score,
+        old_band: c.old.map(|(_, band)| band_to_proto(band) as i32).unwrap_or(0),
+        new_band: band_to_proto(c.new.band) as i32,
+        scorecard_id: c.card.id.to_string(),
+        scorecard_version: c.card.version,
+        trend_7d: c.trend.0,
+        trend_30d: c.trend.1,
+        measures,
+    })
+}
+
+/// UsageSeen: `account`'s latest day of usage advanced to `day` (the
+/// tenant's day), recorded by the rollup task ([`crate::store::ingest::roll_up`]).
+pub(crate) fn usage_seen(account: Uuid, day: chrono::NaiveDate) -> Payload {
+    Payload::UsageSeen(banso_proto::events::UsageSeen {
         account_id: account.to_string(),
-        old_score: old.map(|(score, _)| score),
-        new_score: new.score,
-        old_band: old.map(|(_, band)| band_to_proto(band) as i32).unwrap_or(0),
-        new_band: band_to_proto(new.band) as i32,
-        scorecard_id: card.id.to_string(),
-        scorecard_version: card.version,
+        day: Some(wire::date_to_proto(day)),
     })
 }
 

@@ -102,7 +102,7 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     let scoring = scorer::Scoring::new(db.clone(), settings.score_step);
     let scorer = scorer::Scorer::supervise(scoring.clone(), sup, name);
     let recompute = recompute::Recompute::supervise(scoring, sup, name);
-    let rollups = rollups::Rollups::supervise(conn.clone(), scorer.clone(), sup, name);
+    let rollups = rollups::Rollups::supervise(db.clone(), scorer.clone(), sup, name);
     supervise_pruning(sup, conn, settings.raw_retention);
     banso_events::bus::supervise_consumer(
         sup,

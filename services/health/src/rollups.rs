@@ -1,5 +1,6 @@
-//! The rollup task: folds ingested batches into the daily rollups and
-//! queues the accounts they touched for the live scorer.
+//! The rollup task: folds ingested batches into the daily rollups, records
+//! UsageSeen when an account's latest day of usage advances, and queues the
+//! accounts they touched for the live scorer.
 //!
 //! Ingest acknowledges once a batch's raw events are stored
 //! ([`crate::store::ingest::Ingest::store`]); the rollups are derived from them here, off the
@@ -12,8 +13,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use banso_events::Db;
 use banso_kit::supervise::Supervisor;
-use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -39,12 +40,7 @@ impl Rollups {
     /// Starts the task under the supervisor; it stops with shutdown, after
     /// its current round (what is left pending is rolled up after the next
     /// start).
-    pub(crate) fn supervise(
-        db: DatabaseConnection,
-        scorer: Scorer,
-        supervisor: &Supervisor,
-        service: &'static str,
-    ) -> Rollups {
+    pub(crate) fn supervise(db: Db, scorer: Scorer, supervisor: &Supervisor, service: &'static str) -> Rollups {
         let wake = Arc::new(Notify::new());
         let woken = wake.clone();
         supervisor.spawn(service, "health-rollups", move |shutdown| {
@@ -90,10 +86,14 @@ impl Rollups {
 }
 
 /// Rolls up until nothing is pending; `Some(pause)` after a failure.
-async fn drain(db: &DatabaseConnection, scorer: &Scorer, shutdown: &CancellationToken) -> Option<Duration> {
+async fn drain(db: &Db, scorer: &Scorer, shutdown: &CancellationToken) -> Option<Duration> {
     while !shutdown.is_cancelled() {
-        match store::ingest::roll_up(db, BATCHES_PER_ROUND).await {
+        match store::ingest::roll_up(db.conn(), BATCHES_PER_ROUND).await {
             Ok(Some(done)) => {
+                if done.seen > 0 {
+                    // UsageSeen events were committed with the rollups.
+                    db.outbox().notify();
+                }
                 metrics::rolled_up(&done);
                 for (tenant, accounts) in &done.touched {
                     for account in accounts {

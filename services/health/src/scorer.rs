@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         account::{AccountRow, LifecycleStage},
-        measure::{self, MeasureDef, parse_measure, usage_value},
+        measure::{self, MeasureDef, parse_measure, previous_usage_value, usage_value},
         rollup::{DailyRollup, day_of},
         score::{self, trend},
         scorecard::{
@@ -213,9 +213,20 @@ pub(crate) struct Inputs<'c> {
 /// One account's raw value of each measure of its scorecard (`None`: missing).
 pub(crate) type Values = HashMap<String, Option<f64>>;
 
+/// One account's value of each usage window measure of its scorecard over
+/// the window just before ([`measure::previous_usage_value`]); measures
+/// without one are absent.
+pub(crate) type Previous = HashMap<String, f64>;
+
 impl Inputs<'_> {
     /// The raw values of every account a scorecard applies to.
     pub(crate) fn values(&self, ctx: &TenantContext) -> Vec<(Uuid, Values)> {
+        self.readings(ctx, false).into_iter().map(|(id, values, _)| (id, values)).collect()
+    }
+
+    /// The raw values of every account a scorecard applies to and, with
+    /// `previous`, the previous windows' values of its usage measures.
+    fn readings(&self, ctx: &TenantContext, previous: bool) -> Vec<(Uuid, Values, Previous)> {
         let today = ctx.today;
         let no_rollups = BTreeMap::new();
         let no_pushed = HashMap::new();
@@ -226,6 +237,7 @@ impl Inputs<'_> {
             let rollups: Vec<DailyRollup> = self.rollups.get(&id).unwrap_or(&no_rollups).values().cloned().collect();
             let pushed = self.pushed.get(&id).unwrap_or(&no_pushed);
             let mut values = Values::new();
+            let mut before = Previous::new();
             for m in &card.def.measures {
                 let Ok(def) = parse_measure(&m.measure) else { continue };
                 let v = match &def {
@@ -245,11 +257,17 @@ impl Inputs<'_> {
                         ),
                         other => pushed.get(other).copied(),
                     },
-                    usage => usage_value(usage, self.used.contains(&id), &rollups, today, ctx.tracked),
+                    usage => {
+                        let used = self.used.contains(&id);
+                        if previous && let Some(p) = previous_usage_value(usage, used, &rollups, today, ctx.tracked) {
+                            before.insert(m.measure.clone(), p);
+                        }
+                        usage_value(usage, used, &rollups, today, ctx.tracked)
+                    }
                 };
                 values.insert(m.measure.clone(), v);
             }
-            out.push((id, values));
+            out.push((id, values, before));
         }
         out
     }
@@ -371,7 +389,15 @@ impl Scoring {
     /// Computes the scores of what [`Self::read_inputs`] read and stores
     /// them in one transaction.
     pub(crate) async fn score_inputs(&self, tenant: &str, ctx: &TenantContext, inputs: Inputs<'_>) -> Result<Outcome> {
-        let snapshots = inputs.values(ctx);
+        let readings = inputs.readings(ctx, true);
+        let mut previous_windows: HashMap<Uuid, Previous> = HashMap::with_capacity(readings.len());
+        let snapshots: Vec<(Uuid, Values)> = readings
+            .into_iter()
+            .map(|(id, values, before)| {
+                previous_windows.insert(id, before);
+                (id, values)
+            })
+            .collect();
         let Inputs { read_time, rows, chosen, mut unscored, stored_ranked, latest, week_ago, month_ago, .. } = inputs;
         let today = ctx.today;
         // The stored scores the moves are measured from, read under the
@@ -433,7 +459,17 @@ impl Scoring {
             if !moved && unchanged && snapshot_today {
                 continue;
             }
-            let event = moved.then(|| events::health_score_changed(id, prev.map(|p| (p.score, p.band)), &new, card));
+            let event = moved.then(|| {
+                let no_previous = Previous::new();
+                events::health_score_changed(events::ScoreChange {
+                    account: id,
+                    old: prev.map(|p| (p.score, p.band)),
+                    new: &new,
+                    card,
+                    trend: (change_7d, change_30d),
+                    previous: previous_windows.get(&id).unwrap_or(&no_previous),
+                })
+            });
             writes.push((
                 ScoreWrite {
                     account_id: id,

@@ -191,3 +191,201 @@ async fn raw_events_are_pruned_past_retention_and_rollups_stay() {
     let h = health_until(&admin, id, |h| h.contributions[0].raw.is_some()).await;
     assert_eq!(h.contributions[0].raw, Some(5.0));
 }
+
+/// Every event the service publishes, in the order the bus delivers them.
+struct Published(std::sync::Mutex<Vec<banso_events::Envelope>>);
+
+#[async_trait::async_trait]
+impl banso_events::Handler for Published {
+    async fn handle(&self, env: &banso_events::Envelope) -> Result<(), banso_events::HandlerError> {
+        self.0.lock().unwrap().push(env.clone());
+        Ok(())
+    }
+}
+
+impl Published {
+    /// A consumer of everything health publishes, on the test app's bus.
+    fn subscribe(app: &banso_testkit::TestApp) -> std::sync::Arc<Published> {
+        let published = std::sync::Arc::new(Published(Default::default()));
+        banso_events::bus::supervise_consumer(
+            &app.runtime.supervisor,
+            "test",
+            app.runtime.bus.clone(),
+            "test-published",
+            vec![banso_events::envelope::all_of(crate::NAME)],
+            published.clone(),
+            Default::default(),
+        );
+        published
+    }
+
+    fn score_changes(&self) -> Vec<banso_proto::events::HealthScoreChanged> {
+        let seen = self.0.lock().unwrap();
+        seen.iter()
+            .filter_map(|e| match &e.payload {
+                Some(banso_events::Payload::HealthScoreChanged(c)) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// (account, day) of each UsageSeen, in order.
+    fn usage_seen(&self) -> Vec<(String, chrono::NaiveDate)> {
+        let seen = self.0.lock().unwrap();
+        seen.iter()
+            .filter_map(|e| match &e.payload {
+                Some(banso_events::Payload::UsageSeen(u)) => {
+                    let d = u.day.as_ref()?;
+                    Some((u.account_id.clone(), chrono::NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32)?))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn usage_at(id: &str, account: uuid::Uuid, time: chrono::DateTime<Utc>) -> pb::UsageEvent {
+    pb::UsageEvent { timestamp: Some(banso_kit::wire::timestamp(time)), ..login(id, account) }
+}
+
+/// HealthScoreChanged carries what playbook conditions read: the trends, and
+/// per measure the value that scored, the previous window's value, points
+/// and weight.
+#[tokio::test]
+async fn score_changes_carry_trends_and_each_measures_value_and_previous_window() {
+    let (app, conn) = service().await;
+    let published = Published::subscribe(&app);
+    let admin = client(&app, "acme", Role::Admin);
+    // Logins over 3 days (weight 3, 0..10 logins → 0..100) and NPS (weight 1,
+    // never set: skipped).
+    let card = pb::Scorecard {
+        name: "usage".into(),
+        measures: vec![
+            pb::WeightedMeasure {
+                measure: "events_3d:login".into(),
+                weight: 3.0,
+                normalisation: linear(0.0, 10.0),
+                ..Default::default()
+            },
+            pb::WeightedMeasure {
+                measure: "external:nps".into(),
+                weight: 1.0,
+                normalisation: linear(0.0, 100.0),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    admin
+        .clone()
+        .create_scorecard(pb::CreateScorecardRequest { scorecard: Some(card), request_id: String::new() })
+        .await
+        .unwrap();
+    let a = seed_account(&conn, "acme", "Dropping").await;
+    // Eight days ago it scored 70, thirty-one days ago 90.
+    let today = Utc::now().date_naive();
+    store::history::record_past_daily(&conn, "acme", a, today - chrono::Days::new(8), 70.0, Band::Green).await.unwrap();
+    store::history::record_past_daily(&conn, "acme", a, today - chrono::Days::new(31), 90.0, Band::Green)
+        .await
+        .unwrap();
+    // 8 logins four days ago (the previous 3-day window, days 3 to 5 back)
+    // and 2 today, in one batch.
+    let four_days_ago = Utc::now() - chrono::Duration::days(4);
+    let mut events: Vec<pb::UsageEvent> = (0..8).map(|i| usage_at(&format!("old{i}"), a, four_days_ago)).collect();
+    events.extend((0..2).map(|i| login(&format!("new{i}"), a)));
+    let r = client(&app, "acme", Role::Service)
+        .batch_ingest_usage(pb::BatchIngestUsageRequest { events })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.accepted, 10);
+    // 2 logins → 20 points; NPS skipped: 20.0, red.
+    health_until(&admin, a, |h| h.score == 20.0).await;
+    let published = &published;
+    let e = eventually("HealthScoreChanged to 20", WAIT, || async move {
+        published.score_changes().into_iter().find(|e| e.new_score == 20.0)
+    })
+    .await;
+    assert_eq!(e.account_id, a.to_string());
+    assert_eq!((e.old_score, e.new_band), (None, pb::Band::Red as i32));
+    // The trends GetAccountHealth reports: 20 − 70 and 20 − 90.
+    assert_eq!((e.trend_7d, e.trend_30d), (Some(-50.0), Some(-70.0)));
+    let h = admin
+        .clone()
+        .get_account_health(pb::GetAccountHealthRequest { account_id: a.to_string() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((h.change_7d, h.change_30d), (e.trend_7d, e.trend_30d));
+    let m: Vec<_> =
+        e.measures.iter().map(|m| (m.measure.as_str(), m.value, m.previous_value, m.points, m.weight)).collect();
+    assert_eq!(
+        m,
+        [("events_3d:login", Some(2.0), Some(8.0), Some(20.0), 3.0), ("external:nps", None, None, None, 1.0)]
+    );
+    // The usage drop a playbook reads: (previous − value) ÷ previous = 75%.
+    let login = &e.measures[0];
+    let drop = (login.previous_value.unwrap() - login.value.unwrap()) / login.previous_value.unwrap();
+    assert_eq!(drop, 0.75);
+}
+
+/// UsageSeen: once per account and tenant day, the first time that day's
+/// usage is rolled up; re-sent events and late events for an older day
+/// publish nothing.
+#[tokio::test]
+async fn usage_seen_is_published_once_per_account_and_day() {
+    let (app, conn) = service().await;
+    let published = Published::subscribe(&app);
+    let svc = client(&app, "acme", Role::Service);
+    let (a, b, marker) = (
+        seed_account(&conn, "acme", "A").await,
+        seed_account(&conn, "acme", "B").await,
+        seed_account(&conn, "acme", "Marker").await,
+    );
+    let today = Utc::now().date_naive();
+    let yesterday = today - chrono::Days::new(1);
+    let noon_yesterday = yesterday.and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let ingest = async |events: Vec<pb::UsageEvent>| {
+        svc.clone().batch_ingest_usage(pb::BatchIngestUsageRequest { events }).await.unwrap().into_inner()
+    };
+    let published = &published;
+    let seen_until = async |n: usize| {
+        eventually(&format!("{n} UsageSeen events"), WAIT, || async move {
+            let seen = published.usage_seen();
+            (seen.len() >= n).then_some(seen)
+        })
+        .await
+    };
+    // Yesterday: A and B in one batch, then A again in another.
+    let yesterdays = [
+        usage_at("a1", a, noon_yesterday),
+        usage_at("b1", b, noon_yesterday),
+        usage_at("a2", a, noon_yesterday + chrono::Duration::hours(1)),
+    ];
+    assert_eq!(ingest(yesterdays[..2].to_vec()).await.accepted, 2);
+    seen_until(2).await;
+    assert_eq!(ingest(yesterdays[2..].to_vec()).await.accepted, 1);
+    // Today: A once, B twice.
+    let todays = [login("a3", a), login("b2", b), login("b3", b)];
+    assert_eq!(ingest(todays.to_vec()).await.accepted, 3);
+    let seen = seen_until(4).await;
+    // Within a batch the order of accounts is the database's.
+    let sorted = |mut v: Vec<(String, chrono::NaiveDate)>| {
+        v.sort();
+        v
+    };
+    let (a_, b_) = (a.to_string(), b.to_string());
+    assert_eq!(sorted(seen[..2].to_vec()), sorted(vec![(a_.clone(), yesterday), (b_.clone(), yesterday)]));
+    assert_eq!(sorted(seen[2..].to_vec()), sorted(vec![(a_, today), (b_, today)]));
+    // The same events again (duplicates), and a late event of yesterday…
+    let r = ingest(yesterdays.iter().chain(&todays).cloned().collect()).await;
+    assert_eq!((r.accepted, r.duplicates), (0, 6));
+    assert_eq!(ingest(vec![usage_at("a-late", a, noon_yesterday)]).await.accepted, 1);
+    // …then a marker: batches are rolled up and published in order, so
+    // once its UsageSeen is on the bus, anything they caused is too.
+    assert_eq!(ingest(vec![login("m1", marker)]).await.accepted, 1);
+    let seen = seen_until(5).await;
+    assert_eq!(seen[4], (marker.to_string(), today));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(published.usage_seen().len(), 5, "{:?}", published.usage_seen());
+}

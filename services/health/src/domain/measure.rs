@@ -159,7 +159,9 @@ fn parse_usage(id: &str) -> Result<MeasureDef, String> {
 
 /// The offsets in days before today (0 is today) where the windows of
 /// `defs` begin and end, ascending, without 0: a window of N days ending
-/// today spans offsets [0, N), a change's previous window [N, 2N). Every
+/// today spans offsets [0, N), and its previous window [N, 2N) (what a
+/// change compares with, and what HealthScoreChanged reports beside every
+/// window measure, [`previous_usage_value`]). Every
 /// window is a union of the buckets between consecutive cuts, so the days of
 /// a bucket can be summed into one rollup dated at its newest day
 /// ([`bucket_start`]) without changing any measure: the scorer reads a few
@@ -167,16 +169,13 @@ fn parse_usage(id: &str) -> Result<MeasureDef, String> {
 pub fn window_cuts<'a>(defs: impl IntoIterator<Item = &'a MeasureDef>) -> Vec<u32> {
     let mut cuts = std::collections::BTreeSet::new();
     for d in defs {
-        match d {
-            MeasureDef::Change { of } => {
-                cuts.insert(of.lookback_days());
-                cuts.insert(2 * of.lookback_days());
-            }
-            MeasureDef::External { .. } => {}
-            window => {
-                cuts.insert(window.lookback_days());
-            }
-        }
+        let window = match d {
+            MeasureDef::Change { of } => of.as_ref(),
+            MeasureDef::External { .. } => continue,
+            window => window,
+        };
+        cuts.insert(window.lookback_days());
+        cuts.insert(2 * window.lookback_days());
     }
     cuts.remove(&0);
     cuts.into_iter().collect()
@@ -215,6 +214,31 @@ pub fn usage_value(
     compute_usage(def, rollups, today, tracked_event_names)
 }
 
+/// The value of a usage window measure over the window just before the one
+/// [`usage_value`] reads: days [N, 2N) back for a window of N days (the
+/// window a `change:` measure compares with). `None` where it has no
+/// meaning — `change:` and external measures — and, as for [`usage_value`],
+/// for an account that never had usage.
+pub fn previous_usage_value(
+    def: &MeasureDef,
+    has_usage: bool,
+    rollups: &[DailyRollup],
+    today: NaiveDate,
+    tracked_event_names: usize,
+) -> Option<f64> {
+    if !has_usage {
+        return None;
+    }
+    previous_window_value(def, rollups, today, tracked_event_names)
+}
+
+/// A window measure over the window of the same length just before the one
+/// ending `today`; `None` for other measures.
+fn previous_window_value(def: &MeasureDef, rollups: &[DailyRollup], today: NaiveDate, tracked: usize) -> Option<f64> {
+    let previous_end = today.checked_sub_days(Days::new(u64::from(def.lookback_days())))?;
+    window_value(def, rollups, previous_end, tracked)
+}
+
 /// Computes a usage measure for one account from its rollups. `today` is
 /// the tenant's current day; `tracked_event_names` is how many event names
 /// the tenant tracks (the denominator of feature breadth).
@@ -232,10 +256,8 @@ pub fn compute_usage(
 ) -> Option<f64> {
     match def {
         MeasureDef::Change { of } => {
-            let n = u64::from(of.lookback_days());
             let current = window_value(of, rollups, today, tracked_event_names)?;
-            let previous_end = today.checked_sub_days(Days::new(n))?;
-            let previous = window_value(of, rollups, previous_end, tracked_event_names)?;
+            let previous = previous_window_value(of, rollups, today, tracked_event_names)?;
             if previous == 0.0 { None } else { Some((current - previous) / previous) }
         }
         _ => window_value(def, rollups, today, tracked_event_names),
@@ -304,9 +326,9 @@ mod tests {
         .map(|id| parse(id))
         .collect();
         let cuts = window_cuts(&defs);
-        assert_eq!(cuts, [1, 7, 14, 30, 60]);
+        assert_eq!(cuts, [1, 2, 7, 14, 28, 30, 60]);
         assert_eq!(bucket_start(&cuts, 0), Some(0));
-        assert_eq!(bucket_start(&cuts, 6), Some(1));
+        assert_eq!(bucket_start(&cuts, 6), Some(2));
         assert_eq!(bucket_start(&cuts, 7), Some(7));
         assert_eq!(bucket_start(&cuts, 59), Some(30));
         assert_eq!(bucket_start(&cuts, 60), None);
@@ -349,6 +371,10 @@ mod tests {
             let want = compute_usage(def, &daily, today, names.len());
             assert!(want.is_some(), "{def:?} has a value");
             assert_eq!(compute_usage(def, &bucketed, today, names.len()), want, "{def:?}");
+            // The previous window too, where a measure has one.
+            let previous = previous_usage_value(def, true, &daily, today, names.len());
+            assert_eq!(previous.is_some(), !matches!(def, MeasureDef::Change { .. }), "{def:?}");
+            assert_eq!(previous_usage_value(def, true, &bucketed, today, names.len()), previous, "{def:?}");
         }
     }
 
@@ -567,6 +593,33 @@ mod tests {
         // A fall: 1 login this week against 4 the week before. (1 − 4) / 4.
         let fall = vec![row(d(2026, 4, 7), "login", 1, 0.0, &["a"]), row(d(2026, 3, 31), "login", 4, 0.0, &["a"])];
         assert_eq!(usage("change:events_7d:login", &fall, 1), Some(-0.75));
+    }
+
+    /// The previous window of a plain window measure is the one a `change:`
+    /// of it compares with: (value − previous) ÷ previous is the change.
+    #[test]
+    fn previous_values_are_the_window_before() {
+        let r = sixty_days();
+        let today = d(TODAY.0, TODAY.1, TODAY.2);
+        let previous = |id: &str| previous_usage_value(&parse(id), true, &r, today, 4);
+        // Usage minutes over 02-07..03-08: 1800 / 60.
+        assert_eq!(previous("usage_minutes_30d"), Some(30.0));
+        // Users a, b, h.
+        assert_eq!(previous("active_users_30d"), Some(3.0));
+        // Logins 03-25..03-31: 4; exports: 0 (a value, not missing).
+        assert_eq!(previous("events_7d:login"), Some(4.0));
+        assert_eq!(previous("events_7d:export"), Some(0.0));
+        // login only, of 4 tracked.
+        assert_eq!(previous("feature_breadth_7d"), Some(0.25));
+        for id in ["usage_minutes_30d", "active_users_30d", "events_7d:login", "feature_breadth_7d"] {
+            let (v, p) = (usage(id, &r, 4).unwrap(), previous(id).unwrap());
+            let change = usage(&format!("change:{id}"), &r, 4).unwrap();
+            assert!(((v - p) / p - change).abs() < 1e-12, "{id}");
+        }
+        // No meaning for changes and external measures; none without usage.
+        assert_eq!(previous("change:events_7d:login"), None);
+        assert_eq!(previous("external:nps"), None);
+        assert_eq!(previous_usage_value(&parse("events_7d:login"), false, &r, today, 4), None);
     }
 
     #[test]

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0004EventNameDays),
             Box::new(M0005IngestBatches),
             Box::new(M0006BatchIndex),
+            Box::new(M0007LastUsage),
         ]
     }
 }
@@ -569,5 +570,39 @@ impl MigrationTrait for M0006BatchIndex {
         )
         .await?;
         m.drop_index(Index::drop().name("usage_events_batch").table("usage_events").if_exists().to_owned()).await
+    }
+}
+
+/// Per account, the latest day of its usage: what UsageSeen publishes once
+/// a day (docs/health.md, Events). Filled as batches are rolled up from then
+/// on; an account with usage before it has its first UsageSeen with its next
+/// usage.
+struct M0007LastUsage;
+
+impl MigrationName for M0007LastUsage {
+    fn name(&self) -> &str {
+        "m20261204_000007_last_usage"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0007LastUsage {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("last_usage")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(date("day"))
+                .primary_key(Index::create().col("tenant_id").col("account_id"))
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("last_usage").if_exists().to_owned()).await
     }
 }

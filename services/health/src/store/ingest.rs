@@ -11,7 +11,8 @@
 //!
 //! Both own their transaction rather than a use case's [`banso_events::Tx`]:
 //! the PostgreSQL ingest speaks COPY through the driver (and starts over on
-//! a lost race), and a rollup spans tenants and emits no event.
+//! a lost race), and a rollup spans tenants, so it records its UsageSeen
+//! events in the outbox itself (the caller wakes the relay).
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -33,7 +34,10 @@ use uuid::Uuid;
 
 use super::{
     CHUNK, all, exec, get, insert, one,
-    schema::{DailyUsage as DU, DailyUsers as DS, EventNameDays as N, IngestBatches as B, Out, UsageEvents as UE},
+    schema::{
+        DailyUsage as DU, DailyUsers as DS, EventNameDays as N, IngestBatches as B, LastUsage as L, Out,
+        UsageEvents as UE,
+    },
 };
 
 /// An event that passed validation, with its account resolved.
@@ -65,6 +69,8 @@ pub(crate) struct RolledUp {
     pub oldest: Option<DateTime<Utc>>,
     /// Accounts whose rollups changed, per tenant: to rescore.
     pub touched: BTreeMap<String, Vec<Uuid>>,
+    /// UsageSeen events recorded in the outbox: the relay is to be woken.
+    pub seen: usize,
 }
 
 /// The ingest's state in this process: the batch clock, and whether the
@@ -356,6 +362,13 @@ impl Ingest {
 /// marks them rolled up, in one transaction: a batch counts once,
 /// whatever fails where. Batches another replica is folding are skipped
 /// (`FOR UPDATE SKIP LOCKED`). `None` when nothing is pending.
+///
+/// In the same transaction, each account's latest day of usage
+/// (`last_usage`) advances to the newest day of its events in these batches,
+/// and each advance records a UsageSeen in the outbox: at most one per
+/// account and day, never for a day before the latest one (a late event for
+/// an older day advances nothing), and a re-sent event — not stored again,
+/// so in no batch — nothing at all.
 pub(crate) async fn roll_up(db: &DatabaseConnection, max_batches: u64) -> Result<Option<RolledUp>> {
     let txn = db.begin().await?;
     let postgres = banso_kit::db::is_postgres(&txn);
@@ -462,6 +475,36 @@ pub(crate) async fn roll_up(db: &DatabaseConnection, max_batches: u64) -> Result
         events_of(&mut names);
         let key = [(N::TenantId, UE::TenantId), (N::Day, UE::Day), (N::EventName, UE::EventName)];
         exec(&txn, &insert_distinct(N::Table, key, names)?).await?;
+
+        let mut latest = Query::select();
+        latest
+            .columns([UE::TenantId, UE::AccountId])
+            .expr(Func::max(Expr::col(UE::Day)))
+            .group_by_columns([UE::TenantId, UE::AccountId])
+            .order_by(UE::AccountId, Order::Asc);
+        events_of(&mut latest);
+        let q = Query::insert()
+            .into_table(L::Table)
+            .columns([L::TenantId, L::AccountId, L::Day])
+            .select_from(latest)
+            .map_err(|e| Error::internal(anyhow::anyhow!("{e}")))?
+            .on_conflict(
+                OnConflict::columns([L::TenantId, L::AccountId])
+                    .update_column(L::Day)
+                    .action_and_where(Expr::col((L::Table, L::Day)).lt(Expr::col((Excluded, L::Day))))
+                    .to_owned(),
+            )
+            .returning(Query::returning().columns([L::AccountId, L::Day]))
+            .to_owned();
+        let mut seen = Vec::new();
+        for r in all(&txn, &q).await? {
+            let payload = crate::events::usage_seen(get(&r, L::AccountId)?, get(&r, L::Day)?);
+            seen.push(banso_events::envelope::new(tenant, crate::NAME, payload));
+        }
+        if !seen.is_empty() {
+            banso_events::outbox::record_many(&txn, &seen).await?;
+            out.seen += seen.len();
+        }
     }
     txn.commit().await?;
     Ok(Some(out))

@@ -141,6 +141,16 @@ pub(crate) enum DailyUsage {
     DurationSecs,
 }
 
+/// Per account: the latest day (the tenant's) of its rolled-up usage, the
+/// last one UsageSeen published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]
+pub(crate) enum LastUsage {
+    Table,
+    TenantId,
+    AccountId,
+    Day,
+}
+
 /// Per account, day and event name: the distinct users.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]
 pub(crate) enum DailyUsers {
