@@ -20,7 +20,7 @@ use crate::{
         cta::Cta,
         engine::Signal,
         playbook::{Band, EVENT_TYPES},
-        projection::{Account, Attr, Health, Segment},
+        projection::{Account, Attr, Health, Reading, Segment},
         touch::Share,
     },
     store::{self, firings::Firing},
@@ -154,6 +154,7 @@ pub(crate) fn signal(env: &Envelope, previous: Option<LifecycleStage>) -> Signal
             s.new_score = Some(e.new_score);
             s.old_band = band(e.old_band);
             s.new_band = band(e.new_band);
+            s.measures = e.measures.iter().map(|m| (m.measure.clone(), (m.value, m.previous_value))).collect();
         }
         Some(Payload::AccountCreated(e)) => s.stage_entered = stage(&e.account),
         Some(Payload::AccountUpdated(e)) => s.stage_entered = stage(&e.account).filter(|st| Some(*st) != previous),
@@ -202,12 +203,29 @@ impl Handler for Consumer {
                             let h = Health {
                                 score: e.new_score,
                                 band,
-                                trend_7d: None,
-                                trend_30d: None,
-                                measures: Default::default(),
+                                trend_7d: e.trend_7d,
+                                trend_30d: e.trend_30d,
+                                measures: e
+                                    .measures
+                                    .iter()
+                                    .map(|m| {
+                                        let r = Reading {
+                                            value: m.value,
+                                            previous_value: m.previous_value,
+                                            points: m.points,
+                                        };
+                                        (m.measure.clone(), r)
+                                    })
+                                    .collect(),
                                 time,
                             };
                             store::projection::set_health(conn, tenant, id, &h).await?;
+                        }
+                    }
+                    Some(Payload::UsageSeen(e)) => {
+                        let id = wire::uuid("account_id", &e.account_id)?;
+                        if let Some(day) = date(e.day.as_ref()) {
+                            store::projection::set_last_usage(conn, tenant, id, day).await?;
                         }
                     }
                     Some(Payload::SegmentChanged(e)) => {

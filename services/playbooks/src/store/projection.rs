@@ -210,7 +210,6 @@ pub(crate) async fn set_health(conn: &impl ConnectionTrait, tenant: &str, id: Uu
 }
 
 /// Moves the day of the last usage forward (never back).
-#[allow(dead_code, reason = "MERGE-B: called on UsageSeen once Health publishes it")]
 pub(crate) async fn set_last_usage(conn: &impl ConnectionTrait, tenant: &str, id: Uuid, day: NaiveDate) -> Result<()> {
     use sea_orm::sea_query::{Condition, Expr};
     a::Entity::update_many()

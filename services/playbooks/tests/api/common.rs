@@ -91,6 +91,7 @@ pub fn score_changed(account: &str, old: Option<(f64, hpb::Band)>, new: (f64, hp
         new_band: new.1 as i32,
         scorecard_id: uuid::Uuid::now_v7().to_string(),
         scorecard_version: 1,
+        ..Default::default()
     })
 }
 

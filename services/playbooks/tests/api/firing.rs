@@ -347,3 +347,126 @@ async fn a_blend_serves_every_share_and_a_segment_forbids_a_pattern() {
     assert_eq!(statuses(&bank_actions), vec![done, skipped, skipped]);
     assert_eq!(bank_actions[1].detail, "skipped: touch model tech is forbidden in segment Regulated");
 }
+
+#[tokio::test]
+async fn a_usage_drop_fires_and_usage_seen_feeds_the_no_usage_schedule() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let mut p = red_playbook("Usage drop");
+    p.trigger = Some(pb::Trigger {
+        kind: Some(pb::trigger::Kind::Event(pb::EventTrigger {
+            event_type: "health_score_changed".into(),
+            measure_dropped: Some(pb::MeasureDrop { measure: "events_30d:login".into(), percent: 50.0 }),
+            ..Default::default()
+        })),
+    });
+    let p = create_enabled(&mut c, p).await;
+    let a = account("Dropper", "ann", tpb::TouchModel::High);
+    known_account(&app, TENANT, &a).await;
+    let reading = |value, previous| ev::MeasureReading {
+        measure: "events_30d:login".into(),
+        value: Some(value),
+        previous_value: Some(previous),
+        points: Some(50.0),
+        weight: 1.0,
+    };
+    for (value, previous) in [(60.0, 100.0), (40.0, 100.0)] {
+        let mut e = score_changed(&a.id, Some((80.0, Band::Green)), (70.0, Band::Green));
+        if let Payload::HealthScoreChanged(h) = &mut e {
+            h.measures = vec![reading(value, previous)];
+            h.trend_7d = Some(-10.0);
+        }
+        publish(&app, TENANT, "health", e).await;
+    }
+    let f = until("the 60% drop fires", || {
+        let mut c = c.clone();
+        let id = p.id.clone();
+        async move { Some(firings(&mut c, &id).await).filter(|f| !f.is_empty()) }
+    })
+    .await;
+    assert_eq!(f.len(), 1, "a 40% drop does not fire, a 60% one does");
+    let r = c
+        .test_condition(pb::TestConditionRequest {
+            condition: "health.measures['events_30d:login'].previous_value == 100.0 && health.trend_7d == -10.0".into(),
+            account_id: a.id.clone(),
+            event_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.result, "{r:?}");
+
+    // No usage for 10 days: Health's UsageSeen of 20 days ago says so; a newer one clears it.
+    let sched = pb::Playbook {
+        display_name: "Quiet".into(),
+        trigger: Some(pb::Trigger {
+            kind: Some(pb::trigger::Kind::Schedule(pb::ScheduleTrigger {
+                when: Some(pb::schedule_trigger::When::NoUsageForDays(10)),
+            })),
+        }),
+        actions: vec![open_cta("quiet {{account.name}}", pb::CtaPriority::Low, &[])],
+        ..Default::default()
+    };
+    let sched = c
+        .create_playbook(pb::CreatePlaybookRequest { playbook: Some(sched), request_id: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    let day = |d: chrono::NaiveDate| {
+        use chrono::Datelike;
+        tpb::Date { year: d.year(), month: d.month() as i32, day: d.day() as i32 }
+    };
+    let today = chrono::Utc::now().date_naive();
+    publish(
+        &app,
+        TENANT,
+        "health",
+        Payload::UsageSeen(ev::UsageSeen {
+            account_id: a.id.clone(),
+            day: Some(day(today - chrono::Duration::days(20))),
+        }),
+    )
+    .await;
+    let quiet = |want: i64| {
+        let c = c.clone();
+        let id = sched.id.clone();
+        async move {
+            until(&format!("{want} quiet accounts"), || {
+                let mut c = c.clone();
+                let id = id.clone();
+                async move {
+                    let s = c
+                        .simulate_playbook(pb::SimulatePlaybookRequest { id, ..Default::default() })
+                        .await
+                        .unwrap()
+                        .into_inner();
+                    (s.would_fire == want).then_some(())
+                }
+            })
+            .await
+        }
+    };
+    quiet(1).await;
+    // A newer day moves it forward; an older one never moves it back.
+    publish(
+        &app,
+        TENANT,
+        "health",
+        Payload::UsageSeen(ev::UsageSeen { account_id: a.id.clone(), day: Some(day(today)) }),
+    )
+    .await;
+    quiet(0).await;
+    publish(
+        &app,
+        TENANT,
+        "health",
+        Payload::UsageSeen(ev::UsageSeen {
+            account_id: a.id.clone(),
+            day: Some(day(today - chrono::Duration::days(30))),
+        }),
+    )
+    .await;
+    let marker = account("Marker", "ann", tpb::TouchModel::High);
+    known_account(&app, TENANT, &marker).await;
+    quiet(0).await;
+}
