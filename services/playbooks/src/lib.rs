@@ -95,15 +95,21 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
         .supervise(sup, name);
     let db = Db::new(conn.clone(), signal, NAME);
     let engine = Arc::new(app::engine::Engine::default());
-    banso_events::bus::supervise_consumer(
-        sup,
-        name,
-        cx.runtime.bus.clone(),
-        events::CONSUMER,
-        SERVICE.consumes.iter().map(|s| banso_events::envelope::all_of(s)).collect(),
-        Arc::new(events::Consumer { db: db.clone(), engine: engine.clone() }),
-        Default::default(),
-    );
+    // One durable consumer a source (a JetStream consumer reads one stream;
+    // the embedded log keeps a position per consumer name), all with the
+    // same handler and inbox.
+    let consumer = Arc::new(events::Consumer { db: db.clone(), engine: engine.clone() });
+    for source in SERVICE.consumes {
+        banso_events::bus::supervise_consumer(
+            sup,
+            name,
+            cx.runtime.bus.clone(),
+            &format!("{}-{source}", events::CONSUMER),
+            vec![banso_events::envelope::all_of(source)],
+            consumer.clone(),
+            Default::default(),
+        );
+    }
     let app = app::App { db, engine };
     app::schedule::supervise(app.clone(), sup, name, settings.schedule_tick);
     supervise_pruning(sup, conn, settings.trigger_retention);
