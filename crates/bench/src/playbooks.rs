@@ -634,12 +634,15 @@ async fn latency_phases(args: &LatencyArgs, h: &Harness) -> anyhow::Result<(Vec<
                     trigger: Some(ppb::Trigger {
                         kind: Some(ppb::trigger::Kind::Event(ppb::EventTrigger {
                             event_type: "health_score_changed".into(),
-                            score_fell_by: Some(1.0),
+                            // The target fires on every move after the first
+                            // score (an account without usage scores 0 first,
+                            // then 95, 90, … as its errors add up).
+                            score_fell_by: (!target).then_some(1.0),
                             ..Default::default()
                         })),
                     }),
                     condition: if target {
-                        "health.score < 100.0".into()
+                        "health.score > 0.0 && health.score < 100.0".into()
                     } else {
                         format!("account.arr > {} && health.score < 100.0", 1_000_000_000 + i)
                     },
@@ -689,7 +692,7 @@ async fn latency_phases(args: &LatencyArgs, h: &Harness) -> anyhow::Result<(Vec<
             Default::default(),
         );
     }
-    // Wait out the first scores (100, no fall, no CTA).
+    // Wait out the first scores (no CTA: the target's condition wants a score above 0).
     let mut initial = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
     while initial < args.accounts {
@@ -756,7 +759,7 @@ async fn latency_phases(args: &LatencyArgs, h: &Harness) -> anyhow::Result<(Vec<
         let (keys, at) = r?;
         acked.extend(keys.into_iter().map(|(a, n)| (a, n, at)));
     }
-    // Per account: when the nth score fall (100 − 5n) and the nth reason were seen.
+    // Per account: when the nth score (100 − 5n) and the nth reason were seen.
     let mut scores: Vec<Vec<(f64, Instant)>> = vec![Vec::new(); args.accounts];
     let mut ctas: Vec<Vec<(f64, Instant)>> = vec![Vec::new(); args.accounts];
     let done = |ctas: &Vec<Vec<(f64, Instant)>>| {

@@ -186,6 +186,9 @@ impl Handler for Consumer {
                     Some(id) => store::projection::get(conn, tenant, id).await?,
                     None => None,
                 };
+                // The account as conditions will read it after this event:
+                // read again only when the event changed more than its score.
+                let mut after: Option<Option<store::projection::Projected>> = None;
                 match &env.payload {
                     Some(Payload::AccountCreated(ev::AccountCreated { account: Some(a) }))
                     | Some(Payload::AccountUpdated(ev::AccountUpdated { account: Some(a), .. }))
@@ -220,6 +223,10 @@ impl Handler for Consumer {
                                 time,
                             };
                             store::projection::set_health(conn, tenant, id, &h).await?;
+                            after = Some(before.clone().map(|mut p| {
+                                p.health = Some(h);
+                                p
+                            }));
                         }
                     }
                     Some(Payload::UsageSeen(e)) => {
@@ -274,7 +281,11 @@ impl Handler for Consumer {
                 if live.is_empty() {
                     return Ok(());
                 }
-                let Some(projected) = store::projection::get(conn, tenant, account_id).await? else { return Ok(()) };
+                let projected = match after {
+                    Some(p) => p,
+                    None => store::projection::get(conn, tenant, account_id).await?,
+                };
+                let Some(projected) = projected else { return Ok(()) };
                 let settings = store::tenants::get(conn, tenant).await?;
                 let segments = self.engine.segments(conn, tenant).await?;
                 let mut programs = Vec::with_capacity(live.len());

@@ -100,12 +100,19 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
     // same handler and inbox.
     let consumer = Arc::new(events::Consumer { db: db.clone(), engine: engine.clone() });
     for source in SERVICE.consumes {
+        // Of its own events only a closed CTA is a trigger: the others
+        // (CtaOpened, CtaUpdated, PlaybookFired, outreach) would cost a
+        // transaction each for nothing.
+        let subject = match *source {
+            NAME => format!("banso.{NAME}.cta_closed"),
+            other => banso_events::envelope::all_of(other),
+        };
         banso_events::bus::supervise_consumer(
             sup,
             name,
             cx.runtime.bus.clone(),
             &format!("{}-{source}", events::CONSUMER),
-            vec![banso_events::envelope::all_of(source)],
+            vec![subject],
             consumer.clone(),
             Default::default(),
         );
