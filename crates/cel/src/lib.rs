@@ -124,6 +124,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable, clippy::todo)
 )]
 
+mod attr;
 mod check;
 mod cost;
 mod facts;
@@ -136,6 +137,7 @@ use std::sync::Arc;
 
 use cel::{IdedExpr, Value};
 
+pub use attr::Attr;
 pub use cost::{ASSUMED_COLLECTION_SIZE, ASSUMED_STRING_CHARS, COST_LIMIT, PATTERN_CHAR_COST};
 pub use facts::{AccountFacts, EventFacts, Fact, Facts, HealthFacts, MeasureFacts, PlaybookFacts, TouchMix};
 pub use schema::{Schema, Shape, account_schema, playbook_schema};

@@ -103,22 +103,7 @@ pub(crate) fn account_row(a: &apb::Account) -> Result<AccountRow> {
         .ok_or_else(|| rejected("account.lifecycle_stage", format!("account {account_id} has no lifecycle stage")))?;
     let touch_model = TouchModel::from_proto(a.touch_model)
         .ok_or_else(|| rejected("account.touch_model", format!("account {account_id} has no touch model")))?;
-    let attributes = a
-        .custom_attributes
-        .iter()
-        .filter_map(|(k, v)| {
-            use banso_proto::types::attribute_value::Kind;
-            let attr = match v.kind.as_ref()? {
-                Kind::StringValue(s) => Attr::String(s.clone()),
-                Kind::IntValue(i) => Attr::Int(*i),
-                Kind::DoubleValue(d) => Attr::Double(*d),
-                Kind::BoolValue(b) => Attr::Bool(*b),
-                Kind::DateValue(d) => Attr::Date(date(Some(d))?),
-                Kind::TimestampValue(t) => Attr::Timestamp(wire::time("", t).ok()?),
-            };
-            Some((k.clone(), attr))
-        })
-        .collect();
+    let attributes = a.custom_attributes.iter().filter_map(|(k, v)| Some((k.clone(), Attr::from_proto(v)?))).collect();
     Ok(AccountRow {
         account_id,
         external_id: (!a.external_id.is_empty()).then(|| a.external_id.clone()),

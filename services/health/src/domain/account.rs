@@ -5,34 +5,12 @@ use std::collections::BTreeMap;
 
 use banso_cel::{AccountFacts, Fact, Facts};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+
 use uuid::Uuid;
 
-/// A custom attribute value, as kept in the projection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Attr {
-    String(String),
-    Int(i64),
-    Double(f64),
-    Bool(bool),
-    Date(NaiveDate),
-    Timestamp(DateTime<Utc>),
-}
-
-impl Attr {
-    /// The value as a group label in distributions.
-    pub fn label(&self) -> String {
-        match self {
-            Attr::String(s) => s.clone(),
-            Attr::Int(i) => i.to_string(),
-            Attr::Double(d) => d.to_string(),
-            Attr::Bool(b) => b.to_string(),
-            Attr::Date(d) => d.to_string(),
-            Attr::Timestamp(t) => t.to_rfc3339(),
-        }
-    }
-}
+/// A custom attribute value, as kept in the projection (one type for every
+/// service's projection: banso-cel's).
+pub use banso_cel::Attr;
 
 /// The shared vocabulary: Accounts keeps both; one definition, one wire
 /// conversion for every service.
@@ -94,21 +72,7 @@ pub const GROUP_BY: &[&str] =
 impl AccountRow {
     /// What a CEL condition sees (docs/cel.md); `today` is the tenant's date.
     pub fn facts(&self, today: NaiveDate, now: DateTime<Utc>) -> Facts {
-        let attributes = self
-            .attributes
-            .iter()
-            .map(|(k, v)| {
-                let fact = match v {
-                    Attr::String(s) => Fact::String(s.clone()),
-                    Attr::Int(i) => Fact::Int(*i),
-                    Attr::Double(d) => Fact::Double(*d),
-                    Attr::Bool(b) => Fact::Bool(*b),
-                    Attr::Date(d) => Fact::Date(*d),
-                    Attr::Timestamp(t) => Fact::Timestamp(*t),
-                };
-                (k.clone(), fact)
-            })
-            .collect();
+        let attributes = self.attributes.iter().map(|(k, v)| (k.clone(), Fact::from(v))).collect();
         AccountFacts {
             name: &self.name,
             external_id: self.external_id.as_deref(),

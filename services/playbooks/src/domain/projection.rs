@@ -11,30 +11,7 @@ use uuid::Uuid;
 
 use super::{LifecycleStage, TouchModel, playbook::Band, touch::Share};
 
-/// A custom attribute's value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Attr {
-    String(String),
-    Int(i64),
-    Double(f64),
-    Bool(bool),
-    Date(NaiveDate),
-    Timestamp(DateTime<Utc>),
-}
-
-impl From<&Attr> for Fact {
-    fn from(a: &Attr) -> Fact {
-        match a {
-            Attr::String(s) => Fact::String(s.clone()),
-            Attr::Int(i) => Fact::Int(*i),
-            Attr::Double(d) => Fact::Double(*d),
-            Attr::Bool(b) => Fact::Bool(*b),
-            Attr::Date(d) => Fact::Date(*d),
-            Attr::Timestamp(t) => Fact::Timestamp(*t),
-        }
-    }
-}
+pub(crate) use banso_cel::Attr;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Account {
