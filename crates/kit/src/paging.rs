@@ -169,6 +169,11 @@ impl<C: Serialize + DeserializeOwned> Paged<C> {
     pub fn page<T>(&self, tokens: &PageTokens, rows: Vec<T>, cursor: impl FnOnce(&T) -> C) -> Result<(Vec<T>, String)> {
         tokens.page(&self.key, rows, self.limit, cursor)
     }
+
+    /// The token that resumes after `cursor`; empty for none (the end).
+    pub fn token(&self, tokens: &PageTokens, cursor: Option<&C>) -> Result<String> {
+        cursor.map_or_else(|| Ok(String::new()), |c| tokens.encode(&self.key, c))
+    }
 }
 
 #[cfg(test)]

@@ -348,12 +348,12 @@ pub(crate) fn list(kit: &Kit, caller: &Caller, r: pb::ListAccountsRequest) -> Re
     let key = QueryKey::new("ListAccounts", &caller.tenant_id)
         .part(r.filter.as_ref().map(|f| f.encode_to_vec()).unwrap_or_default())
         .part(format!("{order:?}"));
-    let page = Paged::new(kit, key, &r.page_token, limit)?;
+    let page = Paged::new(&kit.page_tokens, key, &r.page_token, limit)?;
     Ok(ListAccounts { filter, order, page })
 }
 
 pub(crate) fn list_reply(kit: &Kit, q: &ListAccounts, rows: Vec<Account>) -> Result<pb::ListAccountsResponse> {
-    let (rows, next_page_token) = q.page.page(kit, rows, |last| AccountCursor::after(last, q.order))?;
+    let (rows, next_page_token) = q.page.page(&kit.page_tokens, rows, |last| AccountCursor::after(last, q.order))?;
     Ok(pb::ListAccountsResponse { accounts: rows.iter().map(to_proto).collect(), next_page_token })
 }
 
@@ -428,7 +428,7 @@ pub(crate) fn mix_history(kit: &Kit, caller: &Caller, r: pb::ListTouchMixHistory
     let account_id = v.take(wire::uuid("account_id", &r.account_id));
     let (limit, account_id) = v.finish_with((limit, account_id))?;
     let key = QueryKey::new("ListTouchMixHistory", &caller.tenant_id).part(account_id.to_string());
-    Ok(ListMixHistory { account_id, page: Paged::new(kit, key, &r.page_token, limit)? })
+    Ok(ListMixHistory { account_id, page: Paged::new(&kit.page_tokens, key, &r.page_token, limit)? })
 }
 
 pub(crate) fn mix_history_reply(
@@ -436,7 +436,7 @@ pub(crate) fn mix_history_reply(
     q: &ListMixHistory,
     rows: Vec<MixChange>,
 ) -> Result<pb::ListTouchMixHistoryResponse> {
-    let (rows, next_page_token) = q.page.page(kit, rows, |last| (last.change_time, last.id))?;
+    let (rows, next_page_token) = q.page.page(&kit.page_tokens, rows, |last| (last.change_time, last.id))?;
     Ok(pb::ListTouchMixHistoryResponse {
         changes: rows
             .iter()

@@ -188,11 +188,11 @@ pub(crate) fn list(kit: &Kit, caller: &Caller, r: pb::ListActivitiesRequest) -> 
         origins,
     };
     let key = QueryKey::new("ListActivities", &caller.tenant_id).part(format!("{filter:?}"));
-    Ok(ListActivities { page: Paged::new(kit, key, &r.page_token, limit)?, filter })
+    Ok(ListActivities { page: Paged::new(&kit.page_tokens, key, &r.page_token, limit)?, filter })
 }
 
 pub(crate) fn list_reply(kit: &Kit, q: &ListActivities, rows: Vec<Activity>) -> Result<pb::ListActivitiesResponse> {
-    let (rows, next_page_token) = q.page.page(kit, rows, |last| (last.occur_time, last.id))?;
+    let (rows, next_page_token) = q.page.page(&kit.page_tokens, rows, |last| (last.occur_time, last.id))?;
     Ok(pb::ListActivitiesResponse { activities: rows.iter().map(to_proto).collect(), next_page_token })
 }
 

@@ -140,10 +140,10 @@ pub(crate) fn list(kit: &Kit, caller: &Caller, r: pb::ListContactsRequest) -> Re
         external_id,
     };
     let key = QueryKey::new("ListContacts", &caller.tenant_id).part(format!("{filter:?}"));
-    Ok(ListContacts { page: Paged::new(kit, key, &r.page_token, limit)?, filter })
+    Ok(ListContacts { page: Paged::new(&kit.page_tokens, key, &r.page_token, limit)?, filter })
 }
 
 pub(crate) fn list_reply(kit: &Kit, q: &ListContacts, rows: Vec<Contact>) -> Result<pb::ListContactsResponse> {
-    let (rows, next_page_token) = q.page.page(kit, rows, |last| last.id)?;
+    let (rows, next_page_token) = q.page.page(&kit.page_tokens, rows, |last| last.id)?;
     Ok(pb::ListContactsResponse { contacts: rows.iter().map(to_proto).collect(), next_page_token })
 }

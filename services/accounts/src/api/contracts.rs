@@ -107,7 +107,7 @@ pub(crate) fn list(kit: &Kit, caller: &Caller, r: pb::ListContractEventsRequest)
     let limit = page_size(&mut v, r.page_size);
     let (account_id, limit) = v.finish_with((account_id, limit))?;
     let key = QueryKey::new("ListContractEvents", &caller.tenant_id).part(account_id.as_bytes());
-    Ok(ListContractEvents { account_id, page: Paged::new(kit, key, &r.page_token, limit)? })
+    Ok(ListContractEvents { account_id, page: Paged::new(&kit.page_tokens, key, &r.page_token, limit)? })
 }
 
 pub(crate) fn list_reply(
@@ -115,6 +115,6 @@ pub(crate) fn list_reply(
     q: &ListContractEvents,
     rows: Vec<ContractEvent>,
 ) -> Result<pb::ListContractEventsResponse> {
-    let (rows, next_page_token) = q.page.page(kit, rows, |last| (last.effective_date, last.id))?;
+    let (rows, next_page_token) = q.page.page(&kit.page_tokens, rows, |last| (last.effective_date, last.id))?;
     Ok(pb::ListContractEventsResponse { contract_events: rows.iter().map(to_proto).collect(), next_page_token })
 }

@@ -102,11 +102,11 @@ pub(crate) fn list_page(kit: &Kit, caller: &Caller, r: &pb::ListSegmentsRequest)
     let mut v = Violations::new();
     let limit = page_size(&mut v, r.page_size);
     let limit = v.finish_with(limit)?;
-    Paged::new(kit, QueryKey::new("ListSegments", &caller.tenant_id), &r.page_token, limit)
+    Paged::new(&kit.page_tokens, QueryKey::new("ListSegments", &caller.tenant_id), &r.page_token, limit)
 }
 
 pub(crate) fn list_reply(kit: &Kit, page: &Paged<Uuid>, rows: Vec<Segment>) -> Result<pb::ListSegmentsResponse> {
-    let (rows, next_page_token) = page.page(kit, rows, |last| last.id)?;
+    let (rows, next_page_token) = page.page(&kit.page_tokens, rows, |last| last.id)?;
     Ok(pb::ListSegmentsResponse { segments: rows.iter().map(to_proto).collect(), next_page_token })
 }
 
@@ -123,7 +123,7 @@ pub(crate) fn evaluate(kit: &Kit, caller: &Caller, r: pb::EvaluateSegmentRequest
     let limit = page_size(&mut v, r.page_size);
     let (segment_id, limit) = v.finish_with((segment_id, limit))?;
     let key = QueryKey::new("EvaluateSegment", &caller.tenant_id).part(segment_id.as_bytes());
-    Ok(Evaluate { segment_id, page: Paged::new(kit, key, &r.page_token, limit)? })
+    Ok(Evaluate { segment_id, page: Paged::new(&kit.page_tokens, key, &r.page_token, limit)? })
 }
 
 pub(crate) fn evaluate_reply(
@@ -133,7 +133,7 @@ pub(crate) fn evaluate_reply(
 ) -> Result<pb::EvaluateSegmentResponse> {
     Ok(pb::EvaluateSegmentResponse {
         accounts: members.iter().map(accounts::to_proto).collect(),
-        next_page_token: q.page.token(kit, resume.as_ref())?,
+        next_page_token: q.page.token(&kit.page_tokens, resume.as_ref())?,
     })
 }
 

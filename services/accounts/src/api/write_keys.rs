@@ -39,11 +39,11 @@ pub(crate) fn list_page(kit: &Kit, caller: &Caller, r: &pb::ListWriteKeysRequest
     let mut v = Violations::new();
     let limit = page_size(&mut v, r.page_size);
     let limit = v.finish_with(limit)?;
-    Paged::new(kit, QueryKey::new("ListWriteKeys", &caller.tenant_id), &r.page_token, limit)
+    Paged::new(&kit.page_tokens, QueryKey::new("ListWriteKeys", &caller.tenant_id), &r.page_token, limit)
 }
 
 pub(crate) fn list_reply(kit: &Kit, page: &Paged<Uuid>, rows: Vec<WriteKey>) -> Result<pb::ListWriteKeysResponse> {
-    let (rows, next_page_token) = page.page(kit, rows, |last| last.id)?;
+    let (rows, next_page_token) = page.page(&kit.page_tokens, rows, |last| last.id)?;
     Ok(pb::ListWriteKeysResponse { write_keys: rows.iter().map(to_proto).collect(), next_page_token })
 }
 
