@@ -309,8 +309,9 @@ impl Handler for Consumer {
     }
 }
 
-/// An order among events of one time: the envelope id (UUIDv7) carries its
-/// own sub-millisecond order.
+/// An order among events of one time: the high half of the envelope id
+/// (UUIDv7: its millisecond, then the counter the uuid crate keeps within a
+/// millisecond) — the low half is random.
 fn seq(env: &Envelope) -> i64 {
-    Uuid::parse_str(&env.id).map(|u| (u.as_u128() & 0xFFFF_FFFF_FFFF) as i64).unwrap_or(0)
+    Uuid::parse_str(&env.id).map(|u| (u.as_u128() >> 64) as i64).unwrap_or(0)
 }
