@@ -79,10 +79,14 @@ fn pg_options(url: &str, cfg: &DatabaseConfig, max: u32) -> ConnectOptions {
 }
 
 async fn create_schema(db: &DatabaseConnection, schema: &str) -> anyhow::Result<()> {
-    db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-        .await
-        .with_context(|| format!("cannot create schema {schema}"))?;
-    Ok(())
+    match db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).await {
+        Ok(_) => Ok(()),
+        // IF NOT EXISTS is not safe against a concurrent creator (two
+        // replicas starting together): the loser's insert into pg_namespace
+        // fails with a unique violation, and the schema exists — as wanted.
+        Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot create schema {schema}"))),
+    }
 }
 
 /// The database of `service`, ready to serve. With `BANSO_MIGRATE_ON_START`
