@@ -296,6 +296,18 @@ pub async fn delete_at_version<T: VersionedTable>(
     Ok(res.rows_affected == 1)
 }
 
+/// `CREATE INDEX IF NOT EXISTS <table>_<name> ON <table> (cols…)`: the one
+/// way services' migrations name and create their indexes.
+pub fn index(table: &str, name: &str, cols: &[&str]) -> sea_orm_migration::prelude::IndexCreateStatement {
+    use sea_orm_migration::prelude::{Alias, Index};
+    let mut i = Index::create();
+    i.name(format!("{table}_{name}")).table(Alias::new(table)).if_not_exists();
+    for c in cols {
+        i.col(Alias::new(*c));
+    }
+    i.to_owned()
+}
+
 /// Applies every pending migration of `M`.
 pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> anyhow::Result<()> {
     M::up(db, None).await.context("migration failed")

@@ -29,14 +29,7 @@ impl MigrationName for M0001Accounts {
     }
 }
 
-fn index(table: &str, name: &str, cols: &[&'static str]) -> IndexCreateStatement {
-    let mut i = Index::create();
-    i.name(format!("{table}_{name}")).table(table.to_owned()).if_not_exists();
-    for c in cols {
-        i.col(*c);
-    }
-    i.to_owned()
-}
+use banso_kit::db::index;
 
 #[async_trait::async_trait]
 impl MigrationTrait for M0001Accounts {

@@ -26,14 +26,7 @@ impl MigrationName for M0001Playbooks {
     }
 }
 
-fn index(name: &str, table: &str, cols: &[&str]) -> IndexCreateStatement {
-    let mut i = Index::create();
-    i.name(name).table(Alias::new(table)).if_not_exists();
-    for c in cols {
-        i.col(Alias::new(*c));
-    }
-    i.to_owned()
-}
+use banso_kit::db::index;
 
 #[async_trait::async_trait]
 impl MigrationTrait for M0001Playbooks {
@@ -59,7 +52,7 @@ impl MigrationTrait for M0001Playbooks {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("accounts_tenant_renewal", "accounts", &["tenant_id", "renewal_date"])).await?;
+        m.create_index(index("accounts", "tenant_renewal", &["tenant_id", "renewal_date"])).await?;
         m.create_table(
             Table::create()
                 .table("segments")
@@ -73,7 +66,7 @@ impl MigrationTrait for M0001Playbooks {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("segments_tenant", "segments", &["tenant_id"])).await?;
+        m.create_index(index("segments", "tenant", &["tenant_id"])).await?;
         m.create_table(
             Table::create()
                 .table("tenants")
@@ -109,7 +102,7 @@ impl MigrationTrait for M0001Playbooks {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("playbooks_tenant_live_trigger", "playbooks", &["tenant_id", "live_trigger"])).await?;
+        m.create_index(index("playbooks", "tenant_live_trigger", &["tenant_id", "live_trigger"])).await?;
         m.create_table(
             Table::create()
                 .table("playbook_versions")
@@ -145,13 +138,11 @@ impl MigrationTrait for M0001Playbooks {
         .await?;
         // A trigger fires a playbook for an account once: a redelivered event, a re-run schedule day.
         m.create_index(
-            index("firings_once", "firings", &["tenant_id", "playbook_id", "account_id", "trigger_key"])
-                .unique()
-                .to_owned(),
+            index("firings", "once", &["tenant_id", "playbook_id", "account_id", "trigger_key"]).unique().to_owned(),
         )
         .await?;
-        m.create_index(index("firings_tenant_time", "firings", &["tenant_id", "fire_time"])).await?;
-        m.create_index(index("firings_tenant_account", "firings", &["tenant_id", "account_id", "fire_time"])).await?;
+        m.create_index(index("firings", "tenant_time", &["tenant_id", "fire_time"])).await?;
+        m.create_index(index("firings", "tenant_account", &["tenant_id", "account_id", "fire_time"])).await?;
         // The trigger events of the last days, for simulation.
         m.create_table(
             Table::create()
@@ -170,8 +161,7 @@ impl MigrationTrait for M0001Playbooks {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("trigger_events_tenant_time", "trigger_events", &["tenant_id", "occur_time", "seq"]))
-            .await?;
+        m.create_index(index("trigger_events", "tenant_time", &["tenant_id", "occur_time", "seq"])).await?;
         m.create_table(
             Table::create()
                 .table("ctas")
@@ -202,9 +192,9 @@ impl MigrationTrait for M0001Playbooks {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("ctas_open_key", "ctas", &["tenant_id", "open_key"]).unique().to_owned()).await?;
-        m.create_index(index("ctas_tenant_owner_due", "ctas", &["tenant_id", "owner_id", "due_date"])).await?;
-        m.create_index(index("ctas_tenant_account", "ctas", &["tenant_id", "account_id"])).await?;
+        m.create_index(index("ctas", "open_key", &["tenant_id", "open_key"]).unique().to_owned()).await?;
+        m.create_index(index("ctas", "tenant_owner_due", &["tenant_id", "owner_id", "due_date"])).await?;
+        m.create_index(index("ctas", "tenant_account", &["tenant_id", "account_id"])).await?;
         Ok(())
     }
 }
@@ -237,7 +227,7 @@ impl MigrationTrait for M0003Programmes {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("programmes_tenant", "programmes", &["tenant_id", "id"])).await?;
+        m.create_index(index("programmes", "tenant", &["tenant_id", "id"])).await?;
         m.create_table(
             Table::create()
                 .table("enrolments")
@@ -257,11 +247,9 @@ impl MigrationTrait for M0003Programmes {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("enrolments_live_key", "enrolments", &["tenant_id", "live_key"]).unique().to_owned())
-            .await?;
-        m.create_index(index("enrolments_tenant_programme", "enrolments", &["tenant_id", "programme_id", "status"]))
-            .await?;
-        m.create_index(index("enrolments_tenant_account", "enrolments", &["tenant_id", "account_id"])).await?;
+        m.create_index(index("enrolments", "live_key", &["tenant_id", "live_key"]).unique().to_owned()).await?;
+        m.create_index(index("enrolments", "tenant_programme", &["tenant_id", "programme_id", "status"])).await?;
+        m.create_index(index("enrolments", "tenant_account", &["tenant_id", "account_id"])).await?;
         Ok(())
     }
 }
@@ -298,7 +286,7 @@ impl MigrationTrait for M0002Outreach {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("webhook_endpoints_tenant", "webhook_endpoints", &["tenant_id", "id"])).await?;
+        m.create_index(index("webhook_endpoints", "tenant", &["tenant_id", "id"])).await?;
         // Who outreach is about, kept from Accounts' ContactChanged.
         m.create_table(
             Table::create()
@@ -312,7 +300,7 @@ impl MigrationTrait for M0002Outreach {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("contacts_tenant_account", "contacts", &["tenant_id", "account_id"])).await?;
+        m.create_index(index("contacts", "tenant_account", &["tenant_id", "account_id"])).await?;
         m.create_table(
             Table::create()
                 .table("deliveries")
@@ -347,11 +335,10 @@ impl MigrationTrait for M0002Outreach {
         )
         .await?;
         // The worker's query spans tenants (as Health's rollup queue does): due pending rows.
-        m.create_index(index("deliveries_due", "deliveries", &["status", "next_attempt_time"])).await?;
-        m.create_index(index("deliveries_tenant_fatigue", "deliveries", &["tenant_id", "fatigue_key", "create_time"]))
-            .await?;
-        m.create_index(index("deliveries_tenant_endpoint", "deliveries", &["tenant_id", "endpoint_id", "id"])).await?;
-        m.create_index(index("deliveries_tenant_account", "deliveries", &["tenant_id", "account_id", "id"])).await?;
+        m.create_index(index("deliveries", "due", &["status", "next_attempt_time"])).await?;
+        m.create_index(index("deliveries", "tenant_fatigue", &["tenant_id", "fatigue_key", "create_time"])).await?;
+        m.create_index(index("deliveries", "tenant_endpoint", &["tenant_id", "endpoint_id", "id"])).await?;
+        m.create_index(index("deliveries", "tenant_account", &["tenant_id", "account_id", "id"])).await?;
         m.create_table(
             Table::create()
                 .table("delivery_attempts")
@@ -368,8 +355,7 @@ impl MigrationTrait for M0002Outreach {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("delivery_attempts_tenant_delivery", "delivery_attempts", &["tenant_id", "delivery_id"]))
-            .await?;
+        m.create_index(index("delivery_attempts", "tenant_delivery", &["tenant_id", "delivery_id"])).await?;
         // One row per contact (or account) the budget counts: a firing upserts it before counting, so two
         // transactions queueing for the same contact take turns (a row lock on PostgreSQL, the write lock on
         // SQLite) and the second counts the first's message.
