@@ -127,13 +127,81 @@ impl<T: Into<Fact>> From<Vec<T>> for Fact {
 
 /// The variables one evaluation sees.
 ///
-/// Values are converted to the interpreter's representation on insert, so
-/// one `Facts` can be evaluated against many expressions (every segment, on
-/// an account change) without converting again; an evaluation borrows them
-/// (cel 0.15 would deep-copy a value bound with `add_variable`).
+/// They are kept as plain [`Fact`]s. The fixed fields of the `account`,
+/// `health` and `event` records ([`SLOTS`]) each have a slot, filled by
+/// [`AccountFacts::into_facts`] and [`PlaybookFacts::into_facts`], so that
+/// the fast evaluator (see `fast.rs`) reads `account.arr` by index, without
+/// a map lookup. The interpreter's representation is made from them on the
+/// first evaluation that needs it and kept, so one `Facts` evaluated
+/// against many expressions (every segment, every playbook) converts once,
+/// and not at all when every expression stays on the fast path.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
-    pub(crate) variables: HashMap<String, Arc<dyn Val>>,
+    /// By [`SLOTS`] index; empty, or one entry per slot.
+    pub(crate) slots: Vec<Option<Fact>>,
+    /// Variables set by name whose fields have no slot set.
+    pub(crate) named: Vec<(String, Fact)>,
+    vals: std::sync::OnceLock<HashMap<String, Arc<dyn Val>>>,
+}
+
+/// The fixed fields that have a slot in [`Facts`], as paths from their
+/// variable. A value under one (a custom attribute, a measure, a payload
+/// field) is read from its slot's map.
+pub(crate) const SLOTS: [&str; 30] = [
+    "now",
+    "account.name",
+    "account.external_id",
+    "account.industry",
+    "account.employee_count",
+    "account.revenue_band",
+    "account.region",
+    "account.plan_tier",
+    "account.lifecycle_stage",
+    "account.touch_model",
+    "account.owner_id",
+    "account.arr",
+    "account.arr_currency",
+    "account.contract_start_date",
+    "account.renewal_date",
+    "account.tags",
+    "account.attributes",
+    "account.days_to_renewal",
+    "account.touch_mix",
+    "account.stage_days",
+    "health.score",
+    "health.band",
+    "health.trend_7d",
+    "health.trend_30d",
+    "health.measures",
+    "event.type",
+    "event.id",
+    "event.occurred_at",
+    "event.data",
+    // Keeps the array's length honest when a field is added above.
+    "",
+];
+
+/// The slot of a path (`account.arr`), if it has one.
+pub(crate) fn slot(path: &str) -> Option<usize> {
+    if path.is_empty() {
+        return None;
+    }
+    SLOTS.iter().position(|s| *s == path)
+}
+
+/// Whether slot `i` is `root.field` (`root` alone when `field` is empty).
+fn slot_is(i: usize, root: &str, field: &str) -> bool {
+    let Some(rest) = SLOTS[i].strip_prefix(root) else { return false };
+    if field.is_empty() {
+        return rest.is_empty();
+    }
+    rest.strip_prefix('.') == Some(field)
+}
+
+/// The variable a slot belongs to.
+fn slot_root(i: usize) -> &'static str {
+    let path = SLOTS[i];
+    path.split('.').next().unwrap_or(path)
 }
 
 impl Facts {
@@ -143,7 +211,15 @@ impl Facts {
 
     /// Sets a variable, replacing any earlier value of that name.
     pub fn insert(&mut self, name: impl Into<String>, fact: impl Into<Fact>) -> &mut Self {
-        self.variables.insert(name.into(), Arc::from(fact.into().into_val()));
+        let name = name.into();
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if slot_root(i) == name {
+                *s = None;
+            }
+        }
+        self.named.retain(|(n, _)| *n != name);
+        self.named.push((name, fact.into()));
+        self.vals = Default::default();
         self
     }
 
@@ -153,8 +229,47 @@ impl Facts {
         self
     }
 
+    /// A variable made of slots: each `(field, value)` of `root` goes to its
+    /// slot, replacing any earlier value of that variable.
+    fn with_slots(mut self, root: &str, fields: impl IntoIterator<Item = (&'static str, Fact)>) -> Self {
+        self.named.retain(|(n, _)| n != root);
+        if self.slots.is_empty() {
+            self.slots = vec![None; SLOTS.len()];
+        }
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if slot_root(i) == root {
+                *s = None;
+            }
+        }
+        // The fields come in SLOTS order: look where the last one was first.
+        let mut at = 0;
+        for (field, value) in fields {
+            let is = |j: &usize| slot_is(*j, root, field);
+            match (at..SLOTS.len()).find(is).or_else(|| (0..at).find(is)) {
+                Some(i) => {
+                    self.slots[i] = Some(value);
+                    at = i + 1;
+                }
+                // Not a slot: kept in the variable's map all the same.
+                None => self.spill(root, field, value),
+            }
+        }
+        self.vals = Default::default();
+        self
+    }
+
+    fn spill(&mut self, root: &str, field: &str, value: Fact) {
+        match self.named.iter_mut().find(|(n, _)| n == root) {
+            Some((_, Fact::Map(m))) => {
+                m.insert(field.to_string(), value);
+            }
+            _ => self.named.push((root.to_string(), Fact::Map([(field.to_string(), value)].into()))),
+        }
+    }
+
     pub fn contains(&self, name: &str) -> bool {
-        self.variables.contains_key(name)
+        self.named.iter().any(|(n, _)| n == name)
+            || self.slots.iter().enumerate().any(|(i, s)| s.is_some() && slot_root(i) == name)
     }
 
     /// The value at `path` (as [`Expression::paths`](crate::Expression::paths)
@@ -165,9 +280,54 @@ impl Facts {
     /// not one.
     pub fn lookup(&self, path: &str) -> Option<String> {
         let (root, keys) = split(path)?;
-        let value = self.variables.get(root)?;
+        let value = self.vals().get(root)?;
         let value = step(value.as_ref(), &keys)?;
         Some(cel_literal(&value))
+    }
+
+    /// The variables as the interpreter holds them, made once.
+    pub(crate) fn vals(&self) -> &HashMap<String, Arc<dyn Val>> {
+        self.vals.get_or_init(|| {
+            let mut trees: Vec<(String, Fact)> = self.named.clone();
+            for (i, value) in self.slots.iter().enumerate() {
+                let Some(value) = value else { continue };
+                let mut steps = SLOTS[i].split('.');
+                let root = steps.next().unwrap_or_default();
+                let steps: Vec<&str> = steps.collect();
+                let tree = match trees.iter().position(|(n, _)| n == root) {
+                    Some(at) => &mut trees[at].1,
+                    None => {
+                        let fresh = if steps.is_empty() { Fact::Null } else { Fact::Map(BTreeMap::new()) };
+                        trees.push((root.to_string(), fresh));
+                        let last = trees.len() - 1;
+                        &mut trees[last].1
+                    }
+                };
+                place(tree, &steps, value.clone());
+            }
+            trees.into_iter().map(|(n, f)| (n, Arc::from(f.into_val()))).collect()
+        })
+    }
+
+    /// The value of a path of keys from a variable, as the fast evaluator
+    /// reads it: from its slot when the path starts with one.
+    pub(crate) fn named(&self, root: &str) -> Option<&Fact> {
+        self.named.iter().find(|(n, _)| n == root).map(|(_, f)| f)
+    }
+}
+
+/// Puts `value` at `steps` under `tree`, making maps on the way.
+fn place(tree: &mut Fact, steps: &[&str], value: Fact) {
+    let Some((first, rest)) = steps.split_first() else {
+        *tree = value;
+        return;
+    };
+    if !matches!(tree, Fact::Map(_)) {
+        *tree = Fact::Map(BTreeMap::new());
+    }
+    if let Fact::Map(m) = tree {
+        let child = m.entry((*first).to_string()).or_insert(Fact::Null);
+        place(child, rest, value);
     }
 }
 
@@ -252,7 +412,7 @@ pub(crate) struct Resolver<'a>(pub(crate) &'a Facts);
 
 impl cel::context::VariableResolver for Resolver<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
-        self.0.variables.get(variable).map(|v| CowVal::Borrowed(v.as_ref()))
+        self.0.vals().get(variable).map(|v| CowVal::Borrowed(v.as_ref()))
     }
 }
 
@@ -293,7 +453,7 @@ pub struct AccountFacts<'a> {
 impl AccountFacts<'_> {
     /// The `account` map and `now`.
     pub fn into_facts(self, now: DateTime<Utc>) -> Facts {
-        Facts::new().with("account", self.into_fact()).with("now", now)
+        Facts::new().with_slots("account", self.fields()).with_slots("now", [("", Fact::from(now))])
     }
 
     /// The `account` map alone, as [`account_schema`](crate::account_schema)
@@ -303,6 +463,10 @@ impl AccountFacts<'_> {
     }
 
     fn into_fields(self) -> BTreeMap<String, Fact> {
+        self.fields().into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    fn fields(self) -> [(&'static str, Fact); 17] {
         let days_to_renewal = self.renewal_date.map(|r| (r - self.today).num_days());
         let fields: [(&str, Fact); 17] = [
             ("name", self.name.into()),
@@ -323,7 +487,7 @@ impl AccountFacts<'_> {
             ("attributes", Fact::Map(self.attributes)),
             ("days_to_renewal", days_to_renewal.into()),
         ];
-        fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        fields
     }
 }
 
@@ -374,17 +538,22 @@ pub struct HealthFacts {
     pub measures: BTreeMap<String, MeasureFacts>,
 }
 
+impl HealthFacts {
+    fn fields(self) -> [(&'static str, Fact); 5] {
+        let measures = self.measures.into_iter().map(|(id, m)| (id, Fact::from(m))).collect();
+        [
+            ("score", Fact::from(self.score)),
+            ("band", Fact::String(self.band)),
+            ("trend_7d", Fact::from(self.trend_7d)),
+            ("trend_30d", Fact::from(self.trend_30d)),
+            ("measures", Fact::Map(measures)),
+        ]
+    }
+}
+
 impl From<HealthFacts> for Fact {
     fn from(h: HealthFacts) -> Fact {
-        let measures = h.measures.into_iter().map(|(id, m)| (id, Fact::from(m))).collect();
-        let fields = [
-            ("score", Fact::from(h.score)),
-            ("band", Fact::String(h.band)),
-            ("trend_7d", Fact::from(h.trend_7d)),
-            ("trend_30d", Fact::from(h.trend_30d)),
-            ("measures", Fact::Map(measures)),
-        ];
-        Fact::Map(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        Fact::Map(h.fields().into_iter().map(|(k, v)| (k.to_string(), v)).collect())
     }
 }
 
@@ -411,15 +580,20 @@ impl Default for EventFacts {
     }
 }
 
+impl EventFacts {
+    fn fields(self) -> [(&'static str, Fact); 4] {
+        [
+            ("type", Fact::String(self.event_type)),
+            ("id", Fact::String(self.id)),
+            ("occurred_at", Fact::from(self.occurred_at)),
+            ("data", self.data),
+        ]
+    }
+}
+
 impl From<EventFacts> for Fact {
     fn from(e: EventFacts) -> Fact {
-        let fields = [
-            ("type", Fact::String(e.event_type)),
-            ("id", Fact::String(e.id)),
-            ("occurred_at", Fact::from(e.occurred_at)),
-            ("data", e.data),
-        ];
-        Fact::Map(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        Fact::Map(e.fields().into_iter().map(|(k, v)| (k.to_string(), v)).collect())
     }
 }
 
@@ -442,13 +616,15 @@ pub struct PlaybookFacts<'a> {
 
 impl PlaybookFacts<'_> {
     pub fn into_facts(self, now: DateTime<Utc>) -> Facts {
-        let mut account = self.account.into_fields();
-        account.insert("touch_mix".into(), self.touch_mix.into());
-        account.insert("stage_days".into(), self.stage_days.into());
+        let account = self
+            .account
+            .fields()
+            .into_iter()
+            .chain([("touch_mix", Fact::from(self.touch_mix)), ("stage_days", Fact::from(self.stage_days))]);
         Facts::new()
-            .with("account", Fact::Map(account))
-            .with("health", Fact::from(self.health))
-            .with("event", Fact::from(self.event))
-            .with("now", now)
+            .with_slots("account", account)
+            .with_slots("health", self.health.fields())
+            .with_slots("event", self.event.fields())
+            .with_slots("now", [("", Fact::from(now))])
     }
 }

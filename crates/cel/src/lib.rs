@@ -128,6 +128,7 @@ mod attr;
 mod check;
 mod cost;
 mod facts;
+mod fast;
 mod parse;
 mod paths;
 mod runtime;
@@ -188,6 +189,8 @@ struct Inner {
     cost: u64,
     /// See [`Expression::paths`].
     paths: Vec<String>,
+    /// The same program on the fast path, when all of it is in its subset.
+    fast: Option<fast::Node>,
 }
 
 impl std::fmt::Debug for Expression {
@@ -243,7 +246,8 @@ impl Expression {
         let env = runtime::env().map_err(|message| CompileError::at(source, 0, message))?;
         let (mut program, program_info) = parse::parse(source, env)?;
         check::null_for_missing_keys(&mut program, &program_info, source, &map_indexes);
-        Ok(Expression { inner: Arc::new(Inner { source: source.to_string(), program, cost, paths }) })
+        let fast = fast::compile(&program);
+        Ok(Expression { inner: Arc::new(Inner { source: source.to_string(), program, cost, paths, fast }) })
     }
 
     pub fn source(&self) -> &str {
@@ -271,8 +275,26 @@ impl Expression {
         self.inner.paths.clone()
     }
 
+    /// Whether the expression is evaluated on the fast path (the common
+    /// subset: fields, literals, comparisons, `&&`, `||`, `!`, arithmetic,
+    /// `in`, `?:`), falling back to the interpreter only on the values the
+    /// fast path leaves to it. Either way the result is the interpreter's.
+    pub fn is_fast(&self) -> bool {
+        self.inner.fast.is_some()
+    }
+
     /// Evaluates the expression; only a bool result is a success.
     pub fn evaluate_bool(&self, facts: &Facts) -> Result<bool, EvalError> {
+        if let Some(node) = &self.inner.fast
+            && let Ok(b) = fast::evaluate_bool(node, facts)
+        {
+            return Ok(b);
+        }
+        self.evaluate_slow(facts)
+    }
+
+    /// The interpreter alone.
+    fn evaluate_slow(&self, facts: &Facts) -> Result<bool, EvalError> {
         match self.evaluate(facts)? {
             Value::Bool(b) => Ok(b),
             other => Err(EvalError::NotABool(runtime::type_name(&other).to_string())),
@@ -289,3 +311,6 @@ mod tests;
 
 #[cfg(test)]
 mod playbook_tests;
+
+#[cfg(test)]
+mod fast_tests;

@@ -1,0 +1,535 @@
+//! The fast path: the common subset of CEL compiled to a tree of typed
+//! nodes that reads [`Facts`] by slot, beside the interpreter.
+//!
+//! Playbook and segment conditions are mostly comparisons of fields with
+//! literals joined by `&&` and `||`. The interpreter evaluates them through
+//! its dynamic values (a map lookup per selection, a boxed value per
+//! operand); these nodes read a fixed field by its slot index and compare
+//! plain numbers and borrowed strings, with no allocation.
+//!
+//! The fast path never decides anything the interpreter would decide
+//! differently: it handles the operand types whose semantics are plain
+//! (same-type comparisons; an int with a double when the int is exact as a
+//! double; `== null`), and anything else — a missing key, a `null`
+//! compared with `<`, an overflow, a division by zero, a NaN, a type it
+//! does not know — is a [`Bail`], after which the interpreter evaluates
+//! the whole expression (and gives its error, or its absorbed `&&`/`||`
+//! result). An expression with a construct outside the subset (a function
+//! call, a macro, an index, a map literal) has no fast form at all. A
+//! differential test checks both agree on generated expressions and facts.
+
+use cel::IdedExpr;
+use cel::common::ast::{Expr, LiteralValue};
+use chrono::{DateTime, NaiveTime, Utc};
+
+use crate::facts::{Fact, Facts, slot};
+
+/// Ints beyond ±2^53 are not all exact as doubles.
+const EXACT_AS_DOUBLE: i64 = 1 << 53;
+
+/// The interpreter must decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bail;
+
+type R<'a> = Result<V<'a>, Bail>;
+
+/// A value during fast evaluation, borrowing from the facts or the tree.
+#[derive(Debug, Clone, Copy)]
+enum V<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Str(&'a str),
+    Time(DateTime<Utc>),
+    /// A list read from the facts.
+    Facts(&'a [Fact]),
+    /// A list literal of the expression.
+    Nodes(&'a [Node]),
+    /// A map: only ever handed to the interpreter.
+    Map,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// A literal a specialised node compares with.
+#[derive(Debug)]
+pub(crate) enum Lit {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Str(String),
+}
+
+impl Lit {
+    fn value(&self) -> V<'_> {
+        match self {
+            Lit::Null => V::Null,
+            Lit::Bool(b) => V::Bool(*b),
+            Lit::Int(i) => V::Int(*i),
+            Lit::Double(d) => V::Double(*d),
+            Lit::Str(s) => V::Str(s),
+        }
+    }
+
+    fn of(n: Node) -> Result<Lit, Node> {
+        Ok(match n {
+            Node::Null => Lit::Null,
+            Node::Bool(b) => Lit::Bool(b),
+            Node::Int(i) => Lit::Int(i),
+            Node::Double(d) => Lit::Double(d),
+            Node::Str(s) => Lit::Str(s),
+            other => return Err(other),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Str(String),
+    /// A fixed field, and the keys below it (`health.measures` then
+    /// `events_30d`, `value`).
+    Slot(usize, Vec<String>),
+    /// A variable without a slot and the keys below it.
+    Named(String, Vec<String>),
+    List(Vec<Node>),
+    /// `a && b && …`, flattened: left to right, the first false decides.
+    And(Vec<Node>),
+    /// `a || b || …`, flattened: left to right, the first true decides.
+    Or(Vec<Node>),
+    /// The most common shapes, read straight from a slot's fact: a fixed
+    /// field compared with a literal, tested against a list of string
+    /// literals, or a string literal tested against a list field. Each
+    /// falls back to the general comparison on any other value.
+    SlotCmp(Cmp, usize, Lit),
+    SlotInStrs(usize, Vec<String>),
+    StrInSlot(String, usize),
+    Not(Box<Node>),
+    Neg(Box<Node>),
+    Cmp(Cmp, Box<Node>, Box<Node>),
+    Arith(Arith, Box<Node>, Box<Node>),
+    In(Box<Node>, Box<Node>),
+    Cond(Box<Node>, Box<Node>, Box<Node>),
+}
+
+/// The fast form of an expression (as the interpreter runs it: macros
+/// expanded), if all of it is in the subset.
+pub(crate) fn compile(e: &IdedExpr) -> Option<Node> {
+    generic(e).map(specialise)
+}
+
+/// The specialised form of a node, when it has one.
+fn specialise(n: Node) -> Node {
+    match n {
+        Node::And(items) => Node::And(flatten(items, true)),
+        Node::Or(items) => Node::Or(flatten(items, false)),
+        // `x op literal` and `literal op x` (the operator mirrored).
+        Node::Cmp(op, l, r) => match (*l, *r) {
+            (Node::Slot(i, keys), lit) if keys.is_empty() => match Lit::of(lit) {
+                Ok(lit) => Node::SlotCmp(op, i, lit),
+                Err(lit) => Node::Cmp(op, Box::new(Node::Slot(i, keys)), Box::new(lit)),
+            },
+            (lit, Node::Slot(i, keys)) if keys.is_empty() => match Lit::of(lit) {
+                Ok(lit) => Node::SlotCmp(op.mirrored(), i, lit),
+                Err(lit) => Node::Cmp(op, Box::new(lit), Box::new(Node::Slot(i, keys))),
+            },
+            (l, r) => Node::Cmp(op, Box::new(l), Box::new(r)),
+        },
+        Node::In(x, list) => match (*x, *list) {
+            (Node::Slot(i, keys), Node::List(items))
+                if keys.is_empty() && items.iter().all(|n| matches!(n, Node::Str(_))) =>
+            {
+                Node::SlotInStrs(
+                    i,
+                    items.into_iter().filter_map(|n| if let Node::Str(s) = n { Some(s) } else { None }).collect(),
+                )
+            }
+            (Node::Str(s), Node::Slot(i, keys)) if keys.is_empty() => Node::StrInSlot(s, i),
+            (x, list) => Node::In(Box::new(x), Box::new(list)),
+        },
+        // `-3.0` is parsed as a negation of `3.0`.
+        Node::Neg(x) => match *x {
+            Node::Int(i) if i != i64::MIN => Node::Int(-i),
+            Node::Double(d) => Node::Double(-d),
+            x => Node::Neg(Box::new(x)),
+        },
+        other => other,
+    }
+}
+
+/// `a && (b && c)` as `[a, b, c]`: the same result, as `&&` is associative
+/// (so is `||`) and the fast path leaves every error to the interpreter.
+fn flatten(items: Vec<Node>, and: bool) -> Vec<Node> {
+    let mut out = Vec::with_capacity(items.len());
+    for n in items {
+        match n {
+            Node::And(inner) if and => out.extend(inner),
+            Node::Or(inner) if !and => out.extend(inner),
+            n => out.push(n),
+        }
+    }
+    out
+}
+
+fn generic(e: &IdedExpr) -> Option<Node> {
+    let b = |e: &IdedExpr| compile(e).map(Box::new);
+    let v = |e: &IdedExpr| compile(e);
+    Some(match &e.expr {
+        Expr::Literal(l) => match l {
+            LiteralValue::Null => Node::Null,
+            LiteralValue::Boolean(v) => Node::Bool(*v.inner()),
+            LiteralValue::Int(v) => Node::Int(*v.inner()),
+            LiteralValue::Double(v) => Node::Double(*v.inner()),
+            LiteralValue::String(v) => Node::Str(v.inner().to_string()),
+            LiteralValue::UInt(_) | LiteralValue::Bytes(_) => return None,
+        },
+        Expr::Ident(_) | Expr::Select(_) => path(e)?,
+        Expr::List(l) if l.optional_indices.is_empty() => {
+            Node::List(l.elements.iter().map(compile).collect::<Option<_>>()?)
+        }
+        Expr::Call(c) if c.target.is_none() => match (c.func_name.as_str(), c.args.as_slice()) {
+            ("_&&_", [l, r]) => Node::And(vec![v(l)?, v(r)?]),
+            ("_||_", [l, r]) => Node::Or(vec![v(l)?, v(r)?]),
+            ("!_", [x]) => Node::Not(b(x)?),
+            ("-_", [x]) => Node::Neg(b(x)?),
+            ("_?_:_", [c, t, f]) => Node::Cond(b(c)?, b(t)?, b(f)?),
+            ("@in", [x, list]) => Node::In(b(x)?, b(list)?),
+            (op, [l, r]) => {
+                let cmp = match op {
+                    "_==_" => Some(Cmp::Eq),
+                    "_!=_" => Some(Cmp::Ne),
+                    "_<_" => Some(Cmp::Lt),
+                    "_<=_" => Some(Cmp::Le),
+                    "_>_" => Some(Cmp::Gt),
+                    "_>=_" => Some(Cmp::Ge),
+                    _ => None,
+                };
+                if let Some(cmp) = cmp {
+                    Node::Cmp(cmp, b(l)?, b(r)?)
+                } else {
+                    let op = match op {
+                        "_+_" => Arith::Add,
+                        "_-_" => Arith::Sub,
+                        "_*_" => Arith::Mul,
+                        "_/_" => Arith::Div,
+                        _ => return None,
+                    };
+                    Node::Arith(op, b(l)?, b(r)?)
+                }
+            }
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// `account.arr`, `health.measures.events_30d.value`, `now`: the longest
+/// slot the chain starts with, then its keys.
+fn path(e: &IdedExpr) -> Option<Node> {
+    let mut keys = Vec::new();
+    let mut at = e;
+    let root = loop {
+        match &at.expr {
+            Expr::Ident(name) => break name,
+            // `has(x.f)` is a select with `test`: not in the subset.
+            Expr::Select(s) if !s.test => {
+                keys.push(s.field.clone());
+                at = &s.operand;
+            }
+            _ => return None,
+        }
+    };
+    keys.reverse();
+    for n in (0..=keys.len()).rev() {
+        let mut p = root.clone();
+        for k in &keys[..n] {
+            p.push('.');
+            p.push_str(k);
+        }
+        if let Some(i) = slot(&p) {
+            return Some(Node::Slot(i, keys[n..].to_vec()));
+        }
+    }
+    Some(Node::Named(root.clone(), keys))
+}
+
+/// The expression's value, or [`Bail`] when the interpreter must decide.
+pub(crate) fn evaluate_bool(n: &Node, f: &Facts) -> Result<bool, Bail> {
+    match eval(n, f)? {
+        V::Bool(b) => Ok(b),
+        _ => Err(Bail),
+    }
+}
+
+fn eval<'a>(n: &'a Node, f: &'a Facts) -> R<'a> {
+    Ok(match n {
+        Node::Null => V::Null,
+        Node::Bool(b) => V::Bool(*b),
+        Node::Int(i) => V::Int(*i),
+        Node::Double(d) => V::Double(*d),
+        Node::Str(s) => V::Str(s),
+        Node::Slot(i, keys) => match f.slots.get(*i).and_then(Option::as_ref) {
+            Some(fact) => value(walk(fact, keys)?),
+            // Facts set by name: read the variable's map.
+            None => named(f, crate::facts::SLOTS[*i], keys)?,
+        },
+        Node::Named(root, keys) => value(walk(f.named(root).ok_or(Bail)?, keys)?),
+        Node::List(items) => V::Nodes(items),
+        Node::And(items) => {
+            for n in items {
+                if !truth(eval(n, f)?)? {
+                    return Ok(V::Bool(false));
+                }
+            }
+            V::Bool(true)
+        }
+        Node::Or(items) => {
+            for n in items {
+                if truth(eval(n, f)?)? {
+                    return Ok(V::Bool(true));
+                }
+            }
+            V::Bool(false)
+        }
+        Node::SlotCmp(op, i, lit) => {
+            let fact = slot_fact(f, *i)?;
+            V::Bool(match (fact, lit) {
+                (Fact::Int(a), Lit::Int(b)) => op.holds(a.cmp(b)),
+                (Fact::Double(a), Lit::Double(b)) if !a.is_nan() && !b.is_nan() => {
+                    op.holds(a.partial_cmp(b).ok_or(Bail)?)
+                }
+                (Fact::String(a), Lit::Str(b)) if matches!(op, Cmp::Eq) => a == b,
+                (Fact::String(a), Lit::Str(b)) if matches!(op, Cmp::Ne) => a != b,
+                (fact, lit) => compare(*op, value(fact), lit.value())?,
+            })
+        }
+        Node::SlotInStrs(i, items) => match slot_fact(f, *i)? {
+            Fact::String(s) => V::Bool(items.iter().any(|x| x == s)),
+            fact => {
+                let x = value(fact);
+                let mut found = false;
+                for item in items {
+                    found |= compare(Cmp::Eq, x, V::Str(item))?;
+                }
+                V::Bool(found)
+            }
+        },
+        Node::StrInSlot(s, i) => match slot_fact(f, *i)? {
+            Fact::List(items) => {
+                let mut found = false;
+                for item in items {
+                    found |= match item {
+                        Fact::String(t) => t == s,
+                        other => compare(Cmp::Eq, V::Str(s), value(other))?,
+                    };
+                }
+                V::Bool(found)
+            }
+            _ => return Err(Bail),
+        },
+        Node::Not(x) => V::Bool(!truth(eval(x, f)?)?),
+        Node::Neg(x) => match eval(x, f)? {
+            V::Int(i) => V::Int(i.checked_neg().ok_or(Bail)?),
+            V::Double(d) => V::Double(-d),
+            _ => return Err(Bail),
+        },
+        Node::Cond(c, t, e) => {
+            if truth(eval(c, f)?)? {
+                eval(t, f)?
+            } else {
+                eval(e, f)?
+            }
+        }
+        Node::Cmp(op, l, r) => V::Bool(compare(*op, eval(l, f)?, eval(r, f)?)?),
+        Node::Arith(op, l, r) => arith(*op, eval(l, f)?, eval(r, f)?)?,
+        Node::In(x, list) => {
+            let x = eval(x, f)?;
+            match eval(list, f)? {
+                V::Facts(items) => {
+                    let mut found = false;
+                    for item in items {
+                        found |= compare(Cmp::Eq, x, value(item))?;
+                    }
+                    V::Bool(found)
+                }
+                V::Nodes(items) => {
+                    let mut found = false;
+                    for item in items {
+                        found |= compare(Cmp::Eq, x, eval(item, f)?)?;
+                    }
+                    V::Bool(found)
+                }
+                _ => return Err(Bail),
+            }
+        }
+    })
+}
+
+/// A fixed field's fact, from its slot or the variables set by name.
+fn slot_fact(f: &Facts, i: usize) -> Result<&Fact, Bail> {
+    match f.slots.get(i).and_then(Option::as_ref) {
+        Some(fact) => Ok(fact),
+        None => {
+            let mut steps = crate::facts::SLOTS[i].split('.');
+            let mut at = f.named(steps.next().ok_or(Bail)?).ok_or(Bail)?;
+            for s in steps {
+                at = key(at, s)?;
+            }
+            Ok(at)
+        }
+    }
+}
+
+/// A slot's path read from the variables set by name.
+fn named<'a>(f: &'a Facts, slot_path: &str, keys: &[String]) -> R<'a> {
+    let mut steps = slot_path.split('.');
+    let root = steps.next().ok_or(Bail)?;
+    let mut at = f.named(root).ok_or(Bail)?;
+    for s in steps {
+        at = key(at, s)?;
+    }
+    Ok(value(walk(at, keys)?))
+}
+
+fn key<'a>(fact: &'a Fact, k: &str) -> Result<&'a Fact, Bail> {
+    match fact {
+        Fact::Map(m) => m.get(k).ok_or(Bail),
+        _ => Err(Bail),
+    }
+}
+
+fn walk<'a>(mut fact: &'a Fact, keys: &[String]) -> Result<&'a Fact, Bail> {
+    for k in keys {
+        fact = key(fact, k)?;
+    }
+    Ok(fact)
+}
+
+fn value(fact: &Fact) -> V<'_> {
+    match fact {
+        Fact::Null => V::Null,
+        Fact::Bool(b) => V::Bool(*b),
+        Fact::Int(i) => V::Int(*i),
+        Fact::Double(d) => V::Double(*d),
+        Fact::String(s) => V::Str(s),
+        Fact::Date(d) => V::Time(d.and_time(NaiveTime::MIN).and_utc()),
+        Fact::Timestamp(t) => V::Time(*t),
+        Fact::List(items) => V::Facts(items),
+        Fact::Map(_) => V::Map,
+    }
+}
+
+fn truth(v: V<'_>) -> Result<bool, Bail> {
+    match v {
+        V::Bool(b) => Ok(b),
+        _ => Err(Bail),
+    }
+}
+
+/// An int as an exact double, or [`Bail`].
+fn exact(i: i64) -> Result<f64, Bail> {
+    if (-EXACT_AS_DOUBLE..=EXACT_AS_DOUBLE).contains(&i) { Ok(i as f64) } else { Err(Bail) }
+}
+
+fn number(d: f64) -> Result<f64, Bail> {
+    if d.is_nan() { Err(Bail) } else { Ok(d) }
+}
+
+fn compare(op: Cmp, l: V<'_>, r: V<'_>) -> Result<bool, Bail> {
+    use std::cmp::Ordering;
+    let ord: Ordering = match (l, r) {
+        (V::Int(a), V::Int(b)) => a.cmp(&b),
+        (V::Double(a), V::Double(b)) => number(a)?.partial_cmp(&number(b)?).ok_or(Bail)?,
+        (V::Int(a), V::Double(b)) => exact(a)?.partial_cmp(&number(b)?).ok_or(Bail)?,
+        (V::Double(a), V::Int(b)) => number(a)?.partial_cmp(&exact(b)?).ok_or(Bail)?,
+        (V::Time(a), V::Time(b)) => a.cmp(&b),
+        // Strings, bools and null: equality only.
+        (V::Str(a), V::Str(b)) if matches!(op, Cmp::Eq | Cmp::Ne) => bool_ord(a == b),
+        (V::Bool(a), V::Bool(b)) if matches!(op, Cmp::Eq | Cmp::Ne) => bool_ord(a == b),
+        (V::Null, V::Null) if matches!(op, Cmp::Eq | Cmp::Ne) => Ordering::Equal,
+        (V::Null, x) | (x, V::Null) if matches!(op, Cmp::Eq | Cmp::Ne) && scalar(x) => Ordering::Less,
+        _ => return Err(Bail),
+    };
+    Ok(op.holds(ord))
+}
+
+impl Cmp {
+    fn holds(self, ord: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering;
+        match self {
+            Cmp::Eq => ord == Ordering::Equal,
+            Cmp::Ne => ord != Ordering::Equal,
+            Cmp::Lt => ord == Ordering::Less,
+            Cmp::Le => ord != Ordering::Greater,
+            Cmp::Gt => ord == Ordering::Greater,
+            Cmp::Ge => ord != Ordering::Less,
+        }
+    }
+
+    /// The operator with its operands swapped: `1 < x` is `x > 1`.
+    fn mirrored(self) -> Cmp {
+        match self {
+            Cmp::Eq | Cmp::Ne => self,
+            Cmp::Lt => Cmp::Gt,
+            Cmp::Le => Cmp::Ge,
+            Cmp::Gt => Cmp::Lt,
+            Cmp::Ge => Cmp::Le,
+        }
+    }
+}
+
+/// Equal or not, as an ordering for [`compare`].
+fn bool_ord(equal: bool) -> std::cmp::Ordering {
+    if equal { std::cmp::Ordering::Equal } else { std::cmp::Ordering::Less }
+}
+
+/// A value `== null` is plainly false for.
+fn scalar(v: V<'_>) -> bool {
+    matches!(v, V::Bool(_) | V::Int(_) | V::Double(_) | V::Str(_) | V::Time(_))
+}
+
+fn arith<'a>(op: Arith, l: V<'a>, r: V<'a>) -> R<'a> {
+    Ok(match (l, r) {
+        (V::Int(a), V::Int(b)) => V::Int(
+            match op {
+                Arith::Add => a.checked_add(b),
+                Arith::Sub => a.checked_sub(b),
+                Arith::Mul => a.checked_mul(b),
+                Arith::Div => a.checked_div(b),
+            }
+            .ok_or(Bail)?,
+        ),
+        (V::Double(a), V::Double(b)) => {
+            let d = match op {
+                Arith::Add => a + b,
+                Arith::Sub => a - b,
+                Arith::Mul => a * b,
+                Arith::Div if b == 0.0 => return Err(Bail),
+                Arith::Div => a / b,
+            };
+            V::Double(number(d)?)
+        }
+        _ => return Err(Bail),
+    })
+}

@@ -1,0 +1,245 @@
+//! The fast path against the interpreter: on generated expressions and
+//! generated facts, whenever the fast path decides, it decides what the
+//! interpreter decides; and it decides the common cases itself.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+
+use super::*;
+
+/// A small deterministic generator (no dependency for a test).
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len())]
+    }
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+}
+
+const INT_PATHS: &[&str] = &[
+    "account.arr",
+    "account.employee_count",
+    "account.days_to_renewal",
+    "account.stage_days",
+    "account.touch_mix.high",
+    "account.attributes.seats",
+    "event.data.count",
+];
+const DOUBLE_PATHS: &[&str] = &[
+    "health.score",
+    "health.trend_7d",
+    "health.trend_30d",
+    "health.measures.logins.value",
+    "health.measures.logins.previous_value",
+    "health.measures.missing.value",
+    "event.data.new_score",
+    "event.data.old_score",
+];
+const STRING_PATHS: &[&str] = &[
+    "account.lifecycle_stage",
+    "account.industry",
+    "account.owner_id",
+    "health.band",
+    "event.type",
+    "account.attributes.plan",
+    "event.data.new_band",
+];
+const TIME_PATHS: &[&str] = &["now", "account.renewal_date", "account.contract_start_date", "event.occurred_at"];
+const STRINGS: &[&str] = &["'red'", "'adoption'", "'renewal'", "'software'", "''", "'csm-1'", "'vip'", "'gold'"];
+const INTS: &[&str] = &["0", "1", "-5", "30", "90", "100000", "9007199254740993", "-9223372036854775807"];
+const DOUBLES: &[&str] = &["0.0", "0.5", "40.0", "-3.0", "1e300", "70.5"];
+
+fn number(g: &mut Gen, depth: usize) -> String {
+    match g.below(if depth == 0 { 4 } else { 6 }) {
+        0 => g.pick(INT_PATHS).to_string(),
+        1 => g.pick(DOUBLE_PATHS).to_string(),
+        2 => g.pick(INTS).to_string(),
+        3 => g.pick(DOUBLES).to_string(),
+        4 => format!("({} {} {})", number(g, depth - 1), g.pick(&["+", "-", "*", "/"]), number(g, depth - 1)),
+        _ => format!("-{}", number(g, depth - 1)),
+    }
+}
+
+fn operand(g: &mut Gen) -> String {
+    match g.below(5) {
+        0 | 1 => number(g, 2),
+        2 => g.pick(STRING_PATHS).to_string(),
+        3 => g.pick(STRINGS).to_string(),
+        _ => {
+            let time = *g.pick(TIME_PATHS);
+            g.pick(&["null", "true", "account.tags", "health.measures", time]).to_string()
+        }
+    }
+}
+
+fn boolean(g: &mut Gen, depth: usize) -> String {
+    let leaf = depth == 0 || g.chance(30);
+    if leaf {
+        return match g.below(6) {
+            0 => format!("{} {} {}", number(g, 1), g.pick(&["<", "<=", ">", ">=", "==", "!="]), number(g, 1)),
+            1 => format!("{} {} {}", g.pick(STRING_PATHS), g.pick(&["==", "!="]), g.pick(STRINGS)),
+            2 => format!("{} {} null", operand(g), g.pick(&["==", "!="])),
+            3 => format!("{} in account.tags", g.pick(STRINGS)),
+            4 => format!("{} in [{}, {}]", g.pick(STRING_PATHS), g.pick(STRINGS), g.pick(STRINGS)),
+            _ => format!("{} {} {}", operand(g), g.pick(&["<", "==", ">="]), operand(g)),
+        };
+    }
+    match g.below(5) {
+        0 | 1 => format!("({} && {})", boolean(g, depth - 1), boolean(g, depth - 1)),
+        2 => format!("({} || {})", boolean(g, depth - 1), boolean(g, depth - 1)),
+        3 => format!("!({})", boolean(g, depth - 1)),
+        _ => format!("({} ? {} : {})", boolean(g, depth - 1), boolean(g, depth - 1), boolean(g, depth - 1)),
+    }
+}
+
+fn opt<T>(g: &mut Gen, v: impl FnOnce(&mut Gen) -> T) -> Option<T> {
+    if g.chance(20) { None } else { Some(v(g)) }
+}
+
+fn facts(g: &mut Gen, tags: &[String]) -> Facts {
+    let today = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap_or_default();
+    let mut attributes = BTreeMap::new();
+    if g.chance(70) {
+        attributes.insert("seats".into(), Fact::Int(*g.pick(&[0, 12, 250, i64::MAX])));
+    }
+    if g.chance(70) {
+        attributes.insert("plan".into(), Fact::String(g.pick(&["gold", "silver"]).to_string()));
+    }
+    let double = |g: &mut Gen| *g.pick(&[0.0, 12.5, 39.9, 40.0, 70.5, -3.0, f64::NAN, 1e308, 9007199254740992.0]);
+    let measure = |g: &mut Gen| MeasureFacts {
+        value: opt(g, |g| double(g)),
+        previous_value: opt(g, |g| double(g)),
+        points: None,
+    };
+    let mut data = BTreeMap::new();
+    data.insert("new_score".to_string(), Fact::Double(double(g)));
+    data.insert("old_score".to_string(), if g.chance(80) { Fact::Double(double(g)) } else { Fact::Null });
+    data.insert("count".to_string(), Fact::Int(*g.pick(&[0, 7, i64::MIN, i64::MAX])));
+    data.insert("new_band".to_string(), Fact::String(g.pick(&["BAND_RED", "BAND_GREEN"]).to_string()));
+    PlaybookFacts {
+        account: AccountFacts {
+            name: "Acme",
+            industry: g.pick::<&str>(&["software", "retail"]),
+            employee_count: opt(g, |g| *g.pick(&[0, 250, 9007199254740993])),
+            lifecycle_stage: g.pick::<&str>(&["adoption", "renewal", "onboarding"]),
+            touch_model: "high",
+            owner_id: g.pick::<&str>(&["", "csm-1"]),
+            arr: *g.pick(&[0, 100_000, 5_000_000, i64::MAX]),
+            renewal_date: opt(g, |g| today + chrono::Duration::days(*g.pick(&[-10, 0, 45, 400]))),
+            contract_start_date: opt(g, |_| today),
+            tags,
+            attributes,
+            today,
+            ..Default::default()
+        },
+        touch_mix: TouchMix { high: 60, low: 0, tech: 40 },
+        stage_days: opt(g, |g| *g.pick(&[0, 30, 200])),
+        health: HealthFacts {
+            score: opt(g, |g| double(g)),
+            band: g.pick(&["red", "yellow", "green", ""]).to_string(),
+            trend_7d: opt(g, |g| double(g)),
+            trend_30d: opt(g, |g| double(g)),
+            measures: [("logins".to_string(), measure(g))].into(),
+        },
+        event: EventFacts {
+            event_type: "HealthScoreChanged".into(),
+            id: "e1".into(),
+            occurred_at: opt(g, |_| Utc.with_ymd_and_hms(2026, 12, 4, 3, 0, 0).unwrap()),
+            data: Fact::Map(data),
+        },
+    }
+    .into_facts(Utc.with_ymd_and_hms(2026, 12, 4, 3, 0, 0).unwrap())
+}
+
+#[test]
+fn the_fast_path_agrees_with_the_interpreter() {
+    let schema = playbook_schema();
+    let mut g = Gen(0x5eed_2026_1204);
+    let (mut compiled, mut fast_forms, mut evaluations, mut decided) = (0, 0, 0, 0);
+    for _ in 0..3000 {
+        let source = boolean(&mut g, 3);
+        let Ok(expr) = Expression::compile(&source, &schema) else { continue };
+        compiled += 1;
+        let Some(node) = &expr.inner.fast else { continue };
+        fast_forms += 1;
+        for _ in 0..8 {
+            let tags: Vec<String> = if g.chance(50) { vec!["vip".into()] } else { vec![] };
+            let f = facts(&mut g, &tags);
+            evaluations += 1;
+            let slow = expr.evaluate_slow(&f);
+            if let Ok(b) = fast::evaluate_bool(node, &f) {
+                decided += 1;
+                assert_eq!(slow, Ok(b), "{source}: the fast path said {b}, the interpreter {slow:?}");
+            }
+            // The public entry point gives the interpreter's answer either way.
+            assert_eq!(expr.evaluate_bool(&f), slow, "{source}");
+        }
+    }
+    assert!(compiled > 1500, "only {compiled} generated expressions compiled");
+    assert_eq!(fast_forms, compiled, "every generated expression is in the subset");
+    // Generated facts are full of nulls, NaNs and overflows on purpose: a
+    // good share is still decided without the interpreter.
+    assert!(decided * 2 > evaluations, "the fast path decided only {decided} of {evaluations}");
+}
+
+#[test]
+fn facts_set_by_name_are_read_like_slots() {
+    let expr = Expression::compile("account.arr > 10 && account.touch_mix.tech == 40", &playbook_schema()).unwrap();
+    let by_name = Facts::new().with(
+        "account",
+        Fact::Map(
+            [
+                ("arr".to_string(), Fact::Int(11)),
+                ("touch_mix".to_string(), Fact::Map([("tech".to_string(), Fact::Int(40))].into())),
+            ]
+            .into(),
+        ),
+    );
+    assert!(fast::evaluate_bool(expr.inner.fast.as_ref().unwrap(), &by_name).unwrap());
+    assert_eq!(expr.evaluate_bool(&by_name), Ok(true));
+    // Replacing a slotted variable by name replaces all of it.
+    let mut slotted =
+        AccountFacts { arr: 5, today: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), ..Default::default() }
+            .into_facts(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+    slotted.insert("account", Fact::Map([("arr".to_string(), Fact::Int(99))].into()));
+    assert_eq!(slotted.lookup("account.arr"), Some("99".into()));
+    assert_eq!(slotted.lookup("account.name"), None);
+    assert!(slotted.contains("now"));
+}
+
+#[test]
+fn what_is_outside_the_subset_has_no_fast_form() {
+    let schema = playbook_schema();
+    for src in [
+        "account.tags.exists(t, t == 'vip')",
+        "has(account.attributes.seats)",
+        "account.attributes['go-live'] == null",
+        "size(account.tags) > 1",
+        "account.renewal_date < now + duration('720h')",
+        "account.name.startsWith('A')",
+    ] {
+        assert!(!Expression::compile(src, &schema).unwrap().is_fast(), "{src}");
+    }
+    for src in [
+        "health.score < 40 && account.arr > 100000",
+        "account.lifecycle_stage in ['adoption', 'renewal'] && 'vip' in account.tags",
+        "account.days_to_renewal != null && account.days_to_renewal < 90",
+        "event.data.old_score - event.data.new_score >= 5.0",
+    ] {
+        assert!(Expression::compile(src, &schema).unwrap().is_fast(), "{src}");
+    }
+}
