@@ -151,7 +151,7 @@ impl Harness {
             }
             None => (Arc::new(banso_events::embedded::EmbeddedBus::open(&bus_dir.join("bus")).await?), None),
         };
-        let events = banso_events::Runtime { bus, supervisor: Supervisor::new(CancellationToken::new()) };
+        let events = banso_events::Runtime::new(bus, Supervisor::new(CancellationToken::new()));
         let mut harness = Harness {
             config: config.clone(),
             channel: Channel::from_static("http://127.0.0.1:1").connect_lazy(),
@@ -191,6 +191,7 @@ impl Harness {
         let auth = server::auth_layer(&self.config)?;
         let running = server::start(&self.config.server, auth, services, &self.events.supervisor).await?;
         let addr = running.grpc_addr;
+        self.events.serving_at(addr);
         self.grpc_addr = addr.to_string();
         self.server = Some(running);
         self.channel = Channel::from_shared(format!("http://{addr}"))?.connect().await?;

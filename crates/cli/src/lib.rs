@@ -43,7 +43,7 @@ pub async fn start(config: &Config, services: &[&ServiceDef], shutdown: Cancella
     let kit = Kit::from_config(config);
     let auth = server::auth_layer(config)?;
     let bus = banso_events::connect_bus(config).await?;
-    let runtime = Runtime { bus, supervisor: Supervisor::new(shutdown) };
+    let runtime = Runtime::new(bus, Supervisor::new(shutdown));
     let mut set = ServiceSet::new();
     {
         let cx = Context { config, kit: &kit, runtime: &runtime };
@@ -52,6 +52,7 @@ pub async fn start(config: &Config, services: &[&ServiceDef], shutdown: Cancella
         }
     }
     let server = server::start(&config.server, auth, set, &runtime.supervisor).await?;
+    runtime.serving_at(server.grpc_addr);
     Ok(Process { server, runtime, kit })
 }
 

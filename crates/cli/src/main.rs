@@ -199,6 +199,9 @@ async fn up(
     if vars.get("BANSO_JWT_HS256_SECRET").is_none() {
         vars.set("BANSO_JWT_HS256_SECRET", dev_secret(dir, "dev-jwt-secret")?.expose());
     }
+    if vars.get("BANSO_SERVICE_TOKEN_SECRET").is_none() {
+        vars.set("BANSO_SERVICE_TOKEN_SECRET", dev_secret(dir, "service-token-secret")?.expose());
+    }
     if vars.get("BANSO_PAGE_TOKEN_SECRET").is_none() {
         vars.set("BANSO_PAGE_TOKEN_SECRET", dev_secret(dir, "page-token-secret")?.expose());
     }

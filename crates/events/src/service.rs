@@ -21,9 +21,23 @@ use crate::Bus;
 pub struct Runtime {
     pub bus: Arc<dyn Bus>,
     pub supervisor: Supervisor,
+    /// The address this process serves gRPC on, set once it listens: how a
+    /// service calls another served by the same process (`banso up`, the
+    /// tests) when no URL for it is configured.
+    pub local_grpc: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 }
 
 impl Runtime {
+    pub fn new(bus: Arc<dyn Bus>, supervisor: Supervisor) -> Self {
+        Runtime { bus, supervisor, local_grpc: Default::default() }
+    }
+
+    /// Records the address the process's gRPC server listens on.
+    pub fn serving_at(&self, addr: std::net::SocketAddr) {
+        // Set once: a second server in one runtime would be a bug, not a move.
+        let _ = self.local_grpc.set(addr);
+    }
+
     /// The token that stops every task and the server.
     pub fn shutdown(&self) -> &CancellationToken {
         self.supervisor.shutdown()

@@ -132,6 +132,8 @@ pub struct Claims {
 /// any of them together. The token header's `alg` (and `kid`) picks the key.
 pub struct Authenticator {
     hs256: Option<(DecodingKey, Validation)>,
+    /// Service tokens ([`ServiceTokens`]), told apart by their `kid`.
+    service: Option<(DecodingKey, Validation)>,
     public_key: Option<(DecodingKey, Validation)>,
     jwks: Option<jwks::Jwks>,
     audience: String,
@@ -194,8 +196,15 @@ impl Authenticator {
             hs256.is_some() || public_key.is_some() || jwks.is_some(),
             "no token verification key configured"
         );
+        let service = cfg.service_token_secret.as_ref().map(|secret| {
+            (
+                DecodingKey::from_secret(secret.expose().as_bytes()),
+                validation(Algorithm::HS256, SERVICE_TOKEN_ISSUER, &cfg.audience),
+            )
+        });
         Ok(Authenticator {
             hs256,
+            service,
             public_key,
             jwks,
             audience: cfg.audience.clone(),
@@ -254,6 +263,15 @@ impl Authenticator {
         };
         let alg = header.alg;
         let not_accepted = || unauthenticated(format!("tokens signed with {alg:?} are not accepted"));
+        if header.kid.as_deref() == Some(SERVICE_TOKEN_KID) {
+            return Step::Done(match &self.service {
+                Some((key, v)) if v.algorithms.contains(&alg) => self.verify_service(token, key, v),
+                Some(_) => Err(not_accepted()),
+                None => {
+                    Err(unauthenticated("service tokens are not accepted here: BANSO_SERVICE_TOKEN_SECRET is not set"))
+                }
+            });
+        }
         if alg.family() == AlgorithmFamily::Hmac {
             // Only ever the configured secret: never a JWKS or public key
             // (algorithm confusion).
@@ -315,6 +333,21 @@ impl Authenticator {
         }
         let issuer = set.issuer.as_deref().unwrap_or_default();
         self.verify(token, &key.key, &validation(alg, issuer, &self.audience), true)
+    }
+
+    /// A service token: signed with the service key, for one tenant, with
+    /// the `service` role alone and a `service:` subject — a service acts
+    /// for any tenant, so it may never carry more than it needs.
+    fn verify_service(&self, token: &str, key: &DecodingKey, v: &Validation) -> Result<Caller> {
+        let caller = self.verify(token, key, v, false)?;
+        if caller.roles != [Role::Service] || !caller.subject.starts_with(SERVICE_SUBJECT_PREFIX) {
+            return Err(unauthenticated(format!(
+                "invalid service token: subject {:?} with roles {:?}; a service token carries the service role alone",
+                caller.subject,
+                caller.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()
+            )));
+        }
+        Ok(caller)
     }
 
     /// Checks the signature and the standard claims, then reads the
@@ -463,6 +496,80 @@ impl DevTokenIssuer {
     }
 }
 
+/// The `kid` of service tokens: picks the service key among the HS256 ones.
+pub const SERVICE_TOKEN_KID: &str = "banso-service";
+/// The issuer of service tokens.
+pub const SERVICE_TOKEN_ISSUER: &str = "banso-service";
+/// Subjects of service tokens start with it: `service:playbooks`.
+pub const SERVICE_SUBJECT_PREFIX: &str = "service:";
+/// How long a service token lives; [`ServiceTokens::token`] mints a new one
+/// when the cached one has less than a minute left.
+const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(300);
+
+/// Mints the tokens one Banso service calls another with: the `service`
+/// role, for the tenant it acts for, signed with `BANSO_SERVICE_TOKEN_SECRET`
+/// (shared by the services, never given to users), cached per tenant.
+#[derive(Clone)]
+pub struct ServiceTokens {
+    key: EncodingKey,
+    audience: String,
+    subject: String,
+    cache: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>>,
+}
+
+impl std::fmt::Debug for ServiceTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceTokens").field("subject", &self.subject).finish_non_exhaustive()
+    }
+}
+
+impl ServiceTokens {
+    /// Tokens of `service` (`playbooks`), if a service key is configured.
+    pub fn from_config(cfg: &AuthConfig, service: &str) -> Option<Self> {
+        cfg.service_token_secret.as_ref().map(|secret| ServiceTokens {
+            key: EncodingKey::from_secret(secret.expose().as_bytes()),
+            audience: cfg.audience.clone(),
+            subject: format!("{SERVICE_SUBJECT_PREFIX}{service}"),
+            cache: Default::default(),
+        })
+    }
+
+    /// The subject the tokens name: `service:playbooks`.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// A bearer token acting for `tenant_id`.
+    #[allow(clippy::expect_used, reason = "HS256 over claims of strings and numbers cannot fail")]
+    pub fn token(&self, tenant_id: &str) -> String {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((token, exp)) = cache.get(tenant_id)
+            && *exp > now + 60
+        {
+            return token.clone();
+        }
+        let exp = now + SERVICE_TOKEN_TTL.as_secs();
+        let claims = Claims {
+            sub: self.subject.clone(),
+            tenant_id: tenant_id.into(),
+            roles: vec![Role::Service.as_str().to_owned()],
+            iss: SERVICE_TOKEN_ISSUER.into(),
+            aud: self.audience.clone(),
+            exp,
+            iat: now,
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(SERVICE_TOKEN_KID.into());
+        let token = jsonwebtoken::encode(&header, &claims, &self.key).expect("HS256 signing cannot fail");
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(tenant_id.to_owned(), (token.clone(), exp));
+        token
+    }
+}
+
 /// gRPC paths served without a token: probes and schema discovery.
 fn is_public(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.Health/")
@@ -559,6 +666,57 @@ mod tests {
         assert_eq!(caller.roles, vec![Role::Csm]);
         assert!(caller.require(Access::Write).is_ok());
         assert!(matches!(caller.require(Access::Admin), Err(Error::PermissionDenied(_))));
+    }
+
+    fn with_service_key() -> AuthConfig {
+        AuthConfig { service_token_secret: Some(Secret::new("s".repeat(32))), ..cfg() }
+    }
+
+    #[test]
+    fn service_tokens_act_for_one_tenant_with_the_service_role_alone() {
+        let auth = Authenticator::from_config(&with_service_key()).unwrap();
+        let tokens = ServiceTokens::from_config(&with_service_key(), "playbooks").unwrap();
+        let t = tokens.token("acme");
+        assert_eq!(tokens.token("acme"), t, "cached");
+        let caller = auth.authenticate(Some(&format!("Bearer {t}"))).unwrap();
+        assert_eq!((caller.tenant_id.as_str(), caller.subject.as_str()), ("acme", "service:playbooks"));
+        assert_eq!(caller.roles, vec![Role::Service]);
+        assert!(caller.require(Access::Write).is_ok());
+        assert!(caller.require(Access::Admin).is_err());
+        assert_eq!(auth.authenticate(Some(&format!("Bearer {}", tokens.token("globex")))).unwrap().tenant_id, "globex");
+
+        // Where no service key is configured, service tokens are refused…
+        let plain = Authenticator::from_config(&cfg()).unwrap();
+        let err = plain.authenticate(Some(&format!("Bearer {t}"))).unwrap_err();
+        assert!(err.to_string().contains("BANSO_SERVICE_TOKEN_SECRET"), "{err}");
+        // …and a service token signed with the user key (or the other way
+        // round) is not one.
+        let user_key = ServiceTokens::from_config(
+            &AuthConfig { service_token_secret: Some(Secret::new("0123456789abcdef0123456789abcdef")), ..cfg() },
+            "playbooks",
+        )
+        .unwrap();
+        assert!(auth.authenticate(Some(&format!("Bearer {}", user_key.token("acme")))).is_err());
+
+        // A token of the service key with more than the service role is refused.
+        let key = EncodingKey::from_secret("s".repeat(32).as_bytes());
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(SERVICE_TOKEN_KID.into());
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let claims = |sub: &str, roles: &[&str]| Claims {
+            sub: sub.into(),
+            tenant_id: "acme".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            iss: SERVICE_TOKEN_ISSUER.into(),
+            aud: "banso".into(),
+            exp: now + 60,
+            iat: now,
+        };
+        for (sub, roles) in [("service:x", &["service", "admin"][..]), ("alice", &["service"][..])] {
+            let t = jsonwebtoken::encode(&header, &claims(sub, roles), &key).unwrap();
+            let err = auth.authenticate(Some(&format!("Bearer {t}"))).unwrap_err();
+            assert!(err.to_string().contains("service role alone"), "{err}");
+        }
     }
 
     #[test]

@@ -127,6 +127,11 @@ pub struct AuthConfig {
     pub tenant_claim: String,
     /// `BANSO_JWT_ROLES_CLAIM`: the claim (or dotted path) holding the roles.
     pub roles_claim: String,
+    /// `BANSO_SERVICE_TOKEN_SECRET`: the HS256 key Banso's services sign the
+    /// tokens they call each other with (the `service` role, for the tenant
+    /// they act for), shared by every service. Unset: no service calls
+    /// another, and service tokens are refused.
+    pub service_token_secret: Option<Secret>,
 }
 
 impl Default for AuthConfig {
@@ -140,6 +145,7 @@ impl Default for AuthConfig {
             audience: "banso".into(),
             jwks: None,
             tenant_claim: "tenant_id".into(),
+            service_token_secret: None,
             roles_claim: "roles".into(),
         }
     }
@@ -635,6 +641,15 @@ impl Config {
         // Not a secret, but read the same way: inline or from a mounted file.
         let public_key_pem = v.secret("BANSO_JWT_PUBLIC_KEY")?.map(|pem| pem.expose().to_owned());
         let hs256_secret = v.secret("BANSO_JWT_HS256_SECRET")?;
+        let service_token_secret = v.secret("BANSO_SERVICE_TOKEN_SECRET")?;
+        if let Some(s) = &service_token_secret
+            && s.expose().len() < 32
+        {
+            return Err(ConfigError {
+                var: "BANSO_SERVICE_TOKEN_SECRET".into(),
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
         if let Some(s) = &hs256_secret
             && s.expose().len() < 32
         {
@@ -653,6 +668,7 @@ impl Config {
             jwks: JwksConfig::from_vars(v)?,
             tenant_claim: claim_name(v, "BANSO_JWT_TENANT_CLAIM", "tenant_id")?,
             roles_claim: claim_name(v, "BANSO_JWT_ROLES_CLAIM", "roles")?,
+            service_token_secret,
         };
 
         let log_format = match v.get("BANSO_LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {

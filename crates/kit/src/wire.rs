@@ -163,6 +163,63 @@ pub fn request_id(v: &mut Violations, s: &str) -> Option<String> {
     v.take(crate::idempotency::optional("request_id", s)).flatten().map(str::to_owned)
 }
 
+/// A custom attribute name: `[a-z][a-z0-9_]{0,63}`, so it can be named in
+/// CEL expressions (segments, playbook conditions).
+pub fn attribute_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// A custom attribute value as Accounts keeps it: one kind set, text of at
+/// most 1,000 characters, a finite double, a real date or time. Whether it
+/// is one (each problem added to `v`).
+pub fn attribute_value(v: &mut Violations, field: &str, a: &banso_proto::types::AttributeValue) -> bool {
+    use banso_proto::types::attribute_value::Kind;
+    match &a.kind {
+        None => {
+            v.add(
+                field,
+                "must set one of string_value, int_value, double_value, bool_value, date_value, timestamp_value",
+            );
+            false
+        }
+        Some(Kind::StringValue(s)) => {
+            text(v, &format!("{field}.string_value"), s, 1000);
+            s.chars().count() <= 1000 && !s.chars().any(char::is_control)
+        }
+        Some(Kind::IntValue(_) | Kind::BoolValue(_)) => true,
+        Some(Kind::DoubleValue(d)) => {
+            v.check(!d.is_finite(), format!("{field}.double_value"), format!("must be a finite number, got {d}"));
+            d.is_finite()
+        }
+        Some(Kind::DateValue(d)) => date(v, &format!("{field}.date_value"), d.year, d.month, d.day).is_some(),
+        Some(Kind::TimestampValue(t)) => v.take(time(&format!("{field}.timestamp_value"), t)).is_some(),
+    }
+}
+
+/// Tags: at most `max`, each 1 to 64 characters without control
+/// characters; returns them trimmed, without duplicates, in first-seen order.
+pub fn tags(v: &mut Violations, field: &str, tags: &[String], max: usize) -> Vec<String> {
+    if tags.len() > max {
+        v.add(field, format!("at most {max} tags, got {}", tags.len()));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (i, t) in tags.iter().enumerate() {
+        let t = t.trim();
+        let n = t.chars().count();
+        if n == 0 || n > 64 {
+            v.add(format!("{field}[{i}]"), format!("must be 1 to 64 characters, got {n}"));
+        } else if t.chars().any(char::is_control) {
+            v.add(format!("{field}[{i}]"), "must not contain control characters");
+        } else if !out.iter().any(|o| o == t) {
+            out.push(t.to_owned());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -298,6 +298,7 @@ pub async fn spawn_with(options: Options, services: &[&ServiceDef]) -> anyhow::R
         ("BANSO_ADMIN_ADDR", "127.0.0.1:0"),
         ("BANSO_JWT_HS256_SECRET", TEST_SECRET),
         ("BANSO_PAGE_TOKEN_SECRET", "banso-test-page-token-secret-0123456789"),
+        ("BANSO_SERVICE_TOKEN_SECRET", "banso-test-service-token-secret-0123456789"),
         ("BANSO_SHUTDOWN_GRACE_SECS", "2"),
         ("BANSO_DB_MAX_CONNECTIONS", "5"),
         // A fresh database each time: migrate it, as `banso up` does.
@@ -319,10 +320,10 @@ pub async fn spawn_with(options: Options, services: &[&ServiceDef]) -> anyhow::R
     }
     let config = Config::from_vars(&vars)?;
     let kit = Kit::from_config(&config);
-    let runtime = banso_events::Runtime {
-        bus: test_bus_via(&db.dir(), options.nats_via).await?,
-        supervisor: Supervisor::new(CancellationToken::new()),
-    };
+    let runtime = banso_events::Runtime::new(
+        test_bus_via(&db.dir(), options.nats_via).await?,
+        Supervisor::new(CancellationToken::new()),
+    );
     let mut set = ServiceSet::new();
     {
         let cx = Context { config: &config, kit: &kit, runtime: &runtime };
@@ -332,6 +333,7 @@ pub async fn spawn_with(options: Options, services: &[&ServiceDef]) -> anyhow::R
     }
     let auth = server::auth_layer(&config)?;
     let running = server::start(&config.server, auth, set, &runtime.supervisor).await?;
+    runtime.serving_at(running.grpc_addr);
     let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))?.connect().await?;
     Ok(TestApp {
         runtime,

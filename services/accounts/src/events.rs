@@ -19,10 +19,11 @@ pub(crate) fn account_created(a: &Account) -> Payload {
     Payload::AccountCreated(ev::AccountCreated { account: Some(api::accounts::to_proto(a)) })
 }
 
-pub(crate) fn account_updated(a: &Account, changed: &[&str]) -> Payload {
+pub(crate) fn account_updated(a: &Account, changed: &[&str], by: &str) -> Payload {
     Payload::AccountUpdated(ev::AccountUpdated {
         account: Some(api::accounts::to_proto(a)),
         changed_fields: changed.iter().map(|s| s.to_string()).collect(),
+        updated_by: by.to_string(),
     })
 }
 

@@ -149,6 +149,17 @@ pub(crate) fn signal(env: &Envelope, previous: Option<LifecycleStage>) -> Signal
     s
 }
 
+/// An account change a playbook's update_account action made: projected,
+/// but no trigger, so two playbooks editing the same account cannot loop.
+fn made_by_playbooks(env: &Envelope) -> bool {
+    match &env.payload {
+        Some(Payload::AccountUpdated(e)) => {
+            e.updated_by.strip_prefix(banso_kit::auth::SERVICE_SUBJECT_PREFIX) == Some(crate::NAME)
+        }
+        _ => false,
+    }
+}
+
 pub(crate) struct Consumer {
     pub db: Db,
     pub engine: Arc<Engine>,
@@ -249,7 +260,11 @@ impl Handler for Consumer {
                     _ => {}
                 }
                 let event_type = env.payload.as_ref().map(type_of).unwrap_or_default();
-                let Some(account_id) = account_id.filter(|_| EVENT_TYPES.contains(&event_type)) else { return Ok(()) };
+                let Some(account_id) =
+                    account_id.filter(|_| EVENT_TYPES.contains(&event_type) && !made_by_playbooks(env))
+                else {
+                    return Ok(());
+                };
                 let event_id = wire::uuid("id", &env.id)?;
                 let signal = signal(env, before.map(|b| b.account.lifecycle_stage));
                 let stored = store::trigger_events::TriggerEvent {
@@ -304,7 +319,7 @@ impl Handler for Consumer {
             })
             .await
             .map_err(HandlerError::from)?;
-        self.engine.outreach.after_commit();
+        self.engine.after_commit();
         Ok(())
     }
 }

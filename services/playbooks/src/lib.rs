@@ -13,6 +13,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable, clippy::todo)
 )]
 
+mod accounts;
 mod api;
 mod app;
 #[cfg(feature = "bench")]
@@ -94,7 +95,10 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
     banso_events::outbox::Relay::new(conn.clone(), cx.runtime.bus.clone(), NAME, signal.clone(), Default::default())
         .supervise(sup, name);
     let db = Db::new(conn.clone(), signal, NAME);
-    let engine = Arc::new(app::engine::Engine::default());
+    let accounts_settings = accounts::AccountsSettings::from_config(cx.config)?;
+    let tokens = banso_kit::auth::ServiceTokens::from_config(&cx.config.auth, NAME);
+    let engine = Arc::new(app::engine::Engine::new(tokens.is_some()));
+    let accounts_client = accounts::Accounts::new(tokens, accounts_settings.url.clone(), cx.runtime.local_grpc.clone());
     // One durable consumer a source (a JetStream consumer reads one stream;
     // the embedded log keeps a position per consumer name), all with the
     // same handler and inbox.
@@ -121,6 +125,14 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
     app::schedule::supervise(app.clone(), sup, name, settings.schedule_tick);
     supervise_pruning(sup, conn, settings.trigger_retention);
     outreach::supervise(sup, Outreach::NAME, app.db.clone(), app.engine.outreach.clone(), webhooks.clone());
+    accounts::supervise(
+        sup,
+        name,
+        app.db.clone(),
+        app.engine.account_changes.clone(),
+        accounts_client,
+        accounts_settings,
+    );
     let outreach = OutreachServiceServer::new(api::outreach::OutreachApi::new(app.clone(), cx.kit.clone(), webhooks))
         .max_decoding_message_size(cx.kit.max_message_bytes)
         .max_encoding_message_size(cx.kit.max_message_bytes);

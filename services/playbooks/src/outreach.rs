@@ -90,6 +90,11 @@ impl Signal {
         }
     }
 
+    /// Waits for a wake-up.
+    pub(crate) async fn notified(&self) {
+        self.notify.notified().await
+    }
+
     /// Wakes the worker now (a redelivery committed).
     pub(crate) fn wake(&self) {
         self.notify.notify_one();

@@ -25,31 +25,18 @@ const MAX_BATCH: usize = 1000;
 
 fn attr_from_proto(v: &mut Violations, field: &str, a: &tpb::AttributeValue) -> Option<AttrValue> {
     use tpb::attribute_value::Kind;
-    match &a.kind {
-        None => {
-            v.add(
-                field,
-                "must set one of string_value, int_value, double_value, bool_value, date_value, timestamp_value",
-            );
-            None
-        }
-        Some(Kind::StringValue(s)) => {
-            wire::text(v, &format!("{field}.string_value"), s, 1000);
-            Some(AttrValue::String(s.clone()))
-        }
-        Some(Kind::IntValue(i)) => Some(AttrValue::Int(*i)),
-        Some(Kind::DoubleValue(d)) if d.is_finite() => Some(AttrValue::Double(*d)),
-        Some(Kind::DoubleValue(d)) => {
-            v.add(format!("{field}.double_value"), format!("must be a finite number, got {d}"));
-            None
-        }
-        Some(Kind::BoolValue(b)) => Some(AttrValue::Bool(*b)),
-        Some(Kind::DateValue(d)) => {
+    if !wire::attribute_value(v, field, a) {
+        return None;
+    }
+    match a.kind.as_ref()? {
+        Kind::StringValue(s) => Some(AttrValue::String(s.clone())),
+        Kind::IntValue(i) => Some(AttrValue::Int(*i)),
+        Kind::DoubleValue(d) => Some(AttrValue::Double(*d)),
+        Kind::BoolValue(b) => Some(AttrValue::Bool(*b)),
+        Kind::DateValue(d) => {
             wire::date(v, &format!("{field}.date_value"), d.year, d.month, d.day).map(AttrValue::Date)
         }
-        Some(Kind::TimestampValue(t)) => {
-            v.take(wire::time(&format!("{field}.timestamp_value"), t)).map(AttrValue::Timestamp)
-        }
+        Kind::TimestampValue(t) => v.take(wire::time(&format!("{field}.timestamp_value"), t)).map(AttrValue::Timestamp),
     }
 }
 

@@ -189,7 +189,8 @@ impl App {
                         store::touch_mix::record(tx.conn(), tx.tenant(), &[MixChange::manual(next, &by)]).await?;
                     }
                     if written {
-                        tx.emit(events::account_updated(next, &next.fields.changed_fields(&current.fields))).await?;
+                        tx.emit(events::account_updated(next, &next.fields.changed_fields(&current.fields), &by))
+                            .await?;
                     }
                     Ok(written)
                 },

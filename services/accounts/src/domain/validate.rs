@@ -49,34 +49,14 @@ pub fn currency(v: &mut Violations, field: &str, code: &str) -> Option<u16> {
     }
 }
 
-/// A custom attribute name: `[a-z][a-z0-9_]{0,63}`, so it can be named in
-/// CEL expressions (segments, playbook conditions).
-pub fn attribute_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some('a'..='z'))
-        && name.len() <= 64
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
+/// A custom attribute name: `[a-z][a-z0-9_]{0,63}` (the kit's rule, shared
+/// with Playbooks' update_account action).
+pub use banso_kit::wire::attribute_name;
 
 /// Tags: at most 50, each 1 to 64 characters; returns them trimmed, without
 /// duplicates, in first-seen order.
 pub fn tags(v: &mut Violations, field: &str, tags: &[String]) -> Vec<String> {
-    if tags.len() > 50 {
-        v.add(field, format!("at most 50 tags, got {}", tags.len()));
-    }
-    let mut out: Vec<String> = Vec::new();
-    for (i, t) in tags.iter().enumerate() {
-        let t = t.trim();
-        let n = t.chars().count();
-        if n == 0 || n > 64 {
-            v.add(format!("{field}[{i}]"), format!("must be 1 to 64 characters, got {n}"));
-        } else if t.chars().any(char::is_control) {
-            v.add(format!("{field}[{i}]"), "must not contain control characters");
-        } else if !out.iter().any(|o| o == t) {
-            out.push(t.to_owned());
-        }
-    }
-    out
+    banso_kit::wire::tags(v, field, tags, 50)
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use crate::{
         cta::{CtaType, Priority},
         playbook::{
             Action, ActionKind, Audience, Band, Definition, EVENT_TYPES, EnrolmentLimit, EventTrigger, Fields,
-            MAX_COOLDOWN_SECS, MeasureDrop, OpenCta, OwnerRule, Playbook, Routing, ScheduleTrigger, Trigger,
+            MAX_ACCOUNT_CHANGES, MAX_COOLDOWN_SECS, MeasureDrop, OpenCta, OwnerRule, Playbook, Routing,
+            ScheduleTrigger, Trigger, UpdateAccount,
         },
         template,
     },
@@ -265,6 +266,52 @@ fn open_cta(v: &mut Violations, f: &str, c: &pb::OpenCtaAction) -> Option<OpenCt
     })
 }
 
+/// An update_account action: Accounts' own rules for tags and attribute
+/// names, checked here so a playbook cannot be saved with a change Accounts
+/// would refuse at every firing.
+fn update_account(v: &mut Violations, f: &str, u: &pb::UpdateAccountAction) -> Option<UpdateAccount> {
+    let clean = v.is_empty();
+    let lifecycle_stage = match u.lifecycle_stage {
+        0 => None,
+        raw => wire::lifecycle_stage(v, &format!("{f}.lifecycle_stage"), raw),
+    };
+    let add_tags = wire::tags(v, &format!("{f}.add_tags"), &u.add_tags, MAX_ACCOUNT_CHANGES);
+    let remove_tags = wire::tags(v, &format!("{f}.remove_tags"), &u.remove_tags, MAX_ACCOUNT_CHANGES);
+    for (i, t) in u.add_tags.iter().enumerate() {
+        if remove_tags.iter().any(|r| r == t.trim()) {
+            v.add(format!("{f}.add_tags[{i}]"), format!("{} is also in remove_tags", banso_kit::shown(t)));
+        }
+    }
+    if u.set_attributes.len() > MAX_ACCOUNT_CHANGES {
+        v.add(
+            format!("{f}.set_attributes"),
+            format!("at most {MAX_ACCOUNT_CHANGES} attributes, got {}", u.set_attributes.len()),
+        );
+    }
+    let mut set_attributes = std::collections::BTreeMap::new();
+    for (name, value) in &u.set_attributes {
+        let field = format!("{f}.set_attributes[{}]", banso_kit::shown(name));
+        if !wire::attribute_name(name) {
+            v.add(&field, format!("{} is not an attribute name ([a-z][a-z0-9_]{{0,63}})", banso_kit::shown(name)));
+            continue;
+        }
+        if wire::attribute_value(v, &field, value) {
+            match serde_json::to_value(value) {
+                Ok(json) => {
+                    set_attributes.insert(name.clone(), json);
+                }
+                Err(e) => v.add(&field, format!("cannot be stored: {e}")),
+            }
+        }
+    }
+    if lifecycle_stage.is_none() && add_tags.is_empty() && remove_tags.is_empty() && u.set_attributes.is_empty() {
+        v.add(f, "changes nothing: set lifecycle_stage, add_tags, remove_tags or set_attributes");
+    }
+    // Every action is parsed before the violations are read: an action adds
+    // its value only while none has been found.
+    (clean && v.is_empty()).then_some(UpdateAccount { lifecycle_stage, add_tags, remove_tags, set_attributes })
+}
+
 fn actions(v: &mut Violations, list: &[pb::Action]) -> Vec<Action> {
     use pb::action::Kind;
     if list.is_empty() || list.len() > MAX_ACTIONS {
@@ -286,12 +333,8 @@ fn actions(v: &mut Violations, list: &[pb::Action]) -> Vec<Action> {
             Some(Kind::Enrol(e)) => v
                 .take(wire::uuid(&format!("{f}.enrol.programme_id"), &e.programme_id))
                 .map(|programme_id| ActionKind::Enrol { programme_id }),
-            Some(Kind::UpdateAccount(_)) => {
-                v.add(
-                    format!("{f}.update_account"),
-                    "account update actions are not available yet in this version of banso",
-                );
-                None
+            Some(Kind::UpdateAccount(u)) => {
+                update_account(v, &format!("{f}.update_account"), u).map(ActionKind::UpdateAccount)
             }
         };
         if let Some(kind) = kind {

@@ -20,13 +20,14 @@ use crate::{
     domain::{
         cta::{self, Cta, Reason, Status},
         engine::{self as rules, Signal, Verdict},
-        playbook::{ActionKind, Definition, OwnerRule, Trigger},
+        playbook::{ActionKind, ChangeStatus, Definition, OwnerRule, Trigger},
         projection::{Segment, health_facts},
         template, touch,
     },
     events,
     store::{
         self,
+        account_changes::AccountChange,
         firings::{ActionOutcome, Firing},
         projection::Projected,
     },
@@ -56,6 +57,23 @@ pub(crate) struct Engine {
     segments: Mutex<HashMap<(Uuid, String), CompiledExpression>>,
     /// Wakes the outreach worker once a firing that queued a delivery commits.
     pub(crate) outreach: crate::outreach::Signal,
+    /// Wakes the account-change worker once a firing that queued one commits.
+    pub(crate) account_changes: crate::outreach::Signal,
+    /// Whether update_account actions can run: a service token key is
+    /// configured (`BANSO_SERVICE_TOKEN_SECRET`).
+    pub(crate) updates_accounts: bool,
+}
+
+impl Engine {
+    pub(crate) fn new(updates_accounts: bool) -> Self {
+        Engine { updates_accounts, ..Default::default() }
+    }
+
+    /// A transaction that may have queued work for a worker committed.
+    pub(crate) fn after_commit(&self) {
+        self.outreach.after_commit();
+        self.account_changes.after_commit();
+    }
 }
 
 /// The CEL environment of conditions.
@@ -400,9 +418,26 @@ async fn run_actions(
                     }
                 }
             }
-            other => {
-                outcome.status = "failed".into();
-                outcome.detail = format!("{} actions are not available in this version", other.name());
+            ActionKind::UpdateAccount(change) => {
+                // Applied through Accounts' API by the worker once this
+                // transaction commits: never a call to another service
+                // inside it. The worker writes the result into this outcome.
+                let queued = AccountChange {
+                    id: Uuid::now_v7(),
+                    firing_id: firing,
+                    action_index: i as u32,
+                    playbook_id: p.id,
+                    account_id: a.id,
+                    change: change.clone(),
+                    status: ChangeStatus::Pending,
+                    attempts: 0,
+                    detail: String::new(),
+                    create_time: o.subject.now,
+                };
+                store::account_changes::insert(tx.conn(), tx.tenant(), &queued).await?;
+                engine.account_changes.queued();
+                outcome.detail = format!("queued account update: {}", change.describe());
+                outcome.resource_id = Some(queued.id.to_string());
             }
         }
         out.push(outcome);
@@ -536,9 +571,15 @@ pub(crate) fn simulate_fire(
                 ActionKind::Enrol { programme_id } => {
                     outcome.detail = format!("would enrol in programme {programme_id}");
                 }
-                other => {
-                    outcome.status = "failed".into();
-                    outcome.detail = format!("{} actions are not available in this version", other.name());
+                ActionKind::UpdateAccount(change) => {
+                    let moves = change.stage_after(a.lifecycle_stage).is_some()
+                        || change.tags_after(&a.tags).is_some()
+                        || !change.set_attributes.is_empty();
+                    outcome.detail = if moves {
+                        format!("would update the account: {}", change.describe())
+                    } else {
+                        "would change nothing: the account already is so".into()
+                    };
                 }
             }
             outcome

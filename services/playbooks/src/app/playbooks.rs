@@ -85,6 +85,7 @@ pub(crate) struct Simulation {
 impl App {
     pub(crate) async fn create_playbook(&self, caller: &Caller, cmd: CreatePlaybook) -> Result<Playbook> {
         let CreatePlaybook { request_id, definition } = cmd;
+        runnable(&definition, self.engine.updates_accounts)?;
         let key = request_id.as_deref().map(|request_id| RequestKey { operation: OP_CREATE_PLAYBOOK, request_id });
         let scope = self.scope(&caller.tenant_id);
         let author = caller.subject.clone();
@@ -165,6 +166,7 @@ impl App {
 
     pub(crate) async fn update_playbook(&self, caller: &Caller, cmd: UpdatePlaybook) -> Result<Playbook> {
         let id = cmd.id;
+        let updates_accounts = self.engine.updates_accounts;
         let author = caller.subject.clone();
         let this = self.clone();
         let tenant = caller.tenant_id.clone();
@@ -178,6 +180,7 @@ impl App {
                 |h| {
                     let before = h.def.clone();
                     (cmd.change)(&mut h.def)?;
+                    runnable(&h.def, updates_accounts)?;
                     if h.def != before {
                         h.row.head_version += 1;
                     }
@@ -328,7 +331,7 @@ impl App {
             let o = Occasion { kind: "manual", key: run.clone(), event_id: None, subject: &subject };
             let fired =
                 self.db.write(tenant, async |tx| engine::fire(tx, &self.engine, &p, &o, &segments).await).await?;
-            self.engine.outreach.after_commit();
+            self.engine.after_commit();
             match fired {
                 Some(f) => firings.push(f),
                 // Fired by an earlier attempt of this run: show what it did.
@@ -592,4 +595,22 @@ fn playbook(r: &Row, version: i64, definition: Definition, made: DateTime<Utc>) 
         update_time: made,
         row_version: r.version,
     }
+}
+
+/// INVALID_ARGUMENT for an action this deployment cannot run: an
+/// update_account action needs the service token key, without which
+/// Playbooks cannot call Accounts — refused when saved rather than failing
+/// at every firing.
+fn runnable(def: &crate::domain::playbook::Definition, updates_accounts: bool) -> Result<()> {
+    use crate::domain::playbook::ActionKind;
+    let mut v = banso_kit::Violations::new();
+    for (i, a) in def.actions.iter().enumerate() {
+        if matches!(a.kind, ActionKind::UpdateAccount(_)) && !updates_accounts {
+            v.add(
+                format!("playbook.actions[{i}].update_account"),
+                "this deployment cannot update accounts: set BANSO_SERVICE_TOKEN_SECRET on the playbooks and accounts services",
+            );
+        }
+    }
+    v.finish()
 }

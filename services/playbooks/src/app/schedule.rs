@@ -141,7 +141,7 @@ impl App {
                         Ok(n)
                     })
                     .await?;
-                self.engine.outreach.after_commit();
+                self.engine.after_commit();
             }
             if let Some(owner) = owner {
                 // Still working: keep the lease.

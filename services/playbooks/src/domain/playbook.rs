@@ -185,6 +185,67 @@ pub(crate) struct UpdateAccount {
     pub set_attributes: BTreeMap<String, serde_json::Value>,
 }
 
+/// Tags and attributes one update_account action may name, each.
+pub(crate) const MAX_ACCOUNT_CHANGES: usize = 20;
+
+impl UpdateAccount {
+    /// The stage after the change, if it moves the account.
+    pub(crate) fn stage_after(&self, current: LifecycleStage) -> Option<LifecycleStage> {
+        self.lifecycle_stage.filter(|s| *s != current)
+    }
+
+    /// The tags after the change (removals, then additions at the end, in
+    /// order), if they differ.
+    pub(crate) fn tags_after(&self, current: &[String]) -> Option<Vec<String>> {
+        let mut tags: Vec<String> = current.iter().filter(|t| !self.remove_tags.contains(t)).cloned().collect();
+        for t in &self.add_tags {
+            if !tags.contains(t) {
+                tags.push(t.clone());
+            }
+        }
+        (tags != current).then_some(tags)
+    }
+
+    /// What it does, for a firing's outcome: `stage renewal, +vip, -trial, set seats`.
+    pub(crate) fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.lifecycle_stage {
+            parts.push(format!("stage {}", s.as_str()));
+        }
+        parts.extend(self.add_tags.iter().map(|t| format!("+{t}")));
+        parts.extend(self.remove_tags.iter().map(|t| format!("-{t}")));
+        if !self.set_attributes.is_empty() {
+            parts.push(format!("set {}", self.set_attributes.keys().cloned().collect::<Vec<_>>().join(", ")));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Where a queued account change stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChangeStatus {
+    /// Waiting for its (next) attempt.
+    Pending,
+    /// Accounts took it, or the account already was so.
+    Applied,
+    /// Accounts refused it, or every attempt failed.
+    Failed,
+}
+
+impl ChangeStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ChangeStatus::Pending => "pending",
+            ChangeStatus::Applied => "applied",
+            ChangeStatus::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [ChangeStatus::Pending, ChangeStatus::Applied, ChangeStatus::Failed].into_iter().find(|c| c.as_str() == s)
+    }
+}
+
 /// A stored version: its definition and where it stands.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Playbook {
@@ -275,5 +336,38 @@ impl Definition {
             }
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod update_account_tests {
+    use super::*;
+
+    fn change(add: &[&str], remove: &[&str]) -> UpdateAccount {
+        UpdateAccount {
+            add_tags: add.iter().map(|s| s.to_string()).collect(),
+            remove_tags: remove.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn tags_change_only_when_they_differ() {
+        let current = vec!["vip".to_string(), "trial".to_string()];
+        assert_eq!(change(&["at-risk"], &["trial"]).tags_after(&current), Some(vec!["vip".into(), "at-risk".into()]));
+        assert_eq!(change(&["vip"], &["gone"]).tags_after(&current), None, "already so");
+        assert_eq!(change(&[], &[]).tags_after(&[]), None);
+    }
+
+    #[test]
+    fn the_stage_changes_only_when_it_moves() {
+        let c = UpdateAccount { lifecycle_stage: Some(LifecycleStage::Renewal), ..Default::default() };
+        assert_eq!(c.stage_after(LifecycleStage::Adoption), Some(LifecycleStage::Renewal));
+        assert_eq!(c.stage_after(LifecycleStage::Renewal), None);
+        assert_eq!(UpdateAccount::default().stage_after(LifecycleStage::Adoption), None);
+        assert_eq!(
+            UpdateAccount { lifecycle_stage: Some(LifecycleStage::Renewal), ..change(&["a"], &["b"]) }.describe(),
+            "stage renewal, +a, -b"
+        );
     }
 }

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Playbooks),
             Box::new(M0002Outreach),
             Box::new(M0003Programmes),
+            Box::new(M0004AccountChanges),
         ]
     }
 }
@@ -370,6 +371,51 @@ impl MigrationTrait for M0002Outreach {
                 .to_owned(),
         )
         .await?;
+        Ok(())
+    }
+}
+
+struct M0004AccountChanges;
+
+impl MigrationName for M0004AccountChanges {
+    fn name(&self) -> &str {
+        "m20261204_000004_account_changes"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004AccountChanges {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // update_account actions, queued by the firing and applied through
+        // Accounts' API by a worker: a call to another service never runs
+        // inside the firing's transaction.
+        m.create_table(
+            Table::create()
+                .table("account_changes")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("firing_id"))
+                .col(integer("action_index"))
+                .col(uuid("playbook_id"))
+                .col(uuid("account_id"))
+                // domain::playbook::UpdateAccount, JSON.
+                .col(text("change"))
+                .col(string_len("status", 16))
+                .col(integer("attempts"))
+                .col(timestamp_with_time_zone_null("next_attempt_time"))
+                .col(text("lease_owner"))
+                .col(timestamp_with_time_zone_null("lease_until"))
+                // What was changed, or why it failed.
+                .col(text("detail"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .to_owned(),
+        )
+        .await?;
+        // The worker's query spans tenants, as the outreach worker's does.
+        m.create_index(index("account_changes", "due", &["status", "next_attempt_time"])).await?;
+        m.create_index(index("account_changes", "tenant_firing", &["tenant_id", "firing_id"])).await?;
         Ok(())
     }
 }

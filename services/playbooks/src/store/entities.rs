@@ -194,3 +194,25 @@ macro_rules! versioned {
     )+};
 }
 versioned!(playbook, cta, programme, enrolment);
+
+entity!(account_change, "account_changes", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub firing_id: Uuid,
+    pub action_index: i32,
+    pub playbook_id: Uuid,
+    pub account_id: Uuid,
+    #[sea_orm(column_type = "Text")]
+    pub change: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_time: Option<ChronoDateTimeUtc>,
+    #[sea_orm(column_type = "Text")]
+    pub lease_owner: String,
+    pub lease_until: Option<ChronoDateTimeUtc>,
+    #[sea_orm(column_type = "Text")]
+    pub detail: String,
+    pub create_time: ChronoDateTimeUtc,
+    pub update_time: ChronoDateTimeUtc,
+});

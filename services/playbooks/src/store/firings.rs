@@ -90,6 +90,28 @@ pub(crate) async fn set_actions(
     Ok(())
 }
 
+/// Sets what action `index` of a firing did, once it is known (an action
+/// finished by a worker after the firing committed).
+pub(crate) async fn set_action(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: Uuid,
+    index: u32,
+    status: &str,
+    detail: &str,
+) -> Result<()> {
+    let Some(m) = f::Entity::find_by_id(id).filter(f::Column::TenantId.eq(tenant)).one(conn).await? else {
+        return Ok(());
+    };
+    let mut actions: Vec<ActionOutcome> = from_json("firing actions", &m.actions)?;
+    if let Some(a) = actions.iter_mut().find(|a| a.index == index) {
+        a.status = status.to_owned();
+        a.detail = detail.to_owned();
+        set_actions(conn, tenant, id, &actions).await?;
+    }
+    Ok(())
+}
+
 /// When the playbook fired for the account (every version), newest first.
 pub(crate) async fn fired_times(
     conn: &impl ConnectionTrait,

@@ -2,6 +2,7 @@
 //! schema. Every function takes the tenant and a connection: the pool for
 //! reads, the use case's transaction ([`banso_events::Tx`]) for writes.
 
+pub(crate) mod account_changes;
 pub(crate) mod ctas;
 pub(crate) mod entities;
 pub(crate) mod firings;

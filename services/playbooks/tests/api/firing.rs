@@ -203,7 +203,11 @@ async fn a_stage_change_and_a_closed_cta_are_triggers() {
         &app,
         TENANT,
         "accounts",
-        Payload::AccountUpdated(ev::AccountUpdated { account: Some(a.clone()), changed_fields: vec!["name".into()] }),
+        Payload::AccountUpdated(ev::AccountUpdated {
+            account: Some(a.clone()),
+            changed_fields: vec!["name".into()],
+            ..Default::default()
+        }),
     )
     .await;
     a.lifecycle_stage = tpb::LifecycleStage::Renewal as i32;
@@ -214,6 +218,7 @@ async fn a_stage_change_and_a_closed_cta_are_triggers() {
         Payload::AccountUpdated(ev::AccountUpdated {
             account: Some(a.clone()),
             changed_fields: vec!["lifecycle_stage".into()],
+            ..Default::default()
         }),
     )
     .await;

@@ -3,6 +3,7 @@
 //! BANSO_TEST_DATABASE_URL; NATS with BANSO_TEST_NATS_URL), with Accounts'
 //! and Health's events published onto its bus.
 
+mod account_changes;
 mod common;
 mod ctas;
 mod firing;

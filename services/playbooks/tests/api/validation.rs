@@ -149,3 +149,95 @@ async fn bad_ids_masks_and_ranges_are_invalid_arguments() {
     assert_violation(&e, "until");
     assert_violation(&e, "etag");
 }
+
+fn update(u: pb::UpdateAccountAction) -> pb::Action {
+    pb::Action { touch_models: vec![], kind: Some(pb::action::Kind::UpdateAccount(u)) }
+}
+
+fn text(s: &str) -> tpb::AttributeValue {
+    tpb::AttributeValue { kind: Some(tpb::attribute_value::Kind::StringValue(s.into())) }
+}
+
+#[tokio::test]
+async fn a_bad_account_update_names_every_bad_field() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let mut p = red_playbook("Updates");
+    p.actions = vec![
+        update(pb::UpdateAccountAction::default()),
+        update(pb::UpdateAccountAction {
+            lifecycle_stage: 42,
+            add_tags: vec!["ok".into(), "".into(), "x".repeat(65), "both".into()],
+            remove_tags: (0..21).map(|i| format!("t{i}")).chain(["both".to_string()]).collect(),
+            set_attributes: [
+                ("Bad-Name".to_string(), text("x")),
+                ("empty".to_string(), tpb::AttributeValue { kind: None }),
+                ("long".to_string(), text(&"y".repeat(1001))),
+                (
+                    "nan".to_string(),
+                    tpb::AttributeValue { kind: Some(tpb::attribute_value::Kind::DoubleValue(f64::NAN)) },
+                ),
+            ]
+            .into(),
+        }),
+    ];
+    let e = c
+        .create_playbook(pb::CreatePlaybookRequest { playbook: Some(p), request_id: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    for field in [
+        "playbook.actions[0].update_account",
+        "playbook.actions[1].update_account.lifecycle_stage",
+        "playbook.actions[1].update_account.add_tags[1]",
+        "playbook.actions[1].update_account.add_tags[2]",
+        "playbook.actions[1].update_account.add_tags[3]",
+        "playbook.actions[1].update_account.remove_tags",
+        "playbook.actions[1].update_account.set_attributes[\"Bad-Name\"]",
+        "playbook.actions[1].update_account.set_attributes[\"empty\"]",
+        "playbook.actions[1].update_account.set_attributes[\"long\"].string_value",
+        "playbook.actions[1].update_account.set_attributes[\"nan\"].double_value",
+    ] {
+        assert_violation(&e, field);
+    }
+    assert!(c.list_playbooks(pb::ListPlaybooksRequest::default()).await.unwrap().into_inner().playbooks.is_empty());
+
+    // A good one is kept as written and read back.
+    let mut p = red_playbook("Tag it");
+    let good = pb::UpdateAccountAction {
+        lifecycle_stage: tpb::LifecycleStage::Renewal as i32,
+        add_tags: vec!["at-risk".into()],
+        remove_tags: vec![],
+        set_attributes: [("risk_reason".to_string(), text("usage fell"))].into(),
+    };
+    p.actions = vec![update(good.clone())];
+    let made = c
+        .create_playbook(pb::CreatePlaybookRequest { playbook: Some(p), request_id: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(made.actions[0].kind, Some(pb::action::Kind::UpdateAccount(good)));
+}
+
+#[tokio::test]
+async fn account_updates_are_refused_where_playbooks_cannot_call_accounts() {
+    let app = banso_testkit::spawn_with(
+        banso_testkit::Options {
+            vars: vec![("BANSO_SERVICE_TOKEN_SECRET".into(), String::new())],
+            ..Default::default()
+        },
+        &[&banso_playbooks::SERVICE],
+    )
+    .await
+    .unwrap();
+    let mut c = admin(&app);
+    let mut p = red_playbook("Tag it");
+    p.actions = vec![update(pb::UpdateAccountAction { add_tags: vec!["x".into()], ..Default::default() })];
+    let e = c
+        .create_playbook(pb::CreatePlaybookRequest { playbook: Some(p), request_id: String::new() })
+        .await
+        .unwrap_err();
+    let vs = violations(&e);
+    let v = vs.iter().find(|(f, _)| f == "playbook.actions[0].update_account").expect("a violation");
+    assert!(v.1.contains("BANSO_SERVICE_TOKEN_SECRET"), "{v:?}");
+}
