@@ -145,7 +145,8 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
     Ok((playbooks, programmes, outreach))
 }
 
-/// Every hour: trigger events past the retention, inbox entries of a month
+/// Every hour: trigger events and finished account changes past the
+/// retention, inbox entries of a month
 /// (a redelivery comes within minutes), `request_id` keys of a week.
 fn supervise_pruning(supervisor: &Supervisor, conn: sea_orm::DatabaseConnection, retention: Duration) {
     let keep = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
@@ -155,6 +156,13 @@ fn supervise_pruning(supervisor: &Supervisor, conn: sea_orm::DatabaseConnection,
             loop {
                 let cutoff = banso_kit::wire::now() - keep;
                 while let Ok(n) = store::trigger_events::prune(&conn, cutoff, 5_000).await {
+                    if n == 0 || shutdown.is_cancelled() {
+                        break;
+                    }
+                }
+                // Finished account changes after the same retention: the
+                // firing keeps each one's outcome.
+                while let Ok(n) = store::account_changes::prune(&conn, cutoff, 5_000).await {
                     if n == 0 || shutdown.is_cancelled() {
                         break;
                     }

@@ -180,3 +180,57 @@ async fn the_sql_prefilter_never_drops_an_account_the_exact_rule_selects() {
         );
     }
 }
+
+/// Queued account changes: of two replicas claiming at once each change
+/// goes to one; a held lease keeps it from the other until it expires; a
+/// finished change is pruned after the retention, a pending one never.
+#[tokio::test]
+async fn account_changes_are_claimed_once_and_pruned_when_finished() {
+    use crate::{
+        domain::playbook::{ChangeStatus, UpdateAccount},
+        store::account_changes::{self as changes, AccountChange, Attempted},
+    };
+    let db = banso_testkit::fresh_database().await.unwrap();
+    let app = app(&db).await;
+    let conn = app.db.conn();
+    let now = Utc::now();
+    let change = |i: u32| AccountChange {
+        id: uuid::Uuid::now_v7(),
+        firing_id: uuid::Uuid::now_v7(),
+        action_index: i,
+        playbook_id: uuid::Uuid::now_v7(),
+        account_id: uuid::Uuid::now_v7(),
+        change: UpdateAccount { add_tags: vec![format!("t{i}")], ..Default::default() },
+        status: ChangeStatus::Pending,
+        attempts: 0,
+        detail: String::new(),
+        create_time: now,
+    };
+    for i in 0..10 {
+        changes::insert(conn, TENANT, &change(i)).await.unwrap();
+    }
+    let until = now + Duration::seconds(60);
+    let (a, b) = tokio::join!(
+        changes::claim_due(conn, "replica-a", now, until, 10),
+        changes::claim_due(conn, "replica-b", now, until, 10)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 10, "each change claimed once");
+    let mut ids: Vec<_> = a.iter().chain(&b).map(|(_, c)| c.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10);
+    // Held: nobody else gets them until the lease runs out.
+    assert!(changes::claim_due(conn, "replica-c", now, until, 10).await.unwrap().is_empty());
+    let later = until + Duration::seconds(1);
+    let retaken = changes::claim_due(conn, "replica-c", later, later + Duration::seconds(60), 10).await.unwrap();
+    assert_eq!(retaken.len(), 10, "an expired lease is taken over");
+    // The old holder can no longer write its outcome.
+    let (_, first) = &retaken[0];
+    let done = Attempted { status: ChangeStatus::Applied, attempts: 1, next_attempt_time: None, detail: "applied" };
+    assert!(!changes::finish(conn, TENANT, first.id, "replica-a", &done, later).await.unwrap());
+    assert!(changes::finish(conn, TENANT, first.id, "replica-c", &done, later).await.unwrap());
+    // Pruning takes the finished one, never a pending one.
+    assert_eq!(changes::prune(conn, later + Duration::days(31), 100).await.unwrap(), 1);
+    assert_eq!(changes::prune(conn, later + Duration::days(31), 100).await.unwrap(), 0);
+}

@@ -136,3 +136,21 @@ pub(crate) async fn finish(
         .await?;
     Ok(res.rows_affected == 1)
 }
+
+/// Deletes up to `limit` finished changes (applied or failed) last touched
+/// before `cutoff`; the firing keeps what each did. Returns how many went.
+pub(crate) async fn prune(conn: &impl ConnectionTrait, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
+    let ids: Vec<Uuid> = c::Entity::find()
+        .select_only()
+        .column(c::Column::Id)
+        .filter(c::Column::Status.ne(ChangeStatus::Pending.as_str()))
+        .filter(c::Column::UpdateTime.lt(cutoff))
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(c::Entity::delete_many().filter(c::Column::Id.is_in(ids)).exec(conn).await?.rows_affected)
+}
