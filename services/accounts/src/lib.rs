@@ -19,7 +19,7 @@ mod migration;
 pub(crate) mod store;
 
 use banso_events::{ServiceDef, service::Context};
-use banso_kit::{server::Kit, supervise::Supervisor};
+use banso_kit::server::Kit;
 use banso_proto::accounts::accounts_service_server::AccountsServiceServer;
 use tonic::server::NamedService as _;
 
@@ -71,7 +71,8 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     let signal = banso_events::outbox::OutboxSignal::default();
     banso_events::outbox::Relay::new(db.clone(), cx.runtime.bus.clone(), NAME, signal.clone(), Default::default())
         .supervise(&cx.runtime.supervisor, Server::NAME);
-    supervise_housekeeping(&cx.runtime.supervisor, db.clone());
+    // Request ids and the timeline consumer's inbox claims.
+    banso_events::housekeeping::supervise(&cx.runtime.supervisor, Server::NAME, NAME, db.clone(), vec![]);
     banso_events::bus::supervise_consumer(
         &cx.runtime.supervisor,
         Server::NAME,
@@ -82,25 +83,4 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
         Default::default(),
     );
     Ok(service(db, signal, cx.kit))
-}
-
-/// Forgets request ids older than a week, once an hour.
-fn supervise_housekeeping(supervisor: &Supervisor, db: sea_orm::DatabaseConnection) {
-    supervisor.spawn(Server::NAME, "accounts-housekeeping", move |shutdown| {
-        let db = db.clone();
-        async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = shutdown.cancelled() => return Ok(()),
-                }
-                match banso_kit::idempotency::prune(&db, chrono::Duration::days(7)).await {
-                    Ok(n) if n > 0 => tracing::info!(pruned = n, "old request ids pruned"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "pruning request ids failed"),
-                }
-            }
-        }
-    });
 }

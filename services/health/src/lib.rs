@@ -127,37 +127,16 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
         .max_encoding_message_size(cx.kit.max_message_bytes))
 }
 
-/// Every hour: deletes raw usage events past the retention, in batches
-/// small enough not to hold up ingest, and `request_id` keys older than a
-/// week.
+/// Every hour (with the inbox and request ids): raw usage events past the
+/// retention, in batches small enough not to hold up ingest.
 fn supervise_pruning(supervisor: &Supervisor, conn: sea_orm::DatabaseConnection, retention: Duration) {
     let keep = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(3650));
-    supervisor.spawn(Server::NAME, "health-pruning", move |shutdown| {
-        let conn = conn.clone();
-        async move {
-            loop {
-                let cutoff =
-                    chrono::Utc::now().checked_sub_signed(keep).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-                loop {
-                    match store::ingest::prune_raw_events(&conn, cutoff, 10_000).await {
-                        Ok(n) if n > 0 && !shutdown.is_cancelled() => {
-                            tracing::debug!(deleted = n, "pruned raw usage events")
-                        }
-                        Ok(_) => break,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "pruning raw usage events failed");
-                            break;
-                        }
-                    }
-                }
-                if let Err(e) = banso_kit::idempotency::prune(&conn, chrono::Duration::days(7)).await {
-                    tracing::warn!(error = %e, "pruning request ids failed");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-                    _ = shutdown.cancelled() => return Ok(()),
-                }
-            }
-        }
+    let raw: banso_events::housekeeping::Step = Box::new(move |conn| {
+        Box::pin(async move {
+            let cutoff =
+                chrono::Utc::now().checked_sub_signed(keep).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+            Ok(store::ingest::prune_raw_events(&conn, cutoff, 10_000).await?)
+        })
     });
+    banso_events::housekeeping::supervise(supervisor, Server::NAME, NAME, conn, vec![("raw usage events", raw)]);
 }

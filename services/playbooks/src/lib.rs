@@ -145,39 +145,22 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
     Ok((playbooks, programmes, outreach))
 }
 
-/// Every hour: trigger events and finished account changes past the
-/// retention, inbox entries of a month
-/// (a redelivery comes within minutes), `request_id` keys of a week.
+/// Every hour (with the inbox and request ids): trigger events past the
+/// retention, and finished account changes after it (the firing keeps
+/// each one's outcome).
 fn supervise_pruning(supervisor: &Supervisor, conn: sea_orm::DatabaseConnection, retention: Duration) {
+    use banso_events::housekeeping::Step;
     let keep = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
-    supervisor.spawn(Server::NAME, "playbooks-pruning", move |shutdown| {
-        let conn = conn.clone();
-        async move {
-            loop {
-                let cutoff = banso_kit::wire::now() - keep;
-                while let Ok(n) = store::trigger_events::prune(&conn, cutoff, 5_000).await {
-                    if n == 0 || shutdown.is_cancelled() {
-                        break;
-                    }
-                }
-                // Finished account changes after the same retention: the
-                // firing keeps each one's outcome.
-                while let Ok(n) = store::account_changes::prune(&conn, cutoff, 5_000).await {
-                    if n == 0 || shutdown.is_cancelled() {
-                        break;
-                    }
-                }
-                if let Err(e) = banso_events::inbox::prune(&conn, chrono::Duration::days(30)).await {
-                    tracing::warn!(error = %e, "pruning the inbox failed");
-                }
-                if let Err(e) = banso_kit::idempotency::prune(&conn, chrono::Duration::days(7)).await {
-                    tracing::warn!(error = %e, "pruning request ids failed");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-                    _ = shutdown.cancelled() => return Ok(()),
-                }
-            }
-        }
-    });
+    let cutoff = move || banso_kit::wire::now() - keep;
+    let triggers: Step =
+        Box::new(move |conn| Box::pin(async move { Ok(store::trigger_events::prune(&conn, cutoff(), 5_000).await?) }));
+    let changes: Step =
+        Box::new(move |conn| Box::pin(async move { Ok(store::account_changes::prune(&conn, cutoff(), 5_000).await?) }));
+    banso_events::housekeeping::supervise(
+        supervisor,
+        Server::NAME,
+        NAME,
+        conn,
+        vec![("trigger events", triggers), ("account changes", changes)],
+    );
 }
