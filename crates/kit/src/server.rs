@@ -45,6 +45,9 @@ pub const READY: &str = "banso_ready";
 pub struct ServiceSet {
     routes: Routes,
     names: Vec<&'static str>,
+    /// (service, the service whose readiness it shares): services of one
+    /// component on one database report NOT_SERVING together.
+    follows: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for ServiceSet {
@@ -55,7 +58,7 @@ impl Default for ServiceSet {
 
 impl ServiceSet {
     pub fn new() -> Self {
-        ServiceSet { routes: Routes::default(), names: Vec::new() }
+        ServiceSet { routes: Routes::default(), names: Vec::new(), follows: Vec::new() }
     }
 
     pub fn with<S>(mut self, svc: S) -> Self
@@ -71,6 +74,24 @@ impl ServiceSet {
         self.names.push(S::NAME);
         self.routes = self.routes.add_service(svc);
         self
+    }
+
+    /// Adds `svc`, whose readiness follows `leader`'s: a task of the leader
+    /// down, or its database or bus failing, takes both out of rotation
+    /// (Playbooks' ProgrammesService and OutreachService follow
+    /// PlaybooksService, whose probes watch the database they share).
+    pub fn with_following<S>(mut self, svc: S, leader: &'static str) -> Self
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.follows.push((S::NAME, leader));
+        self.with(svc)
     }
 
     pub fn names(&self) -> &[&'static str] {
@@ -132,8 +153,8 @@ pub async fn start(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let down = supervisor.watch().borrow().clone();
-    sync_health(&health, &services.names, &down, false).await;
-    spawn_health_sync(health.clone(), services.names.clone(), supervisor);
+    sync_health(&health, &services.names, &services.follows, &down, false).await;
+    spawn_health_sync(health.clone(), services.names.clone(), services.follows.clone(), supervisor);
 
     // Reflection lists what this process serves, not the whole API.
     let reflection = || {
@@ -214,10 +235,18 @@ pub async fn start(
 
 /// Sets every hosted service (and the server as a whole, `""`) SERVING
 /// unless it is shutting down or one of its background tasks is down.
-async fn sync_health(health: &HealthReporter, names: &[&'static str], down: &crate::supervise::Down, stopping: bool) {
+async fn sync_health(
+    health: &HealthReporter,
+    names: &[&'static str],
+    follows: &[(&'static str, &'static str)],
+    down: &crate::supervise::Down,
+    stopping: bool,
+) {
+    let is_down = |name: &str| down.get(name).is_some_and(|t| !t.is_empty());
     let mut any_down = stopping;
     for name in names {
-        let out = stopping || down.get(name).is_some_and(|t| !t.is_empty());
+        let leader = follows.iter().find(|(f, _)| f == name).map(|(_, l)| *l);
+        let out = stopping || is_down(name) || leader.is_some_and(is_down);
         any_down |= out;
         let status = if out { ServingStatus::NotServing } else { ServingStatus::Serving };
         metrics::gauge!(READY, "service" => *name).set(if out { 0.0 } else { 1.0 });
@@ -229,7 +258,12 @@ async fn sync_health(health: &HealthReporter, names: &[&'static str], down: &cra
 
 /// Follows the supervisor's view of the background tasks until shutdown
 /// (after which health stays NOT_SERVING).
-fn spawn_health_sync(health: HealthReporter, names: Vec<&'static str>, supervisor: &Supervisor) {
+fn spawn_health_sync(
+    health: HealthReporter,
+    names: Vec<&'static str>,
+    follows: Vec<(&'static str, &'static str)>,
+    supervisor: &Supervisor,
+) {
     let mut watch = supervisor.watch();
     let shutdown = supervisor.shutdown().clone();
     tokio::spawn(async move {
@@ -239,7 +273,7 @@ fn spawn_health_sync(health: HealthReporter, names: Vec<&'static str>, superviso
                 _ = shutdown.cancelled() => return,
             }
             let down = watch.borrow_and_update().clone();
-            sync_health(&health, &names, &down, shutdown.is_cancelled()).await;
+            sync_health(&health, &names, &follows, &down, shutdown.is_cancelled()).await;
         }
     });
 }

@@ -204,12 +204,15 @@ async fn a_dead_background_task_takes_its_service_out_of_rotation_until_it_runs_
 
 named!(3, "banso.test.v1.ConditionService");
 named!(4, "banso.test.v1.AgeService");
+named!(5, "banso.test.v1.FollowerService");
 
 #[tokio::test]
 async fn a_failing_condition_takes_its_service_out_of_rotation_until_cleared() {
-    let s = start(ServiceSet::new().with(Boom::<3>)).await;
     let name = "banso.test.v1.ConditionService";
+    let follower = "banso.test.v1.FollowerService";
+    let s = start(ServiceSet::new().with(Boom::<3>).with_following(Boom::<5>, name)).await;
     assert_eq!(health(&s, name).await, ServingStatus::Serving as i32);
+    assert_eq!(health(&s, follower).await, ServingStatus::Serving as i32);
     s.supervisor.set_condition(name, "database unreachable", true);
     let mut watch = s.supervisor.watch();
     watch.wait_for(|d| d.get(name).is_some_and(|r| r.contains("database unreachable"))).await.unwrap();
@@ -220,6 +223,7 @@ async fn a_failing_condition_takes_its_service_out_of_rotation_until_cleared() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(health(&s, name).await, ServingStatus::NotServing as i32);
+    assert_eq!(health(&s, follower).await, ServingStatus::NotServing as i32, "it follows its leader");
     assert_eq!(s.supervisor.not_ready().as_deref(), Some("banso.test.v1.ConditionService: database unreachable"));
     assert_eq!(call(&s, "/banso.test.v1.ConditionService/Ok").await.map_err(|e| e.code()), Ok(()), "calls still work");
     s.supervisor.set_condition(name, "database unreachable", false);
@@ -230,6 +234,7 @@ async fn a_failing_condition_takes_its_service_out_of_rotation_until_cleared() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(health(&s, name).await, ServingStatus::Serving as i32);
+    assert_eq!(health(&s, follower).await, ServingStatus::Serving as i32);
     assert_eq!(s.supervisor.not_ready(), None);
 }
 

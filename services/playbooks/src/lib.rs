@@ -77,7 +77,7 @@ pub const SERVICE: ServiceDef = ServiceDef {
     build: |cx, set| {
         Box::pin(async move {
             let (playbooks, programmes, outreach) = build(cx).await?;
-            Ok(set.with(playbooks).with(programmes).with(outreach))
+            Ok(set.with(playbooks).with_following(programmes, Server::NAME).with_following(outreach, Server::NAME))
         })
     },
 };
