@@ -512,6 +512,7 @@ mod tests {
             lifecycle_stage: LifecycleStage::Adoption,
             touch_model: TouchModel::Low,
             touch_mix: crate::domain::single_mix(TouchModel::Low),
+            touch_mix_manual: false,
             owner_id: "u-1".into(),
             arr: Some(Money { currency_code: "JPY".into(), amount_minor: 1_200_000 }),
             contract_start_date: None,
