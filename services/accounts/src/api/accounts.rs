@@ -289,22 +289,13 @@ pub(crate) fn create(r: pb::CreateAccountRequest) -> Result<CreateAccount> {
 
 pub(crate) fn update(r: pb::UpdateAccountRequest) -> Result<UpdateAccount> {
     let mut v = Violations::new();
-    let clear = r.clear_manual_touch_mix;
-    let no_paths = r.update_mask.as_ref().is_none_or(|m| m.paths.is_empty());
-    // Handing the mix back alone changes nothing else.
-    let mask = if clear && no_paths {
-        Some(Vec::new())
-    } else {
-        v.take(fieldmask::parse::<AccountField>("update_mask", r.update_mask.as_ref()))
-    };
-    if clear
-        && let Some(m) = &mask
-        && (m.contains(&AccountField::TouchMix) || m.contains(&AccountField::TouchModel))
-    {
-        v.add(
-            "clear_manual_touch_mix",
-            "hands the touch mix back to the rules: do not also set touch_model or touch_mix in update_mask",
-        );
+    let mut mask = v.take(fieldmask::parse::<AccountField>("update_mask", r.update_mask.as_ref()));
+    // touch_mix named, empty, without touch_model: hand the mix back to the
+    // touch-mix rules (no other change of the mix).
+    let clear = mask.as_ref().is_some_and(|m| m.contains(&AccountField::TouchMix) && !m.contains(&AccountField::TouchModel))
+        && r.account.as_ref().is_some_and(|p| p.touch_mix.is_empty());
+    if clear && let Some(m) = mask.as_mut() {
+        m.retain(|f| *f != AccountField::TouchMix);
     }
     let p = required(&mut v, "account", r.account.as_ref());
     let id = p.and_then(|p| v.take(wire::uuid("account.id", &p.id)));

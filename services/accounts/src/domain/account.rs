@@ -46,7 +46,7 @@ pub struct AccountFields {
     /// order, no zero shares), adding up to 100.
     pub touch_mix: Vec<TouchShare>,
     /// The mix was set by hand: the touch-mix rules leave it alone until it
-    /// is handed back (UpdateAccountRequest.clear_manual_touch_mix). Set by
+    /// is handed back (an update naming touch_mix with an empty mix). Set by
     /// a touch_mix sent on create, and by touch_model or touch_mix set by an
     /// update or upsert; touch_model alone on create is a starting mix the
     /// rules may replace.
