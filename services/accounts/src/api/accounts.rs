@@ -206,7 +206,11 @@ pub(crate) fn fields(p: &pb::Account, prefix: &str, mask: &[AccountField], v: &m
 
 /// A touch mix of the wire: `None` when empty, `Some(None)` when it breaks a
 /// rule (each recorded), else the canonical mix.
-pub(crate) fn touch_mix(v: &mut Violations, field: &str, shares: &[tpb::TouchShare]) -> Option<Option<Vec<TouchShare>>> {
+pub(crate) fn touch_mix(
+    v: &mut Violations,
+    field: &str,
+    shares: &[tpb::TouchShare],
+) -> Option<Option<Vec<TouchShare>>> {
     if shares.is_empty() {
         return None;
     }
@@ -292,8 +296,9 @@ pub(crate) fn update(r: pb::UpdateAccountRequest) -> Result<UpdateAccount> {
     let mut mask = v.take(fieldmask::parse::<AccountField>("update_mask", r.update_mask.as_ref()));
     // touch_mix named, empty, without touch_model: hand the mix back to the
     // touch-mix rules (no other change of the mix).
-    let clear = mask.as_ref().is_some_and(|m| m.contains(&AccountField::TouchMix) && !m.contains(&AccountField::TouchModel))
-        && r.account.as_ref().is_some_and(|p| p.touch_mix.is_empty());
+    let clear =
+        mask.as_ref().is_some_and(|m| m.contains(&AccountField::TouchMix) && !m.contains(&AccountField::TouchModel))
+            && r.account.as_ref().is_some_and(|p| p.touch_mix.is_empty());
     if clear && let Some(m) = mask.as_mut() {
         m.retain(|f| *f != AccountField::TouchMix);
     }

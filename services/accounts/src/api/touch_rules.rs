@@ -44,7 +44,10 @@ pub(crate) fn update(r: pb::UpdateTouchMixRulesRequest) -> Result<UpdateTouchMix
             wire::required_text(&mut v, &at("name"), &x.name, 100);
             let name = x.name.trim().to_owned();
             if !name.is_empty() && rules.iter().any(|r: &TouchMixRule| r.name == name) {
-                v.add(at("name"), format!("{} is the name of an earlier rule; names must be unique", banso_kit::shown(&name)));
+                v.add(
+                    at("name"),
+                    format!("{} is the name of an earlier rule; names must be unique", banso_kit::shown(&name)),
+                );
             }
             if x.condition.trim().is_empty() {
                 v.add(at("condition"), "is required");

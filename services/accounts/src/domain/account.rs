@@ -47,9 +47,9 @@ pub struct AccountFields {
     pub touch_mix: Vec<TouchShare>,
     /// The mix was set by hand: the touch-mix rules leave it alone until it
     /// is handed back (an update naming touch_mix with an empty mix). Set by
-    /// a touch_mix sent on create, and by touch_model or touch_mix set by an
-    /// update or upsert; touch_model alone on create is a starting mix the
-    /// rules may replace.
+    /// a touch_mix sent on create or import, and by touch_model or touch_mix
+    /// set by an update or upsert; touch_model alone on create (or in an
+    /// import row) is a starting mix the rules may replace.
     pub touch_mix_manual: bool,
     pub owner_id: String,
     pub arr: Option<Money>,

@@ -165,10 +165,7 @@ mod tests {
     #[test]
     fn the_first_rule_that_holds_sets_the_mix_and_its_dominant_pattern() {
         let p = policy(
-            &[
-                rule("big", "account.arr >= 10000000", &[(High, 60), (Tech, 40)]),
-                rule("rest", "true", &[(Tech, 100)]),
-            ],
+            &[rule("big", "account.arr >= 10000000", &[(High, 60), (Tech, 40)]), rule("rest", "true", &[(Tech, 100)])],
             &[],
         );
         let mut big = fields("saas", 20_000_000);
@@ -193,10 +190,8 @@ mod tests {
 
     #[test]
     fn forbidden_shares_fall_back_for_members_only() {
-        let p = policy(
-            &[rule("all", "true", &[(High, 60), (Tech, 40)])],
-            &[("account.industry == 'medical'", &[Tech])],
-        );
+        let p =
+            policy(&[rule("all", "true", &[(High, 60), (Tech, 40)])], &[("account.industry == 'medical'", &[Tech])]);
         let mut medical = fields("medical", 1);
         p.apply(&mut medical);
         assert_eq!(
@@ -212,10 +207,7 @@ mod tests {
     fn an_evaluation_error_does_not_hold() {
         // renewal_date is null here: comparing it fails, so the next rule wins.
         let p = policy(
-            &[
-                rule("renewing", "account.days_to_renewal < 90", &[(High, 100)]),
-                rule("rest", "true", &[(Low, 100)]),
-            ],
+            &[rule("renewing", "account.days_to_renewal < 90", &[(High, 100)]), rule("rest", "true", &[(Low, 100)])],
             &[],
         );
         let mut f = fields("saas", 1);

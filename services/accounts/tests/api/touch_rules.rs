@@ -20,7 +20,10 @@ fn rule(name: &str, condition: &str, mix: &[(pb::TouchModel, i32)]) -> pb::Touch
     }
 }
 
-async fn set_rules(c: &mut Client, rules: Vec<pb::TouchMixRule>) -> Result<pb::UpdateTouchMixRulesResponse, tonic::Status> {
+async fn set_rules(
+    c: &mut Client,
+    rules: Vec<pb::TouchMixRule>,
+) -> Result<pb::UpdateTouchMixRulesResponse, tonic::Status> {
     c.update_touch_mix_rules(pb::UpdateTouchMixRulesRequest {
         touch_mix_rules: Some(pb::TouchMixRules { rules, ..Default::default() }),
     })
@@ -81,14 +84,19 @@ async fn rules_apply_on_create_and_update_in_order() {
     assert_eq!(history(&mut c, &a.id).await, vec![(RULE, "big".into(), a.touch_mix.clone())]);
 
     // An update that makes another rule hold: it sets the mix.
-    let b = update(&mut c, pb::Account { id: a.id.clone(), arr: money("JPY", 1), ..Default::default() }, &["arr"]).await;
+    let b =
+        update(&mut c, pb::Account { id: a.id.clone(), arr: money("JPY", 1), ..Default::default() }, &["arr"]).await;
     assert_eq!(b.touch_mix, vec![share(T::Low, 100)]);
     assert_eq!(b.touch_model, T::Low as i32);
     let h = history(&mut c, &a.id).await;
     assert_eq!(h[0], (RULE, "medical".into(), vec![share(T::Low, 100)]));
     assert_eq!(h.len(), 2);
-    let b = update(&mut c, pb::Account { id: a.id.clone(), industry: "retail".into(), ..Default::default() }, &["industry"])
-        .await;
+    let b = update(
+        &mut c,
+        pb::Account { id: a.id.clone(), industry: "retail".into(), ..Default::default() },
+        &["industry"],
+    )
+    .await;
     assert_eq!(b.touch_mix, vec![share(T::Tech, 100)]);
     assert_eq!(history(&mut c, &a.id).await[0].1, "rest");
 
@@ -104,7 +112,8 @@ async fn a_mix_set_by_hand_wins_until_handed_back() {
     set_rules(&mut c, big_and_rest()).await.unwrap();
 
     // A mix sent on create is held.
-    let a = create(&mut c, pb::Account { touch_model: 0, touch_mix: vec![share(T::High, 100)], ..account("Held") }).await;
+    let a =
+        create(&mut c, pb::Account { touch_model: 0, touch_mix: vec![share(T::High, 100)], ..account("Held") }).await;
     assert!(a.touch_mix_manual);
     assert_eq!(a.touch_mix, vec![share(T::High, 100)]);
     assert_eq!(history(&mut c, &a.id).await, vec![(MANUAL, "test-user".into(), vec![share(T::High, 100)])]);
@@ -114,12 +123,17 @@ async fn a_mix_set_by_hand_wins_until_handed_back() {
     assert!(!b.touch_mix_manual);
     assert_eq!(b.touch_mix, vec![share(T::Tech, 100)]);
     // Set by hand on update: held against the rules, even when rules change.
-    let b = update(&mut c, pb::Account { id: b.id.clone(), touch_model: T::Low as i32, ..Default::default() }, &["touch_model"])
-        .await;
+    let b = update(
+        &mut c,
+        pb::Account { id: b.id.clone(), touch_model: T::Low as i32, ..Default::default() },
+        &["touch_model"],
+    )
+    .await;
     assert!(b.touch_mix_manual);
     assert_eq!(b.touch_mix, vec![share(T::Low, 100)]);
-    let b2 = update(&mut c, pb::Account { id: b.id.clone(), industry: "x".into(), ..Default::default() }, &["industry"])
-        .await;
+    let b2 =
+        update(&mut c, pb::Account { id: b.id.clone(), industry: "x".into(), ..Default::default() }, &["industry"])
+            .await;
     assert_eq!(b2.touch_mix, vec![share(T::Low, 100)], "a manual mix stays on later writes");
     let r = set_rules(&mut c, vec![rule("all", "true", &[(T::High, 50), (T::Low, 50)])]).await.unwrap();
     assert_eq!(r.accounts_changed, 0, "both accounts are held by hand");
@@ -139,7 +153,9 @@ async fn changed_rules_reapply_to_every_ruled_account() {
     let mut c = admin(&app);
     let mut ids = Vec::new();
     for i in 0..7 {
-        ids.push(create(&mut c, pb::Account { arr: money("JPY", i * 10_000_000), ..account(&format!("A{i}")) }).await.id);
+        ids.push(
+            create(&mut c, pb::Account { arr: money("JPY", i * 10_000_000), ..account(&format!("A{i}")) }).await.id,
+        );
     }
     let r = set_rules(&mut c, big_and_rest()).await.unwrap();
     // Every account: "big" for 6 of them, "rest" for the one with ARR 0.
@@ -152,7 +168,11 @@ async fn changed_rules_reapply_to_every_ruled_account() {
     let etag = r.touch_mix_rules.unwrap().etag;
     let again = c
         .update_touch_mix_rules(pb::UpdateTouchMixRulesRequest {
-            touch_mix_rules: Some(pb::TouchMixRules { rules: big_and_rest(), etag: etag.clone(), ..Default::default() }),
+            touch_mix_rules: Some(pb::TouchMixRules {
+                rules: big_and_rest(),
+                etag: etag.clone(),
+                ..Default::default()
+            }),
         })
         .await
         .unwrap()
@@ -194,7 +214,12 @@ async fn a_forbidden_share_falls_back_but_a_manual_mix_is_kept() {
     assert_eq!(shop.touch_mix, vec![share(T::High, 60), share(T::Tech, 40)]);
     let held = create(
         &mut c,
-        pb::Account { industry: "banking".into(), touch_model: 0, touch_mix: vec![share(T::Tech, 100)], ..account("Held") },
+        pb::Account {
+            industry: "banking".into(),
+            touch_model: 0,
+            touch_mix: vec![share(T::Tech, 100)],
+            ..account("Held")
+        },
     )
     .await;
     assert_eq!(held.touch_mix, vec![share(T::Tech, 100)], "a manual mix is kept as it is");
