@@ -111,6 +111,7 @@ struct PgAccounts {
     lifecycle_stage: Vec<&'static str>,
     touch_model: Vec<&'static str>,
     touch_mix: Vec<serde_json::Value>,
+    touch_mix_manual: Vec<bool>,
     owner_id: Vec<String>,
     arr_currency: Vec<Option<String>>,
     arr_amount_minor: Vec<Option<i64>>,
@@ -138,6 +139,7 @@ impl PgAccounts {
             lifecycle_stage: Vec::with_capacity(n),
             touch_model: Vec::with_capacity(n),
             touch_mix: Vec::with_capacity(n),
+            touch_mix_manual: Vec::with_capacity(n),
             owner_id: Vec::with_capacity(n),
             arr_currency: Vec::with_capacity(n),
             arr_amount_minor: Vec::with_capacity(n),
@@ -163,6 +165,7 @@ impl PgAccounts {
             c.lifecycle_stage.push(f.lifecycle_stage.as_str());
             c.touch_model.push(f.touch_model.as_str());
             c.touch_mix.push(mix);
+            c.touch_mix_manual.push(f.touch_mix_manual);
             c.owner_id.push(f.owner_id.clone());
             c.arr_currency.push(f.arr.as_ref().map(|m| m.currency_code.clone()));
             c.arr_amount_minor.push(f.arr.as_ref().map(|m| m.amount_minor));
@@ -183,18 +186,19 @@ impl PgAccounts {
             "INSERT INTO \"accounts\" (id, tenant_id, name, external_id, industry, employee_count, revenue_band, \
                region, plan_tier, lifecycle_stage, touch_model, owner_id, arr_currency, arr_amount_minor, \
                contract_start_date, renewal_date, tags, custom_attributes, create_time, update_time, version, \
-               touch_mix) \
+               touch_mix, touch_mix_manual) \
              SELECT id, $1, name, external_id, industry, employee_count, revenue_band, region, plan_tier, \
                lifecycle_stage, touch_model, owner_id, arr_currency, arr_amount_minor, contract_start_date, \
                renewal_date, tags::json, custom_attributes::json, create_time, update_time, version, \
-               touch_mix::json \
+               touch_mix::json, touch_mix_manual \
              FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], \
                $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int8[], $15::date[], \
                $16::date[], $17::jsonb[], $18::jsonb[], $19::timestamptz[], $20::timestamptz[], $21::int8[], \
-               $22::jsonb[]) \
+               $22::jsonb[], $23::bool[]) \
                AS r(id, name, external_id, industry, employee_count, revenue_band, region, plan_tier, \
                lifecycle_stage, touch_model, owner_id, arr_currency, arr_amount_minor, contract_start_date, \
-               renewal_date, tags, custom_attributes, create_time, update_time, version, touch_mix)",
+               renewal_date, tags, custom_attributes, create_time, update_time, version, touch_mix, \
+               touch_mix_manual)",
         )
         .bind(tenant)
         .bind(&self.id)
@@ -218,6 +222,7 @@ impl PgAccounts {
         .bind(&self.update_time)
         .bind(&self.version)
         .bind(&self.touch_mix)
+        .bind(&self.touch_mix_manual)
         .execute(conn)
         .await?;
         Ok(())
