@@ -61,6 +61,9 @@ impl App {
     /// time; returns how many changed.
     async fn reapply_rules(&self, tenant: &str, by: &str) -> Result<u64> {
         let policy = self.mix_policy(tenant).await?;
+        if policy.is_empty() {
+            return Ok(0);
+        }
         let mut changed = 0;
         let mut after = None;
         loop {

@@ -173,7 +173,7 @@ mod tests {
         assert_eq!((big.touch_model, big.touch_mix.len()), (High, 2));
         let mut small = fields("saas", 1);
         assert_eq!(p.apply(&mut small).as_deref(), Some("rest"));
-        assert_eq!((small.touch_model, small.touch_mix), (Tech, single_mix(Tech)));
+        assert_eq!((small.touch_model, &small.touch_mix), (Tech, &single_mix(Tech)));
         assert_eq!(p.apply(&mut small), None, "already the rule's mix: no change");
     }
 

@@ -178,9 +178,17 @@ async fn changed_rules_reapply_to_every_ruled_account() {
         .unwrap()
         .into_inner();
     assert_eq!(again.accounts_changed, 0);
+    let emptied = c
+        .update_touch_mix_rules(pb::UpdateTouchMixRulesRequest {
+            touch_mix_rules: Some(pb::TouchMixRules { rules: vec![], etag: etag.clone(), ..Default::default() }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(emptied.accounts_changed, 0, "no rule: every mix stays");
     let err = c
         .update_touch_mix_rules(pb::UpdateTouchMixRulesRequest {
-            touch_mix_rules: Some(pb::TouchMixRules { rules: vec![], etag, ..Default::default() }),
+            touch_mix_rules: Some(pb::TouchMixRules { rules: big_and_rest(), etag, ..Default::default() }),
         })
         .await
         .unwrap_err();
