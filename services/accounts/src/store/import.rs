@@ -12,7 +12,7 @@ use super::{
     accounts::{active, json_columns},
     entities::{account, account_tag},
 };
-use crate::domain::Account;
+use crate::domain::{Account, MixChange};
 
 /// Inserts new accounts and their tags through sea-orm (SQLite).
 /// ALREADY_EXISTS: an external_id is taken (nothing is written then, with
@@ -44,21 +44,23 @@ pub(crate) async fn insert_many(conn: &impl ConnectionTrait, tenant: &str, accou
 /// the database works.
 pub(crate) struct PgRows {
     accounts: PgAccounts,
-    /// Each account's first touch mix, for its history.
+    /// Each account's first touch mix, for its history: who set it.
     history_ids: Vec<Uuid>,
-    setter: String,
+    set_by: Vec<&'static str>,
+    setters: Vec<String>,
     tags: Vec<String>,
     tag_accounts: Vec<Uuid>,
 }
 
 impl PgRows {
-    pub(crate) fn new(accounts: &[Account], setter: &str) -> Result<PgRows> {
+    pub(crate) fn new(accounts: &[Account], changes: &[MixChange]) -> Result<PgRows> {
         let (tags, tag_accounts) =
             accounts.iter().flat_map(|a| a.fields.tags.iter().map(|t| (t.clone(), a.id))).unzip();
         Ok(PgRows {
             accounts: PgAccounts::new(accounts)?,
-            history_ids: accounts.iter().map(|_| Uuid::now_v7()).collect(),
-            setter: setter.to_owned(),
+            history_ids: changes.iter().map(|c| c.id).collect(),
+            set_by: changes.iter().map(|c| c.set_by.as_str()).collect(),
+            setters: changes.iter().map(|c| c.setter.clone()).collect(),
             tags,
             tag_accounts,
         })
@@ -70,15 +72,16 @@ impl PgRows {
         // The mix as created is the first of each account's history.
         sqlx::query(
             "INSERT INTO \"touch_mix_history\" (id, tenant_id, account_id, change_time, touch_mix, set_by, setter) \
-             SELECT h, $1, a, t, m::json, 'manual', $5 FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], \
-               $6::jsonb[]) AS r(h, a, t, m)",
+             SELECT h, $1, a, t, m::json, b, s FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], \
+               $5::text[], $6::jsonb[], $7::text[]) AS r(h, a, t, b, m, s)",
         )
         .bind(tenant)
         .bind(&self.history_ids)
         .bind(&self.accounts.id)
         .bind(&self.accounts.update_time)
-        .bind(&self.setter)
+        .bind(&self.set_by)
         .bind(&self.accounts.touch_mix)
+        .bind(&self.setters)
         .execute(&mut *conn)
         .await?;
         if !self.tags.is_empty() {
