@@ -348,6 +348,7 @@ mod tests {
         assert_eq!(found(Method::PUT, "/v1/health/accounts/a/measures/nps").0, "SetMeasureValue");
         assert_eq!(found(Method::GET, "/v1/touchMixRules").0, "GetTouchMixRules");
         assert_eq!(found(Method::PUT, "/v1/touchMixRules").0, "UpdateTouchMixRules");
+        assert_eq!(found(Method::POST, "/v1/touchMixRules:preview").0, "PreviewTouchMixRules");
         assert!(matches!(t.resolve(&Method::PUT, "/v1/accounts/x"), Resolved::MethodNotAllowed(_)));
         assert!(matches!(t.resolve(&Method::GET, "/v1/nothing"), Resolved::NotFound));
         assert!(matches!(t.resolve(&Method::GET, "/v1/accounts/"), Resolved::NotFound));

@@ -178,6 +178,17 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
         .await
     }
 
+    async fn preview_touch_mix_rules(
+        &self,
+        req: Request<pb::PreviewTouchMixRulesRequest>,
+    ) -> Rpc<pb::PreviewTouchMixRulesResponse> {
+        handle(req, Access::Read, async |caller, r| {
+            let rules = touch_rules::preview(r)?;
+            Ok(touch_rules::preview_reply(self.app.preview_touch_mix_rules(&caller, rules).await?))
+        })
+        .await
+    }
+
     async fn import_accounts(
         &self,
         req: Request<Streaming<pb::ImportAccountsRequest>>,

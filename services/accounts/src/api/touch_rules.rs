@@ -8,7 +8,7 @@ use super::{
     convert::required,
 };
 use crate::{
-    app::UpdateTouchMixRules,
+    app::{RulesPreview, UpdateTouchMixRules},
     domain::touch_rules::{self, MAX_RULES, TouchMixRule, TouchMixRules},
 };
 
@@ -67,4 +67,29 @@ pub(crate) fn update(r: pb::UpdateTouchMixRulesRequest) -> Result<UpdateTouchMix
     }
     let etag = v.finish_with(etag)?;
     Ok(UpdateTouchMixRules { etag, rules })
+}
+
+/// The rule list of a preview, checked as an update's.
+pub(crate) fn preview(r: pb::PreviewTouchMixRulesRequest) -> Result<Vec<TouchMixRule>> {
+    let mut rules = r.touch_mix_rules;
+    if let Some(r) = rules.as_mut() {
+        r.etag.clear();
+    }
+    Ok(update(pb::UpdateTouchMixRulesRequest { touch_mix_rules: rules })?.rules)
+}
+
+pub(crate) fn preview_reply(p: RulesPreview) -> pb::PreviewTouchMixRulesResponse {
+    pb::PreviewTouchMixRulesResponse {
+        rules: p
+            .rules
+            .into_iter()
+            .map(|(name, matched, changed)| pb::TouchMixRulePreview {
+                name,
+                accounts_matched: matched,
+                accounts_changed: changed,
+            })
+            .collect(),
+        accounts_evaluated: p.evaluated,
+        accounts_held: p.held,
+    }
 }

@@ -25,7 +25,7 @@ pub(crate) use import::{AccountChunk, AccountRef, AccountRow, Chunk, ContactRow,
 pub(crate) use retention::MetricsQuery;
 pub(crate) use segments::{CreateSegment, SegmentCount, UpdateSegment};
 pub(crate) use settings::UpdateSettings;
-pub(crate) use touch_rules::UpdateTouchMixRules;
+pub(crate) use touch_rules::{RulesPreview, UpdateTouchMixRules};
 
 use banso_events::{Db, db::remembered};
 use banso_kit::{Error, shown};

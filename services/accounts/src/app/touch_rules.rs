@@ -10,7 +10,7 @@ use chrono::Utc;
 use super::App;
 use crate::{
     domain::{
-        retention,
+        AccountCursor, AccountFilter, AccountOrder, AccountSort, SortKey, retention,
         touch_rules::{MixPolicy, TouchMixRule, TouchMixRules},
     },
     store,
@@ -18,6 +18,14 @@ use crate::{
 
 /// Accounts read a page while re-applying rules.
 const REAPPLY_PAGE: u64 = 500;
+
+/// What a rule list would do: per rule (name, accounts governed, accounts
+/// changed), accounts evaluated, accounts held by hand.
+pub(crate) struct RulesPreview {
+    pub rules: Vec<(String, i64, i64)>,
+    pub evaluated: i64,
+    pub held: i64,
+}
 
 /// UpdateTouchMixRules: the whole list, each rule valid.
 pub(crate) struct UpdateTouchMixRules {
@@ -57,6 +65,50 @@ impl App {
         Ok((rules, changed))
     }
 
+    /// What `rules` would do to the tenant's accounts now, writing nothing:
+    /// per rule (in order) the accounts it governs and those it would change;
+    /// the accounts looked at, and those held by hand.
+    pub(crate) async fn preview_touch_mix_rules(
+        &self,
+        caller: &Caller,
+        rules: Vec<TouchMixRule>,
+    ) -> Result<RulesPreview> {
+        let tenant = &caller.tenant_id;
+        let policy = self.policy_with(tenant, &rules).await?;
+        let mut out =
+            RulesPreview { rules: policy.names().map(|n| (n.to_owned(), 0, 0)).collect(), evaluated: 0, held: 0 };
+        let order = AccountOrder { sort: AccountSort::CreateTime, desc: false };
+        let mut after: Option<AccountCursor> = None;
+        loop {
+            let batch = store::accounts::list(
+                self.db.conn(),
+                tenant,
+                &AccountFilter::default(),
+                order,
+                after.as_ref(),
+                REAPPLY_PAGE,
+            )
+            .await?;
+            let Some(last) = batch.last() else { return Ok(out) };
+            after = Some(AccountCursor { key: SortKey::Id, id: last.id });
+            for a in &batch {
+                out.evaluated += 1;
+                if a.fields.touch_mix_manual {
+                    out.held += 1;
+                    continue;
+                }
+                if let Some((name, mix)) = policy.rule_for(&a.fields)
+                    && let Some(row) = out.rules.iter_mut().find(|r| r.0 == name)
+                {
+                    row.1 += 1;
+                    if mix != a.fields.touch_mix {
+                        row.2 += 1;
+                    }
+                }
+            }
+        }
+    }
+
     /// Sets the rules' mix on each governed account it changes, a page at a
     /// time; returns how many changed.
     async fn reapply_rules(&self, tenant: &str, by: &str) -> Result<u64> {
@@ -88,13 +140,18 @@ impl App {
     /// What the tenant's rules do to an account written now: the rules,
     /// the segments forbidding patterns, today in the tenant's zone.
     pub(super) async fn mix_policy(&self, tenant: &str) -> Result<Arc<MixPolicy>> {
+        let rules = store::touch_mix_rules::get(self.db.conn(), tenant).await?;
+        self.policy_with(tenant, &rules.rules).await
+    }
+
+    /// The policy of `rules` in the tenant (its segments, its today).
+    async fn policy_with(&self, tenant: &str, rules: &[TouchMixRule]) -> Result<Arc<MixPolicy>> {
         let conn = self.db.conn();
-        let rules = store::touch_mix_rules::get(conn, tenant).await?;
         let now = Utc::now();
         let settings = store::settings::get(conn, tenant).await?;
         let today = retention::today_in(settings.tz(), now);
         let mut forbidding = Vec::new();
-        if !rules.rules.is_empty() {
+        if !rules.is_empty() {
             let mut after = None;
             loop {
                 let batch = store::segments::list(conn, tenant, after, 1000).await?;
@@ -108,6 +165,6 @@ impl App {
                 );
             }
         }
-        Ok(Arc::new(MixPolicy::new(&rules.rules, &forbidding, today, now)))
+        Ok(Arc::new(MixPolicy::new(rules, &forbidding, today, now)))
     }
 }

@@ -106,6 +106,11 @@ impl MixPolicy {
         Some((name, without_forbidden(mix, &forbidden)))
     }
 
+    /// The rule names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|(n, _, _)| n.as_str())
+    }
+
     /// Applies the rules to `f` (mix and its dominant touch_model); returns
     /// the rule's name if that changed the mix.
     pub fn apply(&self, f: &mut AccountFields) -> Option<String> {

@@ -292,3 +292,38 @@ async fn only_admins_write_rules_and_tenants_see_their_own() {
     let a = create(&mut globex, account("Globex")).await;
     assert_eq!(a.touch_mix, vec![share(T::High, 100)], "acme's rules do not reach globex");
 }
+
+#[tokio::test]
+async fn a_preview_counts_what_each_rule_would_do_and_writes_nothing() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    for i in 0..4 {
+        create(&mut c, pb::Account { arr: money("JPY", i * 10_000_000), ..account(&format!("A{i}")) }).await;
+    }
+    create(&mut c, pb::Account { touch_model: 0, touch_mix: vec![share(T::Low, 100)], ..account("Held") }).await;
+    let mut viewer = client(&app, "acme", Role::Viewer);
+    let p = viewer
+        .preview_touch_mix_rules(pb::PreviewTouchMixRulesRequest {
+            touch_mix_rules: Some(pb::TouchMixRules { rules: big_and_rest(), ..Default::default() }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let rows: Vec<_> = p.rules.iter().map(|r| (r.name.as_str(), r.accounts_matched, r.accounts_changed)).collect();
+    // A0 has ARR 0 and the starting mix high 100: "rest" would change it.
+    assert_eq!(rows, vec![("big", 3, 3), ("medical", 0, 0), ("rest", 1, 1)]);
+    assert_eq!((p.accounts_evaluated, p.accounts_held), (5, 1));
+    // Nothing was written.
+    assert!(c.get_touch_mix_rules(pb::GetTouchMixRulesRequest {}).await.unwrap().into_inner().rules.is_empty());
+    let err = c
+        .preview_touch_mix_rules(pb::PreviewTouchMixRulesRequest {
+            touch_mix_rules: Some(pb::TouchMixRules {
+                rules: vec![rule("x", "account.nope", &[])],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_violation(&err, "touch_mix_rules.rules[0].condition");
+    assert_violation(&err, "touch_mix_rules.rules[0].touch_mix");
+}
