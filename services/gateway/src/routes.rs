@@ -346,6 +346,9 @@ mod tests {
         assert_eq!((name.as_str(), bound[0].0.clone()), ("UpdateAccount", vec!["account".to_owned(), "id".to_owned()]));
         assert_eq!(found(Method::POST, "/v1/segments/s1:evaluate").0, "EvaluateSegment");
         assert_eq!(found(Method::PUT, "/v1/health/accounts/a/measures/nps").0, "SetMeasureValue");
+        assert_eq!(found(Method::GET, "/v1/touchMixRules").0, "GetTouchMixRules");
+        assert_eq!(found(Method::PUT, "/v1/touchMixRules").0, "UpdateTouchMixRules");
+        assert_eq!(found(Method::POST, "/v1/touchMixRules:preview").0, "PreviewTouchMixRules");
         assert!(matches!(t.resolve(&Method::PUT, "/v1/accounts/x"), Resolved::MethodNotAllowed(_)));
         assert!(matches!(t.resolve(&Method::GET, "/v1/nothing"), Resolved::NotFound));
         assert!(matches!(t.resolve(&Method::GET, "/v1/accounts/"), Resolved::NotFound));

@@ -69,6 +69,7 @@ pub(crate) fn fields(p: &pb::Account, prefix: &str, mask: &[AccountField], v: &m
         lifecycle_stage: LifecycleStage::Onboarding,
         touch_model: TouchModel::High,
         touch_mix: Vec::new(),
+        touch_mix_manual: false,
         owner_id: String::new(),
         arr: None,
         contract_start_date: None,
@@ -149,6 +150,9 @@ pub(crate) fn fields(p: &pb::Account, prefix: &str, mask: &[AccountField], v: &m
                             out.touch_model = d;
                         }
                         out.touch_mix = mix;
+                        // A mix sent is a mix set by hand (create; an update
+                        // marks it whenever touch_model or touch_mix is set).
+                        out.touch_mix_manual = true;
                     }
                 }
             }
@@ -189,7 +193,11 @@ pub(crate) fn fields(p: &pb::Account, prefix: &str, mask: &[AccountField], v: &m
 
 /// A touch mix of the wire: `None` when empty, `Some(None)` when it breaks a
 /// rule (each recorded), else the canonical mix.
-fn touch_mix(v: &mut Violations, field: &str, shares: &[tpb::TouchShare]) -> Option<Option<Vec<TouchShare>>> {
+pub(crate) fn touch_mix(
+    v: &mut Violations,
+    field: &str,
+    shares: &[tpb::TouchShare],
+) -> Option<Option<Vec<TouchShare>>> {
     if shares.is_empty() {
         return None;
     }
@@ -249,6 +257,7 @@ pub(crate) fn to_proto(a: &Account) -> pb::Account {
         lifecycle_stage: f.lifecycle_stage.to_proto() as i32,
         touch_model: f.touch_model.to_proto() as i32,
         touch_mix: touch_mix_to_proto(&f.touch_mix),
+        touch_mix_manual: f.touch_mix_manual,
         owner_id: f.owner_id.clone(),
         arr: f.arr.as_ref().map(money_to_proto),
         contract_start_date: f.contract_start_date.map(wire::date_to_proto),
@@ -271,14 +280,22 @@ pub(crate) fn create(r: pb::CreateAccountRequest) -> Result<CreateAccount> {
 
 pub(crate) fn update(r: pb::UpdateAccountRequest) -> Result<UpdateAccount> {
     let mut v = Violations::new();
-    let mask = v.take(fieldmask::parse::<AccountField>("update_mask", r.update_mask.as_ref()));
+    let mut mask = v.take(fieldmask::parse::<AccountField>("update_mask", r.update_mask.as_ref()));
+    // touch_mix named, empty, without touch_model: hand the mix back to the
+    // touch-mix rules (no other change of the mix).
+    let clear =
+        mask.as_ref().is_some_and(|m| m.contains(&AccountField::TouchMix) && !m.contains(&AccountField::TouchModel))
+            && r.account.as_ref().is_some_and(|p| p.touch_mix.is_empty());
+    if clear && let Some(m) = mask.as_mut() {
+        m.retain(|f| *f != AccountField::TouchMix);
+    }
     let p = required(&mut v, "account", r.account.as_ref());
     let id = p.and_then(|p| v.take(wire::uuid("account.id", &p.id)));
     let etag = p.and_then(|p| v.take(etag::parse("account.etag", &p.etag)));
     // Only the fields the mask names are looked at (none if it is bad).
     let fields = p.map(|p| fields(p, "account", mask.as_deref().unwrap_or_default(), &mut v));
     let (mask, id, etag, fields) = v.finish_with((mask, id, etag, fields))?;
-    Ok(UpdateAccount { id, etag, mask, fields })
+    Ok(UpdateAccount { id, etag, mask, fields, clear_manual_touch_mix: clear })
 }
 
 pub(crate) fn upsert(r: pb::UpsertAccountRequest) -> Result<UpsertAccount> {

@@ -12,6 +12,7 @@ mod import;
 mod retention;
 pub(crate) mod segments;
 pub(crate) mod settings;
+mod touch_rules;
 mod write_keys;
 
 use banso_kit::{
@@ -151,6 +152,39 @@ impl pb::accounts_service_server::AccountsService for AccountsApi {
         handle(req, Access::Admin, async |caller, r| {
             let cmd = settings::update(r)?;
             Ok(settings::to_proto(&self.app.update_settings(&caller, cmd).await?))
+        })
+        .await
+    }
+
+    async fn get_touch_mix_rules(&self, req: Request<pb::GetTouchMixRulesRequest>) -> Rpc<pb::TouchMixRules> {
+        handle(req, Access::Read, async |caller, _| {
+            Ok(touch_rules::to_proto(&self.app.get_touch_mix_rules(&caller).await?))
+        })
+        .await
+    }
+
+    async fn update_touch_mix_rules(
+        &self,
+        req: Request<pb::UpdateTouchMixRulesRequest>,
+    ) -> Rpc<pb::UpdateTouchMixRulesResponse> {
+        handle(req, Access::Admin, async |caller, r| {
+            let cmd = touch_rules::update(r)?;
+            let (rules, changed) = self.app.update_touch_mix_rules(&caller, cmd).await?;
+            Ok(pb::UpdateTouchMixRulesResponse {
+                touch_mix_rules: Some(touch_rules::to_proto(&rules)),
+                accounts_changed: i64::try_from(changed).unwrap_or(i64::MAX),
+            })
+        })
+        .await
+    }
+
+    async fn preview_touch_mix_rules(
+        &self,
+        req: Request<pb::PreviewTouchMixRulesRequest>,
+    ) -> Rpc<pb::PreviewTouchMixRulesResponse> {
+        handle(req, Access::Read, async |caller, r| {
+            let rules = touch_rules::preview(r)?;
+            Ok(touch_rules::preview_reply(self.app.preview_touch_mix_rules(&caller, rules).await?))
         })
         .await
     }

@@ -6,11 +6,16 @@ use banso_events::{
     db::{RequestKey, WRITE_ATTEMPTS, backoff},
 };
 use banso_kit::{Error, Result, auth::Caller, error::FieldViolation, fieldmask::FieldPath as _, shown, wire};
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::{App, external_id_taken, remembered};
 use crate::{
-    domain::{Account, AccountCursor, AccountField, AccountFields, AccountFilter, AccountOrder, MixChange},
+    domain::{
+        Account, AccountCursor, AccountField, AccountFields, AccountFilter, AccountOrder, MixChange,
+        touch_rules::MixPolicy,
+    },
     events, store,
 };
 
@@ -28,6 +33,8 @@ pub(crate) struct UpdateAccount {
     pub etag: Option<i64>,
     pub mask: Vec<AccountField>,
     pub fields: AccountFields,
+    /// Hand the mix back to the touch-mix rules (they apply at once).
+    pub clear_manual_touch_mix: bool,
 }
 
 /// UpsertAccount: the fields of `mask` (external_id among them) set on the
@@ -78,12 +85,13 @@ impl App {
         let key = request_id.as_deref().map(|request_id| RequestKey { operation: OP_CREATE_ACCOUNT, request_id });
         let s = self.scope(&caller.tenant_id);
         let by = caller.subject.clone();
+        let policy = self.mix_policy(&caller.tenant_id).await?;
         self.db
             .create_once(
                 &caller.tenant_id,
                 key,
                 async move |id| store::accounts::get(&s.conn, &s.tenant, remembered(id)?).await,
-                async move |tx| insert_account(tx, fields, &by).await,
+                async move |tx| insert_account(tx, fields, &by, &policy).await,
             )
             .await
     }
@@ -91,6 +99,9 @@ impl App {
     pub(crate) async fn update_account(&self, caller: &Caller, cmd: UpdateAccount) -> Result<Account> {
         self.change_account(&caller.tenant_id, cmd.id, cmd.etag, &caller.subject, |f| {
             f.apply(&cmd.fields, &cmd.mask);
+            if cmd.clear_manual_touch_mix {
+                f.touch_mix_manual = false;
+            }
             consistent(f)
         })
         .await
@@ -142,13 +153,14 @@ impl App {
             let fields = cmd.create.clone().map_err(Error::InvalidArgument)?;
             let s = self.scope(tenant);
             let by = by.to_owned();
+            let policy = self.mix_policy(tenant).await?;
             let created = self
                 .db
                 .create_once(
                     tenant,
                     None,
                     async move |id| store::accounts::get(&s.conn, &s.tenant, remembered(id)?).await,
-                    async move |tx| insert_account(tx, fields, &by).await,
+                    async move |tx| insert_account(tx, fields, &by, &policy).await,
                 )
                 .await;
             match created {
@@ -163,7 +175,8 @@ impl App {
     }
 
     /// The one way an account's fields change: read it, let `change` edit
-    /// them (or refuse), write the next version with its AccountUpdated.
+    /// them (or refuse), apply the touch-mix rules, write the next version
+    /// with its AccountUpdated.
     pub(super) async fn change_account(
         &self,
         tenant: &str,
@@ -172,21 +185,45 @@ impl App {
         by: &str,
         change: impl Fn(&mut AccountFields) -> Result<()>,
     ) -> Result<Account> {
+        let policy = self.mix_policy(tenant).await?;
+        self.change_with(tenant, id, etag, by, policy, change).await
+    }
+
+    /// [`App::change_account`] under a policy already read.
+    pub(super) async fn change_with(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        etag: Option<i64>,
+        by: &str,
+        policy: Arc<MixPolicy>,
+        change: impl Fn(&mut AccountFields) -> Result<()>,
+    ) -> Result<Account> {
         let s = self.scope(tenant);
         let by = by.to_owned();
+        let rules = policy.clone();
         self.db
             .update_versioned(
                 tenant,
                 &format!("account {id}"),
                 etag,
                 async move || store::accounts::get(&s.conn, &s.tenant, id).await,
-                |a| change(&mut a.fields),
+                |a| {
+                    change(&mut a.fields)?;
+                    rules.apply(&mut a.fields);
+                    Ok(())
+                },
                 async move |tx, current, next| {
                     let written = store::accounts::update(tx.conn(), tx.tenant(), current, next)
                         .await
                         .map_err(|e| external_id_taken(e, "account", next.fields.external_id.as_deref()))?;
                     if written && next.fields.touch_mix != current.fields.touch_mix {
-                        store::touch_mix::record(tx.conn(), tx.tenant(), &[MixChange::manual(next, &by)]).await?;
+                        // Not set by hand, the mix changed: the rule set it.
+                        let change = match policy.rule_for(&next.fields) {
+                            Some((rule, _)) if !next.fields.touch_mix_manual => MixChange::rule(next, rule),
+                            _ => MixChange::manual(next, &by),
+                        };
+                        store::touch_mix::record(tx.conn(), tx.tenant(), &[change]).await?;
                     }
                     if written {
                         tx.emit(events::account_updated(next, &next.fields.changed_fields(&current.fields), &by))
@@ -199,15 +236,20 @@ impl App {
     }
 }
 
-/// Inserts a new account with its AccountCreated; its mix, set by `by`,
-/// starts its history.
-async fn insert_account(tx: &Tx, fields: AccountFields, by: &str) -> Result<Account> {
+/// Inserts a new account with its AccountCreated; its mix, set by `by` or
+/// by the first touch-mix rule that holds, starts its history.
+async fn insert_account(tx: &Tx, mut fields: AccountFields, by: &str, policy: &MixPolicy) -> Result<Account> {
+    let rule = policy.apply(&mut fields);
     let t = wire::now();
     let account = Account { id: Uuid::now_v7(), fields, create_time: t, update_time: t, version: 1 };
     store::accounts::insert(tx.conn(), tx.tenant(), &account)
         .await
         .map_err(|e| external_id_taken(e, "account", account.fields.external_id.as_deref()))?;
-    store::touch_mix::record(tx.conn(), tx.tenant(), &[MixChange::manual(&account, by)]).await?;
+    let change = match rule {
+        Some(rule) => MixChange::rule(&account, &rule),
+        None => MixChange::manual(&account, by),
+    };
+    store::touch_mix::record(tx.conn(), tx.tenant(), &[change]).await?;
     tx.emit(events::account_created(&account)).await?;
     Ok(account)
 }

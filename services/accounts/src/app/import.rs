@@ -293,24 +293,35 @@ impl App {
         p.pending = later;
         let ids: Vec<String> = round.iter().map(|i| p.external_ids[*i].clone()).collect();
         let existing = store::accounts::by_external_ids(self.db.conn(), &p.tenant, &ids).await?;
+        // The touch-mix rules apply to each row first, so a row the rules
+        // already govern is unchanged, and a new account starts with the
+        // rule's mix (its first history row says so).
+        let policy = self.mix_policy(&p.tenant).await?;
         let t = wire::now();
         let mut updates = Vec::new();
         let mut creates = Vec::new();
         let mut accounts = Vec::new();
+        let mut changes = Vec::new();
         for i in round {
-            let fields =
+            let mut fields =
                 p.fields[i].take().ok_or_else(|| Error::internal(anyhow::anyhow!("an import row planned twice")))?;
+            let rule = policy.apply(&mut fields);
             match existing.get(&p.external_ids[i]) {
                 Some(current) if current.fields == fields => p.results[i] = Some(Ok(RowOutcome::Unchanged)),
                 Some(current) => updates.push((i, current.id, fields)),
                 None => {
-                    accounts.push(Account { id: Uuid::now_v7(), fields, create_time: t, update_time: t, version: 1 });
+                    let a = Account { id: Uuid::now_v7(), fields, create_time: t, update_time: t, version: 1 };
+                    changes.push(match rule {
+                        Some(rule) => MixChange::rule(&a, &rule),
+                        None => MixChange::manual(&a, &p.subject),
+                    });
+                    accounts.push(a);
                     creates.push(i);
                 }
             }
         }
-        let encoded = Encoded::new(&p.tenant, &p.subject, &accounts, banso_kit::db::is_postgres(self.db.conn()))?;
-        Ok(Round { updates, creates, accounts, encoded })
+        let encoded = Encoded::new(&p.tenant, &changes, &accounts, banso_kit::db::is_postgres(self.db.conn()))?;
+        Ok(Round { updates, creates, accounts, changes, encoded })
     }
 
     async fn apply_round(&self, p: &mut PreparedImport, round: Round) -> Result<()> {
@@ -321,7 +332,7 @@ impl App {
             });
             p.results[i] = Some(updated.await.map(|_| RowOutcome::Updated));
         }
-        match self.create_many(&p.tenant, &p.subject, &round.accounts, round.encoded).await {
+        match self.create_many(&p.tenant, &round.changes, &round.accounts, round.encoded).await {
             Ok(()) => {
                 for i in round.creates {
                     p.results[i] = Some(Ok(RowOutcome::Created));
@@ -348,7 +359,13 @@ impl App {
     /// Creates new accounts in bulk: accounts, tags and events in one
     /// transaction. ALREADY_EXISTS (and nothing written) when an
     /// external_id is taken.
-    async fn create_many(&self, tenant: &str, subject: &str, accounts: &[Account], encoded: Encoded) -> Result<()> {
+    async fn create_many(
+        &self,
+        tenant: &str,
+        changes: &[MixChange],
+        accounts: &[Account],
+        encoded: Encoded,
+    ) -> Result<()> {
         if accounts.is_empty() {
             return Ok(());
         }
@@ -366,7 +383,7 @@ impl App {
             }
             Encoded::Other => {
                 let accounts = accounts.to_vec();
-                let changes: Vec<MixChange> = accounts.iter().map(|a| MixChange::manual(a, subject)).collect();
+                let changes = changes.to_vec();
                 self.db
                     .write(tenant, async move |tx| {
                         store::import::insert_many(tx.conn(), tx.tenant(), &accounts).await?;
@@ -420,6 +437,8 @@ struct Round {
     /// Indexes of the new rows, and their accounts.
     creates: Vec<usize>,
     accounts: Vec<Account>,
+    /// The first history row of each new account (its mix, who set it).
+    changes: Vec<MixChange>,
     encoded: Encoded,
 }
 
@@ -433,7 +452,7 @@ enum Encoded {
 }
 
 impl Encoded {
-    fn new(tenant: &str, subject: &str, accounts: &[Account], postgres: bool) -> Result<Encoded> {
+    fn new(tenant: &str, changes: &[MixChange], accounts: &[Account], postgres: bool) -> Result<Encoded> {
         if !postgres || accounts.is_empty() {
             return Ok(Encoded::Other);
         }
@@ -441,7 +460,7 @@ impl Encoded {
             .iter()
             .map(|a| banso_events::envelope::new(tenant, crate::NAME, events::account_created(a)))
             .collect();
-        Ok(Encoded::Postgres(Box::new((store::import::PgRows::new(accounts, subject)?, PgBatch::new(&envelopes)))))
+        Ok(Encoded::Postgres(Box::new((store::import::PgRows::new(accounts, changes)?, PgBatch::new(&envelopes)))))
     }
 }
 
@@ -512,6 +531,7 @@ mod tests {
             lifecycle_stage: LifecycleStage::Adoption,
             touch_model: TouchModel::Low,
             touch_mix: crate::domain::single_mix(TouchModel::Low),
+            touch_mix_manual: false,
             owner_id: "u-1".into(),
             arr: Some(Money { currency_code: "JPY".into(), amount_minor: 1_200_000 }),
             contract_start_date: None,
@@ -536,8 +556,9 @@ mod tests {
             .into_iter()
             .map(|fields| Account { id: Uuid::now_v7(), fields, create_time: t, update_time: t, version: 1 })
             .collect();
-        let encoded = Encoded::new("acme", "test", &batch, banso_kit::db::is_postgres(&conn)).unwrap();
-        let err = app.create_many("acme", "test", &batch, encoded).await.unwrap_err();
+        let changes: Vec<MixChange> = batch.iter().map(|a| MixChange::manual(a, "test")).collect();
+        let encoded = Encoded::new("acme", &changes, &batch, banso_kit::db::is_postgres(&conn)).unwrap();
+        let err = app.create_many("acme", &changes, &batch, encoded).await.unwrap_err();
         assert!(matches!(err, Error::AlreadyExists(_)), "{err:?}");
         assert_eq!(account::Entity::find().count(&conn).await.unwrap(), 1);
         assert_eq!(account_tag::Entity::find().count(&conn).await.unwrap(), 0);

@@ -14,6 +14,7 @@ mod import;
 mod retention;
 mod segments;
 mod settings;
+mod touch_rules;
 mod write_keys;
 
 pub(crate) use accounts::{CreateAccount, UpdateAccount, UpsertAccount};
@@ -24,6 +25,7 @@ pub(crate) use import::{AccountChunk, AccountRef, AccountRow, Chunk, ContactRow,
 pub(crate) use retention::MetricsQuery;
 pub(crate) use segments::{CreateSegment, SegmentCount, UpdateSegment};
 pub(crate) use settings::UpdateSettings;
+pub(crate) use touch_rules::{RulesPreview, UpdateTouchMixRules};
 
 use banso_events::{Db, db::remembered};
 use banso_kit::{Error, shown};

@@ -45,6 +45,12 @@ pub struct AccountFields {
     /// The split of effort over the patterns: canonical (high, low, tech
     /// order, no zero shares), adding up to 100.
     pub touch_mix: Vec<TouchShare>,
+    /// The mix was set by hand: the touch-mix rules leave it alone until it
+    /// is handed back (an update naming touch_mix with an empty mix). Set by
+    /// a touch_mix sent on create or import, and by touch_model or touch_mix
+    /// set by an update or upsert; touch_model alone on create (or in an
+    /// import row) is a starting mix the rules may replace.
+    pub touch_mix_manual: bool,
     pub owner_id: String,
     pub arr: Option<Money>,
     pub contract_start_date: Option<NaiveDate>,
@@ -105,7 +111,6 @@ pub fn mix_problems(mix: &[(Option<TouchModel>, i32)]) -> Vec<(Option<usize>, &'
 /// Where a forbidden pattern's share goes: the nearest allowed pattern,
 /// the more personal one on a tie (tech → low → high, low → high → tech,
 /// high → low → tech).
-#[cfg_attr(not(test), allow(dead_code))] // for the touch-mix rules, not built yet
 fn fallbacks(t: TouchModel) -> [TouchModel; 2] {
     match t {
         TouchModel::High => [TouchModel::Low, TouchModel::Tech],
@@ -118,7 +123,6 @@ fn fallbacks(t: TouchModel) -> [TouchModel; 2] {
 /// forbidden pattern's share moves to its first allowed fallback (a
 /// regulated segment forbidding tech: tech 40 becomes low 40). With every
 /// pattern forbidden the mix is kept.
-#[cfg_attr(not(test), allow(dead_code))] // for the touch-mix rules, not built yet
 pub fn without_forbidden(mix: &[TouchShare], forbidden: &[TouchModel]) -> Vec<TouchShare> {
     let mut out: Vec<TouchShare> = Vec::new();
     for s in mix {
@@ -157,7 +161,7 @@ impl MixSetBy {
 }
 
 /// One change of an account's touch mix: when, to what, by whom (a user
-/// id for MANUAL, a rule id for RULE).
+/// id for MANUAL, the rule's name for RULE).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MixChange {
     pub id: Uuid,
@@ -179,6 +183,11 @@ impl MixChange {
             set_by: MixSetBy::Manual,
             setter: user.to_owned(),
         }
+    }
+
+    /// `a`'s mix as set by the touch-mix rule `rule`, at its last update.
+    pub fn rule(a: &Account, rule: &str) -> Self {
+        MixChange { set_by: MixSetBy::Rule, setter: rule.to_owned(), ..MixChange::manual(a, "") }
     }
 }
 
@@ -247,12 +256,14 @@ impl AccountFields {
                 // The two describe one thing: setting one alone sets the
                 // other (the parse made `new`'s agree).
                 AccountField::TouchModel => {
+                    self.touch_mix_manual = true;
                     self.touch_model = new.touch_model;
                     if !mask.contains(&AccountField::TouchMix) {
                         self.touch_mix = single_mix(new.touch_model);
                     }
                 }
                 AccountField::TouchMix => {
+                    self.touch_mix_manual = true;
                     self.touch_mix = new.touch_mix.clone();
                     if !mask.contains(&AccountField::TouchModel)
                         && let Some(t) = dominant(&new.touch_mix)

@@ -270,6 +270,7 @@ mod tests {
             lifecycle_stage: LifecycleStage::Onboarding,
             touch_model: TouchModel::High,
             touch_mix: crate::domain::single_mix(TouchModel::High),
+            touch_mix_manual: false,
             owner_id: String::new(),
             arr: None,
             contract_start_date: None,

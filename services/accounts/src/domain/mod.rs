@@ -7,6 +7,7 @@ pub mod contract;
 pub mod retention;
 pub mod segment;
 pub mod settings;
+pub mod touch_rules;
 pub mod validate;
 pub mod write_key;
 

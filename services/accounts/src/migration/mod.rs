@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0004WriteKeys),
             Box::new(M0005TouchMixAndOrigin),
             Box::new(banso_events::inbox::Migration),
+            Box::new(M0006TouchMixRules),
         ]
     }
 }
@@ -405,5 +406,46 @@ impl MigrationTrait for M0005TouchMixAndOrigin {
         m.alter_table(Table::alter().table("activities").drop_column("origin").to_owned()).await?;
         m.alter_table(Table::alter().table("segments").drop_column("forbidden_touch_models").to_owned()).await?;
         m.alter_table(Table::alter().table("accounts").drop_column("touch_mix").to_owned()).await
+    }
+}
+
+/// Touch-mix rules (issue #12): each tenant's ordered rule list, one row a
+/// tenant (keyed by tenant_id, its only lookup), and whether an account's
+/// mix was set by hand (old rows: not, so the rules may set them), indexed
+/// for the pass that re-applies changed rules to the accounts they govern.
+struct M0006TouchMixRules;
+
+impl MigrationName for M0006TouchMixRules {
+    fn name(&self) -> &str {
+        "m20261204_000006_touch_mix_rules"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0006TouchMixRules {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter().table("accounts").add_column(boolean("touch_mix_manual").default(false)).to_owned(),
+        )
+        .await?;
+        m.create_index(index("accounts", "tenant_mix_manual", &["tenant_id", "touch_mix_manual", "id"])).await?;
+        m.create_table(
+            Table::create()
+                .table("touch_mix_rules")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64).primary_key())
+                .col(json("rules"))
+                .col(timestamp_with_time_zone("update_time"))
+                .col(big_integer("version"))
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("touch_mix_rules").if_exists().to_owned()).await?;
+        m.drop_index(Index::drop().name("accounts_tenant_mix_manual").table("accounts").if_exists().to_owned()).await?;
+        m.alter_table(Table::alter().table("accounts").drop_column("touch_mix_manual").to_owned()).await
     }
 }

@@ -47,6 +47,7 @@ pub(crate) fn from_model(m: account::Model) -> Result<Account> {
                 .ok_or_else(|| corrupt("lifecycle_stage", &m.lifecycle_stage))?,
             touch_model,
             touch_mix,
+            touch_mix_manual: m.touch_mix_manual,
             owner_id: m.owner_id,
             arr,
             contract_start_date: m.contract_start_date,
@@ -85,6 +86,7 @@ pub(crate) fn active(tenant: &str, a: &Account) -> Result<account::ActiveModel> 
         lifecycle_stage: Set(f.lifecycle_stage.as_str().to_owned()),
         touch_model: Set(f.touch_model.as_str().to_owned()),
         touch_mix: Set(Some(mix)),
+        touch_mix_manual: Set(f.touch_mix_manual),
         owner_id: Set(f.owner_id.clone()),
         arr_currency: Set(f.arr.as_ref().map(|m| m.currency_code.clone())),
         arr_amount_minor: Set(f.arr.as_ref().map(|m| m.amount_minor)),
@@ -163,6 +165,23 @@ pub(crate) async fn find_by_external_id(
         .await?
         .map(from_model)
         .transpose()
+}
+
+/// Up to `limit` accounts whose touch mix the rules govern (not set by
+/// hand), in creation order after `after`.
+pub(crate) async fn ruled_after(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Account>> {
+    let mut q = account::Entity::find()
+        .filter(account::Column::TenantId.eq(tenant))
+        .filter(account::Column::TouchMixManual.eq(false));
+    if let Some(id) = after {
+        q = q.filter(account::Column::Id.gt(id));
+    }
+    q.order_by(account::Column::Id, Order::Asc).limit(limit).all(conn).await?.into_iter().map(from_model).collect()
 }
 
 /// The accounts with these external_ids, by external_id.
@@ -393,6 +412,7 @@ mod tests {
                 lifecycle_stage: LifecycleStage::Adoption,
                 touch_model: TouchModel::Low,
                 touch_mix: single_mix(TouchModel::Low),
+                touch_mix_manual: false,
                 owner_id: String::new(),
                 arr: None,
                 contract_start_date: None,

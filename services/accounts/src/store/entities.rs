@@ -26,6 +26,8 @@ pub mod account {
         pub touch_model: String,
         /// `[{"touch_model":"high","percent":100}]`; filled for old rows by M0005.
         pub touch_mix: Option<Json>,
+        /// Set by hand: the touch-mix rules leave it (M0006; old rows false).
+        pub touch_mix_manual: bool,
         #[sea_orm(column_type = "Text")]
         pub owner_id: String,
         pub arr_currency: Option<String>,
@@ -268,6 +270,26 @@ pub mod touch_mix_change {
         pub set_by: String,
         #[sea_orm(column_type = "Text")]
         pub setter: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod touch_mix_rules {
+    use sea_orm::entity::prelude::*;
+
+    /// A tenant's touch-mix rules, in order, as one JSON array.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "touch_mix_rules")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        pub rules: Json,
+        pub update_time: ChronoDateTimeUtc,
+        pub version: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,7 +12,7 @@ use super::{
     accounts::{active, json_columns},
     entities::{account, account_tag},
 };
-use crate::domain::Account;
+use crate::domain::{Account, MixChange};
 
 /// Inserts new accounts and their tags through sea-orm (SQLite).
 /// ALREADY_EXISTS: an external_id is taken (nothing is written then, with
@@ -44,21 +44,23 @@ pub(crate) async fn insert_many(conn: &impl ConnectionTrait, tenant: &str, accou
 /// the database works.
 pub(crate) struct PgRows {
     accounts: PgAccounts,
-    /// Each account's first touch mix, for its history.
+    /// Each account's first touch mix, for its history: who set it.
     history_ids: Vec<Uuid>,
-    setter: String,
+    set_by: Vec<&'static str>,
+    setters: Vec<String>,
     tags: Vec<String>,
     tag_accounts: Vec<Uuid>,
 }
 
 impl PgRows {
-    pub(crate) fn new(accounts: &[Account], setter: &str) -> Result<PgRows> {
+    pub(crate) fn new(accounts: &[Account], changes: &[MixChange]) -> Result<PgRows> {
         let (tags, tag_accounts) =
             accounts.iter().flat_map(|a| a.fields.tags.iter().map(|t| (t.clone(), a.id))).unzip();
         Ok(PgRows {
             accounts: PgAccounts::new(accounts)?,
-            history_ids: accounts.iter().map(|_| Uuid::now_v7()).collect(),
-            setter: setter.to_owned(),
+            history_ids: changes.iter().map(|c| c.id).collect(),
+            set_by: changes.iter().map(|c| c.set_by.as_str()).collect(),
+            setters: changes.iter().map(|c| c.setter.clone()).collect(),
             tags,
             tag_accounts,
         })
@@ -70,15 +72,16 @@ impl PgRows {
         // The mix as created is the first of each account's history.
         sqlx::query(
             "INSERT INTO \"touch_mix_history\" (id, tenant_id, account_id, change_time, touch_mix, set_by, setter) \
-             SELECT h, $1, a, t, m::json, 'manual', $5 FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], \
-               $6::jsonb[]) AS r(h, a, t, m)",
+             SELECT h, $1, a, t, m::json, b, s FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], \
+               $5::text[], $6::jsonb[], $7::text[]) AS r(h, a, t, b, m, s)",
         )
         .bind(tenant)
         .bind(&self.history_ids)
         .bind(&self.accounts.id)
         .bind(&self.accounts.update_time)
-        .bind(&self.setter)
+        .bind(&self.set_by)
         .bind(&self.accounts.touch_mix)
+        .bind(&self.setters)
         .execute(&mut *conn)
         .await?;
         if !self.tags.is_empty() {
@@ -111,6 +114,7 @@ struct PgAccounts {
     lifecycle_stage: Vec<&'static str>,
     touch_model: Vec<&'static str>,
     touch_mix: Vec<serde_json::Value>,
+    touch_mix_manual: Vec<bool>,
     owner_id: Vec<String>,
     arr_currency: Vec<Option<String>>,
     arr_amount_minor: Vec<Option<i64>>,
@@ -138,6 +142,7 @@ impl PgAccounts {
             lifecycle_stage: Vec::with_capacity(n),
             touch_model: Vec::with_capacity(n),
             touch_mix: Vec::with_capacity(n),
+            touch_mix_manual: Vec::with_capacity(n),
             owner_id: Vec::with_capacity(n),
             arr_currency: Vec::with_capacity(n),
             arr_amount_minor: Vec::with_capacity(n),
@@ -163,6 +168,7 @@ impl PgAccounts {
             c.lifecycle_stage.push(f.lifecycle_stage.as_str());
             c.touch_model.push(f.touch_model.as_str());
             c.touch_mix.push(mix);
+            c.touch_mix_manual.push(f.touch_mix_manual);
             c.owner_id.push(f.owner_id.clone());
             c.arr_currency.push(f.arr.as_ref().map(|m| m.currency_code.clone()));
             c.arr_amount_minor.push(f.arr.as_ref().map(|m| m.amount_minor));
@@ -183,18 +189,19 @@ impl PgAccounts {
             "INSERT INTO \"accounts\" (id, tenant_id, name, external_id, industry, employee_count, revenue_band, \
                region, plan_tier, lifecycle_stage, touch_model, owner_id, arr_currency, arr_amount_minor, \
                contract_start_date, renewal_date, tags, custom_attributes, create_time, update_time, version, \
-               touch_mix) \
+               touch_mix, touch_mix_manual) \
              SELECT id, $1, name, external_id, industry, employee_count, revenue_band, region, plan_tier, \
                lifecycle_stage, touch_model, owner_id, arr_currency, arr_amount_minor, contract_start_date, \
                renewal_date, tags::json, custom_attributes::json, create_time, update_time, version, \
-               touch_mix::json \
+               touch_mix::json, touch_mix_manual \
              FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], \
                $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int8[], $15::date[], \
                $16::date[], $17::jsonb[], $18::jsonb[], $19::timestamptz[], $20::timestamptz[], $21::int8[], \
-               $22::jsonb[]) \
+               $22::jsonb[], $23::bool[]) \
                AS r(id, name, external_id, industry, employee_count, revenue_band, region, plan_tier, \
                lifecycle_stage, touch_model, owner_id, arr_currency, arr_amount_minor, contract_start_date, \
-               renewal_date, tags, custom_attributes, create_time, update_time, version, touch_mix)",
+               renewal_date, tags, custom_attributes, create_time, update_time, version, touch_mix, \
+               touch_mix_manual)",
         )
         .bind(tenant)
         .bind(&self.id)
@@ -218,6 +225,7 @@ impl PgAccounts {
         .bind(&self.update_time)
         .bind(&self.version)
         .bind(&self.touch_mix)
+        .bind(&self.touch_mix_manual)
         .execute(conn)
         .await?;
         Ok(())

@@ -13,6 +13,7 @@ pub(crate) mod import;
 pub(crate) mod segments;
 pub(crate) mod settings;
 pub(crate) mod touch_mix;
+pub(crate) mod touch_mix_rules;
 pub(crate) mod write_keys;
 
 use banso_kit::Error;

@@ -272,3 +272,39 @@ async fn imports_publish_one_event_per_created_row_and_none_on_rerun() {
     assert_eq!(seen.len(), 120, "one AccountCreated per new row, nothing for the unchanged re-run");
     assert!(seen.iter().all(|e| e.r#type == "account_created"));
 }
+
+#[tokio::test]
+async fn a_rule_change_of_a_mix_publishes_account_updated() {
+    use pb::TouchModel as T;
+    let app = spawn().await;
+    let db = banso_testkit::fresh_database().await.unwrap();
+    let recorder = Arc::new(Recorder {
+        db: db.connect::<InboxOnly>("recorder").await.unwrap(),
+        applied: Mutex::new(Vec::new()),
+        deliveries: Mutex::new(0),
+    });
+    let _stop = start(&app, &recorder);
+    let mut c = admin(&app);
+    let a = create(&mut c, account("Ruled")).await;
+    let share = |t: T, percent| banso_proto::types::TouchShare { touch_model: t as i32, percent };
+    c.update_touch_mix_rules(pb::UpdateTouchMixRulesRequest {
+        touch_mix_rules: Some(pb::TouchMixRules {
+            rules: vec![pb::TouchMixRule {
+                name: "tech for all".into(),
+                condition: "true".into(),
+                touch_mix: vec![share(T::Low, 30), share(T::Tech, 70)],
+            }],
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let all = wait_for(&recorder, 2).await;
+    assert_eq!(kinds(&all), ["account_created", "account_updated"]);
+    let Some(Payload::AccountUpdated(au)) = &all[1].payload else { panic!("{:?}", all[1]) };
+    let got = au.account.as_ref().unwrap();
+    assert_eq!(got.id, a.id);
+    assert_eq!(got.touch_mix, vec![share(T::Low, 30), share(T::Tech, 70)]);
+    assert_eq!(got.touch_model, T::Tech as i32);
+    assert!(au.changed_fields.contains(&"touch_mix".to_owned()), "{:?}", au.changed_fields);
+}

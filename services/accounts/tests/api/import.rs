@@ -194,3 +194,46 @@ async fn a_message_over_1000_rows_is_refused_and_the_messages_before_it_are_kept
     let err = c.import_contacts(contacts).await.unwrap_err();
     assert_eq!(banso_testkit::field_violations(&err)[0].0, "rows");
 }
+
+#[tokio::test]
+async fn imported_accounts_get_the_touch_mix_rules_and_rerun_unchanged() {
+    use pb::TouchModel as T;
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let share = |t: T, percent| banso_proto::types::TouchShare { touch_model: t as i32, percent };
+    c.update_touch_mix_rules(pb::UpdateTouchMixRulesRequest {
+        touch_mix_rules: Some(pb::TouchMixRules {
+            rules: vec![pb::TouchMixRule {
+                name: "big".into(),
+                condition: "account.arr >= 500000".into(),
+                touch_mix: vec![share(T::High, 70), share(T::Tech, 30)],
+            }],
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    // Rows 0-4 have ARR below the bound, 5-9 at or above it; row 9 sends its
+    // own mix, which holds.
+    let mut rows: Vec<pb::Account> = (0..10).map(row).collect();
+    rows[9].touch_model = 0;
+    rows[9].touch_mix = vec![share(T::Low, 100)];
+    let resp = import(&mut c, vec![rows.clone()]).await;
+    assert_eq!((resp.created, resp.failed), (10, 0));
+    let all = all_accounts(&mut c).await;
+    let by = |x: &str| all.iter().find(|a| a.external_id == x).unwrap().clone();
+    assert_eq!(by("crm-0001").touch_mix, vec![share(T::High, 100)]);
+    assert_eq!(by("crm-0005").touch_mix, vec![share(T::High, 70), share(T::Tech, 30)]);
+    assert_eq!(by("crm-0009").touch_mix, vec![share(T::Low, 100)]);
+    let h = c
+        .list_touch_mix_history(pb::ListTouchMixHistoryRequest { account_id: by("crm-0005").id, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    assert_eq!(h.len(), 1);
+    assert_eq!((h[0].set_by, h[0].setter_id.as_str()), (pb::TouchMixSetter::Rule as i32, "big"));
+
+    let again = import(&mut c, vec![rows]).await;
+    assert_eq!((again.unchanged, again.updated, again.created), (10, 0, 0), "the rules' mix is no change");
+}

@@ -17,5 +17,6 @@ mod server;
 mod settings;
 mod timeline;
 mod touch;
+mod touch_rules;
 mod validation;
 mod write_keys;

@@ -126,8 +126,13 @@ async fn touch_mix_and_dominant_touch_model() {
         .unwrap_err();
     let vs = violations(&err);
     assert!(vs.iter().any(|(f, d)| f == "account.touch_mix" && d.contains("90")), "{vs:?}");
-    let err = update(&mut c, pb::Account { id: a.id.clone(), ..Default::default() }, &["touch_mix"]).await.unwrap_err();
-    assert_violation(&err, "account.touch_mix");
+    // touch_mix named and empty hands the mix back to the rules (none
+    // here): the mix stays, no longer held by hand.
+    let held = c.get_account(pb::GetAccountRequest { id: a.id.clone() }).await.unwrap().into_inner();
+    assert!(held.touch_mix_manual);
+    let back = update(&mut c, pb::Account { id: a.id.clone(), ..Default::default() }, &["touch_mix"]).await.unwrap();
+    assert_eq!(back.touch_mix, held.touch_mix);
+    assert!(!back.touch_mix_manual);
 
     // Upsert with touch_model only.
     let up = c
