@@ -610,12 +610,12 @@ struct Foreign {
     unknown: bool,
 }
 
-/// Methods that only read, by the API's verbs (AIP): the victim's view is
-/// taken through these before and after the sweep.
-/// Methods that write nothing, by their verb (Simulate and Test run a
-/// playbook or a condition with no side effect: a viewer may call them).
+/// Methods that write nothing, by the API's verbs (AIP): the victim's view is
+/// taken through these before and after the sweep. Simulate, Test and
+/// Preview are dry runs (a playbook, a condition, touch-mix rules) with no
+/// side effect: a viewer may call them.
 fn is_read(m: &MethodDescriptor) -> bool {
-    ["Get", "List", "BatchGet", "Count", "Evaluate", "Check", "Simulate", "Test"]
+    ["Get", "List", "BatchGet", "Count", "Evaluate", "Check", "Simulate", "Test", "Preview"]
         .iter()
         .any(|v| m.name().starts_with(v))
 }
