@@ -253,6 +253,59 @@ pub fn supervise_probe(
     });
 }
 
+/// A work queue kept in a table (outreach deliveries, account changes): rows
+/// with a status, a due time and a lease, taken by any replica's worker.
+pub trait LeasedQueue: sea_orm::EntityTrait {
+    const ID: Self::Column;
+    const STATUS: Self::Column;
+    /// The status of a row waiting for its (next) attempt.
+    const PENDING: &'static str;
+    const NEXT_ATTEMPT_TIME: Self::Column;
+    const LEASE_OWNER: Self::Column;
+    const LEASE_UNTIL: Self::Column;
+}
+
+/// Claims up to `limit` due pending rows of any tenant for `owner` (unique
+/// to this claim) until `until`, oldest due first: one UPDATE whose WHERE
+/// repeats the due test, so of two replicas racing for a row exactly one
+/// wins it. Returns what it won. A worker that outlives its lease loses the
+/// row to the next claim; its writes must name `owner` to land.
+pub async fn claim_due<Q: LeasedQueue>(
+    conn: &impl ConnectionTrait,
+    owner: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+    limit: u64,
+) -> crate::Result<Vec<Q::Model>> {
+    use sea_orm::{ColumnTrait as _, Condition, QueryFilter as _, QueryOrder as _, QuerySelect as _, sea_query::Expr};
+    let free = || {
+        Condition::all()
+            .add(Q::STATUS.eq(Q::PENDING))
+            .add(Q::NEXT_ATTEMPT_TIME.lte(now))
+            .add(Condition::any().add(Q::LEASE_UNTIL.is_null()).add(Q::LEASE_UNTIL.lt(now)))
+    };
+    let ids: Vec<uuid::Uuid> = Q::find()
+        .select_only()
+        .column(Q::ID)
+        .filter(free())
+        .order_by(Q::NEXT_ATTEMPT_TIME, sea_orm::Order::Asc)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    Q::update_many()
+        .col_expr(Q::LEASE_OWNER, Expr::value(owner))
+        .col_expr(Q::LEASE_UNTIL, Expr::value(until))
+        .filter(Q::ID.is_in(ids.clone()))
+        .filter(free())
+        .exec(conn)
+        .await?;
+    Ok(Q::find().filter(Q::ID.is_in(ids)).filter(Q::LEASE_OWNER.eq(owner)).all(conn).await?)
+}
+
 /// A table of versioned rows, each keyed by tenant and id: what the
 /// optimistic writes below need to know of it.
 pub trait VersionedTable: sea_orm::EntityTrait {

@@ -257,7 +257,7 @@ pub(crate) enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Succeeded => "succeeded",

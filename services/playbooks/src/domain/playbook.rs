@@ -233,7 +233,7 @@ pub(crate) enum ChangeStatus {
 }
 
 impl ChangeStatus {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             ChangeStatus::Pending => "pending",
             ChangeStatus::Applied => "applied",

@@ -3,10 +3,7 @@
 
 use banso_kit::Result;
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::Expr,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr};
 use uuid::Uuid;
 
 use super::{corrupt, entities::account_change as c, from_json, to_json};
@@ -64,9 +61,17 @@ pub(crate) async fn insert(conn: &impl ConnectionTrait, tenant: &str, x: &Accoun
     Ok(())
 }
 
-/// Claims up to `limit` due pending changes of any tenant for `owner`
-/// (unique to this claim) until `until`: one UPDATE whose WHERE repeats the
-/// due test, so of two replicas racing for a row exactly one wins it.
+impl banso_kit::db::LeasedQueue for c::Entity {
+    const ID: c::Column = c::Column::Id;
+    const STATUS: c::Column = c::Column::Status;
+    const PENDING: &'static str = ChangeStatus::Pending.as_str();
+    const NEXT_ATTEMPT_TIME: c::Column = c::Column::NextAttemptTime;
+    const LEASE_OWNER: c::Column = c::Column::LeaseOwner;
+    const LEASE_UNTIL: c::Column = c::Column::LeaseUntil;
+}
+
+/// Claims up to `limit` due pending changes of any tenant for `owner` until
+/// `until` (`banso_kit::db::claim_due`), with their tenants.
 pub(crate) async fn claim_due(
     conn: &impl ConnectionTrait,
     owner: &str,
@@ -74,33 +79,7 @@ pub(crate) async fn claim_due(
     until: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<(String, AccountChange)>> {
-    let free = || {
-        Condition::all()
-            .add(c::Column::Status.eq(ChangeStatus::Pending.as_str()))
-            .add(c::Column::NextAttemptTime.lte(now))
-            .add(Condition::any().add(c::Column::LeaseUntil.is_null()).add(c::Column::LeaseUntil.lt(now)))
-    };
-    let ids: Vec<Uuid> = c::Entity::find()
-        .select_only()
-        .column(c::Column::Id)
-        .filter(free())
-        .order_by(c::Column::NextAttemptTime, Order::Asc)
-        .limit(limit)
-        .into_tuple()
-        .all(conn)
-        .await?;
-    if ids.is_empty() {
-        return Ok(vec![]);
-    }
-    c::Entity::update_many()
-        .col_expr(c::Column::LeaseOwner, Expr::value(owner))
-        .col_expr(c::Column::LeaseUntil, Expr::value(until))
-        .filter(c::Column::Id.is_in(ids.clone()))
-        .filter(free())
-        .exec(conn)
-        .await?;
-    let won =
-        c::Entity::find().filter(c::Column::Id.is_in(ids)).filter(c::Column::LeaseOwner.eq(owner)).all(conn).await?;
+    let won = banso_kit::db::claim_due::<c::Entity>(conn, owner, now, until, limit).await?;
     won.into_iter().map(|m| Ok((m.tenant_id.clone(), from_model(m)?))).collect()
 }
 

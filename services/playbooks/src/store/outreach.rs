@@ -5,7 +5,7 @@ use banso_kit::{Error, Result, db};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 use uuid::Uuid;
@@ -459,10 +459,17 @@ pub(crate) async fn list_deliveries(
     q.order_by(d::Column::Id, Order::Desc).limit(limit).all(conn).await?.into_iter().map(delivery).collect()
 }
 
+impl banso_kit::db::LeasedQueue for d::Entity {
+    const ID: d::Column = d::Column::Id;
+    const STATUS: d::Column = d::Column::Status;
+    const PENDING: &'static str = DeliveryStatus::Pending.as_str();
+    const NEXT_ATTEMPT_TIME: d::Column = d::Column::NextAttemptTime;
+    const LEASE_OWNER: d::Column = d::Column::LeaseOwner;
+    const LEASE_UNTIL: d::Column = d::Column::LeaseUntil;
+}
+
 /// Claims up to `limit` due pending deliveries of any tenant for `owner`
-/// (unique to this claim) until `until`: one UPDATE whose WHERE repeats the
-/// due test, so of two replicas racing for a row exactly one wins it.
-/// Returns what it won, with their tenants.
+/// until `until` (`banso_kit::db::claim_due`), with their tenants.
 pub(crate) async fn claim_due(
     conn: &impl ConnectionTrait,
     owner: &str,
@@ -470,33 +477,7 @@ pub(crate) async fn claim_due(
     until: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<(String, Delivery)>> {
-    let free = || {
-        Condition::all()
-            .add(d::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-            .add(d::Column::NextAttemptTime.lte(now))
-            .add(Condition::any().add(d::Column::LeaseUntil.is_null()).add(d::Column::LeaseUntil.lt(now)))
-    };
-    let ids: Vec<Uuid> = d::Entity::find()
-        .select_only()
-        .column(d::Column::Id)
-        .filter(free())
-        .order_by(d::Column::NextAttemptTime, Order::Asc)
-        .limit(limit)
-        .into_tuple()
-        .all(conn)
-        .await?;
-    if ids.is_empty() {
-        return Ok(vec![]);
-    }
-    d::Entity::update_many()
-        .col_expr(d::Column::LeaseOwner, Expr::value(owner))
-        .col_expr(d::Column::LeaseUntil, Expr::value(until))
-        .filter(d::Column::Id.is_in(ids.clone()))
-        .filter(free())
-        .exec(conn)
-        .await?;
-    let won =
-        d::Entity::find().filter(d::Column::Id.is_in(ids)).filter(d::Column::LeaseOwner.eq(owner)).all(conn).await?;
+    let won = banso_kit::db::claim_due::<d::Entity>(conn, owner, now, until, limit).await?;
     won.into_iter().map(|m| Ok((m.tenant_id.clone(), delivery(m)?))).collect()
 }
 
