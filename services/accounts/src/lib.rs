@@ -39,8 +39,12 @@ pub const SERVICE: ServiceDef = ServiceDef {
 
 /// The gRPC service over an already migrated database; `outbox` wakes the
 /// relay that publishes what it records.
+#[cfg(feature = "bench")]
 fn service(db: sea_orm::DatabaseConnection, outbox: banso_events::outbox::OutboxSignal, kit: &Kit) -> Server {
-    let app = app::App::new(banso_events::Db::new(db, outbox, NAME));
+    serve(app::App::new(banso_events::Db::new(db, outbox, NAME)), kit)
+}
+
+fn serve(app: app::App, kit: &Kit) -> Server {
     AccountsServiceServer::new(api::AccountsApi::new(app, kit.clone()))
         .max_decoding_message_size(kit.max_message_bytes)
         .max_encoding_message_size(kit.max_message_bytes)
@@ -82,5 +86,32 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
         std::sync::Arc::new(events::PlaybooksTimeline { db: banso_events::Db::new(db.clone(), signal.clone(), NAME) }),
         Default::default(),
     );
-    Ok(service(db, signal, cx.kit))
+    // `BANSO_ACCOUNTS_TOUCH_RULES_BUDGET_MS` (default 5000; 0 to 60,000): how
+    // long UpdateTouchMixRules re-applies before the background pass takes over.
+    let budget = cx.config.vars().number("BANSO_ACCOUNTS_TOUCH_RULES_BUDGET_MS", 5000u64, 0, 60_000)?;
+    let app = app::App::new(banso_events::Db::new(db, signal, NAME))
+        .with_reapply_budget(std::time::Duration::from_millis(budget));
+    supervise_reapplying(&cx.runtime.supervisor, app.clone());
+    Ok(serve(app, cx.kit))
+}
+
+/// Every few seconds: finishes re-applying touch-mix rules a call left
+/// (past its budget) or a crash cut short.
+fn supervise_reapplying(supervisor: &banso_kit::supervise::Supervisor, app: app::App) {
+    supervisor.spawn(Server::NAME, "accounts-touch-mix-rules", move |shutdown| {
+        let app = app.clone();
+        async move {
+            loop {
+                match app.finish_reapplying().await {
+                    Ok(n) if n > 0 => tracing::info!(changed = n, "touch-mix rules re-applied"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "re-applying touch-mix rules failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+            }
+        }
+    });
 }

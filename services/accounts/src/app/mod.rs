@@ -35,11 +35,18 @@ use sea_orm::DatabaseConnection;
 #[derive(Clone)]
 pub(crate) struct App {
     db: Db,
+    /// How long UpdateTouchMixRules re-applies before leaving the rest to
+    /// the background pass.
+    reapply_budget: std::time::Duration,
 }
 
 impl App {
     pub(crate) fn new(db: Db) -> Self {
-        App { db }
+        App { db, reapply_budget: touch_rules::REQUEST_BUDGET }
+    }
+
+    pub(crate) fn with_reapply_budget(self, reapply_budget: std::time::Duration) -> Self {
+        App { reapply_budget, ..self }
     }
 
     /// What a closure given to [`Db`] reads with, owned.

@@ -1,8 +1,16 @@
 //! Touch-mix rules: read; replace by version, then re-apply to every
 //! account they govern (each change its own transaction, with its history
 //! row and AccountUpdated, as any account write).
+//!
+//! The call re-applies for up to [`REQUEST_BUDGET`]; what it leaves (a large
+//! tenant), or what a crash cut short, the background pass finishes
+//! ([`App::finish_reapplying`]): the rules row keeps the version last
+//! applied to every account, so unfinished work survives a restart.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use banso_kit::{Error, Result, auth::Caller};
 use chrono::Utc;
@@ -19,6 +27,10 @@ use crate::{
 /// Accounts read a page while re-applying rules.
 const REAPPLY_PAGE: u64 = 500;
 
+/// How long UpdateTouchMixRules re-applies before it leaves the rest to the
+/// background pass: well within the request deadline.
+pub(crate) const REQUEST_BUDGET: Duration = Duration::from_secs(5);
+
 /// What a rule list would do: per rule (name, accounts governed, accounts
 /// changed), accounts evaluated, accounts held by hand.
 pub(crate) struct RulesPreview {
@@ -26,6 +38,10 @@ pub(crate) struct RulesPreview {
     pub evaluated: i64,
     pub held: i64,
 }
+
+/// Who the background pass writes accounts as (the history's setter is
+/// the rule's name either way).
+const REAPPLIER: &str = "touch-mix-rules";
 
 /// UpdateTouchMixRules: the whole list, each rule valid.
 pub(crate) struct UpdateTouchMixRules {
@@ -61,7 +77,7 @@ impl App {
                 async |tx, current, next| store::touch_mix_rules::write(tx.conn(), tx.tenant(), current, next).await,
             )
             .await?;
-        let changed = self.reapply_rules(&caller.tenant_id, &caller.subject).await?;
+        let (changed, _) = self.reapply_rules(&caller.tenant_id, &caller.subject, Some(self.reapply_budget)).await?;
         Ok((rules, changed))
     }
 
@@ -110,17 +126,20 @@ impl App {
     }
 
     /// Sets the rules' mix on each governed account it changes, a page at a
-    /// time; returns how many changed.
-    async fn reapply_rules(&self, tenant: &str, by: &str) -> Result<u64> {
+    /// time, for up to `budget`; returns how many changed and whether it
+    /// went through every account (then the rules are marked applied).
+    async fn reapply_rules(&self, tenant: &str, by: &str, budget: Option<Duration>) -> Result<(u64, bool)> {
+        let started = Instant::now();
+        let version = store::touch_mix_rules::get(self.db.conn(), tenant).await?.version;
         let policy = self.mix_policy(tenant).await?;
-        if policy.is_empty() {
-            return Ok(0);
-        }
         let mut changed = 0;
         let mut after = None;
-        loop {
+        while !policy.is_empty() {
+            if budget.is_some_and(|b| started.elapsed() >= b) {
+                return Ok((changed, false));
+            }
             let batch = store::accounts::ruled_after(self.db.conn(), tenant, after, REAPPLY_PAGE).await?;
-            let Some(last) = batch.last() else { return Ok(changed) };
+            let Some(last) = batch.last() else { break };
             after = Some(last.id);
             for a in batch {
                 let mut f = a.fields.clone();
@@ -135,6 +154,20 @@ impl App {
                 }
             }
         }
+        // Rules changed since `version` was read leave the row behind, for
+        // the next pass.
+        store::touch_mix_rules::mark_applied(self.db.conn(), tenant, version).await?;
+        Ok((changed, true))
+    }
+
+    /// Re-applies the rules of every tenant whose last re-apply did not
+    /// finish; returns how many accounts changed.
+    pub(crate) async fn finish_reapplying(&self) -> Result<u64> {
+        let mut changed = 0;
+        for tenant in store::touch_mix_rules::behind(self.db.conn(), 100).await? {
+            changed += self.reapply_rules(&tenant, REAPPLIER, None).await?.0;
+        }
+        Ok(changed)
     }
 
     /// What the tenant's rules do to an account written now: the rules,

@@ -437,6 +437,9 @@ impl MigrationTrait for M0006TouchMixRules {
                 .col(json("rules"))
                 .col(timestamp_with_time_zone("update_time"))
                 .col(big_integer("version"))
+                // The version last applied to every account it governs:
+                // behind `version`, the re-apply pass has work to finish.
+                .col(big_integer("applied_version").default(0))
                 .to_owned(),
         )
         .await?;

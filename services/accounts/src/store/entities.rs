@@ -290,6 +290,7 @@ pub mod touch_mix_rules {
         pub rules: Json,
         pub update_time: ChronoDateTimeUtc,
         pub version: i64,
+        pub applied_version: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,7 +1,11 @@
 //! Each tenant's touch-mix rules: one row once first set, none before.
 
 use banso_kit::{Error, Result};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::{Expr, ExprTrait as _},
+};
 use serde::{Deserialize, Serialize};
 
 use super::{corrupt, entities::touch_mix_rules as r};
@@ -45,6 +49,8 @@ fn active(tenant: &str, rules: &TouchMixRules) -> Result<r::ActiveModel> {
         rules: Set(serde_json::to_value(&stored).map_err(Error::internal)?),
         update_time: Set(rules.update_time.unwrap_or_else(banso_kit::wire::now)),
         version: Set(rules.version),
+        // Moved only by `mark_applied`.
+        applied_version: sea_orm::ActiveValue::NotSet,
     })
 }
 
@@ -71,4 +77,29 @@ pub(crate) async fn write(
         .exec(conn)
         .await?;
     Ok(res.rows_affected == 1)
+}
+
+/// Tenants whose rules changed since they were last applied to every
+/// account (a re-apply cut short, or a crash in the middle of one).
+pub(crate) async fn behind(conn: &impl ConnectionTrait, limit: u64) -> Result<Vec<String>> {
+    Ok(r::Entity::find()
+        .select_only()
+        .column(r::Column::TenantId)
+        .filter(Expr::col(r::Column::AppliedVersion).lt(Expr::col(r::Column::Version)))
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
+/// Records that `version` of the tenant's rules governs every account,
+/// unless the rules changed since.
+pub(crate) async fn mark_applied(conn: &impl ConnectionTrait, tenant: &str, version: i64) -> Result<()> {
+    r::Entity::update_many()
+        .col_expr(r::Column::AppliedVersion, Expr::value(version))
+        .filter(r::Column::TenantId.eq(tenant))
+        .filter(r::Column::Version.eq(version))
+        .exec(conn)
+        .await?;
+    Ok(())
 }

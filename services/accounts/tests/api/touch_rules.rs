@@ -327,3 +327,44 @@ async fn a_preview_counts_what_each_rule_would_do_and_writes_nothing() {
     assert_violation(&err, "touch_mix_rules.rules[0].condition");
     assert_violation(&err, "touch_mix_rules.rules[0].touch_mix");
 }
+
+/// A re-apply the call leaves unfinished (here: no time at all for it, as
+/// a large tenant or a crash would leave it) is finished by the background
+/// pass, which the rules row tells has work left.
+#[tokio::test]
+async fn a_reapply_the_call_leaves_is_finished_in_the_background() {
+    let app = banso_testkit::spawn_with(
+        banso_testkit::Options {
+            vars: vec![("BANSO_ACCOUNTS_TOUCH_RULES_BUDGET_MS".into(), "0".into())],
+            ..Default::default()
+        },
+        &[&banso_accounts::SERVICE],
+    )
+    .await
+    .unwrap();
+    let mut c = admin(&app);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            create(&mut c, pb::Account { arr: money("JPY", (i + 1) * 10_000_000), ..account(&format!("B{i}")) })
+                .await
+                .id,
+        );
+    }
+    let r = set_rules(&mut c, big_and_rest()).await.unwrap();
+    assert_eq!(r.accounts_changed, 0, "the call had no time to re-apply");
+    for id in &ids {
+        let mut c = c.clone();
+        let id = id.clone();
+        banso_testkit::eventually("the background pass re-applies", std::time::Duration::from_secs(20), || {
+            let mut c = c.clone();
+            let id = id.clone();
+            async move {
+                let a = get(&mut c, &id).await;
+                (a.touch_mix == vec![share(T::High, 60), share(T::Tech, 40)]).then_some(())
+            }
+        })
+        .await;
+        assert_eq!(history(&mut c, &id).await[0].1, "big");
+    }
+}
