@@ -130,8 +130,10 @@ impl App {
     /// went through every account (then the rules are marked applied).
     async fn reapply_rules(&self, tenant: &str, by: &str, budget: Option<Duration>) -> Result<(u64, bool)> {
         let started = Instant::now();
-        let version = store::touch_mix_rules::get(self.db.conn(), tenant).await?.version;
-        let policy = self.mix_policy(tenant).await?;
+        // The version marked applied is the one these rules are.
+        let rules = store::touch_mix_rules::get(self.db.conn(), tenant).await?;
+        let policy = self.policy_with(tenant, &rules.rules).await?;
+        let version = rules.version;
         let mut changed = 0;
         let mut after = None;
         while !policy.is_empty() {
