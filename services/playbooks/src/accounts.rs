@@ -228,22 +228,9 @@ pub(crate) fn supervise(
     accounts: Accounts,
     settings: AccountsSettings,
 ) {
-    let replica = format!("{}-{}", std::process::id(), Uuid::now_v7().simple());
-    supervisor.spawn(service, "playbooks-account-changes", move |shutdown| {
-        let (db, signal, accounts, settings, replica) =
-            (db.clone(), signal.clone(), accounts.clone(), settings.clone(), replica.clone());
-        async move {
-            loop {
-                if let Err(e) = round(&db, &accounts, &settings, &replica).await {
-                    tracing::warn!(error = %e, "account change round failed");
-                }
-                tokio::select! {
-                    _ = signal.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = shutdown.cancelled() => return Ok(()),
-                }
-            }
-        }
+    signal.drive(supervisor, service, "playbooks-account-changes", move |replica| {
+        let (db, accounts, settings) = (db.clone(), accounts.clone(), settings.clone());
+        async move { round(&db, &accounts, &settings, &replica).await }
     });
 }
 

@@ -90,9 +90,31 @@ impl Signal {
         }
     }
 
-    /// Waits for a wake-up.
-    pub(crate) async fn notified(&self) {
-        self.notify.notified().await
+    /// Runs a queue worker's `round` (given this replica's id) under the
+    /// supervisor as task `task`: again whenever a commit wakes it, and at
+    /// least every second; a failed round is logged and the next tries again.
+    pub(crate) fn drive<F, Fut>(&self, supervisor: &Supervisor, service: &'static str, task: &'static str, round: F)
+    where
+        F: Fn(String) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = banso_kit::Result<()>> + Send + 'static,
+    {
+        let replica = format!("{}-{}", std::process::id(), Uuid::now_v7().simple());
+        let signal = self.clone();
+        supervisor.spawn(service, task, move |shutdown| {
+            let (signal, round, replica) = (signal.clone(), round.clone(), replica.clone());
+            async move {
+                loop {
+                    if let Err(e) = round(replica.clone()).await {
+                        tracing::warn!(task, error = %e, "worker round failed");
+                    }
+                    tokio::select! {
+                        _ = signal.notify.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => return Ok(()),
+                    }
+                }
+            }
+        });
     }
 
     /// Wakes the worker now (a redelivery committed).
@@ -109,21 +131,9 @@ pub(crate) fn supervise(
     signal: Signal,
     settings: OutreachSettings,
 ) {
-    let replica = format!("{}-{}", std::process::id(), Uuid::now_v7().simple());
-    supervisor.spawn(service, "playbooks-outreach", move |shutdown| {
-        let (db, signal, settings, replica) = (db.clone(), signal.clone(), settings.clone(), replica.clone());
-        async move {
-            loop {
-                if let Err(e) = round(&db, &settings, &replica).await {
-                    tracing::warn!(error = %e, "outreach round failed");
-                }
-                tokio::select! {
-                    _ = signal.notify.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = shutdown.cancelled() => return Ok(()),
-                }
-            }
-        }
+    signal.drive(supervisor, service, "playbooks-outreach", move |replica| {
+        let (db, settings) = (db.clone(), settings.clone());
+        async move { round(&db, &settings, &replica).await }
     });
 }
 
