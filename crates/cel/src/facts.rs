@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -127,27 +128,97 @@ impl<T: Into<Fact>> From<Vec<T>> for Fact {
 
 /// The variables one evaluation sees.
 ///
-/// They are kept as plain [`Fact`]s. The fixed fields of the `account`,
-/// `health` and `event` records ([`SLOTS`]) each have a slot, filled by
-/// [`AccountFacts::into_facts`] and [`PlaybookFacts::into_facts`], so that
-/// the fast evaluator (see `fast.rs`) reads `account.arr` by index, without
-/// a map lookup. The interpreter's representation is made from them on the
-/// first evaluation that needs it and kept, so one `Facts` evaluated
-/// against many expressions (every segment, every playbook) converts once,
-/// and not at all when every expression stays on the fast path.
-#[derive(Debug, Clone, Default)]
-pub struct Facts {
-    /// By [`SLOTS`] index; empty, or one entry per slot.
-    pub(crate) slots: Vec<Option<Fact>>,
+/// The fixed fields of the `account`, `health` and `event` records
+/// ([`SLOTS`]) each have a slot, filled by [`AccountFacts::into_facts`] and
+/// [`PlaybookFacts::into_facts`], so that the fast evaluator (see `fast.rs`)
+/// reads `account.arr` by index, without a map lookup. A slot borrows what
+/// it can from the caller's own data (`'a`): the account's strings and
+/// tags, the measures map; the event's payload is converted only when an
+/// expression first reads it. Nothing is copied per evaluation. The
+/// interpreter's representation is made from the slots on the first
+/// evaluation that needs it and kept, so one `Facts` evaluated against many
+/// expressions (every segment, every playbook) converts once, and not at
+/// all when every expression stays on the fast path.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    /// By [`SLOTS`] index.
+    pub(crate) slots: [Slot<'a>; SLOTS.len()],
     /// Variables set by name whose fields have no slot set.
     pub(crate) named: Vec<(String, Fact)>,
     vals: std::sync::OnceLock<HashMap<String, Arc<dyn Val>>>,
 }
 
+impl Default for Facts<'_> {
+    fn default() -> Self {
+        Facts { slots: std::array::from_fn(|_| Slot::Unset), named: Vec::new(), vals: Default::default() }
+    }
+}
+
+/// The value of one slot of [`Facts`].
+#[derive(Clone)]
+pub(crate) enum Slot<'a> {
+    Unset,
+    Fact(Fact),
+    Text(Cow<'a, str>),
+    Texts(&'a [String]),
+    Measures(Cow<'a, BTreeMap<String, MeasureFacts>>),
+    /// Made on first read (the event's payload).
+    Lazy(Arc<LazyFact<'a>>),
+}
+
+/// A fact made on first read.
+pub(crate) struct LazyFact<'a> {
+    made: std::sync::OnceLock<Fact>,
+    make: Arc<dyn Fn() -> Fact + Send + Sync + 'a>,
+}
+
+impl LazyFact<'_> {
+    pub(crate) fn get(&self) -> &Fact {
+        self.made.get_or_init(|| (self.make)())
+    }
+}
+
+impl std::fmt::Debug for Slot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Slot::Unset => f.write_str("Unset"),
+            Slot::Lazy(l) => match l.made.get() {
+                Some(fact) => f.debug_tuple("Lazy").field(fact).finish(),
+                None => f.write_str("Lazy(not read)"),
+            },
+            other => other.to_fact().fmt(f),
+        }
+    }
+}
+
+impl Slot<'_> {
+    pub(crate) fn is_set(&self) -> bool {
+        !matches!(self, Slot::Unset)
+    }
+
+    /// The slot's value as an owned fact (for the interpreter).
+    pub(crate) fn to_fact(&self) -> Fact {
+        match self {
+            Slot::Unset => Fact::Null,
+            Slot::Fact(f) => f.clone(),
+            Slot::Text(s) => Fact::String(s.to_string()),
+            Slot::Texts(items) => Fact::List(items.iter().map(|t| Fact::String(t.clone())).collect()),
+            Slot::Measures(m) => Fact::Map(m.iter().map(|(k, v)| (k.clone(), Fact::from(*v))).collect()),
+            Slot::Lazy(l) => l.get().clone(),
+        }
+    }
+}
+
+impl From<Fact> for Slot<'_> {
+    fn from(f: Fact) -> Self {
+        Slot::Fact(f)
+    }
+}
+
 /// The fixed fields that have a slot in [`Facts`], as paths from their
 /// variable. A value under one (a custom attribute, a measure, a payload
 /// field) is read from its slot's map.
-pub(crate) const SLOTS: [&str; 30] = [
+pub(crate) const SLOTS: [&str; 33] = [
     "now",
     "account.name",
     "account.external_id",
@@ -166,7 +237,9 @@ pub(crate) const SLOTS: [&str; 30] = [
     "account.tags",
     "account.attributes",
     "account.days_to_renewal",
-    "account.touch_mix",
+    "account.touch_mix.high",
+    "account.touch_mix.low",
+    "account.touch_mix.tech",
     "account.stage_days",
     "health.score",
     "health.band",
@@ -179,6 +252,7 @@ pub(crate) const SLOTS: [&str; 30] = [
     "event.data",
     // Keeps the array's length honest when a field is added above.
     "",
+    "",
 ];
 
 /// The slot of a path (`account.arr`), if it has one.
@@ -189,13 +263,31 @@ pub(crate) fn slot(path: &str) -> Option<usize> {
     SLOTS.iter().position(|s| *s == path)
 }
 
-/// Whether slot `i` is `root.field` (`root` alone when `field` is empty).
-fn slot_is(i: usize, root: &str, field: &str) -> bool {
-    let Some(rest) = SLOTS[i].strip_prefix(root) else { return false };
-    if field.is_empty() {
-        return rest.is_empty();
+/// The slot of a path known when this crate compiles.
+#[allow(clippy::panic, reason = "only ever evaluated in const context: a wrong path fails the build")]
+const fn at(path: &str) -> usize {
+    let mut i = 0;
+    while i < SLOTS.len() {
+        if same(SLOTS[i].as_bytes(), path.as_bytes()) {
+            return i;
+        }
+        i += 1;
     }
-    rest.strip_prefix('.') == Some(field)
+    panic!("no such slot")
+}
+
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The variable a slot belongs to.
@@ -204,7 +296,7 @@ fn slot_root(i: usize) -> &'static str {
     path.split('.').next().unwrap_or(path)
 }
 
-impl Facts {
+impl<'a> Facts<'a> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -212,11 +304,7 @@ impl Facts {
     /// Sets a variable, replacing any earlier value of that name.
     pub fn insert(&mut self, name: impl Into<String>, fact: impl Into<Fact>) -> &mut Self {
         let name = name.into();
-        for (i, s) in self.slots.iter_mut().enumerate() {
-            if slot_root(i) == name {
-                *s = None;
-            }
-        }
+        self.clear(&name);
         self.named.retain(|(n, _)| *n != name);
         self.named.push((name, fact.into()));
         self.vals = Default::default();
@@ -229,47 +317,23 @@ impl Facts {
         self
     }
 
-    /// A variable made of slots: each `(field, value)` of `root` goes to its
-    /// slot, replacing any earlier value of that variable.
-    fn with_slots(mut self, root: &str, fields: impl IntoIterator<Item = (&'static str, Fact)>) -> Self {
-        self.named.retain(|(n, _)| n != root);
-        if self.slots.is_empty() {
-            self.slots = vec![None; SLOTS.len()];
-        }
+    /// Unsets every slot of variable `root`.
+    fn clear(&mut self, root: &str) {
         for (i, s) in self.slots.iter_mut().enumerate() {
-            if slot_root(i) == root {
-                *s = None;
+            if s.is_set() && slot_root(i) == root {
+                *s = Slot::Unset;
             }
         }
-        // The fields come in SLOTS order: look where the last one was first.
-        let mut at = 0;
-        for (field, value) in fields {
-            let is = |j: &usize| slot_is(*j, root, field);
-            match (at..SLOTS.len()).find(is).or_else(|| (0..at).find(is)) {
-                Some(i) => {
-                    self.slots[i] = Some(value);
-                    at = i + 1;
-                }
-                // Not a slot: kept in the variable's map all the same.
-                None => self.spill(root, field, value),
-            }
-        }
-        self.vals = Default::default();
-        self
     }
 
-    fn spill(&mut self, root: &str, field: &str, value: Fact) {
-        match self.named.iter_mut().find(|(n, _)| n == root) {
-            Some((_, Fact::Map(m))) => {
-                m.insert(field.to_string(), value);
-            }
-            _ => self.named.push((root.to_string(), Fact::Map([(field.to_string(), value)].into()))),
-        }
+    /// Sets the slot of a fixed field (see [`SLOTS`]).
+    fn set(&mut self, slot: usize, value: impl Into<Slot<'a>>) {
+        self.slots[slot] = value.into();
     }
 
     pub fn contains(&self, name: &str) -> bool {
         self.named.iter().any(|(n, _)| n == name)
-            || self.slots.iter().enumerate().any(|(i, s)| s.is_some() && slot_root(i) == name)
+            || self.slots.iter().enumerate().any(|(i, s)| s.is_set() && slot_root(i) == name)
     }
 
     /// The value at `path` (as [`Expression::paths`](crate::Expression::paths)
@@ -290,7 +354,9 @@ impl Facts {
         self.vals.get_or_init(|| {
             let mut trees: Vec<(String, Fact)> = self.named.clone();
             for (i, value) in self.slots.iter().enumerate() {
-                let Some(value) = value else { continue };
+                if !value.is_set() {
+                    continue;
+                }
                 let mut steps = SLOTS[i].split('.');
                 let root = steps.next().unwrap_or_default();
                 let steps: Vec<&str> = steps.collect();
@@ -303,19 +369,49 @@ impl Facts {
                         &mut trees[last].1
                     }
                 };
-                place(tree, &steps, value.clone());
+                place(tree, &steps, value.to_fact());
             }
             trees.into_iter().map(|(n, f)| (n, Arc::from(f.into_val()))).collect()
         })
     }
 
-    /// The value of a path of keys from a variable, as the fast evaluator
-    /// reads it: from its slot when the path starts with one.
+    /// A variable set by name.
     pub(crate) fn named(&self, root: &str) -> Option<&Fact> {
         self.named.iter().find(|(n, _)| n == root).map(|(_, f)| f)
     }
-}
 
+    /// Sets `now`, replacing any variable of that name.
+    fn now(mut self, now: DateTime<Utc>) -> Self {
+        self.named.retain(|(n, _)| n != "now");
+        self.set(const { at("now") }, Fact::Timestamp(now));
+        self
+    }
+
+    /// Replaces any `account` set by name (the slots then hold it all).
+    fn account(&mut self, a: AccountFacts<'a>) {
+        self.named.retain(|(n, _)| n != "account");
+        self.clear("account");
+        let days_to_renewal = a.renewal_date.map(|r| (r - a.today).num_days());
+        self.set(const { at("account.name") }, Slot::Text(Cow::Borrowed(a.name)));
+        self.set(const { at("account.external_id") }, Slot::Text(Cow::Borrowed(a.external_id.unwrap_or_default())));
+        self.set(const { at("account.industry") }, Slot::Text(Cow::Borrowed(a.industry)));
+        self.set(const { at("account.employee_count") }, Fact::from(a.employee_count));
+        self.set(const { at("account.revenue_band") }, Slot::Text(Cow::Borrowed(a.revenue_band)));
+        self.set(const { at("account.region") }, Slot::Text(Cow::Borrowed(a.region)));
+        self.set(const { at("account.plan_tier") }, Slot::Text(Cow::Borrowed(a.plan_tier)));
+        self.set(const { at("account.lifecycle_stage") }, Slot::Text(Cow::Borrowed(a.lifecycle_stage)));
+        self.set(const { at("account.touch_model") }, Slot::Text(Cow::Borrowed(a.touch_model)));
+        self.set(const { at("account.owner_id") }, Slot::Text(Cow::Borrowed(a.owner_id)));
+        self.set(const { at("account.arr") }, Fact::Int(a.arr));
+        self.set(const { at("account.arr_currency") }, Slot::Text(Cow::Borrowed(a.arr_currency)));
+        self.set(const { at("account.contract_start_date") }, Fact::from(a.contract_start_date));
+        self.set(const { at("account.renewal_date") }, Fact::from(a.renewal_date));
+        self.set(const { at("account.tags") }, Slot::Texts(a.tags));
+        self.set(const { at("account.attributes") }, Fact::Map(a.attributes));
+        self.set(const { at("account.days_to_renewal") }, Fact::from(days_to_renewal));
+        self.vals = Default::default();
+    }
+}
 /// Puts `value` at `steps` under `tree`, making maps on the way.
 fn place(tree: &mut Fact, steps: &[&str], value: Fact) {
     let Some((first, rest)) = steps.split_first() else {
@@ -408,9 +504,9 @@ fn key_literal(k: &Key) -> String {
 }
 
 /// Hands the interpreter the variables of a [`Facts`] by reference.
-pub(crate) struct Resolver<'a>(pub(crate) &'a Facts);
+pub(crate) struct Resolver<'a, 'f>(pub(crate) &'a Facts<'f>);
 
-impl cel::context::VariableResolver for Resolver<'_> {
+impl cel::context::VariableResolver for Resolver<'_, '_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
         self.0.vals().get(variable).map(|v| CowVal::Borrowed(v.as_ref()))
     }
@@ -450,44 +546,27 @@ pub struct AccountFacts<'a> {
     pub today: NaiveDate,
 }
 
-impl AccountFacts<'_> {
+impl<'a> AccountFacts<'a> {
     /// The `account` map and `now`.
-    pub fn into_facts(self, now: DateTime<Utc>) -> Facts {
-        Facts::new().with_slots("account", self.fields()).with_slots("now", [("", Fact::from(now))])
+    pub fn into_facts(self, now: DateTime<Utc>) -> Facts<'a> {
+        let mut f = Facts::new().now(now);
+        f.account(self);
+        f
     }
 
     /// The `account` map alone, as [`account_schema`](crate::account_schema)
     /// describes it.
     pub fn into_fact(self) -> Fact {
-        Fact::Map(self.into_fields())
-    }
-
-    fn into_fields(self) -> BTreeMap<String, Fact> {
-        self.fields().into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-    }
-
-    fn fields(self) -> [(&'static str, Fact); 17] {
-        let days_to_renewal = self.renewal_date.map(|r| (r - self.today).num_days());
-        let fields: [(&str, Fact); 17] = [
-            ("name", self.name.into()),
-            ("external_id", self.external_id.unwrap_or_default().into()),
-            ("industry", self.industry.into()),
-            ("employee_count", self.employee_count.into()),
-            ("revenue_band", self.revenue_band.into()),
-            ("region", self.region.into()),
-            ("plan_tier", self.plan_tier.into()),
-            ("lifecycle_stage", self.lifecycle_stage.into()),
-            ("touch_model", self.touch_model.into()),
-            ("owner_id", self.owner_id.into()),
-            ("arr", self.arr.into()),
-            ("arr_currency", self.arr_currency.into()),
-            ("contract_start_date", self.contract_start_date.into()),
-            ("renewal_date", self.renewal_date.into()),
-            ("tags", Fact::List(self.tags.iter().map(|t| Fact::String(t.clone())).collect())),
-            ("attributes", Fact::Map(self.attributes)),
-            ("days_to_renewal", days_to_renewal.into()),
-        ];
-        fields
+        let facts = self.into_facts(DateTime::UNIX_EPOCH);
+        let mut map = BTreeMap::new();
+        for (i, s) in facts.slots.iter().enumerate() {
+            if let Some(field) = SLOTS[i].strip_prefix("account.")
+                && s.is_set()
+            {
+                map.insert(field.to_string(), s.to_fact());
+            }
+        }
+        Fact::Map(map)
     }
 }
 
@@ -508,12 +587,26 @@ impl From<TouchMix> for Fact {
 }
 
 /// One entry of `health.measures`: the measure's value in the current and
-/// the previous window, and the points it gave the score.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// the previous window, and the points it gave the score. Serialised with
+/// these field names, so a service can keep its projection in this type
+/// and hand it to [`HealthFacts`] without a copy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MeasureFacts {
     pub value: Option<f64>,
     pub previous_value: Option<f64>,
     pub points: Option<f64>,
+}
+
+impl MeasureFacts {
+    /// A field of the entry by name; `None` for any other name.
+    pub(crate) fn field(&self, name: &str) -> Option<Option<f64>> {
+        match name {
+            "value" => Some(self.value),
+            "previous_value" => Some(self.previous_value),
+            "points" => Some(self.points),
+            _ => None,
+        }
+    }
 }
 
 impl From<MeasureFacts> for Fact {
@@ -526,74 +619,76 @@ impl From<MeasureFacts> for Fact {
 /// The `health` variable of a playbook condition, as
 /// [`playbook_schema`](crate::playbook_schema) describes it. The default
 /// (before an account's first score) has every number `null`, `band` `""`
-/// and no measures.
+/// and no measures. Strings and the measures may be borrowed.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct HealthFacts {
+pub struct HealthFacts<'a> {
     pub score: Option<f64>,
     /// `red`, `yellow` or `green`; `""` without a score.
-    pub band: String,
+    pub band: Cow<'a, str>,
     pub trend_7d: Option<f64>,
     pub trend_30d: Option<f64>,
     /// By measure id.
-    pub measures: BTreeMap<String, MeasureFacts>,
+    pub measures: Cow<'a, BTreeMap<String, MeasureFacts>>,
 }
 
-impl HealthFacts {
-    fn fields(self) -> [(&'static str, Fact); 5] {
-        let measures = self.measures.into_iter().map(|(id, m)| (id, Fact::from(m))).collect();
-        [
-            ("score", Fact::from(self.score)),
-            ("band", Fact::String(self.band)),
-            ("trend_7d", Fact::from(self.trend_7d)),
-            ("trend_30d", Fact::from(self.trend_30d)),
-            ("measures", Fact::Map(measures)),
-        ]
-    }
-}
-
-impl From<HealthFacts> for Fact {
-    fn from(h: HealthFacts) -> Fact {
-        Fact::Map(h.fields().into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+impl From<HealthFacts<'_>> for Fact {
+    fn from(h: HealthFacts<'_>) -> Fact {
+        let mut f = Facts::new();
+        f.health(h);
+        f.variable("health")
     }
 }
 
 /// The `event` variable of a playbook condition: the event that triggered
 /// it. The default (a schedule or manual trigger: no event) has `type` and
 /// `id` `""`, `occurred_at` `null` and `data` an empty map.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventFacts {
+#[derive(Debug, Clone, Default)]
+pub struct EventFacts<'a> {
     /// `event.type`: the event's type name, as the bus names it
     /// (`HealthScoreChanged`).
-    pub event_type: String,
-    pub id: String,
+    pub event_type: Cow<'a, str>,
+    pub id: Cow<'a, str>,
     /// `null` when `None`.
     pub occurred_at: Option<DateTime<Utc>>,
-    /// The payload's fields by their snake_case names, usually
-    /// [`Fact::from_json`] of the payload as JSON. Not checked when a
+    /// The payload's fields by their snake_case names. Not checked when a
     /// condition compiles: any field may be read.
-    pub data: Fact,
+    pub data: EventData<'a>,
 }
 
-impl Default for EventFacts {
+/// `event.data`: a fact, or how to make it when a condition first reads it
+/// (converting a payload costs more than most conditions).
+#[derive(Clone)]
+pub enum EventData<'a> {
+    Fact(Fact),
+    Lazy(Arc<dyn Fn() -> Fact + Send + Sync + 'a>),
+}
+
+impl Default for EventData<'_> {
     fn default() -> Self {
-        EventFacts { event_type: String::new(), id: String::new(), occurred_at: None, data: Fact::Map(BTreeMap::new()) }
+        EventData::Fact(Fact::Map(BTreeMap::new()))
     }
 }
 
-impl EventFacts {
-    fn fields(self) -> [(&'static str, Fact); 4] {
-        [
-            ("type", Fact::String(self.event_type)),
-            ("id", Fact::String(self.id)),
-            ("occurred_at", Fact::from(self.occurred_at)),
-            ("data", self.data),
-        ]
+impl std::fmt::Debug for EventData<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventData::Fact(fact) => fact.fmt(f),
+            EventData::Lazy(_) => f.write_str("Lazy"),
+        }
     }
 }
 
-impl From<EventFacts> for Fact {
-    fn from(e: EventFacts) -> Fact {
-        Fact::Map(e.fields().into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+impl From<Fact> for EventData<'_> {
+    fn from(f: Fact) -> Self {
+        EventData::Fact(f)
+    }
+}
+
+impl From<EventFacts<'_>> for Fact {
+    fn from(e: EventFacts<'_>) -> Fact {
+        let mut f = Facts::new();
+        f.event(e);
+        f.variable("event")
     }
 }
 
@@ -610,21 +705,64 @@ pub struct PlaybookFacts<'a> {
     /// `account.stage_days`: whole days since the account entered its
     /// current lifecycle stage, in the tenant's time zone; `null` when unknown.
     pub stage_days: Option<i64>,
-    pub health: HealthFacts,
-    pub event: EventFacts,
+    pub health: HealthFacts<'a>,
+    pub event: EventFacts<'a>,
 }
 
-impl PlaybookFacts<'_> {
-    pub fn into_facts(self, now: DateTime<Utc>) -> Facts {
-        let account = self
-            .account
-            .fields()
-            .into_iter()
-            .chain([("touch_mix", Fact::from(self.touch_mix)), ("stage_days", Fact::from(self.stage_days))]);
-        Facts::new()
-            .with_slots("account", account)
-            .with_slots("health", self.health.fields())
-            .with_slots("event", self.event.fields())
-            .with_slots("now", [("", Fact::from(now))])
+impl<'a> PlaybookFacts<'a> {
+    pub fn into_facts(self, now: DateTime<Utc>) -> Facts<'a> {
+        let mut f = Facts::new().now(now);
+        f.account(self.account);
+        f.set(const { at("account.touch_mix.high") }, Fact::Int(self.touch_mix.high));
+        f.set(const { at("account.touch_mix.low") }, Fact::Int(self.touch_mix.low));
+        f.set(const { at("account.touch_mix.tech") }, Fact::Int(self.touch_mix.tech));
+        f.set(const { at("account.stage_days") }, Fact::from(self.stage_days));
+        f.health(self.health);
+        f.event(self.event);
+        f
+    }
+}
+
+impl<'a> Facts<'a> {
+    fn health(&mut self, h: HealthFacts<'a>) {
+        self.named.retain(|(n, _)| n != "health");
+        self.clear("health");
+        self.set(const { at("health.score") }, Fact::from(h.score));
+        self.set(const { at("health.band") }, Slot::Text(h.band));
+        self.set(const { at("health.trend_7d") }, Fact::from(h.trend_7d));
+        self.set(const { at("health.trend_30d") }, Fact::from(h.trend_30d));
+        self.set(const { at("health.measures") }, Slot::Measures(h.measures));
+        self.vals = Default::default();
+    }
+
+    fn event(&mut self, e: EventFacts<'a>) {
+        self.named.retain(|(n, _)| n != "event");
+        self.clear("event");
+        self.set(const { at("event.type") }, Slot::Text(e.event_type));
+        self.set(const { at("event.id") }, Slot::Text(e.id));
+        self.set(const { at("event.occurred_at") }, Fact::from(e.occurred_at));
+        self.set(
+            const { at("event.data") },
+            match e.data {
+                EventData::Fact(f) => Slot::Fact(f),
+                EventData::Lazy(make) => Slot::Lazy(Arc::new(LazyFact { made: Default::default(), make })),
+            },
+        );
+        self.vals = Default::default();
+    }
+
+    /// The variable `root` made of its slots, as an owned fact.
+    fn variable(&self, root: &str) -> Fact {
+        let mut tree = Fact::Map(BTreeMap::new());
+        for (i, s) in self.slots.iter().enumerate() {
+            if slot_root(i) == root
+                && s.is_set()
+                && let Some(rest) = SLOTS[i].strip_prefix(root).and_then(|r| r.strip_prefix('.'))
+            {
+                let steps: Vec<&str> = rest.split('.').collect();
+                place(&mut tree, &steps, s.to_fact());
+            }
+        }
+        tree
     }
 }

@@ -22,7 +22,7 @@ use cel::IdedExpr;
 use cel::common::ast::{Expr, LiteralValue};
 use chrono::{DateTime, NaiveTime, Utc};
 
-use crate::facts::{Fact, Facts, slot};
+use crate::facts::{Fact, Facts, SLOTS, Slot, slot};
 
 /// Ints beyond ±2^53 are not all exact as doubles.
 const EXACT_AS_DOUBLE: i64 = 1 << 53;
@@ -44,6 +44,8 @@ enum V<'a> {
     Time(DateTime<Utc>),
     /// A list read from the facts.
     Facts(&'a [Fact]),
+    /// A list of strings read from the facts (`account.tags`).
+    Texts(&'a [String]),
     /// A list literal of the expression.
     Nodes(&'a [Node]),
     /// A map: only ever handed to the interpreter.
@@ -275,141 +277,147 @@ fn path(e: &IdedExpr) -> Option<Node> {
 }
 
 /// The expression's value, or [`Bail`] when the interpreter must decide.
-pub(crate) fn evaluate_bool(n: &Node, f: &Facts) -> Result<bool, Bail> {
-    match eval(n, f)? {
-        V::Bool(b) => Ok(b),
-        _ => Err(Bail),
+pub(crate) fn evaluate_bool(n: &Node, f: &Facts<'_>) -> Result<bool, Bail> {
+    boolean(n, f)
+}
+
+/// A node that must give a bool, evaluated without going through [`V`]
+/// where its shape allows: the connectives and the specialised comparisons.
+fn boolean(n: &Node, f: &Facts<'_>) -> Result<bool, Bail> {
+    match n {
+        Node::And(items) => {
+            for n in items {
+                if !boolean(n, f)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Node::Or(items) => {
+            for n in items {
+                if boolean(n, f)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        Node::Not(x) => Ok(!boolean(x, f)?),
+        Node::Bool(b) => Ok(*b),
+        Node::SlotCmp(op, i, lit) => match (read(f, *i, &[])?, lit) {
+            (V::Int(a), Lit::Int(b)) => Ok(op.holds(a.cmp(b))),
+            (V::Double(a), Lit::Double(b)) if !a.is_nan() && !b.is_nan() => Ok(op.holds(a.partial_cmp(b).ok_or(Bail)?)),
+            (V::Str(a), Lit::Str(b)) if matches!(op, Cmp::Eq) => Ok(a == b),
+            (V::Str(a), Lit::Str(b)) if matches!(op, Cmp::Ne) => Ok(a != b),
+            (v, lit) => compare(*op, v, lit.value()),
+        },
+        Node::SlotInStrs(i, items) => match read(f, *i, &[])? {
+            V::Str(s) => Ok(items.iter().any(|x| x == s)),
+            x => {
+                let mut found = false;
+                for item in items {
+                    found |= compare(Cmp::Eq, x, V::Str(item))?;
+                }
+                Ok(found)
+            }
+        },
+        Node::StrInSlot(s, i) => contains(read(f, *i, &[])?, V::Str(s), f),
+        Node::Cmp(op, l, r) => compare(*op, eval(l, f)?, eval(r, f)?),
+        Node::In(x, list) => contains(eval(list, f)?, eval(x, f)?, f),
+        other => truth(eval(other, f)?),
     }
 }
 
-fn eval<'a>(n: &'a Node, f: &'a Facts) -> R<'a> {
+/// `x in list`.
+fn contains(list: V<'_>, x: V<'_>, f: &Facts<'_>) -> Result<bool, Bail> {
+    let mut found = false;
+    match list {
+        V::Texts(items) => {
+            for item in items {
+                found |= match x {
+                    V::Str(s) => item == s,
+                    _ => compare(Cmp::Eq, x, V::Str(item))?,
+                };
+            }
+        }
+        V::Facts(items) => {
+            for item in items {
+                found |= match (x, item) {
+                    (V::Str(s), Fact::String(t)) => s == t,
+                    _ => compare(Cmp::Eq, x, value(item))?,
+                };
+            }
+        }
+        V::Nodes(items) => {
+            for item in items {
+                found |= compare(Cmp::Eq, x, eval(item, f)?)?;
+            }
+        }
+        _ => return Err(Bail),
+    }
+    Ok(found)
+}
+
+fn eval<'a>(n: &'a Node, f: &'a Facts<'_>) -> R<'a> {
     Ok(match n {
         Node::Null => V::Null,
         Node::Bool(b) => V::Bool(*b),
         Node::Int(i) => V::Int(*i),
         Node::Double(d) => V::Double(*d),
         Node::Str(s) => V::Str(s),
-        Node::Slot(i, keys) => match f.slots.get(*i).and_then(Option::as_ref) {
-            Some(fact) => value(walk(fact, keys)?),
-            // Facts set by name: read the variable's map.
-            None => named(f, crate::facts::SLOTS[*i], keys)?,
-        },
+        Node::Slot(i, keys) => read(f, *i, keys)?,
         Node::Named(root, keys) => value(walk(f.named(root).ok_or(Bail)?, keys)?),
         Node::List(items) => V::Nodes(items),
-        Node::And(items) => {
-            for n in items {
-                if !truth(eval(n, f)?)? {
-                    return Ok(V::Bool(false));
-                }
-            }
-            V::Bool(true)
-        }
-        Node::Or(items) => {
-            for n in items {
-                if truth(eval(n, f)?)? {
-                    return Ok(V::Bool(true));
-                }
-            }
-            V::Bool(false)
-        }
-        Node::SlotCmp(op, i, lit) => {
-            let fact = slot_fact(f, *i)?;
-            V::Bool(match (fact, lit) {
-                (Fact::Int(a), Lit::Int(b)) => op.holds(a.cmp(b)),
-                (Fact::Double(a), Lit::Double(b)) if !a.is_nan() && !b.is_nan() => {
-                    op.holds(a.partial_cmp(b).ok_or(Bail)?)
-                }
-                (Fact::String(a), Lit::Str(b)) if matches!(op, Cmp::Eq) => a == b,
-                (Fact::String(a), Lit::Str(b)) if matches!(op, Cmp::Ne) => a != b,
-                (fact, lit) => compare(*op, value(fact), lit.value())?,
-            })
-        }
-        Node::SlotInStrs(i, items) => match slot_fact(f, *i)? {
-            Fact::String(s) => V::Bool(items.iter().any(|x| x == s)),
-            fact => {
-                let x = value(fact);
-                let mut found = false;
-                for item in items {
-                    found |= compare(Cmp::Eq, x, V::Str(item))?;
-                }
-                V::Bool(found)
-            }
-        },
-        Node::StrInSlot(s, i) => match slot_fact(f, *i)? {
-            Fact::List(items) => {
-                let mut found = false;
-                for item in items {
-                    found |= match item {
-                        Fact::String(t) => t == s,
-                        other => compare(Cmp::Eq, V::Str(s), value(other))?,
-                    };
-                }
-                V::Bool(found)
-            }
-            _ => return Err(Bail),
-        },
-        Node::Not(x) => V::Bool(!truth(eval(x, f)?)?),
+        Node::And(_)
+        | Node::Or(_)
+        | Node::Not(_)
+        | Node::SlotCmp(..)
+        | Node::SlotInStrs(..)
+        | Node::StrInSlot(..)
+        | Node::Cmp(..)
+        | Node::In(..) => V::Bool(boolean(n, f)?),
         Node::Neg(x) => match eval(x, f)? {
             V::Int(i) => V::Int(i.checked_neg().ok_or(Bail)?),
             V::Double(d) => V::Double(-d),
             _ => return Err(Bail),
         },
         Node::Cond(c, t, e) => {
-            if truth(eval(c, f)?)? {
+            if boolean(c, f)? {
                 eval(t, f)?
             } else {
                 eval(e, f)?
             }
         }
-        Node::Cmp(op, l, r) => V::Bool(compare(*op, eval(l, f)?, eval(r, f)?)?),
         Node::Arith(op, l, r) => arith(*op, eval(l, f)?, eval(r, f)?)?,
-        Node::In(x, list) => {
-            let x = eval(x, f)?;
-            match eval(list, f)? {
-                V::Facts(items) => {
-                    let mut found = false;
-                    for item in items {
-                        found |= compare(Cmp::Eq, x, value(item))?;
-                    }
-                    V::Bool(found)
-                }
-                V::Nodes(items) => {
-                    let mut found = false;
-                    for item in items {
-                        found |= compare(Cmp::Eq, x, eval(item, f)?)?;
-                    }
-                    V::Bool(found)
-                }
-                _ => return Err(Bail),
-            }
-        }
     })
 }
 
-/// A fixed field's fact, from its slot or the variables set by name.
-fn slot_fact(f: &Facts, i: usize) -> Result<&Fact, Bail> {
-    match f.slots.get(i).and_then(Option::as_ref) {
-        Some(fact) => Ok(fact),
-        None => {
-            let mut steps = crate::facts::SLOTS[i].split('.');
+/// The value of fixed field `i` and the keys below it: from its slot, or,
+/// when the slot is not set, from the variables set by name.
+fn read<'a>(f: &'a Facts<'_>, i: usize, keys: &[String]) -> R<'a> {
+    match &f.slots[i] {
+        Slot::Fact(fact) => Ok(value(walk(fact, keys)?)),
+        Slot::Text(s) if keys.is_empty() => Ok(V::Str(s)),
+        Slot::Texts(items) if keys.is_empty() => Ok(V::Texts(items)),
+        Slot::Text(_) | Slot::Texts(_) => Err(Bail),
+        Slot::Measures(m) => match keys {
+            [] => Ok(V::Map),
+            [id] => m.get(id.as_str()).map(|_| V::Map).ok_or(Bail),
+            [id, field] => {
+                let reading = m.get(id.as_str()).ok_or(Bail)?;
+                Ok(reading.field(field).ok_or(Bail)?.map_or(V::Null, V::Double))
+            }
+            _ => Err(Bail),
+        },
+        Slot::Lazy(l) => Ok(value(walk(l.get(), keys)?)),
+        Slot::Unset => {
+            let mut steps = SLOTS[i].split('.');
             let mut at = f.named(steps.next().ok_or(Bail)?).ok_or(Bail)?;
             for s in steps {
                 at = key(at, s)?;
             }
-            Ok(at)
+            Ok(value(walk(at, keys)?))
         }
     }
-}
-
-/// A slot's path read from the variables set by name.
-fn named<'a>(f: &'a Facts, slot_path: &str, keys: &[String]) -> R<'a> {
-    let mut steps = slot_path.split('.');
-    let root = steps.next().ok_or(Bail)?;
-    let mut at = f.named(root).ok_or(Bail)?;
-    for s in steps {
-        at = key(at, s)?;
-    }
-    Ok(value(walk(at, keys)?))
 }
 
 fn key<'a>(fact: &'a Fact, k: &str) -> Result<&'a Fact, Bail> {

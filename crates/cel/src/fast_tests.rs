@@ -110,7 +110,7 @@ fn opt<T>(g: &mut Gen, v: impl FnOnce(&mut Gen) -> T) -> Option<T> {
     if g.chance(20) { None } else { Some(v(g)) }
 }
 
-fn facts(g: &mut Gen, tags: &[String]) -> Facts {
+fn facts<'a>(g: &mut Gen, tags: &'a [String]) -> Facts<'a> {
     let today = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap_or_default();
     let mut attributes = BTreeMap::new();
     if g.chance(70) {
@@ -150,16 +150,16 @@ fn facts(g: &mut Gen, tags: &[String]) -> Facts {
         stage_days: opt(g, |g| *g.pick(&[0, 30, 200])),
         health: HealthFacts {
             score: opt(g, |g| double(g)),
-            band: g.pick(&["red", "yellow", "green", ""]).to_string(),
+            band: g.pick(&["red", "yellow", "green", ""]).to_string().into(),
             trend_7d: opt(g, |g| double(g)),
             trend_30d: opt(g, |g| double(g)),
-            measures: [("logins".to_string(), measure(g))].into(),
+            measures: std::borrow::Cow::Owned([("logins".to_string(), measure(g))].into()),
         },
         event: EventFacts {
             event_type: "HealthScoreChanged".into(),
             id: "e1".into(),
             occurred_at: opt(g, |_| Utc.with_ymd_and_hms(2026, 12, 4, 3, 0, 0).unwrap()),
-            data: Fact::Map(data),
+            data: Fact::Map(data).into(),
         },
     }
     .into_facts(Utc.with_ymd_and_hms(2026, 12, 4, 3, 0, 0).unwrap())

@@ -73,10 +73,10 @@
 //! let reading = MeasureFacts { value: Some(400.0), previous_value: Some(1000.0), points: None };
 //! let facts = PlaybookFacts {
 //!     account: AccountFacts { name: "Acme", today: NaiveDate::from_ymd_opt(2026, 12, 4).unwrap(), ..Default::default() },
-//!     health: HealthFacts { measures: [("events_30d".to_string(), reading)].into(), ..Default::default() },
+//!     health: HealthFacts { measures: std::borrow::Cow::Owned([("events_30d".to_string(), reading)].into()), ..Default::default() },
 //!     event: EventFacts {
 //!         event_type: "HealthScoreChanged".into(),
-//!         data: Fact::from_json(serde_json::json!({"new_score": 38.5})),
+//!         data: Fact::from_json(serde_json::json!({"new_score": 38.5})).into(),
 //!         ..Default::default()
 //!     },
 //!     ..Default::default()
@@ -140,7 +140,7 @@ use cel::{IdedExpr, Value};
 
 pub use attr::Attr;
 pub use cost::{ASSUMED_COLLECTION_SIZE, ASSUMED_STRING_CHARS, COST_LIMIT, PATTERN_CHAR_COST};
-pub use facts::{AccountFacts, EventFacts, Fact, Facts, HealthFacts, MeasureFacts, PlaybookFacts, TouchMix};
+pub use facts::{AccountFacts, EventData, EventFacts, Fact, Facts, HealthFacts, MeasureFacts, PlaybookFacts, TouchMix};
 pub use schema::{Schema, Shape, account_schema, playbook_schema};
 
 /// The longest source accepted, in characters.
@@ -284,7 +284,7 @@ impl Expression {
     }
 
     /// Evaluates the expression; only a bool result is a success.
-    pub fn evaluate_bool(&self, facts: &Facts) -> Result<bool, EvalError> {
+    pub fn evaluate_bool(&self, facts: &Facts<'_>) -> Result<bool, EvalError> {
         if let Some(node) = &self.inner.fast
             && let Ok(b) = fast::evaluate_bool(node, facts)
         {
@@ -294,14 +294,14 @@ impl Expression {
     }
 
     /// The interpreter alone.
-    fn evaluate_slow(&self, facts: &Facts) -> Result<bool, EvalError> {
+    fn evaluate_slow(&self, facts: &Facts<'_>) -> Result<bool, EvalError> {
         match self.evaluate(facts)? {
             Value::Bool(b) => Ok(b),
             other => Err(EvalError::NotABool(runtime::type_name(&other).to_string())),
         }
     }
 
-    fn evaluate(&self, facts: &Facts) -> Result<Value, EvalError> {
+    fn evaluate(&self, facts: &Facts<'_>) -> Result<Value, EvalError> {
         runtime::evaluate(&self.inner.program, facts).map_err(EvalError::Failed)
     }
 }

@@ -24,7 +24,7 @@ fn compile_err(src: &str) -> CompileError {
 
 /// A big high-touch account whose usage halved and whose score turned red,
 /// on the HealthScoreChanged that says so.
-fn red(tags: &[String]) -> Facts {
+fn red(tags: &[String]) -> Facts<'_> {
     let mut attributes = BTreeMap::new();
     attributes.insert("seats".to_string(), Fact::Int(250));
     attributes.insert("go-live".to_string(), Fact::Date(date(2024, 5, 1)));
@@ -57,19 +57,25 @@ fn red(tags: &[String]) -> Facts {
         },
         touch_mix: TouchMix { high: 60, low: 0, tech: 40 },
         stage_days: Some(45),
-        health: HealthFacts { score: Some(38.5), band: "red".into(), trend_7d: Some(-12.0), trend_30d: None, measures },
+        health: HealthFacts {
+            score: Some(38.5),
+            band: "red".into(),
+            trend_7d: Some(-12.0),
+            trend_30d: None,
+            measures: std::borrow::Cow::Owned(measures),
+        },
         event: EventFacts {
             event_type: "HealthScoreChanged".into(),
             id: "ev-9".into(),
             occurred_at: Some(Utc.with_ymd_and_hms(2026, 12, 4, 0, 0, 0).unwrap()),
-            data: Fact::from_json(payload),
+            data: Fact::from_json(payload).into(),
         },
     }
     .into_facts(now())
 }
 
 /// A schedule trigger on an account never scored: no event, no health.
-fn unscored() -> Facts {
+fn unscored() -> Facts<'static> {
     PlaybookFacts {
         account: AccountFacts {
             name: "Tiny",

@@ -64,7 +64,7 @@ fn root<'a>() -> Result<&'a Context<'a, 'a>, String> {
 }
 
 /// Evaluates a compiled expression against `facts`.
-pub(crate) fn evaluate(expr: &IdedExpr, facts: &Facts) -> Result<Value, String> {
+pub(crate) fn evaluate(expr: &IdedExpr, facts: &Facts<'_>) -> Result<Value, String> {
     let resolver = Resolver(facts);
     let mut ctx = root()?.new_inner_scope();
     ctx.set_variable_resolver(&resolver);

@@ -25,7 +25,7 @@ fn eval(src: &str, facts: &Facts) -> Result<bool, EvalError> {
 }
 
 /// A Japanese manufacturer up for renewal in 45 days.
-fn renewing(tags: &[String]) -> Facts {
+fn renewing(tags: &[String]) -> Facts<'_> {
     let mut attributes = BTreeMap::new();
     attributes.insert("seats".to_string(), Fact::Int(250));
     attributes.insert("sso".to_string(), Fact::Bool(true));
@@ -53,7 +53,7 @@ fn renewing(tags: &[String]) -> Facts {
 }
 
 /// A small onboarding account with almost nothing set.
-fn bare() -> Facts {
+fn bare() -> Facts<'static> {
     AccountFacts {
         name: "Tiny",
         lifecycle_stage: "onboarding",

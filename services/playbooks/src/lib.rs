@@ -22,6 +22,7 @@ mod domain;
 mod events;
 mod migration;
 mod outreach;
+mod payload;
 #[cfg(test)]
 mod service_tests;
 mod store;

@@ -79,12 +79,12 @@ pub fn compile(source: &str) -> Result<Expression, banso_cel::CompileError> {
 
 /// What a segment expression sees of `a` (docs/cel.md); `today` is the
 /// tenant's date, for `days_to_renewal`.
-pub fn facts(a: &Account, today: NaiveDate, now: DateTime<Utc>) -> Facts {
+pub fn facts(a: &Account, today: NaiveDate, now: DateTime<Utc>) -> Facts<'_> {
     facts_of(&a.fields, today, now)
 }
 
 /// What an expression sees of an account's fields (see [`facts`]).
-pub fn facts_of(f: &super::AccountFields, today: NaiveDate, now: DateTime<Utc>) -> Facts {
+pub fn facts_of(f: &super::AccountFields, today: NaiveDate, now: DateTime<Utc>) -> Facts<'_> {
     let attributes: BTreeMap<String, Fact> = f
         .custom_attributes
         .iter()

@@ -71,7 +71,7 @@ pub const GROUP_BY: &[&str] =
 
 impl AccountRow {
     /// What a CEL condition sees (docs/cel.md); `today` is the tenant's date.
-    pub fn facts(&self, today: NaiveDate, now: DateTime<Utc>) -> Facts {
+    pub fn facts(&self, today: NaiveDate, now: DateTime<Utc>) -> Facts<'_> {
         let attributes = self.attributes.iter().map(|(k, v)| (k.clone(), Fact::from(v))).collect();
         AccountFacts {
             name: &self.name,
@@ -141,7 +141,8 @@ mod tests {
     #[test]
     fn conditions_see_the_projection() {
         let today = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
-        let facts = row().facts(today, Utc::now());
+        let row = row();
+        let facts = row.facts(today, Utc::now());
         let check = |src: &str| {
             banso_cel::Expression::compile(src, &banso_cel::account_schema()).unwrap().evaluate_bool(&facts).unwrap()
         };

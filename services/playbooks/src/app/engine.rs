@@ -154,26 +154,29 @@ pub(crate) struct Subject<'a> {
     pub now: DateTime<Utc>,
     pub event: Option<&'a Envelope>,
     /// The condition's variables, made once however many playbooks read them.
-    pub facts: std::sync::OnceLock<Facts>,
+    pub facts: std::sync::OnceLock<Facts<'a>>,
 }
 
-impl Subject<'_> {
-    fn account_facts(&self) -> Facts {
+impl<'a> Subject<'a> {
+    fn account_facts(&self) -> Facts<'a> {
         let today = self.now.with_timezone(&self.tz).date_naive();
-        self.projected.account.facts(today, self.now)
+        let projected: &'a Projected = self.projected;
+        projected.account.facts(today, self.now)
     }
 
-    /// The variables of a condition: `account`, `health`, `event`, `now`.
-    pub(crate) fn facts(&self) -> &Facts {
+    /// The variables of a condition: `account`, `health`, `event`, `now`,
+    /// borrowing the projection and the event.
+    pub(crate) fn facts(&self) -> &Facts<'a> {
         self.facts.get_or_init(|| {
             let today = self.now.with_timezone(&self.tz).date_naive();
-            let a = &self.projected.account;
-            let stage_day = self.projected.stage_since.with_timezone(&self.tz).date_naive();
+            let projected: &'a Projected = self.projected;
+            let a = &projected.account;
+            let stage_day = projected.stage_since.with_timezone(&self.tz).date_naive();
             banso_cel::PlaybookFacts {
                 account: a.account_facts(today),
                 touch_mix: a.touch_mix_facts(),
                 stage_days: Some((today - stage_day).num_days()),
-                health: health_facts(self.projected.health.as_ref()),
+                health: health_facts(projected.health.as_ref()),
                 event: event_facts(self.event),
             }
             .into_facts(self.now)
@@ -230,32 +233,21 @@ impl Subject<'_> {
 }
 
 /// The `event` variable: type, id, time, and the payload's fields by their
-/// proto names, every one present (enum values by name, e.g. "BAND_RED").
-pub(crate) fn event_facts(e: Option<&Envelope>) -> banso_cel::EventFacts {
+/// proto names, every one present (enum values by name, e.g. "BAND_RED"),
+/// converted only if a condition reads `event.data`.
+pub(crate) fn event_facts(e: Option<&Envelope>) -> banso_cel::EventFacts<'_> {
     let Some(e) = e else { return Default::default() };
     banso_cel::EventFacts {
-        event_type: e.payload.as_ref().map(type_of).unwrap_or_default().to_string(),
-        id: e.id.clone(),
+        event_type: e.payload.as_ref().map(type_of).unwrap_or_default().into(),
+        id: e.id.as_str().into(),
         occurred_at: e.occurred_at.as_ref().and_then(|t| banso_kit::wire::time("occurred_at", t).ok()),
-        data: e.payload.as_ref().and_then(payload_json).map(Fact::from_json).unwrap_or(Fact::Map(BTreeMap::new())),
+        data: banso_cel::EventData::Lazy(Arc::new(move || event_data(e))),
     }
 }
 
-/// The payload message as JSON with the proto's own field names and every
-/// field present (a score of 0, an empty list: proto3 JSON would leave them
-/// out, and a condition reading them would fail), enum values by name.
-fn payload_json(p: &banso_events::Payload) -> Option<serde_json::Value> {
-    use prost::Message as _;
-    use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage as _, SerializeOptions};
-    static POOL: std::sync::OnceLock<Option<DescriptorPool>> = std::sync::OnceLock::new();
-    let pool = POOL.get_or_init(|| DescriptorPool::decode(banso_proto::FILE_DESCRIPTOR_SET).ok()).as_ref()?;
-    let desc = pool.get_message_by_name("banso.events.v1.Envelope")?;
-    let env = banso_proto::events::Envelope { payload: Some(p.clone()), ..Default::default() };
-    let msg = DynamicMessage::decode(desc, env.encode_to_vec().as_slice()).ok()?;
-    let field = msg.descriptor().get_field_by_name(type_of(p))?;
-    let payload = msg.get_field(&field).as_message()?.clone();
-    let options = SerializeOptions::new().skip_default_fields(false).use_proto_field_name(true);
-    payload.serialize_with_options(serde_json::value::Serializer, &options).ok()
+/// `event.data` of an event.
+pub(crate) fn event_data(e: &Envelope) -> Fact {
+    e.payload.as_ref().map_or_else(|| Fact::Map(BTreeMap::new()), crate::payload::fact)
 }
 
 /// Whether a playbook applies to a subject: its audience and its condition.
@@ -268,19 +260,8 @@ pub(crate) enum Applies {
 }
 
 pub(crate) fn applies(p: &Program, s: &Subject<'_>, segments: &Segments) -> Applies {
-    let a = &s.projected.account;
-    let aud = &p.def.audience;
-    if !aud.lifecycle_stages.is_empty() && !aud.lifecycle_stages.contains(&a.lifecycle_stage) {
+    if !in_audience(p, s, segments) {
         return Applies::NotInAudience;
-    }
-    if !aud.touch_models.is_empty() && !aud.touch_models.contains(&touch::dominant(&a.mix(), a.touch_model)) {
-        return Applies::NotInAudience;
-    }
-    if !aud.segment_ids.is_empty() {
-        let member = s.memberships(segments).iter().any(|seg| aud.segment_ids.contains(&seg.id));
-        if !member {
-            return Applies::NotInAudience;
-        }
     }
     match &p.condition {
         None => Applies::Yes,
@@ -292,6 +273,20 @@ pub(crate) fn applies(p: &Program, s: &Subject<'_>, segments: &Segments) -> Appl
     }
 }
 
+/// Whether the subject is in the playbook's audience: its lifecycle
+/// stages, touch models and segments.
+pub(crate) fn in_audience(p: &Program, s: &Subject<'_>, segments: &Segments) -> bool {
+    let a = &s.projected.account;
+    let aud = &p.def.audience;
+    if !aud.lifecycle_stages.is_empty() && !aud.lifecycle_stages.contains(&a.lifecycle_stage) {
+        return false;
+    }
+    if !aud.touch_models.is_empty() && !aud.touch_models.contains(&touch::dominant(&a.mix(), a.touch_model)) {
+        return false;
+    }
+    aud.segment_ids.is_empty() || s.memberships(segments).iter().any(|seg| aud.segment_ids.contains(&seg.id))
+}
+
 /// The event helpers of a playbook's trigger, if it is an event trigger.
 pub(crate) fn triggered(p: &Program, s: &Signal) -> bool {
     match &p.def.trigger {
@@ -301,12 +296,12 @@ pub(crate) fn triggered(p: &Program, s: &Signal) -> bool {
 }
 
 /// One trigger of one playbook for one account.
-pub(crate) struct Occasion<'a> {
+pub(crate) struct Occasion<'a, 's> {
     pub kind: &'static str,
     /// The event id, "schedule:<day>", or "manual:<run id>".
     pub key: String,
     pub event_id: Option<String>,
-    pub subject: &'a Subject<'a>,
+    pub subject: &'s Subject<'a>,
 }
 
 /// Fires (or records the suppression of) a playbook whose audience and
@@ -317,7 +312,7 @@ pub(crate) async fn fire(
     tx: &Tx,
     engine: &Engine,
     p: &Program,
-    o: &Occasion<'_>,
+    o: &Occasion<'_, '_>,
     segments: &Segments,
 ) -> Result<Option<Firing>> {
     let conn = tx.conn();
@@ -363,7 +358,7 @@ async fn run_actions(
     tx: &Tx,
     engine: &Engine,
     p: &Program,
-    o: &Occasion<'_>,
+    o: &Occasion<'_, '_>,
     firing: Uuid,
     segments: &Segments,
 ) -> Result<Vec<ActionOutcome>> {
@@ -449,7 +444,7 @@ async fn run_actions(
 async fn open_or_raise(
     tx: &Tx,
     p: &Program,
-    o: &Occasion<'_>,
+    o: &Occasion<'_, '_>,
     spec: &crate::domain::playbook::OpenCta,
     values: &BTreeMap<&'static str, String>,
 ) -> Result<(Cta, bool)> {
@@ -525,7 +520,7 @@ async fn open_or_raise(
 /// accounts with an open CTA of this playbook (real or simulated).
 pub(crate) fn simulate_fire(
     p: &Program,
-    o: &Occasion<'_>,
+    o: &Occasion<'_, '_>,
     segments: &Segments,
     history: &[DateTime<Utc>],
     open_cta: bool,

@@ -247,7 +247,7 @@ fn recipients(contacts: Vec<Contact>, roles: &[String]) -> (Vec<Option<Contact>>
 /// The JSON a receiver gets.
 fn payload(
     id: Uuid,
-    o: &Occasion<'_>,
+    o: &Occasion<'_, '_>,
     p: &Program,
     contact: Option<&Contact>,
     subject: &str,
@@ -287,7 +287,7 @@ fn payload(
 pub(crate) async fn queue(
     tx: &Tx,
     p: &Program,
-    o: &Occasion<'_>,
+    o: &Occasion<'_, '_>,
     firing: Uuid,
     spec: &SendOutreach,
     values: &BTreeMap<&'static str, String>,
@@ -452,7 +452,7 @@ impl Preview {
     pub(crate) fn send(
         &mut self,
         spec: &SendOutreach,
-        o: &Occasion<'_>,
+        o: &Occasion<'_, '_>,
         values: &BTreeMap<&'static str, String>,
         outcome: &mut ActionOutcome,
     ) {

@@ -487,7 +487,7 @@ impl App {
     fn simulate_one(
         &self,
         p: &Program,
-        o: &Occasion<'_>,
+        o: &Occasion<'_, '_>,
         segments: &engine::Segments,
         history: &mut HashMap<Uuid, Vec<DateTime<Utc>>>,
         open: &mut HashSet<Uuid>,

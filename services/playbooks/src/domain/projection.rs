@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use banso_cel::{AccountFacts, Fact, Facts, HealthFacts, MeasureFacts, TouchMix};
+use banso_cel::{AccountFacts, Fact, Facts, HealthFacts, TouchMix};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -48,7 +48,7 @@ impl Account {
     }
 
     /// The `account` (and `now`) variables of segments.
-    pub(crate) fn facts(&self, today: NaiveDate, now: DateTime<Utc>) -> Facts {
+    pub(crate) fn facts(&self, today: NaiveDate, now: DateTime<Utc>) -> Facts<'_> {
         self.account_facts(today).into_facts(now)
     }
 
@@ -90,13 +90,9 @@ impl Account {
     }
 }
 
-/// One measure of the latest score.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Reading {
-    pub value: Option<f64>,
-    pub previous_value: Option<f64>,
-    pub points: Option<f64>,
-}
+/// One measure of the latest score: what conditions read of it, kept in
+/// the type they read so that evaluating borrows it.
+pub(crate) type Reading = banso_cel::MeasureFacts;
 
 /// The latest HealthScoreChanged of an account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,20 +106,14 @@ pub(crate) struct Health {
 }
 
 /// The `health` variable: the latest score, or nulls before the first.
-pub(crate) fn health_facts(h: Option<&Health>) -> HealthFacts {
+pub(crate) fn health_facts(h: Option<&Health>) -> HealthFacts<'_> {
     let Some(h) = h else { return HealthFacts::default() };
     HealthFacts {
         score: Some(h.score),
-        band: h.band.as_str().to_string(),
+        band: h.band.as_str().into(),
         trend_7d: h.trend_7d,
         trend_30d: h.trend_30d,
-        measures: h
-            .measures
-            .iter()
-            .map(|(k, r)| {
-                (k.clone(), MeasureFacts { value: r.value, previous_value: r.previous_value, points: r.points })
-            })
-            .collect(),
+        measures: std::borrow::Cow::Borrowed(&h.measures),
     }
 }
 
