@@ -5,10 +5,12 @@
 //! - [`rollup`]: days cut in the tenant's time zone, daily usage rollups.
 //! - [`measure`]: the measure catalog (ids, parsing, usage measures from rollups).
 //! - [`scorecard`]: scorecard definitions, validation, which one scores an account.
+//! - [`outcome`]: labelled outcomes (churned, renewed, expanded, contracted) from contract events.
 //! - [`score`]: weighted scores, bands, explanations, trend, "has it moved".
 
 pub mod account;
 pub mod measure;
+pub mod outcome;
 pub mod portfolio;
 pub mod rollup;
 pub mod score;

@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0005IngestBatches),
             Box::new(M0006BatchIndex),
             Box::new(M0007LastUsage),
+            Box::new(M0008Outcomes),
         ]
     }
 }
@@ -604,5 +605,56 @@ impl MigrationTrait for M0007LastUsage {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("last_usage").if_exists().to_owned()).await
+    }
+}
+
+/// Labelled outcomes per account, from Accounts' ContractChanged: the churns
+/// (with their date and ARR lost), renewals, expansions, contractions and
+/// reactivations a backtest labels snapshots with (docs/metrics.md).
+struct M0008Outcomes;
+
+impl MigrationName for M0008Outcomes {
+    fn name(&self) -> &str {
+        "m20261204_000008_account_outcomes"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0008Outcomes {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("account_outcomes")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("event_id"))
+                .col(uuid("account_id"))
+                .col(string_len("kind", 16))
+                .col(string_len_null("expansion", 16))
+                .col(date("effective_date"))
+                .col(string_len("currency", 3))
+                .col(big_integer("arr_before"))
+                .col(big_integer("arr_after"))
+                .col(timestamp_with_time_zone("record_time"))
+                .primary_key(Index::create().col("tenant_id").col("event_id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("account_outcomes_kind_day")
+                .table("account_outcomes")
+                .col("tenant_id")
+                .col("kind")
+                .col("effective_date")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("account_outcomes").if_exists().to_owned()).await
     }
 }

@@ -10,6 +10,7 @@ pub(crate) mod ingest;
 pub(crate) mod inputs;
 pub(crate) mod jobs;
 pub(crate) mod measures;
+pub(crate) mod outcomes;
 pub(crate) mod portfolio;
 pub(crate) mod schema;
 pub(crate) mod scorecards;
