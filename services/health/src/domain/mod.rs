@@ -1,5 +1,6 @@
 //! The scoring rules: measures, normalisations, scorecards, scores. No I/O.
 //!
+//! - [`backtest`]: labels from churns within a horizon; AUC (DeLong), calibration, lift, lead time.
 //! - [`account`]: the projection of an account, and what CEL conditions see of it.
 //! - [`portfolio`]: portfolio filters and the band distribution.
 //! - [`rollup`]: days cut in the tenant's time zone, daily usage rollups.
@@ -9,6 +10,7 @@
 //! - [`score`]: weighted scores, bands, explanations, trend, "has it moved".
 
 pub mod account;
+pub mod backtest;
 pub mod measure;
 pub mod outcome;
 pub mod portfolio;
