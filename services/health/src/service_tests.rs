@@ -389,3 +389,111 @@ async fn usage_seen_is_published_once_per_account_and_day() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(published.usage_seen().len(), 5, "{:?}", published.usage_seen());
 }
+
+/// The ten accounts of docs/health.md (*Backtests*), one snapshot each 200
+/// days ago; A, B, D and I churn 30, 60, 10 and 20 days after it.
+#[tokio::test]
+async fn a_backtest_of_the_scores_as_served_matches_the_hand_computed_example() {
+    use crate::domain::outcome::{Outcome, OutcomeKind};
+    let (app, conn) = service().await;
+    let viewer = client(&app, "acme", Role::Viewer);
+    let today = Utc::now().date_naive();
+    let day = today - chrono::Duration::days(200);
+    let scores = [10.0, 20.0, 30.0, 45.0, 50.0, 55.0, 60.0, 75.0, 80.0, 90.0];
+    let churns = [(0, 30, 1_000_000), (1, 60, 2_000_000), (3, 10, 500_000), (8, 20, 3_000_000)];
+    let mut ids = Vec::new();
+    for (i, score) in scores.iter().enumerate() {
+        let a = seed_account(&conn, "acme", &format!("account {i}")).await;
+        let band = crate::domain::score::band_of(*score, &Default::default());
+        store::history::record_past_daily(&conn, "acme", a, day, *score, band).await.unwrap();
+        // A snapshot of yesterday: too recent to know.
+        store::history::record_past_daily(&conn, "acme", a, today - chrono::Duration::days(1), *score, band)
+            .await
+            .unwrap();
+        ids.push(a);
+    }
+    for (i, after, arr) in churns {
+        let o = Outcome {
+            event_id: uuid::Uuid::now_v7(),
+            account_id: ids[i],
+            kind: OutcomeKind::Churned,
+            expansion: None,
+            effective_date: day + chrono::Duration::days(after),
+            currency: "JPY".into(),
+            arr_before: arr,
+            arr_after: 0,
+        };
+        store::outcomes::record(&conn, "acme", &o).await.unwrap();
+    }
+    let ask = |start: chrono::NaiveDate, end: chrono::NaiveDate, horizon: i32| pb::BacktestScorecardRequest {
+        start_day: Some(banso_kit::wire::date_to_proto(start)),
+        end_day: Some(banso_kit::wire::date_to_proto(end)),
+        horizon_days: horizon,
+    };
+    let r = viewer.clone().backtest_scorecard(ask(day, today, 0)).await.unwrap().into_inner();
+    assert_eq!(r.horizon_days, 90);
+    assert_eq!((r.snapshots, r.churned_snapshots, r.accounts, r.churns), (10, 4, 10, 4));
+    // Yesterday's ten; the churned accounts' are also after their churn, but too recent comes first.
+    assert_eq!((r.too_recent_snapshots, r.after_churn_snapshots), (10, 0));
+    assert_eq!(r.auc, Some(0.75));
+    let se = (47.0f64 / 1080.0).sqrt();
+    assert!((r.auc_std_error.unwrap() - se).abs() < 1e-12);
+    assert_eq!(r.auc_upper, Some(1.0));
+    let rows: Vec<_> = r
+        .calibration
+        .iter()
+        .map(|b| (b.band, b.snapshots, b.churned_snapshots, b.churned_arr.iter().map(|m| m.amount_minor).sum::<i64>()))
+        .collect();
+    use pb::Band as B;
+    assert_eq!(
+        rows,
+        [(B::Red as i32, 3, 2, 3_000_000), (B::Yellow as i32, 4, 1, 500_000), (B::Green as i32, 3, 1, 3_000_000)]
+    );
+    assert_eq!(r.lift_red_over_green, Some(2.0));
+    assert!((r.brier_score.unwrap() - 5.0 / 24.0).abs() < 1e-15);
+    assert_eq!((r.red_precision, r.red_recall), (Some(2.0 / 3.0), Some(0.5)));
+    assert_eq!((r.median_lead_days, r.churns_flagged, r.churns_missed), (Some(45.0), 2, 2));
+    // A horizon of 15 days: only D (45, 10 days) churned within it; six of
+    // the nine others score higher.
+    let r = viewer.clone().backtest_scorecard(ask(day, day, 15)).await.unwrap().into_inner();
+    assert_eq!((r.snapshots, r.churned_snapshots, r.auc), (10, 1, Some(6.0 / 9.0)));
+    // Another tenant has no snapshot.
+    let other = client(&app, "globex", Role::Viewer);
+    let r = other.clone().backtest_scorecard(ask(day, today, 0)).await.unwrap().into_inner();
+    assert_eq!((r.snapshots, r.auc, r.brier_score), (0, None, None));
+}
+
+#[tokio::test]
+async fn a_backtest_names_every_bad_field() {
+    let (app, _conn) = service().await;
+    let viewer = client(&app, "acme", Role::Viewer);
+    let d = |y, m, day| Some(banso_proto::types::Date { year: y, month: m, day });
+    let bad = |r: pb::BacktestScorecardRequest| {
+        let mut c = viewer.clone();
+        async move {
+            let e = c.backtest_scorecard(r).await.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            banso_testkit::field_violations(&e)
+        }
+    };
+    let v = bad(pb::BacktestScorecardRequest { horizon_days: 731, ..Default::default() }).await;
+    let fields: Vec<&str> = v.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(fields, ["start_day", "end_day", "horizon_days"]);
+    assert!(v[2].1.contains("731"), "{v:?}");
+    let v =
+        bad(pb::BacktestScorecardRequest { start_day: d(2026, 5, 1), end_day: d(2026, 4, 1), horizon_days: -1 }).await;
+    assert_eq!(
+        v,
+        [
+            ("end_day".to_owned(), "2026-04-01 is before start_day 2026-05-01".to_owned()),
+            ("horizon_days".to_owned(), "must be between 1 and 730 (0 for 90), got -1".to_owned()),
+        ]
+    );
+    let v =
+        bad(pb::BacktestScorecardRequest { start_day: d(2020, 1, 1), end_day: d(2026, 2, 30), horizon_days: 0 }).await;
+    assert_eq!(v, [("end_day".to_owned(), "2026-02-30 is not a calendar date".to_owned())]);
+    let v =
+        bad(pb::BacktestScorecardRequest { start_day: d(2020, 1, 1), end_day: d(2026, 1, 1), horizon_days: 0 }).await;
+    assert_eq!(v[0].0, "end_day");
+    assert!(v[0].1.contains("more than 731 days"), "{v:?}");
+}

@@ -1,6 +1,7 @@
 //! The gRPC door of the health service: per RPC its access rule, its parse
 //! (`api/<resource>.rs`), its use case (`app/`), its reply.
 
+mod backtest;
 pub(crate) mod convert;
 mod ingest;
 mod jobs;
@@ -136,6 +137,14 @@ impl pb::health_service_server::HealthService for HealthApi {
         handle(req, Access::Read, async |caller, r| {
             let id = jobs::get(&r)?;
             Ok(jobs::to_proto(&self.app.get_recompute_job(&caller, id).await?))
+        })
+        .await
+    }
+
+    async fn backtest_scorecard(&self, req: Request<pb::BacktestScorecardRequest>) -> Rpc<pb::Backtest> {
+        handle(req, Access::Read, async |caller, r| {
+            let query = backtest::parse(&r)?;
+            Ok(backtest::to_proto(&self.app.backtest_scorecard(&caller, query).await?))
         })
         .await
     }

@@ -2,6 +2,7 @@
 //! through [`banso_events::Db`] — read, apply the domain rule, write, emit —
 //! called by the API with commands of valid domain values.
 
+pub(crate) mod backtest;
 pub(crate) mod ingest;
 pub(crate) mod jobs;
 pub(crate) mod measures;
