@@ -429,6 +429,7 @@ async fn a_backtest_of_the_scores_as_served_matches_the_hand_computed_example() 
         start_day: Some(banso_kit::wire::date_to_proto(start)),
         end_day: Some(banso_kit::wire::date_to_proto(end)),
         horizon_days: horizon,
+        ..Default::default()
     };
     let r = viewer.clone().backtest_scorecard(ask(day, today, 0)).await.unwrap().into_inner();
     assert_eq!(r.horizon_days, 90);
@@ -480,8 +481,13 @@ async fn a_backtest_names_every_bad_field() {
     let fields: Vec<&str> = v.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(fields, ["start_day", "end_day", "horizon_days"]);
     assert!(v[2].1.contains("731"), "{v:?}");
-    let v =
-        bad(pb::BacktestScorecardRequest { start_day: d(2026, 5, 1), end_day: d(2026, 4, 1), horizon_days: -1 }).await;
+    let v = bad(pb::BacktestScorecardRequest {
+        start_day: d(2026, 5, 1),
+        end_day: d(2026, 4, 1),
+        horizon_days: -1,
+        ..Default::default()
+    })
+    .await;
     assert_eq!(
         v,
         [
@@ -489,11 +495,127 @@ async fn a_backtest_names_every_bad_field() {
             ("horizon_days".to_owned(), "must be between 1 and 730 (0 for 90), got -1".to_owned()),
         ]
     );
-    let v =
-        bad(pb::BacktestScorecardRequest { start_day: d(2020, 1, 1), end_day: d(2026, 2, 30), horizon_days: 0 }).await;
+    let v = bad(pb::BacktestScorecardRequest {
+        start_day: d(2020, 1, 1),
+        end_day: d(2026, 2, 30),
+        horizon_days: 0,
+        ..Default::default()
+    })
+    .await;
     assert_eq!(v, [("end_day".to_owned(), "2026-02-30 is not a calendar date".to_owned())]);
-    let v =
-        bad(pb::BacktestScorecardRequest { start_day: d(2020, 1, 1), end_day: d(2026, 1, 1), horizon_days: 0 }).await;
+    let v = bad(pb::BacktestScorecardRequest {
+        start_day: d(2020, 1, 1),
+        end_day: d(2026, 1, 1),
+        horizon_days: 0,
+        ..Default::default()
+    })
+    .await;
     assert_eq!(v[0].0, "end_day");
     assert!(v[0].1.contains("more than 731 days"), "{v:?}");
+}
+
+/// Two scorecards replayed on the same snapshots of 200 days ago: one on
+/// the usage that foretold churn, one on a measure that did not.
+#[tokio::test]
+async fn a_replayed_scorecard_is_compared_with_another_on_the_same_snapshots() {
+    use crate::domain::outcome::{Outcome, OutcomeKind};
+    let (app, conn) = service().await;
+    let admin = client(&app, "acme", Role::Admin);
+    let card = |measure: &str| pb::Scorecard {
+        name: measure.into(),
+        measures: vec![pb::WeightedMeasure {
+            measure: measure.into(),
+            weight: 1.0,
+            normalisation: linear(0.0, 10.0),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let create = async |c: pb::Scorecard| {
+        let r = pb::CreateScorecardRequest { scorecard: Some(c), request_id: String::new() };
+        admin.clone().create_scorecard(r).await.unwrap().into_inner().id
+    };
+    let informative = create(card("events_7d:login")).await;
+    let noise = create(card("events_7d:noise")).await;
+    let mut with_nps = card("events_7d:login");
+    with_nps.measures.push(pb::WeightedMeasure {
+        measure: "external:nps".into(),
+        weight: 1.0,
+        normalisation: linear(0.0, 10.0),
+        ..Default::default()
+    });
+    let nps = create(with_nps).await;
+    let day = Utc::now().date_naive() - chrono::Duration::days(200);
+    // Churners log in 1, 2, 3 times in the week before; the others 6, 8, 10.
+    // Their use of "noise" says nothing: 5, 9, 2 against 3, 7, 1.
+    let logins = [1, 2, 3, 6, 8, 10];
+    let noises = [5, 9, 2, 3, 7, 1];
+    for i in 0..6 {
+        let a = seed_account(&conn, "acme", &format!("account {i}")).await;
+        store::history::record_past_daily(&conn, "acme", a, day, 50.0, Band::Yellow).await.unwrap();
+        let two_days_before = day - chrono::Duration::days(2);
+        store::inputs::record_past_rollup(&conn, "acme", a, two_days_before, "login", logins[i]).await.unwrap();
+        store::inputs::record_past_rollup(&conn, "acme", a, two_days_before, "noise", noises[i]).await.unwrap();
+        if i < 3 {
+            let o = Outcome {
+                event_id: uuid::Uuid::now_v7(),
+                account_id: a,
+                kind: OutcomeKind::Churned,
+                expansion: None,
+                effective_date: day + chrono::Duration::days(30),
+                currency: "USD".into(),
+                arr_before: 100,
+                arr_after: 0,
+            };
+            store::outcomes::record(&conn, "acme", &o).await.unwrap();
+        }
+    }
+    let ask = |id: &str, compare: &str| pb::BacktestScorecardRequest {
+        start_day: Some(banso_kit::wire::date_to_proto(day)),
+        end_day: Some(banso_kit::wire::date_to_proto(day)),
+        scorecard_id: id.into(),
+        compare_scorecard_id: compare.into(),
+        ..Default::default()
+    };
+    let viewer = client(&app, "acme", Role::Viewer);
+    let r = viewer.clone().backtest_scorecard(ask(&informative, &noise)).await.unwrap().into_inner();
+    assert_eq!((r.scorecard_id.as_str(), r.scorecard_version), (informative.as_str(), 1));
+    assert_eq!((r.snapshots, r.churned_snapshots, r.unscored_snapshots), (6, 3, 0));
+    // Logins 1, 2, 3 → 10, 20, 30 points (red) against 60, 80, 100: a perfect ranking.
+    assert_eq!(r.auc, Some(1.0));
+    let red = &r.calibration[0];
+    assert_eq!((red.snapshots, red.churned_snapshots, red.churn_rate), (3, 3, Some(1.0)));
+    assert_eq!(red.churned_arr, [banso_proto::types::Money { currency_code: "USD".into(), amount_minor: 300 }]);
+    assert_eq!((r.median_lead_days, r.churns_flagged), (Some(30.0), 3));
+    let c = r.comparison.unwrap();
+    let other = c.other.clone().unwrap();
+    assert_eq!((other.scorecard_id.as_str(), other.snapshots), (noise.as_str(), 6));
+    // Noise: of the 9 (churned, other) pairs, 3 have the churned one lower.
+    assert!((other.auc.unwrap() - 1.0 / 3.0).abs() < 1e-12);
+    assert!((c.auc_difference.unwrap() + 2.0 / 3.0).abs() < 1e-12);
+    assert!(c.auc_difference_upper.unwrap() < 0.0, "the noise scorecard is worse beyond chance: {c:?}");
+    // The scores as served (all 50) tell nothing: AUC 0.5.
+    let served = viewer.clone().backtest_scorecard(ask("", "")).await.unwrap().into_inner();
+    assert_eq!((served.auc, served.scorecard_id.as_str()), (Some(0.5), ""));
+    // An external measure has no past: missing, and said so.
+    let r = viewer.clone().backtest_scorecard(ask(&nps, "")).await.unwrap().into_inner();
+    assert_eq!(r.unreplayable_measures, ["external:nps"]);
+    assert_eq!(r.auc, Some(1.0));
+    // Unknown scorecards, and another tenant's, are NOT_FOUND.
+    let e = viewer.clone().backtest_scorecard(ask(&uuid::Uuid::now_v7().to_string(), "")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let globex = client(&app, "globex", Role::Viewer);
+    let e = globex.clone().backtest_scorecard(ask(&informative, "")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let mut versioned = ask(&informative, &noise);
+    versioned.compare_scorecard_version = 7;
+    let e = viewer.clone().backtest_scorecard(versioned).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    // Bad ids and versions are named.
+    let mut bad = ask("nope", "");
+    bad.scorecard_version = -1;
+    bad.compare_scorecard_version = 2;
+    let e = viewer.clone().backtest_scorecard(bad).await.unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["scorecard_id", "compare_scorecard_version"]);
 }

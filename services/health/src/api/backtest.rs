@@ -7,7 +7,7 @@ use banso_proto::{health as pb, types};
 
 use super::convert::band_to_proto;
 use crate::{
-    app::backtest::{BacktestQuery, BacktestResult, DEFAULT_HORIZON, MAX_HORIZON, MAX_RANGE_DAYS},
+    app::backtest::{BacktestQuery, BacktestResult, CardRef, DEFAULT_HORIZON, MAX_HORIZON, MAX_RANGE_DAYS, Scored},
     domain::score::Band,
 };
 
@@ -33,8 +33,34 @@ pub(crate) fn parse(r: &pb::BacktestScorecardRequest) -> Result<BacktestQuery> {
             None
         }
     };
-    let (start, end, horizon) = v.finish_with((start, end, horizon))?;
-    Ok(BacktestQuery { start, end, horizon })
+    let scorecard = card(&mut v, "scorecard_id", &r.scorecard_id, "scorecard_version", r.scorecard_version);
+    let compare = card(
+        &mut v,
+        "compare_scorecard_id",
+        &r.compare_scorecard_id,
+        "compare_scorecard_version",
+        r.compare_scorecard_version,
+    );
+    let (start, end, horizon, scorecard, compare) = v.finish_with((start, end, horizon, scorecard, compare))?;
+    Ok(BacktestQuery { start, end, horizon, scorecard, compare })
+}
+
+/// An optional scorecard and version (0: the current one).
+fn card(v: &mut Violations, id_field: &str, id: &str, version_field: &str, version: i64) -> Option<Option<CardRef>> {
+    let id = v.take(wire::optional_uuid(id_field, id))?;
+    match (id, version) {
+        (_, n) if n < 0 => {
+            v.add(version_field, format!("must be 0 (the current version) or above, got {n}"));
+            None
+        }
+        (None, 0) => Some(None),
+        (None, n) => {
+            v.add(version_field, format!("{n} is set without {id_field}"));
+            None
+        }
+        (Some(id), 0) => Some(Some((id, None))),
+        (Some(id), n) => Some(Some((id, Some(n)))),
+    }
 }
 
 fn money(by_currency: &BTreeMap<String, i64>) -> Vec<types::Money> {
@@ -48,7 +74,21 @@ fn money(by_currency: &BTreeMap<String, i64>) -> Vec<types::Money> {
 }
 
 pub(crate) fn to_proto(b: &BacktestResult) -> pb::Backtest {
-    let r = &b.report;
+    let mut main = scored_to_proto(b, &b.main);
+    main.comparison = b.other.as_ref().map(|(other, c)| {
+        Box::new(pb::BacktestComparison {
+            other: Some(Box::new(scored_to_proto(b, other))),
+            auc_difference: c.map(|c| c.difference),
+            auc_difference_lower: c.and_then(|c| c.lower),
+            auc_difference_upper: c.and_then(|c| c.upper),
+            auc_difference_std_error: c.and_then(|c| c.std_error),
+        })
+    });
+    main
+}
+
+fn scored_to_proto(b: &BacktestResult, s: &Scored) -> pb::Backtest {
+    let r = &s.report;
     let auc = r.auc.as_ref();
     pb::Backtest {
         start_day: Some(wire::date_to_proto(b.query.start)),
@@ -84,5 +124,10 @@ pub(crate) fn to_proto(b: &BacktestResult) -> pb::Backtest {
         median_lead_days: r.median_lead_days,
         churns_flagged: r.churns_flagged as i64,
         churns_missed: r.churns_missed as i64,
+        scorecard_id: s.scorecard.map(|(id, _)| id.to_string()).unwrap_or_default(),
+        scorecard_version: s.scorecard.map_or(0, |(_, v)| v),
+        unscored_snapshots: b.unscored as i64,
+        unreplayable_measures: s.unreplayable.clone(),
+        comparison: None,
     }
 }

@@ -1,7 +1,9 @@
-//! Backtests: the scores as served, labelled by the churns that followed
-//! them ([`crate::domain::backtest`]). A read; nothing is stored.
+//! Backtests: the scores as served, or a scorecard version replayed on the
+//! same days, labelled by the churns that followed them
+//! ([`crate::domain::backtest`], [`crate::domain::replay`]). A read;
+//! nothing is stored.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use banso_kit::{Result, auth::Caller};
 use chrono::{Days, NaiveDate, Utc};
@@ -9,11 +11,14 @@ use chrono::{Days, NaiveDate, Utc};
 use super::App;
 use crate::{
     domain::{
-        backtest::{self, AccountHistory, Churn, Labels, Report, SnapshotKey},
+        backtest::{self, AccountHistory, Churn, Comparison, Labels, Report, SnapshotKey},
         outcome::OutcomeKind,
+        replay::{self, AccountUsage},
         rollup::day_of,
+        score::Band,
+        scorecard::ScorecardDef,
     },
-    store,
+    store::{self, scorecards::StoredScorecard},
 };
 
 /// The default horizon, in days.
@@ -29,12 +34,28 @@ const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
     None => NaiveDate::MIN,
 };
 
+/// A scorecard by id, and a version of it (`None`: the current one).
+pub(crate) type CardRef = (uuid::Uuid, Option<i64>);
+
 /// A backtest asked for: checked by the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BacktestQuery {
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub horizon: u32,
+    /// The scorecard replayed; `None`: the scores as served.
+    pub scorecard: Option<CardRef>,
+    /// A scorecard compared with, replayed on the same snapshots.
+    pub compare: Option<CardRef>,
+}
+
+/// The backtest of one scorer (as served, or a replayed version).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Scored {
+    /// The scorecard and version replayed; `None` as served.
+    pub scorecard: Option<(uuid::Uuid, i64)>,
+    pub unreplayable: Vec<String>,
+    pub report: Report,
 }
 
 /// What a backtest found.
@@ -43,7 +64,11 @@ pub(crate) struct BacktestResult {
     pub query: BacktestQuery,
     pub too_recent: u64,
     pub after_churn: u64,
-    pub report: Report,
+    /// Snapshots a scorer gave no score.
+    pub unscored: u64,
+    pub main: Scored,
+    /// The compared scorecard's backtest and the AUC difference.
+    pub other: Option<(Scored, Option<Comparison>)>,
 }
 
 /// Each account's churns and reactivations, oldest first.
@@ -66,10 +91,21 @@ pub(crate) fn histories(outcomes: Vec<crate::domain::outcome::Outcome>) -> HashM
 }
 
 impl App {
-    /// The scores as served in [start, end], labelled by churns within the horizon.
+    /// Snapshots in [start, end] labelled by churns within the horizon,
+    /// scored as served or by a replayed scorecard version, and optionally
+    /// compared with another on the same snapshots.
     pub(crate) async fn backtest_scorecard(&self, caller: &Caller, q: BacktestQuery) -> Result<BacktestResult> {
         let tenant = caller.tenant_id.as_str();
         let conn = self.db.conn();
+        // Unknown (or another tenant's) scorecards first: NOT_FOUND before any work.
+        let main_card = match q.scorecard {
+            Some((id, v)) => Some(store::scorecards::get_version(conn, tenant, id, v).await?),
+            None => None,
+        };
+        let other_card = match q.compare {
+            Some((id, v)) => Some(store::scorecards::get_version(conn, tenant, id, v).await?),
+            None => None,
+        };
         let today = day_of(Utc::now(), store::tenants::time_zone(conn, tenant).await?);
         let snapshots = store::history::daily_in_range(conn, tenant, q.start, q.end).await?;
         // Churns up to the last day a kept snapshot's horizon reaches, and
@@ -82,13 +118,77 @@ impl App {
             snapshots.iter().map(|(account, day, _, _)| SnapshotKey { account: *account, day: *day }).collect();
         keys.dedup();
         let labels: Labels = backtest::label(keys, &histories, q.horizon, today);
-        // The scores of the kept snapshots, in the labels' order.
-        let scores: HashMap<SnapshotKey, (f64, crate::domain::score::Band)> = snapshots
+        let served: HashMap<SnapshotKey, (f64, Band)> = snapshots
             .iter()
             .map(|(account, day, score, band)| (SnapshotKey { account: *account, day: *day }, (*score, *band)))
             .collect();
-        let scored: Vec<_> = labels.labels.iter().filter_map(|l| scores.get(&l.key).copied()).collect();
-        let report = backtest::report(&labels, &scored);
-        Ok(BacktestResult { query: q, too_recent: labels.too_recent, after_churn: labels.after_churn, report })
+        let main_scores = match &main_card {
+            Some(card) => self.replay(tenant, &card.def, &labels).await?,
+            None => labels.labels.iter().map(|l| served.get(&l.key).copied()).collect(),
+        };
+        let other_scores = match &other_card {
+            Some(card) => Some(self.replay(tenant, &card.def, &labels).await?),
+            None => None,
+        };
+        // The snapshots every scorer scored.
+        let keep: Vec<usize> = (0..labels.labels.len())
+            .filter(|&i| main_scores[i].is_some() && other_scores.as_ref().is_none_or(|o| o[i].is_some()))
+            .collect();
+        let unscored = (labels.labels.len() - keep.len()) as u64;
+        let kept = Labels { labels: keep.iter().map(|&i| labels.labels[i]).collect(), ..labels.clone() };
+        let pick =
+            |scores: &[Option<(f64, Band)>]| -> Vec<(f64, Band)> { keep.iter().filter_map(|&i| scores[i]).collect() };
+        let main = pick(&main_scores);
+        let scored = |card: Option<&StoredScorecard>, s: &[(f64, Band)]| Scored {
+            scorecard: card.map(|c| (c.id, c.version)),
+            unreplayable: card.map(|c| replay::unreplayable(&c.def)).unwrap_or_default(),
+            report: backtest::report(&kept, s),
+        };
+        let other = other_scores.map(|o| {
+            let o = pick(&o);
+            let a: Vec<f64> = main.iter().map(|(s, _)| *s).collect();
+            let b: Vec<f64> = o.iter().map(|(s, _)| *s).collect();
+            (scored(other_card.as_ref(), &o), backtest::compare(&kept.labels, &a, &b))
+        });
+        Ok(BacktestResult {
+            query: q,
+            too_recent: labels.too_recent,
+            after_churn: labels.after_churn,
+            unscored,
+            main: scored(main_card.as_ref(), &main),
+            other,
+        })
+    }
+
+    /// What `def` would have scored each labelled snapshot on its day.
+    async fn replay(&self, tenant: &str, def: &ScorecardDef, labels: &Labels) -> Result<Vec<Option<(f64, Band)>>> {
+        let conn = self.db.conn();
+        let Some(first) = labels.labels.iter().map(|l| l.key.day).min() else { return Ok(vec![]) };
+        let last = labels.labels.iter().map(|l| l.key.day).max().unwrap_or(first);
+        let mut accounts: Vec<uuid::Uuid> = labels.labels.iter().map(|l| l.key.account).collect();
+        accounts.sort();
+        accounts.dedup();
+        let from = first.checked_sub_days(Days::new(u64::from(replay::lookback(def)))).unwrap_or(first);
+        let with_users = def.measures.iter().any(|m| m.measure.contains("active_users_"));
+        let rollups = store::inputs::daily_rollups(conn, tenant, &accounts, from, last, with_users).await?;
+        let first_days = store::inputs::first_usage_days(conn, tenant, &accounts).await?;
+        let mut days: Vec<NaiveDate> = labels.labels.iter().map(|l| l.key.day).collect();
+        days.sort();
+        days.dedup();
+        let tracked = if replay::needs_tracked(def) {
+            let since = first.checked_sub_days(Days::new(90)).unwrap_or(first);
+            replay::tracked_per_day(&store::inputs::event_name_days(conn, tenant, since, last).await?, &days)
+        } else {
+            HashMap::new()
+        };
+        let mut by_day: BTreeMap<NaiveDate, Vec<(usize, AccountUsage<'_>)>> = BTreeMap::new();
+        for (i, l) in labels.labels.iter().enumerate() {
+            let usage = AccountUsage {
+                first_day: first_days.get(&l.key.account).copied(),
+                rollups: rollups.get(&l.key.account).map_or(&[], Vec::as_slice),
+            };
+            by_day.entry(l.key.day).or_default().push((i, usage));
+        }
+        Ok(replay::replay(def, &by_day, &tracked, labels.labels.len()))
     }
 }

@@ -3,6 +3,7 @@
 //! - [`backtest`]: labels from churns within a horizon; AUC (DeLong), calibration, lift, lead time.
 //! - [`account`]: the projection of an account, and what CEL conditions see of it.
 //! - [`portfolio`]: portfolio filters and the band distribution.
+//! - [`replay`]: what a scorecard version would have scored on past days, from the usage rollups.
 //! - [`rollup`]: days cut in the tenant's time zone, daily usage rollups.
 //! - [`measure`]: the measure catalog (ids, parsing, usage measures from rollups).
 //! - [`scorecard`]: scorecard definitions, validation, which one scores an account.
@@ -14,6 +15,7 @@ pub mod backtest;
 pub mod measure;
 pub mod outcome;
 pub mod portfolio;
+pub mod replay;
 pub mod rollup;
 pub mod score;
 pub mod scorecard;

@@ -114,6 +114,7 @@ pub struct Outcome {
 impl Outcome {
     /// The ARR lost by a churn (its ARR just before), gained by an
     /// expansion, lost by a contraction; 0 for a renewal at the same ARR.
+    #[cfg(test)]
     pub fn arr_change(&self) -> i64 {
         self.arr_after.saturating_sub(self.arr_before)
     }
