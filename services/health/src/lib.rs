@@ -15,6 +15,7 @@
 
 mod api;
 mod app;
+mod backtests;
 #[cfg(feature = "bench")]
 pub mod bench;
 mod domain;
@@ -103,6 +104,7 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     let scorer = scorer::Scorer::supervise(scoring.clone(), sup, name);
     let recompute = recompute::Recompute::supervise(scoring, sup, name);
     let rollups = rollups::Rollups::supervise(db.clone(), scorer.clone(), sup, name);
+    let backtests = backtests::Backtests::supervise(db.clone(), sup, name);
     supervise_pruning(sup, conn, settings.raw_retention);
     banso_events::bus::supervise_consumer(
         sup,
@@ -120,6 +122,7 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
         scorer,
         recompute,
         rollups,
+        backtests,
         page_tokens: cx.kit.page_tokens.clone(),
     };
     Ok(HealthServiceServer::new(api::HealthApi::new(app))

@@ -462,6 +462,36 @@ async fn a_backtest_of_the_scores_as_served_matches_the_hand_computed_example() 
     let other = client(&app, "globex", Role::Viewer);
     let r = other.clone().backtest_scorecard(ask(day, today, 0)).await.unwrap().into_inner();
     assert_eq!((r.snapshots, r.auc, r.brier_score), (0, None, None));
+    // The same in the background: queued, run, kept.
+    let csm = client(&app, "acme", Role::Csm);
+    let sync = viewer.clone().backtest_scorecard(ask(day, today, 0)).await.unwrap().into_inner();
+    let start = pb::StartBacktestRequest { backtest: Some(ask(day, today, 0)) };
+    let job = csm.clone().start_backtest(start).await.unwrap().into_inner();
+    assert_eq!(job.backtest.as_ref().map(|b| b.horizon_days), Some(90));
+    let done = eventually("the backtest job to finish", WAIT, || async {
+        let j = viewer.clone().get_backtest_job(pb::GetBacktestJobRequest { id: job.id.clone() }).await.unwrap();
+        let j = j.into_inner();
+        (j.state == pb::backtest_job::State::Succeeded as i32).then_some(j)
+    })
+    .await;
+    assert_eq!(done.result, Some(sync));
+    assert!(done.end_time.is_some());
+    // Another tenant's job does not exist for the caller; a viewer may not start one.
+    let e = other.clone().get_backtest_job(pb::GetBacktestJobRequest { id: job.id.clone() }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let start = pb::StartBacktestRequest { backtest: Some(ask(day, today, 0)) };
+    let e = viewer.clone().start_backtest(start).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    // Its request is checked as BacktestScorecard's, the fields named under `backtest.`.
+    let e = csm.clone().start_backtest(pb::StartBacktestRequest { backtest: Some(ask(day, today, 999)) }).await;
+    let v = banso_testkit::field_violations(&e.unwrap_err());
+    assert_eq!(v, [("backtest.horizon_days".to_owned(), "must be between 1 and 730 (0 for 90), got 999".to_owned())]);
+    let e = csm.clone().start_backtest(pb::StartBacktestRequest { backtest: None }).await.unwrap_err();
+    assert_eq!(banso_testkit::field_violations(&e), [("backtest".to_owned(), "is required".to_owned())]);
+    let mut unknown = ask(day, today, 0);
+    unknown.scorecard_id = uuid::Uuid::now_v7().to_string();
+    let e = csm.clone().start_backtest(pb::StartBacktestRequest { backtest: Some(unknown) }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
 }
 
 #[tokio::test]

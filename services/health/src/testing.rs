@@ -6,6 +6,7 @@ use banso_events::Db;
 use crate::{
     HealthSettings,
     app::App,
+    backtests::Backtests,
     recompute::Recompute,
     rollups::Rollups,
     scorer::{Scorer, Scoring},
@@ -23,6 +24,7 @@ pub(crate) async fn app(db: &banso_testkit::TestDb) -> App {
     };
     App {
         recompute: Recompute::idle(Scoring::new(db.clone(), settings.score_step)),
+        backtests: Backtests::idle(db.clone()),
         db,
         ingest: Default::default(),
         settings,

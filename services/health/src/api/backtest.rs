@@ -9,6 +9,7 @@ use super::convert::band_to_proto;
 use crate::{
     app::backtest::{BacktestQuery, BacktestResult, CardRef, DEFAULT_HORIZON, MAX_HORIZON, MAX_RANGE_DAYS, Scored},
     domain::score::Band,
+    store::backtest_jobs::{BacktestJob, BacktestState},
 };
 
 /// The range and horizon, every bad field named.
@@ -129,5 +130,60 @@ fn scored_to_proto(b: &BacktestResult, s: &Scored) -> pb::Backtest {
         unscored_snapshots: b.unscored as i64,
         unreplayable_measures: s.unreplayable.clone(),
         comparison: None,
+    }
+}
+
+/// StartBacktest: the backtest request, checked as BacktestScorecard checks it.
+pub(crate) fn start(r: &pb::StartBacktestRequest) -> Result<BacktestQuery> {
+    let Some(b) = &r.backtest else {
+        return Err(banso_kit::Error::invalid("backtest", "is required"));
+    };
+    parse(b).map_err(|e| match e {
+        banso_kit::Error::InvalidArgument(vs) => banso_kit::Error::InvalidArgument(
+            vs.into_iter()
+                .map(|mut v| {
+                    v.field = format!("backtest.{}", v.field);
+                    v
+                })
+                .collect(),
+        ),
+        other => other,
+    })
+}
+
+pub(crate) fn get_job(r: &pb::GetBacktestJobRequest) -> Result<uuid::Uuid> {
+    wire::uuid("id", &r.id)
+}
+
+/// The request of a job as it was checked.
+fn request_to_proto(q: &BacktestQuery) -> pb::BacktestScorecardRequest {
+    let id = |c: Option<CardRef>| c.map(|(id, _)| id.to_string()).unwrap_or_default();
+    let version = |c: Option<CardRef>| c.and_then(|(_, v)| v).unwrap_or(0);
+    pb::BacktestScorecardRequest {
+        start_day: Some(wire::date_to_proto(q.start)),
+        end_day: Some(wire::date_to_proto(q.end)),
+        horizon_days: q.horizon as i32,
+        scorecard_id: id(q.scorecard),
+        scorecard_version: version(q.scorecard),
+        compare_scorecard_id: id(q.compare),
+        compare_scorecard_version: version(q.compare),
+    }
+}
+
+pub(crate) fn job_to_proto(j: &BacktestJob) -> pb::BacktestJob {
+    use pb::backtest_job::State;
+    pb::BacktestJob {
+        id: j.id.to_string(),
+        state: match j.state {
+            BacktestState::Queued => State::Queued,
+            BacktestState::Running => State::Running,
+            BacktestState::Succeeded => State::Succeeded,
+            BacktestState::Failed => State::Failed,
+        } as i32,
+        backtest: Some(request_to_proto(&j.query)),
+        create_time: Some(wire::timestamp(j.create_time)),
+        end_time: j.end_time.map(wire::timestamp),
+        error: j.error.clone(),
+        result: j.result.as_ref().map(to_proto),
     }
 }

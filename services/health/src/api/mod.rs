@@ -148,4 +148,20 @@ impl pb::health_service_server::HealthService for HealthApi {
         })
         .await
     }
+
+    async fn start_backtest(&self, req: Request<pb::StartBacktestRequest>) -> Rpc<pb::BacktestJob> {
+        handle(req, Access::Write, async |caller, r| {
+            let query = backtest::start(&r)?;
+            Ok(backtest::job_to_proto(&self.app.start_backtest(&caller, query).await?))
+        })
+        .await
+    }
+
+    async fn get_backtest_job(&self, req: Request<pb::GetBacktestJobRequest>) -> Rpc<pb::BacktestJob> {
+        handle(req, Access::Read, async |caller, r| {
+            let id = backtest::get_job(&r)?;
+            Ok(backtest::job_to_proto(&self.app.get_backtest_job(&caller, id).await?))
+        })
+        .await
+    }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use banso_events::Db;
 use banso_kit::{Result, auth::Caller};
 use chrono::{Days, NaiveDate, Utc};
 
@@ -18,7 +19,7 @@ use crate::{
         score::Band,
         scorecard::ScorecardDef,
     },
-    store::{self, scorecards::StoredScorecard},
+    store::{self, backtest_jobs::BacktestJob, scorecards::StoredScorecard},
 };
 
 /// The default horizon, in days.
@@ -38,7 +39,7 @@ const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
 pub(crate) type CardRef = (uuid::Uuid, Option<i64>);
 
 /// A backtest asked for: checked by the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct BacktestQuery {
     pub start: NaiveDate,
     pub end: NaiveDate,
@@ -50,7 +51,7 @@ pub(crate) struct BacktestQuery {
 }
 
 /// The backtest of one scorer (as served, or a replayed version).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Scored {
     /// The scorecard and version replayed; `None` as served.
     pub scorecard: Option<(uuid::Uuid, i64)>,
@@ -59,7 +60,7 @@ pub(crate) struct Scored {
 }
 
 /// What a backtest found.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct BacktestResult {
     pub query: BacktestQuery,
     pub too_recent: u64,
@@ -95,17 +96,53 @@ impl App {
     /// scored as served or by a replayed scorecard version, and optionally
     /// compared with another on the same snapshots.
     pub(crate) async fn backtest_scorecard(&self, caller: &Caller, q: BacktestQuery) -> Result<BacktestResult> {
+        run(&self.db, caller.tenant_id.as_str(), q).await
+    }
+
+    /// Queues `q` as a background job (its scorecards checked first).
+    pub(crate) async fn start_backtest(&self, caller: &Caller, q: BacktestQuery) -> Result<BacktestJob> {
         let tenant = caller.tenant_id.as_str();
-        let conn = self.db.conn();
+        cards(self.db.conn(), tenant, &q).await?;
+        let job = BacktestJob::queued(q);
+        self.db
+            .write(tenant, async |tx| {
+                store::backtest_jobs::insert(tx.conn(), tx.tenant(), &job).await?;
+                Ok(())
+            })
+            .await?;
+        self.backtests.wake();
+        Ok(job)
+    }
+
+    /// A backtest job of the caller's tenant.
+    pub(crate) async fn get_backtest_job(&self, caller: &Caller, id: uuid::Uuid) -> Result<BacktestJob> {
+        store::backtest_jobs::get(self.db.conn(), caller.tenant_id.as_str(), id).await
+    }
+}
+
+/// The scorecards `q` names; NOT_FOUND for an unknown one or another tenant's.
+async fn cards(
+    conn: &impl sea_orm::ConnectionTrait,
+    tenant: &str,
+    q: &BacktestQuery,
+) -> Result<(Option<StoredScorecard>, Option<StoredScorecard>)> {
+    let main = match q.scorecard {
+        Some((id, v)) => Some(store::scorecards::get_version(conn, tenant, id, v).await?),
+        None => None,
+    };
+    let other = match q.compare {
+        Some((id, v)) => Some(store::scorecards::get_version(conn, tenant, id, v).await?),
+        None => None,
+    };
+    Ok((main, other))
+}
+
+/// A backtest of `q` for `tenant` (the RPC's and the background job's).
+pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery) -> Result<BacktestResult> {
+    {
+        let conn = db.conn();
         // Unknown (or another tenant's) scorecards first: NOT_FOUND before any work.
-        let main_card = match q.scorecard {
-            Some((id, v)) => Some(store::scorecards::get_version(conn, tenant, id, v).await?),
-            None => None,
-        };
-        let other_card = match q.compare {
-            Some((id, v)) => Some(store::scorecards::get_version(conn, tenant, id, v).await?),
-            None => None,
-        };
+        let (main_card, other_card) = cards(conn, tenant, &q).await?;
         let today = day_of(Utc::now(), store::tenants::time_zone(conn, tenant).await?);
         let snapshots = store::history::daily_in_range(conn, tenant, q.start, q.end).await?;
         // Churns up to the last day a kept snapshot's horizon reaches, and
@@ -123,11 +160,11 @@ impl App {
             .map(|(account, day, score, band)| (SnapshotKey { account: *account, day: *day }, (*score, *band)))
             .collect();
         let main_scores = match &main_card {
-            Some(card) => self.replay(tenant, &card.def, &labels).await?,
+            Some(card) => replay_card(db, tenant, &card.def, &labels).await?,
             None => labels.labels.iter().map(|l| served.get(&l.key).copied()).collect(),
         };
         let other_scores = match &other_card {
-            Some(card) => Some(self.replay(tenant, &card.def, &labels).await?),
+            Some(card) => Some(replay_card(db, tenant, &card.def, &labels).await?),
             None => None,
         };
         // The snapshots every scorer scored.
@@ -159,10 +196,12 @@ impl App {
             other,
         })
     }
+}
 
-    /// What `def` would have scored each labelled snapshot on its day.
-    async fn replay(&self, tenant: &str, def: &ScorecardDef, labels: &Labels) -> Result<Vec<Option<(f64, Band)>>> {
-        let conn = self.db.conn();
+/// What `def` would have scored each labelled snapshot on its day.
+async fn replay_card(db: &Db, tenant: &str, def: &ScorecardDef, labels: &Labels) -> Result<Vec<Option<(f64, Band)>>> {
+    {
+        let conn = db.conn();
         let Some(first) = labels.labels.iter().map(|l| l.key.day).min() else { return Ok(vec![]) };
         let last = labels.labels.iter().map(|l| l.key.day).max().unwrap_or(first);
         let mut accounts: Vec<uuid::Uuid> = labels.labels.iter().map(|l| l.key.account).collect();

@@ -13,7 +13,9 @@ pub(crate) mod scores;
 use banso_events::Db;
 use banso_kit::paging::PageTokens;
 
-use crate::{HealthSettings, recompute::Recompute, rollups::Rollups, scorer::Scorer, store::ingest::Ingest};
+use crate::{
+    HealthSettings, backtests::Backtests, recompute::Recompute, rollups::Rollups, scorer::Scorer, store::ingest::Ingest,
+};
 
 /// What the use cases work with.
 pub(crate) struct App {
@@ -23,6 +25,7 @@ pub(crate) struct App {
     pub(crate) scorer: Scorer,
     pub(crate) recompute: Recompute,
     pub(crate) rollups: Rollups,
+    pub(crate) backtests: Backtests,
     pub(crate) page_tokens: PageTokens,
 }
 

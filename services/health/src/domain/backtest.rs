@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::score::Band;
@@ -106,7 +107,7 @@ pub fn label(
 }
 
 /// A ROC AUC and its DeLong 95% interval.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Auc {
     /// P(a snapshot followed by no churn scores higher than one followed
     /// by a churn), ties counting one half.
@@ -200,7 +201,7 @@ pub fn auc(labels: &[Label], scores: &[f64]) -> Option<Auc> {
 /// with the paired DeLong 95% interval (DeLong, DeLong & Clarke-Pearson,
 /// 1988): the components of both are taken on the same positives and
 /// negatives, so the variance of the difference subtracts their covariance.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
     pub a: f64,
     pub b: f64,
@@ -238,7 +239,7 @@ pub fn compare(labels: &[Label], a: &[f64], b: &[f64]) -> Option<Comparison> {
 }
 
 /// One row of the calibration table.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BandRow {
     pub snapshots: u64,
     /// Snapshots followed by a churn within the horizon.
@@ -254,7 +255,7 @@ pub struct BandRow {
 }
 
 /// What a backtest reports of one version's scores.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub snapshots: u64,
     pub churned_snapshots: u64,

@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0006BatchIndex),
             Box::new(M0007LastUsage),
             Box::new(M0008Outcomes),
+            Box::new(M0009BacktestJobs),
         ]
     }
 }
@@ -656,5 +657,64 @@ impl MigrationTrait for M0008Outcomes {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("account_outcomes").if_exists().to_owned()).await
+    }
+}
+
+/// Backtests run in the background and their results
+/// (`store::backtest_jobs`, a leased work queue).
+struct M0009BacktestJobs;
+
+impl MigrationName for M0009BacktestJobs {
+    fn name(&self) -> &str {
+        "m20261204_000009_backtest_jobs"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0009BacktestJobs {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("backtest_jobs")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(string_len("status", 16))
+                .col(text("request"))
+                .col(text_null("result"))
+                .col(text("error"))
+                .col(timestamp_with_time_zone_null("next_attempt_time"))
+                .col(text("lease_owner"))
+                .col(timestamp_with_time_zone_null("lease_until"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone_null("end_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("backtest_jobs_due")
+                .table("backtest_jobs")
+                .col("status")
+                .col("next_attempt_time")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("backtest_jobs_tenant")
+                .table("backtest_jobs")
+                .col("tenant_id")
+                .col("id")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("backtest_jobs").if_exists().to_owned()).await
     }
 }

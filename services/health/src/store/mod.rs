@@ -4,6 +4,7 @@
 //! for writes. Tables and columns are named through [`schema`].
 
 pub(crate) mod accounts;
+pub(crate) mod backtest_jobs;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod ingest;
