@@ -260,3 +260,32 @@ pub(crate) async fn daily_in_range(
         })
         .collect()
 }
+
+/// Writes past daily snapshots (account, day, score, band) in bulk: the
+/// synthetic tenants of the benchmarks.
+#[cfg(any(test, feature = "bench"))]
+pub(crate) async fn insert_daily(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    rows: &[(Uuid, NaiveDate, f64, Band)],
+) -> Result<()> {
+    let now = banso_kit::wire::now();
+    for chunk in rows.chunks(CHUNK) {
+        let values = chunk.iter().map(|(account, day, score, band)| {
+            [
+                (HH::Id, Expr::val(Uuid::now_v7())),
+                (HH::TenantId, Expr::val(tenant)),
+                (HH::AccountId, Expr::val(*account)),
+                (HH::Day, Expr::val(*day)),
+                (HH::Kind, Expr::val(Kind::Daily.as_str())),
+                (HH::Score, Expr::val(*score)),
+                (HH::Band, Expr::val(band.as_str())),
+                (HH::RecordTime, Expr::val(now)),
+            ]
+        });
+        if let Some(q) = insert(HH::Table, values)? {
+            exec(conn, &q).await?;
+        }
+    }
+    Ok(())
+}

@@ -305,8 +305,35 @@ pub(crate) async fn event_name_days(
     all(conn, &q).await?.iter().map(|r| Ok((get(r, N::Day)?, get(r, N::EventName)?))).collect()
 }
 
-/// Writes a past day's rollup of one account, as the rollup task would
-/// have (tests of replays need usage older than the late window).
+/// Writes past days' rollups (account, day, event name, events), as the
+/// rollup task would have: tests and the synthetic tenants of the
+/// benchmarks need usage older than the late window.
+#[cfg(any(test, feature = "bench"))]
+pub(crate) async fn insert_rollups(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    rows: &[(Uuid, NaiveDate, &str, i64)],
+) -> Result<()> {
+    for chunk in rows.chunks(CHUNK) {
+        let values = chunk.iter().map(|(account, day, name, events)| {
+            [
+                (DU::TenantId, Expr::val(tenant)),
+                (DU::AccountId, Expr::val(*account)),
+                (DU::Day, Expr::val(*day)),
+                (DU::EventName, Expr::val(*name)),
+                (DU::Events, Expr::val(*events)),
+                (DU::Quantity, Expr::val(*events as f64)),
+                (DU::DurationSecs, Expr::val(0.0)),
+            ]
+        });
+        if let Some(q) = super::insert(DU::Table, values)? {
+            super::exec(conn, &q).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a past day's rollup of one account.
 #[cfg(test)]
 pub(crate) async fn record_past_rollup(
     conn: &impl ConnectionTrait,
@@ -316,17 +343,5 @@ pub(crate) async fn record_past_rollup(
     event_name: &str,
     events: i64,
 ) -> Result<()> {
-    let row = [
-        (DU::TenantId, Expr::val(tenant)),
-        (DU::AccountId, Expr::val(account)),
-        (DU::Day, Expr::val(day)),
-        (DU::EventName, Expr::val(event_name)),
-        (DU::Events, Expr::val(events)),
-        (DU::Quantity, Expr::val(events as f64)),
-        (DU::DurationSecs, Expr::val(0.0)),
-    ];
-    if let Some(q) = super::insert(DU::Table, [row])? {
-        super::exec(conn, &q).await?;
-    }
-    Ok(())
+    insert_rollups(conn, tenant, &[(account, day, event_name, events)]).await
 }
