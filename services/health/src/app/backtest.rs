@@ -209,7 +209,10 @@ async fn replay_card(db: &Db, tenant: &str, def: &ScorecardDef, labels: &Labels)
         accounts.dedup();
         let from = first.checked_sub_days(Days::new(u64::from(replay::lookback(def)))).unwrap_or(first);
         let with_users = def.measures.iter().any(|m| m.measure.contains("active_users_"));
-        let rollups = store::inputs::daily_rollups(conn, tenant, &accounts, from, last, with_users).await?;
+        let mut rollups = store::inputs::daily_rollups(conn, tenant, &accounts, from, last, with_users).await?;
+        for r in rollups.values_mut() {
+            r.sort_by_key(|r| r.day);
+        }
         let first_days = store::inputs::first_usage_days(conn, tenant, &accounts).await?;
         let mut days: Vec<NaiveDate> = labels.labels.iter().map(|l| l.key.day).collect();
         days.sort();

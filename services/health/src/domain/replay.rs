@@ -56,7 +56,8 @@ pub fn tracked_per_day(name_days: &[(NaiveDate, String)], days: &[NaiveDate]) ->
 }
 
 /// One account's usage: the first day it ever had usage, and its rollups
-/// over the replayed days and their lookback.
+/// over the replayed days and their lookback, sorted by day (so that each
+/// day reads only the rollups of its windows).
 pub struct AccountUsage<'a> {
     pub first_day: Option<NaiveDate>,
     pub rollups: &'a [DailyRollup],
@@ -67,11 +68,16 @@ pub struct AccountUsage<'a> {
 /// as live scoring has them), external ones missing.
 pub fn values_on(def: &ScorecardDef, usage: &AccountUsage<'_>, day: NaiveDate, tracked: usize) -> Vec<Option<f64>> {
     let has_usage = usage.first_day.is_some_and(|f| f <= day);
+    // The rollups of the longest window ending `day`.
+    let from = day.checked_sub_days(Days::new(u64::from(lookback(def)))).unwrap_or(NaiveDate::MIN);
+    let lo = usage.rollups.partition_point(|r| r.day <= from);
+    let hi = usage.rollups.partition_point(|r| r.day <= day);
+    let rollups = &usage.rollups[lo..hi.max(lo)];
     def.measures
         .iter()
         .map(|m| match parse_measure(&m.measure) {
             Ok(MeasureDef::External { .. }) | Err(_) => None,
-            Ok(d) if has_usage => compute_usage(&d, usage.rollups, day, tracked),
+            Ok(d) if has_usage => compute_usage(&d, rollups, day, tracked),
             Ok(_) => None,
         })
         .collect()
