@@ -649,3 +649,105 @@ async fn a_replayed_scorecard_is_compared_with_another_on_the_same_snapshots() {
     let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
     assert_eq!(fields, ["scorecard_id", "compare_scorecard_version"]);
 }
+
+/// Writes `accounts` accounts with daily logins over `days` days from
+/// `start` (a snapshot a day), the first `churners` of them logging in
+/// less and churning 30 to 36 days after the last snapshot.
+async fn seed_churn_history(
+    conn: &sea_orm::DatabaseConnection,
+    tenant: &str,
+    start: chrono::NaiveDate,
+    days: i64,
+    accounts: usize,
+    churners: usize,
+) {
+    use crate::domain::outcome::{Outcome, OutcomeKind};
+    for i in 0..accounts {
+        let a = uuid::Uuid::now_v7();
+        let logins = if i < churners { 1 + (i % 3) as i64 } else { 4 + (i % 7) as i64 };
+        for d in -7..days {
+            let day = start + chrono::Duration::days(d);
+            store::inputs::record_past_rollup(conn, tenant, a, day, "login", logins).await.unwrap();
+            store::inputs::record_past_rollup(conn, tenant, a, day, "noise", 1 + (i as i64 * 7 + d + 7) % 5)
+                .await
+                .unwrap();
+            if d >= 0 {
+                store::history::record_past_daily(conn, tenant, a, day, 50.0, Band::Yellow).await.unwrap();
+            }
+        }
+        if i < churners {
+            let o = Outcome {
+                event_id: uuid::Uuid::now_v7(),
+                account_id: a,
+                kind: OutcomeKind::Churned,
+                expansion: None,
+                effective_date: start + chrono::Duration::days(days + 30 + (i % 7) as i64),
+                currency: "JPY".into(),
+                arr_before: 1_000,
+                arr_after: 0,
+            };
+            store::outcomes::record(conn, tenant, &o).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_churn_model_learns_from_usage_and_refuses_too_few_churns() {
+    let (app, conn) = service().await;
+    let start = Utc::now().date_naive() - chrono::Duration::days(200);
+    seed_churn_history(&conn, "acme", start, 10, 60, 24).await;
+    seed_churn_history(&conn, "small", start, 10, 20, 5).await;
+    let card = |tenant: &'static str| {
+        let c = client(&app, tenant, Role::Admin);
+        async move {
+            let s = pb::Scorecard {
+                name: "usage".into(),
+                measures: ["events_7d:login", "events_7d:noise"]
+                    .iter()
+                    .map(|m| pb::WeightedMeasure {
+                        measure: (*m).into(),
+                        weight: 1.0,
+                        normalisation: linear(0.0, 70.0),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            let r = pb::CreateScorecardRequest { scorecard: Some(s), request_id: String::new() };
+            (c.clone().create_scorecard(r).await.unwrap().into_inner().id, c)
+        }
+    };
+    let ask = |id: &str| pb::TrainChurnModelRequest {
+        scorecard_id: id.into(),
+        start_day: Some(banso_kit::wire::date_to_proto(start)),
+        end_day: Some(banso_kit::wire::date_to_proto(start + chrono::Duration::days(9))),
+        ..Default::default()
+    };
+    let (id, admin) = card("acme").await;
+    let m = admin.clone().train_churn_model(ask(&id)).await.unwrap().into_inner();
+    // Ten snapshot days: the first eight train, the last two validate.
+    assert_eq!(m.split_day, Some(banso_kit::wire::date_to_proto(start + chrono::Duration::days(8))));
+    assert_eq!((m.training_snapshots, m.training_churns), (480, 24));
+    assert_eq!((m.validation_snapshots, m.validation_churns), (120, 24));
+    let coef = |name: &str| m.features.iter().find(|f| f.measure == name).unwrap().coefficient;
+    // Fewer logins, more risk; the noise says little.
+    assert!(coef("events_7d:login") < -1.0, "{m:?}");
+    assert!(coef("events_7d:noise").abs() < coef("events_7d:login").abs(), "{m:?}");
+    assert_eq!(m.validation_auc, Some(1.0));
+    // Five churns are too few to be shown a probability.
+    let (id, small) = card("small").await;
+    let e = small.clone().train_churn_model(ask(&id)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        e.message().starts_with("5 labelled churns in the training snapshots, fewer than the minimum of 20"),
+        "{e:?}"
+    );
+    // A viewer may not train; bad input is named; another tenant's scorecard is NOT_FOUND.
+    let viewer = client(&app, "acme", Role::Viewer);
+    assert_eq!(viewer.clone().train_churn_model(ask(&id)).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    let e = admin.clone().train_churn_model(ask(&id)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let e = admin.clone().train_churn_model(pb::TrainChurnModelRequest::default()).await.unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["scorecard_id", "start_day", "end_day"]);
+}

@@ -21,6 +21,7 @@ pub(crate) async fn app(db: &banso_testkit::TestDb) -> App {
         late_window: std::time::Duration::from_secs(168 * 3600),
         score_step: 5.0,
         raw_retention: std::time::Duration::from_secs(400 * 86_400),
+        min_churns: crate::domain::churn_model::DEFAULT_MIN_CHURNS,
     };
     App {
         recompute: Recompute::idle(Scoring::new(db.clone(), settings.score_step)),

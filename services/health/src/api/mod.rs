@@ -157,6 +157,14 @@ impl pb::health_service_server::HealthService for HealthApi {
         .await
     }
 
+    async fn train_churn_model(&self, req: Request<pb::TrainChurnModelRequest>) -> Rpc<pb::ChurnModel> {
+        handle(req, Access::Admin, async |caller, r| {
+            let query = backtest::train(&r)?;
+            Ok(backtest::model_to_proto(&self.app.train_churn_model(&caller, query).await?))
+        })
+        .await
+    }
+
     async fn get_backtest_job(&self, req: Request<pb::GetBacktestJobRequest>) -> Rpc<pb::BacktestJob> {
         handle(req, Access::Read, async |caller, r| {
             let id = backtest::get_job(&r)?;

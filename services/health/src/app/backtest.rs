@@ -143,18 +143,7 @@ pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery) -> Result<Backt
         let conn = db.conn();
         // Unknown (or another tenant's) scorecards first: NOT_FOUND before any work.
         let (main_card, other_card) = cards(conn, tenant, &q).await?;
-        let today = day_of(Utc::now(), store::tenants::time_zone(conn, tenant).await?);
-        let snapshots = store::history::daily_in_range(conn, tenant, q.start, q.end).await?;
-        // Churns up to the last day a kept snapshot's horizon reaches, and
-        // every earlier one (a churn before the range still marks the days after it).
-        let until = q.end.checked_add_days(Days::new(u64::from(q.horizon) + 1)).unwrap_or(q.end);
-        let kinds = [OutcomeKind::Churned, OutcomeKind::Reactivated];
-        let outcomes = store::outcomes::list(conn, tenant, &kinds, FIRST_DAY, until).await?;
-        let histories = histories(outcomes);
-        let mut keys: Vec<SnapshotKey> =
-            snapshots.iter().map(|(account, day, _, _)| SnapshotKey { account: *account, day: *day }).collect();
-        keys.dedup();
-        let labels: Labels = backtest::label(keys, &histories, q.horizon, today);
+        let (labels, snapshots) = labelled(conn, tenant, q.start, q.end, q.horizon).await?;
         let served: HashMap<SnapshotKey, (f64, Band)> = snapshots
             .iter()
             .map(|(account, day, score, band)| (SnapshotKey { account: *account, day: *day }, (*score, *band)))
@@ -198,39 +187,96 @@ pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery) -> Result<Backt
     }
 }
 
-/// What `def` would have scored each labelled snapshot on its day.
-async fn replay_card(db: &Db, tenant: &str, def: &ScorecardDef, labels: &Labels) -> Result<Vec<Option<(f64, Band)>>> {
-    {
+/// The tenant's daily snapshots in [start, end], and their labels by churns
+/// within `horizon` days.
+pub(crate) async fn labelled(
+    conn: &impl sea_orm::ConnectionTrait,
+    tenant: &str,
+    start: NaiveDate,
+    end: NaiveDate,
+    horizon: u32,
+) -> Result<(Labels, Vec<(uuid::Uuid, NaiveDate, f64, Band)>)> {
+    let today = day_of(Utc::now(), store::tenants::time_zone(conn, tenant).await?);
+    let snapshots = store::history::daily_in_range(conn, tenant, start, end).await?;
+    // Churns up to the last day a kept snapshot's horizon reaches, and
+    // every earlier one (a churn before the range still marks the days after it).
+    let until = end.checked_add_days(Days::new(u64::from(horizon) + 1)).unwrap_or(end);
+    let kinds = [OutcomeKind::Churned, OutcomeKind::Reactivated];
+    let outcomes = store::outcomes::list(conn, tenant, &kinds, FIRST_DAY, until).await?;
+    let histories = histories(outcomes);
+    let mut keys: Vec<SnapshotKey> =
+        snapshots.iter().map(|(account, day, _, _)| SnapshotKey { account: *account, day: *day }).collect();
+    keys.dedup();
+    let labels: Labels = backtest::label(keys, &histories, horizon, today);
+    Ok((labels, snapshots))
+}
+
+/// The usage a replay of `def` over the labelled snapshots reads.
+struct PastUsage {
+    rollups: HashMap<uuid::Uuid, Vec<crate::domain::rollup::DailyRollup>>,
+    first_days: HashMap<uuid::Uuid, NaiveDate>,
+    tracked: HashMap<NaiveDate, usize>,
+}
+
+impl PastUsage {
+    async fn load(db: &Db, tenant: &str, def: &ScorecardDef, labels: &Labels) -> Result<PastUsage> {
         let conn = db.conn();
-        let Some(first) = labels.labels.iter().map(|l| l.key.day).min() else { return Ok(vec![]) };
+        let mut out = PastUsage { rollups: HashMap::new(), first_days: HashMap::new(), tracked: HashMap::new() };
+        let Some(first) = labels.labels.iter().map(|l| l.key.day).min() else { return Ok(out) };
         let last = labels.labels.iter().map(|l| l.key.day).max().unwrap_or(first);
         let mut accounts: Vec<uuid::Uuid> = labels.labels.iter().map(|l| l.key.account).collect();
         accounts.sort();
         accounts.dedup();
         let from = first.checked_sub_days(Days::new(u64::from(replay::lookback(def)))).unwrap_or(first);
         let with_users = def.measures.iter().any(|m| m.measure.contains("active_users_"));
-        let mut rollups = store::inputs::daily_rollups(conn, tenant, &accounts, from, last, with_users).await?;
-        for r in rollups.values_mut() {
+        out.rollups = store::inputs::daily_rollups(conn, tenant, &accounts, from, last, with_users).await?;
+        for r in out.rollups.values_mut() {
             r.sort_by_key(|r| r.day);
         }
-        let first_days = store::inputs::first_usage_days(conn, tenant, &accounts).await?;
-        let mut days: Vec<NaiveDate> = labels.labels.iter().map(|l| l.key.day).collect();
-        days.sort();
-        days.dedup();
-        let tracked = if replay::needs_tracked(def) {
+        out.first_days = store::inputs::first_usage_days(conn, tenant, &accounts).await?;
+        if replay::needs_tracked(def) {
+            let mut days: Vec<NaiveDate> = labels.labels.iter().map(|l| l.key.day).collect();
+            days.sort();
+            days.dedup();
             let since = first.checked_sub_days(Days::new(90)).unwrap_or(first);
-            replay::tracked_per_day(&store::inputs::event_name_days(conn, tenant, since, last).await?, &days)
-        } else {
-            HashMap::new()
-        };
-        let mut by_day: BTreeMap<NaiveDate, Vec<(usize, AccountUsage<'_>)>> = BTreeMap::new();
-        for (i, l) in labels.labels.iter().enumerate() {
-            let usage = AccountUsage {
-                first_day: first_days.get(&l.key.account).copied(),
-                rollups: rollups.get(&l.key.account).map_or(&[], Vec::as_slice),
-            };
-            by_day.entry(l.key.day).or_default().push((i, usage));
+            out.tracked =
+                replay::tracked_per_day(&store::inputs::event_name_days(conn, tenant, since, last).await?, &days);
         }
-        Ok(replay::replay(def, &by_day, &tracked, labels.labels.len()))
+        Ok(out)
     }
+
+    fn of(&self, account: uuid::Uuid) -> AccountUsage<'_> {
+        AccountUsage {
+            first_day: self.first_days.get(&account).copied(),
+            rollups: self.rollups.get(&account).map_or(&[], Vec::as_slice),
+        }
+    }
+}
+
+/// What `def` would have scored each labelled snapshot on its day.
+async fn replay_card(db: &Db, tenant: &str, def: &ScorecardDef, labels: &Labels) -> Result<Vec<Option<(f64, Band)>>> {
+    let usage = PastUsage::load(db, tenant, def, labels).await?;
+    let mut by_day: BTreeMap<NaiveDate, Vec<(usize, AccountUsage<'_>)>> = BTreeMap::new();
+    for (i, l) in labels.labels.iter().enumerate() {
+        by_day.entry(l.key.day).or_default().push((i, usage.of(l.key.account)));
+    }
+    Ok(replay::replay(def, &by_day, &usage.tracked, labels.labels.len()))
+}
+
+/// The raw values of `def`'s measures for each labelled snapshot on its day.
+pub(crate) async fn replay_values(
+    db: &Db,
+    tenant: &str,
+    def: &ScorecardDef,
+    labels: &Labels,
+) -> Result<Vec<Vec<Option<f64>>>> {
+    let usage = PastUsage::load(db, tenant, def, labels).await?;
+    Ok(labels
+        .labels
+        .iter()
+        .map(|l| {
+            let t = usage.tracked.get(&l.key.day).copied().unwrap_or(0);
+            replay::values_on(def, &usage.of(l.key.account), l.key.day, t)
+        })
+        .collect())
 }

@@ -3,6 +3,7 @@
 //! called by the API with commands of valid domain values.
 
 pub(crate) mod backtest;
+pub(crate) mod churn;
 pub(crate) mod ingest;
 pub(crate) mod jobs;
 pub(crate) mod measures;

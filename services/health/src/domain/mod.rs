@@ -1,6 +1,7 @@
 //! The scoring rules: measures, normalisations, scorecards, scores. No I/O.
 //!
 //! - [`backtest`]: labels from churns within a horizon; AUC (DeLong), calibration, lift, lead time.
+//! - [`churn_model`]: churn prediction, a logistic regression (IRLS, L2, class weights) and its reasons.
 //! - [`account`]: the projection of an account, and what CEL conditions see of it.
 //! - [`portfolio`]: portfolio filters and the band distribution.
 //! - [`replay`]: what a scorecard version would have scored on past days, from the usage rollups.
@@ -12,6 +13,7 @@
 
 pub mod account;
 pub mod backtest;
+pub mod churn_model;
 pub mod measure;
 pub mod outcome;
 pub mod portfolio;

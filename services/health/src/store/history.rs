@@ -263,7 +263,7 @@ pub(crate) async fn daily_in_range(
 
 /// Writes past daily snapshots (account, day, score, band) in bulk: the
 /// synthetic tenants of the benchmarks.
-#[cfg(any(test, feature = "bench"))]
+#[cfg(feature = "bench")]
 pub(crate) async fn insert_daily(
     conn: &impl ConnectionTrait,
     tenant: &str,
