@@ -78,6 +78,37 @@ pub(crate) fn usage_seen(account: Uuid, day: chrono::NaiveDate) -> Payload {
     })
 }
 
+/// ChurnRiskChanged: `account`'s churn probability moved from bucket `old`
+/// (none for its first) to that of `probability`, with its reasons.
+pub(crate) fn churn_risk_changed(
+    account: Uuid,
+    old: Option<crate::domain::churn_model::RiskBucket>,
+    probability: f64,
+    model: &crate::app::churn::Trained,
+    reasons: Vec<(String, f64)>,
+) -> Payload {
+    use crate::domain::churn_model::RiskBucket;
+    use banso_proto::events::ChurnRiskBucket as B;
+    let bucket = |b: RiskBucket| match b {
+        RiskBucket::Low => B::Low,
+        RiskBucket::Medium => B::Medium,
+        RiskBucket::High => B::High,
+    } as i32;
+    Payload::ChurnRiskChanged(banso_proto::events::ChurnRiskChanged {
+        account_id: account.to_string(),
+        old_bucket: old.map_or(B::Unspecified as i32, bucket),
+        new_bucket: bucket(RiskBucket::of(probability)),
+        probability,
+        horizon_days: model.horizon as i32,
+        scorecard_id: model.scorecard.0.to_string(),
+        scorecard_version: model.scorecard.1,
+        reasons: reasons
+            .into_iter()
+            .map(|(measure, contribution)| banso_proto::events::ChurnReason { measure, contribution })
+            .collect(),
+    })
+}
+
 /// The durable consumer name of the health service.
 pub(crate) const CONSUMER: &str = "health";
 

@@ -662,9 +662,15 @@ async fn seed_churn_history(
     churners: usize,
 ) {
     use crate::domain::outcome::{Outcome, OutcomeKind};
+    let today = Utc::now().date_naive();
     for i in 0..accounts {
-        let a = uuid::Uuid::now_v7();
+        let a = seed_account(conn, tenant, &format!("account {i}")).await;
         let logins = if i < churners { 1 + (i % 3) as i64 } else { 4 + (i % 7) as i64 };
+        // The same habits this week: what the model scores today.
+        for d in 0..7 {
+            let day = today - chrono::Duration::days(d);
+            store::inputs::record_past_rollup(conn, tenant, a, day, "login", logins).await.unwrap();
+        }
         for d in -7..days {
             let day = start + chrono::Duration::days(d);
             store::inputs::record_past_rollup(conn, tenant, a, day, "login", logins).await.unwrap();
@@ -723,8 +729,11 @@ async fn a_churn_model_learns_from_usage_and_refuses_too_few_churns() {
         end_day: Some(banso_kit::wire::date_to_proto(start + chrono::Duration::days(9))),
         ..Default::default()
     };
+    let published = Published::subscribe(&app);
     let (id, admin) = card("acme").await;
     let m = admin.clone().train_churn_model(ask(&id)).await.unwrap().into_inner();
+    // Every live account scored today, each its first bucket.
+    assert_eq!((m.accounts_scored, m.risk_changes), (60, 60));
     // Ten snapshot days: the first eight train, the last two validate.
     assert_eq!(m.split_day, Some(banso_kit::wire::date_to_proto(start + chrono::Duration::days(8))));
     assert_eq!((m.training_snapshots, m.training_churns), (480, 24));
@@ -734,6 +743,32 @@ async fn a_churn_model_learns_from_usage_and_refuses_too_few_churns() {
     assert!(coef("events_7d:login") < -1.0, "{m:?}");
     assert!(coef("events_7d:noise").abs() < coef("events_7d:login").abs(), "{m:?}");
     assert_eq!(m.validation_auc, Some(1.0));
+    let risks = eventually("60 ChurnRiskChanged", WAIT, || async {
+        let seen: Vec<banso_proto::events::ChurnRiskChanged> = published
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Some(banso_events::Payload::ChurnRiskChanged(c)) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        (seen.len() >= 60).then_some(seen)
+    })
+    .await;
+    use banso_proto::events::ChurnRiskBucket as B;
+    let high: Vec<_> = risks.iter().filter(|r| r.new_bucket == B::High as i32).collect();
+    let low = risks.iter().filter(|r| r.new_bucket == B::Low as i32).count();
+    // The 24 who log in little are at high risk, and logins say why; the
+    // others low (those at 4 logins a day, the fewest, medium).
+    assert_eq!((high.len(), risks.len()), (24, 60), "{risks:?}");
+    assert!(low >= 30, "{risks:?}");
+    assert!(high.iter().all(|r| r.old_bucket == B::Unspecified as i32 && r.probability >= 0.3));
+    assert!(high.iter().all(|r| r.reasons.first().map(|x| x.measure.as_str()) == Some("events_7d:login")));
+    // Trained again on the same data: no bucket moves, nothing published.
+    let again = admin.clone().train_churn_model(ask(&id)).await.unwrap().into_inner();
+    assert_eq!((again.accounts_scored, again.risk_changes), (60, 0));
     // Five churns are too few to be shown a probability.
     let (id, small) = card("small").await;
     let e = small.clone().train_churn_model(ask(&id)).await.unwrap_err();

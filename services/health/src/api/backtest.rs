@@ -229,5 +229,7 @@ pub(crate) fn model_to_proto(t: &crate::app::churn::Trained) -> pb::ChurnModel {
         validation_snapshots: t.validation.0 as i64,
         validation_churns: t.validation.1 as i64,
         validation_auc: t.validation_auc,
+        accounts_scored: t.accounts_scored as i64,
+        risk_changes: t.risk_changes as i64,
     }
 }

@@ -5,16 +5,17 @@
 use std::collections::HashSet;
 
 use banso_kit::{Error, Result, auth::Caller};
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
 
 use super::{App, backtest::CardRef};
 use crate::{
     app::backtest::{labelled, replay_values},
     domain::{
-        backtest::{self, Labels},
-        churn_model::{self, FitError, FitOptions, Model},
+        backtest::{self, Label, Labels, SnapshotKey},
+        churn_model::{self, FitError, FitOptions, Model, RiskBucket},
+        rollup::day_of,
     },
-    store,
+    events, store,
 };
 
 /// The share of snapshot days (the older ones) a model is trained on.
@@ -39,7 +40,13 @@ pub(crate) struct Trained {
     pub training: (u64, u64),
     pub validation: (u64, u64),
     pub validation_auc: Option<f64>,
+    /// Live accounts scored today, and those whose bucket moved.
+    pub accounts_scored: u64,
+    pub risk_changes: u64,
 }
+
+/// An account's probability, bucket and reasons.
+type Risk = (uuid::Uuid, f64, RiskBucket, Vec<(String, f64)>);
 
 /// Snapshots and distinct churns of `idx` in `labels`.
 fn counts(labels: &Labels, idx: &[usize]) -> (u64, u64) {
@@ -80,7 +87,7 @@ impl App {
         // AUC ranks by a score where higher is healthier: the negated probability.
         let risk: Vec<f64> = valid.iter().map(|&i| -model.probability(&values[i])).collect();
         let validation_auc = backtest::auc(&valid_labels, &risk).map(|a| a.auc);
-        Ok(Trained {
+        let mut trained = Trained {
             scorecard: (card.id, card.version),
             horizon: q.horizon,
             model,
@@ -88,7 +95,58 @@ impl App {
             training,
             validation,
             validation_auc,
-        })
+            accounts_scored: 0,
+            risk_changes: 0,
+        };
+        // Every live account on today's values: its probability, and
+        // ChurnRiskChanged where its bucket moved.
+        let today = day_of(Utc::now(), store::tenants::time_zone(conn, tenant).await?);
+        let mut accounts = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store::accounts::page(conn, tenant, after, 1_000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.account_id);
+            accounts.extend(page.iter().map(|a| a.account_id));
+        }
+        let today_labels = Labels {
+            labels: accounts
+                .iter()
+                .map(|&account| Label { key: SnapshotKey { account, day: today }, churn: None })
+                .collect(),
+            ..Default::default()
+        };
+        let values = replay_values(&self.db, tenant, &card.def, &today_labels).await?;
+        let risks: Vec<Risk> = accounts
+            .iter()
+            .zip(&values)
+            .map(|(a, v)| {
+                let p = trained.model.probability(v);
+                (*a, p, RiskBucket::of(p), trained.model.reasons(v))
+            })
+            .collect();
+        let t = &trained;
+        let changes = self
+            .db
+            .write(tenant, async |tx| {
+                let old = store::churn_risk::buckets(tx.conn(), tx.tenant()).await?;
+                let rows: Vec<_> = risks.iter().map(|(a, p, b, _)| (*a, *p, *b)).collect();
+                store::churn_risk::upsert(tx.conn(), tx.tenant(), &rows).await?;
+                let changed: Vec<_> = risks
+                    .iter()
+                    .filter(|(a, _, b, _)| old.get(a) != Some(b))
+                    .map(|(a, p, _, reasons)| {
+                        events::churn_risk_changed(*a, old.get(a).copied(), *p, t, reasons.clone())
+                    })
+                    .collect();
+                let n = changed.len() as u64;
+                tx.emit_all(changed).await?;
+                Ok(n)
+            })
+            .await?;
+        trained.accounts_scored = accounts.len() as u64;
+        trained.risk_changes = changes;
+        Ok(trained)
     }
 }
 

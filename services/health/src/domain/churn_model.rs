@@ -9,6 +9,41 @@ use serde::{Deserialize, Serialize};
 /// probability would be noise dressed as a number.
 pub const DEFAULT_MIN_CHURNS: u64 = 20;
 
+/// How likely an account is to churn within the horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RiskBucket {
+    /// Below 10%.
+    Low,
+    /// 10% to 30%.
+    Medium,
+    /// 30% or more.
+    High,
+}
+
+impl RiskBucket {
+    pub fn of(probability: f64) -> RiskBucket {
+        if probability >= 0.3 {
+            RiskBucket::High
+        } else if probability >= 0.1 {
+            RiskBucket::Medium
+        } else {
+            RiskBucket::Low
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskBucket::Low => "low",
+            RiskBucket::Medium => "medium",
+            RiskBucket::High => "high",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RiskBucket> {
+        [RiskBucket::Low, RiskBucket::Medium, RiskBucket::High].into_iter().find(|b| b.as_str() == s)
+    }
+}
+
 /// How a model is fitted.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FitOptions {
@@ -16,7 +51,9 @@ pub struct FitOptions {
     /// the weighted sample size.
     pub l2: f64,
     /// Weigh each class by N ÷ (2 × its count), so that rare churn counts
-    /// as much as the rest.
+    /// as much as the rest. The intercept is then corrected by the log of
+    /// the sample's odds of churn (King & Zeng's prior correction), so that
+    /// probabilities are of the tenant's base rate again.
     pub balanced: bool,
     pub max_iterations: usize,
 }
@@ -140,9 +177,7 @@ impl Model {
     }
 
     /// The features that push this row's risk up, most first: coefficient
-    /// × standardised value, positive ones only. (Per-account predictions
-    /// are not served yet: only the tests read it.)
-    #[cfg(test)]
+    /// × standardised value, positive ones only.
     pub fn reasons(&self, row: &[Option<f64>]) -> Vec<(String, f64)> {
         let z = self.standardise(row);
         let mut r: Vec<(String, f64)> = self
@@ -236,6 +271,9 @@ pub fn fit(
         }
     }
     model.intercept = beta[0];
+    if opts.balanced {
+        model.intercept += (positives as f64 / negatives as f64).ln();
+    }
     model.coefficients = beta[1..].to_vec();
     Ok(model)
 }
@@ -290,20 +328,16 @@ mod tests {
     }
 
     #[test]
-    fn class_weights_keep_the_signs_and_lift_the_base_rate() {
+    fn class_weights_keep_the_signs_and_the_base_rate() {
         let (f, rows, y) = sample(20_000, 11);
         let m = fit(&f, &rows, &y, 20, FitOptions::default()).unwrap();
         assert!(m.coefficients[0] < -1.0 && m.coefficients[1] > 0.5, "{m:?}");
-        // Balanced: each class weighs half, so the class-weighted mean
-        // probability is one half (the intercept's score equation), and the
-        // plain mean is far above the churn rate.
+        // Balanced, then corrected for the sample's odds: the mean
+        // probability is near the churn rate again.
         let n = y.len() as f64;
         let pos = y.iter().filter(|c| **c).count() as f64;
-        let w = |c: bool| if c { n / (2.0 * pos) } else { n / (2.0 * (n - pos)) };
-        let weighted = rows.iter().zip(&y).map(|(r, c)| w(*c) * m.probability(r)).sum::<f64>() / n;
-        assert!((weighted - 0.5).abs() < 1e-6, "{weighted}");
         let mean = rows.iter().map(|r| m.probability(r)).sum::<f64>() / n;
-        assert!(mean > 2.0 * pos / n, "{mean} against a churn rate of {}", pos / n);
+        assert!((mean - pos / n).abs() < 0.03, "{mean} against a churn rate of {}", pos / n);
     }
 
     #[test]
@@ -317,6 +351,16 @@ mod tests {
         assert!(m.probability(&row) > m.probability(&[Some(20.0), Some(-0.2), Some(100.0)]));
         // A missing value is the mean: it explains nothing.
         assert!(m.reasons(&[None, None, None]).is_empty());
+    }
+
+    #[test]
+    fn buckets_cut_at_ten_and_thirty_percent() {
+        let b: Vec<RiskBucket> = [0.0, 0.0999, 0.1, 0.2999, 0.3, 1.0].into_iter().map(RiskBucket::of).collect();
+        use RiskBucket::*;
+        assert_eq!(b, [Low, Low, Medium, Medium, High, High]);
+        for x in [Low, Medium, High] {
+            assert_eq!(RiskBucket::parse(x.as_str()), Some(x));
+        }
     }
 
     #[test]

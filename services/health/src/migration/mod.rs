@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0007LastUsage),
             Box::new(M0008Outcomes),
             Box::new(M0009BacktestJobs),
+            Box::new(M0010ChurnRisk),
         ]
     }
 }
@@ -716,5 +717,39 @@ impl MigrationTrait for M0009BacktestJobs {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("backtest_jobs").if_exists().to_owned()).await
+    }
+}
+
+/// Each account's latest churn probability and its bucket, as the last
+/// trained churn model scored it: what ChurnRiskChanged compares with.
+struct M0010ChurnRisk;
+
+impl MigrationName for M0010ChurnRisk {
+    fn name(&self) -> &str {
+        "m20261204_000010_account_churn_risk"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0010ChurnRisk {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("account_churn_risk")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(double("probability"))
+                .col(string_len("bucket", 8))
+                .col(timestamp_with_time_zone("update_time"))
+                .primary_key(Index::create().col("tenant_id").col("account_id"))
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("account_churn_risk").if_exists().to_owned()).await
     }
 }

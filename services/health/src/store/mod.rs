@@ -5,6 +5,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod backtest_jobs;
+pub(crate) mod churn_risk;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod ingest;

@@ -352,6 +352,17 @@ impl AccountOutcomes {
     ];
 }
 
+/// Each account's latest churn probability and bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]
+pub(crate) enum AccountChurnRisk {
+    Table,
+    TenantId,
+    AccountId,
+    Probability,
+    Bucket,
+    UpdateTime,
+}
+
 /// Names of computed columns (`COUNT(*) AS n`, …) and of the second
 /// reference to a table in one query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]
