@@ -139,52 +139,50 @@ async fn cards(
 
 /// A backtest of `q` for `tenant` (the RPC's and the background job's).
 pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery) -> Result<BacktestResult> {
-    {
-        let conn = db.conn();
-        // Unknown (or another tenant's) scorecards first: NOT_FOUND before any work.
-        let (main_card, other_card) = cards(conn, tenant, &q).await?;
-        let (labels, snapshots) = labelled(conn, tenant, q.start, q.end, q.horizon).await?;
-        let served: HashMap<SnapshotKey, (f64, Band)> = snapshots
-            .iter()
-            .map(|(account, day, score, band)| (SnapshotKey { account: *account, day: *day }, (*score, *band)))
-            .collect();
-        let main_scores = match &main_card {
-            Some(card) => replay_card(db, tenant, &card.def, &labels).await?,
-            None => labels.labels.iter().map(|l| served.get(&l.key).copied()).collect(),
-        };
-        let other_scores = match &other_card {
-            Some(card) => Some(replay_card(db, tenant, &card.def, &labels).await?),
-            None => None,
-        };
-        // The snapshots every scorer scored.
-        let keep: Vec<usize> = (0..labels.labels.len())
-            .filter(|&i| main_scores[i].is_some() && other_scores.as_ref().is_none_or(|o| o[i].is_some()))
-            .collect();
-        let unscored = (labels.labels.len() - keep.len()) as u64;
-        let kept = Labels { labels: keep.iter().map(|&i| labels.labels[i]).collect(), ..labels.clone() };
-        let pick =
-            |scores: &[Option<(f64, Band)>]| -> Vec<(f64, Band)> { keep.iter().filter_map(|&i| scores[i]).collect() };
-        let main = pick(&main_scores);
-        let scored = |card: Option<&StoredScorecard>, s: &[(f64, Band)]| Scored {
-            scorecard: card.map(|c| (c.id, c.version)),
-            unreplayable: card.map(|c| replay::unreplayable(&c.def)).unwrap_or_default(),
-            report: backtest::report(&kept, s),
-        };
-        let other = other_scores.map(|o| {
-            let o = pick(&o);
-            let a: Vec<f64> = main.iter().map(|(s, _)| *s).collect();
-            let b: Vec<f64> = o.iter().map(|(s, _)| *s).collect();
-            (scored(other_card.as_ref(), &o), backtest::compare(&kept.labels, &a, &b))
-        });
-        Ok(BacktestResult {
-            query: q,
-            too_recent: labels.too_recent,
-            after_churn: labels.after_churn,
-            unscored,
-            main: scored(main_card.as_ref(), &main),
-            other,
-        })
-    }
+    let conn = db.conn();
+    // Unknown (or another tenant's) scorecards first: NOT_FOUND before any work.
+    let (main_card, other_card) = cards(conn, tenant, &q).await?;
+    let (labels, snapshots) = labelled(conn, tenant, q.start, q.end, q.horizon).await?;
+    let served: HashMap<SnapshotKey, (f64, Band)> = snapshots
+        .iter()
+        .map(|(account, day, score, band)| (SnapshotKey { account: *account, day: *day }, (*score, *band)))
+        .collect();
+    let main_scores = match &main_card {
+        Some(card) => replay_card(db, tenant, &card.def, &labels).await?,
+        None => labels.labels.iter().map(|l| served.get(&l.key).copied()).collect(),
+    };
+    let other_scores = match &other_card {
+        Some(card) => Some(replay_card(db, tenant, &card.def, &labels).await?),
+        None => None,
+    };
+    // The snapshots every scorer scored.
+    let keep: Vec<usize> = (0..labels.labels.len())
+        .filter(|&i| main_scores[i].is_some() && other_scores.as_ref().is_none_or(|o| o[i].is_some()))
+        .collect();
+    let unscored = (labels.labels.len() - keep.len()) as u64;
+    let kept = Labels { labels: keep.iter().map(|&i| labels.labels[i]).collect(), ..labels.clone() };
+    let pick =
+        |scores: &[Option<(f64, Band)>]| -> Vec<(f64, Band)> { keep.iter().filter_map(|&i| scores[i]).collect() };
+    let main = pick(&main_scores);
+    let scored = |card: Option<&StoredScorecard>, s: &[(f64, Band)]| Scored {
+        scorecard: card.map(|c| (c.id, c.version)),
+        unreplayable: card.map(|c| replay::unreplayable(&c.def)).unwrap_or_default(),
+        report: backtest::report(&kept, s),
+    };
+    let other = other_scores.map(|o| {
+        let o = pick(&o);
+        let a: Vec<f64> = main.iter().map(|(s, _)| *s).collect();
+        let b: Vec<f64> = o.iter().map(|(s, _)| *s).collect();
+        (scored(other_card.as_ref(), &o), backtest::compare(&kept.labels, &a, &b))
+    });
+    Ok(BacktestResult {
+        query: q,
+        too_recent: labels.too_recent,
+        after_churn: labels.after_churn,
+        unscored,
+        main: scored(main_card.as_ref(), &main),
+        other,
+    })
 }
 
 /// The tenant's daily snapshots in [start, end], and their labels by churns
