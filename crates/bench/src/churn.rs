@@ -261,9 +261,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         compare_scorecard_id: compare.into(),
         ..Default::default()
     };
+    // As served, in the call; replayed, as a background job (a replay of a
+    // large tenant outlasts a call's timeout).
     for (what, r) in [("as served", ask("", "")), ("usage replayed, compared with noise", ask(&ids[0], &ids[1]))] {
         let t = Instant::now();
-        let b = admin.clone().backtest_scorecard(r).await?.into_inner();
+        let b = if r.scorecard_id.is_empty() {
+            admin.clone().backtest_scorecard(r).await?.into_inner()
+        } else {
+            let job = admin.clone().start_backtest(pb::StartBacktestRequest { backtest: Some(r) }).await?.into_inner();
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                let j = admin.clone().get_backtest_job(pb::GetBacktestJobRequest { id: job.id.clone() }).await?;
+                let j = j.into_inner();
+                if j.state == pb::backtest_job::State::Failed as i32 {
+                    anyhow::bail!("the backtest job failed: {}", j.error);
+                }
+                if let Some(result) = j.result {
+                    break result;
+                }
+            }
+        };
         let took = t.elapsed().as_secs_f64();
         let other = b.comparison.as_ref().and_then(|c| c.other.as_ref()).and_then(|o| o.auc);
         println!(
