@@ -3,6 +3,8 @@
 //! ([`crate::domain::backtest`], [`crate::domain::replay`]). A read;
 //! nothing is stored.
 
+pub(crate) use crate::domain::backtest::{BacktestQuery, BacktestResult, CardRef, Scored};
+
 use std::collections::{BTreeMap, HashMap};
 
 use banso_events::Db;
@@ -12,7 +14,7 @@ use chrono::{Days, NaiveDate, Utc};
 use super::App;
 use crate::{
     domain::{
-        backtest::{self, AccountHistory, Churn, Comparison, Labels, Report, SnapshotKey},
+        backtest::{self, AccountHistory, Churn, Labels, SnapshotKey},
         outcome::OutcomeKind,
         replay::{self, AccountUsage},
         rollup::day_of,
@@ -34,43 +36,6 @@ const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
     Some(d) => d,
     None => NaiveDate::MIN,
 };
-
-/// A scorecard by id, and a version of it (`None`: the current one).
-pub(crate) type CardRef = (uuid::Uuid, Option<i64>);
-
-/// A backtest asked for: checked by the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct BacktestQuery {
-    pub start: NaiveDate,
-    pub end: NaiveDate,
-    pub horizon: u32,
-    /// The scorecard replayed; `None`: the scores as served.
-    pub scorecard: Option<CardRef>,
-    /// A scorecard compared with, replayed on the same snapshots.
-    pub compare: Option<CardRef>,
-}
-
-/// The backtest of one scorer (as served, or a replayed version).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Scored {
-    /// The scorecard and version replayed; `None` as served.
-    pub scorecard: Option<(uuid::Uuid, i64)>,
-    pub unreplayable: Vec<String>,
-    pub report: Report,
-}
-
-/// What a backtest found.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct BacktestResult {
-    pub query: BacktestQuery,
-    pub too_recent: u64,
-    pub after_churn: u64,
-    /// Snapshots a scorer gave no score.
-    pub unscored: u64,
-    pub main: Scored,
-    /// The compared scorecard's backtest and the AUC difference.
-    pub other: Option<(Scored, Option<Comparison>)>,
-}
 
 /// Each account's churns and reactivations, oldest first.
 pub(crate) fn histories(outcomes: Vec<crate::domain::outcome::Outcome>) -> HashMap<uuid::Uuid, AccountHistory> {

@@ -363,6 +363,44 @@ pub fn report(labels: &Labels, scored: &[(f64, Band)]) -> Report {
     r
 }
 
+/// A scorecard by id, and a version of it (`None`: the current one).
+pub type CardRef = (Uuid, Option<i64>);
+
+/// A backtest asked for (checked by the API): a range of snapshot days,
+/// a horizon, and the scorecards replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BacktestQuery {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub horizon: u32,
+    /// The scorecard replayed; `None`: the scores as served.
+    pub scorecard: Option<CardRef>,
+    /// A scorecard compared with, replayed on the same snapshots.
+    pub compare: Option<CardRef>,
+}
+
+/// The backtest of one scorer (as served, or a replayed version).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    /// The scorecard and version replayed; `None` as served.
+    pub scorecard: Option<(Uuid, i64)>,
+    pub unreplayable: Vec<String>,
+    pub report: Report,
+}
+
+/// What a backtest found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacktestResult {
+    pub query: BacktestQuery,
+    pub too_recent: u64,
+    pub after_churn: u64,
+    /// Snapshots a scorer gave no score.
+    pub unscored: u64,
+    pub main: Scored,
+    /// The compared scorecard's backtest and the AUC difference.
+    pub other: Option<(Scored, Option<Comparison>)>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use uuid::Uuid;
 
 use super::corrupt;
-use crate::app::backtest::{BacktestQuery, BacktestResult};
+use crate::domain::backtest::{BacktestQuery, BacktestResult};
 
 pub(crate) mod entity {
     use sea_orm::entity::prelude::*;
