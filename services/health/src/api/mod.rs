@@ -2,6 +2,7 @@
 //! (`api/<resource>.rs`), its use case (`app/`), its reply.
 
 mod backtest;
+mod churn;
 pub(crate) mod convert;
 mod ingest;
 mod jobs;
@@ -159,8 +160,8 @@ impl pb::health_service_server::HealthService for HealthApi {
 
     async fn train_churn_model(&self, req: Request<pb::TrainChurnModelRequest>) -> Rpc<pb::ChurnModel> {
         handle(req, Access::Admin, async |caller, r| {
-            let query = backtest::train(&r)?;
-            Ok(backtest::model_to_proto(&self.app.train_churn_model(&caller, query).await?))
+            let query = churn::train(&r)?;
+            Ok(churn::model_to_proto(&self.app.train_churn_model(&caller, query).await?))
         })
         .await
     }
