@@ -234,12 +234,13 @@ pub(crate) async fn replay_values(
     labels: &Labels,
 ) -> Result<Vec<Vec<Option<f64>>>> {
     let usage = PastUsage::load(db, tenant, def, labels).await?;
+    let measures = replay::Measures::of(def);
     Ok(labels
         .labels
         .iter()
         .map(|l| {
             let t = usage.tracked.get(&l.key.day).copied().unwrap_or(0);
-            replay::values_on(def, &usage.of(l.key.account), l.key.day, t)
+            replay::values_on(&measures, &usage.of(l.key.account), l.key.day, t)
         })
         .collect())
 }

@@ -63,22 +63,40 @@ pub struct AccountUsage<'a> {
     pub rollups: &'a [DailyRollup],
 }
 
-/// The raw values of `def`'s measures (in its order) for an account on
-/// `day`: usage measures from its rollups (missing before its first usage,
-/// as live scoring has them), external ones missing.
-pub fn values_on(def: &ScorecardDef, usage: &AccountUsage<'_>, day: NaiveDate, tracked: usize) -> Vec<Option<f64>> {
+/// A scorecard's measures, parsed once for a replay (external or unknown
+/// ones as `None`), and the longest window they read.
+pub struct Measures {
+    parsed: Vec<Option<MeasureDef>>,
+    lookback: u32,
+}
+
+impl Measures {
+    pub fn of(def: &ScorecardDef) -> Measures {
+        let parsed = def
+            .measures
+            .iter()
+            .map(|m| parse_measure(&m.measure).ok().filter(|d| !matches!(d, MeasureDef::External { .. })))
+            .collect();
+        Measures { parsed, lookback: lookback(def) }
+    }
+}
+
+/// The raw values of the measures (in the scorecard's order) for an account
+/// on `day`: usage measures from its rollups (missing before its first
+/// usage, as live scoring has them), external ones missing.
+pub fn values_on(measures: &Measures, usage: &AccountUsage<'_>, day: NaiveDate, tracked: usize) -> Vec<Option<f64>> {
     let has_usage = usage.first_day.is_some_and(|f| f <= day);
     // The rollups of the longest window ending `day`.
-    let from = day.checked_sub_days(Days::new(u64::from(lookback(def)))).unwrap_or(NaiveDate::MIN);
+    let from = day.checked_sub_days(Days::new(u64::from(measures.lookback))).unwrap_or(NaiveDate::MIN);
     let lo = usage.rollups.partition_point(|r| r.day <= from);
     let hi = usage.rollups.partition_point(|r| r.day <= day);
     let rollups = &usage.rollups[lo..hi.max(lo)];
-    def.measures
+    measures
+        .parsed
         .iter()
-        .map(|m| match parse_measure(&m.measure) {
-            Ok(MeasureDef::External { .. }) | Err(_) => None,
-            Ok(d) if has_usage => compute_usage(&d, rollups, day, tracked),
-            Ok(_) => None,
+        .map(|d| match d {
+            Some(d) if has_usage => compute_usage(d, rollups, day, tracked),
+            _ => None,
         })
         .collect()
 }
@@ -112,9 +130,10 @@ pub fn replay(
     n: usize,
 ) -> Vec<Option<(f64, Band)>> {
     let mut out = vec![None; n];
+    let measures = Measures::of(def);
     for (day, accounts) in by_day {
         let t = tracked.get(day).copied().unwrap_or(0);
-        let values: Vec<Vec<Option<f64>>> = accounts.iter().map(|(_, u)| values_on(def, u, *day, t)).collect();
+        let values: Vec<Vec<Option<f64>>> = accounts.iter().map(|(_, u)| values_on(&measures, u, *day, t)).collect();
         for ((i, _), s) in accounts.iter().zip(score_day(def, &values)) {
             out[*i] = s;
         }
@@ -172,7 +191,7 @@ mod tests {
         assert_eq!(got, [Some((80.0, Band::Green)), Some((0.0, Band::Red)), Some((100.0, Band::Green))]);
         // Before its first usage an account has no usage values: no score.
         let early = AccountUsage { first_day: Some(day(1, 10)), rollups: &a };
-        assert_eq!(values_on(&def, &early, day(1, 7), 0), [None, None]);
+        assert_eq!(values_on(&Measures::of(&def), &early, day(1, 7), 0), [None, None]);
     }
 
     #[test]
