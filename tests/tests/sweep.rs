@@ -613,9 +613,9 @@ struct Foreign {
 /// Methods that write nothing, by the API's verbs (AIP): the victim's view is
 /// taken through these before and after the sweep. Simulate, Test and
 /// Preview are dry runs (a playbook, a condition, touch-mix rules) with no
-/// side effect: a viewer may call them.
+/// side effect, and Backtest reads scores and outcomes: a viewer may call them.
 fn is_read(m: &MethodDescriptor) -> bool {
-    ["Get", "List", "BatchGet", "Count", "Evaluate", "Check", "Simulate", "Test", "Preview"]
+    ["Get", "List", "BatchGet", "Count", "Evaluate", "Check", "Simulate", "Test", "Preview", "Backtest"]
         .iter()
         .any(|v| m.name().starts_with(v))
 }

@@ -5,6 +5,7 @@
 // The bench reads its own knobs (and test settings) from the environment.
 #![allow(clippy::disallowed_methods)]
 
+mod churn;
 mod data;
 mod freshness;
 mod gateway;
@@ -57,6 +58,10 @@ enum Command {
     /// Playbooks: the daily schedule's selection over 100,000 accounts × 20
     /// schedule playbooks against one SQL statement selecting the same pairs.
     PlaybooksSchedule(playbooks::ScheduleArgs),
+    /// Health: a backtest of a synthetic tenant whose churn follows a known
+    /// logistic function of its usage (10,000 accounts × 365 days), as
+    /// served and replayed, against one SQL query reading the same snapshots.
+    Churn(churn::Args),
     /// Playbooks: usage ingest ack → the CTA opened or raised, through
     /// Health's rescoring, under steady load with 50 enabled playbooks.
     PlaybooksLatency(playbooks::LatencyArgs),
@@ -85,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         Command::PlaybooksRules(args) => playbooks::rules(args).await,
         Command::PlaybooksSchedule(args) => playbooks::schedule(args).await,
         Command::PlaybooksLatency(args) => playbooks::latency(args).await,
+        Command::Churn(args) => churn::run(args).await,
     }
 }
 

@@ -17,6 +17,7 @@ use crate::{
     api::convert::band_to_proto,
     domain::{
         account::{AccountRow, Attr, LifecycleStage, TouchModel},
+        outcome::{ContractKind, Outcome, classify},
         score::{Band, Score},
     },
     recompute::Recompute,
@@ -77,6 +78,37 @@ pub(crate) fn usage_seen(account: Uuid, day: chrono::NaiveDate) -> Payload {
     })
 }
 
+/// ChurnRiskChanged: `account`'s churn probability moved from bucket `old`
+/// (none for its first) to that of `probability`, with its reasons.
+pub(crate) fn churn_risk_changed(
+    account: Uuid,
+    old: Option<crate::domain::churn_model::RiskBucket>,
+    probability: f64,
+    model: &crate::app::churn::Trained,
+    reasons: Vec<(String, f64)>,
+) -> Payload {
+    use crate::domain::churn_model::RiskBucket;
+    use banso_proto::events::ChurnRiskBucket as B;
+    let bucket = |b: RiskBucket| match b {
+        RiskBucket::Low => B::Low,
+        RiskBucket::Medium => B::Medium,
+        RiskBucket::High => B::High,
+    } as i32;
+    Payload::ChurnRiskChanged(banso_proto::events::ChurnRiskChanged {
+        account_id: account.to_string(),
+        old_bucket: old.map_or(B::Unspecified as i32, bucket),
+        new_bucket: bucket(RiskBucket::of(probability)),
+        probability,
+        horizon_days: model.horizon as i32,
+        scorecard_id: model.scorecard.0.to_string(),
+        scorecard_version: model.scorecard.1,
+        reasons: reasons
+            .into_iter()
+            .map(|(measure, contribution)| banso_proto::events::ChurnReason { measure, contribution })
+            .collect(),
+    })
+}
+
 /// The durable consumer name of the health service.
 pub(crate) const CONSUMER: &str = "health";
 
@@ -125,6 +157,38 @@ pub(crate) fn account_row(a: &apb::Account) -> Result<AccountRow> {
     })
 }
 
+/// The labelled outcome a contract event records, if any
+/// ([`crate::domain::outcome::classify`]).
+pub(crate) fn outcome(c: &apb::ContractEvent) -> Result<Option<Outcome>> {
+    let kind = match apb::ContractEventKind::try_from(c.kind) {
+        Ok(apb::ContractEventKind::New) => ContractKind::New,
+        Ok(apb::ContractEventKind::Renewal) => ContractKind::Renewal,
+        Ok(apb::ContractEventKind::Expansion) => ContractKind::Expansion,
+        Ok(apb::ContractEventKind::Contraction) => ContractKind::Contraction,
+        Ok(apb::ContractEventKind::Churn) => ContractKind::Churn,
+        Ok(apb::ContractEventKind::Reactivation) => ContractKind::Reactivation,
+        _ => return Err(rejected("contract_event.kind", format!("contract event {} has no kind", c.id))),
+    };
+    let event_id = wire::uuid("contract_event.id", &c.id)?;
+    let account_id = wire::uuid("contract_event.account_id", &c.account_id)?;
+    let effective_date = date(c.effective_date.as_ref()).ok_or_else(|| {
+        rejected("contract_event.effective_date", format!("contract event {event_id} has no effective date"))
+    })?;
+    let arr_before = c.arr_before.as_ref().map_or(0, |m| m.amount_minor);
+    let arr_after = c.arr_after.as_ref().map_or(0, |m| m.amount_minor);
+    let currency = c.arr_after.as_ref().or(c.arr_before.as_ref()).map(|m| m.currency_code.clone()).unwrap_or_default();
+    Ok(classify(kind, arr_after, &c.reason_code).map(|(kind, expansion)| Outcome {
+        event_id,
+        account_id,
+        kind,
+        expansion,
+        effective_date,
+        currency,
+        arr_before,
+        arr_after,
+    }))
+}
+
 /// What an applied event asks for after its transaction.
 #[derive(Default)]
 struct Follow {
@@ -167,6 +231,9 @@ impl Handler for AccountsProjection {
                             let r = account_row(a)?;
                             follow.rescore = Some(r.account_id);
                             store::accounts::upsert(conn, tenant, &r).await?;
+                        }
+                        if let Some(o) = e.contract_event.as_ref().map(outcome).transpose()?.flatten() {
+                            store::outcomes::record(conn, tenant, &o).await?;
                         }
                     }
                     Some(Payload::AccountDeleted(e)) => {
@@ -223,5 +290,99 @@ impl Handler for AccountsProjection {
             self.recompute.wake();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use banso_proto::{events::ContractChanged, types};
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::domain::outcome::{ExpansionKind, OutcomeKind};
+
+    fn money(amount_minor: i64) -> Option<types::Money> {
+        Some(types::Money { currency_code: "JPY".into(), amount_minor })
+    }
+
+    fn contract(
+        account: Uuid,
+        kind: apb::ContractEventKind,
+        before: i64,
+        after: i64,
+        day: u32,
+        reason: &str,
+    ) -> Envelope {
+        let event = apb::ContractEvent {
+            id: Uuid::now_v7().to_string(),
+            account_id: account.to_string(),
+            kind: kind as i32,
+            arr_before: money(before),
+            arr_after: money(after),
+            effective_date: Some(wire::date_to_proto(NaiveDate::from_ymd_opt(2026, 3, day).unwrap())),
+            reason_code: reason.into(),
+            ..Default::default()
+        };
+        banso_events::envelope::new(
+            "acme",
+            "accounts",
+            Payload::ContractChanged(ContractChanged { contract_event: Some(event), account: None }),
+        )
+    }
+
+    #[tokio::test]
+    async fn contract_changes_are_kept_as_labelled_outcomes_once_each() {
+        let db = banso_testkit::fresh_database().await.unwrap();
+        let app = crate::testing::app(&db).await;
+        let projection =
+            AccountsProjection { db: app.db.clone(), scorer: Scorer::idle(), recompute: app.recompute.clone() };
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        use apb::ContractEventKind as K;
+        let events = [
+            contract(a, K::New, 0, 1_000, 1, ""),
+            contract(a, K::Expansion, 1_000, 1_500, 2, "upsell"),
+            contract(a, K::Expansion, 1_500, 1_800, 3, "cross-sell"),
+            contract(a, K::Contraction, 1_800, 1_200, 4, ""),
+            contract(a, K::Renewal, 1_200, 1_200, 5, ""),
+            contract(a, K::Churn, 1_200, 0, 6, "competitor"),
+            contract(b, K::Contraction, 700, 0, 7, ""),
+        ];
+        for e in &events {
+            projection.handle(e).await.unwrap();
+        }
+        // Redelivered: no second outcome.
+        projection.handle(&events[5]).await.unwrap();
+        let all = [
+            OutcomeKind::Churned,
+            OutcomeKind::Renewed,
+            OutcomeKind::Expanded,
+            OutcomeKind::Contracted,
+            OutcomeKind::Reactivated,
+        ];
+        let from = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let to = NaiveDate::from_ymd_opt(2027, 1, 1).unwrap();
+        let got = store::outcomes::list(app.db.conn(), "acme", &all, from, to).await.unwrap();
+        let seen: Vec<_> = got
+            .iter()
+            .map(|o| (o.account_id, o.kind, o.expansion, o.effective_date.to_string(), o.arr_change()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (a, OutcomeKind::Expanded, Some(ExpansionKind::Upsell), "2026-03-02".into(), 500),
+                (a, OutcomeKind::Expanded, Some(ExpansionKind::CrossSell), "2026-03-03".into(), 300),
+                (a, OutcomeKind::Contracted, None, "2026-03-04".into(), -600),
+                (a, OutcomeKind::Renewed, None, "2026-03-05".into(), 0),
+                (a, OutcomeKind::Churned, None, "2026-03-06".into(), -1_200),
+                (b, OutcomeKind::Churned, None, "2026-03-07".into(), -700),
+            ]
+        );
+        // Another tenant sees none of them.
+        assert!(store::outcomes::list(app.db.conn(), "globex", &all, from, to).await.unwrap().is_empty());
+        let churns = store::outcomes::list(app.db.conn(), "acme", &[OutcomeKind::Churned], from, to).await.unwrap();
+        assert_eq!(
+            churns.iter().map(|o| (o.arr_before, o.currency.as_str())).collect::<Vec<_>>(),
+            [(1_200, "JPY"), (700, "JPY")]
+        );
     }
 }

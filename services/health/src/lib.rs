@@ -15,6 +15,7 @@
 
 mod api;
 mod app;
+mod backtests;
 #[cfg(feature = "bench")]
 pub mod bench;
 mod domain;
@@ -52,18 +53,22 @@ pub struct HealthSettings {
     pub score_step: f64,
     /// How long raw usage events are kept after ingest (rollups stay).
     pub raw_retention: Duration,
+    /// The fewest labelled churns a churn model is trained on.
+    pub min_churns: u64,
 }
 
 impl HealthSettings {
     /// `BANSO_HEALTH_LATE_WINDOW_HOURS` (default 168, one week; 1 to 2160),
     /// `BANSO_HEALTH_SCORE_STEP` (default 5; 0 to 100),
     /// `BANSO_HEALTH_RAW_RETENTION_DAYS` (default 400; 1 to 3650, and at
-    /// least the late window, so that a re-sent event is still recognised).
+    /// least the late window, so that a re-sent event is still recognised),
+    /// `BANSO_HEALTH_MIN_CHURNS` (default 20; 1 to 1,000,000).
     pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
         let v = cfg.vars();
         let hours = v.number("BANSO_HEALTH_LATE_WINDOW_HOURS", 168u64, 1, 2160)?;
         let score_step = v.number("BANSO_HEALTH_SCORE_STEP", 5.0f64, 0.0, 100.0)?;
         let days = v.number("BANSO_HEALTH_RAW_RETENTION_DAYS", 400u64, 1, 3650)?;
+        let min_churns = v.number("BANSO_HEALTH_MIN_CHURNS", domain::churn_model::DEFAULT_MIN_CHURNS, 1, 1_000_000)?;
         if days * 24 < hours {
             anyhow::bail!(
                 "configuration variable BANSO_HEALTH_RAW_RETENTION_DAYS: {days} days is shorter than the late window \
@@ -74,6 +79,7 @@ impl HealthSettings {
             late_window: Duration::from_secs(hours * 3600),
             score_step,
             raw_retention: Duration::from_secs(days * 86_400),
+            min_churns,
         })
     }
 }
@@ -103,6 +109,7 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     let scorer = scorer::Scorer::supervise(scoring.clone(), sup, name);
     let recompute = recompute::Recompute::supervise(scoring, sup, name);
     let rollups = rollups::Rollups::supervise(db.clone(), scorer.clone(), sup, name);
+    let backtests = backtests::Backtests::supervise(db.clone(), sup, name);
     supervise_pruning(sup, conn, settings.raw_retention);
     banso_events::bus::supervise_consumer(
         sup,
@@ -120,6 +127,7 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
         scorer,
         recompute,
         rollups,
+        backtests,
         page_tokens: cx.kit.page_tokens.clone(),
     };
     Ok(HealthServiceServer::new(api::HealthApi::new(app))

@@ -389,3 +389,400 @@ async fn usage_seen_is_published_once_per_account_and_day() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(published.usage_seen().len(), 5, "{:?}", published.usage_seen());
 }
+
+/// The ten accounts of docs/health.md (*Backtests*), one snapshot each 200
+/// days ago; A, B, D and I churn 30, 60, 10 and 20 days after it.
+#[tokio::test]
+async fn a_backtest_of_the_scores_as_served_matches_the_hand_computed_example() {
+    use crate::domain::outcome::{Outcome, OutcomeKind};
+    let (app, conn) = service().await;
+    let viewer = client(&app, "acme", Role::Viewer);
+    let today = Utc::now().date_naive();
+    let day = today - chrono::Duration::days(200);
+    let scores = [10.0, 20.0, 30.0, 45.0, 50.0, 55.0, 60.0, 75.0, 80.0, 90.0];
+    let churns = [(0, 30, 1_000_000), (1, 60, 2_000_000), (3, 10, 500_000), (8, 20, 3_000_000)];
+    let mut ids = Vec::new();
+    for (i, score) in scores.iter().enumerate() {
+        let a = seed_account(&conn, "acme", &format!("account {i}")).await;
+        let band = crate::domain::score::band_of(*score, &Default::default());
+        store::history::record_past_daily(&conn, "acme", a, day, *score, band).await.unwrap();
+        // A snapshot of yesterday: too recent to know.
+        store::history::record_past_daily(&conn, "acme", a, today - chrono::Duration::days(1), *score, band)
+            .await
+            .unwrap();
+        ids.push(a);
+    }
+    for (i, after, arr) in churns {
+        let o = Outcome {
+            event_id: uuid::Uuid::now_v7(),
+            account_id: ids[i],
+            kind: OutcomeKind::Churned,
+            expansion: None,
+            effective_date: day + chrono::Duration::days(after),
+            currency: "JPY".into(),
+            arr_before: arr,
+            arr_after: 0,
+        };
+        store::outcomes::record(&conn, "acme", &o).await.unwrap();
+    }
+    let ask = |start: chrono::NaiveDate, end: chrono::NaiveDate, horizon: i32| pb::BacktestScorecardRequest {
+        start_day: Some(banso_kit::wire::date_to_proto(start)),
+        end_day: Some(banso_kit::wire::date_to_proto(end)),
+        horizon_days: horizon,
+        ..Default::default()
+    };
+    let r = viewer.clone().backtest_scorecard(ask(day, today, 0)).await.unwrap().into_inner();
+    assert_eq!(r.horizon_days, 90);
+    assert_eq!((r.snapshots, r.churned_snapshots, r.accounts, r.churns), (10, 4, 10, 4));
+    // Yesterday's ten; the churned accounts' are also after their churn, but too recent comes first.
+    assert_eq!((r.too_recent_snapshots, r.after_churn_snapshots), (10, 0));
+    assert_eq!(r.auc, Some(0.75));
+    let se = (47.0f64 / 1080.0).sqrt();
+    assert!((r.auc_std_error.unwrap() - se).abs() < 1e-12);
+    assert_eq!(r.auc_upper, Some(1.0));
+    let rows: Vec<_> = r
+        .calibration
+        .iter()
+        .map(|b| (b.band, b.snapshots, b.churned_snapshots, b.churned_arr.iter().map(|m| m.amount_minor).sum::<i64>()))
+        .collect();
+    use pb::Band as B;
+    assert_eq!(
+        rows,
+        [(B::Red as i32, 3, 2, 3_000_000), (B::Yellow as i32, 4, 1, 500_000), (B::Green as i32, 3, 1, 3_000_000)]
+    );
+    assert_eq!(r.lift_red_over_green, Some(2.0));
+    assert!((r.brier_score.unwrap() - 5.0 / 24.0).abs() < 1e-15);
+    assert_eq!((r.red_precision, r.red_recall), (Some(2.0 / 3.0), Some(0.5)));
+    assert_eq!((r.median_lead_days, r.churns_flagged, r.churns_missed), (Some(45.0), 2, 2));
+    // A horizon of 15 days: only D (45, 10 days) churned within it; six of
+    // the nine others score higher.
+    let r = viewer.clone().backtest_scorecard(ask(day, day, 15)).await.unwrap().into_inner();
+    assert_eq!((r.snapshots, r.churned_snapshots, r.auc), (10, 1, Some(6.0 / 9.0)));
+    // Another tenant has no snapshot.
+    let other = client(&app, "globex", Role::Viewer);
+    let r = other.clone().backtest_scorecard(ask(day, today, 0)).await.unwrap().into_inner();
+    assert_eq!((r.snapshots, r.auc, r.brier_score), (0, None, None));
+    // The same in the background: queued, run, kept.
+    let csm = client(&app, "acme", Role::Csm);
+    let sync = viewer.clone().backtest_scorecard(ask(day, today, 0)).await.unwrap().into_inner();
+    let start = pb::StartBacktestRequest { backtest: Some(ask(day, today, 0)) };
+    let job = csm.clone().start_backtest(start).await.unwrap().into_inner();
+    assert_eq!(job.backtest.as_ref().map(|b| b.horizon_days), Some(90));
+    let done = eventually("the backtest job to finish", WAIT, || async {
+        let j = viewer.clone().get_backtest_job(pb::GetBacktestJobRequest { id: job.id.clone() }).await.unwrap();
+        let j = j.into_inner();
+        (j.state == pb::backtest_job::State::Succeeded as i32).then_some(j)
+    })
+    .await;
+    assert_eq!(done.result, Some(sync));
+    assert!(done.end_time.is_some());
+    // Another tenant's job does not exist for the caller; a viewer may not start one.
+    let e = other.clone().get_backtest_job(pb::GetBacktestJobRequest { id: job.id.clone() }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let start = pb::StartBacktestRequest { backtest: Some(ask(day, today, 0)) };
+    let e = viewer.clone().start_backtest(start).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    // Its request is checked as BacktestScorecard's, the fields named under `backtest.`.
+    let e = csm.clone().start_backtest(pb::StartBacktestRequest { backtest: Some(ask(day, today, 999)) }).await;
+    let v = banso_testkit::field_violations(&e.unwrap_err());
+    assert_eq!(v, [("backtest.horizon_days".to_owned(), "must be between 1 and 730 (0 for 90), got 999".to_owned())]);
+    let e = csm.clone().start_backtest(pb::StartBacktestRequest { backtest: None }).await.unwrap_err();
+    assert_eq!(banso_testkit::field_violations(&e), [("backtest".to_owned(), "is required".to_owned())]);
+    let mut unknown = ask(day, today, 0);
+    unknown.scorecard_id = uuid::Uuid::now_v7().to_string();
+    let e = csm.clone().start_backtest(pb::StartBacktestRequest { backtest: Some(unknown) }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_backtest_names_every_bad_field() {
+    let (app, _conn) = service().await;
+    let viewer = client(&app, "acme", Role::Viewer);
+    let d = |y, m, day| Some(banso_proto::types::Date { year: y, month: m, day });
+    let bad = |r: pb::BacktestScorecardRequest| {
+        let mut c = viewer.clone();
+        async move {
+            let e = c.backtest_scorecard(r).await.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            banso_testkit::field_violations(&e)
+        }
+    };
+    let v = bad(pb::BacktestScorecardRequest { horizon_days: 731, ..Default::default() }).await;
+    let fields: Vec<&str> = v.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(fields, ["start_day", "end_day", "horizon_days"]);
+    assert!(v[2].1.contains("731"), "{v:?}");
+    let v = bad(pb::BacktestScorecardRequest {
+        start_day: d(2026, 5, 1),
+        end_day: d(2026, 4, 1),
+        horizon_days: -1,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        v,
+        [
+            ("end_day".to_owned(), "2026-04-01 is before start_day 2026-05-01".to_owned()),
+            ("horizon_days".to_owned(), "must be between 1 and 730 (0 for 90), got -1".to_owned()),
+        ]
+    );
+    let v = bad(pb::BacktestScorecardRequest {
+        start_day: d(2020, 1, 1),
+        end_day: d(2026, 2, 30),
+        horizon_days: 0,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(v, [("end_day".to_owned(), "2026-02-30 is not a calendar date".to_owned())]);
+    let v = bad(pb::BacktestScorecardRequest {
+        start_day: d(2020, 1, 1),
+        end_day: d(2026, 1, 1),
+        horizon_days: 0,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(v[0].0, "end_day");
+    assert!(v[0].1.contains("more than 731 days"), "{v:?}");
+}
+
+/// Two scorecards replayed on the same snapshots of 200 days ago: one on
+/// the usage that foretold churn, one on a measure that did not.
+#[tokio::test]
+async fn a_replayed_scorecard_is_compared_with_another_on_the_same_snapshots() {
+    use crate::domain::outcome::{Outcome, OutcomeKind};
+    let (app, conn) = service().await;
+    let admin = client(&app, "acme", Role::Admin);
+    let card = |measure: &str| pb::Scorecard {
+        name: measure.into(),
+        measures: vec![pb::WeightedMeasure {
+            measure: measure.into(),
+            weight: 1.0,
+            normalisation: linear(0.0, 10.0),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let create = async |c: pb::Scorecard| {
+        let r = pb::CreateScorecardRequest { scorecard: Some(c), request_id: String::new() };
+        admin.clone().create_scorecard(r).await.unwrap().into_inner().id
+    };
+    let informative = create(card("events_7d:login")).await;
+    let noise = create(card("events_7d:noise")).await;
+    let mut with_nps = card("events_7d:login");
+    with_nps.measures.push(pb::WeightedMeasure {
+        measure: "external:nps".into(),
+        weight: 1.0,
+        normalisation: linear(0.0, 10.0),
+        ..Default::default()
+    });
+    let nps = create(with_nps).await;
+    let day = Utc::now().date_naive() - chrono::Duration::days(200);
+    // Churners log in 1, 2, 3 times in the week before; the others 6, 8, 10.
+    // Their use of "noise" says nothing: 5, 9, 2 against 3, 7, 1.
+    let logins = [1, 2, 3, 6, 8, 10];
+    let noises = [5, 9, 2, 3, 7, 1];
+    for i in 0..6 {
+        let a = seed_account(&conn, "acme", &format!("account {i}")).await;
+        store::history::record_past_daily(&conn, "acme", a, day, 50.0, Band::Yellow).await.unwrap();
+        let two_days_before = day - chrono::Duration::days(2);
+        store::inputs::record_past_rollup(&conn, "acme", a, two_days_before, "login", logins[i]).await.unwrap();
+        store::inputs::record_past_rollup(&conn, "acme", a, two_days_before, "noise", noises[i]).await.unwrap();
+        if i < 3 {
+            let o = Outcome {
+                event_id: uuid::Uuid::now_v7(),
+                account_id: a,
+                kind: OutcomeKind::Churned,
+                expansion: None,
+                effective_date: day + chrono::Duration::days(30),
+                currency: "USD".into(),
+                arr_before: 100,
+                arr_after: 0,
+            };
+            store::outcomes::record(&conn, "acme", &o).await.unwrap();
+        }
+    }
+    let ask = |id: &str, compare: &str| pb::BacktestScorecardRequest {
+        start_day: Some(banso_kit::wire::date_to_proto(day)),
+        end_day: Some(banso_kit::wire::date_to_proto(day)),
+        scorecard_id: id.into(),
+        compare_scorecard_id: compare.into(),
+        ..Default::default()
+    };
+    let viewer = client(&app, "acme", Role::Viewer);
+    let r = viewer.clone().backtest_scorecard(ask(&informative, &noise)).await.unwrap().into_inner();
+    assert_eq!((r.scorecard_id.as_str(), r.scorecard_version), (informative.as_str(), 1));
+    assert_eq!((r.snapshots, r.churned_snapshots, r.unscored_snapshots), (6, 3, 0));
+    // Logins 1, 2, 3 → 10, 20, 30 points (red) against 60, 80, 100: a perfect ranking.
+    assert_eq!(r.auc, Some(1.0));
+    let red = &r.calibration[0];
+    assert_eq!((red.snapshots, red.churned_snapshots, red.churn_rate), (3, 3, Some(1.0)));
+    assert_eq!(red.churned_arr, [banso_proto::types::Money { currency_code: "USD".into(), amount_minor: 300 }]);
+    assert_eq!((r.median_lead_days, r.churns_flagged), (Some(30.0), 3));
+    let c = r.comparison.unwrap();
+    let other = c.other.clone().unwrap();
+    assert_eq!((other.scorecard_id.as_str(), other.snapshots), (noise.as_str(), 6));
+    // Noise: of the 9 (churned, other) pairs, 3 have the churned one lower.
+    assert!((other.auc.unwrap() - 1.0 / 3.0).abs() < 1e-12);
+    assert!((c.auc_difference.unwrap() + 2.0 / 3.0).abs() < 1e-12);
+    assert!(c.auc_difference_upper.unwrap() < 0.0, "the noise scorecard is worse beyond chance: {c:?}");
+    // The scores as served (all 50) tell nothing: AUC 0.5.
+    let served = viewer.clone().backtest_scorecard(ask("", "")).await.unwrap().into_inner();
+    assert_eq!((served.auc, served.scorecard_id.as_str()), (Some(0.5), ""));
+    // An external measure has no past: missing, and said so.
+    let r = viewer.clone().backtest_scorecard(ask(&nps, "")).await.unwrap().into_inner();
+    assert_eq!(r.unreplayable_measures, ["external:nps"]);
+    assert_eq!(r.auc, Some(1.0));
+    // Unknown scorecards, and another tenant's, are NOT_FOUND.
+    let e = viewer.clone().backtest_scorecard(ask(&uuid::Uuid::now_v7().to_string(), "")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let globex = client(&app, "globex", Role::Viewer);
+    let e = globex.clone().backtest_scorecard(ask(&informative, "")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let mut versioned = ask(&informative, &noise);
+    versioned.compare_scorecard_version = 7;
+    let e = viewer.clone().backtest_scorecard(versioned).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    // Bad ids and versions are named.
+    let mut bad = ask("nope", "");
+    bad.scorecard_version = -1;
+    bad.compare_scorecard_version = 2;
+    let e = viewer.clone().backtest_scorecard(bad).await.unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["scorecard_id", "compare_scorecard_version"]);
+}
+
+/// Writes `accounts` accounts with daily logins over `days` days from
+/// `start` (a snapshot a day), the first `churners` of them logging in
+/// less and churning 30 to 36 days after the last snapshot.
+async fn seed_churn_history(
+    conn: &sea_orm::DatabaseConnection,
+    tenant: &str,
+    start: chrono::NaiveDate,
+    days: i64,
+    accounts: usize,
+    churners: usize,
+) {
+    use crate::domain::outcome::{Outcome, OutcomeKind};
+    let today = Utc::now().date_naive();
+    for i in 0..accounts {
+        let a = seed_account(conn, tenant, &format!("account {i}")).await;
+        let logins = if i < churners { 1 + (i % 3) as i64 } else { 4 + (i % 7) as i64 };
+        // The same habits this week: what the model scores today.
+        for d in 0..7 {
+            let day = today - chrono::Duration::days(d);
+            store::inputs::record_past_rollup(conn, tenant, a, day, "login", logins).await.unwrap();
+        }
+        for d in -7..days {
+            let day = start + chrono::Duration::days(d);
+            store::inputs::record_past_rollup(conn, tenant, a, day, "login", logins).await.unwrap();
+            store::inputs::record_past_rollup(conn, tenant, a, day, "noise", 1 + (i as i64 * 7 + d + 7) % 5)
+                .await
+                .unwrap();
+            if d >= 0 {
+                store::history::record_past_daily(conn, tenant, a, day, 50.0, Band::Yellow).await.unwrap();
+            }
+        }
+        if i < churners {
+            let o = Outcome {
+                event_id: uuid::Uuid::now_v7(),
+                account_id: a,
+                kind: OutcomeKind::Churned,
+                expansion: None,
+                effective_date: start + chrono::Duration::days(days + 30 + (i % 7) as i64),
+                currency: "JPY".into(),
+                arr_before: 1_000,
+                arr_after: 0,
+            };
+            store::outcomes::record(conn, tenant, &o).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_churn_model_learns_from_usage_and_refuses_too_few_churns() {
+    let (app, conn) = service().await;
+    let start = Utc::now().date_naive() - chrono::Duration::days(200);
+    seed_churn_history(&conn, "acme", start, 10, 60, 24).await;
+    seed_churn_history(&conn, "small", start, 10, 20, 5).await;
+    let card = |tenant: &'static str| {
+        let c = client(&app, tenant, Role::Admin);
+        async move {
+            let s = pb::Scorecard {
+                name: "usage".into(),
+                measures: ["events_7d:login", "events_7d:noise"]
+                    .iter()
+                    .map(|m| pb::WeightedMeasure {
+                        measure: (*m).into(),
+                        weight: 1.0,
+                        normalisation: linear(0.0, 70.0),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            let r = pb::CreateScorecardRequest { scorecard: Some(s), request_id: String::new() };
+            (c.clone().create_scorecard(r).await.unwrap().into_inner().id, c)
+        }
+    };
+    let ask = |id: &str| pb::TrainChurnModelRequest {
+        scorecard_id: id.into(),
+        start_day: Some(banso_kit::wire::date_to_proto(start)),
+        end_day: Some(banso_kit::wire::date_to_proto(start + chrono::Duration::days(9))),
+        ..Default::default()
+    };
+    let published = Published::subscribe(&app);
+    let (id, admin) = card("acme").await;
+    let m = admin.clone().train_churn_model(ask(&id)).await.unwrap().into_inner();
+    // Every live account scored today, each its first bucket.
+    assert_eq!((m.accounts_scored, m.risk_changes), (60, 60));
+    // Ten snapshot days: the first eight train, the last two validate.
+    assert_eq!(m.split_day, Some(banso_kit::wire::date_to_proto(start + chrono::Duration::days(8))));
+    assert_eq!((m.training_snapshots, m.training_churns), (480, 24));
+    assert_eq!((m.validation_snapshots, m.validation_churns), (120, 24));
+    let coef = |name: &str| m.features.iter().find(|f| f.measure == name).unwrap().coefficient;
+    // Fewer logins, more risk; the noise says little.
+    assert!(coef("events_7d:login") < -1.0, "{m:?}");
+    assert!(coef("events_7d:noise").abs() < coef("events_7d:login").abs(), "{m:?}");
+    assert_eq!(m.validation_auc, Some(1.0));
+    let risks = eventually("60 ChurnRiskChanged", WAIT, || async {
+        let seen: Vec<banso_proto::events::ChurnRiskChanged> = published
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Some(banso_events::Payload::ChurnRiskChanged(c)) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        (seen.len() >= 60).then_some(seen)
+    })
+    .await;
+    use banso_proto::events::ChurnRiskBucket as B;
+    let high: Vec<_> = risks.iter().filter(|r| r.new_bucket == B::High as i32).collect();
+    let low = risks.iter().filter(|r| r.new_bucket == B::Low as i32).count();
+    // The 24 who log in little are at high risk, and logins say why; the
+    // others low (those at 4 logins a day, the fewest, medium).
+    assert_eq!((high.len(), risks.len()), (24, 60), "{risks:?}");
+    assert!(low >= 30, "{risks:?}");
+    assert!(high.iter().all(|r| r.old_bucket == B::Unspecified as i32 && r.probability >= 0.3));
+    assert!(high.iter().all(|r| r.reasons.first().map(|x| x.measure.as_str()) == Some("events_7d:login")));
+    // Trained again on the same data: no bucket moves, nothing published.
+    let again = admin.clone().train_churn_model(ask(&id)).await.unwrap().into_inner();
+    assert_eq!((again.accounts_scored, again.risk_changes), (60, 0));
+    // Five churns are too few to be shown a probability.
+    let (id, small) = card("small").await;
+    let e = small.clone().train_churn_model(ask(&id)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        e.message().starts_with("5 labelled churns in the training snapshots, fewer than the minimum of 20"),
+        "{e:?}"
+    );
+    // A viewer may not train; bad input is named; another tenant's scorecard is NOT_FOUND.
+    let viewer = client(&app, "acme", Role::Viewer);
+    assert_eq!(viewer.clone().train_churn_model(ask(&id)).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    let e = admin.clone().train_churn_model(ask(&id)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let e = admin.clone().train_churn_model(pb::TrainChurnModelRequest::default()).await.unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["scorecard_id", "start_day", "end_day"]);
+}

@@ -6,6 +6,7 @@ use banso_events::Db;
 use crate::{
     HealthSettings,
     app::App,
+    backtests::Backtests,
     recompute::Recompute,
     rollups::Rollups,
     scorer::{Scorer, Scoring},
@@ -20,9 +21,11 @@ pub(crate) async fn app(db: &banso_testkit::TestDb) -> App {
         late_window: std::time::Duration::from_secs(168 * 3600),
         score_step: 5.0,
         raw_retention: std::time::Duration::from_secs(400 * 86_400),
+        min_churns: crate::domain::churn_model::DEFAULT_MIN_CHURNS,
     };
     App {
         recompute: Recompute::idle(Scoring::new(db.clone(), settings.score_step)),
+        backtests: Backtests::idle(db.clone()),
         db,
         ingest: Default::default(),
         settings,

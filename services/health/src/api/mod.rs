@@ -1,6 +1,8 @@
 //! The gRPC door of the health service: per RPC its access rule, its parse
 //! (`api/<resource>.rs`), its use case (`app/`), its reply.
 
+mod backtest;
+mod churn;
 pub(crate) mod convert;
 mod ingest;
 mod jobs;
@@ -136,6 +138,38 @@ impl pb::health_service_server::HealthService for HealthApi {
         handle(req, Access::Read, async |caller, r| {
             let id = jobs::get(&r)?;
             Ok(jobs::to_proto(&self.app.get_recompute_job(&caller, id).await?))
+        })
+        .await
+    }
+
+    async fn backtest_scorecard(&self, req: Request<pb::BacktestScorecardRequest>) -> Rpc<pb::Backtest> {
+        handle(req, Access::Read, async |caller, r| {
+            let query = backtest::parse(&r)?;
+            Ok(backtest::to_proto(&self.app.backtest_scorecard(&caller, query).await?))
+        })
+        .await
+    }
+
+    async fn start_backtest(&self, req: Request<pb::StartBacktestRequest>) -> Rpc<pb::BacktestJob> {
+        handle(req, Access::Write, async |caller, r| {
+            let query = backtest::start(&r)?;
+            Ok(backtest::job_to_proto(&self.app.start_backtest(&caller, query).await?))
+        })
+        .await
+    }
+
+    async fn train_churn_model(&self, req: Request<pb::TrainChurnModelRequest>) -> Rpc<pb::ChurnModel> {
+        handle(req, Access::Admin, async |caller, r| {
+            let query = churn::train(&r)?;
+            Ok(churn::model_to_proto(&self.app.train_churn_model(&caller, query).await?))
+        })
+        .await
+    }
+
+    async fn get_backtest_job(&self, req: Request<pb::GetBacktestJobRequest>) -> Rpc<pb::BacktestJob> {
+        handle(req, Access::Read, async |caller, r| {
+            let id = backtest::get_job(&r)?;
+            Ok(backtest::job_to_proto(&self.app.get_backtest_job(&caller, id).await?))
         })
         .await
     }

@@ -2,6 +2,8 @@
 //! through [`banso_events::Db`] — read, apply the domain rule, write, emit —
 //! called by the API with commands of valid domain values.
 
+pub(crate) mod backtest;
+pub(crate) mod churn;
 pub(crate) mod ingest;
 pub(crate) mod jobs;
 pub(crate) mod measures;
@@ -12,7 +14,9 @@ pub(crate) mod scores;
 use banso_events::Db;
 use banso_kit::paging::PageTokens;
 
-use crate::{HealthSettings, recompute::Recompute, rollups::Rollups, scorer::Scorer, store::ingest::Ingest};
+use crate::{
+    HealthSettings, backtests::Backtests, recompute::Recompute, rollups::Rollups, scorer::Scorer, store::ingest::Ingest,
+};
 
 /// What the use cases work with.
 pub(crate) struct App {
@@ -22,6 +26,7 @@ pub(crate) struct App {
     pub(crate) scorer: Scorer,
     pub(crate) recompute: Recompute,
     pub(crate) rollups: Rollups,
+    pub(crate) backtests: Backtests,
     pub(crate) page_tokens: PageTokens,
 }
 

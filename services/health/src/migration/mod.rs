@@ -18,6 +18,9 @@ impl MigratorTrait for Migrator {
             Box::new(M0005IngestBatches),
             Box::new(M0006BatchIndex),
             Box::new(M0007LastUsage),
+            Box::new(M0008Outcomes),
+            Box::new(M0009BacktestJobs),
+            Box::new(M0010ChurnRisk),
         ]
     }
 }
@@ -604,5 +607,149 @@ impl MigrationTrait for M0007LastUsage {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("last_usage").if_exists().to_owned()).await
+    }
+}
+
+/// Labelled outcomes per account, from Accounts' ContractChanged: the churns
+/// (with their date and ARR lost), renewals, expansions, contractions and
+/// reactivations a backtest labels snapshots with (docs/metrics.md).
+struct M0008Outcomes;
+
+impl MigrationName for M0008Outcomes {
+    fn name(&self) -> &str {
+        "m20261204_000008_account_outcomes"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0008Outcomes {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("account_outcomes")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("event_id"))
+                .col(uuid("account_id"))
+                .col(string_len("kind", 16))
+                .col(string_len_null("expansion", 16))
+                .col(date("effective_date"))
+                .col(string_len("currency", 3))
+                .col(big_integer("arr_before"))
+                .col(big_integer("arr_after"))
+                .col(timestamp_with_time_zone("record_time"))
+                .primary_key(Index::create().col("tenant_id").col("event_id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("account_outcomes_kind_day")
+                .table("account_outcomes")
+                .col("tenant_id")
+                .col("kind")
+                .col("effective_date")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("account_outcomes").if_exists().to_owned()).await
+    }
+}
+
+/// Backtests run in the background and their results
+/// (`store::backtest_jobs`, a leased work queue).
+struct M0009BacktestJobs;
+
+impl MigrationName for M0009BacktestJobs {
+    fn name(&self) -> &str {
+        "m20261204_000009_backtest_jobs"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0009BacktestJobs {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("backtest_jobs")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(string_len("status", 16))
+                .col(text("request"))
+                .col(text_null("result"))
+                .col(text("error"))
+                .col(timestamp_with_time_zone_null("next_attempt_time"))
+                .col(text("lease_owner"))
+                .col(timestamp_with_time_zone_null("lease_until"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone_null("end_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("backtest_jobs_due")
+                .table("backtest_jobs")
+                .col("status")
+                .col("next_attempt_time")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("backtest_jobs_tenant")
+                .table("backtest_jobs")
+                .col("tenant_id")
+                .col("id")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("backtest_jobs").if_exists().to_owned()).await
+    }
+}
+
+/// Each account's latest churn probability and its bucket, as the last
+/// trained churn model scored it: what ChurnRiskChanged compares with.
+struct M0010ChurnRisk;
+
+impl MigrationName for M0010ChurnRisk {
+    fn name(&self) -> &str {
+        "m20261204_000010_account_churn_risk"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0010ChurnRisk {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("account_churn_risk")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(double("probability"))
+                .col(string_len("bucket", 8))
+                .col(timestamp_with_time_zone("update_time"))
+                .primary_key(Index::create().col("tenant_id").col("account_id"))
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("account_churn_risk").if_exists().to_owned()).await
     }
 }

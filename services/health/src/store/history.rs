@@ -227,3 +227,65 @@ pub(crate) async fn record_past_daily(
     };
     record(conn, tenant, day, banso_kit::wire::now(), &[&w]).await
 }
+
+/// Every daily snapshot of the tenant in [start, end]: account, day, score
+/// and band, by account then day (what a backtest labels).
+pub(crate) async fn daily_in_range(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Result<Vec<(Uuid, NaiveDate, f64, Band)>> {
+    let q = Query::select()
+        .columns([HH::AccountId, HH::Day, HH::Score, HH::Band])
+        .from(HH::Table)
+        .and_where(Expr::col(HH::TenantId).eq(tenant))
+        .and_where(Expr::col(HH::Kind).eq(Kind::Daily.as_str()))
+        .and_where(Expr::col(HH::Day).gte(start))
+        .and_where(Expr::col(HH::Day).lte(end))
+        .order_by(HH::AccountId, sea_orm::Order::Asc)
+        .order_by(HH::Day, sea_orm::Order::Asc)
+        .to_owned();
+    all(conn, &q)
+        .await?
+        .iter()
+        .map(|r| {
+            let band: String = get(r, HH::Band)?;
+            Ok((
+                get(r, HH::AccountId)?,
+                get(r, HH::Day)?,
+                get(r, HH::Score)?,
+                Band::parse(&band).ok_or_else(|| corrupt("band", &band))?,
+            ))
+        })
+        .collect()
+}
+
+/// Writes past daily snapshots (account, day, score, band) in bulk: the
+/// synthetic tenants of the benchmarks.
+#[cfg(feature = "bench")]
+pub(crate) async fn insert_daily(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    rows: &[(Uuid, NaiveDate, f64, Band)],
+) -> Result<()> {
+    let now = banso_kit::wire::now();
+    for chunk in rows.chunks(CHUNK) {
+        let values = chunk.iter().map(|(account, day, score, band)| {
+            [
+                (HH::Id, Expr::val(Uuid::now_v7())),
+                (HH::TenantId, Expr::val(tenant)),
+                (HH::AccountId, Expr::val(*account)),
+                (HH::Day, Expr::val(*day)),
+                (HH::Kind, Expr::val(Kind::Daily.as_str())),
+                (HH::Score, Expr::val(*score)),
+                (HH::Band, Expr::val(band.as_str())),
+                (HH::RecordTime, Expr::val(now)),
+            ]
+        });
+        if let Some(q) = insert(HH::Table, values)? {
+            exec(conn, &q).await?;
+        }
+    }
+    Ok(())
+}

@@ -198,3 +198,150 @@ pub(crate) async fn tracked_event_names(conn: &impl ConnectionTrait, tenant: &st
     let n = one(conn, &q).await?.map(|r| get::<i64>(&r, Out::N)).transpose()?.unwrap_or(0);
     Ok(usize::try_from(n).unwrap_or(0))
 }
+
+/// The daily rollups of `ids` over [from, to], with their distinct users
+/// when `with_users` (what a replay of past days reads), per account.
+pub(crate) async fn daily_rollups(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[Uuid],
+    from: NaiveDate,
+    to: NaiveDate,
+    with_users: bool,
+) -> Result<HashMap<Uuid, Vec<crate::domain::rollup::DailyRollup>>> {
+    use crate::domain::rollup::DailyRollup;
+    let mut out: HashMap<Uuid, Vec<DailyRollup>> = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        let q = Query::select()
+            .columns([DU::AccountId, DU::Day, DU::EventName, DU::Events, DU::Quantity, DU::DurationSecs])
+            .from(DU::Table)
+            .and_where(Expr::col(DU::TenantId).eq(tenant))
+            .and_where(uuid_in(conn, Expr::col(DU::AccountId), chunk))
+            .and_where(Expr::col(DU::Day).gte(from))
+            .and_where(Expr::col(DU::Day).lte(to))
+            .to_owned();
+        let mut index: HashMap<(Uuid, NaiveDate, String), usize> = HashMap::new();
+        for r in all(conn, &q).await? {
+            let account: Uuid = get(&r, DU::AccountId)?;
+            let day: NaiveDate = get(&r, DU::Day)?;
+            let name: String = get(&r, DU::EventName)?;
+            let rows = out.entry(account).or_default();
+            index.insert((account, day, name.clone()), rows.len());
+            rows.push(DailyRollup {
+                events: get(&r, DU::Events)?,
+                quantity: get(&r, DU::Quantity)?,
+                duration_secs: get(&r, DU::DurationSecs)?,
+                ..DailyRollup::new(day, name)
+            });
+        }
+        if !with_users {
+            continue;
+        }
+        let q = Query::select()
+            .columns([DS::AccountId, DS::Day, DS::EventName, DS::UserKey])
+            .from(DS::Table)
+            .and_where(Expr::col(DS::TenantId).eq(tenant))
+            .and_where(uuid_in(conn, Expr::col(DS::AccountId), chunk))
+            .and_where(Expr::col(DS::Day).gte(from))
+            .and_where(Expr::col(DS::Day).lte(to))
+            .to_owned();
+        for r in all(conn, &q).await? {
+            let key: (Uuid, NaiveDate, String) = (get(&r, DS::AccountId)?, get(&r, DS::Day)?, get(&r, DS::EventName)?);
+            let user: String = get(&r, DS::UserKey)?;
+            let rows = out.entry(key.0).or_default();
+            match index.get(&key) {
+                Some(&i) => {
+                    rows[i].add_user(&user);
+                }
+                None => {
+                    index.insert(key.clone(), rows.len());
+                    let mut row = DailyRollup::new(key.1, key.2);
+                    row.add_user(&user);
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The first day of rolled-up usage of each of `ids` that had any.
+pub(crate) async fn first_usage_days(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, NaiveDate>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        let q = Query::select()
+            .column(DU::AccountId)
+            .expr_as(Func::min(Expr::col(DU::Day)), DU::Day)
+            .from(DU::Table)
+            .and_where(Expr::col(DU::TenantId).eq(tenant))
+            .and_where(uuid_in(conn, Expr::col(DU::AccountId), chunk))
+            .group_by_col(DU::AccountId)
+            .to_owned();
+        for r in all(conn, &q).await? {
+            out.insert(get(&r, DU::AccountId)?, get(&r, DU::Day)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The days each event name was used by the tenant in [from, to].
+pub(crate) async fn event_name_days(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<(NaiveDate, String)>> {
+    let q = Query::select()
+        .columns([N::Day, N::EventName])
+        .from(N::Table)
+        .and_where(Expr::col(N::TenantId).eq(tenant))
+        .and_where(Expr::col(N::Day).gte(from))
+        .and_where(Expr::col(N::Day).lte(to))
+        .to_owned();
+    all(conn, &q).await?.iter().map(|r| Ok((get(r, N::Day)?, get(r, N::EventName)?))).collect()
+}
+
+/// Writes past days' rollups (account, day, event name, events), as the
+/// rollup task would have: tests and the synthetic tenants of the
+/// benchmarks need usage older than the late window.
+#[cfg(any(test, feature = "bench"))]
+pub(crate) async fn insert_rollups(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    rows: &[(Uuid, NaiveDate, &str, i64)],
+) -> Result<()> {
+    for chunk in rows.chunks(CHUNK) {
+        let values = chunk.iter().map(|(account, day, name, events)| {
+            [
+                (DU::TenantId, Expr::val(tenant)),
+                (DU::AccountId, Expr::val(*account)),
+                (DU::Day, Expr::val(*day)),
+                (DU::EventName, Expr::val(*name)),
+                (DU::Events, Expr::val(*events)),
+                (DU::Quantity, Expr::val(*events as f64)),
+                (DU::DurationSecs, Expr::val(0.0)),
+            ]
+        });
+        if let Some(q) = super::insert(DU::Table, values)? {
+            super::exec(conn, &q).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a past day's rollup of one account.
+#[cfg(test)]
+pub(crate) async fn record_past_rollup(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    account: Uuid,
+    day: NaiveDate,
+    event_name: &str,
+    events: i64,
+) -> Result<()> {
+    insert_rollups(conn, tenant, &[(account, day, event_name, events)]).await
+}

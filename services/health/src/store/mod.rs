@@ -4,12 +4,15 @@
 //! for writes. Tables and columns are named through [`schema`].
 
 pub(crate) mod accounts;
+pub(crate) mod backtest_jobs;
+pub(crate) mod churn_risk;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod ingest;
 pub(crate) mod inputs;
 pub(crate) mod jobs;
 pub(crate) mod measures;
+pub(crate) mod outcomes;
 pub(crate) mod portfolio;
 pub(crate) mod schema;
 pub(crate) mod scorecards;

@@ -322,6 +322,47 @@ impl RecomputeJobs {
     ];
 }
 
+/// Labelled outcomes per account, from ContractChanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]
+pub(crate) enum AccountOutcomes {
+    Table,
+    TenantId,
+    EventId,
+    AccountId,
+    Kind,
+    Expansion,
+    EffectiveDate,
+    Currency,
+    ArrBefore,
+    ArrAfter,
+    RecordTime,
+}
+
+impl AccountOutcomes {
+    /// What an outcome is read from.
+    pub(crate) const ROW: [AccountOutcomes; 8] = [
+        AccountOutcomes::EventId,
+        AccountOutcomes::AccountId,
+        AccountOutcomes::Kind,
+        AccountOutcomes::Expansion,
+        AccountOutcomes::EffectiveDate,
+        AccountOutcomes::Currency,
+        AccountOutcomes::ArrBefore,
+        AccountOutcomes::ArrAfter,
+    ];
+}
+
+/// Each account's latest churn probability and bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]
+pub(crate) enum AccountChurnRisk {
+    Table,
+    TenantId,
+    AccountId,
+    Probability,
+    Bucket,
+    UpdateTime,
+}
+
 /// Names of computed columns (`COUNT(*) AS n`, …) and of the second
 /// reference to a table in one query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]

@@ -1,0 +1,53 @@
+//! Churn models on the wire.
+
+use banso_kit::{Result, Violations, wire};
+use banso_proto::health as pb;
+
+use super::backtest::parse;
+use crate::app::churn::{TrainQuery, Trained};
+
+/// TrainChurnModel: a scorecard, a range and a horizon, every bad field named.
+pub(crate) fn train(r: &pb::TrainChurnModelRequest) -> Result<TrainQuery> {
+    let as_backtest = pb::BacktestScorecardRequest {
+        start_day: r.start_day,
+        end_day: r.end_day,
+        horizon_days: r.horizon_days,
+        scorecard_id: r.scorecard_id.clone(),
+        scorecard_version: r.scorecard_version,
+        ..Default::default()
+    };
+    let mut v = Violations::new();
+    if r.scorecard_id.is_empty() {
+        v.add("scorecard_id", "is required");
+    }
+    let q = v.take(parse(&as_backtest));
+    let q = v.finish_with((q,))?.0;
+    let scorecard = q.scorecard.ok_or_else(|| banso_kit::Error::invalid("scorecard_id", "is required"))?;
+    Ok(TrainQuery { scorecard, start: q.start, end: q.end, horizon: q.horizon })
+}
+
+pub(crate) fn model_to_proto(t: &Trained) -> pb::ChurnModel {
+    let m = &t.model;
+    pb::ChurnModel {
+        scorecard_id: t.scorecard.0.to_string(),
+        scorecard_version: t.scorecard.1,
+        horizon_days: t.horizon as i32,
+        features: (0..m.features.len())
+            .map(|j| pb::ChurnModelFeature {
+                measure: m.features[j].clone(),
+                coefficient: m.coefficients[j],
+                mean: m.means[j],
+                std_dev: m.std_devs[j],
+            })
+            .collect(),
+        intercept: m.intercept,
+        split_day: Some(wire::date_to_proto(t.split_day)),
+        training_snapshots: t.training.0 as i64,
+        training_churns: t.training.1 as i64,
+        validation_snapshots: t.validation.0 as i64,
+        validation_churns: t.validation.1 as i64,
+        validation_auc: t.validation_auc,
+        accounts_scored: t.accounts_scored as i64,
+        risk_changes: t.risk_changes as i64,
+    }
+}

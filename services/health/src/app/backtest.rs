@@ -1,0 +1,246 @@
+//! Backtests: the scores as served, or a scorecard version replayed on the
+//! same days, labelled by the churns that followed them
+//! ([`crate::domain::backtest`], [`crate::domain::replay`]). A read;
+//! nothing is stored.
+
+pub(crate) use crate::domain::backtest::{BacktestQuery, BacktestResult, CardRef, Scored};
+
+use std::collections::{BTreeMap, HashMap};
+
+use banso_events::Db;
+use banso_kit::{Result, auth::Caller};
+use chrono::{Days, NaiveDate, Utc};
+
+use super::App;
+use crate::{
+    domain::{
+        backtest::{self, AccountHistory, Churn, Labels, SnapshotKey},
+        outcome::OutcomeKind,
+        replay::{self, AccountUsage},
+        rollup::day_of,
+        score::Band,
+        scorecard::ScorecardDef,
+    },
+    store::{self, backtest_jobs::BacktestJob, scorecards::StoredScorecard},
+};
+
+/// The default horizon, in days.
+pub(crate) const DEFAULT_HORIZON: u32 = 90;
+/// The longest horizon.
+pub(crate) const MAX_HORIZON: u32 = 730;
+/// The longest range of snapshot days, end minus start.
+pub(crate) const MAX_RANGE_DAYS: i64 = 731;
+
+/// Before any contract event (dates are 1900–9999 on the wire).
+const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+
+/// Each account's churns and reactivations, oldest first.
+pub(crate) fn histories(outcomes: Vec<crate::domain::outcome::Outcome>) -> HashMap<uuid::Uuid, AccountHistory> {
+    let mut out: HashMap<uuid::Uuid, AccountHistory> = HashMap::new();
+    for o in outcomes {
+        let h = out.entry(o.account_id).or_default();
+        match o.kind {
+            OutcomeKind::Churned => h.churns.push(Churn {
+                account: o.account_id,
+                date: o.effective_date,
+                currency: o.currency,
+                arr_lost: o.arr_before,
+            }),
+            OutcomeKind::Reactivated => h.reactivations.push(o.effective_date),
+            _ => {}
+        }
+    }
+    out
+}
+
+impl App {
+    /// Snapshots in [start, end] labelled by churns within the horizon,
+    /// scored as served or by a replayed scorecard version, and optionally
+    /// compared with another on the same snapshots.
+    pub(crate) async fn backtest_scorecard(&self, caller: &Caller, q: BacktestQuery) -> Result<BacktestResult> {
+        run(&self.db, caller.tenant_id.as_str(), q).await
+    }
+
+    /// Queues `q` as a background job (its scorecards checked first).
+    pub(crate) async fn start_backtest(&self, caller: &Caller, q: BacktestQuery) -> Result<BacktestJob> {
+        let tenant = caller.tenant_id.as_str();
+        cards(self.db.conn(), tenant, &q).await?;
+        let job = BacktestJob::queued(q);
+        self.db
+            .write(tenant, async |tx| {
+                store::backtest_jobs::insert(tx.conn(), tx.tenant(), &job).await?;
+                Ok(())
+            })
+            .await?;
+        self.backtests.wake();
+        Ok(job)
+    }
+
+    /// A backtest job of the caller's tenant.
+    pub(crate) async fn get_backtest_job(&self, caller: &Caller, id: uuid::Uuid) -> Result<BacktestJob> {
+        store::backtest_jobs::get(self.db.conn(), caller.tenant_id.as_str(), id).await
+    }
+}
+
+/// The scorecards `q` names; NOT_FOUND for an unknown one or another tenant's.
+async fn cards(
+    conn: &impl sea_orm::ConnectionTrait,
+    tenant: &str,
+    q: &BacktestQuery,
+) -> Result<(Option<StoredScorecard>, Option<StoredScorecard>)> {
+    let main = match q.scorecard {
+        Some((id, v)) => Some(store::scorecards::get_version(conn, tenant, id, v).await?),
+        None => None,
+    };
+    let other = match q.compare {
+        Some((id, v)) => Some(store::scorecards::get_version(conn, tenant, id, v).await?),
+        None => None,
+    };
+    Ok((main, other))
+}
+
+/// A backtest of `q` for `tenant` (the RPC's and the background job's).
+pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery) -> Result<BacktestResult> {
+    let conn = db.conn();
+    // Unknown (or another tenant's) scorecards first: NOT_FOUND before any work.
+    let (main_card, other_card) = cards(conn, tenant, &q).await?;
+    let (labels, snapshots) = labelled(conn, tenant, q.start, q.end, q.horizon).await?;
+    let served: HashMap<SnapshotKey, (f64, Band)> = snapshots
+        .iter()
+        .map(|(account, day, score, band)| (SnapshotKey { account: *account, day: *day }, (*score, *band)))
+        .collect();
+    let main_scores = match &main_card {
+        Some(card) => replay_card(db, tenant, &card.def, &labels).await?,
+        None => labels.labels.iter().map(|l| served.get(&l.key).copied()).collect(),
+    };
+    let other_scores = match &other_card {
+        Some(card) => Some(replay_card(db, tenant, &card.def, &labels).await?),
+        None => None,
+    };
+    // The snapshots every scorer scored.
+    let keep: Vec<usize> = (0..labels.labels.len())
+        .filter(|&i| main_scores[i].is_some() && other_scores.as_ref().is_none_or(|o| o[i].is_some()))
+        .collect();
+    let unscored = (labels.labels.len() - keep.len()) as u64;
+    let kept = Labels { labels: keep.iter().map(|&i| labels.labels[i]).collect(), ..labels.clone() };
+    let pick =
+        |scores: &[Option<(f64, Band)>]| -> Vec<(f64, Band)> { keep.iter().filter_map(|&i| scores[i]).collect() };
+    let main = pick(&main_scores);
+    let scored = |card: Option<&StoredScorecard>, s: &[(f64, Band)]| Scored {
+        scorecard: card.map(|c| (c.id, c.version)),
+        unreplayable: card.map(|c| replay::unreplayable(&c.def)).unwrap_or_default(),
+        report: backtest::report(&kept, s),
+    };
+    let other = other_scores.map(|o| {
+        let o = pick(&o);
+        let a: Vec<f64> = main.iter().map(|(s, _)| *s).collect();
+        let b: Vec<f64> = o.iter().map(|(s, _)| *s).collect();
+        (scored(other_card.as_ref(), &o), backtest::compare(&kept.labels, &a, &b))
+    });
+    Ok(BacktestResult {
+        query: q,
+        too_recent: labels.too_recent,
+        after_churn: labels.after_churn,
+        unscored,
+        main: scored(main_card.as_ref(), &main),
+        other,
+    })
+}
+
+/// The tenant's daily snapshots in [start, end], and their labels by churns
+/// within `horizon` days.
+pub(crate) async fn labelled(
+    conn: &impl sea_orm::ConnectionTrait,
+    tenant: &str,
+    start: NaiveDate,
+    end: NaiveDate,
+    horizon: u32,
+) -> Result<(Labels, Vec<(uuid::Uuid, NaiveDate, f64, Band)>)> {
+    let today = day_of(Utc::now(), store::tenants::time_zone(conn, tenant).await?);
+    let snapshots = store::history::daily_in_range(conn, tenant, start, end).await?;
+    // Churns up to the last day a kept snapshot's horizon reaches, and
+    // every earlier one (a churn before the range still marks the days after it).
+    let until = end.checked_add_days(Days::new(u64::from(horizon) + 1)).unwrap_or(end);
+    let kinds = [OutcomeKind::Churned, OutcomeKind::Reactivated];
+    let outcomes = store::outcomes::list(conn, tenant, &kinds, FIRST_DAY, until).await?;
+    let histories = histories(outcomes);
+    let mut keys: Vec<SnapshotKey> =
+        snapshots.iter().map(|(account, day, _, _)| SnapshotKey { account: *account, day: *day }).collect();
+    keys.dedup();
+    let labels: Labels = backtest::label(keys, &histories, horizon, today);
+    Ok((labels, snapshots))
+}
+
+/// The usage a replay of `def` over the labelled snapshots reads.
+struct PastUsage {
+    rollups: HashMap<uuid::Uuid, Vec<crate::domain::rollup::DailyRollup>>,
+    first_days: HashMap<uuid::Uuid, NaiveDate>,
+    tracked: HashMap<NaiveDate, usize>,
+}
+
+impl PastUsage {
+    async fn load(db: &Db, tenant: &str, def: &ScorecardDef, labels: &Labels) -> Result<PastUsage> {
+        let conn = db.conn();
+        let mut out = PastUsage { rollups: HashMap::new(), first_days: HashMap::new(), tracked: HashMap::new() };
+        let Some(first) = labels.labels.iter().map(|l| l.key.day).min() else { return Ok(out) };
+        let last = labels.labels.iter().map(|l| l.key.day).max().unwrap_or(first);
+        let mut accounts: Vec<uuid::Uuid> = labels.labels.iter().map(|l| l.key.account).collect();
+        accounts.sort();
+        accounts.dedup();
+        let from = first.checked_sub_days(Days::new(u64::from(replay::lookback(def)))).unwrap_or(first);
+        let with_users = def.measures.iter().any(|m| m.measure.contains("active_users_"));
+        out.rollups = store::inputs::daily_rollups(conn, tenant, &accounts, from, last, with_users).await?;
+        for r in out.rollups.values_mut() {
+            r.sort_by_key(|r| r.day);
+        }
+        out.first_days = store::inputs::first_usage_days(conn, tenant, &accounts).await?;
+        if replay::needs_tracked(def) {
+            let mut days: Vec<NaiveDate> = labels.labels.iter().map(|l| l.key.day).collect();
+            days.sort();
+            days.dedup();
+            let since = first.checked_sub_days(Days::new(90)).unwrap_or(first);
+            out.tracked =
+                replay::tracked_per_day(&store::inputs::event_name_days(conn, tenant, since, last).await?, &days);
+        }
+        Ok(out)
+    }
+
+    fn of(&self, account: uuid::Uuid) -> AccountUsage<'_> {
+        AccountUsage {
+            first_day: self.first_days.get(&account).copied(),
+            rollups: self.rollups.get(&account).map_or(&[], Vec::as_slice),
+        }
+    }
+}
+
+/// What `def` would have scored each labelled snapshot on its day.
+async fn replay_card(db: &Db, tenant: &str, def: &ScorecardDef, labels: &Labels) -> Result<Vec<Option<(f64, Band)>>> {
+    let usage = PastUsage::load(db, tenant, def, labels).await?;
+    let mut by_day: BTreeMap<NaiveDate, Vec<(usize, AccountUsage<'_>)>> = BTreeMap::new();
+    for (i, l) in labels.labels.iter().enumerate() {
+        by_day.entry(l.key.day).or_default().push((i, usage.of(l.key.account)));
+    }
+    Ok(replay::replay(def, &by_day, &usage.tracked, labels.labels.len()))
+}
+
+/// The raw values of `def`'s measures for each labelled snapshot on its day.
+pub(crate) async fn replay_values(
+    db: &Db,
+    tenant: &str,
+    def: &ScorecardDef,
+    labels: &Labels,
+) -> Result<Vec<Vec<Option<f64>>>> {
+    let usage = PastUsage::load(db, tenant, def, labels).await?;
+    let measures = replay::Measures::of(def);
+    Ok(labels
+        .labels
+        .iter()
+        .map(|l| {
+            let t = usage.tracked.get(&l.key.day).copied().unwrap_or(0);
+            replay::values_on(&measures, &usage.of(l.key.account), l.key.day, t)
+        })
+        .collect())
+}
