@@ -15,6 +15,7 @@ use super::{
 /// a playbook triggered by its own effects would loop.
 pub(crate) const EVENT_TYPES: &[&str] = &[
     "health_score_changed",
+    "churn_risk_changed",
     "account_created",
     "account_updated",
     "contract_changed",

@@ -475,3 +475,49 @@ async fn a_usage_drop_fires_and_usage_seen_feeds_the_no_usage_schedule() {
     known_account(&app, TENANT, &marker).await;
     quiet(0).await;
 }
+
+#[tokio::test]
+async fn a_churn_risk_turning_high_opens_a_cta() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let p = create_enabled(
+        &mut c,
+        pb::Playbook {
+            display_name: "Churn risk".into(),
+            trigger: Some(pb::Trigger {
+                kind: Some(pb::trigger::Kind::Event(pb::EventTrigger {
+                    event_type: "churn_risk_changed".into(),
+                    ..Default::default()
+                })),
+            }),
+            condition: "event.data.new_bucket == 'CHURN_RISK_BUCKET_HIGH' && event.data.probability >= 0.3".into(),
+            actions: vec![open_cta("{{account.name}} may churn", pb::CtaPriority::High, &[])],
+            ..Default::default()
+        },
+    )
+    .await;
+    let a = account("Hooli", "csm-ann", tpb::TouchModel::High);
+    known_account(&app, TENANT, &a).await;
+    let risk = |old: ev::ChurnRiskBucket, new: ev::ChurnRiskBucket, probability: f64| {
+        Payload::ChurnRiskChanged(ev::ChurnRiskChanged {
+            account_id: a.id.clone(),
+            old_bucket: old as i32,
+            new_bucket: new as i32,
+            probability,
+            horizon_days: 90,
+            ..Default::default()
+        })
+    };
+    publish(&app, TENANT, "health", risk(ev::ChurnRiskBucket::Low, ev::ChurnRiskBucket::Medium, 0.2)).await;
+    publish(&app, TENANT, "health", risk(ev::ChurnRiskBucket::Medium, ev::ChurnRiskBucket::High, 0.45)).await;
+    let f = until("the high risk fires", || {
+        let mut c = c.clone();
+        let id = p.id.clone();
+        async move { Some(firings(&mut c, &id).await).filter(|f| !f.is_empty()) }
+    })
+    .await;
+    assert_eq!(f.len(), 1, "the medium bucket does not match the condition: {f:?}");
+    let ctas = ctas_of(&mut c, &a.id).await;
+    assert_eq!(ctas.len(), 1);
+    assert_eq!(ctas[0].title, "Hooli may churn");
+}
