@@ -600,11 +600,15 @@ pub struct MeasureFacts {
 impl MeasureFacts {
     /// A field of the entry by name; `None` for any other name.
     pub(crate) fn field(&self, name: &str) -> Option<Option<f64>> {
-        match name {
-            "value" => Some(self.value),
-            "previous_value" => Some(self.previous_value),
-            "points" => Some(self.points),
-            _ => None,
+        let is = |field: &str| crate::fast::same(name, field);
+        if is("value") {
+            Some(self.value)
+        } else if is("previous_value") {
+            Some(self.previous_value)
+        } else if is("points") {
+            Some(self.points)
+        } else {
+            None
         }
     }
 }

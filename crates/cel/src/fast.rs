@@ -306,12 +306,12 @@ fn boolean(n: &Node, f: &Facts<'_>) -> Result<bool, Bail> {
         Node::SlotCmp(op, i, lit) => match (read(f, *i, &[])?, lit) {
             (V::Int(a), Lit::Int(b)) => Ok(op.holds(a.cmp(b))),
             (V::Double(a), Lit::Double(b)) if !a.is_nan() && !b.is_nan() => Ok(op.holds(a.partial_cmp(b).ok_or(Bail)?)),
-            (V::Str(a), Lit::Str(b)) if matches!(op, Cmp::Eq) => Ok(a == b),
-            (V::Str(a), Lit::Str(b)) if matches!(op, Cmp::Ne) => Ok(a != b),
+            (V::Str(a), Lit::Str(b)) if matches!(op, Cmp::Eq) => Ok(same(a, b)),
+            (V::Str(a), Lit::Str(b)) if matches!(op, Cmp::Ne) => Ok(!same(a, b)),
             (v, lit) => compare(*op, v, lit.value()),
         },
         Node::SlotInStrs(i, items) => match read(f, *i, &[])? {
-            V::Str(s) => Ok(items.iter().any(|x| x == s)),
+            V::Str(s) => Ok(items.iter().any(|x| same(x, s))),
             x => {
                 let mut found = false;
                 for item in items {
@@ -334,7 +334,7 @@ fn contains(list: V<'_>, x: V<'_>, f: &Facts<'_>) -> Result<bool, Bail> {
         V::Texts(items) => {
             for item in items {
                 found |= match x {
-                    V::Str(s) => item == s,
+                    V::Str(s) => same(item, s),
                     _ => compare(Cmp::Eq, x, V::Str(item))?,
                 };
             }
@@ -342,7 +342,7 @@ fn contains(list: V<'_>, x: V<'_>, f: &Facts<'_>) -> Result<bool, Bail> {
         V::Facts(items) => {
             for item in items {
                 found |= match (x, item) {
-                    (V::Str(s), Fact::String(t)) => s == t,
+                    (V::Str(s), Fact::String(t)) => same(s, t),
                     _ => compare(Cmp::Eq, x, value(item))?,
                 };
             }
@@ -401,9 +401,9 @@ fn read<'a>(f: &'a Facts<'_>, i: usize, keys: &[String]) -> R<'a> {
         Slot::Text(_) | Slot::Texts(_) => Err(Bail),
         Slot::Measures(m) => match keys {
             [] => Ok(V::Map),
-            [id] => m.get(id.as_str()).map(|_| V::Map).ok_or(Bail),
+            [id] => measure(m, id).map(|_| V::Map),
             [id, field] => {
-                let reading = m.get(id.as_str()).ok_or(Bail)?;
+                let reading = measure(m, id)?;
                 Ok(reading.field(field).ok_or(Bail)?.map_or(V::Null, V::Double))
             }
             _ => Err(Bail),
@@ -422,8 +422,41 @@ fn read<'a>(f: &'a Facts<'_>, i: usize, keys: &[String]) -> R<'a> {
 
 fn key<'a>(fact: &'a Fact, k: &str) -> Result<&'a Fact, Bail> {
     match fact {
+        // The maps read here are small (a payload's fields, a measure's):
+        // a scan that rejects most keys by their length beats the tree's
+        // ordered search, which compares bytes at every step.
+        Fact::Map(m) if m.len() <= 32 => m.iter().find(|(name, _)| same(name, k)).map(|(_, v)| v).ok_or(Bail),
         Fact::Map(m) => m.get(k).ok_or(Bail),
         _ => Err(Bail),
+    }
+}
+
+/// A measure's entry, scanned as [`key`] scans a small map.
+fn measure<'a>(
+    m: &'a std::collections::BTreeMap<String, crate::facts::MeasureFacts>,
+    id: &str,
+) -> Result<&'a crate::facts::MeasureFacts, Bail> {
+    if m.len() <= 32 { m.iter().find(|(k, _)| same(k, id)).map(|(_, v)| v) } else { m.get(id) }.ok_or(Bail)
+}
+
+/// String equality without a call to `memcmp` for the short strings
+/// conditions compare (bands, stages, keys): lengths first, then up to 16
+/// bytes as two overlapping words.
+#[inline]
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    let word = |x: &[u8], at: usize| u64::from_le_bytes(x[at..at + 8].try_into().unwrap_or([0; 8]));
+    let half = |x: &[u8], at: usize| u32::from_le_bytes(x[at..at + 4].try_into().unwrap_or([0; 4]));
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -473,7 +506,7 @@ fn compare(op: Cmp, l: V<'_>, r: V<'_>) -> Result<bool, Bail> {
         (V::Double(a), V::Int(b)) => number(a)?.partial_cmp(&exact(b)?).ok_or(Bail)?,
         (V::Time(a), V::Time(b)) => a.cmp(&b),
         // Strings, bools and null: equality only.
-        (V::Str(a), V::Str(b)) if matches!(op, Cmp::Eq | Cmp::Ne) => bool_ord(a == b),
+        (V::Str(a), V::Str(b)) if matches!(op, Cmp::Eq | Cmp::Ne) => bool_ord(same(a, b)),
         (V::Bool(a), V::Bool(b)) if matches!(op, Cmp::Eq | Cmp::Ne) => bool_ord(a == b),
         (V::Null, V::Null) if matches!(op, Cmp::Eq | Cmp::Ne) => Ordering::Equal,
         (V::Null, x) | (x, V::Null) if matches!(op, Cmp::Eq | Cmp::Ne) && scalar(x) => Ordering::Less,

@@ -243,3 +243,22 @@ fn what_is_outside_the_subset_has_no_fast_form() {
         assert!(Expression::compile(src, &schema).unwrap().is_fast(), "{src}");
     }
 }
+
+#[test]
+fn short_string_equality_agrees_with_eq() {
+    let base: Vec<String> = (0..40).map(|n| "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH"[..n].to_string()).collect();
+    for a in &base {
+        for b in &base {
+            assert_eq!(crate::fast::same(a, b), a == b, "{a:?} {b:?}");
+        }
+        // The same length, one byte different, at every position.
+        for i in 0..a.len() {
+            let mut c = a.clone().into_bytes();
+            c[i] = b'!';
+            let c = String::from_utf8(c).unwrap();
+            assert!(!crate::fast::same(a, &c), "{a:?} {c:?}");
+        }
+    }
+    assert!(crate::fast::same("日本語", "日本語"));
+    assert!(!crate::fast::same("日本語", "日本人"));
+}
