@@ -71,7 +71,7 @@ pub(crate) enum Arith {
 }
 
 /// A literal a specialised node compares with.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Lit {
     Null,
     Bool(bool),
@@ -103,7 +103,7 @@ impl Lit {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Node {
     Null,
     Bool(bool),
@@ -276,7 +276,128 @@ fn path(e: &IdedExpr) -> Option<Node> {
     Some(Node::Named(root.clone(), keys))
 }
 
-/// The expression's value, or [`Bail`] when the interpreter must decide.
+/// A condition compiled into closures: each comparison of a fixed field
+/// with a literal becomes a closure specialised for the literal's type and
+/// the operator, which reads the slot and compares without walking the
+/// tree; `&&`, `||` and `!` call their operands' closures. Any other node,
+/// and any value of another type than the literal's, is evaluated as the
+/// tree evaluates it ([`boolean`]), so the answers are the tree's.
+pub(crate) type Compiled = Box<dyn Fn(&Facts<'_>) -> Result<bool, Bail> + Send + Sync>;
+
+pub(crate) fn closures(n: Node) -> Compiled {
+    match n {
+        Node::And(items) => {
+            let items: Vec<Compiled> = items.into_iter().map(closures).collect();
+            Box::new(move |f| {
+                for c in &items {
+                    if !c(f)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })
+        }
+        Node::Or(items) => {
+            let items: Vec<Compiled> = items.into_iter().map(closures).collect();
+            Box::new(move |f| {
+                for c in &items {
+                    if c(f)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })
+        }
+        Node::Not(x) => {
+            let x = closures(*x);
+            Box::new(move |f| Ok(!x(f)?))
+        }
+        Node::SlotCmp(op, i, Lit::Double(b)) if !b.is_nan() => match op {
+            Cmp::Eq => double::<0>(i, b),
+            Cmp::Ne => double::<1>(i, b),
+            Cmp::Lt => double::<2>(i, b),
+            Cmp::Le => double::<3>(i, b),
+            Cmp::Gt => double::<4>(i, b),
+            Cmp::Ge => double::<5>(i, b),
+        },
+        Node::SlotCmp(op, i, Lit::Int(b)) => match op {
+            Cmp::Eq => int::<0>(i, b),
+            Cmp::Ne => int::<1>(i, b),
+            Cmp::Lt => int::<2>(i, b),
+            Cmp::Le => int::<3>(i, b),
+            Cmp::Gt => int::<4>(i, b),
+            Cmp::Ge => int::<5>(i, b),
+        },
+        Node::SlotCmp(op @ (Cmp::Eq | Cmp::Ne), i, Lit::Str(b)) => {
+            let ne = op == Cmp::Ne;
+            Box::new(move |f| match &f.slots[i] {
+                Slot::Text(t) => Ok(same(t, &b) != ne),
+                _ => compare(op, read(f, i, &[])?, V::Str(&b)),
+            })
+        }
+        Node::SlotInStrs(i, items) => {
+            let node = Node::SlotInStrs(i, items.clone());
+            Box::new(move |f| match &f.slots[i] {
+                Slot::Text(t) => Ok(items.iter().any(|x| same(x, t))),
+                _ => boolean(&node, f),
+            })
+        }
+        Node::StrInSlot(s, i) => {
+            let node = Node::StrInSlot(s.clone(), i);
+            Box::new(move |f| match &f.slots[i] {
+                Slot::Texts(items) => Ok(items.iter().any(|x| same(x, &s))),
+                _ => boolean(&node, f),
+            })
+        }
+        other => Box::new(move |f| boolean(&other, f)),
+    }
+}
+
+/// The operator of [`double`] and [`int`]: `Cmp` in declaration order.
+const fn op(n: u8) -> Cmp {
+    match n {
+        0 => Cmp::Eq,
+        1 => Cmp::Ne,
+        2 => Cmp::Lt,
+        3 => Cmp::Le,
+        4 => Cmp::Gt,
+        _ => Cmp::Ge,
+    }
+}
+
+/// `slot OP b` for a double literal (not NaN).
+fn double<const OP: u8>(i: usize, b: f64) -> Compiled {
+    Box::new(move |f| match &f.slots[i] {
+        Slot::Fact(Fact::Double(a)) if !a.is_nan() => Ok(match OP {
+            0 => *a == b,
+            1 => *a != b,
+            2 => *a < b,
+            3 => *a <= b,
+            4 => *a > b,
+            _ => *a >= b,
+        }),
+        _ => compare(const { op(OP) }, read(f, i, &[])?, V::Double(b)),
+    })
+}
+
+/// `slot OP b` for an int literal.
+fn int<const OP: u8>(i: usize, b: i64) -> Compiled {
+    Box::new(move |f| match &f.slots[i] {
+        Slot::Fact(Fact::Int(a)) => Ok(match OP {
+            0 => *a == b,
+            1 => *a != b,
+            2 => *a < b,
+            3 => *a <= b,
+            4 => *a > b,
+            _ => *a >= b,
+        }),
+        _ => compare(const { op(OP) }, read(f, i, &[])?, V::Int(b)),
+    })
+}
+
+/// The expression's value by the tree, or [`Bail`] when the interpreter
+/// must decide (the differential test checks the closures against it).
+#[cfg(test)]
 pub(crate) fn evaluate_bool(n: &Node, f: &Facts<'_>) -> Result<bool, Bail> {
     boolean(n, f)
 }

@@ -181,9 +181,14 @@ fn the_fast_path_agrees_with_the_interpreter() {
             let f = facts(&mut g, &tags);
             evaluations += 1;
             let slow = expr.evaluate_slow(&f);
-            if let Ok(b) = fast::evaluate_bool(node, &f) {
+            let tree = fast::evaluate_bool(node, &f);
+            if let Ok(b) = tree {
                 decided += 1;
                 assert_eq!(slow, Ok(b), "{source}: the fast path said {b}, the interpreter {slow:?}");
+            }
+            let closures = (expr.inner.compiled.as_ref().unwrap())(&f);
+            if let Ok(b) = closures {
+                assert_eq!(slow, Ok(b), "{source}: the closures said {b}, the interpreter {slow:?}");
             }
             // The public entry point gives the interpreter's answer either way.
             assert_eq!(expr.evaluate_bool(&f), slow, "{source}");

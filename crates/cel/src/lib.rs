@@ -191,6 +191,8 @@ struct Inner {
     paths: Vec<String>,
     /// The same program on the fast path, when all of it is in its subset.
     fast: Option<fast::Node>,
+    /// The fast path's tree compiled into closures.
+    compiled: Option<fast::Compiled>,
 }
 
 impl std::fmt::Debug for Expression {
@@ -247,7 +249,8 @@ impl Expression {
         let (mut program, program_info) = parse::parse(source, env)?;
         check::null_for_missing_keys(&mut program, &program_info, source, &map_indexes);
         let fast = fast::compile(&program);
-        Ok(Expression { inner: Arc::new(Inner { source: source.to_string(), program, cost, paths, fast }) })
+        let compiled = fast.clone().map(fast::closures);
+        Ok(Expression { inner: Arc::new(Inner { source: source.to_string(), program, cost, paths, fast, compiled }) })
     }
 
     pub fn source(&self) -> &str {
@@ -285,8 +288,8 @@ impl Expression {
 
     /// Evaluates the expression; only a bool result is a success.
     pub fn evaluate_bool(&self, facts: &Facts<'_>) -> Result<bool, EvalError> {
-        if let Some(node) = &self.inner.fast
-            && let Ok(b) = fast::evaluate_bool(node, facts)
+        if let Some(compiled) = &self.inner.compiled
+            && let Ok(b) = compiled(facts)
         {
             return Ok(b);
         }
