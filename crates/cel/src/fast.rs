@@ -349,8 +349,107 @@ pub(crate) fn closures(n: Node) -> Compiled {
                 _ => boolean(&node, f),
             })
         }
+        Node::SlotCmp(op @ (Cmp::Eq | Cmp::Ne), i, Lit::Null) => {
+            let node = Node::SlotCmp(op, i, Lit::Null);
+            let eq = op == Cmp::Eq;
+            Box::new(move |f| match &f.slots[i] {
+                Slot::Fact(Fact::Null) => Ok(eq),
+                Slot::Fact(
+                    Fact::Bool(_)
+                    | Fact::Int(_)
+                    | Fact::Double(_)
+                    | Fact::String(_)
+                    | Fact::Date(_)
+                    | Fact::Timestamp(_),
+                )
+                | Slot::Text(_) => Ok(!eq),
+                _ => boolean(&node, f),
+            })
+        }
+        Node::Cmp(op, l, r) => match (numeric(&l), numeric(&r)) {
+            // Numbers on both sides: read without the tree, and the tree
+            // decides whatever is not a plain number.
+            (Some(left), Some(right)) => {
+                let node = Node::Cmp(op, l, r);
+                Box::new(move |f| match (left(f), right(f)) {
+                    (Some(a), Some(b)) => compare(op, a.value(), b.value()),
+                    _ => boolean(&node, f),
+                })
+            }
+            _ => {
+                let node = Node::Cmp(op, l, r);
+                Box::new(move |f| boolean(&node, f))
+            }
+        },
         other => Box::new(move |f| boolean(&other, f)),
     }
+}
+
+/// A number during closure evaluation.
+#[derive(Clone, Copy)]
+enum Num {
+    Int(i64),
+    Double(f64),
+}
+
+impl Num {
+    fn value(self) -> V<'static> {
+        match self {
+            Num::Int(i) => V::Int(i),
+            Num::Double(d) => V::Double(d),
+        }
+    }
+}
+
+/// A numeric operand compiled into a closure: `None` when the value is not
+/// a plain number (or the arithmetic would overflow, divide by zero or give
+/// a NaN), and the tree must decide.
+type NumFn = Box<dyn Fn(&Facts<'_>) -> Option<Num> + Send + Sync>;
+
+/// The closure of a numeric operand: a literal, a fixed field (with the keys
+/// of a measure resolved now), or arithmetic on such operands.
+fn numeric(n: &Node) -> Option<NumFn> {
+    Some(match n {
+        Node::Int(i) => {
+            let i = *i;
+            Box::new(move |_| Some(Num::Int(i)))
+        }
+        Node::Double(d) => {
+            let d = *d;
+            Box::new(move |_| Some(Num::Double(d)))
+        }
+        Node::Slot(i, keys) => {
+            let (i, keys) = (*i, keys.clone());
+            let measure_field = match keys.as_slice() {
+                [_, field] => ["value", "previous_value", "points"].iter().position(|x| x == field),
+                _ => None,
+            };
+            Box::new(move |f| {
+                let v = match (&f.slots[i], measure_field) {
+                    (Slot::Measures(m), Some(at)) => {
+                        let reading = measure(m, &keys[0]).ok()?;
+                        let x = [reading.value, reading.previous_value, reading.points][at];
+                        return x.filter(|x| !x.is_nan()).map(Num::Double);
+                    }
+                    _ => read(f, i, &keys).ok()?,
+                };
+                match v {
+                    V::Int(i) => Some(Num::Int(i)),
+                    V::Double(d) if !d.is_nan() => Some(Num::Double(d)),
+                    _ => None,
+                }
+            })
+        }
+        Node::Arith(op, l, r) => {
+            let (op, l, r) = (*op, numeric(l)?, numeric(r)?);
+            Box::new(move |f| match arith(op, l(f)?.value(), r(f)?.value()).ok()? {
+                V::Int(i) => Some(Num::Int(i)),
+                V::Double(d) => Some(Num::Double(d)),
+                _ => None,
+            })
+        }
+        _ => return None,
+    })
 }
 
 /// The operator of [`double`] and [`int`]: `Cmp` in declaration order.
