@@ -154,7 +154,7 @@ impl Rules {
                 priority: 0,
                 routing: Routing::Dominant,
             };
-            programs.push(Arc::new(Program { id: Uuid::now_v7(), version: 1, def, condition }));
+            programs.push(Arc::new(Program::new(Uuid::now_v7(), 1, def, condition)));
         }
         Ok(Rules { programs })
     }

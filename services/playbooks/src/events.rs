@@ -128,8 +128,10 @@ pub(crate) fn account_of(env: &Envelope) -> Option<Uuid> {
 /// What trigger helpers read of an event; `previous` is the account's
 /// stage before it.
 pub(crate) fn signal(env: &Envelope, previous: Option<LifecycleStage>) -> Signal {
+    let event_type = env.payload.as_ref().map(type_of).unwrap_or_default();
     let mut s = Signal {
-        event_type: env.payload.as_ref().map(type_of).unwrap_or_default().to_string(),
+        event_type: event_type.to_string(),
+        event_index: crate::domain::engine::event_index(event_type),
         account_id: account_of(env),
         ..Default::default()
     };

@@ -39,6 +39,18 @@ pub(crate) struct Program {
     pub version: i64,
     pub def: Definition,
     pub condition: Option<Expression>,
+    /// The event trigger's type as an index (see [`rules::event_index`]).
+    pub event_index: Option<u8>,
+}
+
+impl Program {
+    pub(crate) fn new(id: Uuid, version: i64, def: Definition, condition: Option<Expression>) -> Program {
+        let event_index = match &def.trigger {
+            Trigger::Event(t) => rules::event_index(&t.event_type),
+            _ => None,
+        };
+        Program { id, version, def, condition, event_index }
+    }
 }
 
 /// A segment with its expression compiled (or why it does not compile).
@@ -108,7 +120,7 @@ impl Engine {
                 Some(Expression::compile("false", &schema()).map_err(banso_kit::Error::internal)?)
             }
         };
-        let p = Arc::new(Program { id, version, def, condition });
+        let p = Arc::new(Program::new(id, version, def, condition));
         self.programs.lock().unwrap_or_else(PoisonError::into_inner).insert((id, version), p.clone());
         Ok(p)
     }
@@ -290,7 +302,10 @@ pub(crate) fn in_audience(p: &Program, s: &Subject<'_>, segments: &Segments) -> 
 /// The event helpers of a playbook's trigger, if it is an event trigger.
 pub(crate) fn triggered(p: &Program, s: &Signal) -> bool {
     match &p.def.trigger {
-        Trigger::Event(t) => rules::triggers(t, s),
+        Trigger::Event(t) => match (p.event_index, s.event_index) {
+            (Some(a), Some(b)) => a == b && rules::helpers(t, s),
+            _ => rules::triggers(t, s),
+        },
         _ => false,
     }
 }

@@ -16,6 +16,9 @@ use super::{
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Signal {
     pub event_type: String,
+    /// `event_type`'s place in [`EVENT_TYPES`](super::playbook::EVENT_TYPES),
+    /// compared instead of the string when both sides have one.
+    pub event_index: Option<u8>,
     pub account_id: Option<Uuid>,
     pub old_band: Option<Band>,
     pub new_band: Option<Band>,
@@ -30,9 +33,16 @@ pub(crate) struct Signal {
 
 /// Whether the event triggers the playbook: its type, and each helper set.
 pub(crate) fn triggers(t: &EventTrigger, s: &Signal) -> bool {
-    if t.event_type != s.event_type {
-        return false;
-    }
+    t.event_type == s.event_type && helpers(t, s)
+}
+
+/// The place of an event type in [`EVENT_TYPES`](super::playbook::EVENT_TYPES).
+pub(crate) fn event_index(event_type: &str) -> Option<u8> {
+    super::playbook::EVENT_TYPES.iter().position(|t| *t == event_type).and_then(|i| u8::try_from(i).ok())
+}
+
+/// Whether the trigger's helpers hold for an event of its type.
+pub(crate) fn helpers(t: &EventTrigger, s: &Signal) -> bool {
     if let Some(band) = t.band_became
         && !(s.new_band == Some(band) && s.old_band != Some(band))
     {
@@ -225,6 +235,21 @@ mod tests {
         assert!(!triggers(&t, &s), "no previous window: no drop");
         s.event_type = "account_updated".into();
         assert!(!triggers(&trigger(), &s));
+    }
+
+    #[test]
+    fn an_event_type_compared_by_index_agrees_with_the_string() {
+        use crate::domain::playbook::EVENT_TYPES;
+        for (i, a) in EVENT_TYPES.iter().enumerate() {
+            assert_eq!(event_index(a), Some(i as u8));
+            for b in EVENT_TYPES {
+                let t = EventTrigger { event_type: (*a).into(), ..trigger() };
+                let s = Signal { event_type: (*b).into(), event_index: event_index(b), ..Default::default() };
+                let by_index = event_index(a) == s.event_index && helpers(&t, &s);
+                assert_eq!(by_index, triggers(&t, &s), "{a} {b}");
+            }
+        }
+        assert_eq!(event_index("cta_opened"), None, "a playbook's own effects are not triggers");
     }
 
     #[test]
