@@ -84,7 +84,8 @@ pub(crate) fn churn_risk_changed(
     account: Uuid,
     old: Option<crate::domain::churn_model::RiskBucket>,
     probability: f64,
-    model: &crate::app::churn::Trained,
+    model: &crate::domain::churn_model::Trained,
+    version: i64,
     reasons: Vec<(String, f64)>,
 ) -> Payload {
     use crate::domain::churn_model::RiskBucket;
@@ -102,6 +103,7 @@ pub(crate) fn churn_risk_changed(
         horizon_days: model.horizon as i32,
         scorecard_id: model.scorecard.0.to_string(),
         scorecard_version: model.scorecard.1,
+        model_version: version,
         reasons: reasons
             .into_iter()
             .map(|(measure, contribution)| banso_proto::events::ChurnReason { measure, contribution })

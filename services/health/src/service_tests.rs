@@ -767,12 +767,48 @@ async fn a_churn_model_learns_from_usage_and_refuses_too_few_churns() {
     assert!(high.iter().all(|r| r.old_bucket == B::Unspecified as i32 && r.probability >= 0.3));
     assert!(high.iter().all(|r| r.reasons.first().map(|x| x.measure.as_str()) == Some("events_7d:login")));
     // Trained again on the same data: no bucket moves, nothing published.
+    assert!(risks.iter().all(|r| r.model_version == 1));
     let again = admin.clone().train_churn_model(ask(&id)).await.unwrap().into_inner();
     assert_eq!((again.accounts_scored, again.risk_changes), (60, 0));
+    // Each training is kept as the tenant's next version, read back as trained.
+    assert_eq!((m.version, again.version), (1, 2));
+    assert_eq!(m.start_day, Some(banso_kit::wire::date_to_proto(start)));
+    assert_eq!(m.end_day, Some(banso_kit::wire::date_to_proto(start + chrono::Duration::days(9))));
+    assert!(m.train_time.is_some());
+    let reader = client(&app, "acme", Role::Viewer);
+    let get = |version: i64| {
+        let c = reader.clone();
+        async move { c.clone().get_churn_model(pb::GetChurnModelRequest { version }).await }
+    };
+    assert_eq!(get(1).await.unwrap().into_inner(), m);
+    assert_eq!(get(0).await.unwrap().into_inner(), again);
+    assert_eq!(get(3).await.unwrap_err().code(), tonic::Code::NotFound);
+    let e = get(-1).await.unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["version"]);
+    let page = |token: String| {
+        let c = reader.clone();
+        async move {
+            c.clone()
+                .list_churn_models(pb::ListChurnModelsRequest { page_size: 1, page_token: token })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let first = page(String::new()).await;
+    assert_eq!(first.models, std::slice::from_ref(&again));
+    let second = page(first.next_page_token).await;
+    assert_eq!((second.models, second.next_page_token), (vec![m.clone()], String::new()));
     // Five churns are too few to be shown a probability.
     let (id, small) = card("small").await;
     let e = small.clone().train_churn_model(ask(&id)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    // Another tenant's models are not found; a refused training keeps none.
+    let other = small.clone().get_churn_model(pb::GetChurnModelRequest { version: 1 }).await.unwrap_err();
+    assert_eq!(other.code(), tonic::Code::NotFound);
+    let none = small.clone().list_churn_models(pb::ListChurnModelsRequest::default()).await.unwrap().into_inner();
+    assert!(none.models.is_empty());
     assert!(
         e.message().starts_with("5 labelled churns in the training snapshots, fewer than the minimum of 20"),
         "{e:?}"

@@ -1,10 +1,13 @@
 //! Churn models on the wire.
 
-use banso_kit::{Result, Violations, wire};
+use banso_kit::{Result, Violations, paging, wire};
 use banso_proto::health as pb;
 
 use super::backtest::parse;
-use crate::app::churn::{TrainQuery, Trained};
+use crate::{
+    app::{PageRequest, churn::TrainQuery},
+    domain::churn_model::Trained,
+};
 
 /// TrainChurnModel: a scorecard, a range and a horizon, every bad field named.
 pub(crate) fn train(r: &pb::TrainChurnModelRequest) -> Result<TrainQuery> {
@@ -24,6 +27,24 @@ pub(crate) fn train(r: &pb::TrainChurnModelRequest) -> Result<TrainQuery> {
     let q = v.finish_with((q,))?.0;
     let scorecard = q.scorecard.ok_or_else(|| banso_kit::Error::invalid("scorecard_id", "is required"))?;
     Ok(TrainQuery { scorecard, start: q.start, end: q.end, horizon: q.horizon })
+}
+
+/// GetChurnModel: a version, or `None` (0) for the latest.
+pub(crate) fn get(r: &pb::GetChurnModelRequest) -> Result<Option<i64>> {
+    match r.version {
+        0 => Ok(None),
+        v if v < 0 => Err(banso_kit::Error::invalid("version", "must be 0 (the latest) or positive")),
+        v => Ok(Some(v)),
+    }
+}
+
+/// ListChurnModels: a page.
+pub(crate) fn list(r: &pb::ListChurnModelsRequest) -> Result<PageRequest> {
+    Ok(PageRequest { size: paging::page_size(r.page_size)?, token: r.page_token.clone() })
+}
+
+pub(crate) fn list_to_proto((models, next): (Vec<Trained>, String)) -> pb::ListChurnModelsResponse {
+    pb::ListChurnModelsResponse { models: models.iter().map(model_to_proto).collect(), next_page_token: next }
 }
 
 pub(crate) fn model_to_proto(t: &Trained) -> pb::ChurnModel {
@@ -49,5 +70,9 @@ pub(crate) fn model_to_proto(t: &Trained) -> pb::ChurnModel {
         validation_auc: t.validation_auc,
         accounts_scored: t.accounts_scored as i64,
         risk_changes: t.risk_changes as i64,
+        version: t.version,
+        train_time: Some(wire::timestamp(t.train_time)),
+        start_day: Some(wire::date_to_proto(t.start)),
+        end_day: Some(wire::date_to_proto(t.end)),
     }
 }

@@ -166,6 +166,22 @@ impl pb::health_service_server::HealthService for HealthApi {
         .await
     }
 
+    async fn get_churn_model(&self, req: Request<pb::GetChurnModelRequest>) -> Rpc<pb::ChurnModel> {
+        handle(req, Access::Read, async |caller, r| {
+            let version = churn::get(&r)?;
+            Ok(churn::model_to_proto(&self.app.get_churn_model(&caller, version).await?))
+        })
+        .await
+    }
+
+    async fn list_churn_models(&self, req: Request<pb::ListChurnModelsRequest>) -> Rpc<pb::ListChurnModelsResponse> {
+        handle(req, Access::Read, async |caller, r| {
+            let page = churn::list(&r)?;
+            Ok(churn::list_to_proto(self.app.list_churn_models(&caller, page).await?))
+        })
+        .await
+    }
+
     async fn get_backtest_job(&self, req: Request<pb::GetBacktestJobRequest>) -> Rpc<pb::BacktestJob> {
         handle(req, Access::Read, async |caller, r| {
             let id = backtest::get_job(&r)?;

@@ -4,15 +4,15 @@
 
 use std::collections::HashSet;
 
-use banso_kit::{Error, Result, auth::Caller};
+use banso_kit::{Error, Result, auth::Caller, paging::QueryKey};
 use chrono::{NaiveDate, Utc};
 
-use super::{App, backtest::CardRef};
+use super::{App, PageRequest, backtest::CardRef};
 use crate::{
     app::backtest::{labelled, replay_values},
     domain::{
         backtest::{self, Label, Labels, SnapshotKey},
-        churn_model::{self, FitError, FitOptions, Model, RiskBucket},
+        churn_model::{self, FitError, FitOptions, RiskBucket, Trained},
         rollup::day_of,
     },
     events, store,
@@ -28,21 +28,6 @@ pub(crate) struct TrainQuery {
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub horizon: u32,
-}
-
-/// A fitted model and how it did on the newer snapshots.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Trained {
-    pub scorecard: (uuid::Uuid, i64),
-    pub horizon: u32,
-    pub model: Model,
-    pub split_day: NaiveDate,
-    pub training: (u64, u64),
-    pub validation: (u64, u64),
-    pub validation_auc: Option<f64>,
-    /// Live accounts scored today, and those whose bucket moved.
-    pub accounts_scored: u64,
-    pub risk_changes: u64,
 }
 
 /// An account's probability, bucket and reasons.
@@ -88,7 +73,10 @@ impl App {
         let risk: Vec<f64> = valid.iter().map(|&i| -model.probability(&values[i])).collect();
         let validation_auc = backtest::auc(&valid_labels, &risk).map(|a| a.auc);
         let mut trained = Trained {
+            version: 0,
             scorecard: (card.id, card.version),
+            start: q.start,
+            end: q.end,
             horizon: q.horizon,
             model,
             split_day,
@@ -97,6 +85,7 @@ impl App {
             validation_auc,
             accounts_scored: 0,
             risk_changes: 0,
+            train_time: banso_kit::wire::now(),
         };
         // Every live account on today's values: its probability, and
         // ChurnRiskChanged where its bucket moved.
@@ -125,28 +114,47 @@ impl App {
                 (*a, p, RiskBucket::of(p), trained.model.reasons(v))
             })
             .collect();
+        trained.accounts_scored = accounts.len() as u64;
         let t = &trained;
-        let changes = self
+        let (version, changes) = self
             .db
             .write(tenant, async |tx| {
                 let old = store::churn_risk::buckets(tx.conn(), tx.tenant()).await?;
+                let changed: Vec<_> = risks.iter().filter(|(a, _, b, _)| old.get(a) != Some(b)).collect();
+                // The model is kept with the count of moves it made.
+                let kept = Trained { risk_changes: changed.len() as u64, ..t.clone() };
+                let version = store::churn_models::insert_next(tx.conn(), tx.tenant(), &kept).await?;
                 let rows: Vec<_> = risks.iter().map(|(a, p, b, _)| (*a, *p, *b)).collect();
-                store::churn_risk::upsert(tx.conn(), tx.tenant(), &rows).await?;
-                let changed: Vec<_> = risks
+                store::churn_risk::upsert(tx.conn(), tx.tenant(), version, &rows).await?;
+                let events: Vec<_> = changed
                     .iter()
-                    .filter(|(a, _, b, _)| old.get(a) != Some(b))
                     .map(|(a, p, _, reasons)| {
-                        events::churn_risk_changed(*a, old.get(a).copied(), *p, t, reasons.clone())
+                        events::churn_risk_changed(*a, old.get(a).copied(), *p, &kept, version, reasons.clone())
                     })
                     .collect();
-                let n = changed.len() as u64;
-                tx.emit_all(changed).await?;
-                Ok(n)
+                let n = events.len() as u64;
+                tx.emit_all(events).await?;
+                Ok((version, n))
             })
             .await?;
-        trained.accounts_scored = accounts.len() as u64;
+        trained.version = version;
         trained.risk_changes = changes;
         Ok(trained)
+    }
+}
+
+impl App {
+    /// A version of the tenant's churn models; the latest without one.
+    pub(crate) async fn get_churn_model(&self, caller: &Caller, version: Option<i64>) -> Result<Trained> {
+        store::churn_models::get_version(self.db.conn(), &caller.tenant_id, version).await
+    }
+
+    /// The tenant's churn models, newest first, a page at a time.
+    pub(crate) async fn list_churn_models(&self, caller: &Caller, page: PageRequest) -> Result<(Vec<Trained>, String)> {
+        let key = QueryKey::new("ListChurnModels", &caller.tenant_id);
+        let before: Option<i64> = self.page_tokens.decode(&key, &page.token)?;
+        let rows = store::churn_models::list(self.db.conn(), &caller.tenant_id, before, page.size + 1).await?;
+        self.page_tokens.page(&key, rows, page.size, |last| last.version)
     }
 }
 

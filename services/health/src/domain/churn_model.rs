@@ -77,6 +77,32 @@ pub struct Model {
     pub iterations: usize,
 }
 
+/// A model as trained and kept, one version per training of a tenant:
+/// what it was fitted on, the fit, and how it did on the newer snapshots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trained {
+    /// 1, 2, … per tenant, in the order trained; 0 until stored.
+    pub version: i64,
+    /// The scorecard whose measures are the features, and its version.
+    pub scorecard: (uuid::Uuid, i64),
+    /// The snapshot days asked for (inclusive).
+    pub start: chrono::NaiveDate,
+    pub end: chrono::NaiveDate,
+    pub horizon: u32,
+    pub model: Model,
+    /// Snapshots before it train, those from it validate.
+    pub split_day: chrono::NaiveDate,
+    /// Snapshots and distinct churns that trained it…
+    pub training: (u64, u64),
+    /// …and that validated it.
+    pub validation: (u64, u64),
+    pub validation_auc: Option<f64>,
+    /// Live accounts scored when it was trained, and those whose bucket moved.
+    pub accounts_scored: u64,
+    pub risk_changes: u64,
+    pub train_time: chrono::DateTime<chrono::Utc>,
+}
+
 /// Why a model was not fitted.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FitError {

@@ -29,8 +29,13 @@ pub(crate) async fn buckets(conn: &impl ConnectionTrait, tenant: &str) -> Result
         .collect()
 }
 
-/// Stores each account's probability and bucket.
-pub(crate) async fn upsert(conn: &impl ConnectionTrait, tenant: &str, rows: &[(Uuid, f64, RiskBucket)]) -> Result<()> {
+/// Stores each account's probability and bucket, as model `version` scored it.
+pub(crate) async fn upsert(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    version: i64,
+    rows: &[(Uuid, f64, RiskBucket)],
+) -> Result<()> {
     let now = wire::now();
     for chunk in rows.chunks(CHUNK) {
         let values = chunk.iter().map(|(a, p, b)| {
@@ -40,12 +45,13 @@ pub(crate) async fn upsert(conn: &impl ConnectionTrait, tenant: &str, rows: &[(U
                 (R::Probability, Expr::val(*p)),
                 (R::Bucket, Expr::val(b.as_str())),
                 (R::UpdateTime, Expr::val(now)),
+                (R::ModelVersion, Expr::val(version)),
             ]
         });
         let Some(mut q) = insert(R::Table, values)? else { continue };
         q.on_conflict(
             OnConflict::columns([R::TenantId, R::AccountId])
-                .update_columns([R::Probability, R::Bucket, R::UpdateTime])
+                .update_columns([R::Probability, R::Bucket, R::UpdateTime, R::ModelVersion])
                 .to_owned(),
         );
         exec(conn, &q).await?;

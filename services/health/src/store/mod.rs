@@ -5,6 +5,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod backtest_jobs;
+pub(crate) mod churn_models;
 pub(crate) mod churn_risk;
 pub(crate) mod health;
 pub(crate) mod history;

@@ -361,6 +361,19 @@ pub(crate) enum AccountChurnRisk {
     Probability,
     Bucket,
     UpdateTime,
+    /// The churn model version that scored it.
+    ModelVersion,
+}
+
+/// Every churn model a tenant trained, by version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]
+pub(crate) enum ChurnModels {
+    Table,
+    TenantId,
+    Version,
+    /// The trained model as JSON.
+    Model,
+    CreateTime,
 }
 
 /// Names of computed columns (`COUNT(*) AS n`, …) and of the second
