@@ -106,7 +106,11 @@ pub(crate) fn churn_risk_changed(
         model_version: version,
         reasons: reasons
             .into_iter()
-            .map(|(measure, contribution)| banso_proto::events::ChurnReason { measure, contribution })
+            .map(|(measure, contribution)| banso_proto::events::ChurnReason {
+                description: crate::domain::churn_features::describe(&measure),
+                measure,
+                contribution,
+            })
             .collect(),
     })
 }

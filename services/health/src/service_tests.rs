@@ -766,6 +766,7 @@ async fn a_churn_model_learns_from_usage_and_refuses_too_few_churns() {
     assert!(low >= 30, "{risks:?}");
     assert!(high.iter().all(|r| r.old_bucket == B::Unspecified as i32 && r.probability >= 0.3));
     assert!(high.iter().all(|r| r.reasons.first().map(|x| x.measure.as_str()) == Some("events_7d:login")));
+    assert!(high.iter().all(|r| r.reasons[0].description == "login events in the last 7 days"));
     // Trained again on the same data: no bucket moves, nothing published.
     assert!(risks.iter().all(|r| r.model_version == 1));
     let again = admin.clone().train_churn_model(ask(&id)).await.unwrap().into_inner();

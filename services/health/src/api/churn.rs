@@ -56,6 +56,7 @@ pub(crate) fn model_to_proto(t: &Trained) -> pb::ChurnModel {
         features: (0..m.features.len())
             .map(|j| pb::ChurnModelFeature {
                 measure: m.features[j].clone(),
+                description: crate::domain::churn_features::describe(&m.features[j]),
                 coefficient: m.coefficients[j],
                 mean: m.means[j],
                 std_dev: m.std_devs[j],

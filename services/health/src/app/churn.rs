@@ -2,7 +2,7 @@
 //! ([`crate::domain::churn_model`]), trained on the older and validated on
 //! the newer.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use banso_kit::{Error, Result, auth::Caller, paging::QueryKey};
 use chrono::{NaiveDate, Utc};
@@ -11,7 +11,9 @@ use super::{App, PageRequest, backtest::CardRef};
 use crate::{
     app::backtest::{labelled, replay_values},
     domain::{
+        account::AccountRow,
         backtest::{self, Label, Labels, SnapshotKey},
+        churn_features,
         churn_model::{self, FitError, FitOptions, RiskBucket, Trained},
         rollup::day_of,
     },
@@ -59,8 +61,22 @@ impl App {
         if training.1 < min {
             return Err(too_few(training.1, min));
         }
-        let values = replay_values(&self.db, tenant, &card.def, &labels).await?;
-        let features: Vec<String> = card.def.measures.iter().map(|m| m.measure.clone()).collect();
+        let mut values = replay_values(&self.db, tenant, &card.def, &labels).await?;
+        // Beside the measures, the attributes of the training accounts as
+        // the projection has them now (it keeps no history of them).
+        let mut ids: Vec<uuid::Uuid> = labels.labels.iter().map(|l| l.key.account).collect();
+        ids.sort();
+        ids.dedup();
+        let rows_now = store::accounts::by_ids(conn, tenant, &ids).await?;
+        let known: HashMap<uuid::Uuid, &AccountRow> = rows_now.iter().map(|a| (a.account_id, a)).collect();
+        let trained_on: HashSet<uuid::Uuid> = train.iter().map(|&i| labels.labels[i].key.account).collect();
+        let attributes =
+            churn_features::attribute_features(rows_now.iter().filter(|a| trained_on.contains(&a.account_id)));
+        for (v, l) in values.iter_mut().zip(&labels.labels) {
+            v.extend(churn_features::attribute_values(&attributes, known.get(&l.key.account).copied(), l.key.day));
+        }
+        let mut features: Vec<String> = card.def.measures.iter().map(|m| m.measure.clone()).collect();
+        features.extend(attributes.iter().cloned());
         let rows: Vec<Vec<Option<f64>>> = train.iter().map(|&i| values[i].clone()).collect();
         let churned: Vec<bool> = train.iter().map(|&i| labels.labels[i].churn.is_some()).collect();
         // The minimum is of distinct churns (checked above); every churned snapshot counts in the fit.
@@ -90,14 +106,15 @@ impl App {
         // Every live account on today's values: its probability, and
         // ChurnRiskChanged where its bucket moved.
         let today = day_of(Utc::now(), store::tenants::time_zone(conn, tenant).await?);
-        let mut accounts = Vec::new();
+        let mut live = Vec::new();
         let mut after = None;
         loop {
             let page = store::accounts::page(conn, tenant, after, 1_000).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.account_id);
-            accounts.extend(page.iter().map(|a| a.account_id));
+            live.extend(page);
         }
+        let accounts: Vec<uuid::Uuid> = live.iter().map(|a| a.account_id).collect();
         let today_labels = Labels {
             labels: accounts
                 .iter()
@@ -105,7 +122,10 @@ impl App {
                 .collect(),
             ..Default::default()
         };
-        let values = replay_values(&self.db, tenant, &card.def, &today_labels).await?;
+        let mut values = replay_values(&self.db, tenant, &card.def, &today_labels).await?;
+        for (v, a) in values.iter_mut().zip(&live) {
+            v.extend(churn_features::attribute_values(&attributes, Some(a), today));
+        }
         let risks: Vec<Risk> = accounts
             .iter()
             .zip(&values)

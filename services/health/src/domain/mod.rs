@@ -13,6 +13,7 @@
 
 pub mod account;
 pub mod backtest;
+pub mod churn_features;
 pub mod churn_model;
 pub mod measure;
 pub mod outcome;
