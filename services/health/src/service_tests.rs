@@ -660,11 +660,13 @@ async fn seed_churn_history(
     days: i64,
     accounts: usize,
     churners: usize,
-) {
+) -> Vec<uuid::Uuid> {
     use crate::domain::outcome::{Outcome, OutcomeKind};
     let today = Utc::now().date_naive();
+    let mut ids = Vec::new();
     for i in 0..accounts {
         let a = seed_account(conn, tenant, &format!("account {i}")).await;
+        ids.push(a);
         let logins = if i < churners { 1 + (i % 3) as i64 } else { 4 + (i % 7) as i64 };
         // The same habits this week: what the model scores today.
         for d in 0..7 {
@@ -695,6 +697,101 @@ async fn seed_churn_history(
             store::outcomes::record(conn, tenant, &o).await.unwrap();
         }
     }
+    ids
+}
+
+#[tokio::test]
+async fn an_expansion_model_learns_who_expands_and_publishes_expansion_signals() {
+    use crate::domain::outcome::{ExpansionKind, Outcome, OutcomeKind};
+    let (app, conn) = service().await;
+    let start = Utc::now().date_naive() - chrono::Duration::days(200);
+    let ids = seed_churn_history(&conn, "grow", start, 10, 60, 0).await;
+    // The heaviest users (8 to 10 logins a day) expand after the range:
+    // cross-sells at 8, upsells at 9 and 10 (16 of them).
+    for (i, a) in ids.iter().enumerate().filter(|(i, _)| i % 7 >= 4) {
+        let o = Outcome {
+            event_id: uuid::Uuid::now_v7(),
+            account_id: *a,
+            kind: OutcomeKind::Expanded,
+            expansion: Some(if i % 7 == 4 { ExpansionKind::CrossSell } else { ExpansionKind::Upsell }),
+            effective_date: start + chrono::Duration::days(40 + (i % 7) as i64),
+            currency: "JPY".into(),
+            arr_before: 1_000,
+            arr_after: 2_000,
+        };
+        store::outcomes::record(&conn, "grow", &o).await.unwrap();
+    }
+    let admin = client(&app, "grow", Role::Admin);
+    let s = pb::Scorecard {
+        name: "usage".into(),
+        measures: ["events_7d:login", "events_7d:noise"]
+            .iter()
+            .map(|m| pb::WeightedMeasure {
+                measure: (*m).into(),
+                weight: 1.0,
+                normalisation: linear(0.0, 70.0),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let r = pb::CreateScorecardRequest { scorecard: Some(s), request_id: String::new() };
+    let id = admin.clone().create_scorecard(r).await.unwrap().into_inner().id;
+    let ask = |target: pb::ModelTarget| pb::TrainChurnModelRequest {
+        scorecard_id: id.clone(),
+        start_day: Some(banso_kit::wire::date_to_proto(start)),
+        end_day: Some(banso_kit::wire::date_to_proto(start + chrono::Duration::days(9))),
+        target: target as i32,
+        ..Default::default()
+    };
+    let published = Published::subscribe(&app);
+    let m = admin.clone().train_churn_model(ask(pb::ModelTarget::Expansion)).await.unwrap().into_inner();
+    assert_eq!(m.target, pb::ModelTarget::Expansion as i32);
+    assert_eq!((m.training_churns, m.accounts_scored, m.risk_changes), (24, 60, 60), "{m:?}");
+    let coef = |name: &str| m.features.iter().find(|f| f.measure == name).unwrap().coefficient;
+    // More logins, more expansion.
+    assert!(coef("events_7d:login") > 1.0, "{m:?}");
+    assert_eq!(m.validation_auc, Some(1.0));
+    let signals = eventually("60 ExpansionSignalChanged", WAIT, || async {
+        let seen: Vec<banso_proto::events::ExpansionSignalChanged> = published
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Some(banso_events::Payload::ExpansionSignalChanged(c)) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        (seen.len() >= 60).then_some(seen)
+    })
+    .await;
+    use banso_proto::events::{ChurnRiskBucket as B, ExpansionTarget as T};
+    let high: Vec<_> = signals.iter().filter(|r| r.new_bucket == B::High as i32).collect();
+    assert_eq!(high.len(), 24, "{signals:?}");
+    assert!(signals.iter().all(|r| r.target == T::Any as i32 && r.model_version == m.version));
+    assert!(high.iter().all(|r| r.reasons[0].description == "login events in the last 7 days"));
+    // No churn risk was touched: the churn model's buckets are apart.
+    assert!(
+        published
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|e| !matches!(e.payload, Some(banso_events::Payload::ChurnRiskChanged(_))))
+    );
+    // Upsells alone are 16: too few.
+    let e = admin.clone().train_churn_model(ask(pb::ModelTarget::Upsell)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(e.message().starts_with("16 labelled upsells in the training snapshots"), "{e:?}");
+    // An unknown target is named.
+    let e = admin
+        .clone()
+        .train_churn_model(pb::TrainChurnModelRequest { target: 99, ..ask(pb::ModelTarget::Churn) })
+        .await
+        .unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["target"]);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use banso_proto::health as pb;
 use super::backtest::parse;
 use crate::{
     app::{PageRequest, churn::TrainQuery},
-    domain::churn_model::Trained,
+    domain::churn_model::{Target, Trained},
 };
 
 /// TrainChurnModel: a scorecard, a range and a horizon, every bad field named.
@@ -24,9 +24,32 @@ pub(crate) fn train(r: &pb::TrainChurnModelRequest) -> Result<TrainQuery> {
         v.add("scorecard_id", "is required");
     }
     let q = v.take(parse(&as_backtest));
-    let q = v.finish_with((q,))?.0;
+    let target = target_from_proto(r.target);
+    if target.is_none() {
+        v.add("target", "is not a known target");
+    }
+    let (q, target) = v.finish_with((q, target))?;
     let scorecard = q.scorecard.ok_or_else(|| banso_kit::Error::invalid("scorecard_id", "is required"))?;
-    Ok(TrainQuery { scorecard, start: q.start, end: q.end, horizon: q.horizon })
+    Ok(TrainQuery { scorecard, start: q.start, end: q.end, horizon: q.horizon, target })
+}
+
+fn target_from_proto(raw: i32) -> Option<Target> {
+    use pb::ModelTarget as T;
+    Some(match T::try_from(raw).ok()? {
+        T::Unspecified | T::Churn => Target::Churn,
+        T::Expansion => Target::Expansion,
+        T::Upsell => Target::Upsell,
+        T::CrossSell => Target::CrossSell,
+    })
+}
+
+fn target_to_proto(t: Target) -> pb::ModelTarget {
+    match t {
+        Target::Churn => pb::ModelTarget::Churn,
+        Target::Expansion => pb::ModelTarget::Expansion,
+        Target::Upsell => pb::ModelTarget::Upsell,
+        Target::CrossSell => pb::ModelTarget::CrossSell,
+    }
 }
 
 /// GetChurnModel: a version, or `None` (0) for the latest.
@@ -75,5 +98,6 @@ pub(crate) fn model_to_proto(t: &Trained) -> pb::ChurnModel {
         train_time: Some(wire::timestamp(t.train_time)),
         start_day: Some(wire::date_to_proto(t.start)),
         end_day: Some(wire::date_to_proto(t.end)),
+        target: target_to_proto(t.target) as i32,
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use banso_kit::{Error, Result, auth::Caller, paging::QueryKey};
-use chrono::{NaiveDate, Utc};
+use chrono::{Days, NaiveDate, Utc};
 
 use super::{App, PageRequest, backtest::CardRef};
 use crate::{
@@ -14,7 +14,8 @@ use crate::{
         account::AccountRow,
         backtest::{self, Label, Labels, SnapshotKey},
         churn_features,
-        churn_model::{self, FitError, FitOptions, RiskBucket, Trained},
+        churn_model::{self, FitError, FitOptions, RiskBucket, Target, Trained},
+        outcome::OutcomeKind,
         rollup::day_of,
     },
     events, store,
@@ -30,15 +31,20 @@ pub(crate) struct TrainQuery {
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub horizon: u32,
+    pub target: Target,
 }
 
 /// An account's probability, bucket and reasons.
 type Risk = (uuid::Uuid, f64, RiskBucket, Vec<(String, f64)>);
 
-/// Snapshots and distinct churns of `idx` in `labels`.
-fn counts(labels: &Labels, idx: &[usize]) -> (u64, u64) {
-    let churns: HashSet<u32> = idx.iter().filter_map(|&i| labels.labels[i].churn).collect();
-    (idx.len() as u64, churns.len() as u64)
+/// Each labelled snapshot's outcome to predict: the account and day of the
+/// churn (or expansion) within its horizon, if any.
+type Positive = Option<(uuid::Uuid, NaiveDate)>;
+
+/// Snapshots and distinct outcomes of `idx`.
+fn counts(positives: &[Positive], idx: &[usize]) -> (u64, u64) {
+    let distinct: HashSet<(uuid::Uuid, NaiveDate)> = idx.iter().filter_map(|&i| positives[i]).collect();
+    (idx.len() as u64, distinct.len() as u64)
 }
 
 impl App {
@@ -55,11 +61,34 @@ impl App {
             days.get(((days.len() as f64) * TRAIN_SHARE).floor() as usize).or(days.last()).copied().unwrap_or(q.end);
         let (train, valid): (Vec<usize>, Vec<usize>) =
             (0..labels.labels.len()).partition(|&i| labels.labels[i].key.day < split_day);
-        let training = counts(&labels, &train);
-        let validation = counts(&labels, &valid);
+        let positives: Vec<Positive> = match q.target.expansion() {
+            None => labels
+                .labels
+                .iter()
+                .map(|l| l.churn.map(|c| &labels.churns[c as usize]).map(|c| (c.account, c.date)))
+                .collect(),
+            Some(want) => {
+                let until = q.end.checked_add_days(Days::new(u64::from(q.horizon) + 1)).unwrap_or(q.end);
+                let outcomes = store::outcomes::list(conn, tenant, &[OutcomeKind::Expanded], q.start, until).await?;
+                let mut by_account: HashMap<uuid::Uuid, Vec<_>> = HashMap::new();
+                for o in outcomes {
+                    by_account.entry(o.account_id).or_default().push((o.effective_date, o.expansion));
+                }
+                labels
+                    .labels
+                    .iter()
+                    .map(|l| {
+                        let e = by_account.get(&l.key.account).map_or(&[][..], |v| v.as_slice());
+                        churn_model::expansion_within(e, l.key.day, q.horizon, want).map(|d| (l.key.account, d))
+                    })
+                    .collect()
+            }
+        };
+        let training = counts(&positives, &train);
+        let validation = counts(&positives, &valid);
         let min = self.settings.min_churns;
         if training.1 < min {
-            return Err(too_few(training.1, min));
+            return Err(too_few(q.target, training.1, min));
         }
         let mut values = replay_values(&self.db, tenant, &card.def, &labels).await?;
         // Beside the measures, the attributes of the training accounts as
@@ -78,18 +107,21 @@ impl App {
         let mut features: Vec<String> = card.def.measures.iter().map(|m| m.measure.clone()).collect();
         features.extend(attributes.iter().cloned());
         let rows: Vec<Vec<Option<f64>>> = train.iter().map(|&i| values[i].clone()).collect();
-        let churned: Vec<bool> = train.iter().map(|&i| labels.labels[i].churn.is_some()).collect();
+        let churned: Vec<bool> = train.iter().map(|&i| positives[i].is_some()).collect();
         // The minimum is of distinct churns (checked above); every churned snapshot counts in the fit.
         let model = churn_model::fit(&features, &rows, &churned, 1, FitOptions::default()).map_err(|e| match e {
-            FitError::TooFewChurns { churns, .. } => too_few(churns, min),
+            FitError::TooFewChurns { churns, .. } => too_few(q.target, churns, min),
             other => Error::FailedPrecondition { reason: "NOT_TRAINABLE", message: other.to_string() },
         })?;
-        let valid_labels: Vec<_> = valid.iter().map(|&i| labels.labels[i]).collect();
+        // A label whose `churn` is any index when positive: what the AUC reads.
+        let valid_labels: Vec<_> =
+            valid.iter().map(|&i| Label { churn: positives[i].map(|_| 0), ..labels.labels[i] }).collect();
         // AUC ranks by a score where higher is healthier: the negated probability.
         let risk: Vec<f64> = valid.iter().map(|&i| -model.probability(&values[i])).collect();
         let validation_auc = backtest::auc(&valid_labels, &risk).map(|a| a.auc);
         let mut trained = Trained {
             version: 0,
+            target: q.target,
             scorecard: (card.id, card.version),
             start: q.start,
             end: q.end,
@@ -136,20 +168,31 @@ impl App {
             .collect();
         trained.accounts_scored = accounts.len() as u64;
         let t = &trained;
+        let target = q.target;
         let (version, changes) = self
             .db
             .write(tenant, async |tx| {
-                let old = store::churn_risk::buckets(tx.conn(), tx.tenant()).await?;
+                let old = match target {
+                    Target::Churn => store::churn_risk::buckets(tx.conn(), tx.tenant()).await?,
+                    t => store::expansion_signal::buckets(tx.conn(), tx.tenant(), t).await?,
+                };
                 let changed: Vec<_> = risks.iter().filter(|(a, _, b, _)| old.get(a) != Some(b)).collect();
                 // The model is kept with the count of moves it made.
                 let kept = Trained { risk_changes: changed.len() as u64, ..t.clone() };
                 let version = store::churn_models::insert_next(tx.conn(), tx.tenant(), &kept).await?;
                 let rows: Vec<_> = risks.iter().map(|(a, p, b, _)| (*a, *p, *b)).collect();
-                store::churn_risk::upsert(tx.conn(), tx.tenant(), version, &rows).await?;
+                match target {
+                    Target::Churn => store::churn_risk::upsert(tx.conn(), tx.tenant(), version, &rows).await?,
+                    t => store::expansion_signal::upsert(tx.conn(), tx.tenant(), t, version, &rows).await?,
+                }
                 let events: Vec<_> = changed
                     .iter()
                     .map(|(a, p, _, reasons)| {
-                        events::churn_risk_changed(*a, old.get(a).copied(), *p, &kept, version, reasons.clone())
+                        let old = old.get(a).copied();
+                        match target {
+                            Target::Churn => events::churn_risk_changed(*a, old, *p, &kept, version, reasons.clone()),
+                            _ => events::expansion_signal_changed(*a, old, *p, &kept, version, reasons.clone()),
+                        }
                     })
                     .collect();
                 let n = events.len() as u64;
@@ -178,11 +221,17 @@ impl App {
     }
 }
 
-fn too_few(churns: u64, minimum: u64) -> Error {
+fn too_few(target: Target, count: u64, minimum: u64) -> Error {
+    let (reason, what) = match target {
+        Target::Churn => ("TOO_FEW_CHURNS", "churns"),
+        Target::Expansion => ("TOO_FEW_EXPANSIONS", "expansions"),
+        Target::Upsell => ("TOO_FEW_EXPANSIONS", "upsells"),
+        Target::CrossSell => ("TOO_FEW_EXPANSIONS", "cross-sells"),
+    };
     Error::FailedPrecondition {
-        reason: "TOO_FEW_CHURNS",
+        reason,
         message: format!(
-            "{churns} labelled churns in the training snapshots, fewer than the minimum of {minimum} \
+            "{count} labelled {what} in the training snapshots, fewer than the minimum of {minimum} \
              (BANSO_HEALTH_MIN_CHURNS): no model is trained"
         ),
     }

@@ -3,6 +3,7 @@
 //! on the penalised log-likelihood) with an L2 penalty and class weights
 //! for rare churn. Pure; no I/O.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 /// The fewest labelled churns a model is trained on, by default: below it a
@@ -77,21 +78,74 @@ pub struct Model {
     pub iterations: usize,
 }
 
+/// What a model predicts within the horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// A churn (the default).
+    #[default]
+    Churn,
+    /// An expansion of any kind.
+    Expansion,
+    /// An expansion the contract event calls an upsell (a higher edition).
+    Upsell,
+    /// An expansion the contract event calls a cross-sell (another product).
+    CrossSell,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Churn => "churn",
+            Target::Expansion => "expansion",
+            Target::Upsell => "upsell",
+            Target::CrossSell => "cross_sell",
+        }
+    }
+
+    /// The expansions it counts: `None` for churn, `Some(None)` for any.
+    pub fn expansion(self) -> Option<Option<super::outcome::ExpansionKind>> {
+        use super::outcome::ExpansionKind;
+        match self {
+            Target::Churn => None,
+            Target::Expansion => Some(None),
+            Target::Upsell => Some(Some(ExpansionKind::Upsell)),
+            Target::CrossSell => Some(Some(ExpansionKind::CrossSell)),
+        }
+    }
+}
+
+/// The first expansion of `want` (any kind for `None`) among an account's
+/// `expansions` that takes effect within `horizon` days after `day`
+/// (`day < date ≤ day + horizon`), as a backtest labels churn.
+pub fn expansion_within(
+    expansions: &[(NaiveDate, Option<super::outcome::ExpansionKind>)],
+    day: NaiveDate,
+    horizon: u32,
+    want: Option<super::outcome::ExpansionKind>,
+) -> Option<NaiveDate> {
+    let end = day.checked_add_days(chrono::Days::new(horizon.into()))?;
+    expansions.iter().filter(|(d, k)| *d > day && *d <= end && (want.is_none() || *k == want)).map(|(d, _)| *d).min()
+}
+
 /// A model as trained and kept, one version per training of a tenant:
 /// what it was fitted on, the fit, and how it did on the newer snapshots.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trained {
     /// 1, 2, … per tenant, in the order trained; 0 until stored.
     pub version: i64,
+    /// What it predicts; models kept before expansion were all of churn.
+    #[serde(default)]
+    pub target: Target,
     /// The scorecard whose measures are the features, and its version.
     pub scorecard: (uuid::Uuid, i64),
     /// The snapshot days asked for (inclusive).
-    pub start: chrono::NaiveDate,
-    pub end: chrono::NaiveDate,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
     pub horizon: u32,
     pub model: Model,
     /// Snapshots before it train, those from it validate.
-    pub split_day: chrono::NaiveDate,
+    pub split_day: NaiveDate,
     /// Snapshots and distinct churns that trained it…
     pub training: (u64, u64),
     /// …and that validated it.
@@ -377,6 +431,22 @@ mod tests {
         assert!(m.probability(&row) > m.probability(&[Some(20.0), Some(-0.2), Some(100.0)]));
         // A missing value is the mean: it explains nothing.
         assert!(m.reasons(&[None, None, None]).is_empty());
+    }
+
+    #[test]
+    fn expansions_label_by_kind_within_the_horizon() {
+        use crate::domain::outcome::ExpansionKind::*;
+        let d = |n: u64| NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().checked_add_days(chrono::Days::new(n)).unwrap();
+        let e = [(d(10), Some(CrossSell)), (d(40), None), (d(50), Some(Upsell))];
+        assert_eq!(expansion_within(&e, d(0), 90, None), Some(d(10)));
+        assert_eq!(expansion_within(&e, d(0), 90, Some(Upsell)), Some(d(50)));
+        assert_eq!(expansion_within(&e, d(0), 45, Some(Upsell)), None);
+        // The day itself is not within; the horizon's last day is.
+        assert_eq!(expansion_within(&e, d(10), 30, None), Some(d(40)));
+        assert_eq!(expansion_within(&e, d(50), 90, None), None);
+        let names: Vec<&str> =
+            [Target::Churn, Target::Expansion, Target::Upsell, Target::CrossSell].map(Target::as_str).to_vec();
+        assert_eq!(names, ["churn", "expansion", "upsell", "cross_sell"]);
     }
 
     #[test]

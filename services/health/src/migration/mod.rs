@@ -755,9 +755,10 @@ impl MigrationTrait for M0010ChurnRisk {
     }
 }
 
-/// Every churn model a tenant trained, by version (the fit and its figures
-/// as JSON: read whole, never queried inside), and which version scored
-/// each account's stored probability.
+/// Every churn (and expansion) model a tenant trained, by version (the fit
+/// and its figures as JSON: read whole, never queried inside), which version
+/// scored each account's stored probability, and each account's latest
+/// expansion probability per target.
 struct M0011ChurnModels;
 
 impl MigrationName for M0011ChurnModels {
@@ -781,6 +782,21 @@ impl MigrationTrait for M0011ChurnModels {
                 .to_owned(),
         )
         .await?;
+        m.create_table(
+            Table::create()
+                .table("account_expansion_signal")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(string_len("target", 16))
+                .col(double("probability"))
+                .col(string_len("bucket", 8))
+                .col(big_integer("model_version"))
+                .col(timestamp_with_time_zone("update_time"))
+                .primary_key(Index::create().col("tenant_id").col("account_id").col("target"))
+                .to_owned(),
+        )
+        .await?;
         m.alter_table(
             Table::alter().table("account_churn_risk").add_column(big_integer("model_version").default(0)).to_owned(),
         )
@@ -790,6 +806,7 @@ impl MigrationTrait for M0011ChurnModels {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.alter_table(Table::alter().table("account_churn_risk").drop_column("model_version").to_owned()).await?;
+        m.drop_table(Table::drop().table("account_expansion_signal").if_exists().to_owned()).await?;
         m.drop_table(Table::drop().table("churn_models").if_exists().to_owned()).await
     }
 }

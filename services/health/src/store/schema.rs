@@ -365,6 +365,20 @@ pub(crate) enum AccountChurnRisk {
     ModelVersion,
 }
 
+/// Each account's latest expansion probability and bucket, per target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]
+pub(crate) enum AccountExpansionSignal {
+    Table,
+    TenantId,
+    AccountId,
+    /// expansion, upsell or cross_sell.
+    Target,
+    Probability,
+    Bucket,
+    ModelVersion,
+    UpdateTime,
+}
+
 /// Every churn model a tenant trained, by version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]
 pub(crate) enum ChurnModels {
