@@ -780,6 +780,25 @@ async fn an_expansion_model_learns_who_expands_and_publishes_expansion_signals()
             .iter()
             .all(|e| !matches!(e.payload, Some(banso_events::Payload::ChurnRiskChanged(_))))
     );
+    // Each account's predictions side by side: churn (none trained here) and expansion.
+    let reader = client(&app, "grow", Role::Viewer);
+    let ask_p = |account: String| pb::GetAccountPredictionsRequest { account_id: account };
+    let heavy = reader.clone().get_account_predictions(ask_p(ids[6].to_string())).await.unwrap().into_inner();
+    assert_eq!(heavy.predictions.len(), 1, "{heavy:?}");
+    let p = &heavy.predictions[0];
+    assert_eq!(
+        (p.target, p.bucket, p.model_version),
+        (pb::ModelTarget::Expansion as i32, pb::PredictionBucket::High as i32, m.version)
+    );
+    assert_eq!(p.reasons[0].description, "login events in the last 7 days");
+    let light = reader.clone().get_account_predictions(ask_p(ids[0].to_string())).await.unwrap().into_inner();
+    assert_eq!(light.predictions[0].bucket, pb::PredictionBucket::Low as i32, "{light:?}");
+    let other = client(&app, "acme", Role::Viewer);
+    let e = other.clone().get_account_predictions(ask_p(ids[6].to_string())).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let e = reader.clone().get_account_predictions(ask_p("nope".into())).await.unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["account_id"]);
     // Upsells alone are 16: too few.
     let e = admin.clone().train_churn_model(ask(pb::ModelTarget::Upsell)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
@@ -866,6 +885,15 @@ async fn a_churn_model_learns_from_usage_and_refuses_too_few_churns() {
     assert!(high.iter().all(|r| r.reasons[0].description == "login events in the last 7 days"));
     // Trained again on the same data: no bucket moves, nothing published.
     assert!(risks.iter().all(|r| r.model_version == 1));
+    let p = client(&app, "acme", Role::Viewer)
+        .get_account_predictions(pb::GetAccountPredictionsRequest { account_id: high[0].account_id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(p.predictions.len(), 1);
+    assert_eq!((p.predictions[0].target, p.predictions[0].model_version), (pb::ModelTarget::Churn as i32, 1));
+    assert_eq!(p.predictions[0].probability, high[0].probability);
+    assert_eq!(p.predictions[0].reasons[0].feature, "events_7d:login");
     let again = admin.clone().train_churn_model(ask(&id)).await.unwrap().into_inner();
     assert_eq!((again.accounts_scored, again.risk_changes), (60, 0));
     // Each training is kept as the tenant's next version, read back as trained.

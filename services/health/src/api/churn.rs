@@ -6,7 +6,7 @@ use banso_proto::health as pb;
 use super::backtest::parse;
 use crate::{
     app::{PageRequest, churn::TrainQuery},
-    domain::churn_model::{Target, Trained},
+    domain::churn_model::{Prediction, RiskBucket, Target, Trained},
 };
 
 /// TrainChurnModel: a scorecard, a range and a horizon, every bad field named.
@@ -49,6 +49,41 @@ fn target_to_proto(t: Target) -> pb::ModelTarget {
         Target::Expansion => pb::ModelTarget::Expansion,
         Target::Upsell => pb::ModelTarget::Upsell,
         Target::CrossSell => pb::ModelTarget::CrossSell,
+    }
+}
+
+/// GetAccountPredictions: an account id.
+pub(crate) fn predictions(r: &pb::GetAccountPredictionsRequest) -> Result<uuid::Uuid> {
+    wire::uuid("account_id", &r.account_id)
+}
+
+pub(crate) fn predictions_to_proto(account: uuid::Uuid, ps: &[Prediction]) -> pb::AccountPredictions {
+    let bucket = |b: RiskBucket| match b {
+        RiskBucket::Low => pb::PredictionBucket::Low,
+        RiskBucket::Medium => pb::PredictionBucket::Medium,
+        RiskBucket::High => pb::PredictionBucket::High,
+    } as i32;
+    pb::AccountPredictions {
+        account_id: account.to_string(),
+        predictions: ps
+            .iter()
+            .map(|p| pb::Prediction {
+                target: target_to_proto(p.target) as i32,
+                probability: p.probability,
+                bucket: bucket(p.bucket),
+                model_version: p.model_version,
+                reasons: p
+                    .reasons
+                    .iter()
+                    .map(|(f, c)| pb::PredictionReason {
+                        feature: f.clone(),
+                        description: crate::domain::churn_features::describe(f),
+                        contribution: *c,
+                    })
+                    .collect(),
+                update_time: Some(wire::timestamp(p.update_time)),
+            })
+            .collect(),
     }
 }
 

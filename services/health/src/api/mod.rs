@@ -166,6 +166,17 @@ impl pb::health_service_server::HealthService for HealthApi {
         .await
     }
 
+    async fn get_account_predictions(
+        &self,
+        req: Request<pb::GetAccountPredictionsRequest>,
+    ) -> Rpc<pb::AccountPredictions> {
+        handle(req, Access::Read, async |caller, r| {
+            let account = churn::predictions(&r)?;
+            Ok(churn::predictions_to_proto(account, &self.app.get_account_predictions(&caller, account).await?))
+        })
+        .await
+    }
+
     async fn get_churn_model(&self, req: Request<pb::GetChurnModelRequest>) -> Rpc<pb::ChurnModel> {
         handle(req, Access::Read, async |caller, r| {
             let version = churn::get(&r)?;

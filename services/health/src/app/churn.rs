@@ -180,10 +180,9 @@ impl App {
                 // The model is kept with the count of moves it made.
                 let kept = Trained { risk_changes: changed.len() as u64, ..t.clone() };
                 let version = store::churn_models::insert_next(tx.conn(), tx.tenant(), &kept).await?;
-                let rows: Vec<_> = risks.iter().map(|(a, p, b, _)| (*a, *p, *b)).collect();
                 match target {
-                    Target::Churn => store::churn_risk::upsert(tx.conn(), tx.tenant(), version, &rows).await?,
-                    t => store::expansion_signal::upsert(tx.conn(), tx.tenant(), t, version, &rows).await?,
+                    Target::Churn => store::churn_risk::upsert(tx.conn(), tx.tenant(), version, &risks).await?,
+                    t => store::expansion_signal::upsert(tx.conn(), tx.tenant(), t, version, &risks).await?,
                 }
                 let events: Vec<_> = changed
                     .iter()
@@ -207,6 +206,23 @@ impl App {
 }
 
 impl App {
+    /// An account's latest churn probability (if a model scored it) and
+    /// expansion probabilities, each with its reasons and model version;
+    /// NOT_FOUND for an account the tenant does not have.
+    pub(crate) async fn get_account_predictions(
+        &self,
+        caller: &Caller,
+        account: uuid::Uuid,
+    ) -> Result<Vec<churn_model::Prediction>> {
+        let (conn, tenant) = (self.db.conn(), caller.tenant_id.as_str());
+        if store::accounts::get_live(conn, tenant, account).await?.is_none() {
+            return Err(Error::not_found("account", account.to_string()));
+        }
+        let mut out: Vec<_> = store::churn_risk::of_account(conn, tenant, account).await?.into_iter().collect();
+        out.extend(store::expansion_signal::of_account(conn, tenant, account).await?);
+        Ok(out)
+    }
+
     /// A version of the tenant's churn models; the latest without one.
     pub(crate) async fn get_churn_model(&self, caller: &Caller, version: Option<i64>) -> Result<Trained> {
         store::churn_models::get_version(self.db.conn(), &caller.tenant_id, version).await

@@ -128,6 +128,18 @@ pub fn expansion_within(
     expansions.iter().filter(|(d, k)| *d > day && *d <= end && (want.is_none() || *k == want)).map(|(d, _)| *d).min()
 }
 
+/// An account's latest probability of a target, as a kept model scored it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub target: Target,
+    pub probability: f64,
+    pub bucket: RiskBucket,
+    pub model_version: i64,
+    /// What pushes the probability up, most first.
+    pub reasons: Vec<(String, f64)>,
+    pub update_time: chrono::DateTime<chrono::Utc>,
+}
+
 /// A model as trained and kept, one version per training of a tenant:
 /// what it was fitted on, the fit, and how it did on the newer snapshots.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

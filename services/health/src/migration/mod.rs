@@ -792,6 +792,7 @@ impl MigrationTrait for M0011ChurnModels {
                 .col(double("probability"))
                 .col(string_len("bucket", 8))
                 .col(big_integer("model_version"))
+                .col(text("reasons"))
                 .col(timestamp_with_time_zone("update_time"))
                 .primary_key(Index::create().col("tenant_id").col("account_id").col("target"))
                 .to_owned(),
@@ -801,10 +802,13 @@ impl MigrationTrait for M0011ChurnModels {
             Table::alter().table("account_churn_risk").add_column(big_integer("model_version").default(0)).to_owned(),
         )
         .await?;
+        m.alter_table(Table::alter().table("account_churn_risk").add_column(text("reasons").default("[]")).to_owned())
+            .await?;
         Ok(())
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(Table::alter().table("account_churn_risk").drop_column("reasons").to_owned()).await?;
         m.alter_table(Table::alter().table("account_churn_risk").drop_column("model_version").to_owned()).await?;
         m.drop_table(Table::drop().table("account_expansion_signal").if_exists().to_owned()).await?;
         m.drop_table(Table::drop().table("churn_models").if_exists().to_owned()).await

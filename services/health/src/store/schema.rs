@@ -363,6 +363,8 @@ pub(crate) enum AccountChurnRisk {
     UpdateTime,
     /// The churn model version that scored it.
     ModelVersion,
+    /// What pushes the risk up, most first: JSON `[[feature, contribution]…]`.
+    Reasons,
 }
 
 /// Each account's latest expansion probability and bucket, per target.
@@ -376,6 +378,8 @@ pub(crate) enum AccountExpansionSignal {
     Probability,
     Bucket,
     ModelVersion,
+    /// As in account_churn_risk.
+    Reasons,
     UpdateTime,
 }
 
