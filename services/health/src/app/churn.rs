@@ -34,8 +34,7 @@ pub(crate) struct TrainQuery {
     pub target: Target,
 }
 
-/// An account's probability, bucket and reasons.
-type Risk = (uuid::Uuid, f64, RiskBucket, Vec<(String, f64)>);
+use churn_model::Scored as Risk;
 
 /// Each labelled snapshot's outcome to predict: the account and day of the
 /// churn (or expansion) within its horizon, if any.

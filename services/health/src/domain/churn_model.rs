@@ -128,6 +128,9 @@ pub fn expansion_within(
     expansions.iter().filter(|(d, k)| *d > day && *d <= end && (want.is_none() || *k == want)).map(|(d, _)| *d).min()
 }
 
+/// An account as a model scored it: its probability, bucket and reasons.
+pub type Scored = (uuid::Uuid, f64, RiskBucket, Vec<(String, f64)>);
+
 /// An account's latest probability of a target, as a kept model scored it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {

@@ -10,7 +10,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{CHUNK, all, corrupt, exec, get, insert, json_text, one, schema::AccountChurnRisk as R};
-use crate::domain::churn_model::{Prediction, RiskBucket, Target};
+use crate::domain::churn_model::{Prediction, RiskBucket, Scored, Target};
 
 /// The tenant's stored buckets, by account.
 pub(crate) async fn buckets(conn: &impl ConnectionTrait, tenant: &str) -> Result<HashMap<Uuid, RiskBucket>> {
@@ -30,12 +30,7 @@ pub(crate) async fn buckets(conn: &impl ConnectionTrait, tenant: &str) -> Result
 }
 
 /// Stores each account's probability and bucket, as model `version` scored it.
-pub(crate) async fn upsert(
-    conn: &impl ConnectionTrait,
-    tenant: &str,
-    version: i64,
-    rows: &[(Uuid, f64, RiskBucket, Vec<(String, f64)>)],
-) -> Result<()> {
+pub(crate) async fn upsert(conn: &impl ConnectionTrait, tenant: &str, version: i64, rows: &[Scored]) -> Result<()> {
     let now = wire::now();
     for chunk in rows.chunks(CHUNK) {
         let values = chunk.iter().map(|(a, p, b, reasons)| -> Result<_> {

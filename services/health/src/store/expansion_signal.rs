@@ -10,7 +10,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{CHUNK, all, corrupt, exec, get, insert, json_text, schema::AccountExpansionSignal as R};
-use crate::domain::churn_model::{Prediction, RiskBucket, Target};
+use crate::domain::churn_model::{Prediction, RiskBucket, Scored, Target};
 
 /// The tenant's stored buckets of `target`, by account.
 pub(crate) async fn buckets(
@@ -41,7 +41,7 @@ pub(crate) async fn upsert(
     tenant: &str,
     target: Target,
     version: i64,
-    rows: &[(Uuid, f64, RiskBucket, Vec<(String, f64)>)],
+    rows: &[Scored],
 ) -> Result<()> {
     let now = wire::now();
     for chunk in rows.chunks(CHUNK) {
