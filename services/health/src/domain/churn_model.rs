@@ -373,6 +373,42 @@ pub fn fit(
     Ok(model)
 }
 
+/// Scorecard weights that rank accounts as a churn model does, as far as a
+/// weighted sum of normalised measures can: a measure's weight is
+/// proportional to how much a unit of its raw value lowers the model's
+/// log-odds of churn (−coefficient ÷ standard deviation, turned by the
+/// measure's direction) times the raw span its normalisation spreads over
+/// 0–100 points (max − min for linear, the thresholds' span for a step
+/// function, 4 standard deviations for a percentile). A measure the model
+/// says works against its direction gets 0. The weights are scaled to sum to
+/// the current ones' sum and rounded to hundredths. `None` for a measure the
+/// model does not have.
+pub fn suggested_weights(def: &super::scorecard::ScorecardDef, model: &Model) -> Vec<Option<f64>> {
+    use super::scorecard::{Direction, Normalisation};
+    let raw: Vec<Option<f64>> = def
+        .measures
+        .iter()
+        .map(|m| {
+            let j = model.features.iter().position(|f| *f == m.measure)?;
+            let sd = model.std_devs[j];
+            let span = match &m.normalisation {
+                Normalisation::Linear { min, max } => (max - min).abs(),
+                Normalisation::Thresholds(ts) => match (ts.first(), ts.last()) {
+                    (Some(a), Some(b)) if b.at > a.at => b.at - a.at,
+                    _ => 4.0 * sd,
+                },
+                Normalisation::Percentile => 4.0 * sd,
+            };
+            let turn = if m.direction == Direction::LowerIsBetter { -1.0 } else { 1.0 };
+            Some((-model.coefficients[j] * turn / sd * span).max(0.0))
+        })
+        .collect();
+    let total: f64 = raw.iter().flatten().sum();
+    let current: f64 = def.measures.iter().map(|m| m.weight).sum();
+    let scale = if total > 0.0 { current / total } else { 0.0 };
+    raw.into_iter().map(|w| w.map(|w| (w * scale * 100.0).round() / 100.0)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +498,41 @@ mod tests {
         let names: Vec<&str> =
             [Target::Churn, Target::Expansion, Target::Upsell, Target::CrossSell].map(Target::as_str).to_vec();
         assert_eq!(names, ["churn", "expansion", "upsell", "cross_sell"]);
+    }
+
+    #[test]
+    fn suggested_weights_follow_the_coefficients_per_point() {
+        use crate::domain::scorecard::{Direction, Normalisation, ScorecardDef, WeightedMeasure};
+        let m = |measure: &str, max: f64, direction: Direction| WeightedMeasure {
+            measure: measure.into(),
+            weight: 1.0,
+            normalisation: Normalisation::Linear { min: 0.0, max },
+            direction,
+            missing: Default::default(),
+        };
+        let def = ScorecardDef {
+            measures: vec![
+                m("logins", 40.0, Direction::HigherIsBetter),
+                m("tickets", 10.0, Direction::LowerIsBetter),
+                m("noise", 40.0, Direction::HigherIsBetter),
+                m("unknown", 1.0, Direction::HigherIsBetter),
+            ],
+            name: "card".into(),
+            scope: Default::default(),
+            bands: Default::default(),
+        };
+        let model = Model {
+            features: vec!["logins".into(), "tickets".into(), "noise".into()],
+            means: vec![0.0; 3],
+            std_devs: vec![10.0, 2.0, 5.0],
+            // Logins lower the risk, tickets raise it, noise raises it against its direction.
+            coefficients: vec![-1.0, 0.5, 0.2],
+            intercept: 0.0,
+            iterations: 1,
+        };
+        // Per unit of log-odds: logins 1 ÷ 10 × 40 = 4, tickets 0.5 ÷ 2 × 10 = 2.5, noise 0;
+        // scaled to the current sum of 4.
+        assert_eq!(suggested_weights(&def, &model), [Some(2.46), Some(1.54), Some(0.0), None]);
     }
 
     #[test]
