@@ -448,5 +448,19 @@ mod tests {
         assert!(m.validation_churns >= 20, "{m:?}");
         assert!(fitted >= 0.8, "fitted AUC {fitted} (truth {truth})");
         assert!((fitted - truth).abs() <= 0.03, "fitted AUC {fitted}, truth {truth}");
+        // Weights that rank as the model does: the noise event next to
+        // nothing, and a better AUC than the equal weights on the same snapshots.
+        let w = admin
+            .clone()
+            .suggest_scorecard_weights(pb::SuggestScorecardWeightsRequest { model_version: m.version })
+            .await
+            .unwrap()
+            .into_inner();
+        println!("suggested weights: {w:?}");
+        let weight = |name: &str| w.weights.iter().find(|x| x.measure == name).unwrap().suggested_weight.unwrap();
+        assert_eq!(w.weights.iter().map(|x| x.current_weight).sum::<f64>(), 3.0);
+        assert!(weight("events_7d:login") > 0.5 && weight("events_7d:report_exported") > 0.3, "{w:?}");
+        assert!(weight("events_7d:noise") < weight("events_7d:login") / 5.0, "{w:?}");
+        assert!(w.suggested_auc.unwrap() > w.current_auc.unwrap(), "{w:?}");
     }
 }

@@ -799,6 +799,16 @@ async fn an_expansion_model_learns_who_expands_and_publishes_expansion_signals()
     let e = reader.clone().get_account_predictions(ask_p("nope".into())).await.unwrap_err();
     let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
     assert_eq!(fields, ["account_id"]);
+    // Weights are suggested from churn models only; a version not kept is NOT_FOUND.
+    let suggest = |v: i64| {
+        let c = admin.clone();
+        async move { c.clone().suggest_scorecard_weights(pb::SuggestScorecardWeightsRequest { model_version: v }).await }
+    };
+    assert_eq!(suggest(m.version).await.unwrap_err().code(), tonic::Code::FailedPrecondition);
+    assert_eq!(suggest(m.version + 1).await.unwrap_err().code(), tonic::Code::NotFound);
+    let fields: Vec<String> =
+        banso_testkit::field_violations(&suggest(-1).await.unwrap_err()).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["model_version"]);
     // Upsells alone are 16: too few.
     let e = admin.clone().train_churn_model(ask(pb::ModelTarget::Upsell)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);

@@ -5,7 +5,10 @@ use banso_proto::health as pb;
 
 use super::backtest::parse;
 use crate::{
-    app::{PageRequest, churn::TrainQuery},
+    app::{
+        PageRequest,
+        churn::{TrainQuery, WeightSuggestion},
+    },
     domain::churn_model::{Prediction, RiskBucket, Target, Trained},
 };
 
@@ -84,6 +87,30 @@ pub(crate) fn predictions_to_proto(account: uuid::Uuid, ps: &[Prediction]) -> pb
                 update_time: Some(wire::timestamp(p.update_time)),
             })
             .collect(),
+    }
+}
+
+pub(crate) fn suggestion_to_proto(s: &WeightSuggestion) -> pb::ScorecardWeightSuggestion {
+    let m = &s.model.model;
+    pb::ScorecardWeightSuggestion {
+        model_version: s.model.version,
+        scorecard_id: s.model.scorecard.0.to_string(),
+        scorecard_version: s.model.scorecard.1,
+        weights: s
+            .current
+            .measures
+            .iter()
+            .zip(&s.suggested)
+            .map(|(w, sug)| pb::WeightSuggestion {
+                measure: w.measure.clone(),
+                current_weight: w.weight,
+                suggested_weight: *sug,
+                coefficient: m.features.iter().position(|f| *f == w.measure).map(|j| m.coefficients[j]),
+            })
+            .collect(),
+        current_auc: s.current_auc,
+        suggested_auc: s.suggested_auc,
+        snapshots: s.snapshots as i64,
     }
 }
 

@@ -177,6 +177,18 @@ impl pb::health_service_server::HealthService for HealthApi {
         .await
     }
 
+    async fn suggest_scorecard_weights(
+        &self,
+        req: Request<pb::SuggestScorecardWeightsRequest>,
+    ) -> Rpc<pb::ScorecardWeightSuggestion> {
+        handle(req, Access::Read, async |caller, r| {
+            let version = churn::get(&pb::GetChurnModelRequest { version: r.model_version })
+                .map_err(|_| banso_kit::Error::invalid("model_version", "must be 0 (the latest) or positive"))?;
+            Ok(churn::suggestion_to_proto(&self.app.suggest_weights(&caller, version).await?))
+        })
+        .await
+    }
+
     async fn get_churn_model(&self, req: Request<pb::GetChurnModelRequest>) -> Rpc<pb::ChurnModel> {
         handle(req, Access::Read, async |caller, r| {
             let version = churn::get(&r)?;

@@ -9,7 +9,7 @@ use chrono::{Days, NaiveDate, Utc};
 
 use super::{App, PageRequest, backtest::CardRef};
 use crate::{
-    app::backtest::{labelled, replay_values},
+    app::backtest::{labelled, replay_scores, replay_values},
     domain::{
         account::AccountRow,
         backtest::{self, Label, Labels, SnapshotKey},
@@ -204,7 +204,60 @@ impl App {
     }
 }
 
+/// Suggested weights beside the current ones, and the AUC of each.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WeightSuggestion {
+    pub model: Trained,
+    pub current: crate::domain::scorecard::ScorecardDef,
+    pub suggested: Vec<Option<f64>>,
+    pub current_auc: Option<f64>,
+    pub suggested_auc: Option<f64>,
+    pub snapshots: u64,
+}
+
 impl App {
+    /// Weights for the model's scorecard that rank as the model does,
+    /// backtested beside the current ones on the model's validation days.
+    pub(crate) async fn suggest_weights(&self, caller: &Caller, version: Option<i64>) -> Result<WeightSuggestion> {
+        let (conn, tenant) = (self.db.conn(), caller.tenant_id.as_str());
+        let model = store::churn_models::get_version(conn, tenant, version).await?;
+        if model.target != Target::Churn {
+            return Err(Error::FailedPrecondition {
+                reason: "NOT_A_CHURN_MODEL",
+                message: format!(
+                    "model {} predicts {}: scorecard weights are suggested from a churn model",
+                    model.version,
+                    model.target.as_str()
+                ),
+            });
+        }
+        let card = store::scorecards::get_version(conn, tenant, model.scorecard.0, Some(model.scorecard.1)).await?;
+        let suggested = churn_model::suggested_weights(&card.def, &model.model);
+        let mut def = card.def.clone();
+        for (m, w) in def.measures.iter_mut().zip(&suggested) {
+            m.weight = w.unwrap_or(0.0);
+        }
+        let (labels, _) = labelled(conn, tenant, model.split_day, model.end, model.horizon).await?;
+        let current = replay_scores(&self.db, tenant, &card.def, &labels).await?;
+        let other = replay_scores(&self.db, tenant, &def, &labels).await?;
+        // The snapshots both scored.
+        let keep: Vec<usize> =
+            (0..labels.labels.len()).filter(|&i| current[i].is_some() && other[i].is_some()).collect();
+        let kept: Vec<Label> = keep.iter().map(|&i| labels.labels[i]).collect();
+        let auc = |s: &[Option<(f64, crate::domain::score::Band)>]| {
+            let scores: Vec<f64> = keep.iter().filter_map(|&i| s[i].map(|x| x.0)).collect();
+            backtest::auc(&kept, &scores).map(|a| a.auc)
+        };
+        Ok(WeightSuggestion {
+            current_auc: auc(&current),
+            suggested_auc: auc(&other),
+            snapshots: kept.len() as u64,
+            model,
+            current: card.def,
+            suggested,
+        })
+    }
+
     /// An account's latest churn probability (if a model scored it) and
     /// expansion probabilities, each with its reasons and model version;
     /// NOT_FOUND for an account the tenant does not have.
