@@ -18,6 +18,7 @@ pub mod churn_model;
 pub mod measure;
 pub mod outcome;
 pub mod portfolio;
+pub mod renewal_forecast;
 pub mod replay;
 pub mod rollup;
 pub mod score;
