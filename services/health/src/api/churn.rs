@@ -114,6 +114,42 @@ pub(crate) fn suggestion_to_proto(s: &WeightSuggestion) -> pb::ScorecardWeightSu
     }
 }
 
+/// ForecastRenewals: a period of renewal days, every bad field named.
+pub(crate) fn forecast(r: &pb::ForecastRenewalsRequest) -> Result<(chrono::NaiveDate, chrono::NaiveDate)> {
+    let mut v = Violations::new();
+    let start = wire::required(&mut v, "start_day", r.start_day.as_ref());
+    let end = wire::required(&mut v, "end_day", r.end_day.as_ref());
+    let start = start.and_then(|d| wire::optional_date(&mut v, "start_day", Some(d)));
+    let end = end.and_then(|d| wire::optional_date(&mut v, "end_day", Some(d)));
+    if let (Some(s), Some(e)) = (start, end)
+        && (e < s || (e - s).num_days() > 731)
+    {
+        v.add("end_day", "must be from start_day to 731 days after it");
+    }
+    v.finish_with((start, end))
+}
+
+pub(crate) fn forecast_to_proto(
+    (groups, rate): (Vec<(String, String, crate::domain::renewal_forecast::Forecast)>, Option<f64>),
+) -> pb::RenewalForecast {
+    pb::RenewalForecast {
+        groups: groups
+            .into_iter()
+            .map(|(owner_id, currency, f)| pb::RenewalGroup {
+                owner_id,
+                currency,
+                renewals: f.renewals as i64,
+                arr_due: f.arr_due,
+                expected_renewed_arr: f.expected_renewed_arr,
+                arr_at_risk: f.arr_at_risk,
+                unscored: f.unscored as i64,
+                unscored_arr: f.unscored_arr,
+            })
+            .collect(),
+        measured_renewal_rate: rate,
+    }
+}
+
 /// GetChurnModel: a version, or `None` (0) for the latest.
 pub(crate) fn get(r: &pb::GetChurnModelRequest) -> Result<Option<i64>> {
     match r.version {

@@ -189,6 +189,14 @@ impl pb::health_service_server::HealthService for HealthApi {
         .await
     }
 
+    async fn forecast_renewals(&self, req: Request<pb::ForecastRenewalsRequest>) -> Rpc<pb::RenewalForecast> {
+        handle(req, Access::Read, async |caller, r| {
+            let (start, end) = churn::forecast(&r)?;
+            Ok(churn::forecast_to_proto(self.app.forecast_renewals(&caller, start, end).await?))
+        })
+        .await
+    }
+
     async fn get_churn_model(&self, req: Request<pb::GetChurnModelRequest>) -> Rpc<pb::ChurnModel> {
         handle(req, Access::Read, async |caller, r| {
             let version = churn::get(&r)?;

@@ -16,6 +16,7 @@ use crate::{
         churn_features,
         churn_model::{self, FitError, FitOptions, RiskBucket, Target, Trained},
         outcome::OutcomeKind,
+        renewal_forecast::{self, Due, Forecast},
         rollup::day_of,
     },
     events, store,
@@ -216,6 +217,57 @@ pub(crate) struct WeightSuggestion {
 }
 
 impl App {
+    /// The renewal forecast of `[start, end]`: totals per currency (group
+    /// ""), then per owner and currency; and the renewal rate of the year
+    /// before `start`.
+    pub(crate) async fn forecast_renewals(
+        &self,
+        caller: &Caller,
+        start: NaiveDate,
+        end: NaiveDate,
+    ) -> Result<(Vec<(String, String, Forecast)>, Option<f64>)> {
+        let (conn, tenant) = (self.db.conn(), caller.tenant_id.as_str());
+        let p = store::churn_risk::probabilities(conn, tenant).await?;
+        let mut live = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store::accounts::page(conn, tenant, after, 1_000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.account_id);
+            live.extend(page);
+        }
+        let due = |by_owner: bool| {
+            live.iter()
+                .filter_map(|a| {
+                    Some(Due {
+                        group: if by_owner { a.owner_id.as_str() } else { "" },
+                        currency: a.arr_currency.as_deref()?,
+                        arr: a.arr_amount_minor?,
+                        renewal_date: a.renewal_date?,
+                        churn_probability: p.get(&a.account_id).copied(),
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut out: Vec<(String, String, Forecast)> = Vec::new();
+        for by_owner in [false, true] {
+            for ((g, c), f) in renewal_forecast::forecast(due(by_owner), start, end) {
+                out.push((g.to_owned(), c.to_owned(), f));
+            }
+        }
+        let from = start.checked_sub_days(Days::new(365)).unwrap_or(start);
+        let until = start.pred_opt().unwrap_or(start);
+        let kinds = [OutcomeKind::Renewed, OutcomeKind::Churned];
+        let outcomes = store::outcomes::list(conn, tenant, &kinds, from, until).await?;
+        let renewed: HashSet<uuid::Uuid> =
+            outcomes.iter().filter(|o| o.kind == OutcomeKind::Renewed).map(|o| o.account_id).collect();
+        let churned: HashSet<uuid::Uuid> =
+            outcomes.iter().filter(|o| o.kind == OutcomeKind::Churned).map(|o| o.account_id).collect();
+        let n = renewed.len() + churned.len();
+        let rate = (n > 0).then(|| renewed.len() as f64 / n as f64);
+        Ok((out, rate))
+    }
+
     /// Weights for the model's scorecard that rank as the model does,
     /// backtested beside the current ones on the model's validation days.
     pub(crate) async fn suggest_weights(&self, caller: &Caller, version: Option<i64>) -> Result<WeightSuggestion> {

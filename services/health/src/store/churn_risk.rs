@@ -77,3 +77,13 @@ pub(crate) async fn of_account(conn: &impl ConnectionTrait, tenant: &str, accoun
         update_time: get(&r, R::UpdateTime)?,
     }))
 }
+
+/// The tenant's stored churn probabilities, by account.
+pub(crate) async fn probabilities(conn: &impl ConnectionTrait, tenant: &str) -> Result<HashMap<Uuid, f64>> {
+    let q = Query::select()
+        .columns([R::AccountId, R::Probability])
+        .from(R::Table)
+        .and_where(Expr::col(R::TenantId).eq(tenant))
+        .to_owned();
+    all(conn, &q).await?.iter().map(|r| Ok((get(r, R::AccountId)?, get(r, R::Probability)?))).collect()
+}
