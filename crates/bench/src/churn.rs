@@ -368,4 +368,99 @@ mod tests {
         let rate = |i: usize| r.calibration[i].churn_rate.unwrap_or(0.0);
         assert!(rate(0) > rate(2), "{:?}", r.calibration);
     }
+
+    /// The ROC AUC of `scores` (higher: more likely positive), ties counting half.
+    fn auc(scored: &mut [(f64, bool)]) -> f64 {
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (mut rank_sum, mut i) = (0.0, 0);
+        while i < scored.len() {
+            let j = (i..scored.len()).find(|&j| scored[j].0 != scored[i].0).unwrap_or(scored.len());
+            let mid = (i + j + 1) as f64 / 2.0;
+            rank_sum += mid * scored[i..j].iter().filter(|x| x.1).count() as f64;
+            i = j;
+        }
+        let pos = scored.iter().filter(|x| x.1).count() as f64;
+        let neg = scored.len() as f64 - pos;
+        (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+    }
+
+    /// The true model's ranking of the snapshots from `from` to `to`
+    /// (inclusive): each account-day's true log-odds of churn, labelled by a
+    /// churn within 90 days after it.
+    fn true_auc(accounts: &[Account], truth: &Truth, from: NaiveDate, to: NaiveDate) -> f64 {
+        let mut scored = Vec::new();
+        for a in accounts {
+            for (i, u) in a.usage.iter().enumerate() {
+                if u.day < from || u.day > to {
+                    continue;
+                }
+                let week = &a.usage[i.saturating_sub(6)..=i];
+                let logins = week.iter().map(|u| u.logins).sum::<i64>() as f64;
+                let reports = week.iter().map(|u| u.reports).sum::<i64>() as f64;
+                let churned = a.churn.is_some_and(|c| c > u.day && c <= u.day + chrono::Duration::days(90));
+                scored.push((truth.log_odds(logins, reports), churned));
+            }
+        }
+        auc(&mut scored)
+    }
+
+    #[tokio::test]
+    async fn the_fitted_churn_model_ranks_nearly_as_well_as_the_truth() {
+        let app = banso_testkit::spawn(&[&banso_health::SERVICE]).await.unwrap();
+        let conn = banso_health::bench::open(&app.config).await.unwrap();
+        let today = chrono::Utc::now().date_naive();
+        let start = today - chrono::Duration::days(250);
+        let p = Params { accounts: 600, ..params(start) };
+        let accounts = generate(&p);
+        let snapshots_until = start + chrono::Duration::days(60);
+        seed_health(&conn, "synthetic", &accounts, snapshots_until).await.unwrap();
+        let admin = banso_proto::health::health_service_client::HealthServiceClient::with_interceptor(
+            app.channel.clone(),
+            app.bearer("synthetic", Role::Admin),
+        );
+        let c = scorecard(
+            "all",
+            &[("events_7d:login", 40.0), ("events_7d:report_exported", 10.0), ("events_7d:noise", 40.0)],
+        );
+        let r = pb::CreateScorecardRequest { scorecard: Some(c), request_id: String::new() };
+        let id = admin.clone().create_scorecard(r).await.unwrap().into_inner().id;
+        let end = snapshots_until - chrono::Duration::days(1);
+        let m = admin
+            .clone()
+            .train_churn_model(pb::TrainChurnModelRequest {
+                scorecard_id: id,
+                start_day: Some(banso_kit::wire::date_to_proto(start)),
+                end_day: Some(banso_kit::wire::date_to_proto(end)),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let coef = |name: &str| m.features.iter().find(|f| f.measure == name).unwrap().coefficient;
+        // Fewer logins and fewer reports, more churn; the noise event says little.
+        assert!(coef("events_7d:login") < 0.0 && coef("events_7d:report_exported") < 0.0, "{m:?}");
+        assert!(coef("events_7d:noise").abs() < coef("events_7d:login").abs() / 3.0, "{m:?}");
+        let split =
+            m.split_day.map(|d| NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32).unwrap()).unwrap();
+        let truth = true_auc(&accounts, &p.truth, split, end);
+        let fitted = m.validation_auc.unwrap();
+        println!("validation: fitted AUC {fitted:.4}, true AUC {truth:.4}, {} churns", m.validation_churns);
+        assert!(m.validation_churns >= 20, "{m:?}");
+        assert!(fitted >= 0.8, "fitted AUC {fitted} (truth {truth})");
+        assert!((fitted - truth).abs() <= 0.03, "fitted AUC {fitted}, truth {truth}");
+        // Weights that rank as the model does: the noise event next to
+        // nothing, and a better AUC than the equal weights on the same snapshots.
+        let w = admin
+            .clone()
+            .suggest_scorecard_weights(pb::SuggestScorecardWeightsRequest { model_version: m.version })
+            .await
+            .unwrap()
+            .into_inner();
+        println!("suggested weights: {w:?}");
+        let weight = |name: &str| w.weights.iter().find(|x| x.measure == name).unwrap().suggested_weight.unwrap();
+        assert_eq!(w.weights.iter().map(|x| x.current_weight).sum::<f64>(), 3.0);
+        assert!(weight("events_7d:login") > 0.5 && weight("events_7d:report_exported") > 0.3, "{w:?}");
+        assert!(weight("events_7d:noise") < weight("events_7d:login") / 5.0, "{w:?}");
+        assert!(w.suggested_auc.unwrap() > w.current_auc.unwrap(), "{w:?}");
+    }
 }

@@ -21,6 +21,7 @@ pub fn type_of(payload: &Payload) -> &'static str {
         Payload::HealthScoreChanged(_) => "health_score_changed",
         Payload::UsageSeen(_) => "usage_seen",
         Payload::ChurnRiskChanged(_) => "churn_risk_changed",
+        Payload::ExpansionSignalChanged(_) => "expansion_signal_changed",
         Payload::CtaOpened(_) => "cta_opened",
         Payload::CtaUpdated(_) => "cta_updated",
         Payload::CtaClosed(_) => "cta_closed",

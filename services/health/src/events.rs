@@ -84,7 +84,8 @@ pub(crate) fn churn_risk_changed(
     account: Uuid,
     old: Option<crate::domain::churn_model::RiskBucket>,
     probability: f64,
-    model: &crate::app::churn::Trained,
+    model: &crate::domain::churn_model::Trained,
+    version: i64,
     reasons: Vec<(String, f64)>,
 ) -> Payload {
     use crate::domain::churn_model::RiskBucket;
@@ -102,9 +103,58 @@ pub(crate) fn churn_risk_changed(
         horizon_days: model.horizon as i32,
         scorecard_id: model.scorecard.0.to_string(),
         scorecard_version: model.scorecard.1,
+        model_version: version,
         reasons: reasons
             .into_iter()
-            .map(|(measure, contribution)| banso_proto::events::ChurnReason { measure, contribution })
+            .map(|(measure, contribution)| banso_proto::events::ChurnReason {
+                description: crate::domain::churn_features::describe(&measure),
+                measure,
+                contribution,
+            })
+            .collect(),
+    })
+}
+
+/// ExpansionSignalChanged: an account's expansion probability of the
+/// model's target moved to another bucket.
+pub(crate) fn expansion_signal_changed(
+    account: Uuid,
+    old: Option<crate::domain::churn_model::RiskBucket>,
+    probability: f64,
+    model: &crate::domain::churn_model::Trained,
+    version: i64,
+    reasons: Vec<(String, f64)>,
+) -> Payload {
+    use crate::domain::churn_model::{RiskBucket, Target};
+    use banso_proto::events::{ChurnRiskBucket as B, ExpansionTarget as T};
+    let bucket = |b: RiskBucket| match b {
+        RiskBucket::Low => B::Low,
+        RiskBucket::Medium => B::Medium,
+        RiskBucket::High => B::High,
+    } as i32;
+    let target = match model.target {
+        Target::Churn => T::Unspecified,
+        Target::Expansion => T::Any,
+        Target::Upsell => T::Upsell,
+        Target::CrossSell => T::CrossSell,
+    } as i32;
+    Payload::ExpansionSignalChanged(banso_proto::events::ExpansionSignalChanged {
+        account_id: account.to_string(),
+        target,
+        old_bucket: old.map_or(B::Unspecified as i32, bucket),
+        new_bucket: bucket(RiskBucket::of(probability)),
+        probability,
+        horizon_days: model.horizon as i32,
+        scorecard_id: model.scorecard.0.to_string(),
+        scorecard_version: model.scorecard.1,
+        model_version: version,
+        reasons: reasons
+            .into_iter()
+            .map(|(measure, contribution)| banso_proto::events::ChurnReason {
+                description: crate::domain::churn_features::describe(&measure),
+                measure,
+                contribution,
+            })
             .collect(),
     })
 }

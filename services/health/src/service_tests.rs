@@ -660,11 +660,13 @@ async fn seed_churn_history(
     days: i64,
     accounts: usize,
     churners: usize,
-) {
+) -> Vec<uuid::Uuid> {
     use crate::domain::outcome::{Outcome, OutcomeKind};
     let today = Utc::now().date_naive();
+    let mut ids = Vec::new();
     for i in 0..accounts {
         let a = seed_account(conn, tenant, &format!("account {i}")).await;
+        ids.push(a);
         let logins = if i < churners { 1 + (i % 3) as i64 } else { 4 + (i % 7) as i64 };
         // The same habits this week: what the model scores today.
         for d in 0..7 {
@@ -695,6 +697,130 @@ async fn seed_churn_history(
             store::outcomes::record(conn, tenant, &o).await.unwrap();
         }
     }
+    ids
+}
+
+#[tokio::test]
+async fn an_expansion_model_learns_who_expands_and_publishes_expansion_signals() {
+    use crate::domain::outcome::{ExpansionKind, Outcome, OutcomeKind};
+    let (app, conn) = service().await;
+    let start = Utc::now().date_naive() - chrono::Duration::days(200);
+    let ids = seed_churn_history(&conn, "grow", start, 10, 60, 0).await;
+    // The heaviest users (8 to 10 logins a day) expand after the range:
+    // cross-sells at 8, upsells at 9 and 10 (16 of them).
+    for (i, a) in ids.iter().enumerate().filter(|(i, _)| i % 7 >= 4) {
+        let o = Outcome {
+            event_id: uuid::Uuid::now_v7(),
+            account_id: *a,
+            kind: OutcomeKind::Expanded,
+            expansion: Some(if i % 7 == 4 { ExpansionKind::CrossSell } else { ExpansionKind::Upsell }),
+            effective_date: start + chrono::Duration::days(40 + (i % 7) as i64),
+            currency: "JPY".into(),
+            arr_before: 1_000,
+            arr_after: 2_000,
+        };
+        store::outcomes::record(&conn, "grow", &o).await.unwrap();
+    }
+    let admin = client(&app, "grow", Role::Admin);
+    let s = pb::Scorecard {
+        name: "usage".into(),
+        measures: ["events_7d:login", "events_7d:noise"]
+            .iter()
+            .map(|m| pb::WeightedMeasure {
+                measure: (*m).into(),
+                weight: 1.0,
+                normalisation: linear(0.0, 70.0),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let r = pb::CreateScorecardRequest { scorecard: Some(s), request_id: String::new() };
+    let id = admin.clone().create_scorecard(r).await.unwrap().into_inner().id;
+    let ask = |target: pb::ModelTarget| pb::TrainChurnModelRequest {
+        scorecard_id: id.clone(),
+        start_day: Some(banso_kit::wire::date_to_proto(start)),
+        end_day: Some(banso_kit::wire::date_to_proto(start + chrono::Duration::days(9))),
+        target: target as i32,
+        ..Default::default()
+    };
+    let published = Published::subscribe(&app);
+    let m = admin.clone().train_churn_model(ask(pb::ModelTarget::Expansion)).await.unwrap().into_inner();
+    assert_eq!(m.target, pb::ModelTarget::Expansion as i32);
+    assert_eq!((m.training_churns, m.accounts_scored, m.risk_changes), (24, 60, 60), "{m:?}");
+    let coef = |name: &str| m.features.iter().find(|f| f.measure == name).unwrap().coefficient;
+    // More logins, more expansion.
+    assert!(coef("events_7d:login") > 1.0, "{m:?}");
+    assert_eq!(m.validation_auc, Some(1.0));
+    let signals = eventually("60 ExpansionSignalChanged", WAIT, || async {
+        let seen: Vec<banso_proto::events::ExpansionSignalChanged> = published
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Some(banso_events::Payload::ExpansionSignalChanged(c)) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        (seen.len() >= 60).then_some(seen)
+    })
+    .await;
+    use banso_proto::events::{ChurnRiskBucket as B, ExpansionTarget as T};
+    let high: Vec<_> = signals.iter().filter(|r| r.new_bucket == B::High as i32).collect();
+    assert_eq!(high.len(), 24, "{signals:?}");
+    assert!(signals.iter().all(|r| r.target == T::Any as i32 && r.model_version == m.version));
+    assert!(high.iter().all(|r| r.reasons[0].description == "login events in the last 7 days"));
+    // No churn risk was touched: the churn model's buckets are apart.
+    assert!(
+        published
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|e| !matches!(e.payload, Some(banso_events::Payload::ChurnRiskChanged(_))))
+    );
+    // Each account's predictions side by side: churn (none trained here) and expansion.
+    let reader = client(&app, "grow", Role::Viewer);
+    let ask_p = |account: String| pb::GetAccountPredictionsRequest { account_id: account };
+    let heavy = reader.clone().get_account_predictions(ask_p(ids[6].to_string())).await.unwrap().into_inner();
+    assert_eq!(heavy.predictions.len(), 1, "{heavy:?}");
+    let p = &heavy.predictions[0];
+    assert_eq!(
+        (p.target, p.bucket, p.model_version),
+        (pb::ModelTarget::Expansion as i32, pb::PredictionBucket::High as i32, m.version)
+    );
+    assert_eq!(p.reasons[0].description, "login events in the last 7 days");
+    let light = reader.clone().get_account_predictions(ask_p(ids[0].to_string())).await.unwrap().into_inner();
+    assert_eq!(light.predictions[0].bucket, pb::PredictionBucket::Low as i32, "{light:?}");
+    let other = client(&app, "acme", Role::Viewer);
+    let e = other.clone().get_account_predictions(ask_p(ids[6].to_string())).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let e = reader.clone().get_account_predictions(ask_p("nope".into())).await.unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["account_id"]);
+    // Weights are suggested from churn models only; a version not kept is NOT_FOUND.
+    let suggest = |v: i64| {
+        let c = admin.clone();
+        async move { c.clone().suggest_scorecard_weights(pb::SuggestScorecardWeightsRequest { model_version: v }).await }
+    };
+    assert_eq!(suggest(m.version).await.unwrap_err().code(), tonic::Code::FailedPrecondition);
+    assert_eq!(suggest(m.version + 1).await.unwrap_err().code(), tonic::Code::NotFound);
+    let fields: Vec<String> =
+        banso_testkit::field_violations(&suggest(-1).await.unwrap_err()).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["model_version"]);
+    // Upsells alone are 16: too few.
+    let e = admin.clone().train_churn_model(ask(pb::ModelTarget::Upsell)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(e.message().starts_with("16 labelled upsells in the training snapshots"), "{e:?}");
+    // An unknown target is named.
+    let e = admin
+        .clone()
+        .train_churn_model(pb::TrainChurnModelRequest { target: 99, ..ask(pb::ModelTarget::Churn) })
+        .await
+        .unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["target"]);
 }
 
 #[tokio::test]
@@ -766,13 +892,59 @@ async fn a_churn_model_learns_from_usage_and_refuses_too_few_churns() {
     assert!(low >= 30, "{risks:?}");
     assert!(high.iter().all(|r| r.old_bucket == B::Unspecified as i32 && r.probability >= 0.3));
     assert!(high.iter().all(|r| r.reasons.first().map(|x| x.measure.as_str()) == Some("events_7d:login")));
+    assert!(high.iter().all(|r| r.reasons[0].description == "login events in the last 7 days"));
     // Trained again on the same data: no bucket moves, nothing published.
+    assert!(risks.iter().all(|r| r.model_version == 1));
+    let p = client(&app, "acme", Role::Viewer)
+        .get_account_predictions(pb::GetAccountPredictionsRequest { account_id: high[0].account_id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(p.predictions.len(), 1);
+    assert_eq!((p.predictions[0].target, p.predictions[0].model_version), (pb::ModelTarget::Churn as i32, 1));
+    assert_eq!(p.predictions[0].probability, high[0].probability);
+    assert_eq!(p.predictions[0].reasons[0].feature, "events_7d:login");
     let again = admin.clone().train_churn_model(ask(&id)).await.unwrap().into_inner();
     assert_eq!((again.accounts_scored, again.risk_changes), (60, 0));
+    // Each training is kept as the tenant's next version, read back as trained.
+    assert_eq!((m.version, again.version), (1, 2));
+    assert_eq!(m.start_day, Some(banso_kit::wire::date_to_proto(start)));
+    assert_eq!(m.end_day, Some(banso_kit::wire::date_to_proto(start + chrono::Duration::days(9))));
+    assert!(m.train_time.is_some());
+    let reader = client(&app, "acme", Role::Viewer);
+    let get = |version: i64| {
+        let c = reader.clone();
+        async move { c.clone().get_churn_model(pb::GetChurnModelRequest { version }).await }
+    };
+    assert_eq!(get(1).await.unwrap().into_inner(), m);
+    assert_eq!(get(0).await.unwrap().into_inner(), again);
+    assert_eq!(get(3).await.unwrap_err().code(), tonic::Code::NotFound);
+    let e = get(-1).await.unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["version"]);
+    let page = |token: String| {
+        let c = reader.clone();
+        async move {
+            c.clone()
+                .list_churn_models(pb::ListChurnModelsRequest { page_size: 1, page_token: token })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let first = page(String::new()).await;
+    assert_eq!(first.models, std::slice::from_ref(&again));
+    let second = page(first.next_page_token).await;
+    assert_eq!((second.models, second.next_page_token), (vec![m.clone()], String::new()));
     // Five churns are too few to be shown a probability.
     let (id, small) = card("small").await;
     let e = small.clone().train_churn_model(ask(&id)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    // Another tenant's models are not found; a refused training keeps none.
+    let other = small.clone().get_churn_model(pb::GetChurnModelRequest { version: 1 }).await.unwrap_err();
+    assert_eq!(other.code(), tonic::Code::NotFound);
+    let none = small.clone().list_churn_models(pb::ListChurnModelsRequest::default()).await.unwrap().into_inner();
+    assert!(none.models.is_empty());
     assert!(
         e.message().starts_with("5 labelled churns in the training snapshots, fewer than the minimum of 20"),
         "{e:?}"
@@ -785,4 +957,83 @@ async fn a_churn_model_learns_from_usage_and_refuses_too_few_churns() {
     let e = admin.clone().train_churn_model(pb::TrainChurnModelRequest::default()).await.unwrap_err();
     let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
     assert_eq!(fields, ["scorecard_id", "start_day", "end_day"]);
+}
+
+#[tokio::test]
+async fn the_renewal_forecast_weighs_each_renewal_by_its_chance_of_staying() {
+    use crate::domain::{
+        account::AccountRow,
+        churn_model::RiskBucket,
+        outcome::{Outcome, OutcomeKind},
+    };
+    let (app, conn) = service().await;
+    let d = |m: u32, day: u32| chrono::NaiveDate::from_ymd_opt(2027, m, day).unwrap();
+    // (owner, ARR, renewal, churn probability)
+    let accounts = [
+        ("ana", 1_000, d(4, 1), Some(0.1)),
+        ("ana", 3_000, d(6, 30), Some(0.5)),
+        ("bo", 2_000, d(5, 5), Some(0.25)),
+        ("bo", 700, d(5, 6), None),
+        ("bo", 9_000, d(7, 1), Some(0.9)),
+    ];
+    let mut risks = Vec::new();
+    for (i, (owner, arr, renewal, p)) in accounts.iter().enumerate() {
+        let row = AccountRow {
+            account_id: uuid::Uuid::now_v7(),
+            name: format!("account {i}"),
+            owner_id: (*owner).into(),
+            arr_currency: Some("JPY".into()),
+            arr_amount_minor: Some(*arr),
+            renewal_date: Some(*renewal),
+            ..Default::default()
+        };
+        store::accounts::upsert(&conn, "renew", &row).await.unwrap();
+        if let Some(p) = p {
+            risks.push((row.account_id, *p, RiskBucket::of(*p), Vec::new()));
+        }
+        // A year before: the first three renewed, the fourth churned.
+        let kind = if i < 3 { OutcomeKind::Renewed } else { OutcomeKind::Churned };
+        if i < 4 {
+            let o = Outcome {
+                event_id: uuid::Uuid::now_v7(),
+                account_id: row.account_id,
+                kind,
+                expansion: None,
+                effective_date: d(1, 10),
+                currency: "JPY".into(),
+                arr_before: *arr,
+                arr_after: if i < 3 { *arr } else { 0 },
+            };
+            store::outcomes::record(&conn, "renew", &o).await.unwrap();
+        }
+    }
+    store::churn_risk::upsert(&conn, "renew", 1, &risks).await.unwrap();
+    let c = client(&app, "renew", Role::Viewer);
+    let ask = |start, end| pb::ForecastRenewalsRequest {
+        start_day: Some(banso_kit::wire::date_to_proto(start)),
+        end_day: Some(banso_kit::wire::date_to_proto(end)),
+    };
+    let f = c.clone().forecast_renewals(ask(d(4, 1), d(6, 30))).await.unwrap().into_inner();
+    let g: Vec<(&str, i64, i64, i64, i64, i64)> = f
+        .groups
+        .iter()
+        .map(|g| (g.owner_id.as_str(), g.renewals, g.arr_due, g.expected_renewed_arr, g.arr_at_risk, g.unscored_arr))
+        .collect();
+    // Everyone: 1,000 × 0.9 + 3,000 × 0.5 + 2,000 × 0.75; the unscored 700
+    // is due but in neither expectation; the July renewal is outside.
+    assert_eq!(
+        g,
+        [("", 4, 6_700, 3_900, 2_100, 700), ("ana", 2, 4_000, 2_400, 1_600, 0), ("bo", 2, 2_700, 1_500, 500, 700)]
+    );
+    assert!(f.groups.iter().all(|g| g.currency == "JPY"));
+    assert_eq!(f.measured_renewal_rate, Some(0.75));
+    // Another tenant has nothing due; bad periods are named.
+    let other = client(&app, "acme", Role::Viewer).forecast_renewals(ask(d(4, 1), d(6, 30))).await.unwrap();
+    assert!(other.into_inner().groups.is_empty());
+    let e = c.clone().forecast_renewals(ask(d(6, 30), d(4, 1))).await.unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["end_day"]);
+    let e = c.clone().forecast_renewals(pb::ForecastRenewalsRequest::default()).await.unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["start_day", "end_day"]);
 }

@@ -166,6 +166,53 @@ impl pb::health_service_server::HealthService for HealthApi {
         .await
     }
 
+    async fn get_account_predictions(
+        &self,
+        req: Request<pb::GetAccountPredictionsRequest>,
+    ) -> Rpc<pb::AccountPredictions> {
+        handle(req, Access::Read, async |caller, r| {
+            let account = churn::predictions(&r)?;
+            Ok(churn::predictions_to_proto(account, &self.app.get_account_predictions(&caller, account).await?))
+        })
+        .await
+    }
+
+    async fn suggest_scorecard_weights(
+        &self,
+        req: Request<pb::SuggestScorecardWeightsRequest>,
+    ) -> Rpc<pb::ScorecardWeightSuggestion> {
+        handle(req, Access::Read, async |caller, r| {
+            let version = churn::get(&pb::GetChurnModelRequest { version: r.model_version })
+                .map_err(|_| banso_kit::Error::invalid("model_version", "must be 0 (the latest) or positive"))?;
+            Ok(churn::suggestion_to_proto(&self.app.suggest_weights(&caller, version).await?))
+        })
+        .await
+    }
+
+    async fn forecast_renewals(&self, req: Request<pb::ForecastRenewalsRequest>) -> Rpc<pb::RenewalForecast> {
+        handle(req, Access::Read, async |caller, r| {
+            let (start, end) = churn::forecast(&r)?;
+            Ok(churn::forecast_to_proto(self.app.forecast_renewals(&caller, start, end).await?))
+        })
+        .await
+    }
+
+    async fn get_churn_model(&self, req: Request<pb::GetChurnModelRequest>) -> Rpc<pb::ChurnModel> {
+        handle(req, Access::Read, async |caller, r| {
+            let version = churn::get(&r)?;
+            Ok(churn::model_to_proto(&self.app.get_churn_model(&caller, version).await?))
+        })
+        .await
+    }
+
+    async fn list_churn_models(&self, req: Request<pb::ListChurnModelsRequest>) -> Rpc<pb::ListChurnModelsResponse> {
+        handle(req, Access::Read, async |caller, r| {
+            let page = churn::list(&r)?;
+            Ok(churn::list_to_proto(self.app.list_churn_models(&caller, page).await?))
+        })
+        .await
+    }
+
     async fn get_backtest_job(&self, req: Request<pb::GetBacktestJobRequest>) -> Rpc<pb::BacktestJob> {
         handle(req, Access::Read, async |caller, r| {
             let id = backtest::get_job(&r)?;

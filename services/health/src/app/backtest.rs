@@ -113,11 +113,11 @@ pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery) -> Result<Backt
         .map(|(account, day, score, band)| (SnapshotKey { account: *account, day: *day }, (*score, *band)))
         .collect();
     let main_scores = match &main_card {
-        Some(card) => replay_card(db, tenant, &card.def, &labels).await?,
+        Some(card) => replay_scores(db, tenant, &card.def, &labels).await?,
         None => labels.labels.iter().map(|l| served.get(&l.key).copied()).collect(),
     };
     let other_scores = match &other_card {
-        Some(card) => Some(replay_card(db, tenant, &card.def, &labels).await?),
+        Some(card) => Some(replay_scores(db, tenant, &card.def, &labels).await?),
         None => None,
     };
     // The snapshots every scorer scored.
@@ -217,7 +217,12 @@ impl PastUsage {
 }
 
 /// What `def` would have scored each labelled snapshot on its day.
-async fn replay_card(db: &Db, tenant: &str, def: &ScorecardDef, labels: &Labels) -> Result<Vec<Option<(f64, Band)>>> {
+pub(crate) async fn replay_scores(
+    db: &Db,
+    tenant: &str,
+    def: &ScorecardDef,
+    labels: &Labels,
+) -> Result<Vec<Option<(f64, Band)>>> {
     let usage = PastUsage::load(db, tenant, def, labels).await?;
     let mut by_day: BTreeMap<NaiveDate, Vec<(usize, AccountUsage<'_>)>> = BTreeMap::new();
     for (i, l) in labels.labels.iter().enumerate() {

@@ -2,17 +2,21 @@
 //! ([`crate::domain::churn_model`]), trained on the older and validated on
 //! the newer.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use banso_kit::{Error, Result, auth::Caller};
-use chrono::{NaiveDate, Utc};
+use banso_kit::{Error, Result, auth::Caller, paging::QueryKey};
+use chrono::{Days, NaiveDate, Utc};
 
-use super::{App, backtest::CardRef};
+use super::{App, PageRequest, backtest::CardRef};
 use crate::{
-    app::backtest::{labelled, replay_values},
+    app::backtest::{labelled, replay_scores, replay_values},
     domain::{
+        account::AccountRow,
         backtest::{self, Label, Labels, SnapshotKey},
-        churn_model::{self, FitError, FitOptions, Model, RiskBucket},
+        churn_features,
+        churn_model::{self, FitError, FitOptions, RiskBucket, Target, Trained},
+        outcome::OutcomeKind,
+        renewal_forecast::{self, Due, Forecast},
         rollup::day_of,
     },
     events, store,
@@ -28,30 +32,19 @@ pub(crate) struct TrainQuery {
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub horizon: u32,
+    pub target: Target,
 }
 
-/// A fitted model and how it did on the newer snapshots.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Trained {
-    pub scorecard: (uuid::Uuid, i64),
-    pub horizon: u32,
-    pub model: Model,
-    pub split_day: NaiveDate,
-    pub training: (u64, u64),
-    pub validation: (u64, u64),
-    pub validation_auc: Option<f64>,
-    /// Live accounts scored today, and those whose bucket moved.
-    pub accounts_scored: u64,
-    pub risk_changes: u64,
-}
+use churn_model::Scored as Risk;
 
-/// An account's probability, bucket and reasons.
-type Risk = (uuid::Uuid, f64, RiskBucket, Vec<(String, f64)>);
+/// Each labelled snapshot's outcome to predict: the account and day of the
+/// churn (or expansion) within its horizon, if any.
+type Positive = Option<(uuid::Uuid, NaiveDate)>;
 
-/// Snapshots and distinct churns of `idx` in `labels`.
-fn counts(labels: &Labels, idx: &[usize]) -> (u64, u64) {
-    let churns: HashSet<u32> = idx.iter().filter_map(|&i| labels.labels[i].churn).collect();
-    (idx.len() as u64, churns.len() as u64)
+/// Snapshots and distinct outcomes of `idx`.
+fn counts(positives: &[Positive], idx: &[usize]) -> (u64, u64) {
+    let distinct: HashSet<(uuid::Uuid, NaiveDate)> = idx.iter().filter_map(|&i| positives[i]).collect();
+    (idx.len() as u64, distinct.len() as u64)
 }
 
 impl App {
@@ -68,27 +61,70 @@ impl App {
             days.get(((days.len() as f64) * TRAIN_SHARE).floor() as usize).or(days.last()).copied().unwrap_or(q.end);
         let (train, valid): (Vec<usize>, Vec<usize>) =
             (0..labels.labels.len()).partition(|&i| labels.labels[i].key.day < split_day);
-        let training = counts(&labels, &train);
-        let validation = counts(&labels, &valid);
+        let positives: Vec<Positive> = match q.target.expansion() {
+            None => labels
+                .labels
+                .iter()
+                .map(|l| l.churn.map(|c| &labels.churns[c as usize]).map(|c| (c.account, c.date)))
+                .collect(),
+            Some(want) => {
+                let until = q.end.checked_add_days(Days::new(u64::from(q.horizon) + 1)).unwrap_or(q.end);
+                let outcomes = store::outcomes::list(conn, tenant, &[OutcomeKind::Expanded], q.start, until).await?;
+                let mut by_account: HashMap<uuid::Uuid, Vec<_>> = HashMap::new();
+                for o in outcomes {
+                    by_account.entry(o.account_id).or_default().push((o.effective_date, o.expansion));
+                }
+                labels
+                    .labels
+                    .iter()
+                    .map(|l| {
+                        let e = by_account.get(&l.key.account).map_or(&[][..], |v| v.as_slice());
+                        churn_model::expansion_within(e, l.key.day, q.horizon, want).map(|d| (l.key.account, d))
+                    })
+                    .collect()
+            }
+        };
+        let training = counts(&positives, &train);
+        let validation = counts(&positives, &valid);
         let min = self.settings.min_churns;
         if training.1 < min {
-            return Err(too_few(training.1, min));
+            return Err(too_few(q.target, training.1, min));
         }
-        let values = replay_values(&self.db, tenant, &card.def, &labels).await?;
-        let features: Vec<String> = card.def.measures.iter().map(|m| m.measure.clone()).collect();
+        let mut values = replay_values(&self.db, tenant, &card.def, &labels).await?;
+        // Beside the measures, the attributes of the training accounts as
+        // the projection has them now (it keeps no history of them).
+        let mut ids: Vec<uuid::Uuid> = labels.labels.iter().map(|l| l.key.account).collect();
+        ids.sort();
+        ids.dedup();
+        let rows_now = store::accounts::by_ids(conn, tenant, &ids).await?;
+        let known: HashMap<uuid::Uuid, &AccountRow> = rows_now.iter().map(|a| (a.account_id, a)).collect();
+        let trained_on: HashSet<uuid::Uuid> = train.iter().map(|&i| labels.labels[i].key.account).collect();
+        let attributes =
+            churn_features::attribute_features(rows_now.iter().filter(|a| trained_on.contains(&a.account_id)));
+        for (v, l) in values.iter_mut().zip(&labels.labels) {
+            v.extend(churn_features::attribute_values(&attributes, known.get(&l.key.account).copied(), l.key.day));
+        }
+        let mut features: Vec<String> = card.def.measures.iter().map(|m| m.measure.clone()).collect();
+        features.extend(attributes.iter().cloned());
         let rows: Vec<Vec<Option<f64>>> = train.iter().map(|&i| values[i].clone()).collect();
-        let churned: Vec<bool> = train.iter().map(|&i| labels.labels[i].churn.is_some()).collect();
+        let churned: Vec<bool> = train.iter().map(|&i| positives[i].is_some()).collect();
         // The minimum is of distinct churns (checked above); every churned snapshot counts in the fit.
         let model = churn_model::fit(&features, &rows, &churned, 1, FitOptions::default()).map_err(|e| match e {
-            FitError::TooFewChurns { churns, .. } => too_few(churns, min),
+            FitError::TooFewChurns { churns, .. } => too_few(q.target, churns, min),
             other => Error::FailedPrecondition { reason: "NOT_TRAINABLE", message: other.to_string() },
         })?;
-        let valid_labels: Vec<_> = valid.iter().map(|&i| labels.labels[i]).collect();
+        // A label whose `churn` is any index when positive: what the AUC reads.
+        let valid_labels: Vec<_> =
+            valid.iter().map(|&i| Label { churn: positives[i].map(|_| 0), ..labels.labels[i] }).collect();
         // AUC ranks by a score where higher is healthier: the negated probability.
         let risk: Vec<f64> = valid.iter().map(|&i| -model.probability(&values[i])).collect();
         let validation_auc = backtest::auc(&valid_labels, &risk).map(|a| a.auc);
         let mut trained = Trained {
+            version: 0,
+            target: q.target,
             scorecard: (card.id, card.version),
+            start: q.start,
+            end: q.end,
             horizon: q.horizon,
             model,
             split_day,
@@ -97,18 +133,20 @@ impl App {
             validation_auc,
             accounts_scored: 0,
             risk_changes: 0,
+            train_time: banso_kit::wire::now(),
         };
         // Every live account on today's values: its probability, and
         // ChurnRiskChanged where its bucket moved.
         let today = day_of(Utc::now(), store::tenants::time_zone(conn, tenant).await?);
-        let mut accounts = Vec::new();
+        let mut live = Vec::new();
         let mut after = None;
         loop {
             let page = store::accounts::page(conn, tenant, after, 1_000).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.account_id);
-            accounts.extend(page.iter().map(|a| a.account_id));
+            live.extend(page);
         }
+        let accounts: Vec<uuid::Uuid> = live.iter().map(|a| a.account_id).collect();
         let today_labels = Labels {
             labels: accounts
                 .iter()
@@ -116,7 +154,10 @@ impl App {
                 .collect(),
             ..Default::default()
         };
-        let values = replay_values(&self.db, tenant, &card.def, &today_labels).await?;
+        let mut values = replay_values(&self.db, tenant, &card.def, &today_labels).await?;
+        for (v, a) in values.iter_mut().zip(&live) {
+            v.extend(churn_features::attribute_values(&attributes, Some(a), today));
+        }
         let risks: Vec<Risk> = accounts
             .iter()
             .zip(&values)
@@ -125,36 +166,192 @@ impl App {
                 (*a, p, RiskBucket::of(p), trained.model.reasons(v))
             })
             .collect();
+        trained.accounts_scored = accounts.len() as u64;
         let t = &trained;
-        let changes = self
+        let target = q.target;
+        let (version, changes) = self
             .db
             .write(tenant, async |tx| {
-                let old = store::churn_risk::buckets(tx.conn(), tx.tenant()).await?;
-                let rows: Vec<_> = risks.iter().map(|(a, p, b, _)| (*a, *p, *b)).collect();
-                store::churn_risk::upsert(tx.conn(), tx.tenant(), &rows).await?;
-                let changed: Vec<_> = risks
+                let old = match target {
+                    Target::Churn => store::churn_risk::buckets(tx.conn(), tx.tenant()).await?,
+                    t => store::expansion_signal::buckets(tx.conn(), tx.tenant(), t).await?,
+                };
+                let changed: Vec<_> = risks.iter().filter(|(a, _, b, _)| old.get(a) != Some(b)).collect();
+                // The model is kept with the count of moves it made.
+                let kept = Trained { risk_changes: changed.len() as u64, ..t.clone() };
+                let version = store::churn_models::insert_next(tx.conn(), tx.tenant(), &kept).await?;
+                match target {
+                    Target::Churn => store::churn_risk::upsert(tx.conn(), tx.tenant(), version, &risks).await?,
+                    t => store::expansion_signal::upsert(tx.conn(), tx.tenant(), t, version, &risks).await?,
+                }
+                let events: Vec<_> = changed
                     .iter()
-                    .filter(|(a, _, b, _)| old.get(a) != Some(b))
                     .map(|(a, p, _, reasons)| {
-                        events::churn_risk_changed(*a, old.get(a).copied(), *p, t, reasons.clone())
+                        let old = old.get(a).copied();
+                        match target {
+                            Target::Churn => events::churn_risk_changed(*a, old, *p, &kept, version, reasons.clone()),
+                            _ => events::expansion_signal_changed(*a, old, *p, &kept, version, reasons.clone()),
+                        }
                     })
                     .collect();
-                let n = changed.len() as u64;
-                tx.emit_all(changed).await?;
-                Ok(n)
+                let n = events.len() as u64;
+                tx.emit_all(events).await?;
+                Ok((version, n))
             })
             .await?;
-        trained.accounts_scored = accounts.len() as u64;
+        trained.version = version;
         trained.risk_changes = changes;
         Ok(trained)
     }
 }
 
-fn too_few(churns: u64, minimum: u64) -> Error {
+/// Suggested weights beside the current ones, and the AUC of each.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WeightSuggestion {
+    pub model: Trained,
+    pub current: crate::domain::scorecard::ScorecardDef,
+    pub suggested: Vec<Option<f64>>,
+    pub current_auc: Option<f64>,
+    pub suggested_auc: Option<f64>,
+    pub snapshots: u64,
+}
+
+impl App {
+    /// The renewal forecast of `[start, end]`: totals per currency (group
+    /// ""), then per owner and currency; and the renewal rate of the year
+    /// before `start`.
+    pub(crate) async fn forecast_renewals(
+        &self,
+        caller: &Caller,
+        start: NaiveDate,
+        end: NaiveDate,
+    ) -> Result<(Vec<(String, String, Forecast)>, Option<f64>)> {
+        let (conn, tenant) = (self.db.conn(), caller.tenant_id.as_str());
+        let p = store::churn_risk::probabilities(conn, tenant).await?;
+        let mut live = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store::accounts::page(conn, tenant, after, 1_000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.account_id);
+            live.extend(page);
+        }
+        let due = |by_owner: bool| {
+            live.iter()
+                .filter_map(|a| {
+                    Some(Due {
+                        group: if by_owner { a.owner_id.as_str() } else { "" },
+                        currency: a.arr_currency.as_deref()?,
+                        arr: a.arr_amount_minor?,
+                        renewal_date: a.renewal_date?,
+                        churn_probability: p.get(&a.account_id).copied(),
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut out: Vec<(String, String, Forecast)> = Vec::new();
+        for by_owner in [false, true] {
+            for ((g, c), f) in renewal_forecast::forecast(due(by_owner), start, end) {
+                out.push((g.to_owned(), c.to_owned(), f));
+            }
+        }
+        let from = start.checked_sub_days(Days::new(365)).unwrap_or(start);
+        let until = start.pred_opt().unwrap_or(start);
+        let kinds = [OutcomeKind::Renewed, OutcomeKind::Churned];
+        let outcomes = store::outcomes::list(conn, tenant, &kinds, from, until).await?;
+        let renewed: HashSet<uuid::Uuid> =
+            outcomes.iter().filter(|o| o.kind == OutcomeKind::Renewed).map(|o| o.account_id).collect();
+        let churned: HashSet<uuid::Uuid> =
+            outcomes.iter().filter(|o| o.kind == OutcomeKind::Churned).map(|o| o.account_id).collect();
+        let n = renewed.len() + churned.len();
+        let rate = (n > 0).then(|| renewed.len() as f64 / n as f64);
+        Ok((out, rate))
+    }
+
+    /// Weights for the model's scorecard that rank as the model does,
+    /// backtested beside the current ones on the model's validation days.
+    pub(crate) async fn suggest_weights(&self, caller: &Caller, version: Option<i64>) -> Result<WeightSuggestion> {
+        let (conn, tenant) = (self.db.conn(), caller.tenant_id.as_str());
+        let model = store::churn_models::get_version(conn, tenant, version).await?;
+        if model.target != Target::Churn {
+            return Err(Error::FailedPrecondition {
+                reason: "NOT_A_CHURN_MODEL",
+                message: format!(
+                    "model {} predicts {}: scorecard weights are suggested from a churn model",
+                    model.version,
+                    model.target.as_str()
+                ),
+            });
+        }
+        let card = store::scorecards::get_version(conn, tenant, model.scorecard.0, Some(model.scorecard.1)).await?;
+        let suggested = churn_model::suggested_weights(&card.def, &model.model);
+        let mut def = card.def.clone();
+        for (m, w) in def.measures.iter_mut().zip(&suggested) {
+            m.weight = w.unwrap_or(0.0);
+        }
+        let (labels, _) = labelled(conn, tenant, model.split_day, model.end, model.horizon).await?;
+        let current = replay_scores(&self.db, tenant, &card.def, &labels).await?;
+        let other = replay_scores(&self.db, tenant, &def, &labels).await?;
+        // The snapshots both scored.
+        let keep: Vec<usize> =
+            (0..labels.labels.len()).filter(|&i| current[i].is_some() && other[i].is_some()).collect();
+        let kept: Vec<Label> = keep.iter().map(|&i| labels.labels[i]).collect();
+        let auc = |s: &[Option<(f64, crate::domain::score::Band)>]| {
+            let scores: Vec<f64> = keep.iter().filter_map(|&i| s[i].map(|x| x.0)).collect();
+            backtest::auc(&kept, &scores).map(|a| a.auc)
+        };
+        Ok(WeightSuggestion {
+            current_auc: auc(&current),
+            suggested_auc: auc(&other),
+            snapshots: kept.len() as u64,
+            model,
+            current: card.def,
+            suggested,
+        })
+    }
+
+    /// An account's latest churn probability (if a model scored it) and
+    /// expansion probabilities, each with its reasons and model version;
+    /// NOT_FOUND for an account the tenant does not have.
+    pub(crate) async fn get_account_predictions(
+        &self,
+        caller: &Caller,
+        account: uuid::Uuid,
+    ) -> Result<Vec<churn_model::Prediction>> {
+        let (conn, tenant) = (self.db.conn(), caller.tenant_id.as_str());
+        if store::accounts::get_live(conn, tenant, account).await?.is_none() {
+            return Err(Error::not_found("account", account.to_string()));
+        }
+        let mut out: Vec<_> = store::churn_risk::of_account(conn, tenant, account).await?.into_iter().collect();
+        out.extend(store::expansion_signal::of_account(conn, tenant, account).await?);
+        Ok(out)
+    }
+
+    /// A version of the tenant's churn models; the latest without one.
+    pub(crate) async fn get_churn_model(&self, caller: &Caller, version: Option<i64>) -> Result<Trained> {
+        store::churn_models::get_version(self.db.conn(), &caller.tenant_id, version).await
+    }
+
+    /// The tenant's churn models, newest first, a page at a time.
+    pub(crate) async fn list_churn_models(&self, caller: &Caller, page: PageRequest) -> Result<(Vec<Trained>, String)> {
+        let key = QueryKey::new("ListChurnModels", &caller.tenant_id);
+        let before: Option<i64> = self.page_tokens.decode(&key, &page.token)?;
+        let rows = store::churn_models::list(self.db.conn(), &caller.tenant_id, before, page.size + 1).await?;
+        self.page_tokens.page(&key, rows, page.size, |last| last.version)
+    }
+}
+
+fn too_few(target: Target, count: u64, minimum: u64) -> Error {
+    let (reason, what) = match target {
+        Target::Churn => ("TOO_FEW_CHURNS", "churns"),
+        Target::Expansion => ("TOO_FEW_EXPANSIONS", "expansions"),
+        Target::Upsell => ("TOO_FEW_EXPANSIONS", "upsells"),
+        Target::CrossSell => ("TOO_FEW_EXPANSIONS", "cross-sells"),
+    };
     Error::FailedPrecondition {
-        reason: "TOO_FEW_CHURNS",
+        reason,
         message: format!(
-            "{churns} labelled churns in the training snapshots, fewer than the minimum of {minimum} \
+            "{count} labelled {what} in the training snapshots, fewer than the minimum of {minimum} \
              (BANSO_HEALTH_MIN_CHURNS): no model is trained"
         ),
     }

@@ -3,6 +3,7 @@
 //! on the penalised log-likelihood) with an L2 penalty and class weights
 //! for rare churn. Pure; no I/O.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 /// The fewest labelled churns a model is trained on, by default: below it a
@@ -75,6 +76,100 @@ pub struct Model {
     pub intercept: f64,
     /// Newton iterations it took.
     pub iterations: usize,
+}
+
+/// What a model predicts within the horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// A churn (the default).
+    #[default]
+    Churn,
+    /// An expansion of any kind.
+    Expansion,
+    /// An expansion the contract event calls an upsell (a higher edition).
+    Upsell,
+    /// An expansion the contract event calls a cross-sell (another product).
+    CrossSell,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Churn => "churn",
+            Target::Expansion => "expansion",
+            Target::Upsell => "upsell",
+            Target::CrossSell => "cross_sell",
+        }
+    }
+
+    /// The expansions it counts: `None` for churn, `Some(None)` for any.
+    pub fn expansion(self) -> Option<Option<super::outcome::ExpansionKind>> {
+        use super::outcome::ExpansionKind;
+        match self {
+            Target::Churn => None,
+            Target::Expansion => Some(None),
+            Target::Upsell => Some(Some(ExpansionKind::Upsell)),
+            Target::CrossSell => Some(Some(ExpansionKind::CrossSell)),
+        }
+    }
+}
+
+/// The first expansion of `want` (any kind for `None`) among an account's
+/// `expansions` that takes effect within `horizon` days after `day`
+/// (`day < date ≤ day + horizon`), as a backtest labels churn.
+pub fn expansion_within(
+    expansions: &[(NaiveDate, Option<super::outcome::ExpansionKind>)],
+    day: NaiveDate,
+    horizon: u32,
+    want: Option<super::outcome::ExpansionKind>,
+) -> Option<NaiveDate> {
+    let end = day.checked_add_days(chrono::Days::new(horizon.into()))?;
+    expansions.iter().filter(|(d, k)| *d > day && *d <= end && (want.is_none() || *k == want)).map(|(d, _)| *d).min()
+}
+
+/// An account as a model scored it: its probability, bucket and reasons.
+pub type Scored = (uuid::Uuid, f64, RiskBucket, Vec<(String, f64)>);
+
+/// An account's latest probability of a target, as a kept model scored it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub target: Target,
+    pub probability: f64,
+    pub bucket: RiskBucket,
+    pub model_version: i64,
+    /// What pushes the probability up, most first.
+    pub reasons: Vec<(String, f64)>,
+    pub update_time: chrono::DateTime<chrono::Utc>,
+}
+
+/// A model as trained and kept, one version per training of a tenant:
+/// what it was fitted on, the fit, and how it did on the newer snapshots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trained {
+    /// 1, 2, … per tenant, in the order trained; 0 until stored.
+    pub version: i64,
+    /// What it predicts; models kept before expansion were all of churn.
+    #[serde(default)]
+    pub target: Target,
+    /// The scorecard whose measures are the features, and its version.
+    pub scorecard: (uuid::Uuid, i64),
+    /// The snapshot days asked for (inclusive).
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub horizon: u32,
+    pub model: Model,
+    /// Snapshots before it train, those from it validate.
+    pub split_day: NaiveDate,
+    /// Snapshots and distinct churns that trained it…
+    pub training: (u64, u64),
+    /// …and that validated it.
+    pub validation: (u64, u64),
+    pub validation_auc: Option<f64>,
+    /// Live accounts scored when it was trained, and those whose bucket moved.
+    pub accounts_scored: u64,
+    pub risk_changes: u64,
+    pub train_time: chrono::DateTime<chrono::Utc>,
 }
 
 /// Why a model was not fitted.
@@ -278,6 +373,42 @@ pub fn fit(
     Ok(model)
 }
 
+/// Scorecard weights that rank accounts as a churn model does, as far as a
+/// weighted sum of normalised measures can: a measure's weight is
+/// proportional to how much a unit of its raw value lowers the model's
+/// log-odds of churn (−coefficient ÷ standard deviation, turned by the
+/// measure's direction) times the raw span its normalisation spreads over
+/// 0–100 points (max − min for linear, the thresholds' span for a step
+/// function, 4 standard deviations for a percentile). A measure the model
+/// says works against its direction gets 0. The weights are scaled to sum to
+/// the current ones' sum and rounded to hundredths. `None` for a measure the
+/// model does not have.
+pub fn suggested_weights(def: &super::scorecard::ScorecardDef, model: &Model) -> Vec<Option<f64>> {
+    use super::scorecard::{Direction, Normalisation};
+    let raw: Vec<Option<f64>> = def
+        .measures
+        .iter()
+        .map(|m| {
+            let j = model.features.iter().position(|f| *f == m.measure)?;
+            let sd = model.std_devs[j];
+            let span = match &m.normalisation {
+                Normalisation::Linear { min, max } => (max - min).abs(),
+                Normalisation::Thresholds(ts) => match (ts.first(), ts.last()) {
+                    (Some(a), Some(b)) if b.at > a.at => b.at - a.at,
+                    _ => 4.0 * sd,
+                },
+                Normalisation::Percentile => 4.0 * sd,
+            };
+            let turn = if m.direction == Direction::LowerIsBetter { -1.0 } else { 1.0 };
+            Some((-model.coefficients[j] * turn / sd * span).max(0.0))
+        })
+        .collect();
+    let total: f64 = raw.iter().flatten().sum();
+    let current: f64 = def.measures.iter().map(|m| m.weight).sum();
+    let scale = if total > 0.0 { current / total } else { 0.0 };
+    raw.into_iter().map(|w| w.map(|w| (w * scale * 100.0).round() / 100.0)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +482,57 @@ mod tests {
         assert!(m.probability(&row) > m.probability(&[Some(20.0), Some(-0.2), Some(100.0)]));
         // A missing value is the mean: it explains nothing.
         assert!(m.reasons(&[None, None, None]).is_empty());
+    }
+
+    #[test]
+    fn expansions_label_by_kind_within_the_horizon() {
+        use crate::domain::outcome::ExpansionKind::*;
+        let d = |n: u64| NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().checked_add_days(chrono::Days::new(n)).unwrap();
+        let e = [(d(10), Some(CrossSell)), (d(40), None), (d(50), Some(Upsell))];
+        assert_eq!(expansion_within(&e, d(0), 90, None), Some(d(10)));
+        assert_eq!(expansion_within(&e, d(0), 90, Some(Upsell)), Some(d(50)));
+        assert_eq!(expansion_within(&e, d(0), 45, Some(Upsell)), None);
+        // The day itself is not within; the horizon's last day is.
+        assert_eq!(expansion_within(&e, d(10), 30, None), Some(d(40)));
+        assert_eq!(expansion_within(&e, d(50), 90, None), None);
+        let names: Vec<&str> =
+            [Target::Churn, Target::Expansion, Target::Upsell, Target::CrossSell].map(Target::as_str).to_vec();
+        assert_eq!(names, ["churn", "expansion", "upsell", "cross_sell"]);
+    }
+
+    #[test]
+    fn suggested_weights_follow_the_coefficients_per_point() {
+        use crate::domain::scorecard::{Direction, Normalisation, ScorecardDef, WeightedMeasure};
+        let m = |measure: &str, max: f64, direction: Direction| WeightedMeasure {
+            measure: measure.into(),
+            weight: 1.0,
+            normalisation: Normalisation::Linear { min: 0.0, max },
+            direction,
+            missing: Default::default(),
+        };
+        let def = ScorecardDef {
+            measures: vec![
+                m("logins", 40.0, Direction::HigherIsBetter),
+                m("tickets", 10.0, Direction::LowerIsBetter),
+                m("noise", 40.0, Direction::HigherIsBetter),
+                m("unknown", 1.0, Direction::HigherIsBetter),
+            ],
+            name: "card".into(),
+            scope: Default::default(),
+            bands: Default::default(),
+        };
+        let model = Model {
+            features: vec!["logins".into(), "tickets".into(), "noise".into()],
+            means: vec![0.0; 3],
+            std_devs: vec![10.0, 2.0, 5.0],
+            // Logins lower the risk, tickets raise it, noise raises it against its direction.
+            coefficients: vec![-1.0, 0.5, 0.2],
+            intercept: 0.0,
+            iterations: 1,
+        };
+        // Per unit of log-odds: logins 1 ÷ 10 × 40 = 4, tickets 0.5 ÷ 2 × 10 = 2.5, noise 0;
+        // scaled to the current sum of 4.
+        assert_eq!(suggested_weights(&def, &model), [Some(2.46), Some(1.54), Some(0.0), None]);
     }
 
     #[test]

@@ -13,10 +13,12 @@
 
 pub mod account;
 pub mod backtest;
+pub mod churn_features;
 pub mod churn_model;
 pub mod measure;
 pub mod outcome;
 pub mod portfolio;
+pub mod renewal_forecast;
 pub mod replay;
 pub mod rollup;
 pub mod score;

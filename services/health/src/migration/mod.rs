@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0008Outcomes),
             Box::new(M0009BacktestJobs),
             Box::new(M0010ChurnRisk),
+            Box::new(M0011ChurnModels),
         ]
     }
 }
@@ -751,5 +752,65 @@ impl MigrationTrait for M0010ChurnRisk {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("account_churn_risk").if_exists().to_owned()).await
+    }
+}
+
+/// Every churn (and expansion) model a tenant trained, by version (the fit
+/// and its figures as JSON: read whole, never queried inside), which version
+/// scored each account's stored probability, and each account's latest
+/// expansion probability per target.
+struct M0011ChurnModels;
+
+impl MigrationName for M0011ChurnModels {
+    fn name(&self) -> &str {
+        "m20261204_000011_churn_models"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0011ChurnModels {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("churn_models")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(big_integer("version"))
+                .col(text("model"))
+                .col(timestamp_with_time_zone("create_time"))
+                .primary_key(Index::create().col("tenant_id").col("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("account_expansion_signal")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(string_len("target", 16))
+                .col(double("probability"))
+                .col(string_len("bucket", 8))
+                .col(big_integer("model_version"))
+                .col(text("reasons"))
+                .col(timestamp_with_time_zone("update_time"))
+                .primary_key(Index::create().col("tenant_id").col("account_id").col("target"))
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter().table("account_churn_risk").add_column(big_integer("model_version").default(0)).to_owned(),
+        )
+        .await?;
+        m.alter_table(Table::alter().table("account_churn_risk").add_column(text("reasons").default("[]")).to_owned())
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(Table::alter().table("account_churn_risk").drop_column("reasons").to_owned()).await?;
+        m.alter_table(Table::alter().table("account_churn_risk").drop_column("model_version").to_owned()).await?;
+        m.drop_table(Table::drop().table("account_expansion_signal").if_exists().to_owned()).await?;
+        m.drop_table(Table::drop().table("churn_models").if_exists().to_owned()).await
     }
 }

@@ -5,7 +5,9 @@
 
 pub(crate) mod accounts;
 pub(crate) mod backtest_jobs;
+pub(crate) mod churn_models;
 pub(crate) mod churn_risk;
+pub(crate) mod expansion_signal;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod ingest;

@@ -361,6 +361,37 @@ pub(crate) enum AccountChurnRisk {
     Probability,
     Bucket,
     UpdateTime,
+    /// The churn model version that scored it.
+    ModelVersion,
+    /// What pushes the risk up, most first: JSON `[[feature, contribution]…]`.
+    Reasons,
+}
+
+/// Each account's latest expansion probability and bucket, per target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]
+pub(crate) enum AccountExpansionSignal {
+    Table,
+    TenantId,
+    AccountId,
+    /// expansion, upsell or cross_sell.
+    Target,
+    Probability,
+    Bucket,
+    ModelVersion,
+    /// As in account_churn_risk.
+    Reasons,
+    UpdateTime,
+}
+
+/// Every churn model a tenant trained, by version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]
+pub(crate) enum ChurnModels {
+    Table,
+    TenantId,
+    Version,
+    /// The trained model as JSON.
+    Model,
+    CreateTime,
 }
 
 /// Names of computed columns (`COUNT(*) AS n`, …) and of the second
