@@ -119,6 +119,7 @@ pub(crate) fn account_of(env: &Envelope) -> Option<Uuid> {
         Payload::ActivityLogged(e) => e.activity.as_ref().map(|a| a.account_id.as_str()),
         Payload::HealthScoreChanged(e) => Some(e.account_id.as_str()),
         Payload::ChurnRiskChanged(e) => Some(e.account_id.as_str()),
+        Payload::ExpansionSignalChanged(e) => Some(e.account_id.as_str()),
         Payload::CtaClosed(e) => e.cta.as_ref().map(|c| c.account_id.as_str()),
         _ => None,
     }?;

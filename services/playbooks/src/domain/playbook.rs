@@ -16,6 +16,7 @@ use super::{
 pub(crate) const EVENT_TYPES: &[&str] = &[
     "health_score_changed",
     "churn_risk_changed",
+    "expansion_signal_changed",
     "account_created",
     "account_updated",
     "contract_changed",

@@ -521,3 +521,50 @@ async fn a_churn_risk_turning_high_opens_a_cta() {
     assert_eq!(ctas.len(), 1);
     assert_eq!(ctas[0].title, "Hooli may churn");
 }
+
+#[tokio::test]
+async fn an_upsell_signal_opens_an_opportunity_cta() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let p = create_enabled(
+        &mut c,
+        pb::Playbook {
+            display_name: "Upsell".into(),
+            trigger: Some(pb::Trigger {
+                kind: Some(pb::trigger::Kind::Event(pb::EventTrigger {
+                    event_type: "expansion_signal_changed".into(),
+                    ..Default::default()
+                })),
+            }),
+            condition:
+                "event.data.target == 'EXPANSION_TARGET_UPSELL' && event.data.new_bucket == 'CHURN_RISK_BUCKET_HIGH'"
+                    .into(),
+            actions: vec![open_cta("offer {{account.name}} the next edition", pb::CtaPriority::Medium, &[])],
+            ..Default::default()
+        },
+    )
+    .await;
+    let a = account("Pied Piper", "csm-ann", tpb::TouchModel::High);
+    known_account(&app, TENANT, &a).await;
+    let signal = |target: ev::ExpansionTarget| {
+        Payload::ExpansionSignalChanged(ev::ExpansionSignalChanged {
+            account_id: a.id.clone(),
+            target: target as i32,
+            old_bucket: ev::ChurnRiskBucket::Medium as i32,
+            new_bucket: ev::ChurnRiskBucket::High as i32,
+            probability: 0.4,
+            horizon_days: 90,
+            ..Default::default()
+        })
+    };
+    publish(&app, TENANT, "health", signal(ev::ExpansionTarget::CrossSell)).await;
+    publish(&app, TENANT, "health", signal(ev::ExpansionTarget::Upsell)).await;
+    let f = until("the upsell signal fires", || {
+        let mut c = c.clone();
+        let id = p.id.clone();
+        async move { Some(firings(&mut c, &id).await).filter(|f| !f.is_empty()) }
+    })
+    .await;
+    assert_eq!(f.len(), 1, "the cross-sell signal does not match the condition: {f:?}");
+    assert_eq!(ctas_of(&mut c, &a.id).await[0].title, "offer Pied Piper the next edition");
+}
