@@ -78,6 +78,30 @@ pub(crate) fn usage_seen(account: Uuid, day: chrono::NaiveDate) -> Payload {
     })
 }
 
+/// A risk bucket on the wire (churn and expansion share them).
+fn bucket_to_proto(b: crate::domain::churn_model::RiskBucket) -> i32 {
+    use crate::domain::churn_model::RiskBucket;
+    use banso_proto::events::ChurnRiskBucket as B;
+    (match b {
+        RiskBucket::Low => B::Low,
+        RiskBucket::Medium => B::Medium,
+        RiskBucket::High => B::High,
+    }) as i32
+}
+
+/// A model's reasons (feature, contribution) on the wire, each described
+/// in the words of the measure catalog.
+fn reasons_to_proto(reasons: Vec<(String, f64)>) -> Vec<banso_proto::events::ChurnReason> {
+    reasons
+        .into_iter()
+        .map(|(measure, contribution)| banso_proto::events::ChurnReason {
+            description: crate::domain::churn_features::describe(&measure),
+            measure,
+            contribution,
+        })
+        .collect()
+}
+
 /// ChurnRiskChanged: `account`'s churn probability moved from bucket `old`
 /// (none for its first) to that of `probability`, with its reasons.
 pub(crate) fn churn_risk_changed(
@@ -90,28 +114,16 @@ pub(crate) fn churn_risk_changed(
 ) -> Payload {
     use crate::domain::churn_model::RiskBucket;
     use banso_proto::events::ChurnRiskBucket as B;
-    let bucket = |b: RiskBucket| match b {
-        RiskBucket::Low => B::Low,
-        RiskBucket::Medium => B::Medium,
-        RiskBucket::High => B::High,
-    } as i32;
     Payload::ChurnRiskChanged(banso_proto::events::ChurnRiskChanged {
         account_id: account.to_string(),
-        old_bucket: old.map_or(B::Unspecified as i32, bucket),
-        new_bucket: bucket(RiskBucket::of(probability)),
+        old_bucket: old.map_or(B::Unspecified as i32, bucket_to_proto),
+        new_bucket: bucket_to_proto(RiskBucket::of(probability)),
         probability,
         horizon_days: model.horizon as i32,
         scorecard_id: model.scorecard.0.to_string(),
         scorecard_version: model.scorecard.1,
         model_version: version,
-        reasons: reasons
-            .into_iter()
-            .map(|(measure, contribution)| banso_proto::events::ChurnReason {
-                description: crate::domain::churn_features::describe(&measure),
-                measure,
-                contribution,
-            })
-            .collect(),
+        reasons: reasons_to_proto(reasons),
     })
 }
 
@@ -127,11 +139,6 @@ pub(crate) fn expansion_signal_changed(
 ) -> Payload {
     use crate::domain::churn_model::{RiskBucket, Target};
     use banso_proto::events::{ChurnRiskBucket as B, ExpansionTarget as T};
-    let bucket = |b: RiskBucket| match b {
-        RiskBucket::Low => B::Low,
-        RiskBucket::Medium => B::Medium,
-        RiskBucket::High => B::High,
-    } as i32;
     let target = match model.target {
         Target::Churn => T::Unspecified,
         Target::Expansion => T::Any,
@@ -141,21 +148,14 @@ pub(crate) fn expansion_signal_changed(
     Payload::ExpansionSignalChanged(banso_proto::events::ExpansionSignalChanged {
         account_id: account.to_string(),
         target,
-        old_bucket: old.map_or(B::Unspecified as i32, bucket),
-        new_bucket: bucket(RiskBucket::of(probability)),
+        old_bucket: old.map_or(B::Unspecified as i32, bucket_to_proto),
+        new_bucket: bucket_to_proto(RiskBucket::of(probability)),
         probability,
         horizon_days: model.horizon as i32,
         scorecard_id: model.scorecard.0.to_string(),
         scorecard_version: model.scorecard.1,
         model_version: version,
-        reasons: reasons
-            .into_iter()
-            .map(|(measure, contribution)| banso_proto::events::ChurnReason {
-                description: crate::domain::churn_features::describe(&measure),
-                measure,
-                contribution,
-            })
-            .collect(),
+        reasons: reasons_to_proto(reasons),
     })
 }
 
