@@ -381,16 +381,16 @@ impl<'a> Facts<'a> {
     }
 
     /// Sets `now`, replacing any variable of that name.
+    // `now`, `account`, `health` and `event` below fill the slots of a
+    // fresh `Facts` (every builder starts from `Facts::new()`): nothing set
+    // before to clear.
     fn now(mut self, now: DateTime<Utc>) -> Self {
-        self.named.retain(|(n, _)| n != "now");
         self.set(const { at("now") }, Fact::Timestamp(now));
         self
     }
 
     /// Replaces any `account` set by name (the slots then hold it all).
     fn account(&mut self, a: AccountFacts<'a>) {
-        self.named.retain(|(n, _)| n != "account");
-        self.clear("account");
         let days_to_renewal = a.renewal_date.map(|r| (r - a.today).num_days());
         self.set(const { at("account.name") }, Slot::Text(Cow::Borrowed(a.name)));
         self.set(const { at("account.external_id") }, Slot::Text(Cow::Borrowed(a.external_id.unwrap_or_default())));
@@ -729,8 +729,6 @@ impl<'a> PlaybookFacts<'a> {
 
 impl<'a> Facts<'a> {
     fn health(&mut self, h: HealthFacts<'a>) {
-        self.named.retain(|(n, _)| n != "health");
-        self.clear("health");
         self.set(const { at("health.score") }, Fact::from(h.score));
         self.set(const { at("health.band") }, Slot::Text(h.band));
         self.set(const { at("health.trend_7d") }, Fact::from(h.trend_7d));
@@ -740,8 +738,6 @@ impl<'a> Facts<'a> {
     }
 
     fn event(&mut self, e: EventFacts<'a>) {
-        self.named.retain(|(n, _)| n != "event");
-        self.clear("event");
         self.set(const { at("event.type") }, Slot::Text(e.event_type));
         self.set(const { at("event.id") }, Slot::Text(e.id));
         self.set(const { at("event.occurred_at") }, Fact::from(e.occurred_at));
