@@ -96,8 +96,11 @@ async fn a_crashed_replicas_day_is_taken_over_after_its_lease_and_nothing_fires_
     let db = banso_testkit::fresh_database().await.unwrap();
     let (a, b) = (app(&db).await, app(&db).await);
     tenant(&a, 10).await;
-    let today = Utc::now().date_naive();
+    // The day B will run after A's lease: A must have fired that same day,
+    // which `now`'s date is not within minutes of midnight.
     let now = Utc::now();
+    let later = now + Duration::minutes(6);
+    let today = later.date_naive();
     // Replica A takes the lease, fires everything, and dies before marking the day done.
     assert!(
         store::tenants::claim_schedule(a.db.conn(), TENANT, today, "replica-a", now, now + Duration::minutes(5))
@@ -108,7 +111,6 @@ async fn a_crashed_replicas_day_is_taken_over_after_its_lease_and_nothing_fires_
     // While A's lease holds, B leaves the tenant alone.
     assert!(b.schedule_round("replica-b", now).await.unwrap().is_empty());
     // After it, B runs the day again: the firings exist already, none repeats.
-    let later = Utc::now() + Duration::minutes(6);
     assert_eq!(b.schedule_round("replica-b", later).await.unwrap(), vec![TENANT.to_string()]);
     assert_eq!(firings(&a).await, 10);
     assert_eq!(store::tenants::get(a.db.conn(), TENANT).await.unwrap().last_schedule_day, Some(later.date_naive()));
