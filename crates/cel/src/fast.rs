@@ -276,116 +276,158 @@ fn path(e: &IdedExpr) -> Option<Node> {
     Some(Node::Named(root.clone(), keys))
 }
 
-/// A condition compiled into closures: each comparison of a fixed field
-/// with a literal becomes a closure specialised for the literal's type and
-/// the operator, which reads the slot and compares without walking the
-/// tree; `&&`, `||` and `!` call their operands' closures. Any other node,
-/// and any value of another type than the literal's, is evaluated as the
-/// tree evaluates it ([`boolean`]), so the answers are the tree's.
-pub(crate) type Compiled = Box<dyn Fn(&Facts<'_>) -> Result<bool, Bail> + Send + Sync>;
+/// A condition compiled for evaluation: the connectives, and below them
+/// typed operations — a fixed field compared with a literal of a known type,
+/// `== null`, a field in a list of strings, a string in a list field, and
+/// comparisons of numeric operands (fields, measure fields with the keys
+/// resolved now, payload fields, literals, arithmetic). [`run`] walks it
+/// with one `match` per operation: no call through a pointer, no value
+/// built. Any other node, and any value of another type than the
+/// operation's, is evaluated as the tree evaluates it ([`boolean`]), so
+/// the answers are the tree's.
+#[derive(Debug, Clone)]
+pub(crate) enum Compiled {
+    And(Vec<Compiled>),
+    Or(Vec<Compiled>),
+    Not(Box<Compiled>),
+    /// `slot op literal` for a double literal (not NaN).
+    Double(Cmp, usize, f64),
+    Int(Cmp, usize, i64),
+    /// `slot == literal` (or `!=` when the flag is set).
+    Str(bool, usize, String),
+    /// `slot == null` (or `!=` when the flag is clear).
+    Null(bool, usize, Node),
+    InStrs(usize, Vec<String>, Node),
+    StrIn(String, usize, Node),
+    Num(Cmp, Operand, Operand, Node),
+    Tree(Node),
+}
 
-pub(crate) fn closures(n: Node) -> Compiled {
+/// A numeric operand of [`Compiled::Num`].
+#[derive(Debug, Clone)]
+pub(crate) enum Operand {
+    Int(i64),
+    Double(f64),
+    /// A fixed field and the keys below it; for a measure field
+    /// (`health.measures.<id>.<field>`), which of its three fields.
+    Field(usize, Vec<String>, Option<usize>),
+    Arith(Arith, Box<Operand>, Box<Operand>),
+}
+
+pub(crate) fn lower(n: Node) -> Compiled {
     match n {
-        Node::And(items) => {
-            let items: Vec<Compiled> = items.into_iter().map(closures).collect();
-            Box::new(move |f| {
-                for c in &items {
-                    if !c(f)? {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            })
-        }
-        Node::Or(items) => {
-            let items: Vec<Compiled> = items.into_iter().map(closures).collect();
-            Box::new(move |f| {
-                for c in &items {
-                    if c(f)? {
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
-            })
-        }
-        Node::Not(x) => {
-            let x = closures(*x);
-            Box::new(move |f| Ok(!x(f)?))
-        }
-        Node::SlotCmp(op, i, Lit::Double(b)) if !b.is_nan() => match op {
-            Cmp::Eq => double::<0>(i, b),
-            Cmp::Ne => double::<1>(i, b),
-            Cmp::Lt => double::<2>(i, b),
-            Cmp::Le => double::<3>(i, b),
-            Cmp::Gt => double::<4>(i, b),
-            Cmp::Ge => double::<5>(i, b),
-        },
-        Node::SlotCmp(op, i, Lit::Int(b)) => match op {
-            Cmp::Eq => int::<0>(i, b),
-            Cmp::Ne => int::<1>(i, b),
-            Cmp::Lt => int::<2>(i, b),
-            Cmp::Le => int::<3>(i, b),
-            Cmp::Gt => int::<4>(i, b),
-            Cmp::Ge => int::<5>(i, b),
-        },
-        Node::SlotCmp(op @ (Cmp::Eq | Cmp::Ne), i, Lit::Str(b)) => {
-            let ne = op == Cmp::Ne;
-            Box::new(move |f| match &f.slots[i] {
-                Slot::Text(t) => Ok(same(t, &b) != ne),
-                _ => compare(op, read(f, i, &[])?, V::Str(&b)),
-            })
-        }
-        Node::SlotInStrs(i, items) => {
-            let node = Node::SlotInStrs(i, items.clone());
-            Box::new(move |f| match &f.slots[i] {
-                Slot::Text(t) => Ok(items.iter().any(|x| same(x, t))),
-                _ => boolean(&node, f),
-            })
-        }
-        Node::StrInSlot(s, i) => {
-            let node = Node::StrInSlot(s.clone(), i);
-            Box::new(move |f| match &f.slots[i] {
-                Slot::Texts(items) => Ok(items.iter().any(|x| same(x, &s))),
-                _ => boolean(&node, f),
-            })
-        }
+        Node::And(items) => Compiled::And(items.into_iter().map(lower).collect()),
+        Node::Or(items) => Compiled::Or(items.into_iter().map(lower).collect()),
+        Node::Not(x) => Compiled::Not(Box::new(lower(*x))),
+        Node::SlotCmp(op, i, Lit::Double(b)) if !b.is_nan() => Compiled::Double(op, i, b),
+        Node::SlotCmp(op, i, Lit::Int(b)) => Compiled::Int(op, i, b),
+        Node::SlotCmp(op @ (Cmp::Eq | Cmp::Ne), i, Lit::Str(b)) => Compiled::Str(op == Cmp::Ne, i, b),
         Node::SlotCmp(op @ (Cmp::Eq | Cmp::Ne), i, Lit::Null) => {
-            let node = Node::SlotCmp(op, i, Lit::Null);
-            let eq = op == Cmp::Eq;
-            Box::new(move |f| match &f.slots[i] {
-                Slot::Fact(Fact::Null) => Ok(eq),
-                Slot::Fact(
-                    Fact::Bool(_)
-                    | Fact::Int(_)
-                    | Fact::Double(_)
-                    | Fact::String(_)
-                    | Fact::Date(_)
-                    | Fact::Timestamp(_),
-                )
-                | Slot::Text(_) => Ok(!eq),
-                _ => boolean(&node, f),
-            })
+            Compiled::Null(op == Cmp::Eq, i, Node::SlotCmp(op, i, Lit::Null))
         }
-        Node::Cmp(op, l, r) => match (numeric(&l), numeric(&r)) {
+        Node::SlotInStrs(i, items) => Compiled::InStrs(i, items.clone(), Node::SlotInStrs(i, items)),
+        Node::StrInSlot(s, i) => Compiled::StrIn(s.clone(), i, Node::StrInSlot(s, i)),
+        Node::Cmp(op, l, r) => match (operand(&l), operand(&r)) {
             // Numbers on both sides: read without the tree, and the tree
             // decides whatever is not a plain number.
-            (Some(left), Some(right)) => {
-                let node = Node::Cmp(op, l, r);
-                Box::new(move |f| match (left(f), right(f)) {
-                    (Some(a), Some(b)) => compare(op, a.value(), b.value()),
-                    _ => boolean(&node, f),
-                })
-            }
-            _ => {
-                let node = Node::Cmp(op, l, r);
-                Box::new(move |f| boolean(&node, f))
-            }
+            (Some(left), Some(right)) => Compiled::Num(op, left, right, Node::Cmp(op, l, r)),
+            _ => Compiled::Tree(Node::Cmp(op, l, r)),
         },
-        other => Box::new(move |f| boolean(&other, f)),
+        other => Compiled::Tree(other),
     }
 }
 
-/// A number during closure evaluation.
+/// The operand of a numeric comparison: a literal, a fixed field (with the
+/// keys of a measure resolved now), or arithmetic on such operands.
+fn operand(n: &Node) -> Option<Operand> {
+    Some(match n {
+        Node::Int(i) => Operand::Int(*i),
+        Node::Double(d) => Operand::Double(*d),
+        Node::Slot(i, keys) => {
+            let measure_field = match keys.as_slice() {
+                [_, field] => ["value", "previous_value", "points"].iter().position(|x| x == field),
+                _ => None,
+            };
+            Operand::Field(*i, keys.clone(), measure_field)
+        }
+        Node::Arith(op, l, r) => Operand::Arith(*op, Box::new(operand(l)?), Box::new(operand(r)?)),
+        _ => return None,
+    })
+}
+
+/// The value of a compiled condition, or [`Bail`] when the interpreter
+/// must decide.
+pub(crate) fn run(c: &Compiled, f: &Facts<'_>) -> Result<bool, Bail> {
+    match c {
+        Compiled::And(items) => {
+            for c in items {
+                if !run(c, f)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Compiled::Or(items) => {
+            for c in items {
+                if run(c, f)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        Compiled::Not(x) => Ok(!run(x, f)?),
+        Compiled::Double(op, i, b) => match &f.slots[*i] {
+            Slot::Fact(Fact::Double(a)) if !a.is_nan() => Ok(holds(*op, *a, *b)),
+            _ => compare(*op, read(f, *i, &[])?, V::Double(*b)),
+        },
+        Compiled::Int(op, i, b) => match &f.slots[*i] {
+            Slot::Fact(Fact::Int(a)) => Ok(holds(*op, *a, *b)),
+            _ => compare(*op, read(f, *i, &[])?, V::Int(*b)),
+        },
+        Compiled::Str(ne, i, b) => match &f.slots[*i] {
+            Slot::Text(t) => Ok(same(t, b) != *ne),
+            _ => compare(if *ne { Cmp::Ne } else { Cmp::Eq }, read(f, *i, &[])?, V::Str(b)),
+        },
+        Compiled::Null(eq, i, node) => match &f.slots[*i] {
+            Slot::Fact(Fact::Null) => Ok(*eq),
+            Slot::Fact(
+                Fact::Bool(_) | Fact::Int(_) | Fact::Double(_) | Fact::String(_) | Fact::Date(_) | Fact::Timestamp(_),
+            )
+            | Slot::Text(_) => Ok(!*eq),
+            _ => boolean(node, f),
+        },
+        Compiled::InStrs(i, items, node) => match &f.slots[*i] {
+            Slot::Text(t) => Ok(items.iter().any(|x| same(x, t))),
+            _ => boolean(node, f),
+        },
+        Compiled::StrIn(s, i, node) => match &f.slots[*i] {
+            Slot::Texts(items) => Ok(items.iter().any(|x| same(x, s))),
+            _ => boolean(node, f),
+        },
+        Compiled::Num(op, l, r, node) => match (num(l, f), num(r, f)) {
+            (Some(Num::Double(a)), Some(Num::Double(b))) => Ok(holds(*op, a, b)),
+            (Some(Num::Int(a)), Some(Num::Int(b))) => Ok(holds(*op, a, b)),
+            (Some(a), Some(b)) => compare(*op, a.value(), b.value()),
+            _ => boolean(node, f),
+        },
+        Compiled::Tree(node) => boolean(node, f),
+    }
+}
+
+/// `a op b` for two plain numbers of one type (doubles not NaN).
+#[inline]
+fn holds<T: PartialOrd>(op: Cmp, a: T, b: T) -> bool {
+    match op {
+        Cmp::Eq => a == b,
+        Cmp::Ne => a != b,
+        Cmp::Lt => a < b,
+        Cmp::Le => a <= b,
+        Cmp::Gt => a > b,
+        Cmp::Ge => a >= b,
+    }
+}
+
+/// A number during compiled evaluation.
 #[derive(Clone, Copy)]
 enum Num {
     Int(i64),
@@ -401,101 +443,40 @@ impl Num {
     }
 }
 
-/// A numeric operand compiled into a closure: `None` when the value is not
-/// a plain number (or the arithmetic would overflow, divide by zero or give
-/// a NaN), and the tree must decide.
-type NumFn = Box<dyn Fn(&Facts<'_>) -> Option<Num> + Send + Sync>;
-
-/// The closure of a numeric operand: a literal, a fixed field (with the keys
-/// of a measure resolved now), or arithmetic on such operands.
-fn numeric(n: &Node) -> Option<NumFn> {
-    Some(match n {
-        Node::Int(i) => {
-            let i = *i;
-            Box::new(move |_| Some(Num::Int(i)))
-        }
-        Node::Double(d) => {
-            let d = *d;
-            Box::new(move |_| Some(Num::Double(d)))
-        }
-        Node::Slot(i, keys) => {
-            let (i, keys) = (*i, keys.clone());
-            let measure_field = match keys.as_slice() {
-                [_, field] => ["value", "previous_value", "points"].iter().position(|x| x == field),
-                _ => None,
-            };
-            Box::new(move |f| {
-                let v = match (&f.slots[i], measure_field) {
-                    (Slot::Measures(m), Some(at)) => {
-                        let reading = measure(m, &keys[0]).ok()?;
-                        let x = [reading.value, reading.previous_value, reading.points][at];
-                        return x.filter(|x| !x.is_nan()).map(Num::Double);
-                    }
-                    _ => read(f, i, &keys).ok()?,
-                };
-                match v {
-                    V::Int(i) => Some(Num::Int(i)),
-                    V::Double(d) if !d.is_nan() => Some(Num::Double(d)),
-                    _ => None,
+/// An operand's value: `None` when it is not a plain number (or the
+/// arithmetic would overflow, divide by zero or give a NaN), and the tree
+/// must decide.
+fn num(o: &Operand, f: &Facts<'_>) -> Option<Num> {
+    match o {
+        Operand::Int(i) => Some(Num::Int(*i)),
+        Operand::Double(d) => Some(Num::Double(*d)),
+        Operand::Field(i, keys, measure_field) => {
+            let v = match (&f.slots[*i], measure_field) {
+                (Slot::Measures(m), Some(at)) => {
+                    let reading = measure(m, &keys[0]).ok()?;
+                    let x = [reading.value, reading.previous_value, reading.points][*at];
+                    return x.filter(|x| !x.is_nan()).map(Num::Double);
                 }
-            })
-        }
-        Node::Arith(op, l, r) => {
-            let (op, l, r) = (*op, numeric(l)?, numeric(r)?);
-            Box::new(move |f| match arith(op, l(f)?.value(), r(f)?.value()).ok()? {
+                (Slot::Fact(Fact::Double(d)), _) if keys.is_empty() => return (!d.is_nan()).then_some(Num::Double(*d)),
+                (Slot::Fact(Fact::Int(i)), _) if keys.is_empty() => return Some(Num::Int(*i)),
+                _ => read(f, *i, keys).ok()?,
+            };
+            match v {
                 V::Int(i) => Some(Num::Int(i)),
-                V::Double(d) => Some(Num::Double(d)),
+                V::Double(d) if !d.is_nan() => Some(Num::Double(d)),
                 _ => None,
-            })
+            }
         }
-        _ => return None,
-    })
-}
-
-/// The operator of [`double`] and [`int`]: `Cmp` in declaration order.
-const fn op(n: u8) -> Cmp {
-    match n {
-        0 => Cmp::Eq,
-        1 => Cmp::Ne,
-        2 => Cmp::Lt,
-        3 => Cmp::Le,
-        4 => Cmp::Gt,
-        _ => Cmp::Ge,
+        Operand::Arith(op, l, r) => match arith(*op, num(l, f)?.value(), num(r, f)?.value()).ok()? {
+            V::Int(i) => Some(Num::Int(i)),
+            V::Double(d) => Some(Num::Double(d)),
+            _ => None,
+        },
     }
 }
 
-/// `slot OP b` for a double literal (not NaN).
-fn double<const OP: u8>(i: usize, b: f64) -> Compiled {
-    Box::new(move |f| match &f.slots[i] {
-        Slot::Fact(Fact::Double(a)) if !a.is_nan() => Ok(match OP {
-            0 => *a == b,
-            1 => *a != b,
-            2 => *a < b,
-            3 => *a <= b,
-            4 => *a > b,
-            _ => *a >= b,
-        }),
-        _ => compare(const { op(OP) }, read(f, i, &[])?, V::Double(b)),
-    })
-}
-
-/// `slot OP b` for an int literal.
-fn int<const OP: u8>(i: usize, b: i64) -> Compiled {
-    Box::new(move |f| match &f.slots[i] {
-        Slot::Fact(Fact::Int(a)) => Ok(match OP {
-            0 => *a == b,
-            1 => *a != b,
-            2 => *a < b,
-            3 => *a <= b,
-            4 => *a > b,
-            _ => *a >= b,
-        }),
-        _ => compare(const { op(OP) }, read(f, i, &[])?, V::Int(b)),
-    })
-}
-
 /// The expression's value by the tree, or [`Bail`] when the interpreter
-/// must decide (the differential test checks the closures against it).
+/// must decide (the differential test checks the compiled form against it).
 #[cfg(test)]
 pub(crate) fn evaluate_bool(n: &Node, f: &Facts<'_>) -> Result<bool, Bail> {
     boolean(n, f)

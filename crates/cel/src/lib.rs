@@ -191,7 +191,7 @@ struct Inner {
     paths: Vec<String>,
     /// The same program on the fast path, when all of it is in its subset.
     fast: Option<fast::Node>,
-    /// The fast path's tree compiled into closures.
+    /// The fast path's tree lowered to typed operations.
     compiled: Option<fast::Compiled>,
 }
 
@@ -249,7 +249,7 @@ impl Expression {
         let (mut program, program_info) = parse::parse(source, env)?;
         check::null_for_missing_keys(&mut program, &program_info, source, &map_indexes);
         let fast = fast::compile(&program);
-        let compiled = fast.clone().map(fast::closures);
+        let compiled = fast.clone().map(fast::lower);
         Ok(Expression { inner: Arc::new(Inner { source: source.to_string(), program, cost, paths, fast, compiled }) })
     }
 
@@ -289,7 +289,7 @@ impl Expression {
     /// Evaluates the expression; only a bool result is a success.
     pub fn evaluate_bool(&self, facts: &Facts<'_>) -> Result<bool, EvalError> {
         if let Some(compiled) = &self.inner.compiled
-            && let Ok(b) = compiled(facts)
+            && let Ok(b) = fast::run(compiled, facts)
         {
             return Ok(b);
         }
