@@ -268,7 +268,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let b = if r.scorecard_id.is_empty() {
             admin.clone().backtest_scorecard(r).await?.into_inner()
         } else {
-            let job = admin.clone().start_backtest(pb::StartBacktestRequest { backtest: Some(r) }).await?.into_inner();
+            let job = admin
+                .clone()
+                .start_backtest(pb::StartBacktestRequest { backtest: Some(r), ..Default::default() })
+                .await?
+                .into_inner();
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 let j = admin.clone().get_backtest_job(pb::GetBacktestJobRequest { id: job.id.clone() }).await?;

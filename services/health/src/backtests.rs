@@ -80,7 +80,8 @@ impl Backtests {
     }
 
     async fn execute(&self, owner: &str, tenant: &str, job: BacktestJob) {
-        let outcome = app::backtest::run(&self.db, tenant, job.query).await;
+        let report = app::backtest::Report::Job { id: job.id, owner };
+        let outcome = app::backtest::run(&self.db, tenant, job.query, report).await;
         if let Err(e) = &outcome {
             tracing::warn!(tenant, job = %job.id, error = %e, "a backtest job failed");
         }

@@ -465,7 +465,7 @@ async fn a_backtest_of_the_scores_as_served_matches_the_hand_computed_example() 
     // The same in the background: queued, run, kept.
     let csm = client(&app, "acme", Role::Csm);
     let sync = viewer.clone().backtest_scorecard(ask(day, today, 0)).await.unwrap().into_inner();
-    let start = pb::StartBacktestRequest { backtest: Some(ask(day, today, 0)) };
+    let start = pb::StartBacktestRequest { backtest: Some(ask(day, today, 0)), ..Default::default() };
     let job = csm.clone().start_backtest(start).await.unwrap().into_inner();
     assert_eq!(job.backtest.as_ref().map(|b| b.horizon_days), Some(90));
     let done = eventually("the backtest job to finish", WAIT, || async {
@@ -474,24 +474,65 @@ async fn a_backtest_of_the_scores_as_served_matches_the_hand_computed_example() 
         (j.state == pb::backtest_job::State::Succeeded as i32).then_some(j)
     })
     .await;
+    // Queued, it has not begun; done, every step is: labelling and the
+    // report (the scores as served need no replay), over the snapshots.
+    assert_eq!((job.phase.as_str(), job.steps_done, job.steps_total, job.start_time.is_none()), ("", 0, 0, true));
+    assert_eq!((done.phase.as_str(), done.steps_done, done.steps_total), ("reporting", 2, 2));
+    assert_eq!(done.snapshots, sync.snapshots as i64);
+    let (began, ended) = (done.start_time.clone().unwrap(), done.end_time.clone().unwrap());
+    assert!((began.seconds, began.nanos) <= (ended.seconds, ended.nanos), "{began:?} after {ended:?}");
     assert_eq!(done.result, Some(sync));
-    assert!(done.end_time.is_some());
     // Another tenant's job does not exist for the caller; a viewer may not start one.
     let e = other.clone().get_backtest_job(pb::GetBacktestJobRequest { id: job.id.clone() }).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
-    let start = pb::StartBacktestRequest { backtest: Some(ask(day, today, 0)) };
+    let start = pb::StartBacktestRequest { backtest: Some(ask(day, today, 0)), ..Default::default() };
     let e = viewer.clone().start_backtest(start).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
     // Its request is checked as BacktestScorecard's, the fields named under `backtest.`.
-    let e = csm.clone().start_backtest(pb::StartBacktestRequest { backtest: Some(ask(day, today, 999)) }).await;
+    let e = csm
+        .clone()
+        .start_backtest(pb::StartBacktestRequest { backtest: Some(ask(day, today, 999)), ..Default::default() })
+        .await;
     let v = banso_testkit::field_violations(&e.unwrap_err());
     assert_eq!(v, [("backtest.horizon_days".to_owned(), "must be between 1 and 730 (0 for 90), got 999".to_owned())]);
-    let e = csm.clone().start_backtest(pb::StartBacktestRequest { backtest: None }).await.unwrap_err();
+    let e = csm
+        .clone()
+        .start_backtest(pb::StartBacktestRequest { backtest: None, ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(banso_testkit::field_violations(&e), [("backtest".to_owned(), "is required".to_owned())]);
     let mut unknown = ask(day, today, 0);
     unknown.scorecard_id = uuid::Uuid::now_v7().to_string();
-    let e = csm.clone().start_backtest(pb::StartBacktestRequest { backtest: Some(unknown) }).await.unwrap_err();
+    let e = csm
+        .clone()
+        .start_backtest(pb::StartBacktestRequest { backtest: Some(unknown.clone()), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
+    // A retry with the same request_id gets the job the first attempt
+    // queued, even when its body differs (the key decides); a new key, a new job.
+    let keyed = |key: &str, horizon| pb::StartBacktestRequest {
+        backtest: Some(ask(day, today, horizon)),
+        request_id: key.into(),
+    };
+    let first = csm.clone().start_backtest(keyed("bt-1", 30)).await.unwrap().into_inner();
+    let again = csm.clone().start_backtest(keyed("bt-1", 60)).await.unwrap().into_inner();
+    assert_eq!((again.id.as_str(), again.backtest.as_ref().map(|b| b.horizon_days)), (first.id.as_str(), Some(30)));
+    let other_key = csm.clone().start_backtest(keyed("bt-2", 30)).await.unwrap().into_inner();
+    assert_ne!(other_key.id, first.id);
+    // Keys are per tenant: globex's "bt-1" is its own job.
+    let globex = client(&app, "globex", Role::Csm);
+    let theirs = globex.clone().start_backtest(keyed("bt-1", 30)).await.unwrap().into_inner();
+    assert_ne!(theirs.id, first.id);
+    // A bad key and a bad request: both named at once.
+    let mut both = keyed(&"k".repeat(129), 999);
+    let e = csm.clone().start_backtest(both.clone()).await.unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["request_id", "backtest.horizon_days"]);
+    both.backtest = Some(unknown);
+    both.request_id = "bt-3".into();
+    let e = csm.clone().start_backtest(both).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound, "an unknown scorecard queues nothing under the key");
 }
 
 #[tokio::test]
@@ -624,6 +665,19 @@ async fn a_replayed_scorecard_is_compared_with_another_on_the_same_snapshots() {
     assert!((other.auc.unwrap() - 1.0 / 3.0).abs() < 1e-12);
     assert!((c.auc_difference.unwrap() + 2.0 / 3.0).abs() < 1e-12);
     assert!(c.auc_difference_upper.unwrap() < 0.0, "the noise scorecard is worse beyond chance: {c:?}");
+    // The same comparison as a job: labelling, a replay of each scorecard,
+    // the report — four steps, and the result the RPC gave.
+    let csm = client(&app, "acme", Role::Csm);
+    let start = pb::StartBacktestRequest { backtest: Some(ask(&informative, &noise)), ..Default::default() };
+    let job = csm.clone().start_backtest(start).await.unwrap().into_inner();
+    let done = eventually("the comparison job to finish", WAIT, || async {
+        let j = viewer.clone().get_backtest_job(pb::GetBacktestJobRequest { id: job.id.clone() }).await.unwrap();
+        let j = j.into_inner();
+        (j.state == pb::backtest_job::State::Succeeded as i32).then_some(j)
+    })
+    .await;
+    assert_eq!((done.phase.as_str(), done.steps_done, done.steps_total, done.snapshots), ("reporting", 4, 4, 6));
+    assert_eq!(done.result.map(|b| b.auc), Some(Some(1.0)));
     // The scores as served (all 50) tell nothing: AUC 0.5.
     let served = viewer.clone().backtest_scorecard(ask("", "")).await.unwrap().into_inner();
     assert_eq!((served.auc, served.scorecard_id.as_str()), (Some(0.5), ""));

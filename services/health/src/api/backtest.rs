@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use banso_kit::{Result, Violations, wire};
+use banso_kit::{Result, Violations, idempotency, wire};
 use banso_proto::{health as pb, types};
 
 use super::convert::band_to_proto;
@@ -134,7 +134,16 @@ fn scored_to_proto(b: &BacktestResult, s: &Scored) -> pb::Backtest {
 }
 
 /// StartBacktest: the backtest request, checked as BacktestScorecard checks it.
-pub(crate) fn start(r: &pb::StartBacktestRequest) -> Result<BacktestQuery> {
+/// The query of a StartBacktest and its idempotency key, with every bad
+/// field of both.
+pub(crate) fn start(r: &pb::StartBacktestRequest) -> Result<(BacktestQuery, Option<&str>)> {
+    let mut v = Violations::new();
+    let request_id = v.take(idempotency::optional("request_id", &r.request_id));
+    let query = v.take(query_of_start(r));
+    v.finish_with((query, request_id))
+}
+
+fn query_of_start(r: &pb::StartBacktestRequest) -> Result<BacktestQuery> {
     let Some(b) = &r.backtest else {
         return Err(banso_kit::Error::invalid("backtest", "is required"));
     };
@@ -185,5 +194,10 @@ pub(crate) fn job_to_proto(j: &BacktestJob) -> pb::BacktestJob {
         end_time: j.end_time.map(wire::timestamp),
         error: j.error.clone(),
         result: j.result.as_ref().map(to_proto),
+        phase: j.progress.phase.clone(),
+        steps_done: j.progress.steps_done,
+        steps_total: j.progress.steps_total,
+        snapshots: j.progress.snapshots,
+        start_time: j.progress.start_time.map(wire::timestamp),
     }
 }

@@ -152,8 +152,8 @@ impl pb::health_service_server::HealthService for HealthApi {
 
     async fn start_backtest(&self, req: Request<pb::StartBacktestRequest>) -> Rpc<pb::BacktestJob> {
         handle(req, Access::Write, async |caller, r| {
-            let query = backtest::start(&r)?;
-            Ok(backtest::job_to_proto(&self.app.start_backtest(&caller, query).await?))
+            let (query, request_id) = backtest::start(&r)?;
+            Ok(backtest::job_to_proto(&self.app.start_backtest(&caller, query, request_id).await?))
         })
         .await
     }

@@ -7,7 +7,7 @@ pub(crate) use crate::domain::backtest::{BacktestQuery, BacktestResult, CardRef,
 
 use std::collections::{BTreeMap, HashMap};
 
-use banso_events::Db;
+use banso_events::{Db, db::RequestKey};
 use banso_kit::{Result, auth::Caller};
 use chrono::{Days, NaiveDate, Utc};
 
@@ -21,7 +21,11 @@ use crate::{
         score::Band,
         scorecard::ScorecardDef,
     },
-    store::{self, backtest_jobs::BacktestJob, scorecards::StoredScorecard},
+    store::{
+        self,
+        backtest_jobs::{BacktestJob, Phase},
+        scorecards::StoredScorecard,
+    },
 };
 
 /// The default horizon, in days.
@@ -61,18 +65,38 @@ impl App {
     /// scored as served or by a replayed scorecard version, and optionally
     /// compared with another on the same snapshots.
     pub(crate) async fn backtest_scorecard(&self, caller: &Caller, q: BacktestQuery) -> Result<BacktestResult> {
-        run(&self.db, caller.tenant_id.as_str(), q).await
+        run(&self.db, caller.tenant_id.as_str(), q, Report::Nowhere).await
     }
 
-    /// Queues `q` as a background job (its scorecards checked first).
-    pub(crate) async fn start_backtest(&self, caller: &Caller, q: BacktestQuery) -> Result<BacktestJob> {
+    /// Queues `q` as a background job (its scorecards checked first); a
+    /// `request_id` seen before returns the job it queued.
+    pub(crate) async fn start_backtest(
+        &self,
+        caller: &Caller,
+        q: BacktestQuery,
+        request_id: Option<&str>,
+    ) -> Result<BacktestJob> {
         let tenant = caller.tenant_id.as_str();
+        let key = request_id.map(|request_id| RequestKey { operation: "StartBacktest", request_id });
+        let (conn, owner) = (self.db.conn().clone(), caller.tenant_id.clone());
+        let find = async move |id: &str| {
+            let id = banso_events::db::remembered(id)?;
+            store::backtest_jobs::get(&conn, &owner, id).await
+        };
+        // A retry finds its job before the scorecards are checked again (one
+        // deleted since must not turn a queued job into an error).
+        if let Some(k) = key
+            && let Some(id) = banso_kit::idempotency::lookup(self.db.conn(), tenant, k.operation, k.request_id).await?
+        {
+            return find(&id).await;
+        }
         cards(self.db.conn(), tenant, &q).await?;
-        let job = BacktestJob::queued(q);
-        self.db
-            .write(tenant, async |tx| {
+        let job = self
+            .db
+            .create_once(tenant, key, find, async |tx| {
+                let job = BacktestJob::queued(q);
                 store::backtest_jobs::insert(tx.conn(), tx.tenant(), &job).await?;
-                Ok(())
+                Ok(job)
             })
             .await?;
         self.backtests.wake();
@@ -102,22 +126,64 @@ async fn cards(
     Ok((main, other))
 }
 
-/// A backtest of `q` for `tenant` (the RPC's and the background job's).
-pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery) -> Result<BacktestResult> {
+/// Where a run reports how far it got: nowhere (the RPC answers at once),
+/// or its job's row (`GetBacktestJob` shows it).
+pub(crate) enum Report<'a> {
+    Nowhere,
+    Job { id: uuid::Uuid, owner: &'a str },
+}
+
+impl Report<'_> {
+    async fn step(&self, db: &Db, tenant: &str, phase: Phase, steps: (i32, i32), snapshots: Option<i64>) {
+        let Report::Job { id, owner } = self else { return };
+        match store::backtest_jobs::progress(db.conn(), tenant, *id, owner, phase, steps, snapshots).await {
+            Ok(true) => {}
+            // The lease moved on; `finish` will say so.
+            Ok(false) => {}
+            // Progress is for reading only: a failed write does not stop the run.
+            Err(e) => tracing::warn!(tenant, job = %id, error = %e, "recording a backtest job's progress failed"),
+        }
+    }
+}
+
+/// A backtest of `q` for `tenant` (the RPC's and the background job's),
+/// reporting its steps to `report`: labelling, a replay per scorecard
+/// replayed, the report.
+pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery, report: Report<'_>) -> Result<BacktestResult> {
     let conn = db.conn();
     // Unknown (or another tenant's) scorecards first: NOT_FOUND before any work.
     let (main_card, other_card) = cards(conn, tenant, &q).await?;
+    let total = 2 + i32::from(main_card.is_some()) + i32::from(other_card.is_some());
+    report.step(db, tenant, Phase::Labelling, (0, total), None).await;
     let (labels, snapshots) = labelled(conn, tenant, q.start, q.end, q.horizon).await?;
+    let n = Some(i64::try_from(labels.labels.len()).unwrap_or(i64::MAX));
+    let next = if main_card.is_some() {
+        Phase::Replaying
+    } else if other_card.is_some() {
+        Phase::Comparing
+    } else {
+        Phase::Reporting
+    };
+    report.step(db, tenant, next, (1, total), n).await;
     let served: HashMap<SnapshotKey, (f64, Band)> = snapshots
         .iter()
         .map(|(account, day, score, band)| (SnapshotKey { account: *account, day: *day }, (*score, *band)))
         .collect();
     let main_scores = match &main_card {
-        Some(card) => replay_scores(db, tenant, &card.def, &labels).await?,
+        Some(card) => {
+            let scores = replay_scores(db, tenant, &card.def, &labels).await?;
+            let next = if other_card.is_some() { Phase::Comparing } else { Phase::Reporting };
+            report.step(db, tenant, next, (2, total), n).await;
+            scores
+        }
         None => labels.labels.iter().map(|l| served.get(&l.key).copied()).collect(),
     };
     let other_scores = match &other_card {
-        Some(card) => Some(replay_scores(db, tenant, &card.def, &labels).await?),
+        Some(card) => {
+            let scores = replay_scores(db, tenant, &card.def, &labels).await?;
+            report.step(db, tenant, Phase::Reporting, (total - 1, total), n).await;
+            Some(scores)
+        }
         None => None,
     };
     // The snapshots every scorer scored.

@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0009BacktestJobs),
             Box::new(M0010ChurnRisk),
             Box::new(M0011ChurnModels),
+            Box::new(M0012BacktestProgress),
         ]
     }
 }
@@ -812,5 +813,39 @@ impl MigrationTrait for M0011ChurnModels {
         m.alter_table(Table::alter().table("account_churn_risk").drop_column("model_version").to_owned()).await?;
         m.drop_table(Table::drop().table("account_expansion_signal").if_exists().to_owned()).await?;
         m.drop_table(Table::drop().table("churn_models").if_exists().to_owned()).await
+    }
+}
+
+/// A backtest job's progress: its phase, steps done of steps in all, the
+/// labelled snapshots, and when a runner began it.
+struct M0012BacktestProgress;
+
+impl MigrationName for M0012BacktestProgress {
+    fn name(&self) -> &str {
+        "m20261205_000012_backtest_progress"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0012BacktestProgress {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite alters one at a time.
+        for col in [
+            string_len("phase", 16).default("").to_owned(),
+            integer("steps_done").default(0).to_owned(),
+            integer("steps_total").default(0).to_owned(),
+            big_integer("snapshots").default(0).to_owned(),
+            timestamp_with_time_zone_null("start_time"),
+        ] {
+            m.alter_table(Table::alter().table("backtest_jobs").add_column(col).to_owned()).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for col in ["phase", "steps_done", "steps_total", "snapshots", "start_time"] {
+            m.alter_table(Table::alter().table("backtest_jobs").drop_column(Alias::new(col)).to_owned()).await?;
+        }
+        Ok(())
     }
 }

@@ -32,6 +32,11 @@ pub(crate) mod entity {
         pub lease_until: Option<ChronoDateTimeUtc>,
         pub create_time: ChronoDateTimeUtc,
         pub end_time: Option<ChronoDateTimeUtc>,
+        pub phase: String,
+        pub steps_done: i32,
+        pub steps_total: i32,
+        pub snapshots: i64,
+        pub start_time: Option<ChronoDateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -65,6 +70,37 @@ pub(crate) enum BacktestState {
     Failed,
 }
 
+/// What a running backtest is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Labelling,
+    Replaying,
+    Comparing,
+    Reporting,
+}
+
+impl Phase {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Phase::Labelling => "labelling",
+            Phase::Replaying => "replaying",
+            Phase::Comparing => "comparing",
+            Phase::Reporting => "reporting",
+        }
+    }
+}
+
+/// How far a job got: its phase (`""` while queued), steps done of steps
+/// in all, and the labelled snapshots once known.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Progress {
+    pub phase: String,
+    pub steps_done: i32,
+    pub steps_total: i32,
+    pub snapshots: i64,
+    pub start_time: Option<DateTime<Utc>>,
+}
+
 /// A backtest job as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct BacktestJob {
@@ -75,6 +111,13 @@ pub(crate) struct BacktestJob {
     pub end_time: Option<DateTime<Utc>>,
     pub error: String,
     pub result: Option<BacktestResult>,
+    pub progress: Progress,
+}
+
+impl banso_events::db::Identified for BacktestJob {
+    fn resource_id(&self) -> String {
+        self.id.to_string()
+    }
 }
 
 impl BacktestJob {
@@ -88,6 +131,7 @@ impl BacktestJob {
             end_time: None,
             error: String::new(),
             result: None,
+            progress: Progress::default(),
         }
     }
 }
@@ -112,6 +156,13 @@ fn from_model(m: j::Model, now: DateTime<Utc>) -> Result<BacktestJob> {
         end_time: m.end_time,
         error: m.error,
         result: m.result.map(|r| serde_json::from_str(&r)).transpose().map_err(|e| corrupt("backtest result", e))?,
+        progress: Progress {
+            phase: m.phase,
+            steps_done: m.steps_done,
+            steps_total: m.steps_total,
+            snapshots: m.snapshots,
+            start_time: m.start_time,
+        },
     })
 }
 
@@ -129,6 +180,11 @@ pub(crate) async fn insert(conn: &impl ConnectionTrait, tenant: &str, job: &Back
         lease_until: Set(None),
         create_time: Set(job.create_time),
         end_time: Set(None),
+        phase: Set(String::new()),
+        steps_done: Set(0),
+        steps_total: Set(0),
+        snapshots: Set(0),
+        start_time: Set(None),
     };
     j::Entity::insert(m).exec_without_returning(conn).await?;
     Ok(())
@@ -169,7 +225,12 @@ pub(crate) async fn finish(
         Ok(r) => (SUCCEEDED, Some(json(r)?), String::new()),
         Err(e) => (FAILED, None, e.to_string()),
     };
-    let res = j::Entity::update_many()
+    let mut update = j::Entity::update_many();
+    if outcome.is_ok() {
+        // Every step done; a failure keeps the step it failed in.
+        update = update.col_expr(j::Column::StepsDone, Expr::col(j::Column::StepsTotal).into());
+    }
+    let res = update
         .col_expr(j::Column::Status, Expr::value(status))
         .col_expr(j::Column::Result, Expr::value(result))
         .col_expr(j::Column::Error, Expr::value(error))
@@ -179,6 +240,38 @@ pub(crate) async fn finish(
         .filter(j::Column::TenantId.eq(tenant))
         .filter(j::Column::Id.eq(id))
         .filter(j::Column::LeaseOwner.eq(owner))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Records how far a running job got, only while `owner` holds its lease
+/// (the first report of a run sets its start time); returns whether it wrote.
+pub(crate) async fn progress(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: Uuid,
+    owner: &str,
+    phase: Phase,
+    steps: (i32, i32),
+    snapshots: Option<i64>,
+) -> Result<bool> {
+    let mut update = j::Entity::update_many()
+        .col_expr(j::Column::Phase, Expr::value(phase.as_str()))
+        .col_expr(j::Column::StepsDone, Expr::value(steps.0))
+        .col_expr(j::Column::StepsTotal, Expr::value(steps.1));
+    if let Some(n) = snapshots {
+        update = update.col_expr(j::Column::Snapshots, Expr::value(n));
+    }
+    if phase == Phase::Labelling && steps.0 == 0 {
+        // A run begins (again, after a runner died): its own start time.
+        update = update.col_expr(j::Column::StartTime, Expr::value(Some(banso_kit::wire::now())));
+    }
+    let res = update
+        .filter(j::Column::TenantId.eq(tenant))
+        .filter(j::Column::Id.eq(id))
+        .filter(j::Column::LeaseOwner.eq(owner))
+        .filter(j::Column::Status.eq(PENDING))
         .exec(conn)
         .await?;
     Ok(res.rows_affected == 1)
