@@ -228,7 +228,7 @@ pub(crate) async fn finish(
     let mut update = j::Entity::update_many();
     if outcome.is_ok() {
         // Every step done; a failure keeps the step it failed in.
-        update = update.col_expr(j::Column::StepsDone, Expr::col(j::Column::StepsTotal).into());
+        update = update.col_expr(j::Column::StepsDone, Expr::col(j::Column::StepsTotal));
     }
     let res = update
         .col_expr(j::Column::Status, Expr::value(status))
