@@ -479,7 +479,7 @@ async fn a_backtest_of_the_scores_as_served_matches_the_hand_computed_example() 
     assert_eq!((job.phase.as_str(), job.steps_done, job.steps_total, job.start_time.is_none()), ("", 0, 0, true));
     assert_eq!((done.phase.as_str(), done.steps_done, done.steps_total), ("reporting", 2, 2));
     assert_eq!(done.snapshots, sync.snapshots as i64);
-    let (began, ended) = (done.start_time.clone().unwrap(), done.end_time.clone().unwrap());
+    let (began, ended) = (done.start_time.unwrap(), done.end_time.unwrap());
     assert!((began.seconds, began.nanos) <= (ended.seconds, ended.nanos), "{began:?} after {ended:?}");
     assert_eq!(done.result, Some(sync));
     // Another tenant's job does not exist for the caller; a viewer may not start one.
