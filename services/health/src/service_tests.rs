@@ -1039,6 +1039,8 @@ async fn the_renewal_forecast_weighs_each_renewal_by_its_chance_of_staying() {
             arr_currency: Some("JPY".into()),
             arr_amount_minor: Some(*arr),
             renewal_date: Some(*renewal),
+            // Accounts 0 and 2 are retail, 1 software, the others have none.
+            industry: ["retail", "software", "retail", "", ""][i].into(),
             ..Default::default()
         };
         store::accounts::upsert(&conn, "renew", &row).await.unwrap();
@@ -1066,6 +1068,7 @@ async fn the_renewal_forecast_weighs_each_renewal_by_its_chance_of_staying() {
     let ask = |start, end| pb::ForecastRenewalsRequest {
         start_day: Some(banso_kit::wire::date_to_proto(start)),
         end_day: Some(banso_kit::wire::date_to_proto(end)),
+        ..Default::default()
     };
     let f = c.clone().forecast_renewals(ask(d(4, 1), d(6, 30))).await.unwrap().into_inner();
     let g: Vec<(&str, i64, i64, i64, i64, i64)> = f
@@ -1080,7 +1083,53 @@ async fn the_renewal_forecast_weighs_each_renewal_by_its_chance_of_staying() {
         [("", 4, 6_700, 3_900, 2_100, 700), ("ana", 2, 4_000, 2_400, 1_600, 0), ("bo", 2, 2_700, 1_500, 500, 700)]
     );
     assert!(f.groups.iter().all(|g| g.currency == "JPY"));
+    use pb::renewal_group::Kind;
+    let kinds: Vec<i32> = f.groups.iter().map(|g| g.kind).collect();
+    assert_eq!(kinds, [Kind::Total as i32, Kind::Owner as i32, Kind::Owner as i32]);
     assert_eq!(f.measured_renewal_rate, Some(0.75));
+    // By industry as well: retail 1,000 × 0.9 + 2,000 × 0.75; software
+    // 3,000 × 0.5; no industry: the unscored 700 alone.
+    let by = pb::ForecastRenewalsRequest { segment_by: "industry".into(), ..ask(d(4, 1), d(6, 30)) };
+    let f = c.clone().forecast_renewals(by).await.unwrap().into_inner();
+    let g: Vec<(i32, &str, &str, i64, i64, i64, i64)> = f
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.kind,
+                g.owner_id.as_str(),
+                g.segment.as_str(),
+                g.renewals,
+                g.arr_due,
+                g.expected_renewed_arr,
+                g.arr_at_risk,
+            )
+        })
+        .collect();
+    let (t, o, sg) = (Kind::Total as i32, Kind::Owner as i32, Kind::Segment as i32);
+    assert_eq!(
+        g,
+        [
+            (t, "", "", 4, 6_700, 3_900, 2_100),
+            (o, "ana", "", 2, 4_000, 2_400, 1_600),
+            (o, "bo", "", 2, 2_700, 1_500, 500),
+            (sg, "", "", 1, 700, 0, 0),
+            (sg, "", "retail", 2, 3_000, 2_400, 600),
+            (sg, "", "software", 1, 3_000, 1_500, 1_500),
+        ]
+    );
+    let bad = pb::ForecastRenewalsRequest { segment_by: "colour".into(), ..ask(d(6, 30), d(4, 1)) };
+    let e = c.clone().forecast_renewals(bad).await.unwrap_err();
+    let v = banso_testkit::field_violations(&e);
+    assert_eq!(v[0].0, "end_day");
+    assert_eq!(
+        v[1],
+        (
+            "segment_by".to_owned(),
+            "must be one of industry, region, plan_tier, revenue_band, lifecycle_stage, touch_model, got \"colour\""
+                .to_owned()
+        )
+    );
     // Another tenant has nothing due; bad periods are named.
     let other = client(&app, "acme", Role::Viewer).forecast_renewals(ask(d(4, 1), d(6, 30))).await.unwrap();
     assert!(other.into_inner().groups.is_empty());

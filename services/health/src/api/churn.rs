@@ -4,6 +4,7 @@ use banso_kit::{Result, Violations, paging, wire};
 use banso_proto::health as pb;
 
 use super::backtest::parse;
+use crate::domain::renewal_forecast::{GroupKind, SegmentBy};
 use crate::{
     app::{
         PageRequest,
@@ -115,7 +116,9 @@ pub(crate) fn suggestion_to_proto(s: &WeightSuggestion) -> pb::ScorecardWeightSu
 }
 
 /// ForecastRenewals: a period of renewal days, every bad field named.
-pub(crate) fn forecast(r: &pb::ForecastRenewalsRequest) -> Result<(chrono::NaiveDate, chrono::NaiveDate)> {
+pub(crate) fn forecast(
+    r: &pb::ForecastRenewalsRequest,
+) -> Result<(chrono::NaiveDate, chrono::NaiveDate, Option<SegmentBy>)> {
     let mut v = Violations::new();
     let start = wire::required(&mut v, "start_day", r.start_day.as_ref());
     let end = wire::required(&mut v, "end_day", r.end_day.as_ref());
@@ -126,17 +129,34 @@ pub(crate) fn forecast(r: &pb::ForecastRenewalsRequest) -> Result<(chrono::Naive
     {
         v.add("end_day", "must be from start_day to 731 days after it");
     }
-    v.finish_with((start, end))
+    let segment_by = match r.segment_by.as_str() {
+        "" => Some(None),
+        s => match SegmentBy::parse(s) {
+            Some(by) => Some(Some(by)),
+            None => {
+                v.add("segment_by", format!("must be one of {}, got {s:?}", SegmentBy::NAMES.join(", ")));
+                None
+            }
+        },
+    };
+    v.finish_with((start, end, segment_by))
 }
 
 pub(crate) fn forecast_to_proto(
-    (groups, rate): (Vec<(String, String, crate::domain::renewal_forecast::Forecast)>, Option<f64>),
+    (groups, rate): (Vec<(GroupKind, String, String, crate::domain::renewal_forecast::Forecast)>, Option<f64>),
 ) -> pb::RenewalForecast {
+    use pb::renewal_group::Kind;
     pb::RenewalForecast {
         groups: groups
             .into_iter()
-            .map(|(owner_id, currency, f)| pb::RenewalGroup {
-                owner_id,
+            .map(|(kind, group, currency, f)| pb::RenewalGroup {
+                kind: match kind {
+                    GroupKind::Total => Kind::Total,
+                    GroupKind::Owner => Kind::Owner,
+                    GroupKind::Segment => Kind::Segment,
+                } as i32,
+                owner_id: if kind == GroupKind::Owner { group.clone() } else { String::new() },
+                segment: if kind == GroupKind::Segment { group } else { String::new() },
                 currency,
                 renewals: f.renewals as i64,
                 arr_due: f.arr_due,

@@ -16,7 +16,7 @@ use crate::{
         churn_features,
         churn_model::{self, FitError, FitOptions, RiskBucket, Target, Trained},
         outcome::OutcomeKind,
-        renewal_forecast::{self, Due, Forecast},
+        renewal_forecast::{self, Due, Forecast, GroupKind, SegmentBy},
         rollup::day_of,
     },
     events, store,
@@ -225,7 +225,8 @@ impl App {
         caller: &Caller,
         start: NaiveDate,
         end: NaiveDate,
-    ) -> Result<(Vec<(String, String, Forecast)>, Option<f64>)> {
+        segment_by: Option<SegmentBy>,
+    ) -> Result<(Vec<(GroupKind, String, String, Forecast)>, Option<f64>)> {
         let (conn, tenant) = (self.db.conn(), caller.tenant_id.as_str());
         let p = store::churn_risk::probabilities(conn, tenant).await?;
         let mut live = Vec::new();
@@ -236,11 +237,16 @@ impl App {
             after = Some(last.account_id);
             live.extend(page);
         }
-        let due = |by_owner: bool| {
+        let due = |kind: GroupKind| {
             live.iter()
                 .filter_map(|a| {
                     Some(Due {
-                        group: if by_owner { a.owner_id.as_str() } else { "" },
+                        group: match (kind, segment_by) {
+                            (GroupKind::Total, _) => "",
+                            (GroupKind::Owner, _) => a.owner_id.as_str(),
+                            (GroupKind::Segment, Some(by)) => by.value_of(a),
+                            (GroupKind::Segment, None) => return None,
+                        },
                         currency: a.arr_currency.as_deref()?,
                         arr: a.arr_amount_minor?,
                         renewal_date: a.renewal_date?,
@@ -249,10 +255,10 @@ impl App {
                 })
                 .collect::<Vec<_>>()
         };
-        let mut out: Vec<(String, String, Forecast)> = Vec::new();
-        for by_owner in [false, true] {
-            for ((g, c), f) in renewal_forecast::forecast(due(by_owner), start, end) {
-                out.push((g.to_owned(), c.to_owned(), f));
+        let mut out: Vec<(GroupKind, String, String, Forecast)> = Vec::new();
+        for kind in [GroupKind::Total, GroupKind::Owner, GroupKind::Segment] {
+            for ((g, c), f) in renewal_forecast::forecast(due(kind), start, end) {
+                out.push((kind, g.to_owned(), c.to_owned(), f));
             }
         }
         let from = start.checked_sub_days(Days::new(365)).unwrap_or(start);

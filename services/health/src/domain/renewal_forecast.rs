@@ -7,6 +7,48 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
+/// The account attribute a forecast is also grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentBy {
+    Industry,
+    Region,
+    PlanTier,
+    RevenueBand,
+    LifecycleStage,
+    TouchModel,
+}
+
+impl SegmentBy {
+    pub const NAMES: [&'static str; 6] =
+        ["industry", "region", "plan_tier", "revenue_band", "lifecycle_stage", "touch_model"];
+
+    pub fn parse(s: &str) -> Option<SegmentBy> {
+        use SegmentBy::*;
+        let all = [Industry, Region, PlanTier, RevenueBand, LifecycleStage, TouchModel];
+        Self::NAMES.iter().position(|n| *n == s).map(|i| all[i])
+    }
+
+    /// The account's value of the attribute.
+    pub fn value_of(self, a: &super::account::AccountRow) -> &str {
+        match self {
+            SegmentBy::Industry => &a.industry,
+            SegmentBy::Region => &a.region,
+            SegmentBy::PlanTier => &a.plan_tier,
+            SegmentBy::RevenueBand => &a.revenue_band,
+            SegmentBy::LifecycleStage => a.lifecycle_stage.as_str(),
+            SegmentBy::TouchModel => a.touch_model.as_str(),
+        }
+    }
+}
+
+/// What a forecast group is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GroupKind {
+    Total,
+    Owner,
+    Segment,
+}
+
 /// An account due to renew, as the forecast reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Due<'a> {
