@@ -4,7 +4,7 @@ use banso_kit::{Result, Violations, paging, wire};
 use banso_proto::health as pb;
 
 use super::backtest::parse;
-use crate::domain::renewal_forecast::{GroupKind, SegmentBy};
+use crate::domain::renewal_forecast::{GroupKind, Grouped, SegmentBy};
 use crate::{
     app::{
         PageRequest,
@@ -142,9 +142,7 @@ pub(crate) fn forecast(
     v.finish_with((start, end, segment_by))
 }
 
-pub(crate) fn forecast_to_proto(
-    (groups, rate): (Vec<(GroupKind, String, String, crate::domain::renewal_forecast::Forecast)>, Option<f64>),
-) -> pb::RenewalForecast {
+pub(crate) fn forecast_to_proto((groups, rate): (Vec<Grouped>, Option<f64>)) -> pb::RenewalForecast {
     use pb::renewal_group::Kind;
     pb::RenewalForecast {
         groups: groups

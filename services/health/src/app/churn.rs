@@ -16,7 +16,7 @@ use crate::{
         churn_features,
         churn_model::{self, FitError, FitOptions, RiskBucket, Target, Trained},
         outcome::OutcomeKind,
-        renewal_forecast::{self, Due, Forecast, GroupKind, SegmentBy},
+        renewal_forecast::{self, Due, GroupKind, Grouped, SegmentBy},
         rollup::day_of,
     },
     events, store,
@@ -226,7 +226,7 @@ impl App {
         start: NaiveDate,
         end: NaiveDate,
         segment_by: Option<SegmentBy>,
-    ) -> Result<(Vec<(GroupKind, String, String, Forecast)>, Option<f64>)> {
+    ) -> Result<(Vec<Grouped>, Option<f64>)> {
         let (conn, tenant) = (self.db.conn(), caller.tenant_id.as_str());
         let p = store::churn_risk::probabilities(conn, tenant).await?;
         let mut live = Vec::new();
@@ -255,7 +255,7 @@ impl App {
                 })
                 .collect::<Vec<_>>()
         };
-        let mut out: Vec<(GroupKind, String, String, Forecast)> = Vec::new();
+        let mut out: Vec<Grouped> = Vec::new();
         for kind in [GroupKind::Total, GroupKind::Owner, GroupKind::Segment] {
             for ((g, c), f) in renewal_forecast::forecast(due(kind), start, end) {
                 out.push((kind, g.to_owned(), c.to_owned(), f));

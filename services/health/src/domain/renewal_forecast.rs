@@ -49,6 +49,10 @@ pub enum GroupKind {
     Segment,
 }
 
+/// One group's forecast in one currency: what the group is, its owner or
+/// segment value (empty for the total), the currency, the figures.
+pub type Grouped = (GroupKind, String, String, Forecast);
+
 /// An account due to renew, as the forecast reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Due<'a> {
