@@ -990,6 +990,16 @@ async fn a_churn_model_learns_from_usage_and_refuses_too_few_churns() {
     assert_eq!(first.models, std::slice::from_ref(&again));
     let second = page(first.next_page_token).await;
     assert_eq!((second.models, second.next_page_token), (vec![m.clone()], String::new()));
+    // Trainings at once all succeed, kept as successive versions (one that
+    // meets another's version is kept on top of it).
+    let train = || {
+        let (mut c, r) = (admin.clone(), ask(&id));
+        async move { c.train_churn_model(r).await }
+    };
+    let (a, b, c) = tokio::join!(train(), train(), train());
+    let mut versions: Vec<i64> = [a, b, c].into_iter().map(|r| r.unwrap().into_inner().version).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, [3, 4, 5]);
     // Five churns are too few to be shown a probability.
     let (id, small) = card("small").await;
     let e = small.clone().train_churn_model(ask(&id)).await.unwrap_err();

@@ -169,8 +169,37 @@ impl App {
         trained.accounts_scored = accounts.len() as u64;
         let t = &trained;
         let target = q.target;
-        let (version, changes) = self
-            .db
+        // Two trainings of one tenant finishing together both want the next
+        // version: the loser's transaction meets the winner's key and is
+        // made again on top of it (a new version, the buckets as the winner
+        // left them), a few times, then ABORTED for the caller to retry.
+        let mut attempt = 0;
+        let (version, changes) = loop {
+            attempt += 1;
+            let kept = self.keep_model(tenant, t, target, &risks).await;
+            match kept {
+                Err(Error::AlreadyExists(_)) if attempt < KEEP_ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                }
+                Err(Error::AlreadyExists(_)) => {
+                    return Err(Error::Aborted {
+                        reason: "CONCURRENT_UPDATE",
+                        message: "other trainings of this tenant's models kept taking the next version; retry".into(),
+                    });
+                }
+                other => break other?,
+            }
+        };
+        trained.version = version;
+        trained.risk_changes = changes;
+        Ok(trained)
+    }
+
+    /// Keeps a trained model as the tenant's next version with the
+    /// accounts' new probabilities, and the bucket moves as events, in one
+    /// transaction: (version, moves).
+    async fn keep_model(&self, tenant: &str, t: &Trained, target: Target, risks: &[Risk]) -> Result<(i64, u64)> {
+        self.db
             .write(tenant, async |tx| {
                 let old = match target {
                     Target::Churn => store::churn_risk::buckets(tx.conn(), tx.tenant()).await?,
@@ -181,8 +210,8 @@ impl App {
                 let kept = Trained { risk_changes: changed.len() as u64, ..t.clone() };
                 let version = store::churn_models::insert_next(tx.conn(), tx.tenant(), &kept).await?;
                 match target {
-                    Target::Churn => store::churn_risk::upsert(tx.conn(), tx.tenant(), version, &risks).await?,
-                    t => store::expansion_signal::upsert(tx.conn(), tx.tenant(), t, version, &risks).await?,
+                    Target::Churn => store::churn_risk::upsert(tx.conn(), tx.tenant(), version, risks).await?,
+                    t => store::expansion_signal::upsert(tx.conn(), tx.tenant(), t, version, risks).await?,
                 }
                 let events: Vec<_> = changed
                     .iter()
@@ -198,12 +227,12 @@ impl App {
                 tx.emit_all(events).await?;
                 Ok((version, n))
             })
-            .await?;
-        trained.version = version;
-        trained.risk_changes = changes;
-        Ok(trained)
+            .await
     }
 }
+
+/// Attempts at keeping a model when concurrent trainings take its version.
+const KEEP_ATTEMPTS: u64 = 5;
 
 /// Suggested weights beside the current ones, and the AUC of each.
 #[derive(Debug, Clone, PartialEq)]
