@@ -223,6 +223,14 @@ impl Plans {
                     while !entry.is_empty() {
                         let (n, w) = decode_key(&mut entry).ok()?;
                         match n {
+                            // A uint64 key beyond the int range stays exact.
+                            1 if matches!(kt, Ty::Uint64 | Ty::Fixed64) && w == wire_of(kt) => {
+                                let u = match kt {
+                                    Ty::Uint64 => decode_varint(&mut entry).ok()?,
+                                    _ => u64::from_le_bytes(take(&mut entry)?),
+                                };
+                                key = Some(Fact::String(u.to_string()));
+                            }
                             1 => key = Some(self.value(kt, w, &mut entry)?),
                             2 => value = Some(self.value(vt, w, &mut entry)?),
                             _ => skip(w, &mut entry)?,
@@ -231,7 +239,6 @@ impl Plans {
                     let key = match key.unwrap_or_else(|| self.default(kt)) {
                         Fact::String(s) => s,
                         Fact::Int(i) => i.to_string(),
-                        Fact::Double(d) => (d as u64).to_string(),
                         Fact::Bool(b) => b.to_string(),
                         _ => return None,
                     };
@@ -649,7 +656,7 @@ mod tests {
                             Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => MapKey::I32(k as i32 - 1),
                             Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => MapKey::I64(k as i64 - 1),
                             Kind::Uint32 | Kind::Fixed32 => MapKey::U32(k as u32),
-                            Kind::Uint64 | Kind::Fixed64 => MapKey::U64(k),
+                            Kind::Uint64 | Kind::Fixed64 => MapKey::U64(if k == 2 { u64::MAX } else { k }),
                             Kind::Bool => MapKey::Bool(k == 1),
                             _ => continue,
                         };
