@@ -23,6 +23,7 @@
 )]
 
 pub mod auth;
+pub mod calendar;
 pub mod config;
 pub mod db;
 pub mod error;
