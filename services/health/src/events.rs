@@ -321,7 +321,7 @@ impl Handler for AccountsProjection {
                     }
                     Some(Payload::TenantSettingsChanged(e)) => {
                         if let Some(s) = &e.settings {
-                            store::tenants::set_time_zone(conn, tenant, &s.time_zone).await?;
+                            store::tenants::set_settings(conn, tenant, &s.time_zone, s.fiscal_year_start_month).await?;
                             // Days are cut elsewhere now.
                             store::jobs::queue(conn, tenant, Trigger::TimeZone).await?;
                             follow.recompute = true;

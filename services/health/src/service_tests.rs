@@ -1128,6 +1128,39 @@ async fn the_renewal_forecast_weighs_each_renewal_by_its_chance_of_staying() {
             (sg, "", "software", 1, 3_000, 1_500, 1_500),
         ]
     );
+    // The period asked for by fiscal quarter: with an April start (from
+    // TenantSettingsChanged), Q1 of FY2027 is 2027-04-01 to 2027-06-30, the
+    // same days as above; Q4 of FY2026 (2027-01-01 to 03-31) has nothing
+    // due; the whole FY2027 takes the July renewal in as well.
+    store::tenants::set_settings(&conn, "renew", "UTC", 4).await.unwrap();
+    let fiscal =
+        |fiscal_year, fiscal_quarter| pb::ForecastRenewalsRequest { fiscal_year, fiscal_quarter, ..Default::default() };
+    let q1 = c.clone().forecast_renewals(fiscal(2027, 1)).await.unwrap().into_inner();
+    let by_days = c.clone().forecast_renewals(ask(d(4, 1), d(6, 30))).await.unwrap().into_inner();
+    assert_eq!(q1, by_days);
+    assert_eq!(
+        (q1.start_day, q1.end_day),
+        (Some(banso_kit::wire::date_to_proto(d(4, 1))), Some(banso_kit::wire::date_to_proto(d(6, 30))))
+    );
+    let q4 = c.clone().forecast_renewals(fiscal(2026, 4)).await.unwrap().into_inner();
+    assert!(q4.groups.is_empty());
+    assert_eq!(q4.start_day, Some(banso_kit::wire::date_to_proto(d(1, 1))));
+    let year = c.clone().forecast_renewals(fiscal(2027, 0)).await.unwrap().into_inner();
+    assert_eq!((year.groups[0].renewals, year.groups[0].arr_due), (5, 15_700));
+    assert_eq!(
+        year.end_day,
+        Some(banso_kit::wire::date_to_proto(chrono::NaiveDate::from_ymd_opt(2028, 3, 31).unwrap()))
+    );
+    // A fiscal period with days as well, or out of range, is named.
+    let both = pb::ForecastRenewalsRequest { fiscal_year: 2027, fiscal_quarter: 5, ..ask(d(4, 1), d(6, 30)) };
+    let e = c.clone().forecast_renewals(both).await.unwrap_err();
+    let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["start_day", "end_day", "fiscal_quarter"]);
+    let e = c.clone().forecast_renewals(fiscal(0, 2)).await.unwrap_err();
+    let v = banso_testkit::field_violations(&e);
+    assert_eq!(v[0], ("fiscal_quarter".to_owned(), "needs fiscal_year, got quarter 2 alone".to_owned()));
+    let e = c.clone().forecast_renewals(fiscal(10_000, 0)).await.unwrap_err();
+    assert_eq!(banso_testkit::field_violations(&e)[0].0, "fiscal_year");
     let bad = pb::ForecastRenewalsRequest { segment_by: "colour".into(), ..ask(d(6, 30), d(4, 1)) };
     let e = c.clone().forecast_renewals(bad).await.unwrap_err();
     let v = banso_testkit::field_violations(&e);

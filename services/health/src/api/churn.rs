@@ -4,11 +4,11 @@ use banso_kit::{Result, Violations, paging, wire};
 use banso_proto::health as pb;
 
 use super::backtest::parse;
-use crate::domain::renewal_forecast::{GroupKind, Grouped, SegmentBy};
+use crate::domain::renewal_forecast::{GroupKind, SegmentBy, Window};
 use crate::{
     app::{
         PageRequest,
-        churn::{TrainQuery, WeightSuggestion},
+        churn::{RenewalForecast, TrainQuery, WeightSuggestion},
     },
     domain::churn_model::{Prediction, RiskBucket, Target, Trained},
 };
@@ -115,20 +115,40 @@ pub(crate) fn suggestion_to_proto(s: &WeightSuggestion) -> pb::ScorecardWeightSu
     }
 }
 
-/// ForecastRenewals: a period of renewal days, every bad field named.
-pub(crate) fn forecast(
-    r: &pb::ForecastRenewalsRequest,
-) -> Result<(chrono::NaiveDate, chrono::NaiveDate, Option<SegmentBy>)> {
+/// ForecastRenewals: a period of renewal days (or a fiscal period) and the
+/// attribute to group by, every bad field named.
+pub(crate) fn forecast(r: &pb::ForecastRenewalsRequest) -> Result<(Window, Option<SegmentBy>)> {
     let mut v = Violations::new();
-    let start = wire::required(&mut v, "start_day", r.start_day.as_ref());
-    let end = wire::required(&mut v, "end_day", r.end_day.as_ref());
-    let start = start.and_then(|d| wire::optional_date(&mut v, "start_day", Some(d)));
-    let end = end.and_then(|d| wire::optional_date(&mut v, "end_day", Some(d)));
-    if let (Some(s), Some(e)) = (start, end)
-        && (e < s || (e - s).num_days() > 731)
-    {
-        v.add("end_day", "must be from start_day to 731 days after it");
-    }
+    let window = if r.fiscal_year != 0 {
+        for (field, set) in [("start_day", r.start_day.is_some()), ("end_day", r.end_day.is_some())] {
+            if set {
+                v.add(field, "must be unset when fiscal_year is given");
+            }
+        }
+        let year = (1..=9999).contains(&r.fiscal_year).then_some(r.fiscal_year);
+        if year.is_none() {
+            v.add("fiscal_year", format!("must be 1 to 9999, got {}", r.fiscal_year));
+        }
+        let quarter = u32::try_from(r.fiscal_quarter).ok().filter(|q| *q <= 4);
+        if quarter.is_none() {
+            v.add("fiscal_quarter", format!("must be 1 to 4 (0 for the whole year), got {}", r.fiscal_quarter));
+        }
+        year.zip(quarter).map(|(year, quarter)| Window::Fiscal { year, quarter })
+    } else {
+        if r.fiscal_quarter != 0 {
+            v.add("fiscal_quarter", format!("needs fiscal_year, got quarter {} alone", r.fiscal_quarter));
+        }
+        let start = wire::required(&mut v, "start_day", r.start_day.as_ref());
+        let end = wire::required(&mut v, "end_day", r.end_day.as_ref());
+        let start = start.and_then(|d| wire::optional_date(&mut v, "start_day", Some(d)));
+        let end = end.and_then(|d| wire::optional_date(&mut v, "end_day", Some(d)));
+        if let (Some(s), Some(e)) = (start, end)
+            && (e < s || (e - s).num_days() > 731)
+        {
+            v.add("end_day", "must be from start_day to 731 days after it");
+        }
+        start.zip(end).map(|(s, e)| Window::Days(s, e))
+    };
     let segment_by = match r.segment_by.as_str() {
         "" => Some(None),
         s => match SegmentBy::parse(s) {
@@ -139,10 +159,11 @@ pub(crate) fn forecast(
             }
         },
     };
-    v.finish_with((start, end, segment_by))
+    v.finish_with((window, segment_by))
 }
 
-pub(crate) fn forecast_to_proto((groups, rate): (Vec<Grouped>, Option<f64>)) -> pb::RenewalForecast {
+pub(crate) fn forecast_to_proto(f: RenewalForecast) -> pb::RenewalForecast {
+    let RenewalForecast { groups, measured_renewal_rate: rate, start, end } = f;
     use pb::renewal_group::Kind;
     pb::RenewalForecast {
         groups: groups
@@ -165,6 +186,8 @@ pub(crate) fn forecast_to_proto((groups, rate): (Vec<Grouped>, Option<f64>)) -> 
             })
             .collect(),
         measured_renewal_rate: rate,
+        start_day: Some(wire::date_to_proto(start)),
+        end_day: Some(wire::date_to_proto(end)),
     }
 }
 

@@ -191,8 +191,8 @@ impl pb::health_service_server::HealthService for HealthApi {
 
     async fn forecast_renewals(&self, req: Request<pb::ForecastRenewalsRequest>) -> Rpc<pb::RenewalForecast> {
         handle(req, Access::Read, async |caller, r| {
-            let (start, end, segment_by) = churn::forecast(&r)?;
-            Ok(churn::forecast_to_proto(self.app.forecast_renewals(&caller, start, end, segment_by).await?))
+            let (window, segment_by) = churn::forecast(&r)?;
+            Ok(churn::forecast_to_proto(self.app.forecast_renewals(&caller, window, segment_by).await?))
         })
         .await
     }

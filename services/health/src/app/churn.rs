@@ -16,7 +16,7 @@ use crate::{
         churn_features,
         churn_model::{self, FitError, FitOptions, RiskBucket, Target, Trained},
         outcome::OutcomeKind,
-        renewal_forecast::{self, Due, GroupKind, Grouped, SegmentBy},
+        renewal_forecast::{self, Due, GroupKind, Grouped, SegmentBy, Window},
         rollup::day_of,
     },
     events, store,
@@ -234,6 +234,16 @@ impl App {
 /// Attempts at keeping a model when concurrent trainings take its version.
 const KEEP_ATTEMPTS: u64 = 5;
 
+/// The renewal forecast of a period: its groups, the renewal rate of the
+/// year before, and the days it covers (both included).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RenewalForecast {
+    pub groups: Vec<Grouped>,
+    pub measured_renewal_rate: Option<f64>,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
 /// Suggested weights beside the current ones, and the AUC of each.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WeightSuggestion {
@@ -252,11 +262,14 @@ impl App {
     pub(crate) async fn forecast_renewals(
         &self,
         caller: &Caller,
-        start: NaiveDate,
-        end: NaiveDate,
+        window: Window,
         segment_by: Option<SegmentBy>,
-    ) -> Result<(Vec<Grouped>, Option<f64>)> {
+    ) -> Result<RenewalForecast> {
         let (conn, tenant) = (self.db.conn(), caller.tenant_id.as_str());
+        let fy_start_month = store::tenants::fiscal_year_start_month(conn, tenant).await?;
+        let (start, end) = window.days(fy_start_month).ok_or_else(|| {
+            Error::invalid("fiscal_year", format!("{window:?} is beyond the supported range of dates"))
+        })?;
         let p = store::churn_risk::probabilities(conn, tenant).await?;
         let mut live = Vec::new();
         let mut after = None;
@@ -300,7 +313,7 @@ impl App {
             outcomes.iter().filter(|o| o.kind == OutcomeKind::Churned).map(|o| o.account_id).collect();
         let n = renewed.len() + churned.len();
         let rate = (n > 0).then(|| renewed.len() as f64 / n as f64);
-        Ok((out, rate))
+        Ok(RenewalForecast { groups: out, measured_renewal_rate: rate, start, end })
     }
 
     /// Weights for the model's scorecard that rank as the model does,

@@ -41,6 +41,30 @@ impl SegmentBy {
     }
 }
 
+/// The renewal days a forecast covers, as the request names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// From the first to the last day, both included.
+    Days(NaiveDate, NaiveDate),
+    /// A fiscal year of the tenant (`quarter` 0), or one quarter of it.
+    Fiscal { year: i32, quarter: u32 },
+}
+
+impl Window {
+    /// The first and last day (inclusive) in a tenant whose fiscal year
+    /// starts in `fy_start_month`; `None` for a year beyond the calendar.
+    pub fn days(self, fy_start_month: u32) -> Option<(NaiveDate, NaiveDate)> {
+        use banso_kit::calendar::Period;
+        let period = match self {
+            Window::Days(start, end) => return Some((start, end)),
+            Window::Fiscal { year, quarter: 0 } => Period::fiscal_year(year, fy_start_month),
+            Window::Fiscal { year, quarter } => Period::quarter_of_fiscal_year(year, quarter, fy_start_month),
+        };
+        let p = period.ok()?;
+        Some((p.start, p.end.pred_opt()?))
+    }
+}
+
 /// What a forecast group is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum GroupKind {

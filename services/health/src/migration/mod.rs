@@ -23,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0010ChurnRisk),
             Box::new(M0011ChurnModels),
             Box::new(M0012BacktestProgress),
+            Box::new(M0013FiscalYear),
         ]
     }
 }
@@ -847,5 +848,28 @@ impl MigrationTrait for M0012BacktestProgress {
             m.alter_table(Table::alter().table("backtest_jobs").drop_column(Alias::new(col)).to_owned()).await?;
         }
         Ok(())
+    }
+}
+
+/// The month a tenant's fiscal year starts in, from Accounts'
+/// TenantSettingsChanged: the renewal forecast asks for fiscal periods.
+struct M0013FiscalYear;
+
+impl MigrationName for M0013FiscalYear {
+    fn name(&self) -> &str {
+        "m20261205_000013_fiscal_year"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0013FiscalYear {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let col = integer("fiscal_year_start_month").default(1).to_owned();
+        m.alter_table(Table::alter().table("tenants").add_column(col).to_owned()).await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(Table::alter().table("tenants").drop_column(Alias::new("fiscal_year_start_month")).to_owned())
+            .await
     }
 }

@@ -62,6 +62,7 @@ pub(crate) enum Tenants {
     Table,
     TenantId,
     TimeZone,
+    FiscalYearStartMonth,
 }
 
 /// E-mails sent and replied, from ActivityLogged.

@@ -1,4 +1,5 @@
-//! Tenants' time zones, from Accounts' TenantSettingsChanged.
+//! Tenants' time zones and fiscal-year start months, from Accounts'
+//! TenantSettingsChanged.
 
 use banso_kit::Result;
 use sea_orm::{
@@ -8,13 +9,39 @@ use sea_orm::{
 
 use super::{exec, get, insert, one, schema::Tenants as T};
 
-pub(crate) async fn set_time_zone(conn: &impl ConnectionTrait, tenant: &str, tz: &str) -> Result<()> {
-    let Some(mut q) = insert(T::Table, [[(T::TenantId, Expr::val(tenant)), (T::TimeZone, Expr::val(tz))]])? else {
+/// Keeps what Health reads of a tenant's settings: its time zone and the
+/// month its fiscal year starts in (1 when Accounts sends none in range).
+pub(crate) async fn set_settings(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    tz: &str,
+    fy_start_month: i32,
+) -> Result<()> {
+    let month = if (1..=12).contains(&fy_start_month) { fy_start_month } else { 1 };
+    let row =
+        [(T::TenantId, Expr::val(tenant)), (T::TimeZone, Expr::val(tz)), (T::FiscalYearStartMonth, Expr::val(month))];
+    let Some(mut q) = insert(T::Table, [row])? else {
         return Ok(());
     };
-    q.on_conflict(OnConflict::column(T::TenantId).update_column(T::TimeZone).to_owned());
+    q.on_conflict(OnConflict::column(T::TenantId).update_columns([T::TimeZone, T::FiscalYearStartMonth]).to_owned());
     exec(conn, &q).await?;
     Ok(())
+}
+
+/// The month the tenant's fiscal year starts in (January until Accounts
+/// says otherwise).
+pub(crate) async fn fiscal_year_start_month(conn: &impl ConnectionTrait, tenant: &str) -> Result<u32> {
+    let q = Query::select()
+        .column(T::FiscalYearStartMonth)
+        .from(T::Table)
+        .and_where(Expr::col(T::TenantId).eq(tenant))
+        .to_owned();
+    Ok(match one(conn, &q).await? {
+        Some(r) => {
+            u32::try_from(get::<i32>(&r, T::FiscalYearStartMonth)?).ok().filter(|m| (1..=12).contains(m)).unwrap_or(1)
+        }
+        None => 1,
+    })
 }
 
 /// The tenant's time zone (UTC until Accounts says otherwise, or if what it
