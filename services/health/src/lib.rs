@@ -22,7 +22,9 @@ mod domain;
 mod events;
 mod metrics;
 mod migration;
+mod predictions;
 mod recompute;
+mod retrain;
 mod rollups;
 mod scorer;
 #[cfg(test)]
@@ -55,6 +57,9 @@ pub struct HealthSettings {
     pub raw_retention: Duration,
     /// The fewest labelled churns a churn model is trained on.
     pub min_churns: u64,
+    /// How long a tenant's latest model of a target is kept before it is
+    /// trained again on the newest snapshots; `None`: only on demand.
+    pub retrain_every: Option<Duration>,
 }
 
 impl HealthSettings {
@@ -62,13 +67,16 @@ impl HealthSettings {
     /// `BANSO_HEALTH_SCORE_STEP` (default 5; 0 to 100),
     /// `BANSO_HEALTH_RAW_RETENTION_DAYS` (default 400; 1 to 3650, and at
     /// least the late window, so that a re-sent event is still recognised),
-    /// `BANSO_HEALTH_MIN_CHURNS` (default 20; 1 to 1,000,000).
+    /// `BANSO_HEALTH_MIN_CHURNS` (default 20; 1 to 1,000,000),
+    /// `BANSO_HEALTH_RETRAIN_HOURS` (default 168, weekly; 0 turns scheduled
+    /// retraining off; up to 8760).
     pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
         let v = cfg.vars();
         let hours = v.number("BANSO_HEALTH_LATE_WINDOW_HOURS", 168u64, 1, 2160)?;
         let score_step = v.number("BANSO_HEALTH_SCORE_STEP", 5.0f64, 0.0, 100.0)?;
         let days = v.number("BANSO_HEALTH_RAW_RETENTION_DAYS", 400u64, 1, 3650)?;
         let min_churns = v.number("BANSO_HEALTH_MIN_CHURNS", domain::churn_model::DEFAULT_MIN_CHURNS, 1, 1_000_000)?;
+        let retrain_hours = v.number("BANSO_HEALTH_RETRAIN_HOURS", 168u64, 0, 8760)?;
         if days * 24 < hours {
             anyhow::bail!(
                 "configuration variable BANSO_HEALTH_RAW_RETENTION_DAYS: {days} days is shorter than the late window \
@@ -80,6 +88,7 @@ impl HealthSettings {
             score_step,
             raw_retention: Duration::from_secs(days * 86_400),
             min_churns,
+            retrain_every: (retrain_hours > 0).then(|| Duration::from_secs(retrain_hours * 3600)),
         })
     }
 }
@@ -130,6 +139,7 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
         backtests,
         page_tokens: cx.kit.page_tokens.clone(),
     };
+    retrain::supervise(app.clone(), sup, name);
     Ok(HealthServiceServer::new(api::HealthApi::new(app))
         .max_decoding_message_size(cx.kit.max_message_bytes)
         .max_encoding_message_size(cx.kit.max_message_bytes))

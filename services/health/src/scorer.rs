@@ -23,6 +23,8 @@ use uuid::Uuid;
 use crate::{
     domain::{
         account::{AccountRow, LifecycleStage},
+        churn_features::{self, Input},
+        churn_model::{RiskBucket, Scored, Trained, worth_storing},
         measure::{self, MeasureDef, parse_measure, previous_usage_value, usage_value},
         rollup::{DailyRollup, day_of},
         score::{self, trend},
@@ -30,7 +32,7 @@ use crate::{
             AccountScope, Normalisation, Scope, ScorecardDef, choose, population as score_population, replaced,
         },
     },
-    events,
+    events, predictions,
     store::{self, ScoringLocks, health::ScoreWrite, scorecards::StoredScorecard},
 };
 
@@ -83,6 +85,9 @@ pub(crate) struct TenantContext {
     /// ([`TenantContext::rank_ahead`]): they stand in the populations for
     /// accounts not stored yet.
     ahead: HashMap<String, HashMap<Uuid, f64>>,
+    /// The tenant's latest model of each target, and how each of its
+    /// features is read: every account scored is scored by them too.
+    models: Vec<(Trained, Vec<Input>)>,
 }
 
 impl TenantContext {
@@ -124,6 +129,28 @@ impl TenantContext {
                 defs.push(d);
             }
         }
+        // The models read their usage measures the way they were trained:
+        // from the same windows of rollups.
+        let models: Vec<(Trained, Vec<Input>)> = store::churn_models::latest_per_target(conn, tenant)
+            .await?
+            .into_iter()
+            .map(|m| {
+                let inputs = churn_features::inputs(&m.model.features);
+                (m, inputs)
+            })
+            .collect();
+        for (_, inputs) in &models {
+            for i in inputs {
+                if let Input::Usage(d) = i {
+                    let base = match d {
+                        MeasureDef::Change { of } => of.as_ref(),
+                        other => other,
+                    };
+                    needs_users |= matches!(base, MeasureDef::ActiveUsers { .. });
+                    defs.push(d.clone());
+                }
+            }
+        }
         let cuts = measure::window_cuts(&defs);
         let tracked = if cuts.is_empty() {
             0
@@ -145,6 +172,7 @@ impl TenantContext {
             needs_email,
             ranked,
             ahead: HashMap::new(),
+            models,
         })
     }
 
@@ -218,15 +246,26 @@ pub(crate) type Values = HashMap<String, Option<f64>>;
 /// without one are absent.
 pub(crate) type Previous = HashMap<String, f64>;
 
+/// What [`Inputs::readings`] read of one account.
+struct Reading {
+    id: Uuid,
+    values: Values,
+    previous: Previous,
+    /// Each model's features (in [`TenantContext`]'s order of models), as
+    /// the model reads them.
+    features: Vec<Vec<Option<f64>>>,
+}
+
 impl Inputs<'_> {
     /// The raw values of every account a scorecard applies to.
     pub(crate) fn values(&self, ctx: &TenantContext) -> Vec<(Uuid, Values)> {
-        self.readings(ctx, false).into_iter().map(|(id, values, _)| (id, values)).collect()
+        self.readings(ctx, false).into_iter().map(|r| (r.id, r.values)).collect()
     }
 
     /// The raw values of every account a scorecard applies to and, with
-    /// `previous`, the previous windows' values of its usage measures.
-    fn readings(&self, ctx: &TenantContext, previous: bool) -> Vec<(Uuid, Values, Previous)> {
+    /// `scoring`, the previous windows' values of its usage measures and
+    /// the features of the tenant's models.
+    fn readings(&self, ctx: &TenantContext, scoring: bool) -> Vec<Reading> {
         let today = ctx.today;
         let no_rollups = BTreeMap::new();
         let no_pushed = HashMap::new();
@@ -236,6 +275,7 @@ impl Inputs<'_> {
             let id = row.account_id;
             let rollups: Vec<DailyRollup> = self.rollups.get(&id).unwrap_or(&no_rollups).values().cloned().collect();
             let pushed = self.pushed.get(&id).unwrap_or(&no_pushed);
+            let used = self.used.contains(&id);
             let mut values = Values::new();
             let mut before = Previous::new();
             for m in &card.def.measures {
@@ -258,8 +298,7 @@ impl Inputs<'_> {
                         other => pushed.get(other).copied(),
                     },
                     usage => {
-                        let used = self.used.contains(&id);
-                        if previous && let Some(p) = previous_usage_value(usage, used, &rollups, today, ctx.tracked) {
+                        if scoring && let Some(p) = previous_usage_value(usage, used, &rollups, today, ctx.tracked) {
                             before.insert(m.measure.clone(), p);
                         }
                         usage_value(usage, used, &rollups, today, ctx.tracked)
@@ -267,7 +306,19 @@ impl Inputs<'_> {
                 };
                 values.insert(m.measure.clone(), v);
             }
-            out.push((id, values, before));
+            let features = if scoring {
+                ctx.models
+                    .iter()
+                    .map(|(m, inputs)| {
+                        churn_features::live_values(&m.model.features, inputs, row, today, |d| {
+                            usage_value(d, used, &rollups, today, ctx.tracked)
+                        })
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            out.push(Reading { id, values, previous: before, features });
         }
         out
     }
@@ -391,11 +442,17 @@ impl Scoring {
     pub(crate) async fn score_inputs(&self, tenant: &str, ctx: &TenantContext, inputs: Inputs<'_>) -> Result<Outcome> {
         let readings = inputs.readings(ctx, true);
         let mut previous_windows: HashMap<Uuid, Previous> = HashMap::with_capacity(readings.len());
+        // Each model's probability of every account read.
+        let mut scored: Vec<Vec<Scored>> = vec![Vec::with_capacity(readings.len()); ctx.models.len()];
         let snapshots: Vec<(Uuid, Values)> = readings
             .into_iter()
-            .map(|(id, values, before)| {
-                previous_windows.insert(id, before);
-                (id, values)
+            .map(|r| {
+                for ((m, _), (out, row)) in ctx.models.iter().zip(scored.iter_mut().zip(&r.features)) {
+                    let p = m.model.probability(row);
+                    out.push((r.id, p, RiskBucket::of(p), m.model.reasons(row)));
+                }
+                previous_windows.insert(r.id, r.previous);
+                (r.id, r.values)
             })
             .collect();
         let Inputs { read_time, rows, chosen, mut unscored, stored_ranked, latest, week_ago, month_ago, .. } = inputs;
@@ -404,7 +461,7 @@ impl Scoring {
         // tenant's scoring lock (held until this chunk's scores are stored).
         let _scoring = self.locks.lock(tenant).await;
         if chosen.is_empty() {
-            self.save(tenant, today, read_time, &[], &[], &unscored).await?;
+            self.save(tenant, today, read_time, Chunk { unscored: &unscored, ..Chunk::default() }).await?;
             return Ok(Outcome::default());
         }
         let ids: Vec<Uuid> = chosen.iter().map(|(i, _)| rows[*i].account_id).collect();
@@ -485,7 +542,9 @@ impl Scoring {
                 event,
             ));
         }
-        outcome.changed = self.save(tenant, today, read_time, &snapshots, &writes, &unscored).await?;
+        let models: Vec<(&Trained, Vec<Scored>)> = ctx.models.iter().map(|(m, _)| m).zip(scored).collect();
+        let chunk = Chunk { snapshots: &snapshots, writes: &writes, unscored: &unscored, models: &models };
+        outcome.changed = self.save(tenant, today, read_time, chunk).await?;
         Ok(outcome)
     }
 
@@ -495,17 +554,13 @@ impl Scoring {
     /// scores stored, today's daily snapshot, band changes and the
     /// HealthScoreChanged events. The current score of `unscored` accounts
     /// (no scorecard applies, or no measure counts) is removed, so no stale
-    /// score outlives its scorecard; their history stays. Returns how many
-    /// events were recorded.
-    async fn save(
-        &self,
-        tenant: &str,
-        today: NaiveDate,
-        read_time: DateTime<Utc>,
-        snapshots: &[(Uuid, Values)],
-        writes: &[(ScoreWrite, Option<Payload>)],
-        unscored: &[Uuid],
-    ) -> Result<u64> {
+    /// score outlives its scorecard; their history stays. Each model's
+    /// probabilities of the chunk are stored where they moved
+    /// ([`worth_storing`]), their bucket moves published — except for
+    /// accounts whose newer inputs another pass stored meanwhile. Returns how
+    /// many HealthScoreChanged events were recorded.
+    async fn save(&self, tenant: &str, today: NaiveDate, read_time: DateTime<Utc>, chunk: Chunk<'_>) -> Result<u64> {
+        let Chunk { snapshots, writes, unscored, models } = chunk;
         let now = Utc::now();
         let accounts: Vec<Uuid> = snapshots.iter().map(|(a, _)| *a).collect();
         let values: Vec<(Uuid, &str, f64)> = snapshots
@@ -530,10 +585,35 @@ impl Scoring {
                 if n > 0 {
                     tx.emit_all(events).await?;
                 }
+                let stale: HashSet<Uuid> =
+                    scores.iter().map(|w| w.account_id).filter(|a| !stored.contains(a)).collect();
+                for (model, scored) in models {
+                    let ids: Vec<Uuid> = scored.iter().map(|s| s.0).filter(|a| !stale.contains(a)).collect();
+                    let held = predictions::held(conn, tenant, model.target, Some(&ids)).await?;
+                    let moved: Vec<Scored> = scored
+                        .iter()
+                        .filter(|(a, p, _, _)| !stale.contains(a) && worth_storing(held.get(a), model.version, *p))
+                        .cloned()
+                        .collect();
+                    predictions::record(tx, model, model.version, &moved, &held).await?;
+                }
                 Ok(n)
             })
             .await
     }
+}
+
+/// What a pass stores of a chunk of accounts ([`Scoring::save`]).
+#[derive(Default)]
+struct Chunk<'a> {
+    /// Each account's raw measure values.
+    snapshots: &'a [(Uuid, Values)],
+    /// The scores to store, each with its HealthScoreChanged if it moved.
+    writes: &'a [(ScoreWrite, Option<Payload>)],
+    /// Accounts no scorecard scores.
+    unscored: &'a [Uuid],
+    /// Each model's probabilities of the accounts.
+    models: &'a [(&'a Trained, Vec<Scored>)],
 }
 
 /// Queues accounts for live rescoring.

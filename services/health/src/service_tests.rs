@@ -13,7 +13,7 @@ use chrono::Utc;
 use crate::{
     domain::score::Band,
     store,
-    testing::{Client, client, seed_account, service},
+    testing::{Client, client, seed_account, seed_churn_history, service},
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -704,56 +704,6 @@ async fn a_replayed_scorecard_is_compared_with_another_on_the_same_snapshots() {
     assert_eq!(fields, ["scorecard_id", "compare_scorecard_version"]);
 }
 
-/// Writes `accounts` accounts with daily logins over `days` days from
-/// `start` (a snapshot a day), the first `churners` of them logging in
-/// less and churning 30 to 36 days after the last snapshot.
-async fn seed_churn_history(
-    conn: &sea_orm::DatabaseConnection,
-    tenant: &str,
-    start: chrono::NaiveDate,
-    days: i64,
-    accounts: usize,
-    churners: usize,
-) -> Vec<uuid::Uuid> {
-    use crate::domain::outcome::{Outcome, OutcomeKind};
-    let today = Utc::now().date_naive();
-    let mut ids = Vec::new();
-    for i in 0..accounts {
-        let a = seed_account(conn, tenant, &format!("account {i}")).await;
-        ids.push(a);
-        let logins = if i < churners { 1 + (i % 3) as i64 } else { 4 + (i % 7) as i64 };
-        // The same habits this week: what the model scores today.
-        for d in 0..7 {
-            let day = today - chrono::Duration::days(d);
-            store::inputs::record_past_rollup(conn, tenant, a, day, "login", logins).await.unwrap();
-        }
-        for d in -7..days {
-            let day = start + chrono::Duration::days(d);
-            store::inputs::record_past_rollup(conn, tenant, a, day, "login", logins).await.unwrap();
-            store::inputs::record_past_rollup(conn, tenant, a, day, "noise", 1 + (i as i64 * 7 + d + 7) % 5)
-                .await
-                .unwrap();
-            if d >= 0 {
-                store::history::record_past_daily(conn, tenant, a, day, 50.0, Band::Yellow).await.unwrap();
-            }
-        }
-        if i < churners {
-            let o = Outcome {
-                event_id: uuid::Uuid::now_v7(),
-                account_id: a,
-                kind: OutcomeKind::Churned,
-                expansion: None,
-                effective_date: start + chrono::Duration::days(days + 30 + (i % 7) as i64),
-                currency: "JPY".into(),
-                arr_before: 1_000,
-                arr_after: 0,
-            };
-            store::outcomes::record(conn, tenant, &o).await.unwrap();
-        }
-    }
-    ids
-}
-
 #[tokio::test]
 async fn an_expansion_model_learns_who_expands_and_publishes_expansion_signals() {
     use crate::domain::outcome::{ExpansionKind, Outcome, OutcomeKind};
@@ -875,6 +825,90 @@ async fn an_expansion_model_learns_who_expands_and_publishes_expansion_signals()
         .unwrap_err();
     let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
     assert_eq!(fields, ["target"]);
+}
+
+/// Between trainings the live scorer keeps each account's probability
+/// with its measures: an account at high risk that starts using the
+/// product moves to low, and ChurnRiskChanged says so, made by the same
+/// model version; an account whose usage did not move keeps its stored one.
+#[tokio::test]
+async fn a_churn_probability_follows_the_measures_between_trainings() {
+    let (app, conn) = service().await;
+    let start = Utc::now().date_naive() - chrono::Duration::days(200);
+    let ids = seed_churn_history(&conn, "acme", start, 10, 40, 20).await;
+    let admin = client(&app, "acme", Role::Admin);
+    let s = pb::Scorecard {
+        name: "usage".into(),
+        measures: ["events_7d:login", "events_7d:noise"]
+            .iter()
+            .map(|m| pb::WeightedMeasure {
+                measure: (*m).into(),
+                weight: 1.0,
+                normalisation: linear(0.0, 70.0),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let r = pb::CreateScorecardRequest { scorecard: Some(s), request_id: String::new() };
+    let card = admin.clone().create_scorecard(r).await.unwrap().into_inner().id;
+    // The scorecard's first recompute scores every account before the model exists.
+    recompute(&admin).await;
+    let published = Published::subscribe(&app);
+    let m = admin
+        .clone()
+        .train_churn_model(pb::TrainChurnModelRequest {
+            scorecard_id: card,
+            start_day: Some(banso_kit::wire::date_to_proto(start)),
+            end_day: Some(banso_kit::wire::date_to_proto(start + chrono::Duration::days(9))),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let viewer = client(&app, "acme", Role::Viewer);
+    let predict = |a: uuid::Uuid| {
+        let c = viewer.clone();
+        async move {
+            let r = pb::GetAccountPredictionsRequest { account_id: a.to_string() };
+            c.clone().get_account_predictions(r).await.unwrap().into_inner().predictions.remove(0)
+        }
+    };
+    // Account 0 logs in once a day: at high risk.
+    let (risky, steady) = (ids[0], ids[1]);
+    let before = predict(risky).await;
+    assert_eq!((before.bucket, before.model_version), (pb::PredictionBucket::High as i32, m.version), "{before:?}");
+    let steady_before = predict(steady).await;
+    // …then 60 times today.
+    let events: Vec<pb::UsageEvent> = (0..60).map(|i| login(&format!("back-{i}"), risky)).collect();
+    client(&app, "acme", Role::Service).batch_ingest_usage(pb::BatchIngestUsageRequest { events }).await.unwrap();
+    let after = eventually("the live scorer to move account 0's churn risk", WAIT, || async {
+        let p = predict(risky).await;
+        (p.bucket == pb::PredictionBucket::Low as i32).then_some(p)
+    })
+    .await;
+    assert!(after.probability < before.probability / 10.0, "{before:?} → {after:?}");
+    assert_eq!(after.model_version, m.version, "made by the model it was trained as");
+    assert!(after.reasons.iter().all(|r| r.feature != "events_7d:login"), "logins no longer push it up: {after:?}");
+    use banso_proto::events::ChurnRiskBucket as B;
+    let moved = eventually("ChurnRiskChanged high → low", WAIT, || async {
+        published.0.lock().unwrap().iter().find_map(|e| match &e.payload {
+            Some(banso_events::Payload::ChurnRiskChanged(c))
+                if c.account_id == risky.to_string() && c.old_bucket == B::High as i32 =>
+            {
+                Some(c.clone())
+            }
+            _ => None,
+        })
+    })
+    .await;
+    assert_eq!(
+        (moved.new_bucket, moved.model_version, moved.probability),
+        (B::Low as i32, m.version, after.probability)
+    );
+    assert_eq!(moved.horizon_days, 90);
+    // An account nobody touched keeps what the training stored.
+    assert_eq!(predict(steady).await, steady_before);
 }
 
 #[tokio::test]

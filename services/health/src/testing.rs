@@ -22,6 +22,7 @@ pub(crate) async fn app(db: &banso_testkit::TestDb) -> App {
         score_step: 5.0,
         raw_retention: std::time::Duration::from_secs(400 * 86_400),
         min_churns: crate::domain::churn_model::DEFAULT_MIN_CHURNS,
+        retrain_every: Some(std::time::Duration::from_secs(168 * 3600)),
     };
     App {
         recompute: Recompute::idle(Scoring::new(db.clone(), settings.score_step)),
@@ -67,4 +68,64 @@ pub(crate) async fn seed_account(conn: &sea_orm::DatabaseConnection, tenant: &st
     };
     crate::store::accounts::upsert(conn, tenant, &row).await.unwrap();
     row.account_id
+}
+
+/// Writes `accounts` accounts with daily logins over `days` days from
+/// `start` (a snapshot a day) and the week before, and the same logins over
+/// the last week (what a model scores today), the first `churners` of them
+/// logging in less and churning 30 to 36 days after the last snapshot.
+pub(crate) async fn seed_churn_history(
+    conn: &sea_orm::DatabaseConnection,
+    tenant: &str,
+    start: chrono::NaiveDate,
+    days: i64,
+    accounts: usize,
+    churners: usize,
+) -> Vec<uuid::Uuid> {
+    use std::collections::BTreeMap;
+
+    use crate::{
+        domain::{
+            outcome::{Outcome, OutcomeKind},
+            score::Band,
+        },
+        store,
+    };
+    let today = chrono::Utc::now().date_naive();
+    let mut ids = Vec::new();
+    for i in 0..accounts {
+        let a = seed_account(conn, tenant, &format!("account {i}")).await;
+        ids.push(a);
+        let logins = if i < churners { 1 + (i % 3) as i64 } else { 4 + (i % 7) as i64 };
+        let mut rollups: BTreeMap<(chrono::NaiveDate, &str), i64> = BTreeMap::new();
+        for d in 0..7 {
+            rollups.insert((today - chrono::Duration::days(d), "login"), logins);
+        }
+        let mut snapshots = Vec::new();
+        for d in -7..days {
+            let day = start + chrono::Duration::days(d);
+            rollups.insert((day, "login"), logins);
+            rollups.insert((day, "noise"), 1 + (i as i64 * 7 + d + 7) % 5);
+            if d >= 0 {
+                snapshots.push((a, day, 50.0, Band::Yellow));
+            }
+        }
+        let rows: Vec<_> = rollups.into_iter().map(|((day, name), n)| (a, day, name, n)).collect();
+        store::inputs::insert_rollups(conn, tenant, &rows).await.unwrap();
+        store::history::insert_daily(conn, tenant, &snapshots).await.unwrap();
+        if i < churners {
+            let o = Outcome {
+                event_id: uuid::Uuid::now_v7(),
+                account_id: a,
+                kind: OutcomeKind::Churned,
+                expansion: None,
+                effective_date: start + chrono::Duration::days(days + 30 + (i % 7) as i64),
+                currency: "JPY".into(),
+                arr_before: 1_000,
+                arr_after: 0,
+            };
+            store::outcomes::record(conn, tenant, &o).await.unwrap();
+        }
+    }
+    ids
 }

@@ -19,7 +19,7 @@ use crate::{
         renewal_forecast::{self, Due, GroupKind, Grouped, SegmentBy, Window},
         rollup::day_of,
     },
-    events, store,
+    predictions, store,
 };
 
 /// The share of snapshot days (the older ones) a model is trained on.
@@ -49,7 +49,13 @@ fn counts(positives: &[Positive], idx: &[usize]) -> (u64, u64) {
 
 impl App {
     pub(crate) async fn train_churn_model(&self, caller: &Caller, q: TrainQuery) -> Result<Trained> {
-        let tenant = caller.tenant_id.as_str();
+        self.train_model(caller.tenant_id.as_str(), q).await
+    }
+
+    /// Trains and keeps a model of `tenant` (on demand, or scheduled by
+    /// `retrain`): fit on the older snapshots, validated on the newer, and
+    /// every live account scored.
+    pub(crate) async fn train_model(&self, tenant: &str, q: TrainQuery) -> Result<Trained> {
         let conn = self.db.conn();
         let card = store::scorecards::get_version(conn, tenant, q.scorecard.0, q.scorecard.1).await?;
         let (labels, _) = labelled(conn, tenant, q.start, q.end, q.horizon).await?;
@@ -199,36 +205,27 @@ impl App {
     /// accounts' new probabilities, and the bucket moves as events, in one
     /// transaction: (version, moves).
     async fn keep_model(&self, tenant: &str, t: &Trained, target: Target, risks: &[Risk]) -> Result<(i64, u64)> {
+        let retrain_every = self.settings.retrain_every;
         self.db
             .write(tenant, async |tx| {
-                let old = match target {
-                    Target::Churn => store::churn_risk::buckets(tx.conn(), tx.tenant()).await?,
-                    t => store::expansion_signal::buckets(tx.conn(), tx.tenant(), t).await?,
-                };
-                let changed: Vec<_> = risks.iter().filter(|(a, _, b, _)| old.get(a) != Some(b)).collect();
+                let held = predictions::held(tx.conn(), tx.tenant(), target, None).await?;
                 // The model is kept with the count of moves it made.
-                let kept = Trained { risk_changes: changed.len() as u64, ..t.clone() };
+                let kept = Trained { risk_changes: predictions::moves(&held, risks).len() as u64, ..t.clone() };
                 let version = store::churn_models::insert_next(tx.conn(), tx.tenant(), &kept).await?;
-                match target {
-                    Target::Churn => store::churn_risk::upsert(tx.conn(), tx.tenant(), version, risks).await?,
-                    t => store::expansion_signal::upsert(tx.conn(), tx.tenant(), t, version, risks).await?,
+                let n = predictions::record(tx, &kept, version, risks, &held).await?;
+                // The next retraining of this target is due one interval on.
+                if let Some(due) = retrain_every.and_then(|every| after(kept.train_time, every)) {
+                    store::model_schedules::schedule(tx.conn(), tx.tenant(), target, due).await?;
                 }
-                let events: Vec<_> = changed
-                    .iter()
-                    .map(|(a, p, _, reasons)| {
-                        let old = old.get(a).copied();
-                        match target {
-                            Target::Churn => events::churn_risk_changed(*a, old, *p, &kept, version, reasons.clone()),
-                            _ => events::expansion_signal_changed(*a, old, *p, &kept, version, reasons.clone()),
-                        }
-                    })
-                    .collect();
-                let n = events.len() as u64;
-                tx.emit_all(events).await?;
                 Ok((version, n))
             })
             .await
     }
+}
+
+/// `t` plus `d`; `None` past the calendar's end.
+pub(crate) fn after(t: chrono::DateTime<Utc>, d: std::time::Duration) -> Option<chrono::DateTime<Utc>> {
+    t.checked_add_signed(chrono::Duration::from_std(d).ok()?)
 }
 
 /// Attempts at keeping a model when concurrent trainings take its version.

@@ -18,7 +18,8 @@ use crate::{
     HealthSettings, backtests::Backtests, recompute::Recompute, rollups::Rollups, scorer::Scorer, store::ingest::Ingest,
 };
 
-/// What the use cases work with.
+/// What the use cases work with (handles, cheap to clone).
+#[derive(Clone)]
 pub(crate) struct App {
     pub(crate) db: Db,
     pub(crate) ingest: Ingest,

@@ -79,6 +79,52 @@ pub fn attribute_values(features: &[String], account: Option<&AccountRow>, day: 
         .collect()
 }
 
+/// How a model's feature is read on an account's day.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A usage measure, from the account's rollups.
+    Usage(super::measure::MeasureDef),
+    /// A measure with no past (pushed, external): missing in every training
+    /// snapshot (a replay cannot know it), so missing when scored too.
+    Missing,
+    /// An account attribute ([`attribute_features`]).
+    Attribute,
+}
+
+/// How each of a model's `features` is read.
+pub fn inputs(features: &[String]) -> Vec<Input> {
+    use super::measure::{MeasureDef, parse_measure};
+    features
+        .iter()
+        .map(|f| match parse_measure(f) {
+            Ok(MeasureDef::External { .. }) => Input::Missing,
+            Ok(d) => Input::Usage(d),
+            Err(_) => Input::Attribute,
+        })
+        .collect()
+}
+
+/// A model's features for `account` on `day`, read as `inputs` say: usage
+/// measures by `usage` (the live scorer computes them from the account's
+/// rollups, as a training replays them), attributes from the account.
+pub fn live_values(
+    features: &[String],
+    inputs: &[Input],
+    account: &AccountRow,
+    day: NaiveDate,
+    usage: impl Fn(&super::measure::MeasureDef) -> Option<f64>,
+) -> Vec<Option<f64>> {
+    let mut row = attribute_values(features, Some(account), day);
+    for (v, input) in row.iter_mut().zip(inputs) {
+        match input {
+            Input::Usage(d) => *v = usage(d),
+            Input::Missing => *v = None,
+            Input::Attribute => {}
+        }
+    }
+    row
+}
+
 /// A feature in words, for a reason: a measure as the catalog defines it
 /// (`events_7d:login`: "login events in the last 7 days"), an attribute by
 /// its name and value ("plan tier is starter").
@@ -143,6 +189,20 @@ mod tests {
         assert_eq!(attribute_values(&f, Some(&a), day), [Some(1.0), Some(0.0), Some(1.0), Some(30.0)]);
         assert_eq!(attribute_values(&f, Some(&b), day), [Some(0.0), Some(1.0), Some(0.0), None]);
         assert_eq!(attribute_values(&f, None, day), [None; 4]);
+    }
+
+    #[test]
+    fn a_model_reads_usage_from_rollups_attributes_from_the_account_and_no_external_measure() {
+        let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let features: Vec<String> =
+            ["events_7d:login", "external:nps", "plan_tier:starter", "days_to_renewal"].map(String::from).into();
+        let inputs = inputs(&features);
+        assert!(matches!(inputs[0], Input::Usage(_)));
+        assert_eq!(inputs[1..], [Input::Missing, Input::Attribute, Input::Attribute]);
+        let a = account(None, "starter", LifecycleStage::Adoption, day.checked_add_days(chrono::Days::new(45)));
+        let row = live_values(&features, &inputs, &a, day, |_| Some(12.0));
+        // An external measure had no past in training: missing, whatever it is now.
+        assert_eq!(row, [Some(12.0), None, Some(1.0), Some(45.0)]);
     }
 
     #[test]

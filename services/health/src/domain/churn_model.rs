@@ -103,6 +103,11 @@ impl Target {
         }
     }
 
+    /// The target of [`Target::as_str`].
+    pub fn parse(s: &str) -> Option<Target> {
+        [Target::Churn, Target::Expansion, Target::Upsell, Target::CrossSell].into_iter().find(|t| t.as_str() == s)
+    }
+
     /// The expansions it counts: `None` for churn, `Some(None)` for any.
     pub fn expansion(self) -> Option<Option<super::outcome::ExpansionKind>> {
         use super::outcome::ExpansionKind;
@@ -130,6 +135,34 @@ pub fn expansion_within(
 
 /// An account as a model scored it: its probability, bucket and reasons.
 pub type Scored = (uuid::Uuid, f64, RiskBucket, Vec<(String, f64)>);
+
+/// An account's stored probability of a target: what a new one is compared with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Held {
+    pub bucket: RiskBucket,
+    pub probability: f64,
+    pub version: i64,
+}
+
+/// How far a probability must move for the live scorer to store it again
+/// (a bucket change, or a newer model, always does): each event moves it a
+/// little, and a write per event would be noise.
+pub const PROBABILITY_STEP: f64 = 0.001;
+
+/// Whether `new` (from model `version`) is worth storing over `held`:
+/// never over a newer model's; over an older model's, a bucket move or a
+/// move of at least [`PROBABILITY_STEP`].
+pub fn worth_storing(held: Option<&Held>, version: i64, probability: f64) -> bool {
+    match held {
+        None => true,
+        Some(h) if h.version > version => false,
+        Some(h) => {
+            h.version < version
+                || h.bucket != RiskBucket::of(probability)
+                || (h.probability - probability).abs() >= PROBABILITY_STEP
+        }
+    }
+}
 
 /// An account's latest probability of a target, as a kept model scored it.
 #[derive(Debug, Clone, PartialEq)]
@@ -412,6 +445,17 @@ pub fn suggested_weights(def: &super::scorecard::ScorecardDef, model: &Model) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_probability_is_stored_when_it_moves_and_never_over_a_newer_model() {
+        let held = Held { bucket: RiskBucket::Low, probability: 0.05, version: 3 };
+        assert!(worth_storing(None, 1, 0.05), "an account's first");
+        assert!(!worth_storing(Some(&held), 3, 0.0505), "a move under the step");
+        assert!(worth_storing(Some(&held), 3, 0.052), "a move of the step");
+        assert!(worth_storing(Some(&held), 3, 0.15), "a bucket move");
+        assert!(worth_storing(Some(&held), 4, 0.05), "a newer model");
+        assert!(!worth_storing(Some(&held), 2, 0.9), "an older model");
+    }
 
     /// A small deterministic generator (xorshift64*), uniform in (0, 1).
     struct Rng(u64);

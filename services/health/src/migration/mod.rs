@@ -24,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0011ChurnModels),
             Box::new(M0012BacktestProgress),
             Box::new(M0013FiscalYear),
+            Box::new(M0014ModelSchedules),
         ]
     }
 }
@@ -871,5 +872,90 @@ impl MigrationTrait for M0013FiscalYear {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.alter_table(Table::alter().table("tenants").drop_column(Alias::new("fiscal_year_start_month")).to_owned())
             .await
+    }
+}
+
+/// Which target each kept model predicts, as a column (the live scorer reads
+/// the latest model of each), and each tenant's retraining schedule per
+/// target: a leased work queue (`store::model_schedules`) that any replica's
+/// retrainer claims when a model is due.
+struct M0014ModelSchedules;
+
+impl MigrationName for M0014ModelSchedules {
+    fn name(&self) -> &str {
+        "m20261205_000014_model_schedules"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0014ModelSchedules {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let col = string_len("target", 16).default("churn").to_owned();
+        m.alter_table(Table::alter().table("churn_models").add_column(col).to_owned()).await?;
+        // The models kept before: their target is in the JSON, written
+        // compact by serde_json (`"target":"upsell"`).
+        for target in ["expansion", "upsell", "cross_sell"] {
+            let q = Query::update()
+                .table("churn_models")
+                .value("target", target)
+                .and_where(Expr::col("model").like(format!("%\"target\":\"{target}\"%")))
+                .to_owned();
+            m.exec_stmt(q).await?;
+        }
+        m.create_index(
+            Index::create()
+                .name("churn_models_target")
+                .table("churn_models")
+                .col("tenant_id")
+                .col("target")
+                .col("version")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("model_schedules")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(string_len("target", 16))
+                .col(string_len("status", 16))
+                .col(timestamp_with_time_zone_null("next_attempt_time"))
+                .col(text("lease_owner"))
+                .col(timestamp_with_time_zone_null("lease_until"))
+                .col(timestamp_with_time_zone_null("last_attempt_time"))
+                .col(text("last_error"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("model_schedules_tenant_target")
+                .table("model_schedules")
+                .col("tenant_id")
+                .col("target")
+                .unique()
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("model_schedules_due")
+                .table("model_schedules")
+                .col("status")
+                .col("next_attempt_time")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("model_schedules").if_exists().to_owned()).await?;
+        m.drop_index(Index::drop().name("churn_models_target").table("churn_models").to_owned()).await?;
+        m.alter_table(Table::alter().table("churn_models").drop_column(Alias::new("target")).to_owned()).await
     }
 }

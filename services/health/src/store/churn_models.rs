@@ -36,6 +36,7 @@ pub(crate) async fn insert_next(conn: &impl ConnectionTrait, tenant: &str, t: &T
         (M::Version, Expr::val(version)),
         (M::Model, Expr::val(json_text(&Trained { version, ..t.clone() })?)),
         (M::CreateTime, Expr::val(t.train_time)),
+        (M::Target, Expr::val(t.target.as_str())),
     ];
     let q = insert(M::Table, [row])?.ok_or_else(|| Error::internal(anyhow::anyhow!("no row to insert")))?;
     exec(conn, &q).await?;
@@ -71,5 +72,24 @@ pub(crate) async fn list(
     if let Some(b) = before {
         q.and_where(Expr::col(M::Version).lt(b));
     }
+    all(conn, &q).await?.iter().map(from_row).collect()
+}
+
+/// The tenant's latest model of each target it trained (what the live
+/// scorer applies), by target.
+pub(crate) async fn latest_per_target(conn: &impl ConnectionTrait, tenant: &str) -> Result<Vec<Trained>> {
+    let newest = Query::select()
+        .expr(Func::max(Expr::col(M::Version)))
+        .from(M::Table)
+        .and_where(Expr::col(M::TenantId).eq(tenant))
+        .group_by_col(M::Target)
+        .to_owned();
+    let q = Query::select()
+        .columns([M::Version, M::Model])
+        .from(M::Table)
+        .and_where(Expr::col(M::TenantId).eq(tenant))
+        .and_where(Expr::col(M::Version).in_subquery(newest))
+        .order_by(M::Version, Order::Asc)
+        .to_owned();
     all(conn, &q).await?.iter().map(from_row).collect()
 }

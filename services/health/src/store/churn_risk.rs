@@ -5,28 +5,41 @@ use std::collections::HashMap;
 use banso_kit::{Result, wire};
 use sea_orm::{
     ConnectionTrait,
-    sea_query::{Expr, ExprTrait, OnConflict, Query},
+    sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
 };
 use uuid::Uuid;
 
 use super::{CHUNK, all, corrupt, exec, get, insert, json_text, one, schema::AccountChurnRisk as R};
-use crate::domain::churn_model::{Prediction, RiskBucket, Scored, Target};
+use crate::domain::churn_model::{Held, Prediction, RiskBucket, Scored, Target};
 
-/// The tenant's stored buckets, by account.
-pub(crate) async fn buckets(conn: &impl ConnectionTrait, tenant: &str) -> Result<HashMap<Uuid, RiskBucket>> {
-    let q = Query::select()
-        .columns([R::AccountId, R::Bucket])
-        .from(R::Table)
-        .and_where(Expr::col(R::TenantId).eq(tenant))
-        .to_owned();
-    all(conn, &q)
-        .await?
-        .iter()
-        .map(|r| {
-            let b: String = get(r, R::Bucket)?;
-            Ok((get(r, R::AccountId)?, RiskBucket::parse(&b).ok_or_else(|| corrupt("churn risk bucket", &b))?))
-        })
-        .collect()
+/// The tenant's stored probabilities, buckets and model versions, by
+/// account: of `accounts` only, or of all.
+pub(crate) async fn held(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    accounts: Option<&[Uuid]>,
+) -> Result<HashMap<Uuid, Held>> {
+    let mut out = HashMap::new();
+    let chunks: Vec<Option<&[Uuid]>> = match accounts {
+        Some(ids) => ids.chunks(CHUNK).map(Some).collect(),
+        None => vec![None],
+    };
+    for ids in chunks {
+        let mut q = Query::select();
+        q.columns([R::AccountId, R::Bucket, R::Probability, R::ModelVersion])
+            .from(R::Table)
+            .and_where(Expr::col(R::TenantId).eq(tenant));
+        if let Some(ids) = ids {
+            q.and_where(Expr::col(R::AccountId).is_in(ids.iter().copied()));
+        }
+        for r in all(conn, &q).await? {
+            let b: String = get(&r, R::Bucket)?;
+            let bucket = RiskBucket::parse(&b).ok_or_else(|| corrupt("churn risk bucket", &b))?;
+            let held = Held { bucket, probability: get(&r, R::Probability)?, version: get(&r, R::ModelVersion)? };
+            out.insert(get(&r, R::AccountId)?, held);
+        }
+    }
+    Ok(out)
 }
 
 /// Stores each account's probability and bucket, as model `version` scored it.
@@ -50,6 +63,11 @@ pub(crate) async fn upsert(conn: &impl ConnectionTrait, tenant: &str, version: i
         q.on_conflict(
             OnConflict::columns([R::TenantId, R::AccountId])
                 .update_columns([R::Probability, R::Bucket, R::UpdateTime, R::ModelVersion, R::Reasons])
+                // An older model never overwrites a newer one's (the live
+                // scorer may hold the model a training just replaced).
+                .action_and_where(
+                    Expr::col((R::Table, R::ModelVersion)).lte(Expr::col((Alias::new("excluded"), R::ModelVersion))),
+                )
                 .to_owned(),
         );
         exec(conn, &q).await?;

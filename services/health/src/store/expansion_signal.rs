@@ -5,33 +5,43 @@ use std::collections::HashMap;
 use banso_kit::{Result, wire};
 use sea_orm::{
     ConnectionTrait,
-    sea_query::{Expr, ExprTrait, OnConflict, Query},
+    sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
 };
 use uuid::Uuid;
 
 use super::{CHUNK, all, corrupt, exec, get, insert, json_text, schema::AccountExpansionSignal as R};
-use crate::domain::churn_model::{Prediction, RiskBucket, Scored, Target};
+use crate::domain::churn_model::{Held, Prediction, RiskBucket, Scored, Target};
 
-/// The tenant's stored buckets of `target`, by account.
-pub(crate) async fn buckets(
+/// The tenant's stored probabilities, buckets and model versions of
+/// `target`, by account: of `accounts` only, or of all.
+pub(crate) async fn held(
     conn: &impl ConnectionTrait,
     tenant: &str,
     target: Target,
-) -> Result<HashMap<Uuid, RiskBucket>> {
-    let q = Query::select()
-        .columns([R::AccountId, R::Bucket])
-        .from(R::Table)
-        .and_where(Expr::col(R::TenantId).eq(tenant))
-        .and_where(Expr::col(R::Target).eq(target.as_str()))
-        .to_owned();
-    all(conn, &q)
-        .await?
-        .iter()
-        .map(|r| {
-            let b: String = get(r, R::Bucket)?;
-            Ok((get(r, R::AccountId)?, RiskBucket::parse(&b).ok_or_else(|| corrupt("expansion bucket", &b))?))
-        })
-        .collect()
+    accounts: Option<&[Uuid]>,
+) -> Result<HashMap<Uuid, Held>> {
+    let mut out = HashMap::new();
+    let chunks: Vec<Option<&[Uuid]>> = match accounts {
+        Some(ids) => ids.chunks(CHUNK).map(Some).collect(),
+        None => vec![None],
+    };
+    for ids in chunks {
+        let mut q = Query::select();
+        q.columns([R::AccountId, R::Bucket, R::Probability, R::ModelVersion])
+            .from(R::Table)
+            .and_where(Expr::col(R::TenantId).eq(tenant))
+            .and_where(Expr::col(R::Target).eq(target.as_str()));
+        if let Some(ids) = ids {
+            q.and_where(Expr::col(R::AccountId).is_in(ids.iter().copied()));
+        }
+        for r in all(conn, &q).await? {
+            let b: String = get(&r, R::Bucket)?;
+            let bucket = RiskBucket::parse(&b).ok_or_else(|| corrupt("expansion bucket", &b))?;
+            let held = Held { bucket, probability: get(&r, R::Probability)?, version: get(&r, R::ModelVersion)? };
+            out.insert(get(&r, R::AccountId)?, held);
+        }
+    }
+    Ok(out)
 }
 
 /// Stores each account's probability and bucket of `target`, as model
@@ -63,6 +73,10 @@ pub(crate) async fn upsert(
         q.on_conflict(
             OnConflict::columns([R::TenantId, R::AccountId, R::Target])
                 .update_columns([R::Probability, R::Bucket, R::ModelVersion, R::Reasons, R::UpdateTime])
+                // As for churn: an older model never overwrites a newer one's.
+                .action_and_where(
+                    Expr::col((R::Table, R::ModelVersion)).lte(Expr::col((Alias::new("excluded"), R::ModelVersion))),
+                )
                 .to_owned(),
         );
         exec(conn, &q).await?;

@@ -262,8 +262,8 @@ pub(crate) async fn daily_in_range(
 }
 
 /// Writes past daily snapshots (account, day, score, band) in bulk: the
-/// synthetic tenants of the benchmarks.
-#[cfg(feature = "bench")]
+/// synthetic tenants of the benchmarks, and tests.
+#[cfg(any(test, feature = "bench"))]
 pub(crate) async fn insert_daily(
     conn: &impl ConnectionTrait,
     tenant: &str,

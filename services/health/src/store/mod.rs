@@ -14,6 +14,7 @@ pub(crate) mod ingest;
 pub(crate) mod inputs;
 pub(crate) mod jobs;
 pub(crate) mod measures;
+pub(crate) mod model_schedules;
 pub(crate) mod outcomes;
 pub(crate) mod portfolio;
 pub(crate) mod schema;

@@ -393,6 +393,8 @@ pub(crate) enum ChurnModels {
     /// The trained model as JSON.
     Model,
     CreateTime,
+    /// What it predicts (`Target::as_str`), also in the JSON.
+    Target,
 }
 
 /// Names of computed columns (`COUNT(*) AS n`, …) and of the second
