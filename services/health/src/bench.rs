@@ -64,3 +64,29 @@ pub async fn record_churn(
 pub async fn open(cfg: &banso_kit::config::Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
     banso_kit::db::open::<crate::migration::Migrator>(cfg, crate::NAME).await
 }
+
+/// Records an expansion of `account` effective on `date` (an upsell, else
+/// a cross-sell, as the contract event's reason code says), its ARR growing
+/// from `arr` by a tenth, as Health keeps it from ContractChanged.
+pub async fn record_expansion(
+    db: &sea_orm::DatabaseConnection,
+    tenant: &str,
+    account: uuid::Uuid,
+    date: chrono::NaiveDate,
+    upsell: bool,
+    currency: &str,
+    arr: i64,
+) -> anyhow::Result<()> {
+    use crate::domain::outcome::{ExpansionKind, Outcome, OutcomeKind};
+    let o = Outcome {
+        event_id: uuid::Uuid::now_v7(),
+        account_id: account,
+        kind: OutcomeKind::Expanded,
+        expansion: Some(if upsell { ExpansionKind::Upsell } else { ExpansionKind::CrossSell }),
+        effective_date: date,
+        currency: currency.to_owned(),
+        arr_before: arr,
+        arr_after: arr + arr / 10,
+    };
+    Ok(crate::store::outcomes::record(db, tenant, &o).await?)
+}
