@@ -442,14 +442,13 @@ impl Scoring {
     pub(crate) async fn score_inputs(&self, tenant: &str, ctx: &TenantContext, inputs: Inputs<'_>) -> Result<Outcome> {
         let readings = inputs.readings(ctx, true);
         let mut previous_windows: HashMap<Uuid, Previous> = HashMap::with_capacity(readings.len());
-        // Each model's probability of every account read.
-        let mut scored: Vec<Vec<Scored>> = vec![Vec::with_capacity(readings.len()); ctx.models.len()];
+        // Each model's features of every account read.
+        let mut features: Vec<Vec<FeatureRow>> = vec![Vec::with_capacity(readings.len()); ctx.models.len()];
         let snapshots: Vec<(Uuid, Values)> = readings
             .into_iter()
             .map(|r| {
-                for ((m, _), (out, row)) in ctx.models.iter().zip(scored.iter_mut().zip(&r.features)) {
-                    let p = m.model.probability(row);
-                    out.push((r.id, p, RiskBucket::of(p), m.model.reasons(row)));
+                for (out, row) in features.iter_mut().zip(r.features) {
+                    out.push((r.id, row));
                 }
                 previous_windows.insert(r.id, r.previous);
                 (r.id, r.values)
@@ -542,7 +541,7 @@ impl Scoring {
                 event,
             ));
         }
-        let models: Vec<(&Trained, Vec<Scored>)> = ctx.models.iter().map(|(m, _)| m).zip(scored).collect();
+        let models: Vec<(&Trained, Vec<FeatureRow>)> = ctx.models.iter().map(|(m, _)| m).zip(features).collect();
         let chunk = Chunk { snapshots: &snapshots, writes: &writes, unscored: &unscored, models: &models };
         outcome.changed = self.save(tenant, today, read_time, chunk).await?;
         Ok(outcome)
@@ -587,13 +586,18 @@ impl Scoring {
                 }
                 let stale: HashSet<Uuid> =
                     scores.iter().map(|w| w.account_id).filter(|a| !stored.contains(a)).collect();
-                for (model, scored) in models {
-                    let ids: Vec<Uuid> = scored.iter().map(|s| s.0).filter(|a| !stale.contains(a)).collect();
+                for (model, rows) in models {
+                    let rows: Vec<&FeatureRow> = rows.iter().filter(|r| !stale.contains(&r.0)).collect();
+                    let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
                     let held = predictions::held(conn, tenant, model.target, Some(&ids)).await?;
-                    let moved: Vec<Scored> = scored
+                    // Reasons only for what is stored.
+                    let moved: Vec<Scored> = rows
                         .iter()
-                        .filter(|(a, p, _, _)| !stale.contains(a) && worth_storing(held.get(a), model.version, *p))
-                        .cloned()
+                        .filter_map(|(a, row)| {
+                            let p = model.model.probability(row);
+                            worth_storing(held.get(a), model.version, p)
+                                .then(|| (*a, p, RiskBucket::of(p), model.model.reasons(row)))
+                        })
                         .collect();
                     predictions::record(tx, model, model.version, &moved, &held).await?;
                 }
@@ -602,6 +606,9 @@ impl Scoring {
             .await
     }
 }
+
+/// An account and a model's features of it.
+type FeatureRow = (Uuid, Vec<Option<f64>>);
 
 /// What a pass stores of a chunk of accounts ([`Scoring::save`]).
 #[derive(Default)]
@@ -612,8 +619,8 @@ struct Chunk<'a> {
     writes: &'a [(ScoreWrite, Option<Payload>)],
     /// Accounts no scorecard scores.
     unscored: &'a [Uuid],
-    /// Each model's probabilities of the accounts.
-    models: &'a [(&'a Trained, Vec<Scored>)],
+    /// Each model's features of the accounts.
+    models: &'a [(&'a Trained, Vec<FeatureRow>)],
 }
 
 /// Queues accounts for live rescoring.

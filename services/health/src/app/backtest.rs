@@ -169,22 +169,32 @@ pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery, report: Report<
         .iter()
         .map(|(account, day, score, band)| (SnapshotKey { account: *account, day: *day }, (*score, *band)))
         .collect();
-    let main_scores = match &main_card {
-        Some(card) => {
-            let scores = replay_scores(db, tenant, &card.def, &labels).await?;
+    // One read of the usage both replayed scorecards need.
+    let read = [&main_card, &other_card].into_iter().flatten().map(|c| &c.def);
+    let usage = match read.clone().next() {
+        Some(first) => {
+            let mut both = first.clone();
+            both.measures = read.flat_map(|d| d.measures.iter().cloned()).collect();
+            Some(PastUsage::load(db, tenant, &both, &labels).await?)
+        }
+        None => None,
+    };
+    let main_scores = match (&main_card, &usage) {
+        (Some(card), Some(usage)) => {
+            let scores = replay_with(usage, &card.def, &labels);
             let next = if other_card.is_some() { Phase::Comparing } else { Phase::Reporting };
             report.step(db, tenant, next, (2, total), n).await;
             scores
         }
-        None => labels.labels.iter().map(|l| served.get(&l.key).copied()).collect(),
+        _ => labels.labels.iter().map(|l| served.get(&l.key).copied()).collect(),
     };
-    let other_scores = match &other_card {
-        Some(card) => {
-            let scores = replay_scores(db, tenant, &card.def, &labels).await?;
+    let other_scores = match (&other_card, &usage) {
+        (Some(card), Some(usage)) => {
+            let scores = replay_with(usage, &card.def, &labels);
             report.step(db, tenant, Phase::Reporting, (total - 1, total), n).await;
             Some(scores)
         }
-        None => None,
+        _ => None,
     };
     // The snapshots every scorer scored.
     let keep: Vec<usize> = (0..labels.labels.len())
@@ -258,7 +268,11 @@ impl PastUsage {
         accounts.dedup();
         let from = first.checked_sub_days(Days::new(u64::from(replay::lookback(def)))).unwrap_or(first);
         let with_users = def.measures.iter().any(|m| m.measure.contains("active_users_"));
-        out.rollups = store::inputs::daily_rollups(conn, tenant, &accounts, from, last, with_users).await?;
+        out.rollups = match replay::event_names(def) {
+            // Event counts only: a row per account-day.
+            Some(names) => store::inputs::daily_event_counts(conn, tenant, &accounts, from, last, &names).await?,
+            None => store::inputs::daily_rollups(conn, tenant, &accounts, from, last, with_users, None).await?,
+        };
         for r in out.rollups.values_mut() {
             r.sort_by_key(|r| r.day);
         }
@@ -290,11 +304,17 @@ pub(crate) async fn replay_scores(
     labels: &Labels,
 ) -> Result<Vec<Option<(f64, Band)>>> {
     let usage = PastUsage::load(db, tenant, def, labels).await?;
+    Ok(replay_with(&usage, def, labels))
+}
+
+/// What `def` would have scored each labelled snapshot, from `usage` read
+/// for it (or for more).
+fn replay_with(usage: &PastUsage, def: &ScorecardDef, labels: &Labels) -> Vec<Option<(f64, Band)>> {
     let mut by_day: BTreeMap<NaiveDate, Vec<(usize, AccountUsage<'_>)>> = BTreeMap::new();
     for (i, l) in labels.labels.iter().enumerate() {
         by_day.entry(l.key.day).or_default().push((i, usage.of(l.key.account)));
     }
-    Ok(replay::replay(def, &by_day, &usage.tracked, labels.labels.len()))
+    replay::replay(def, &by_day, &usage.tracked, labels.labels.len())
 }
 
 /// The raw values of `def`'s measures for each labelled snapshot on its day.

@@ -33,6 +33,28 @@ pub fn lookback(def: &ScorecardDef) -> u32 {
     def.measures.iter().filter_map(|m| parse_measure(&m.measure).ok()).map(|d| d.lookback_days()).max().unwrap_or(0)
 }
 
+/// The event names `def`'s measures count, when they count events of named
+/// events only (a replay then reads no other rollups); `None` when some
+/// measure reads every event (users, minutes, breadth).
+pub fn event_names(def: &ScorecardDef) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for m in &def.measures {
+        let d = match parse_measure(&m.measure) {
+            Ok(MeasureDef::Change { of }) => *of,
+            Ok(d) => d,
+            Err(_) => continue,
+        };
+        match d {
+            MeasureDef::Events { event_name, .. } => names.push(event_name),
+            MeasureDef::External { .. } => {}
+            _ => return None,
+        }
+    }
+    names.sort();
+    names.dedup();
+    Some(names)
+}
+
 /// Whether `def` has a feature-breadth measure (it needs the tenant's
 /// tracked event names per day).
 pub fn needs_tracked(def: &ScorecardDef) -> bool {
@@ -180,6 +202,8 @@ mod tests {
         ]);
         assert_eq!(unreplayable(&def), ["external:nps"]);
         assert_eq!(lookback(&def), 7);
+        assert_eq!(event_names(&def), Some(vec!["login".to_owned()]));
+        assert_eq!(event_names(&card(&[("active_users_7d", Normalisation::Percentile)])), None);
         let a = [logins(day(1, 1), 5), logins(day(1, 5), 3), logins(day(1, 20), 10)];
         let usage = AccountUsage { first_day: Some(day(1, 1)), rollups: &a };
         // 01-07: 5 + 3 = 8 → 80 points; 01-15: none in 01-09..01-15 → 0; 01-20: 10 → 100.

@@ -199,8 +199,62 @@ pub(crate) async fn tracked_event_names(conn: &impl ConnectionTrait, tenant: &st
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
+/// The daily counts of the events named `names` of `ids` over [from, to],
+/// as rollups (only their `events`), per account: one row per account-day
+/// read, a column per name, where [`daily_rollups`] reads a row per
+/// account-day-name with every figure. A replay of event-count measures
+/// needs no more, and the rows a database hands over are what a replay of a
+/// large tenant spends its time on (docs/benchmarks.md, *Backtests*).
+pub(crate) async fn daily_event_counts(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[Uuid],
+    from: NaiveDate,
+    to: NaiveDate,
+    names: &[String],
+) -> Result<HashMap<Uuid, Vec<crate::domain::rollup::DailyRollup>>> {
+    use crate::domain::rollup::DailyRollup;
+    use sea_orm::sea_query::Alias;
+    let mut out: HashMap<Uuid, Vec<DailyRollup>> = HashMap::new();
+    if names.is_empty() {
+        return Ok(out);
+    }
+    let column = |i: usize| format!("e{i}");
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = Query::select();
+        q.columns([DU::AccountId, DU::Day])
+            .from(DU::Table)
+            .and_where(Expr::col(DU::TenantId).eq(tenant))
+            .and_where(uuid_in(conn, Expr::col(DU::AccountId), chunk))
+            .and_where(Expr::col(DU::Day).gte(from))
+            .and_where(Expr::col(DU::Day).lte(to))
+            .and_where(Expr::col(DU::EventName).is_in(names.iter().cloned()))
+            .group_by_col(DU::AccountId)
+            .group_by_col(DU::Day);
+        for (i, name) in names.iter().enumerate() {
+            let events = CaseStatement::new().case(Expr::col(DU::EventName).eq(name.as_str()), Expr::col(DU::Events));
+            // SUM of a bigint is a numeric on PostgreSQL: cast back.
+            let sum = Func::sum(events.finally(Expr::val(0i64))).cast_as(Alias::new("BIGINT"));
+            q.expr_as(sum, Alias::new(column(i)));
+        }
+        for r in all(conn, &q).await? {
+            let account: Uuid = get(&r, DU::AccountId)?;
+            let day: NaiveDate = get(&r, DU::Day)?;
+            let rows = out.entry(account).or_default();
+            for (i, name) in names.iter().enumerate() {
+                let events: i64 = r.try_get("", &column(i))?;
+                if events != 0 {
+                    rows.push(DailyRollup { events, ..DailyRollup::new(day, name.as_str()) });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The daily rollups of `ids` over [from, to], with their distinct users
-/// when `with_users` (what a replay of past days reads), per account.
+/// when `with_users` (what a replay of past days reads), per account; of
+/// the event `names` only, when given.
 pub(crate) async fn daily_rollups(
     conn: &impl ConnectionTrait,
     tenant: &str,
@@ -208,11 +262,12 @@ pub(crate) async fn daily_rollups(
     from: NaiveDate,
     to: NaiveDate,
     with_users: bool,
+    names: Option<&[String]>,
 ) -> Result<HashMap<Uuid, Vec<crate::domain::rollup::DailyRollup>>> {
     use crate::domain::rollup::DailyRollup;
     let mut out: HashMap<Uuid, Vec<DailyRollup>> = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
-        let q = Query::select()
+        let mut q = Query::select()
             .columns([DU::AccountId, DU::Day, DU::EventName, DU::Events, DU::Quantity, DU::DurationSecs])
             .from(DU::Table)
             .and_where(Expr::col(DU::TenantId).eq(tenant))
@@ -220,13 +275,19 @@ pub(crate) async fn daily_rollups(
             .and_where(Expr::col(DU::Day).gte(from))
             .and_where(Expr::col(DU::Day).lte(to))
             .to_owned();
+        if let Some(names) = names {
+            q.and_where(Expr::col(DU::EventName).is_in(names.iter().cloned()));
+        }
+        // Where each (account, day, name) row is, for the users read after.
         let mut index: HashMap<(Uuid, NaiveDate, String), usize> = HashMap::new();
         for r in all(conn, &q).await? {
             let account: Uuid = get(&r, DU::AccountId)?;
             let day: NaiveDate = get(&r, DU::Day)?;
             let name: String = get(&r, DU::EventName)?;
             let rows = out.entry(account).or_default();
-            index.insert((account, day, name.clone()), rows.len());
+            if with_users {
+                index.insert((account, day, name.clone()), rows.len());
+            }
             rows.push(DailyRollup {
                 events: get(&r, DU::Events)?,
                 quantity: get(&r, DU::Quantity)?,
