@@ -605,3 +605,45 @@ async fn segment_scoped_scorecards_follow_membership() {
     until(&app, &outsider, |h| h.scorecard_id == general.id).await;
     until(&app, &member, |h| h.scorecard_id == general.id).await;
 }
+
+/// The fiscal year set in Accounts reaches Health through
+/// TenantSettingsChanged: a quarter of the renewal forecast is the
+/// tenant's quarter, not the calendar's.
+#[tokio::test]
+async fn the_renewal_forecast_reads_the_fiscal_year_set_in_accounts() {
+    use chrono::Datelike;
+    let app = spawn().await;
+    let mut acc = accounts(&app, TENANT);
+    acc.update_tenant_settings(apb::UpdateTenantSettingsRequest {
+        settings: Some(apb::TenantSettings { fiscal_year_start_month: 4, ..Default::default() }),
+        update_mask: Some(pbjson_types::FieldMask { paths: vec!["fiscal_year_start_month".into()] }),
+    })
+    .await
+    .unwrap();
+    // Next year's May: the first quarter of a fiscal year starting in April.
+    let year = Utc::now().year() + 1;
+    let renewal = |month: i32| tpb::Date { year, month, day: 15 };
+    let renewing = |name: &str, month: i32| apb::Account {
+        name: name.into(),
+        lifecycle_stage: tpb::LifecycleStage::Adoption as i32,
+        touch_model: tpb::TouchModel::Tech as i32,
+        arr: Some(tpb::Money { currency_code: "JPY".into(), amount_minor: 1_200_000 }),
+        renewal_date: Some(renewal(month)),
+        ..Default::default()
+    };
+    // Accounts' events reach Health in order: once it knows accounts
+    // created after the change, it knows the fiscal year too.
+    health::create_account(&app, TENANT, renewing("May", 5)).await;
+    health::create_account(&app, TENANT, renewing("February", 2)).await;
+    let q1 = health(&app, Role::Viewer)
+        .forecast_renewals(pb::ForecastRenewalsRequest { fiscal_year: year, fiscal_quarter: 1, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let day = |month: i32, day: i32| Some(tpb::Date { year, month, day });
+    assert_eq!((q1.start_day, q1.end_day), (day(4, 1), day(6, 30)), "April to June, not January to March");
+    let total: Vec<_> = q1.groups.iter().filter(|g| g.kind == pb::renewal_group::Kind::Total as i32).collect();
+    assert_eq!(total.len(), 1, "{q1:?}");
+    // May's renewal only: February's falls in the previous fiscal year's last quarter.
+    assert_eq!((total[0].renewals, total[0].arr_due, total[0].currency.as_str()), (1, 1_200_000, "JPY"));
+}
