@@ -155,7 +155,20 @@ pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery, report: Report<
     let (main_card, other_card) = cards(conn, tenant, &q).await?;
     let total = 2 + i32::from(main_card.is_some()) + i32::from(other_card.is_some());
     report.step(db, tenant, Phase::Labelling, (0, total), None).await;
-    let (labels, snapshots) = labelled(conn, tenant, q.start, q.end, q.horizon).await?;
+    // The usage both replayed scorecards need, read beside the labels.
+    let read = [&main_card, &other_card].into_iter().flatten().map(|c| &c.def);
+    let (labels, snapshots, usage) = match read.clone().next() {
+        Some(first) => {
+            let mut both = first.clone();
+            both.measures = read.flat_map(|d| d.measures.iter().cloned()).collect();
+            let (labels, snapshots, usage) = labelled_with_usage(db, tenant, &both, q.start, q.end, q.horizon).await?;
+            (labels, snapshots, Some(usage))
+        }
+        None => {
+            let (labels, snapshots) = labelled(conn, tenant, q.start, q.end, q.horizon).await?;
+            (labels, snapshots, None)
+        }
+    };
     let n = Some(i64::try_from(labels.labels.len()).unwrap_or(i64::MAX));
     let next = if main_card.is_some() {
         Phase::Replaying
@@ -169,16 +182,6 @@ pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery, report: Report<
         .iter()
         .map(|(account, day, score, band)| (SnapshotKey { account: *account, day: *day }, (*score, *band)))
         .collect();
-    // One read of the usage both replayed scorecards need.
-    let read = [&main_card, &other_card].into_iter().flatten().map(|c| &c.def);
-    let usage = match read.clone().next() {
-        Some(first) => {
-            let mut both = first.clone();
-            both.measures = read.flat_map(|d| d.measures.iter().cloned()).collect();
-            Some(PastUsage::load(db, tenant, &both, &labels).await?)
-        }
-        None => None,
-    };
     let main_scores = match (&main_card, &usage) {
         (Some(card), Some(usage)) => {
             let scores = replay_with(usage, &card.def, &labels);
@@ -250,42 +253,106 @@ pub(crate) async fn labelled(
     Ok((labels, snapshots))
 }
 
+/// [`labelled`] and the usage a replay of `def` reads over the same days,
+/// read at once (a replay of a large tenant spends its time reading).
+pub(crate) async fn labelled_with_usage(
+    db: &Db,
+    tenant: &str,
+    def: &ScorecardDef,
+    start: NaiveDate,
+    end: NaiveDate,
+    horizon: u32,
+) -> Result<(Labels, Vec<(uuid::Uuid, NaiveDate, f64, Band)>, PastUsage)> {
+    // A task of its own, so that decoding its rows takes the other core.
+    let read = {
+        let (db, tenant, def) = (db.clone(), tenant.to_owned(), def.clone());
+        tokio::spawn(async move { PastUsage::read(&db, &tenant, &def, start, end, None).await })
+    };
+    let (labels, snapshots) = labelled(db.conn(), tenant, start, end, horizon).await?;
+    let mut usage =
+        read.await.map_err(|e| banso_kit::Error::internal(anyhow::anyhow!("reading past usage: {e}")))??;
+    usage.count_tracked(&labels);
+    Ok((labels, snapshots, usage))
+}
+
 /// The usage a replay of `def` over the labelled snapshots reads.
-struct PastUsage {
+pub(crate) struct PastUsage {
     rollups: HashMap<uuid::Uuid, Vec<crate::domain::rollup::DailyRollup>>,
     first_days: HashMap<uuid::Uuid, NaiveDate>,
+    /// The days each event name was used, when `def` has a breadth measure.
+    name_days: Vec<(NaiveDate, String)>,
+    /// Per snapshot day, the event names of its 90 days ([`PastUsage::count_tracked`]).
     tracked: HashMap<NaiveDate, usize>,
 }
 
 impl PastUsage {
+    /// The usage of the snapshots of `labels`.
     async fn load(db: &Db, tenant: &str, def: &ScorecardDef, labels: &Labels) -> Result<PastUsage> {
-        let conn = db.conn();
-        let mut out = PastUsage { rollups: HashMap::new(), first_days: HashMap::new(), tracked: HashMap::new() };
-        let Some(first) = labels.labels.iter().map(|l| l.key.day).min() else { return Ok(out) };
-        let last = labels.labels.iter().map(|l| l.key.day).max().unwrap_or(first);
+        let (Some(first), Some(last)) =
+            (labels.labels.iter().map(|l| l.key.day).min(), labels.labels.iter().map(|l| l.key.day).max())
+        else {
+            return Ok(PastUsage {
+                rollups: HashMap::new(),
+                first_days: HashMap::new(),
+                name_days: Vec::new(),
+                tracked: HashMap::new(),
+            });
+        };
         let mut accounts: Vec<uuid::Uuid> = labels.labels.iter().map(|l| l.key.account).collect();
         accounts.sort();
         accounts.dedup();
+        let mut out = PastUsage::read(db, tenant, def, first, last, Some(&accounts)).await?;
+        out.count_tracked(labels);
+        Ok(out)
+    }
+
+    /// The usage `def`'s replay reads for snapshot days in [first, last]
+    /// of `accounts`, or of every account of the tenant (then it needs no
+    /// labels first, and is read beside them: [`labelled_with_usage`]).
+    async fn read(
+        db: &Db,
+        tenant: &str,
+        def: &ScorecardDef,
+        first: NaiveDate,
+        last: NaiveDate,
+        accounts: Option<&[uuid::Uuid]>,
+    ) -> Result<PastUsage> {
+        let conn = db.conn();
         let from = first.checked_sub_days(Days::new(u64::from(replay::lookback(def)))).unwrap_or(first);
         let with_users = def.measures.iter().any(|m| m.measure.contains("active_users_"));
-        out.rollups = match replay::event_names(def) {
-            // Event counts only: a row per account-day.
-            Some(names) => store::inputs::daily_event_counts(conn, tenant, &accounts, from, last, &names).await?,
-            None => store::inputs::daily_rollups(conn, tenant, &accounts, from, last, with_users, None).await?,
+        let rollups = async {
+            let mut rollups = match replay::event_names(def) {
+                // Event counts only: a row per account-day.
+                Some(names) => store::inputs::daily_event_counts(conn, tenant, accounts, from, last, &names).await?,
+                None => store::inputs::daily_rollups(conn, tenant, accounts, from, last, with_users, None).await?,
+            };
+            for r in rollups.values_mut() {
+                r.sort_by_key(|r| r.day);
+            }
+            Ok::<_, banso_kit::Error>(rollups)
         };
-        for r in out.rollups.values_mut() {
-            r.sort_by_key(|r| r.day);
-        }
-        out.first_days = store::inputs::first_usage_days(conn, tenant, &accounts).await?;
-        if replay::needs_tracked(def) {
-            let mut days: Vec<NaiveDate> = labels.labels.iter().map(|l| l.key.day).collect();
-            days.sort();
-            days.dedup();
+        let name_days = async {
+            if !replay::needs_tracked(def) {
+                return Ok(Vec::new());
+            }
             let since = first.checked_sub_days(Days::new(90)).unwrap_or(first);
-            out.tracked =
-                replay::tracked_per_day(&store::inputs::event_name_days(conn, tenant, since, last).await?, &days);
+            store::inputs::event_name_days(conn, tenant, since, last).await
+        };
+        // Separate reads on separate connections, at once.
+        let (rollups, first_days, name_days) =
+            tokio::try_join!(rollups, store::inputs::first_usage_days(conn, tenant, accounts), name_days)?;
+        Ok(PastUsage { rollups, first_days, name_days, tracked: HashMap::new() })
+    }
+
+    /// Counts the tracked event names of each snapshot day of `labels`.
+    fn count_tracked(&mut self, labels: &Labels) {
+        if self.name_days.is_empty() {
+            return;
         }
-        Ok(out)
+        let mut days: Vec<NaiveDate> = labels.labels.iter().map(|l| l.key.day).collect();
+        days.sort();
+        days.dedup();
+        self.tracked = replay::tracked_per_day(&self.name_days, &days);
     }
 
     fn of(&self, account: uuid::Uuid) -> AccountUsage<'_> {
@@ -296,20 +363,9 @@ impl PastUsage {
     }
 }
 
-/// What `def` would have scored each labelled snapshot on its day.
-pub(crate) async fn replay_scores(
-    db: &Db,
-    tenant: &str,
-    def: &ScorecardDef,
-    labels: &Labels,
-) -> Result<Vec<Option<(f64, Band)>>> {
-    let usage = PastUsage::load(db, tenant, def, labels).await?;
-    Ok(replay_with(&usage, def, labels))
-}
-
 /// What `def` would have scored each labelled snapshot, from `usage` read
 /// for it (or for more).
-fn replay_with(usage: &PastUsage, def: &ScorecardDef, labels: &Labels) -> Vec<Option<(f64, Band)>> {
+pub(crate) fn replay_with(usage: &PastUsage, def: &ScorecardDef, labels: &Labels) -> Vec<Option<(f64, Band)>> {
     let mut by_day: BTreeMap<NaiveDate, Vec<(usize, AccountUsage<'_>)>> = BTreeMap::new();
     for (i, l) in labels.labels.iter().enumerate() {
         by_day.entry(l.key.day).or_default().push((i, usage.of(l.key.account)));
@@ -325,13 +381,19 @@ pub(crate) async fn replay_values(
     labels: &Labels,
 ) -> Result<Vec<Vec<Option<f64>>>> {
     let usage = PastUsage::load(db, tenant, def, labels).await?;
+    Ok(values_with(&usage, def, labels))
+}
+
+/// The raw values of `def`'s measures for each labelled snapshot, from
+/// `usage` read for it.
+pub(crate) fn values_with(usage: &PastUsage, def: &ScorecardDef, labels: &Labels) -> Vec<Vec<Option<f64>>> {
     let measures = replay::Measures::of(def);
-    Ok(labels
+    labels
         .labels
         .iter()
         .map(|l| {
             let t = usage.tracked.get(&l.key.day).copied().unwrap_or(0);
             replay::values_on(&measures, &usage.of(l.key.account), l.key.day, t)
         })
-        .collect())
+        .collect()
 }

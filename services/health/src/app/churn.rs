@@ -9,7 +9,7 @@ use chrono::{Days, NaiveDate, Utc};
 
 use super::{App, PageRequest, backtest::CardRef};
 use crate::{
-    app::backtest::{labelled, replay_scores, replay_values},
+    app::backtest::{labelled_with_usage, replay_values, replay_with, values_with},
     domain::{
         account::AccountRow,
         backtest::{self, Label, Labels, SnapshotKey},
@@ -58,7 +58,7 @@ impl App {
     pub(crate) async fn train_model(&self, tenant: &str, q: TrainQuery) -> Result<Trained> {
         let conn = self.db.conn();
         let card = store::scorecards::get_version(conn, tenant, q.scorecard.0, q.scorecard.1).await?;
-        let (labels, _) = labelled(conn, tenant, q.start, q.end, q.horizon).await?;
+        let (labels, _, usage) = labelled_with_usage(&self.db, tenant, &card.def, q.start, q.end, q.horizon).await?;
         // Older days train, newer validate.
         let mut days: Vec<NaiveDate> = labels.labels.iter().map(|l| l.key.day).collect();
         days.sort();
@@ -96,7 +96,8 @@ impl App {
         if training.1 < min {
             return Err(too_few(q.target, training.1, min));
         }
-        let mut values = replay_values(&self.db, tenant, &card.def, &labels).await?;
+        let mut values = values_with(&usage, &card.def, &labels);
+        drop(usage);
         // Beside the measures, the attributes of the training accounts as
         // the projection has them now (it keeps no history of them).
         let mut ids: Vec<uuid::Uuid> = labels.labels.iter().map(|l| l.key.account).collect();
@@ -334,9 +335,11 @@ impl App {
         for (m, w) in def.measures.iter_mut().zip(&suggested) {
             m.weight = w.unwrap_or(0.0);
         }
-        let (labels, _) = labelled(conn, tenant, model.split_day, model.end, model.horizon).await?;
-        let current = replay_scores(&self.db, tenant, &card.def, &labels).await?;
-        let other = replay_scores(&self.db, tenant, &def, &labels).await?;
+        // Both scorecards read the same measures: one read beside the labels.
+        let (labels, _, usage) =
+            labelled_with_usage(&self.db, tenant, &card.def, model.split_day, model.end, model.horizon).await?;
+        let current = replay_with(&usage, &card.def, &labels);
+        let other = replay_with(&usage, &def, &labels);
         // The snapshots both scored.
         let keep: Vec<usize> =
             (0..labels.labels.len()).filter(|&i| current[i].is_some() && other[i].is_some()).collect();

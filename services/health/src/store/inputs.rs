@@ -18,6 +18,15 @@ use super::{
     schema::{Accounts, DailyUsage as DU, DailyUsers as DS, EmailActivities as E, EventNameDays as N, Out},
 };
 
+/// `ids` in chunks a query can bind; one pass without a filter for `None`
+/// (every account of the tenant).
+fn chunks(ids: Option<&[Uuid]>) -> Vec<Option<&[Uuid]>> {
+    match ids {
+        Some(ids) => ids.chunks(CHUNK).map(Some).collect(),
+        None => vec![None],
+    }
+}
+
 /// One row of [`usage_in_buckets`].
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct BucketUsage {
@@ -208,7 +217,7 @@ pub(crate) async fn tracked_event_names(conn: &impl ConnectionTrait, tenant: &st
 pub(crate) async fn daily_event_counts(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    ids: &[Uuid],
+    ids: Option<&[Uuid]>,
     from: NaiveDate,
     to: NaiveDate,
     names: &[String],
@@ -220,13 +229,13 @@ pub(crate) async fn daily_event_counts(
         return Ok(out);
     }
     let column = |i: usize| format!("e{i}");
-    for chunk in ids.chunks(CHUNK) {
+    for chunk in chunks(ids) {
         let mut q = Query::select();
-        q.columns([DU::AccountId, DU::Day])
-            .from(DU::Table)
-            .and_where(Expr::col(DU::TenantId).eq(tenant))
-            .and_where(uuid_in(conn, Expr::col(DU::AccountId), chunk))
-            .and_where(Expr::col(DU::Day).gte(from))
+        q.columns([DU::AccountId, DU::Day]).from(DU::Table).and_where(Expr::col(DU::TenantId).eq(tenant));
+        if let Some(chunk) = chunk {
+            q.and_where(uuid_in(conn, Expr::col(DU::AccountId), chunk));
+        }
+        q.and_where(Expr::col(DU::Day).gte(from))
             .and_where(Expr::col(DU::Day).lte(to))
             .and_where(Expr::col(DU::EventName).is_in(names.iter().cloned()))
             .group_by_col(DU::AccountId)
@@ -258,7 +267,7 @@ pub(crate) async fn daily_event_counts(
 pub(crate) async fn daily_rollups(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    ids: &[Uuid],
+    ids: Option<&[Uuid]>,
     from: NaiveDate,
     to: NaiveDate,
     with_users: bool,
@@ -266,15 +275,17 @@ pub(crate) async fn daily_rollups(
 ) -> Result<HashMap<Uuid, Vec<crate::domain::rollup::DailyRollup>>> {
     use crate::domain::rollup::DailyRollup;
     let mut out: HashMap<Uuid, Vec<DailyRollup>> = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
+    for chunk in chunks(ids) {
         let mut q = Query::select()
             .columns([DU::AccountId, DU::Day, DU::EventName, DU::Events, DU::Quantity, DU::DurationSecs])
             .from(DU::Table)
             .and_where(Expr::col(DU::TenantId).eq(tenant))
-            .and_where(uuid_in(conn, Expr::col(DU::AccountId), chunk))
             .and_where(Expr::col(DU::Day).gte(from))
             .and_where(Expr::col(DU::Day).lte(to))
             .to_owned();
+        if let Some(chunk) = chunk {
+            q.and_where(uuid_in(conn, Expr::col(DU::AccountId), chunk));
+        }
         if let Some(names) = names {
             q.and_where(Expr::col(DU::EventName).is_in(names.iter().cloned()));
         }
@@ -298,14 +309,16 @@ pub(crate) async fn daily_rollups(
         if !with_users {
             continue;
         }
-        let q = Query::select()
+        let mut q = Query::select()
             .columns([DS::AccountId, DS::Day, DS::EventName, DS::UserKey])
             .from(DS::Table)
             .and_where(Expr::col(DS::TenantId).eq(tenant))
-            .and_where(uuid_in(conn, Expr::col(DS::AccountId), chunk))
             .and_where(Expr::col(DS::Day).gte(from))
             .and_where(Expr::col(DS::Day).lte(to))
             .to_owned();
+        if let Some(chunk) = chunk {
+            q.and_where(uuid_in(conn, Expr::col(DS::AccountId), chunk));
+        }
         for r in all(conn, &q).await? {
             let key: (Uuid, NaiveDate, String) = (get(&r, DS::AccountId)?, get(&r, DS::Day)?, get(&r, DS::EventName)?);
             let user: String = get(&r, DS::UserKey)?;
@@ -330,18 +343,20 @@ pub(crate) async fn daily_rollups(
 pub(crate) async fn first_usage_days(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    ids: &[Uuid],
+    ids: Option<&[Uuid]>,
 ) -> Result<HashMap<Uuid, NaiveDate>> {
     let mut out = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        let q = Query::select()
+    for chunk in chunks(ids) {
+        let mut q = Query::select()
             .column(DU::AccountId)
             .expr_as(Func::min(Expr::col(DU::Day)), DU::Day)
             .from(DU::Table)
             .and_where(Expr::col(DU::TenantId).eq(tenant))
-            .and_where(uuid_in(conn, Expr::col(DU::AccountId), chunk))
             .group_by_col(DU::AccountId)
             .to_owned();
+        if let Some(chunk) = chunk {
+            q.and_where(uuid_in(conn, Expr::col(DU::AccountId), chunk));
+        }
         for r in all(conn, &q).await? {
             out.insert(get(&r, DU::AccountId)?, get(&r, DU::Day)?);
         }
