@@ -499,65 +499,94 @@ mod tests {
         (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
     }
 
-    /// The true model's ranking of the snapshots from `from` to `to`
-    /// (inclusive): each account-day's true log-odds of churn, labelled by a
-    /// churn within 90 days after it.
-    fn true_auc(accounts: &[Account], truth: &Truth, from: NaiveDate, to: NaiveDate) -> f64 {
+    /// A true function's ranking of the snapshots from `from` to `to`
+    /// (inclusive): each account-day scored by `truth` on its 7-day window
+    /// of usage, labelled by `followed` (the outcome within 90 days after it).
+    fn true_auc(
+        accounts: &[Account],
+        from: NaiveDate,
+        to: NaiveDate,
+        truth: impl Fn(&[Usage]) -> f64,
+        followed: impl Fn(&Account, NaiveDate, NaiveDate) -> bool,
+    ) -> f64 {
         let mut scored = Vec::new();
         for a in accounts {
             for (i, u) in a.usage.iter().enumerate() {
                 if u.day < from || u.day > to {
                     continue;
                 }
-                let week = &a.usage[i.saturating_sub(6)..=i];
-                let logins = week.iter().map(|u| u.logins).sum::<i64>() as f64;
-                let reports = week.iter().map(|u| u.reports).sum::<i64>() as f64;
-                let churned = a.churn.is_some_and(|c| c > u.day && c <= u.day + chrono::Duration::days(90));
-                scored.push((truth.log_odds(logins, reports), churned));
+                let horizon = u.day + chrono::Duration::days(90);
+                scored.push((truth(&a.usage[i.saturating_sub(6)..=i]), followed(a, u.day, horizon)));
             }
         }
         auc(&mut scored)
     }
 
-    #[tokio::test]
-    async fn the_fitted_churn_model_ranks_nearly_as_well_as_the_truth() {
+    fn sum(week: &[Usage], of: impl Fn(&Usage) -> i64) -> f64 {
+        week.iter().map(of).sum::<i64>() as f64
+    }
+
+    /// The synthetic tenant of `p` seeded into a running Health, a
+    /// scorecard of `measures`, and a model of `target` trained on its
+    /// snapshots (the first 60 days of usage, all of whose horizons are
+    /// over): the app, an admin client, the model and its last snapshot day.
+    async fn trained(
+        p: &Params,
+        measures: &[(&str, f64)],
+        target: pb::ModelTarget,
+    ) -> (banso_testkit::TestApp, Admin, pb::ChurnModel, NaiveDate) {
         let app = banso_testkit::spawn(&[&banso_health::SERVICE]).await.unwrap();
         let conn = banso_health::bench::open(&app.config).await.unwrap();
-        let today = chrono::Utc::now().date_naive();
-        let start = today - chrono::Duration::days(250);
-        let p = Params { accounts: 600, ..params(start) };
-        let accounts = generate(&p);
-        let snapshots_until = start + chrono::Duration::days(60);
+        let accounts = generate(p);
+        let snapshots_until = p.start + chrono::Duration::days(60);
         seed_health(&conn, "synthetic", &accounts, snapshots_until).await.unwrap();
         let admin = banso_proto::health::health_service_client::HealthServiceClient::with_interceptor(
             app.channel.clone(),
             app.bearer("synthetic", Role::Admin),
         );
-        let c = scorecard(
-            "all",
-            &[("events_7d:login", 40.0), ("events_7d:report_exported", 10.0), ("events_7d:noise", 40.0)],
-        );
-        let r = pb::CreateScorecardRequest { scorecard: Some(c), request_id: String::new() };
+        let r = pb::CreateScorecardRequest { scorecard: Some(scorecard("all", measures)), request_id: String::new() };
         let id = admin.clone().create_scorecard(r).await.unwrap().into_inner().id;
         let end = snapshots_until - chrono::Duration::days(1);
         let m = admin
             .clone()
             .train_churn_model(pb::TrainChurnModelRequest {
                 scorecard_id: id,
-                start_day: Some(banso_kit::wire::date_to_proto(start)),
+                start_day: Some(banso_kit::wire::date_to_proto(p.start)),
                 end_day: Some(banso_kit::wire::date_to_proto(end)),
+                target: target as i32,
                 ..Default::default()
             })
             .await
             .unwrap()
             .into_inner();
+        (app, admin, m, end)
+    }
+
+    type Admin = banso_proto::health::health_service_client::HealthServiceClient<
+        tonic::codegen::InterceptedService<tonic::transport::Channel, banso_testkit::Bearer>,
+    >;
+
+    fn split_day(m: &pb::ChurnModel) -> NaiveDate {
+        m.split_day.map(|d| NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_fitted_churn_model_ranks_nearly_as_well_as_the_truth() {
+        let start = chrono::Utc::now().date_naive() - chrono::Duration::days(250);
+        let p = Params { accounts: 600, ..params(start) };
+        let measures = [("events_7d:login", 40.0), ("events_7d:report_exported", 10.0), ("events_7d:noise", 40.0)];
+        let (_app, admin, m, end) = trained(&p, &measures, pb::ModelTarget::Churn).await;
         let coef = |name: &str| m.features.iter().find(|f| f.measure == name).unwrap().coefficient;
         // Fewer logins and fewer reports, more churn; the noise event says little.
         assert!(coef("events_7d:login") < 0.0 && coef("events_7d:report_exported") < 0.0, "{m:?}");
         assert!(coef("events_7d:noise").abs() < coef("events_7d:login").abs() / 3.0, "{m:?}");
-        let split =
-            m.split_day.map(|d| NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32).unwrap()).unwrap();
-        let truth = true_auc(&accounts, &p.truth, split, end);
+        let truth = true_auc(
+            &generate(&p),
+            split_day(&m),
+            end,
+            |week| p.truth.log_odds(sum(week, |u| u.logins), sum(week, |u| u.reports)),
+            |a, day, horizon| a.churn.is_some_and(|c| c > day && c <= horizon),
+        );
         let fitted = m.validation_auc.unwrap();
         println!("validation: fitted AUC {fitted:.4}, true AUC {truth:.4}, {} churns", m.validation_churns);
         assert!(m.validation_churns >= 20, "{m:?}");
@@ -579,71 +608,28 @@ mod tests {
         assert!(w.suggested_auc.unwrap() > w.current_auc.unwrap(), "{w:?}");
     }
 
-    /// The true expansion model's ranking of the snapshots from `from` to
-    /// `to`: each account-day's true log-odds of expanding, labelled by an
-    /// expansion within 90 days after it.
-    fn true_expansion_auc(accounts: &[Account], truth: &ExpansionTruth, from: NaiveDate, to: NaiveDate) -> f64 {
-        let mut scored = Vec::new();
-        for a in accounts {
-            for (i, u) in a.usage.iter().enumerate() {
-                if u.day < from || u.day > to {
-                    continue;
-                }
-                let week = &a.usage[i.saturating_sub(6)..=i];
-                let invites = week.iter().map(|u| u.invites).sum::<i64>() as f64;
-                let reports = week.iter().map(|u| u.reports).sum::<i64>() as f64;
-                let horizon = u.day + chrono::Duration::days(90);
-                let expanded = a.expansions.iter().any(|(d, _)| *d > u.day && *d <= horizon);
-                scored.push((truth.log_odds(invites, reports), expanded));
-            }
-        }
-        auc(&mut scored)
-    }
-
     #[tokio::test]
     async fn the_fitted_expansion_model_ranks_nearly_as_well_as_the_truth() {
-        let app = banso_testkit::spawn(&[&banso_health::SERVICE]).await.unwrap();
-        let conn = banso_health::bench::open(&app.config).await.unwrap();
-        let today = chrono::Utc::now().date_naive();
-        let start = today - chrono::Duration::days(250);
+        let start = chrono::Utc::now().date_naive() - chrono::Duration::days(250);
         let p = Params { accounts: 600, ..params(start) };
         let accounts = generate(&p);
         assert!(accounts.iter().any(|a| a.expansions.iter().any(|e| e.1)), "upsells");
         assert!(accounts.iter().any(|a| a.expansions.iter().any(|e| !e.1)), "cross-sells");
-        let snapshots_until = start + chrono::Duration::days(60);
-        seed_health(&conn, "synthetic", &accounts, snapshots_until).await.unwrap();
-        let admin = banso_proto::health::health_service_client::HealthServiceClient::with_interceptor(
-            app.channel.clone(),
-            app.bearer("synthetic", Role::Admin),
-        );
-        let c = scorecard(
-            "all",
-            &[
-                ("events_7d:login", 40.0),
-                ("events_7d:report_exported", 10.0),
-                ("events_7d:noise", 40.0),
-                ("events_7d:user_invited", 10.0),
-            ],
-        );
-        let r = pb::CreateScorecardRequest { scorecard: Some(c), request_id: String::new() };
-        let id = admin.clone().create_scorecard(r).await.unwrap().into_inner().id;
-        let end = snapshots_until - chrono::Duration::days(1);
-        let m = admin
-            .clone()
-            .train_churn_model(pb::TrainChurnModelRequest {
-                scorecard_id: id,
-                start_day: Some(banso_kit::wire::date_to_proto(start)),
-                end_day: Some(banso_kit::wire::date_to_proto(end)),
-                target: pb::ModelTarget::Expansion as i32,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let measures = [
+            ("events_7d:login", 40.0),
+            ("events_7d:report_exported", 10.0),
+            ("events_7d:noise", 40.0),
+            ("events_7d:user_invited", 10.0),
+        ];
+        let (_app, _, m, end) = trained(&p, &measures, pb::ModelTarget::Expansion).await;
         let coef = |name: &str| m.features.iter().find(|f| f.measure == name).unwrap().coefficient;
-        let split =
-            m.split_day.map(|d| NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32).unwrap()).unwrap();
-        let truth = true_expansion_auc(&accounts, &p.expansion, split, end);
+        let truth = true_auc(
+            &accounts,
+            split_day(&m),
+            end,
+            |week| p.expansion.log_odds(sum(week, |u| u.invites), sum(week, |u| u.reports)),
+            |a, day, horizon| a.expansions.iter().any(|(d, _)| *d > day && *d <= horizon),
+        );
         let fitted = m.validation_auc.unwrap();
         let coefs: Vec<(&str, f64)> = m.features.iter().map(|f| (f.measure.as_str(), f.coefficient)).collect();
         println!(

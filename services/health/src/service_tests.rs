@@ -704,6 +704,26 @@ async fn a_replayed_scorecard_is_compared_with_another_on_the_same_snapshots() {
     assert_eq!(fields, ["scorecard_id", "compare_scorecard_version"]);
 }
 
+/// Creates the scorecard the model tests train on (7-day logins and the
+/// noise event, linear 0..70): its id.
+async fn usage_card(admin: &Client) -> String {
+    let s = pb::Scorecard {
+        name: "usage".into(),
+        measures: ["events_7d:login", "events_7d:noise"]
+            .iter()
+            .map(|m| pb::WeightedMeasure {
+                measure: (*m).into(),
+                weight: 1.0,
+                normalisation: linear(0.0, 70.0),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let r = pb::CreateScorecardRequest { scorecard: Some(s), request_id: String::new() };
+    admin.clone().create_scorecard(r).await.unwrap().into_inner().id
+}
+
 #[tokio::test]
 async fn an_expansion_model_learns_who_expands_and_publishes_expansion_signals() {
     use crate::domain::outcome::{ExpansionKind, Outcome, OutcomeKind};
@@ -726,21 +746,7 @@ async fn an_expansion_model_learns_who_expands_and_publishes_expansion_signals()
         store::outcomes::record(&conn, "grow", &o).await.unwrap();
     }
     let admin = client(&app, "grow", Role::Admin);
-    let s = pb::Scorecard {
-        name: "usage".into(),
-        measures: ["events_7d:login", "events_7d:noise"]
-            .iter()
-            .map(|m| pb::WeightedMeasure {
-                measure: (*m).into(),
-                weight: 1.0,
-                normalisation: linear(0.0, 70.0),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
-    let r = pb::CreateScorecardRequest { scorecard: Some(s), request_id: String::new() };
-    let id = admin.clone().create_scorecard(r).await.unwrap().into_inner().id;
+    let id = usage_card(&admin).await;
     let ask = |target: pb::ModelTarget| pb::TrainChurnModelRequest {
         scorecard_id: id.clone(),
         start_day: Some(banso_kit::wire::date_to_proto(start)),
@@ -837,21 +843,7 @@ async fn a_churn_probability_follows_the_measures_between_trainings() {
     let start = Utc::now().date_naive() - chrono::Duration::days(200);
     let ids = seed_churn_history(&conn, "acme", start, 10, 40, 20).await;
     let admin = client(&app, "acme", Role::Admin);
-    let s = pb::Scorecard {
-        name: "usage".into(),
-        measures: ["events_7d:login", "events_7d:noise"]
-            .iter()
-            .map(|m| pb::WeightedMeasure {
-                measure: (*m).into(),
-                weight: 1.0,
-                normalisation: linear(0.0, 70.0),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
-    let r = pb::CreateScorecardRequest { scorecard: Some(s), request_id: String::new() };
-    let card = admin.clone().create_scorecard(r).await.unwrap().into_inner().id;
+    let card = usage_card(&admin).await;
     // The scorecard's first recompute scores every account before the model exists.
     recompute(&admin).await;
     let published = Published::subscribe(&app);
@@ -919,23 +911,7 @@ async fn a_churn_model_learns_from_usage_and_refuses_too_few_churns() {
     seed_churn_history(&conn, "small", start, 10, 20, 5).await;
     let card = |tenant: &'static str| {
         let c = client(&app, tenant, Role::Admin);
-        async move {
-            let s = pb::Scorecard {
-                name: "usage".into(),
-                measures: ["events_7d:login", "events_7d:noise"]
-                    .iter()
-                    .map(|m| pb::WeightedMeasure {
-                        measure: (*m).into(),
-                        weight: 1.0,
-                        normalisation: linear(0.0, 70.0),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            };
-            let r = pb::CreateScorecardRequest { scorecard: Some(s), request_id: String::new() };
-            (c.clone().create_scorecard(r).await.unwrap().into_inner().id, c)
-        }
+        async move { (usage_card(&c).await, c) }
     };
     let ask = |id: &str| pb::TrainChurnModelRequest {
         scorecard_id: id.into(),

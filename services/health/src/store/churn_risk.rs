@@ -19,27 +19,8 @@ pub(crate) async fn held(
     tenant: &str,
     accounts: Option<&[Uuid]>,
 ) -> Result<HashMap<Uuid, Held>> {
-    let mut out = HashMap::new();
-    let chunks: Vec<Option<&[Uuid]>> = match accounts {
-        Some(ids) => ids.chunks(CHUNK).map(Some).collect(),
-        None => vec![None],
-    };
-    for ids in chunks {
-        let mut q = Query::select();
-        q.columns([R::AccountId, R::Bucket, R::Probability, R::ModelVersion])
-            .from(R::Table)
-            .and_where(Expr::col(R::TenantId).eq(tenant));
-        if let Some(ids) = ids {
-            q.and_where(Expr::col(R::AccountId).is_in(ids.iter().copied()));
-        }
-        for r in all(conn, &q).await? {
-            let b: String = get(&r, R::Bucket)?;
-            let bucket = RiskBucket::parse(&b).ok_or_else(|| corrupt("churn risk bucket", &b))?;
-            let held = Held { bucket, probability: get(&r, R::Probability)?, version: get(&r, R::ModelVersion)? };
-            out.insert(get(&r, R::AccountId)?, held);
-        }
-    }
-    Ok(out)
+    let base = Query::select().from(R::Table).and_where(Expr::col(R::TenantId).eq(tenant)).to_owned();
+    super::held_by_account(conn, base, [R::AccountId, R::Bucket, R::Probability, R::ModelVersion], accounts).await
 }
 
 /// Stores each account's probability and bucket, as model `version` scored it.

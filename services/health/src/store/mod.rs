@@ -69,6 +69,40 @@ pub(crate) fn get<T: TryGetable>(r: &QueryResult, col: impl Iden) -> Result<T> {
     Ok(r.try_get("", col.unquoted())?)
 }
 
+/// Stored predictions by account (`held` of `churn_risk` and
+/// `expansion_signal`): `base` selects from one table, filtered to the
+/// tenant (and target); `cols` are its account, bucket, probability and
+/// model version columns. Of `accounts` only (in chunks), or of all.
+pub(crate) async fn held_by_account<C: Iden + Copy + 'static>(
+    conn: &impl ConnectionTrait,
+    base: sea_orm::sea_query::SelectStatement,
+    cols: [C; 4],
+    accounts: Option<&[uuid::Uuid]>,
+) -> Result<HashMap<uuid::Uuid, crate::domain::churn_model::Held>> {
+    use crate::domain::churn_model::{Held, RiskBucket};
+    use sea_orm::sea_query::ExprTrait;
+    let [account, bucket, probability, version] = cols;
+    let chunks: Vec<Option<&[uuid::Uuid]>> = match accounts {
+        Some(ids) => ids.chunks(CHUNK).map(Some).collect(),
+        None => vec![None],
+    };
+    let mut out = HashMap::new();
+    for ids in chunks {
+        let mut q = base.clone();
+        q.columns(cols);
+        if let Some(ids) = ids {
+            q.and_where(Expr::col(account).is_in(ids.iter().copied()));
+        }
+        for r in all(conn, &q).await? {
+            let b: String = get(&r, bucket)?;
+            let bucket = RiskBucket::parse(&b).ok_or_else(|| corrupt("prediction bucket", &b))?;
+            let held = Held { bucket, probability: get(&r, probability)?, version: get(&r, version)? };
+            out.insert(get(&r, account)?, held);
+        }
+    }
+    Ok(out)
+}
+
 /// A stored value that does not parse: a bug or a hand-edited row.
 pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
     Error::internal(anyhow::anyhow!("stored {what}: {detail}"))
