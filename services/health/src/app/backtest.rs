@@ -324,7 +324,7 @@ impl PastUsage {
             let mut rollups = match replay::event_names(def) {
                 // Event counts only: a row per account-day.
                 Some(names) => store::inputs::daily_event_counts(conn, tenant, accounts, from, last, &names).await?,
-                None => store::inputs::daily_rollups(conn, tenant, accounts, from, last, with_users, None).await?,
+                None => store::inputs::daily_rollups(conn, tenant, accounts, from, last, with_users).await?,
             };
             for r in rollups.values_mut() {
                 r.sort_by_key(|r| r.day);

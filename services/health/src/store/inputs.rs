@@ -261,9 +261,9 @@ pub(crate) async fn daily_event_counts(
     Ok(out)
 }
 
-/// The daily rollups of `ids` over [from, to], with their distinct users
-/// when `with_users` (what a replay of past days reads), per account; of
-/// the event `names` only, when given.
+/// The daily rollups of `ids` (every account of the tenant for `None`) over
+/// [from, to], with their distinct users when `with_users`, per account:
+/// what a replay of measures beyond event counts reads.
 pub(crate) async fn daily_rollups(
     conn: &impl ConnectionTrait,
     tenant: &str,
@@ -271,7 +271,6 @@ pub(crate) async fn daily_rollups(
     from: NaiveDate,
     to: NaiveDate,
     with_users: bool,
-    names: Option<&[String]>,
 ) -> Result<HashMap<Uuid, Vec<crate::domain::rollup::DailyRollup>>> {
     use crate::domain::rollup::DailyRollup;
     let mut out: HashMap<Uuid, Vec<DailyRollup>> = HashMap::new();
@@ -285,9 +284,6 @@ pub(crate) async fn daily_rollups(
             .to_owned();
         if let Some(chunk) = chunk {
             q.and_where(uuid_in(conn, Expr::col(DU::AccountId), chunk));
-        }
-        if let Some(names) = names {
-            q.and_where(Expr::col(DU::EventName).is_in(names.iter().cloned()));
         }
         // Where each (account, day, name) row is, for the users read after.
         let mut index: HashMap<(Uuid, NaiveDate, String), usize> = HashMap::new();
