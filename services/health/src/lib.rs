@@ -158,3 +158,29 @@ fn supervise_pruning(supervisor: &Supervisor, conn: sea_orm::DatabaseConnection,
     });
     banso_events::housekeeping::supervise(supervisor, Server::NAME, NAME, conn, vec![("raw usage events", raw)]);
 }
+
+#[cfg(test)]
+mod tests {
+    use banso_kit::config::{Config, Vars};
+
+    use super::HealthSettings;
+
+    fn settings(pairs: &[(&str, &str)]) -> anyhow::Result<HealthSettings> {
+        HealthSettings::from_config(&Config::from_vars(&Vars::from_pairs(pairs.iter().copied()))?)
+    }
+
+    /// Weekly by default; 0 turns scheduled retraining off; past a year is
+    /// refused, naming the variable.
+    #[test]
+    fn retraining_is_weekly_unless_told_otherwise() {
+        let week = std::time::Duration::from_secs(168 * 3600);
+        assert_eq!(settings(&[]).unwrap().retrain_every, Some(week));
+        let daily = settings(&[("BANSO_HEALTH_RETRAIN_HOURS", "24")]).unwrap();
+        assert_eq!(daily.retrain_every, Some(std::time::Duration::from_secs(24 * 3600)));
+        assert_eq!(settings(&[("BANSO_HEALTH_RETRAIN_HOURS", "0")]).unwrap().retrain_every, None);
+        for bad in ["8761", "-1", "weekly"] {
+            let e = settings(&[("BANSO_HEALTH_RETRAIN_HOURS", bad)]).unwrap_err().to_string();
+            assert!(e.contains("BANSO_HEALTH_RETRAIN_HOURS"), "{bad}: {e}");
+        }
+    }
+}
