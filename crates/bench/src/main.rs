@@ -5,6 +5,7 @@
 // The bench reads its own knobs (and test settings) from the environment.
 #![allow(clippy::disallowed_methods)]
 
+mod bus;
 mod churn;
 mod data;
 mod freshness;
@@ -62,6 +63,10 @@ enum Command {
     /// logistic function of its usage (10,000 accounts × 365 days), as
     /// served and replayed, against one SQL query reading the same snapshots.
     Churn(churn::Args),
+    /// The event bus alone: publish → consume latency at a steady rate
+    /// (publishers in batches, several consumers), against the same log
+    /// written with no consumer.
+    Bus(bus::Args),
     /// Playbooks: usage ingest ack → the CTA opened or raised, through
     /// Health's rescoring, under steady load with 50 enabled playbooks.
     PlaybooksLatency(playbooks::LatencyArgs),
@@ -91,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         Command::PlaybooksSchedule(args) => playbooks::schedule(args).await,
         Command::PlaybooksLatency(args) => playbooks::latency(args).await,
         Command::Churn(args) => churn::run(args).await,
+        Command::Bus(args) => bus::run(args).await,
     }
 }
 

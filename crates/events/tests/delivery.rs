@@ -341,6 +341,73 @@ async fn embedded_bus_dead_letters_a_poison_event_and_moves_on() {
     let _ = (rt.await, ct.await);
 }
 
+/// Kills its consumer (a panic, as a crash of the process) on one event,
+/// every time it is delivered; handles the rest as [`Effects`] does.
+struct Killer(Effects, u64);
+
+#[async_trait]
+impl Handler for Killer {
+    async fn handle(&self, env: &Envelope) -> Result<(), HandlerError> {
+        assert_ne!(parse(env).1, self.1, "event {} kills its consumer", self.1);
+        self.0.handle(env).await
+    }
+}
+
+#[tokio::test]
+async fn embedded_bus_dead_letters_an_event_that_kills_its_consumer_every_time() {
+    let w = world().await;
+    let (embedded_bus, bus) = embedded(&w).await;
+    let (rs, rt) = relay(&w, &bus);
+    for n in 0..30 {
+        w.producer.record("acme", n).await;
+    }
+    // Restarted at once each time it dies, as a process manager would.
+    let mut deaths = 0;
+    loop {
+        let effects = Effects { db: w.db.clone(), consumer: "tester".into(), calls: AtomicU64::new(0), flaky: false, poison: None };
+        let (bus, subjects, stop) = (bus.clone(), vec![envelope::all_of(&w.source)], CancellationToken::new());
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move { bus.consume("tester", &subjects, Arc::new(Killer(effects, 13)), fast_policy(), stop).await }
+        });
+        let got = wait_for_or(&w.db, 29, &task).await;
+        if got.len() >= 29 {
+            stop.cancel();
+            task.await.unwrap().unwrap();
+            break;
+        }
+        assert!(task.await.unwrap_err().is_panic(), "the consumer died of the event");
+        deaths += 1;
+        assert!(deaths <= 15, "event 13 was never set aside after {deaths} deaths");
+    }
+    // Its deliveries were counted across the deaths, one at a time: the
+    // events before it were handled and kept, the rest after it.
+    assert!(deaths >= 10, "dead-lettered after {deaths} deaths, before the backstop");
+    let got = effects(&w.db).await;
+    assert_exactly_once_in_order(&got, &["acme"], 30, Some(13));
+    let dead = embedded_bus.dead_letters("tester").await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].1.contains("without an outcome"), "{dead:?}");
+    rs.cancel();
+    let _ = rt.await;
+}
+
+/// [`wait_for`], or until `task` ends.
+async fn wait_for_or<T>(
+    db: &DatabaseConnection,
+    n: usize,
+    task: &tokio::task::JoinHandle<T>,
+) -> Vec<(String, String, u64)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let e = effects(db).await;
+        if e.len() >= n || task.is_finished() || tokio::time::Instant::now() > deadline {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_failed_publish_leaves_rows_in_the_outbox_for_the_next_round() {
     struct Down;
