@@ -158,9 +158,9 @@ impl EmbeddedBus {
         // consumer each time: JetStream's `max_deliver` backstop, here.
         let most = policy.max_attempts.saturating_mul(2).max(10);
         let outcome = match Envelope::decode(m.payload.as_slice()) {
-            Ok(_) if delivered > most => {
-                Outcome::DeadLetter(format!("delivered {delivered} times without an outcome (the consumer died handling it)"))
-            }
+            Ok(_) if delivered > most => Outcome::DeadLetter(format!(
+                "delivered {delivered} times without an outcome (the consumer died handling it)"
+            )),
             Ok(envelope) => deliver(handler, consumer, &envelope, delivered, policy, shutdown).await,
             Err(e) => Outcome::DeadLetter(format!("payload is not an Envelope: {e}")),
         };

@@ -364,7 +364,13 @@ async fn embedded_bus_dead_letters_an_event_that_kills_its_consumer_every_time()
     // Restarted at once each time it dies, as a process manager would.
     let mut deaths = 0;
     loop {
-        let effects = Effects { db: w.db.clone(), consumer: "tester".into(), calls: AtomicU64::new(0), flaky: false, poison: None };
+        let effects = Effects {
+            db: w.db.clone(),
+            consumer: "tester".into(),
+            calls: AtomicU64::new(0),
+            flaky: false,
+            poison: None,
+        };
         let (bus, subjects, stop) = (bus.clone(), vec![envelope::all_of(&w.source)], CancellationToken::new());
         let task = tokio::spawn({
             let stop = stop.clone();

@@ -46,11 +46,16 @@ pub(crate) const CHUNK: usize = 1_000;
 const LIVE_CHUNK: usize = 500;
 
 /// The longest the live scorer rests after a round (see [`Scorer::supervise`]).
-/// The queue is a set of accounts, so resting never builds a backlog: under
-/// a burst that touches every account a score follows its usage within
-/// about three rounds, and in steady flow within a few milliseconds more.
-const MAX_REST: std::time::Duration = std::time::Duration::from_secs(1);
-/// The live scorer rests this many times as long as its last round took.
+/// The queue is a set of accounts, so resting never builds a backlog of
+/// work, only of accounts: a round rescores each queued account once. The
+/// cap keeps the rest a coalescing window rather than a throttle: resting
+/// in proportion to long rounds made the next round longer still (each
+/// account costs about 0.3 ms), and at 2,000 events/s over 10,000
+/// accounts the rounds grew to seconds (docs/benchmarks.md, bus and
+/// freshness under load).
+const MAX_REST: std::time::Duration = std::time::Duration::from_millis(100);
+/// The live scorer rests this many times as long as its last round took,
+/// up to [`MAX_REST`]: a round of a few accounts rests a few ms.
 const REST_PER_ROUND: u32 = 3;
 
 /// The day `days` before `day` (the calendar's first day if before it).
@@ -658,12 +663,12 @@ impl Scorer {
                         }
                     }
                     // Rescoring is background work beside the ingest its clients
-                    // wait on: under a burst that touches every account, back to
-                    // back rounds would take a core and rescore each account
-                    // over and over. Resting three times as long as the round
-                    // took keeps the scorer to a quarter of the time at most, and lets
-                    // the next round take in more; a round of a few accounts
-                    // rests a few ms.
+                    // wait on: a short rest after a short round lets the next
+                    // round take in more accounts (each rescored once however
+                    // many events it had) and gives ingest the core meanwhile.
+                    // Long rounds rest at most MAX_REST: under heavy load the
+                    // scorer then takes most of a core, and a score follows its
+                    // usage within about two rounds.
                     let rest = (round.elapsed() * REST_PER_ROUND).min(MAX_REST);
                     tokio::select! {
                         _ = tokio::time::sleep(rest) => {}
