@@ -169,8 +169,7 @@ async fn days_are_cut_in_the_tenant_time_zone() {
     assert!((0..=1).contains(&ago), "{t} is {ago} days before {today} in Tokyo");
     let admin = health::health(&app, "acme", Role::Admin);
     create_scorecard(&admin, showing(&["events_1d:login", "events_2d:login"])).await;
-    // Wait for the score that counts the event (two days hold it whichever
-    // day it lands on): a score from before the rollup folded it shows 0.
+    // The score that counts the event: two days hold it whichever day it lands on.
     let got = health_until(&admin, &a, |h| raw(h, "events_2d:login") == Some(1.0)).await;
     let within = |days: i64| raw(&got, &format!("events_{days}d:login"));
     assert_eq!(within(ago + 1), Some(1.0), "{t} lands {ago} days before {today}, Tokyo's today");
