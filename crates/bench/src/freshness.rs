@@ -85,6 +85,7 @@ impl Handler for Observer {
 }
 
 pub struct Outcome {
+    pub p50: Duration,
     pub p99: Duration,
 }
 
@@ -124,7 +125,12 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     let report = result?;
     stopped?;
     report.print(&args, &load_before, started.elapsed());
-    Ok(Outcome { p99: report.p99() })
+    let p50 = if report.freshness.is_empty() {
+        Duration::MAX
+    } else {
+        Duration::from_secs_f64(quantile(&report.freshness, 0.5))
+    };
+    Ok(Outcome { p50, p99: report.p99() })
 }
 
 struct Report {
@@ -427,5 +433,118 @@ impl Report {
             println!("*** GOAL MISSED: a measurement, not a failure; docs/benchmarks.md says where the time goes ***");
         }
         println!("total run time: {:.1} s", total.as_secs_f64());
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CurveArgs {
+    /// The rates to run, events a second, each a run of its own.
+    #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000,4000")]
+    rates: Vec<u32>,
+    #[arg(long, default_value_t = 10_000)]
+    accounts: usize,
+    #[arg(long, default_value_t = 20)]
+    secs: u64,
+    /// Also run every rate on NATS JetStream at this URL.
+    #[arg(long)]
+    nats_url: Option<String>,
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    database_url: String,
+}
+
+/// `health-freshness-curve`: the freshness benchmark at each rate, on the
+/// embedded bus (and NATS), then p50/p99 per rate and the knee: the rate
+/// at which p99 crosses the 1 s goal, interpolated between the runs
+/// around it.
+pub async fn curve(args: CurveArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(!args.rates.is_empty(), "--rates must name at least one rate");
+    let mut buses: Vec<Option<String>> = vec![None];
+    buses.extend(args.nats_url.clone().map(Some));
+    let mut rows = Vec::new();
+    for bus in &buses {
+        for &rate in &args.rates {
+            let run_args = Args {
+                rate,
+                secs: args.secs,
+                accounts: args.accounts,
+                tick_ms: 50,
+                probe_secs: 5,
+                nats_url: bus.clone(),
+                database_url: args.database_url.clone(),
+                seed: 20_261_122,
+                keep: false,
+            };
+            let out = run(run_args).await?;
+            rows.push((bus.is_some(), rate, out));
+        }
+    }
+    println!();
+    println!(
+        "freshness, ingest ack → HealthScoreChanged consumed, {} accounts, {} s a rate:",
+        int(args.accounts),
+        args.secs
+    );
+    println!("| bus      | events/s |      p50 ms |      p99 ms |");
+    println!("|----------|---------:|------------:|------------:|");
+    let ms =
+        |d: Duration| if d == Duration::MAX { "lost".to_owned() } else { format!("{:.1}", d.as_secs_f64() * 1000.0) };
+    for (nats, rate, out) in &rows {
+        println!(
+            "| {:<8} | {:>8} | {:>11} | {:>11} |",
+            if *nats { "NATS" } else { "embedded" },
+            rate,
+            ms(out.p50),
+            ms(out.p99)
+        );
+    }
+    for nats in [false, true] {
+        let points: Vec<(u32, Duration)> = rows.iter().filter(|r| r.0 == nats).map(|r| (r.1, r.2.p99)).collect();
+        if points.is_empty() {
+            continue;
+        }
+        let name = if nats { "NATS" } else { "embedded" };
+        println!("knee ({name}): {}", knee(&points, GOAL_P99));
+    }
+    Ok(())
+}
+
+/// Where p99 first crosses `goal` over `points` (rate, p99) in rate order,
+/// interpolated linearly between the last run under it and the first over.
+fn knee(points: &[(u32, Duration)], goal: Duration) -> String {
+    let mut sorted = points.to_vec();
+    sorted.sort_by_key(|p| p.0);
+    let Some(i) = sorted.iter().position(|p| p.1 > goal) else {
+        return format!(
+            "not reached: p99 ≤ {} ms up to {} events/s",
+            goal.as_millis(),
+            sorted.last().map_or(0, |p| p.0)
+        );
+    };
+    if i == 0 {
+        return format!("below {} events/s: p99 is over {} ms already there", sorted[0].0, goal.as_millis());
+    }
+    let (r0, p0) = (f64::from(sorted[i - 1].0), sorted[i - 1].1.as_secs_f64());
+    let (r1, p1) = (f64::from(sorted[i].0), sorted[i].1.as_secs_f64().min(3600.0));
+    let at = r0 + (goal.as_secs_f64() - p0) / (p1 - p0) * (r1 - r0);
+    format!(
+        "p99 crosses {} ms at about {:.0} events/s (between {} and {})",
+        goal.as_millis(),
+        at,
+        sorted[i - 1].0,
+        sorted[i].0
+    )
+}
+
+#[cfg(test)]
+mod curve_tests {
+    use super::*;
+
+    #[test]
+    fn the_knee_is_interpolated_between_the_runs_around_the_goal() {
+        let ms = Duration::from_millis;
+        let points = [(1000, ms(200)), (2000, ms(600)), (4000, ms(1400))];
+        assert_eq!(knee(&points, ms(1000)), "p99 crosses 1000 ms at about 3000 events/s (between 2000 and 4000)");
+        assert!(knee(&points[..2], ms(1000)).starts_with("not reached"));
+        assert!(knee(&points[2..], ms(1000)).starts_with("below 4000"));
     }
 }

@@ -40,6 +40,10 @@ enum Command {
     /// Health: ingest acknowledgement to HealthScoreChanged seen by a bus
     /// consumer, under steady load, against the bus alone.
     HealthFreshness(freshness::Args),
+    /// Health: the freshness benchmark at 250 … 4,000 events/s over 10,000
+    /// accounts (on the embedded bus, and NATS with --nats-url), and the
+    /// rate at which p99 crosses 1 s.
+    HealthFreshnessCurve(freshness::CurveArgs),
     /// Health: peak RSS of `banso serve health` while 1,000,000 events
     /// stream in, against the same process idle.
     HealthMemory(memory::Args),
@@ -88,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Import(args) => import::run(args).await,
         Command::HealthIngest(args) => health_ingest::run(args).await.map(drop),
         Command::HealthFreshness(args) => freshness::run(args).await.map(drop),
+        Command::HealthFreshnessCurve(args) => freshness::curve(args).await,
         Command::HealthMemory(args) => memory::run(args).await.map(drop),
         Command::HealthRecompute(args) => recompute::run(args).await.map(drop),
         Command::Health(args) => health(args).await,

@@ -4,9 +4,15 @@
 //! publishing stores each message once (deduplicated on the envelope id, as
 //! `Nats-Msg-Id` is), every durable consumer keeps its position in the log
 //! and resumes there after a restart, messages are handled in log order, a
-//! failed handler is retried, and how often the current message was delivered
+//! failed handler is retried, and how often a message was delivered
 //! survives a crash, so a message that kills the process still reaches the
 //! dead letter (`bus_dead_letters`).
+//!
+//! Consumers read the log in batches: one write marks a batch as being
+//! handled, one moves the position past it. A batch that did not finish
+//! (the process died or stopped in it) is handled again one message at a
+//! time, each delivery counted before its handler runs: the deliveries of
+//! the message that killed the process add up across restarts.
 
 use std::{path::Path, sync::Arc, time::Duration};
 
