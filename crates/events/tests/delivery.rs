@@ -163,6 +163,11 @@ fn relay(w: &World, bus: &Arc<dyn Bus>) -> (CancellationToken, tokio::task::Join
     (stop, handle)
 }
 
+/// The handler of consumer "tester".
+fn effects_of(w: &World, flaky: bool, poison: Option<u64>) -> Effects {
+    Effects { db: w.db.clone(), consumer: "tester".into(), calls: AtomicU64::new(0), flaky, poison }
+}
+
 fn consumer(
     w: &World,
     bus: &Arc<dyn Bus>,
@@ -170,8 +175,7 @@ fn consumer(
     poison: Option<u64>,
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let stop = CancellationToken::new();
-    let handler =
-        Arc::new(Effects { db: w.db.clone(), consumer: "tester".into(), calls: AtomicU64::new(0), flaky, poison });
+    let handler = Arc::new(effects_of(w, flaky, poison));
     let handle = supervise_consumer(
         &Supervisor::new(stop.clone()),
         "test",
@@ -364,13 +368,7 @@ async fn embedded_bus_dead_letters_an_event_that_kills_its_consumer_every_time()
     // Restarted at once each time it dies, as a process manager would.
     let mut deaths = 0;
     loop {
-        let effects = Effects {
-            db: w.db.clone(),
-            consumer: "tester".into(),
-            calls: AtomicU64::new(0),
-            flaky: false,
-            poison: None,
-        };
+        let effects = effects_of(&w, false, None);
         let (bus, subjects, stop) = (bus.clone(), vec![envelope::all_of(&w.source)], CancellationToken::new());
         let task = tokio::spawn({
             let stop = stop.clone();
