@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use banso_kit::{Result, db::uuid_in};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ConnectionTrait,
-    sea_query::{CaseStatement, Expr, ExprTrait, Func, Iden, Query, SelectStatement},
+    ConnectionTrait, DbBackend, Statement,
+    sea_query::{ArrayType, CaseStatement, Expr, ExprTrait, Func, Iden, Query, SelectStatement},
 };
 use uuid::Uuid;
 
@@ -52,9 +52,7 @@ fn bucket_select<T: Iden + Copy + 'static>(
     cuts: &[u32],
 ) -> Option<SelectStatement> {
     let last = *cuts.last()?;
-    // Offset `c` is the day `today - c`; a day is within `c` days when after
-    // `today - c`. Cuts are at most 180 days (twice the longest window).
-    let after = |c: u32| today.checked_sub_days(chrono::Days::new(u64::from(c))).unwrap_or(NaiveDate::MIN);
+    let after = |c: u32| day_before(today, c);
     let mut case = CaseStatement::new();
     let mut start = 0;
     for c in cuts {
@@ -69,6 +67,56 @@ fn bucket_select<T: Iden + Copy + 'static>(
         .and_where(Expr::col(day).gt(after(last)))
         .and_where(Expr::col(day).lte(today));
     Some(q)
+}
+
+/// Offset `c` is the day `today - c`; a day is within `c` days when after
+/// it. Cuts are at most 180 days (twice the longest window).
+fn day_before(today: NaiveDate, c: u32) -> NaiveDate {
+    today.checked_sub_days(chrono::Days::new(u64::from(c))).unwrap_or(NaiveDate::MIN)
+}
+
+/// PostgreSQL: `SELECT a.id AS account_id, u.bucket, <outer> FROM (the
+/// distinct ids of $2) AS a CROSS JOIN LATERAL (SELECT <bucket>,
+/// <inner> FROM <table> WHERE tenant_id = $1 AND account_id = a.id AND
+/// <days within the last cut>) AS u <tail>`: one probe of the table's
+/// (tenant_id, account_id, day, …) key per account, whatever its
+/// statistics say. With the account as `= ANY($2)` of one statement, a
+/// table grown since its last ANALYZE (autovacuum off, or not yet run)
+/// was planned as a scan of the tenant's whole day range filtered row by
+/// row: 56 ms a chunk of 350 accounts against 2.7 ms once analyzed.
+/// `OFFSET 0` keeps the subquery a subquery: without it the planner pulls
+/// it up into a join and, on the same stale statistics, scans the day
+/// range once and filters the accounts — the plan this is to avoid.
+/// `table` names its tenant, account and day columns as `daily_usage` does.
+/// `None` without cuts.
+fn bucket_lateral_pg(
+    table: impl Iden,
+    today: NaiveDate,
+    cuts: &[u32],
+    inner: &str,
+    outer: &str,
+    tail: &str,
+) -> Option<String> {
+    let last = *cuts.last()?;
+    let mut case = String::from("CASE");
+    let mut start = 0;
+    for c in cuts {
+        case.push_str(&format!(" WHEN {} > DATE '{}' THEN {start}", DU::Day.to_string(), day_before(today, *c)));
+        start = *c;
+    }
+    case.push_str(&format!(" ELSE {start} END"));
+    Some(format!(
+        "SELECT a.id AS {account}, u.{bucket}, {outer} FROM (SELECT DISTINCT unnest($2::uuid[]) AS id) AS a \
+         CROSS JOIN LATERAL (SELECT {case} AS {bucket}, {inner} FROM {table} \
+           WHERE {tenant} = $1 AND {account} = a.id AND {day} > DATE '{first}' AND {day} <= DATE '{today}' \
+           OFFSET 0) AS u {tail}",
+        account = DU::AccountId.to_string(),
+        bucket = Out::Bucket.to_string(),
+        table = table.to_string(),
+        tenant = DU::TenantId.to_string(),
+        day = DU::Day.to_string(),
+        first = day_before(today, last),
+    ))
 }
 
 fn bucket_of(r: &sea_orm::QueryResult) -> Result<u32> {
@@ -87,6 +135,39 @@ pub(crate) async fn usage_in_buckets(
     cuts: &[u32],
 ) -> Result<Vec<BucketUsage>> {
     let mut out = Vec::new();
+    let row = |r: &sea_orm::QueryResult| {
+        Ok::<_, banso_kit::Error>(BucketUsage {
+            account_id: get(r, DU::AccountId)?,
+            bucket: bucket_of(r)?,
+            event_name: get(r, DU::EventName)?,
+            events: get(r, DU::Events)?,
+            quantity: get(r, DU::Quantity)?,
+            duration_secs: get(r, DU::DurationSecs)?,
+        })
+    };
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let (name, events, quantity, duration) =
+            (DU::EventName.to_string(), DU::Events.to_string(), DU::Quantity.to_string(), DU::DurationSecs.to_string());
+        let Some(sql) = bucket_lateral_pg(
+            DU::Table,
+            today,
+            cuts,
+            &format!("{name}, {events}, {quantity}, {duration}"),
+            &format!(
+                "u.{name}, CAST(SUM(u.{events}) AS BIGINT) AS {events}, SUM(u.{quantity}) AS {quantity}, \
+                 SUM(u.{duration}) AS {duration}"
+            ),
+            &format!("GROUP BY a.id, u.{bucket}, u.{name}", bucket = Out::Bucket.to_string()),
+        ) else {
+            return Ok(out);
+        };
+        for chunk in ids.chunks(CHUNK) {
+            for r in conn.query_all_raw(lateral_statement(&sql, tenant, chunk)).await? {
+                out.push(row(&r)?);
+            }
+        }
+        return Ok(out);
+    }
     let Some(mut q) = bucket_select(DU::Table, [DU::AccountId, DU::TenantId, DU::Day], tenant, today, cuts) else {
         return Ok(out);
     };
@@ -100,17 +181,16 @@ pub(crate) async fn usage_in_buckets(
         let mut q = q.clone();
         q.and_where(uuid_in(conn, Expr::col(DU::AccountId), chunk));
         for r in all(conn, &q).await? {
-            out.push(BucketUsage {
-                account_id: get(&r, DU::AccountId)?,
-                bucket: bucket_of(&r)?,
-                event_name: get(&r, DU::EventName)?,
-                events: get(&r, DU::Events)?,
-                quantity: get(&r, DU::Quantity)?,
-                duration_secs: get(&r, DU::DurationSecs)?,
-            });
+            out.push(row(&r)?);
         }
     }
     Ok(out)
+}
+
+/// [`bucket_lateral_pg`]'s statement for one chunk of accounts.
+fn lateral_statement(sql: &str, tenant: &str, ids: &[Uuid]) -> Statement {
+    let array = banso_kit::db::pg_array(ArrayType::Uuid, ids, |id| sea_orm::Value::from(*id));
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, [tenant.into(), array])
 }
 
 /// The distinct users of `ids` per bucket of days between `cuts`, as
@@ -123,6 +203,25 @@ pub(crate) async fn users_in_buckets(
     cuts: &[u32],
 ) -> Result<Vec<(Uuid, u32, String)>> {
     let mut out = Vec::new();
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let user = DS::UserKey.to_string();
+        let Some(sql) = bucket_lateral_pg(
+            DS::Table,
+            today,
+            cuts,
+            &user,
+            &format!("u.{user}"),
+            &format!("WHERE u.{user} <> '' GROUP BY a.id, u.{bucket}, u.{user}", bucket = Out::Bucket.to_string()),
+        ) else {
+            return Ok(out);
+        };
+        for chunk in ids.chunks(CHUNK) {
+            for r in conn.query_all_raw(lateral_statement(&sql, tenant, chunk)).await? {
+                out.push((get(&r, DS::AccountId)?, bucket_of(&r)?, get(&r, DS::UserKey)?));
+            }
+        }
+        return Ok(out);
+    }
     let Some(mut q) = bucket_select(DS::Table, [DS::AccountId, DS::TenantId, DS::Day], tenant, today, cuts) else {
         return Ok(out);
     };
@@ -416,4 +515,77 @@ pub(crate) async fn record_past_rollup(
     events: i64,
 ) -> Result<()> {
     insert_rollups(conn, tenant, &[(account, day, event_name, events)]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
+    }
+
+    /// Rollups of two tenants, days in and out of the cuts; the usage read
+    /// by bucket must be the same on either backend (PostgreSQL takes its
+    /// own statement), ids repeated in the request counted once.
+    #[tokio::test]
+    async fn usage_and_users_are_summed_per_bucket_of_days() {
+        let db = banso_testkit::fresh_database().await.unwrap();
+        let conn = db.connect::<crate::migration::Migrator>(crate::NAME).await.unwrap();
+        let (a, b, other, quiet) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let today = day(20);
+        // Cuts 1, 7, 14: buckets [0,1) = today, [1,7) = days 14..19, [7,14) = days 7..13.
+        let cuts = [1, 7, 14];
+        insert_rollups(
+            &conn,
+            "acme",
+            &[
+                (a, day(20), "login", 2),
+                (a, day(19), "login", 3),
+                (a, day(14), "login", 4),
+                (a, day(14), "report", 1),
+                (a, day(13), "login", 5),
+                (a, day(7), "login", 6),
+                (a, day(6), "login", 100),  // past the last cut
+                (a, day(21), "login", 100), // after today
+                (b, day(10), "export", 7),
+            ],
+        )
+        .await
+        .unwrap();
+        insert_rollups(&conn, "globex", &[(other, day(20), "login", 9), (a, day(20), "login", 100)]).await.unwrap();
+        for (account, d, user) in
+            [(a, 20, "u1"), (a, 19, "u1"), (a, 19, "u2"), (a, 13, "u3"), (a, 13, ""), (b, 6, "u4")]
+        {
+            let q = Query::insert()
+                .into_table(DS::Table)
+                .columns([DS::TenantId, DS::AccountId, DS::Day, DS::EventName, DS::UserKey])
+                .values_panic(["acme".into(), account.into(), day(d).into(), "login".into(), user.into()])
+                .to_owned();
+            super::super::exec(&conn, &q).await.unwrap();
+        }
+
+        let ids = [a, b, a, quiet];
+        let mut usage = usage_in_buckets(&conn, "acme", &ids, today, &cuts).await.unwrap();
+        usage.sort_by(|x, y| (x.account_id, x.bucket, &x.event_name).cmp(&(y.account_id, y.bucket, &y.event_name)));
+        let mut want =
+            vec![(a, 0, "login", 2), (a, 1, "login", 7), (a, 1, "report", 1), (a, 7, "login", 11), (b, 7, "export", 7)];
+        want.sort_by(|x, y| (x.0, x.1, x.2).cmp(&(y.0, y.1, y.2)));
+        let got: Vec<_> = usage.iter().map(|u| (u.account_id, u.bucket, u.event_name.as_str(), u.events)).collect();
+        assert_eq!(got, want);
+        for u in &usage {
+            assert_eq!(u.quantity, u.events as f64);
+            assert_eq!(u.duration_secs, 0.0);
+        }
+
+        let mut users = users_in_buckets(&conn, "acme", &ids, today, &cuts).await.unwrap();
+        users.sort();
+        let mut want =
+            vec![(a, 0, "u1".to_owned()), (a, 1, "u1".to_owned()), (a, 1, "u2".to_owned()), (a, 7, "u3".to_owned())];
+        want.sort();
+        assert_eq!(users, want);
+
+        assert!(usage_in_buckets(&conn, "acme", &ids, today, &[]).await.unwrap().is_empty());
+        assert!(users_in_buckets(&conn, "acme", &ids, today, &[]).await.unwrap().is_empty());
+    }
 }
