@@ -71,6 +71,42 @@ async fn the_same_event_id_counts_once_across_batches_streams_and_retries() {
     assert_eq!(raw(&got, "active_users_7d"), Some(3.0));
 }
 
+/// A stream's messages are stored two at a time: the outcome still counts
+/// every event once, numbers rejections across the stream in order, and an
+/// id repeated in the next message (stored beside it) is one duplicate.
+#[tokio::test]
+async fn a_long_stream_is_counted_and_numbered_in_stream_order() {
+    let app = health::spawn().await;
+    let a = account(&app, "acme", "A", "crm-a").await;
+    let mut h = health::health(&app, "acme", Role::Service);
+    let now = Utc::now() - chrono::Duration::minutes(1);
+    let msgs: Vec<pb::IngestUsageRequest> = (0..8)
+        .map(|m| {
+            let mut events: Vec<_> = (0..50).map(|i| event(&format!("m{m}-{i}"), &a, "u", "login", now)).collect();
+            // Event 10 of each message is invalid; event 20 repeats an id of
+            // the message before (stored at the same time, or just before).
+            events[10].event_name = "not valid".into();
+            if m > 0 {
+                events[20].event_id = format!("m{}-30", m - 1);
+            }
+            pb::IngestUsageRequest { events }
+        })
+        .collect();
+    let r = h.ingest_usage(futures::stream::iter(msgs.clone())).await.unwrap().into_inner();
+    assert_eq!(summary(&r), (8 * 49 - 7, 7, 8), "{:#?}", r.rejections);
+    let got: Vec<(i64, &str, &str)> =
+        r.rejections.iter().map(|x| (x.index, x.event_id.as_str(), x.reason.as_str())).collect();
+    let want: Vec<(i64, String)> = (0..8).map(|m| (m * 50 + 10, format!("m{m}-10"))).collect();
+    assert_eq!(got, want.iter().map(|(i, id)| (*i, id.as_str(), "INVALID")).collect::<Vec<_>>());
+    // The same stream again: all duplicates, the same rejections.
+    let again = h.ingest_usage(futures::stream::iter(msgs)).await.unwrap().into_inner();
+    assert_eq!(summary(&again), (0, 8 * 49, 8));
+
+    let admin = health::health(&app, "acme", Role::Admin);
+    create_scorecard(&admin, showing(&["events_7d:login"])).await;
+    health_until(&admin, &a, |h| raw(h, "events_7d:login") == Some((8 * 49 - 7) as f64)).await;
+}
+
 #[tokio::test]
 async fn late_future_unknown_and_invalid_events_are_rejected_one_by_one() {
     let app = health::spawn().await;

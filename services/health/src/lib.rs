@@ -20,6 +20,7 @@ mod backtests;
 pub mod bench;
 mod domain;
 mod events;
+mod ingest_load;
 mod metrics;
 mod migration;
 mod predictions;
@@ -60,6 +61,10 @@ pub struct HealthSettings {
     /// How long a tenant's latest model of a target is kept before it is
     /// trained again on the newest snapshots; `None`: only on demand.
     pub retrain_every: Option<Duration>,
+    /// How long the rollup task and the live scorer wait, at most, for an
+    /// ingest that keeps this process busy before each round
+    /// ([`ingest_load`]).
+    pub give_way: Duration,
 }
 
 impl HealthSettings {
@@ -69,7 +74,9 @@ impl HealthSettings {
     /// least the late window, so that a re-sent event is still recognised),
     /// `BANSO_HEALTH_MIN_CHURNS` (default 20; 1 to 1,000,000),
     /// `BANSO_HEALTH_RETRAIN_HOURS` (default 168, weekly; 0 turns scheduled
-    /// retraining off; up to 8760).
+    /// retraining off; up to 8760),
+    /// `BANSO_HEALTH_GIVE_WAY_MS` (default 1000; 0 to 10000; 0: the
+    /// background rounds never wait for the ingest).
     pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
         let v = cfg.vars();
         let hours = v.number("BANSO_HEALTH_LATE_WINDOW_HOURS", 168u64, 1, 2160)?;
@@ -77,6 +84,7 @@ impl HealthSettings {
         let days = v.number("BANSO_HEALTH_RAW_RETENTION_DAYS", 400u64, 1, 3650)?;
         let min_churns = v.number("BANSO_HEALTH_MIN_CHURNS", domain::churn_model::DEFAULT_MIN_CHURNS, 1, 1_000_000)?;
         let retrain_hours = v.number("BANSO_HEALTH_RETRAIN_HOURS", 168u64, 0, 8760)?;
+        let give_way_ms = v.number("BANSO_HEALTH_GIVE_WAY_MS", 1000u64, 0, 10_000)?;
         if days * 24 < hours {
             anyhow::bail!(
                 "configuration variable BANSO_HEALTH_RAW_RETENTION_DAYS: {days} days is shorter than the late window \
@@ -89,6 +97,7 @@ impl HealthSettings {
             raw_retention: Duration::from_secs(days * 86_400),
             min_churns,
             retrain_every: (retrain_hours > 0).then(|| Duration::from_secs(retrain_hours * 3600)),
+            give_way: Duration::from_millis(give_way_ms),
         })
     }
 }
@@ -115,9 +124,10 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
         .supervise(sup, name);
     let db = Db::new(conn.clone(), signal, NAME);
     let scoring = scorer::Scoring::new(db.clone(), settings.score_step);
-    let scorer = scorer::Scorer::supervise(scoring.clone(), sup, name);
+    let ingest_load = ingest_load::IngestLoad::new(settings.give_way);
+    let scorer = scorer::Scorer::supervise(scoring.clone(), ingest_load.clone(), sup, name);
     let recompute = recompute::Recompute::supervise(scoring, sup, name);
-    let rollups = rollups::Rollups::supervise(db.clone(), scorer.clone(), sup, name);
+    let rollups = rollups::Rollups::supervise(db.clone(), scorer.clone(), ingest_load.clone(), sup, name);
     let backtests = backtests::Backtests::supervise(db.clone(), sup, name);
     supervise_pruning(sup, conn, settings.raw_retention);
     banso_events::bus::supervise_consumer(
@@ -132,6 +142,7 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     let app = app::App {
         db,
         ingest: Default::default(),
+        ingest_load,
         settings,
         scorer,
         recompute,

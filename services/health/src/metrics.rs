@@ -10,6 +10,8 @@ pub(crate) const INGESTED_EVENTS_TOTAL: &str = "banso_health_ingested_events_tot
 pub(crate) const ROLLED_UP_EVENTS_TOTAL: &str = "banso_health_rolled_up_events_total";
 /// Per rollup round, how long its oldest batch had waited.
 pub(crate) const ROLLUP_LAG_SECONDS: &str = "banso_health_rollup_lag_seconds";
+/// Per background round that waited for a saturated ingest, how long, by task.
+pub(crate) const GAVE_WAY_SECONDS: &str = "banso_health_gave_way_seconds";
 
 /// The `outcome` label values of [`INGESTED_EVENTS_TOTAL`].
 const OUTCOMES: [&str; 3] = ["accepted", "duplicate", "rejected"];
@@ -26,6 +28,10 @@ pub(crate) fn register() {
     metrics::describe_histogram!(
         ROLLUP_LAG_SECONDS,
         "per rollup round, how long its oldest batch had waited since it was acknowledged"
+    );
+    metrics::describe_histogram!(
+        GAVE_WAY_SECONDS,
+        "per round of the rollup task or the live scorer (task) that waited for a saturated ingest, how long"
     );
     for outcome in OUTCOMES {
         metrics::counter!(INGESTED_EVENTS_TOTAL, "outcome" => outcome).increment(0);
@@ -47,5 +53,12 @@ pub(crate) fn rolled_up(done: &RolledUp) {
     if let Some(oldest) = done.oldest {
         let lag = (chrono::Utc::now() - oldest).to_std().unwrap_or_default();
         metrics::histogram!(ROLLUP_LAG_SECONDS).record(lag.as_secs_f64());
+    }
+}
+
+/// Records how long a background round waited for a saturated ingest.
+pub(crate) fn gave_way(task: &'static str, waited: std::time::Duration) {
+    if !waited.is_zero() {
+        metrics::histogram!(GAVE_WAY_SECONDS, "task" => task).record(waited.as_secs_f64());
     }
 }

@@ -18,7 +18,7 @@ use banso_kit::supervise::Supervisor;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{metrics, scorer::Scorer, store};
+use crate::{ingest_load::IngestLoad, metrics, scorer::Scorer, store};
 
 /// Batches folded per transaction at most (5,000 events each at most).
 const BATCHES_PER_ROUND: u64 = 16;
@@ -40,15 +40,21 @@ impl Rollups {
     /// Starts the task under the supervisor; it stops with shutdown, after
     /// its current round (what is left pending is rolled up after the next
     /// start).
-    pub(crate) fn supervise(db: Db, scorer: Scorer, supervisor: &Supervisor, service: &'static str) -> Rollups {
+    pub(crate) fn supervise(
+        db: Db,
+        scorer: Scorer,
+        load: IngestLoad,
+        supervisor: &Supervisor,
+        service: &'static str,
+    ) -> Rollups {
         let wake = Arc::new(Notify::new());
         let woken = wake.clone();
         supervisor.spawn(service, "health-rollups", move |shutdown| {
-            let (db, scorer, woken) = (db.clone(), scorer.clone(), woken.clone());
+            let (db, scorer, woken, load) = (db.clone(), scorer.clone(), woken.clone(), load.clone());
             async move {
                 loop {
                     let round = std::time::Instant::now();
-                    let pause = drain(&db, &scorer, &shutdown).await;
+                    let pause = drain(&db, &scorer, &load, &shutdown).await;
                     // Caught up: rest as long as catching up took. Under a burst
                     // the next round then folds the batches that came meanwhile
                     // in one go (fewer rollup rows per event) rather than each
@@ -85,9 +91,12 @@ impl Rollups {
     }
 }
 
-/// Rolls up until nothing is pending; `Some(pause)` after a failure.
-async fn drain(db: &Db, scorer: &Scorer, shutdown: &CancellationToken) -> Option<Duration> {
+/// Rolls up until nothing is pending; `Some(pause)` after a failure. Each
+/// round first gives way to a saturated ingest (bounded): the round after
+/// it folds what came meanwhile at once.
+async fn drain(db: &Db, scorer: &Scorer, load: &IngestLoad, shutdown: &CancellationToken) -> Option<Duration> {
     while !shutdown.is_cancelled() {
+        metrics::gave_way("rollups", load.give_way(shutdown).await);
         match store::ingest::roll_up(db.conn(), BATCHES_PER_ROUND).await {
             Ok(Some(done)) => {
                 if done.seen > 0 {

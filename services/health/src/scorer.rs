@@ -32,7 +32,9 @@ use crate::{
             AccountScope, Normalisation, Scope, ScorecardDef, choose, population as score_population, replaced,
         },
     },
-    events, predictions,
+    events,
+    ingest_load::IngestLoad,
+    predictions,
     store::{self, ScoringLocks, health::ScoreWrite, scorecards::StoredScorecard},
 };
 
@@ -637,11 +639,16 @@ pub(crate) struct Scorer {
 impl Scorer {
     /// Starts the scoring task under the supervisor. The queue outlives the
     /// task, so a restarted task carries on with what was queued.
-    pub(crate) fn supervise(scoring: Scoring, supervisor: &Supervisor, service: &'static str) -> Scorer {
+    pub(crate) fn supervise(
+        scoring: Scoring,
+        load: IngestLoad,
+        supervisor: &Supervisor,
+        service: &'static str,
+    ) -> Scorer {
         let (tx, rx) = mpsc::unbounded_channel::<(String, Uuid)>();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         supervisor.spawn(service, "health-live-scorer", move |shutdown| {
-            let (scoring, rx) = (scoring.clone(), rx.clone());
+            let (scoring, rx, load) = (scoring.clone(), rx.clone(), load.clone());
             async move {
                 let mut rx = rx.lock().await;
                 loop {
@@ -649,7 +656,9 @@ impl Scorer {
                         job = rx.recv() => match job { Some(j) => j, None => return Ok(()) },
                         _ = shutdown.cancelled() => return Ok(()),
                     };
-                    // Everything queued meanwhile, once each, by tenant.
+                    // A saturated ingest first (bounded), then everything
+                    // queued meanwhile, once each, by tenant.
+                    crate::metrics::gave_way("live-scorer", load.give_way(&shutdown).await);
                     let mut queued: BTreeMap<String, BTreeSet<Uuid>> = BTreeMap::new();
                     queued.entry(first.0).or_default().insert(first.1);
                     while let Ok((tenant, id)) = rx.try_recv() {

@@ -23,12 +23,14 @@ pub(crate) async fn app(db: &banso_testkit::TestDb) -> App {
         raw_retention: std::time::Duration::from_secs(400 * 86_400),
         min_churns: crate::domain::churn_model::DEFAULT_MIN_CHURNS,
         retrain_every: Some(std::time::Duration::from_secs(168 * 3600)),
+        give_way: std::time::Duration::ZERO,
     };
     App {
         recompute: Recompute::idle(Scoring::new(db.clone(), settings.score_step)),
         backtests: Backtests::idle(db.clone()),
         db,
         ingest: Default::default(),
+        ingest_load: crate::ingest_load::IngestLoad::new(std::time::Duration::ZERO),
         settings,
         scorer: Scorer::idle(),
         rollups: Rollups::idle(),

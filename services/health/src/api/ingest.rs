@@ -18,6 +18,8 @@ use crate::{
 pub(crate) const MAX_BATCH: usize = 5_000;
 /// Rejections a response lists (all are counted).
 const MAX_REJECTIONS: usize = 1_000;
+/// Messages of one IngestUsage stream stored at once ([`stream`]).
+const PIPELINE: usize = 2;
 
 /// One event's fields, or every bad one.
 fn event(index: i64, e: &pb::UsageEvent) -> std::result::Result<UsageEvent, Vec<(String, String)>> {
@@ -136,31 +138,60 @@ pub(crate) fn merge(resp: &mut pb::IngestUsageResponse, o: IngestOutcome) {
 }
 
 /// IngestUsage: each message in batches of at most [`MAX_BATCH`], numbered
-/// across the stream. The next message is read and decoded while this one
-/// is stored: the service's CPU and the database's overlap.
+/// across the stream. Up to [`PIPELINE`] messages are stored at once, each
+/// in its own transaction, while the next is read and decoded: the
+/// service's CPU (decoding, checks, encoding the COPY) and the database's
+/// overlap, and one message's commit does not hold up the next's COPY.
+/// Outcomes are merged in stream order. If one fails, the stream fails,
+/// and messages stored before or beside it stay stored: a client resends
+/// the stream, and event ids make that safe.
 pub(crate) async fn stream(
     app: &App,
     caller: &Caller,
     mut stream: Streaming<pb::IngestUsageRequest>,
 ) -> Result<pb::IngestUsageResponse> {
-    let read = |r: std::result::Result<Option<pb::IngestUsageRequest>, Status>| {
+    use futures::{StreamExt, stream::FuturesOrdered};
+    let read = |r: std::result::Result<pb::IngestUsageRequest, Status>| {
         r.map_err(|s| Error::invalid("stream", format!("cannot read the request stream: {}", shown(s.message()))))
     };
     let mut resp = pb::IngestUsageResponse::default();
     let mut next = 0i64;
-    let mut message = read(stream.message().await)?;
-    while let Some(msg) = message {
-        let store = async {
-            for chunk in msg.events.chunks(MAX_BATCH) {
-                let outcome = app.ingest_batch(caller, batch(chunk, next)).await?;
-                merge(&mut resp, outcome);
-                next += chunk.len() as i64;
+    let mut storing = FuturesOrdered::new();
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            // `next` on the stream is cancel-safe: a message half read stays in it.
+            m = stream.next(), if reading && storing.len() < PIPELINE => {
+                let Some(m) = m else {
+                    reading = false;
+                    continue;
+                };
+                let msg = read(m)?;
+                let first = next;
+                next += msg.events.len() as i64;
+                // Busy from the message in hand until it is stored (its checks
+                // and lookups included), for the background tasks that give
+                // way to a saturated ingest (`IngestLoad`); not while waiting
+                // for the client.
+                let busy = app.ingest_load.storing();
+                storing.push_back(async move {
+                    let mut outcomes = Vec::new();
+                    let mut index = first;
+                    for chunk in msg.events.chunks(MAX_BATCH) {
+                        outcomes.push(app.ingest_batch(caller, batch(chunk, index)).await?);
+                        index += chunk.len() as i64;
+                    }
+                    drop(busy);
+                    Ok::<_, Error>(outcomes)
+                });
             }
-            Ok::<_, Error>(())
-        };
-        let (stored, following) = tokio::join!(store, stream.message());
-        stored?;
-        message = read(following)?;
+            Some(stored) = storing.next(), if !storing.is_empty() => {
+                for outcome in stored? {
+                    merge(&mut resp, outcome);
+                }
+            }
+            else => break,
+        }
     }
     Ok(resp)
 }

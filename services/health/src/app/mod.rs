@@ -15,7 +15,8 @@ use banso_events::Db;
 use banso_kit::paging::PageTokens;
 
 use crate::{
-    HealthSettings, backtests::Backtests, recompute::Recompute, rollups::Rollups, scorer::Scorer, store::ingest::Ingest,
+    HealthSettings, backtests::Backtests, ingest_load::IngestLoad, recompute::Recompute, rollups::Rollups,
+    scorer::Scorer, store::ingest::Ingest,
 };
 
 /// What the use cases work with (handles, cheap to clone).
@@ -23,6 +24,7 @@ use crate::{
 pub(crate) struct App {
     pub(crate) db: Db,
     pub(crate) ingest: Ingest,
+    pub(crate) ingest_load: IngestLoad,
     pub(crate) settings: HealthSettings,
     pub(crate) scorer: Scorer,
     pub(crate) recompute: Recompute,
