@@ -131,7 +131,7 @@ impl Harness {
         let bus_dir = std::env::temp_dir().join(&db.name);
         std::fs::create_dir_all(&bus_dir)?;
 
-        let vars = Vars::from_pairs([
+        let mut vars = Vars::from_pairs([
             ("BANSO_GRPC_ADDR", "127.0.0.1:0"),
             ("BANSO_ADMIN_ADDR", "off"),
             ("BANSO_JWT_HS256_SECRET", banso_testkit::TEST_SECRET),
@@ -141,6 +141,13 @@ impl Harness {
             ("BANSO_SHUTDOWN_GRACE_SECS", "2"),
             ("BANSO_PLAYBOOKS_SCHEDULE_TICK_SECS", "3600"),
         ]);
+        // The service's own settings from the bench's environment
+        // (`BANSO_HEALTH_GIVE_WAY_MS=0 banso-bench health-ingest`, say).
+        for (k, v) in std::env::vars() {
+            if k.starts_with("BANSO_HEALTH_") || k.starts_with("BANSO_PLAYBOOKS_") {
+                vars.set(k, v);
+            }
+        }
         let config = Config::from_vars(&vars)?;
         let kit = Kit::from_config(&config);
         let (bus, nats): (Arc<dyn banso_events::Bus>, _) = match nats_url {

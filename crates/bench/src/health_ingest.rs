@@ -36,7 +36,7 @@ use crate::{
 /// At most this many events a message: the API's limit (health_service.proto).
 const MAX_BATCH: usize = 5_000;
 const GOAL_EVENTS_PER_SEC: f64 = 20_000.0;
-const GOAL_RATIO: f64 = 0.5;
+const GOAL_RATIO: f64 = 0.75;
 
 const COLUMNS: &str = "tenant_id, event_id, account_id, user_key, event_name, occur_time, day, quantity, \
                        duration_secs, properties, ingest_time";
