@@ -15,6 +15,11 @@
 //! sample. The bound keeps the lag bounded past saturation: a score follows
 //! its event within about twice the bound and a round.
 //!
+//! Only `IngestUsage` streams count, while a message is being stored: the
+//! bulk path. Unary `BatchIngestUsage` calls do not — many clients each
+//! sending a few live events keep some call in flight most of the time
+//! without saturating anything, and their scores must not wait.
+//!
 //! Per process: a replica gives way to its own ingests only.
 
 use std::{

@@ -172,7 +172,11 @@ pub(crate) async fn stream(
                 // Busy from the message in hand until it is stored (its checks
                 // and lookups included), for the background tasks that give
                 // way to a saturated ingest (`IngestLoad`); not while waiting
-                // for the client.
+                // for the client. Only streams count: the bulk path. Many
+                // clients each sending a few live events (BatchIngestUsage,
+                // the gateway's tracking routes) keep some call in flight
+                // most of the time without saturating anything, and their
+                // scores must not wait.
                 let busy = app.ingest_load.storing();
                 storing.push_back(async move {
                     let mut outcomes = Vec::new();

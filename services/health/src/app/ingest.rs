@@ -101,7 +101,6 @@ impl App {
     /// once per event id (the acknowledgement means durable); the rollup
     /// task folds them and has their accounts rescored.
     pub(crate) async fn ingest_batch(&self, caller: &Caller, batch: IngestBatch) -> Result<IngestOutcome> {
-        let _busy = self.ingest_load.storing();
         let tenant = caller.tenant_id.as_str();
         let now = Utc::now();
         let late_window = chrono::Duration::from_std(self.settings.late_window).unwrap_or(chrono::TimeDelta::MAX);
