@@ -56,8 +56,9 @@ pub(crate) struct AcceptedEvent {
 }
 
 /// How often an ingest that lost a race for an event id to a concurrent
-/// batch (a unique violation during its COPY) starts over; each retry's
-/// duplicate check sees the other batch's committed events.
+/// batch (a unique violation or a deadlock during its COPY, [`lost_race`])
+/// starts over; each retry's duplicate check sees the other batch's
+/// committed events.
 const RACE_RETRIES: usize = 5;
 
 /// What one [`roll_up`] folded.
@@ -162,6 +163,14 @@ fn insert_distinct<T: Iden + Copy + 'static, const K: usize>(
         .to_owned())
 }
 
+/// A concurrent batch stored, or is storing, one of the same new ids: a
+/// unique violation, or a deadlock when two batches hold the same ids in
+/// different orders (each COPY waiting for the other's uncommitted key; the
+/// server fails one). Either way the batch starts over.
+fn lost_race(e: &sea_orm::sqlx::Error) -> bool {
+    matches!(e.as_database_error().and_then(|d| d.code()).as_deref(), Some("23505" | "40P01"))
+}
+
 fn unique_violation(e: &sea_orm::sqlx::Error) -> bool {
     e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505")
 }
@@ -206,10 +215,11 @@ impl Ingest {
         let mut attempt = 0;
         loop {
             match self.store_pg(db, tenant, &unique).await {
-                Err(e) if unique_violation(&e) && attempt < RACE_RETRIES => {
+                Err(e) if lost_race(&e) && attempt < RACE_RETRIES => {
                     tracing::debug!(
                         tenant,
                         attempt,
+                        error = %e,
                         "a concurrent batch stored one of the same new event ids; starting over"
                     );
                     attempt += 1
@@ -722,6 +732,27 @@ mod tests {
         assert_eq!(usage(&db).await.iter().map(|r| r.3).sum::<i64>(), 900);
         let batches = rows(&db, "SELECT events FROM ingest_batches").await;
         assert_eq!(batches.iter().map(|r| r.try_get::<i64>("", "events").unwrap()).sum::<i64>(), 900);
+    }
+
+    /// Two batches of the same new ids in opposite orders, stored at once
+    /// (two messages of one stream, or two clients resending): on
+    /// PostgreSQL each COPY can wait for the other's uncommitted key, a
+    /// deadlock the server breaks by failing one; that one starts over.
+    #[tokio::test]
+    async fn batches_of_the_same_ids_in_opposite_orders_do_not_fail() {
+        let (_guard, db, ingest) = store().await;
+        let a = Uuid::now_v7();
+        let day = Utc::now().date_naive();
+        for round in 0..3 {
+            let forward: Vec<AcceptedEvent> =
+                (0..2_000).map(|n| event(&format!("r{round}-{n}"), a, "u", "login", day)).collect();
+            let backward: Vec<AcceptedEvent> = forward.iter().rev().cloned().collect();
+            let (f, b) = tokio::join!(ingest.store(&db, "acme", &forward), ingest.store(&db, "acme", &backward));
+            let (f, b) = (f.expect("forward batch"), b.expect("backward batch"));
+            assert_eq!(f.len() + b.len(), 2_000, "each id stored once");
+            assert!(f.is_disjoint(&b));
+        }
+        assert_eq!(count(&db, "SELECT count(*) FROM usage_events").await, 6_000);
     }
 
     #[tokio::test]
