@@ -86,10 +86,16 @@ impl IngestLoad {
         }
     }
 
+    /// Before a round of background `task`: [`IngestLoad::wait_while_saturated`],
+    /// the wait recorded in `banso_health_gave_way_seconds`.
+    pub(crate) async fn give_way(&self, task: &'static str, shutdown: &CancellationToken) {
+        crate::metrics::gave_way(task, self.wait_while_saturated(shutdown).await);
+    }
+
     /// Waits while the ingest is saturated — in flight for at least 80% of
     /// each 20 ms sample — at most the bound; returns at once when no
     /// ingest is in flight. Returns how long it waited.
-    pub(crate) async fn give_way(&self, shutdown: &CancellationToken) -> Duration {
+    async fn wait_while_saturated(&self, shutdown: &CancellationToken) -> Duration {
         let start = Instant::now();
         loop {
             let (before, storing) = self.busy();
@@ -131,11 +137,11 @@ mod tests {
         let load = IngestLoad::new(Duration::from_millis(500));
         let shutdown = CancellationToken::new();
         // Nothing in flight: no wait.
-        assert_eq!(load.give_way(&shutdown).await, Duration::ZERO);
+        assert_eq!(load.wait_while_saturated(&shutdown).await, Duration::ZERO);
 
         // Storing the whole time: the full bound.
         let storing = load.storing();
-        assert_eq!(load.give_way(&shutdown).await, Duration::from_millis(500));
+        assert_eq!(load.wait_while_saturated(&shutdown).await, Duration::from_millis(500));
 
         // Storing ends 50 ms in: the first sample after it shows a share
         // under 80%, and the wait ends there.
@@ -143,7 +149,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
             drop(storing);
         });
-        let waited = load.give_way(&shutdown).await;
+        let waited = load.wait_while_saturated(&shutdown).await;
         ends.await.unwrap();
         assert!(waited >= Duration::from_millis(40) && waited <= Duration::from_millis(60), "waited {waited:?}");
 
@@ -160,13 +166,13 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(1)).await;
-        assert_eq!(load.give_way(&shutdown).await, SAMPLE);
+        assert_eq!(load.wait_while_saturated(&shutdown).await, SAMPLE);
         pulses.abort();
 
         // Zero bound: never waits, even while storing.
         let never = IngestLoad::new(Duration::ZERO);
         let _s = never.storing();
-        assert_eq!(never.give_way(&shutdown).await, Duration::ZERO);
+        assert_eq!(never.wait_while_saturated(&shutdown).await, Duration::ZERO);
     }
 
     #[test]

@@ -104,7 +104,7 @@ async fn drain(db: &Db, scorer: &Scorer, load: &IngestLoad, shutdown: &Cancellat
     let mut behind = false;
     while !shutdown.is_cancelled() {
         if !behind {
-            metrics::gave_way("rollups", load.give_way(shutdown).await);
+            load.give_way("rollups", shutdown).await;
         }
         match store::ingest::roll_up(db.conn(), BATCHES_PER_ROUND).await {
             Ok(Some(done)) => {

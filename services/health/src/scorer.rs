@@ -658,7 +658,7 @@ impl Scorer {
                     };
                     // A saturated ingest first (bounded), then everything
                     // queued meanwhile, once each, by tenant.
-                    crate::metrics::gave_way("live-scorer", load.give_way(&shutdown).await);
+                    load.give_way("live-scorer", &shutdown).await;
                     let mut queued: BTreeMap<String, BTreeSet<Uuid>> = BTreeMap::new();
                     queued.entry(first.0).or_default().insert(first.1);
                     while let Ok((tenant, id)) = rx.try_recv() {

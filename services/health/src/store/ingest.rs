@@ -168,11 +168,16 @@ fn insert_distinct<T: Iden + Copy + 'static, const K: usize>(
 /// different orders (each COPY waiting for the other's uncommitted key; the
 /// server fails one). Either way the batch starts over.
 fn lost_race(e: &sea_orm::sqlx::Error) -> bool {
-    matches!(e.as_database_error().and_then(|d| d.code()).as_deref(), Some("23505" | "40P01"))
+    matches!(sql_state(e).as_deref(), Some("23505" | "40P01"))
 }
 
 fn unique_violation(e: &sea_orm::sqlx::Error) -> bool {
-    e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505")
+    sql_state(e).as_deref() == Some("23505")
+}
+
+/// The SQLSTATE of a database error.
+fn sql_state(e: &sea_orm::sqlx::Error) -> Option<std::borrow::Cow<'_, str>> {
+    e.as_database_error().and_then(|d| d.code())
 }
 
 impl Ingest {
