@@ -62,6 +62,7 @@ async fn scores_follow_usage_measures_and_scorecard_versions_with_explanations_a
         vec![banso_events::envelope::all_of("health")],
         collector.clone(),
         Default::default(),
+        &banso_events::partition::Partitions::all(app.runtime.bus.partitions()),
     );
     let a = account(&app).await;
     // Usage first: with no scorecard yet, nothing is scored.

@@ -63,6 +63,16 @@ pub struct Args {
     /// PostgreSQL server; a fresh database is created on it and dropped after.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub database_url: String,
+    /// Replicas of Health sharing the work (NATS only): each in this
+    /// process with its own bus connection and server; the load is spread
+    /// over them call by call, as a load balancer would. The report says
+    /// which partitions, accounts and score changes each one had.
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+    /// `BANSO_NATS_PARTITIONS` of the run (NATS only); default 1, or 8
+    /// with more than one replica.
+    #[arg(long)]
+    pub partitions: Option<u32>,
     #[arg(long, default_value_t = 20_261_122)]
     pub seed: u64,
     /// Keep the database afterwards.
@@ -103,10 +113,28 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     {
         anyhow::bail!("BANSO_HEALTH_SCORE_STEP={step}: above 5, events would not move scores; unset it");
     }
+    anyhow::ensure!(
+        args.replicas == 1 || args.nats_url.is_some(),
+        "--replicas {} needs --nats-url: replicas share the work through NATS partitions",
+        args.replicas
+    );
+    anyhow::ensure!((1..=8).contains(&args.replicas), "--replicas must be from 1 to 8");
+    let partitions = args.partitions.unwrap_or(if args.replicas > 1 { 8 } else { 1 });
+    anyhow::ensure!(
+        partitions == 1 || args.nats_url.is_some(),
+        "--partitions {partitions} needs --nats-url: the embedded bus has one partition"
+    );
     let started = Instant::now();
     let load_before = loadavg();
-    let mut harness = Harness::start_service(&args.database_url, Service::Health, args.nats_url.as_deref()).await?;
+    let mut harness =
+        Harness::start_partitioned(&args.database_url, Service::Health, args.nats_url.as_deref(), partitions).await?;
     harness.keep = args.keep;
+    for _ in 1..args.replicas {
+        if let Err(e) = harness.add_replica().await {
+            harness.stop().await.ok();
+            return Err(e);
+        }
+    }
     println!(
         "banso-bench health-freshness: {} events/s for {} s over {} accounts ({} events an account at most), \
          a call every {} ms; bus: {}",
@@ -116,7 +144,12 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
         per_account,
         args.tick_ms,
         match &args.nats_url {
-            Some(u) => format!("NATS JetStream at {u}"),
+            Some(u) => format!(
+                "NATS JetStream at {u}, {partitions} partition{}, {} replica{}",
+                if partitions == 1 { "" } else { "s" },
+                args.replicas,
+                if args.replicas == 1 { "" } else { "s" }
+            ),
             None => "embedded (SQLite log)".into(),
         }
     );
@@ -147,6 +180,8 @@ struct Report {
     probe_lost: usize,
     sent: usize,
     achieved_rate: f64,
+    /// With replicas: each one's part, by its name.
+    shares: std::collections::BTreeMap<String, Share>,
 }
 
 impl Report {
@@ -160,6 +195,22 @@ impl Report {
 
 async fn phases(args: &Args, h: &Harness) -> anyhow::Result<Report> {
     let pool = h.pool_for(banso_health::NAME).await?;
+    if args.replicas > 1 {
+        // Each replica holds its share before the load starts.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let holders = leases(h).await?;
+            let distinct: std::collections::BTreeSet<&String> = holders.values().collect();
+            if distinct.len() == args.replicas && holders.len() as u32 == h.events.bus.partitions() {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the replicas did not share the partitions within 60 s: {holders:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
     let tenant = Tenant::new(args.accounts, args.seed);
     tenant.seed(&pool).await?;
     let mut client = h.health_client();
@@ -189,6 +240,7 @@ async fn phases(args: &Args, h: &Harness) -> anyhow::Result<Report> {
         vec![banso_events::envelope::all_of(banso_health::NAME)],
         Arc::new(Observer(tx)),
         Default::default(),
+        &banso_events::partition::Partitions::all(bus.partitions()),
     );
     // The first scores (0, one an account) arrive first: wait them out.
     let mut initial = 0;
@@ -223,6 +275,8 @@ async fn phases(args: &Args, h: &Harness) -> anyhow::Result<Report> {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let load_start = Instant::now();
     let (mut sent, mut next) = (0usize, 0usize);
+    let clients = h.health_clients();
+    let mut calls = 0usize;
     while sent < total {
         ticker.tick().await;
         let due = ((load_start.elapsed().as_secs_f64() * f64::from(args.rate)) as usize).min(total);
@@ -249,7 +303,8 @@ async fn phases(args: &Args, h: &Harness) -> anyhow::Result<Report> {
             });
         }
         sent = due;
-        let mut c = client.clone();
+        let mut c = clients[calls % clients.len()].clone();
+        calls += 1;
         let tx = ack_tx.clone();
         tokio::spawn(async move {
             let n = events.len() as i64;
@@ -309,6 +364,21 @@ async fn phases(args: &Args, h: &Harness) -> anyhow::Result<Report> {
     freshness.sort_by(f64::total_cmp);
     acks.sort_by(f64::total_cmp);
     pool.close().await.ok();
+    // Each replica's share: the partitions it holds, their accounts, and
+    // the score changes of those accounts during the load.
+    let mut shares: std::collections::BTreeMap<String, Share> = Default::default();
+    if args.replicas > 1 {
+        let holders = leases(h).await?;
+        let count = h.events.bus.partitions();
+        for (i, a) in tenant.accounts.iter().enumerate() {
+            let p = banso_events::partition::partition_of(TENANT, Some(a.row.account_id), count);
+            let holder = holders.get(&p).cloned().unwrap_or_else(|| "(none)".into());
+            let share = shares.entry(holder).or_default();
+            share.partitions.insert(p);
+            share.accounts += 1;
+            share.changes += observed[i].len();
+        }
+    }
     Ok(Report {
         bus: h.bus_kind(),
         machine: machine(),
@@ -320,7 +390,34 @@ async fn phases(args: &Args, h: &Harness) -> anyhow::Result<Report> {
         probe_lost,
         sent,
         achieved_rate,
+        shares,
     })
+}
+
+/// One replica's part of the work.
+#[derive(Default)]
+struct Share {
+    partitions: std::collections::BTreeSet<u32>,
+    accounts: usize,
+    changes: usize,
+}
+
+/// Partition → the replica holding its lease, from Health's lease bucket.
+async fn leases(h: &Harness) -> anyhow::Result<std::collections::BTreeMap<u32, String>> {
+    use futures::StreamExt as _;
+    let Some((js, ns)) = h.jetstream().await? else { return Ok(Default::default()) };
+    let bucket = banso_events::nats::stream_name(Some(&ns), &format!("leases_{}", banso_health::NAME));
+    let kv = js.get_key_value(&bucket).await.map_err(|e| anyhow::anyhow!("bucket {bucket}: {e}"))?;
+    let mut keys = kv.keys().await.map_err(|e| anyhow::anyhow!("bucket {bucket}: {e}"))?;
+    let mut out = std::collections::BTreeMap::new();
+    while let Some(key) = keys.next().await {
+        let key = key.map_err(|e| anyhow::anyhow!("bucket {bucket}: {e}"))?;
+        let Some(p) = key.strip_prefix("partition.").and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if let Some(holder) = kv.get(&key).await.map_err(|e| anyhow::anyhow!("lease {key}: {e}"))? {
+            out.insert(p, String::from_utf8_lossy(&holder).into_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// The bus alone: envelopes published one by one at the load's rate for
@@ -338,6 +435,7 @@ async fn probe(args: &Args, h: &Harness) -> anyhow::Result<(Vec<f64>, usize)> {
         vec![banso_events::envelope::all_of(source)],
         Arc::new(Observer(tx)),
         Default::default(),
+        &banso_events::partition::Partitions::all(bus.partitions()),
     );
     let n = (u64::from(args.rate) * args.probe_secs) as usize;
     let gap = Duration::from_secs_f64(1.0 / f64::from(args.rate));
@@ -416,6 +514,24 @@ impl Report {
         if self.probe_lost > 0 {
             println!("note: {} bus probes were not seen within 30 s", self.probe_lost);
         }
+        if !self.shares.is_empty() {
+            let (accounts, changes): (usize, usize) =
+                self.shares.values().fold((0, 0), |(a, c), s| (a + s.accounts, c + s.changes));
+            println!();
+            println!("| replica (lease holder)         | partitions       | accounts        | score changes   |");
+            println!("|--------------------------------|------------------|-----------------|-----------------|");
+            for (name, s) in &self.shares {
+                let pct = |n: usize, of: usize| if of == 0 { 0.0 } else { 100.0 * n as f64 / of as f64 };
+                println!(
+                    "| {name:<30} | {:<16} | {:>6} ({:>4.1}%) | {:>6} ({:>4.1}%) |",
+                    format!("{:?}", s.partitions),
+                    s.accounts,
+                    pct(s.accounts, accounts),
+                    s.changes,
+                    pct(s.changes, changes)
+                );
+            }
+        }
         println!();
         let p99 = self.p99();
         let ok = p99 <= GOAL_P99;
@@ -471,6 +587,8 @@ pub async fn curve(args: CurveArgs) -> anyhow::Result<()> {
                 probe_secs: 5,
                 nats_url: bus.clone(),
                 database_url: args.database_url.clone(),
+                replicas: 1,
+                partitions: None,
                 seed: 20_261_122,
                 keep: false,
             };

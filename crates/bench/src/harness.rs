@@ -67,6 +67,16 @@ pub struct Harness {
     nats: Option<(String, String)>,
     pub keep: bool,
     grpc_addr: String,
+    /// Further replicas of the service ([`Harness::add_replica`]).
+    replicas: Vec<ExtraReplica>,
+}
+
+/// Another replica of the harness's service, in this process: a runtime,
+/// a bus connection and a server of its own, on the same database.
+struct ExtraReplica {
+    events: banso_events::Runtime,
+    server: RunningServer,
+    channel: Channel,
 }
 
 /// `url` with its database name replaced by `name`.
@@ -127,6 +137,17 @@ impl Harness {
     /// embedded bus (a SQLite log in a temp directory), or on NATS JetStream
     /// at `nats_url` under a namespace of its own.
     pub async fn start_service(admin_url: &str, service: Service, nats_url: Option<&str>) -> anyhow::Result<Harness> {
+        Self::start_partitioned(admin_url, service, nats_url, 1).await
+    }
+
+    /// Like [`Harness::start_service`], on NATS split into `partitions`
+    /// (`BANSO_NATS_PARTITIONS`).
+    pub async fn start_partitioned(
+        admin_url: &str,
+        service: Service,
+        nats_url: Option<&str>,
+        partitions: u32,
+    ) -> anyhow::Result<Harness> {
         let db = FreshDatabase::create(admin_url).await?;
         let bus_dir = std::env::temp_dir().join(&db.name);
         std::fs::create_dir_all(&bus_dir)?;
@@ -153,7 +174,7 @@ impl Harness {
         let (bus, nats): (Arc<dyn banso_events::Bus>, _) = match nats_url {
             Some(url) => {
                 let ns = format!("bench{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-                let bus = banso_events::nats::NatsBus::connect_in(url, Some(&ns)).await?;
+                let bus = banso_events::nats::NatsBus::connect_in(url, Some(&ns)).await?.with_partitions(partitions)?;
                 (Arc::new(bus), Some((url.to_owned(), ns)))
             }
             None => (Arc::new(banso_events::embedded::EmbeddedBus::open(&bus_dir.join("bus")).await?), None),
@@ -171,6 +192,7 @@ impl Harness {
             nats,
             keep: false,
             grpc_addr: String::new(),
+            replicas: Vec::new(),
         };
         match harness.boot(&kit, service).await {
             Ok(()) => Ok(harness),
@@ -204,6 +226,40 @@ impl Harness {
         self.channel = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
         self.token = mint(&self.config)?;
         Ok(())
+    }
+
+    /// Starts one more replica of Health on the same database and NATS
+    /// namespace (a connection of its own, split like the first): it takes
+    /// its share of the partitions. NATS only.
+    pub async fn add_replica(&mut self) -> anyhow::Result<()> {
+        let kit = &Kit::from_config(&self.config);
+        let (url, ns) = self.nats.clone().context("replicas share the work on NATS only (--nats-url)")?;
+        let bus = banso_events::nats::NatsBus::connect_in(&url, Some(&ns))
+            .await?
+            .with_partitions(self.events.bus.partitions())?;
+        let events = banso_events::Runtime::new(Arc::new(bus), Supervisor::new(CancellationToken::new()));
+        let cx = ServiceContext { config: &self.config, kit, runtime: &events };
+        let services = (banso_health::SERVICE.build)(&cx, ServiceSet::new()).await?;
+        let auth = server::auth_layer(&self.config)?;
+        let server = server::start(&self.config.server, auth, services, &events.supervisor).await?;
+        events.serving_at(server.grpc_addr);
+        let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))?.connect().await?;
+        self.replicas.push(ExtraReplica { events, server, channel });
+        Ok(())
+    }
+
+    /// A Health client of each replica: the first, then those added.
+    pub fn health_clients(&self) -> Vec<HealthClient> {
+        std::iter::once(&self.channel)
+            .chain(self.replicas.iter().map(|r| &r.channel))
+            .map(|c| health_client(c.clone(), &self.token, self.config.server.max_message_bytes))
+            .collect()
+    }
+
+    /// The JetStream context and namespace of a NATS run.
+    pub async fn jetstream(&self) -> anyhow::Result<Option<(async_nats::jetstream::Context, String)>> {
+        let Some((url, ns)) = &self.nats else { return Ok(None) };
+        Ok(Some((async_nats::jetstream::new(async_nats::connect(url).await?), ns.clone())))
     }
 
     pub fn channel_addr(&self) -> &str {
@@ -248,6 +304,11 @@ impl Harness {
 
     /// Stops the server and the relay, then drops the database (unless kept).
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        for r in self.replicas.drain(..) {
+            r.events.shutdown().cancel();
+            r.server.shutdown();
+            r.server.wait().await?;
+        }
         self.events.shutdown().cancel();
         if let Some(s) = self.server.take() {
             s.shutdown();
@@ -282,7 +343,11 @@ async fn delete_nats_streams(url: &str, ns: &str) -> anyhow::Result<()> {
     let js = async_nats::jetstream::new(client);
     let prefix = format!("BANSO_{}_", ns.to_ascii_uppercase());
     let names: Vec<String> = js.stream_names().try_collect().await?;
-    for name in names.into_iter().filter(|n| n.starts_with(&prefix)) {
+    // The partition leases' key-value buckets too (`KV_BANSO_<NS>_LEASES_…`).
+    for name in names
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix) || n.strip_prefix("KV_").is_some_and(|k| k.starts_with(&prefix)))
+    {
         js.delete_stream(&name).await.map_err(|e| anyhow::anyhow!("delete stream {name}: {e}"))?;
     }
     Ok(())

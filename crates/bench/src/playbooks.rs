@@ -699,6 +699,7 @@ async fn latency_phases(args: &LatencyArgs, h: &Harness) -> anyhow::Result<(Vec<
             vec![banso_events::envelope::all_of(source)],
             Arc::new(Observer(tx.clone())),
             Default::default(),
+            &banso_events::partition::Partitions::all(h.events.bus.partitions()),
         );
     }
     // Wait out the first scores (no CTA: the target's condition wants a score above 0).

@@ -19,7 +19,10 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::envelope::Envelope;
+use crate::{
+    envelope::Envelope,
+    partition::{Leases, Partitions},
+};
 
 pub const CONSUMED_TOTAL: &str = "banso_events_consumed_total";
 pub const RETRIES_TOTAL: &str = "banso_events_handler_retries_total";
@@ -99,6 +102,34 @@ pub trait Bus: Send + Sync + 'static {
         policy: DeliveryPolicy,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()>;
+
+    /// How many partitions the bus splits each source into
+    /// ([`crate::partition`]); 1: none.
+    fn partitions(&self) -> u32 {
+        1
+    }
+
+    /// The leases by which the replicas of `service` share the partitions.
+    async fn leases(&self, service: &str) -> anyhow::Result<Arc<dyn Leases>> {
+        anyhow::bail!("the {} bus has no partitions to lease (service {service})", self.kind())
+    }
+
+    /// Like [`Bus::consume`], for the messages of partition `partition` only,
+    /// as a durable consumer of its own.
+    async fn consume_partition(
+        &self,
+        consumer: &str,
+        subjects: &[String],
+        partition: u32,
+        _handler: Arc<dyn Handler>,
+        _policy: DeliveryPolicy,
+        _shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "the {} bus has no partitions: consumer {consumer} of {subjects:?} cannot read partition {partition}",
+            self.kind()
+        )
+    }
 }
 
 /// How hard a consumer tries before dead-lettering.
@@ -188,6 +219,11 @@ pub async fn deliver(
 /// supervisor: a bus failure is retried here with backoff (the consumer
 /// resumes where its durable position is); a panic or other death is the
 /// supervisor's to log and restart.
+///
+/// On a partitioned bus, one consumer per partition `partitions` holds,
+/// started and stopped as the replica's leases come and go
+/// ([`crate::partition`]).
+#[allow(clippy::too_many_arguments)]
 pub fn supervise_consumer(
     supervisor: &banso_kit::supervise::Supervisor,
     service: &'static str,
@@ -196,6 +232,7 @@ pub fn supervise_consumer(
     subjects: Vec<String>,
     handler: Arc<dyn Handler>,
     policy: DeliveryPolicy,
+    partitions: &Partitions,
 ) -> tokio::task::JoinHandle<()> {
     let consumer = consumer.to_owned();
     // Zero before the first event, so an alert on dead letters has a series.
@@ -205,26 +242,102 @@ pub fn supervise_consumer(
         metrics::counter!(RETRIES_TOTAL, &labels).increment(0);
         metrics::counter!(DEAD_LETTERED_TOTAL, &labels).increment(0);
     }
+    let partitioned = bus.partitions() > 1;
+    let partitions = partitions.clone();
     supervisor.spawn(service, format!("consumer-{consumer}"), move |shutdown| {
         let (bus, consumer, subjects, handler) = (bus.clone(), consumer.clone(), subjects.clone(), handler.clone());
+        let partitions = partitions.clone();
         async move {
-            let mut failures = 0u32;
-            while !shutdown.is_cancelled() {
-                match bus.consume(&consumer, &subjects, handler.clone(), policy, shutdown.clone()).await {
-                    Ok(()) => failures = 0,
-                    Err(e) => {
-                        failures += 1;
-                        tracing::warn!(consumer, error = format!("{e:#}"), "consumer stopped; restarting");
-                        tokio::select! {
-                            _ = tokio::time::sleep(policy.backoff(failures)) => {}
-                            _ = shutdown.cancelled() => {}
-                        }
-                    }
-                }
+            if partitioned {
+                return consume_held_partitions(bus, consumer, subjects, handler, policy, partitions, shutdown).await;
             }
+            keep_consuming(&shutdown, policy, &consumer, None, || {
+                bus.consume(&consumer, &subjects, handler.clone(), policy, shutdown.clone())
+            })
+            .await;
             Ok(())
         }
     })
+}
+
+/// Runs `consume` again after each failure, with backoff, until `shutdown`.
+async fn keep_consuming<F, Fut>(
+    shutdown: &CancellationToken,
+    policy: DeliveryPolicy,
+    consumer: &str,
+    partition: Option<u32>,
+    mut consume: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut failures = 0u32;
+    while !shutdown.is_cancelled() {
+        match consume().await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(consumer, partition, error = format!("{e:#}"), "consumer stopped; restarting");
+                tokio::select! {
+                    _ = tokio::time::sleep(policy.backoff(failures)) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+        }
+    }
+}
+
+/// One consumer per partition held, each stopped when its partition is
+/// handed over (its message in hand is finished or left for redelivery;
+/// JetStream gives the partition's next message to no one before that).
+async fn consume_held_partitions(
+    bus: Arc<dyn Bus>,
+    consumer: String,
+    subjects: Vec<String>,
+    handler: Arc<dyn Handler>,
+    policy: DeliveryPolicy,
+    partitions: Partitions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut held = partitions.subscribe();
+    let mut running: std::collections::BTreeMap<u32, (CancellationToken, tokio::task::JoinHandle<()>)> =
+        Default::default();
+    loop {
+        let now = held.borrow_and_update().clone();
+        // Handed over: stop it (it finishes its message in the background).
+        // Died (a panic in a handler): started again below.
+        running.retain(|p, (stop, task)| {
+            if !now.contains(p) {
+                stop.cancel();
+            }
+            now.contains(p) && !task.is_finished()
+        });
+        for p in now {
+            if running.contains_key(&p) {
+                continue;
+            }
+            let stop = shutdown.child_token();
+            let (bus, consumer, subjects, handler, token) =
+                (bus.clone(), consumer.clone(), subjects.clone(), handler.clone(), stop.clone());
+            let task = tokio::spawn(async move {
+                keep_consuming(&token, policy, &consumer, Some(p), || {
+                    bus.consume_partition(&consumer, &subjects, p, handler.clone(), policy, token.clone())
+                })
+                .await;
+            });
+            running.insert(p, (stop, task));
+        }
+        tokio::select! {
+            changed = held.changed() => if changed.is_err() { break },
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    for (_, (stop, task)) in running {
+        stop.cancel();
+        let _ = task.await;
+    }
+    Ok(())
 }
 
 /// Why a service is not ready while its bus is away.

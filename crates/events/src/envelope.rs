@@ -7,7 +7,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use banso_proto::events::{Envelope, envelope::Payload};
 
-/// The snake_case type of a payload: the last token of its subject.
+/// The snake_case type of a payload: the third token of its subject.
 pub fn type_of(payload: &Payload) -> &'static str {
     match payload {
         Payload::AccountCreated(_) => "account_created",
@@ -22,6 +22,7 @@ pub fn type_of(payload: &Payload) -> &'static str {
         Payload::UsageSeen(_) => "usage_seen",
         Payload::ChurnRiskChanged(_) => "churn_risk_changed",
         Payload::ExpansionSignalChanged(_) => "expansion_signal_changed",
+        Payload::AccountsToScore(_) => "accounts_to_score",
         Payload::CtaOpened(_) => "cta_opened",
         Payload::CtaUpdated(_) => "cta_updated",
         Payload::CtaClosed(_) => "cta_closed",
@@ -50,7 +51,35 @@ pub fn all_types() -> &'static [String] {
     })
 }
 
-/// `banso.<source>.<type>`.
+/// The account an event is about; `None` for a tenant-wide event. Every
+/// payload is named, so a new event must say which it is: its partition
+/// ([`crate::partition::partition_of_event`]) follows from it.
+pub fn account_of(envelope: &Envelope) -> Option<&str> {
+    let id = match envelope.payload.as_ref()? {
+        Payload::AccountCreated(e) => e.account.as_ref().map(|a| a.id.as_str()),
+        Payload::AccountUpdated(e) => e.account.as_ref().map(|a| a.id.as_str()),
+        Payload::AccountDeleted(e) => Some(e.account_id.as_str()),
+        Payload::ContactChanged(e) => e.contact.as_ref().map(|c| c.account_id.as_str()),
+        Payload::ContractChanged(e) => e.account.as_ref().map(|a| a.id.as_str()),
+        Payload::ActivityLogged(e) => e.activity.as_ref().map(|a| a.account_id.as_str()),
+        Payload::TenantSettingsChanged(_) | Payload::SegmentChanged(_) => None,
+        Payload::HealthScoreChanged(e) => Some(e.account_id.as_str()),
+        Payload::UsageSeen(e) => Some(e.account_id.as_str()),
+        Payload::ChurnRiskChanged(e) => Some(e.account_id.as_str()),
+        Payload::ExpansionSignalChanged(e) => Some(e.account_id.as_str()),
+        // Its accounts share one partition: the first names it.
+        Payload::AccountsToScore(e) => e.account_ids.first().map(String::as_str),
+        Payload::CtaOpened(e) => e.cta.as_ref().map(|c| c.account_id.as_str()),
+        Payload::CtaUpdated(e) => e.cta.as_ref().map(|c| c.account_id.as_str()),
+        Payload::CtaClosed(e) => e.cta.as_ref().map(|c| c.account_id.as_str()),
+        Payload::OutreachSent(e) => Some(e.account_id.as_str()),
+        Payload::OutreachFailed(e) => Some(e.account_id.as_str()),
+        Payload::PlaybookFired(e) => Some(e.account_id.as_str()),
+    }?;
+    (!id.is_empty()).then_some(id)
+}
+
+/// `banso.<source>.<type>`; on a partitioned bus the bus adds `.p<k>`.
 pub fn subject(envelope: &Envelope) -> String {
     format!("banso.{}.{}", envelope.source, envelope.r#type)
 }

@@ -31,6 +31,7 @@ pub mod housekeeping;
 pub mod inbox;
 pub mod nats;
 pub mod outbox;
+pub mod partition;
 pub mod service;
 
 use std::sync::Arc;
@@ -45,7 +46,9 @@ pub use service::{Runtime, ServiceDef};
 pub async fn connect_bus(cfg: &banso_kit::config::Config) -> anyhow::Result<Arc<dyn Bus>> {
     match &cfg.bus.nats_url {
         Some(url) => Ok(Arc::new(
-            nats::NatsBus::connect_with(url.expose(), cfg.bus.nats_namespace.as_deref(), &cfg.bus.nats).await?,
+            nats::NatsBus::connect_with(url.expose(), cfg.bus.nats_namespace.as_deref(), &cfg.bus.nats)
+                .await?
+                .with_partitions(cfg.bus.nats_partitions)?,
         )),
         None => Ok(Arc::new(embedded::EmbeddedBus::open(&cfg.data_dir).await?)),
     }

@@ -13,13 +13,19 @@
 //! - `BANSO_NATS_NAMESPACE` prefixes every subject and stream name, so
 //!   several environments can share one NATS cluster.
 //! - The client reconnects by itself; a consumer whose subscription breaks is
-//!   recreated by `bus::spawn_consumer` and resumes from its durable position.
+//!   recreated by `bus::supervise_consumer` and resumes from its durable
+//!   position.
+//! - `BANSO_NATS_PARTITIONS` > 1 splits each source into partitions by
+//!   account (`crate::partition`): subjects end in `.p<k>`, each partition
+//!   has its own durable consumer, and replicas lease partitions in the
+//!   key-value bucket `BANSO_[<NS>_]LEASES_<SERVICE>`.
 
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
     self, AckKind,
     consumer::{Consumer, pull},
+    kv,
     message::PublishMessage,
     stream,
 };
@@ -33,6 +39,7 @@ use banso_kit::config::NatsAuth;
 use crate::{
     bus::{Bus, DeliveryPolicy, Handler, Outcome, Outgoing, deliver},
     envelope::Envelope,
+    partition::{Leases, lease_key, replica_key},
 };
 
 pub struct NatsBus {
@@ -42,7 +49,16 @@ pub struct NatsBus {
     /// Prefix of every subject and stream, so several environments (or
     /// parallel tests) can share one NATS without seeing each other.
     namespace: Option<String>,
+    /// Partitions of each source (1: subjects carry none).
+    partitions: u32,
 }
+
+/// The most partitions a source may be split into.
+pub const MAX_PARTITIONS: u32 = 64;
+
+/// How long a partition lease (and a replica's announcement) lasts
+/// unrenewed: a replica that dies hands its partitions over after this.
+pub const LEASE_TTL: Duration = Duration::from_secs(5);
 
 /// The stream of `source` in `namespace`: `BANSO_[<NS>_]<SOURCE>`.
 pub fn stream_name(namespace: Option<&str>, source: &str) -> String {
@@ -159,7 +175,51 @@ impl NatsBus {
         let client = client(url, auth).await?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(Duration::from_secs(5));
-        Ok(NatsBus { js, client, namespace: namespace.map(str::to_owned) })
+        Ok(NatsBus { js, client, namespace: namespace.map(str::to_owned), partitions: 1 })
+    }
+
+    /// Splits each source into `partitions` (1 to [`MAX_PARTITIONS`]).
+    pub fn with_partitions(mut self, partitions: u32) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            (1..=MAX_PARTITIONS).contains(&partitions),
+            "NATS partitions {partitions} must be from 1 to {MAX_PARTITIONS}"
+        );
+        self.partitions = partitions;
+        Ok(self)
+    }
+
+    /// What the stream of a source says of its partitioning (its
+    /// description), so a consumer split differently from the publisher
+    /// refuses to start instead of missing events.
+    fn described(&self) -> String {
+        format!("banso events; partitions={}", self.partitions)
+    }
+
+    /// The wire subject of a message: partitioned by its account when the
+    /// bus is. (Decoded here, once per message, rather than stored with
+    /// every outbox row of every service.)
+    fn wire_of(&self, m: &Outgoing) -> String {
+        if self.partitions <= 1 {
+            return self.wire(&m.subject);
+        }
+        let p = match Envelope::decode(m.payload.clone()) {
+            Ok(env) => crate::partition::partition_of_event(&env, self.partitions),
+            // Not an envelope: a consumer dead-letters it whichever partition it is in.
+            Err(_) => 0,
+        };
+        self.wire(&format!("{}.p{p}", m.subject))
+    }
+
+    /// The filter of partition `p` for a subject pattern of one source:
+    /// `banso.<source>.>` → `banso.<source>.*.p<p>`, `banso.<source>.<type>`
+    /// → `banso.<source>.<type>.p<p>`.
+    fn partition_filter(subject: &str, p: u32) -> anyhow::Result<String> {
+        let tokens: Vec<&str> = subject.split('.').collect();
+        match tokens.as_slice() {
+            ["banso", source, ">"] => Ok(format!("banso.{source}.*.p{p}")),
+            ["banso", source, ty] if *ty != "*" => Ok(format!("banso.{source}.{ty}.p{p}")),
+            _ => anyhow::bail!("subject {subject:?} cannot be partitioned (banso.<source>.> or banso.<source>.<type>)"),
+        }
     }
 
     /// The subject on the wire for a Banso subject.
@@ -178,6 +238,7 @@ impl NatsBus {
         self.js
             .create_or_update_stream(stream::Config {
                 name: name.to_owned(),
+                description: Some(self.described()),
                 subjects,
                 storage: stream::StorageType::File,
                 duplicate_window: Duration::from_secs(120),
@@ -215,7 +276,7 @@ impl Bus for NatsBus {
         let mut acks = Vec::with_capacity(batch.len());
         for m in batch {
             let msg = PublishMessage::build().payload(m.payload.clone()).message_id(&m.id);
-            acks.push(self.js.send_publish(self.wire(&m.subject), msg).await?);
+            acks.push(self.js.send_publish(self.wire_of(m), msg).await?);
         }
         for ack in acks {
             ack.await?;
@@ -231,6 +292,78 @@ impl Bus for NatsBus {
         policy: DeliveryPolicy,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
+        let source = self.prepare_consumer(subjects).await?;
+        let durable = format!("{consumer}-{source}");
+        let filters = subjects.iter().map(|s| self.wire(s)).collect();
+        self.consume_durable(consumer, &source, durable, filters, handler, policy, shutdown).await
+    }
+
+    fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    async fn leases(&self, service: &str) -> anyhow::Result<Arc<dyn Leases>> {
+        let bucket = stream_name(self.namespace.as_deref(), &format!("leases_{service}"));
+        // The bucket's stream as the key-value API lays it out, created
+        // here: the client's own bucket creation asks for account details
+        // in a form NATS 2.9 does not answer in.
+        let stream = format!("KV_{bucket}");
+        self.js
+            .create_or_update_stream(stream::Config {
+                name: stream.clone(),
+                description: Some(format!("which replica of {service} holds which partition")),
+                subjects: vec![format!("$KV.{bucket}.>")],
+                max_messages_per_subject: 1,
+                max_age: LEASE_TTL,
+                storage: stream::StorageType::File,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                discard: stream::DiscardPolicy::New,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create or update stream {stream}: {e}"))?;
+        let kv = self.js.get_key_value(&bucket).await.map_err(|e| anyhow::anyhow!("key-value bucket {bucket}: {e}"))?;
+        Ok(Arc::new(NatsLeases { kv }))
+    }
+
+    async fn consume_partition(
+        &self,
+        consumer: &str,
+        subjects: &[String],
+        partition: u32,
+        handler: Arc<dyn Handler>,
+        policy: DeliveryPolicy,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            partition < self.partitions,
+            "partition {partition} of consumer {consumer} is not one of {}",
+            self.partitions
+        );
+        let source = self.prepare_consumer(subjects).await?;
+        let stream = self.js.get_stream(stream_name(self.namespace.as_deref(), &source)).await?;
+        let described = stream.cached_info().config.description.clone().unwrap_or_default();
+        anyhow::ensure!(
+            described == self.described(),
+            "stream of {source} is described as {described:?}, not {:?}: its publisher is partitioned differently \
+             (BANSO_NATS_PARTITIONS must be the same in every service)",
+            self.described()
+        );
+        let durable = format!("{consumer}-{source}-p{partition}");
+        let filters = subjects
+            .iter()
+            .map(|s| Self::partition_filter(s, partition).map(|f| self.wire(&f)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.consume_durable(consumer, &source, durable, filters, handler, policy, shutdown).await
+    }
+}
+
+impl NatsBus {
+    /// The one source `subjects` are of, its stream and the dead-letter
+    /// stream made sure of.
+    async fn prepare_consumer(&self, subjects: &[String]) -> anyhow::Result<String> {
         let source = source_of(subjects.first().ok_or_else(|| anyhow::anyhow!("no subjects to consume"))?)?;
         for s in subjects {
             anyhow::ensure!(source_of(s)? == source, "one consumer reads one source; {s:?} is not of {source}");
@@ -238,16 +371,58 @@ impl Bus for NatsBus {
         self.prepare_source(source).await?;
         self.ensure_stream(&self.dlq_stream(), vec![self.wire("banso.dlq.>")], Duration::from_secs(30 * 24 * 3600))
             .await?;
+        Ok(source.to_owned())
+    }
+
+    /// Where a new durable consumer of `consumer` starts: a partition's
+    /// consumer created where the unpartitioned one was (the bus was split
+    /// after it ran) starts after what that one acknowledged, so the
+    /// retained stream is not handled again; any other, from the start.
+    /// (Changing the partitions of a running system is done with the
+    /// services stopped and their consumers caught up: docs/operations.md.)
+    async fn first_position(
+        &self,
+        stream: &async_nats::jetstream::stream::Stream,
+        consumer: &str,
+        source: &str,
+    ) -> jetstream::consumer::DeliverPolicy {
+        match stream.consumer_info(format!("{consumer}-{source}")).await {
+            Ok(info) => jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: info.ack_floor.stream_sequence + 1,
+            },
+            Err(_) => jetstream::consumer::DeliverPolicy::All,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn consume_durable(
+        &self,
+        consumer: &str,
+        source: &str,
+        durable: String,
+        filter_subjects: Vec<String>,
+        handler: Arc<dyn Handler>,
+        policy: DeliveryPolicy,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let stream = self.js.get_stream(stream_name(self.namespace.as_deref(), source)).await?;
-        let durable = format!("{consumer}-{source}");
+        let unpartitioned = durable == format!("{consumer}-{source}");
+        let deliver_policy = match stream.consumer_info(&durable).await {
+            Err(_) if !unpartitioned => self.first_position(&stream, consumer, source).await,
+            _ => jetstream::consumer::DeliverPolicy::All,
+        };
         let pull_consumer: Consumer<pull::Config> = stream
             .get_or_create_consumer(
                 &durable,
                 pull::Config {
                     durable_name: Some(durable.clone()),
-                    filter_subjects: subjects.iter().map(|s| self.wire(s)).collect(),
+                    // One subject as `filter_subject`: NATS before 2.10
+                    // ignores `filter_subjects` and would deliver the whole
+                    // stream (every partition) to the consumer.
+                    filter_subject: if filter_subjects.len() == 1 { filter_subjects[0].clone() } else { String::new() },
+                    filter_subjects: if filter_subjects.len() == 1 { Vec::new() } else { filter_subjects },
                     ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                    deliver_policy,
                     // One unacknowledged message at a time: after a crash,
                     // the message the dead consumer held comes back before
                     // anything newer, which keeps each tenant's order.
@@ -310,6 +485,70 @@ impl Bus for NatsBus {
     }
 }
 
+/// Partition leases in a key-value bucket with a ttl ([`LEASE_TTL`]) and
+/// one revision per key: acquiring is a create (only if absent), renewing
+/// an update at the revision held (compare-and-set), lapsing is the
+/// bucket's max age.
+struct NatsLeases {
+    kv: kv::Store,
+}
+
+#[async_trait]
+impl Leases for NatsLeases {
+    fn ttl(&self) -> Duration {
+        LEASE_TTL
+    }
+
+    async fn announce(&self, replica: &str) -> anyhow::Result<()> {
+        self.kv
+            .put(replica_key(replica), bytes::Bytes::from(replica.to_owned()))
+            .await
+            .map_err(|e| anyhow::anyhow!("announcing replica {replica}: {e}"))?;
+        Ok(())
+    }
+
+    async fn withdraw(&self, replica: &str) -> anyhow::Result<()> {
+        self.kv.delete(replica_key(replica)).await.map_err(|e| anyhow::anyhow!("withdrawing replica {replica}: {e}"))
+    }
+
+    async fn replicas(&self) -> anyhow::Result<usize> {
+        let mut keys = self.kv.keys().await.map_err(|e| anyhow::anyhow!("listing replicas: {e}"))?;
+        let mut n = 0;
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| anyhow::anyhow!("listing replicas: {e}"))?;
+            if key.starts_with("replica.") {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn acquire(&self, p: u32, replica: &str) -> anyhow::Result<Option<u64>> {
+        match self.kv.create(lease_key(p), bytes::Bytes::from(replica.to_owned())).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Err(e) => anyhow::bail!("taking partition {p}: {e}"),
+        }
+    }
+
+    async fn renew(&self, p: u32, replica: &str, revision: u64) -> anyhow::Result<Option<u64>> {
+        match self.kv.update(lease_key(p), bytes::Bytes::from(replica.to_owned()), revision).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(e) => anyhow::bail!("renewing partition {p}: {e}"),
+        }
+    }
+
+    async fn release(&self, p: u32, revision: u64) -> anyhow::Result<()> {
+        match self.kv.delete_expect_revision(lease_key(p), Some(revision)).await {
+            Ok(()) => Ok(()),
+            // Lapsed and taken meanwhile: not ours to delete.
+            Err(e) if e.kind() == kv::DeleteErrorKind::WrongLastRevision => Ok(()),
+            Err(e) => anyhow::bail!("releasing partition {p}: {e}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +568,16 @@ mod tests {
         assert_eq!(redact("tls://user:hunter2@nats:4222"), "tls://***@nats:4222");
         assert_eq!(redact("nats://s3cr3t-token@nats:4222"), "nats://***@nats:4222");
         assert_eq!(redact("nats://nats:4222"), "nats://nats:4222");
+    }
+
+    #[test]
+    fn partition_filters_keep_to_one_source() {
+        assert_eq!(NatsBus::partition_filter("banso.accounts.>", 3).unwrap(), "banso.accounts.*.p3");
+        assert_eq!(
+            NatsBus::partition_filter("banso.health.accounts_to_score", 0).unwrap(),
+            "banso.health.accounts_to_score.p0"
+        );
+        assert!(NatsBus::partition_filter("banso.accounts.*", 0).is_err());
+        assert!(NatsBus::partition_filter("banso.accounts.a.b", 0).is_err());
     }
 }

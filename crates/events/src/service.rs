@@ -13,7 +13,7 @@ use banso_kit::{
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::Bus;
+use crate::{Bus, partition::Partitions};
 
 /// What a service gets to run: the process's bus, and the supervisor its
 /// background tasks (relay, consumers, workers) run under.
@@ -87,6 +87,33 @@ impl Context<'_> {
             self.config.server.bus_grace,
         );
         Ok(db)
+    }
+}
+
+impl Context<'_> {
+    /// The partitions of service `def` this replica holds
+    /// ([`crate::partition`]): all of them on a bus of one partition; on a
+    /// partitioned bus, a share kept by leases under the supervisor (task
+    /// `<name>-partition-leases` of the gRPC service `grpc`), empty until
+    /// the first leases are taken. Call once per service.
+    pub fn partitions(&self, def: &ServiceDef, grpc: &'static str) -> Partitions {
+        let bus = self.runtime.bus.clone();
+        let count = bus.partitions();
+        if count <= 1 {
+            return Partitions::all(1);
+        }
+        let partitions = Partitions::none(count);
+        let replica = crate::partition::replica_id();
+        tracing::info!(service = def.name, replica, partitions = count, "sharing partitions with the other replicas");
+        let (held, name) = (partitions.clone(), def.name);
+        self.runtime.supervisor.spawn(grpc, format!("{name}-partition-leases"), move |shutdown| {
+            let (bus, held, replica) = (bus.clone(), held.clone(), replica.clone());
+            async move {
+                let leases = bus.leases(name).await?;
+                crate::partition::keep(leases, name, replica, held, shutdown).await
+            }
+        });
+        partitions
     }
 }
 

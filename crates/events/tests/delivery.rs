@@ -184,6 +184,7 @@ fn consumer(
         vec![envelope::all_of(&w.source)],
         handler,
         fast_policy(),
+        &banso_events::partition::Partitions::all(bus.partitions()),
     );
     (stop, handle)
 }
@@ -572,4 +573,112 @@ async fn nats_bus_survives_a_nats_server_restart_mid_stream() {
         }
     })
     .await;
+}
+
+// ----- Partitions shared by replicas (NATS) -----
+
+/// One replica of the consuming service on a partitioned bus: its own NATS
+/// connection, its lease keeper, its consumers of the partitions it holds.
+struct Replica {
+    partitions: banso_events::partition::Partitions,
+    handler: Arc<Effects>,
+    keeper: tokio::task::JoinHandle<anyhow::Result<()>>,
+    stop: CancellationToken,
+    consumers: tokio::task::JoinHandle<()>,
+}
+
+async fn replica(w: &World, url: &str, name: &str) -> Replica {
+    let bus: Arc<dyn Bus> = Arc::new(
+        NatsBus::connect_with(url, None, &banso_testkit::test_nats_auth().unwrap())
+            .await
+            .unwrap()
+            .with_partitions(4)
+            .unwrap(),
+    );
+    let partitions = banso_events::partition::Partitions::none(4);
+    let stop = CancellationToken::new();
+    // The service's leases are its own per test: its name is the source's.
+    let service: &'static str = Box::leak(w.source.clone().into_boxed_str());
+    let leases = bus.leases(service).await.unwrap();
+    let keeper =
+        tokio::spawn(banso_events::partition::keep(leases, service, name.to_owned(), partitions.clone(), stop.clone()));
+    let handler = Arc::new(effects_of(w, false, None));
+    let consumers = supervise_consumer(
+        &Supervisor::new(stop.clone()),
+        "test",
+        bus,
+        "tester",
+        vec![envelope::all_of(&w.source)],
+        handler.clone(),
+        fast_policy(),
+        &partitions,
+    );
+    Replica { partitions, handler, keeper, stop, consumers }
+}
+
+async fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two replicas split four partitions, each handling its share; one dies
+/// (its leases left to lapse, its message in hand unacknowledged) mid-stream;
+/// the survivor takes its partitions over, and every event still has
+/// exactly one effect, each tenant's in order.
+#[tokio::test]
+async fn nats_replicas_share_partitions_and_the_survivor_takes_over() {
+    let Some(url) = nats_url() else { return };
+    let w = world().await;
+    let publisher: Arc<dyn Bus> = Arc::new(
+        NatsBus::connect_with(&url, None, &banso_testkit::test_nats_auth().unwrap())
+            .await
+            .unwrap()
+            .with_partitions(4)
+            .unwrap(),
+    );
+    publisher.prepare_source(&w.source).await.unwrap();
+    let a = replica(&w, &url, "a").await;
+    let b = replica(&w, &url, "b").await;
+    until("each replica holds two partitions", || a.partitions.held().len() == 2 && b.partitions.held().len() == 2)
+        .await;
+    assert!(a.partitions.held().is_disjoint(&b.partitions.held()));
+    let (relay_stop, relay_task) = relay(&w, &publisher);
+    let tenants: Vec<String> = (0..12).map(|i| format!("tenant{i}")).collect();
+    let per_tenant = 30u64;
+    for n in 0..per_tenant {
+        for t in &tenants {
+            w.producer.record(t, n).await;
+        }
+        if n == per_tenant / 2 {
+            // Both had a share of the work before one dies.
+            until("both replicas handled events", || {
+                a.handler.calls.load(Ordering::SeqCst) > 0 && b.handler.calls.load(Ordering::SeqCst) > 0
+            })
+            .await;
+            // Kill -9 of b: no lease released, the message in hand unacknowledged.
+            b.keeper.abort();
+            b.consumers.abort();
+            b.stop.cancel();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    until("the survivor holds every partition", || a.partitions.held().len() == 4).await;
+    let total = tenants.len() * per_tenant as usize;
+    let got = wait_for(&w.db, total).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got_later = effects(&w.db).await;
+    assert_eq!(got.len(), total, "every event has an effect");
+    assert_eq!(got_later.len(), total, "and no event has a second one");
+    let names: Vec<&str> = tenants.iter().map(String::as_str).collect();
+    assert_exactly_once_in_order(&got_later, &names, per_tenant, None);
+    // Each event went to one partition's consumer: the handlers were called
+    // about once per event (the dead replica's message in hand comes again).
+    let calls = a.handler.calls.load(Ordering::SeqCst) + b.handler.calls.load(Ordering::SeqCst);
+    assert!(calls as usize <= total + 4, "{calls} handler calls for {total} events");
+    a.stop.cancel();
+    relay_stop.cancel();
+    let _ = (a.keeper.await, a.consumers.await, relay_task.await);
 }

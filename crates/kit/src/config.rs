@@ -274,6 +274,10 @@ pub struct BusConfig {
     pub nats_url: Option<Secret>,
     /// `BANSO_NATS_NAMESPACE`: prefixes subjects and streams.
     pub nats_namespace: Option<String>,
+    /// `BANSO_NATS_PARTITIONS` (default 1; 1 to 64): each source's events
+    /// split by account into this many partitions, shared by a service's
+    /// replicas. The same in every service of a deployment.
+    pub nats_partitions: u32,
     /// TLS and credentials for NATS.
     pub nats: NatsAuth,
 }
@@ -704,6 +708,7 @@ impl Config {
         let bus = BusConfig {
             nats_url,
             nats_namespace: v.get("BANSO_NATS_NAMESPACE").map(str::to_owned),
+            nats_partitions: v.number("BANSO_NATS_PARTITIONS", 1u32, 1, 64)?,
             nats: NatsAuth::from_vars(v)?,
         };
         let traces = TraceConfig {

@@ -85,6 +85,7 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
         vec![banso_events::envelope::all_of("playbooks")],
         std::sync::Arc::new(events::PlaybooksTimeline { db: banso_events::Db::new(db.clone(), signal.clone(), NAME) }),
         Default::default(),
+        &cx.partitions(&SERVICE, Server::NAME),
     );
     // `BANSO_ACCOUNTS_TOUCH_RULES_BUDGET_MS` (default 5000; 0 to 60,000): how
     // long UpdateTouchMixRules re-applies before the background pass takes over.

@@ -168,6 +168,31 @@ pub(crate) struct AccountsProjection {
     pub recompute: Recompute,
 }
 
+/// The durable consumer name of the accounts handed over by other replicas.
+pub(crate) const HANDED_OVER: &str = "health-scoring";
+
+/// Accounts another replica queued, for this one (it holds their
+/// partition) to score ([`crate::scorer::hand_over`]). No inbox: scoring an
+/// account twice changes nothing the first did not, and publishes nothing
+/// more (a score that did not move is not announced).
+pub(crate) struct HandedOver {
+    pub scorer: Scorer,
+}
+
+#[async_trait]
+impl Handler for HandedOver {
+    async fn handle(&self, env: &Envelope) -> Result<(), HandlerError> {
+        if let Some(Payload::AccountsToScore(e)) = &env.payload {
+            for id in &e.account_ids {
+                let id = Uuid::parse_str(id)
+                    .map_err(|_| HandlerError::Rejected(anyhow::anyhow!("account_ids: {id:?} is not a UUID")))?;
+                self.scorer.account(&env.tenant_id, id);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An event that cannot be applied as it is (dead-lettered after retries).
 fn rejected(field: &str, what: String) -> Error {
     Error::invalid(field, what)

@@ -106,7 +106,8 @@ impl HealthSettings {
 /// tests and the bench run it.
 pub const SERVICE: ServiceDef = ServiceDef {
     name: NAME,
-    consumes: &["accounts"],
+    // Its own: accounts handed over between replicas (a partitioned bus).
+    consumes: &["accounts", "health"],
     migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
     build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
 };
@@ -125,7 +126,11 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     let db = Db::new(conn.clone(), signal, NAME);
     let scoring = scorer::Scoring::new(db.clone(), settings.score_step);
     let ingest_load = ingest_load::IngestLoad::new(settings.give_way);
-    let scorer = scorer::Scorer::supervise(scoring.clone(), ingest_load.clone(), sup, name);
+    // The accounts this replica scores and the Accounts events it applies:
+    // all of them, unless the bus is partitioned among replicas.
+    let partitions = cx.partitions(&SERVICE, name);
+    let scorer = scorer::Scorer::supervise(scoring.clone(), ingest_load.clone(), partitions.clone(), sup, name);
+    scorer::supervise_takeover(scorer.clone(), db.clone(), partitions.clone(), sup, name);
     let recompute = recompute::Recompute::supervise(scoring, sup, name);
     let rollups = rollups::Rollups::supervise(db.clone(), scorer.clone(), ingest_load.clone(), sup, name);
     let backtests = backtests::Backtests::supervise(db.clone(), sup, name);
@@ -138,7 +143,20 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
         vec![banso_events::envelope::all_of("accounts")],
         Arc::new(events::AccountsProjection { db: db.clone(), scorer: scorer.clone(), recompute: recompute.clone() }),
         Default::default(),
+        &partitions,
     );
+    if partitions.count() > 1 {
+        banso_events::bus::supervise_consumer(
+            sup,
+            name,
+            cx.runtime.bus.clone(),
+            events::HANDED_OVER,
+            vec![format!("banso.{NAME}.accounts_to_score")],
+            Arc::new(events::HandedOver { scorer: scorer.clone() }),
+            Default::default(),
+            &partitions,
+        );
+    }
     let app = app::App {
         db,
         ingest: Default::default(),

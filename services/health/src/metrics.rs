@@ -13,6 +13,11 @@ pub(crate) const ROLLUP_LAG_SECONDS: &str = "banso_health_rollup_lag_seconds";
 /// Per background round that waited for a saturated ingest, how long, by task.
 pub(crate) const GAVE_WAY_SECONDS: &str = "banso_health_gave_way_seconds";
 
+/// Accounts the live scorer of this replica rescored.
+pub(crate) const LIVE_SCORED_ACCOUNTS_TOTAL: &str = "banso_health_live_scored_accounts_total";
+/// Accounts this replica handed over to the replica holding their partition.
+pub(crate) const HANDED_OVER_ACCOUNTS_TOTAL: &str = "banso_health_handed_over_accounts_total";
+
 /// The `outcome` label values of [`INGESTED_EVENTS_TOTAL`].
 const OUTCOMES: [&str; 3] = ["accepted", "duplicate", "rejected"];
 
@@ -33,6 +38,13 @@ pub(crate) fn register() {
         GAVE_WAY_SECONDS,
         "per round of the rollup task or the live scorer (task) that waited for a saturated ingest, how long"
     );
+    metrics::describe_counter!(LIVE_SCORED_ACCOUNTS_TOTAL, "accounts the live scorer of this replica rescored");
+    metrics::describe_counter!(
+        HANDED_OVER_ACCOUNTS_TOTAL,
+        "accounts queued on this replica and handed over to the replica holding their partition"
+    );
+    metrics::counter!(LIVE_SCORED_ACCOUNTS_TOTAL).increment(0);
+    metrics::counter!(HANDED_OVER_ACCOUNTS_TOTAL).increment(0);
     for outcome in OUTCOMES {
         metrics::counter!(INGESTED_EVENTS_TOTAL, "outcome" => outcome).increment(0);
     }
@@ -61,4 +73,14 @@ pub(crate) fn gave_way(task: &'static str, waited: std::time::Duration) {
     if !waited.is_zero() {
         metrics::histogram!(GAVE_WAY_SECONDS, "task" => task).record(waited.as_secs_f64());
     }
+}
+
+/// Counts accounts the live scorer rescored.
+pub(crate) fn live_scored(accounts: usize) {
+    metrics::counter!(LIVE_SCORED_ACCOUNTS_TOTAL).increment(accounts as u64);
+}
+
+/// Counts accounts handed over to other replicas.
+pub(crate) fn handed_over(accounts: usize) {
+    metrics::counter!(HANDED_OVER_ACCOUNTS_TOTAL).increment(accounts as u64);
 }

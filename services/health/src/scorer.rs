@@ -14,7 +14,10 @@ use std::{
 };
 
 use banso_cel::Expression;
-use banso_events::{Db, Payload};
+use banso_events::{
+    Db, Payload,
+    partition::{Partitions, partition_of},
+};
 use banso_kit::{Result, supervise::Supervisor};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use tokio::sync::mpsc;
@@ -34,7 +37,7 @@ use crate::{
     },
     events,
     ingest_load::IngestLoad,
-    predictions,
+    metrics, predictions,
     store::{self, ScoringLocks, health::ScoreWrite, scorecards::StoredScorecard},
 };
 
@@ -631,10 +634,19 @@ struct Chunk<'a> {
 }
 
 /// Queues accounts for live rescoring.
+///
+/// On a partitioned bus each replica scores the accounts of the partitions
+/// it holds ([`banso_events::partition`]); an account queued on another
+/// replica (its usage was rolled up there, say) is handed over to the
+/// holder as an AccountsToScore event ([`hand_over`]), so each account is
+/// scored by one replica and its HealthScoreChanged published once.
 #[derive(Clone)]
 pub(crate) struct Scorer {
     tx: mpsc::UnboundedSender<(String, Uuid)>,
 }
+
+/// Accounts an AccountsToScore event names at most.
+const HANDED_OVER_PER_EVENT: usize = 1_000;
 
 impl Scorer {
     /// Starts the scoring task under the supervisor. The queue outlives the
@@ -642,13 +654,16 @@ impl Scorer {
     pub(crate) fn supervise(
         scoring: Scoring,
         load: IngestLoad,
+        partitions: Partitions,
         supervisor: &Supervisor,
         service: &'static str,
     ) -> Scorer {
         let (tx, rx) = mpsc::unbounded_channel::<(String, Uuid)>();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let requeue = Scorer { tx: tx.clone() };
         supervisor.spawn(service, "health-live-scorer", move |shutdown| {
-            let (scoring, rx, load) = (scoring.clone(), rx.clone(), load.clone());
+            let (scoring, rx, load, partitions, requeue) =
+                (scoring.clone(), rx.clone(), load.clone(), partitions.clone(), requeue.clone());
             async move {
                 let mut rx = rx.lock().await;
                 loop {
@@ -665,10 +680,26 @@ impl Scorer {
                         queued.entry(tenant).or_default().insert(id);
                     }
                     let round = std::time::Instant::now();
+                    let mut theirs: Vec<(String, Uuid)> = Vec::new();
                     for (tenant, ids) in queued {
-                        let ids: Vec<Uuid> = ids.into_iter().collect();
-                        if let Err(e) = rescore(&scoring, &tenant, &ids).await {
-                            tracing::warn!(tenant, accounts = ids.len(), error = %e, "rescoring failed");
+                        let (ids, others): (Vec<Uuid>, Vec<Uuid>) =
+                            ids.into_iter().partition(|id| partitions.holds_account(&tenant, *id));
+                        theirs.extend(others.into_iter().map(|id| (tenant.clone(), id)));
+                        if ids.is_empty() {
+                            continue;
+                        }
+                        match rescore(&scoring, &tenant, &ids).await {
+                            Ok(()) => metrics::live_scored(ids.len()),
+                            Err(e) => tracing::warn!(tenant, accounts = ids.len(), error = %e, "rescoring failed"),
+                        }
+                    }
+                    if !theirs.is_empty()
+                        && let Err(e) = hand_over(&scoring.db, partitions.count(), &theirs).await
+                    {
+                        // Kept, for the next round (the database is away, say).
+                        tracing::warn!(accounts = theirs.len(), error = %e, "handing accounts over failed; retrying");
+                        for (tenant, id) in &theirs {
+                            requeue.account(tenant, *id);
                         }
                     }
                     // Rescoring is background work beside the ingest its clients
@@ -699,6 +730,79 @@ impl Scorer {
     pub(crate) fn account(&self, tenant: &str, id: Uuid) {
         let _ = self.tx.send((tenant.to_owned(), id));
     }
+}
+
+/// Records, in the outbox, AccountsToScore events for the replicas that
+/// hold `accounts`' partitions: one per tenant and partition (of at most
+/// [`HANDED_OVER_PER_EVENT`] accounts), its subject naming the partition.
+pub(crate) async fn hand_over(db: &Db, partitions: u32, accounts: &[(String, Uuid)]) -> Result<()> {
+    let mut by: BTreeMap<&str, BTreeMap<u32, Vec<String>>> = BTreeMap::new();
+    for (tenant, id) in accounts {
+        let p = partition_of(tenant, Some(*id), partitions);
+        by.entry(tenant.as_str()).or_default().entry(p).or_default().push(id.to_string());
+    }
+    for (tenant, parts) in by {
+        let payloads: Vec<Payload> = parts
+            .into_values()
+            .flat_map(|ids| {
+                ids.chunks(HANDED_OVER_PER_EVENT)
+                    .map(|c| Payload::AccountsToScore(banso_proto::events::AccountsToScore { account_ids: c.to_vec() }))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        db.write(tenant, async |tx| tx.emit_all(payloads).await).await?;
+    }
+    metrics::handed_over(accounts.len());
+    Ok(())
+}
+
+/// Queues for rescoring every live account of the partitions this replica
+/// has just taken, in the background: whatever the replica that held them
+/// had queued and not scored when it died is scored here, once.
+pub(crate) fn supervise_takeover(
+    scorer: Scorer,
+    db: Db,
+    partitions: Partitions,
+    supervisor: &Supervisor,
+    service: &'static str,
+) {
+    if partitions.count() <= 1 {
+        return;
+    }
+    supervisor.spawn(service, "health-partition-takeover", move |shutdown| {
+        let (scorer, db, partitions) = (scorer.clone(), db.clone(), partitions.clone());
+        async move {
+            let mut held = partitions.subscribe();
+            let mut known: BTreeSet<u32> = BTreeSet::new();
+            loop {
+                let now = held.borrow_and_update().clone();
+                let taken: BTreeSet<u32> = now.difference(&known).copied().collect();
+                known = now;
+                if !taken.is_empty() {
+                    let mut queued = 0usize;
+                    for tenant in store::accounts::tenants(db.conn()).await? {
+                        let mut after = None;
+                        loop {
+                            let ids = store::accounts::ids_after(db.conn(), &tenant, after, 5_000).await?;
+                            let Some(last) = ids.last() else { break };
+                            after = Some(*last);
+                            for id in ids {
+                                if taken.contains(&partition_of(&tenant, Some(id), partitions.count())) {
+                                    scorer.account(&tenant, id);
+                                    queued += 1;
+                                }
+                            }
+                        }
+                    }
+                    tracing::info!(partitions = ?taken, accounts = queued, "partitions taken: their accounts queued for rescoring");
+                }
+                tokio::select! {
+                    changed = held.changed() => if changed.is_err() { return Ok(()) },
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+            }
+        }
+    });
 }
 
 async fn rescore(scoring: &Scoring, tenant: &str, ids: &[Uuid]) -> Result<()> {

@@ -215,6 +215,7 @@ impl Published {
             vec![banso_events::envelope::all_of(crate::NAME)],
             published.clone(),
             Default::default(),
+            &banso_events::partition::Partitions::all(app.runtime.bus.partitions()),
         );
         published
     }

@@ -104,6 +104,7 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
     // the embedded log keeps a position per consumer name), all with the
     // same handler and inbox.
     let consumer = Arc::new(events::Consumer { db: db.clone(), engine: engine.clone() });
+    let partitions = cx.partitions(&SERVICE, name);
     for source in SERVICE.consumes {
         // Of its own events only a closed CTA is a trigger: the others
         // (CtaOpened, CtaUpdated, PlaybookFired, outreach) would cost a
@@ -120,6 +121,7 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
             vec![subject],
             consumer.clone(),
             Default::default(),
+            &partitions,
         );
     }
     let app = app::App { db, engine };

@@ -61,6 +61,7 @@ fn start(app: &banso_testkit::TestApp, recorder: &Arc<Recorder>) -> Cancellation
         vec![banso_events::envelope::all_of("accounts")],
         recorder.clone(),
         DeliveryPolicy::default(),
+        &banso_events::partition::Partitions::all(app.runtime.bus.partitions()),
     );
     stop
 }

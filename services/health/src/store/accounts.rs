@@ -195,6 +195,26 @@ pub(crate) async fn count(conn: &impl ConnectionTrait, tenant: &str, after: Opti
     Ok(one(conn, &q).await?.map(|r| get::<i64>(&r, Out::N)).transpose()?.unwrap_or(0))
 }
 
+/// The ids of the tenant's live accounts, after `after`, by id, `limit` at most.
+pub(crate) async fn ids_after(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Uuid>> {
+    let mut q = Query::select()
+        .column(A::AccountId)
+        .from(A::Table)
+        .and_where(Expr::col(A::TenantId).eq(tenant))
+        .and_where(Expr::col(A::Deleted).eq(false))
+        .to_owned();
+    if let Some(a) = after {
+        q.and_where(Expr::col(A::AccountId).gt(a));
+    }
+    q.order_by(A::AccountId, sea_orm::Order::Asc).limit(limit);
+    all(conn, &q).await?.iter().map(|r| get(r, A::AccountId)).collect()
+}
+
 /// Tenants with live accounts.
 pub(crate) async fn tenants(conn: &impl ConnectionTrait) -> Result<Vec<String>> {
     let q = Query::select()

@@ -270,6 +270,7 @@ fn listen(app: &TestApp) -> Arc<Published> {
         vec![banso_events::envelope::all_of("playbooks")],
         published.clone(),
         Default::default(),
+        &banso_events::partition::Partitions::all(app.runtime.bus.partitions()),
     );
     published
 }
