@@ -368,7 +368,12 @@ impl NatsBus {
         for s in subjects {
             anyhow::ensure!(source_of(s)? == source, "one consumer reads one source; {s:?} is not of {source}");
         }
-        self.prepare_source(source).await?;
+        // Created if it is not there yet (the consumer may start first), but
+        // never updated from here: its description is the publisher's
+        // partitioning, which a partition's consumer checks.
+        if self.js.get_stream(stream_name(self.namespace.as_deref(), source)).await.is_err() {
+            self.prepare_source(source).await?;
+        }
         self.ensure_stream(&self.dlq_stream(), vec![self.wire("banso.dlq.>")], Duration::from_secs(30 * 24 * 3600))
             .await?;
         Ok(source.to_owned())

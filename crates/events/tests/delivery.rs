@@ -682,3 +682,42 @@ async fn nats_replicas_share_partitions_and_the_survivor_takes_over() {
     relay_stop.cancel();
     let _ = (a.keeper.await, a.consumers.await, relay_task.await);
 }
+
+/// A consumer split into partitions refuses a stream its publisher does
+/// not split the same way, naming the setting, rather than miss events.
+#[tokio::test]
+async fn nats_partition_consumer_refuses_a_publisher_split_differently() {
+    let Some(url) = nats_url() else { return };
+    let w = world().await;
+    let auth = banso_testkit::test_nats_auth().unwrap();
+    let publisher: Arc<dyn Bus> = Arc::new(NatsBus::connect_with(&url, None, &auth).await.unwrap());
+    publisher.prepare_source(&w.source).await.unwrap();
+    let consumer = NatsBus::connect_with(&url, None, &auth).await.unwrap().with_partitions(4).unwrap();
+    let err = consumer
+        .consume_partition(
+            "tester",
+            &[envelope::all_of(&w.source)],
+            1,
+            Arc::new(effects_of(&w, false, None)),
+            fast_policy(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("BANSO_NATS_PARTITIONS") && err.contains("partitions=4"), "{err}");
+    // And a partition it does not have is refused too.
+    let err = consumer
+        .consume_partition(
+            "tester",
+            &[envelope::all_of(&w.source)],
+            4,
+            Arc::new(effects_of(&w, false, None)),
+            fast_policy(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("partition 4"), "{err}");
+}

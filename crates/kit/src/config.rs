@@ -891,6 +891,17 @@ mod tests {
     }
 
     #[test]
+    fn nats_partitions_are_one_by_default_and_bounded() {
+        assert_eq!(Config::from_vars(&Vars::default()).unwrap().bus.nats_partitions, 1);
+        let c = Config::from_vars(&Vars::from_pairs([("BANSO_NATS_PARTITIONS", "12")])).unwrap();
+        assert_eq!(c.bus.nats_partitions, 12);
+        for bad in ["0", "65", "eight"] {
+            let err = Config::from_vars(&Vars::from_pairs([("BANSO_NATS_PARTITIONS", bad)])).unwrap_err();
+            assert_eq!(err.var, "BANSO_NATS_PARTITIONS", "{bad}");
+        }
+    }
+
+    #[test]
     fn service_settings_read_through_vars_see_the_file_too() {
         let dir = std::env::temp_dir().join(format!("banso-config-svc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

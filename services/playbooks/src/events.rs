@@ -110,20 +110,10 @@ pub(crate) fn band(raw: i32) -> Option<Band> {
     }
 }
 
-/// The account an event is about, if any.
+/// The account an event is about, if any (`banso_events::envelope::account_of`,
+/// which names it for every payload).
 pub(crate) fn account_of(env: &Envelope) -> Option<Uuid> {
-    let id = match env.payload.as_ref()? {
-        Payload::AccountCreated(e) => e.account.as_ref().map(|a| a.id.as_str()),
-        Payload::AccountUpdated(e) => e.account.as_ref().map(|a| a.id.as_str()),
-        Payload::ContractChanged(e) => e.account.as_ref().map(|a| a.id.as_str()),
-        Payload::ActivityLogged(e) => e.activity.as_ref().map(|a| a.account_id.as_str()),
-        Payload::HealthScoreChanged(e) => Some(e.account_id.as_str()),
-        Payload::ChurnRiskChanged(e) => Some(e.account_id.as_str()),
-        Payload::ExpansionSignalChanged(e) => Some(e.account_id.as_str()),
-        Payload::CtaClosed(e) => e.cta.as_ref().map(|c| c.account_id.as_str()),
-        _ => None,
-    }?;
-    Uuid::parse_str(id).ok()
+    banso_events::envelope::account_of(env).and_then(|id| Uuid::parse_str(id).ok())
 }
 
 /// What trigger helpers read of an event; `previous` is the account's
@@ -181,7 +171,10 @@ impl Handler for Consumer {
                 }
                 let time =
                     env.occurred_at.as_ref().and_then(|t| wire::time("occurred_at", t).ok()).unwrap_or_else(wire::now);
-                let account_id = account_of(env);
+                // Of a trigger's event only: the others (a deletion, a
+                // contact, usage seen, outreach) need no account read here.
+                let event_type = env.payload.as_ref().map(type_of).unwrap_or_default();
+                let account_id = account_of(env).filter(|_| EVENT_TYPES.contains(&event_type));
                 let before = match account_id {
                     Some(id) => store::projection::get(conn, tenant, id).await?,
                     None => None,
@@ -263,10 +256,7 @@ impl Handler for Consumer {
                     }
                     _ => {}
                 }
-                let event_type = env.payload.as_ref().map(type_of).unwrap_or_default();
-                let Some(account_id) =
-                    account_id.filter(|_| EVENT_TYPES.contains(&event_type) && !made_by_playbooks(env))
-                else {
+                let Some(account_id) = account_id.filter(|_| !made_by_playbooks(env)) else {
                     return Ok(());
                 };
                 let event_id = wire::uuid("id", &env.id)?;
