@@ -296,7 +296,8 @@ fn classify(state: &str, query: &str) -> &'static str {
     if state.starts_with("idle in transaction") {
         return "recompute: idle in transaction (service work between the writes of a chunk)";
     }
-    let from = |t: &str| q.contains(&format!("FROM \"{t}\""));
+    // Quoted (sea-query) or not (the hand-written LATERAL reads of `store::inputs`).
+    let from = |t: &str| q.contains(&format!("FROM \"{t}\"")) || q.contains(&format!("FROM {t} "));
     if q.starts_with("SELECT") {
         return if from("event_name_days") {
             "recompute: tracked event names (once a job) [tracked_event_names]"
