@@ -693,31 +693,19 @@ async fn nats_partition_consumer_refuses_a_publisher_split_differently() {
     let publisher: Arc<dyn Bus> = Arc::new(NatsBus::connect_with(&url, None, &auth).await.unwrap());
     publisher.prepare_source(&w.source).await.unwrap();
     let consumer = NatsBus::connect_with(&url, None, &auth).await.unwrap().with_partitions(4).unwrap();
-    let err = consumer
-        .consume_partition(
-            "tester",
-            &[envelope::all_of(&w.source)],
-            1,
-            Arc::new(effects_of(&w, false, None)),
-            fast_policy(),
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+    let refused = |p: u32| {
+        let (consumer, w) = (&consumer, &w);
+        async move {
+            let handler = Arc::new(effects_of(w, false, None));
+            let subjects = [envelope::all_of(&w.source)];
+            let res =
+                consumer.consume_partition("tester", &subjects, p, handler, fast_policy(), CancellationToken::new());
+            res.await.unwrap_err().to_string()
+        }
+    };
+    let err = refused(1).await;
     assert!(err.contains("BANSO_NATS_PARTITIONS") && err.contains("partitions=4"), "{err}");
     // And a partition it does not have is refused too.
-    let err = consumer
-        .consume_partition(
-            "tester",
-            &[envelope::all_of(&w.source)],
-            4,
-            Arc::new(effects_of(&w, false, None)),
-            fast_policy(),
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = refused(4).await;
     assert!(err.contains("partition 4"), "{err}");
 }

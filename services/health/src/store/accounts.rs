@@ -180,11 +180,9 @@ pub(crate) async fn page(
     all(conn, &q).await?.iter().map(from_row).collect()
 }
 
-/// Live accounts of the tenant (after `after`, by id).
-pub(crate) async fn count(conn: &impl ConnectionTrait, tenant: &str, after: Option<Uuid>) -> Result<i64> {
-    use super::schema::Out;
+/// `SELECT … FROM accounts` of the tenant's live accounts after `after` (by id).
+fn live_after(tenant: &str, after: Option<Uuid>) -> SelectStatement {
     let mut q = Query::select()
-        .expr_as(Expr::cust("COUNT(*)"), Out::N)
         .from(A::Table)
         .and_where(Expr::col(A::TenantId).eq(tenant))
         .and_where(Expr::col(A::Deleted).eq(false))
@@ -192,6 +190,13 @@ pub(crate) async fn count(conn: &impl ConnectionTrait, tenant: &str, after: Opti
     if let Some(a) = after {
         q.and_where(Expr::col(A::AccountId).gt(a));
     }
+    q
+}
+
+/// Live accounts of the tenant (after `after`, by id).
+pub(crate) async fn count(conn: &impl ConnectionTrait, tenant: &str, after: Option<Uuid>) -> Result<i64> {
+    use super::schema::Out;
+    let q = live_after(tenant, after).expr_as(Expr::cust("COUNT(*)"), Out::N).to_owned();
     Ok(one(conn, &q).await?.map(|r| get::<i64>(&r, Out::N)).transpose()?.unwrap_or(0))
 }
 
@@ -202,16 +207,11 @@ pub(crate) async fn ids_after(
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Vec<Uuid>> {
-    let mut q = Query::select()
+    let q = live_after(tenant, after)
         .column(A::AccountId)
-        .from(A::Table)
-        .and_where(Expr::col(A::TenantId).eq(tenant))
-        .and_where(Expr::col(A::Deleted).eq(false))
+        .order_by(A::AccountId, sea_orm::Order::Asc)
+        .limit(limit)
         .to_owned();
-    if let Some(a) = after {
-        q.and_where(Expr::col(A::AccountId).gt(a));
-    }
-    q.order_by(A::AccountId, sea_orm::Order::Asc).limit(limit);
     all(conn, &q).await?.iter().map(|r| get(r, A::AccountId)).collect()
 }
 
