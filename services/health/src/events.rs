@@ -376,6 +376,31 @@ mod tests {
     use super::*;
     use crate::domain::outcome::{ExpansionKind, OutcomeKind};
 
+    /// Accounts handed over with an id that is not a UUID are rejected
+    /// (dead-lettered after retries), naming the field and the value; other
+    /// events on the subject are ignored.
+    #[tokio::test]
+    async fn handed_over_accounts_must_be_uuids() {
+        let handler = HandedOver { scorer: Scorer::idle() };
+        let env = |ids: &[&str]| Envelope {
+            tenant_id: "acme".into(),
+            payload: Some(Payload::AccountsToScore(banso_proto::events::AccountsToScore {
+                account_ids: ids.iter().map(|s| s.to_string()).collect(),
+            })),
+            ..Default::default()
+        };
+        let good = Uuid::now_v7().to_string();
+        assert!(handler.handle(&env(&[&good])).await.is_ok());
+        match handler.handle(&env(&[&good, "not-a-uuid"])).await {
+            Err(HandlerError::Rejected(e)) => {
+                let e = e.to_string();
+                assert!(e.contains("account_ids") && e.contains("not-a-uuid"), "{e}");
+            }
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+        assert!(handler.handle(&Envelope::default()).await.is_ok());
+    }
+
     fn money(amount_minor: i64) -> Option<types::Money> {
         Some(types::Money { currency_code: "JPY".into(), amount_minor })
     }
