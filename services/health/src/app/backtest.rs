@@ -5,7 +5,7 @@
 
 pub(crate) use crate::domain::backtest::{BacktestQuery, BacktestResult, CardRef, Scored};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use banso_events::{Db, db::RequestKey};
 use banso_kit::{Result, auth::Caller};
@@ -170,10 +170,10 @@ pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery, report: Report<
         }
     };
     let n = Some(i64::try_from(labels.labels.len()).unwrap_or(i64::MAX));
-    let next = if main_card.is_some() {
-        Phase::Replaying
-    } else if other_card.is_some() {
+    let next = if other_card.is_some() {
         Phase::Comparing
+    } else if main_card.is_some() {
+        Phase::Replaying
     } else {
         Phase::Reporting
     };
@@ -182,22 +182,31 @@ pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery, report: Report<
         .iter()
         .map(|(account, day, score, band)| (SnapshotKey { account: *account, day: *day }, (*score, *band)))
         .collect();
-    let main_scores = match (&main_card, &usage) {
-        (Some(card), Some(usage)) => {
-            let scores = replay_with(usage, &card.def, &labels);
-            let next = if other_card.is_some() { Phase::Comparing } else { Phase::Reporting };
-            report.step(db, tenant, next, (2, total), n).await;
-            scores
+    // Two scorecards replay at once, one per core: each reads the same
+    // usage and labels, and neither waits on the other.
+    let (main_scores, other_scores) = match (&main_card, &other_card, &usage) {
+        (Some(card), Some(other), Some(usage)) => {
+            let (main, other) = std::thread::scope(|s| {
+                let other = s.spawn(|| replay_with(usage, &other.def, &labels));
+                let main = replay_with(usage, &card.def, &labels);
+                (main, other.join())
+            });
+            let other = other.map_err(|_| banso_kit::Error::internal(anyhow::anyhow!("a replay panicked")))?;
+            report.step(db, tenant, Phase::Reporting, (total - 1, total), n).await;
+            (main, Some(other))
         }
-        _ => labels.labels.iter().map(|l| served.get(&l.key).copied()).collect(),
-    };
-    let other_scores = match (&other_card, &usage) {
-        (Some(card), Some(usage)) => {
+        (Some(card), None, Some(usage)) => {
             let scores = replay_with(usage, &card.def, &labels);
             report.step(db, tenant, Phase::Reporting, (total - 1, total), n).await;
-            Some(scores)
+            (scores, None)
         }
-        _ => None,
+        (None, Some(other), Some(usage)) => {
+            let served = labels.labels.iter().map(|l| served.get(&l.key).copied()).collect();
+            let scores = replay_with(usage, &other.def, &labels);
+            report.step(db, tenant, Phase::Reporting, (total - 1, total), n).await;
+            (served, Some(scores))
+        }
+        _ => (labels.labels.iter().map(|l| served.get(&l.key).copied()).collect(), None),
     };
     // The snapshots every scorer scored.
     let keep: Vec<usize> = (0..labels.labels.len())
@@ -213,18 +222,33 @@ pub(crate) async fn run(db: &Db, tenant: &str, q: BacktestQuery, report: Report<
         unreplayable: card.map(|c| replay::unreplayable(&c.def)).unwrap_or_default(),
         report: backtest::report(&kept, s),
     };
-    let other = other_scores.map(|o| {
-        let o = pick(&o);
-        let a: Vec<f64> = main.iter().map(|(s, _)| *s).collect();
-        let b: Vec<f64> = o.iter().map(|(s, _)| *s).collect();
-        (scored(other_card.as_ref(), &o), backtest::compare(&kept.labels, &a, &b))
+    // The second scorecard's report and the comparison beside the first's
+    // report: each sorts every snapshot.
+    let (main, other) = std::thread::scope(|s| {
+        let other = other_scores.map(|o| {
+            let o = pick(&o);
+            let (main, kept, other_card, scored) = (&main, &kept, other_card.as_ref(), &scored);
+            let b: Vec<f64> = o.iter().map(|(s, _)| *s).collect();
+            let compared = s.spawn(move || {
+                let a: Vec<f64> = main.iter().map(|(s, _)| *s).collect();
+                backtest::compare(&kept.labels, &a, &b)
+            });
+            let scored = s.spawn(move || scored(other_card, &o));
+            (scored, compared)
+        });
+        let main = scored(main_card.as_ref(), &main);
+        (
+            main,
+            other.map(|(scored, compared)| Ok::<_, Box<dyn std::any::Any + Send>>((scored.join()?, compared.join()?))),
+        )
     });
+    let other = other.transpose().map_err(|_| banso_kit::Error::internal(anyhow::anyhow!("a report panicked")))?;
     Ok(BacktestResult {
         query: q,
         too_recent: labels.too_recent,
         after_churn: labels.after_churn,
         unscored,
-        main: scored(main_card.as_ref(), &main),
+        main,
         other,
     })
 }
@@ -320,17 +344,33 @@ impl PastUsage {
         let conn = db.conn();
         let from = first.checked_sub_days(Days::new(u64::from(replay::lookback(def)))).unwrap_or(first);
         let with_users = def.measures.iter().any(|m| m.measure.contains("active_users_"));
-        let rollups = async {
-            let mut rollups = match replay::event_names(def) {
-                // Event counts only: a row per account-day.
-                Some(names) => store::inputs::daily_event_counts(conn, tenant, accounts, from, last, &names).await?,
-                None => store::inputs::daily_rollups(conn, tenant, accounts, from, last, with_users).await?,
-            };
-            for r in rollups.values_mut() {
-                r.sort_by_key(|r| r.day);
-            }
-            Ok::<_, banso_kit::Error>(rollups)
+        let names = replay::event_names(def);
+        // The accounts with usage first (an index seek each), so that their
+        // rollups can be read in two halves at once, one per core.
+        let first_days = store::inputs::first_usage_days(conn, tenant, accounts).await?;
+        let mut ids: Vec<uuid::Uuid> = match accounts {
+            Some(accounts) => accounts.iter().filter(|a| first_days.contains_key(a)).copied().collect(),
+            None => first_days.keys().copied().collect(),
         };
+        ids.sort();
+        let read = |half: Vec<uuid::Uuid>| {
+            let names = names.clone();
+            async move {
+                let mut rollups = match names {
+                    // Event counts only: their counts alone.
+                    Some(names) => {
+                        store::inputs::daily_event_counts(conn, tenant, Some(&half), from, last, &names).await?
+                    }
+                    None => store::inputs::daily_rollups(conn, tenant, Some(&half), from, last, with_users).await?,
+                };
+                for r in rollups.values_mut() {
+                    r.sort_by_key(|r| r.day);
+                }
+                Ok::<_, banso_kit::Error>(rollups)
+            }
+        };
+        let half = ids.len().div_ceil(2);
+        let second = ids.split_off(half);
         let name_days = async {
             if !replay::needs_tracked(def) {
                 return Ok(Vec::new());
@@ -339,8 +379,8 @@ impl PastUsage {
             store::inputs::event_name_days(conn, tenant, since, last).await
         };
         // Separate reads on separate connections, at once.
-        let (rollups, first_days, name_days) =
-            tokio::try_join!(rollups, store::inputs::first_usage_days(conn, tenant, accounts), name_days)?;
+        let (mut rollups, more, name_days) = tokio::try_join!(read(ids), read(second), name_days)?;
+        rollups.extend(more);
         Ok(PastUsage { rollups, first_days, name_days, tracked: HashMap::new() })
     }
 
@@ -361,16 +401,30 @@ impl PastUsage {
             rollups: self.rollups.get(&account).map_or(&[], Vec::as_slice),
         }
     }
+
+    /// Each labelled snapshot's day and account usage, in the labels' order.
+    fn snapshots(&self, labels: &Labels) -> Vec<(NaiveDate, AccountUsage<'_>)> {
+        let mut last: Option<(uuid::Uuid, AccountUsage<'_>)> = None;
+        labels
+            .labels
+            .iter()
+            .map(|l| {
+                // The labels come by account: look each one up once.
+                let usage = match &last {
+                    Some((a, u)) if *a == l.key.account => AccountUsage { first_day: u.first_day, rollups: u.rollups },
+                    _ => self.of(l.key.account),
+                };
+                last = Some((l.key.account, AccountUsage { first_day: usage.first_day, rollups: usage.rollups }));
+                (l.key.day, usage)
+            })
+            .collect()
+    }
 }
 
 /// What `def` would have scored each labelled snapshot, from `usage` read
 /// for it (or for more).
 pub(crate) fn replay_with(usage: &PastUsage, def: &ScorecardDef, labels: &Labels) -> Vec<Option<(f64, Band)>> {
-    let mut by_day: BTreeMap<NaiveDate, Vec<(usize, AccountUsage<'_>)>> = BTreeMap::new();
-    for (i, l) in labels.labels.iter().enumerate() {
-        by_day.entry(l.key.day).or_default().push((i, usage.of(l.key.account)));
-    }
-    replay::replay(def, &by_day, &usage.tracked, labels.labels.len())
+    replay::replay(def, &usage.snapshots(labels), &usage.tracked)
 }
 
 /// The raw values of `def`'s measures for each labelled snapshot on its day.
@@ -387,13 +441,5 @@ pub(crate) async fn replay_values(
 /// The raw values of `def`'s measures for each labelled snapshot, from
 /// `usage` read for it.
 pub(crate) fn values_with(usage: &PastUsage, def: &ScorecardDef, labels: &Labels) -> Vec<Vec<Option<f64>>> {
-    let measures = replay::Measures::of(def);
-    labels
-        .labels
-        .iter()
-        .map(|l| {
-            let t = usage.tracked.get(&l.key.day).copied().unwrap_or(0);
-            replay::values_on(&measures, &usage.of(l.key.account), l.key.day, t)
-        })
-        .collect()
+    replay::values(def, &usage.snapshots(labels), &usage.tracked)
 }

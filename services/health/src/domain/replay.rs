@@ -15,7 +15,7 @@ use chrono::{Days, NaiveDate};
 use super::{
     measure::{MeasureDef, compute_usage, parse_measure},
     rollup::DailyRollup,
-    score::{Band, score},
+    score::{Band, score_and_band},
     scorecard::{Normalisation, ScorecardDef, population},
 };
 
@@ -123,44 +123,64 @@ pub fn values_on(measures: &Measures, usage: &AccountUsage<'_>, day: NaiveDate, 
         .collect()
 }
 
-/// Scores a day's snapshots: `values[i]` are account i's raw values (in
-/// the scorecard's order). Percentile measures rank among that day's
-/// values. `None` where nothing counts.
-pub fn score_day(def: &ScorecardDef, values: &[Vec<Option<f64>>]) -> Vec<Option<(f64, Band)>> {
-    let mut populations: HashMap<String, Vec<f64>> = HashMap::new();
-    for (i, m) in def.measures.iter().enumerate() {
-        if matches!(m.normalisation, Normalisation::Percentile) {
-            populations.insert(m.measure.clone(), population(values.iter().map(|v| v[i])));
-        }
-    }
-    values
+/// The raw values of `def`'s measures for each snapshot (its day, its
+/// account's usage) of `snapshots`, in their order; `tracked` holds each
+/// day's tracked event names. Snapshots of one account next to each other
+/// read its rollups while they are in the cache.
+pub fn values(
+    def: &ScorecardDef,
+    snapshots: &[(NaiveDate, AccountUsage<'_>)],
+    tracked: &HashMap<NaiveDate, usize>,
+) -> Vec<Vec<Option<f64>>> {
+    let measures = Measures::of(def);
+    snapshots
         .iter()
-        .map(|v| {
-            let by_id: HashMap<String, Option<f64>> =
-                def.measures.iter().zip(v).map(|(m, x)| (m.measure.clone(), *x)).collect();
-            score(def, &by_id, &populations).map(|s| (s.score, s.band))
-        })
+        .map(|(day, usage)| values_on(&measures, usage, *day, tracked.get(day).copied().unwrap_or(0)))
         .collect()
 }
 
-/// Replays `def` over snapshots grouped by day: `by_day[day]` lists
-/// (snapshot index, account usage); the result holds each index's score.
-pub fn replay(
+/// Scores snapshots from their raw values: `values[i]` (in the scorecard's
+/// order) on `days[i]`. Percentile measures rank among the values of the
+/// same day. `None` where nothing counts.
+pub fn score_snapshots(
     def: &ScorecardDef,
-    by_day: &BTreeMap<NaiveDate, Vec<(usize, AccountUsage<'_>)>>,
-    tracked: &HashMap<NaiveDate, usize>,
-    n: usize,
+    values: &[Vec<Option<f64>>],
+    days: &[NaiveDate],
 ) -> Vec<Option<(f64, Band)>> {
-    let mut out = vec![None; n];
-    let measures = Measures::of(def);
-    for (day, accounts) in by_day {
-        let t = tracked.get(day).copied().unwrap_or(0);
-        let values: Vec<Vec<Option<f64>>> = accounts.iter().map(|(_, u)| values_on(&measures, u, *day, t)).collect();
-        for ((i, _), s) in accounts.iter().zip(score_day(def, &values)) {
-            out[*i] = s;
+    let percentile: Vec<usize> = (0..def.measures.len())
+        .filter(|&i| matches!(def.measures[i].normalisation, Normalisation::Percentile))
+        .collect();
+    if percentile.is_empty() {
+        let none = vec![None; def.measures.len()];
+        return values.iter().map(|v| score_and_band(def, v, &none)).collect();
+    }
+    let mut by_day: BTreeMap<NaiveDate, Vec<usize>> = BTreeMap::new();
+    for (i, day) in days.iter().enumerate() {
+        by_day.entry(*day).or_default().push(i);
+    }
+    let mut out = vec![None; values.len()];
+    for snapshots in by_day.values() {
+        let mut populations: Vec<Option<Vec<f64>>> = vec![None; def.measures.len()];
+        for &m in &percentile {
+            populations[m] = Some(population(snapshots.iter().map(|&i| values[i][m])));
+        }
+        let populations: Vec<Option<&[f64]>> = populations.iter().map(Option::as_deref).collect();
+        for &i in snapshots {
+            out[i] = score_and_band(def, &values[i], &populations);
         }
     }
     out
+}
+
+/// Replays `def` over `snapshots` (as [`values`] has them): what it would
+/// have scored each.
+pub fn replay(
+    def: &ScorecardDef,
+    snapshots: &[(NaiveDate, AccountUsage<'_>)],
+    tracked: &HashMap<NaiveDate, usize>,
+) -> Vec<Option<(f64, Band)>> {
+    let days: Vec<NaiveDate> = snapshots.iter().map(|(day, _)| *day).collect();
+    score_snapshots(def, &values(def, snapshots, tracked), &days)
 }
 
 #[cfg(test)]
@@ -207,11 +227,11 @@ mod tests {
         let a = [logins(day(1, 1), 5), logins(day(1, 5), 3), logins(day(1, 20), 10)];
         let usage = AccountUsage { first_day: Some(day(1, 1)), rollups: &a };
         // 01-07: 5 + 3 = 8 → 80 points; 01-15: none in 01-09..01-15 → 0; 01-20: 10 → 100.
-        let mut by_day = BTreeMap::new();
-        for (i, d) in [day(1, 7), day(1, 15), day(1, 20)].into_iter().enumerate() {
-            by_day.insert(d, vec![(i, AccountUsage { first_day: usage.first_day, rollups: usage.rollups })]);
-        }
-        let got = replay(&def, &by_day, &HashMap::new(), 3);
+        let snapshots: Vec<_> = [day(1, 7), day(1, 15), day(1, 20)]
+            .into_iter()
+            .map(|d| (d, AccountUsage { first_day: usage.first_day, rollups: usage.rollups }))
+            .collect();
+        let got = replay(&def, &snapshots, &HashMap::new());
         assert_eq!(got, [Some((80.0, Band::Green)), Some((0.0, Band::Red)), Some((100.0, Band::Green))]);
         // Before its first usage an account has no usage values: no score.
         let early = AccountUsage { first_day: Some(day(1, 10)), rollups: &a };
@@ -221,17 +241,14 @@ mod tests {
     #[test]
     fn percentiles_rank_among_the_days_snapshots() {
         let def = card(&[("events_7d:login", Normalisation::Percentile)]);
-        let rows: Vec<Vec<DailyRollup>> = [1, 5, 9].iter().map(|n| vec![logins(day(1, 3), *n)]).collect();
-        let mut by_day = BTreeMap::new();
-        by_day.insert(
-            day(1, 5),
-            rows.iter()
-                .enumerate()
-                .map(|(i, r)| (i, AccountUsage { first_day: Some(day(1, 1)), rollups: r }))
-                .collect(),
-        );
-        let got: Vec<f64> = replay(&def, &by_day, &HashMap::new(), 3).into_iter().map(|s| s.unwrap().0).collect();
-        assert_eq!(got, [0.0, 50.0, 100.0]);
+        let rows: Vec<Vec<DailyRollup>> = [1, 5, 9, 2, 4].iter().map(|n| vec![logins(day(1, 3), *n)]).collect();
+        // Three accounts on 01-05, two on 01-06 (each day its own population), interleaved.
+        let days = [day(1, 5), day(1, 5), day(1, 5), day(1, 6), day(1, 6)];
+        let order = [0, 3, 1, 4, 2];
+        let snapshots: Vec<_> =
+            order.iter().map(|&i| (days[i], AccountUsage { first_day: Some(day(1, 1)), rollups: &rows[i] })).collect();
+        let got: Vec<f64> = replay(&def, &snapshots, &HashMap::new()).into_iter().map(|s| s.unwrap().0).collect();
+        assert_eq!(got, [0.0, 0.0, 50.0, 100.0, 100.0]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use super::scorecard::{Bands, MissingData, ScorecardDef};
+use super::scorecard::{Bands, MissingData, ScorecardDef, WeightedMeasure};
 
 /// A health band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -118,38 +118,62 @@ pub fn score(
         .iter()
         .map(|m| {
             let raw = values.get(&m.measure).copied().flatten().filter(|x| x.is_finite());
-            let placed = raw
-                .and_then(|r| m.normalisation.points(r, percentile_population.get(&m.measure).map(Vec::as_slice)))
-                .map(|p| m.direction.apply(p));
-            let points = match (placed, m.missing) {
-                (Some(p), _) => Some(p),
-                (None, MissingData::CountAsZero) => Some(0.0),
-                (None, MissingData::SkipAndReweight) => None,
-            };
             Contribution {
                 measure: m.measure.clone(),
                 raw,
-                points,
+                points: points_of(m, raw, percentile_population.get(&m.measure).map(Vec::as_slice)),
                 weight: m.weight,
                 effective_weight: 0.0,
                 contribution: 0.0,
             }
         })
         .collect();
-    let total: f64 = contributions.iter().filter(|c| c.points.is_some()).map(|c| c.weight).sum();
-    if total.is_nan() || total <= 0.0 {
-        return None;
-    }
-    let mut sum = 0.0;
+    let (total, sum) = weigh(contributions.iter().map(|c| (c.weight, c.points)))?;
     for c in &mut contributions {
         if let Some(p) = c.points {
             c.effective_weight = c.weight / total;
             c.contribution = p * c.effective_weight;
-            sum += c.contribution;
         }
     }
     let score = round1(sum.clamp(0.0, 100.0));
     Some(Score { score, band: band_of(score, &def.bands), contributions })
+}
+
+/// The score and band [`score`] gives, without its explanation: `raw[i]`
+/// and `populations[i]` are the value and percentile population of the
+/// scorecard's i-th measure. What a replay computes for millions of
+/// snapshots, where building each one's explanation cost more than the
+/// score.
+pub fn score_and_band(def: &ScorecardDef, raw: &[Option<f64>], populations: &[Option<&[f64]>]) -> Option<(f64, Band)> {
+    let points = def.measures.iter().enumerate().map(|(i, m)| {
+        let raw = raw.get(i).copied().flatten().filter(|x| x.is_finite());
+        (m.weight, points_of(m, raw, populations.get(i).copied().flatten()))
+    });
+    let (_, sum) = weigh(points)?;
+    let score = round1(sum.clamp(0.0, 100.0));
+    Some((score, band_of(score, &def.bands)))
+}
+
+/// A measure's points from its raw value (see [`score`]).
+fn points_of(m: &WeightedMeasure, raw: Option<f64>, population: Option<&[f64]>) -> Option<f64> {
+    let placed = raw.and_then(|r| m.normalisation.points(r, population)).map(|p| m.direction.apply(p));
+    match (placed, m.missing) {
+        (Some(p), _) => Some(p),
+        (None, MissingData::CountAsZero) => Some(0.0),
+        (None, MissingData::SkipAndReweight) => None,
+    }
+}
+
+/// The total weight of the measures that count and the weighted sum of
+/// their points (each weight renormalised over that total), from (weight,
+/// points) in the scorecard's order; `None` when nothing counts.
+fn weigh(parts: impl Iterator<Item = (f64, Option<f64>)> + Clone) -> Option<(f64, f64)> {
+    let total: f64 = parts.clone().filter(|(_, p)| p.is_some()).map(|(w, _)| w).sum();
+    if total.is_nan() || total <= 0.0 {
+        return None;
+    }
+    let sum = parts.filter_map(|(w, p)| p.map(|p| p * (w / total))).fold(0.0, |sum, c| sum + c);
+    Some((total, sum))
 }
 
 /// The change of the score over 7 and 30 days: the latest score on or
@@ -457,5 +481,39 @@ mod tests {
             assert_eq!(b.index(), i);
         }
         assert_eq!(Band::parse("amber"), None);
+    }
+
+    /// The replay's score without explanation is the score, on every mix
+    /// of missing, non-finite, percentile and count-as-zero values.
+    #[test]
+    fn the_score_without_its_explanation_is_the_score() {
+        let mut def = three(MissingData::SkipAndReweight);
+        def.measures[1].missing = MissingData::CountAsZero;
+        def.measures[2].normalisation = Normalisation::Percentile;
+        def.measures[2].direction = Direction::LowerIsBetter;
+        let population = vec![1.0, 5.0, 9.0, 30.0];
+        let cases = [Some(0.0), Some(33.3), Some(5.0), Some(250.0), Some(f64::NAN), Some(f64::INFINITY), None];
+        let mut compared = 0;
+        for with_population in [true, false] {
+            let pops: HashMap<String, Vec<f64>> = if with_population {
+                HashMap::from([("external:c".to_owned(), population.clone())])
+            } else {
+                HashMap::new()
+            };
+            let by_place: Vec<Option<&[f64]>> = vec![None, None, with_population.then_some(population.as_slice())];
+            for a in cases {
+                for b in cases {
+                    for c in cases {
+                        let raw = [a, b, c];
+                        let by_id = values(&[("external:a", a), ("external:b", b), ("external:c", c)]);
+                        let full = score(&def, &by_id, &pops).map(|s| (s.score, s.band));
+                        assert_eq!(score_and_band(&def, &raw, &by_place), full, "{raw:?} {with_population}");
+                        compared += usize::from(full.is_some());
+                    }
+                }
+            }
+        }
+        // Most cases have a score (b counts as zero when missing).
+        assert!(compared > 600, "{compared}");
     }
 }

@@ -229,7 +229,8 @@ pub(crate) async fn record_past_daily(
 }
 
 /// Every daily snapshot of the tenant in [start, end]: account, day, score
-/// and band, by account then day (what a backtest labels).
+/// and band, by account then day (what a backtest labels). Read as one
+/// row per account ([`super::json_rows_of`]): a large tenant has millions.
 pub(crate) async fn daily_in_range(
     conn: &impl ConnectionTrait,
     tenant: &str,
@@ -237,28 +238,27 @@ pub(crate) async fn daily_in_range(
     end: NaiveDate,
 ) -> Result<Vec<(Uuid, NaiveDate, f64, Band)>> {
     let q = Query::select()
-        .columns([HH::AccountId, HH::Day, HH::Score, HH::Band])
+        .column(HH::AccountId)
+        .expr_as(
+            super::json_rows_of(conn, vec![Expr::col(HH::Day), Expr::col(HH::Score), Expr::col(HH::Band)]),
+            Out::Rows,
+        )
         .from(HH::Table)
         .and_where(Expr::col(HH::TenantId).eq(tenant))
         .and_where(Expr::col(HH::Kind).eq(Kind::Daily.as_str()))
         .and_where(Expr::col(HH::Day).gte(start))
         .and_where(Expr::col(HH::Day).lte(end))
-        .order_by(HH::AccountId, sea_orm::Order::Asc)
-        .order_by(HH::Day, sea_orm::Order::Asc)
+        .group_by_col(HH::AccountId)
         .to_owned();
-    all(conn, &q)
-        .await?
-        .iter()
-        .map(|r| {
-            let band: String = get(r, HH::Band)?;
-            Ok((
-                get(r, HH::AccountId)?,
-                get(r, HH::Day)?,
-                get(r, HH::Score)?,
-                Band::parse(&band).ok_or_else(|| corrupt("band", &band))?,
-            ))
-        })
-        .collect()
+    let mut accounts = Vec::new();
+    for r in all(conn, &q).await? {
+        let account: Uuid = get(&r, HH::AccountId)?;
+        let mut days: Vec<(NaiveDate, f64, Band)> = super::json_rows(&r, Out::Rows, "daily snapshots")?;
+        days.sort_by_key(|d| d.0);
+        accounts.push((account, days));
+    }
+    accounts.sort_by_key(|a| a.0);
+    Ok(accounts.into_iter().flat_map(|(a, days)| days.into_iter().map(move |(d, s, b)| (a, d, s, b))).collect())
 }
 
 /// Writes past daily snapshots (account, day, score, band) in bulk: the

@@ -409,4 +409,8 @@ pub(crate) enum Out {
     Oldest,
     /// The inner `health_history` of a correlated subquery.
     Latest,
+    /// An account's usage over many days, as one JSON text.
+    Usage,
+    /// An account's rows of some table, as one JSON text.
+    Rows,
 }
