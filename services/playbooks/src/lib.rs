@@ -51,19 +51,26 @@ pub struct PlaybooksSettings {
     pub schedule_tick: Duration,
     /// How long trigger events are kept for simulation.
     pub trigger_retention: Duration,
+    /// How long finished outreach deliveries (and their attempts) are kept.
+    pub delivery_retention: Duration,
 }
 
 impl PlaybooksSettings {
     /// `BANSO_PLAYBOOKS_SCHEDULE_TICK_SECS` (default 30; 1 to 3600),
-    /// `BANSO_PLAYBOOKS_TRIGGER_RETENTION_DAYS` (default 30; 1 to 365, and
-    /// at least the 30 days a simulation may look back).
+    /// `BANSO_PLAYBOOKS_TRIGGER_RETENTION_DAYS` (default 30; 30 to 365: at
+    /// least the 30 days a simulation may look back),
+    /// `BANSO_PLAYBOOKS_DELIVERY_RETENTION_DAYS` (default 400; 365 to 3650:
+    /// at least the longest fatigue window, 365 days, so that a budget
+    /// always counts every message it covers).
     pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
         let v = cfg.vars();
         let tick = v.number("BANSO_PLAYBOOKS_SCHEDULE_TICK_SECS", 30u64, 1, 3600)?;
         let days = v.number("BANSO_PLAYBOOKS_TRIGGER_RETENTION_DAYS", 30u64, 30, 365)?;
+        let delivery_days = v.number("BANSO_PLAYBOOKS_DELIVERY_RETENTION_DAYS", 400u64, 365, 3650)?;
         Ok(PlaybooksSettings {
             schedule_tick: Duration::from_secs(tick),
             trigger_retention: Duration::from_secs(days * 86_400),
+            delivery_retention: Duration::from_secs(delivery_days * 86_400),
         })
     }
 }
@@ -126,7 +133,7 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
     }
     let app = app::App { db, engine };
     app::schedule::supervise(app.clone(), sup, name, settings.schedule_tick);
-    supervise_pruning(sup, conn, settings.trigger_retention);
+    supervise_pruning(sup, conn, settings.trigger_retention, settings.delivery_retention);
     outreach::supervise(sup, Outreach::NAME, app.db.clone(), app.engine.outreach.clone(), webhooks.clone());
     accounts::supervise(
         sup,
@@ -149,12 +156,23 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
 }
 
 /// Every hour (with the inbox and request ids): trigger events past the
-/// retention, and finished account changes after it (the firing keeps
-/// each one's outcome).
-fn supervise_pruning(supervisor: &Supervisor, conn: sea_orm::DatabaseConnection, retention: Duration) {
+/// retention, finished account changes after it (the firing keeps each
+/// one's outcome), and finished outreach deliveries past theirs.
+fn supervise_pruning(
+    supervisor: &Supervisor,
+    conn: sea_orm::DatabaseConnection,
+    retention: Duration,
+    delivery_retention: Duration,
+) {
     use banso_events::housekeeping::Step;
     let keep = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
     let cutoff = move || banso_kit::wire::now() - keep;
+    let keep_deliveries = chrono::Duration::from_std(delivery_retention).unwrap_or(chrono::Duration::days(400));
+    let deliveries: Step = Box::new(move |conn| {
+        Box::pin(async move {
+            Ok(store::outreach::prune_deliveries(&conn, banso_kit::wire::now() - keep_deliveries, 5_000).await?)
+        })
+    });
     let triggers: Step =
         Box::new(move |conn| Box::pin(async move { Ok(store::trigger_events::prune(&conn, cutoff(), 5_000).await?) }));
     let changes: Step =
@@ -164,6 +182,31 @@ fn supervise_pruning(supervisor: &Supervisor, conn: sea_orm::DatabaseConnection,
         Server::NAME,
         NAME,
         conn,
-        vec![("trigger events", triggers), ("account changes", changes)],
+        vec![("trigger events", triggers), ("account changes", changes), ("outreach deliveries", deliveries)],
     );
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use banso_kit::config::{Config, Vars};
+
+    use super::PlaybooksSettings;
+
+    fn settings(pairs: &[(&str, &str)]) -> anyhow::Result<PlaybooksSettings> {
+        PlaybooksSettings::from_config(&Config::from_vars(&Vars::from_pairs(pairs.iter().copied()))?)
+    }
+
+    /// Finished deliveries are kept 400 days by default; less than the
+    /// longest fatigue window (365 days) is refused, naming the variable.
+    #[test]
+    fn deliveries_are_kept_at_least_as_long_as_the_longest_fatigue_window() {
+        let days = |d: u64| std::time::Duration::from_secs(d * 86_400);
+        assert_eq!(settings(&[]).unwrap().delivery_retention, days(400));
+        let v = "BANSO_PLAYBOOKS_DELIVERY_RETENTION_DAYS";
+        assert_eq!(settings(&[(v, "365")]).unwrap().delivery_retention, days(365));
+        for bad in ["364", "3651", "forever"] {
+            let e = settings(&[(v, bad)]).unwrap_err().to_string();
+            assert!(e.contains(v), "{bad}: {e}");
+        }
+    }
 }

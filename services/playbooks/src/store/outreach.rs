@@ -648,11 +648,133 @@ pub(crate) async fn attempts_of(conn: &impl ConnectionTrait, tenant: &str, deliv
         .collect())
 }
 
+/// Deletes up to `limit` finished deliveries (succeeded, dead or skipped)
+/// created and last touched before `cutoff`, with their attempts, in one
+/// transaction; returns how many deliveries went. A pending one is never
+/// pruned. Ids are UUIDv7, so "created before" is a range of the primary
+/// key and the hourly pass reads only the old rows.
+pub(crate) async fn prune_deliveries(
+    conn: &sea_orm::DatabaseConnection,
+    cutoff: DateTime<Utc>,
+    limit: u64,
+) -> Result<u64> {
+    use sea_orm::TransactionTrait;
+    let secs = u64::try_from(cutoff.timestamp()).unwrap_or(0);
+    let bound = Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, cutoff.timestamp_subsec_nanos()));
+    let finished = [DeliveryStatus::Succeeded, DeliveryStatus::Dead, DeliveryStatus::Skipped].map(|s| s.as_str());
+    let tx = conn.begin().await?;
+    let rows: Vec<(Uuid, String)> = d::Entity::find()
+        .select_only()
+        .column(d::Column::Id)
+        .column(d::Column::TenantId)
+        .filter(d::Column::Id.lt(bound))
+        .filter(d::Column::CreateTime.lt(cutoff))
+        .filter(d::Column::UpdateTime.lt(cutoff))
+        .filter(d::Column::Status.is_in(finished))
+        .order_by(d::Column::Id, Order::Asc)
+        .limit(limit)
+        .into_tuple()
+        .all(&tx)
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    // Attempts by tenant and delivery, as their index has them.
+    let mut by_tenant: std::collections::BTreeMap<&str, Vec<Uuid>> = Default::default();
+    for (id, tenant) in &rows {
+        by_tenant.entry(tenant.as_str()).or_default().push(*id);
+    }
+    for (tenant, ids) in by_tenant {
+        at::Entity::delete_many()
+            .filter(at::Column::TenantId.eq(tenant))
+            .filter(at::Column::DeliveryId.is_in(ids))
+            .exec(&tx)
+            .await?;
+    }
+    let ids = rows.into_iter().map(|(id, _)| id);
+    let n = d::Entity::delete_many().filter(d::Column::Id.is_in(ids)).exec(&tx).await?.rows_affected;
+    tx.commit().await?;
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
 
     use super::*;
+
+    /// Finished deliveries past the retention go with their attempts, of
+    /// every tenant, a batch at a time; a pending one, one redelivered
+    /// since, and a recent one stay.
+    #[tokio::test]
+    async fn finished_deliveries_are_pruned_with_their_attempts_after_the_retention() {
+        let db = banso_testkit::fresh_database().await.unwrap();
+        let conn = db.connect::<crate::migration::Migrator>(crate::NAME).await.unwrap();
+        let now = banso_kit::wire::now();
+        let ago = |days: i64| now - chrono::Duration::days(days);
+        let id_at = |t: DateTime<Utc>| {
+            let secs = u64::try_from(t.timestamp()).unwrap();
+            Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, t.timestamp_subsec_nanos()))
+        };
+        let delivery = |created: DateTime<Utc>, touched: DateTime<Utc>, status: DeliveryStatus| Delivery {
+            id: id_at(created),
+            endpoint_id: Uuid::now_v7(),
+            account_id: Uuid::now_v7(),
+            contact_id: None,
+            playbook_id: None,
+            firing_id: None,
+            trigger_kind: "event".into(),
+            trigger_event_id: "e".into(),
+            subject: "s".into(),
+            body: "b".into(),
+            payload: "{}".into(),
+            fatigue_key: "account:x".into(),
+            status,
+            attempts: 1,
+            series: 1,
+            next_attempt_time: None,
+            last_error: String::new(),
+            sent_time: None,
+            create_time: created,
+            update_time: touched,
+        };
+        let attempt = Attempt {
+            series: 1,
+            number: 1,
+            attempt_time: ago(500),
+            duration_micros: 10,
+            http_status: 200,
+            error: String::new(),
+        };
+        let old_done = delivery(ago(500), ago(500), DeliveryStatus::Succeeded);
+        let old_dead = delivery(ago(450), ago(450), DeliveryStatus::Dead);
+        let old_pending = delivery(ago(500), ago(500), DeliveryStatus::Pending);
+        let redelivered = delivery(ago(500), ago(10), DeliveryStatus::Succeeded);
+        let recent = delivery(ago(10), ago(10), DeliveryStatus::Skipped);
+        for (tenant, d) in [
+            ("acme", &old_done),
+            ("globex", &old_dead),
+            ("acme", &old_pending),
+            ("acme", &redelivered),
+            ("acme", &recent),
+        ] {
+            insert_delivery(&conn, tenant, d).await.unwrap();
+            insert_attempt(&conn, tenant, d.id, &attempt).await.unwrap();
+        }
+        insert_attempt(&conn, "acme", old_done.id, &Attempt { number: 2, ..attempt.clone() }).await.unwrap();
+        let cutoff = ago(400);
+        assert_eq!(prune_deliveries(&conn, cutoff, 1).await.unwrap(), 1, "a batch at a time");
+        assert_eq!(prune_deliveries(&conn, cutoff, 100).await.unwrap(), 1);
+        assert_eq!(prune_deliveries(&conn, cutoff, 100).await.unwrap(), 0);
+        for (tenant, d) in [("acme", &old_done), ("globex", &old_dead)] {
+            assert!(matches!(get_delivery(&conn, tenant, d.id).await, Err(Error::NotFound { .. })));
+            assert!(attempts_of(&conn, tenant, d.id).await.unwrap().is_empty());
+        }
+        for d in [&old_pending, &redelivered, &recent] {
+            assert_eq!(get_delivery(&conn, "acme", d.id).await.unwrap().id, d.id);
+            assert_eq!(attempts_of(&conn, "acme", d.id).await.unwrap().len(), 1);
+        }
+    }
 
     /// Four claimers racing over 200 due deliveries (on PostgreSQL with
     /// BANSO_TEST_DATABASE_URL, each on its own pooled connection): every
