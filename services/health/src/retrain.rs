@@ -213,5 +213,22 @@ mod tests {
         // The refused retraining kept no model: its latest is still the first.
         let kept = store::churn_models::latest_per_target(&conn, "gone").await.unwrap();
         assert_eq!(kept.iter().map(|m| m.version).collect::<Vec<_>>(), [1]);
+
+        // A model shows its target's schedule when it is the newest of it:
+        // when it is due and why the last attempt kept nothing.
+        let caller = |tenant: &str| Caller { tenant_id: tenant.into(), subject: "t".into(), roles: vec![Role::Viewer] };
+        let (m, shown) = app.get_churn_model(&caller("gone"), None).await.unwrap();
+        let shown = shown.expect("the newest model shows its schedule");
+        assert_eq!((m.version, shown.next_time), (1, next));
+        assert!(shown.last_error.contains("fewer than the minimum of 20"), "{shown:?}");
+        assert!(shown.last_attempt_time.is_some(), "{shown:?}");
+        let page = crate::app::PageRequest { size: 10, token: String::new() };
+        let (models, _) = app.list_churn_models(&caller("acme"), page).await.unwrap();
+        let versions: Vec<_> = models.iter().map(|(m, r)| (m.version, r.is_some())).collect();
+        assert_eq!(versions, [(3, true), (2, false), (1, false)], "only the newest of a target shows it");
+        assert_eq!(models[0].1.as_ref().map(|r| r.last_error.as_str()), Some(""));
+        assert_eq!(app.get_churn_model(&caller("acme"), Some(1)).await.unwrap().1, None);
+        // Another tenant's schedule is never shown.
+        assert!(app.get_churn_model(&caller("initech"), None).await.is_err());
     }
 }

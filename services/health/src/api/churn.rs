@@ -8,9 +8,9 @@ use crate::domain::renewal_forecast::{GroupKind, SegmentBy, Window};
 use crate::{
     app::{
         PageRequest,
-        churn::{RenewalForecast, TrainQuery, WeightSuggestion},
+        churn::{RenewalForecast, Shown, TrainQuery, WeightSuggestion},
     },
-    domain::churn_model::{Prediction, RiskBucket, Target, Trained},
+    domain::churn_model::{Prediction, RiskBucket, Target},
 };
 
 /// TrainChurnModel: a scorecard, a range and a horizon, every bad field named.
@@ -205,11 +205,11 @@ pub(crate) fn list(r: &pb::ListChurnModelsRequest) -> Result<PageRequest> {
     Ok(PageRequest { size: paging::page_size(r.page_size)?, token: r.page_token.clone() })
 }
 
-pub(crate) fn list_to_proto((models, next): (Vec<Trained>, String)) -> pb::ListChurnModelsResponse {
+pub(crate) fn list_to_proto((models, next): (Vec<Shown>, String)) -> pb::ListChurnModelsResponse {
     pb::ListChurnModelsResponse { models: models.iter().map(model_to_proto).collect(), next_page_token: next }
 }
 
-pub(crate) fn model_to_proto(t: &Trained) -> pb::ChurnModel {
+pub(crate) fn model_to_proto((t, retraining): &Shown) -> pb::ChurnModel {
     let m = &t.model;
     pb::ChurnModel {
         scorecard_id: t.scorecard.0.to_string(),
@@ -238,5 +238,10 @@ pub(crate) fn model_to_proto(t: &Trained) -> pb::ChurnModel {
         start_day: Some(wire::date_to_proto(t.start)),
         end_day: Some(wire::date_to_proto(t.end)),
         target: target_to_proto(t.target) as i32,
+        retraining: retraining.as_ref().map(|r| pb::Retraining {
+            next_time: r.next_time.map(wire::timestamp),
+            last_attempt_time: r.last_attempt_time.map(wire::timestamp),
+            last_error: r.last_error.clone(),
+        }),
     }
 }

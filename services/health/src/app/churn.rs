@@ -20,7 +20,12 @@ use crate::{
         rollup::day_of,
     },
     predictions, store,
+    store::model_schedules::Retraining,
 };
+
+/// A model as the API shows it: with its target's scheduled retraining
+/// when it is the tenant's newest of that target.
+pub(crate) type Shown = (Trained, Option<Retraining>);
 
 /// The share of snapshot days (the older ones) a model is trained on.
 const TRAIN_SHARE: f64 = 0.8;
@@ -48,8 +53,9 @@ fn counts(positives: &[Positive], idx: &[usize]) -> (u64, u64) {
 }
 
 impl App {
-    pub(crate) async fn train_churn_model(&self, caller: &Caller, q: TrainQuery) -> Result<Trained> {
-        self.train_model(caller.tenant_id.as_str(), q).await
+    pub(crate) async fn train_churn_model(&self, caller: &Caller, q: TrainQuery) -> Result<Shown> {
+        let t = self.train_model(caller.tenant_id.as_str(), q).await?;
+        Ok(self.with_retraining(&caller.tenant_id, vec![t]).await?.remove(0))
     }
 
     /// Trains and keeps a model of `tenant` (on demand, or scheduled by
@@ -375,17 +381,41 @@ impl App {
         Ok(out)
     }
 
-    /// A version of the tenant's churn models; the latest without one.
-    pub(crate) async fn get_churn_model(&self, caller: &Caller, version: Option<i64>) -> Result<Trained> {
-        store::churn_models::get_version(self.db.conn(), &caller.tenant_id, version).await
+    /// A version of the tenant's churn models (the latest without one),
+    /// with its target's scheduled retraining if it is the newest of it.
+    pub(crate) async fn get_churn_model(&self, caller: &Caller, version: Option<i64>) -> Result<Shown> {
+        let t = store::churn_models::get_version(self.db.conn(), &caller.tenant_id, version).await?;
+        Ok(self.with_retraining(&caller.tenant_id, vec![t]).await?.remove(0))
     }
 
-    /// The tenant's churn models, newest first, a page at a time.
-    pub(crate) async fn list_churn_models(&self, caller: &Caller, page: PageRequest) -> Result<(Vec<Trained>, String)> {
+    /// The tenant's churn models, newest first, a page at a time, as
+    /// [`Self::get_churn_model`] shows them.
+    pub(crate) async fn list_churn_models(&self, caller: &Caller, page: PageRequest) -> Result<(Vec<Shown>, String)> {
         let key = QueryKey::new("ListChurnModels", &caller.tenant_id);
         let before: Option<i64> = self.page_tokens.decode(&key, &page.token)?;
         let rows = store::churn_models::list(self.db.conn(), &caller.tenant_id, before, page.size + 1).await?;
-        self.page_tokens.page(&key, rows, page.size, |last| last.version)
+        let (rows, next) = self.page_tokens.page(&key, rows, page.size, |last| last.version)?;
+        Ok((self.with_retraining(&caller.tenant_id, rows).await?, next))
+    }
+
+    /// `models` each with its target's scheduled retraining when it is the
+    /// tenant's newest of that target and scheduled retraining is on.
+    pub(crate) async fn with_retraining(&self, tenant: &str, models: Vec<Trained>) -> Result<Vec<Shown>> {
+        if self.settings.retrain_every.is_none() || models.is_empty() {
+            return Ok(models.into_iter().map(|t| (t, None)).collect());
+        }
+        let conn = self.db.conn();
+        let newest: HashMap<Target, i64> =
+            store::churn_models::newest_versions(conn, tenant).await?.into_iter().collect();
+        let mut schedules: HashMap<Target, Retraining> =
+            store::model_schedules::of_tenant(conn, tenant).await?.into_iter().collect();
+        Ok(models
+            .into_iter()
+            .map(|t| {
+                let r = (newest.get(&t.target) == Some(&t.version)).then(|| schedules.remove(&t.target)).flatten();
+                (t, r)
+            })
+            .collect())
     }
 }
 

@@ -93,3 +93,27 @@ pub(crate) async fn latest_per_target(conn: &impl ConnectionTrait, tenant: &str)
         .to_owned();
     all(conn, &q).await?.iter().map(from_row).collect()
 }
+
+/// The tenant's newest model version of each target it trained.
+pub(crate) async fn newest_versions(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+) -> Result<Vec<(crate::domain::churn_model::Target, i64)>> {
+    let q = Query::select()
+        .column(M::Target)
+        .expr_as(Func::max(Expr::col(M::Version)), M::Version)
+        .from(M::Table)
+        .and_where(Expr::col(M::TenantId).eq(tenant))
+        .group_by_col(M::Target)
+        .to_owned();
+    all(conn, &q)
+        .await?
+        .iter()
+        .map(|r| {
+            let target: String = get(r, M::Target)?;
+            let target = crate::domain::churn_model::Target::parse(&target)
+                .ok_or_else(|| corrupt("churn model target", &target))?;
+            Ok((target, get(r, M::Version)?))
+        })
+        .collect()
+}

@@ -134,6 +134,34 @@ pub(crate) async fn finish(
     Ok(res.rows_affected == 1)
 }
 
+/// A tenant's scheduled retraining of a target, as a model shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Retraining {
+    pub next_time: Option<DateTime<Utc>>,
+    pub last_attempt_time: Option<DateTime<Utc>>,
+    /// Empty when the last attempt kept a model (or before the first).
+    pub last_error: String,
+}
+
+/// The tenant's scheduled retraining of each target it has a schedule of.
+pub(crate) async fn of_tenant(conn: &impl ConnectionTrait, tenant: &str) -> Result<Vec<(Target, Retraining)>> {
+    s::Entity::find()
+        .filter(s::Column::TenantId.eq(tenant))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| {
+            let target = Target::parse(&m.target).ok_or_else(|| corrupt("model schedule target", &m.target))?;
+            let r = Retraining {
+                next_time: m.next_attempt_time,
+                last_attempt_time: m.last_attempt_time,
+                last_error: m.last_error,
+            };
+            Ok((target, r))
+        })
+        .collect()
+}
+
 /// A tenant's schedule of `target`: the next due time and the last
 /// attempt's error, if it has one.
 #[cfg(test)]
