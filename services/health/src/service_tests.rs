@@ -981,6 +981,13 @@ async fn a_churn_model_learns_from_usage_and_refuses_too_few_churns() {
         let c = reader.clone();
         async move { c.clone().get_churn_model(pb::GetChurnModelRequest { version }).await }
     };
+    // The newest of a target shows its scheduled retraining (a week after
+    // its training, as the test app is set); once replaced, none.
+    let week = 168 * 3600;
+    let due = |t: &pb::ChurnModel| t.retraining.as_ref().and_then(|r| r.next_time).map(|n| n.seconds);
+    assert_eq!(due(&m), m.train_time.map(|t| t.seconds + week));
+    assert_eq!(due(&again), again.train_time.map(|t| t.seconds + week));
+    let m = pb::ChurnModel { retraining: None, ..m };
     assert_eq!(get(1).await.unwrap().into_inner(), m);
     assert_eq!(get(0).await.unwrap().into_inner(), again);
     assert_eq!(get(3).await.unwrap_err().code(), tonic::Code::NotFound);
