@@ -410,11 +410,11 @@ impl PastUsage {
             .iter()
             .map(|l| {
                 // The labels come by account: look each one up once.
-                let usage = match &last {
-                    Some((a, u)) if *a == l.key.account => AccountUsage { first_day: u.first_day, rollups: u.rollups },
+                let usage = match last {
+                    Some((a, u)) if a == l.key.account => u,
                     _ => self.of(l.key.account),
                 };
-                last = Some((l.key.account, AccountUsage { first_day: usage.first_day, rollups: usage.rollups }));
+                last = Some((l.key.account, usage));
                 (l.key.day, usage)
             })
             .collect()

@@ -80,6 +80,7 @@ pub fn tracked_per_day(name_days: &[(NaiveDate, String)], days: &[NaiveDate]) ->
 /// One account's usage: the first day it ever had usage, and its rollups
 /// over the replayed days and their lookback, sorted by day (so that each
 /// day reads only the rollups of its windows).
+#[derive(Clone, Copy)]
 pub struct AccountUsage<'a> {
     pub first_day: Option<NaiveDate>,
     pub rollups: &'a [DailyRollup],

@@ -648,6 +648,13 @@ pub(crate) async fn attempts_of(conn: &impl ConnectionTrait, tenant: &str, deliv
         .collect())
 }
 
+/// A UUIDv7 of time `t`: an id below it was made no later than `t`'s
+/// millisecond (its random bits decide within it; filter the time too).
+fn v7_at(t: DateTime<Utc>) -> Uuid {
+    let secs = u64::try_from(t.timestamp()).unwrap_or(0);
+    Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, t.timestamp_subsec_nanos()))
+}
+
 /// Deletes up to `limit` finished deliveries (succeeded, dead or skipped)
 /// created and last touched before `cutoff`, with their attempts, in one
 /// transaction; returns how many deliveries went. A pending one is never
@@ -659,8 +666,7 @@ pub(crate) async fn prune_deliveries(
     limit: u64,
 ) -> Result<u64> {
     use sea_orm::TransactionTrait;
-    let secs = u64::try_from(cutoff.timestamp()).unwrap_or(0);
-    let bound = Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, cutoff.timestamp_subsec_nanos()));
+    let bound = v7_at(cutoff);
     let finished = [DeliveryStatus::Succeeded, DeliveryStatus::Dead, DeliveryStatus::Skipped].map(|s| s.as_str());
     let tx = conn.begin().await?;
     let rows: Vec<(Uuid, String)> = d::Entity::find()
@@ -712,12 +718,8 @@ mod tests {
         let conn = db.connect::<crate::migration::Migrator>(crate::NAME).await.unwrap();
         let now = banso_kit::wire::now();
         let ago = |days: i64| now - chrono::Duration::days(days);
-        let id_at = |t: DateTime<Utc>| {
-            let secs = u64::try_from(t.timestamp()).unwrap();
-            Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, t.timestamp_subsec_nanos()))
-        };
         let delivery = |created: DateTime<Utc>, touched: DateTime<Utc>, status: DeliveryStatus| Delivery {
-            id: id_at(created),
+            id: v7_at(created),
             endpoint_id: Uuid::now_v7(),
             account_id: Uuid::now_v7(),
             contact_id: None,
