@@ -29,6 +29,9 @@ pub fn type_of(payload: &Payload) -> &'static str {
         Payload::OutreachSent(_) => "outreach_sent",
         Payload::OutreachFailed(_) => "outreach_failed",
         Payload::PlaybookFired(_) => "playbook_fired",
+        Payload::PlanCreated(_) => "plan_created",
+        Payload::CheckpointRecorded(_) => "checkpoint_recorded",
+        Payload::ReviewConcluded(_) => "review_concluded",
     }
 }
 
@@ -75,6 +78,9 @@ pub fn account_of(envelope: &Envelope) -> Option<&str> {
         Payload::OutreachSent(e) => Some(e.account_id.as_str()),
         Payload::OutreachFailed(e) => Some(e.account_id.as_str()),
         Payload::PlaybookFired(e) => Some(e.account_id.as_str()),
+        Payload::PlanCreated(e) => e.plan.as_ref().map(|p| p.account_id.as_str()),
+        Payload::CheckpointRecorded(e) => Some(e.account_id.as_str()),
+        Payload::ReviewConcluded(e) => Some(e.account_id.as_str()),
     }?;
     (!id.is_empty()).then_some(id)
 }

@@ -62,7 +62,9 @@ pub(crate) fn segment_changed(s: &Segment, change: ev::segment_changed::Change) 
 pub(crate) const CONSUMER: &str = "accounts-timeline";
 
 /// Consumes source "playbooks": CtaOpened and CtaClosed become CTA
-/// activities, OutreachSent an OUTREACH activity, all vendor-started. Each
+/// activities, OutreachSent an OUTREACH activity, PlanCreated,
+/// CheckpointRecorded and ReviewConcluded SUCCESS_PLAN activities, all
+/// vendor-started. Each
 /// envelope is claimed in the inbox in the transaction that writes its
 /// activity, so a redelivery writes nothing; an event about an account
 /// that is gone (or never was) is skipped.
@@ -91,6 +93,22 @@ fn playbooks_activity(payload: &Payload) -> Option<Activity> {
             origin: Some(TouchOrigin::Vendor),
         })
     };
+    let plan =
+        |account: &str, author: &str, subject: String, at: Option<&pbjson_types::Timestamp>, external_ref: String| {
+            Some(Activity {
+                id: uuid::Uuid::now_v7(),
+                account_id: wire::uuid("account_id", account).ok()?,
+                kind: ActivityKind::SuccessPlan,
+                contact_ids: Vec::new(),
+                author_id: if author.is_empty() { "playbooks".to_owned() } else { author.to_owned() },
+                occur_time: time(at),
+                subject: cut(&subject, 200),
+                body: String::new(),
+                external_ref: Some(external_ref),
+                create_time: wire::now(),
+                origin: Some(TouchOrigin::Vendor),
+            })
+        };
     match payload {
         Payload::CtaOpened(e) => {
             let c = e.cta.as_ref()?;
@@ -101,6 +119,47 @@ fn playbooks_activity(payload: &Payload) -> Option<Activity> {
             let outcome = ppb::CtaOutcome::try_from(c.outcome).unwrap_or(ppb::CtaOutcome::Unspecified);
             let outcome = outcome.as_str_name().trim_start_matches("CTA_OUTCOME_").to_lowercase().replace('_', " ");
             cta(c, format!("closed: {} ({outcome})", c.title), c.close_time.as_ref(), ":closed")
+        }
+        Payload::PlanCreated(e) => {
+            let p = e.plan.as_ref()?;
+            plan(
+                &p.account_id,
+                &p.created_by,
+                format!("success plan started: {}", p.display_name),
+                p.create_time.as_ref(),
+                format!("plan:{}", p.id),
+            )
+        }
+        Payload::CheckpointRecorded(e) => {
+            let r = e.reading.as_ref()?;
+            let attainment = e.attainment.map(|a| format!(" ({:.1}% of target)", a * 100.0)).unwrap_or_default();
+            let off = if e.off_track { ", off track" } else { "" };
+            let at = r.record_time.as_ref().or(r.reading_time.as_ref());
+            plan(
+                &e.account_id,
+                &r.recorded_by,
+                format!("checkpoint {}: {}{attainment}{off}", e.metric, r.value),
+                at,
+                format!(
+                    "plan:{}:reading:{}:{}",
+                    e.plan_id,
+                    e.checkpoint_id,
+                    r.record_time.as_ref().map(|t| format!("{}.{}", t.seconds, t.nanos)).unwrap_or_default()
+                ),
+            )
+        }
+        Payload::ReviewConcluded(e) => {
+            let conclusion =
+                ppb::ReviewConclusion::try_from(e.conclusion).unwrap_or(ppb::ReviewConclusion::Unspecified);
+            let conclusion =
+                conclusion.as_str_name().trim_start_matches("REVIEW_CONCLUSION_").to_lowercase().replace('_', " ");
+            plan(
+                &e.account_id,
+                "",
+                format!("result review concluded: {} ({conclusion})", e.display_name),
+                e.conclude_time.as_ref(),
+                format!("plan:{}:review", e.plan_id),
+            )
         }
         Payload::OutreachSent(e) => Some(Activity {
             id: uuid::Uuid::now_v7(),

@@ -19,6 +19,7 @@ use crate::{
         LifecycleStage, TouchModel,
         cta::Cta,
         engine::Signal,
+        plan::{Plan, Reading as PlanReading},
         playbook::{Band, EVENT_TYPES},
         projection::{Account, Attr, Health, Reading, Segment},
         touch::Share,
@@ -42,6 +43,47 @@ pub(crate) fn cta_updated(c: &Cta, changed: &[&str]) -> Payload {
 
 pub(crate) fn cta_closed(c: &Cta) -> Payload {
     Payload::CtaClosed(ev::CtaClosed { cta: Some(cta_to_proto(c, wire::now())) })
+}
+
+pub(crate) fn plan_created(p: &Plan) -> Payload {
+    Payload::PlanCreated(ev::PlanCreated { plan: Some(crate::api::plans::to_proto(p, wire::now())) })
+}
+
+pub(crate) fn checkpoint_recorded(p: &Plan, checkpoint: Uuid, sub_metric: Option<Uuid>, r: &PlanReading) -> Payload {
+    let c = p.body.checkpoints.iter().find(|c| c.id == checkpoint);
+    let (metric, attainment) = match (c, sub_metric) {
+        (Some(c), None) => (c.metric.clone(), c.outcome().attainment),
+        (Some(c), Some(s)) => {
+            let o = c.outcome();
+            let sub = o.sub_metrics.into_iter().find(|x| x.id == s);
+            (sub.as_ref().map(|x| x.metric.clone()).unwrap_or_default(), sub.and_then(|x| x.attainment))
+        }
+        (None, _) => (String::new(), None),
+    };
+    Payload::CheckpointRecorded(ev::CheckpointRecorded {
+        plan_id: p.id.to_string(),
+        account_id: p.account_id.to_string(),
+        checkpoint_id: checkpoint.to_string(),
+        sub_metric_id: sub_metric.map(|s| s.to_string()).unwrap_or_default(),
+        metric,
+        reading: Some(crate::api::plans::reading_proto(r)),
+        attainment,
+        off_track: c.is_some_and(|c| c.off_track(p.create_time)),
+    })
+}
+
+pub(crate) fn review_concluded(p: &Plan) -> Payload {
+    let r = p.review.as_ref();
+    Payload::ReviewConcluded(ev::ReviewConcluded {
+        plan_id: p.id.to_string(),
+        account_id: p.account_id.to_string(),
+        display_name: p.body.display_name.clone(),
+        conclusion: r.and_then(|r| r.facts.conclusion).map_or(0, |c| crate::api::plans::conclusion_proto(c) as i32),
+        target_met: r.is_some_and(|r| r.facts.target_met),
+        roi: r.and_then(|r| r.facts.roi.roi),
+        direction: r.and_then(|r| r.direction).map_or(0, |d| crate::api::plans::direction_proto(d) as i32),
+        conclude_time: r.map(|r| wire::timestamp(r.conclude_time)),
+    })
 }
 
 pub(crate) fn playbook_fired(f: &Firing) -> Payload {

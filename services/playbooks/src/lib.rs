@@ -35,7 +35,7 @@ use banso_events::{Db, ServiceDef, service::Context};
 use banso_kit::{config::Config, supervise::Supervisor};
 use banso_proto::playbooks::{
     outreach_service_server::OutreachServiceServer, playbooks_service_server::PlaybooksServiceServer,
-    programmes_service_server::ProgrammesServiceServer,
+    programmes_service_server::ProgrammesServiceServer, success_plans_service_server::SuccessPlansServiceServer,
 };
 use tonic::server::NamedService as _;
 
@@ -84,16 +84,21 @@ pub const SERVICE: ServiceDef = ServiceDef {
     migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
     build: |cx, set| {
         Box::pin(async move {
-            let (playbooks, programmes, outreach) = build(cx).await?;
-            Ok(set.with(playbooks).with_following(programmes, Server::NAME).with_following(outreach, Server::NAME))
+            let (playbooks, programmes, outreach, plans) = build(cx).await?;
+            Ok(set
+                .with(playbooks)
+                .with_following(programmes, Server::NAME)
+                .with_following(outreach, Server::NAME)
+                .with_following(plans, Server::NAME))
         })
     },
 };
 
 type Programmes = ProgrammesServiceServer<api::programmes::ProgrammesApi>;
 type Outreach = OutreachServiceServer<api::outreach::OutreachApi>;
+type Plans = SuccessPlansServiceServer<api::plans::SuccessPlansApi>;
 
-async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach)> {
+async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach, Plans)> {
     let settings = PlaybooksSettings::from_config(cx.config)?;
     let webhooks = outreach::OutreachSettings::from_config(cx.config)?;
     let conn = cx.database::<migration::Migrator>(&SERVICE, Server::NAME).await?;
@@ -113,19 +118,23 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
     let consumer = Arc::new(events::Consumer { db: db.clone(), engine: engine.clone() });
     let partitions = cx.partitions(&SERVICE, name);
     for source in SERVICE.consumes {
-        // Of its own events only a closed CTA is a trigger: the others
-        // (CtaOpened, CtaUpdated, PlaybookFired, outreach) would cost a
-        // transaction each for nothing.
-        let subject = match *source {
-            NAME => format!("banso.{NAME}.cta_closed"),
-            other => banso_events::envelope::all_of(other),
+        // Of its own events only a closed CTA, a checkpoint reading and a
+        // concluded review are triggers: the others (CtaOpened, CtaUpdated,
+        // PlaybookFired, outreach, PlanCreated) would cost a transaction
+        // each for nothing.
+        let subjects = match *source {
+            NAME => ["cta_closed", "checkpoint_recorded", "review_concluded"]
+                .iter()
+                .map(|t| format!("banso.{NAME}.{t}"))
+                .collect(),
+            other => vec![banso_events::envelope::all_of(other)],
         };
         banso_events::bus::supervise_consumer(
             sup,
             name,
             cx.runtime.bus.clone(),
             &format!("{}-{source}", events::CONSUMER),
-            vec![subject],
+            subjects,
             consumer.clone(),
             Default::default(),
             &partitions,
@@ -149,10 +158,13 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
     let programmes = ProgrammesServiceServer::new(api::programmes::ProgrammesApi::new(app.clone(), cx.kit.clone()))
         .max_decoding_message_size(cx.kit.max_message_bytes)
         .max_encoding_message_size(cx.kit.max_message_bytes);
+    let plans = SuccessPlansServiceServer::new(api::plans::SuccessPlansApi::new(app.clone(), cx.kit.clone()))
+        .max_decoding_message_size(cx.kit.max_message_bytes)
+        .max_encoding_message_size(cx.kit.max_message_bytes);
     let playbooks = PlaybooksServiceServer::new(api::PlaybooksApi::new(app, cx.kit.clone()))
         .max_decoding_message_size(cx.kit.max_message_bytes)
         .max_encoding_message_size(cx.kit.max_message_bytes);
-    Ok((playbooks, programmes, outreach))
+    Ok((playbooks, programmes, outreach, plans))
 }
 
 /// Every hour (with the inbox and request ids): trigger events past the

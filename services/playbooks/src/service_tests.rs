@@ -169,10 +169,17 @@ async fn the_sql_prefilter_never_drops_an_account_the_exact_rule_selects() {
         ScheduleTrigger::DaysInStage(14),
         ScheduleTrigger::DaysInStage(1),
     ] {
-        let exact: Vec<_> = all.iter().filter(|p| scheduled(c, &p.calendar(tz), today)).map(|p| p.account.id).collect();
+        let exact: Vec<_> = all
+            .iter()
+            .filter(|p| scheduled(c, &p.calendar(tz, &Default::default()), today))
+            .map(|p| p.account.id)
+            .collect();
         let pre = store::projection::scheduled_page(conn, TENANT, &[c], today, tz, None, 1000).await.unwrap();
-        let pre_exact: Vec<_> =
-            pre.iter().filter(|p| scheduled(c, &p.calendar(tz), today)).map(|p| p.account.id).collect();
+        let pre_exact: Vec<_> = pre
+            .iter()
+            .filter(|p| scheduled(c, &p.calendar(tz, &Default::default()), today))
+            .map(|p| p.account.id)
+            .collect();
         assert_eq!(pre_exact, exact, "{c:?}");
         assert!(
             !exact.is_empty() && pre.len() < all.len(),
@@ -235,4 +242,110 @@ async fn account_changes_are_claimed_once_and_pruned_when_finished() {
     // Pruning takes the finished one, never a pending one.
     assert_eq!(changes::prune(conn, later + Duration::days(31), 100).await.unwrap(), 1);
     assert_eq!(changes::prune(conn, later + Duration::days(31), 100).await.unwrap(), 0);
+}
+
+/// The plan schedule triggers select accounts by their active plans (the
+/// kept columns pushed down to SQL, then checked again): a checkpoint due
+/// without a reading, one off track, proxy work past its end, a stalled stage.
+#[tokio::test]
+async fn plan_schedules_select_accounts_by_their_active_plans() {
+    use crate::{
+        app::plans::CreatePlan,
+        domain::plan::{
+            Agreed, Body, Checkpoint, CheckpointKind, Deliverable, DeliverableStatus, Direction, Party, Proxy,
+            ProxyReason,
+        },
+    };
+    let db = banso_testkit::fresh_database().await.unwrap();
+    let app = app(&db).await;
+    let caller = admin(TENANT);
+    let today = Utc::now().date_naive();
+    let checkpoint = |due: chrono::NaiveDate| Checkpoint {
+        id: uuid::Uuid::nil(),
+        metric: "usage".into(),
+        unit: String::new(),
+        direction: Direction::HigherIsBetter,
+        kind: CheckpointKind::ProductUsage,
+        agreed: Some(Agreed { baseline: 0.0, target: 100.0 }),
+        due_date: Some(due),
+        assumption: String::new(),
+        sub_metrics: vec![],
+        readings: vec![],
+    };
+    let body = |checkpoints, deliverables| Body {
+        display_name: "plan".into(),
+        problem: String::new(),
+        theme_id: None,
+        objectives: vec![],
+        stakeholders: vec![],
+        checkpoints,
+        deliverables,
+        investment: 0.0,
+        benefit: None,
+        currency: String::new(),
+    };
+    let plan = async |account, b| {
+        let cmd = CreatePlan {
+            request_id: None,
+            account_id: account,
+            body: b,
+            stage: None,
+            template_id: None,
+            model_id: None,
+            follows_plan_id: None,
+        };
+        app.create_plan(&caller, cmd).await.unwrap()
+    };
+    let overdue = seed_account(&app, TENANT, "overdue", None).await;
+    plan(overdue, body(vec![checkpoint(today - Duration::days(3))], vec![])).await;
+    let proxy = seed_account(&app, TENANT, "proxy", None).await;
+    let work = Deliverable {
+        id: uuid::Uuid::nil(),
+        title: "cleansing".into(),
+        responsible: Party::Vendor,
+        nature: Party::Customer,
+        owner: String::new(),
+        approver: String::new(),
+        status: DeliverableStatus::InProgress,
+        proxy: Some(Proxy { reason: ProxyReason::OneOffHump, end_date: today - Duration::days(1) }),
+        quality_rating: None,
+        quality_note: String::new(),
+        hours_spent: 0.0,
+        effect: None,
+        tasks: vec![],
+    };
+    plan(proxy, body(vec![], vec![work])).await;
+    let behind = seed_account(&app, TENANT, "behind", None).await;
+    let p = plan(behind, body(vec![checkpoint(today)], vec![])).await;
+    let reading = crate::app::plans::RecordReading {
+        plan_id: p.id,
+        checkpoint_id: p.body.checkpoints[0].id,
+        sub_metric_id: None,
+        value: 30.0,
+        reading_time: None,
+        note: String::new(),
+    };
+    app.record_reading(&caller, reading).await.unwrap();
+    seed_account(&app, TENANT, "no plan", None).await;
+
+    let schedule = |s: ScheduleTrigger| Definition { trigger: Trigger::Schedule(s), ..renewal_playbook() };
+    for s in [
+        ScheduleTrigger::CheckpointOverdueDays(2),
+        ScheduleTrigger::CheckpointOverdueDays(4),
+        ScheduleTrigger::CheckpointOffTrack,
+        ScheduleTrigger::ProxyWorkOverdue,
+        ScheduleTrigger::PlanStalledDays(2),
+    ] {
+        let p =
+            app.create_playbook(&caller, CreatePlaybook { request_id: None, definition: schedule(s) }).await.unwrap();
+        app.enable_playbook(&caller, p.id, 0, None).await.unwrap();
+    }
+    // Today: overdue (3 ≥ 2, not ≥ 4), behind, proxy; nothing stalled yet.
+    assert_eq!(app.schedule_pass(TENANT, today, None, false).await.unwrap().0, 3);
+    // Two days on: the same three, overdue by 5 ≥ 4 days too, and every
+    // account with an active plan stalled.
+    assert_eq!(app.schedule_pass(TENANT, today + Duration::days(2), None, false).await.unwrap().0, 7);
+    // Fired for real, the overdue account gets its CTA.
+    let (_, fired) = app.schedule_pass(TENANT, today, None, true).await.unwrap();
+    assert_eq!(fired, 3);
 }

@@ -29,6 +29,7 @@ fn kind_from_proto(v: &mut Violations, field: &str, raw: i32) -> Option<Activity
         Ok(pb::ActivityKind::Other) => Some(K::Other),
         Ok(pb::ActivityKind::Ticket) => Some(K::Ticket),
         Ok(pb::ActivityKind::Cta) => Some(K::Cta),
+        Ok(pb::ActivityKind::SuccessPlan) => Some(K::SuccessPlan),
         Ok(pb::ActivityKind::Unspecified) => {
             v.add(field, "is required (ACTIVITY_KIND_UNSPECIFIED is not a kind)");
             None
@@ -53,6 +54,7 @@ fn kind_to_proto(k: ActivityKind) -> pb::ActivityKind {
         K::Other => pb::ActivityKind::Other,
         K::Ticket => pb::ActivityKind::Ticket,
         K::Cta => pb::ActivityKind::Cta,
+        K::SuccessPlan => pb::ActivityKind::SuccessPlan,
     }
 }
 

@@ -69,10 +69,11 @@ pub enum ActivityKind {
     Other,
     Ticket,
     Cta,
+    SuccessPlan,
 }
 
 impl ActivityKind {
-    pub const ALL: [ActivityKind; 10] = [
+    pub const ALL: [ActivityKind; 11] = [
         ActivityKind::Meeting,
         ActivityKind::Call,
         ActivityKind::EmailSent,
@@ -83,6 +84,7 @@ impl ActivityKind {
         ActivityKind::Other,
         ActivityKind::Ticket,
         ActivityKind::Cta,
+        ActivityKind::SuccessPlan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +99,7 @@ impl ActivityKind {
             ActivityKind::Other => "other",
             ActivityKind::Ticket => "ticket",
             ActivityKind::Cta => "cta",
+            ActivityKind::SuccessPlan => "success_plan",
         }
     }
 
@@ -106,7 +109,9 @@ impl ActivityKind {
     pub fn default_origin(self) -> Option<TouchOrigin> {
         use ActivityKind as K;
         match self {
-            K::Meeting | K::Call | K::EmailSent | K::Outreach | K::Survey | K::Cta => Some(TouchOrigin::Vendor),
+            K::Meeting | K::Call | K::EmailSent | K::Outreach | K::Survey | K::Cta | K::SuccessPlan => {
+                Some(TouchOrigin::Vendor)
+            }
             K::EmailReplied | K::Ticket => Some(TouchOrigin::Customer),
             K::Note | K::Other => None,
         }

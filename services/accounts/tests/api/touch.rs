@@ -553,3 +553,88 @@ async fn every_change_of_the_mix_is_kept_newest_first() {
         .unwrap_err();
     assert_violation(&err, "account_id");
 }
+
+#[tokio::test]
+async fn success_plan_events_land_on_the_timeline_once() {
+    use banso_events::Payload;
+    use banso_proto::{events as ev, playbooks as ppb};
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let a = create(&mut c, account("Timeline of plans")).await;
+    let started = Utc::now() - Duration::days(30);
+    let plan_id = "0192f000-0000-7000-8000-0000000000a1".to_string();
+    let envs = [
+        banso_events::envelope::new(
+            "acme",
+            "playbooks",
+            Payload::PlanCreated(ev::PlanCreated {
+                plan: Some(ppb::SuccessPlan {
+                    id: plan_id.clone(),
+                    account_id: a.id.clone(),
+                    display_name: "離職率を下げる".into(),
+                    created_by: "csm-1".into(),
+                    create_time: ts(started),
+                    ..Default::default()
+                }),
+            }),
+        ),
+        banso_events::envelope::new(
+            "acme",
+            "playbooks",
+            Payload::CheckpointRecorded(ev::CheckpointRecorded {
+                plan_id: plan_id.clone(),
+                account_id: a.id.clone(),
+                checkpoint_id: "0192f000-0000-7000-8000-0000000000c1".into(),
+                metric: "staff turnover".into(),
+                reading: Some(ppb::Reading {
+                    value: 25.0,
+                    recorded_by: "csm-1".into(),
+                    record_time: ts(started + Duration::days(20)),
+                    ..Default::default()
+                }),
+                attainment: Some(5.0 / 9.0),
+                off_track: true,
+                ..Default::default()
+            }),
+        ),
+        banso_events::envelope::new(
+            "acme",
+            "playbooks",
+            Payload::ReviewConcluded(ev::ReviewConcluded {
+                plan_id: plan_id.clone(),
+                account_id: a.id.clone(),
+                display_name: "離職率を下げる".into(),
+                conclusion: ppb::ReviewConclusion::RaiseExecution as i32,
+                conclude_time: ts(started + Duration::days(29)),
+                ..Default::default()
+            }),
+        ),
+    ];
+    for env in &envs {
+        publish(&app, env).await;
+    }
+    publish(&app, &envs[1]).await;
+    let list = pb::ListActivitiesRequest { account_id: a.id.clone(), ..Default::default() };
+    let got = banso_testkit::eventually("three plan activities", std::time::Duration::from_secs(30), || {
+        let (mut c, list) = (c.clone(), list.clone());
+        async move {
+            let r = c.list_activities(list).await.unwrap().into_inner();
+            (r.activities.len() >= 3).then_some(r.activities)
+        }
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(c.list_activities(list).await.unwrap().into_inner().activities.len(), 3, "a redelivery writes nothing");
+    let row = |a: &pb::Activity| (a.kind, a.subject.clone(), a.author_id.clone());
+    let kind = pb::ActivityKind::SuccessPlan as i32;
+    assert_eq!(
+        got.iter().map(row).collect::<Vec<_>>(),
+        vec![
+            (kind, "result review concluded: 離職率を下げる (raise execution)".into(), "playbooks".into()),
+            (kind, "checkpoint staff turnover: 25 (55.6% of target), off track".into(), "csm-1".into()),
+            (kind, "success plan started: 離職率を下げる".into(), "csm-1".into()),
+        ]
+    );
+    assert!(got.iter().all(|x| x.origin == tpb::TouchOrigin::Vendor as i32));
+    assert_eq!(got[2].occur_time, ts(started));
+}

@@ -6,6 +6,7 @@
 
 pub(crate) mod ctas;
 pub(crate) mod outreach;
+pub(crate) mod plans;
 pub(crate) mod playbooks;
 pub(crate) mod programmes;
 
@@ -45,6 +46,7 @@ field_paths! {
         ScheduleTime = "schedule_time",
         FatigueMaxMessages = "fatigue_max_messages",
         FatigueWindowDays = "fatigue_window_days",
+        ReviewExecutionThresholdPercent = "review_execution_threshold_percent",
     }
 }
 
@@ -105,6 +107,7 @@ fn settings_proto(s: &store::tenants::Settings) -> pb::PlaybookSettings {
         fatigue_max_messages: s.fatigue_max_messages,
         fatigue_window_days: s.fatigue_window_days,
         last_schedule_day: s.last_schedule_day.map(wire::date_to_proto),
+        review_execution_threshold_percent: s.review_execution_threshold_percent,
         etag: etag::of(s.version()),
     }
 }
@@ -402,6 +405,16 @@ impl pb::playbooks_service_server::PlaybooksService for PlaybooksApi {
                                 );
                             }
                             cmd.fatigue_window_days = Some(s.fatigue_window_days);
+                        }
+                        SettingsField::ReviewExecutionThresholdPercent => {
+                            let pct = s.review_execution_threshold_percent;
+                            if !(1..=100).contains(&pct) {
+                                v.add(
+                                    "settings.review_execution_threshold_percent",
+                                    format!("must be 1 to 100, got {pct}"),
+                                );
+                            }
+                            cmd.review_execution_threshold_percent = Some(pct);
                         }
                     }
                 }

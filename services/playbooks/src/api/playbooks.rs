@@ -157,8 +157,40 @@ fn trigger(v: &mut Violations, t: Option<&pb::Trigger>) -> Option<Trigger> {
                     1,
                     3650,
                 )))),
+                Some(When::CheckpointOverdueDays(n)) => {
+                    Some(Trigger::Schedule(ScheduleTrigger::CheckpointOverdueDays(range_i32(
+                        v,
+                        &format!("{f}.checkpoint_overdue_days"),
+                        n,
+                        0,
+                        365,
+                    ))))
+                }
+                Some(When::CheckpointOffTrack(set)) => {
+                    if !set {
+                        v.add(format!("{f}.checkpoint_off_track"), "must be true when chosen");
+                    }
+                    Some(Trigger::Schedule(ScheduleTrigger::CheckpointOffTrack))
+                }
+                Some(When::ProxyWorkOverdue(set)) => {
+                    if !set {
+                        v.add(format!("{f}.proxy_work_overdue"), "must be true when chosen");
+                    }
+                    Some(Trigger::Schedule(ScheduleTrigger::ProxyWorkOverdue))
+                }
+                Some(When::PlanStalledDays(n)) => Some(Trigger::Schedule(ScheduleTrigger::PlanStalledDays(range_i32(
+                    v,
+                    &format!("{f}.plan_stalled_days"),
+                    n,
+                    1,
+                    3650,
+                )))),
                 None => {
-                    v.add(f, "needs one of renewal_within_days, no_usage_for_days, days_in_stage");
+                    v.add(
+                        f,
+                        "needs one of renewal_within_days, no_usage_for_days, days_in_stage, checkpoint_overdue_days, \
+                         checkpoint_off_track, proxy_work_overdue, plan_stalled_days",
+                    );
                     None
                 }
             }
@@ -323,7 +355,7 @@ fn actions(v: &mut Violations, list: &[pb::Action]) -> Vec<Action> {
         let models = touch_models(v, &format!("{f}.touch_models"), &a.touch_models);
         let kind = match &a.kind {
             None => {
-                v.add(&f, "needs one of open_cta, send_outreach, enrol, update_account");
+                v.add(&f, "needs one of open_cta, send_outreach, enrol, update_account, start_success_plan");
                 None
             }
             Some(Kind::OpenCta(c)) => open_cta(v, &format!("{f}.open_cta"), c).map(ActionKind::OpenCta),
@@ -336,6 +368,9 @@ fn actions(v: &mut Violations, list: &[pb::Action]) -> Vec<Action> {
             Some(Kind::UpdateAccount(u)) => {
                 update_account(v, &format!("{f}.update_account"), u).map(ActionKind::UpdateAccount)
             }
+            Some(Kind::StartSuccessPlan(s)) => v
+                .take(wire::uuid(&format!("{f}.start_success_plan.template_id"), &s.template_id))
+                .map(|template_id| ActionKind::StartSuccessPlan { template_id }),
         };
         if let Some(kind) = kind {
             out.push(Action { touch_models: models, kind });
@@ -509,6 +544,9 @@ fn action_proto(a: &Action) -> pb::Action {
             contact_roles: o.contact_roles.clone(),
         }),
         ActionKind::Enrol { programme_id } => Kind::Enrol(pb::EnrolAction { programme_id: programme_id.to_string() }),
+        ActionKind::StartSuccessPlan { template_id } => {
+            Kind::StartSuccessPlan(pb::StartSuccessPlanAction { template_id: template_id.to_string() })
+        }
         ActionKind::UpdateAccount(u) => Kind::UpdateAccount(pb::UpdateAccountAction {
             lifecycle_stage: stage_proto(u.lifecycle_stage),
             add_tags: u.add_tags.clone(),
@@ -542,6 +580,10 @@ pub(crate) fn to_proto(p: &Playbook) -> pb::Playbook {
                 ScheduleTrigger::RenewalWithinDays(n) => When::RenewalWithinDays(*n),
                 ScheduleTrigger::NoUsageForDays(n) => When::NoUsageForDays(*n),
                 ScheduleTrigger::DaysInStage(n) => When::DaysInStage(*n),
+                ScheduleTrigger::CheckpointOverdueDays(n) => When::CheckpointOverdueDays(*n),
+                ScheduleTrigger::CheckpointOffTrack => When::CheckpointOffTrack(true),
+                ScheduleTrigger::ProxyWorkOverdue => When::ProxyWorkOverdue(true),
+                ScheduleTrigger::PlanStalledDays(n) => When::PlanStalledDays(*n),
             }),
         }),
         Trigger::Manual => Kind::Manual(pb::ManualTrigger {}),

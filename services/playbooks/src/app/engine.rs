@@ -15,7 +15,7 @@ use banso_kit::Result;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::programmes::Enrolled;
+use super::{plans::Started, programmes::Enrolled};
 use crate::{
     domain::{
         cta::{self, Cta, Reason, Status},
@@ -152,6 +152,11 @@ impl Engine {
 pub(crate) struct Segments(Vec<CompiledSegment>);
 
 impl Segments {
+    /// The segments an account is in at `now`.
+    pub(crate) fn of(&self, projected: &Projected, tz: chrono_tz::Tz, now: DateTime<Utc>) -> Vec<&Segment> {
+        Subject { projected, tz, now, event: None, facts: Default::default() }.memberships(self)
+    }
+
     /// No segments (a tenant that has none, or the bench).
     #[cfg_attr(not(feature = "bench"), allow(dead_code))]
     pub(crate) fn empty() -> Segments {
@@ -428,6 +433,24 @@ async fn run_actions(
                     }
                 }
             }
+            ActionKind::StartSuccessPlan { template_id } => {
+                let account = o.subject.projected.account.id;
+                match super::plans::start(tx, *template_id, account, p.id).await? {
+                    Started::New(plan) => {
+                        outcome.detail = format!("started success plan {} from template {template_id}", plan.id);
+                        outcome.resource_id = Some(plan.id.to_string());
+                    }
+                    Started::Already(plan) => {
+                        outcome.detail =
+                            format!("already has active success plan {} from template {template_id}", plan.id);
+                        outcome.resource_id = Some(plan.id.to_string());
+                    }
+                    Started::Refused(why) => {
+                        outcome.status = "failed".into();
+                        outcome.detail = why;
+                    }
+                }
+            }
             ActionKind::UpdateAccount(change) => {
                 // Applied through Accounts' API by the worker once this
                 // transaction commits: never a call to another service
@@ -580,6 +603,9 @@ pub(crate) fn simulate_fire(
                 ActionKind::SendOutreach(spec) => outreach.send(spec, o, &values, &mut outcome),
                 ActionKind::Enrol { programme_id } => {
                     outcome.detail = format!("would enrol in programme {programme_id}");
+                }
+                ActionKind::StartSuccessPlan { template_id } => {
+                    outcome.detail = format!("would start a success plan from template {template_id}");
                 }
                 ActionKind::UpdateAccount(change) => {
                     let moves = change.stage_after(a.lifecycle_stage).is_some()

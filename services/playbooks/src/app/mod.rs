@@ -7,6 +7,7 @@
 mod ctas;
 pub(crate) mod engine;
 pub(crate) mod outreach;
+pub(crate) mod plans;
 mod playbooks;
 pub(crate) mod programmes;
 pub(crate) mod schedule;

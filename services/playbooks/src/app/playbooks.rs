@@ -443,9 +443,10 @@ impl App {
                     let page = store::projection::page(conn, tenant, after, 1000).await?;
                     let Some(last) = page.last() else { break };
                     after = Some(last.account.id);
+                    let plans = super::schedule::plan_calendars(conn, tenant, &[*s], &page, tz).await?;
                     for projected in &page {
                         sim.evaluated += 1;
-                        if !scheduled(*s, &projected.calendar(tz), today) {
+                        if !scheduled(*s, &projected.calendar(tz, &plans), today) {
                             continue;
                         }
                         let account = projected.account.id;

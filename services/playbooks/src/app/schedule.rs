@@ -10,7 +10,7 @@
 //! every replica was down is caught up at the next start: schedule
 //! conditions read today's state, so the run happens once, for today.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use banso_kit::{Result, supervise::Supervisor, wire};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     domain::{
-        engine::scheduled,
+        engine::{PlanCalendar, scheduled},
         playbook::{ScheduleTrigger, Trigger},
     },
     store::{self, projection::Projected},
@@ -123,8 +123,9 @@ impl App {
             let Some(last) = page.last() else { break };
             after = Some(last.account.id);
             let now = wire::now();
+            let plans = plan_calendars(conn, tenant, &conditions, &page, tz).await?;
             // The work of this batch, decided outside the transaction.
-            let work = select(&programs, &page, tz, today, now, &segments);
+            let work = select(&programs, &page, &plans, tz, today, now, &segments);
             selected += work.len() as u64;
             if fire && !work.is_empty() {
                 fired += self
@@ -152,11 +153,28 @@ impl App {
     }
 }
 
+/// The plan calendars of a page's accounts, read only when a condition
+/// reads plans.
+pub(crate) async fn plan_calendars(
+    conn: &impl sea_orm::ConnectionTrait,
+    tenant: &str,
+    conditions: &[ScheduleTrigger],
+    page: &[Projected],
+    tz: chrono_tz::Tz,
+) -> Result<HashMap<Uuid, PlanCalendar>> {
+    if !conditions.iter().any(ScheduleTrigger::reads_plans) {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Uuid> = page.iter().map(|p| p.account.id).collect();
+    store::plans::calendars(conn, tenant, &ids, tz).await
+}
+
 /// The (playbook, account) pairs the schedule selects in one batch: the
 /// schedule condition, then the audience and the condition.
 pub(crate) fn select<'a>(
     programs: &[Arc<Program>],
     page: &'a [Projected],
+    plans: &HashMap<Uuid, PlanCalendar>,
     tz: chrono_tz::Tz,
     today: NaiveDate,
     now: DateTime<Utc>,
@@ -164,7 +182,7 @@ pub(crate) fn select<'a>(
 ) -> Vec<(Arc<Program>, &'a Projected)> {
     let mut work = Vec::new();
     for projected in page {
-        let calendar = projected.calendar(tz);
+        let calendar = projected.calendar(tz, plans);
         let subject = Subject { projected, tz, now, event: None, facts: Default::default() };
         for p in programs {
             let Trigger::Schedule(s) = p.def.trigger else { continue };

@@ -14,6 +14,7 @@ pub(crate) struct UpdateSettings {
     pub schedule_time: Option<String>,
     pub fatigue_max_messages: Option<i32>,
     pub fatigue_window_days: Option<i32>,
+    pub review_execution_threshold_percent: Option<i32>,
 }
 
 impl Versioned for Settings {
@@ -49,6 +50,9 @@ impl App {
                     }
                     if let Some(n) = cmd.fatigue_window_days {
                         x.fatigue_window_days = n;
+                    }
+                    if let Some(n) = cmd.review_execution_threshold_percent {
+                        x.review_execution_threshold_percent = n;
                     }
                     Ok(())
                 },

@@ -6,27 +6,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-macro_rules! named {
-    ($t:ident { $($v:ident = $s:literal),+ $(,)? }) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub(crate) enum $t { $($v),+ }
-
-        impl $t {
-            pub(crate) const ALL: &[$t] = &[$($t::$v),+];
-
-            pub(crate) fn as_str(self) -> &'static str {
-                match self { $($t::$v => $s),+ }
-            }
-
-            #[allow(dead_code, reason = "priorities are stored by rank, not parsed by name")]
-            pub(crate) fn parse(s: &str) -> Option<Self> {
-                Self::ALL.iter().copied().find(|x| x.as_str() == s)
-            }
-        }
-    };
-}
-
 named!(CtaType { Risk = "risk", Opportunity = "opportunity", Lifecycle = "lifecycle", Objective = "objective" });
 named!(Priority { Low = "low", Medium = "medium", High = "high", Critical = "critical" });
 named!(Status { Open = "open", InProgress = "in_progress", Snoozed = "snoozed", Closed = "closed" });

@@ -82,6 +82,20 @@ pub(crate) struct Calendar {
     /// an account that never had any).
     pub known_since: NaiveDate,
     pub stage_since: NaiveDate,
+    pub plans: PlanCalendar,
+}
+
+/// What a schedule condition reads of an account's active success plans
+/// (over all of them: the earliest date, any off track).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct PlanCalendar {
+    /// The earliest due date of a checkpoint with no reading as of it.
+    pub reading_due: Option<NaiveDate>,
+    pub off_track: bool,
+    /// The earliest end date of proxy work (代走) not done.
+    pub proxy_end: Option<NaiveDate>,
+    /// The tenant-local day the longest-standing plan entered its stage.
+    pub stage_since: Option<NaiveDate>,
 }
 
 /// Whether a schedule condition selects an account today.
@@ -93,6 +107,10 @@ pub(crate) fn scheduled(s: ScheduleTrigger, c: &Calendar, today: NaiveDate) -> b
         }
         ScheduleTrigger::NoUsageForDays(n) => days(c.last_usage_day.unwrap_or(c.known_since)) >= i64::from(n),
         ScheduleTrigger::DaysInStage(n) => days(c.stage_since) >= i64::from(n),
+        ScheduleTrigger::CheckpointOverdueDays(n) => c.plans.reading_due.is_some_and(|d| days(d) >= i64::from(n)),
+        ScheduleTrigger::CheckpointOffTrack => c.plans.off_track,
+        ScheduleTrigger::ProxyWorkOverdue => c.plans.proxy_end.is_some_and(|d| today > d),
+        ScheduleTrigger::PlanStalledDays(n) => c.plans.stage_since.is_some_and(|d| days(d) >= i64::from(n)),
     }
 }
 
@@ -261,6 +279,7 @@ mod tests {
             last_usage_day: Some(d(11, 20)),
             known_since: d(1, 1),
             stage_since: d(11, 4),
+            plans: PlanCalendar::default(),
         };
         assert!(scheduled(ScheduleTrigger::RenewalWithinDays(26), &c, today));
         assert!(!scheduled(ScheduleTrigger::RenewalWithinDays(25), &c, today));
@@ -274,5 +293,40 @@ mod tests {
             scheduled(ScheduleTrigger::NoUsageForDays(300), &past, today),
             "never used: counted from when it was known"
         );
+    }
+
+    #[test]
+    fn plan_schedules_read_due_readings_off_track_proxy_work_and_stalled_stages() {
+        let d = |m, day| NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+        let today = d(12, 4);
+        let mut c = Calendar {
+            renewal_date: None,
+            last_usage_day: None,
+            known_since: d(1, 1),
+            stage_since: d(1, 1),
+            plans: PlanCalendar::default(),
+        };
+        for s in [
+            ScheduleTrigger::CheckpointOverdueDays(0),
+            ScheduleTrigger::CheckpointOffTrack,
+            ScheduleTrigger::ProxyWorkOverdue,
+            ScheduleTrigger::PlanStalledDays(1),
+        ] {
+            assert!(!scheduled(s, &c, today), "{s:?} without a plan");
+        }
+        c.plans = PlanCalendar {
+            reading_due: Some(d(11, 27)),
+            off_track: true,
+            proxy_end: Some(d(12, 3)),
+            stage_since: Some(d(11, 4)),
+        };
+        assert!(scheduled(ScheduleTrigger::CheckpointOverdueDays(7), &c, today));
+        assert!(!scheduled(ScheduleTrigger::CheckpointOverdueDays(8), &c, today));
+        assert!(scheduled(ScheduleTrigger::CheckpointOffTrack, &c, today));
+        assert!(scheduled(ScheduleTrigger::ProxyWorkOverdue, &c, today));
+        c.plans.proxy_end = Some(today);
+        assert!(!scheduled(ScheduleTrigger::ProxyWorkOverdue, &c, today), "the end date itself is not past");
+        assert!(scheduled(ScheduleTrigger::PlanStalledDays(30), &c, today));
+        assert!(!scheduled(ScheduleTrigger::PlanStalledDays(31), &c, today));
     }
 }

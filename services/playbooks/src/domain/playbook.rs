@@ -22,6 +22,8 @@ pub(crate) const EVENT_TYPES: &[&str] = &[
     "contract_changed",
     "activity_logged",
     "cta_closed",
+    "checkpoint_recorded",
+    "review_concluded",
 ];
 
 /// Share a pattern needs in an account's mix to be served under BLEND routing.
@@ -48,6 +50,19 @@ pub(crate) enum Trigger {
     Event(EventTrigger),
     Schedule(ScheduleTrigger),
     Manual,
+}
+
+impl ScheduleTrigger {
+    /// Whether it reads the account's success plans.
+    pub(crate) fn reads_plans(&self) -> bool {
+        matches!(
+            self,
+            ScheduleTrigger::CheckpointOverdueDays(_)
+                | ScheduleTrigger::CheckpointOffTrack
+                | ScheduleTrigger::ProxyWorkOverdue
+                | ScheduleTrigger::PlanStalledDays(_)
+        )
+    }
 }
 
 impl Trigger {
@@ -100,6 +115,15 @@ pub(crate) enum ScheduleTrigger {
     RenewalWithinDays(i32),
     NoUsageForDays(i32),
     DaysInStage(i32),
+    /// An active plan's checkpoint due at least this many days without a
+    /// reading as of its due date.
+    CheckpointOverdueDays(i32),
+    /// An active plan's checkpoint is off track.
+    CheckpointOffTrack,
+    /// Proxy work (代走) not done and past its end date.
+    ProxyWorkOverdue,
+    /// An active plan in its stage at least this many days.
+    PlanStalledDays(i32),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -138,6 +162,7 @@ pub(crate) enum ActionKind {
     SendOutreach(SendOutreach),
     Enrol { programme_id: Uuid },
     UpdateAccount(UpdateAccount),
+    StartSuccessPlan { template_id: Uuid },
 }
 
 impl ActionKind {
@@ -147,6 +172,7 @@ impl ActionKind {
             ActionKind::SendOutreach(_) => "send_outreach",
             ActionKind::Enrol { .. } => "enrol",
             ActionKind::UpdateAccount(_) => "update_account",
+            ActionKind::StartSuccessPlan { .. } => "start_success_plan",
         }
     }
 }

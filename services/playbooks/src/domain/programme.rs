@@ -4,25 +4,6 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-macro_rules! named {
-    ($t:ident { $($v:ident = $s:literal),+ $(,)? }) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub(crate) enum $t { $($v),+ }
-
-        impl $t {
-            pub(crate) const ALL: &[$t] = &[$($t::$v),+];
-
-            pub(crate) fn as_str(self) -> &'static str {
-                match self { $($t::$v => $s),+ }
-            }
-
-            pub(crate) fn parse(s: &str) -> Option<Self> {
-                Self::ALL.iter().copied().find(|x| x.as_str() == s)
-            }
-        }
-    };
-}
-
 named!(Kind { WebinarSeries = "webinar_series", Course = "course", OfficeHours = "office_hours", UserGroup = "user_group", Other = "other" });
 named!(Status { Enrolled = "enrolled", Active = "active", Completed = "completed", Withdrawn = "withdrawn" });
 

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0002Outreach),
             Box::new(M0003Programmes),
             Box::new(M0004AccountChanges),
+            Box::new(M0005SuccessPlans),
         ]
     }
 }
@@ -416,6 +417,119 @@ impl MigrationTrait for M0004AccountChanges {
         // The worker's query spans tenants, as the outreach worker's does.
         m.create_index(index("account_changes", "due", &["status", "next_attempt_time"])).await?;
         m.create_index(index("account_changes", "tenant_firing", &["tenant_id", "firing_id"])).await?;
+        Ok(())
+    }
+}
+
+struct M0005SuccessPlans;
+
+impl MigrationName for M0005SuccessPlans {
+    fn name(&self) -> &str {
+        "m20261205_000005_success_plans"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0005SuccessPlans {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table("tenants")
+                .add_column(integer("review_execution_threshold_percent").default(80))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("success_plan_templates")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(text("display_name"))
+                // domain::plan::Body, JSON.
+                .col(text("body"))
+                .col(timestamp_with_time_zone("create_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("success_plan_templates", "tenant", &["tenant_id", "id"])).await?;
+        m.create_table(
+            Table::create()
+                .table("success_plans")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(string_len("state", 16))
+                .col(string_len("stage", 32))
+                .col(timestamp_with_time_zone("stage_since"))
+                .col(uuid_null("template_id"))
+                .col(uuid_null("model_id"))
+                .col(uuid_null("follows_plan_id"))
+                .col(uuid_null("playbook_id"))
+                .col(text("created_by"))
+                // "<template>/<account>" while active: one active plan per template and account.
+                .col(text_null("active_key"))
+                // domain::plan::Body (with the readings), JSON.
+                .col(text("body"))
+                // domain::plan::Concluded, JSON, once concluded.
+                .col(text_null("review"))
+                .col(boolean_null("target_met"))
+                .col(double_null("roi"))
+                .col(timestamp_with_time_zone_null("conclude_time"))
+                // What schedule triggers read (domain::plan::Alerts), kept at each write.
+                .col(date_null("reading_due"))
+                .col(boolean("off_track"))
+                .col(date_null("proxy_end"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .col(big_integer("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("success_plans", "active_key", &["tenant_id", "active_key"]).unique().to_owned()).await?;
+        m.create_index(index("success_plans", "tenant_account", &["tenant_id", "account_id"])).await?;
+        m.create_index(index("success_plans", "tenant_model", &["tenant_id", "model_id"])).await?;
+        m.create_index(index("success_plans", "tenant_state", &["tenant_id", "state", "account_id"])).await?;
+        m.create_table(
+            Table::create()
+                .table("success_models")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("plan_id"))
+                .col(uuid("template_id"))
+                .col(uuid_null("segment_id"))
+                .col(uuid_null("theme_id"))
+                .col(text("display_name"))
+                .col(text("problem"))
+                // [domain::plan::Checkpoint], JSON, as agreed in the plan.
+                .col(text("checkpoints"))
+                .col(timestamp_with_time_zone("create_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("success_models", "plan", &["tenant_id", "plan_id"]).unique().to_owned()).await?;
+        m.create_table(
+            Table::create()
+                .table("success_model_proposals")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("model_id"))
+                .col(uuid("account_id"))
+                .col(string_len("reason", 16))
+                .col(uuid_null("cta_id"))
+                .col(timestamp_with_time_zone("create_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            index("success_model_proposals", "model_account", &["tenant_id", "model_id", "account_id"])
+                .unique()
+                .to_owned(),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -58,6 +58,7 @@ entity!(tenant, "tenants", {
     #[sea_orm(column_type = "Text")]
     pub schedule_lease_owner: String,
     pub schedule_lease_until: Option<ChronoDateTimeUtc>,
+    pub review_execution_threshold_percent: i32,
     pub version: i64,
 });
 
@@ -193,7 +194,7 @@ macro_rules! versioned {
         }
     )+};
 }
-versioned!(playbook, cta, programme, enrolment);
+versioned!(playbook, cta, programme, enrolment, success_plan);
 
 entity!(account_change, "account_changes", {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -215,4 +216,74 @@ entity!(account_change, "account_changes", {
     pub detail: String,
     pub create_time: ChronoDateTimeUtc,
     pub update_time: ChronoDateTimeUtc,
+});
+
+entity!(success_plan_template, "success_plan_templates", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub display_name: String,
+    #[sea_orm(column_type = "Text")]
+    pub body: String,
+    pub create_time: ChronoDateTimeUtc,
+});
+
+entity!(success_plan, "success_plans", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub account_id: Uuid,
+    pub state: String,
+    pub stage: String,
+    pub stage_since: ChronoDateTimeUtc,
+    pub template_id: Option<Uuid>,
+    pub model_id: Option<Uuid>,
+    pub follows_plan_id: Option<Uuid>,
+    pub playbook_id: Option<Uuid>,
+    #[sea_orm(column_type = "Text")]
+    pub created_by: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub active_key: Option<String>,
+    #[sea_orm(column_type = "Text")]
+    pub body: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub review: Option<String>,
+    pub target_met: Option<bool>,
+    pub roi: Option<f64>,
+    pub conclude_time: Option<ChronoDateTimeUtc>,
+    pub reading_due: Option<Date>,
+    pub off_track: bool,
+    pub proxy_end: Option<Date>,
+    pub create_time: ChronoDateTimeUtc,
+    pub update_time: ChronoDateTimeUtc,
+    pub version: i64,
+});
+
+entity!(success_model, "success_models", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub plan_id: Uuid,
+    pub template_id: Uuid,
+    pub segment_id: Option<Uuid>,
+    pub theme_id: Option<Uuid>,
+    #[sea_orm(column_type = "Text")]
+    pub display_name: String,
+    #[sea_orm(column_type = "Text")]
+    pub problem: String,
+    #[sea_orm(column_type = "Text")]
+    pub checkpoints: String,
+    pub create_time: ChronoDateTimeUtc,
+});
+
+entity!(success_model_proposal, "success_model_proposals", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub model_id: Uuid,
+    pub account_id: Uuid,
+    pub reason: String,
+    pub cta_id: Option<Uuid>,
+    pub create_time: ChronoDateTimeUtc,
 });

@@ -7,6 +7,7 @@ pub(crate) mod ctas;
 pub(crate) mod entities;
 pub(crate) mod firings;
 pub(crate) mod outreach;
+pub(crate) mod plans;
 pub(crate) mod playbooks;
 pub(crate) mod programmes;
 pub(crate) mod projection;

@@ -8,7 +8,13 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{entities::account as a, entities::segment as s, from_json, to_json};
+use super::{
+    entities::account as a,
+    entities::segment as s,
+    from_json,
+    plans::{self, PlanAlert},
+    to_json,
+};
 use crate::domain::{
     TouchModel,
     engine::Calendar,
@@ -28,13 +34,19 @@ pub(crate) struct Projected {
 
 impl Projected {
     /// What schedule conditions read, in the tenant's time zone.
-    pub(crate) fn calendar(&self, tz: chrono_tz::Tz) -> Calendar {
+    /// `plans` holds the plan calendars of the accounts with active plans.
+    pub(crate) fn calendar(
+        &self,
+        tz: chrono_tz::Tz,
+        plans: &std::collections::HashMap<Uuid, crate::domain::engine::PlanCalendar>,
+    ) -> Calendar {
         let day = |t: DateTime<Utc>| t.with_timezone(&tz).date_naive();
         Calendar {
             renewal_date: self.account.renewal_date,
             last_usage_day: self.last_usage_day,
             known_since: day(self.create_time),
             stage_since: day(self.stage_since),
+            plans: plans.get(&self.account.id).copied().unwrap_or_default(),
         }
     }
 }
@@ -181,6 +193,34 @@ pub(crate) async fn scheduled_page(
                     today.checked_sub_days(chrono::Days::new(u64::from(n.unsigned_abs()))).unwrap_or(NaiveDate::MIN);
                 if let Some(t) = last.succ_opt().and_then(start_of) {
                     any = any.add(a::Column::StageSince.lt(t));
+                }
+            }
+            // Plan conditions: the accounts whose active plans' kept
+            // columns say so.
+            ScheduleTrigger::CheckpointOverdueDays(n) => {
+                let by =
+                    today.checked_sub_days(chrono::Days::new(u64::from(n.unsigned_abs()))).unwrap_or(NaiveDate::MIN);
+                any = any.add(
+                    a::Column::AccountId.in_subquery(plans::accounts_alerted(tenant, PlanAlert::ReadingDueBy(by))),
+                );
+            }
+            ScheduleTrigger::CheckpointOffTrack => {
+                any = any.add(a::Column::AccountId.in_subquery(plans::accounts_alerted(tenant, PlanAlert::OffTrack)));
+            }
+            ScheduleTrigger::ProxyWorkOverdue => {
+                any = any.add(
+                    a::Column::AccountId
+                        .in_subquery(plans::accounts_alerted(tenant, PlanAlert::ProxyEndedBefore(today))),
+                );
+            }
+            ScheduleTrigger::PlanStalledDays(n) => {
+                let last =
+                    today.checked_sub_days(chrono::Days::new(u64::from(n.unsigned_abs()))).unwrap_or(NaiveDate::MIN);
+                if let Some(t) = last.succ_opt().and_then(start_of) {
+                    any = any.add(
+                        a::Column::AccountId
+                            .in_subquery(plans::accounts_alerted(tenant, PlanAlert::StageSinceBefore(t))),
+                    );
                 }
             }
         }

@@ -20,6 +20,8 @@ pub(crate) struct Settings {
     pub fatigue_max_messages: i32,
     pub fatigue_window_days: i32,
     pub last_schedule_day: Option<NaiveDate>,
+    /// A review's execution is sufficient from this share done, in percent.
+    pub review_execution_threshold_percent: i32,
     pub version: i64,
 }
 
@@ -31,6 +33,7 @@ impl Default for Settings {
             fatigue_max_messages: 3,
             fatigue_window_days: 7,
             last_schedule_day: None,
+            review_execution_threshold_percent: crate::domain::plan::DEFAULT_EXECUTION_THRESHOLD_PERCENT,
             version: 0,
         }
     }
@@ -52,6 +55,7 @@ pub(crate) async fn get(conn: &impl ConnectionTrait, tenant: &str) -> Result<Set
             fatigue_max_messages: m.fatigue_max_messages,
             fatigue_window_days: m.fatigue_window_days,
             last_schedule_day: m.last_schedule_day,
+            review_execution_threshold_percent: m.review_execution_threshold_percent,
             version: m.version,
         })
         .unwrap_or_default())
@@ -67,6 +71,7 @@ async fn ensure(conn: &impl ConnectionTrait, tenant: &str) -> Result<()> {
         fatigue_max_messages: Set(d.fatigue_max_messages),
         fatigue_window_days: Set(d.fatigue_window_days),
         last_schedule_day: Set(None),
+        review_execution_threshold_percent: Set(d.review_execution_threshold_percent),
         schedule_lease_owner: Set(String::new()),
         schedule_lease_until: Set(None),
         version: Set(1),
@@ -101,6 +106,7 @@ pub(crate) async fn update(
         .col_expr(t::Column::ScheduleTime, Expr::value(next.schedule_time.clone()))
         .col_expr(t::Column::FatigueMaxMessages, Expr::value(next.fatigue_max_messages))
         .col_expr(t::Column::FatigueWindowDays, Expr::value(next.fatigue_window_days))
+        .col_expr(t::Column::ReviewExecutionThresholdPercent, Expr::value(next.review_execution_threshold_percent))
         .col_expr(t::Column::Version, Expr::value(stored + 1))
         .filter(t::Column::TenantId.eq(tenant))
         .filter(t::Column::Version.eq(stored))

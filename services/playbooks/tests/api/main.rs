@@ -8,6 +8,7 @@ mod common;
 mod ctas;
 mod firing;
 mod outreach;
+mod plans;
 mod playbooks;
 mod programmes;
 mod simulate;
