@@ -355,7 +355,7 @@ fn actions(v: &mut Violations, list: &[pb::Action]) -> Vec<Action> {
         let models = touch_models(v, &format!("{f}.touch_models"), &a.touch_models);
         let kind = match &a.kind {
             None => {
-                v.add(&f, "needs one of open_cta, send_outreach, enrol, update_account, start_success_plan");
+                v.add(&f, "needs one of open_cta, send_outreach, enrol, update_account, start_success_plan, propose_success_model");
                 None
             }
             Some(Kind::OpenCta(c)) => open_cta(v, &format!("{f}.open_cta"), c).map(ActionKind::OpenCta),
@@ -371,6 +371,9 @@ fn actions(v: &mut Violations, list: &[pb::Action]) -> Vec<Action> {
             Some(Kind::StartSuccessPlan(s)) => v
                 .take(wire::uuid(&format!("{f}.start_success_plan.template_id"), &s.template_id))
                 .map(|template_id| ActionKind::StartSuccessPlan { template_id }),
+            Some(Kind::ProposeSuccessModel(s)) => v
+                .take(wire::uuid(&format!("{f}.propose_success_model.model_id"), &s.model_id))
+                .map(|model_id| ActionKind::ProposeSuccessModel { model_id }),
         };
         if let Some(kind) = kind {
             out.push(Action { touch_models: models, kind });
@@ -546,6 +549,9 @@ fn action_proto(a: &Action) -> pb::Action {
         ActionKind::Enrol { programme_id } => Kind::Enrol(pb::EnrolAction { programme_id: programme_id.to_string() }),
         ActionKind::StartSuccessPlan { template_id } => {
             Kind::StartSuccessPlan(pb::StartSuccessPlanAction { template_id: template_id.to_string() })
+        }
+        ActionKind::ProposeSuccessModel { model_id } => {
+            Kind::ProposeSuccessModel(pb::ProposeSuccessModelAction { model_id: model_id.to_string() })
         }
         ActionKind::UpdateAccount(u) => Kind::UpdateAccount(pb::UpdateAccountAction {
             lifecycle_stage: stage_proto(u.lifecycle_stage),

@@ -15,7 +15,10 @@ use banso_kit::Result;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{plans::Started, programmes::Enrolled};
+use super::{
+    plans::{Offered, Started},
+    programmes::Enrolled,
+};
 use crate::{
     domain::{
         cta::{self, Cta, Reason, Status},
@@ -451,6 +454,19 @@ async fn run_actions(
                     }
                 }
             }
+            ActionKind::ProposeSuccessModel { model_id } => {
+                let today = o.subject.now.with_timezone(&o.subject.tz).date_naive();
+                match super::plans::offer(tx, *model_id, o.subject.projected, p.id, today).await? {
+                    Offered::New(cta) => {
+                        outcome.detail = format!("proposed success model {model_id}: opened cta {cta}");
+                        outcome.resource_id = Some(cta.to_string());
+                    }
+                    Offered::Refused(why) => {
+                        outcome.status = "skipped".into();
+                        outcome.detail = why;
+                    }
+                }
+            }
             ActionKind::UpdateAccount(change) => {
                 // Applied through Accounts' API by the worker once this
                 // transaction commits: never a call to another service
@@ -606,6 +622,9 @@ pub(crate) fn simulate_fire(
                 }
                 ActionKind::StartSuccessPlan { template_id } => {
                     outcome.detail = format!("would start a success plan from template {template_id}");
+                }
+                ActionKind::ProposeSuccessModel { model_id } => {
+                    outcome.detail = format!("would propose success model {model_id}");
                 }
                 ActionKind::UpdateAccount(change) => {
                     let moves = change.stage_after(a.lifecycle_stage).is_some()

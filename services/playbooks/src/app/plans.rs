@@ -24,6 +24,7 @@ use crate::{
     store::{
         self,
         plans::{Adoption, Model, PlanFilter, Template},
+        projection::Projected,
     },
 };
 
@@ -288,6 +289,101 @@ pub(crate) async fn start(tx: &Tx, template: Uuid, account: Uuid, playbook: Uuid
     Ok(Started::New(p))
 }
 
+/// Proposes a model to one account in the use case's transaction: a CTA
+/// for its owner and the proposal, once per model and account. Returns the
+/// CTA, or `None` if the account had the proposal already.
+async fn propose(
+    tx: &Tx,
+    model: &Model,
+    account: &Projected,
+    reason: &str,
+    by: &str,
+    playbook: Option<Uuid>,
+    due_date: Option<chrono::NaiveDate>,
+) -> Result<Option<Uuid>> {
+    let now = wire::now();
+    let c = cta::Cta {
+        id: Uuid::now_v7(),
+        account_id: account.account.id,
+        playbook_id: playbook,
+        playbook_version: 0,
+        cta_type: CtaType::Opportunity,
+        priority: Priority::Medium,
+        status: Status::Open,
+        reasons: vec![Reason {
+            time: now,
+            text: format!("success model {} proposed {by} ({reason})", model.display_name),
+            playbook_id: playbook,
+            trigger_event_id: None,
+        }],
+        title: format!("Propose success model: {}", model.display_name),
+        description: format!(
+            "A similar customer succeeded with this approach. Problem: {}\nStart a plan from success model {}.",
+            model.problem, model.id
+        ),
+        owner_id: account.account.owner_id.clone(),
+        due_date,
+        tasks: Vec::new(),
+        snooze_until: None,
+        outcome: None,
+        close_note: String::new(),
+        create_time: now,
+        update_time: now,
+        close_time: None,
+        version: 1,
+    };
+    if !store::plans::insert_proposal(tx.conn(), tx.tenant(), model.id, account.account.id, reason, Some(c.id), now)
+        .await?
+    {
+        return Ok(None);
+    }
+    store::ctas::insert(tx.conn(), tx.tenant(), &c).await?;
+    tx.emit(events::cta_opened(&c)).await?;
+    Ok(Some(c.id))
+}
+
+/// What a playbook's propose_success_model action did.
+pub(crate) enum Offered {
+    New(Uuid),
+    Refused(String),
+}
+
+/// Proposes a model to the account a playbook fired for (the playbook's
+/// audience and condition chose it): never to the model's own account, an
+/// account with a plan from it, or one it was proposed to.
+pub(crate) async fn offer(
+    tx: &Tx,
+    model_id: Uuid,
+    account: &Projected,
+    playbook: Uuid,
+    today: chrono::NaiveDate,
+) -> Result<Offered> {
+    let (conn, tenant) = (tx.conn(), tx.tenant());
+    let Some(model) = store::plans::find_model(conn, tenant, model_id).await? else {
+        return Ok(Offered::Refused(format!("success model {model_id} does not exist")));
+    };
+    let id = account.account.id;
+    if store::plans::find(conn, tenant, model.plan_id).await?.is_some_and(|p| p.account_id == id) {
+        return Ok(Offered::Refused(format!(
+            "success model {} comes from this account's own plan",
+            model.display_name
+        )));
+    }
+    if store::plans::adoptions(conn, tenant, model.id).await?.iter().any(|a| a.account_id == id) {
+        return Ok(Offered::Refused(format!(
+            "the account already has a plan from success model {}",
+            model.display_name
+        )));
+    }
+    let due = today.checked_add_days(chrono::Days::new(14));
+    match propose(tx, &model, account, "playbook", &format!("by playbook {playbook}"), Some(playbook), due).await? {
+        Some(cta) => Ok(Offered::New(cta)),
+        None => {
+            Ok(Offered::Refused(format!("success model {} was proposed to the account already", model.display_name)))
+        }
+    }
+}
+
 fn empty_body() -> Body {
     Body {
         display_name: String::new(),
@@ -531,7 +627,7 @@ impl App {
                 async move || store::plans::get(&s.conn, &s.tenant, plan_id).await,
                 |p| {
                     concluded_refuses(p)?;
-                    if let Some(why) = p.refuses_reading_at(reading.reading_time) {
+                    if let Some(why) = p.refuses_reading_at(reading.reading_time, now) {
                         return Err(Error::invalid("reading.reading_time", why));
                     }
                     let c = p
@@ -975,49 +1071,24 @@ impl App {
         let made = self
             .db
             .write(tenant, async |tx| {
-                let now = wire::now();
-                let today = now.with_timezone(&tz).date_naive();
+                let today = wire::now().with_timezone(&tz).date_naive();
                 let mut out = Vec::new();
                 for (a, reason) in &candidates {
                     let Some(p) = accounts.get(a) else { continue };
-                    let c = cta::Cta {
-                        id: Uuid::now_v7(),
-                        account_id: *a,
-                        playbook_id: None,
-                        playbook_version: 0,
-                        cta_type: CtaType::Opportunity,
-                        priority: Priority::Medium,
-                        status: Status::Open,
-                        reasons: vec![Reason {
-                            time: now,
-                            text: format!("success model {} proposed by {by} ({reason})", model.display_name),
-                            playbook_id: None,
-                            trigger_event_id: None,
-                        }],
-                        title: format!("Propose success model: {}", model.display_name),
-                        description: format!(
-                            "A similar customer succeeded with this approach. Problem: {}\nStart a plan from success model {}.",
-                            model.problem, model.id
-                        ),
-                        owner_id: p.account.owner_id.clone(),
-                        due_date: today.checked_add_days(chrono::Days::new(u64::from(due_in_days))),
-                        tasks: Vec::new(),
-                        snooze_until: None,
-                        outcome: None,
-                        close_note: String::new(),
-                        create_time: now,
-                        update_time: now,
-                        close_time: None,
-                        version: 1,
-                    };
-                    if !store::plans::insert_proposal(tx.conn(), tx.tenant(), model.id, *a, reason, Some(c.id), now)
-                        .await?
+                    let who = format!("by {by}");
+                    if let Some(c) = propose(
+                        tx,
+                        &model,
+                        p,
+                        reason,
+                        &who,
+                        None,
+                        today.checked_add_days(chrono::Days::new(u64::from(due_in_days))),
+                    )
+                    .await?
                     {
-                        continue;
+                        out.push(Proposed { account_id: *a, reason, cta_id: Some(c) });
                     }
-                    store::ctas::insert(tx.conn(), tx.tenant(), &c).await?;
-                    tx.emit(events::cta_opened(&c)).await?;
-                    out.push(Proposed { account_id: *a, reason, cta_id: Some(c.id) });
                 }
                 Ok(out)
             })

@@ -568,9 +568,13 @@ impl Plan {
         }
     }
 
-    /// Why a reading as of `time` cannot be recorded.
-    pub(crate) fn refuses_reading_at(&self, time: DateTime<Utc>) -> Option<String> {
-        (time < self.create_time).then(|| format!("{time} is before the plan started ({})", self.create_time))
+    /// Why a reading as of `time` cannot be recorded at `now`: before the
+    /// plan started, or more than a day ahead (a value not yet measured).
+    pub(crate) fn refuses_reading_at(&self, time: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
+        if time < self.create_time {
+            return Some(format!("{time} is before the plan started ({})", self.create_time));
+        }
+        (time > now + chrono::Duration::days(1)).then(|| format!("{time} is in the future: record what was measured"))
     }
 }
 

@@ -163,6 +163,7 @@ pub(crate) enum ActionKind {
     Enrol { programme_id: Uuid },
     UpdateAccount(UpdateAccount),
     StartSuccessPlan { template_id: Uuid },
+    ProposeSuccessModel { model_id: Uuid },
 }
 
 impl ActionKind {
@@ -173,6 +174,7 @@ impl ActionKind {
             ActionKind::Enrol { .. } => "enrol",
             ActionKind::UpdateAccount(_) => "update_account",
             ActionKind::StartSuccessPlan { .. } => "start_success_plan",
+            ActionKind::ProposeSuccessModel { .. } => "propose_success_model",
         }
     }
 }

@@ -641,6 +641,51 @@ async fn a_success_model_spreads_to_its_segment_and_counts_adoption_and_penetrat
         .into_inner()
         .plans;
     assert_eq!(by_model.len(), 1);
+
+    // A playbook's audience chooses whom: its action proposes the model to
+    // a newcomer, and refuses the model's own account.
+    let west = an_account(&app, "West", "logistics").await;
+    let offer = c
+        .create_playbook(pb::CreatePlaybookRequest {
+            playbook: Some(pb::Playbook {
+                display_name: "Offer the pick-path model".into(),
+                trigger: Some(pb::Trigger { kind: Some(pb::trigger::Kind::Manual(pb::ManualTrigger {})) }),
+                actions: vec![pb::Action {
+                    touch_models: vec![],
+                    kind: Some(pb::action::Kind::ProposeSuccessModel(pb::ProposeSuccessModelAction {
+                        model_id: m.id.clone(),
+                    })),
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let offer = c
+        .enable_playbook(pb::EnablePlaybookRequest { id: offer.id.clone(), version: 0, etag: offer.etag.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let run = c
+        .run_playbook(pb::RunPlaybookRequest {
+            id: offer.id.clone(),
+            account_ids: vec![west.id.clone(), origin.id.clone()],
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let of = |a: &str| run.firings.iter().find(|f| f.account_id == a).unwrap().actions[0].clone();
+    let to_west = of(&west.id);
+    assert_eq!(to_west.status, pb::ActionStatus::Done as i32, "{}", to_west.detail);
+    assert_eq!(ctas_of(&mut c, &west.id).await[0].id, to_west.resource_id);
+    let to_origin = of(&origin.id);
+    assert_eq!(to_origin.status, pb::ActionStatus::Skipped as i32);
+    assert_eq!(to_origin.detail, "success model Pick-path redesign comes from this account's own plan");
+    let m = adm.get_success_model(pb::GetSuccessModelRequest { id: m.id.clone() }).await.unwrap().into_inner();
+    assert_eq!((m.proposed, m.segment_accounts), (4, 5));
 }
 
 /// Every bad field at once, NOT_FOUND across tenants, and what a list edit
@@ -739,6 +784,7 @@ async fn bad_input_is_refused_field_by_field_and_loses_nothing() {
     for (value, time, field) in [
         (1.0, Some(pbjson_types::Timestamp { seconds: 946_684_800, nanos: 0 }), "reading.reading_time"),
         (f64::INFINITY, None, "reading.value"),
+        (1.0, Some(pbjson_types::Timestamp { seconds: 4_102_444_800, nanos: 0 }), "reading.reading_time"),
     ] {
         let e = p
             .record_checkpoint_reading(pb::RecordCheckpointReadingRequest {
