@@ -416,34 +416,45 @@ impl NatsBus {
             Err(_) if !unpartitioned => self.first_position(&stream, consumer, source).await,
             _ => jetstream::consumer::DeliverPolicy::All,
         };
-        let pull_consumer: Consumer<pull::Config> = stream
-            .get_or_create_consumer(
-                &durable,
-                pull::Config {
-                    durable_name: Some(durable.clone()),
-                    // One subject as `filter_subject`: NATS before 2.10
-                    // ignores `filter_subjects` and would deliver the whole
-                    // stream (every partition) to the consumer.
-                    filter_subject: if filter_subjects.len() == 1 { filter_subjects[0].clone() } else { String::new() },
-                    filter_subjects: if filter_subjects.len() == 1 { Vec::new() } else { filter_subjects },
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    deliver_policy,
-                    // One unacknowledged message at a time: after a crash,
-                    // the message the dead consumer held comes back before
-                    // anything newer, which keeps each tenant's order.
-                    ack_wait: ACK_WAIT,
-                    max_ack_pending: 1,
-                    // Redeliveries after a lost consumer wait longer each
-                    // time. Our own policy dead-letters after
-                    // `policy.max_attempts` deliveries; JetStream's limit is
-                    // a backstop above it, so nothing is dropped unseen.
-                    backoff: vec![ACK_WAIT, ACK_WAIT * 2, ACK_WAIT * 5],
-                    max_deliver: (policy.max_attempts as i64 * 2).max(10),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot create consumer {durable}: {e}"))?;
+        let config = pull::Config {
+            durable_name: Some(durable.clone()),
+            // One subject as `filter_subject`: NATS before 2.10
+            // ignores `filter_subjects` and would deliver the whole
+            // stream (every partition) to the consumer.
+            filter_subject: if filter_subjects.len() == 1 { filter_subjects[0].clone() } else { String::new() },
+            filter_subjects: if filter_subjects.len() == 1 { Vec::new() } else { filter_subjects },
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            deliver_policy,
+            // One unacknowledged message at a time: after a crash,
+            // the message the dead consumer held comes back before
+            // anything newer, which keeps each tenant's order.
+            ack_wait: ACK_WAIT,
+            max_ack_pending: 1,
+            // Redeliveries after a lost consumer wait longer each
+            // time. Our own policy dead-letters after
+            // `policy.max_attempts` deliveries; JetStream's limit is
+            // a backstop above it, so nothing is dropped unseen.
+            backoff: vec![ACK_WAIT, ACK_WAIT * 2, ACK_WAIT * 5],
+            max_deliver: (policy.max_attempts as i64 * 2).max(10),
+            ..Default::default()
+        };
+        let mut pull_consumer: Consumer<pull::Config> =
+            stream
+                .get_or_create_consumer(&durable, config.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create consumer {durable}: {e}"))?;
+        // A consumer made by an older release keeps its subjects: a service
+        // that now consumes more (or fewer) event types moves its filter,
+        // keeping its position (the deliver policy cannot change).
+        let kept = &pull_consumer.cached_info().config;
+        if kept.filter_subject != config.filter_subject || kept.filter_subjects != config.filter_subjects {
+            let deliver_policy = kept.deliver_policy;
+            tracing::info!(consumer = %durable, "moving the consumer's subject filter to this release's");
+            pull_consumer = stream
+                .update_consumer(pull::Config { deliver_policy, ..config })
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot update consumer {durable}: {e}"))?;
+        }
         let mut messages = pull_consumer.messages().await?;
         loop {
             let next = tokio::select! {

@@ -709,3 +709,47 @@ async fn nats_partition_consumer_refuses_a_publisher_split_differently() {
     let err = refused(4).await;
     assert!(err.contains("partition 4"), "{err}");
 }
+
+/// A durable consumer made by an older release with another subject filter
+/// takes this release's filter (a service that consumes a new event type
+/// after an upgrade gets it) and keeps its name and position.
+#[tokio::test]
+async fn nats_consumer_moves_to_a_new_subject_filter() {
+    let Some(url) = nats_url() else { return };
+    let w = world().await;
+    let bus: Arc<dyn Bus> =
+        Arc::new(NatsBus::connect_with(&url, None, &banso_testkit::test_nats_auth().unwrap()).await.unwrap());
+    let (rs, rt) = relay(&w, &bus);
+    let start = |subject: String| {
+        let stop = CancellationToken::new();
+        let handle = supervise_consumer(
+            &Supervisor::new(stop.clone()),
+            "test",
+            bus.clone(),
+            "tester",
+            vec![subject],
+            Arc::new(effects_of(&w, false, None)),
+            fast_policy(),
+            &banso_events::partition::Partitions::all(bus.partitions()),
+        );
+        (stop, handle)
+    };
+    // The old release consumed only deletions.
+    let (old, old_task) = start(format!("banso.{}.account_deleted", w.source));
+    w.producer.record("acme", 0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(effects(&w.db).await.is_empty(), "the old filter does not deliver creations");
+    old.cancel();
+    let _ = old_task.await;
+    // The new one consumes creations, from where the old one stood.
+    let (new, new_task) = start(format!("banso.{}.account_created", w.source));
+    for n in 1..4 {
+        w.producer.record("acme", n).await;
+    }
+    let got = wait_for(&w.db, 3).await;
+    let ns: Vec<u64> = got.iter().map(|(_, _, n)| *n).collect();
+    assert!(ns.ends_with(&[1, 2, 3]), "creations after the upgrade arrive: {ns:?}");
+    new.cancel();
+    rs.cancel();
+    let _ = (new_task.await, rt.await);
+}
