@@ -160,6 +160,14 @@ impl Segments {
         Subject { projected, tz, now, event: None, facts: Default::default() }.memberships(self)
     }
 
+    /// Whether an account is in one segment at `now` (only its expression
+    /// runs).
+    pub(crate) fn has(&self, segment: Uuid, projected: &Projected, tz: chrono_tz::Tz, now: DateTime<Utc>) -> bool {
+        let Some(s) = self.0.iter().find(|s| s.segment.id == segment) else { return false };
+        let subject = Subject { projected, tz, now, event: None, facts: Default::default() };
+        s.expr.as_ref().is_some_and(|e| e.evaluate_bool(&subject.account_facts()).unwrap_or(false))
+    }
+
     /// No segments (a tenant that has none, or the bench).
     #[cfg_attr(not(feature = "bench"), allow(dead_code))]
     pub(crate) fn empty() -> Segments {

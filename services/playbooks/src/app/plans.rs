@@ -924,18 +924,20 @@ impl App {
                 },
             )
             .await?;
-        self.model_view(tenant, created).await
+        self.model_view(tenant, created, &mut HashMap::new()).await
     }
 
     pub(crate) async fn get_model(&self, caller: &Caller, id: Uuid) -> Result<ModelView> {
         let m = store::plans::get_model(self.db.conn(), &caller.tenant_id, id).await?;
-        self.model_view(&caller.tenant_id, m).await
+        self.model_view(&caller.tenant_id, m, &mut HashMap::new()).await
     }
 
     pub(crate) async fn list_models(&self, caller: &Caller, after: Option<Uuid>, limit: u64) -> Result<Vec<ModelView>> {
         let mut out = Vec::new();
+        // Models of one segment share its members, read once.
+        let mut members = HashMap::new();
         for m in store::plans::models(self.db.conn(), &caller.tenant_id, after, limit).await? {
-            out.push(self.model_view(&caller.tenant_id, m).await?);
+            out.push(self.model_view(&caller.tenant_id, m, &mut members).await?);
         }
         Ok(out)
     }
@@ -952,16 +954,17 @@ impl App {
             let page = store::projection::page(conn, tenant, after, 1_000).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.account.id);
-            for p in &page {
-                if segments.of(p, tz, now).iter().any(|s| s.id == segment) {
-                    out.push(p.account.id);
-                }
-            }
+            out.extend(page.iter().filter(|p| segments.has(segment, p, tz, now)).map(|p| p.account.id));
         }
         Ok(out)
     }
 
-    async fn model_view(&self, tenant: &str, model: Model) -> Result<ModelView> {
+    async fn model_view(
+        &self,
+        tenant: &str,
+        model: Model,
+        members: &mut HashMap<Uuid, BTreeSet<Uuid>>,
+    ) -> Result<ModelView> {
         let conn = self.db.conn();
         let origin = store::plans::find(conn, tenant, model.plan_id).await?;
         let adoptions = store::plans::adoptions(conn, tenant, model.id).await?;
@@ -981,8 +984,13 @@ impl App {
         let successful: BTreeSet<Uuid> = evidence.iter().map(|e| e.account_id).collect();
         let (segment_accounts, successful_accounts) = match model.segment_id {
             Some(s) => {
-                let members: BTreeSet<Uuid> = self.segment_members(tenant, s).await?.into_iter().collect();
-                (Some(members.len() as u64), members.intersection(&successful).count() as u64)
+                let m = match members.entry(s) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(self.segment_members(tenant, s).await?.into_iter().collect())
+                    }
+                };
+                (Some(m.len() as u64), m.intersection(&successful).count() as u64)
             }
             None => (None, successful.len() as u64),
         };
