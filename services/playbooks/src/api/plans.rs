@@ -676,6 +676,7 @@ fn model_proto(m: &ModelView) -> pb::SuccessModel {
         adoption_rate: ratio(m.proposed_adopted, m.proposed),
         segment_accounts: count(m.segment_accounts.unwrap_or(0)),
         penetration: m.segment_accounts.and_then(|n| ratio(m.successful_accounts, n)),
+        usage_profile: m.model.usage.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         stock: m
             .stock
             .iter()

@@ -384,6 +384,13 @@ pub(crate) async fn offer(
     }
 }
 
+/// An account's usage profile: the values of its latest score's measures.
+fn usage_of(p: Option<&Projected>) -> BTreeMap<String, f64> {
+    p.and_then(|p| p.health.as_ref())
+        .map(|h| h.measures.iter().filter_map(|(m, r)| r.value.map(|v| (m.clone(), v))).collect())
+        .unwrap_or_default()
+}
+
 fn empty_body() -> Body {
     Body {
         display_name: String::new(),
@@ -855,6 +862,7 @@ impl App {
         {
             return Err(Error::not_found("segment", seg.to_string()));
         }
+        let usage = usage_of(store::projection::get(conn, tenant, p.account_id).await?.as_ref());
         let scope = self.scope(tenant);
         let created = self
             .db
@@ -902,6 +910,7 @@ impl App {
                         }
                     }
                     let m = Model {
+                        usage: usage.clone(),
                         id: Uuid::now_v7(),
                         plan_id: p.id,
                         template_id,
@@ -1037,11 +1046,11 @@ impl App {
         let tenant = caller.tenant_id.as_str();
         let conn = self.db.conn();
         let model = store::plans::get_model(conn, tenant, id).await?;
-        if model.segment_id.is_none() && model.theme_id.is_none() {
+        if model.segment_id.is_none() && model.theme_id.is_none() && model.usage.len() < plan::USAGE_SHARED_MEASURES {
             return Err(Error::FailedPrecondition {
                 reason: "NO_SIMILARITY",
                 message: format!(
-                    "success model {id} has neither a segment nor a problem theme to find similar accounts by"
+                    "success model {id} has neither a segment, a problem theme nor a usage profile to find similar accounts by"
                 ),
             });
         }
@@ -1058,6 +1067,24 @@ impl App {
         if let Some(theme) = model.theme_id {
             let on_theme = store::plans::themes(conn, tenant).await?;
             candidates.extend(on_theme.into_iter().filter(|(_, t)| *t == Some(theme)).map(|(a, _)| (a, "theme")));
+        }
+        if model.usage.len() >= plan::USAGE_SHARED_MEASURES {
+            // Accounts used like the first plan's was when it succeeded.
+            let mut by_usage: Vec<(f64, Uuid)> = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store::projection::page(conn, tenant, after, 1_000).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.account.id);
+                for p in &page {
+                    if let Some(d) = plan::similar_usage(&model.usage, &usage_of(Some(p))) {
+                        by_usage.push((d, p.account.id));
+                    }
+                }
+            }
+            // The closest first.
+            by_usage.sort_by(|a, b| a.0.total_cmp(&b.0));
+            candidates.extend(by_usage.into_iter().map(|(_, a)| (a, "usage")));
         }
         let mut seen = BTreeSet::new();
         candidates.retain(|(a, _)| !excluded.contains(a) && seen.insert(*a));

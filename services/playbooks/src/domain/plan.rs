@@ -578,6 +578,38 @@ impl Plan {
     }
 }
 
+/// Usage is similar over at least this many measures both accounts have …
+pub(crate) const USAGE_SHARED_MEASURES: usize = 2;
+/// … when their values differ by at most this on average, in ln(1 + |v|):
+/// within a factor of two.
+pub(crate) const USAGE_DISTANCE: f64 = std::f64::consts::LN_2;
+
+/// A measure value on the scale usage is compared on: ln(1 + |v|), signed,
+/// so a count of 1,000 against 1,100 is as close as 10 against 11.
+fn usage_scale(v: f64) -> f64 {
+    v.signum() * v.abs().ln_1p()
+}
+
+/// Whether two usage profiles (measure → value) are similar: at least
+/// [`USAGE_SHARED_MEASURES`] measures in common, and the mean distance of
+/// their scaled values at most [`USAGE_DISTANCE`]. Returns the distance
+/// when they are.
+pub(crate) fn similar_usage(
+    a: &std::collections::BTreeMap<String, f64>,
+    b: &std::collections::BTreeMap<String, f64>,
+) -> Option<f64> {
+    let diffs: Vec<f64> = a
+        .iter()
+        .filter_map(|(m, x)| b.get(m).map(|y| (usage_scale(*x) - usage_scale(*y)).abs()))
+        .filter(|d| d.is_finite())
+        .collect();
+    if diffs.len() < USAGE_SHARED_MEASURES {
+        return None;
+    }
+    let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+    (mean <= USAGE_DISTANCE).then_some(mean)
+}
+
 /// Why a list edit cannot be applied.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Refusal {
@@ -887,6 +919,19 @@ mod tests {
         }
         let ranked: Vec<u8> = activities(&ds).iter().map(|a| a.effect).collect();
         assert_eq!(ranked, [2, 5, 1, 4], "2/h, 0.5/h, 0.05/h, then no hours");
+    }
+
+    #[test]
+    fn usage_is_similar_within_a_factor_of_two_over_shared_measures() {
+        let p = |xs: &[(&str, f64)]| xs.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let origin = p(&[("events_30d:login", 120.0), ("feature_breadth_30d", 6.0), ("external:nps", 40.0)]);
+        assert!(similar_usage(&origin, &p(&[("events_30d:login", 100.0), ("feature_breadth_30d", 5.0)])).is_some());
+        assert!(similar_usage(&origin, &p(&[("events_30d:login", 3.0), ("feature_breadth_30d", 1.0)])).is_none());
+        assert!(similar_usage(&origin, &p(&[("events_30d:login", 120.0)])).is_none(), "one shared measure");
+        // ln(1 + 120) − ln(1 + 60) = 0.685 is within ln 2; − ln(1 + 59) = 0.701 is not.
+        let twice = p(&[("a", 120.0), ("b", 120.0)]);
+        assert!((similar_usage(&twice, &p(&[("a", 60.0), ("b", 60.0)])).unwrap() - (121f64 / 61.0).ln()).abs() < 1e-12);
+        assert!(similar_usage(&twice, &p(&[("a", 59.0), ("b", 59.0)])).is_none());
     }
 
     #[test]

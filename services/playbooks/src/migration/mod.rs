@@ -505,6 +505,8 @@ impl MigrationTrait for M0005SuccessPlans {
                 .col(text("problem"))
                 // [domain::plan::Checkpoint], JSON, as agreed in the plan.
                 .col(text("checkpoints"))
+                // The first plan's account's usage (measure → value), JSON.
+                .col(text("usage"))
                 .col(timestamp_with_time_zone("create_time"))
                 .to_owned(),
         )

@@ -274,6 +274,8 @@ entity!(success_model, "success_models", {
     pub problem: String,
     #[sea_orm(column_type = "Text")]
     pub checkpoints: String,
+    #[sea_orm(column_type = "Text")]
+    pub usage: String,
     pub create_time: ChronoDateTimeUtc,
 });
 

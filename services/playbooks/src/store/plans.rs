@@ -40,6 +40,9 @@ pub(crate) struct Model {
     pub display_name: String,
     pub problem: String,
     pub checkpoints: Vec<Checkpoint>,
+    /// The first plan's account's usage (measure → value) when the model
+    /// was saved: "similar usage" is measured against it.
+    pub usage: std::collections::BTreeMap<String, f64>,
     pub create_time: DateTime<Utc>,
 }
 
@@ -304,6 +307,7 @@ fn model(m: sm::Model) -> Result<Model> {
         display_name: m.display_name,
         problem: m.problem,
         checkpoints: from_json("success model", &m.checkpoints)?,
+        usage: from_json("success model usage", &m.usage)?,
         create_time: m.create_time,
     })
 }
@@ -320,6 +324,7 @@ pub(crate) async fn insert_model(conn: &impl ConnectionTrait, tenant: &str, x: &
         display_name: Set(x.display_name.clone()),
         problem: Set(x.problem.clone()),
         checkpoints: Set(to_json("success model", &x.checkpoints)?),
+        usage: Set(to_json("success model usage", &x.usage)?),
         create_time: Set(x.create_time),
     };
     let res = sm::Entity::insert(row)

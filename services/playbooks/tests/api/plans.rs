@@ -1025,3 +1025,85 @@ async fn a_playbook_starts_a_plan_once_and_a_concluded_review_triggers_a_playboo
     .await;
     assert!(ctas.iter().any(|x| x.owner_id == "ann"));
 }
+
+/// Publishes a score whose measures are `usage`, and waits until the
+/// projection holds it.
+async fn used(app: &TestApp, account: &str, usage: &[(&str, f64)]) {
+    use banso_proto::health as hpb;
+    let payload = Payload::HealthScoreChanged(ev::HealthScoreChanged {
+        account_id: account.into(),
+        new_score: 70.0,
+        new_band: hpb::Band::Green as i32,
+        scorecard_id: uuid::Uuid::now_v7().to_string(),
+        scorecard_version: 1,
+        measures: usage
+            .iter()
+            .map(|(m, v)| ev::MeasureReading { measure: m.to_string(), value: Some(*v), ..Default::default() })
+            .collect(),
+        ..Default::default()
+    });
+    publish(app, TENANT, "health", payload).await;
+    let c = admin(app);
+    until("the score reaches the projection", || {
+        let mut c = c.clone();
+        let account = account.to_string();
+        async move {
+            let r = c
+                .test_condition(pb::TestConditionRequest {
+                    condition: "health.score == 70.0".into(),
+                    account_id: account,
+                    event_id: String::new(),
+                })
+                .await
+                .ok()?
+                .into_inner();
+            r.result.then_some(())
+        }
+    })
+    .await;
+}
+
+/// A model with neither segment nor theme finds the accounts used like its
+/// first plan's account was when it succeeded: within a factor of two on
+/// average, closest first.
+#[tokio::test]
+async fn a_success_model_finds_accounts_of_similar_usage() {
+    let app = spawn().await;
+    let mut csm = plans(&app, TENANT, Role::Csm);
+    let mut adm = plans(&app, TENANT, Role::Admin);
+    let origin = an_account(&app, "Origin", "a").await;
+    let close = an_account(&app, "Close", "b").await;
+    let closer = an_account(&app, "Closer", "c").await;
+    let far = an_account(&app, "Far", "d").await;
+    let idle = an_account(&app, "Idle", "e").await;
+    used(&app, &origin.id, &[("events_30d:login", 120.0), ("feature_breadth_30d", 6.0)]).await;
+    used(&app, &close.id, &[("events_30d:login", 80.0), ("feature_breadth_30d", 4.0)]).await;
+    used(&app, &closer.id, &[("events_30d:login", 110.0), ("feature_breadth_30d", 6.0)]).await;
+    used(&app, &far.id, &[("events_30d:login", 3.0), ("feature_breadth_30d", 1.0)]).await;
+    let proven = succeeded(&mut csm, &origin.id, "", 300.0).await;
+    let m = adm
+        .create_success_model(pb::CreateSuccessModelRequest {
+            plan_id: proven.id.clone(),
+            display_name: "Usage-led".into(),
+            segment_id: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(m.usage_profile.get("events_30d:login"), Some(&120.0));
+    let dry = adm
+        .propose_success_model(pb::ProposeSuccessModelRequest {
+            id: m.id.clone(),
+            dry_run: true,
+            max_accounts: 0,
+            due_in_days: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .proposals;
+    let got: Vec<(String, String)> = dry.iter().map(|p| (p.account_id.clone(), p.reason.clone())).collect();
+    assert_eq!(got, vec![(closer.id.clone(), "usage".to_string()), (close.id.clone(), "usage".to_string())]);
+    let _ = (far, idle);
+}
