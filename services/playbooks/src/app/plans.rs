@@ -305,7 +305,11 @@ async fn propose(
     let c = cta::Cta {
         id: Uuid::now_v7(),
         account_id: account.account.id,
-        playbook_id: playbook,
+        // Not the playbook's own CTA (that key keeps one open CTA per
+        // playbook and account, which an open_cta action of the same
+        // playbook, or a second model, would collide with): the reason
+        // names the playbook.
+        playbook_id: None,
         playbook_version: 0,
         cta_type: CtaType::Opportunity,
         priority: Priority::Medium,

@@ -650,12 +650,15 @@ async fn a_success_model_spreads_to_its_segment_and_counts_adoption_and_penetrat
             playbook: Some(pb::Playbook {
                 display_name: "Offer the pick-path model".into(),
                 trigger: Some(pb::Trigger { kind: Some(pb::trigger::Kind::Manual(pb::ManualTrigger {})) }),
-                actions: vec![pb::Action {
-                    touch_models: vec![],
-                    kind: Some(pb::action::Kind::ProposeSuccessModel(pb::ProposeSuccessModelAction {
-                        model_id: m.id.clone(),
-                    })),
-                }],
+                actions: vec![
+                    open_cta("welcome {{account.name}}", pb::CtaPriority::Low, &[]),
+                    pb::Action {
+                        touch_models: vec![],
+                        kind: Some(pb::action::Kind::ProposeSuccessModel(pb::ProposeSuccessModelAction {
+                            model_id: m.id.clone(),
+                        })),
+                    },
+                ],
                 ..Default::default()
             }),
             request_id: String::new(),
@@ -677,10 +680,15 @@ async fn a_success_model_spreads_to_its_segment_and_counts_adoption_and_penetrat
         .await
         .unwrap()
         .into_inner();
-    let of = |a: &str| run.firings.iter().find(|f| f.account_id == a).unwrap().actions[0].clone();
+    // Beside the playbook's own CTA: the proposal is a CTA of its own.
+    let of = |a: &str| run.firings.iter().find(|f| f.account_id == a).unwrap().actions[1].clone();
     let to_west = of(&west.id);
     assert_eq!(to_west.status, pb::ActionStatus::Done as i32, "{}", to_west.detail);
-    assert_eq!(ctas_of(&mut c, &west.id).await[0].id, to_west.resource_id);
+    let west_ctas = ctas_of(&mut c, &west.id).await;
+    assert_eq!(west_ctas.len(), 2);
+    assert!(
+        west_ctas.iter().any(|x| x.id == to_west.resource_id && x.title == "Propose success model: Pick-path redesign")
+    );
     let to_origin = of(&origin.id);
     assert_eq!(to_origin.status, pb::ActionStatus::Skipped as i32);
     assert_eq!(to_origin.detail, "success model Pick-path redesign comes from this account's own plan");
