@@ -438,6 +438,22 @@ pub fn url_for(cfg: &crate::config::Config, service: &str) -> anyhow::Result<Str
     }
 }
 
+/// A stored value written by the service itself that no longer reads (a
+/// JSON column, a name): a bug or a hand edit, never the caller's fault.
+pub fn corrupt(what: &str, e: impl std::fmt::Display) -> crate::Error {
+    crate::Error::internal(anyhow::anyhow!("stored {what} does not read: {e}"))
+}
+
+/// A JSON column's text.
+pub fn to_json<T: serde::Serialize>(what: &str, v: &T) -> crate::Result<String> {
+    serde_json::to_string(v).map_err(|e| corrupt(what, e))
+}
+
+/// A JSON column read back ([`corrupt`] when it does not read).
+pub fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> crate::Result<T> {
+    serde_json::from_str(s).map_err(|e| corrupt(what, e))
+}
+
 #[cfg(test)]
 mod tests {
     /// PostgreSQL renders a jsonb number in full decimal; every finite
@@ -456,3 +472,4 @@ mod tests {
         }
     }
 }
+
