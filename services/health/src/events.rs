@@ -3,7 +3,8 @@
 //! consumes: Accounts' events kept as a small local projection (never
 //! Accounts' database): account attributes for scorecard scopes and days to
 //! renewal, tenant time zones for day buckets, e-mails sent and replied for
-//! the response-rate measure, segments.
+//! the response-rate measure, segments; and Feedback's survey answers, kept
+//! as the survey measures (`external:nps`, …, [`crate::surveys`]).
 
 use std::collections::HashMap;
 
@@ -19,10 +20,11 @@ use crate::{
         account::{AccountRow, Attr, LifecycleStage, TouchModel},
         outcome::{ContractKind, Outcome, classify},
         score::{Band, Score},
+        survey::{self, SurveyKind},
     },
     recompute::Recompute,
     scorer::Scorer,
-    store::{self, jobs::Trigger, scorecards::StoredScorecard},
+    store::{self, jobs::Trigger, scorecards::StoredScorecard, survey_answers::NewAnswer},
 };
 
 /// What a HealthScoreChanged says: the account's score moved from `old`
@@ -166,6 +168,79 @@ pub(crate) struct AccountsProjection {
     pub db: Db,
     pub scorer: Scorer,
     pub recompute: Recompute,
+}
+
+/// The durable consumer name of Feedback's events (its inbox claims too).
+pub(crate) const SURVEYS: &str = "health-feedback";
+
+/// Feedback's SurveyAnswered, kept as each contact's latest answer per
+/// account and kind, and the survey measure it moves ([`crate::surveys`]).
+/// CUSTOM answers, answers without a score and kinds Health does not know
+/// are ignored.
+pub(crate) struct SurveyAnswers {
+    pub db: Db,
+    pub scorer: Scorer,
+    /// How far back answers count ([`crate::domain::survey`]).
+    pub window: chrono::Duration,
+}
+
+/// The answer a SurveyAnswered carries, if it makes a measure.
+pub(crate) fn survey_answer(e: &banso_proto::events::SurveyAnswered) -> Result<Option<NewAnswer>> {
+    use banso_proto::feedback::SurveyKind as K;
+    let kind = match K::try_from(e.kind) {
+        Ok(K::Nps) => SurveyKind::Nps,
+        Ok(K::Csat) => SurveyKind::Csat,
+        Ok(K::Ces) => SurveyKind::Ces,
+        Ok(K::Outcome) => SurveyKind::Outcome,
+        // CUSTOM has no score; a kind of a newer Feedback is none of ours.
+        _ => return Ok(None),
+    };
+    let Some(score) = e.score else { return Ok(None) };
+    if e.answer_id.is_empty() {
+        return Err(rejected("answer_id", format!("is required (survey {}, account {})", e.survey_id, e.account_id)));
+    }
+    let id = &e.answer_id;
+    let score = kind.check(score).map_err(|why| rejected("score", format!("answer {id}: {why}")))?;
+    let account = wire::uuid("account_id", &e.account_id)?;
+    if e.contact_id.is_empty() {
+        return Err(rejected("contact_id", format!("answer {id} has no contact")));
+    }
+    let time = e.answer_time.as_ref().ok_or_else(|| rejected("answer_time", format!("answer {id} has no time")))?;
+    let answered_at = wire::time("answer_time", time)?;
+    // Stored to the microsecond, as the databases keep it: the same answer
+    // again compares equal.
+    let answered_at = chrono::DateTime::from_timestamp_micros(answered_at.timestamp_micros()).unwrap_or(answered_at);
+    Ok(Some(NewAnswer { answer_id: id.clone(), account, contact: e.contact_id.clone(), kind, score, answered_at }))
+}
+
+#[async_trait]
+impl Handler for SurveyAnswers {
+    async fn handle(&self, env: &Envelope) -> std::result::Result<(), HandlerError> {
+        let Some(Payload::SurveyAnswered(e)) = &env.payload else { return Ok(()) };
+        let Some(answer) = survey_answer(e)? else { return Ok(()) };
+        let tenant = env.tenant_id.as_str();
+        let now = wire::now();
+        let counted = survey::counts(answer.answered_at, now, self.window);
+        let changed = self
+            .db
+            .write(tenant, async |tx| {
+                let conn = tx.conn();
+                if !inbox::claim(conn, SURVEYS, env).await? {
+                    // Seen before: its effect is already committed.
+                    return Ok(false);
+                }
+                // An older answer of the contact, or the same one again, changes nothing.
+                if !store::survey_answers::keep_latest(conn, tenant, &answer, counted).await? {
+                    return Ok(false);
+                }
+                crate::surveys::refresh(conn, tenant, answer.account, answer.kind, now, self.window).await
+            })
+            .await?;
+        if changed {
+            self.scorer.account(tenant, answer.account);
+        }
+        Ok(())
+    }
 }
 
 /// The durable consumer name of the accounts handed over by other replicas.
@@ -484,5 +559,123 @@ mod tests {
             churns.iter().map(|o| (o.arr_before, o.currency.as_str())).collect::<Vec<_>>(),
             [(1_200, "JPY"), (700, "JPY")]
         );
+    }
+
+    /// The survey measures `account` holds, by name.
+    async fn survey_values(db: &Db, account: Uuid) -> Vec<(String, f64)> {
+        let mut v: Vec<(String, f64)> = store::measures::values_of(db.conn(), "acme", &[account])
+            .await
+            .unwrap()
+            .remove(&account)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn values(v: &[(&str, f64)]) -> Vec<(String, f64)> {
+        v.iter().map(|(n, x)| (n.to_string(), *x)).collect()
+    }
+
+    /// Per account and kind, each contact's latest answer within the
+    /// window, averaged; older answers delivered late, answers seen before,
+    /// CUSTOM answers and answers without a score change nothing; the aging
+    /// pass clears what aged out, and counts again what a longer window
+    /// takes back in.
+    #[tokio::test]
+    async fn survey_answers_average_each_contacts_latest_answer_within_the_window() {
+        use banso_proto::feedback::SurveyKind as K;
+
+        use crate::testing::survey_answered as answered;
+        let db = banso_testkit::fresh_database().await.unwrap();
+        let app = crate::testing::app(&db).await;
+        let window = chrono::Duration::days(180);
+        let handler = SurveyAnswers { db: app.db.clone(), scorer: Scorer::idle(), window };
+        let (a, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let now = wire::now();
+        let ago = |d: i64| now - chrono::Duration::days(d);
+        let apply = async |e: &Envelope| handler.handle(e).await.unwrap();
+
+        // Two contacts answer 9 and 5: 7.
+        apply(&answered("acme", a, "c1", K::Nps, Some(9), ago(10))).await;
+        let c2 = answered("acme", a, "c2", K::Nps, Some(5), ago(9));
+        apply(&c2).await;
+        assert_eq!(survey_values(&app.db, a).await, values(&[("nps", 7.0)]));
+        // The first answers again: its new answer replaces its old one.
+        let c1 = answered("acme", a, "c1", K::Nps, Some(3), ago(8));
+        apply(&c1).await;
+        assert_eq!(survey_values(&app.db, a).await, values(&[("nps", 4.0)]));
+        // An older answer of it delivered late does not.
+        apply(&answered("acme", a, "c1", K::Nps, Some(10), ago(20))).await;
+        // Redelivered, and the same answer again under another envelope.
+        apply(&c1).await;
+        apply(&c2).await;
+        let again = Envelope { id: Uuid::now_v7().to_string(), ..c2.clone() };
+        apply(&again).await;
+        // An answer older than the window is kept but not counted.
+        apply(&answered("acme", a, "c3", K::Nps, Some(0), ago(200))).await;
+        // CUSTOM answers and answers without a score are ignored.
+        apply(&answered("acme", a, "c4", K::Custom, Some(1), ago(1))).await;
+        apply(&answered("acme", a, "c4", K::Nps, None, ago(1))).await;
+        assert_eq!(survey_values(&app.db, a).await, values(&[("nps", 4.0)]));
+        // Each kind is a measure of its own, on its own scale.
+        apply(&answered("acme", a, "c1", K::Csat, Some(4), ago(1))).await;
+        apply(&answered("acme", a, "c2", K::Ces, Some(7), ago(1))).await;
+        apply(&answered("acme", a, "c2", K::Outcome, Some(2), ago(1))).await;
+        apply(&answered("acme", other, "c1", K::Nps, Some(10), ago(1))).await;
+        let expected = [("ces", 7.0), ("csat", 4.0), ("nps", 4.0), ("outcome", 2.0)];
+        assert_eq!(survey_values(&app.db, a).await, values(&expected));
+        assert_eq!(survey_values(&app.db, other).await, values(&[("nps", 10.0)]));
+
+        // Aging: 175 days on, the window starts 5 days ago: the NPS answers
+        // (8 and 9 days ago) are out, the measure is missing; once only.
+        let (scorer, later) = (Scorer::idle(), now + chrono::Duration::days(175));
+        assert_eq!(crate::surveys::age_out(&app.db, &scorer, window, later).await.unwrap(), 1);
+        assert_eq!(survey_values(&app.db, a).await, values(&[("ces", 7.0), ("csat", 4.0), ("outcome", 2.0)]));
+        assert_eq!(crate::surveys::age_out(&app.db, &scorer, window, later).await.unwrap(), 0);
+        // A window of a year: they count again, the one 200 days old too.
+        let year = chrono::Duration::days(365);
+        assert_eq!(crate::surveys::age_out(&app.db, &scorer, year, now).await.unwrap(), 1);
+        let expected = [("ces", 7.0), ("csat", 4.0), ("nps", 8.0 / 3.0), ("outcome", 2.0)];
+        assert_eq!(survey_values(&app.db, a).await, values(&expected));
+    }
+
+    /// An answer that cannot be applied is rejected (dead-lettered after
+    /// retries), naming the field and the value.
+    #[tokio::test]
+    async fn malformed_survey_answers_are_rejected_naming_the_field() {
+        use banso_proto::feedback::SurveyKind as K;
+
+        use crate::testing::survey_answered as answered;
+        let db = banso_testkit::fresh_database().await.unwrap();
+        let app = crate::testing::app(&db).await;
+        let handler = SurveyAnswers { db: app.db.clone(), scorer: Scorer::idle(), window: chrono::Duration::days(180) };
+        let a = Uuid::now_v7();
+        let now = wire::now();
+        let with = |f: &dyn Fn(&mut banso_proto::events::SurveyAnswered)| {
+            let mut env = answered("acme", a, "c1", K::Nps, Some(9), now);
+            if let Some(Payload::SurveyAnswered(e)) = &mut env.payload {
+                f(e);
+            }
+            env
+        };
+        let cases: [(Envelope, &str, &str); 6] = [
+            (with(&|e| e.score = Some(11)), "score", "11 is outside the nps scale 0–10"),
+            (with(&|e| (e.kind, e.score) = (K::Csat as i32, Some(0))), "score", "0 is outside the csat scale 1–5"),
+            (with(&|e| e.account_id = "nope".into()), "account_id", "nope"),
+            (with(&|e| e.contact_id.clear()), "contact_id", "has no contact"),
+            (with(&|e| e.answer_id.clear()), "answer_id", "is required"),
+            (with(&|e| e.answer_time = None), "answer_time", "has no time"),
+        ];
+        for (env, field, what) in cases {
+            match handler.handle(&env).await {
+                Err(HandlerError::Rejected(e)) => {
+                    let e = e.to_string();
+                    assert!(e.contains(field) && e.contains(what), "{field}: {e}");
+                }
+                other => panic!("{field}: expected a rejection, got {other:?}"),
+            }
+        }
     }
 }

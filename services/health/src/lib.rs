@@ -31,6 +31,7 @@ mod scorer;
 #[cfg(test)]
 mod service_tests;
 mod store;
+mod surveys;
 #[cfg(test)]
 mod testing;
 
@@ -65,6 +66,9 @@ pub struct HealthSettings {
     /// ingest that keeps this process busy before each round
     /// ([`ingest_load`]).
     pub give_way: Duration,
+    /// How far back survey answers count in the survey measures
+    /// (`external:nps`, …).
+    pub survey_window: Duration,
 }
 
 impl HealthSettings {
@@ -76,7 +80,8 @@ impl HealthSettings {
     /// `BANSO_HEALTH_RETRAIN_HOURS` (default 168, weekly; 0 turns scheduled
     /// retraining off; up to 8760),
     /// `BANSO_HEALTH_GIVE_WAY_MS` (default 1000; 0 to 10000; 0: the
-    /// background rounds never wait for the ingest).
+    /// background rounds never wait for the ingest),
+    /// `BANSO_HEALTH_SURVEY_WINDOW_DAYS` (default 180; 1 to 730).
     pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
         let v = cfg.vars();
         let hours = v.number("BANSO_HEALTH_LATE_WINDOW_HOURS", 168u64, 1, 2160)?;
@@ -85,6 +90,7 @@ impl HealthSettings {
         let min_churns = v.number("BANSO_HEALTH_MIN_CHURNS", domain::churn_model::DEFAULT_MIN_CHURNS, 1, 1_000_000)?;
         let retrain_hours = v.number("BANSO_HEALTH_RETRAIN_HOURS", 168u64, 0, 8760)?;
         let give_way_ms = v.number("BANSO_HEALTH_GIVE_WAY_MS", 1000u64, 0, 10_000)?;
+        let survey_days = v.number("BANSO_HEALTH_SURVEY_WINDOW_DAYS", domain::survey::DEFAULT_WINDOW_DAYS, 1, 730)?;
         if days * 24 < hours {
             anyhow::bail!(
                 "configuration variable BANSO_HEALTH_RAW_RETENTION_DAYS: {days} days is shorter than the late window \
@@ -98,6 +104,7 @@ impl HealthSettings {
             min_churns,
             retrain_every: (retrain_hours > 0).then(|| Duration::from_secs(retrain_hours * 3600)),
             give_way: Duration::from_millis(give_way_ms),
+            survey_window: Duration::from_secs(survey_days * 86_400),
         })
     }
 }
@@ -106,14 +113,15 @@ impl HealthSettings {
 /// tests and the bench run it.
 pub const SERVICE: ServiceDef = ServiceDef {
     name: NAME,
-    // Its own: accounts handed over between replicas (a partitioned bus).
-    consumes: &["accounts", "health"],
+    // Feedback's survey answers; its own: accounts handed over between
+    // replicas (a partitioned bus).
+    consumes: &["accounts", "feedback", "health"],
     migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
     build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
 };
 
-/// Connect, migrate, start the relay, the Accounts consumer and the
-/// workers under the runtime's supervisor, and build the service.
+/// Connect, migrate, start the relay, the Accounts and Feedback consumers
+/// and the workers under the runtime's supervisor, and build the service.
 async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
     let settings = HealthSettings::from_config(cx.config)?;
     let conn = cx.database::<migration::Migrator>(&SERVICE, Server::NAME).await?;
@@ -145,6 +153,21 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
         Default::default(),
         &partitions,
     );
+    // Survey answers, as Feedback announces them. (Feedback need not be
+    // running: the embedded log holds every source, and on NATS the consumer
+    // creates the source's stream if no publisher has yet.)
+    let survey_window = chrono::Duration::from_std(settings.survey_window).unwrap_or(chrono::Duration::days(730));
+    banso_events::bus::supervise_consumer(
+        sup,
+        name,
+        cx.runtime.bus.clone(),
+        events::SURVEYS,
+        vec!["banso.feedback.survey_answered".to_owned()],
+        Arc::new(events::SurveyAnswers { db: db.clone(), scorer: scorer.clone(), window: survey_window }),
+        Default::default(),
+        &partitions,
+    );
+    surveys::supervise(db.clone(), scorer.clone(), survey_window, sup, name);
     if partitions.count() > 1 {
         banso_events::bus::supervise_consumer(
             sup,
@@ -210,6 +233,21 @@ mod tests {
         for bad in ["8761", "-1", "weekly"] {
             let e = settings(&[("BANSO_HEALTH_RETRAIN_HOURS", bad)]).unwrap_err().to_string();
             assert!(e.contains("BANSO_HEALTH_RETRAIN_HOURS"), "{bad}: {e}");
+        }
+    }
+
+    /// Survey answers count 180 days back unless told otherwise; 1 to 730
+    /// days, anything else refused naming the variable.
+    #[test]
+    fn the_survey_window_is_180_days_unless_told_otherwise() {
+        let days = |n: u64| std::time::Duration::from_secs(n * 86_400);
+        assert_eq!(settings(&[]).unwrap().survey_window, days(180));
+        let short = settings(&[("BANSO_HEALTH_SURVEY_WINDOW_DAYS", "30")]).unwrap();
+        assert_eq!(short.survey_window, days(30));
+        assert_eq!(settings(&[("BANSO_HEALTH_SURVEY_WINDOW_DAYS", "730")]).unwrap().survey_window, days(730));
+        for bad in ["0", "731", "half a year"] {
+            let e = settings(&[("BANSO_HEALTH_SURVEY_WINDOW_DAYS", bad)]).unwrap_err().to_string();
+            assert!(e.contains("BANSO_HEALTH_SURVEY_WINDOW_DAYS"), "{bad}: {e}");
         }
     }
 }

@@ -1201,3 +1201,111 @@ async fn the_renewal_forecast_weighs_each_renewal_by_its_chance_of_staying() {
     let fields: Vec<String> = banso_testkit::field_violations(&e).into_iter().map(|(f, _)| f).collect();
     assert_eq!(fields, ["start_day", "end_day"]);
 }
+
+/// Only the outbox: the schema of a publisher of someone else's events.
+struct OutboxOnly;
+
+impl sea_orm_migration::MigratorTrait for OutboxOnly {
+    fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
+        vec![Box::new(banso_events::outbox::Migration), Box::new(banso_events::outbox::PendingIndex)]
+    }
+}
+
+/// Feedback as Health sees it: envelopes recorded in an outbox of its own
+/// database and published onto the app's bus by its relay, as the Feedback
+/// service publishes them.
+struct Feedback {
+    conn: sea_orm::DatabaseConnection,
+    relay: banso_events::outbox::Relay,
+    _db: banso_testkit::TestDb,
+}
+
+impl Feedback {
+    async fn new(app: &banso_testkit::TestApp) -> Feedback {
+        let db = banso_testkit::fresh_database().await.unwrap();
+        let conn = db.connect::<OutboxOnly>("feedback").await.unwrap();
+        let bus = app.runtime.bus.clone();
+        bus.prepare_source("feedback").await.unwrap();
+        let relay =
+            banso_events::outbox::Relay::new(conn.clone(), bus, "feedback", Default::default(), Default::default());
+        Feedback { conn, relay, _db: db }
+    }
+
+    async fn publish(&self, env: &banso_events::Envelope) {
+        banso_events::outbox::record(&self.conn, env).await.unwrap();
+        assert_eq!(self.relay.publish_pending().await.unwrap(), 1);
+    }
+}
+
+/// Feedback's SurveyAnswered on the bus: the account's survey measures
+/// follow each contact's latest answer within the window, and a scorecard
+/// weighting them scores the account from them; the aging pass clears what
+/// aged out.
+#[tokio::test]
+async fn survey_answers_on_the_bus_become_measures_a_scorecard_scores() {
+    use banso_proto::feedback::SurveyKind as K;
+
+    use crate::testing::survey_answered as answered;
+    let (app, conn) = service().await;
+    let feedback = Feedback::new(&app).await;
+    let admin = client(&app, "acme", Role::Admin);
+    let weighted = |measure: &str, min: f64, max: f64| pb::WeightedMeasure {
+        measure: measure.into(),
+        weight: 1.0,
+        normalisation: linear(min, max),
+        ..Default::default()
+    };
+    let card = pb::Scorecard {
+        name: "voice of the customer".into(),
+        measures: vec![weighted("external:nps", 0.0, 10.0), weighted("external:csat", 1.0, 5.0)],
+        ..Default::default()
+    };
+    let r = pb::CreateScorecardRequest { scorecard: Some(card), request_id: String::new() };
+    admin.clone().create_scorecard(r).await.unwrap();
+    let a = seed_account(&conn, "acme", "Surveyed").await;
+    let now = Utc::now();
+    let ago = |d: i64| now - chrono::Duration::days(d);
+    let raw = |h: &pb::AccountHealth| -> Vec<Option<f64>> { h.contributions.iter().map(|c| c.raw).collect() };
+
+    // Two contacts answer NPS 9 and 5: external:nps 7 → 70 points, CSAT
+    // missing (skipped): 70.
+    feedback.publish(&answered("acme", a, "c1", K::Nps, Some(9), ago(100))).await;
+    let c2 = answered("acme", a, "c2", K::Nps, Some(5), ago(99));
+    feedback.publish(&c2).await;
+    let h = health_until(&admin, a, |h| h.score == 70.0).await;
+    assert_eq!(raw(&h), [Some(7.0), None]);
+    // The first answers again: (3 + 5) / 2 = 4.
+    let c1 = answered("acme", a, "c1", K::Nps, Some(3), ago(98));
+    feedback.publish(&c1).await;
+    health_until(&admin, a, |h| raw(h) == [Some(4.0), None]).await;
+    // Its older answer delivered late is not counted, then CSAT 4 and 2
+    // (3 → 50 points): (40 + 50) / 2 = 45 (with the late answer, nps
+    // would be 7.5 and the score 62.5).
+    feedback.publish(&answered("acme", a, "c1", K::Nps, Some(10), ago(150))).await;
+    feedback.publish(&answered("acme", a, "c1", K::Csat, Some(4), ago(0))).await;
+    feedback.publish(&answered("acme", a, "c2", K::Csat, Some(2), ago(0))).await;
+    let h = health_until(&admin, a, |h| raw(h).get(1) == Some(&Some(3.0))).await;
+    assert_eq!((raw(&h), h.score), (vec![Some(4.0), Some(3.0)], 45.0));
+    // The same answer again (Feedback re-sent it), an answer older than the
+    // window (0, 200 days ago) and a CUSTOM one change nothing; then a third
+    // contact's 10: (3 + 5 + 10) / 3 = 6 → 60 points, score 55.
+    feedback.publish(&banso_events::Envelope { id: uuid::Uuid::now_v7().to_string(), ..c1.clone() }).await;
+    feedback.publish(&answered("acme", a, "c3", K::Nps, Some(0), ago(200))).await;
+    feedback.publish(&answered("acme", a, "c3", K::Custom, Some(1), ago(0))).await;
+    feedback.publish(&answered("acme", a, "c4", K::Nps, Some(10), ago(97))).await;
+    let h = health_until(&admin, a, |h| raw(h).first() == Some(&Some(6.0))).await;
+    assert_eq!((raw(&h), h.score), (vec![Some(6.0), Some(3.0)], 55.0));
+
+    // 90 days on, the window starts 90 days ago: every NPS answer aged out
+    // (the pass as the running service's hourly task runs it), so NPS is
+    // missing and the account scores on CSAT alone.
+    let db = banso_events::Db::new(conn.clone(), Default::default(), crate::NAME);
+    let window = chrono::Duration::days(180);
+    let later = now + chrono::Duration::days(90);
+    let scorer = crate::scorer::Scorer::idle();
+    assert_eq!(crate::surveys::age_out(&db, &scorer, window, later).await.unwrap(), 1);
+    assert_eq!(crate::surveys::age_out(&db, &scorer, window, later).await.unwrap(), 0);
+    recompute(&admin).await;
+    let h = health_until(&admin, a, |h| raw(h).first() == Some(&None)).await;
+    assert_eq!((raw(&h), h.score), (vec![None, Some(3.0)], 50.0));
+}

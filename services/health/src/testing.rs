@@ -24,6 +24,7 @@ pub(crate) async fn app(db: &banso_testkit::TestDb) -> App {
         min_churns: crate::domain::churn_model::DEFAULT_MIN_CHURNS,
         retrain_every: Some(std::time::Duration::from_secs(168 * 3600)),
         give_way: std::time::Duration::ZERO,
+        survey_window: std::time::Duration::from_secs(180 * 86_400),
     };
     App {
         recompute: Recompute::idle(Scoring::new(db.clone(), settings.score_step)),
@@ -130,4 +131,27 @@ pub(crate) async fn seed_churn_history(
         }
     }
     ids
+}
+
+/// A SurveyAnswered as Feedback publishes it: a new answer of `contact`
+/// (of account `account`) to a survey of `kind`, answered at `at`.
+pub(crate) fn survey_answered(
+    tenant: &str,
+    account: uuid::Uuid,
+    contact: &str,
+    kind: banso_proto::feedback::SurveyKind,
+    score: Option<i32>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> banso_events::Envelope {
+    let e = banso_proto::events::SurveyAnswered {
+        answer_id: uuid::Uuid::now_v7().to_string(),
+        survey_id: uuid::Uuid::now_v7().to_string(),
+        kind: kind as i32,
+        account_id: account.to_string(),
+        contact_id: contact.into(),
+        score,
+        answer_time: Some(banso_kit::wire::timestamp(at)),
+        ..Default::default()
+    };
+    banso_events::envelope::new(tenant, "feedback", banso_events::Payload::SurveyAnswered(e))
 }

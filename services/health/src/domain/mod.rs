@@ -10,6 +10,7 @@
 //! - [`scorecard`]: scorecard definitions, validation, which one scores an account.
 //! - [`outcome`]: labelled outcomes (churned, renewed, expanded, contracted) from contract events.
 //! - [`score`]: weighted scores, bands, explanations, trend, "has it moved".
+//! - [`survey`]: survey answers as external measures: each contact's latest answer within the window, averaged.
 
 pub mod account;
 pub mod backtest;
@@ -23,3 +24,4 @@ pub mod replay;
 pub mod rollup;
 pub mod score;
 pub mod scorecard;
+pub mod survey;

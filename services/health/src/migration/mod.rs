@@ -25,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0012BacktestProgress),
             Box::new(M0013FiscalYear),
             Box::new(M0014ModelSchedules),
+            Box::new(M0015SurveyAnswers),
         ]
     }
 }
@@ -957,5 +958,56 @@ impl MigrationTrait for M0014ModelSchedules {
         m.drop_table(Table::drop().table("model_schedules").if_exists().to_owned()).await?;
         m.drop_index(Index::drop().name("churn_models_target").table("churn_models").to_owned()).await?;
         m.alter_table(Table::alter().table("churn_models").drop_column(Alias::new("target")).to_owned()).await
+    }
+}
+
+/// Survey answers from Feedback's SurveyAnswered, each contact's latest per
+/// account and kind (`store::survey_answers`): what the survey measures
+/// (`external:nps`, …) are the mean of. `counted` says whether the answer
+/// was within the window when its measure was last computed, so the aging
+/// pass finds the answers that crossed the window's edge since.
+struct M0015SurveyAnswers;
+
+impl MigrationName for M0015SurveyAnswers {
+    fn name(&self) -> &str {
+        "m20261206_000015_survey_answers"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0015SurveyAnswers {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("survey_answers")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(string_len("kind", 16))
+                .col(text("contact_id"))
+                .col(integer("score"))
+                .col(timestamp_with_time_zone("answered_at"))
+                .col(text("answer_id"))
+                .col(boolean("counted"))
+                .primary_key(Index::create().col("tenant_id").col("account_id").col("kind").col("contact_id"))
+                .to_owned(),
+        )
+        .await?;
+        // The aging pass, across tenants: counted answers now past the edge.
+        m.create_index(
+            Index::create()
+                .name("survey_answers_counted_time")
+                .table("survey_answers")
+                .col("counted")
+                .col("answered_at")
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("survey_answers").if_exists().to_owned()).await
     }
 }

@@ -20,6 +20,7 @@ pub(crate) mod portfolio;
 pub(crate) mod schema;
 pub(crate) mod scorecards;
 pub(crate) mod segments;
+pub(crate) mod survey_answers;
 pub(crate) mod tenants;
 
 use std::{

@@ -397,6 +397,23 @@ pub(crate) enum ChurnModels {
     Target,
 }
 
+/// Each contact's latest survey answer per account and kind, from
+/// Feedback's SurveyAnswered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]
+pub(crate) enum SurveyAnswers {
+    Table,
+    TenantId,
+    AccountId,
+    /// `SurveyKind::as_str`: nps, csat, ces or outcome.
+    Kind,
+    ContactId,
+    Score,
+    AnsweredAt,
+    AnswerId,
+    /// Within the window when the kind's measure was last computed.
+    Counted,
+}
+
 /// Names of computed columns (`COUNT(*) AS n`, …) and of the second
 /// reference to a table in one query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveIden)]
