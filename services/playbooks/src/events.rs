@@ -1,9 +1,9 @@
 //! What the playbooks service publishes (CtaOpened, CtaUpdated, CtaClosed,
 //! PlaybookFired — recorded in the transaction of the change) and what it
 //! consumes: Accounts' and Health's events, kept as the projection
-//! conditions read, and every trigger event, which runs the live playbooks
-//! of its type in the same transaction as its inbox entry — a redelivered
-//! event fires nothing twice.
+//! conditions read, and every trigger event (Feedback's SurveyAnswered
+//! among them), which runs the live playbooks of its type in the same
+//! transaction as its inbox entry — a redelivered event fires nothing twice.
 
 use async_trait::async_trait;
 use banso_events::{Db, Envelope, Handler, HandlerError, Payload, envelope::type_of, inbox};
@@ -365,4 +365,101 @@ impl Handler for Consumer {
 /// millisecond) — the low half is random.
 fn seq(env: &Envelope) -> i64 {
     Uuid::parse_str(&env.id).map(|u| (u.as_u128() >> 64) as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use banso_proto::feedback::{NpsCategory, SurveyKind};
+
+    use super::*;
+    use crate::{
+        app::engine::{compile, event_facts},
+        domain::{
+            engine::triggers,
+            playbook::{Definition, EventTrigger, Trigger},
+        },
+    };
+
+    fn answered(kind: SurveyKind, score: Option<i32>, category: NpsCategory) -> Envelope {
+        banso_events::envelope::new(
+            "acme",
+            "feedback",
+            Payload::SurveyAnswered(ev::SurveyAnswered {
+                answer_id: Uuid::now_v7().to_string(),
+                survey_id: Uuid::now_v7().to_string(),
+                kind: kind as i32,
+                account_id: Uuid::now_v7().to_string(),
+                contact_id: Uuid::now_v7().to_string(),
+                score,
+                nps_category: category as i32,
+                comment: "too slow to reach support".into(),
+                answer_time: Some(pbjson_types::Timestamp { seconds: 1_800_000_000, nanos: 0 }),
+                ..Default::default()
+            }),
+        )
+    }
+
+    /// The condition's result on an event, as the engine evaluates it.
+    fn holds(condition: &str, env: &Envelope) -> std::result::Result<bool, String> {
+        let c = compile(condition).unwrap().unwrap();
+        let facts =
+            banso_cel::PlaybookFacts { event: event_facts(Some(env)), ..Default::default() }.into_facts(wire::now());
+        c.evaluate_bool(&facts).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_survey_answer_is_a_trigger_of_its_type_about_its_account() {
+        let env = answered(SurveyKind::Nps, Some(3), NpsCategory::Detractor);
+        let s = signal(&env, None);
+        assert_eq!(s.event_type, "survey_answered");
+        assert!(s.event_index.is_some(), "survey_answered is in EVENT_TYPES");
+        let Some(Payload::SurveyAnswered(e)) = &env.payload else { panic!("not an answer") };
+        assert_eq!(s.account_id.map(|a| a.to_string()), Some(e.account_id.clone()));
+        let t = EventTrigger {
+            event_type: "survey_answered".into(),
+            band_became: None,
+            score_fell_by: None,
+            measure_dropped: None,
+            stage_entered: None,
+        };
+        assert!(triggers(&t, &s));
+        assert!(!triggers(&EventTrigger { event_type: "health_score_changed".into(), ..t.clone() }, &s));
+        // Health's helpers are not for answers.
+        let def = Definition {
+            display_name: "Detractor".into(),
+            description: String::new(),
+            trigger: Trigger::Event(EventTrigger { band_became: Some(Band::Red), ..t }),
+            audience: Default::default(),
+            condition: String::new(),
+            actions: vec![],
+            cooldown_secs: 0,
+            enrolment_limit: None,
+            priority: 0,
+            routing: Default::default(),
+        };
+        let problems = def.problems();
+        assert!(problems.iter().any(|(f, _)| f == "playbook.trigger.event.band_became"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_detractor_condition_reads_the_category_kind_and_score_by_name() {
+        let detractor = answered(SurveyKind::Nps, Some(3), NpsCategory::Detractor);
+        let promoter = answered(SurveyKind::Nps, Some(10), NpsCategory::Promoter);
+        let custom = answered(SurveyKind::Custom, None, NpsCategory::Unspecified);
+        let is_detractor = "event.data.nps_category == 'NPS_CATEGORY_DETRACTOR'";
+        assert_eq!(holds(is_detractor, &detractor), Ok(true));
+        assert_eq!(holds(is_detractor, &promoter), Ok(false));
+        assert_eq!(holds(is_detractor, &custom), Ok(false));
+        let low_nps = "event.data.kind == 'SURVEY_KIND_NPS' && event.data.score <= 6";
+        assert_eq!(holds(low_nps, &detractor), Ok(true));
+        assert_eq!(holds(low_nps, &promoter), Ok(false));
+        assert_eq!(holds("event.type == 'survey_answered' && event.data.comment != ''", &detractor), Ok(true));
+        assert_eq!(holds("event.data.answer_time == '2027-01-15T08:00:00Z'", &detractor), Ok(true));
+        // Without a score (a CUSTOM survey) the field is absent: `has`
+        // says so, and reading it is an error (no match).
+        assert_eq!(holds("has(event.data.score)", &custom), Ok(false));
+        assert_eq!(holds("has(event.data.perception_agreement)", &detractor), Ok(false));
+        assert!(holds("event.data.score <= 6", &custom).is_err());
+        assert_eq!(holds("event.data.nps_category == 'NPS_CATEGORY_UNSPECIFIED'", &custom), Ok(true));
+    }
 }

@@ -77,10 +77,10 @@ impl PlaybooksSettings {
 
 /// The service as `banso up`, `banso serve playbooks`, `banso migrate`,
 /// the tests and the bench run it. It consumes its own events too: a CTA
-/// closed is a trigger.
+/// closed is a trigger; and of Feedback's, a survey answered.
 pub const SERVICE: ServiceDef = ServiceDef {
     name: NAME,
-    consumes: &["accounts", "health", "playbooks"],
+    consumes: &["accounts", "health", "playbooks", FEEDBACK],
     migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
     build: |cx, set| {
         Box::pin(async move {
@@ -93,6 +93,9 @@ pub const SERVICE: ServiceDef = ServiceDef {
         })
     },
 };
+
+/// The Feedback service's event source: only its `survey_answered` is read.
+const FEEDBACK: &str = "feedback";
 
 type Programmes = ProgrammesServiceServer<api::programmes::ProgrammesApi>;
 type Outreach = OutreachServiceServer<api::outreach::OutreachApi>;
@@ -121,12 +124,17 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
         // Of its own events only a closed CTA, a checkpoint reading and a
         // concluded review are triggers: the others (CtaOpened, CtaUpdated,
         // PlaybookFired, outreach, PlanCreated) would cost a transaction
-        // each for nothing.
+        // each for nothing. Of Feedback's only an answer is a trigger, and
+        // nothing else of it is kept here. Its stream is made by whichever
+        // of the publisher and this consumer starts first (on NATS; the
+        // embedded log needs none), so Playbooks starts, and waits for
+        // answers, where no Feedback service runs.
         let subjects = match *source {
             NAME => ["cta_closed", "checkpoint_recorded", "review_concluded"]
                 .iter()
                 .map(|t| format!("banso.{NAME}.{t}"))
                 .collect(),
+            FEEDBACK => vec![format!("banso.{FEEDBACK}.survey_answered")],
             other => vec![banso_events::envelope::all_of(other)],
         };
         banso_events::bus::supervise_consumer(

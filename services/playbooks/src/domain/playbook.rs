@@ -24,6 +24,8 @@ pub(crate) const EVENT_TYPES: &[&str] = &[
     "cta_closed",
     "checkpoint_recorded",
     "review_concluded",
+    // Feedback's: a contact answered a survey (an NPS detractor…).
+    "survey_answered",
 ];
 
 /// Share a pattern needs in an account's mix to be served under BLEND routing.
