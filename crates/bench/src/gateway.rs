@@ -858,6 +858,7 @@ impl Stack {
             ("BANSO_GATEWAY_ADDR", "127.0.0.1:0"),
             ("BANSO_JWT_HS256_SECRET", banso_testkit::TEST_SECRET),
             ("BANSO_PAGE_TOKEN_SECRET", "banso-bench-page-token-secret-0123456789"),
+            ("BANSO_FEEDBACK_TOKEN_SECRET", "banso-bench-feedback-token-secret-0123456789"),
             ("BANSO_SHUTDOWN_GRACE_SECS", "2"),
             // The limiter runs (its cost is measured) but never refuses: one
             // tenant sends everything here.

@@ -18,7 +18,8 @@ use banso_kit::{
 use tokio_util::sync::CancellationToken;
 
 /// Every service, in start order. Adding a service is one line here.
-pub const SERVICES: &[&ServiceDef] = &[&banso_accounts::SERVICE, &banso_health::SERVICE, &banso_playbooks::SERVICE];
+pub const SERVICES: &[&ServiceDef] =
+    &[&banso_accounts::SERVICE, &banso_health::SERVICE, &banso_playbooks::SERVICE, &banso_feedback::SERVICE];
 
 /// The service called `name`.
 pub fn service(name: &str) -> Option<&'static ServiceDef> {

@@ -205,6 +205,9 @@ async fn up(
     if vars.get("BANSO_PAGE_TOKEN_SECRET").is_none() {
         vars.set("BANSO_PAGE_TOKEN_SECRET", dev_secret(dir, "page-token-secret")?.expose());
     }
+    if vars.get("BANSO_FEEDBACK_TOKEN_SECRET").is_none() && vars.get("BANSO_FEEDBACK_TOKEN_SECRET_FILE").is_none() {
+        vars.set("BANSO_FEEDBACK_TOKEN_SECRET", dev_secret(dir, "feedback-token-secret")?.expose());
+    }
     // On a terminal the banner is what a newcomer reads: start-up detail
     // (migrations applied, tasks started) stays at debug level unless asked for.
     if vars.get("BANSO_LOG").is_none() && vars.get("RUST_LOG").is_none() {

@@ -32,6 +32,7 @@ pub fn type_of(payload: &Payload) -> &'static str {
         Payload::PlanCreated(_) => "plan_created",
         Payload::CheckpointRecorded(_) => "checkpoint_recorded",
         Payload::ReviewConcluded(_) => "review_concluded",
+        Payload::SurveyAnswered(_) => "survey_answered",
     }
 }
 
@@ -81,6 +82,7 @@ pub fn account_of(envelope: &Envelope) -> Option<&str> {
         Payload::PlanCreated(e) => e.plan.as_ref().map(|p| p.account_id.as_str()),
         Payload::CheckpointRecorded(e) => Some(e.account_id.as_str()),
         Payload::ReviewConcluded(e) => Some(e.account_id.as_str()),
+        Payload::SurveyAnswered(e) => Some(e.account_id.as_str()),
     }?;
     (!id.is_empty()).then_some(id)
 }

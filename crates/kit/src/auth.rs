@@ -570,9 +570,12 @@ impl ServiceTokens {
     }
 }
 
-/// gRPC paths served without a token: probes and schema discovery.
+/// gRPC paths served without a token: probes, schema discovery, and the
+/// survey answer path, whose only credential is the invitation's signed
+/// response token (banso.feedback.v1; it answers nothing else).
 fn is_public(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.Health/")
+        || path.starts_with("/banso.feedback.v1.SurveyResponseService/")
         || path.starts_with("/grpc.reflection.v1.ServerReflection/")
         || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")
 }

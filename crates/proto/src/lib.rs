@@ -40,6 +40,12 @@ pub mod banso {
             include!(concat!(env!("OUT_DIR"), "/banso.playbooks.v1.serde.rs"));
         }
     }
+    pub mod feedback {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/banso.feedback.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/banso.feedback.v1.serde.rs"));
+        }
+    }
     pub mod events {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/banso.events.v1.rs"));
@@ -51,6 +57,6 @@ pub mod banso {
 pub mod vocab;
 
 pub use banso::{
-    accounts::v1 as accounts, events::v1 as events, health::v1 as health, playbooks::v1 as playbooks,
-    types::v1 as types,
+    accounts::v1 as accounts, events::v1 as events, feedback::v1 as feedback, health::v1 as health,
+    playbooks::v1 as playbooks, types::v1 as types,
 };

@@ -299,6 +299,7 @@ pub async fn spawn_with(options: Options, services: &[&ServiceDef]) -> anyhow::R
         ("BANSO_JWT_HS256_SECRET", TEST_SECRET),
         ("BANSO_PAGE_TOKEN_SECRET", "banso-test-page-token-secret-0123456789"),
         ("BANSO_SERVICE_TOKEN_SECRET", "banso-test-service-token-secret-0123456789"),
+        ("BANSO_FEEDBACK_TOKEN_SECRET", "banso-test-feedback-token-secret-0123456789"),
         ("BANSO_SHUTDOWN_GRACE_SECS", "2"),
         ("BANSO_DB_MAX_CONNECTIONS", "5"),
         // A fresh database each time: migrate it, as `banso up` does.

@@ -1,0 +1,39 @@
+//! The use cases of the Feedback service, a file a resource: one
+//! `pub(crate) async fn` each, one transaction each through
+//! [`banso_events::Db`].
+
+pub(crate) mod answers;
+pub(crate) mod campaigns;
+pub(crate) mod reports;
+pub(crate) mod sender;
+mod settings;
+mod surveys;
+
+use std::sync::Arc;
+
+use banso_events::Db;
+use sea_orm::DatabaseConnection;
+
+use crate::domain::token::Signer;
+
+/// The service's use cases over its database.
+#[derive(Clone)]
+pub(crate) struct App {
+    pub db: Db,
+    pub signer: Arc<Signer>,
+    /// Prefixed to an invitation's answer path ("" leaves it relative).
+    pub answer_base_url: Arc<str>,
+}
+
+impl App {
+    /// What a closure given to [`Db`] reads with, owned (see Accounts' `Scope`).
+    fn scope(&self, tenant: &str) -> Scope {
+        Scope { conn: self.db.conn().clone(), tenant: tenant.to_owned() }
+    }
+}
+
+#[derive(Clone)]
+struct Scope {
+    conn: DatabaseConnection,
+    tenant: String,
+}

@@ -1,0 +1,12 @@
+//! The repository: the only code that speaks SQL to the `feedback`
+//! schema. Every function takes the tenant and a connection: the pool for
+//! reads, the use case's transaction ([`banso_events::Tx`]) for writes.
+
+pub(crate) mod answers;
+pub(crate) mod campaigns;
+pub(crate) mod entities;
+pub(crate) mod projection;
+pub(crate) mod surveys;
+pub(crate) mod tenants;
+
+pub(crate) use banso_kit::db::{corrupt, from_json, to_json};

@@ -1,0 +1,261 @@
+//! The public answer path: the token alone, once, never telling whether a
+//! survey exists; SurveyAnswered in the answer's transaction.
+
+use std::time::Duration;
+
+use banso_events::Payload;
+use banso_proto::{accounts as apb, events as ev, feedback as pb, playbooks as ppb};
+use tonic::Code;
+
+use crate::common::*;
+
+/// A token in the service's format, signed with `secret`, for `invitation`
+/// of `tenant`, expiring at `expire` (Unix seconds).
+fn sign(secret: &str, tenant: &str, invitation: uuid::Uuid, expire: i64) -> String {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    use hmac::{Hmac, Mac};
+    let mut payload = vec![1u8];
+    payload.extend_from_slice(invitation.as_bytes());
+    payload.extend_from_slice(&expire.to_be_bytes());
+    payload.extend_from_slice(tenant.as_bytes());
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    m.update(&payload);
+    let mac = m.finalize().into_bytes();
+    format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(&mac[..16]))
+}
+
+async fn one_invitation(app: &banso_testkit::TestApp, s: pb::Survey) -> (pb::Survey, apb::Account, pb::Invitation) {
+    let mut c = admin(app);
+    let a = account("Alpha", "retail");
+    publish_account(app, TENANT, &a).await;
+    publish_contact(app, TENANT, &contact(&a, "Ann", apb::ContactLevel::Manager)).await;
+    settle(app, TENANT).await;
+    let s = create_survey(&mut c, s).await;
+    let campaign = create_campaign(&mut c, campaign_to(&s, &[&a])).await;
+    let inv = invitations(&mut c, &campaign.id).await.pop().expect("one invitation");
+    (s, a, inv)
+}
+
+#[tokio::test]
+async fn a_token_answers_once_without_a_login_and_publishes_survey_answered() {
+    let app = spawn().await;
+    let seen = collect(&app, "banso.feedback.survey_answered");
+    let (s, a, inv) = one_invitation(
+        &app,
+        pb::Survey { perception_statement: "works in our shoes".into(), ..survey("NPS", pb::SurveyKind::Nps) },
+    )
+    .await;
+    let mut p = public(&app);
+    let form = p.get_survey_form(pb::GetSurveyFormRequest { token: inv.token.clone() }).await.unwrap().into_inner();
+    assert_eq!((form.kind, form.scale_min, form.scale_max), (pb::SurveyKind::Nps as i32, 0, 10));
+    assert!(form.question.contains("recommend"), "{form:?}");
+    assert_eq!(form.perception_statement, "works in our shoes");
+    let r = p
+        .submit_survey_answer(pb::SubmitSurveyAnswerRequest {
+            token: inv.token.clone(),
+            score: Some(3),
+            comment: "請求書の画面が分かりにくい".into(),
+            perception_agreement: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.nps_category, pb::NpsCategory::Detractor as i32);
+    // Single use: a second answer, and the form, are refused.
+    for e in [
+        answer(&mut p, &inv.token, Some(10)).await.unwrap_err(),
+        p.get_survey_form(pb::GetSurveyFormRequest { token: inv.token.clone() }).await.unwrap_err(),
+    ] {
+        assert_eq!((e.code(), reason(&e).as_str()), (Code::FailedPrecondition, "TOKEN_USED"), "{e:?}");
+    }
+    let got = until("SurveyAnswered is published", || {
+        let seen = seen.clone();
+        async move { seen.lock().unwrap().first().cloned() }
+    })
+    .await;
+    let Some(Payload::SurveyAnswered(e)) = got.payload else { panic!("{got:?}") };
+    assert_eq!(
+        (e.answer_id.as_str(), e.survey_id.as_str(), e.account_id.as_str(), e.contact_id.as_str(), e.score),
+        (r.answer_id.as_str(), s.id.as_str(), a.id.as_str(), inv.contact_id.as_str(), Some(3))
+    );
+    assert_eq!(
+        (e.kind, e.nps_category, e.perception_agreement),
+        (pb::SurveyKind::Nps as i32, pb::NpsCategory::Detractor as i32, Some(2))
+    );
+    assert_eq!(e.comment, "請求書の画面が分かりにくい");
+    let mut c = admin(&app);
+    let listed = invitations(&mut c, &inv.campaign_id).await;
+    assert_eq!(listed[0].status, pb::InvitationStatus::Answered as i32);
+    assert!(listed[0].deliver_time.is_some(), "an answered invitation was delivered");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    app.stop().await.unwrap();
+}
+
+/// Forged, cut, foreign and unknown tokens all get the same answer, which
+/// says nothing about any survey; an expired one of ours says it expired.
+#[tokio::test]
+async fn bad_tokens_reveal_nothing() {
+    let app = spawn().await;
+    let (_, _, inv) = one_invitation(&app, survey("CSAT", pb::SurveyKind::Csat)).await;
+    let mut p = public(&app);
+    let id: uuid::Uuid = inv.id.parse().unwrap();
+    let later = chrono::Utc::now().timestamp() + 86_400;
+    let invalid = [
+        "garbage".to_string(),
+        inv.token[..inv.token.len() - 3].to_string(),
+        sign("another-secret-another-secret-another-secret", TENANT, id, later),
+        // Ours, but of another tenant, or of no invitation at all.
+        sign(TOKEN_SECRET, "globex", id, later),
+        sign(TOKEN_SECRET, TENANT, uuid::Uuid::now_v7(), later),
+    ];
+    let mut messages = std::collections::BTreeSet::new();
+    for t in &invalid {
+        for e in [
+            answer(&mut p, t, Some(5)).await.unwrap_err(),
+            p.get_survey_form(pb::GetSurveyFormRequest { token: t.clone() }).await.unwrap_err(),
+        ] {
+            assert_eq!(e.code(), Code::InvalidArgument, "{t}: {e:?}");
+            let v = violations(&e);
+            assert_eq!(v.len(), 1);
+            assert_eq!(v[0].0, "token");
+            messages.insert(e.message().to_string());
+        }
+    }
+    assert_eq!(messages.len(), 1, "one message for every bad token: {messages:?}");
+    let expired = sign(TOKEN_SECRET, TENANT, id, chrono::Utc::now().timestamp() - 1);
+    let e = answer(&mut p, &expired, Some(5)).await.unwrap_err();
+    assert_eq!((e.code(), reason(&e).as_str()), (Code::FailedPrecondition, "TOKEN_EXPIRED"));
+    let e = answer(&mut p, "", Some(5)).await.unwrap_err();
+    assert_violation(&e, "token");
+    let e = answer(&mut p, &"a".repeat(10_000), Some(5)).await.unwrap_err();
+    assert_violation(&e, "token");
+    // The invitation itself is still open.
+    assert!(answer(&mut p, &inv.token, Some(4)).await.is_ok());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_answers_name_every_field_and_take_nothing() {
+    let app = spawn().await;
+    let s = pb::Survey {
+        questions: vec![
+            pb::CustomQuestion {
+                text: "rate".into(),
+                r#type: pb::QuestionType::Scale as i32,
+                required: true,
+                ..Default::default()
+            },
+            pb::CustomQuestion { text: "why".into(), r#type: pb::QuestionType::Text as i32, ..Default::default() },
+        ],
+        ..survey("CES", pb::SurveyKind::Ces)
+    };
+    let (_, _, inv) = one_invitation(&app, s).await;
+    let mut p = public(&app);
+    let bad = pb::SubmitSurveyAnswerRequest {
+        token: inv.token.clone(),
+        score: Some(8),
+        comment: "x".repeat(2001),
+        answers: vec![
+            pb::QuestionAnswer { question_id: "q2".into(), text: "a\u{0}b".into(), ..Default::default() },
+            pb::QuestionAnswer { question_id: "q9".into(), ..Default::default() },
+        ],
+        perception_agreement: Some(3),
+    };
+    let e = p.submit_survey_answer(bad).await.unwrap_err();
+    let fields: Vec<_> = violations(&e).into_iter().map(|(f, _)| f).collect();
+    // The wire's checks first; the survey's checks once the wire's pass.
+    assert_eq!(fields, ["comment", "answers[0].text"], "{e:?}");
+    let bad = pb::SubmitSurveyAnswerRequest {
+        token: inv.token.clone(),
+        score: Some(8),
+        comment: "あ".repeat(2000),
+        answers: vec![pb::QuestionAnswer { question_id: "q9".into(), ..Default::default() }],
+        perception_agreement: Some(3),
+    };
+    let e = p.submit_survey_answer(bad).await.unwrap_err();
+    let fields: Vec<_> = violations(&e).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["score", "perception_agreement", "answers[0].question_id", "answers"], "{e:?}");
+    // Nothing was taken: the token still answers, with 2,000 Japanese characters.
+    let ok = p
+        .submit_survey_answer(pb::SubmitSurveyAnswerRequest {
+            token: inv.token.clone(),
+            score: Some(7),
+            comment: "あ".repeat(2000),
+            answers: vec![pb::QuestionAnswer { question_id: "q1".into(), scale: Some(5), ..Default::default() }],
+            perception_agreement: None,
+        })
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    app.stop().await.unwrap();
+}
+
+/// Many answers with one token at once: exactly one is taken.
+#[tokio::test]
+async fn concurrent_answers_with_one_token_take_one() {
+    let app = spawn().await;
+    let (_, _, inv) = one_invitation(&app, survey("NPS", pb::SurveyKind::Nps)).await;
+    let tries = (0..8).map(|i| {
+        let mut p = public(&app);
+        let t = inv.token.clone();
+        async move { answer(&mut p, &t, Some(i)).await }
+    });
+    let results = futures::future::join_all(tries).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1, "{results:?}");
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    }
+    let mut c = admin(&app);
+    let survey_id = inv_survey(&mut c, &inv).await;
+    let r = c
+        .get_survey_results(pb::GetSurveyResultsRequest { survey_id, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.total.unwrap().answers, 1);
+    app.stop().await.unwrap();
+}
+
+async fn inv_survey(c: &mut Client, inv: &pb::Invitation) -> String {
+    c.get_campaign(pb::GetCampaignRequest { id: inv.campaign_id.clone() }).await.unwrap().into_inner().survey_id
+}
+
+/// The outcome question names what the account's success plan aims at;
+/// without a plan, what the survey names.
+#[tokio::test]
+async fn the_outcome_question_names_the_success_plans_objective() {
+    let app = spawn().await;
+    let (_, a, inv) =
+        one_invitation(&app, pb::Survey { language: "ja".into(), ..survey("成果", pb::SurveyKind::Outcome) }).await;
+    let mut p = public(&app);
+    let form = p.get_survey_form(pb::GetSurveyFormRequest { token: inv.token.clone() }).await.unwrap().into_inner();
+    assert_eq!(form.outcome, "製品を導入した目的の成果");
+    publish(
+        &app,
+        TENANT,
+        "playbooks",
+        Payload::PlanCreated(ev::PlanCreated {
+            plan: Some(ppb::SuccessPlan {
+                id: uuid::Uuid::now_v7().to_string(),
+                account_id: a.id.clone(),
+                objectives: vec!["月次決算を3日短縮".into()],
+                ..Default::default()
+            }),
+        }),
+    )
+    .await;
+    let form = until("the plan's objective reaches the form", || {
+        let mut p = p.clone();
+        let t = inv.token.clone();
+        async move {
+            let f = p.get_survey_form(pb::GetSurveyFormRequest { token: t }).await.unwrap().into_inner();
+            (f.outcome == "月次決算を3日短縮").then_some(f)
+        }
+    })
+    .await;
+    assert_eq!(form.question, "月次決算を3日短縮を達成できましたか？");
+    assert_eq!((form.scale_min, form.scale_max), (1, 5));
+    app.stop().await.unwrap();
+}
