@@ -33,6 +33,7 @@ pub fn type_of(payload: &Payload) -> &'static str {
         Payload::CheckpointRecorded(_) => "checkpoint_recorded",
         Payload::ReviewConcluded(_) => "review_concluded",
         Payload::SurveyAnswered(_) => "survey_answered",
+        Payload::SurveyInvitationIssued(_) => "survey_invitation_issued",
     }
 }
 
@@ -83,6 +84,7 @@ pub fn account_of(envelope: &Envelope) -> Option<&str> {
         Payload::CheckpointRecorded(e) => Some(e.account_id.as_str()),
         Payload::ReviewConcluded(e) => Some(e.account_id.as_str()),
         Payload::SurveyAnswered(e) => Some(e.account_id.as_str()),
+        Payload::SurveyInvitationIssued(e) => Some(e.account_id.as_str()),
     }?;
     (!id.is_empty()).then_some(id)
 }

@@ -59,6 +59,45 @@ pub(crate) fn survey_answered(a: &Answer, category: Option<NpsCategory>) -> Payl
     })
 }
 
+/// What a SurveyInvitationIssued says.
+pub(crate) struct Issued<'a> {
+    pub invitation: &'a crate::domain::campaign::Invitation,
+    pub survey: &'a crate::domain::survey::Survey,
+    pub endpoint: uuid::Uuid,
+    pub contact_name: &'a str,
+    pub question: String,
+    pub answer_url: String,
+}
+
+/// SurveyInvitationIssued: Playbooks' outreach delivers it through `endpoint`.
+pub(crate) fn survey_invitation_issued(x: Issued<'_>) -> Payload {
+    let i = x.invitation;
+    Payload::SurveyInvitationIssued(ev::SurveyInvitationIssued {
+        invitation_id: i.id.to_string(),
+        campaign_id: i.campaign_id.to_string(),
+        survey_id: i.survey_id.to_string(),
+        kind: kind_to_proto(i.kind) as i32,
+        account_id: i.account_id.to_string(),
+        contact_id: i.contact_id.to_string(),
+        contact_name: x.contact_name.to_string(),
+        email: i.email.clone(),
+        endpoint_id: x.endpoint.to_string(),
+        survey_name: x.survey.body.display_name.clone(),
+        question: x.question,
+        answer_url: x.answer_url,
+        expire_time: Some(wire::timestamp(i.expire_time)),
+        language: x.survey.body.language.as_str().to_string(),
+    })
+}
+
+/// The invitation an outreach message was sent for, if it was one.
+pub(crate) fn invitation_of(correlation_id: &str) -> Option<uuid::Uuid> {
+    correlation_id.strip_prefix(INVITATION_PREFIX).and_then(|id| uuid::Uuid::parse_str(id).ok())
+}
+
+/// How an invitation is named in an outreach message's correlation id.
+pub(crate) const INVITATION_PREFIX: &str = "survey_invitation:";
+
 /// A date Accounts sent (it checked it; one that is not a date is left out).
 fn date(d: Option<&banso_proto::types::Date>) -> Option<chrono::NaiveDate> {
     wire::optional_date(&mut banso_kit::Violations::new(), "date", d)
@@ -188,6 +227,13 @@ impl Handler for Projection {
                     Some(Payload::HealthScoreChanged(e)) => {
                         let id = wire::uuid("account_id", &e.account_id)?;
                         store::projection::set_health(conn, tenant, id, band(e.new_band), e.new_score).await?;
+                    }
+                    // Playbooks' outreach delivered an invitation (a message for anything else is not ours).
+                    Some(Payload::OutreachSent(e)) => {
+                        if let Some(id) = invitation_of(&e.correlation_id) {
+                            let at = e.sent_time.as_ref().and_then(|t| wire::time("sent_time", t).ok()).unwrap_or(time);
+                            store::campaigns::delivered(conn, tenant, id, at).await?;
+                        }
                     }
                     Some(Payload::PlanCreated(ev::PlanCreated { plan: Some(p) })) => {
                         if let Some(outcome) = plan_outcome(p) {

@@ -17,6 +17,8 @@
 
 mod api;
 mod app;
+#[cfg(feature = "bench")]
+pub mod bench;
 mod domain;
 mod events;
 mod migration;
@@ -128,11 +130,12 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Responses)> {
     let consumer = Arc::new(events::Projection { db: db.clone() });
     let partitions = cx.partitions(&SERVICE, name);
     for source in SERVICE.consumes {
-        // Of Health's events only scores, of Playbooks' only new plans: the
-        // others would cost a transaction each for nothing.
+        // Of Health's events only scores, of Playbooks' only new plans and
+        // messages sent (an invitation delivered): the others would cost a
+        // transaction each for nothing.
         let subjects = match *source {
             "health" => vec![format!("banso.{source}.health_score_changed")],
-            "playbooks" => vec![format!("banso.{source}.plan_created")],
+            "playbooks" => ["plan_created", "outreach_sent"].iter().map(|t| format!("banso.{source}.{t}")).collect(),
             other => vec![banso_events::envelope::all_of(other)],
         };
         banso_events::bus::supervise_consumer(

@@ -236,6 +236,11 @@ impl Handler for Consumer {
                         store::outreach::delete_contacts_of(conn, tenant, id).await?;
                     }
                     Some(Payload::ContactChanged(e)) => crate::app::outreach::contact_changed(conn, tenant, e).await?,
+                    Some(Payload::SurveyInvitationIssued(e)) => {
+                        if crate::app::outreach::survey_invitation(tx, e).await? {
+                            self.engine.outreach.queued();
+                        }
+                    }
                     Some(Payload::HealthScoreChanged(e)) => {
                         if let (Some(id), Some(band)) = (account_id, band(e.new_band)) {
                             let h = Health {

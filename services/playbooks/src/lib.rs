@@ -77,7 +77,8 @@ impl PlaybooksSettings {
 
 /// The service as `banso up`, `banso serve playbooks`, `banso migrate`,
 /// the tests and the bench run it. It consumes its own events too: a CTA
-/// closed is a trigger; and of Feedback's, a survey answered.
+/// closed is a trigger; and of Feedback's, a survey answered (a trigger)
+/// and a survey invitation to deliver (an outreach message).
 pub const SERVICE: ServiceDef = ServiceDef {
     name: NAME,
     consumes: &["accounts", "health", "playbooks", FEEDBACK],
@@ -94,7 +95,8 @@ pub const SERVICE: ServiceDef = ServiceDef {
     },
 };
 
-/// The Feedback service's event source: only its `survey_answered` is read.
+/// The Feedback service's event source: only `survey_answered` and
+/// `survey_invitation_issued` are read.
 const FEEDBACK: &str = "feedback";
 
 type Programmes = ProgrammesServiceServer<api::programmes::ProgrammesApi>;
@@ -134,7 +136,10 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
                 .iter()
                 .map(|t| format!("banso.{NAME}.{t}"))
                 .collect(),
-            FEEDBACK => vec![format!("banso.{FEEDBACK}.survey_answered")],
+            FEEDBACK => ["survey_answered", "survey_invitation_issued"]
+                .iter()
+                .map(|t| format!("banso.{FEEDBACK}.{t}"))
+                .collect(),
             other => vec![banso_events::envelope::all_of(other)],
         };
         banso_events::bus::supervise_consumer(

@@ -252,6 +252,16 @@ fn opt(id: Option<Uuid>) -> String {
     id.map(|x| x.to_string()).unwrap_or_default()
 }
 
+/// What another service sent a delivery for ("survey_invitation:<id>"),
+/// echoed in OutreachSent and OutreachFailed so it can follow its message.
+fn correlation(d: &Delivery) -> String {
+    if d.trigger_kind == crate::app::outreach::SURVEY_INVITATION {
+        format!("{}:{}", d.trigger_kind, d.trigger_event_id)
+    } else {
+        String::new()
+    }
+}
+
 fn sent(d: &Delivery, attempts: i32, at: DateTime<Utc>) -> banso_events::Payload {
     banso_events::Payload::OutreachSent(ev::OutreachSent {
         delivery_id: d.id.to_string(),
@@ -262,6 +272,7 @@ fn sent(d: &Delivery, attempts: i32, at: DateTime<Utc>) -> banso_events::Payload
         subject: d.subject.clone(),
         sent_time: Some(wire::timestamp(at)),
         attempts,
+        correlation_id: correlation(d),
     })
 }
 
@@ -274,6 +285,7 @@ pub(crate) fn failed(d: &Delivery, attempts: i32, error: &str) -> banso_events::
         endpoint_id: d.endpoint_id.to_string(),
         attempts,
         last_error: error.to_string(),
+        correlation_id: correlation(d),
     })
 }
 

@@ -251,6 +251,8 @@ pub(crate) fn new_campaign(v: &mut Violations, c: &pb::Campaign, now: DateTime<U
         v.add("campaign.account_ids", "give a segment or a list of accounts, not both");
     }
     let contacts = selector(v, c.contacts.as_ref());
+    let delivery_endpoint_id =
+        v.take(wire::optional_uuid("campaign.delivery_endpoint_id", &c.delivery_endpoint_id)).flatten();
     let send_time = wire::optional_time(v, "campaign.send_time", c.send_time.as_ref());
     if let Some(t) = send_time
         && t > now + Duration::days(366)
@@ -296,6 +298,7 @@ pub(crate) fn new_campaign(v: &mut Violations, c: &pb::Campaign, now: DateTime<U
             contacts,
             schedule: schedule?,
             token_valid_days,
+            delivery_endpoint_id,
         },
         close_time,
     })
@@ -382,6 +385,7 @@ pub(crate) fn campaign_to_proto(c: &Campaign, now: DateTime<Utc>) -> pb::Campaig
         }),
         create_time: Some(wire::timestamp(c.create_time)),
         created_by: c.created_by.clone(),
+        delivery_endpoint_id: c.body.delivery_endpoint_id.map(|e| e.to_string()).unwrap_or_default(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Campaigns: creating one (and sending it when it is due), the run that
 //! issues invitations, and the caller's side of delivery.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use banso_events::{
     Tx,
@@ -12,16 +12,15 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use super::App;
+use super::{App, Links};
 use crate::{
     domain::{
         campaign::{Body, Campaign, Counts, Invitation, Schedule, State, Status, throttled},
         projection::Projected,
         results::Calendar,
         survey::Survey,
-        token::Claims,
     },
-    store,
+    events, store,
 };
 
 const OP_CREATE_CAMPAIGN: &str = "CreateCampaign";
@@ -95,7 +94,7 @@ impl Members {
 /// the selector takes that the campaign has not invited (or skipped) for
 /// that cycle, and skips — recording the skip, so it is counted once —
 /// those within their kind's throttle.
-pub(crate) async fn issue(tx: &Tx, c: &mut Campaign, now: DateTime<Utc>) -> Result<()> {
+pub(crate) async fn issue(tx: &Tx, c: &mut Campaign, links: &Links, now: DateTime<Utc>) -> Result<()> {
     let (conn, tenant) = (tx.conn(), tx.tenant());
     let settings = store::tenants::get(conn, tenant).await?;
     let cal = settings.calendar();
@@ -131,6 +130,7 @@ pub(crate) async fn issue(tx: &Tx, c: &mut Campaign, now: DateTime<Utc>) -> Resu
         })
         .collect();
     let fresh_ids: Vec<Uuid> = fresh.iter().map(|(x, ..)| x.id).collect();
+    let fresh_names: Vec<(Uuid, String)> = fresh.iter().map(|(x, ..)| (x.id, x.name.clone())).collect();
     let last = store::campaigns::last_invited(conn, tenant, c.kind, &fresh_ids).await?;
     let days = settings.throttle_days(c.kind);
     let expire_time = now + Duration::days(i64::from(c.body.token_valid_days));
@@ -154,6 +154,25 @@ pub(crate) async fn issue(tx: &Tx, c: &mut Campaign, now: DateTime<Utc>) -> Resu
         rows.push((invitation, a.snapshot(), skip));
     }
     store::campaigns::insert_invitations(conn, tenant, &rows).await?;
+    // Delivered by a Playbooks endpoint: an event per invitation, in this transaction.
+    if let Some(endpoint) = c.body.delivery_endpoint_id {
+        let survey = store::surveys::get(conn, tenant, c.survey_id).await?;
+        let names: HashMap<Uuid, &str> = fresh_names.iter().map(|(id, n)| (*id, n.as_str())).collect();
+        let mut out = Vec::new();
+        for (i, _, _) in rows.iter().filter(|(.., skip)| !*skip) {
+            let plan = cycles.get(&i.account_id).and_then(|(_, a)| a.plan_outcome.as_deref());
+            let token = links.token(tenant, i);
+            out.push(events::survey_invitation_issued(events::Issued {
+                invitation: i,
+                survey: &survey,
+                endpoint,
+                contact_name: names.get(&i.contact_id).copied().unwrap_or_default(),
+                question: survey.question(&survey.outcome(plan)),
+                answer_url: links.answer_url(&token),
+            }));
+        }
+        tx.emit_all(out).await?;
+    }
     let skipped = rows.iter().filter(|(.., skip)| *skip).count() as i64;
     c.counts.invited += rows.len() as i64 - skipped;
     c.counts.throttled += skipped;
@@ -201,6 +220,7 @@ impl App {
         let (s, p) = (self.scope(&caller.tenant_id), self.scope(&caller.tenant_id));
         let by = caller.subject.clone();
         let checked = cmd.clone();
+        let links = self.links();
         self.db
             .create_once_with(
                 &caller.tenant_id,
@@ -234,7 +254,7 @@ impl App {
                     };
                     store::campaigns::insert(tx.conn(), tx.tenant(), &c).await?;
                     if due {
-                        issue(tx, &mut c, now).await?;
+                        issue(tx, &mut c, &links, now).await?;
                         if !store::campaigns::update(tx.conn(), tx.tenant(), &c, 1).await? {
                             return Ok(None);
                         }
@@ -290,11 +310,6 @@ impl App {
         Err(Error::Aborted { reason: "CONCURRENT_UPDATE", message: format!("campaign {id} kept changing; try again") })
     }
 
-    /// The token of an invitation of `tenant`.
-    pub(crate) fn token(&self, tenant: &str, i: &Invitation) -> String {
-        self.signer.sign(&Claims { tenant: tenant.to_string(), invitation: i.id, expire_time: i.expire_time })
-    }
-
     pub(crate) async fn list_invitations(
         &self,
         caller: &Caller,
@@ -307,11 +322,12 @@ impl App {
         store::campaigns::get(conn, &caller.tenant_id, campaign).await?;
         let rows =
             store::campaigns::invitations(conn, &caller.tenant_id, campaign, status, wire::now(), after, limit).await?;
+        let links = self.links();
         Ok(rows
             .into_iter()
             .map(|invitation| {
-                let token = self.token(&caller.tenant_id, &invitation);
-                let answer_url = format!("{}/v1/public/surveyForms/{token}", self.answer_base_url);
+                let token = links.token(&caller.tenant_id, &invitation);
+                let answer_url = links.answer_url(&token);
                 Issued { invitation, token, answer_url }
             })
             .collect())
@@ -341,6 +357,7 @@ impl App {
         let Some((mut c, version)) = store::campaigns::find(self.db.conn(), tenant, id).await? else {
             return Ok(false);
         };
+        let links = self.links();
         self.db
             .write(tenant, async |tx| {
                 let (conn, tenant) = (tx.conn(), tx.tenant());
@@ -353,7 +370,7 @@ impl App {
                     return Ok(false);
                 }
                 if c.open_at(now) {
-                    issue(tx, &mut c, now).await?;
+                    issue(tx, &mut c, &links, now).await?;
                 } else {
                     c.state = State::Closed;
                 }

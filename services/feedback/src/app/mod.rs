@@ -25,7 +25,33 @@ pub(crate) struct App {
     pub answer_base_url: Arc<str>,
 }
 
+/// What makes an invitation's token and answer link.
+#[derive(Clone)]
+pub(crate) struct Links {
+    pub signer: Arc<Signer>,
+    /// Prefixed to an invitation's answer path ("" leaves it relative).
+    pub base_url: Arc<str>,
+}
+
+impl Links {
+    pub(crate) fn token(&self, tenant: &str, i: &crate::domain::campaign::Invitation) -> String {
+        self.signer.sign(&crate::domain::token::Claims {
+            tenant: tenant.to_string(),
+            invitation: i.id,
+            expire_time: i.expire_time,
+        })
+    }
+
+    pub(crate) fn answer_url(&self, token: &str) -> String {
+        format!("{}/v1/public/surveyForms/{token}", self.base_url)
+    }
+}
+
 impl App {
+    pub(crate) fn links(&self) -> Links {
+        Links { signer: self.signer.clone(), base_url: self.answer_base_url.clone() }
+    }
+
     /// What a closure given to [`Db`] reads with, owned (see Accounts' `Scope`).
     fn scope(&self, tenant: &str) -> Scope {
         Scope { conn: self.db.conn().clone(), tenant: tenant.to_owned() }

@@ -127,6 +127,7 @@ impl App {
             contacts: Default::default(),
             schedule: crate::domain::campaign::Schedule::BeforeRenewal { days: 0 },
             token_valid_days: 0,
+            delivery_endpoint_id: None,
         };
         Ok(super::campaigns::selected(conn, tenant, &body, &cal, wire::now())
             .await?

@@ -101,6 +101,10 @@ pub(crate) struct Body {
     pub contacts: ContactSelector,
     pub schedule: Schedule,
     pub token_valid_days: i32,
+    /// A Playbooks webhook endpoint that delivers the invitations; `None`:
+    /// the caller delivers them.
+    #[serde(default)]
+    pub delivery_endpoint_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

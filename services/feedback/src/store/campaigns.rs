@@ -321,6 +321,20 @@ pub(crate) async fn mark_delivered(
     Ok(r.rows_affected)
 }
 
+/// An invitation reached its contact at `at` (Playbooks' outreach said so),
+/// unless it was delivered or answered already.
+pub(crate) async fn delivered(conn: &impl ConnectionTrait, tenant: &str, id: Uuid, at: DateTime<Utc>) -> Result<()> {
+    i::Entity::update_many()
+        .col_expr(i::Column::DeliverTime, Some(at).into())
+        .filter(i::Column::TenantId.eq(tenant))
+        .filter(i::Column::Id.eq(id))
+        .filter(i::Column::DeliverTime.is_null())
+        .filter(i::Column::AnswerTime.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// Takes the invitation's one answer: false when it was answered already
 /// (a second answer, or a race lost to the first).
 pub(crate) async fn claim_answer(

@@ -372,3 +372,79 @@ async fn every_bad_field_of_a_campaign_is_named() {
     assert_violation(&e, "status");
     app.stop().await.unwrap();
 }
+
+/// A campaign delivered through a Playbooks webhook endpoint announces
+/// each invitation (with its answer link) for Playbooks' outreach; the
+/// OutreachSent that comes back for it marks it delivered, and outreach
+/// for anything else changes nothing.
+#[tokio::test]
+async fn invitations_delivered_through_playbooks_outreach() {
+    let app = spawn().await;
+    let issued = collect(&app, "banso.feedback.survey_invitation_issued");
+    let mut c = admin(&app);
+    let a = account("Alpha", "retail");
+    publish_account(&app, TENANT, &a).await;
+    let ann = contact(&a, "Ann", apb::ContactLevel::Manager);
+    publish_contact(&app, TENANT, &ann).await;
+    settle(&app, TENANT).await;
+    let s = create_survey(&mut c, pb::Survey { language: "ja".into(), ..survey("CES", pb::SurveyKind::Ces) }).await;
+    let endpoint = uuid::Uuid::now_v7().to_string();
+    let campaign =
+        create_campaign(&mut c, pb::Campaign { delivery_endpoint_id: endpoint.clone(), ..campaign_to(&s, &[&a]) })
+            .await;
+    assert_eq!(campaign.delivery_endpoint_id, endpoint);
+    let inv = invitations(&mut c, &campaign.id).await.pop().unwrap();
+    let got = until("the invitation is announced", || {
+        let issued = issued.clone();
+        async move { issued.lock().unwrap().first().cloned() }
+    })
+    .await;
+    let Some(Payload::SurveyInvitationIssued(e)) = got.payload else { panic!("{got:?}") };
+    assert_eq!(
+        (e.invitation_id.as_str(), e.contact_id.as_str(), e.endpoint_id.as_str()),
+        (inv.id.as_str(), ann.id.as_str(), endpoint.as_str())
+    );
+    assert_eq!((e.contact_name.as_str(), e.email.as_str(), e.language.as_str()), ("Ann", inv.email.as_str(), "ja"));
+    assert_eq!(e.answer_url, inv.answer_url);
+    assert!(e.question.contains("簡単"), "{}", e.question);
+    // Outreach for something else, then for this invitation.
+    let sent = |correlation: String| {
+        Payload::OutreachSent(ev::OutreachSent {
+            delivery_id: uuid::Uuid::now_v7().to_string(),
+            account_id: a.id.clone(),
+            contact_id: ann.id.clone(),
+            endpoint_id: endpoint.clone(),
+            sent_time: Some(pbjson_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
+            attempts: 1,
+            correlation_id: correlation,
+            ..Default::default()
+        })
+    };
+    publish(&app, TENANT, "playbooks", sent(String::new())).await;
+    publish(&app, TENANT, "playbooks", sent(format!("survey_invitation:{}", uuid::Uuid::now_v7()))).await;
+    publish(&app, TENANT, "playbooks", sent(format!("survey_invitation:{}", inv.id))).await;
+    until("the invitation is delivered", || {
+        let mut c = c.clone();
+        let id = campaign.id.clone();
+        async move {
+            let got = c.get_campaign(pb::GetCampaignRequest { id }).await.unwrap().into_inner();
+            (got.counts.unwrap().delivered == 1).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(invitations(&mut c, &campaign.id).await[0].status, pb::InvitationStatus::Delivered as i32);
+    // A campaign the caller delivers announces nothing.
+    let nps = create_survey(&mut c, survey("NPS", pb::SurveyKind::Nps)).await;
+    create_campaign(&mut c, campaign_to(&nps, &[&a])).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(issued.lock().unwrap().len(), 1);
+    let e = c
+        .create_campaign(pb::CreateCampaignRequest {
+            campaign: Some(pb::Campaign { delivery_endpoint_id: "nope".into(), ..campaign_to(&nps, &[&a]) }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_violation(&e, "campaign.delivery_endpoint_id");
+    app.stop().await.unwrap();
+}

@@ -280,6 +280,80 @@ fn payload(
     })
 }
 
+/// The trigger kind of a delivery Feedback asked for; its trigger event id
+/// is the invitation's.
+pub(crate) const SURVEY_INVITATION: &str = "survey_invitation";
+
+/// Feedback's SurveyInvitationIssued, in the consumer's transaction: a
+/// delivery of the invitation to its contact through the campaign's
+/// endpoint. Feedback's throttle already decided who is asked, so the
+/// fatigue budget does not hold it back, but it counts toward the budget
+/// like every message to the contact. An endpoint that is gone or
+/// disabled makes a dead delivery (listed, redeliverable) and
+/// OutreachFailed. Returns whether a delivery was queued.
+pub(crate) async fn survey_invitation(tx: &Tx, e: &banso_proto::events::SurveyInvitationIssued) -> Result<bool> {
+    let (conn, tenant) = (tx.conn(), tx.tenant());
+    let invitation = wire::uuid("invitation_id", &e.invitation_id)?;
+    let endpoint_id = wire::uuid("endpoint_id", &e.endpoint_id)?;
+    let account = wire::uuid("account_id", &e.account_id)?;
+    let contact = wire::uuid("contact_id", &e.contact_id)?;
+    let now = wire::now();
+    let endpoint = store::outreach::find_endpoint(conn, tenant, endpoint_id).await?;
+    let refused = match &endpoint {
+        None => Some(format!("webhook endpoint {endpoint_id} does not exist")),
+        Some(x) if !x.enabled => Some(format!("webhook endpoint {endpoint_id} is disabled")),
+        Some(_) => None,
+    };
+    let name = store::projection::get(conn, tenant, account).await?.map(|p| p.account.name).unwrap_or_default();
+    let id = Uuid::now_v7();
+    let subject = e.survey_name.clone();
+    let body = format!("{}\n\n{}", e.question, e.answer_url);
+    let payload = serde_json::json!({
+        "id": id.to_string(),
+        "type": SURVEY_INVITATION,
+        "account": { "id": e.account_id, "name": name },
+        "contact": { "id": e.contact_id, "name": e.contact_name, "email": e.email },
+        "survey": { "id": e.survey_id, "name": e.survey_name, "question": e.question, "language": e.language },
+        "invitation": {
+            "id": e.invitation_id,
+            "campaign_id": e.campaign_id,
+            "answer_url": e.answer_url,
+            "expire_time": e.expire_time.as_ref().and_then(|t| wire::time("expire_time", t).ok()).map(|t| t.to_rfc3339()),
+        },
+        "subject": subject,
+        "body": body,
+        "created_at": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    });
+    let d = Delivery {
+        id,
+        endpoint_id,
+        account_id: account,
+        contact_id: Some(contact),
+        playbook_id: None,
+        firing_id: None,
+        trigger_kind: SURVEY_INVITATION.to_string(),
+        trigger_event_id: invitation.to_string(),
+        subject,
+        body,
+        payload: payload.to_string(),
+        fatigue_key: rules::fatigue_key(account, Some(contact)),
+        status: if refused.is_none() { DeliveryStatus::Pending } else { DeliveryStatus::Dead },
+        attempts: 0,
+        series: 1,
+        next_attempt_time: refused.is_none().then_some(now),
+        last_error: refused.clone().unwrap_or_default(),
+        sent_time: None,
+        create_time: now,
+        update_time: now,
+    };
+    store::outreach::insert_delivery(conn, tenant, &d).await?;
+    if let Some(why) = refused {
+        tx.emit(crate::outreach::failed(&d, 0, &why)).await?;
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 /// The send_outreach action in the firing's transaction: a delivery per
 /// contact (or one about the account), PENDING within the fatigue budget
 /// and SKIPPED (logged, not queued) over it. Returns the action's outcome

@@ -638,3 +638,90 @@ async fn a_host_name_resolving_to_an_internal_address_is_refused_at_delivery() {
     assert!(d.attempts.iter().all(|x| x.http_status == 0), "{d:?}");
     assert!(rx.requests().is_empty(), "nothing reached the internal receiver");
 }
+
+fn invitation_issued(a: &apb::Account, c: &apb::Contact, endpoint: &str, invitation: &str) -> Payload {
+    Payload::SurveyInvitationIssued(ev::SurveyInvitationIssued {
+        invitation_id: invitation.into(),
+        campaign_id: uuid::Uuid::now_v7().to_string(),
+        survey_id: uuid::Uuid::now_v7().to_string(),
+        kind: banso_proto::feedback::SurveyKind::Nps as i32,
+        account_id: a.id.clone(),
+        contact_id: c.id.clone(),
+        contact_name: c.name.clone(),
+        email: c.email.clone(),
+        endpoint_id: endpoint.into(),
+        survey_name: "How are we doing?".into(),
+        question: "How likely are you to recommend us?".into(),
+        answer_url: format!("https://cs.example.com/v1/public/surveyForms/tok-{invitation}"),
+        expire_time: Some(pbjson_types::Timestamp { seconds: 2_000_000_000, nanos: 0 }),
+        language: "en".into(),
+    })
+}
+
+/// Feedback's invitations go out through an endpoint as signed webhooks
+/// with the answer link; OutreachSent names the invitation back. An
+/// endpoint that is gone makes a dead delivery and OutreachFailed, named
+/// the same way.
+#[tokio::test]
+async fn survey_invitations_are_delivered_through_an_endpoint() {
+    let app = spawn_local().await;
+    let published = listen(&app);
+    let mut o = outreach(&app, TENANT, Role::Admin);
+    let (rx, url) = Receiver::start(&[], 200).await;
+    let e = endpoint(&mut o, &url).await;
+    let a = account("Acme Corp", "csm-ann", tpb::TouchModel::Tech);
+    let ann = contact(&app, &a, "Ann", true).await;
+    known_account(&app, TENANT, &a).await;
+    let invitation = uuid::Uuid::now_v7().to_string();
+    publish(&app, TENANT, "feedback", invitation_issued(&a, &ann, &e.id, &invitation)).await;
+    let (headers, body) = until("the receiver gets the invitation", || {
+        let rx = rx.clone();
+        async move { rx.requests().into_iter().next() }
+    })
+    .await;
+    assert!(verifies(&e.signing_secret, &headers, &body));
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["type"], "survey_invitation");
+    assert_eq!(json["contact"]["email"], "ann@example.com");
+    assert_eq!(json["account"]["name"], "Acme Corp");
+    assert_eq!(json["invitation"]["id"], invitation);
+    assert_eq!(
+        json["invitation"]["answer_url"],
+        format!("https://cs.example.com/v1/public/surveyForms/tok-{invitation}")
+    );
+    assert_eq!(json["subject"], "How are we doing?");
+    let d = settled(&o, json["id"].as_str().unwrap(), pb::DeliveryStatus::Succeeded).await;
+    assert_eq!(d.contact_id, ann.id);
+    let sent = until("OutreachSent names the invitation", || {
+        let published = published.clone();
+        async move {
+            published.0.lock().unwrap().iter().find_map(|env| match &env.payload {
+                Some(Payload::OutreachSent(s)) => Some(s.clone()),
+                _ => None,
+            })
+        }
+    })
+    .await;
+    assert_eq!(sent.correlation_id, format!("survey_invitation:{invitation}"));
+    assert_eq!(sent.playbook_id, "");
+    // An endpoint that does not exist: dead at once, and said so.
+    let gone = uuid::Uuid::now_v7().to_string();
+    let other = uuid::Uuid::now_v7().to_string();
+    publish(&app, TENANT, "feedback", invitation_issued(&a, &ann, &gone, &other)).await;
+    let failed = until("OutreachFailed names the invitation", || {
+        let published = published.clone();
+        async move {
+            published.0.lock().unwrap().iter().find_map(|env| match &env.payload {
+                Some(Payload::OutreachFailed(f)) => Some(f.clone()),
+                _ => None,
+            })
+        }
+    })
+    .await;
+    assert_eq!(failed.correlation_id, format!("survey_invitation:{other}"));
+    assert!(failed.last_error.contains(&gone), "{failed:?}");
+    let dead = deliveries(&mut o, &a.id, pb::DeliveryStatus::Dead).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(rx.requests().len(), 1, "nothing was sent for the missing endpoint");
+    app.stop().await.unwrap();
+}
