@@ -33,3 +33,36 @@ schemathesis run "$work/openapi.json" \
   --seed 1 \
   --no-color \
   --report junit --report-dir "$work/report"
+
+# The survey answer path takes no token ("security": [] in the document):
+# the same checks with no Authorization header at all. Whatever token the
+# path carries, an answer the schema describes and never a server error.
+schemathesis run "$work/openapi.json" \
+  --url "$BANSO_GATEWAY_URL" \
+  --include-path-regex '^/v1/public/' \
+  --checks not_a_server_error,response_schema_conformance,content_type_conformance,status_code_conformance \
+  --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" \
+  --phases examples,coverage,fuzzing \
+  --seed 1 \
+  --no-color \
+  --report junit --report-dir "$work/report-public"
+
+# Random tokens, in the tokens' own shape or not: 400 naming `token` alone,
+# without a token and with one (never 401, never 5xx).
+for i in $(seq 1 10); do
+  token=$(python -c 'import secrets, sys; n = int(sys.argv[1]); print(secrets.token_urlsafe(25 + n) + ("." + secrets.token_urlsafe(16) if n % 2 else ""))' "$i")
+  for call in "GET /v1/public/surveyForms/$token" "POST /v1/public/surveyForms/$token:answer"; do
+    read -r method path <<<"$call"
+    body=()
+    [[ $method == POST ]] && body=(-H 'content-type: application/json' -d '{"score": 5}')
+    for auth in "" "authorization: Bearer $BANSO_TOKEN"; do
+      status=$(curl -sS -o "$work/public.json" -w '%{http_code}' -X "$method" "$BANSO_GATEWAY_URL$path" \
+        ${auth:+-H "$auth"} "${body[@]}")
+      if [[ "$status" != 400 ]] || ! python -c 'import json, sys; e = json.load(open(sys.argv[1]))["errors"]; sys.exit([x["field"] for x in e] != ["token"])' "$work/public.json"; then
+        echo "openapi: $method $path ${auth:+(with a bearer token) }answered $status: $(cat "$work/public.json")" >&2
+        exit 1
+      fi
+    done
+  done
+done
+echo "openapi: the public answer path answered 40 random tokens 400 (token)"

@@ -65,4 +65,8 @@ async fn banso_up_reflects_every_service_it_serves() {
     // Each service of banso::SERVICES adds at least one gRPC service.
     assert!(served.len() >= banso::SERVICES.len(), "{listed:?}");
     assert!(served.iter().any(|s| s == "banso.health.v1.HealthService"), "{listed:?}");
+    // Feedback hosts two: the authenticated one and the public answer path.
+    for feedback in ["banso.feedback.v1.SurveysService", "banso.feedback.v1.SurveyResponseService"] {
+        assert!(served.iter().any(|s| s == feedback), "{feedback} is not reflected: {listed:?}");
+    }
 }

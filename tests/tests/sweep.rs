@@ -14,7 +14,10 @@
 //! INTERNAL reason PANIC, so no panic either), not a hang or a dropped
 //! connection, an error status under 8 KiB on the wire, never another
 //! tenant's data, another tenant's id answered as an id that exists nowhere,
-//! no write accepted from a viewer and nothing without a token; the server
+//! no write accepted from a viewer and nothing without a token but UNAUTHENTICATED
+//! — except on the public survey answer path (banso-kit's
+//! `PUBLIC_SERVICES`), which must reach its handler without one and never
+//! asks for one; the server
 //! must be SERVING at the end, and tenant acme's view (every read method,
 //! by every id) must be what it was before tenant globex's calls. Every
 //! failure is collected and reported at once (and written to the file named
@@ -35,7 +38,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use banso_proto::{accounts as apb, health as hpb, playbooks as ppb, types as tpb};
+use banso_proto::{accounts as apb, feedback as fpb, health as hpb, playbooks as ppb, types as tpb};
 use banso_testkit::{TestApp, TestRole as Role};
 use banso_tests::{
     raw,
@@ -127,6 +130,8 @@ fn method_by_path(pool: &DescriptorPool, path: &str) -> MethodDescriptor {
 const ACCOUNTS: &str = "banso.accounts.v1.AccountsService";
 const HEALTH: &str = "banso.health.v1.HealthService";
 const PLAYBOOKS: &str = "banso.playbooks.v1.PlaybooksService";
+const SURVEYS: &str = "banso.feedback.v1.SurveysService";
+const RESPONSES: &str = "banso.feedback.v1.SurveyResponseService";
 
 fn date(year: i32, month: i32, day: i32) -> Option<tpb::Date> {
     Some(tpb::Date { year, month, day })
@@ -447,6 +452,7 @@ async fn seed(app: &TestApp, pool: &DescriptorPool, tenant: &'static str) -> Ten
     let m = method_by_path(pool, &format!("{HEALTH}/GetAccountHealth"));
     s.objects.record(&DynamicMessage::decode(m.output(), health).expect("decodes"));
     seed_playbooks(&mut s, t, &accounts).await;
+    seed_feedback(&mut s, t, &accounts, &segments).await;
     Tenant { name: tenant, objects: s.objects, page_tokens: Vec::new() }
 }
 
@@ -526,6 +532,199 @@ async fn seed_playbooks(s: &mut Seeder<'_>, t: &str, accounts: &[String]) {
         .setup(
             &format!("{PLAYBOOKS}/RunPlaybook"),
             ppb::RunPlaybookRequest { id, account_ids: accounts.to_vec(), request_id: format!("{t}-run") },
+        )
+        .await;
+}
+
+/// Two surveys, a campaign with its invitations (one delivered, one
+/// answered), a prediction, an account team's answer; and the public
+/// path's bases: a form read by a token, and an answer with a token not
+/// yet used (the first valid call of the sweep takes it).
+async fn seed_feedback(s: &mut Seeder<'_>, t: &str, accounts: &[String], segments: &[String]) {
+    let nps: fpb::Survey = s
+        .call(
+            &format!("{SURVEYS}/CreateSurvey"),
+            vec![fpb::CreateSurveyRequest {
+                survey: Some(fpb::Survey {
+                    display_name: format!("{t}{MARK}survey"),
+                    kind: fpb::SurveyKind::Nps as i32,
+                    question: format!("{t}{MARK}would you recommend us?"),
+                    perception_statement: format!("{t}{MARK}works in our shoes"),
+                    questions: vec![
+                        fpb::CustomQuestion {
+                            text: format!("{t}{MARK}rate the onboarding"),
+                            r#type: fpb::QuestionType::Scale as i32,
+                            scale_min: 1,
+                            scale_max: 5,
+                            ..Default::default()
+                        },
+                        fpb::CustomQuestion {
+                            text: format!("{t}{MARK}what do you use"),
+                            r#type: fpb::QuestionType::Choice as i32,
+                            choices: vec!["reports".into(), "alerts".into()],
+                            multiple: true,
+                            ..Default::default()
+                        },
+                        fpb::CustomQuestion {
+                            text: format!("{t}{MARK}anything else"),
+                            r#type: fpb::QuestionType::Text as i32,
+                            ..Default::default()
+                        },
+                    ],
+                    language: "ja".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }],
+        )
+        .await;
+    let _: fpb::Survey = s
+        .call(
+            &format!("{SURVEYS}/CreateSurvey"),
+            vec![fpb::CreateSurveyRequest {
+                survey: Some(fpb::Survey {
+                    display_name: format!("{t}{MARK}effort"),
+                    kind: fpb::SurveyKind::Ces as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }],
+        )
+        .await;
+    let _: fpb::FeedbackSettings = s
+        .call(
+            &format!("{SURVEYS}/UpdateFeedbackSettings"),
+            vec![fpb::UpdateFeedbackSettingsRequest {
+                settings: Some(fpb::FeedbackSettings {
+                    throttles: vec![fpb::KindThrottle { kind: fpb::SurveyKind::Nps as i32, days: 90 }],
+                }),
+            }],
+        )
+        .await;
+    // A campaign to the segment's members: the segment was made after the
+    // accounts and contacts, so once Feedback knows it (NOT_FOUND until
+    // then), it knows them too.
+    let create = fpb::CreateCampaignRequest {
+        campaign: Some(fpb::Campaign {
+            survey_id: nps.id.clone(),
+            display_name: format!("{t}{MARK}campaign"),
+            segment_id: segments[0].clone(),
+            token_valid_days: 30,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    let bytes = Bytes::from(create.encode_to_vec());
+    let s_ref = &*s;
+    let reply =
+        banso_testkit::eventually(&format!("feedback of {t} to know the segment"), Duration::from_secs(30), || {
+            let bytes = bytes.clone();
+            async move {
+                match s_ref.try_call(&format!("{SURVEYS}/CreateCampaign"), bytes).await {
+                    Ok(r) => Some(r),
+                    Err(st) if st.code() == Code::NotFound => None,
+                    Err(st) => panic!("seed call CreateCampaign failed: {st:?}"),
+                }
+            }
+        })
+        .await;
+    let m = method_by_path(s.pool, &format!("{SURVEYS}/CreateCampaign"));
+    s.objects.record(&DynamicMessage::decode(m.input(), bytes).expect("request decodes"));
+    s.objects.record(&DynamicMessage::decode(m.output(), reply.clone()).expect("reply decodes"));
+    let campaign = fpb::Campaign::decode(reply).expect("reply decodes");
+    let invitations: fpb::ListInvitationsResponse = s
+        .call(
+            &format!("{SURVEYS}/ListInvitations"),
+            vec![fpb::ListInvitationsRequest { campaign_id: campaign.id.clone(), ..Default::default() }],
+        )
+        .await;
+    let inv = invitations.invitations;
+    assert!(inv.len() >= 3, "the campaign of {t} invites the three contacts of its first account: {inv:?}");
+    let _: fpb::MarkInvitationsDeliveredResponse = s
+        .call(
+            &format!("{SURVEYS}/MarkInvitationsDelivered"),
+            vec![fpb::MarkInvitationsDeliveredRequest {
+                campaign_id: campaign.id.clone(),
+                invitation_ids: vec![inv[0].id.clone(), inv[1].id.clone()],
+                deliver_time: None,
+            }],
+        )
+        .await;
+    // The second account has no contact, so it never answers: a prediction
+    // for it stays valid.
+    let _: fpb::Prediction = s
+        .call(
+            &format!("{SURVEYS}/RecordPrediction"),
+            vec![fpb::RecordPredictionRequest {
+                campaign_id: campaign.id.clone(),
+                account_id: accounts[1].clone(),
+                predicted_score: Some(6),
+                predicted_healthy: None,
+            }],
+        )
+        .await;
+    let _: fpb::TeamAnswer = s
+        .call(
+            &format!("{SURVEYS}/AnswerAsAccountTeam"),
+            vec![fpb::AnswerAsAccountTeamRequest {
+                survey_id: nps.id.clone(),
+                account_id: accounts[0].clone(),
+                agreement: 4,
+            }],
+        )
+        .await;
+    let answer = |token: &str| fpb::SubmitSurveyAnswerRequest {
+        token: token.to_owned(),
+        score: Some(3),
+        comment: format!("{t}{MARK}comment"),
+        answers: vec![
+            fpb::QuestionAnswer { question_id: "q1".into(), scale: Some(4), ..Default::default() },
+            fpb::QuestionAnswer { question_id: "q2".into(), choices: vec!["reports".into()], ..Default::default() },
+            fpb::QuestionAnswer { question_id: "q3".into(), text: format!("{t}{MARK}text"), ..Default::default() },
+        ],
+        perception_agreement: Some(2),
+    };
+    // One answer, for the results; the form of another invitation, which
+    // reading never uses up; and the answer of a third, not sent: the base.
+    let _: fpb::SubmitSurveyAnswerResponse =
+        s.setup(&format!("{RESPONSES}/SubmitSurveyAnswer"), answer(&inv[1].token)).await;
+    let _: fpb::SurveyForm = s
+        .call(&format!("{RESPONSES}/GetSurveyForm"), vec![fpb::GetSurveyFormRequest { token: inv[0].token.clone() }])
+        .await;
+    let m = method_by_path(s.pool, &format!("{RESPONSES}/SubmitSurveyAnswer"));
+    let base = Bytes::from(answer(&inv[2].token).encode_to_vec());
+    s.objects.record(&DynamicMessage::decode(m.input(), base).expect("request decodes"));
+    let _: fpb::PerceptionGap = s
+        .call(
+            &format!("{SURVEYS}/GetPerceptionGap"),
+            vec![fpb::GetPerceptionGapRequest {
+                survey_id: nps.id.clone(),
+                scope: fpb::GapScope::Account as i32,
+                scope_id: accounts[0].clone(),
+                ..Default::default()
+            }],
+        )
+        .await;
+    let _: fpb::PredictionGap = s
+        .call(
+            &format!("{SURVEYS}/GetPredictionGap"),
+            vec![fpb::GetPredictionGapRequest {
+                survey_id: nps.id.clone(),
+                campaign_id: campaign.id.clone(),
+                group_by: fpb::PredictionGrouping::Csm as i32,
+                period: fpb::Period::Quarter as i32,
+                ..Default::default()
+            }],
+        )
+        .await;
+    let _: fpb::ListMatrixAccountsResponse = s
+        .call(
+            &format!("{SURVEYS}/ListMatrixAccounts"),
+            vec![fpb::ListMatrixAccountsRequest {
+                survey_id: nps.id.clone(),
+                category: fpb::NpsCategory::Detractor as i32,
+                ..Default::default()
+            }],
         )
         .await;
 }
@@ -618,6 +817,11 @@ fn is_read(m: &MethodDescriptor) -> bool {
     ["Get", "List", "BatchGet", "Count", "Evaluate", "Check", "Simulate", "Test", "Preview", "Backtest"]
         .iter()
         .any(|v| m.name().starts_with(v))
+}
+
+/// A method of a service served without a bearer token (banso-kit's one list).
+fn is_public(m: &MethodDescriptor) -> bool {
+    banso_kit::auth::is_public_service(m.parent_service().full_name())
 }
 
 fn field(m: &MethodDescriptor, name: &str) -> Option<prost_reflect::FieldDescriptor> {
@@ -788,9 +992,25 @@ fn check(pass: &'static str, o: &Outcome, secrets: &Secrets, planted: &HashSet<S
         let code = o.result.as_ref().err().map_or(Code::Ok, Status::code);
         out.push(fail("took longer than 5 s", code, 0, format!("{:.1?}", o.took)));
     }
+    // The survey answer path takes no bearer token (its credential is the
+    // invitation's token in the request): it must reach its handler
+    // without one, and whatever role a token names is nothing to it.
+    let public = is_public(&o.case.method);
     match &o.result {
         Err(s) => {
             let size = banso_testkit::status_wire_size(s);
+            if pass.starts_with("no token") {
+                if public && s.code() == Code::Unauthenticated {
+                    out.push(fail("a public method asked for a bearer token", s.code(), size, s.message().to_owned()));
+                } else if !public && s.code() != Code::Unauthenticated {
+                    out.push(fail(
+                        "refused without a token, but not UNAUTHENTICATED",
+                        s.code(),
+                        size,
+                        s.message().to_owned(),
+                    ));
+                }
+            }
             let what = match s.code() {
                 Code::Internal | Code::Unknown => Some("INTERNAL or UNKNOWN"),
                 Code::Unavailable | Code::DataLoss => Some("server unavailable or connection lost"),
@@ -806,10 +1026,11 @@ fn check(pass: &'static str, o: &Outcome, secrets: &Secrets, planted: &HashSet<S
         }
         Ok(replies) => {
             // The API's access rules (proto/…/*_service.proto): every call
-            // needs a token; reads need any role, writes more than viewer.
-            if pass.starts_with("no token") {
+            // but the public ones needs a token; reads need any role,
+            // writes more than viewer.
+            if !public && pass.starts_with("no token") {
                 out.push(fail("answered without a token", Code::Ok, 0, String::new()));
-            } else if pass.starts_with("viewer") && !is_read(&o.case.method) {
+            } else if !public && pass.starts_with("viewer") && !is_read(&o.case.method) {
                 out.push(fail("a viewer's write was accepted", Code::Ok, 0, String::new()));
             }
             for r in replies {
@@ -1101,7 +1322,14 @@ async fn every_rpc_survives_generated_bad_input() {
             foreign: None,
         })
         .collect();
-    outcomes.push(("no token", run(&app, empties, None).await));
+    // The public methods' valid requests too: they answer without a token.
+    let public_valid = own.iter().filter(|c| is_public(&c.method) && c.variant == "valid request").cloned();
+    let no_token: Vec<Case> = empties.into_iter().chain(public_valid).collect();
+    assert!(
+        no_token.iter().any(|c| is_public(&c.method)),
+        "no public method is served: the sweep would not see one answer without a token"
+    );
+    outcomes.push(("no token", run(&app, no_token, None).await));
     // Another tenant's ids last, so the passes above never see what these
     // plant; reads before writes, so a read meets none of them either.
     let (foreign_reads, foreign_writes): (Vec<Case>, Vec<Case>) =

@@ -1,8 +1,9 @@
 //! Authentication and tenancy: a bearer JWT names the caller's tenant,
 //! subject and roles.
 //!
-//! [`AuthLayer`] validates the token on every gRPC call except health and
-//! reflection (probes and tools carry no token) and puts the [`Caller`] in
+//! [`AuthLayer`] validates the token on every gRPC call except those of the
+//! [`PUBLIC_SERVICES`] (health and reflection: probes and tools carry no
+//! token; the survey answer path: a customer has none) and puts the [`Caller`] in
 //! the request's extensions; handlers read it with [`caller`] and check roles
 //! with [`Caller::require`]. Missing or invalid token → UNAUTHENTICATED; too
 //! weak a role → PERMISSION_DENIED.
@@ -570,14 +571,27 @@ impl ServiceTokens {
     }
 }
 
-/// gRPC paths served without a token: probes, schema discovery, and the
-/// survey answer path, whose only credential is the invitation's signed
-/// response token (banso.feedback.v1; it answers nothing else).
-fn is_public(path: &str) -> bool {
-    path.starts_with("/grpc.health.v1.Health/")
-        || path.starts_with("/banso.feedback.v1.SurveyResponseService/")
-        || path.starts_with("/grpc.reflection.v1.ServerReflection/")
-        || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")
+/// The gRPC services served without a token: probes, schema discovery, and
+/// the survey answer path, whose only credential is the invitation's signed
+/// response token (banso.feedback.v1; it answers nothing else). The one
+/// list: [`AuthLayer`] lets their calls through, and the gateway's OpenAPI
+/// document declares no security for their routes.
+pub const PUBLIC_SERVICES: &[&str] = &[
+    "grpc.health.v1.Health",
+    "banso.feedback.v1.SurveyResponseService",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// Whether the service of this full name (`banso.feedback.v1.SurveyResponseService`)
+/// is served without a token.
+pub fn is_public_service(full_name: &str) -> bool {
+    PUBLIC_SERVICES.contains(&full_name)
+}
+
+/// Whether the gRPC path `/<service>/<method>` is served without a token.
+pub fn is_public_path(path: &str) -> bool {
+    path.strip_prefix('/').and_then(|p| p.split_once('/')).is_some_and(|(service, _)| is_public_service(service))
 }
 
 /// Tower layer that authenticates every non-public gRPC call.
@@ -629,7 +643,7 @@ where
         // Take the service that was driven to readiness; leave a clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if is_public(req.uri().path()) {
+        if is_public_path(req.uri().path()) {
             return Box::pin(inner.call(req));
         }
         let header = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -657,6 +671,25 @@ mod tests {
 
     fn cfg() -> AuthConfig {
         AuthConfig { hs256_secret: Some(Secret::new("0123456789abcdef0123456789abcdef")), ..AuthConfig::default() }
+    }
+
+    #[test]
+    fn public_paths_are_the_methods_of_the_public_services() {
+        assert!(is_public_path("/grpc.health.v1.Health/Check"));
+        assert!(is_public_path("/banso.feedback.v1.SurveyResponseService/SubmitSurveyAnswer"));
+        assert!(is_public_path("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
+        for private in [
+            "/banso.feedback.v1.SurveysService/CreateSurvey",
+            "/banso.feedback.v1.SurveyResponseServiceX/GetSurveyForm",
+            "/banso.feedback.v1.SurveyResponseService",
+            "banso.feedback.v1.SurveyResponseService/GetSurveyForm",
+            "/",
+            "",
+        ] {
+            assert!(!is_public_path(private), "{private}");
+        }
+        assert!(is_public_service("banso.feedback.v1.SurveyResponseService"));
+        assert!(!is_public_service("banso.feedback.v1.SurveysService"));
     }
 
     #[test]

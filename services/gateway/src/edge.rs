@@ -82,7 +82,10 @@ async fn observe(req: Request, next: Next) -> Response {
 
 /// Per-tenant token buckets. The key is the tenant of a valid bearer token,
 /// else the write key of a tracking call, else the client address: a caller
-/// cannot spend another tenant's budget with a forged token.
+/// cannot spend another tenant's budget with a forged token. Calls without
+/// a token — the survey answer path, whose credential is the invitation's
+/// token in the path (unverifiable here) — are metered by address, not
+/// refused.
 pub struct Limiter {
     buckets: Option<DefaultKeyedRateLimiter<String>>,
     gw: Arc<Gateway>,

@@ -321,12 +321,18 @@ pub fn document(pool: &DescriptorPool, routes: &RouteTable) -> Value {
                 "schema": { "type": "string" }
             }));
         }
+        let public = banso_kit::auth::is_public_service(service.full_name());
         let mut op = json!({
             "operationId": format!("{}_{}", service.name(), route.method.name()),
             "tags": [tag],
             "parameters": parameters,
-            "responses": responses(&mut b, route),
+            "responses": responses(&mut b, route, public),
         });
+        if public {
+            // Served without a token (the services' one list): no bearer
+            // scheme, which the document asks of every other operation.
+            op["security"] = json!([]);
+        }
         if let Some(c) = comments.get(service.parent_file().name(), route.method.path()) {
             op["summary"] = json!(c.lines().next().unwrap_or_default());
             op["description"] = json!(c);
@@ -454,7 +460,8 @@ fn request_body(b: &mut Builder<'_>, route: &Route, input: &MessageDescriptor) -
     Some(json!({ "required": true, "content": { "application/json": { "schema": schema } } }))
 }
 
-fn responses(b: &mut Builder<'_>, route: &Route) -> Value {
+/// The responses of a route; a public one (no token) is never 401 or 403.
+fn responses(b: &mut Builder<'_>, route: &Route, public: bool) -> Value {
     let output = route.method.output();
     let schema = match &route.response_body {
         Some(f) => output.get_field_by_name(f).map(|f| b.field(&f)).unwrap_or(json!({})),
@@ -472,6 +479,10 @@ fn responses(b: &mut Builder<'_>, route: &Route) -> Value {
     });
     if ["PATCH", "DELETE", "PUT"].contains(&route.http_method.as_str()) {
         r["412"] = problem.clone();
+    }
+    if public && let Value::Object(codes) = &mut r {
+        codes.remove("401");
+        codes.remove("403");
     }
     if route.method.output().get_field_by_name("etag").is_some() {
         r["200"]["headers"] =
@@ -509,5 +520,21 @@ mod tests {
         let n: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
         assert_eq!(n, routes.routes.len() + 6, "every RPC route and the six tracking routes");
         assert_eq!(doc["paths"]["/v1/batch"]["post"]["security"][0], json!({ "writeKey": [] }));
+        // The survey answer path takes no token: its operations ask for no
+        // security (the document's default is the bearer scheme), and
+        // nothing else is public.
+        assert_eq!(doc["security"], json!([{ "bearer": [] }]));
+        let public: Vec<String> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|p| p.as_object().unwrap().values())
+            .filter(|op| op.get("security") == Some(&json!([])))
+            .map(|op| op["operationId"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(public, ["SurveyResponseService_GetSurveyForm", "SurveyResponseService_SubmitSurveyAnswer"]);
+        let answer = &doc["paths"]["/v1/public/surveyForms/{token}:answer"]["post"];
+        assert!(answer["responses"].get("401").is_none() && answer["responses"].get("400").is_some(), "{answer}");
+        assert!(doc["paths"]["/v1/surveys"]["post"].get("security").is_none(), "the bearer default applies");
     }
 }

@@ -237,7 +237,8 @@ impl Handler for Consumer {
                     }
                     Some(Payload::ContactChanged(e)) => crate::app::outreach::contact_changed(conn, tenant, e).await?,
                     Some(Payload::SurveyInvitationIssued(e)) => {
-                        if crate::app::outreach::survey_invitation(tx, e).await? {
+                        let queued = crate::app::outreach::survey_invitation(tx, e).await?;
+                        if queued {
                             self.engine.outreach.queued();
                         }
                     }
