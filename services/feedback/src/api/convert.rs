@@ -127,6 +127,12 @@ pub(crate) fn survey_body(v: &mut Violations, s: &pb::Survey) -> Option<Body> {
     if kind == Some(Kind::Custom) && s.questions.is_empty() {
         v.add("survey.questions", "a custom survey needs at least one question");
     }
+    if kind == Some(Kind::Custom) && !s.question.trim().is_empty() {
+        v.add("survey.question", "a custom survey has no main question: ask it as a custom question");
+    }
+    if kind.is_some_and(|k| k != Kind::Outcome) && !s.default_outcome.trim().is_empty() {
+        v.add("survey.default_outcome", "only an outcome survey names an outcome");
+    }
     let language = match s.language.as_str() {
         "" | "en" => Some(Language::En),
         "ja" => Some(Language::Ja),

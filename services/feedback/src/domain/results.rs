@@ -297,7 +297,8 @@ pub(crate) struct AccountGap {
     pub fact: PredictionFact,
     pub actual: Actual,
     pub actual_category: NpsCategory,
-    /// From the score; healthy has none (promoter or passive).
+    /// From the score; "at risk" is a detractor's; "healthy" has none (a
+    /// promoter's or a passive's).
     pub predicted_category: Option<NpsCategory>,
     pub gap: Option<f64>,
     pub mismatch: bool,
@@ -314,7 +315,9 @@ pub(crate) fn account_gap(fact: PredictionFact, actual: Actual) -> AccountGap {
             let c = nps_category(f64::from(s));
             (Some(c), Some(f64::from(s) - actual.mean), c != actual_category)
         }
-        Predicted::Healthy(h) => (None, None, h == (actual_category == NpsCategory::Detractor)),
+        Predicted::Healthy(h) => {
+            ((!h).then_some(NpsCategory::Detractor), None, h == (actual_category == NpsCategory::Detractor))
+        }
     };
     AccountGap { fact, actual, actual_category, predicted_category, gap, mismatch }
 }
@@ -556,7 +559,9 @@ mod tests {
         assert!(!account_gap(fact(Predicted::Score(7)), actual(8.0)).mismatch);
         assert!(account_gap(fact(Predicted::Healthy(true)), actual(5.0)).mismatch, "healthy but a detractor");
         assert!(!account_gap(fact(Predicted::Healthy(true)), actual(7.0)).mismatch);
-        assert!(!account_gap(fact(Predicted::Healthy(false)), actual(2.0)).mismatch);
+        let at_risk = account_gap(fact(Predicted::Healthy(false)), actual(2.0));
+        assert_eq!((at_risk.mismatch, at_risk.predicted_category), (false, Some(NpsCategory::Detractor)));
+        assert_eq!(account_gap(fact(Predicted::Healthy(true)), actual(9.0)).predicted_category, None);
         assert!(account_gap(fact(Predicted::Healthy(false)), actual(9.5)).mismatch);
         let gaps = [
             account_gap(fact(Predicted::Score(9)), actual(6.5)),

@@ -56,7 +56,9 @@ pub(crate) fn nps(promoters: i64, detractors: i64, n: i64) -> Estimate {
 }
 
 /// Student's t quantile for a two-sided 95% interval with `df` degrees of
-/// freedom (exact to three decimals from the table; 1.96 beyond 120).
+/// freedom: the table's three decimals up to 30; beyond, the quantile of
+/// the smallest df of each bucket (never too narrow an interval), and the
+/// normal's beyond 1,000 (t(1000) = 1.962).
 pub(crate) fn t95(df: i64) -> f64 {
     const TABLE: [f64; 30] = [
         12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -65,9 +67,10 @@ pub(crate) fn t95(df: i64) -> f64 {
     match df {
         ..=0 => f64::NAN,
         1..=30 => TABLE[(df - 1) as usize],
-        31..=40 => 2.021,
-        41..=60 => 2.000,
-        61..=120 => 1.980,
+        31..=40 => 2.042,
+        41..=60 => 2.021,
+        61..=120 => 2.000,
+        121..=1000 => 1.980,
         _ => Z,
     }
 }
@@ -153,7 +156,7 @@ mod tests {
         close(e.high, 7.0); // 7.02, clamped to the scale
         let one = mean(&[3.0], 1.0, 5.0);
         assert_eq!((one.value, one.low), (Some(3.0), None));
-        assert!((t95(200) - Z).abs() < 1e-9 && (t95(1) - 12.706).abs() < 1e-9);
+        assert!((t95(2000) - Z).abs() < 1e-9 && (t95(1) - 12.706).abs() < 1e-9 && t95(35) >= 2.030);
     }
 
     /// 80% of 10 vendor answers against 8% of 100 customer answers: a gap

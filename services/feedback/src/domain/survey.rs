@@ -198,7 +198,12 @@ pub(crate) fn check_submission(survey: &Survey, s: &Submission) -> Vec<(String, 
         }
     }
     for q in survey.body.questions.iter().filter(|q| q.required) {
-        if !s.answers.iter().any(|a| a.question_id == q.id) {
+        // A required text question answered with nothing but spaces is not answered.
+        let answered = s
+            .answers
+            .iter()
+            .any(|a| a.question_id == q.id && (q.kind != QuestionType::Text || !a.text.trim().is_empty()));
+        if !answered {
             bad.push(("answers".into(), format!("question {} is required", q.id)));
         }
     }

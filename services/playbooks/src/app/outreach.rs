@@ -318,7 +318,11 @@ pub(crate) async fn survey_invitation(tx: &Tx, e: &banso_proto::events::SurveyIn
             "id": e.invitation_id,
             "campaign_id": e.campaign_id,
             "answer_url": e.answer_url,
-            "expire_time": e.expire_time.as_ref().and_then(|t| wire::time("expire_time", t).ok()).map(|t| t.to_rfc3339()),
+            "expire_time": e
+                .expire_time
+                .as_ref()
+                .and_then(|t| wire::time("expire_time", t).ok())
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
         },
         "subject": subject,
         "body": body,
