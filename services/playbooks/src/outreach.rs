@@ -252,13 +252,15 @@ fn opt(id: Option<Uuid>) -> String {
     id.map(|x| x.to_string()).unwrap_or_default()
 }
 
-/// What another service sent a delivery for ("survey_invitation:<id>"),
-/// echoed in OutreachSent and OutreachFailed so it can follow its message.
+/// What another service sent a delivery for ("survey_invitation:<id>",
+/// "feedback_notice:<id>"), echoed in OutreachSent and OutreachFailed so
+/// it can follow its message.
 fn correlation(d: &Delivery) -> String {
-    if d.trigger_kind == crate::app::outreach::SURVEY_INVITATION {
-        format!("{}:{}", d.trigger_kind, d.trigger_event_id)
-    } else {
-        String::new()
+    use crate::app::outreach::{FEEDBACK_NOTICE, SURVEY_INVITATION, SURVEY_INVITATION_KIND};
+    match d.trigger_kind.as_str() {
+        SURVEY_INVITATION_KIND => format!("{SURVEY_INVITATION}:{}", d.trigger_event_id),
+        FEEDBACK_NOTICE => format!("{FEEDBACK_NOTICE}:{}", d.trigger_event_id),
+        _ => String::new(),
     }
 }
 

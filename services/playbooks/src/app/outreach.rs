@@ -284,6 +284,10 @@ fn payload(
 /// is the invitation's.
 pub(crate) const SURVEY_INVITATION: &str = "survey_invitation";
 
+/// The stored trigger kind of a survey invitation's delivery (the column
+/// holds 16 characters).
+pub(crate) const SURVEY_INVITATION_KIND: &str = "survey_invite";
+
 /// Feedback's SurveyInvitationIssued, in the consumer's transaction: a
 /// delivery of the invitation to its contact through the campaign's
 /// endpoint. Feedback's throttle already decided who is asked, so the
@@ -335,12 +339,136 @@ pub(crate) async fn survey_invitation(tx: &Tx, e: &banso_proto::events::SurveyIn
         contact_id: Some(contact),
         playbook_id: None,
         firing_id: None,
-        trigger_kind: SURVEY_INVITATION.to_string(),
+        trigger_kind: SURVEY_INVITATION_KIND.to_string(),
         trigger_event_id: invitation.to_string(),
         subject,
         body,
         payload: payload.to_string(),
         fatigue_key: rules::fatigue_key(account, Some(contact)),
+        status: if refused.is_none() { DeliveryStatus::Pending } else { DeliveryStatus::Dead },
+        attempts: 0,
+        series: 1,
+        next_attempt_time: refused.is_none().then_some(now),
+        last_error: refused.clone().unwrap_or_default(),
+        sent_time: None,
+        create_time: now,
+        update_time: now,
+    };
+    store::outreach::insert_delivery(conn, tenant, &d).await?;
+    if let Some(why) = refused {
+        tx.emit(crate::outreach::failed(&d, 0, &why)).await?;
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The trigger kind of a department's alert or digest Feedback asked to
+/// deliver; its trigger event id is the notice's.
+pub(crate) const FEEDBACK_NOTICE: &str = "feedback_notice";
+
+/// Characters of an item's text a notice's body shows (the payload has it whole).
+const NOTICE_LINE_CHARS: usize = 200;
+
+/// A proto enum's name without its prefix, in lower case ("DEPARTMENT_PRODUCT" → "product").
+fn enum_name(name: &str, prefix: &str) -> String {
+    name.strip_prefix(prefix).unwrap_or(name).to_lowercase()
+}
+
+/// Feedback's NoticeIssued, in the consumer's transaction: a delivery of a
+/// department's alert or digest through the subscription's endpoint. It
+/// is about no account and no contact (the nil account, a fatigue key of
+/// its own): a department's notice never counts toward a customer's
+/// fatigue budget. An endpoint that is gone or disabled makes a dead
+/// delivery and OutreachFailed. Returns whether a delivery was queued.
+pub(crate) async fn feedback_notice(tx: &Tx, e: &banso_proto::events::NoticeIssued) -> Result<bool> {
+    use banso_proto::feedback as fpb;
+    let (conn, tenant) = (tx.conn(), tx.tenant());
+    let notice = wire::uuid("notice_id", &e.notice_id)?;
+    let endpoint_id = wire::uuid("endpoint_id", &e.endpoint_id)?;
+    let now = wire::now();
+    let endpoint = store::outreach::find_endpoint(conn, tenant, endpoint_id).await?;
+    let refused = match &endpoint {
+        None => Some(format!("webhook endpoint {endpoint_id} does not exist")),
+        Some(x) if !x.enabled => Some(format!("webhook endpoint {endpoint_id} is disabled")),
+        Some(_) => None,
+    };
+    let department =
+        fpb::Department::try_from(e.department).map(|d| enum_name(d.as_str_name(), "DEPARTMENT_")).unwrap_or_default();
+    let kind =
+        fpb::NoticeKind::try_from(e.kind).map(|k| enum_name(k.as_str_name(), "NOTICE_KIND_")).unwrap_or_default();
+    let day = e.day.as_ref().map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day));
+    // The accounts' names, as the projection knows them.
+    let mut names: HashMap<String, String> = HashMap::new();
+    for i in &e.items {
+        if names.contains_key(&i.account_id) {
+            continue;
+        }
+        let name = match Uuid::parse_str(&i.account_id) {
+            Ok(id) => store::projection::get(conn, tenant, id).await?.map(|p| p.account.name).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        names.insert(i.account_id.clone(), name);
+    }
+    let name_of = |account: &str| names.get(account).cloned().unwrap_or_default();
+    let subject = match (&day, e.items.first()) {
+        (Some(day), _) => format!("Feedback digest for {department}, {day}: {} items", e.items_total),
+        (None, Some(i)) => format!(
+            "Feedback alert for {department}: {}",
+            i.text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(80).collect::<String>()
+        ),
+        (None, None) => format!("Feedback for {department}"),
+    };
+    let mut lines: Vec<String> = e
+        .items
+        .iter()
+        .map(|i| {
+            let text: String =
+                i.text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(NOTICE_LINE_CHARS).collect();
+            let who = name_of(&i.account_id);
+            let who = if who.is_empty() { i.account_id.clone() } else { who };
+            format!("- [severity {}] {who}: {text}", i.severity)
+        })
+        .collect();
+    let more = i64::from(e.items_total) - e.items.len() as i64;
+    if more > 0 {
+        lines.push(format!("… and {more} more"));
+    }
+    let body = lines.join("\n");
+    let id = Uuid::now_v7();
+    let payload = serde_json::json!({
+        "id": id.to_string(),
+        "type": FEEDBACK_NOTICE,
+        "notice_id": e.notice_id,
+        "subscription_id": e.subscription_id,
+        "department": department,
+        "kind": kind,
+        "day": day,
+        "items": e.items.iter().map(|i| serde_json::json!({
+            "id": i.id,
+            "text": i.text,
+            "account": { "id": i.account_id, "name": name_of(&i.account_id) },
+            "severity": i.severity,
+            "category": i.category,
+            "theme_ids": i.theme_ids,
+        })).collect::<Vec<_>>(),
+        "items_total": e.items_total,
+        "subject": subject,
+        "body": body,
+        "created_at": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    });
+    let d = Delivery {
+        id,
+        endpoint_id,
+        account_id: Uuid::nil(),
+        contact_id: None,
+        playbook_id: None,
+        firing_id: None,
+        trigger_kind: FEEDBACK_NOTICE.to_string(),
+        trigger_event_id: notice.to_string(),
+        subject,
+        body,
+        payload: payload.to_string(),
+        fatigue_key: format!("department:{department}"),
         status: if refused.is_none() { DeliveryStatus::Pending } else { DeliveryStatus::Dead },
         attempts: 0,
         series: 1,
