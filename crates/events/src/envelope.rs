@@ -34,6 +34,10 @@ pub fn type_of(payload: &Payload) -> &'static str {
         Payload::ReviewConcluded(_) => "review_concluded",
         Payload::SurveyAnswered(_) => "survey_answered",
         Payload::SurveyInvitationIssued(_) => "survey_invitation_issued",
+        Payload::FeedbackReceived(_) => "feedback_received",
+        Payload::ThemeStatusChanged(_) => "theme_status_changed",
+        Payload::LoopClosed(_) => "loop_closed",
+        Payload::NoticeIssued(_) => "notice_issued",
     }
 }
 
@@ -85,6 +89,12 @@ pub fn account_of(envelope: &Envelope) -> Option<&str> {
         Payload::ReviewConcluded(e) => Some(e.account_id.as_str()),
         Payload::SurveyAnswered(e) => Some(e.account_id.as_str()),
         Payload::SurveyInvitationIssued(e) => Some(e.account_id.as_str()),
+        Payload::FeedbackReceived(e) => e.item.as_ref().map(|i| i.account_id.as_str()),
+        // A theme is the tenant's, not an account's.
+        Payload::ThemeStatusChanged(_) => None,
+        Payload::LoopClosed(e) => Some(e.account_id.as_str()),
+        // A department's notice is the tenant's.
+        Payload::NoticeIssued(_) => None,
     }?;
     (!id.is_empty()).then_some(id)
 }

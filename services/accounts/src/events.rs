@@ -58,18 +58,57 @@ pub(crate) fn segment_changed(s: &Segment, change: ev::segment_changed::Change) 
 }
 
 /// The durable consumer that writes Playbooks' calls to action and
-/// outreach onto the timeline.
+/// outreach onto the timeline (its inbox name too).
 pub(crate) const CONSUMER: &str = "accounts-timeline";
+
+/// The durable consumer that writes Feedback's closed loops onto the
+/// timeline (one durable consumer a source; the same handler and inbox).
+pub(crate) const FEEDBACK_CONSUMER: &str = "accounts-timeline-feedback";
 
 /// Consumes source "playbooks": CtaOpened and CtaClosed become CTA
 /// activities, OutreachSent an OUTREACH activity, PlanCreated,
-/// CheckpointRecorded and ReviewConcluded SUCCESS_PLAN activities, all
-/// vendor-started. Each
-/// envelope is claimed in the inbox in the transaction that writes its
-/// activity, so a redelivery writes nothing; an event about an account
-/// that is gone (or never was) is skipped.
-pub(crate) struct PlaybooksTimeline {
+/// CheckpointRecorded and ReviewConcluded SUCCESS_PLAN activities; and of
+/// source "feedback" only LoopClosed, a LOOP_CLOSED activity — all
+/// vendor-started. Each envelope is claimed in the inbox in the
+/// transaction that writes its activity, so a redelivery writes nothing;
+/// an event about an account that is gone (or never was) is skipped.
+pub(crate) struct Timeline {
     pub db: banso_events::Db,
+}
+
+/// The activity a LoopClosed of Feedback puts on the account's timeline: a
+/// theme the account raised was shipped or declined. Its contacts are those
+/// that raised it; its time the event's; its external ref names the theme
+/// and the event, so each closed loop is one activity.
+fn feedback_activity(env: &banso_events::Envelope) -> Option<Activity> {
+    use banso_kit::wire;
+    use banso_proto::feedback as fpb;
+    let Some(Payload::LoopClosed(e)) = env.payload.as_ref() else { return None };
+    let status = fpb::RoadmapStatus::try_from(e.status).unwrap_or(fpb::RoadmapStatus::Unspecified);
+    let status = status.as_str_name().trim_start_matches("ROADMAP_STATUS_").to_lowercase().replace('_', " ");
+    let mut body = Vec::new();
+    if !e.decision.is_empty() {
+        body.push(format!("decision: {}", e.decision));
+    }
+    if let Some(r) = e.roadmap.as_ref().filter(|r| !(r.tracker.is_empty() && r.key.is_empty() && r.url.is_empty())) {
+        let link: Vec<&str> =
+            [r.tracker.as_str(), r.key.as_str(), r.url.as_str()].into_iter().filter(|x| !x.is_empty()).collect();
+        body.push(format!("roadmap: {}", link.join(" ")));
+    }
+    body.push(format!("feedback items: {}", e.item_ids.len()));
+    Some(Activity {
+        id: uuid::Uuid::now_v7(),
+        account_id: wire::uuid("account_id", &e.account_id).ok()?,
+        kind: ActivityKind::LoopClosed,
+        contact_ids: e.contact_ids.iter().filter_map(|c| uuid::Uuid::parse_str(c).ok()).take(50).collect(),
+        author_id: "feedback".to_owned(),
+        occur_time: env.occurred_at.as_ref().and_then(|t| wire::time("occurred_at", t).ok()).unwrap_or_else(wire::now),
+        subject: cut(&format!("loop closed ({status}): {}", e.display_name), 200),
+        body: cut(&body.join("\n"), 20_000),
+        external_ref: Some(cut(&format!("loop_closed:{}:{}", e.theme_id, env.id), 256)),
+        create_time: wire::now(),
+        origin: Some(TouchOrigin::Vendor),
+    })
 }
 
 /// The activity an event of Playbooks puts on the timeline, if any.
@@ -188,9 +227,10 @@ fn cut(s: &str, max: usize) -> String {
 }
 
 #[async_trait::async_trait]
-impl banso_events::Handler for PlaybooksTimeline {
+impl banso_events::Handler for Timeline {
     async fn handle(&self, env: &banso_events::Envelope) -> Result<(), banso_events::HandlerError> {
-        let Some(mut activity) = env.payload.as_ref().and_then(playbooks_activity) else { return Ok(()) };
+        let activity = env.payload.as_ref().and_then(playbooks_activity).or_else(|| feedback_activity(env));
+        let Some(mut activity) = activity else { return Ok(()) };
         let tenant = env.tenant_id.as_str();
         self.db
             .write(tenant, async |tx| {

@@ -32,7 +32,7 @@ type Server = AccountsServiceServer<api::AccountsApi>;
 /// tests and the bench run it.
 pub const SERVICE: ServiceDef = ServiceDef {
     name: NAME,
-    consumes: &["playbooks"],
+    consumes: &["playbooks", "feedback"],
     migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
     build: |cx, set| Box::pin(async move { Ok(set.with(build(cx).await?)) }),
 };
@@ -77,16 +77,27 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<Server> {
         .supervise(&cx.runtime.supervisor, Server::NAME);
     // Request ids and the timeline consumer's inbox claims.
     banso_events::housekeeping::supervise(&cx.runtime.supervisor, Server::NAME, NAME, db.clone(), vec![]);
-    banso_events::bus::supervise_consumer(
-        &cx.runtime.supervisor,
-        Server::NAME,
-        cx.runtime.bus.clone(),
-        events::CONSUMER,
-        vec![banso_events::envelope::all_of("playbooks")],
-        std::sync::Arc::new(events::PlaybooksTimeline { db: banso_events::Db::new(db.clone(), signal.clone(), NAME) }),
-        Default::default(),
-        &cx.partitions(&SERVICE, Server::NAME),
-    );
+    // The timeline: Playbooks' CTAs, outreach and plans; of Feedback's
+    // events only LoopClosed (a theme the account raised was shipped or
+    // declined). One durable consumer a source, one handler and inbox.
+    let timeline =
+        std::sync::Arc::new(events::Timeline { db: banso_events::Db::new(db.clone(), signal.clone(), NAME) });
+    let partitions = cx.partitions(&SERVICE, Server::NAME);
+    for (consumer, subject) in [
+        (events::CONSUMER, banso_events::envelope::all_of("playbooks")),
+        (events::FEEDBACK_CONSUMER, "banso.feedback.loop_closed".to_string()),
+    ] {
+        banso_events::bus::supervise_consumer(
+            &cx.runtime.supervisor,
+            Server::NAME,
+            cx.runtime.bus.clone(),
+            consumer,
+            vec![subject],
+            timeline.clone(),
+            Default::default(),
+            &partitions,
+        );
+    }
     // `BANSO_ACCOUNTS_TOUCH_RULES_BUDGET_MS` (default 5000; 0 to 60,000): how
     // long UpdateTouchMixRules re-applies before the background pass takes over.
     let budget = cx.config.vars().number("BANSO_ACCOUNTS_TOUCH_RULES_BUDGET_MS", 5000u64, 0, 60_000)?;

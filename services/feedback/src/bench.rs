@@ -11,7 +11,10 @@
 
 use std::sync::Arc;
 
-use banso_events::{Db, outbox::OutboxSignal};
+use banso_events::{
+    Db, Runtime,
+    outbox::{OutboxSignal, Relay},
+};
 use banso_kit::{config::Config, wire};
 use uuid::Uuid;
 
@@ -28,9 +31,10 @@ use crate::{
 
 /// The public answer path over Feedback's database, outside the server.
 ///
-/// Its pool is the service's size (`BANSO_DB_MAX_CONNECTIONS`) but its own;
-/// its outbox rows are published by the service's relay when it next looks
-/// (`poll_interval`), as another replica's would be.
+/// Its pool is the service's size (`BANSO_DB_MAX_CONNECTIONS`) but its own,
+/// and it runs a relay of its own woken by its commits, as the service's is
+/// by the service's (the two take turns through the outbox lease, as two
+/// replicas' do).
 pub struct AnswerPath {
     app: App,
 }
@@ -48,13 +52,17 @@ fn submission(score: i32, comment: &str) -> Submission {
 
 impl AnswerPath {
     /// Opens Feedback's database as `cfg` names it (the service's own
-    /// settings, token secret included).
-    pub async fn open(cfg: &Config) -> anyhow::Result<AnswerPath> {
+    /// settings, token secret included), with a relay to `runtime`'s bus.
+    pub async fn open(cfg: &Config, runtime: &Runtime) -> anyhow::Result<AnswerPath> {
         let settings = FeedbackSettings::from_config(cfg)?;
         let conn = banso_kit::db::open::<crate::migration::Migrator>(cfg, NAME).await?;
+        let signal = OutboxSignal::default();
+        Relay::new(conn.clone(), runtime.bus.clone(), NAME, signal.clone(), Default::default())
+            .supervise(&runtime.supervisor, "banso.feedback.bench");
         let app = App {
-            db: Db::new(conn, OutboxSignal::default(), NAME),
+            db: Db::new(conn, signal, NAME),
             signer: Arc::new(Signer::new(settings.token_secret.expose().as_bytes())),
+            indexes: Default::default(),
             answer_base_url: "".into(),
         };
         Ok(AnswerPath { app })

@@ -1,7 +1,8 @@
 //! What the feedback service publishes — SurveyAnswered, recorded in the
 //! transaction that stores the answer — and what it consumes: Accounts'
 //! accounts, contacts, segments and calendars; Health's bands; Playbooks'
-//! success plans (the outcome a plan aims at), kept as a small projection.
+//! success plans (the outcome a plan aims at) and their checkpoints'
+//! attainment (the outcome axis), kept as a small projection.
 
 use async_trait::async_trait;
 use banso_cel::Attr;
@@ -241,11 +242,263 @@ impl Handler for Projection {
                             store::projection::set_plan_outcome(conn, tenant, id, &outcome).await?;
                         }
                     }
+                    // A checkpoint's reading, for the outcome axis: the checkpoint's own
+                    // (not a sub-metric's) and only with an attainment.
+                    Some(Payload::CheckpointRecorded(e)) => {
+                        if e.sub_metric_id.is_empty()
+                            && let Some(attainment) = e.attainment.and_then(crate::domain::axes::attainment_points)
+                        {
+                            let at = e
+                                .reading
+                                .as_ref()
+                                .and_then(|r| r.record_time.as_ref())
+                                .and_then(|t| wire::time("reading.record_time", t).ok())
+                                .unwrap_or(time);
+                            store::axes::record_attainment(
+                                conn,
+                                tenant,
+                                wire::uuid("account_id", &e.account_id)?,
+                                wire::uuid("plan_id", &e.plan_id)?,
+                                wire::uuid("checkpoint_id", &e.checkpoint_id)?,
+                                attainment,
+                                at,
+                            )
+                            .await?;
+                        }
+                    }
+                    // Its own: a shipped or declined theme closes the loop with
+                    // every account that raised it, once (loops_closed).
+                    Some(Payload::ThemeStatusChanged(e)) if env.source == crate::NAME => {
+                        if let Some(status) = roadmap_status_from(e.new_status) {
+                            let theme = wire::uuid("theme_id", &e.theme_id)?;
+                            crate::app::voice::loops::close_loop(tx, theme, e.change, status).await?;
+                        }
+                    }
                     _ => {}
                 }
                 Ok(())
             })
             .await?;
         Ok(())
+    }
+}
+
+// ---- the voice of the customer ----
+
+pub(crate) fn department_to_proto(d: crate::domain::voice::Department) -> i32 {
+    use crate::domain::voice::Department as D;
+    (match d {
+        D::Product => pb::Department::Product,
+        D::Support => pb::Department::Support,
+        D::Sales => pb::Department::Sales,
+        D::Cs => pb::Department::Cs,
+        D::Billing => pb::Department::Billing,
+    }) as i32
+}
+
+pub(crate) fn channel_to_proto(c: crate::domain::voice::Channel) -> i32 {
+    use crate::domain::voice::Channel as C;
+    (match c {
+        C::SurveyComment => pb::Channel::SurveyComment,
+        C::CsmNote => pb::Channel::CsmNote,
+        C::SupportTicket => pb::Channel::SupportTicket,
+        C::Call => pb::Channel::Call,
+        C::Community => pb::Channel::Community,
+        C::Email => pb::Channel::Email,
+    }) as i32
+}
+
+pub(crate) fn cx_to_proto(c: Option<crate::domain::voice::CxDimension>) -> i32 {
+    use crate::domain::voice::CxDimension as X;
+    (match c {
+        None => pb::CxDimension::Unspecified,
+        Some(X::Sense) => pb::CxDimension::Sense,
+        Some(X::Feel) => pb::CxDimension::Feel,
+        Some(X::Think) => pb::CxDimension::Think,
+        Some(X::Act) => pb::CxDimension::Act,
+        Some(X::Relate) => pb::CxDimension::Relate,
+    }) as i32
+}
+
+pub(crate) fn phase_to_proto(p: Option<crate::domain::voice::JourneyPhase>) -> i32 {
+    use crate::domain::voice::JourneyPhase as P;
+    (match p {
+        None => pb::JourneyPhase::Unspecified,
+        Some(P::Buying) => pb::JourneyPhase::Buying,
+        Some(P::Using) => pb::JourneyPhase::Using,
+        Some(P::Support) => pb::JourneyPhase::Support,
+    }) as i32
+}
+
+pub(crate) fn roadmap_status_to_proto(s: Option<crate::domain::voice::RoadmapStatus>) -> i32 {
+    use crate::domain::voice::RoadmapStatus as S;
+    (match s {
+        None => pb::RoadmapStatus::Unspecified,
+        Some(S::UnderReview) => pb::RoadmapStatus::UnderReview,
+        Some(S::Planned) => pb::RoadmapStatus::Planned,
+        Some(S::InProgress) => pb::RoadmapStatus::InProgress,
+        Some(S::Shipped) => pb::RoadmapStatus::Shipped,
+        Some(S::Declined) => pb::RoadmapStatus::Declined,
+    }) as i32
+}
+
+pub(crate) fn band_to_proto(b: Option<Band>) -> i32 {
+    (match b {
+        None => banso_proto::health::Band::Unspecified,
+        Some(Band::Red) => banso_proto::health::Band::Red,
+        Some(Band::Yellow) => banso_proto::health::Band::Yellow,
+        Some(Band::Green) => banso_proto::health::Band::Green,
+    }) as i32
+}
+
+/// An item on the wire (its events and its API).
+pub(crate) fn item_to_proto(i: &crate::domain::voice::Item) -> pb::FeedbackItem {
+    let f = &i.fields;
+    let s = &i.snapshot;
+    pb::FeedbackItem {
+        id: i.id.to_string(),
+        text: f.text.clone(),
+        channel: channel_to_proto(f.channel),
+        account_id: f.account_id.to_string(),
+        contact_id: f.contact_id.map(|c| c.to_string()).unwrap_or_default(),
+        department: department_to_proto(f.department),
+        category: f.category.clone(),
+        cx_dimension: cx_to_proto(f.cx_dimension),
+        journey_phase: phase_to_proto(f.journey_phase),
+        severity: f.severity,
+        snapshot: Some(pb::AccountSnapshot {
+            arr: s.arr_currency.as_ref().map(|c| banso_proto::types::Money {
+                currency_code: c.clone(),
+                amount_minor: s.arr_minor.unwrap_or(0),
+            }),
+            plan: s.plan.clone(),
+            lifecycle_stage: s.lifecycle_stage.map_or(0, |l| l.to_proto() as i32),
+            health_band: band_to_proto(s.band),
+        }),
+        theme_ids: i.theme_ids.iter().map(|t| t.to_string()).collect(),
+        answer_id: i.answer_id.map(|a| a.to_string()).unwrap_or_default(),
+        create_time: Some(wire::timestamp(i.create_time)),
+        created_by: i.created_by.clone(),
+    }
+}
+
+/// FeedbackReceived: the item as recorded, with its keyword themes.
+pub(crate) fn feedback_received(i: &crate::domain::voice::Item) -> Payload {
+    Payload::FeedbackReceived(ev::FeedbackReceived { item: Some(item_to_proto(i)) })
+}
+
+// ---- routing to departments ----
+
+pub(crate) fn notice_kind_to_proto(k: crate::domain::routing::NoticeKind) -> i32 {
+    use crate::domain::routing::NoticeKind as K;
+    (match k {
+        K::Alert => pb::NoticeKind::Alert,
+        K::Digest => pb::NoticeKind::Digest,
+    }) as i32
+}
+
+/// Characters of an item's text a digest's NoticeIssued carries (100 full
+/// items could pass the bus's message limit); an alert carries it whole.
+pub(crate) const DIGEST_TEXT_CHARS: usize = 1000;
+
+/// NoticeIssued: Playbooks' outreach delivers an alert or digest through
+/// `endpoint`; at most [`crate::domain::routing::MAX_EVENT_ITEMS`] of its
+/// items, `items_total` says how many it has.
+pub(crate) fn notice_issued(
+    n: &crate::domain::routing::Notice,
+    endpoint: uuid::Uuid,
+    items: &[&crate::domain::voice::Item],
+) -> Payload {
+    let digest = n.kind == crate::domain::routing::NoticeKind::Digest;
+    let items = items
+        .iter()
+        .take(crate::domain::routing::MAX_EVENT_ITEMS)
+        .map(|i| {
+            let mut x = item_to_proto(i);
+            if digest && x.text.chars().count() > DIGEST_TEXT_CHARS {
+                x.text = x.text.chars().take(DIGEST_TEXT_CHARS).collect();
+            }
+            x
+        })
+        .collect();
+    Payload::NoticeIssued(ev::NoticeIssued {
+        notice_id: n.id.to_string(),
+        subscription_id: n.subscription_id.to_string(),
+        department: department_to_proto(n.department),
+        kind: notice_kind_to_proto(n.kind),
+        endpoint_id: endpoint.to_string(),
+        day: n.day.map(wire::date_to_proto),
+        items,
+        items_total: i32::try_from(n.item_ids.len()).unwrap_or(i32::MAX),
+    })
+}
+
+// ---- closing the loop ----
+
+/// The theme's roadmap link on the wire, with its current status.
+pub(crate) fn roadmap_to_proto(t: &crate::domain::voice::Theme) -> pb::RoadmapLink {
+    let r = &t.body.roadmap;
+    pb::RoadmapLink {
+        tracker: r.tracker.clone(),
+        key: r.key.clone(),
+        url: r.url.clone(),
+        status: roadmap_status_to_proto(t.status()),
+    }
+}
+
+/// ThemeStatusChanged: the theme's last roadmap change (its place in the
+/// history, from 1), recorded with it. Feedback consumes it itself to close
+/// the loop with each account that raised the theme.
+pub(crate) fn theme_status_changed(
+    t: &crate::domain::voice::Theme,
+    old: Option<crate::domain::voice::RoadmapStatus>,
+) -> Payload {
+    let last = t.log.roadmap_history.last();
+    Payload::ThemeStatusChanged(ev::ThemeStatusChanged {
+        theme_id: t.id.to_string(),
+        display_name: t.body.display_name.clone(),
+        old_status: roadmap_status_to_proto(old),
+        new_status: roadmap_status_to_proto(t.status()),
+        change: i32::try_from(t.log.roadmap_history.len()).unwrap_or(i32::MAX),
+        changed_by: last.map(|c| c.changed_by.clone()).unwrap_or_default(),
+    })
+}
+
+/// What a LoopClosed tells one account.
+pub(crate) struct Told<'a> {
+    pub theme: &'a crate::domain::voice::Theme,
+    pub status: crate::domain::voice::RoadmapStatus,
+    pub raiser: &'a crate::domain::loops::Raiser,
+    pub owner_id: &'a str,
+    pub decision: &'a str,
+}
+
+/// LoopClosed: a theme the account raised was shipped or declined.
+pub(crate) fn loop_closed(x: Told<'_>) -> Payload {
+    let mut roadmap = roadmap_to_proto(x.theme);
+    roadmap.status = roadmap_status_to_proto(Some(x.status));
+    Payload::LoopClosed(ev::LoopClosed {
+        theme_id: x.theme.id.to_string(),
+        display_name: x.theme.body.display_name.clone(),
+        status: roadmap_status_to_proto(Some(x.status)),
+        account_id: x.raiser.account.to_string(),
+        contact_ids: x.raiser.contacts.iter().map(uuid::Uuid::to_string).collect(),
+        item_ids: x.raiser.items.iter().map(uuid::Uuid::to_string).collect(),
+        roadmap: Some(roadmap),
+        owner_id: x.owner_id.to_string(),
+        decision: x.decision.to_string(),
+    })
+}
+
+/// The status a ThemeStatusChanged moved to, if it is one this build knows.
+fn roadmap_status_from(raw: i32) -> Option<crate::domain::voice::RoadmapStatus> {
+    use crate::domain::voice::RoadmapStatus as S;
+    match pb::RoadmapStatus::try_from(raw).ok()? {
+        pb::RoadmapStatus::Unspecified => None,
+        pb::RoadmapStatus::UnderReview => Some(S::UnderReview),
+        pb::RoadmapStatus::Planned => Some(S::Planned),
+        pb::RoadmapStatus::InProgress => Some(S::InProgress),
+        pb::RoadmapStatus::Shipped => Some(S::Shipped),
+        pb::RoadmapStatus::Declined => Some(S::Declined),
     }
 }

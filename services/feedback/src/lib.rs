@@ -30,6 +30,7 @@ use banso_events::{Db, ServiceDef, service::Context};
 use banso_kit::config::Config;
 use banso_proto::feedback::{
     survey_response_service_server::SurveyResponseServiceServer, surveys_service_server::SurveysServiceServer,
+    voice_service_server::VoiceServiceServer,
 };
 use tonic::server::NamedService as _;
 
@@ -43,6 +44,7 @@ pub const PUBLIC_SERVICE: &str = "banso.feedback.v1.SurveyResponseService";
 
 type Server = SurveysServiceServer<api::SurveysApi>;
 type Responses = SurveyResponseServiceServer<api::ResponsesApi>;
+type Voice = VoiceServiceServer<api::voice::VoiceApi>;
 
 /// Settings of the feedback service beyond the kit's.
 #[derive(Clone)]
@@ -108,17 +110,17 @@ impl FeedbackSettings {
 /// tests and the bench run it.
 pub const SERVICE: ServiceDef = ServiceDef {
     name: NAME,
-    consumes: &["accounts", "health", "playbooks"],
+    consumes: &["accounts", "health", "playbooks", NAME],
     migrate: |cfg| Box::pin(banso_kit::db::migrate_service::<migration::Migrator>(cfg, NAME)),
     build: |cx, set| {
         Box::pin(async move {
-            let (surveys, responses) = build(cx).await?;
-            Ok(set.with(surveys).with_following(responses, Server::NAME))
+            let (surveys, responses, voice) = build(cx).await?;
+            Ok(set.with(surveys).with_following(responses, Server::NAME).with_following(voice, Server::NAME))
         })
     },
 };
 
-async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Responses)> {
+async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Responses, Voice)> {
     let settings = FeedbackSettings::from_config(cx.config)?;
     let conn = cx.database::<migration::Migrator>(&SERVICE, Server::NAME).await?;
     let sup = &cx.runtime.supervisor;
@@ -130,12 +132,18 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Responses)> {
     let consumer = Arc::new(events::Projection { db: db.clone() });
     let partitions = cx.partitions(&SERVICE, name);
     for source in SERVICE.consumes {
-        // Of Health's events only scores, of Playbooks' only new plans and
-        // messages sent (an invitation delivered): the others would cost a
-        // transaction each for nothing.
+        // Of Health's events only scores, of Playbooks' only new plans,
+        // checkpoints' readings (the outcome axis) and messages sent (an
+        // invitation delivered): the others would cost a transaction each
+        // for nothing. Of its own only a theme's status change: the loop it
+        // closes is told to each account once, whatever redelivers it.
         let subjects = match *source {
+            NAME => vec![format!("banso.{NAME}.theme_status_changed")],
             "health" => vec![format!("banso.{source}.health_score_changed")],
-            "playbooks" => ["plan_created", "outreach_sent"].iter().map(|t| format!("banso.{source}.{t}")).collect(),
+            "playbooks" => ["plan_created", "checkpoint_recorded", "outreach_sent"]
+                .iter()
+                .map(|t| format!("banso.{source}.{t}"))
+                .collect(),
             other => vec![banso_events::envelope::all_of(other)],
         };
         banso_events::bus::supervise_consumer(
@@ -152,16 +160,21 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Responses)> {
     let app = app::App {
         db,
         signer: Arc::new(domain::token::Signer::new(settings.token_secret.expose().as_bytes())),
+        indexes: Default::default(),
         answer_base_url: settings.answer_base_url.clone().into(),
     };
     app::sender::supervise(app.clone(), sup, name, settings.send_tick, settings.standing_interval);
+    app::voice::routing::supervise(app.clone(), sup, name, app::voice::routing::DIGEST_TICK);
     let responses = SurveyResponseServiceServer::new(api::ResponsesApi::new(app.clone()))
+        .max_decoding_message_size(cx.kit.max_message_bytes)
+        .max_encoding_message_size(cx.kit.max_message_bytes);
+    let voice = VoiceServiceServer::new(api::voice::VoiceApi::new(app.clone(), cx.kit.clone()))
         .max_decoding_message_size(cx.kit.max_message_bytes)
         .max_encoding_message_size(cx.kit.max_message_bytes);
     let surveys = SurveysServiceServer::new(api::SurveysApi::new(app, cx.kit.clone()))
         .max_decoding_message_size(cx.kit.max_message_bytes)
         .max_encoding_message_size(cx.kit.max_message_bytes);
-    Ok((surveys, responses))
+    Ok((surveys, responses, voice))
 }
 
 #[cfg(test)]

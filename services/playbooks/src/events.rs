@@ -2,7 +2,7 @@
 //! PlaybookFired — recorded in the transaction of the change) and what it
 //! consumes: Accounts' and Health's events, kept as the projection
 //! conditions read, and every trigger event (Feedback's SurveyAnswered
-//! among them), which runs the live playbooks of its type in the same
+//! and LoopClosed among them), which runs the live playbooks of its type in the same
 //! transaction as its inbox entry — a redelivered event fires nothing twice.
 
 use async_trait::async_trait;
@@ -238,6 +238,12 @@ impl Handler for Consumer {
                     Some(Payload::ContactChanged(e)) => crate::app::outreach::contact_changed(conn, tenant, e).await?,
                     Some(Payload::SurveyInvitationIssued(e)) => {
                         let queued = crate::app::outreach::survey_invitation(tx, e).await?;
+                        if queued {
+                            self.engine.outreach.queued();
+                        }
+                    }
+                    Some(Payload::NoticeIssued(e)) => {
+                        let queued = crate::app::outreach::feedback_notice(tx, e).await?;
                         if queued {
                             self.engine.outreach.queued();
                         }

@@ -77,8 +77,10 @@ impl PlaybooksSettings {
 
 /// The service as `banso up`, `banso serve playbooks`, `banso migrate`,
 /// the tests and the bench run it. It consumes its own events too: a CTA
-/// closed is a trigger; and of Feedback's, a survey answered (a trigger)
-/// and a survey invitation to deliver (an outreach message).
+/// closed is a trigger; and of Feedback's, a survey answered and a loop
+/// closed (triggers)
+/// and a survey invitation or a department's notice to deliver (an
+/// outreach message).
 pub const SERVICE: ServiceDef = ServiceDef {
     name: NAME,
     consumes: &["accounts", "health", "playbooks", FEEDBACK],
@@ -95,8 +97,8 @@ pub const SERVICE: ServiceDef = ServiceDef {
     },
 };
 
-/// The Feedback service's event source: only `survey_answered` and
-/// `survey_invitation_issued` are read.
+/// The Feedback service's event source: only `survey_answered`,
+/// `survey_invitation_issued`, `notice_issued` and `loop_closed` are read.
 const FEEDBACK: &str = "feedback";
 
 type Programmes = ProgrammesServiceServer<api::programmes::ProgrammesApi>;
@@ -126,8 +128,8 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
         // Of its own events only a closed CTA, a checkpoint reading and a
         // concluded review are triggers: the others (CtaOpened, CtaUpdated,
         // PlaybookFired, outreach, PlanCreated) would cost a transaction
-        // each for nothing. Of Feedback's only an answer is a trigger, and
-        // nothing else of it is kept here. Its stream is made by whichever
+        // each for nothing. Of Feedback's only an answer and a closed loop
+        // are triggers, and nothing else of it is kept here. Its stream is made by whichever
         // of the publisher and this consumer starts first (on NATS; the
         // embedded log needs none), so Playbooks starts, and waits for
         // answers, where no Feedback service runs.
@@ -136,7 +138,7 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Programmes, Outreach
                 .iter()
                 .map(|t| format!("banso.{NAME}.{t}"))
                 .collect(),
-            FEEDBACK => ["survey_answered", "survey_invitation_issued"]
+            FEEDBACK => ["survey_answered", "survey_invitation_issued", "notice_issued", "loop_closed"]
                 .iter()
                 .map(|t| format!("banso.{FEEDBACK}.{t}"))
                 .collect(),

@@ -30,6 +30,7 @@ fn kind_from_proto(v: &mut Violations, field: &str, raw: i32) -> Option<Activity
         Ok(pb::ActivityKind::Ticket) => Some(K::Ticket),
         Ok(pb::ActivityKind::Cta) => Some(K::Cta),
         Ok(pb::ActivityKind::SuccessPlan) => Some(K::SuccessPlan),
+        Ok(pb::ActivityKind::LoopClosed) => Some(K::LoopClosed),
         Ok(pb::ActivityKind::Unspecified) => {
             v.add(field, "is required (ACTIVITY_KIND_UNSPECIFIED is not a kind)");
             None
@@ -55,6 +56,7 @@ fn kind_to_proto(k: ActivityKind) -> pb::ActivityKind {
         K::Ticket => pb::ActivityKind::Ticket,
         K::Cta => pb::ActivityKind::Cta,
         K::SuccessPlan => pb::ActivityKind::SuccessPlan,
+        K::LoopClosed => pb::ActivityKind::LoopClosed,
     }
 }
 

@@ -70,10 +70,11 @@ pub enum ActivityKind {
     Ticket,
     Cta,
     SuccessPlan,
+    LoopClosed,
 }
 
 impl ActivityKind {
-    pub const ALL: [ActivityKind; 11] = [
+    pub const ALL: [ActivityKind; 12] = [
         ActivityKind::Meeting,
         ActivityKind::Call,
         ActivityKind::EmailSent,
@@ -85,6 +86,7 @@ impl ActivityKind {
         ActivityKind::Ticket,
         ActivityKind::Cta,
         ActivityKind::SuccessPlan,
+        ActivityKind::LoopClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +102,7 @@ impl ActivityKind {
             ActivityKind::Ticket => "ticket",
             ActivityKind::Cta => "cta",
             ActivityKind::SuccessPlan => "success_plan",
+            ActivityKind::LoopClosed => "loop_closed",
         }
     }
 
@@ -109,7 +112,7 @@ impl ActivityKind {
     pub fn default_origin(self) -> Option<TouchOrigin> {
         use ActivityKind as K;
         match self {
-            K::Meeting | K::Call | K::EmailSent | K::Outreach | K::Survey | K::Cta | K::SuccessPlan => {
+            K::Meeting | K::Call | K::EmailSent | K::Outreach | K::Survey | K::Cta | K::SuccessPlan | K::LoopClosed => {
                 Some(TouchOrigin::Vendor)
             }
             K::EmailReplied | K::Ticket => Some(TouchOrigin::Customer),

@@ -9,6 +9,7 @@ mod auth;
 mod contacts;
 mod events;
 mod import;
+mod loops;
 mod paging;
 mod readiness;
 mod retention;

@@ -4,6 +4,7 @@
 //! invitation's response token.
 
 mod convert;
+pub(crate) mod voice;
 
 use banso_kit::{
     Violations,

@@ -84,9 +84,8 @@ impl App {
             v.finish()?;
         }
         // The account as it is now; as it was when invited if it is gone.
-        let snapshot = store::projection::get(self.db.conn(), &tenant, invitation.account_id)
-            .await?
-            .map_or(sent_snapshot, |a| a.snapshot());
+        let projected = store::projection::get(self.db.conn(), &tenant, invitation.account_id).await?;
+        let snapshot = projected.as_ref().map_or(sent_snapshot, |a| a.snapshot());
         let now = wire::now();
         let answer = Answer {
             id: Uuid::now_v7(),
@@ -113,7 +112,9 @@ impl App {
                     return Err(used());
                 }
                 store::answers::insert(tx.conn(), tx.tenant(), &answer).await?;
-                tx.emit(events::survey_answered(&answer, category)).await
+                tx.emit(events::survey_answered(&answer, category)).await?;
+                // Its comment is the customer's voice: a feedback item.
+                super::voice::items::record_comment(tx, &answer, projected.as_ref()).await
             })
             .await?;
         Ok((answer.id, category))

@@ -8,6 +8,7 @@ pub(crate) mod reports;
 pub(crate) mod sender;
 mod settings;
 mod surveys;
+pub(crate) mod voice;
 
 use std::sync::Arc;
 
@@ -21,6 +22,8 @@ use crate::domain::token::Signer;
 pub(crate) struct App {
     pub db: Db,
     pub signer: Arc<Signer>,
+    /// Each tenant's theme suggestion index.
+    pub indexes: Arc<voice::items::Indexes>,
     /// Prefixed to an invitation's answer path ("" leaves it relative).
     pub answer_base_url: Arc<str>,
 }

@@ -26,7 +26,7 @@ pub(crate) struct Range {
 }
 
 impl Range {
-    fn resolve(self, default_back: Option<Duration>) -> (DateTime<Utc>, DateTime<Utc>) {
+    pub(crate) fn resolve(self, default_back: Option<Duration>) -> (DateTime<Utc>, DateTime<Utc>) {
         let end = self.end.unwrap_or_else(wire::now);
         let start = self.start.or(default_back.map(|d| end - d)).unwrap_or(DateTime::UNIX_EPOCH);
         (start, end)
@@ -98,7 +98,7 @@ impl App {
     }
 
     /// The accounts of a scope; `None` for the whole tenant.
-    async fn scope_accounts(&self, tenant: &str, scope: Scope) -> Result<Option<HashSet<Uuid>>> {
+    pub(crate) async fn scope_accounts(&self, tenant: &str, scope: Scope) -> Result<Option<HashSet<Uuid>>> {
         let conn = self.db.conn();
         match scope {
             Scope::Tenant => Ok(None),
@@ -118,6 +118,11 @@ impl App {
     }
 
     async fn segment_members(&self, tenant: &str, segment: Uuid) -> Result<HashSet<Uuid>> {
+        Ok(self.segment_accounts(tenant, segment).await?.into_iter().map(|a| a.account.id).collect())
+    }
+
+    /// The live accounts of a segment the projection knows, by its expression now.
+    pub(crate) async fn segment_accounts(&self, tenant: &str, segment: Uuid) -> Result<Vec<Projected>> {
         let conn = self.db.conn();
         let cal = store::tenants::get(conn, tenant).await?.calendar();
         let body = crate::domain::campaign::Body {
@@ -129,11 +134,7 @@ impl App {
             token_valid_days: 0,
             delivery_endpoint_id: None,
         };
-        Ok(super::campaigns::selected(conn, tenant, &body, &cal, wire::now())
-            .await?
-            .into_iter()
-            .map(|a| a.account.id)
-            .collect())
+        super::campaigns::selected(conn, tenant, &body, &cal, wire::now()).await
     }
 
     pub(crate) async fn perception_gap(

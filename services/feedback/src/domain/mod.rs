@@ -27,11 +27,18 @@ macro_rules! named {
     };
 }
 
+pub(crate) mod axes;
 pub(crate) mod campaign;
+pub(crate) mod loops;
 pub(crate) mod projection;
+pub(crate) mod rank;
 pub(crate) mod results;
+pub(crate) mod routing;
 pub(crate) mod stats;
+pub(crate) mod suggest;
 pub(crate) mod survey;
+pub(crate) mod text;
 pub(crate) mod token;
+pub(crate) mod voice;
 
 pub(crate) use banso_proto::vocab::{LifecycleStage, TouchModel};

@@ -3,6 +3,8 @@
 use banso_kit::db::index;
 use sea_orm_migration::{prelude::*, schema::*};
 
+mod voice;
+
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
@@ -13,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(banso_events::inbox::Migration),
             Box::new(banso_events::outbox::PendingIndex),
             Box::new(M0001Surveys),
+            Box::new(voice::M0002Voice),
         ]
     }
 }

@@ -65,6 +65,9 @@ entity!(tenant, "tenants", {
     pub fiscal_year_start_month: i32,
     #[sea_orm(column_type = "Text")]
     pub throttles: String,
+    #[sea_orm(column_type = "Text")]
+    pub voice_settings: String,
+    pub voice_generation: i64,
 });
 
 entity!(survey, "surveys", {
@@ -164,5 +167,105 @@ entity!(prediction, "predictions", {
     pub predictor: String,
     pub score: Option<i32>,
     pub healthy: Option<bool>,
+    pub record_time: ChronoDateTimeUtc,
+});
+
+entity!(item, "items", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub account_id: Uuid,
+    pub contact_id: Option<Uuid>,
+    pub department: String,
+    #[sea_orm(column_type = "Text")]
+    pub category: String,
+    pub cx_dimension: Option<String>,
+    pub journey_phase: Option<String>,
+    pub severity: i32,
+    pub channel: String,
+    #[sea_orm(column_type = "Text")]
+    pub body: String,
+    #[sea_orm(column_type = "Text")]
+    pub snapshot: String,
+    pub answer_id: Option<Uuid>,
+    #[sea_orm(column_type = "Text")]
+    pub created_by: String,
+    pub create_time: ChronoDateTimeUtc,
+});
+
+entity!(theme, "themes", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub body: String,
+    #[sea_orm(column_type = "Text")]
+    pub log: String,
+    pub status: Option<String>,
+    pub create_time: ChronoDateTimeUtc,
+    pub update_time: ChronoDateTimeUtc,
+    pub version: i64,
+});
+
+entity!(item_theme, "item_themes", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub tenant_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub theme_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub item_id: Uuid,
+    pub how: String,
+    pub create_time: ChronoDateTimeUtc,
+});
+
+entity!(loop_closed, "loops_closed", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub tenant_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub theme_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub change: i32,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub account_id: Uuid,
+    pub create_time: ChronoDateTimeUtc,
+});
+
+entity!(subscription, "subscriptions", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub department: String,
+    #[sea_orm(column_type = "Text")]
+    pub category: String,
+    pub theme_id: Option<Uuid>,
+    pub min_severity: i32,
+    pub endpoint_id: Option<Uuid>,
+    pub last_digest_day: Option<Date>,
+    pub create_time: ChronoDateTimeUtc,
+});
+
+entity!(notice, "notices", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub subscription_id: Uuid,
+    pub department: String,
+    pub kind: String,
+    #[sea_orm(column_type = "Text")]
+    pub item_ids: String,
+    pub day: Option<Date>,
+    pub create_time: ChronoDateTimeUtc,
+});
+
+entity!(plan_attainment, "plan_attainment", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub tenant_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub account_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub plan_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub checkpoint: String,
+    pub attainment: f64,
     pub record_time: ChronoDateTimeUtc,
 });

@@ -3,10 +3,15 @@
 //! reads, the use case's transaction ([`banso_events::Tx`]) for writes.
 
 pub(crate) mod answers;
+pub(crate) mod axes;
 pub(crate) mod campaigns;
 pub(crate) mod entities;
+pub(crate) mod loops;
 pub(crate) mod projection;
+pub(crate) mod rank;
+pub(crate) mod routing;
 pub(crate) mod surveys;
 pub(crate) mod tenants;
+pub(crate) mod voice;
 
 pub(crate) use banso_kit::db::{corrupt, from_json, to_json};

@@ -51,6 +51,8 @@ async fn put(conn: &impl ConnectionTrait, tenant: &str, x: &Tenant) -> Result<()
         time_zone: Set(x.time_zone.clone()),
         fiscal_year_start_month: Set(i32::try_from(x.fiscal_year_start_month).unwrap_or(1)),
         throttles: Set(to_json("throttles", &x.throttles)?),
+        voice_settings: Set("{}".into()),
+        voice_generation: Set(0),
     };
     t::Entity::insert(row)
         .on_conflict(
@@ -89,10 +91,43 @@ pub(crate) async fn set_throttles(
         time_zone: Set("UTC".into()),
         fiscal_year_start_month: Set(1),
         throttles: Set("{}".into()),
+        voice_settings: Set("{}".into()),
+        voice_generation: Set(0),
     };
     t::Entity::insert(row).on_conflict_do_nothing_on([t::Column::TenantId]).exec(conn).await?;
     let mut x = get(conn, tenant).await?;
     x.throttles.extend(days.iter().map(|(k, d)| (*k, *d)));
     put(conn, tenant, &x).await?;
     Ok(x)
+}
+
+/// The tenant's voice settings (defaults when none were set).
+pub(crate) async fn voice_settings(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+) -> Result<crate::domain::voice::VoiceSettings> {
+    let Some(m) = t::Entity::find_by_id(tenant.to_string()).one(conn).await? else { return Ok(Default::default()) };
+    from_json("voice settings", &m.voice_settings)
+}
+
+/// Writes the tenant's voice settings (its first statement is a write).
+pub(crate) async fn set_voice_settings(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    x: &crate::domain::voice::VoiceSettings,
+) -> Result<()> {
+    let json = to_json("voice settings", x)?;
+    let row = t::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        time_zone: Set("UTC".into()),
+        fiscal_year_start_month: Set(1),
+        throttles: Set("{}".into()),
+        voice_settings: Set(json),
+        voice_generation: Set(0),
+    };
+    t::Entity::insert(row)
+        .on_conflict(OnConflict::column(t::Column::TenantId).update_columns([t::Column::VoiceSettings]).to_owned())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
 }

@@ -296,3 +296,41 @@ pub fn close(a: Option<f64>, b: f64) {
     let a = a.expect("a value");
     assert!((a - b).abs() < 0.01, "{a} vs {b}");
 }
+
+pub type Voice = pb::voice_service_client::VoiceServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// The VoiceService as `role` of `tenant`.
+pub fn voice_as(app: &TestApp, tenant: &str, role: Role) -> Voice {
+    pb::voice_service_client::VoiceServiceClient::with_interceptor(app.channel.clone(), app.bearer(tenant, role))
+}
+
+/// The VoiceService as the tenant's admin.
+pub fn voice(app: &TestApp) -> Voice {
+    voice_as(app, TENANT, Role::Admin)
+}
+
+pub fn item(account: &apb::Account, text: &str, department: pb::Department, severity: i32) -> pb::FeedbackItem {
+    pb::FeedbackItem {
+        text: text.into(),
+        channel: pb::Channel::CsmNote as i32,
+        account_id: account.id.clone(),
+        department: department as i32,
+        severity,
+        ..Default::default()
+    }
+}
+
+pub async fn create_item(v: &mut Voice, item: pb::FeedbackItem) -> pb::FeedbackItem {
+    v.create_feedback_item(pb::CreateFeedbackItemRequest { item: Some(item), request_id: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+pub async fn create_theme(v: &mut Voice, theme: pb::Theme) -> pb::Theme {
+    v.create_theme(pb::CreateThemeRequest { theme: Some(theme), request_id: String::new() }).await.unwrap().into_inner()
+}
+
+pub fn theme(name: &str) -> pb::Theme {
+    pb::Theme { display_name: name.into(), ..Default::default() }
+}

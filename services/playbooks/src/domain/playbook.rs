@@ -26,6 +26,9 @@ pub(crate) const EVENT_TYPES: &[&str] = &[
     "review_concluded",
     // Feedback's: a contact answered a survey (an NPS detractor…).
     "survey_answered",
+    // Feedback's: a theme the account raised was shipped or declined — the
+    // owner is told first (a CTA), the customer after (outreach on its close).
+    "loop_closed",
 ];
 
 /// Share a pattern needs in an account's mix to be served under BLEND routing.

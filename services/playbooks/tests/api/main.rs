@@ -8,6 +8,7 @@ mod common;
 mod ctas;
 mod feedback;
 mod firing;
+mod loops;
 mod outreach;
 mod plans;
 mod playbooks;

@@ -725,3 +725,128 @@ async fn survey_invitations_are_delivered_through_an_endpoint() {
     assert_eq!(rx.requests().len(), 1, "nothing was sent for the missing endpoint");
     app.stop().await.unwrap();
 }
+
+fn notice_issued(endpoint: &str, notice: &str, items: Vec<banso_proto::feedback::FeedbackItem>, total: i32) -> Payload {
+    Payload::NoticeIssued(ev::NoticeIssued {
+        notice_id: notice.into(),
+        subscription_id: uuid::Uuid::now_v7().to_string(),
+        department: banso_proto::feedback::Department::Product as i32,
+        kind: banso_proto::feedback::NoticeKind::Digest as i32,
+        endpoint_id: endpoint.into(),
+        day: Some(tpb::Date { year: 2026, month: 12, day: 5 }),
+        items,
+        items_total: total,
+    })
+}
+
+fn feedback_item(a: &apb::Account, text: &str, severity: i32, theme: &str) -> banso_proto::feedback::FeedbackItem {
+    banso_proto::feedback::FeedbackItem {
+        id: uuid::Uuid::now_v7().to_string(),
+        text: text.into(),
+        account_id: a.id.clone(),
+        department: banso_proto::feedback::Department::Product as i32,
+        category: "export".into(),
+        severity,
+        theme_ids: vec![theme.into()],
+        ..Default::default()
+    }
+}
+
+/// Feedback's department notices (here a digest) go out through the
+/// subscription's endpoint as signed webhooks naming the department, the
+/// day and the items with their accounts; they are about no customer, so
+/// no fatigue budget holds them. OutreachSent names the notice back; an
+/// endpoint that is gone makes a dead delivery and OutreachFailed.
+#[tokio::test]
+async fn feedback_notices_are_delivered_through_an_endpoint() {
+    let app = spawn_local().await;
+    let published = listen(&app);
+    let mut o = outreach(&app, TENANT, Role::Admin);
+    let (rx, url) = Receiver::start(&[], 200).await;
+    let e = endpoint(&mut o, &url).await;
+    let a = account("Acme Corp", "csm-ann", tpb::TouchModel::Tech);
+    known_account(&app, TENANT, &a).await;
+    let theme = uuid::Uuid::now_v7().to_string();
+    let items =
+        vec![feedback_item(&a, "CSV export times out", 4, &theme), feedback_item(&a, "エクスポートが遅い", 3, &theme)];
+    let notice = uuid::Uuid::now_v7().to_string();
+    publish(&app, TENANT, "feedback", notice_issued(&e.id, &notice, items.clone(), 120)).await;
+    let (headers, body) = until("the receiver gets the digest", || {
+        let rx = rx.clone();
+        async move { rx.requests().into_iter().next() }
+    })
+    .await;
+    assert!(verifies(&e.signing_secret, &headers, &body));
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["type"], "feedback_notice");
+    assert_eq!(json["notice_id"], notice);
+    assert_eq!(json["department"], "product");
+    assert_eq!(json["kind"], "digest");
+    assert_eq!(json["day"], "2026-12-05");
+    assert_eq!(json["items_total"], 120);
+    assert_eq!(json["items"].as_array().unwrap().len(), 2);
+    let first = &json["items"][0];
+    assert_eq!(first["id"], items[0].id);
+    assert_eq!(first["text"], "CSV export times out");
+    assert_eq!(first["account"]["id"], a.id);
+    assert_eq!(first["account"]["name"], "Acme Corp");
+    assert_eq!(first["severity"], 4);
+    assert_eq!(first["category"], "export");
+    assert_eq!(first["theme_ids"][0], theme);
+    assert_eq!(json["items"][1]["text"], "エクスポートが遅い");
+    assert_eq!(json["subject"], "Feedback digest for product, 2026-12-05: 120 items");
+    let lines: Vec<&str> = json["body"].as_str().unwrap().lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "- [severity 4] Acme Corp: CSV export times out",
+            "- [severity 3] Acme Corp: エクスポートが遅い",
+            "… and 118 more"
+        ]
+    );
+    let d = settled(&o, json["id"].as_str().unwrap(), pb::DeliveryStatus::Succeeded).await;
+    assert_eq!(d.trigger_kind, "feedback_notice");
+    assert_eq!(d.trigger_event_id, notice);
+    assert_eq!(d.contact_id, "");
+    let sent = until("OutreachSent names the notice", || {
+        let published = published.clone();
+        async move {
+            published.0.lock().unwrap().iter().find_map(|env| match &env.payload {
+                Some(Payload::OutreachSent(s)) => Some(s.clone()),
+                _ => None,
+            })
+        }
+    })
+    .await;
+    assert_eq!(sent.correlation_id, format!("feedback_notice:{notice}"));
+    // An endpoint that does not exist: dead at once, and said so.
+    let gone = uuid::Uuid::now_v7().to_string();
+    let other = uuid::Uuid::now_v7().to_string();
+    publish(&app, TENANT, "feedback", notice_issued(&gone, &other, items, 2)).await;
+    let failed = until("OutreachFailed names the notice", || {
+        let published = published.clone();
+        async move {
+            published.0.lock().unwrap().iter().find_map(|env| match &env.payload {
+                Some(Payload::OutreachFailed(f)) => Some(f.clone()),
+                _ => None,
+            })
+        }
+    })
+    .await;
+    assert_eq!(failed.correlation_id, format!("feedback_notice:{other}"));
+    assert!(failed.last_error.contains(&gone), "{failed:?}");
+    let dead = o
+        .list_deliveries(pb::ListDeliveriesRequest {
+            endpoint_id: gone.clone(),
+            status: pb::DeliveryStatus::Dead as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].trigger_event_id, other);
+    assert_eq!(rx.requests().len(), 1, "nothing was sent for the missing endpoint");
+    app.stop().await.unwrap();
+}

@@ -1,0 +1,157 @@
+//! The voice of the customer: items, themes, their links, subscriptions and
+//! notices, what closing a loop told, and the plan attainment the outcome
+//! axis reads.
+
+use banso_kit::db::index;
+use sea_orm_migration::{prelude::*, schema::*};
+
+pub(super) struct M0002Voice;
+
+impl MigrationName for M0002Voice {
+    fn name(&self) -> &str {
+        "m20261206_000002_voice_items_themes_loops"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002Voice {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("items")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(uuid_null("contact_id"))
+                .col(string_len("department", 16))
+                .col(text("category"))
+                .col(string_len_null("cx_dimension", 16))
+                .col(string_len_null("journey_phase", 16))
+                .col(integer("severity"))
+                .col(string_len("channel", 16))
+                .col(text("body"))
+                // domain::voice::ItemSnapshot, JSON.
+                .col(text("snapshot"))
+                .col(uuid_null("answer_id"))
+                .col(text("created_by"))
+                .col(timestamp_with_time_zone("create_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("items", "tenant_time", &["tenant_id", "create_time"])).await?;
+        m.create_index(index("items", "account", &["tenant_id", "account_id"])).await?;
+        // A survey comment becomes one item, whatever retries.
+        m.create_index(index("items", "answer", &["tenant_id", "answer_id"]).unique().to_owned()).await?;
+        m.create_table(
+            Table::create()
+                .table("themes")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                // domain::voice::ThemeBody and ThemeLog, JSON.
+                .col(text("body"))
+                .col(text("log"))
+                .col(string_len_null("status", 16))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .col(big_integer("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("themes", "tenant", &["tenant_id", "id"])).await?;
+        m.create_table(
+            Table::create()
+                .table("item_themes")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("theme_id"))
+                .col(uuid("item_id"))
+                // "hand", "keyword", "suggestion".
+                .col(string_len("how", 16))
+                .col(timestamp_with_time_zone("create_time"))
+                .primary_key(Index::create().col("tenant_id").col("theme_id").col("item_id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("item_themes", "item", &["tenant_id", "item_id"])).await?;
+        // Which accounts a closed loop told, per theme and status change:
+        // the once of LoopClosed.
+        m.create_table(
+            Table::create()
+                .table("loops_closed")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("theme_id"))
+                .col(integer("change"))
+                .col(uuid("account_id"))
+                .col(timestamp_with_time_zone("create_time"))
+                .primary_key(Index::create().col("tenant_id").col("theme_id").col("change").col("account_id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("subscriptions")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(string_len("department", 16))
+                .col(text("category"))
+                .col(uuid_null("theme_id"))
+                .col(integer("min_severity"))
+                .col(uuid_null("endpoint_id"))
+                .col(date_null("last_digest_day"))
+                .col(timestamp_with_time_zone("create_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("subscriptions", "tenant", &["tenant_id", "department"])).await?;
+        m.create_table(
+            Table::create()
+                .table("notices")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string_len("tenant_id", 64))
+                .col(uuid("subscription_id"))
+                .col(string_len("department", 16))
+                .col(string_len("kind", 8))
+                // The items' ids, JSON.
+                .col(text("item_ids"))
+                .col(date_null("day"))
+                .col(timestamp_with_time_zone("create_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("notices", "tenant", &["tenant_id", "id"])).await?;
+        // A digest a subscription a day.
+        m.create_index(
+            index("notices", "digest", &["tenant_id", "subscription_id", "kind", "day"]).unique().to_owned(),
+        )
+        .await?;
+        // Success plans' attainment per account (from CheckpointRecorded), for the outcome axis.
+        m.create_table(
+            Table::create()
+                .table("plan_attainment")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(uuid("account_id"))
+                .col(uuid("plan_id"))
+                .col(string_len("checkpoint", 80))
+                .col(double("attainment"))
+                .col(timestamp_with_time_zone("record_time"))
+                .primary_key(Index::create().col("tenant_id").col("account_id").col("plan_id").col("checkpoint"))
+                .to_owned(),
+        )
+        .await?;
+        // The outcome and experience axes read a tenant's CES and outcome answers of a range.
+        m.create_index(index("answers", "kind_time", &["tenant_id", "kind", "answer_time"])).await?;
+        m.alter_table(Table::alter().table("tenants").add_column(text("voice_settings").default("{}")).to_owned())
+            .await?;
+        m.alter_table(
+            Table::alter().table("tenants").add_column(big_integer("voice_generation").default(0)).to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,357 @@
+//! Feedback items, themes and the items in each theme.
+
+use std::collections::HashMap;
+
+use banso_kit::{Error, Result, db};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait as _},
+};
+use uuid::Uuid;
+
+use super::{
+    corrupt,
+    entities::{item as i, item_theme as it, tenant as tn, theme as t},
+    from_json, to_json,
+};
+use crate::domain::voice::{Channel, CxDimension, Department, Item, ItemFields, JourneyPhase, RoadmapStatus, Theme};
+
+impl db::VersionedTable for t::Entity {
+    const ID: Self::Column = t::Column::Id;
+    const TENANT: Self::Column = t::Column::TenantId;
+    const VERSION: Self::Column = t::Column::Version;
+}
+
+fn parse<T>(what: &str, s: &str, f: impl Fn(&str) -> Option<T>) -> Result<T> {
+    f(s).ok_or_else(|| corrupt(what, s))
+}
+
+fn item(m: i::Model, themes: Vec<Uuid>) -> Result<Item> {
+    Ok(Item {
+        id: m.id,
+        fields: ItemFields {
+            text: m.body,
+            channel: parse("channel", &m.channel, Channel::parse)?,
+            account_id: m.account_id,
+            contact_id: m.contact_id,
+            department: parse("department", &m.department, Department::parse)?,
+            category: m.category,
+            cx_dimension: m
+                .cx_dimension
+                .as_deref()
+                .map(|x| parse("cx dimension", x, CxDimension::parse))
+                .transpose()?,
+            journey_phase: m
+                .journey_phase
+                .as_deref()
+                .map(|x| parse("journey phase", x, JourneyPhase::parse))
+                .transpose()?,
+            severity: m.severity,
+        },
+        snapshot: from_json("item snapshot", &m.snapshot)?,
+        theme_ids: themes,
+        answer_id: m.answer_id,
+        create_time: m.create_time,
+        created_by: m.created_by,
+    })
+}
+
+fn item_row(tenant: &str, x: &Item) -> Result<i::ActiveModel> {
+    let f = &x.fields;
+    Ok(i::ActiveModel {
+        id: Set(x.id),
+        tenant_id: Set(tenant.to_string()),
+        account_id: Set(f.account_id),
+        contact_id: Set(f.contact_id),
+        department: Set(f.department.as_str().to_string()),
+        category: Set(f.category.clone()),
+        cx_dimension: Set(f.cx_dimension.map(|d| d.as_str().to_string())),
+        journey_phase: Set(f.journey_phase.map(|p| p.as_str().to_string())),
+        severity: Set(f.severity),
+        channel: Set(f.channel.as_str().to_string()),
+        body: Set(f.text.clone()),
+        snapshot: Set(to_json("item snapshot", &x.snapshot)?),
+        answer_id: Set(x.answer_id),
+        created_by: Set(x.created_by.clone()),
+        create_time: Set(x.create_time),
+    })
+}
+
+/// Inserts items (bounded statements) with their themes.
+pub(crate) async fn insert_items(conn: &impl ConnectionTrait, tenant: &str, xs: &[Item]) -> Result<()> {
+    for chunk in xs.chunks(500) {
+        let rows = chunk.iter().map(|x| item_row(tenant, x)).collect::<Result<Vec<_>>>()?;
+        if !rows.is_empty() {
+            i::Entity::insert_many(rows).exec_without_returning(conn).await?;
+        }
+        let links: Vec<it::ActiveModel> = chunk
+            .iter()
+            .flat_map(|x| x.theme_ids.iter().map(move |t| (x, *t)))
+            .map(|(x, theme)| it::ActiveModel {
+                tenant_id: Set(tenant.to_string()),
+                theme_id: Set(theme),
+                item_id: Set(x.id),
+                how: Set("keyword".into()),
+                create_time: Set(x.create_time),
+            })
+            .collect();
+        for links in links.chunks(1000) {
+            it::Entity::insert_many(links.to_vec()).exec_without_returning(conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The themes of these items.
+async fn themes_of(conn: &impl ConnectionTrait, tenant: &str, items: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
+    let mut out: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for chunk in items.chunks(1000) {
+        let rows: Vec<(Uuid, Uuid)> = it::Entity::find()
+            .select_only()
+            .column(it::Column::ItemId)
+            .column(it::Column::ThemeId)
+            .filter(it::Column::TenantId.eq(tenant))
+            .filter(it::Column::ItemId.is_in(chunk.iter().copied()))
+            .order_by_asc(it::Column::ThemeId)
+            .into_tuple()
+            .all(conn)
+            .await?;
+        for (item, theme) in rows {
+            out.entry(item).or_default().push(theme);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn with_themes(conn: &impl ConnectionTrait, tenant: &str, rows: Vec<i::Model>) -> Result<Vec<Item>> {
+    let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
+    let mut themes = themes_of(conn, tenant, &ids).await?;
+    rows.into_iter()
+        .map(|m| {
+            let t = themes.remove(&m.id).unwrap_or_default();
+            item(m, t)
+        })
+        .collect()
+}
+
+pub(crate) async fn find_item(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Item>> {
+    let Some(m) = i::Entity::find_by_id(id).filter(i::Column::TenantId.eq(tenant)).one(conn).await? else {
+        return Ok(None);
+    };
+    Ok(with_themes(conn, tenant, vec![m]).await?.pop())
+}
+
+pub(crate) async fn get_item(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Item> {
+    find_item(conn, tenant, id).await?.ok_or_else(|| Error::not_found("feedback item", id.to_string()))
+}
+
+/// Filters of a listing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ItemFilter {
+    pub account: Option<Uuid>,
+    pub theme: Option<Uuid>,
+    pub unthemed: bool,
+    pub department: Option<Department>,
+}
+
+/// Newest first (ids are UUIDv7).
+pub(crate) async fn list_items(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    f: &ItemFilter,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Item>> {
+    let mut q = i::Entity::find().filter(i::Column::TenantId.eq(tenant));
+    if let Some(a) = f.account {
+        q = q.filter(i::Column::AccountId.eq(a));
+    }
+    if let Some(d) = f.department {
+        q = q.filter(i::Column::Department.eq(d.as_str()));
+    }
+    if let Some(theme) = f.theme {
+        q = q.filter(
+            i::Column::Id.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(it::Column::ItemId)
+                    .from(it::Entity)
+                    .and_where(it::Column::TenantId.eq(tenant))
+                    .and_where(it::Column::ThemeId.eq(theme))
+                    .to_owned(),
+            ),
+        );
+    }
+    if f.unthemed {
+        q = q.filter(
+            i::Column::Id.not_in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(it::Column::ItemId)
+                    .from(it::Entity)
+                    .and_where(it::Column::TenantId.eq(tenant))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(b) = before {
+        q = q.filter(i::Column::Id.lt(b));
+    }
+    let rows = q.order_by(i::Column::Id, Order::Desc).limit(limit).all(conn).await?;
+    with_themes(conn, tenant, rows).await
+}
+
+/// Every item of the tenant, oldest first (the suggestion index, ranking).
+pub(crate) async fn all_items(conn: &impl ConnectionTrait, tenant: &str) -> Result<Vec<Item>> {
+    let rows = i::Entity::find().filter(i::Column::TenantId.eq(tenant)).order_by_asc(i::Column::Id).all(conn).await?;
+    with_themes(conn, tenant, rows).await
+}
+
+/// Links an item to a theme; false when it was already.
+pub(crate) async fn link(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    item: Uuid,
+    theme: Uuid,
+    how: &str,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let row = it::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        theme_id: Set(theme),
+        item_id: Set(item),
+        how: Set(how.to_string()),
+        create_time: Set(at),
+    };
+    let r = it::Entity::insert(row)
+        .on_conflict_do_nothing_on([it::Column::TenantId, it::Column::ThemeId, it::Column::ItemId])
+        .exec_without_returning(conn)
+        .await?;
+    Ok(matches!(r, sea_orm::TryInsertResult::Inserted(n) if n > 0))
+}
+
+/// Unlinks an item from a theme; false when it was not in it.
+pub(crate) async fn unlink(conn: &impl ConnectionTrait, tenant: &str, item: Uuid, theme: Uuid) -> Result<bool> {
+    let r = it::Entity::delete_many()
+        .filter(it::Column::TenantId.eq(tenant))
+        .filter(it::Column::ThemeId.eq(theme))
+        .filter(it::Column::ItemId.eq(item))
+        .exec(conn)
+        .await?;
+    Ok(r.rows_affected > 0)
+}
+
+/// Items per theme.
+pub(crate) async fn theme_sizes(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    themes: &[Uuid],
+) -> Result<HashMap<Uuid, i64>> {
+    let rows: Vec<(Uuid, i64)> = it::Entity::find()
+        .select_only()
+        .column(it::Column::ThemeId)
+        .column_as(it::Column::ItemId.count(), "n")
+        .filter(it::Column::TenantId.eq(tenant))
+        .filter(it::Column::ThemeId.is_in(themes.iter().copied()))
+        .group_by(it::Column::ThemeId)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The tenant's generation of items and themes: moved by every change the
+/// suggestion index reads, so a cached index knows it is stale.
+pub(crate) async fn bump_generation(conn: &impl ConnectionTrait, tenant: &str) -> Result<()> {
+    let row = tn::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        time_zone: Set("UTC".into()),
+        fiscal_year_start_month: Set(1),
+        throttles: Set("{}".into()),
+        voice_settings: Set("{}".into()),
+        voice_generation: Set(0),
+    };
+    tn::Entity::insert(row).on_conflict_do_nothing_on([tn::Column::TenantId]).exec(conn).await?;
+    tn::Entity::update_many()
+        .col_expr(tn::Column::VoiceGeneration, Expr::col(tn::Column::VoiceGeneration).add(1))
+        .filter(tn::Column::TenantId.eq(tenant))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn generation(conn: &impl ConnectionTrait, tenant: &str) -> Result<i64> {
+    Ok(tn::Entity::find_by_id(tenant.to_string()).one(conn).await?.map_or(0, |m| m.voice_generation))
+}
+
+fn theme(m: t::Model) -> Result<Theme> {
+    Ok(Theme {
+        id: m.id,
+        body: from_json("theme", &m.body)?,
+        log: from_json("theme log", &m.log)?,
+        create_time: m.create_time,
+        update_time: m.update_time,
+        version: m.version,
+    })
+}
+
+fn theme_row(tenant: &str, x: &Theme) -> Result<t::ActiveModel> {
+    Ok(t::ActiveModel {
+        id: Set(x.id),
+        tenant_id: Set(tenant.to_string()),
+        body: Set(to_json("theme", &x.body)?),
+        log: Set(to_json("theme log", &x.log)?),
+        status: Set(x.status().map(|s: RoadmapStatus| s.as_str().to_string())),
+        create_time: Set(x.create_time),
+        update_time: Set(x.update_time),
+        version: Set(x.version),
+    })
+}
+
+pub(crate) async fn insert_theme(conn: &impl ConnectionTrait, tenant: &str, x: &Theme) -> Result<()> {
+    t::Entity::insert(theme_row(tenant, x)?).exec_without_returning(conn).await?;
+    Ok(())
+}
+
+pub(crate) async fn find_theme(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Theme>> {
+    t::Entity::find_by_id(id).filter(t::Column::TenantId.eq(tenant)).one(conn).await?.map(theme).transpose()
+}
+
+pub(crate) async fn get_theme(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Theme> {
+    find_theme(conn, tenant, id).await?.ok_or_else(|| Error::not_found("theme", id.to_string()))
+}
+
+pub(crate) async fn update_theme(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    current: &Theme,
+    next: &Theme,
+) -> Result<bool> {
+    db::update_at_version::<t::Entity>(conn, tenant, current.id, current.version, theme_row(tenant, next)?).await
+}
+
+/// Oldest first.
+pub(crate) async fn list_themes(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Theme>> {
+    let mut q = t::Entity::find().filter(t::Column::TenantId.eq(tenant));
+    if let Some(a) = after {
+        q = q.filter(t::Column::Id.gt(a));
+    }
+    q.order_by(t::Column::Id, Order::Asc).limit(limit).all(conn).await?.into_iter().map(theme).collect()
+}
+
+/// Every theme of the tenant.
+pub(crate) async fn all_themes(conn: &impl ConnectionTrait, tenant: &str) -> Result<Vec<Theme>> {
+    t::Entity::find()
+        .filter(t::Column::TenantId.eq(tenant))
+        .order_by_asc(t::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(theme)
+        .collect()
+}

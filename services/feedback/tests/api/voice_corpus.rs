@@ -1,0 +1,195 @@
+//! Theme suggestions against a corpus with known themes
+//! (tests/corpus/voice.tsv: 252 items of B2B SaaS feedback, 156 Japanese
+//! and 96 English, 21 in each of 12 themes; tests/corpus/themes.tsv: each
+//! theme's name and one-line description, no keywords), through the API:
+//! every item recorded, candidate themes grown from them while none is
+//! themed, then the first 4 items of each theme put in it by hand and
+//! every other item asked for suggestions. `--nocapture` prints the
+//! accuracy per language and per theme (docs/feedback.md, "Theme
+//! suggestions", records the figures).
+
+use std::collections::{BTreeMap, HashMap};
+
+use banso_proto::feedback as pb;
+
+use crate::common::*;
+
+const THEMES: &str = include_str!("../corpus/themes.tsv");
+const ITEMS: &str = include_str!("../corpus/voice.tsv");
+
+/// Items of each theme put in it by hand before asking (≈ 20%).
+const SEEDS: usize = 4;
+
+/// The minimum similarity the tenant sets: a cosine against a theme's
+/// centroid runs low (a centroid spreads over every term of its items), so
+/// the default 0.2 would hide most right suggestions (see the printout).
+const MIN_SIMILARITY: f64 = 0.05;
+
+/// The issue's bar: suggestions put this share of the items in their
+/// known theme. Met by the top three suggestions; the top one alone
+/// measures 77.5% (docs/feedback.md), so it is held to a regression floor.
+const REQUIRED: f64 = 0.80;
+const TOP_ONE_FLOOR: f64 = 0.75;
+
+fn rows(tsv: &str) -> Vec<Vec<&str>> {
+    tsv.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split('\t').collect()).collect()
+}
+
+fn department(theme: &str) -> pb::Department {
+    match theme {
+        "billing" => pb::Department::Billing,
+        "onboarding" => pb::Department::Cs,
+        "sso" | "api" | "salesforce" | "retention" => pb::Department::Support,
+        _ => pb::Department::Product,
+    }
+}
+
+/// Hits and asks, per key.
+#[derive(Default)]
+struct Tally(BTreeMap<String, (usize, usize)>);
+
+impl Tally {
+    fn add(&mut self, key: &str, hit: bool) {
+        let e = self.0.entry(key.to_string()).or_default();
+        e.0 += usize::from(hit);
+        e.1 += 1;
+    }
+
+    fn share(&self, key: &str) -> f64 {
+        self.0.get(key).map_or(0.0, |(h, n)| *h as f64 / *n as f64)
+    }
+
+    fn print(&self, what: &str) {
+        for (k, (h, n)) in &self.0 {
+            println!("  {what} {k:<14} {h:>3}/{n:<3} {:5.1}%", 100.0 * *h as f64 / *n as f64);
+        }
+    }
+}
+
+#[tokio::test]
+async fn suggestions_put_the_corpus_in_its_known_themes() {
+    let app = spawn().await;
+    let mut v = voice(&app);
+    let accounts: Vec<_> =
+        ["Asahi", "Borealis", "Chiyoda", "Delta", "Enoshima"].iter().map(|n| account(n, "saas")).collect();
+    for a in &accounts {
+        publish_account(&app, TENANT, a).await;
+    }
+    settle(&app, TENANT).await;
+    v.update_voice_settings(pb::UpdateVoiceSettingsRequest {
+        settings: Some(pb::VoiceSettings { min_similarity: Some(MIN_SIMILARITY), ..Default::default() }),
+        update_mask: Some(pbjson_types::FieldMask { paths: vec!["min_similarity".into()] }),
+    })
+    .await
+    .unwrap();
+
+    let mut theme_ids: HashMap<String, String> = HashMap::new();
+    for t in rows(THEMES) {
+        let created = create_theme(&mut v, pb::Theme { description: t[2].into(), ..theme(t[1]) }).await;
+        theme_ids.insert(t[0].to_string(), created.id);
+    }
+    let corpus = rows(ITEMS);
+    assert!(corpus.len() >= 240, "{} items", corpus.len());
+    // (item id, theme key, language, text), in the corpus's order.
+    let mut items: Vec<(String, String, String, &str)> = Vec::new();
+    for (n, row) in corpus.iter().enumerate() {
+        let (key, lang, text) = (row[0], row[1], row[2]);
+        assert!(theme_ids.contains_key(key), "line {}: no theme {key}", n + 2);
+        let severity = 1 + (n % 5) as i32;
+        let created = create_item(&mut v, item(&accounts[n % accounts.len()], text, department(key), severity)).await;
+        assert!(created.theme_ids.is_empty(), "no keywords, no theme: {text}");
+        items.push((created.id, key.to_string(), lang.to_string(), text));
+    }
+    let key_of: HashMap<&str, &str> = items.iter().map(|(id, k, ..)| (id.as_str(), k.as_str())).collect();
+
+    // Candidate themes while nothing is themed: alike items, mostly of one
+    // known theme each.
+    let candidates = v
+        .suggest_candidate_themes(pb::SuggestCandidateThemesRequest { max_candidates: 10, min_items: 3 })
+        .await
+        .unwrap()
+        .into_inner()
+        .candidates;
+    println!("candidate themes before any item is themed:");
+    let purity: Vec<f64> = candidates
+        .iter()
+        .map(|c| {
+            let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+            for i in &c.item_ids {
+                *by.entry(key_of[i.as_str()]).or_default() += 1;
+            }
+            let (top, n) = by.iter().max_by_key(|x| *x.1).map(|(k, n)| (*k, *n)).unwrap_or(("-", 0));
+            println!("  {:>2} items, {n} {top}, terms {:?}, accounts {}", c.item_ids.len(), c.top_terms, c.accounts);
+            n as f64 / c.item_ids.len() as f64
+        })
+        .collect();
+    assert!(candidates.len() >= 5, "{candidates:?}");
+    assert!(purity[0] >= 0.7, "the largest candidate is {:.0}% one theme", 100.0 * purity[0]);
+    let pure = purity.iter().filter(|p| **p >= 0.7).count();
+    assert!(pure >= 5, "{pure} of {} candidates are at least 70% one theme", purity.len());
+
+    // The seeds, by hand.
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut asked = Vec::new();
+    for (id, key, lang, text) in &items {
+        let n = seen.entry(key.as_str()).or_default();
+        *n += 1;
+        if *n <= SEEDS {
+            v.assign_theme(pb::AssignThemeRequest { item_id: id.clone(), theme_id: theme_ids[key].clone() })
+                .await
+                .unwrap();
+        } else {
+            asked.push((id, key, lang, text));
+        }
+    }
+
+    // Every other item: is its known theme the top suggestion, among the
+    // three?
+    let names: HashMap<&str, &str> = theme_ids.iter().map(|(k, id)| (id.as_str(), k.as_str())).collect();
+    let (mut top, mut three, mut by_theme) = (Tally::default(), Tally::default(), Tally::default());
+    let mut above_default = 0;
+    let mut misses = Vec::new();
+    for (id, key, lang, text) in &asked {
+        let s = v
+            .suggest_themes(pb::SuggestThemesRequest {
+                item_id: (*id).clone(),
+                max_suggestions: 3,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .suggestions;
+        assert!(s.iter().all(|x| x.similarity >= MIN_SIMILARITY && x.similarity <= 1.0), "{s:?}");
+        assert!(s.windows(2).all(|w| w[0].similarity >= w[1].similarity), "{s:?}");
+        let want = &theme_ids[*key];
+        let hit = s.first().is_some_and(|x| &x.theme_id == want);
+        for k in ["all", lang.as_str()] {
+            top.add(k, hit);
+            three.add(k, s.iter().any(|x| &x.theme_id == want));
+        }
+        by_theme.add(key, hit);
+        above_default += usize::from(hit && s[0].similarity >= 0.2);
+        if !hit {
+            let got =
+                s.first().map_or("-".to_string(), |x| format!("{} {:.3}", names[x.theme_id.as_str()], x.similarity));
+            misses.push(format!("[{key}] {text} -> {got}"));
+        }
+    }
+    println!("top suggestion = known theme, {} items asked ({SEEDS} seeds a theme):", asked.len());
+    top.print("top-1");
+    three.print("top-3");
+    by_theme.print("top-1");
+    println!(
+        "  right and at least 0.2 similar (the default minimum): {above_default}/{} {:.1}%",
+        asked.len(),
+        100.0 * above_default as f64 / asked.len() as f64
+    );
+    println!("misses:");
+    for m in &misses {
+        println!("  {m}");
+    }
+    assert!(top.share("all") >= TOP_ONE_FLOOR, "top suggestion right for {:.1}%", 100.0 * top.share("all"));
+    assert!(three.share("all") >= REQUIRED, "known theme among the suggestions for {:.1}%", 100.0 * three.share("all"));
+    app.stop().await.unwrap();
+}
