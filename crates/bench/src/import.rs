@@ -418,14 +418,14 @@ async fn insert_baseline(
 /// CPU time used so far: this process's, and each of the PostgreSQL
 /// processes serving this database (read from /proc, so only when the server
 /// runs on this machine).
-struct CpuSample {
+pub(crate) struct CpuSample {
     process: f64,
     backends: BTreeMap<u32, f64>,
 }
 
 /// CPU seconds a phase cost.
-struct CpuUse {
-    process: f64,
+pub(crate) struct CpuUse {
+    pub(crate) process: f64,
     /// None when no server process could be read.
     postgres: Option<f64>,
 }
@@ -440,7 +440,7 @@ impl std::fmt::Display for CpuUse {
 }
 
 impl CpuSample {
-    async fn take(pool: &DatabaseConnection) -> CpuSample {
+    pub(crate) async fn take(pool: &DatabaseConnection) -> CpuSample {
         let pids = pool
             .query_all_raw(Statement::from_string(
                 DbBackend::Postgres,
@@ -456,7 +456,7 @@ impl CpuSample {
 
     /// The CPU used since this sample (a server process started since
     /// counts whole; one that ended since is missed).
-    async fn since(self, pool: &DatabaseConnection) -> CpuUse {
+    pub(crate) async fn since(self, pool: &DatabaseConnection) -> CpuUse {
         let now = CpuSample::take(pool).await;
         let postgres = (!now.backends.is_empty()).then(|| {
             now.backends.iter().map(|(pid, t)| t - self.backends.get(pid).copied().unwrap_or(0.0)).sum::<f64>()

@@ -8,6 +8,7 @@
 mod bus;
 mod churn;
 mod data;
+mod feedback;
 mod freshness;
 mod gateway;
 mod harness;
@@ -74,6 +75,11 @@ enum Command {
     /// Playbooks: usage ingest ack → the CTA opened or raised, through
     /// Health's rescoring, under steady load with 50 enabled playbooks.
     PlaybooksLatency(playbooks::LatencyArgs),
+    /// Feedback: survey answers through the public path (the invitation's
+    /// token, no bearer token), 1,000 invitations answered at once, against
+    /// a plain INSERT of the same rows into a copy of the answers table
+    /// (SQLite, or PostgreSQL when BANSO_TEST_DATABASE_URL is set).
+    Feedback(feedback::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -102,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
         Command::PlaybooksLatency(args) => playbooks::latency(args).await,
         Command::Churn(args) => churn::run(args).await,
         Command::Bus(args) => bus::run(args).await,
+        Command::Feedback(args) => feedback::run(args).await,
     }
 }
 
