@@ -634,37 +634,11 @@ pub(super) async fn update_theme(app: &App, _kit: &Kit, req: Request<pb::UpdateT
 
 fn settings_to_proto(s: &crate::domain::voice::VoiceSettings) -> pb::VoiceSettings {
     pb::VoiceSettings {
-        weights: Some(pb::RankWeights {
-            impact: Some(s.weights.impact),
-            contribution: Some(s.weights.contribution),
-            cost: Some(s.weights.cost),
-            arr: Some(s.weights.arr),
-        }),
+        weights: Some(super::rank::weights_to_proto(&s.weights)),
         require_decision: s.require_decision,
         min_similarity: Some(s.min_similarity),
         digest_time: s.digest_time.clone(),
     }
-}
-
-/// Ranking weights: each given one finite and 0–10 (`field` prefixes them).
-pub(super) fn weights(v: &mut Violations, field: &str, w: Option<&pb::RankWeights>, base: Weights) -> Weights {
-    let Some(w) = w else { return base };
-    let mut out = base;
-    for (name, x, slot) in [
-        ("impact", w.impact, &mut out.impact),
-        ("contribution", w.contribution, &mut out.contribution),
-        ("cost", w.cost, &mut out.cost),
-        ("arr", w.arr, &mut out.arr),
-    ] {
-        if let Some(x) = x {
-            if !x.is_finite() || !(0.0..=10.0).contains(&x) {
-                v.add(format!("{field}.{name}"), format!("must be 0 to 10, got {x}"));
-            } else {
-                *slot = x;
-            }
-        }
-    }
-    out
 }
 
 field_paths! {
@@ -699,7 +673,9 @@ pub(super) async fn update_voice_settings(
             for f in mask {
                 match f {
                     SettingsField::Weights => {
-                        new.weights = weights(&mut v, "settings.weights", s.weights.as_ref(), Weights::default())
+                        new.weights = s.weights.as_ref().map_or(Weights::default(), |w| {
+                            super::rank::weights_given(&mut v, "settings.weights", w).over(Weights::default())
+                        })
                     }
                     SettingsField::RequireDecision => new.require_decision = s.require_decision,
                     SettingsField::MinSimilarity => match s.min_similarity {
