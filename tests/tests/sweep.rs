@@ -812,11 +812,15 @@ struct Foreign {
 /// Methods that write nothing, by the API's verbs (AIP): the victim's view is
 /// taken through these before and after the sweep. Simulate, Test and
 /// Preview are dry runs (a playbook, a condition, touch-mix rules) with no
-/// side effect, and Backtest reads scores and outcomes: a viewer may call them.
+/// side effect, and Backtest reads scores and outcomes; Suggest and Rank read
+/// feedback themes: a viewer may call them.
 fn is_read(m: &MethodDescriptor) -> bool {
-    ["Get", "List", "BatchGet", "Count", "Evaluate", "Check", "Simulate", "Test", "Preview", "Backtest"]
-        .iter()
-        .any(|v| m.name().starts_with(v))
+    [
+        "Get", "List", "BatchGet", "Count", "Evaluate", "Check", "Simulate", "Test", "Preview", "Backtest", "Suggest",
+        "Rank",
+    ]
+    .iter()
+    .any(|v| m.name().starts_with(v))
 }
 
 /// A method of a service served without a bearer token (banso-kit's one list).
