@@ -27,6 +27,7 @@ pub mod bus;
 pub mod db;
 pub mod embedded;
 pub mod envelope;
+pub mod group;
 pub mod housekeeping;
 pub mod inbox;
 pub mod nats;
