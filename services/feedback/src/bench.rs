@@ -4,12 +4,11 @@
 //! goes — the token, the reads before the transaction, the transaction with
 //! and without its SurveyAnswered — beside the whole path.
 //!
-//! [`AnswerPath::submit`] is the use case itself (`App::submit_answer`);
-//! [`AnswerPath::read`] and [`AnswerPath::write`] are its two halves,
-//! written after app/answers.rs with the same store functions, so their
-//! sum is the use case without the gRPC around it.
-
-use std::sync::Arc;
+//! [`AnswerPath::submit`] is the use case itself (`App::submit_answer`,
+//! its answers written in rounds by group commit); [`AnswerPath::read`] and
+//! [`AnswerPath::write`] are one answer's reads and transaction on their
+//! own, with the same store functions (the path before group commit), to
+//! show what a round saves.
 
 use banso_events::{
     Db, Runtime,
@@ -59,12 +58,7 @@ impl AnswerPath {
         let signal = OutboxSignal::default();
         Relay::new(conn.clone(), runtime.bus.clone(), NAME, signal.clone(), Default::default())
             .supervise(&runtime.supervisor, "banso.feedback.bench");
-        let app = App {
-            db: Db::new(conn, signal, NAME),
-            signer: Arc::new(Signer::new(settings.token_secret.expose().as_bytes())),
-            indexes: Default::default(),
-            answer_base_url: "".into(),
-        };
+        let app = App::new(Db::new(conn, signal, NAME), Signer::new(settings.token_secret.expose().as_bytes()), "");
         Ok(AnswerPath { app })
     }
 
@@ -123,13 +117,15 @@ impl AnswerPath {
         self.app
             .db
             .write(&p.tenant, async |tx| {
-                if !store::campaigns::claim_answer(tx.conn(), tx.tenant(), a.invitation_id, a.answer_time).await? {
+                let claimed =
+                    store::campaigns::claim_answers(tx.conn(), tx.tenant(), &[a.invitation_id], a.answer_time).await?;
+                if claimed.is_empty() {
                     return Err(banso_kit::Error::internal(anyhow::anyhow!(
                         "invitation {} was answered",
                         a.invitation_id
                     )));
                 }
-                store::answers::insert(tx.conn(), tx.tenant(), a).await?;
+                store::answers::insert(tx.conn(), tx.tenant(), std::slice::from_ref(a)).await?;
                 if emit {
                     tx.emit(events::survey_answered(a, p.category)).await?;
                 }

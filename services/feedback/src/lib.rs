@@ -157,12 +157,8 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Responses, Voice)> {
             &partitions,
         );
     }
-    let app = app::App {
-        db,
-        signer: Arc::new(domain::token::Signer::new(settings.token_secret.expose().as_bytes())),
-        indexes: Default::default(),
-        answer_base_url: settings.answer_base_url.clone().into(),
-    };
+    let signer = domain::token::Signer::new(settings.token_secret.expose().as_bytes());
+    let app = app::App::new(db, signer, &settings.answer_base_url);
     app::sender::supervise(app.clone(), sup, name, settings.send_tick, settings.standing_interval);
     app::voice::routing::supervise(app.clone(), sup, name, app::voice::routing::DIGEST_TICK);
     let responses = SurveyResponseServiceServer::new(api::ResponsesApi::new(app.clone()))

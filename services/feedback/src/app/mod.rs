@@ -12,7 +12,10 @@ pub(crate) mod voice;
 
 use std::sync::Arc;
 
-use banso_events::Db;
+use banso_events::{
+    Db,
+    group::{GroupCommit, GroupConfig},
+};
 use sea_orm::DatabaseConnection;
 
 use crate::domain::token::Signer;
@@ -26,6 +29,8 @@ pub(crate) struct App {
     pub indexes: Arc<voice::items::Indexes>,
     /// Prefixed to an invitation's answer path ("" leaves it relative).
     pub answer_base_url: Arc<str>,
+    /// The customers' answers, written in rounds (group commit).
+    pub answers: GroupCommit<answers::Answers>,
 }
 
 /// What makes an invitation's token and answer link.
@@ -51,6 +56,17 @@ impl Links {
 }
 
 impl App {
+    pub(crate) fn new(db: Db, signer: Signer, answer_base_url: &str) -> App {
+        let answers = GroupCommit::new(db.clone(), answers::Answers, "feedback-answers", GroupConfig::for_db(&db));
+        App {
+            db,
+            signer: Arc::new(signer),
+            indexes: Default::default(),
+            answer_base_url: answer_base_url.into(),
+            answers,
+        }
+    }
+
     pub(crate) fn links(&self) -> Links {
         Links { signer: self.signer.clone(), base_url: self.answer_base_url.clone() }
     }

@@ -37,24 +37,32 @@ pub(crate) struct Answer {
     pub snapshot: Snapshot,
 }
 
-pub(crate) async fn insert(conn: &impl ConnectionTrait, tenant: &str, x: &Answer) -> Result<()> {
-    let row = a::ActiveModel {
-        id: Set(x.id),
-        tenant_id: Set(tenant.to_string()),
-        invitation_id: Set(x.invitation_id),
-        survey_id: Set(x.survey_id),
-        campaign_id: Set(x.campaign_id),
-        kind: Set(x.kind.as_str().to_string()),
-        account_id: Set(x.account_id),
-        contact_id: Set(x.contact_id),
-        score: Set(x.score),
-        perception: Set(x.perception),
-        comment: Set(x.comment.clone()),
-        answers: Set(to_json("answers", &x.answers)?),
-        answer_time: Set(x.answer_time),
-        snapshot: Set(to_json("answer snapshot", &x.snapshot)?),
-    };
-    a::Entity::insert(row).exec_without_returning(conn).await?;
+pub(crate) async fn insert(conn: &impl ConnectionTrait, tenant: &str, xs: &[Answer]) -> Result<()> {
+    if xs.is_empty() {
+        return Ok(());
+    }
+    let rows = xs
+        .iter()
+        .map(|x| {
+            Ok(a::ActiveModel {
+                id: Set(x.id),
+                tenant_id: Set(tenant.to_string()),
+                invitation_id: Set(x.invitation_id),
+                survey_id: Set(x.survey_id),
+                campaign_id: Set(x.campaign_id),
+                kind: Set(x.kind.as_str().to_string()),
+                account_id: Set(x.account_id),
+                contact_id: Set(x.contact_id),
+                score: Set(x.score),
+                perception: Set(x.perception),
+                comment: Set(x.comment.clone()),
+                answers: Set(to_json("answers", &x.answers)?),
+                answer_time: Set(x.answer_time),
+                snapshot: Set(to_json("answer snapshot", &x.snapshot)?),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    a::Entity::insert_many(rows).exec_without_returning(conn).await?;
     Ok(())
 }
 

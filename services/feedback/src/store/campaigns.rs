@@ -260,6 +260,23 @@ pub(crate) async fn find_invitation(
         .transpose()
 }
 
+/// The invitations (not skips) of these ids that exist in the tenant.
+pub(crate) async fn find_invitations(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, (Invitation, Snapshot)>> {
+    i::Entity::find()
+        .filter(i::Column::TenantId.eq(tenant))
+        .filter(db::uuid_in(conn, sea_orm::sea_query::Expr::col(i::Column::Id).into(), ids))
+        .filter(i::Column::Throttled.eq(false))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| invitation(m).map(|x| (x.0.id, x)))
+        .collect()
+}
+
 /// A campaign's invitations, oldest first.
 pub(crate) async fn invitations(
     conn: &impl ConnectionTrait,
@@ -335,22 +352,29 @@ pub(crate) async fn delivered(conn: &impl ConnectionTrait, tenant: &str, id: Uui
     Ok(())
 }
 
-/// Takes the invitation's one answer: false when it was answered already
-/// (a second answer, or a race lost to the first).
-pub(crate) async fn claim_answer(
+/// Takes each invitation's one answer: the ids taken (not those answered
+/// already, by an earlier answer or one that won a race).
+pub(crate) async fn claim_answers(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    id: Uuid,
+    ids: &[Uuid],
     at: DateTime<Utc>,
-) -> Result<bool> {
-    let r = i::Entity::update_many()
+) -> Result<std::collections::HashSet<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    // RETURNING tells which claims won: on PostgreSQL another writer's
+    // transaction may have taken one since this one read it.
+    Ok(i::Entity::update_many()
         .col_expr(i::Column::AnswerTime, Some(at).into())
         .filter(i::Column::TenantId.eq(tenant))
-        .filter(i::Column::Id.eq(id))
+        .filter(db::uuid_in(conn, sea_orm::sea_query::Expr::col(i::Column::Id).into(), ids))
         .filter(i::Column::AnswerTime.is_null())
-        .exec(conn)
-        .await?;
-    Ok(r.rows_affected == 1)
+        .exec_with_returning(conn)
+        .await?
+        .into_iter()
+        .map(|m| m.id)
+        .collect())
 }
 
 /// Delivered (marked or answered) and answered invitations of a campaign.

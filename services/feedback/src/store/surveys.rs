@@ -29,6 +29,22 @@ pub(crate) async fn find(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) ->
     s::Entity::find_by_id(id).filter(s::Column::TenantId.eq(tenant)).one(conn).await?.map(survey).transpose()
 }
 
+/// The surveys of these ids that exist in the tenant.
+pub(crate) async fn find_many(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Survey>> {
+    s::Entity::find()
+        .filter(s::Column::TenantId.eq(tenant))
+        .filter(banso_kit::db::uuid_in(conn, sea_orm::sea_query::Expr::col(s::Column::Id).into(), ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| survey(m).map(|x| (x.id, x)))
+        .collect()
+}
+
 pub(crate) async fn get(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Survey> {
     find(conn, tenant, id).await?.ok_or_else(|| Error::not_found("survey", id.to_string()))
 }

@@ -259,3 +259,143 @@ async fn the_outcome_question_names_the_success_plans_objective() {
     assert_eq!((form.scale_min, form.scale_max), (1, 5));
     app.stop().await.unwrap();
 }
+
+/// A burst of answers over many invitations of two tenants, as a campaign's
+/// e-mail brings them (they share group-commit rounds): each caller gets its
+/// own outcome — taken with its category, refused as used (the second of a
+/// pair with one token), refused for its score — and what was taken is
+/// stored once, published once and its comment made an item once, while a
+/// refused answer takes nothing (its invitation can still be answered).
+#[tokio::test]
+async fn a_burst_of_answers_gets_each_its_own_outcome() {
+    let app = spawn().await;
+    let seen = collect(&app, "banso.feedback.survey_answered");
+    let other = "globex";
+    let mut per_tenant = Vec::new();
+    for (tenant, accounts) in [(TENANT, 6), (other, 2)] {
+        let mut c = client(&app, tenant, Role::Admin);
+        let mut targets = Vec::new();
+        for n in 0..accounts {
+            let a = account(&format!("{tenant} {n}"), "retail");
+            publish_account(&app, tenant, &a).await;
+            for k in 0..5 {
+                publish_contact(
+                    &app,
+                    tenant,
+                    &contact(&a, &format!("{tenant} {n} person {k}"), apb::ContactLevel::Manager),
+                )
+                .await;
+            }
+            targets.push(a);
+        }
+        settle(&app, tenant).await;
+        let s = create_survey(&mut c, survey("NPS", pb::SurveyKind::Nps)).await;
+        let campaign = create_campaign(&mut c, campaign_to(&s, &targets.iter().collect::<Vec<_>>())).await;
+        let invs = invitations(&mut c, &campaign.id).await;
+        assert_eq!(invs.len(), accounts * 5);
+        per_tenant.push((tenant, s, invs));
+    }
+
+    // (tenant, token, score, comment, what it should get)
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Expect {
+        Taken,
+        UsedOrTaken,
+        BadScore,
+    }
+    let mut calls = Vec::new();
+    for (tenant, _, invs) in &per_tenant {
+        for (i, inv) in invs.iter().enumerate() {
+            let score = (i % 11) as i32;
+            let comment = if i % 3 == 0 {
+                format!("{tenant}: 請求書の画面が分かりにくい ({i})")
+            } else {
+                String::new()
+            };
+            match i % 10 {
+                // Two answers with one token: one is taken.
+                4 => {
+                    calls.push((*tenant, inv.token.clone(), score, comment.clone(), Expect::UsedOrTaken));
+                    calls.push((*tenant, inv.token.clone(), score, comment, Expect::UsedOrTaken));
+                }
+                7 => calls.push((*tenant, inv.token.clone(), 11, comment, Expect::BadScore)),
+                _ => calls.push((*tenant, inv.token.clone(), score, comment, Expect::Taken)),
+            }
+        }
+    }
+    let outcomes = futures::future::join_all(calls.iter().map(|(_, token, score, comment, _)| {
+        let mut p = public(&app);
+        let req = pb::SubmitSurveyAnswerRequest {
+            token: token.clone(),
+            score: Some(*score),
+            comment: comment.clone(),
+            ..Default::default()
+        };
+        async move { p.submit_survey_answer(req).await.map(|r| r.into_inner()) }
+    }))
+    .await;
+
+    let mut taken: std::collections::HashMap<&str, (usize, usize)> = Default::default();
+    let mut pairs: std::collections::HashMap<&str, usize> = Default::default();
+    for ((tenant, token, score, comment, expect), outcome) in calls.iter().zip(&outcomes) {
+        match (expect, outcome) {
+            (Expect::Taken | Expect::UsedOrTaken, Ok(r)) => {
+                let category = match score {
+                    0..=6 => pb::NpsCategory::Detractor,
+                    7..=8 => pb::NpsCategory::Passive,
+                    _ => pb::NpsCategory::Promoter,
+                };
+                assert_eq!(r.nps_category, category as i32, "{score}");
+                let t = taken.entry(tenant).or_default();
+                t.0 += 1;
+                t.1 += usize::from(!comment.is_empty());
+                if *expect == Expect::UsedOrTaken {
+                    *pairs.entry(token.as_str()).or_default() += 1;
+                }
+            }
+            (Expect::UsedOrTaken, Err(e)) => {
+                assert_eq!((e.code(), reason(e).as_str()), (Code::FailedPrecondition, "TOKEN_USED"), "{e:?}");
+                pairs.entry(token.as_str()).or_default();
+            }
+            (Expect::BadScore, Err(e)) => {
+                assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+                assert_violation(e, "score");
+            }
+            (expect, outcome) => panic!("{tenant} {score}: expected {expect:?}, got {outcome:?}"),
+        }
+    }
+    assert!(pairs.values().all(|n| *n == 1), "a token was taken other than once: {pairs:?}");
+
+    for (tenant, s, _) in &per_tenant {
+        let mut c = client(&app, tenant, Role::Admin);
+        let r = c
+            .get_survey_results(pb::GetSurveyResultsRequest { survey_id: s.id.clone(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.total.unwrap().answers as usize, taken[tenant].0, "{tenant}");
+        let mut v = voice_as(&app, tenant, Role::Admin);
+        let items = v
+            .list_feedback_items(pb::ListFeedbackItemsRequest { page_size: 1000, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .items;
+        assert_eq!(items.len(), taken[tenant].1, "{tenant}: one item a taken comment");
+        assert!(items.iter().all(|i| i.text.starts_with(&format!("{tenant}:"))), "{tenant}: another tenant's item");
+    }
+    let all: usize = taken.values().map(|t| t.0).sum();
+    until("every SurveyAnswered is published", || {
+        let n = seen.lock().unwrap().len();
+        async move { (n >= all).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(seen.lock().unwrap().len(), all, "one SurveyAnswered a taken answer");
+
+    // A refused answer took nothing: its invitation answers now.
+    let (tenant, token) = calls.iter().find(|c| c.4 == Expect::BadScore).map(|c| (c.0, c.1.clone())).unwrap();
+    let mut p = public(&app);
+    answer(&mut p, &token, Some(9)).await.unwrap_or_else(|e| panic!("{tenant}: {e:?}"));
+    app.stop().await.unwrap();
+}

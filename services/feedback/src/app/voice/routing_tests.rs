@@ -4,8 +4,6 @@
 //! the days missed while down caught up after a restart, and the bounded
 //! NoticeIssued of a large digest.
 
-use std::sync::Arc;
-
 use banso_events::{Db, Envelope, Payload};
 use banso_kit::auth::{Caller, Role};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -27,12 +25,11 @@ const TENANT: &str = "acme";
 
 async fn app(db: &banso_testkit::TestDb) -> App {
     let conn = db.connect::<crate::migration::Migrator>(crate::NAME).await.unwrap();
-    App {
-        db: Db::new(conn, Default::default(), crate::NAME),
-        signer: Arc::new(crate::domain::token::Signer::new(b"routing-tests-token-secret-0123456789")),
-        indexes: Default::default(),
-        answer_base_url: "".into(),
-    }
+    App::new(
+        Db::new(conn, Default::default(), crate::NAME),
+        crate::domain::token::Signer::new(b"routing-tests-token-secret-0123456789"),
+        "",
+    )
 }
 
 fn admin() -> Caller {
