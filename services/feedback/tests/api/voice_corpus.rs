@@ -4,9 +4,11 @@
 //! theme's name and one-line description, no keywords), through the API:
 //! every item recorded, candidate themes grown from them while none is
 //! themed, then the first 4 items of each theme put in it by hand and
-//! every other item asked for suggestions. `--nocapture` prints the
-//! accuracy per language and per theme (docs/feedback.md, "Theme
-//! suggestions", records the figures).
+//! every other item asked for suggestions; then the same on a fresh
+//! server with the last 4 items of each theme as the seeds (a second
+//! split, so that the figure is not one choice of seeds'). `--nocapture`
+//! prints the accuracy per language and per theme (docs/feedback.md,
+//! "Theme suggestions", records the figures).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,9 +29,17 @@ const MIN_SIMILARITY: f64 = 0.05;
 
 /// The issue's bar: suggestions put this share of the items in their
 /// known theme. Met by the top three suggestions; the top one alone
-/// measures 77.5% (docs/feedback.md), so it is held to a regression floor.
+/// measures 79.4% on both splits (docs/feedback.md), so it is held to a
+/// regression floor.
 const REQUIRED: f64 = 0.80;
-const TOP_ONE_FLOOR: f64 = 0.75;
+const TOP_ONE_FLOOR: f64 = 0.78;
+
+/// Which items of each theme are its seeds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Seeds {
+    First,
+    Last,
+}
 
 fn rows(tsv: &str) -> Vec<Vec<&str>> {
     tsv.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split('\t').collect()).collect()
@@ -68,6 +78,17 @@ impl Tally {
 
 #[tokio::test]
 async fn suggestions_put_the_corpus_in_its_known_themes() {
+    for seeds in [Seeds::First, Seeds::Last] {
+        let (top, three) = measure(seeds).await;
+        let (t1, t3) = (top.share("all"), three.share("all"));
+        assert!(t1 >= TOP_ONE_FLOOR, "{seeds:?} seeds: top suggestion right for {:.1}%", 100.0 * t1);
+        assert!(t3 >= REQUIRED, "{seeds:?} seeds: known theme among the suggestions for {:.1}%", 100.0 * t3);
+    }
+}
+
+/// Records the corpus on a fresh server, seeds each theme, asks for the
+/// rest: (top suggestion right, known theme among the top three).
+async fn measure(seeds: Seeds) -> (Tally, Tally) {
     let app = spawn().await;
     let mut v = voice(&app);
     let accounts: Vec<_> =
@@ -129,12 +150,20 @@ async fn suggestions_put_the_corpus_in_its_known_themes() {
     assert!(pure >= 5, "{pure} of {} candidates are at least 70% one theme", purity.len());
 
     // The seeds, by hand.
+    let mut size: HashMap<&str, usize> = HashMap::new();
+    for (_, key, ..) in &items {
+        *size.entry(key.as_str()).or_default() += 1;
+    }
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut asked = Vec::new();
     for (id, key, lang, text) in &items {
         let n = seen.entry(key.as_str()).or_default();
         *n += 1;
-        if *n <= SEEDS {
+        let seed = match seeds {
+            Seeds::First => *n <= SEEDS,
+            Seeds::Last => *n > size[key.as_str()] - SEEDS,
+        };
+        if seed {
             v.assign_theme(pb::AssignThemeRequest { item_id: id.clone(), theme_id: theme_ids[key].clone() })
                 .await
                 .unwrap();
@@ -176,7 +205,10 @@ async fn suggestions_put_the_corpus_in_its_known_themes() {
             misses.push(format!("[{key}] {text} -> {got}"));
         }
     }
-    println!("top suggestion = known theme, {} items asked ({SEEDS} seeds a theme):", asked.len());
+    println!(
+        "{seeds:?} {SEEDS} items of each theme as seeds; top suggestion = known theme, {} items asked:",
+        asked.len()
+    );
     top.print("top-1");
     three.print("top-3");
     by_theme.print("top-1");
@@ -189,7 +221,56 @@ async fn suggestions_put_the_corpus_in_its_known_themes() {
     for m in &misses {
         println!("  {m}");
     }
-    assert!(top.share("all") >= TOP_ONE_FLOOR, "top suggestion right for {:.1}%", 100.0 * top.share("all"));
-    assert!(three.share("all") >= REQUIRED, "known theme among the suggestions for {:.1}%", 100.0 * three.share("all"));
+    app.stop().await.unwrap();
+    (top, three)
+}
+
+/// The tenant's suggestion index, once built, takes in new items, new
+/// links and reworded themes (it catches up in place, not rebuilt).
+#[tokio::test]
+async fn the_index_keeps_step_with_items_links_and_themes() {
+    let app = spawn().await;
+    let mut v = voice(&app);
+    let a = account("Asahi", "saas");
+    publish_account(&app, TENANT, &a).await;
+    settle(&app, TENANT).await;
+    let billing = create_theme(&mut v, pb::Theme { description: "請求書 invoice".into(), ..theme("Billing") }).await;
+    let login = create_theme(&mut v, pb::Theme { description: "ログイン login".into(), ..theme("Login") }).await;
+    for text in ["請求書の金額が違う", "ログインできない"] {
+        create_item(&mut v, item(&a, text, pb::Department::Product, 3)).await;
+    }
+    let mut suggest = async |v: &mut Voice, text: &str| {
+        v.suggest_themes(pb::SuggestThemesRequest { text: text.into(), max_suggestions: 3, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .suggestions
+            .into_iter()
+            .map(|s| s.theme_id)
+            .collect::<Vec<_>>()
+    };
+    // Built here; no theme knows these words yet.
+    assert_eq!(suggest(&mut v, "請求書").await, [billing.id.clone()]);
+    assert!(suggest(&mut v, "zebra giraffe").await.is_empty());
+
+    // A new item, put in a theme: its words now speak for the theme.
+    let zoo = create_item(&mut v, item(&a, "zebra giraffe safari", pb::Department::Product, 3)).await;
+    create_item(&mut v, item(&a, "zebra giraffe park", pb::Department::Product, 3)).await;
+    v.assign_theme(pb::AssignThemeRequest { item_id: zoo.id.clone(), theme_id: login.id.clone() }).await.unwrap();
+    assert_eq!(suggest(&mut v, "zebra giraffe").await, [login.id.clone()]);
+
+    // A reworded theme is read by its new words.
+    v.update_theme(pb::UpdateThemeRequest {
+        theme: Some(pb::Theme {
+            id: billing.id.clone(),
+            description: "elephant rhino".into(),
+            etag: billing.etag.clone(),
+            ..Default::default()
+        }),
+        update_mask: Some(pbjson_types::FieldMask { paths: vec!["description".into()] }),
+    })
+    .await
+    .unwrap();
+    assert_eq!(suggest(&mut v, "elephant rhino").await, [billing.id.clone()]);
     app.stop().await.unwrap();
 }
