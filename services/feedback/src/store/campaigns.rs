@@ -268,7 +268,7 @@ pub(crate) async fn find_invitations(
 ) -> Result<HashMap<Uuid, (Invitation, Snapshot)>> {
     i::Entity::find()
         .filter(i::Column::TenantId.eq(tenant))
-        .filter(db::uuid_in(conn, sea_orm::sea_query::Expr::col(i::Column::Id).into(), ids))
+        .filter(db::uuid_in(conn, sea_orm::sea_query::Expr::col(i::Column::Id), ids))
         .filter(i::Column::Throttled.eq(false))
         .all(conn)
         .await?
@@ -368,7 +368,7 @@ pub(crate) async fn claim_answers(
     Ok(i::Entity::update_many()
         .col_expr(i::Column::AnswerTime, Some(at).into())
         .filter(i::Column::TenantId.eq(tenant))
-        .filter(db::uuid_in(conn, sea_orm::sea_query::Expr::col(i::Column::Id).into(), ids))
+        .filter(db::uuid_in(conn, sea_orm::sea_query::Expr::col(i::Column::Id), ids))
         .filter(i::Column::AnswerTime.is_null())
         .exec_with_returning(conn)
         .await?

@@ -37,7 +37,7 @@ pub(crate) async fn find_many(
 ) -> Result<std::collections::HashMap<Uuid, Survey>> {
     s::Entity::find()
         .filter(s::Column::TenantId.eq(tenant))
-        .filter(banso_kit::db::uuid_in(conn, sea_orm::sea_query::Expr::col(s::Column::Id).into(), ids))
+        .filter(banso_kit::db::uuid_in(conn, sea_orm::sea_query::Expr::col(s::Column::Id), ids))
         .all(conn)
         .await?
         .into_iter()
