@@ -355,3 +355,79 @@ pub(crate) async fn all_themes(conn: &impl ConnectionTrait, tenant: &str) -> Res
         .map(theme)
         .collect()
 }
+
+/// The ids of the tenant's items from `from` on (ids are UUIDv7, so this
+/// is the items created from a time on: what the suggestion index lacks).
+pub(crate) async fn item_ids_from(conn: &impl ConnectionTrait, tenant: &str, from: Uuid) -> Result<Vec<Uuid>> {
+    Ok(i::Entity::find()
+        .select_only()
+        .column(i::Column::Id)
+        .filter(i::Column::TenantId.eq(tenant))
+        .filter(i::Column::Id.gte(from))
+        .order_by_asc(i::Column::Id)
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
+/// These items' texts and themes (the suggestion index reads nothing else).
+pub(crate) async fn item_texts(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, String, Vec<Uuid>)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let rows: Vec<(Uuid, String)> = i::Entity::find()
+            .select_only()
+            .column(i::Column::Id)
+            .column(i::Column::Body)
+            .filter(i::Column::TenantId.eq(tenant))
+            .filter(i::Column::Id.is_in(chunk.iter().copied()))
+            .order_by_asc(i::Column::Id)
+            .into_tuple()
+            .all(conn)
+            .await?;
+        let mut themes = themes_of(conn, tenant, chunk).await?;
+        out.extend(rows.into_iter().map(|(id, body)| (id, body, themes.remove(&id).unwrap_or_default())));
+    }
+    Ok(out)
+}
+
+/// The (item, theme) links made at or after `since`.
+pub(crate) async fn links_from(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<(Uuid, Uuid)>> {
+    Ok(it::Entity::find()
+        .select_only()
+        .column(it::Column::ItemId)
+        .column(it::Column::ThemeId)
+        .filter(it::Column::TenantId.eq(tenant))
+        .filter(it::Column::CreateTime.gte(since))
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
+/// The themes created or changed at or after `since`.
+pub(crate) async fn themes_from(conn: &impl ConnectionTrait, tenant: &str, since: DateTime<Utc>) -> Result<Vec<Theme>> {
+    t::Entity::find()
+        .filter(t::Column::TenantId.eq(tenant))
+        .filter(t::Column::UpdateTime.gte(since))
+        .order_by_asc(t::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(theme)
+        .collect()
+}
+
+/// How many items and item–theme links the tenant has.
+pub(crate) async fn item_and_link_counts(conn: &impl ConnectionTrait, tenant: &str) -> Result<(u64, u64)> {
+    use sea_orm::PaginatorTrait;
+    let items = i::Entity::find().filter(i::Column::TenantId.eq(tenant)).count(conn).await?;
+    let links = it::Entity::find().filter(it::Column::TenantId.eq(tenant)).count(conn).await?;
+    Ok((items, links))
+}

@@ -56,10 +56,69 @@ impl Versioned for Theme {
     }
 }
 
-/// The suggestion index of each tenant, rebuilt when the tenant's
-/// generation moved (an item, a theme or a link changed).
+/// The suggestion index of each tenant, kept in step with the store in
+/// place. When the tenant's generation moved (an item, a theme or a link
+/// changed, here or in another process), a suggestion first reads what
+/// changed since the index last looked — the themes (by update time), the
+/// items (by id: UUIDv7 ids follow time) with their links, the links (by
+/// time) — each from [`CATCH_UP_MARGIN`] earlier, and adds it in place. A
+/// check in the background, a moment later, compares the index's counts of
+/// items and links with the store's (two counts over the tenant: too dear
+/// for every suggestion); if they differ (an unassignment, or a change that
+/// committed later than the margin) or too many items were weighed in place
+/// (see [`Index::refresh`]), the index is rebuilt from scratch in the
+/// background while the caught-up one keeps serving.
 #[derive(Default)]
-pub(crate) struct Indexes(Mutex<HashMap<String, Arc<Index>>>);
+pub(crate) struct Indexes {
+    slots: Mutex<HashMap<String, Slot>>,
+    /// Tenants whose index a background task checks or rebuilds.
+    busy: Mutex<HashSet<String>>,
+}
+
+type Slot = Arc<tokio::sync::RwLock<Option<Kept>>>;
+
+/// An index and the time from which its next catch-up reads.
+pub(crate) struct Kept {
+    index: Index,
+    since: DateTime<Utc>,
+}
+
+/// How far back a catch-up reads before its last one: a transaction
+/// commits after its rows were stamped, and replicas' clocks differ.
+const CATCH_UP_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
+/// How long the background check waits after a change, so that a burst of
+/// changes costs one check.
+const CHECK_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Items weighed in place (with the document frequencies of their time)
+/// past which a rebuild is due: a tenth of the index, and at least this
+/// many (a small index rebuilds in no time, but not at every item).
+const MIN_DRIFT: usize = 10;
+
+impl Indexes {
+    fn slot(&self, tenant: &str) -> Slot {
+        let mut m = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(tenant.to_string()).or_default().clone()
+    }
+
+    /// Marks the tenant busy; false if it already was.
+    fn claim(&self, tenant: &str) -> bool {
+        self.busy.lock().unwrap_or_else(|e| e.into_inner()).insert(tenant.to_string())
+    }
+
+    fn release(&self, tenant: &str) {
+        self.busy.lock().unwrap_or_else(|e| e.into_inner()).remove(tenant);
+    }
+}
+
+/// What a background check found.
+enum Checked {
+    InStep,
+    /// The store changed while it read: check again.
+    Moved,
+    Rebuild,
+}
 
 /// The account as an item records it.
 pub(crate) fn snapshot(p: &Projected) -> ItemSnapshot {
@@ -94,36 +153,37 @@ pub(crate) async fn record(tx: &Tx, items: &mut [Item], themes: &[Theme]) -> Res
     store::voice::bump_generation(conn, tenant).await
 }
 
-/// A survey answer's comment as an item (in the answer's transaction).
-pub(crate) async fn record_comment(
-    tx: &Tx,
-    answer: &store::answers::Answer,
-    projected: Option<&Projected>,
-) -> Result<()> {
-    if answer.comment.trim().is_empty() {
+/// Survey answers' comments as items (in the answers' transaction), each
+/// with its account as projected when it answered.
+pub(crate) async fn record_comments(tx: &Tx, answers: &[(&store::answers::Answer, Option<&Projected>)]) -> Result<()> {
+    let mut items: Vec<Item> = answers
+        .iter()
+        .filter(|(a, _)| !a.comment.trim().is_empty())
+        .map(|(answer, projected)| Item {
+            id: Uuid::now_v7(),
+            fields: ItemFields {
+                text: answer.comment.clone(),
+                channel: crate::domain::voice::Channel::SurveyComment,
+                account_id: answer.account_id,
+                contact_id: Some(answer.contact_id),
+                department: crate::domain::voice::Department::Cs,
+                category: format!("{} survey", answer.kind.as_str()),
+                cx_dimension: None,
+                journey_phase: None,
+                severity: crate::domain::voice::comment_severity(answer.kind, answer.score),
+            },
+            snapshot: projected.map(snapshot).unwrap_or_default(),
+            theme_ids: vec![],
+            answer_id: Some(answer.id),
+            create_time: answer.answer_time,
+            created_by: "survey".into(),
+        })
+        .collect();
+    if items.is_empty() {
         return Ok(());
     }
     let themes = store::voice::all_themes(tx.conn(), tx.tenant()).await?;
-    let mut item = [Item {
-        id: Uuid::now_v7(),
-        fields: ItemFields {
-            text: answer.comment.clone(),
-            channel: crate::domain::voice::Channel::SurveyComment,
-            account_id: answer.account_id,
-            contact_id: Some(answer.contact_id),
-            department: crate::domain::voice::Department::Cs,
-            category: format!("{} survey", answer.kind.as_str()),
-            cx_dimension: None,
-            journey_phase: None,
-            severity: crate::domain::voice::comment_severity(answer.kind, answer.score),
-        },
-        snapshot: projected.map(snapshot).unwrap_or_default(),
-        theme_ids: vec![],
-        answer_id: Some(answer.id),
-        create_time: answer.answer_time,
-        created_by: "survey".into(),
-    }];
-    record(tx, &mut item, &themes).await
+    record(tx, &mut items, &themes).await
 }
 
 /// What ImportFeedbackItems did.
@@ -306,20 +366,62 @@ impl App {
         store::voice::get_item(conn, tenant, item).await
     }
 
-    /// The tenant's index, rebuilt if its generation moved.
-    pub(crate) async fn index(&self, tenant: &str) -> Result<Arc<Index>> {
+    /// The tenant's index at its current generation (see [`Indexes`]).
+    pub(crate) async fn index(&self, tenant: &str) -> Result<tokio::sync::OwnedRwLockReadGuard<Option<Kept>, Index>> {
         let conn = self.db.conn();
         let generation = store::voice::generation(conn, tenant).await?;
-        if let Ok(m) = self.indexes.0.lock()
-            && let Some(i) = m.get(tenant).filter(|i| i.generation == generation)
-        {
-            return Ok(i.clone());
+        let slot = self.indexes.slot(tenant);
+        let read = slot.clone().read_owned().await;
+        if read.as_ref().is_none_or(|k| k.index.generation != generation) {
+            drop(read);
+            let mut write = slot.clone().write_owned().await;
+            match write.as_mut() {
+                Some(k) if k.index.generation >= generation => {}
+                Some(k) => {
+                    catch_up(conn, tenant, k, generation).await?;
+                    self.check_later(tenant, slot);
+                }
+                None => *write = Some(build_index(conn, tenant, generation).await?),
+            }
+            return view(write.downgrade());
         }
-        let index = Arc::new(build_index(conn, tenant, generation).await?);
-        if let Ok(mut m) = self.indexes.0.lock() {
-            m.insert(tenant.to_string(), index.clone());
+        view(read)
+    }
+
+    /// Checks the tenant's index against the store in the background (one
+    /// task a tenant at a time), rebuilding it if it is out of step.
+    fn check_later(&self, tenant: &str, slot: Slot) {
+        if !self.indexes.claim(tenant) {
+            return;
         }
-        Ok(index)
+        let (db, indexes, tenant) = (self.db.clone(), self.indexes.clone(), tenant.to_string());
+        tokio::spawn(async move {
+            let conn = db.conn();
+            let mut outcome = Ok(Checked::Moved);
+            // A store that keeps changing is checked a few times, then left
+            // to the next change's check.
+            for _ in 0..5 {
+                tokio::time::sleep(CHECK_DELAY).await;
+                outcome = check(conn, &tenant, &slot).await;
+                if !matches!(outcome, Ok(Checked::Moved)) {
+                    break;
+                }
+            }
+            let rebuilt = match outcome {
+                Ok(Checked::Rebuild) => match store::voice::generation(conn, &tenant).await {
+                    Ok(generation) => build_index(conn, &tenant, generation).await.map(Some),
+                    Err(e) => Err(e),
+                },
+                Ok(_) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match rebuilt {
+                Ok(Some(k)) => *slot.write().await = Some(k),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(%tenant, error = %e, "suggestion index check failed"),
+            }
+            indexes.release(&tenant);
+        });
     }
 
     /// The closest themes for an item (not those it is in) or a text.
@@ -349,14 +451,16 @@ impl App {
         min_items: usize,
     ) -> Result<Vec<(Candidate, i64)>> {
         let tenant = caller.tenant_id.as_str();
-        let index = self.index(tenant).await?;
         let unthemed: Vec<Item> = store::voice::all_items(self.db.conn(), tenant)
             .await?
             .into_iter()
             .filter(|i| i.theme_ids.is_empty())
             .collect();
         let accounts: HashMap<Uuid, Uuid> = unthemed.iter().map(|i| (i.id, i.fields.account_id)).collect();
-        let vectors: Vec<_> = unthemed.iter().map(|i| (i.id, index.vector(&i.fields.text))).collect();
+        let vectors: Vec<_> = {
+            let index = self.index(tenant).await?;
+            unthemed.iter().map(|i| (i.id, index.vector(&i.fields.text))).collect()
+        };
         let mut out: Vec<(Candidate, i64)> = cluster(&vectors, CANDIDATE_SIMILARITY, min_items)
             .into_iter()
             .map(|c| {
@@ -504,17 +608,91 @@ async fn apply_keywords(tx: &Tx, theme: &Theme) -> Result<()> {
     Ok(())
 }
 
-async fn build_index(conn: &impl ConnectionTrait, tenant: &str, generation: i64) -> Result<Index> {
+/// The index itself out of its slot.
+fn view(
+    guard: tokio::sync::OwnedRwLockReadGuard<Option<Kept>>,
+) -> Result<tokio::sync::OwnedRwLockReadGuard<Option<Kept>, Index>> {
+    tokio::sync::OwnedRwLockReadGuard::try_map(guard, |k| k.as_ref().map(|k| &k.index))
+        .map_err(|_| Error::internal(anyhow::anyhow!("suggestion index: missing after its build")))
+}
+
+fn theme_doc(t: &Theme) -> ThemeDoc<'_> {
+    ThemeDoc {
+        id: t.id,
+        name: &t.body.display_name,
+        words: format!("{} {} {}", t.body.display_name, t.body.description, t.body.keywords.join(" ")),
+    }
+}
+
+/// The index from scratch, at `generation` (read before the items, so a
+/// later change moves it).
+async fn build_index(conn: &impl ConnectionTrait, tenant: &str, generation: i64) -> Result<Kept> {
+    let since = wire::now() - CATCH_UP_MARGIN;
     let items = store::voice::all_items(conn, tenant).await?;
     let themes = store::voice::all_themes(conn, tenant).await?;
-    let docs: Vec<Doc<'_>> = items.iter().map(|i| Doc { text: &i.fields.text, themes: &i.theme_ids }).collect();
-    let theme_docs: Vec<ThemeDoc<'_>> = themes
-        .iter()
-        .map(|t| ThemeDoc {
-            id: t.id,
-            name: &t.body.display_name,
-            words: format!("{} {} {}", t.body.display_name, t.body.description, t.body.keywords.join(" ")),
-        })
+    // Weighing every item is CPU work: off the request threads.
+    let index = tokio::task::spawn_blocking(move || {
+        let docs: Vec<Doc<'_>> =
+            items.iter().map(|i| Doc { id: i.id, text: &i.fields.text, themes: &i.theme_ids }).collect();
+        let theme_docs: Vec<ThemeDoc<'_>> = themes.iter().map(theme_doc).collect();
+        Index::build(generation, &docs, &theme_docs)
+    })
+    .await
+    .map_err(|e| Error::internal(anyhow::anyhow!("suggestion index build: {e}")))?;
+    Ok(Kept { index, since })
+}
+
+/// Brings a kept index to `generation` in place with what changed since it
+/// last looked.
+async fn catch_up(conn: &impl ConnectionTrait, tenant: &str, k: &mut Kept, generation: i64) -> Result<()> {
+    let started = wire::now();
+    read_new(conn, tenant, k).await?;
+    k.index.generation = generation;
+    k.since = started - CATCH_UP_MARGIN;
+    Ok(())
+}
+
+/// Adds to the index the themes changed, the items created and the links
+/// made since `k.since`.
+async fn read_new(conn: &impl ConnectionTrait, tenant: &str, k: &mut Kept) -> Result<()> {
+    for t in store::voice::themes_from(conn, tenant, k.since).await? {
+        k.index.set_theme(&theme_doc(&t));
+    }
+    // The first UUIDv7 of the margin's millisecond.
+    let from = Uuid::from_u128(u128::from(k.since.timestamp_millis().max(0) as u64) << 80);
+    let new: Vec<Uuid> = store::voice::item_ids_from(conn, tenant, from)
+        .await?
+        .into_iter()
+        .filter(|id| !k.index.has_item(*id))
         .collect();
-    Ok(Index::build(generation, &docs, &theme_docs))
+    let texts = store::voice::item_texts(conn, tenant, &new).await?;
+    let docs: Vec<Doc<'_>> = texts.iter().map(|(id, text, themes)| Doc { id: *id, text, themes }).collect();
+    k.index.add_items(&docs);
+    for (item, theme) in store::voice::links_from(conn, tenant, k.since).await? {
+        k.index.link(item, theme);
+    }
+    Ok(())
+}
+
+/// The background check: the index's counts of items and links against
+/// the store's, both at one generation (if the store moved meanwhile, it
+/// says so).
+async fn check(conn: &impl ConnectionTrait, tenant: &str, slot: &Slot) -> Result<Checked> {
+    let before = store::voice::generation(conn, tenant).await?;
+    let counts = store::voice::item_and_link_counts(conn, tenant).await?;
+    let mut write = slot.write().await;
+    let Some(k) = write.as_mut() else {
+        return Ok(Checked::InStep);
+    };
+    // What the counts include, if no suggestion has read it yet.
+    read_new(conn, tenant, k).await?;
+    let (items, links) = k.index.size();
+    // Drift is due whatever the store does meanwhile.
+    if k.index.drift() > MIN_DRIFT.max(items / 10) {
+        return Ok(Checked::Rebuild);
+    }
+    if store::voice::generation(conn, tenant).await? != before {
+        return Ok(Checked::Moved);
+    }
+    Ok(if counts == (items as u64, links as u64) { Checked::InStep } else { Checked::Rebuild })
 }
