@@ -20,6 +20,7 @@ mod monitor;
 mod playbooks;
 mod recompute;
 mod usage;
+mod voice;
 
 use clap::{Parser, Subcommand};
 
@@ -80,6 +81,10 @@ enum Command {
     /// a plain INSERT of the same rows into a copy of the answers table
     /// (SQLite, or PostgreSQL when BANSO_TEST_DATABASE_URL is set).
     Feedback(feedback::Args),
+    /// Feedback: the voice of the customer at 100,000 items in 1,000
+    /// themes — ImportFeedbackItems against a plain INSERT of the same rows
+    /// in the same batches, SuggestThemes for a new item, RankThemes.
+    FeedbackVoice(voice::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -109,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Churn(args) => churn::run(args).await,
         Command::Bus(args) => bus::run(args).await,
         Command::Feedback(args) => feedback::run(args).await,
+        Command::FeedbackVoice(args) => voice::run(args).await,
     }
 }
 
