@@ -1222,8 +1222,12 @@ mod tests {
 
     #[test]
     fn the_baseline_statement_has_a_placeholder_a_value() {
+        let n = COLUMNS.len();
         let pg = insert_sql(DbBackend::Postgres, 2);
-        assert!(pg.ends_with(&format!("(${}, ${})", COLUMNS.len() * 2 - 1, COLUMNS.len() * 2)));
+        // The second row's placeholders follow the first's: ($n+1, …, $2n).
+        assert!(pg.contains(&format!("(${}, ${}", n + 1, n + 2)), "{pg}");
+        assert!(pg.ends_with(&format!(", ${})", 2 * n)), "{pg}");
+        assert_eq!(pg.matches('$').count(), 2 * n);
         assert_eq!(insert_sql(DbBackend::Sqlite, 3).matches('?').count(), 3 * COLUMNS.len());
     }
 
