@@ -321,7 +321,7 @@ async fn bench(args: &Args, rounds: usize, app: &TestApp) -> anyhow::Result<()> 
     );
 
     let rows = invitation_rows(&pool).await?;
-    create_baseline_table(&pool).await?;
+    crate::harness::copy_table(&pool, "answers", BASELINE_TABLE).await?;
     if pg {
         // As autovacuum would have by now: the tables the reads use have statistics.
         pool.execute_unprepared("ANALYZE").await?;
@@ -655,45 +655,6 @@ async fn invitation_rows(pool: &DatabaseConnection) -> anyhow::Result<HashMap<Uu
             ))
         })
         .collect()
-}
-
-/// `answers_baseline`: the `answers` table's columns, types and indexes.
-async fn create_baseline_table(pool: &DatabaseConnection) -> anyhow::Result<()> {
-    if pool.get_database_backend() == DbBackend::Postgres {
-        pool.execute_unprepared(&format!("CREATE TABLE {BASELINE_TABLE} (LIKE answers INCLUDING ALL)")).await?;
-        return Ok(());
-    }
-    let rows = pool
-        .query_all_raw(Statement::from_string(
-            DbBackend::Sqlite,
-            "SELECT type, sql FROM sqlite_master WHERE tbl_name = 'answers' AND sql IS NOT NULL ORDER BY type DESC",
-        ))
-        .await?;
-    anyhow::ensure!(!rows.is_empty(), "no answers table in the SQLite file");
-    for r in rows {
-        let kind: String = r.try_get_by_index(0)?;
-        let sql: String = r.try_get_by_index(1)?;
-        pool.execute_unprepared(&sqlite_copy(&kind, &sql)?).await?;
-    }
-    Ok(())
-}
-
-/// The DDL of `answers` (a table's or an index's) for `answers_baseline`.
-fn sqlite_copy(kind: &str, sql: &str) -> anyhow::Result<String> {
-    let (from, to) = match kind {
-        // `CREATE TABLE "answers" ( … "answers" text …)`: the first is the table.
-        "table" => ("\"answers\"", format!("\"{BASELINE_TABLE}\"")),
-        // `CREATE INDEX "answers_x" ON "answers" (…)`.
-        "index" => ("\"answers_", format!("\"{BASELINE_TABLE}_")),
-        other => anyhow::bail!("unexpected {other} on the answers table"),
-    };
-    anyhow::ensure!(sql.contains(from), "cannot copy {sql:?}");
-    let mut out = sql.replacen(from, &to, 1);
-    if kind == "index" {
-        anyhow::ensure!(out.contains(" ON \"answers\""), "cannot copy {sql:?}");
-        out = out.replacen(" ON \"answers\"", &format!(" ON \"{BASELINE_TABLE}\""), 1);
-    }
-    Ok(out)
 }
 
 async fn connect(app: &TestApp, n: usize) -> anyhow::Result<Vec<Channel>> {
@@ -1115,15 +1076,15 @@ mod tests {
     fn sqlite_ddl_is_copied_to_the_baseline_table() {
         let table = r#"CREATE TABLE "answers" ( "id" uuid_text NOT NULL PRIMARY KEY, "answers" text NOT NULL )"#;
         assert_eq!(
-            sqlite_copy("table", table).unwrap(),
+            crate::harness::sqlite_copy("answers", BASELINE_TABLE, "table", table).unwrap(),
             r#"CREATE TABLE "answers_baseline" ( "id" uuid_text NOT NULL PRIMARY KEY, "answers" text NOT NULL )"#
         );
         let index = r#"CREATE UNIQUE INDEX "answers_invitation" ON "answers" ("tenant_id", "invitation_id")"#;
         assert_eq!(
-            sqlite_copy("index", index).unwrap(),
+            crate::harness::sqlite_copy("answers", BASELINE_TABLE, "index", index).unwrap(),
             r#"CREATE UNIQUE INDEX "answers_baseline_invitation" ON "answers_baseline" ("tenant_id", "invitation_id")"#
         );
-        assert!(sqlite_copy("trigger", table).is_err());
+        assert!(crate::harness::sqlite_copy("answers", BASELINE_TABLE, "trigger", table).is_err());
     }
 
     #[test]

@@ -353,6 +353,50 @@ async fn delete_nats_streams(url: &str, ns: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `copy`: a table with `table`'s columns, types and indexes, for a
+/// baseline of plain INSERTs into the same shape (`LIKE … INCLUDING ALL`
+/// on PostgreSQL; the table's own DDL, renamed, on SQLite).
+pub async fn copy_table(pool: &DatabaseConnection, table: &str, copy: &str) -> anyhow::Result<()> {
+    use sea_orm::{DbBackend, Statement};
+    if pool.get_database_backend() == DbBackend::Postgres {
+        pool.execute_unprepared(&format!("CREATE TABLE {copy} (LIKE {table} INCLUDING ALL)")).await?;
+        return Ok(());
+    }
+    let rows = pool
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "SELECT type, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL ORDER BY type DESC",
+            [table.into()],
+        ))
+        .await?;
+    anyhow::ensure!(!rows.is_empty(), "no {table} table in the SQLite file");
+    for r in rows {
+        let kind: String = r.try_get_by_index(0)?;
+        let sql: String = r.try_get_by_index(1)?;
+        pool.execute_unprepared(&sqlite_copy(table, copy, &kind, &sql)?).await?;
+    }
+    Ok(())
+}
+
+/// The DDL of `table` (a table's or an index's) for `copy`.
+pub fn sqlite_copy(table: &str, copy: &str, kind: &str, sql: &str) -> anyhow::Result<String> {
+    let (from, to) = match kind {
+        // `CREATE TABLE "answers" ( … "answers" text …)`: the first is the table.
+        "table" => (format!("\"{table}\""), format!("\"{copy}\"")),
+        // `CREATE INDEX "answers_x" ON "answers" (…)`.
+        "index" => (format!("\"{table}_"), format!("\"{copy}_")),
+        other => anyhow::bail!("unexpected {other} on the {table} table"),
+    };
+    anyhow::ensure!(sql.contains(&from), "cannot copy {sql:?}: no {from}");
+    let mut out = sql.replacen(&from, &to, 1);
+    if kind == "index" {
+        let on = format!(" ON \"{table}\"");
+        anyhow::ensure!(out.contains(&on), "cannot copy {sql:?}: not on {table}");
+        out = out.replacen(&on, &format!(" ON \"{copy}\""), 1);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

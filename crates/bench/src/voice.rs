@@ -396,7 +396,7 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
     check_stored(&stored, &items, &mut failed);
 
     // 2. The baseline: the same rows, the import's batches, plain INSERTs.
-    create_baseline_table(&pool).await?;
+    crate::harness::copy_table(&pool, "items", BASELINE_TABLE).await?;
     settle(&pool).await?;
     let cpu = CpuSample::take(&pool).await;
     let t = Instant::now();
@@ -1117,44 +1117,6 @@ fn insert_sql(backend: DbBackend, rows: usize) -> String {
     sql
 }
 
-/// `items_baseline`: the `items` table's columns, types and indexes.
-async fn create_baseline_table(pool: &DatabaseConnection) -> anyhow::Result<()> {
-    if pool.get_database_backend() == DbBackend::Postgres {
-        pool.execute_unprepared(&format!("CREATE TABLE {BASELINE_TABLE} (LIKE items INCLUDING ALL)")).await?;
-        return Ok(());
-    }
-    let rows = pool
-        .query_all_raw(Statement::from_string(
-            DbBackend::Sqlite,
-            "SELECT type, sql FROM sqlite_master WHERE tbl_name = 'items' AND sql IS NOT NULL ORDER BY type DESC",
-        ))
-        .await?;
-    anyhow::ensure!(!rows.is_empty(), "no items table in the SQLite file");
-    for r in rows {
-        let kind: String = r.try_get_by_index(0)?;
-        let sql: String = r.try_get_by_index(1)?;
-        pool.execute_unprepared(&sqlite_copy(&kind, &sql)?).await?;
-    }
-    Ok(())
-}
-
-/// The DDL of `items` (a table's or an index's) for `items_baseline`.
-fn sqlite_copy(kind: &str, sql: &str) -> anyhow::Result<String> {
-    let (from, to) = match kind {
-        "table" => ("\"items\"", format!("\"{BASELINE_TABLE}\"")),
-        // `CREATE INDEX "items_x" ON "items" (…)`.
-        "index" => ("\"items_", format!("\"{BASELINE_TABLE}_")),
-        other => anyhow::bail!("unexpected {other} on the items table"),
-    };
-    anyhow::ensure!(sql.contains(from), "cannot copy {sql:?}: no {from}");
-    let mut out = sql.replacen(from, &to, 1);
-    if kind == "index" {
-        anyhow::ensure!(out.contains(" ON \"items\""), "cannot copy {sql:?}: not on \"items\"");
-        out = out.replacen(" ON \"items\"", &format!(" ON \"{BASELINE_TABLE}\""), 1);
-    }
-    Ok(out)
-}
-
 /// Waits until the relay has published every event, then checkpoints, so
 /// no phase pays for the one before.
 async fn settle(pool: &DatabaseConnection) -> anyhow::Result<()> {
@@ -1235,10 +1197,10 @@ mod tests {
     fn sqlite_ddl_is_copied_to_the_baseline_table() {
         let index = r#"CREATE INDEX "items_account" ON "items" ("tenant_id", "account_id")"#;
         assert_eq!(
-            sqlite_copy("index", index).unwrap(),
+            crate::harness::sqlite_copy("items", BASELINE_TABLE, "index", index).unwrap(),
             r#"CREATE INDEX "items_baseline_account" ON "items_baseline" ("tenant_id", "account_id")"#
         );
-        assert!(sqlite_copy("trigger", index).is_err());
+        assert!(crate::harness::sqlite_copy("items", BASELINE_TABLE, "trigger", index).is_err());
     }
 
     #[test]
