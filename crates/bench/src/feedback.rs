@@ -58,6 +58,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+use crate::harness::count;
+
 use crate::{
     harness::TENANT,
     health_common::quantile,
@@ -334,7 +336,7 @@ async fn bench(args: &Args, rounds: usize, app: &TestApp) -> anyhow::Result<()> 
     for (r, items) in item_sets.iter().take(rounds).enumerate() {
         let answers_first = r % 2 == 1;
         for answers_now in [answers_first, !answers_first] {
-            settle(&pool).await?;
+            crate::harness::settle_outbox(&pool, Duration::from_secs(120)).await?;
             if answers_now {
                 let monitor = if args.profile {
                     let cfg = banso_kit::config::DatabaseConfig { max_connections: 2, ..app.config.database.clone() };
@@ -356,7 +358,7 @@ async fn bench(args: &Args, rounds: usize, app: &TestApp) -> anyhow::Result<()> 
             }
         }
     }
-    settle(&pool).await?;
+    crate::harness::settle_outbox(&pool, Duration::from_secs(120)).await?;
 
     let breakdown = if args.breakdown {
         Some(breakdown(app, &pool, &connections, &item_sets[rounds..], &rows, args.concurrency).await?)
@@ -379,16 +381,24 @@ async fn bench(args: &Args, rounds: usize, app: &TestApp) -> anyhow::Result<()> 
     let tenant = format!("tenant_id = '{TENANT}'");
     let checks = [
         ("GetSurveyResults total answers", total, expected),
-        ("answers rows", count(&pool, &format!("SELECT count(*) FROM answers WHERE {tenant}")).await?, expected),
+        (
+            "answers rows",
+            crate::harness::count(&pool, &format!("SELECT count(*) FROM answers WHERE {tenant}")).await?,
+            expected,
+        ),
         (
             "invitations answered (distinct)",
-            count(&pool, &format!("SELECT count(DISTINCT invitation_id) FROM answers WHERE {tenant}")).await?,
+            crate::harness::count(&pool, &format!("SELECT count(DISTINCT invitation_id) FROM answers WHERE {tenant}"))
+                .await?,
             expected,
         ),
         (
             "invitations claimed (answer_time set)",
-            count(&pool, &format!("SELECT count(*) FROM invitations WHERE {tenant} AND answer_time IS NOT NULL"))
-                .await?,
+            crate::harness::count(
+                &pool,
+                &format!("SELECT count(*) FROM invitations WHERE {tenant} AND answer_time IS NOT NULL"),
+            )
+            .await?,
             expected,
         ),
         (
@@ -403,10 +413,14 @@ async fn bench(args: &Args, rounds: usize, app: &TestApp) -> anyhow::Result<()> 
         ),
         (
             "baseline rows",
-            count(&pool, &format!("SELECT count(*) FROM {BASELINE_TABLE} WHERE {tenant}")).await?,
+            crate::harness::count(&pool, &format!("SELECT count(*) FROM {BASELINE_TABLE} WHERE {tenant}")).await?,
             baseline_rows,
         ),
-        ("baseline rows equal to their answer (all but id and time)", count(&pool, SAME_ROWS).await?, baseline_rows),
+        (
+            "baseline rows equal to their answer (all but id and time)",
+            crate::harness::count(&pool, SAME_ROWS).await?,
+            baseline_rows,
+        ),
     ];
     let mut failed = Vec::new();
     for (what, got, want) in checks {
@@ -417,9 +431,9 @@ async fn bench(args: &Args, rounds: usize, app: &TestApp) -> anyhow::Result<()> 
 
     // The report.
     let version = if pg {
-        scalar(&pool, "SELECT version()").await?
+        crate::harness::scalar(&pool, "SELECT version()").await?
     } else {
-        format!("SQLite {} (WAL, synchronous NORMAL)", scalar(&pool, "SELECT sqlite_version()").await?)
+        format!("SQLite {} (WAL, synchronous NORMAL)", crate::harness::scalar(&pool, "SELECT sqlite_version()").await?)
     };
     println!();
     println!("machine:  {}; load average {}", machine(), loadavg());
@@ -591,20 +605,8 @@ async fn seed_projection(
     }
     let want =
         [("accounts", accounts.len()), ("contacts", accounts.len() * per_account), ("account_signals", accounts.len())];
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let mut done = true;
-        for (table, n) in want {
-            if count(pool, &format!("SELECT count(*) FROM {table} WHERE tenant_id = '{TENANT}'")).await? < n as i64 {
-                done = false;
-            }
-        }
-        if done {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "the projection did not take the seeded events within 600 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::harness::await_projection(pool, TENANT, &want).await?;
+    Ok(())
 }
 
 type Admin = pb::surveys_service_client::SurveysServiceClient<
@@ -664,22 +666,6 @@ async fn connect(app: &TestApp, n: usize) -> anyhow::Result<Vec<Channel>> {
         out.push(Channel::from_shared(format!("http://{}", app.addr))?.tcp_nodelay(true).connect().await?);
     }
     Ok(out)
-}
-
-/// Waits until the relay has published every event, then checkpoints, so
-/// no phase pays for the one before.
-async fn settle(pool: &DatabaseConnection) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while count(pool, "SELECT count(*) FROM outbox WHERE published_time IS NULL").await? > 0 {
-        anyhow::ensure!(Instant::now() < deadline, "the outbox relay left events unpublished for 120 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if pool.get_database_backend() == DbBackend::Postgres {
-        pool.execute_unprepared("CHECKPOINT").await?;
-    } else {
-        pool.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(TRUNCATE)")).await?;
-    }
-    Ok(())
 }
 
 /// Runs `work(0..n)` with `concurrency` callers, each taking the next index
@@ -900,7 +886,7 @@ async fn breakdown(
 
     // The gRPC path without the database: the same call with each token's
     // MAC changed, refused (INVALID_ARGUMENT) after the HMAC.
-    settle(pool).await?;
+    crate::harness::settle_outbox(pool, Duration::from_secs(120)).await?;
     let tokens: Arc<[String]> = sets[0].iter().map(|i| forged(&i.token)).collect();
     let channels: Arc<[Channel]> = connections.into();
     let forged = closed_loop(pool, tokens.len(), concurrency, move |i| {
@@ -921,7 +907,7 @@ async fn breakdown(
     forged.check("the forged tokens")?;
 
     // The use case whole, in-process.
-    settle(pool).await?;
+    crate::harness::settle_outbox(pool, Duration::from_secs(120)).await?;
     let items: Arc<[Item]> = sets[0].as_slice().into();
     let p = path.clone();
     let submit = closed_loop(pool, items.len(), concurrency, move |i| {
@@ -931,7 +917,7 @@ async fn breakdown(
     .await;
     submit.check("the use case in-process")?;
     // The same rows as a plain INSERT in a transaction of its own each.
-    settle(pool).await?;
+    crate::harness::settle_outbox(pool, Duration::from_secs(120)).await?;
     let insert_tx = baseline_phase(pool, &sets[0], rows, concurrency, true).await?;
     insert_tx.check("the plain INSERT in BEGIN … COMMIT")?;
 
@@ -940,7 +926,7 @@ async fn breakdown(
     // transaction without it.
     let mut halves = Vec::new();
     for (k, emit) in [(1, true), (2, false)] {
-        settle(pool).await?;
+        crate::harness::settle_outbox(pool, Duration::from_secs(120)).await?;
         let items: Arc<[Item]> = sets[k].as_slice().into();
         let prepared: Arc<std::sync::Mutex<Vec<Option<Prepared>>>> =
             Arc::new(std::sync::Mutex::new((0..items.len()).map(|_| None).collect()));
@@ -960,7 +946,7 @@ async fn breakdown(
             .map(|p| p.context("an answer was not read"))
             .collect::<anyhow::Result<Vec<_>>>()?
             .into();
-        settle(pool).await?;
+        crate::harness::settle_outbox(pool, Duration::from_secs(120)).await?;
         let p = path.clone();
         let write = closed_loop(pool, prepared.len(), concurrency, move |i| {
             let (p, prepared) = (p.clone(), prepared.clone());
@@ -970,7 +956,7 @@ async fn breakdown(
         write.check("the transaction in-process")?;
         halves.push((reads, write));
     }
-    settle(pool).await?;
+    crate::harness::settle_outbox(pool, Duration::from_secs(120)).await?;
     let (_, write_no_event) = halves.pop().context("two halves")?;
     let (reads, write) = halves.pop().context("two halves")?;
     Ok(Breakdown { verify_us, forged, submit, reads, write, write_no_event, insert_tx })
@@ -1050,22 +1036,6 @@ fn classify(state: &str, query: &str) -> &'static str {
     } else {
         "other SQL"
     }
-}
-
-async fn count(pool: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
-    let row = pool
-        .query_one_raw(Statement::from_string(pool.get_database_backend(), sql))
-        .await?
-        .with_context(|| format!("no row from {sql}"))?;
-    Ok(row.try_get_by_index::<i64>(0)?)
-}
-
-async fn scalar(pool: &DatabaseConnection, sql: &str) -> anyhow::Result<String> {
-    let row = pool
-        .query_one_raw(Statement::from_string(pool.get_database_backend(), sql))
-        .await?
-        .with_context(|| format!("no row from {sql}"))?;
-    Ok(row.try_get_by_index::<String>(0)?)
 }
 
 #[cfg(test)]

@@ -397,6 +397,70 @@ pub fn sqlite_copy(table: &str, copy: &str, kind: &str, sql: &str) -> anyhow::Re
     Ok(out)
 }
 
+/// The one integer `sql` selects.
+pub async fn count(pool: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
+    let row = pool
+        .query_one_raw(sea_orm::Statement::from_string(pool.get_database_backend(), sql))
+        .await?
+        .with_context(|| format!("no row from {sql}"))?;
+    Ok(row.try_get_by_index::<i64>(0)?)
+}
+
+/// The one text `sql` selects.
+pub async fn scalar(pool: &DatabaseConnection, sql: &str) -> anyhow::Result<String> {
+    let row = pool
+        .query_one_raw(sea_orm::Statement::from_string(pool.get_database_backend(), sql))
+        .await?
+        .with_context(|| format!("no row from {sql}"))?;
+    Ok(row.try_get_by_index::<String>(0)?)
+}
+
+/// Waits (up to `within`) until the relay has published every event of the
+/// service's outbox, then checkpoints, so no phase pays for the one before.
+pub async fn settle_outbox(pool: &DatabaseConnection, within: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    while count(pool, "SELECT count(*) FROM outbox WHERE published_time IS NULL").await? > 0 {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the outbox relay left events unpublished for {} s",
+            within.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if pool.get_database_backend() == sea_orm::DbBackend::Postgres {
+        pool.execute_unprepared("CHECKPOINT").await?;
+    } else {
+        pool.query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "PRAGMA wal_checkpoint(TRUNCATE)",
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Waits (up to 600 s) until the tenant's projection tables hold at least
+/// the rows `want` gives (table, rows): the seeded events were taken.
+pub async fn await_projection(pool: &DatabaseConnection, tenant: &str, want: &[(&str, usize)]) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let mut done = true;
+        for (table, n) in want {
+            if count(pool, &format!("SELECT count(*) FROM {table} WHERE tenant_id = '{tenant}'")).await? < *n as i64 {
+                done = false;
+            }
+        }
+        if done {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the projection did not take the seeded events within 600 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

@@ -51,6 +51,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Transac
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+use crate::harness::count;
+
 use crate::{
     harness::TENANT,
     health_common::quantile,
@@ -354,7 +356,7 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
     let ja = items.iter().filter(|i| !i.text.is_ascii()).count();
 
     // 1. The import, timed.
-    settle(&pool).await?;
+    crate::harness::settle_outbox(&pool, Duration::from_secs(600)).await?;
     let cpu = CpuSample::take(&pool).await;
     let t = Instant::now();
     for chunk in items.chunks(MAX_IMPORT) {
@@ -378,7 +380,7 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
     let import = t.elapsed();
     let import_cpu = cpu.since(&pool).await;
     let t = Instant::now();
-    settle(&pool).await?;
+    crate::harness::settle_outbox(&pool, Duration::from_secs(600)).await?;
     let relay_tail = t.elapsed();
     println!(
         "imported {} items ({} in Japanese, {:.0} characters on average) in {:.2} s; the relay published the last \
@@ -397,7 +399,7 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
 
     // 2. The baseline: the same rows, the import's batches, plain INSERTs.
     crate::harness::copy_table(&pool, "items", BASELINE_TABLE).await?;
-    settle(&pool).await?;
+    crate::harness::settle_outbox(&pool, Duration::from_secs(600)).await?;
     let cpu = CpuSample::take(&pool).await;
     let t = Instant::now();
     baseline_insert(&pool, &stored).await?;
@@ -432,7 +434,7 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
         int(baseline_rate.round() as usize)
     );
     if args.import_only {
-        settle(&pool).await?;
+        crate::harness::settle_outbox(&pool, Duration::from_secs(600)).await?;
         let tenant = format!("tenant_id = '{TENANT}'");
         for (what, sql) in [
             ("baseline rows", format!("SELECT count(*) FROM {BASELINE_TABLE} WHERE {tenant}")),
@@ -444,7 +446,7 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
                     .to_owned(),
             ),
         ] {
-            let got = count(&pool, &sql).await?;
+            let got = crate::harness::count(&pool, &sql).await?;
             if got != args.items as i64 {
                 failed.push(format!("{what}: {got}, expected {}", args.items));
             }
@@ -461,7 +463,7 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
     }
 
     // Each item into its theme (untimed set-up of the two reads).
-    settle(&pool).await?;
+    crate::harness::settle_outbox(&pool, Duration::from_secs(600)).await?;
     let t = Instant::now();
     let pairs: Vec<(String, String)> = stored
         .iter()
@@ -475,7 +477,7 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
         args.concurrency,
         t.elapsed().as_secs_f64()
     );
-    settle(&pool).await?;
+    crate::harness::settle_outbox(&pool, Duration::from_secs(600)).await?;
     if pg {
         // As autovacuum would have by now: the tables the reads use have statistics.
         pool.execute_unprepared("ANALYZE").await?;
@@ -501,15 +503,19 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
     rank.sort_by(f64::total_cmp);
 
     // Correctness of the stored state.
-    settle(&pool).await?;
+    crate::harness::settle_outbox(&pool, Duration::from_secs(600)).await?;
     let n = args.items;
     let created = n + probes.done;
     let tenant = format!("tenant_id = '{TENANT}'");
     let checks = [
-        ("items rows", count(&pool, &format!("SELECT count(*) FROM items WHERE {tenant}")).await?, created),
+        (
+            "items rows",
+            crate::harness::count(&pool, &format!("SELECT count(*) FROM items WHERE {tenant}")).await?,
+            created,
+        ),
         (
             "links (item_themes rows)",
-            count(&pool, &format!("SELECT count(*) FROM item_themes WHERE {tenant}")).await?,
+            crate::harness::count(&pool, &format!("SELECT count(*) FROM item_themes WHERE {tenant}")).await?,
             n,
         ),
         (
@@ -534,8 +540,12 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
             .await?,
             created,
         ),
-        ("baseline rows", count(&pool, &format!("SELECT count(*) FROM {BASELINE_TABLE} WHERE {tenant}")).await?, n),
-        ("baseline rows equal to their item", count(&pool, SAME_ROWS).await?, n),
+        (
+            "baseline rows",
+            crate::harness::count(&pool, &format!("SELECT count(*) FROM {BASELINE_TABLE} WHERE {tenant}")).await?,
+            n,
+        ),
+        ("baseline rows equal to their item", crate::harness::count(&pool, SAME_ROWS).await?, n),
     ];
     for (what, got, want) in checks {
         if got != want as i64 {
@@ -949,20 +959,8 @@ async fn seed_projection(app: &TestApp, pool: &DatabaseConnection, n: usize, see
         bus.publish(chunk).await?;
     }
     let want = [("accounts", n), ("contacts", n * CONTACTS), ("account_signals", n)];
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let mut done = true;
-        for (table, n) in want {
-            if count(pool, &format!("SELECT count(*) FROM {table} WHERE tenant_id = '{TENANT}'")).await? < n as i64 {
-                done = false;
-            }
-        }
-        if done {
-            return Ok(accounts);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "the projection did not take the seeded events within 600 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::harness::await_projection(pool, TENANT, &want).await?;
+    Ok(accounts)
 }
 
 /// An `items` row as stored.
@@ -1117,44 +1115,12 @@ fn insert_sql(backend: DbBackend, rows: usize) -> String {
     sql
 }
 
-/// Waits until the relay has published every event, then checkpoints, so
-/// no phase pays for the one before.
-async fn settle(pool: &DatabaseConnection) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while count(pool, "SELECT count(*) FROM outbox WHERE published_time IS NULL").await? > 0 {
-        anyhow::ensure!(Instant::now() < deadline, "the outbox relay left events unpublished for 600 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if pool.get_database_backend() == DbBackend::Postgres {
-        pool.execute_unprepared("CHECKPOINT").await?;
-    } else {
-        pool.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(TRUNCATE)")).await?;
-    }
-    Ok(())
-}
-
 async fn version(pool: &DatabaseConnection) -> anyhow::Result<String> {
     Ok(if pool.get_database_backend() == DbBackend::Postgres {
-        scalar(pool, "SELECT version()").await?
+        crate::harness::scalar(pool, "SELECT version()").await?
     } else {
-        format!("SQLite {} (WAL, synchronous NORMAL)", scalar(pool, "SELECT sqlite_version()").await?)
+        format!("SQLite {} (WAL, synchronous NORMAL)", crate::harness::scalar(pool, "SELECT sqlite_version()").await?)
     })
-}
-
-async fn count(pool: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
-    let row = pool
-        .query_one_raw(Statement::from_string(pool.get_database_backend(), sql))
-        .await?
-        .with_context(|| format!("no row from {sql}"))?;
-    Ok(row.try_get_by_index::<i64>(0)?)
-}
-
-async fn scalar(pool: &DatabaseConnection, sql: &str) -> anyhow::Result<String> {
-    let row = pool
-        .query_one_raw(Statement::from_string(pool.get_database_backend(), sql))
-        .await?
-        .with_context(|| format!("no row from {sql}"))?;
-    Ok(row.try_get_by_index::<String>(0)?)
 }
 
 #[cfg(test)]
