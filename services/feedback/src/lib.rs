@@ -57,6 +57,9 @@ pub struct FeedbackSettings {
     pub send_tick: Duration,
     /// How often a standing campaign looks for accounts that came due.
     pub standing_interval: Duration,
+    /// A Japanese–English lexicon (EDICT) theme suggestions read Japanese
+    /// through, if any.
+    pub lexicon: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for FeedbackSettings {
@@ -65,6 +68,7 @@ impl std::fmt::Debug for FeedbackSettings {
             .field("answer_base_url", &self.answer_base_url)
             .field("send_tick", &self.send_tick)
             .field("standing_interval", &self.standing_interval)
+            .field("lexicon", &self.lexicon)
             .finish_non_exhaustive()
     }
 }
@@ -75,7 +79,9 @@ impl FeedbackSettings {
     /// `BANSO_FEEDBACK_ANSWER_BASE_URL` (default "": answer links are paths
     /// of the gateway; e.g. `https://banso.example.com`),
     /// `BANSO_FEEDBACK_SEND_TICK_SECS` (default 30; 1 to 3600),
-    /// `BANSO_FEEDBACK_STANDING_INTERVAL_SECS` (default 3600; 1 to 86400).
+    /// `BANSO_FEEDBACK_STANDING_INTERVAL_SECS` (default 3600; 1 to 86400),
+    /// `BANSO_FEEDBACK_LEXICON` (default none: a path to EDICT, e.g. Debian's
+    /// `/usr/share/edict/edict`, for theme suggestions; docs/feedback.md).
     pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
         let v = cfg.vars();
         let Some(token_secret) = v.secret("BANSO_FEEDBACK_TOKEN_SECRET")? else {
@@ -97,11 +103,13 @@ impl FeedbackSettings {
         );
         let tick = v.number("BANSO_FEEDBACK_SEND_TICK_SECS", 30u64, 1, 3600)?;
         let standing = v.number("BANSO_FEEDBACK_STANDING_INTERVAL_SECS", 3600u64, 1, 86_400)?;
+        let lexicon = v.get("BANSO_FEEDBACK_LEXICON").filter(|p| !p.trim().is_empty()).map(std::path::PathBuf::from);
         Ok(FeedbackSettings {
             token_secret,
             answer_base_url,
             send_tick: Duration::from_secs(tick),
             standing_interval: Duration::from_secs(standing),
+            lexicon,
         })
     }
 }
@@ -122,6 +130,9 @@ pub const SERVICE: ServiceDef = ServiceDef {
 
 async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Responses, Voice)> {
     let settings = FeedbackSettings::from_config(cx.config)?;
+    if let Some(path) = &settings.lexicon {
+        app::voice::use_lexicon(path).await?;
+    }
     let conn = cx.database::<migration::Migrator>(&SERVICE, Server::NAME).await?;
     let sup = &cx.runtime.supervisor;
     let name = Server::NAME;

@@ -29,6 +29,7 @@ macro_rules! named {
 
 pub(crate) mod axes;
 pub(crate) mod campaign;
+pub(crate) mod lexicon;
 pub(crate) mod loops;
 pub(crate) mod projection;
 pub(crate) mod rank;

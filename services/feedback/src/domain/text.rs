@@ -18,12 +18,17 @@
 //!   [`latin_key`]): "エクスポート" and "export" are both "kspt", so a
 //!   Japanese item and an English one about the same thing share a term;
 //! - the letter trigrams of every English word's stem, at a low weight, so
-//!   that a typo ("Serch") still meets its word ([`trigrams`]).
+//!   that a typo ("Serch") still meets its word ([`trigrams`]);
+//! - with a lexicon (optional, [`super::lexicon`]), the English glosses of
+//!   the dictionary words of a Japanese run, at half weight, so that
+//!   Japanese and English texts, and Japanese synonyms, meet.
 //!
 //! Terms are weighted by TF-IDF, and an item's closeness to a theme is a
 //! cosine (see [`super::suggest`]).
 
 use std::collections::HashMap;
+
+use super::lexicon::Lexicon;
 
 /// A term: a word, one or two characters of a CJK run, a skeleton or a
 /// letter trigram (these two marked).
@@ -44,6 +49,11 @@ const STOP: &[&str] = &[
 /// rather than ½: a kanji alone often carries a word, 課金 and 料金; the
 /// figures are in docs/feedback.md).
 const KANJI_WEIGHT: f64 = 0.75;
+
+/// The weight of each English word of a Japanese word's glosses (see
+/// [`super::lexicon`]): half a word's, as a gloss is a translation of one
+/// sense among several (0.5 against 0.3 and 1: docs/feedback.md).
+const GLOSS_WEIGHT: f64 = 0.5;
 
 /// The weight of a letter trigram of an English word (see [`trigrams`]):
 /// low, as a word gives several and they also meet unrelated words.
@@ -359,10 +369,35 @@ pub(crate) fn features(text: &str) -> Vec<(Term, f64)> {
                     out.push((k, KEY_WEIGHT));
                 }
             }
-            Piece::Run(run) => run_features(&run, &mut out),
+            Piece::Run(run) => {
+                if let Some(lex) = LEXICON.get() {
+                    out.extend(lex.glosses(&run).into_iter().map(|g| (g.to_string(), GLOSS_WEIGHT)));
+                }
+                run_features(&run, &mut out)
+            }
         }
     }
     out
+}
+
+/// The process's Japanese–English lexicon, if the service was given one
+/// (`BANSO_FEEDBACK_LEXICON`): read once, for every tenant.
+static LEXICON: std::sync::OnceLock<Lexicon> = std::sync::OnceLock::new();
+
+/// Reads Japanese runs through `lex` from now on; false if the process
+/// already has a lexicon (it keeps the first).
+pub(crate) fn use_lexicon(lex: Lexicon) -> bool {
+    LEXICON.set(lex).is_ok()
+}
+
+/// Whether Japanese runs are read through a lexicon.
+pub(crate) fn has_lexicon() -> bool {
+    LEXICON.get().is_some()
+}
+
+/// Parses EDICT text with this module's English words as its terms.
+pub(crate) fn parse_lexicon(edict: &str) -> Lexicon {
+    Lexicon::parse(edict, word_term)
 }
 
 fn run_features(run: &[char], out: &mut Vec<(Term, f64)>) {

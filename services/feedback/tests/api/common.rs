@@ -27,11 +27,19 @@ pub async fn spawn() -> TestApp {
     spawn_with(&[]).await
 }
 
+/// `BANSO_TEST_LEXICON`, if set, is the servers' Japanese–English lexicon
+/// (`BANSO_FEEDBACK_LEXICON`; `.ci/run` sets it to Debian's EDICT).
+#[allow(clippy::disallowed_methods, reason = "a test switch, as banso-testkit reads BANSO_TEST_*")]
+pub fn lexicon() -> Option<String> {
+    std::env::var("BANSO_TEST_LEXICON").ok().filter(|p| !p.is_empty())
+}
+
 pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
-    let options = banso_testkit::Options {
-        vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        ..Default::default()
-    };
+    let mut vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    if let Some(path) = lexicon() {
+        vars.push(("BANSO_FEEDBACK_LEXICON".into(), path));
+    }
+    let options = banso_testkit::Options { vars, ..Default::default() };
     banso_testkit::spawn_with(options, &[&banso_feedback::SERVICE]).await.expect("test server starts")
 }
 

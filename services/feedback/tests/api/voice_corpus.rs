@@ -28,9 +28,10 @@ const SEEDS: usize = 4;
 const MIN_SIMILARITY: f64 = 0.05;
 
 /// The bar: suggestions put this share of the items in their
-/// known theme. Met by the top three suggestions; the top one alone
-/// measures 79.4% on both splits (docs/feedback.md), so it is held to a
-/// regression floor.
+/// known theme. With the Japanese–English lexicon (`BANSO_TEST_LEXICON`,
+/// as `.ci/run` sets it) the top suggestion meets it (80.4% and 81.9%);
+/// without, the top three do and the top one alone (79.4% on both
+/// splits, docs/feedback.md) is held to a regression floor.
 const REQUIRED: f64 = 0.80;
 const TOP_ONE_FLOOR: f64 = 0.78;
 
@@ -78,10 +79,13 @@ impl Tally {
 
 #[tokio::test]
 async fn suggestions_put_the_corpus_in_its_known_themes() {
+    let lexicon = lexicon();
+    println!("lexicon: {}", lexicon.as_deref().unwrap_or("none"));
+    let top_one = if lexicon.is_some() { REQUIRED } else { TOP_ONE_FLOOR };
     for seeds in [Seeds::First, Seeds::Last] {
         let (top, three) = measure(seeds).await;
         let (t1, t3) = (top.share("all"), three.share("all"));
-        assert!(t1 >= TOP_ONE_FLOOR, "{seeds:?} seeds: top suggestion right for {:.1}%", 100.0 * t1);
+        assert!(t1 >= top_one, "{seeds:?} seeds: top suggestion right for {:.1}%", 100.0 * t1);
         assert!(t3 >= REQUIRED, "{seeds:?} seeds: known theme among the suggestions for {:.1}%", 100.0 * t3);
     }
 }
@@ -298,4 +302,16 @@ async fn the_index_keeps_step_with_items_links_and_themes() {
     }
     assert!(seen.is_empty(), "{seen:?}");
     app.stop().await.unwrap();
+}
+
+/// A lexicon asked for and not there stops the service, with its path:
+/// silently without it, every suggestion would change.
+#[tokio::test]
+async fn a_lexicon_that_cannot_be_read_stops_the_service() {
+    let missing = "/nonexistent/banso-edict";
+    let options =
+        banso_testkit::Options { vars: vec![("BANSO_FEEDBACK_LEXICON".into(), missing.into())], ..Default::default() };
+    let err = banso_testkit::spawn_with(options, &[&banso_feedback::SERVICE]).await.err().expect("refused");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("BANSO_FEEDBACK_LEXICON") && msg.contains(missing), "{msg}");
 }
