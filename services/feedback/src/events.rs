@@ -236,6 +236,14 @@ impl Handler for Projection {
                             store::campaigns::delivered(conn, tenant, id, at).await?;
                         }
                     }
+                    // Playbooks' outreach gave up on an invitation: it shows FAILED, and why.
+                    Some(Payload::OutreachFailed(e)) => {
+                        if let Some(id) = invitation_of(&e.correlation_id) {
+                            let error = format!("{} ({} attempts)", e.last_error, e.attempts);
+                            let failure = crate::domain::campaign::Failure { at: time, error };
+                            store::campaigns::delivery_failed(conn, tenant, id, &failure).await?;
+                        }
+                    }
                     Some(Payload::PlanCreated(ev::PlanCreated { plan: Some(p) })) => {
                         if let Some(outcome) = plan_outcome(p) {
                             let id = wire::uuid("plan.account_id", &p.account_id)?;

@@ -144,14 +144,14 @@ async fn build(cx: &Context<'_>) -> anyhow::Result<(Server, Responses, Voice)> {
     let partitions = cx.partitions(&SERVICE, name);
     for source in SERVICE.consumes {
         // Of Health's events only scores, of Playbooks' only new plans,
-        // checkpoints' readings (the outcome axis) and messages sent (an
-        // invitation delivered): the others would cost a transaction each
+        // checkpoints' readings (the outcome axis) and messages sent or
+        // given up on (an invitation delivered or failed): the others would cost a transaction each
         // for nothing. Of its own only a theme's status change: the loop it
         // closes is told to each account once, whatever redelivers it.
         let subjects = match *source {
             NAME => vec![format!("banso.{NAME}.theme_status_changed")],
             "health" => vec![format!("banso.{source}.health_score_changed")],
-            "playbooks" => ["plan_created", "checkpoint_recorded", "outreach_sent"]
+            "playbooks" => ["plan_created", "checkpoint_recorded", "outreach_sent", "outreach_failed"]
                 .iter()
                 .map(|t| format!("banso.{source}.{t}"))
                 .collect(),

@@ -388,6 +388,7 @@ pub(crate) fn campaign_to_proto(c: &Campaign, now: DateTime<Utc>) -> pb::Campaig
             delivered: c.counts.delivered,
             answered: c.counts.answered,
             accounts_without_contacts: c.counts.accounts_without_contacts,
+            failed: c.counts.failed,
         }),
         create_time: Some(wire::timestamp(c.create_time)),
         created_by: c.created_by.clone(),
@@ -402,11 +403,12 @@ pub(crate) fn status_filter(v: &mut Violations, raw: i32) -> Option<Status> {
         Ok(pb::InvitationStatus::Delivered) => Some(Status::Delivered),
         Ok(pb::InvitationStatus::Answered) => Some(Status::Answered),
         Ok(pb::InvitationStatus::Expired) => Some(Status::Expired),
+        Ok(pb::InvitationStatus::Failed) => Some(Status::Failed),
         Err(_) => {
             v.add(
                 "status",
                 format!(
-                    "{raw} is not an invitation status: use INVITATION_STATUS_SENT, _DELIVERED, _ANSWERED or _EXPIRED"
+                    "{raw} is not an invitation status: use INVITATION_STATUS_SENT, _DELIVERED, _ANSWERED, _EXPIRED or _FAILED"
                 ),
             );
             None
@@ -427,6 +429,7 @@ pub(crate) fn invitation_to_proto(x: &Issued, now: DateTime<Utc>) -> pb::Invitat
             Status::Delivered => pb::InvitationStatus::Delivered,
             Status::Answered => pb::InvitationStatus::Answered,
             Status::Expired => pb::InvitationStatus::Expired,
+            Status::Failed => pb::InvitationStatus::Failed,
         }) as i32,
         token: x.token.clone(),
         answer_url: x.answer_url.clone(),
@@ -434,6 +437,8 @@ pub(crate) fn invitation_to_proto(x: &Issued, now: DateTime<Utc>) -> pb::Invitat
         deliver_time: i.deliver_time.or(i.answer_time).map(wire::timestamp),
         answer_time: i.answer_time.map(wire::timestamp),
         expire_time: Some(wire::timestamp(i.expire_time)),
+        fail_time: i.failure.as_ref().map(|f| wire::timestamp(f.at)),
+        delivery_error: i.failure.as_ref().map(|f| f.error.clone()).unwrap_or_default(),
     }
 }
 

@@ -148,6 +148,7 @@ pub(crate) async fn issue(tx: &Tx, c: &mut Campaign, links: &Links, now: DateTim
             email: x.email.clone(),
             send_time: now,
             deliver_time: None,
+            failure: None,
             answer_time: None,
             expire_time,
         };
@@ -184,7 +185,8 @@ pub(crate) async fn issue(tx: &Tx, c: &mut Campaign, links: &Links, now: DateTim
 /// A campaign with its delivered and answered counts.
 async fn campaign_with_counts(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Campaign> {
     let (mut c, _) = store::campaigns::get(conn, tenant, id).await?;
-    (c.counts.delivered, c.counts.answered) = store::campaigns::delivered_answered(conn, tenant, id).await?;
+    (c.counts.delivered, c.counts.answered, c.counts.failed) =
+        store::campaigns::delivered_answered(conn, tenant, id).await?;
     Ok(c)
 }
 
@@ -279,7 +281,7 @@ impl App {
         let conn = self.db.conn();
         let mut out = Vec::new();
         for mut c in store::campaigns::list(conn, &caller.tenant_id, survey, before, limit).await? {
-            (c.counts.delivered, c.counts.answered) =
+            (c.counts.delivered, c.counts.answered, c.counts.failed) =
                 store::campaigns::delivered_answered(conn, &caller.tenant_id, c.id).await?;
             out.push(c);
         }

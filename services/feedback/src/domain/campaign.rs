@@ -12,7 +12,7 @@ use super::{
 };
 
 named!(State { Scheduled = "scheduled", Active = "active", Closed = "closed" });
-named!(Status { Sent = "sent", Delivered = "delivered", Answered = "answered", Expired = "expired" });
+named!(Status { Sent = "sent", Delivered = "delivered", Answered = "answered", Expired = "expired", Failed = "failed" });
 
 /// Default days a contact is not invited again to a survey of the same kind.
 pub(crate) const DEFAULT_THROTTLE_DAYS: i32 = 90;
@@ -113,6 +113,8 @@ pub(crate) struct Counts {
     pub throttled: i64,
     pub delivered: i64,
     pub answered: i64,
+    /// Failed deliveries not delivered since.
+    pub failed: i64,
     pub accounts_without_contacts: i64,
 }
 
@@ -155,12 +157,26 @@ pub(crate) struct Invitation {
     pub deliver_time: Option<DateTime<Utc>>,
     pub answer_time: Option<DateTime<Utc>>,
     pub expire_time: DateTime<Utc>,
+    /// Its delivery's last failure, if Playbooks' outreach gave up.
+    pub failure: Option<Failure>,
+}
+
+/// A delivery Playbooks gave up on (its OutreachFailed).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Failure {
+    pub at: DateTime<Utc>,
+    /// The last attempt's error and the attempts made, as reported.
+    pub error: String,
 }
 
 impl Invitation {
+    /// Answered; failed (never delivered, whatever its expiry: it never
+    /// reached the contact); expired; delivered; sent.
     pub(crate) fn status(&self, now: DateTime<Utc>) -> Status {
         if self.answer_time.is_some() {
             Status::Answered
+        } else if self.deliver_time.is_none() && self.failure.is_some() {
+            Status::Failed
         } else if now >= self.expire_time {
             Status::Expired
         } else if self.deliver_time.is_some() {
@@ -297,8 +313,13 @@ mod tests {
             deliver_time: None,
             answer_time: None,
             expire_time: t0 + Duration::days(14),
+            failure: None,
         };
         assert_eq!(i.status(t0), Status::Sent);
+        // A failed delivery stays failed past the expiry, until delivered.
+        i.failure = Some(Failure { at: t0, error: "HTTP 503".into() });
+        assert_eq!(i.status(t0), Status::Failed);
+        assert_eq!(i.status(t0 + Duration::days(30)), Status::Failed);
         i.deliver_time = Some(t0);
         assert_eq!(i.status(t0), Status::Delivered);
         assert_eq!(i.status(t0 + Duration::days(14)), Status::Expired);

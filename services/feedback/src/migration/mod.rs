@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(banso_events::outbox::PendingIndex),
             Box::new(M0001Surveys),
             Box::new(voice::M0002Voice),
+            Box::new(M0004DeliveryFailures),
         ]
     }
 }
@@ -236,5 +237,27 @@ impl MigrationTrait for M0001Surveys {
         .await?;
         m.create_index(index("predictions", "survey", &["tenant_id", "survey_id", "campaign_id"])).await?;
         Ok(())
+    }
+}
+
+/// An invitation's failed delivery: Playbooks' OutreachFailed, kept so the
+/// invitation shows FAILED and why instead of staying SENT.
+struct M0004DeliveryFailures;
+
+impl MigrationName for M0004DeliveryFailures {
+    fn name(&self) -> &str {
+        "m20261206_000004_invitation_delivery_failures"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004DeliveryFailures {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One column an ALTER: SQLite adds one at a time.
+        m.alter_table(
+            Table::alter().table("invitations").add_column(timestamp_with_time_zone_null("fail_time")).to_owned(),
+        )
+        .await?;
+        m.alter_table(Table::alter().table("invitations").add_column(text_null("delivery_error")).to_owned()).await
     }
 }

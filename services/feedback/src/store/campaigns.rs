@@ -16,7 +16,7 @@ use super::{
     from_json, to_json,
 };
 use crate::domain::{
-    campaign::{Campaign, Counts, Invitation, State, Status},
+    campaign::{Campaign, Counts, Failure, Invitation, State, Status},
     projection::Snapshot,
     results::InvitationFact,
     survey::Kind,
@@ -160,6 +160,7 @@ fn invitation(m: i::Model) -> Result<(Invitation, Snapshot)> {
             deliver_time: m.deliver_time,
             answer_time: m.answer_time,
             expire_time: m.expire_time,
+            failure: m.fail_time.map(|at| Failure { at, error: m.delivery_error.unwrap_or_default() }),
         },
         from_json("invitation snapshot", &m.snapshot)?,
     ))
@@ -192,6 +193,8 @@ pub(crate) async fn insert_invitations(
                     answer_time: Set(x.answer_time),
                     expire_time: Set(x.expire_time),
                     snapshot: Set(to_json("invitation snapshot", snap)?),
+                    fail_time: Set(x.failure.as_ref().map(|f| f.at)),
+                    delivery_error: Set(x.failure.as_ref().map(|f| f.error.clone())),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -293,8 +296,16 @@ pub(crate) async fn invitations(
         .filter(i::Column::Throttled.eq(false));
     q = match status {
         None => q,
+        // As Invitation::status decides.
         Some(Status::Answered) => q.filter(i::Column::AnswerTime.is_not_null()),
-        Some(Status::Expired) => q.filter(i::Column::AnswerTime.is_null()).filter(i::Column::ExpireTime.lte(now)),
+        Some(Status::Failed) => q
+            .filter(i::Column::AnswerTime.is_null())
+            .filter(i::Column::DeliverTime.is_null())
+            .filter(i::Column::FailTime.is_not_null()),
+        Some(Status::Expired) => q
+            .filter(i::Column::AnswerTime.is_null())
+            .filter(i::Column::ExpireTime.lte(now))
+            .filter(Condition::any().add(i::Column::DeliverTime.is_not_null()).add(i::Column::FailTime.is_null())),
         Some(Status::Delivered) => q
             .filter(i::Column::AnswerTime.is_null())
             .filter(i::Column::ExpireTime.gt(now))
@@ -302,7 +313,8 @@ pub(crate) async fn invitations(
         Some(Status::Sent) => q
             .filter(i::Column::AnswerTime.is_null())
             .filter(i::Column::ExpireTime.gt(now))
-            .filter(i::Column::DeliverTime.is_null()),
+            .filter(i::Column::DeliverTime.is_null())
+            .filter(i::Column::FailTime.is_null()),
     };
     if let Some(a) = after {
         q = q.filter(i::Column::Id.gt(a));
@@ -352,6 +364,28 @@ pub(crate) async fn delivered(conn: &impl ConnectionTrait, tenant: &str, id: Uui
     Ok(())
 }
 
+/// An invitation's delivery failed at `at` (Playbooks' outreach gave up),
+/// unless it was delivered or answered already; a later failure (a
+/// redelivery that failed again) replaces an earlier one.
+pub(crate) async fn delivery_failed(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: Uuid,
+    failure: &Failure,
+) -> Result<()> {
+    i::Entity::update_many()
+        .col_expr(i::Column::FailTime, Some(failure.at).into())
+        .col_expr(i::Column::DeliveryError, Some(failure.error.clone()).into())
+        .filter(i::Column::TenantId.eq(tenant))
+        .filter(i::Column::Id.eq(id))
+        .filter(i::Column::DeliverTime.is_null())
+        .filter(i::Column::AnswerTime.is_null())
+        .filter(Condition::any().add(i::Column::FailTime.is_null()).add(i::Column::FailTime.lte(failure.at)))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// Takes each invitation's one answer: the ids taken (not those answered
 /// already, by an earlier answer or one that won a race).
 pub(crate) async fn claim_answers(
@@ -377,12 +411,13 @@ pub(crate) async fn claim_answers(
         .collect())
 }
 
-/// Delivered (marked or answered) and answered invitations of a campaign.
+/// Delivered (marked or answered), answered and failed (not delivered
+/// since, not answered) invitations of a campaign.
 pub(crate) async fn delivered_answered(
     conn: &impl ConnectionTrait,
     tenant: &str,
     campaign: Uuid,
-) -> Result<(i64, i64)> {
+) -> Result<(i64, i64, i64)> {
     let base = || {
         i::Entity::find()
             .filter(i::Column::TenantId.eq(tenant))
@@ -392,8 +427,14 @@ pub(crate) async fn delivered_answered(
     let answered = base().filter(i::Column::AnswerTime.is_not_null()).count(conn).await?;
     let delivered_only =
         base().filter(i::Column::AnswerTime.is_null()).filter(i::Column::DeliverTime.is_not_null()).count(conn).await?;
+    let failed = base()
+        .filter(i::Column::AnswerTime.is_null())
+        .filter(i::Column::DeliverTime.is_null())
+        .filter(i::Column::FailTime.is_not_null())
+        .count(conn)
+        .await?;
     let n = |x: u64| i64::try_from(x).unwrap_or(i64::MAX);
-    Ok((n(answered + delivered_only), n(answered)))
+    Ok((n(answered + delivered_only), n(answered), n(failed)))
 }
 
 /// The invitations of a survey sent in `[from, to)`, as the response rate reads them.

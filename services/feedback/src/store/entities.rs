@@ -121,6 +121,9 @@ entity!(invitation, "invitations", {
     pub expire_time: ChronoDateTimeUtc,
     #[sea_orm(column_type = "Text")]
     pub snapshot: String,
+    pub fail_time: Option<ChronoDateTimeUtc>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub delivery_error: Option<String>,
 });
 
 entity!(answer, "answers", {

@@ -448,3 +448,121 @@ async fn invitations_delivered_through_playbooks_outreach() {
     assert_violation(&e, "campaign.delivery_endpoint_id");
     app.stop().await.unwrap();
 }
+
+/// Playbooks' OutreachFailed for an invitation shows it FAILED, with why,
+/// in the listing, its filter and the campaign's counts — not SENT
+/// forever; a redelivery that succeeds makes it DELIVERED, and a failure
+/// that comes after the delivery changes nothing.
+#[tokio::test]
+async fn an_invitation_whose_outreach_failed_shows_failed_until_delivered() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let a = account("Alpha", "retail");
+    publish_account(&app, TENANT, &a).await;
+    let ann = contact(&a, "Ann", apb::ContactLevel::Manager);
+    let bob = contact(&a, "Bob", apb::ContactLevel::Practitioner);
+    publish_contact(&app, TENANT, &ann).await;
+    publish_contact(&app, TENANT, &bob).await;
+    settle(&app, TENANT).await;
+    let s = create_survey(&mut c, survey("CES", pb::SurveyKind::Ces)).await;
+    let endpoint = uuid::Uuid::now_v7().to_string();
+    let campaign =
+        create_campaign(&mut c, pb::Campaign { delivery_endpoint_id: endpoint.clone(), ..campaign_to(&s, &[&a]) })
+            .await;
+    let all = invitations(&mut c, &campaign.id).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    let (failing, other) = (all[0].clone(), all[1].clone());
+    let failed = |correlation: String, error: &str| {
+        Payload::OutreachFailed(ev::OutreachFailed {
+            delivery_id: uuid::Uuid::now_v7().to_string(),
+            account_id: a.id.clone(),
+            contact_id: failing.contact_id.clone(),
+            endpoint_id: endpoint.clone(),
+            attempts: 5,
+            last_error: error.into(),
+            correlation_id: correlation,
+            ..Default::default()
+        })
+    };
+    let counts = async |c: &mut Client| {
+        c.get_campaign(pb::GetCampaignRequest { id: campaign.id.clone() }).await.unwrap().into_inner().counts.unwrap()
+    };
+    // A failure of something else, then of this invitation (twice: the
+    // same event redelivered).
+    publish(&app, TENANT, "playbooks", failed(format!("survey_invitation:{}", uuid::Uuid::now_v7()), "x")).await;
+    let env = publish(&app, TENANT, "playbooks", failed(format!("survey_invitation:{}", failing.id), "HTTP 503")).await;
+    publish_envelope(&app, &env).await;
+    until("the invitation shows failed", || {
+        let mut c = c.clone();
+        async move { (counts(&mut c).await.failed == 1).then_some(()) }
+    })
+    .await;
+    let by_id = |xs: Vec<pb::Invitation>, id: &str| xs.into_iter().find(|x| x.id == id).unwrap();
+    let got = by_id(invitations(&mut c, &campaign.id).await, &failing.id);
+    assert_eq!(got.status, pb::InvitationStatus::Failed as i32);
+    assert_eq!(got.delivery_error, "HTTP 503 (5 attempts)");
+    assert!(got.fail_time.is_some() && got.deliver_time.is_none(), "{got:?}");
+    assert_eq!(by_id(invitations(&mut c, &campaign.id).await, &other.id).status, pb::InvitationStatus::Sent as i32);
+    let lister = c.clone();
+    let listed = |status: pb::InvitationStatus| {
+        let mut c = lister.clone();
+        let id = campaign.id.clone();
+        async move {
+            c.list_invitations(pb::ListInvitationsRequest {
+                campaign_id: id,
+                status: status as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .invitations
+            .into_iter()
+            .map(|x| x.id)
+            .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed(pb::InvitationStatus::Failed).await, std::slice::from_ref(&failing.id));
+    assert_eq!(listed(pb::InvitationStatus::Sent).await, std::slice::from_ref(&other.id));
+    let n = counts(&mut c).await;
+    assert_eq!((n.invited, n.delivered, n.failed), (2, 0, 1));
+
+    // Playbooks' redelivery gets through: delivered, no longer failed.
+    publish(
+        &app,
+        TENANT,
+        "playbooks",
+        Payload::OutreachSent(ev::OutreachSent {
+            delivery_id: uuid::Uuid::now_v7().to_string(),
+            account_id: a.id.clone(),
+            contact_id: failing.contact_id.clone(),
+            endpoint_id: endpoint.clone(),
+            sent_time: Some(pbjson_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
+            attempts: 1,
+            correlation_id: format!("survey_invitation:{}", failing.id),
+            ..Default::default()
+        }),
+    )
+    .await;
+    until("the invitation is delivered", || {
+        let mut c = c.clone();
+        async move { (counts(&mut c).await.delivered == 1).then_some(()) }
+    })
+    .await;
+    // A failure after the delivery (another message's) changes nothing;
+    // the other invitation's failure, published after it on the same
+    // account's stream, shows when both were read.
+    publish(&app, TENANT, "playbooks", failed(format!("survey_invitation:{}", failing.id), "HTTP 500")).await;
+    publish(&app, TENANT, "playbooks", failed(format!("survey_invitation:{}", other.id), "HTTP 410")).await;
+    until("the other invitation shows failed", || {
+        let mut c = c.clone();
+        async move { (counts(&mut c).await.failed == 1).then_some(()) }
+    })
+    .await;
+    let got = by_id(invitations(&mut c, &campaign.id).await, &failing.id);
+    assert_eq!(got.status, pb::InvitationStatus::Delivered as i32);
+    let n = counts(&mut c).await;
+    assert_eq!((n.delivered, n.failed), (1, 1));
+    assert_eq!(listed(pb::InvitationStatus::Failed).await, std::slice::from_ref(&other.id));
+    app.stop().await.unwrap();
+}
