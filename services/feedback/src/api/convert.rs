@@ -603,3 +603,31 @@ pub(crate) fn settings_to_proto(t: &crate::store::tenants::Tenant) -> pb::Feedba
             .collect(),
     }
 }
+
+/// A customer's answer as the API shows it.
+pub(crate) fn answer_to_proto(a: &crate::store::answers::Answer) -> pb::SurveyAnswer {
+    pb::SurveyAnswer {
+        id: a.id.to_string(),
+        survey_id: a.survey_id.to_string(),
+        campaign_id: a.campaign_id.to_string(),
+        invitation_id: a.invitation_id.to_string(),
+        account_id: a.account_id.to_string(),
+        contact_id: a.contact_id.to_string(),
+        kind: kind_to_proto(a.kind) as i32,
+        score: a.score,
+        nps_category: category(a.score.filter(|_| a.kind == Kind::Nps).map(|x| survey::nps_category(f64::from(x)))),
+        perception_agreement: a.perception,
+        comment: a.comment.clone(),
+        answers: a
+            .answers
+            .iter()
+            .map(|x| pb::QuestionAnswer {
+                question_id: x.question_id.clone(),
+                scale: x.scale,
+                choices: x.choices.clone(),
+                text: x.text.clone(),
+            })
+            .collect(),
+        answer_time: Some(wire::timestamp(a.answer_time)),
+    }
+}

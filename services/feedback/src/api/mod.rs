@@ -251,6 +251,37 @@ impl pb::surveys_service_server::SurveysService for SurveysApi {
         .await
     }
 
+    async fn list_survey_answers(
+        &self,
+        req: Request<pb::ListSurveyAnswersRequest>,
+    ) -> Rpc<pb::ListSurveyAnswersResponse> {
+        handle(req, Access::Read, async |caller, r| {
+            let mut v = Violations::new();
+            let survey = v.take(wire::uuid("survey_id", &r.survey_id));
+            let campaign = v.take(wire::optional_uuid("campaign_id", &r.campaign_id)).flatten();
+            let account = v.take(wire::optional_uuid("account_id", &r.account_id)).flatten();
+            let range = range(&mut v, r.start_time.as_ref(), r.end_time.as_ref());
+            let limit = page_size(&mut v, r.page_size, 50);
+            let (survey, limit) = v.finish_with((survey, limit))?;
+            let filter = crate::store::answers::AnswerFilter {
+                campaign,
+                account,
+                from: range.start,
+                to: range.end,
+                with_comment: r.with_comment,
+            };
+            let key = QueryKey::new("ListSurveyAnswers", &caller.tenant_id).part(format!(
+                "{survey}/{campaign:?}/{account:?}/{:?}/{:?}/{}",
+                range.start, range.end, r.with_comment
+            ));
+            let page: Paged<Uuid> = Paged::new(&self.kit.page_tokens, key, &r.page_token, limit)?;
+            let rows = self.app.list_answers(&caller, survey, filter, page.after, page.fetch()).await?;
+            let (rows, next_page_token) = page.page(&self.kit.page_tokens, rows, |a| a.id)?;
+            Ok(pb::ListSurveyAnswersResponse { answers: rows.iter().map(answer_to_proto).collect(), next_page_token })
+        })
+        .await
+    }
+
     async fn get_survey_results(&self, req: Request<pb::GetSurveyResultsRequest>) -> Rpc<pb::SurveyResults> {
         handle(req, Access::Read, async |caller, r| {
             let mut v = Violations::new();

@@ -7,7 +7,10 @@ use uuid::Uuid;
 use super::App;
 use crate::{
     domain::survey::{Body, Kind, Survey},
-    store,
+    store::{
+        self,
+        answers::{Answer, AnswerFilter},
+    },
 };
 
 const OP_CREATE_SURVEY: &str = "CreateSurvey";
@@ -53,5 +56,27 @@ impl App {
         limit: u64,
     ) -> Result<Vec<Survey>> {
         store::surveys::list(self.db.conn(), &caller.tenant_id, kind, after, limit).await
+    }
+
+    /// A survey's answers, newest first: NOT_FOUND for a survey, or a
+    /// campaign filtered on, that is not the tenant's (or a campaign of
+    /// another survey).
+    pub(crate) async fn list_answers(
+        &self,
+        caller: &Caller,
+        survey: Uuid,
+        filter: AnswerFilter,
+        before: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<Answer>> {
+        let conn = self.db.conn();
+        store::surveys::get(conn, &caller.tenant_id, survey).await?;
+        if let Some(c) = filter.campaign {
+            let (campaign, _) = store::campaigns::get(conn, &caller.tenant_id, c).await?;
+            if campaign.survey_id != survey {
+                return Err(banso_kit::Error::not_found("campaign", c.to_string()));
+            }
+        }
+        store::answers::list(conn, &caller.tenant_id, survey, filter, before, limit).await
     }
 }

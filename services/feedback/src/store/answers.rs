@@ -4,7 +4,7 @@
 use banso_kit::Result;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::OnConflict,
 };
 use uuid::Uuid;
@@ -100,6 +100,70 @@ pub(crate) async fn facts(
                     snapshot: from_json("answer snapshot", &m.snapshot)?,
                 },
             ))
+        })
+        .collect()
+}
+
+/// Which of a survey's answers to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AnswerFilter {
+    pub campaign: Option<Uuid>,
+    pub account: Option<Uuid>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub with_comment: bool,
+}
+
+/// A survey's answers, newest first (ids are UUIDv7, taken when the answer
+/// is written), those before `before` when paging.
+pub(crate) async fn list(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    survey: Uuid,
+    filter: AnswerFilter,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Answer>> {
+    let mut q = a::Entity::find().filter(a::Column::TenantId.eq(tenant)).filter(a::Column::SurveyId.eq(survey));
+    if let Some(c) = filter.campaign {
+        q = q.filter(a::Column::CampaignId.eq(c));
+    }
+    if let Some(x) = filter.account {
+        q = q.filter(a::Column::AccountId.eq(x));
+    }
+    if let Some(t) = filter.from {
+        q = q.filter(a::Column::AnswerTime.gte(t));
+    }
+    if let Some(t) = filter.to {
+        q = q.filter(a::Column::AnswerTime.lt(t));
+    }
+    if filter.with_comment {
+        q = q.filter(a::Column::Comment.ne(""));
+    }
+    if let Some(b) = before {
+        q = q.filter(a::Column::Id.lt(b));
+    }
+    q.order_by_desc(a::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| {
+            Ok(Answer {
+                id: m.id,
+                invitation_id: m.invitation_id,
+                survey_id: m.survey_id,
+                campaign_id: m.campaign_id,
+                kind: Kind::parse(&m.kind).ok_or_else(|| super::corrupt("answer kind", &m.kind))?,
+                account_id: m.account_id,
+                contact_id: m.contact_id,
+                score: m.score,
+                perception: m.perception,
+                comment: m.comment,
+                answers: from_json("answers", &m.answers)?,
+                answer_time: m.answer_time,
+                snapshot: from_json("answer snapshot", &m.snapshot)?,
+            })
         })
         .collect()
 }

@@ -399,3 +399,146 @@ async fn a_burst_of_answers_gets_each_its_own_outcome() {
     answer(&mut p, &token, Some(9)).await.unwrap_or_else(|e| panic!("{tenant}: {e:?}"));
     app.stop().await.unwrap();
 }
+
+/// ListSurveyAnswers reads the answers back one by one, newest first —
+/// score, category, comment, the custom questions' answers, perception —
+/// filtered by campaign, account, time and comment, paged; bad input is
+/// every field at once, and another tenant's survey or campaign is
+/// NOT_FOUND.
+#[tokio::test]
+async fn answers_are_read_back_one_by_one() {
+    let app = spawn().await;
+    let mut c = admin(&app);
+    let (a, ann) = account_with_contacts(&app, "Alpha", "retail", 2).await;
+    let (b, bob) = account_with_contacts(&app, "Beta", "retail", 1).await;
+    settle(&app, TENANT).await;
+    let s = create_survey(
+        &mut c,
+        pb::Survey {
+            perception_statement: "works in our shoes".into(),
+            questions: vec![pb::CustomQuestion {
+                text: "why".into(),
+                r#type: pb::QuestionType::Text as i32,
+                ..Default::default()
+            }],
+            ..survey("NPS", pb::SurveyKind::Nps)
+        },
+    )
+    .await;
+    let first = create_campaign(&mut c, campaign_to(&s, &[&a])).await;
+    let second = create_campaign(&mut c, campaign_to(&s, &[&b])).await;
+    let (t1, t2) = (tokens(&mut c, &first.id).await, tokens(&mut c, &second.id).await);
+    let mut p = public(&app);
+    let submit = |token: &str, score: i32, comment: &str| pb::SubmitSurveyAnswerRequest {
+        token: token.into(),
+        score: Some(score),
+        comment: comment.into(),
+        answers: vec![pb::QuestionAnswer {
+            question_id: "q1".into(),
+            text: format!("because {score}"),
+            ..Default::default()
+        }],
+        perception_agreement: Some(4),
+    };
+    let mut ids = Vec::new();
+    for (token, score, comment) in [
+        (&t1[&ann[0].id].token, 3, "請求書が分かりにくい"),
+        (&t1[&ann[1].id].token, 9, ""),
+        (&t2[&bob[0].id].token, 7, "fine"),
+    ] {
+        ids.push(p.submit_survey_answer(submit(token, score, comment)).await.unwrap().into_inner().answer_id);
+    }
+    let list = async |c: &mut Client, r: pb::ListSurveyAnswersRequest| {
+        c.list_survey_answers(pb::ListSurveyAnswersRequest { survey_id: s.id.clone(), ..r })
+            .await
+            .map(|x| x.into_inner())
+    };
+    let all = list(&mut c, Default::default()).await.unwrap();
+    assert_eq!(all.answers.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), [&ids[2], &ids[1], &ids[0]]);
+    let oldest = &all.answers[2];
+    assert_eq!(
+        (
+            oldest.account_id.as_str(),
+            oldest.contact_id.as_str(),
+            oldest.campaign_id.as_str(),
+            oldest.survey_id.as_str()
+        ),
+        (a.id.as_str(), ann[0].id.as_str(), first.id.as_str(), s.id.as_str())
+    );
+    assert_eq!(oldest.invitation_id, t1[&ann[0].id].id);
+    assert_eq!(
+        (oldest.kind, oldest.score, oldest.nps_category),
+        (pb::SurveyKind::Nps as i32, Some(3), pb::NpsCategory::Detractor as i32)
+    );
+    assert_eq!((oldest.comment.as_str(), oldest.perception_agreement), ("請求書が分かりにくい", Some(4)));
+    assert_eq!(oldest.answers.len(), 1);
+    assert_eq!((oldest.answers[0].question_id.as_str(), oldest.answers[0].text.as_str()), ("q1", "because 3"));
+    assert!(oldest.answer_time.is_some());
+    assert_eq!(all.answers[1].nps_category, pb::NpsCategory::Promoter as i32);
+
+    // Filters.
+    let ids_of = |r: pb::ListSurveyAnswersResponse| r.answers.into_iter().map(|x| x.id).collect::<Vec<_>>();
+    let by_campaign =
+        list(&mut c, pb::ListSurveyAnswersRequest { campaign_id: second.id.clone(), ..Default::default() });
+    assert_eq!(ids_of(by_campaign.await.unwrap()), [ids[2].clone()]);
+    let by_account = list(&mut c, pb::ListSurveyAnswersRequest { account_id: a.id.clone(), ..Default::default() });
+    assert_eq!(ids_of(by_account.await.unwrap()), [ids[1].clone(), ids[0].clone()]);
+    let commented = list(&mut c, pb::ListSurveyAnswersRequest { with_comment: true, ..Default::default() });
+    assert_eq!(ids_of(commented.await.unwrap()), [ids[2].clone(), ids[0].clone()]);
+    let future = pbjson_types::Timestamp { seconds: chrono::Utc::now().timestamp() + 3600, nanos: 0 };
+    let later = list(&mut c, pb::ListSurveyAnswersRequest { start_time: Some(future), ..Default::default() });
+    assert!(later.await.unwrap().answers.is_empty());
+
+    // Pages of one, newest first, to the end.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = list(&mut c, pb::ListSurveyAnswersRequest { page_size: 1, page_token: token, ..Default::default() })
+            .await
+            .unwrap();
+        seen.extend(page.answers.into_iter().map(|x| x.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+
+    // Any role reads them.
+    let mut viewer = client(&app, TENANT, Role::Viewer);
+    assert_eq!(list(&mut viewer, Default::default()).await.unwrap().answers.len(), 3);
+
+    // Bad input: every field at once.
+    let e = c
+        .list_survey_answers(pb::ListSurveyAnswersRequest {
+            survey_id: "nope".into(),
+            campaign_id: "x".into(),
+            account_id: "y".into(),
+            start_time: Some(pbjson_types::Timestamp { seconds: 2_000_000_000, nanos: 0 }),
+            end_time: Some(pbjson_types::Timestamp { seconds: 1_000_000_000, nanos: 0 }),
+            page_size: -1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let fields: Vec<String> = violations(&e).into_iter().map(|(f, _)| f).collect();
+    for f in ["survey_id", "campaign_id", "account_id", "end_time", "page_size"] {
+        assert!(fields.iter().any(|x| x == f), "{f} in {fields:?}");
+    }
+    // A campaign of another survey, and another tenant's survey or
+    // campaign, are not found.
+    let other = create_survey(&mut c, survey("CSAT", pb::SurveyKind::Csat)).await;
+    let e = c
+        .list_survey_answers(pb::ListSurveyAnswersRequest {
+            survey_id: other.id.clone(),
+            campaign_id: first.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let mut globex = client(&app, "globex", Role::Admin);
+    assert_eq!(list(&mut globex, Default::default()).await.unwrap_err().code(), Code::NotFound);
+    app.stop().await.unwrap();
+}
