@@ -414,6 +414,59 @@ pub fn pg_array<T>(ty: sea_orm::sea_query::ArrayType, items: &[T], f: impl Fn(&T
     sea_orm::Value::Array(ty, Some(Box::new(items.iter().map(f).collect())))
 }
 
+/// `INSERT INTO table (…) SELECT … FROM unnest($n::type[], …) AS t(…)`
+/// for PostgreSQL: a chunk of rows as one typed array per column, one short
+/// statement whatever the chunk's size (a multi-row VALUES of thousands of
+/// rows cost a fifth of a recompute in parsing and planning,
+/// docs/benchmarks.md). Each column is added once with the expression it
+/// takes, so no value can drift from its column.
+#[derive(Default)]
+pub struct Unnest {
+    columns: Vec<String>,
+    exprs: Vec<String>,
+    arrays: Vec<String>,
+    aliases: Vec<String>,
+    values: Vec<sea_orm::Value>,
+}
+
+impl Unnest {
+    /// A parameter every row shares; its placeholder.
+    pub fn param(&mut self, v: impl Into<sea_orm::Value>) -> String {
+        self.values.push(v.into());
+        format!("${}", self.values.len())
+    }
+
+    /// An array of one value per row, of PostgreSQL type `pg_type`; the name
+    /// a column's expression reads it by. (The driver's arrays hold no NULL:
+    /// a nullable value travels as a value and a "present" flag array.)
+    pub fn array(&mut self, pg_type: &str, v: sea_orm::Value) -> String {
+        self.values.push(v);
+        self.arrays.push(format!("${}::{pg_type}[]", self.values.len()));
+        let alias = format!("u{}", self.aliases.len());
+        self.aliases.push(alias.clone());
+        alias
+    }
+
+    /// A column and the expression (of parameters and arrays) it takes.
+    pub fn column(&mut self, c: impl sea_orm::sea_query::Iden, expr: impl Into<String>) {
+        self.columns.push(c.to_string());
+        self.exprs.push(expr.into());
+    }
+
+    /// The statement into `table`, followed by `tail` (`ON CONFLICT …`, `RETURNING …`).
+    pub fn statement(self, table: impl sea_orm::sea_query::Iden, tail: &str) -> sea_orm::Statement {
+        let sql = format!(
+            "INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS t({}) {tail}",
+            table.to_string(),
+            self.columns.join(", "),
+            self.exprs.join(", "),
+            self.arrays.join(", "),
+            self.aliases.join(", "),
+        );
+        sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql.trim_end(), self.values)
+    }
+}
+
 fn one_of(
     db: &impl ConnectionTrait,
     col: sea_orm::sea_query::SimpleExpr,

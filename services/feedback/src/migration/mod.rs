@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(banso_events::outbox::PendingIndex),
             Box::new(M0001Surveys),
             Box::new(voice::M0002Voice),
+            Box::new(voice::M0003ChangeTimes),
             Box::new(M0004DeliveryFailures),
         ]
     }

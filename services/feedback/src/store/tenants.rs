@@ -110,6 +110,19 @@ pub(crate) async fn voice_settings(
     from_json("voice settings", &m.voice_settings)
 }
 
+/// The tenant's voice settings and its voice generation (see
+/// [`super::voice::generation`]), one read: what a suggestion needs of the
+/// tenant.
+pub(crate) async fn voice_settings_and_generation(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+) -> Result<(crate::domain::voice::VoiceSettings, i64)> {
+    let Some(m) = t::Entity::find_by_id(tenant.to_string()).one(conn).await? else {
+        return Ok((Default::default(), 0));
+    };
+    Ok((from_json("voice settings", &m.voice_settings)?, m.voice_generation))
+}
+
 /// Writes the tenant's voice settings (its first statement is a write).
 pub(crate) async fn set_voice_settings(
     conn: &impl ConnectionTrait,

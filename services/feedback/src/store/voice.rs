@@ -356,14 +356,18 @@ pub(crate) async fn all_themes(conn: &impl ConnectionTrait, tenant: &str) -> Res
         .collect()
 }
 
-/// The ids of the tenant's items from `from` on (ids are UUIDv7, so this
-/// is the items created from a time on: what the suggestion index lacks).
-pub(crate) async fn item_ids_from(conn: &impl ConnectionTrait, tenant: &str, from: Uuid) -> Result<Vec<Uuid>> {
+/// The ids of the tenant's items created at or after `since` (what the
+/// suggestion index lacks), oldest first: a range of `items_tenant_time`.
+pub(crate) async fn item_ids_from(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<Uuid>> {
     Ok(i::Entity::find()
         .select_only()
         .column(i::Column::Id)
         .filter(i::Column::TenantId.eq(tenant))
-        .filter(i::Column::Id.gte(from))
+        .filter(i::Column::CreateTime.gte(since))
         .order_by_asc(i::Column::Id)
         .into_tuple()
         .all(conn)

@@ -172,58 +172,9 @@ where
     Ok(Some(q))
 }
 
-/// `INSERT INTO table (…) SELECT … FROM unnest($n::type[], …) AS t(…)`
-/// for PostgreSQL: a chunk of rows as one typed array per column, one short
-/// statement whatever the chunk's size (a multi-row VALUES of thousands of
-/// rows cost a fifth of a recompute in parsing and planning,
-/// docs/benchmarks.md). Each column is added once with the expression it
-/// takes, so no value can drift from its column.
-#[derive(Default)]
-pub(crate) struct Unnest {
-    columns: Vec<String>,
-    exprs: Vec<String>,
-    arrays: Vec<String>,
-    aliases: Vec<String>,
-    values: Vec<sea_orm::Value>,
-}
-
-impl Unnest {
-    /// A parameter every row shares; its placeholder.
-    pub(crate) fn param(&mut self, v: impl Into<sea_orm::Value>) -> String {
-        self.values.push(v.into());
-        format!("${}", self.values.len())
-    }
-
-    /// An array of one value per row, of PostgreSQL type `pg_type`; the name
-    /// a column's expression reads it by. (The driver's arrays hold no NULL:
-    /// a nullable value travels as a value and a "present" flag array.)
-    pub(crate) fn array(&mut self, pg_type: &str, v: sea_orm::Value) -> String {
-        self.values.push(v);
-        self.arrays.push(format!("${}::{pg_type}[]", self.values.len()));
-        let alias = format!("u{}", self.aliases.len());
-        self.aliases.push(alias.clone());
-        alias
-    }
-
-    /// A column and the expression (of parameters and arrays) it takes.
-    pub(crate) fn column(&mut self, c: impl Iden, expr: impl Into<String>) {
-        self.columns.push(c.to_string());
-        self.exprs.push(expr.into());
-    }
-
-    /// The statement into `table`, followed by `tail` (`ON CONFLICT …`, `RETURNING …`).
-    pub(crate) fn statement(self, table: impl Iden, tail: &str) -> Statement {
-        let sql = format!(
-            "INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS t({}) {tail}",
-            table.to_string(),
-            self.columns.join(", "),
-            self.exprs.join(", "),
-            self.arrays.join(", "),
-            self.aliases.join(", "),
-        );
-        Statement::from_sql_and_values(DbBackend::Postgres, sql.trim_end(), self.values)
-    }
-}
+/// `INSERT … SELECT FROM unnest(…)` for PostgreSQL (the kit's, shared with
+/// the other services' bulk writes).
+pub(crate) use banso_kit::db::Unnest;
 
 /// One lock per tenant, held while a chunk's scores are computed from the
 /// stored ones and written. The live scorer and a recompute job may score

@@ -4,7 +4,10 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering::SeqCst},
+    },
 };
 
 use banso_events::{
@@ -57,25 +60,58 @@ impl Versioned for Theme {
 }
 
 /// The suggestion index of each tenant, kept in step with the store in
-/// place. When the tenant's generation moved (an item, a theme or a link
-/// changed, here or in another process), a suggestion first reads what
-/// changed since the index last looked — the themes (by update time), the
-/// items (by id: UUIDv7 ids follow time) with their links, the links (by
-/// time) — each from [`CATCH_UP_MARGIN`] earlier, and adds it in place. A
-/// check in the background, a moment later, compares the index's counts of
-/// items and links with the store's (two counts over the tenant: too dear
-/// for every suggestion); if they differ (an unassignment, or a change that
-/// committed later than the margin) or too many items were weighed in place
-/// (see [`Index::refresh`]), the index is rebuilt from scratch in the
-/// background while the caught-up one keeps serving.
+/// place.
+///
+/// **Freshness**: a suggestion reflects every change committed before it
+/// began — it reads the tenant's generation first and is answered by an
+/// index at that generation or later. Every change the index reads (an
+/// item recorded, a theme created or changed, an assignment) moves the
+/// generation in its transaction.
+///
+/// **Catch-up**: an index behind the store reads what changed since it
+/// last looked — the themes (by update time), the items (by creation
+/// time) with their links, the links (by time), each a range of an index
+/// led by the tenant — each from [`CATCH_UP_MARGIN`] earlier, and adds it
+/// in place. A commit of this process that moves the generation wakes a
+/// catch-up in the background ([`App::moved`]), so that the next
+/// suggestion usually finds it done; a suggestion that still finds the
+/// index behind (a catch-up under way, or a change made by another
+/// process) waits for the catch-up under way or runs one itself. The store is read without holding the index: other
+/// suggestions are answered meanwhile, and the index is locked only to
+/// apply what was read. One catch-up (or build) runs at a time per tenant.
+///
+/// **Check**: a moment after a catch-up (and at most every
+/// [`CHECK_INTERVAL`] while changes keep coming) a background task compares
+/// the index's counts of items and links with the store's (two counts over
+/// the tenant: too dear for every suggestion); if they differ (an
+/// unassignment, or a change that committed later than the margin) or too
+/// many items were weighed in place (see [`Index::refresh`]), the index is
+/// rebuilt from scratch in the background, brought up to date and swapped
+/// in, while the caught-up one keeps serving.
 #[derive(Default)]
 pub(crate) struct Indexes {
     slots: Mutex<HashMap<String, Slot>>,
-    /// Tenants whose index a background task checks or rebuilds.
-    busy: Mutex<HashSet<String>>,
 }
 
-type Slot = Arc<tokio::sync::RwLock<Option<Kept>>>;
+type Slot = Arc<Tenant>;
+
+/// One tenant's index and what keeps it in step.
+#[derive(Default)]
+pub(crate) struct Tenant {
+    kept: Arc<tokio::sync::RwLock<Option<Kept>>>,
+    /// Held while the store is read for the index (a build, a catch-up, a
+    /// rebuild's last catch-up and swap): the only writers of `kept` hold it.
+    updating: tokio::sync::Mutex<()>,
+    /// A commit of this process moved the generation since the background
+    /// catch-up last looked.
+    moved: AtomicBool,
+    /// The background catch-up runs.
+    catching_up: AtomicBool,
+    /// A check is due.
+    check_due: AtomicBool,
+    /// The background check runs.
+    checking: AtomicBool,
+}
 
 /// An index and the time from which its next catch-up reads.
 pub(crate) struct Kept {
@@ -91,6 +127,10 @@ const CATCH_UP_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 /// changes costs one check.
 const CHECK_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// While changes keep coming, the background check runs at most this often
+/// (its two counts read the tenant's items and links).
+const CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Items weighed in place (with the document frequencies of their time)
 /// past which a rebuild is due: a tenth of the index, and at least this
 /// many (a small index rebuilds in no time, but not at every item).
@@ -102,13 +142,9 @@ impl Indexes {
         m.entry(tenant.to_string()).or_default().clone()
     }
 
-    /// Marks the tenant busy; false if it already was.
-    fn claim(&self, tenant: &str) -> bool {
-        self.busy.lock().unwrap_or_else(|e| e.into_inner()).insert(tenant.to_string())
-    }
-
-    fn release(&self, tenant: &str) {
-        self.busy.lock().unwrap_or_else(|e| e.into_inner()).remove(tenant);
+    /// The tenant's slot if this process keeps its index.
+    fn existing(&self, tenant: &str) -> Option<Slot> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(tenant).cloned()
     }
 }
 
@@ -222,7 +258,8 @@ impl App {
         let projected = self.account(&tenant, &f).await?;
         let themes = store::voice::all_themes(self.db.conn(), &tenant).await?;
         let by = caller.subject.clone();
-        self.db
+        let item = self
+            .db
             .create_once(
                 &tenant,
                 key,
@@ -242,7 +279,9 @@ impl App {
                     Ok(item)
                 },
             )
-            .await
+            .await?;
+        self.moved(&tenant);
+        Ok(item)
     }
 
     /// Items of a stream: each bad one reported with its index, the good
@@ -312,6 +351,7 @@ impl App {
             self.db.write(tenant, async |tx| record(tx, batch, &themes).await).await?;
             out.created += batch.len() as i64;
         }
+        self.moved(tenant);
         Ok(out)
     }
 
@@ -347,6 +387,7 @@ impl App {
                 Ok(())
             })
             .await?;
+        self.moved(tenant);
         store::voice::get_item(conn, tenant, item).await
     }
 
@@ -363,65 +404,179 @@ impl App {
                 Ok(())
             })
             .await?;
+        self.moved(tenant);
         store::voice::get_item(conn, tenant, item).await
     }
 
-    /// The tenant's index at its current generation (see [`Indexes`]).
-    pub(crate) async fn index(&self, tenant: &str) -> Result<tokio::sync::OwnedRwLockReadGuard<Option<Kept>, Index>> {
-        let conn = self.db.conn();
-        let generation = store::voice::generation(conn, tenant).await?;
-        let slot = self.indexes.slot(tenant);
-        let read = slot.clone().read_owned().await;
-        if read.as_ref().is_none_or(|k| k.index.generation != generation) {
-            drop(read);
-            let mut write = slot.clone().write_owned().await;
-            match write.as_mut() {
-                Some(k) if k.index.generation >= generation => {}
-                Some(k) => {
-                    catch_up(conn, tenant, k, generation).await?;
-                    self.check_later(tenant, slot);
-                }
-                None => *write = Some(build_index(conn, tenant, generation).await?),
-            }
-            return view(write.downgrade());
-        }
-        view(read)
+    /// The tenant's index with every change committed before the call (see
+    /// [`Indexes`]).
+    pub(crate) async fn index(&self, tenant: &str) -> Result<IndexGuard> {
+        let generation = store::voice::generation(self.db.conn(), tenant).await?;
+        self.index_at(tenant, generation).await
     }
 
-    /// Checks the tenant's index against the store in the background (one
-    /// task a tenant at a time), rebuilding it if it is out of step.
-    fn check_later(&self, tenant: &str, slot: Slot) {
-        if !self.indexes.claim(tenant) {
+    /// The tenant's index at `generation` or later: built if there is none,
+    /// caught up if it is behind.
+    async fn index_at(&self, tenant: &str, generation: i64) -> Result<IndexGuard> {
+        let slot = self.indexes.slot(tenant);
+        let read = slot.kept.clone().read_owned().await;
+        if read.as_ref().is_some_and(|k| k.index.generation >= generation) {
+            return view(read);
+        }
+        drop(read);
+        self.bring_up(tenant, &slot, Some(generation)).await?;
+        view(slot.kept.clone().read_owned().await)
+    }
+
+    /// Brings the tenant's index up to the store's generation. With
+    /// `at_least` (a suggestion's): builds it if there is none, and does
+    /// nothing if it already is at that generation; without (the
+    /// background catch-up): catches up an index there is.
+    async fn bring_up(&self, tenant: &str, slot: &Slot, at_least: Option<i64>) -> Result<()> {
+        let conn = self.db.conn();
+        let _updating = slot.updating.lock().await;
+        let changes = {
+            let read = slot.kept.read().await;
+            let k = match (read.as_ref(), at_least) {
+                (None, None) => return Ok(()),
+                (None, Some(_)) => {
+                    drop(read);
+                    let generation = store::voice::generation(conn, tenant).await?;
+                    let built = build_index(conn, tenant, generation).await?;
+                    *slot.kept.write().await = Some(built);
+                    return Ok(());
+                }
+                (Some(k), Some(g)) if k.index.generation >= g => return Ok(()),
+                (Some(k), _) => k,
+            };
+            // Read before the changes: a change committed after moves it again.
+            let generation = store::voice::generation(conn, tenant).await?;
+            if generation <= k.index.generation {
+                return Ok(());
+            }
+            // Only the catch-ups write the index, and this one holds
+            // `updating`: the index read here is the one the changes apply to.
+            read_changes(conn, tenant, k, generation).await?
+        };
+        if let Some(k) = slot.kept.write().await.as_mut() {
+            changes.apply(k);
+        }
+        self.check_later(tenant, slot);
+        Ok(())
+    }
+
+    /// After a commit of this process that moved the tenant's generation:
+    /// if this process keeps the tenant's index, it catches up in the
+    /// background, so the next suggestion finds it done rather than doing it.
+    pub(crate) fn moved(&self, tenant: &str) {
+        let Some(slot) = self.indexes.existing(tenant) else {
+            return;
+        };
+        slot.moved.store(true, SeqCst);
+        if slot.catching_up.swap(true, SeqCst) {
             return;
         }
-        let (db, indexes, tenant) = (self.db.clone(), self.indexes.clone(), tenant.to_string());
+        let (app, tenant) = (self.clone(), tenant.to_string());
         tokio::spawn(async move {
-            let conn = db.conn();
-            let mut outcome = Ok(Checked::Moved);
-            // A store that keeps changing is checked a few times, then left
-            // to the next change's check.
-            for _ in 0..5 {
-                tokio::time::sleep(CHECK_DELAY).await;
-                outcome = check(conn, &tenant, &slot).await;
-                if !matches!(outcome, Ok(Checked::Moved)) {
+            loop {
+                while slot.moved.swap(false, SeqCst) {
+                    if let Err(e) = app.bring_up(&tenant, &slot, None).await {
+                        tracing::warn!(%tenant, error = %e, "suggestion index catch-up failed");
+                    }
+                }
+                slot.catching_up.store(false, SeqCst);
+                // A commit after the last look, before the flag fell, is
+                // this task's still — unless another task took it.
+                if !slot.moved.load(SeqCst) || slot.catching_up.swap(true, SeqCst) {
                     break;
                 }
             }
-            let rebuilt = match outcome {
-                Ok(Checked::Rebuild) => match store::voice::generation(conn, &tenant).await {
-                    Ok(generation) => build_index(conn, &tenant, generation).await.map(Some),
-                    Err(e) => Err(e),
-                },
-                Ok(_) => Ok(None),
-                Err(e) => Err(e),
-            };
-            match rebuilt {
-                Ok(Some(k)) => *slot.write().await = Some(k),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(%tenant, error = %e, "suggestion index check failed"),
-            }
-            indexes.release(&tenant);
         });
+    }
+
+    /// Checks the tenant's index against the store in the background (one
+    /// task a tenant at a time, at most every [`CHECK_INTERVAL`] while
+    /// changes keep coming), rebuilding it if it is out of step.
+    fn check_later(&self, tenant: &str, slot: &Slot) {
+        slot.check_due.store(true, SeqCst);
+        if slot.checking.swap(true, SeqCst) {
+            return;
+        }
+        let (app, tenant, slot) = (self.clone(), tenant.to_string(), slot.clone());
+        tokio::spawn(async move {
+            let mut wait = CHECK_DELAY;
+            loop {
+                tokio::time::sleep(wait).await;
+                wait = CHECK_INTERVAL;
+                slot.check_due.store(false, SeqCst);
+                if let Err(e) = app.check_and_rebuild(&tenant, &slot).await {
+                    tracing::warn!(%tenant, error = %e, "suggestion index check failed");
+                }
+                if slot.check_due.load(SeqCst) {
+                    continue;
+                }
+                slot.checking.store(false, SeqCst);
+                if !slot.check_due.load(SeqCst) || slot.checking.swap(true, SeqCst) {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// The check, a few times while the store keeps moving, and the rebuild
+    /// it calls for: built without holding the index, then caught up and
+    /// swapped in.
+    async fn check_and_rebuild(&self, tenant: &str, slot: &Slot) -> Result<()> {
+        let conn = self.db.conn();
+        let mut outcome = self.check(tenant, slot).await?;
+        // A store that keeps changing is checked a few times, then left to
+        // the next change's check.
+        for _ in 0..4 {
+            if !matches!(outcome, Checked::Moved) {
+                break;
+            }
+            tokio::time::sleep(CHECK_DELAY).await;
+            outcome = self.check(tenant, slot).await?;
+        }
+        if !matches!(outcome, Checked::Rebuild) {
+            return Ok(());
+        }
+        let generation = store::voice::generation(conn, tenant).await?;
+        let mut fresh = build_index(conn, tenant, generation).await?;
+        let _updating = slot.updating.lock().await;
+        let generation = store::voice::generation(conn, tenant).await?;
+        read_changes(conn, tenant, &fresh, generation).await?.apply(&mut fresh);
+        *slot.kept.write().await = Some(fresh);
+        Ok(())
+    }
+
+    /// The index's counts of items and links against the store's, both at
+    /// one generation (if the store moved meanwhile, it says so).
+    async fn check(&self, tenant: &str, slot: &Slot) -> Result<Checked> {
+        let conn = self.db.conn();
+        if slot.kept.read().await.is_none() {
+            return Ok(Checked::InStep);
+        }
+        let before = store::voice::generation(conn, tenant).await?;
+        let counts = store::voice::item_and_link_counts(conn, tenant).await?;
+        if store::voice::generation(conn, tenant).await? != before {
+            return Ok(Checked::Moved);
+        }
+        // What the counts include, if no catch-up has read it yet.
+        self.bring_up(tenant, slot, Some(before)).await?;
+        let read = slot.kept.read().await;
+        let Some(k) = read.as_ref() else {
+            return Ok(Checked::InStep);
+        };
+        let (items, links) = k.index.size();
+        // Drift is due whatever the store does meanwhile.
+        if k.index.drift() > MIN_DRIFT.max(items / 10) {
+            return Ok(Checked::Rebuild);
+        }
+        if k.index.generation != before {
+            return Ok(Checked::Moved);
+        }
+        Ok(if counts == (items as u64, links as u64) { Checked::InStep } else { Checked::Rebuild })
     }
 
     /// The closest themes for an item (not those it is in) or a text.
@@ -431,16 +586,19 @@ impl App {
         of: std::result::Result<Uuid, String>,
         k: usize,
     ) -> Result<Vec<(Uuid, String, f64)>> {
-        let tenant = caller.tenant_id.as_str();
+        let (conn, tenant) = (self.db.conn(), caller.tenant_id.as_str());
         let (text, exclude) = match of {
-            Ok(item) => {
-                let i = store::voice::get_item(self.db.conn(), tenant, item).await?;
-                (i.fields.text, i.theme_ids)
-            }
+            // Its text and themes alone.
+            Ok(item) => store::voice::item_texts(conn, tenant, &[item])
+                .await?
+                .pop()
+                .map(|(_, text, themes)| (text, themes))
+                .ok_or_else(|| Error::not_found("feedback item", item.to_string()))?,
             Err(text) => (text, vec![]),
         };
-        let min = store::tenants::voice_settings(self.db.conn(), tenant).await?.min_similarity;
-        Ok(self.index(tenant).await?.suggest(&text, &exclude, k, min))
+        // The settings and the generation: one read of the tenant's row.
+        let (settings, generation) = store::tenants::voice_settings_and_generation(conn, tenant).await?;
+        Ok(self.index_at(tenant, generation).await?.suggest(&text, &exclude, k, settings.min_similarity))
     }
 
     /// Unthemed items grouped by likeness: (items, top terms, accounts).
@@ -503,6 +661,7 @@ impl App {
                 },
             )
             .await?;
+        self.moved(&caller.tenant_id);
         Ok(theme)
     }
 
@@ -567,6 +726,7 @@ impl App {
                 },
             )
             .await?;
+        self.moved(&caller.tenant_id);
         self.get_theme(caller, id).await
     }
 
@@ -608,10 +768,11 @@ async fn apply_keywords(tx: &Tx, theme: &Theme) -> Result<()> {
     Ok(())
 }
 
+/// A suggestion's hold on the tenant's index.
+pub(crate) type IndexGuard = tokio::sync::OwnedRwLockReadGuard<Option<Kept>, Index>;
+
 /// The index itself out of its slot.
-fn view(
-    guard: tokio::sync::OwnedRwLockReadGuard<Option<Kept>>,
-) -> Result<tokio::sync::OwnedRwLockReadGuard<Option<Kept>, Index>> {
+fn view(guard: tokio::sync::OwnedRwLockReadGuard<Option<Kept>>) -> Result<IndexGuard> {
     tokio::sync::OwnedRwLockReadGuard::try_map(guard, |k| k.as_ref().map(|k| &k.index))
         .map_err(|_| Error::internal(anyhow::anyhow!("suggestion index: missing after its build")))
 }
@@ -642,57 +803,49 @@ async fn build_index(conn: &impl ConnectionTrait, tenant: &str, generation: i64)
     Ok(Kept { index, since })
 }
 
-/// Brings a kept index to `generation` in place with what changed since it
-/// last looked.
-async fn catch_up(conn: &impl ConnectionTrait, tenant: &str, k: &mut Kept, generation: i64) -> Result<()> {
-    let started = wire::now();
-    read_new(conn, tenant, k).await?;
-    k.index.generation = generation;
-    k.since = started - CATCH_UP_MARGIN;
-    Ok(())
+/// What changed in the store since an index last looked, to bring it to
+/// `generation` (read before these).
+struct Changes {
+    generation: i64,
+    /// When the reading began: the next catch-up reads from here (less the margin).
+    started: DateTime<Utc>,
+    themes: Vec<Theme>,
+    /// New items: id, text, themes.
+    items: Vec<(Uuid, String, Vec<Uuid>)>,
+    links: Vec<(Uuid, Uuid)>,
 }
 
-/// Adds to the index the themes changed, the items created and the links
-/// made since `k.since`.
-async fn read_new(conn: &impl ConnectionTrait, tenant: &str, k: &mut Kept) -> Result<()> {
-    for t in store::voice::themes_from(conn, tenant, k.since).await? {
-        k.index.set_theme(&theme_doc(&t));
-    }
-    // The first UUIDv7 of the margin's millisecond.
-    let from = Uuid::from_u128(u128::from(k.since.timestamp_millis().max(0) as u64) << 80);
-    let new: Vec<Uuid> = store::voice::item_ids_from(conn, tenant, from)
+/// The themes changed, the items created (those `k` lacks) and the links
+/// made since `k` last looked.
+async fn read_changes(conn: &impl ConnectionTrait, tenant: &str, k: &Kept, generation: i64) -> Result<Changes> {
+    let started = wire::now();
+    let themes = store::voice::themes_from(conn, tenant, k.since).await?;
+    let new: Vec<Uuid> = store::voice::item_ids_from(conn, tenant, k.since)
         .await?
         .into_iter()
         .filter(|id| !k.index.has_item(*id))
         .collect();
-    let texts = store::voice::item_texts(conn, tenant, &new).await?;
-    let docs: Vec<Doc<'_>> = texts.iter().map(|(id, text, themes)| Doc { id: *id, text, themes }).collect();
-    k.index.add_items(&docs);
-    for (item, theme) in store::voice::links_from(conn, tenant, k.since).await? {
-        k.index.link(item, theme);
-    }
-    Ok(())
+    let items = store::voice::item_texts(conn, tenant, &new).await?;
+    let links = store::voice::links_from(conn, tenant, k.since).await?;
+    Ok(Changes { generation, started, themes, items, links })
 }
 
-/// The background check: the index's counts of items and links against
-/// the store's, both at one generation (if the store moved meanwhile, it
-/// says so).
-async fn check(conn: &impl ConnectionTrait, tenant: &str, slot: &Slot) -> Result<Checked> {
-    let before = store::voice::generation(conn, tenant).await?;
-    let counts = store::voice::item_and_link_counts(conn, tenant).await?;
-    let mut write = slot.write().await;
-    let Some(k) = write.as_mut() else {
-        return Ok(Checked::InStep);
-    };
-    // What the counts include, if no suggestion has read it yet.
-    read_new(conn, tenant, k).await?;
-    let (items, links) = k.index.size();
-    // Drift is due whatever the store does meanwhile.
-    if k.index.drift() > MIN_DRIFT.max(items / 10) {
-        return Ok(Checked::Rebuild);
+impl Changes {
+    /// Adds them to the index in place.
+    fn apply(self, k: &mut Kept) {
+        for t in &self.themes {
+            k.index.set_theme(&theme_doc(t));
+        }
+        let docs: Vec<Doc<'_>> = self.items.iter().map(|(id, text, themes)| Doc { id: *id, text, themes }).collect();
+        k.index.add_items(&docs);
+        for (item, theme) in self.links {
+            k.index.link(item, theme);
+        }
+        k.index.generation = k.index.generation.max(self.generation);
+        k.since = self.started - CATCH_UP_MARGIN;
     }
-    if store::voice::generation(conn, tenant).await? != before {
-        return Ok(Checked::Moved);
-    }
-    Ok(if counts == (items as u64, links as u64) { Checked::InStep } else { Checked::Rebuild })
 }
+
+#[cfg(test)]
+#[path = "items_tests.rs"]
+mod tests;
