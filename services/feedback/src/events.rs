@@ -387,6 +387,7 @@ pub(crate) fn item_to_proto(i: &crate::domain::voice::Item) -> pb::FeedbackItem 
         answer_id: i.answer_id.map(|a| a.to_string()).unwrap_or_default(),
         create_time: Some(wire::timestamp(i.create_time)),
         created_by: i.created_by.clone(),
+        mention_time: Some(wire::timestamp(i.mention_time())),
     }
 }
 

@@ -139,6 +139,7 @@ mod tests {
                 cx_dimension: None,
                 journey_phase: None,
                 severity,
+                mention_time: None,
             },
             snapshot: ItemSnapshot::default(),
             theme_ids: themes.to_vec(),

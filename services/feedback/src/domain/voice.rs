@@ -94,7 +94,19 @@ pub(crate) struct ItemFields {
     pub cx_dimension: Option<CxDimension>,
     pub journey_phase: Option<JourneyPhase>,
     pub severity: i32,
+    /// When the customer said it, if earlier than it is recorded (history
+    /// imported from another tool); `None`: when recorded.
+    #[serde(default)]
+    pub mention_time: Option<DateTime<Utc>>,
 }
+
+/// The earliest mention time an item may carry: before it, a time is a
+/// client's zero value (1970), not a customer's words.
+pub(crate) const EARLIEST_MENTION: DateTime<Utc> = DateTime::from_timestamp(946_684_800, 0).unwrap();
+
+/// How far past the moment it is recorded a mention time may be: a
+/// client's clock runs a little ahead.
+pub(crate) const MENTION_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Item {
@@ -105,6 +117,25 @@ pub(crate) struct Item {
     pub answer_id: Option<Uuid>,
     pub create_time: DateTime<Utc>,
     pub created_by: String,
+}
+
+/// Why a mention time cannot be an item's, recorded at `now`.
+pub(crate) fn mention_time_problem(t: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
+    if t < EARLIEST_MENTION {
+        Some(format!("must not be before 2000-01-01T00:00:00Z, got {}", t.to_rfc3339()))
+    } else if t > now + MENTION_SKEW {
+        Some(format!("must not be in the future, got {} (now {})", t.to_rfc3339(), now.to_rfc3339()))
+    } else {
+        None
+    }
+}
+
+impl Item {
+    /// When the customer said it: what longevity and the CX coverage's
+    /// periods read.
+    pub(crate) fn mention_time(&self) -> DateTime<Utc> {
+        self.fields.mention_time.unwrap_or(self.create_time)
+    }
 }
 
 /// The theme's link to the roadmap: where it is tracked.
@@ -214,6 +245,45 @@ mod tests {
             create_time: t,
             update_time: t,
             version: 1,
+        }
+    }
+
+    #[test]
+    fn a_mention_time_is_this_century_and_not_to_come() {
+        let now = DateTime::parse_from_rfc3339("2026-12-06T12:00:00Z").unwrap().to_utc();
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        assert_eq!(mention_time_problem(at("2000-01-01T00:00:00Z"), now), None);
+        assert_eq!(mention_time_problem(at("2026-12-06T12:05:00Z"), now), None, "five minutes of skew");
+        let early = mention_time_problem(at("1999-12-31T23:59:59Z"), now).unwrap();
+        assert!(early.contains("2000-01-01") && early.contains("1999-12-31"), "{early}");
+        let late = mention_time_problem(at("2026-12-06T12:05:01Z"), now).unwrap();
+        assert!(late.contains("future") && late.contains("2026-12-06T12:05:01"), "{late}");
+        let mut item = theme_item(now);
+        assert_eq!(item.mention_time(), now, "unset: the create time");
+        item.fields.mention_time = Some(at("2025-01-02T03:04:05Z"));
+        assert_eq!(item.mention_time(), at("2025-01-02T03:04:05Z"));
+    }
+
+    fn theme_item(t: DateTime<Utc>) -> Item {
+        Item {
+            id: Uuid::nil(),
+            fields: ItemFields {
+                text: "x".into(),
+                channel: Channel::CsmNote,
+                account_id: Uuid::nil(),
+                contact_id: None,
+                department: Department::Product,
+                category: String::new(),
+                cx_dimension: None,
+                journey_phase: None,
+                severity: 1,
+                mention_time: None,
+            },
+            snapshot: ItemSnapshot::default(),
+            theme_ids: vec![],
+            answer_id: None,
+            create_time: t,
+            created_by: String::new(),
         }
     }
 

@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(voice::M0002Voice),
             Box::new(voice::M0003ChangeTimes),
             Box::new(M0004DeliveryFailures),
+            Box::new(voice::M0005MentionTimes),
         ]
     }
 }

@@ -180,3 +180,36 @@ impl MigrationTrait for M0003ChangeTimes {
         Ok(())
     }
 }
+
+/// When the customer said an item (`mention_time`), for history imported
+/// from another tool: what longevity and the CX coverage's periods read.
+/// The items recorded before it were said when recorded. The column is
+/// nullable only because SQLite adds a column without a default; every
+/// row has a value once this has run, and the service writes one always.
+pub(super) struct M0005MentionTimes;
+
+impl MigrationName for M0005MentionTimes {
+    fn name(&self) -> &str {
+        "m20261207_000005_item_mention_times"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0005MentionTimes {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter().table("items").add_column(timestamp_with_time_zone_null("mention_time")).to_owned(),
+        )
+        .await?;
+        m.exec_stmt(
+            Query::update()
+                .table("items")
+                .value("mention_time", Expr::col("create_time"))
+                .and_where(Expr::col("mention_time").is_null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("items", "mention_time", &["tenant_id", "mention_time"])).await?;
+        Ok(())
+    }
+}

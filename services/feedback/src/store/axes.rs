@@ -121,7 +121,8 @@ pub(crate) struct CxItem {
     pub severity: i32,
 }
 
-/// The items recorded in `[from, to)` that have a CX dimension.
+/// The items mentioned in `[from, to)` (when the customer said them) that
+/// have a CX dimension.
 pub(crate) async fn cx_items(
     conn: &impl ConnectionTrait,
     tenant: &str,
@@ -135,8 +136,8 @@ pub(crate) async fn cx_items(
         .column(i::Column::JourneyPhase)
         .column(i::Column::Severity)
         .filter(i::Column::TenantId.eq(tenant))
-        .filter(i::Column::CreateTime.gte(from))
-        .filter(i::Column::CreateTime.lt(to))
+        .filter(i::Column::MentionTime.gte(from))
+        .filter(i::Column::MentionTime.lt(to))
         .filter(i::Column::CxDimension.is_not_null())
         .into_tuple()
         .all(conn)

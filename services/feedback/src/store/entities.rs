@@ -194,6 +194,9 @@ entity!(item, "items", {
     #[sea_orm(column_type = "Text")]
     pub created_by: String,
     pub create_time: ChronoDateTimeUtc,
+    /// Set on every row (migration m20261207_000005 filled the older ones);
+    /// nullable only because SQLite adds a column without a default.
+    pub mention_time: Option<ChronoDateTimeUtc>,
 });
 
 entity!(theme, "themes", {

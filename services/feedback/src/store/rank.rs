@@ -18,13 +18,14 @@ pub(crate) struct MentionRow {
     pub theme_id: Uuid,
     pub account_id: Uuid,
     pub contact_id: Option<Uuid>,
-    pub create_time: DateTime<Utc>,
+    /// When the customer said it.
+    pub mention_time: DateTime<Utc>,
     pub severity: i32,
 }
 
 /// Every (theme, item) link of the tenant with the item's account, contact,
-/// time and severity, no item bodies: two sequential scans at once — the
-/// items' five columns, the links' two — joined here. (On SQLite a join
+/// mention time and severity, no item bodies: two sequential scans at once — the
+/// items' six columns, the links' two — joined here. (On SQLite a join
 /// looks each item up by id in theme order, several times slower.)
 pub(crate) async fn mentions(conn: &impl ConnectionTrait, tenant: &str) -> Result<Vec<MentionRow>> {
     let items = i::Entity::find()
@@ -33,9 +34,10 @@ pub(crate) async fn mentions(conn: &impl ConnectionTrait, tenant: &str) -> Resul
         .column(i::Column::AccountId)
         .column(i::Column::ContactId)
         .column(i::Column::CreateTime)
+        .column(i::Column::MentionTime)
         .column(i::Column::Severity)
         .filter(i::Column::TenantId.eq(tenant))
-        .into_tuple::<(Uuid, Uuid, Option<Uuid>, DateTime<Utc>, i32)>()
+        .into_tuple::<(Uuid, Uuid, Option<Uuid>, DateTime<Utc>, Option<DateTime<Utc>>, i32)>()
         .all(conn);
     let links = it::Entity::find()
         .select_only()
@@ -47,13 +49,15 @@ pub(crate) async fn mentions(conn: &impl ConnectionTrait, tenant: &str) -> Resul
     let (items, links) = tokio::try_join!(items, links)?;
     let items: HashMap<Uuid, (Uuid, Option<Uuid>, DateTime<Utc>, i32)> = items
         .into_iter()
-        .map(|(id, account, contact, time, severity)| (id, (account, contact, time, severity)))
+        .map(|(id, account, contact, created, mentioned, severity)| {
+            (id, (account, contact, mentioned.unwrap_or(created), severity))
+        })
         .collect();
     Ok(links
         .into_iter()
         .filter_map(|(theme_id, item)| {
-            let (account_id, contact_id, create_time, severity) = *items.get(&item)?;
-            Some(MentionRow { theme_id, account_id, contact_id, create_time, severity })
+            let (account_id, contact_id, mention_time, severity) = *items.get(&item)?;
+            Some(MentionRow { theme_id, account_id, contact_id, mention_time, severity })
         })
         .collect())
 }

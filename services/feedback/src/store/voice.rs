@@ -49,6 +49,7 @@ fn item(m: i::Model, themes: Vec<Uuid>) -> Result<Item> {
                 .map(|x| parse("journey phase", x, JourneyPhase::parse))
                 .transpose()?,
             severity: m.severity,
+            mention_time: Some(m.mention_time.unwrap_or(m.create_time)),
         },
         snapshot: from_json("item snapshot", &m.snapshot)?,
         theme_ids: themes,
@@ -76,6 +77,7 @@ fn item_row(tenant: &str, x: &Item) -> Result<i::ActiveModel> {
         answer_id: Set(x.answer_id),
         created_by: Set(x.created_by.clone()),
         create_time: Set(x.create_time),
+        mention_time: Set(Some(x.mention_time())),
     })
 }
 

@@ -350,6 +350,25 @@ async fn cx_items_join_the_experience_axis_and_fill_the_coverage_grid() {
     assert_eq!(grid(&s), [(D::Sense as i32, P::Buying as i32, 1), (D::Feel as i32, P::Support as i32, 1)]);
     assert_eq!(s.uncovered_cells, 13);
     close(s.mean_experience, 60.0);
+    // An item said 400 days ago (imported history) covers its cell in a range
+    // that holds that day, whenever it was recorded; not in today's.
+    let said = Utc::now() - Duration::days(400);
+    v.create_feedback_item(pb::CreateFeedbackItemRequest {
+        item: Some(pb::FeedbackItem { mention_time: Some(ts(said)), ..item(&alpha, D::Relate, P::Using, 1) }),
+        request_id: String::new(),
+    })
+    .await
+    .unwrap();
+    let s = axes(&mut v, Default::default()).await;
+    assert_eq!(s.uncovered_cells, 12, "a mention 400 days old is outside the default year");
+    let year = pb::GetSuccessAxesRequest {
+        start_time: Some(ts(said - Duration::days(1))),
+        end_time: Some(ts(said + Duration::days(1))),
+        ..Default::default()
+    };
+    let s = axes(&mut v, year).await;
+    assert_eq!(grid(&s), [(D::Relate as i32, P::Using as i32, 1)]);
+    close(of(&s, &alpha).experience, 100.0);
     // Another tenant's grid is empty.
     let s = axes(&mut voice(&app, "globex", Role::Viewer), Default::default()).await;
     assert_eq!(s.uncovered_cells, 15);

@@ -136,6 +136,8 @@ async fn every_bad_field_of_an_item_and_a_theme_is_named() {
         cx_dimension: 9,
         journey_phase: 9,
         severity: 6,
+        // A client's zero time, not a customer's words.
+        mention_time: Some(pbjson_types::Timestamp { seconds: 0, nanos: 0 }),
         ..Default::default()
     };
     let e = v
@@ -154,9 +156,29 @@ async fn every_bad_field_of_an_item_and_a_theme_is_named() {
             "item.category",
             "item.cx_dimension",
             "item.journey_phase",
-            "item.severity"
+            "item.severity",
+            "item.mention_time"
         ]
     );
+    // A mention time in the future, or not a time at all.
+    let now = chrono::Utc::now().timestamp();
+    for (t, says) in [
+        (pbjson_types::Timestamp { seconds: now + 3600, nanos: 0 }, "future"),
+        (pbjson_types::Timestamp { seconds: now, nanos: -1 }, "nanos"),
+        (pbjson_types::Timestamp { seconds: 946_684_799, nanos: 0 }, "2000-01-01"),
+    ] {
+        let e = v
+            .create_feedback_item(pb::CreateFeedbackItemRequest {
+                item: Some(pb::FeedbackItem { mention_time: Some(t), ..item(&a, "t", pb::Department::Cs, 1) }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap_err();
+        let vs = violations(&e);
+        assert_eq!(vs.len(), 1, "{vs:?}");
+        assert_eq!(vs[0].0, "item.mention_time");
+        assert!(vs[0].1.contains(says), "{:?} says {says}", vs[0].1);
+    }
     // 5,000 Japanese characters fit: characters, not bytes.
     let ok = v
         .create_feedback_item(pb::CreateFeedbackItemRequest {
@@ -252,15 +274,41 @@ async fn an_import_stream_keeps_the_good_items_and_names_the_bad() {
     items[3].severity = 9;
     items[700].account_id = uuid::Uuid::now_v7().to_string();
     items[1100].text = String::new();
+    // History from another tool keeps the day it was said; a day to come is refused.
+    let said = pbjson_types::Timestamp { seconds: 1_718_000_000, nanos: 0 }; // 2024-06-10
+    items[5].mention_time = Some(said);
+    items[5].text = "an invoice from 2024".into();
+    items[6].mention_time =
+        Some(pbjson_types::Timestamp { seconds: chrono::Utc::now().timestamp() + 86_400, nanos: 0 });
     let stream = futures::stream::iter(items.into_iter().map(|i| pb::ImportFeedbackItemsRequest { item: Some(i) }));
     let r = v.import_feedback_items(stream).await.unwrap().into_inner();
-    assert_eq!((r.created, r.failed), (1197, 3));
+    assert_eq!((r.created, r.failed), (1196, 4));
     let places: Vec<i64> = r.failures.iter().map(|f| f.index).collect();
-    assert_eq!(places, [3, 700, 1100]);
+    assert_eq!(places, [3, 6, 700, 1100]);
     assert!(r.failures[0].violations[0].starts_with("item.severity"), "{:?}", r.failures[0]);
-    assert!(r.failures[1].violations[0].starts_with("item.account_id"), "{:?}", r.failures[1]);
+    assert!(r.failures[1].violations[0].starts_with("item.mention_time"), "{:?}", r.failures[1]);
+    assert!(r.failures[2].violations[0].starts_with("item.account_id"), "{:?}", r.failures[2]);
     let themes = v.list_themes(pb::ListThemesRequest::default()).await.unwrap().into_inner().themes;
-    assert_eq!(themes[0].items, 1197, "every imported item met the keyword rule");
+    assert_eq!(themes[0].items, 1196, "every imported item met the keyword rule");
+    // Each item says when it was said: the 2024 one its day, the others when recorded.
+    let (mut listed, mut page_token) = (Vec::new(), String::new());
+    loop {
+        let page = v
+            .list_feedback_items(pb::ListFeedbackItemsRequest { page_size: 1000, page_token, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        listed.extend(page.items);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(listed.len(), 1196);
+    let old = listed.iter().find(|i| i.text == "an invoice from 2024").expect("the 2024 item");
+    assert_eq!(old.mention_time, Some(said));
+    assert!(old.create_time.unwrap().seconds > said.seconds);
+    assert!(listed.iter().filter(|i| i.id != old.id).all(|i| i.mention_time == i.create_time));
     app.stop().await.unwrap();
 }
 

@@ -89,6 +89,22 @@ async fn create_theme(v: &mut Voice, name: &str, assessment: pb::ThemeAssessment
 /// An item of `account` (by `contact`) of `severity`, put in `theme`; its
 /// day (UTC, the tenant's zone by default).
 async fn mention(v: &mut Voice, theme: &str, account: &str, contact: Option<&str>, severity: i32) -> NaiveDate {
+    mention_on(v, theme, account, contact, severity, None).await
+}
+
+/// [`mention`], said on `day` (noon UTC) when given, else today.
+async fn mention_on(
+    v: &mut Voice,
+    theme: &str,
+    account: &str,
+    contact: Option<&str>,
+    severity: i32,
+    day: Option<&str>,
+) -> NaiveDate {
+    let mention_time = day.map(|d| {
+        let t = NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap().and_hms_opt(12, 0, 0).unwrap().and_utc();
+        pbjson_types::Timestamp { seconds: t.timestamp(), nanos: 0 }
+    });
     let item = v
         .create_feedback_item(pb::CreateFeedbackItemRequest {
             item: Some(pb::FeedbackItem {
@@ -98,6 +114,7 @@ async fn mention(v: &mut Voice, theme: &str, account: &str, contact: Option<&str
                 contact_id: contact.unwrap_or_default().into(),
                 department: pb::Department::Product as i32,
                 severity,
+                mention_time,
                 ..Default::default()
             }),
             request_id: String::new(),
@@ -106,7 +123,7 @@ async fn mention(v: &mut Voice, theme: &str, account: &str, contact: Option<&str
         .unwrap()
         .into_inner();
     v.assign_theme(pb::AssignThemeRequest { item_id: item.id.clone(), theme_id: theme.into() }).await.unwrap();
-    let t = item.create_time.expect("a create time");
+    let t = item.mention_time.expect("a mention time");
     DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap()).unwrap().date_naive()
 }
 
@@ -161,9 +178,9 @@ fn worked_assessment() -> pb::ThemeAssessment {
 /// 10 accounts (ARR ¥1,000,000 each) and 40 contacts; accounts 1–4 raised
 /// the theme in 6 items of 6 contacts, severities 4, 5, 3, 4, 4, 4;
 /// account 2 is red (health 30), the others 70; accounts 1 and 2 have a
-/// champion. The items' days are today's (a test cannot date an item), so
-/// span and month coverage are computed by hand from the days the service
-/// gave them; every other factor is the document's number.
+/// champion. The items are dated as the document dates them (their
+/// mention times: January 10 to October 7, 2026), so every factor is the
+/// document's number; the tech account's item is from December 2025.
 #[tokio::test]
 async fn the_worked_example_every_factor_by_hand() {
     let app = spawn().await;
@@ -187,10 +204,17 @@ async fn the_worked_example_every_factor_by_hand() {
     .await;
     let c = |i: usize, k: usize| Some(accounts[i].1[k].id.as_str());
     let mut days = Vec::new();
-    for (i, k, severity) in [(0, 0, 4), (0, 1, 5), (1, 0, 3), (2, 0, 4), (3, 0, 4), (3, 1, 4)] {
-        days.push(mention(&mut v, &theme.id, &accounts[i].0.id, c(i, k), severity).await);
+    for (i, k, severity, day) in [
+        (0, 0, 4, "2026-01-10"),
+        (0, 1, 5, "2026-02-03"),
+        (1, 0, 3, "2026-04-20"),
+        (2, 0, 4, "2026-06-01"),
+        (3, 0, 4, "2026-10-07"),
+        (3, 1, 4, "2026-10-07"),
+    ] {
+        days.push(mention_on(&mut v, &theme.id, &accounts[i].0.id, c(i, k), severity, Some(day)).await);
     }
-    let tech_day = mention(&mut v, &theme.id, &tech.id, Some(&tech_contacts[0].id), 2).await;
+    let tech_day = mention_on(&mut v, &theme.id, &tech.id, Some(&tech_contacts[0].id), 2, Some("2025-12-20")).await;
     until_row(&v, &retail, &theme.id, "health of the mentioning accounts", |t| {
         (t.relationship - 0.6).abs() < 1e-9 && (t.at_risk_share - 0.25).abs() < 1e-9
     })
@@ -202,10 +226,9 @@ async fn the_worked_example_every_factor_by_hand() {
     assert_eq!(t.display_name, "Invoices are hard to read");
     assert_eq!((t.accounts, t.segment_accounts, t.contacts, t.segment_contacts), (4, 10, 6, 40));
     eq(t.generality, (4.0 / 10.0 + 6.0 / 40.0) / 2.0, "generality"); // 0.275
-    let (span, coverage) = span_and_coverage(&days);
-    assert_eq!(t.span_days, span);
-    eq(t.month_coverage, coverage, "month coverage");
-    let longevity = (span as f64 / 365.0).min(1.0) * coverage;
+    assert_eq!(t.span_days, 270);
+    eq(t.month_coverage, 0.5, "month coverage");
+    let longevity = 270.0 / 365.0 * 0.5; // 0.369863
     eq(t.longevity, longevity, "longevity");
     eq(t.mean_severity, 4.0, "mean severity");
     eq(t.at_risk_share, 0.25, "at-risk share");
@@ -213,6 +236,7 @@ async fn the_worked_example_every_factor_by_hand() {
     let severity = (4.0 / 5.0 + 0.25 + 2.0 / 4.0) / 3.0;
     eq(t.severity, severity, "severity");
     eq(t.impact, 0.275 * longevity * severity, "impact");
+    assert!((t.impact - 0.052551).abs() < 5e-7, "impact {} is the document's 0.052551", t.impact);
     assert_eq!(t.quadrant, pb::Quadrant::WidenConsultation as i32);
     eq(t.champion_share, 0.5, "champion share");
     eq(t.relationship, 0.6, "relationship"); // (70 + 30 + 70 + 70) ÷ 4 ÷ 100
@@ -222,6 +246,7 @@ async fn the_worked_example_every_factor_by_hand() {
     eq(t.contribution, opportunity * 0.6, "contribution"); // 0.285
     eq(t.cost, 100.0 + 5.0 * 4.0, "cost");
     eq(t.priority, 0.275 * longevity * severity * 0.285 / 120.0, "priority");
+    assert!((t.priority - 0.000124810).abs() < 5e-10, "priority {} is the document's 0.000124810", t.priority);
     assert_eq!(t.arr, [jpy(4_000_000)]);
     assert_eq!(t.arr_at_risk, [jpy(1_000_000)]);
     assert_eq!(
@@ -247,6 +272,8 @@ async fn the_worked_example_every_factor_by_hand() {
     let mut all_days = days.clone();
     all_days.push(tech_day);
     let (span, coverage) = span_and_coverage(&all_days);
+    // December 20, 2025 to October 7, 2026; 6 of 11 months.
+    assert_eq!((span, coverage), (291, 6.0 / 11.0));
     assert_eq!(t.span_days, span);
     eq(t.month_coverage, coverage, "month coverage of all");
     eq(t.mean_severity, 26.0 / 7.0, "mean severity of all");

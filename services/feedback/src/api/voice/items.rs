@@ -22,7 +22,7 @@ use crate::{
         rank::{Assessment, Weights},
         voice::{
             Acknowledgement, Channel, CxDimension, Decision, Department, Item, ItemFields, JourneyPhase, MAX_ITEM_TEXT,
-            Roadmap, RoadmapChange, RoadmapStatus, Theme, ThemeBody,
+            Roadmap, RoadmapChange, RoadmapStatus, Theme, ThemeBody, mention_time_problem,
         },
     },
     events::{department_to_proto, item_to_proto, roadmap_status_to_proto},
@@ -165,6 +165,10 @@ fn item_fields(v: &mut Violations, i: &pb::FeedbackItem) -> Option<ItemFields> {
     if !(1..=5).contains(&i.severity) {
         v.add("item.severity", format!("must be 1 (mild) to 5 (severe), got {}", i.severity));
     }
+    let mention_time = wire::optional_time(v, "item.mention_time", i.mention_time.as_ref());
+    if let Some(why) = mention_time.and_then(|t| mention_time_problem(t, wire::now())) {
+        v.add("item.mention_time", why);
+    }
     Some(ItemFields {
         text: i.text.trim().to_string(),
         channel: channel?,
@@ -175,6 +179,7 @@ fn item_fields(v: &mut Violations, i: &pb::FeedbackItem) -> Option<ItemFields> {
         cx_dimension: cx,
         journey_phase: phase,
         severity: i.severity,
+        mention_time,
     })
 }
 

@@ -207,6 +207,7 @@ pub(crate) async fn record_comments(tx: &Tx, answers: &[(&store::answers::Answer
                 cx_dimension: None,
                 journey_phase: None,
                 severity: crate::domain::voice::comment_severity(answer.kind, answer.score),
+                mention_time: None,
             },
             snapshot: projected.map(snapshot).unwrap_or_default(),
             theme_ids: vec![],

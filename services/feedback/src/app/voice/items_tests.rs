@@ -58,6 +58,7 @@ async fn item(app: &App, text: &str) -> Uuid {
             cx_dimension: None,
             journey_phase: None,
             severity: 3,
+            mention_time: None,
         },
         snapshot: ItemSnapshot::default(),
         theme_ids: vec![],
@@ -94,9 +95,10 @@ async fn a_commit_here_catches_the_index_up_before_a_suggestion_asks() {
     item(&app, "zebra giraffe park").await;
     app.assign_theme(&admin(), zebra, zoo, "hand").await.unwrap();
     let generation = store::voice::generation(app.db.conn(), TENANT).await.unwrap();
-    // No suggestion asks: the commits woke the catch-up.
+    // No suggestion asks: the commits woke the catch-up. It runs at most
+    // once a second, later on a loaded machine: wait up to 15 s for it.
     let mut seen = (0, false);
-    for _ in 0..100 {
+    for _ in 0..750 {
         seen = kept(&app, zebra).await;
         if seen == (generation, true) {
             break;

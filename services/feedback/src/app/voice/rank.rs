@@ -90,7 +90,7 @@ impl App {
             let mention = Mention {
                 account: m.account_id,
                 contact: m.contact_id,
-                day: cal.day(m.create_time),
+                day: cal.day(m.mention_time),
                 severity: m.severity,
             };
             (m.theme_id, mention)

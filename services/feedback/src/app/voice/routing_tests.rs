@@ -95,6 +95,7 @@ async fn record(app: &App, department: Department, category: &str, at: &str, n: 
                 cx_dimension: None,
                 journey_phase: None,
                 severity: 3,
+                mention_time: None,
             },
             snapshot: ItemSnapshot::default(),
             theme_ids: vec![],
