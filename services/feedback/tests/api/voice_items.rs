@@ -2,6 +2,7 @@
 //! keyword rules, assigning, an import stream with refusals, survey
 //! comments as items, suggestions, candidate themes, bad input, tenancy.
 
+use banso_events::Payload;
 use banso_proto::{accounts as apb, feedback as pb, health as hpb};
 use tonic::Code;
 
@@ -252,6 +253,9 @@ async fn an_import_stream_keeps_the_good_items_and_names_the_bad() {
     items[3].severity = 9;
     items[700].account_id = uuid::Uuid::now_v7().to_string();
     items[1100].text = String::new();
+    let texts: Vec<String> =
+        items.iter().enumerate().filter(|(k, _)| ![3, 700, 1100].contains(k)).map(|(_, i)| i.text.clone()).collect();
+    let imported = collect(&app, "banso.feedback.>");
     let stream = futures::stream::iter(items.into_iter().map(|i| pb::ImportFeedbackItemsRequest { item: Some(i) }));
     let r = v.import_feedback_items(stream).await.unwrap().into_inner();
     assert_eq!((r.created, r.failed), (1197, 3));
@@ -261,6 +265,35 @@ async fn an_import_stream_keeps_the_good_items_and_names_the_bad() {
     assert!(r.failures[1].violations[0].starts_with("item.account_id"), "{:?}", r.failures[1]);
     let themes = v.list_themes(pb::ListThemesRequest::default()).await.unwrap().into_inner().themes;
     assert_eq!(themes[0].items, 1197, "every imported item met the keyword rule");
+
+    // Announced together (FeedbackImported), in the order sent, with their
+    // keyword themes; no FeedbackReceived.
+    let batches: Vec<Vec<pb::FeedbackItem>> = until("the import's events", || {
+        let imported = imported.clone();
+        async move {
+            let seen = imported.lock().unwrap();
+            let batches: Vec<_> = seen
+                .iter()
+                .filter_map(|e| match &e.payload {
+                    Some(Payload::FeedbackImported(x)) => Some(x.items.clone()),
+                    _ => None,
+                })
+                .collect();
+            (batches.iter().map(Vec::len).sum::<usize>() >= 1197).then_some(batches)
+        }
+    })
+    .await;
+    // Three transactions (500, 500, 197 items), each announced in events
+    // of at most 64 KiB of items (two here for a full batch).
+    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    assert!(sizes.len() <= 6 && sizes.last() == Some(&197), "{sizes:?}");
+    let announced: Vec<&str> = batches.iter().flatten().map(|i| i.text.as_str()).collect();
+    assert_eq!(announced, texts);
+    assert!(batches.iter().flatten().all(|i| i.theme_ids == [themes[0].id.clone()]));
+    assert!(
+        !imported.lock().unwrap().iter().any(|e| matches!(e.payload, Some(Payload::FeedbackReceived(_)))),
+        "an import's items are not announced one by one"
+    );
     app.stop().await.unwrap();
 }
 
