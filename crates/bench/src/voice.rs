@@ -8,8 +8,8 @@
 //!   of the same rows into `items_baseline` (the `items` table's columns
 //!   and indexes) in the import's batches — one multi-row INSERT of 500
 //!   rows a transaction, one caller, as the import writes them — without
-//!   the import's validation, account snapshot, FeedbackReceived outbox
-//!   rows, routing or generation bump. Goal: ≥ 50% of the INSERT's rows/s.
+//!   the import's validation, account snapshot, FeedbackImported outbox
+//!   rows (one a batch), routing or generation bump. Goal: ≥ 50% of the INSERT's rows/s.
 //! - **suggestion**: `--probes` times, a new item (`CreateFeedbackItem`)
 //!   and then `SuggestThemes` for it twice: the first call after a new
 //!   item (the tenant's index has moved) and a repeated one (it has not).
@@ -33,7 +33,8 @@
 //! has the shape of a real tenant's (shared words, distinct ones, two
 //! scripts). The run fails (exit non-zero) when a call is refused or the
 //! stored state is not exactly the items sent, each in its theme, each
-//! with its FeedbackReceived, and a baseline row equal to each item.
+//! announced (FeedbackImported; the probes' FeedbackReceived), and a
+//! baseline row equal to each item.
 
 use std::{
     fmt::Write as _,
@@ -396,7 +397,7 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
     let relay_tail = t.elapsed();
     println!(
         "imported {} items ({} in Japanese, {:.0} characters on average) in {:.2} s; the relay published the last \
-         FeedbackReceived {:.2} s later",
+         FeedbackImported {:.2} s later",
         int(items.len()),
         int(ja),
         chars as f64 / items.len() as f64,
@@ -451,18 +452,13 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
         for (what, sql) in [
             ("baseline rows", format!("SELECT count(*) FROM {BASELINE_TABLE} WHERE {tenant}")),
             ("baseline rows equal to their item", SAME_ROWS.to_owned()),
-            (
-                "FeedbackReceived events, published",
-                "SELECT count(*) FROM outbox WHERE subject = 'banso.feedback.feedback_received' \
-                 AND published_time IS NOT NULL"
-                    .to_owned(),
-            ),
         ] {
             let got = crate::harness::count(&pool, &sql).await?;
             if got != args.items as i64 {
                 failed.push(format!("{what}: {got}, expected {}", args.items));
             }
         }
+        check_imported_events(&pool, &stored, &mut failed).await?;
         println!("\nmachine:  {}; load average {}", machine(), loadavg());
         println!("database: {}\n", version(&pool).await?);
         println!("{import_lines}");
@@ -548,14 +544,14 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
             n,
         ),
         (
-            "FeedbackReceived events, published",
+            "FeedbackReceived events (the probes' items), published",
             count(
                 &pool,
                 "SELECT count(*) FROM outbox WHERE subject = 'banso.feedback.feedback_received' \
                  AND published_time IS NOT NULL",
             )
             .await?,
-            created,
+            probes.done,
         ),
         (
             "baseline rows",
@@ -569,6 +565,7 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
             failed.push(format!("{what}: {got}, expected {want}"));
         }
     }
+    check_imported_events(&pool, &stored, &mut failed).await?;
     let links_right = count_links(&pool, &stored, &theme_ids).await?;
     if links_right != n {
         failed.push(format!("items in the theme they were assigned: {links_right}, expected {n}"));
@@ -635,7 +632,7 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
     println!();
     if failed.is_empty() {
         println!(
-            "checks passed: every item stored as sent, in its one theme, with its FeedbackReceived published; \
+            "checks passed: every item stored as sent, in its one theme, announced (FeedbackImported, the probes FeedbackReceived) and published; \
              every baseline row equals its item"
         );
     } else {
@@ -1037,6 +1034,36 @@ struct Row {
     answer_id: Option<Uuid>,
     created_by: String,
     create_time: chrono::DateTime<chrono::Utc>,
+}
+
+/// Checks that the import's items were announced, each once and in order,
+/// in published FeedbackImported events (one a batch).
+async fn check_imported_events(
+    pool: &DatabaseConnection,
+    stored: &[Row],
+    failed: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let sql = "SELECT payload FROM outbox WHERE subject = 'banso.feedback.feedback_imported' \
+               AND published_time IS NOT NULL ORDER BY seq";
+    let rows = pool.query_all_raw(Statement::from_string(pool.get_database_backend(), sql)).await?;
+    let mut ids = Vec::with_capacity(stored.len());
+    for r in &rows {
+        let payload: Vec<u8> = r.try_get_by_index(0)?;
+        match banso_events::Envelope::decode(payload.as_slice())?.payload {
+            Some(Payload::FeedbackImported(e)) => ids.extend(e.items.into_iter().map(|i| i.id)),
+            other => failed.push(format!("a feedback_imported outbox row holds {other:?}")),
+        }
+    }
+    let want: Vec<String> = stored.iter().map(|r| r.id.to_string()).collect();
+    if ids != want {
+        failed.push(format!(
+            "items announced by FeedbackImported ({} events, published): {}, expected the {} imported in order",
+            rows.len(),
+            ids.len(),
+            want.len()
+        ));
+    }
+    Ok(())
 }
 
 async fn stored_items(pool: &DatabaseConnection) -> anyhow::Result<Vec<Row>> {

@@ -35,6 +35,7 @@ pub fn type_of(payload: &Payload) -> &'static str {
         Payload::SurveyAnswered(_) => "survey_answered",
         Payload::SurveyInvitationIssued(_) => "survey_invitation_issued",
         Payload::FeedbackReceived(_) => "feedback_received",
+        Payload::FeedbackImported(_) => "feedback_imported",
         Payload::ThemeStatusChanged(_) => "theme_status_changed",
         Payload::LoopClosed(_) => "loop_closed",
         Payload::NoticeIssued(_) => "notice_issued",
@@ -90,6 +91,8 @@ pub fn account_of(envelope: &Envelope) -> Option<&str> {
         Payload::SurveyAnswered(e) => Some(e.account_id.as_str()),
         Payload::SurveyInvitationIssued(e) => Some(e.account_id.as_str()),
         Payload::FeedbackReceived(e) => e.item.as_ref().map(|i| i.account_id.as_str()),
+        // An import's items are of many accounts: the tenant's.
+        Payload::FeedbackImported(_) => None,
         // A theme is the tenant's, not an account's.
         Payload::ThemeStatusChanged(_) => None,
         Payload::LoopClosed(e) => Some(e.account_id.as_str()),

@@ -396,6 +396,37 @@ pub(crate) fn feedback_received(i: &crate::domain::voice::Item) -> Payload {
     Payload::FeedbackReceived(ev::FeedbackReceived { item: Some(item_to_proto(i)) })
 }
 
+/// Most bytes of items one FeedbackImported carries: far below a bus
+/// message's limit (NATS: 1 MiB by default), and a relay round (up to 2,000
+/// rows read at once) stays within about three times what 2,000 of the
+/// largest FeedbackReceived (5,000 characters each) held; an import's usual
+/// batch (500 items of a few hundred bytes) is a few events.
+const MAX_IMPORTED_BYTES: usize = 64 * 1024;
+
+/// FeedbackImported: an import's items, in order, as few events as
+/// [`MAX_IMPORTED_BYTES`] allows (an item is at most 5,000 characters, so
+/// one always fits). One event a batch instead of one an item: an item's
+/// event was most of an import's cost (its outbox row, the relay's read,
+/// publish and marking).
+pub(crate) fn feedback_imported(items: &[crate::domain::voice::Item]) -> Vec<Payload> {
+    let mut out = Vec::new();
+    let (mut batch, mut bytes) = (Vec::new(), 0);
+    for i in items {
+        let item = item_to_proto(i);
+        let n = prost::Message::encoded_len(&item);
+        if !batch.is_empty() && bytes + n > MAX_IMPORTED_BYTES {
+            out.push(Payload::FeedbackImported(ev::FeedbackImported { items: std::mem::take(&mut batch) }));
+            bytes = 0;
+        }
+        bytes += n;
+        batch.push(item);
+    }
+    if !batch.is_empty() {
+        out.push(Payload::FeedbackImported(ev::FeedbackImported { items: batch }));
+    }
+    out
+}
+
 // ---- routing to departments ----
 
 pub(crate) fn notice_kind_to_proto(k: crate::domain::routing::NoticeKind) -> i32 {

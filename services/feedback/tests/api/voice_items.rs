@@ -2,6 +2,7 @@
 //! keyword rules, assigning, an import stream with refusals, survey
 //! comments as items, suggestions, candidate themes, bad input, tenancy.
 
+use banso_events::Payload;
 use banso_proto::{accounts as apb, feedback as pb, health as hpb};
 use tonic::Code;
 
@@ -280,6 +281,9 @@ async fn an_import_stream_keeps_the_good_items_and_names_the_bad() {
     items[5].text = "an invoice from 2024".into();
     items[6].mention_time =
         Some(pbjson_types::Timestamp { seconds: chrono::Utc::now().timestamp() + 86_400, nanos: 0 });
+    let texts: Vec<String> =
+        items.iter().enumerate().filter(|(k, _)| ![3, 6, 700, 1100].contains(k)).map(|(_, i)| i.text.clone()).collect();
+    let imported = collect(&app, "banso.feedback.>");
     let stream = futures::stream::iter(items.into_iter().map(|i| pb::ImportFeedbackItemsRequest { item: Some(i) }));
     let r = v.import_feedback_items(stream).await.unwrap().into_inner();
     assert_eq!((r.created, r.failed), (1196, 4));
@@ -309,6 +313,37 @@ async fn an_import_stream_keeps_the_good_items_and_names_the_bad() {
     assert_eq!(old.mention_time, Some(said));
     assert!(old.create_time.unwrap().seconds > said.seconds);
     assert!(listed.iter().filter(|i| i.id != old.id).all(|i| i.mention_time == i.create_time));
+
+    // Announced together (FeedbackImported), in the order sent, with their
+    // keyword themes; no FeedbackReceived.
+    let batches: Vec<Vec<pb::FeedbackItem>> = until("the import's events", || {
+        let imported = imported.clone();
+        async move {
+            let seen = imported.lock().unwrap();
+            let batches: Vec<_> = seen
+                .iter()
+                .filter_map(|e| match &e.payload {
+                    Some(Payload::FeedbackImported(x)) => Some(x.items.clone()),
+                    _ => None,
+                })
+                .collect();
+            (batches.iter().map(Vec::len).sum::<usize>() >= 1196).then_some(batches)
+        }
+    })
+    .await;
+    // Three transactions (500, 500, 196 items), each announced in events
+    // of at most 64 KiB of items (two here for a full batch).
+    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    assert!(sizes.len() <= 6 && sizes.last() == Some(&196), "{sizes:?}");
+    let announced: Vec<&str> = batches.iter().flatten().map(|i| i.text.as_str()).collect();
+    assert_eq!(announced, texts);
+    assert!(batches.iter().flatten().all(|i| i.theme_ids == [themes[0].id.clone()]));
+    let old_said = batches.iter().flatten().find(|i| i.text == "an invoice from 2024").unwrap();
+    assert_eq!(old_said.mention_time, Some(said), "the event says when it was said");
+    assert!(
+        !imported.lock().unwrap().iter().any(|e| matches!(e.payload, Some(Payload::FeedbackReceived(_)))),
+        "an import's items are not announced one by one"
+    );
     app.stop().await.unwrap();
 }
 

@@ -167,24 +167,40 @@ pub(crate) fn snapshot(p: &Projected) -> ItemSnapshot {
     }
 }
 
-/// The themes whose keyword rules take `text`.
-fn keyword_themes(themes: &[Theme], text: &str) -> Vec<Uuid> {
-    themes.iter().filter(|t| t.keyword_takes(text)).map(|t| t.id).collect()
+/// The themes whose keyword rules take `text` (of `ruled`, the themes that
+/// have rules).
+fn keyword_themes(ruled: &[&Theme], text: &str) -> Vec<Uuid> {
+    ruled.iter().filter(|t| t.keyword_takes(text)).map(|t| t.id).collect()
+}
+
+/// How recorded items are announced.
+#[derive(Clone, Copy)]
+pub(crate) enum Announce {
+    /// A FeedbackReceived each (one item, a survey's comments).
+    EachItem,
+    /// FeedbackImported, the batch's items together (an import).
+    Together,
 }
 
 /// Records items in `tx` (its first statement a write): the items with the
-/// themes their keyword rules give, FeedbackReceived each, the routing to
-/// departments, and the tenant's generation moved.
-pub(crate) async fn record(tx: &Tx, items: &mut [Item], themes: &[Theme]) -> Result<()> {
+/// themes their keyword rules give, their events (`announce`), the routing
+/// to departments, and the tenant's generation moved.
+pub(crate) async fn record(tx: &Tx, items: &mut [Item], themes: &[Theme], announce: Announce) -> Result<()> {
     let (conn, tenant) = (tx.conn(), tx.tenant());
+    // Only themes with rules are tried: a tenant's themes mostly have none,
+    // and an import tried each of them for every item.
+    let ruled: Vec<&Theme> = themes.iter().filter(|t| !t.body.keywords.is_empty()).collect();
     for i in items.iter_mut() {
-        let mut ids = keyword_themes(themes, &i.fields.text);
+        let mut ids = keyword_themes(&ruled, &i.fields.text);
         ids.sort();
         ids.dedup();
         i.theme_ids = ids;
     }
     store::voice::insert_items(conn, tenant, items).await?;
-    tx.emit_all(items.iter().map(events::feedback_received)).await?;
+    match announce {
+        Announce::EachItem => tx.emit_all(items.iter().map(events::feedback_received)).await?,
+        Announce::Together => tx.emit_all(events::feedback_imported(items)).await?,
+    }
     super::routing::route_items(tx, items).await?;
     store::voice::bump_generation(conn, tenant).await
 }
@@ -220,7 +236,7 @@ pub(crate) async fn record_comments(tx: &Tx, answers: &[(&store::answers::Answer
         return Ok(());
     }
     let themes = store::voice::all_themes(tx.conn(), tx.tenant()).await?;
-    record(tx, &mut items, &themes).await
+    record(tx, &mut items, &themes, Announce::EachItem).await
 }
 
 /// What ImportFeedbackItems did.
@@ -275,7 +291,7 @@ impl App {
                         create_time: wire::now(),
                         created_by: by,
                     }];
-                    record(tx, &mut item, &themes).await?;
+                    record(tx, &mut item, &themes, Announce::EachItem).await?;
                     let [item] = item;
                     Ok(item)
                 },
@@ -349,7 +365,7 @@ impl App {
             });
         }
         for batch in good.chunks_mut(IMPORT_BATCH) {
-            self.db.write(tenant, async |tx| record(tx, batch, &themes).await).await?;
+            self.db.write(tenant, async |tx| record(tx, batch, &themes, Announce::Together).await).await?;
             out.created += batch.len() as i64;
         }
         self.moved(tenant);

@@ -66,7 +66,7 @@ async fn item(app: &App, text: &str) -> Uuid {
         create_time: banso_kit::wire::now(),
         created_by: "test".into(),
     }];
-    app.db.write(TENANT, async |tx| super::record(tx, &mut items, &[]).await).await.unwrap();
+    app.db.write(TENANT, async |tx| super::record(tx, &mut items, &[], super::Announce::EachItem).await).await.unwrap();
     app.moved(TENANT);
     items[0].id
 }
