@@ -12,7 +12,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    CHUNK, all, corrupt, exec, get,
+    CHUNK, Unnest, all, corrupt, exec, get,
     health::ScoreWrite,
     insert,
     schema::{HealthHistory as HH, Out},
@@ -72,6 +72,13 @@ pub(crate) async fn record(
         .iter()
         .flat_map(|w| std::iter::once((*w, Kind::Daily)).chain(w.band_changed.then_some((*w, Kind::BandChange))))
         .collect();
+    if conn.get_database_backend() == DbBackend::Postgres {
+        // Typed arrays: a chunk's points in one short statement.
+        for chunk in points.chunks(CHUNK * 2) {
+            conn.execute_raw(insert_pg(tenant, today, now, chunk)).await?;
+        }
+        return Ok(());
+    }
     for chunk in points.chunks(CHUNK / 2) {
         let rows = chunk.iter().map(|(w, kind)| {
             [
@@ -90,6 +97,30 @@ pub(crate) async fn record(
         }
     }
     Ok(())
+}
+
+/// `INSERT INTO health_history … SELECT … FROM unnest(…)`: [`record`]'s
+/// points as one typed array per column.
+fn insert_pg(tenant: &str, today: NaiveDate, now: DateTime<Utc>, points: &[(&ScoreWrite, Kind)]) -> Statement {
+    let array = |ty, f: &dyn Fn(&(&ScoreWrite, Kind)) -> sea_orm::Value| banso_kit::db::pg_array(ty, points, f);
+    let mut u = Unnest::default();
+    let id = u.array("uuid", array(ArrayType::Uuid, &|_| Uuid::now_v7().into()));
+    u.column(HH::Id, id);
+    let t = u.param(tenant);
+    u.column(HH::TenantId, t);
+    let a = u.array("uuid", array(ArrayType::Uuid, &|(w, _)| w.account_id.into()));
+    u.column(HH::AccountId, a);
+    let d = u.param(today);
+    u.column(HH::Day, d);
+    let k = u.array("text", array(ArrayType::String, &|(_, k)| k.as_str().into()));
+    u.column(HH::Kind, k);
+    let s = u.array("float8", array(ArrayType::Double, &|(w, _)| w.score.into()));
+    u.column(HH::Score, s);
+    let b = u.array("text", array(ArrayType::String, &|(w, _)| w.band.as_str().into()));
+    u.column(HH::Band, b);
+    let r = u.param(now);
+    u.column(HH::RecordTime, r);
+    u.statement(HH::Table, "")
 }
 
 /// Per account of `ids`, its latest daily snapshot on or before `day`.
