@@ -301,10 +301,8 @@ fn classify(state: &str, query: &str) -> &'static str {
     if q.starts_with("SELECT") {
         return if from("event_name_days") {
             "recompute: tracked event names (once a job) [tracked_event_names]"
-        } else if from("daily_usage") {
-            "recompute: SELECT usage of a chunk, summed per bucket of days [Store::usage_in_buckets]"
-        } else if from("daily_users") {
-            "recompute: SELECT distinct users of a chunk per bucket [Store::users_in_buckets]"
+        } else if from("daily_usage") || from("daily_users") {
+            "recompute: SELECT a chunk's usage and users totals per window [store::inputs::usage_totals]"
         } else if q.contains("health_history") {
             "recompute: SELECT latest daily scores [Store::daily_score_on_or_before]"
         } else if q.contains("\"account_health\"") {
