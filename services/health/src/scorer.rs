@@ -422,9 +422,9 @@ impl Scoring {
             let ranked: Vec<&str> = ctx.ranked.keys().map(String::as_str).collect();
             inputs.stored_ranked = store::measures::snapshots_of(conn, tenant, &ids, &ranked).await?;
         }
-        inputs.latest = store::history::daily_on_or_before(conn, tenant, &ids, today).await?;
-        inputs.week_ago = store::history::daily_on_or_before(conn, tenant, &ids, days_before(today, 7)).await?;
-        inputs.month_ago = store::history::daily_on_or_before(conn, tenant, &ids, days_before(today, 30)).await?;
+        let days = [today, days_before(today, 7), days_before(today, 30)];
+        [inputs.latest, inputs.week_ago, inputs.month_ago] =
+            store::history::daily_on_or_before_each(conn, tenant, &ids, days).await?;
         Ok(inputs)
     }
 
