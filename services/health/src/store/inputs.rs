@@ -641,7 +641,8 @@ mod tests {
         let windows = Windows::of(&defs);
         assert_eq!(windows.reach(), 14);
         // (account, day, name, events, duration, users)
-        let rows: Vec<(Uuid, u32, &str, i64, f64, &[&str])> = vec![
+        type Row<'a> = (Uuid, u32, &'a str, i64, f64, &'a [&'a str]);
+        let rows: Vec<Row> = vec![
             (a, 20, "login", 2, 30.0, &["u1"]),
             (a, 19, "login", 3, 0.5, &["u1", "u2"]),
             (a, 14, "login", 4, 60.0, &[]),
