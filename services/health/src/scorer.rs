@@ -43,8 +43,8 @@ use crate::{
 
 /// Accounts a recompute job scores per transaction.
 pub(crate) const CHUNK: usize = 1_000;
-/// Accounts the live scorer scores at once: its inputs (usage summed per
-/// bucket of days, the user keys) are held in memory meanwhile, and the
+/// Accounts the live scorer scores at once: its inputs (usage totals per
+/// window, pushed values, scores) are held in memory meanwhile, and the
 /// live scorer runs beside ingest, whose memory it shares. 500 halves the
 /// round's statements and commits of 100 for a burst touching every
 /// account; memory stays far under its goal (docs/benchmarks.md).

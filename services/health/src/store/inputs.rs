@@ -1,7 +1,7 @@
 //! What scoring reads besides scores and measure values, one query per kind
-//! of input for a whole chunk of accounts: usage summed per bucket of days,
-//! distinct users, whether an account ever had usage, e-mails, the
-//! denominator of feature breadth.
+//! of input for a whole chunk of accounts: usage and distinct users totalled
+//! per window, whether an account ever had usage, e-mails, the denominator
+//! of feature breadth; and the daily rollups a replay reads.
 
 use std::collections::{HashMap, HashSet};
 
