@@ -299,12 +299,12 @@ fn classify(state: &str, query: &str) -> &'static str {
     // Quoted (sea-query) or not (the hand-written LATERAL reads of `store::inputs`).
     let from = |t: &str| q.contains(&format!("FROM \"{t}\"")) || q.contains(&format!("FROM {t} "));
     if q.starts_with("SELECT") {
-        return if from("event_name_days") {
+        // The totals statement is longer than pg_stat_activity keeps of a
+        // query (1,024 bytes): its table names are cut off, its head is not.
+        return if q.contains(", u.*") || from("daily_usage") || from("daily_users") {
+            "recompute: SELECT a chunk's usage and users totals per window [store::inputs::usage_totals]"
+        } else if from("event_name_days") {
             "recompute: tracked event names (once a job) [tracked_event_names]"
-        } else if from("daily_usage") {
-            "recompute: SELECT usage of a chunk, summed per bucket of days [Store::usage_in_buckets]"
-        } else if from("daily_users") {
-            "recompute: SELECT distinct users of a chunk per bucket [Store::users_in_buckets]"
         } else if q.contains("health_history") {
             "recompute: SELECT latest daily scores [Store::daily_score_on_or_before]"
         } else if q.contains("\"account_health\"") {

@@ -28,8 +28,8 @@ use crate::{
         account::{AccountRow, LifecycleStage},
         churn_features::{self, Input},
         churn_model::{RiskBucket, Scored, Trained, worth_storing},
-        measure::{self, MeasureDef, parse_measure, previous_usage_value, usage_value},
-        rollup::{DailyRollup, day_of},
+        measure::{self, MeasureDef, Totals, Windows, parse_measure, previous_usage_value_of, usage_value_of},
+        rollup::day_of,
         score::{self, trend},
         scorecard::{
             AccountScope, Normalisation, Scope, ScorecardDef, choose, population as score_population, replaced,
@@ -43,8 +43,8 @@ use crate::{
 
 /// Accounts a recompute job scores per transaction.
 pub(crate) const CHUNK: usize = 1_000;
-/// Accounts the live scorer scores at once: its inputs (usage summed per
-/// bucket of days, the user keys) are held in memory meanwhile, and the
+/// Accounts the live scorer scores at once: its inputs (usage totals per
+/// window, pushed values, scores) are held in memory meanwhile, and the
 /// live scorer runs beside ingest, whose memory it shares. 500 halves the
 /// round's statements and commits of 100 for a burst touching every
 /// account; memory stays far under its goal (docs/benchmarks.md).
@@ -80,9 +80,9 @@ pub(crate) struct TenantContext {
     segments: HashMap<String, Option<Expression>>,
     /// The denominator of feature breadth.
     tracked: usize,
-    /// Where the windows of the tenant's measures begin and end
-    /// ([`measure::window_cuts`]), and which inputs they need.
-    cuts: Vec<u32>,
+    /// The windows of days the tenant's usage measures read, and which
+    /// inputs they need.
+    windows: Windows,
     needs_users: bool,
     needs_email: bool,
     /// Measures some scorecard normalises by percentile, with their stored
@@ -161,8 +161,8 @@ impl TenantContext {
                 }
             }
         }
-        let cuts = measure::window_cuts(&defs);
-        let tracked = if cuts.is_empty() {
+        let windows = Windows::of(&defs);
+        let tracked = if windows.is_empty() {
             0
         } else {
             store::inputs::tracked_event_names(conn, tenant, days_before(today, 90)).await?
@@ -177,7 +177,7 @@ impl TenantContext {
             candidates,
             segments,
             tracked,
-            cuts,
+            windows,
             needs_users,
             needs_email,
             ranked,
@@ -236,7 +236,8 @@ pub(crate) struct Inputs<'c> {
     chosen: Vec<(usize, &'c StoredScorecard)>,
     /// Accounts no scorecard applies to (any more).
     unscored: Vec<Uuid>,
-    rollups: HashMap<Uuid, BTreeMap<(NaiveDate, String), DailyRollup>>,
+    /// Each account's usage over the windows (absent: none in any).
+    totals: HashMap<Uuid, Totals>,
     /// Accounts that ever had usage rolled up.
     used: HashSet<Uuid>,
     pushed: HashMap<Uuid, HashMap<String, f64>>,
@@ -277,13 +278,13 @@ impl Inputs<'_> {
     /// the features of the tenant's models.
     fn readings(&self, ctx: &TenantContext, scoring: bool) -> Vec<Reading> {
         let today = ctx.today;
-        let no_rollups = BTreeMap::new();
+        let no_usage = Totals::zero(&ctx.windows);
         let no_pushed = HashMap::new();
         let mut out = Vec::with_capacity(self.chosen.len());
         for (i, card) in &self.chosen {
             let row = &self.rows[*i];
             let id = row.account_id;
-            let rollups: Vec<DailyRollup> = self.rollups.get(&id).unwrap_or(&no_rollups).values().cloned().collect();
+            let totals = self.totals.get(&id).unwrap_or(&no_usage);
             let pushed = self.pushed.get(&id).unwrap_or(&no_pushed);
             let used = self.used.contains(&id);
             let mut values = Values::new();
@@ -308,10 +309,12 @@ impl Inputs<'_> {
                         other => pushed.get(other).copied(),
                     },
                     usage => {
-                        if scoring && let Some(p) = previous_usage_value(usage, used, &rollups, today, ctx.tracked) {
+                        if scoring
+                            && let Some(p) = previous_usage_value_of(usage, used, &ctx.windows, totals, ctx.tracked)
+                        {
                             before.insert(m.measure.clone(), p);
                         }
-                        usage_value(usage, used, &rollups, today, ctx.tracked)
+                        usage_value_of(usage, used, &ctx.windows, totals, ctx.tracked)
                     }
                 };
                 values.insert(m.measure.clone(), v);
@@ -321,7 +324,7 @@ impl Inputs<'_> {
                     .iter()
                     .map(|(m, inputs)| {
                         churn_features::live_values(&m.model.features, inputs, row, today, |d| {
-                            usage_value(d, used, &rollups, today, ctx.tracked)
+                            usage_value_of(d, used, &ctx.windows, totals, ctx.tracked)
                         })
                     })
                     .collect()
@@ -381,7 +384,7 @@ impl Scoring {
             rows,
             chosen,
             unscored,
-            rollups: HashMap::new(),
+            totals: HashMap::new(),
             used: HashSet::new(),
             pushed: HashMap::new(),
             emails: HashMap::new(),
@@ -394,42 +397,20 @@ impl Scoring {
             return Ok(inputs);
         }
         let ids: Vec<Uuid> = inputs.chosen.iter().map(|(i, _)| inputs.rows[*i].account_id).collect();
-        let rollups = &mut inputs.rollups;
-        // A rollup per bucket of days between the windows' cuts, dated at its
-        // newest day: every window measure reads the same sums as from days.
-        let bucket_day = |start: u32| days_before(today, u64::from(start));
-        for u in store::inputs::usage_in_buckets(conn, tenant, &ids, today, &ctx.cuts).await? {
-            let day = bucket_day(u.bucket);
-            let r = rollups
-                .entry(u.account_id)
-                .or_default()
-                .entry((day, u.event_name.clone()))
-                .or_insert_with(|| DailyRollup::new(day, u.event_name));
-            r.events = u.events;
-            r.quantity = u.quantity;
-            r.duration_secs = u.duration_secs;
-        }
-        if !ctx.cuts.is_empty() {
-            // Usage in a window says the account has had usage; for the
-            // others (none in any window) ask whether they ever had any.
-            inputs.used = rollups.keys().copied().collect();
+        if !ctx.windows.is_empty() {
+            // Each account's totals over the windows, one row each. Usage in
+            // a window says the account has had usage; for the others (none
+            // in any window) ask whether they ever had any.
+            let totals = store::inputs::usage_totals(conn, tenant, &ids, today, &ctx.windows, ctx.needs_users).await?;
+            for (id, t) in totals {
+                if t.used {
+                    inputs.used.insert(id);
+                }
+                inputs.totals.insert(id, t.totals);
+            }
             let idle: Vec<Uuid> = ids.iter().copied().filter(|id| !inputs.used.contains(id)).collect();
             if !idle.is_empty() {
                 inputs.used.extend(store::inputs::ever_used(conn, tenant, &idle).await?);
-            }
-        }
-        if ctx.needs_users {
-            // Users count across event names: one row of users per bucket, with
-            // no name and no events (feature breadth counts names with events).
-            for (account, start, user) in store::inputs::users_in_buckets(conn, tenant, &ids, today, &ctx.cuts).await? {
-                let day = bucket_day(start);
-                inputs
-                    .rollups
-                    .entry(account)
-                    .or_default()
-                    .entry((day, String::new()))
-                    .or_insert_with(|| DailyRollup::new(day, ""))
-                    .add_user(&user);
             }
         }
         inputs.pushed = store::measures::values_of(conn, tenant, &ids).await?;
@@ -441,9 +422,9 @@ impl Scoring {
             let ranked: Vec<&str> = ctx.ranked.keys().map(String::as_str).collect();
             inputs.stored_ranked = store::measures::snapshots_of(conn, tenant, &ids, &ranked).await?;
         }
-        inputs.latest = store::history::daily_on_or_before(conn, tenant, &ids, today).await?;
-        inputs.week_ago = store::history::daily_on_or_before(conn, tenant, &ids, days_before(today, 7)).await?;
-        inputs.month_ago = store::history::daily_on_or_before(conn, tenant, &ids, days_before(today, 30)).await?;
+        let days = [today, days_before(today, 7), days_before(today, 30)];
+        [inputs.latest, inputs.week_ago, inputs.month_ago] =
+            store::history::daily_on_or_before_each(conn, tenant, &ids, days).await?;
         Ok(inputs)
     }
 

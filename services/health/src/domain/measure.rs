@@ -157,42 +157,97 @@ fn parse_usage(id: &str) -> Result<MeasureDef, String> {
     }
 }
 
-/// The offsets in days before today (0 is today) where the windows of
-/// `defs` begin and end, ascending, without 0: a window of N days ending
-/// today spans offsets [0, N), and its previous window [N, 2N) (what a
-/// change compares with, and what HealthScoreChanged reports beside every
-/// window measure, [`previous_usage_value`]). Every
-/// window is a union of the buckets between consecutive cuts, so the days of
-/// a bucket can be summed into one rollup dated at its newest day
-/// ([`bucket_start`]) without changing any measure: the scorer reads a few
-/// rows per account and event name instead of one per day.
-pub fn window_cuts<'a>(defs: impl IntoIterator<Item = &'a MeasureDef>) -> Vec<u32> {
-    let mut cuts = std::collections::BTreeSet::new();
-    for d in defs {
-        let window = match d {
-            MeasureDef::Change { of } => of.as_ref(),
-            MeasureDef::External { .. } => continue,
-            window => window,
-        };
-        cuts.insert(window.lookback_days());
-        cuts.insert(2 * window.lookback_days());
-    }
-    cuts.remove(&0);
-    cuts.into_iter().collect()
+/// The windows of days a set of usage measures reads, and the event names
+/// whose events they count in each: the scorer reads each account's totals
+/// over them ([`Totals`]), one row per account computed by the database,
+/// instead of its rollups. A window measure of N days reads the window
+/// ending today, offsets [0, N) (0 is today), and the one before it,
+/// [N, 2N): what a change compares with, and what HealthScoreChanged
+/// reports beside every window measure ([`previous_usage_value_of`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Windows {
+    /// (first offset, days): offsets [first, first + days) before today,
+    /// ascending, each once.
+    pub spans: Vec<(u32, u32)>,
+    /// (index in `spans`, event name): the events counted, each once.
+    pub counted: Vec<(usize, String)>,
 }
 
-/// The first offset of the bucket holding `offset` days before today (0 or
-/// a cut), or `None` past the last cut, where no window reaches. (The
-/// scoring inputs compute it in SQL; this is the reference their tests use.)
-#[cfg(test)]
-pub fn bucket_start(cuts: &[u32], offset: u32) -> Option<u32> {
-    if cuts.last().is_none_or(|last| offset >= *last) {
-        return None;
+impl Windows {
+    /// The windows `defs` read (external measures read none).
+    pub fn of<'a>(defs: impl IntoIterator<Item = &'a MeasureDef>) -> Windows {
+        let mut spans = std::collections::BTreeSet::new();
+        let mut counted = std::collections::BTreeSet::new();
+        for d in defs {
+            let window = match d {
+                MeasureDef::Change { of } => of.as_ref(),
+                MeasureDef::External { .. } => continue,
+                window => window,
+            };
+            let days = window.lookback_days();
+            if days == 0 {
+                continue;
+            }
+            for first in [0, days] {
+                spans.insert((first, days));
+                if let MeasureDef::Events { event_name, .. } = window {
+                    counted.insert(((first, days), event_name.clone()));
+                }
+            }
+        }
+        let spans: Vec<(u32, u32)> = spans.into_iter().collect();
+        let counted =
+            counted.into_iter().filter_map(|(span, name)| Some((spans.binary_search(&span).ok()?, name))).collect();
+        Windows { spans, counted }
     }
-    Some(cuts.iter().rev().find(|c| **c <= offset).copied().unwrap_or(0))
+
+    /// No usage measure: nothing to read.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// How many days back the windows reach: offsets [0, reach) (0 without
+    /// windows).
+    pub fn reach(&self) -> u32 {
+        self.spans.iter().map(|(first, days)| first + days).max().unwrap_or(0)
+    }
+
+    fn span(&self, first: u32, days: u32) -> Option<usize> {
+        self.spans.binary_search(&(first, days)).ok()
+    }
 }
 
-/// The value of a usage measure for one account, or `None` (missing).
+/// One account's usage over the windows of a [`Windows`]: what its usage
+/// measures are computed from ([`usage_value_of`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    /// Per span of [`Windows::spans`].
+    pub spans: Vec<SpanTotals>,
+    /// Events per entry of [`Windows::counted`].
+    pub counted: Vec<i64>,
+}
+
+/// An account's usage over one window.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SpanTotals {
+    /// Summed durations.
+    pub duration_secs: f64,
+    /// Distinct event names with events.
+    pub names: i64,
+    /// Distinct (non-empty) user keys, over all event names.
+    pub users: i64,
+}
+
+impl Totals {
+    /// No usage in any window.
+    pub fn zero(windows: &Windows) -> Totals {
+        Totals { spans: vec![SpanTotals::default(); windows.spans.len()], counted: vec![0; windows.counted.len()] }
+    }
+}
+
+/// The value of a usage measure for one account, or `None` (missing), from
+/// its [`Totals`] over `windows` (which must hold the measure's windows:
+/// [`Windows::of`] its def).
 ///
 /// An account that never had usage — no event of it was ever rolled up —
 /// has no usage values at all: nothing is known of its use yet (it was just
@@ -201,6 +256,117 @@ pub fn bucket_start(cuts: &[u32], offset: u32) -> Option<u32> {
 /// reweighted, or counted as zero). Once it has had usage, its counts in a
 /// window without events are 0, not missing: no logins in 30 days is the
 /// strongest churn signal there is. See [`compute_usage`] for the rest.
+pub fn usage_value_of(
+    def: &MeasureDef,
+    has_usage: bool,
+    windows: &Windows,
+    totals: &Totals,
+    tracked_event_names: usize,
+) -> Option<f64> {
+    if !has_usage {
+        return None;
+    }
+    match def {
+        MeasureDef::Change { of } => {
+            let days = of.lookback_days();
+            let current = span_value(of, windows, totals, 0, tracked_event_names)?;
+            let previous = span_value(of, windows, totals, days, tracked_event_names)?;
+            if previous == 0.0 { None } else { Some((current - previous) / previous) }
+        }
+        _ => span_value(def, windows, totals, 0, tracked_event_names),
+    }
+}
+
+/// The value of a usage window measure over the window just before the one
+/// [`usage_value_of`] reads: days [N, 2N) back for a window of N days (the
+/// window a `change:` measure compares with). `None` where it has no
+/// meaning — `change:` and external measures — and for an account that
+/// never had usage.
+pub fn previous_usage_value_of(
+    def: &MeasureDef,
+    has_usage: bool,
+    windows: &Windows,
+    totals: &Totals,
+    tracked_event_names: usize,
+) -> Option<f64> {
+    if !has_usage {
+        return None;
+    }
+    span_value(def, windows, totals, def.lookback_days(), tracked_event_names)
+}
+
+/// A window measure over the window of its length starting `first` days
+/// back, as [`window_value`] computes it from rollups.
+fn span_value(def: &MeasureDef, windows: &Windows, totals: &Totals, first: u32, tracked: usize) -> Option<f64> {
+    let days = match def {
+        MeasureDef::Change { .. } | MeasureDef::External { .. } => return None,
+        _ => def.lookback_days(),
+    };
+    if days == 0 {
+        return None;
+    }
+    let span = windows.span(first, days)?;
+    let t = totals.spans.get(span)?;
+    match def {
+        MeasureDef::ActiveUsers { .. } => Some(t.users as f64),
+        MeasureDef::Events { event_name, .. } => {
+            let i = windows.counted.iter().position(|(s, n)| *s == span && n == event_name)?;
+            Some(*totals.counted.get(i)? as f64)
+        }
+        MeasureDef::UsageMinutes { .. } => Some(t.duration_secs / 60.0),
+        MeasureDef::FeatureBreadth { .. } => {
+            if tracked == 0 {
+                return None;
+            }
+            // Capped at 1, as from rollups.
+            Some((t.names as f64 / tracked as f64).min(1.0))
+        }
+        MeasureDef::Change { .. } | MeasureDef::External { .. } => None,
+    }
+}
+
+/// An account's [`Totals`] over `windows` from its daily rollups: the
+/// reference the database's totals are tested against (the store computes
+/// them in SQL).
+#[cfg(test)]
+pub fn totals_of(windows: &Windows, rollups: &[DailyRollup], today: NaiveDate) -> Totals {
+    let in_span = |(first, days): (u32, u32), day: NaiveDate| {
+        let end = today.checked_sub_days(Days::new(u64::from(first))).unwrap_or(NaiveDate::MIN);
+        let start = end.checked_sub_days(Days::new(u64::from(days) - 1)).unwrap_or(NaiveDate::MIN);
+        start <= day && day <= end
+    };
+    let spans = windows
+        .spans
+        .iter()
+        .map(|span| {
+            let rows: Vec<&DailyRollup> = rollups.iter().filter(|r| in_span(*span, r.day)).collect();
+            let users: HashSet<&str> =
+                rows.iter().flat_map(|r| r.users.iter().map(String::as_str)).filter(|u| !u.is_empty()).collect();
+            let names: HashSet<&str> = rows.iter().filter(|r| r.events > 0).map(|r| r.event_name.as_str()).collect();
+            SpanTotals {
+                duration_secs: rows.iter().map(|r| r.duration_secs).sum(),
+                names: names.len() as i64,
+                users: users.len() as i64,
+            }
+        })
+        .collect();
+    let counted = windows
+        .counted
+        .iter()
+        .map(|(span, name)| {
+            rollups
+                .iter()
+                .filter(|r| in_span(windows.spans[*span], r.day) && &r.event_name == name)
+                .map(|r| r.events)
+                .sum()
+        })
+        .collect();
+    Totals { spans, counted }
+}
+
+/// The value of a usage measure for one account from its daily rollups
+/// (the reference of [`usage_value_of`], which scoring uses).
+#[cfg(test)]
 pub fn usage_value(
     def: &MeasureDef,
     has_usage: bool,
@@ -219,6 +385,7 @@ pub fn usage_value(
 /// window a `change:` measure compares with). `None` where it has no
 /// meaning — `change:` and external measures — and, as for [`usage_value`],
 /// for an account that never had usage.
+#[cfg(test)]
 pub fn previous_usage_value(
     def: &MeasureDef,
     has_usage: bool,
@@ -305,10 +472,10 @@ fn window_value(def: &MeasureDef, rollups: &[DailyRollup], end: NaiveDate, track
 mod tests {
     use super::*;
 
-    /// Summing each bucket's days into one rollup ([`window_cuts`],
-    /// [`bucket_start`]) gives every measure the value the daily rollups give.
+    /// Every measure computed from an account's totals over its windows
+    /// ([`Windows`], [`totals_of`]) has the value its daily rollups give.
     #[test]
-    fn bucketed_rollups_give_the_daily_values() {
+    fn totals_over_windows_give_the_daily_values() {
         let defs: Vec<MeasureDef> = [
             "active_users_7d",
             "active_users_30d",
@@ -321,60 +488,62 @@ mod tests {
             "change:usage_minutes_30d",
             "feature_breadth_30d",
             "feature_breadth_14d",
+            "external:nps",
         ]
         .iter()
         .map(|id| parse(id))
         .collect();
-        let cuts = window_cuts(&defs);
-        assert_eq!(cuts, [1, 2, 7, 14, 28, 30, 60]);
-        assert_eq!(bucket_start(&cuts, 0), Some(0));
-        assert_eq!(bucket_start(&cuts, 6), Some(2));
-        assert_eq!(bucket_start(&cuts, 7), Some(7));
-        assert_eq!(bucket_start(&cuts, 59), Some(30));
-        assert_eq!(bucket_start(&cuts, 60), None);
-        assert_eq!(bucket_start(&[], 0), None);
+        let windows = Windows::of(&defs);
+        assert_eq!(windows.spans, [(0, 1), (0, 7), (0, 14), (0, 30), (1, 1), (7, 7), (14, 14), (30, 30)]);
+        assert_eq!(
+            windows.counted,
+            [
+                (0, "login".to_owned()),
+                (1, "report_viewed".to_owned()),
+                (3, "report_viewed".to_owned()),
+                (4, "login".to_owned()),
+                (5, "report_viewed".to_owned()),
+                (7, "report_viewed".to_owned()),
+            ]
+        );
+        assert_eq!(windows.reach(), 60);
+        assert!(Windows::of(&[parse("external:nps")]).is_empty());
 
         let today = d(2026, 11, 22);
         let names = ["login", "report_viewed", "dashboard_viewed", "export"];
-        // 70 days of irregular usage by six users (a deterministic pattern).
+        // 70 days of irregular usage by six users (a deterministic pattern),
+        // and a day after today that no window holds.
         let mut daily = Vec::new();
-        for offset in 0..70u32 {
-            let day = today - chrono::Days::new(u64::from(offset));
+        for offset in -1..70i64 {
+            let day = today.checked_add_signed(chrono::Duration::days(-offset)).unwrap();
+            let o = (offset + 1) as usize;
             for (k, name) in names.iter().enumerate() {
-                let n = (offset as usize * 7 + k * 3) % 5;
+                let n = (o * 7 + k * 3) % 5;
                 if n == 0 {
                     continue;
                 }
                 let mut r = DailyRollup::new(day, *name);
                 for e in 0..n {
-                    r.add_event(&format!("user-{}", (offset as usize + e + k) % 6), 1.5, Some(40.0 * e as f64));
+                    r.add_event(&format!("user-{}", (o + e + k) % 6), 1.5, Some(40.0 * e as f64));
                 }
                 daily.push(r);
             }
         }
-        let mut buckets: std::collections::BTreeMap<(NaiveDate, String), DailyRollup> = Default::default();
-        for r in &daily {
-            let offset = (today - r.day).num_days() as u32;
-            let Some(start) = bucket_start(&cuts, offset) else { continue };
-            let day = today - chrono::Days::new(u64::from(start));
-            let b = buckets.entry((day, r.event_name.clone())).or_insert_with(|| DailyRollup::new(day, &r.event_name));
-            b.events += r.events;
-            b.quantity += r.quantity;
-            b.duration_secs += r.duration_secs;
-            for u in &r.users {
-                b.add_user(u);
-            }
-        }
-        let bucketed: Vec<DailyRollup> = buckets.into_values().collect();
-        assert!(bucketed.len() < daily.len() / 4, "{} rows instead of {}", bucketed.len(), daily.len());
+        let totals = totals_of(&windows, &daily, today);
         for def in &defs {
-            let want = compute_usage(def, &daily, today, names.len());
-            assert!(want.is_some(), "{def:?} has a value");
-            assert_eq!(compute_usage(def, &bucketed, today, names.len()), want, "{def:?}");
+            let want = usage_value(def, true, &daily, today, names.len());
+            assert_eq!(want.is_some(), !matches!(def, MeasureDef::External { .. }), "{def:?} has a value");
+            assert_eq!(usage_value_of(def, true, &windows, &totals, names.len()), want, "{def:?}");
+            assert_eq!(usage_value_of(def, false, &windows, &totals, names.len()), None, "{def:?}");
             // The previous window too, where a measure has one.
             let previous = previous_usage_value(def, true, &daily, today, names.len());
-            assert_eq!(previous.is_some(), !matches!(def, MeasureDef::Change { .. }), "{def:?}");
-            assert_eq!(previous_usage_value(def, true, &bucketed, today, names.len()), previous, "{def:?}");
+            assert_eq!(previous.is_some(), !matches!(def, MeasureDef::Change { .. } | MeasureDef::External { .. }));
+            assert_eq!(previous_usage_value_of(def, true, &windows, &totals, names.len()), previous, "{def:?}");
+        }
+        // No usage in any window: counts 0, changes undefined.
+        let zero = Totals::zero(&windows);
+        for def in &defs {
+            assert_eq!(usage_value_of(def, true, &windows, &zero, names.len()), usage_value(def, true, &[], today, 4));
         }
     }
 

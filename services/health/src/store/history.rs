@@ -12,7 +12,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    CHUNK, all, corrupt, exec, get,
+    CHUNK, Unnest, all, corrupt, exec, get,
     health::ScoreWrite,
     insert,
     schema::{HealthHistory as HH, Out},
@@ -72,6 +72,13 @@ pub(crate) async fn record(
         .iter()
         .flat_map(|w| std::iter::once((*w, Kind::Daily)).chain(w.band_changed.then_some((*w, Kind::BandChange))))
         .collect();
+    if conn.get_database_backend() == DbBackend::Postgres {
+        // Typed arrays: a chunk's points in one short statement.
+        for chunk in points.chunks(CHUNK * 2) {
+            conn.execute_raw(insert_pg(tenant, today, now, chunk)).await?;
+        }
+        return Ok(());
+    }
     for chunk in points.chunks(CHUNK / 2) {
         let rows = chunk.iter().map(|(w, kind)| {
             [
@@ -90,6 +97,78 @@ pub(crate) async fn record(
         }
     }
     Ok(())
+}
+
+/// `INSERT INTO health_history … SELECT … FROM unnest(…)`: [`record`]'s
+/// points as one typed array per column.
+fn insert_pg(tenant: &str, today: NaiveDate, now: DateTime<Utc>, points: &[(&ScoreWrite, Kind)]) -> Statement {
+    let array = |ty, f: &dyn Fn(&(&ScoreWrite, Kind)) -> sea_orm::Value| banso_kit::db::pg_array(ty, points, f);
+    let mut u = Unnest::default();
+    let id = u.array("uuid", array(ArrayType::Uuid, &|_| Uuid::now_v7().into()));
+    u.column(HH::Id, id);
+    let t = u.param(tenant);
+    u.column(HH::TenantId, t);
+    let a = u.array("uuid", array(ArrayType::Uuid, &|(w, _)| w.account_id.into()));
+    u.column(HH::AccountId, a);
+    let d = u.param(today);
+    u.column(HH::Day, d);
+    let k = u.array("text", array(ArrayType::String, &|(_, k)| k.as_str().into()));
+    u.column(HH::Kind, k);
+    let s = u.array("float8", array(ArrayType::Double, &|(w, _)| w.score.into()));
+    u.column(HH::Score, s);
+    let b = u.array("text", array(ArrayType::String, &|(w, _)| w.band.as_str().into()));
+    u.column(HH::Band, b);
+    let r = u.param(now);
+    u.column(HH::RecordTime, r);
+    u.statement(HH::Table, "")
+}
+
+/// Per day of `days`, [`daily_on_or_before`] it: on PostgreSQL in one
+/// statement a chunk, each day's probe a `LEFT JOIN LATERAL` of its own
+/// (scoring reads three days, and the round trips of a chunk add up).
+pub(crate) async fn daily_on_or_before_each<const N: usize>(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[Uuid],
+    days: [NaiveDate; N],
+) -> Result<[HashMap<Uuid, (NaiveDate, f64)>; N]> {
+    let mut out = std::array::from_fn(|_| HashMap::new());
+    if conn.get_database_backend() != DbBackend::Postgres {
+        for (o, day) in out.iter_mut().zip(days) {
+            *o = daily_on_or_before(conn, tenant, ids, day).await?;
+        }
+        return Ok(out);
+    }
+    let (account, d, score) = (HH::AccountId.to_string(), HH::Day.to_string(), HH::Score.to_string());
+    let (mut columns, mut probes) = (vec![format!("a.id AS {account}")], Vec::new());
+    for i in 0..N {
+        columns.push(format!("h{i}.{d} AS d{i}, h{i}.{score} AS s{i}"));
+        probes.push(format!(
+            "LEFT JOIN LATERAL (SELECT {d}, {score} FROM {table} \
+               WHERE {tenant} = $1 AND {account} = a.id AND {kind} = '{daily}' AND {d} <= ${p} \
+               ORDER BY {d} DESC LIMIT 1) AS h{i} ON true",
+            p = i + 3,
+            table = HH::Table.to_string(),
+            tenant = HH::TenantId.to_string(),
+            kind = HH::Kind.to_string(),
+            daily = Kind::Daily.as_str(),
+        ));
+    }
+    let sql = format!("SELECT {} FROM unnest($2::uuid[]) AS a(id) {}", columns.join(", "), probes.join(" "));
+    for chunk in ids.chunks(CHUNK) {
+        let array = banso_kit::db::pg_array(ArrayType::Uuid, chunk, |id| sea_orm::Value::from(*id));
+        let values = [tenant.into(), array].into_iter().chain(days.iter().map(|d| sea_orm::Value::from(*d)));
+        for r in conn.query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, &sql, values)).await? {
+            let id: Uuid = get(&r, HH::AccountId)?;
+            for (i, o) in out.iter_mut().enumerate() {
+                let day: Option<NaiveDate> = r.try_get("", &format!("d{i}"))?;
+                if let Some(day) = day {
+                    o.insert(id, (day, r.try_get("", &format!("s{i}"))?));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Per account of `ids`, its latest daily snapshot on or before `day`.
@@ -288,4 +367,40 @@ pub(crate) async fn insert_daily(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
+    }
+
+    /// The days read together give what each read alone gives, on either
+    /// backend (PostgreSQL takes its own statement).
+    #[tokio::test]
+    async fn days_read_together_are_each_day_read_alone() {
+        let db = banso_testkit::fresh_database().await.unwrap();
+        let conn = db.connect::<crate::migration::Migrator>(crate::NAME).await.unwrap();
+        let (a, b, quiet) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        for (tenant, account, d, score) in [
+            ("acme", a, 2, 10.0),
+            ("acme", a, 9, 20.0),
+            ("acme", a, 20, 30.0),
+            ("acme", b, 15, 40.0),
+            ("globex", b, 1, 50.0),
+        ] {
+            record_past_daily(&conn, tenant, account, day(d), score, Band::Green).await.unwrap();
+        }
+        let ids = [a, b, quiet];
+        let days = [day(20), day(13), day(1)];
+        let got = daily_on_or_before_each(&conn, "acme", &ids, days).await.unwrap();
+        for (got, d) in got.iter().zip(days) {
+            assert_eq!(*got, daily_on_or_before(&conn, "acme", &ids, d).await.unwrap(), "{d}");
+        }
+        assert_eq!(got[0], HashMap::from([(a, (day(20), 30.0)), (b, (day(15), 40.0))]));
+        assert_eq!(got[1], HashMap::from([(a, (day(9), 20.0))]));
+        assert!(got[2].is_empty());
+    }
 }

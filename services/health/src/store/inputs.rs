@@ -1,7 +1,7 @@
 //! What scoring reads besides scores and measure values, one query per kind
-//! of input for a whole chunk of accounts: usage summed per bucket of days,
-//! distinct users, whether an account ever had usage, e-mails, the
-//! denominator of feature breadth.
+//! of input for a whole chunk of accounts: usage and distinct users totalled
+//! per window, whether an account ever had usage, e-mails, the denominator
+//! of feature breadth; and the daily rollups a replay reads.
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,9 +9,11 @@ use banso_kit::{Result, db::uuid_in};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
     ConnectionTrait, DbBackend, Statement,
-    sea_query::{ArrayType, CaseStatement, Expr, ExprTrait, Func, Iden, Query, SelectStatement},
+    sea_query::{ArrayType, CaseStatement, Expr, ExprTrait, Func, Iden, Query},
 };
 use uuid::Uuid;
+
+use crate::domain::measure::{Totals, Windows};
 
 use super::{
     CHUNK, all, get, one,
@@ -27,210 +29,208 @@ fn chunks(ids: Option<&[Uuid]>) -> Vec<Option<&[Uuid]>> {
     }
 }
 
-/// One row of [`usage_in_buckets`].
+/// What [`usage_totals`] read of one account.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct BucketUsage {
-    pub account_id: Uuid,
-    /// The bucket's first offset in days before today.
-    pub bucket: u32,
-    pub event_name: String,
-    pub events: i64,
-    pub quantity: f64,
-    pub duration_secs: f64,
+pub(crate) struct AccountTotals {
+    pub totals: Totals,
+    /// Whether it had usage rolled up in any window.
+    pub used: bool,
 }
 
-/// `SELECT account_id, <bucket> AS bucket FROM <table>` of the tenant's
-/// days within the last cut; `None` without cuts. The bucket of a day is
-/// the first offset of the range between cuts that holds it
-/// ([`crate::domain::measure::bucket_start`]), compared as dates so that
-/// both databases use their (…, day) indexes.
-fn bucket_select<T: Iden + Copy + 'static>(
-    table: T,
-    [account, tenant_col, day]: [T; 3],
-    tenant: &str,
-    today: NaiveDate,
-    cuts: &[u32],
-) -> Option<SelectStatement> {
-    let last = *cuts.last()?;
-    let after = |c: u32| day_before(today, c);
-    let mut case = CaseStatement::new();
-    let mut start = 0;
-    for c in cuts {
-        case = case.case(Expr::col(day).gt(after(*c)), Expr::val(start as i32));
-        start = *c;
+/// A statement's text and parameters, in the placeholder style of its
+/// backend (`$n` or `?`, in the order they appear).
+struct Sql {
+    backend: DbBackend,
+    values: Vec<sea_orm::Value>,
+}
+
+impl Sql {
+    fn bind(&mut self, v: impl Into<sea_orm::Value>) -> String {
+        self.values.push(v.into());
+        if self.backend == DbBackend::Postgres { format!("${}", self.values.len()) } else { "?".to_owned() }
     }
-    let mut q = Query::select();
-    q.column(account)
-        .expr_as(case.finally(Expr::val(start as i32)), Out::Bucket)
-        .from(table)
-        .and_where(Expr::col(tenant_col).eq(tenant))
-        .and_where(Expr::col(day).gt(after(last)))
-        .and_where(Expr::col(day).lte(today));
-    Some(q)
+
+    /// A date literal (the days compared are computed, never input).
+    fn date(&self, d: NaiveDate) -> String {
+        if self.backend == DbBackend::Postgres { format!("DATE '{d}'") } else { format!("'{d}'") }
+    }
+
+    /// `day` within `span` (offsets [first, first + days) before `today`),
+    /// the statement's rows being within the windows' reach already.
+    fn within(&self, today: NaiveDate, (first, days): (u32, u32)) -> String {
+        let day = DU::Day.to_string();
+        let mut c = format!("{day} > {}", self.date(day_before(today, first + days)));
+        if first > 0 {
+            c.push_str(&format!(" AND {day} <= {}", self.date(day_before(today, first))));
+        }
+        c
+    }
+
+    fn bigint(&self, e: &str) -> String {
+        format!("CAST(COALESCE({e}, 0) AS BIGINT)")
+    }
+
+    fn double(&self, e: &str) -> String {
+        let ty = if self.backend == DbBackend::Postgres { "DOUBLE PRECISION" } else { "REAL" };
+        format!("CAST(COALESCE({e}, 0) AS {ty})")
+    }
+
+    /// `account_id = a.id` of the lateral probe (PostgreSQL) or `account_id
+    /// IN (…)` of the chunk (SQLite).
+    fn accounts(&mut self, ids: &[Uuid]) -> String {
+        let account = DU::AccountId.to_string();
+        if self.backend == DbBackend::Postgres {
+            return format!("{account} = a.id");
+        }
+        let list: Vec<String> = ids.iter().map(|id| self.bind(*id)).collect();
+        format!("{account} IN ({})", list.join(", "))
+    }
 }
 
 /// Offset `c` is the day `today - c`; a day is within `c` days when after
-/// it. Cuts are at most 180 days (twice the longest window).
+/// it. Windows reach at most 180 days (twice the longest).
 fn day_before(today: NaiveDate, c: u32) -> NaiveDate {
     today.checked_sub_days(chrono::Days::new(u64::from(c))).unwrap_or(NaiveDate::MIN)
 }
 
-/// PostgreSQL: `SELECT a.id AS account_id, u.bucket, <outer> FROM (the
-/// distinct ids of $2) AS a CROSS JOIN LATERAL (SELECT <bucket>,
-/// <inner> FROM <table> WHERE tenant_id = $1 AND account_id = a.id AND
-/// <days within the last cut>) AS u <tail>`: one probe of the table's
-/// (tenant_id, account_id, day, …) key per account, whatever its
-/// statistics say. With the account as `= ANY($2)` of one statement, a
-/// table grown since its last ANALYZE (autovacuum off, or not yet run)
-/// was planned as a scan of the tenant's whole day range filtered row by
-/// row: 56 ms a chunk of 350 accounts against 2.7 ms once analyzed.
-/// `OFFSET 0` keeps the subquery a subquery: without it the planner pulls
-/// it up into a join and, on the same stale statistics, scans the day
-/// range once and filters the accounts — the plan this is to avoid.
-/// `table` names its tenant, account and day columns as `daily_usage` does.
-/// `None` without cuts.
-fn bucket_lateral_pg(
-    table: impl Iden,
-    today: NaiveDate,
-    cuts: &[u32],
-    inner: &str,
-    outer: &str,
-    tail: &str,
-) -> Option<String> {
-    let last = *cuts.last()?;
-    let mut case = String::from("CASE");
-    let mut start = 0;
-    for c in cuts {
-        case.push_str(&format!(" WHEN {} > DATE '{}' THEN {start}", DU::Day.to_string(), day_before(today, *c)));
-        start = *c;
-    }
-    case.push_str(&format!(" ELSE {start} END"));
-    Some(format!(
-        "SELECT a.id AS {account}, u.{bucket}, {outer} FROM (SELECT DISTINCT unnest($2::uuid[]) AS id) AS a \
-         CROSS JOIN LATERAL (SELECT {case} AS {bucket}, {inner} FROM {table} \
-           WHERE {tenant} = $1 AND {account} = a.id AND {day} > DATE '{first}' AND {day} <= DATE '{today}' \
-           OFFSET 0) AS u {tail}",
-        account = DU::AccountId.to_string(),
-        bucket = Out::Bucket.to_string(),
-        table = table.to_string(),
-        tenant = DU::TenantId.to_string(),
-        day = DU::Day.to_string(),
-        first = day_before(today, last),
-    ))
-}
-
-fn bucket_of(r: &sea_orm::QueryResult) -> Result<u32> {
-    let b: i32 = get(r, Out::Bucket)?;
-    u32::try_from(b).map_err(|_| super::corrupt("bucket", b))
-}
-
-/// Usage of `ids` summed per bucket of days between `cuts`
-/// ([`crate::domain::measure::window_cuts`]); days past the last cut, and
-/// after `today`, are left out.
-pub(crate) async fn usage_in_buckets(
+/// Each account's usage totals over `windows` ([`Totals`]; the reference is
+/// [`crate::domain::measure::totals_of`]), computed by the database: one row
+/// per account instead of its rollups, which scoring used to sum and
+/// de-duplicate itself. With `users`, its distinct users per window too
+/// (else 0). Days after `today` are left out. Accounts without usage or
+/// users in the windows may be absent.
+///
+/// Both aggregate in two steps, so no window needs a `COUNT(DISTINCT …)`
+/// (a sort each): the usage per event name (its events and durations per
+/// window), then per account (the names with events per window, the
+/// counted names' events); the users per user key (in which windows it
+/// was active), then per account.
+///
+/// On PostgreSQL one statement a chunk, a `LATERAL` probe of the
+/// (tenant_id, account_id, day, …) keys per account (as
+/// [`crate::store::history::daily_on_or_before`] reads; the aggregate keeps
+/// the subquery a subquery): a `= ANY` of the chunk, on a table grown since
+/// its last ANALYZE, was planned as a scan of the tenant's whole day range
+/// (docs/benchmarks.md, *Full recompute*). On SQLite a `GROUP BY` of the
+/// chunk, usage and users in two statements.
+pub(crate) async fn usage_totals(
     conn: &impl ConnectionTrait,
     tenant: &str,
     ids: &[Uuid],
     today: NaiveDate,
-    cuts: &[u32],
-) -> Result<Vec<BucketUsage>> {
-    let mut out = Vec::new();
-    let row = |r: &sea_orm::QueryResult| {
-        Ok::<_, banso_kit::Error>(BucketUsage {
-            account_id: get(r, DU::AccountId)?,
-            bucket: bucket_of(r)?,
-            event_name: get(r, DU::EventName)?,
-            events: get(r, DU::Events)?,
-            quantity: get(r, DU::Quantity)?,
-            duration_secs: get(r, DU::DurationSecs)?,
-        })
-    };
-    if conn.get_database_backend() == DbBackend::Postgres {
-        let (name, events, quantity, duration) =
-            (DU::EventName.to_string(), DU::Events.to_string(), DU::Quantity.to_string(), DU::DurationSecs.to_string());
-        let Some(sql) = bucket_lateral_pg(
-            DU::Table,
-            today,
-            cuts,
-            &format!("{name}, {events}, {quantity}, {duration}"),
-            &format!(
-                "u.{name}, CAST(SUM(u.{events}) AS BIGINT) AS {events}, SUM(u.{quantity}) AS {quantity}, \
-                 SUM(u.{duration}) AS {duration}"
-            ),
-            &format!("GROUP BY a.id, u.{bucket}, u.{name}", bucket = Out::Bucket.to_string()),
-        ) else {
-            return Ok(out);
-        };
-        for chunk in ids.chunks(CHUNK) {
-            for r in conn.query_all_raw(lateral_statement(&sql, tenant, chunk)).await? {
-                out.push(row(&r)?);
-            }
-        }
+    windows: &Windows,
+    users: bool,
+) -> Result<HashMap<Uuid, AccountTotals>> {
+    let mut out: HashMap<Uuid, AccountTotals> = HashMap::new();
+    if windows.is_empty() || ids.is_empty() {
         return Ok(out);
     }
-    let Some(mut q) = bucket_select(DU::Table, [DU::AccountId, DU::TenantId, DU::Day], tenant, today, cuts) else {
-        return Ok(out);
-    };
-    q.column(DU::EventName)
-        .expr_as(Expr::cust(format!("CAST(SUM({}) AS BIGINT)", DU::Events.to_string())), DU::Events)
-        .expr_as(Func::sum(Expr::col(DU::Quantity)), DU::Quantity)
-        .expr_as(Func::sum(Expr::col(DU::DurationSecs)), DU::DurationSecs)
-        .group_by_col(DU::AccountId)
-        .add_group_by([Expr::col(Out::Bucket), Expr::col(DU::EventName)]);
+    let backend = conn.get_database_backend();
+    let pg = backend == DbBackend::Postgres;
+    let (account, day, name) = (DU::AccountId.to_string(), DU::Day.to_string(), DU::EventName.to_string());
+    let (events, secs, user) = (DU::Events.to_string(), DU::DurationSecs.to_string(), DS::UserKey.to_string());
+    let (reach, last) = (day_before(today, windows.reach()), today);
     for chunk in ids.chunks(CHUNK) {
-        let mut q = q.clone();
-        q.and_where(uuid_in(conn, Expr::col(DU::AccountId), chunk));
-        for r in all(conn, &q).await? {
-            out.push(row(&r)?);
+        let mut q = Sql { backend, values: Vec::new() };
+        // Usage: per event name, then per account.
+        let mut outer = vec!["COUNT(*) AS n".to_owned()];
+        let mut inner = vec![name.clone()];
+        for (i, span) in windows.spans.iter().enumerate() {
+            let w = q.within(today, *span);
+            inner.push(format!("{} AS e{i}", q.bigint(&format!("SUM(CASE WHEN {w} THEN {events} ELSE 0 END)"))));
+            inner.push(format!("SUM(CASE WHEN {w} THEN {secs} ELSE 0 END) AS s{i}"));
+            outer.push(format!("{} AS s{i}", q.double(&format!("SUM(s{i})"))));
+            outer.push(format!("{} AS k{i}", q.bigint(&format!("SUM(CASE WHEN e{i} > 0 THEN 1 ELSE 0 END)"))));
         }
-    }
-    Ok(out)
-}
-
-/// [`bucket_lateral_pg`]'s statement for one chunk of accounts.
-fn lateral_statement(sql: &str, tenant: &str, ids: &[Uuid]) -> Statement {
-    let array = banso_kit::db::pg_array(ArrayType::Uuid, ids, |id| sea_orm::Value::from(*id));
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, [tenant.into(), array])
-}
-
-/// The distinct users of `ids` per bucket of days between `cuts`, as
-/// [`usage_in_buckets`]: (account, bucket, user key).
-pub(crate) async fn users_in_buckets(
-    conn: &impl ConnectionTrait,
-    tenant: &str,
-    ids: &[Uuid],
-    today: NaiveDate,
-    cuts: &[u32],
-) -> Result<Vec<(Uuid, u32, String)>> {
-    let mut out = Vec::new();
-    if conn.get_database_backend() == DbBackend::Postgres {
-        let user = DS::UserKey.to_string();
-        let Some(sql) = bucket_lateral_pg(
-            DS::Table,
-            today,
-            cuts,
-            &user,
-            &format!("u.{user}"),
-            &format!("WHERE u.{user} <> '' GROUP BY a.id, u.{bucket}, u.{user}", bucket = Out::Bucket.to_string()),
-        ) else {
-            return Ok(out);
+        for (j, (span, n)) in windows.counted.iter().enumerate() {
+            let n = q.bind(n.as_str());
+            outer
+                .push(format!("{} AS c{j}", q.bigint(&format!("SUM(CASE WHEN {name} = {n} THEN e{span} ELSE 0 END)"))));
+        }
+        let usage_where = |q: &mut Sql, table: &str| {
+            let t = q.bind(tenant);
+            let a = q.accounts(chunk);
+            format!(
+                "FROM {table} WHERE {tenant_col} = {t} AND {a} AND {day} > {} AND {day} <= {}",
+                q.date(reach),
+                q.date(last),
+                tenant_col = DU::TenantId.to_string(),
+            )
         };
-        for chunk in ids.chunks(CHUNK) {
-            for r in conn.query_all_raw(lateral_statement(&sql, tenant, chunk)).await? {
-                out.push((get(&r, DS::AccountId)?, bucket_of(&r)?, get(&r, DS::UserKey)?));
+        // SQLite groups the chunk by account; PostgreSQL's probe is one account.
+        let (group, key) = if pg { ("", String::new()) } else { (", ", account.clone()) };
+        let per_account = if pg { String::new() } else { format!(" GROUP BY {account}") };
+        let usage = {
+            let from = usage_where(&mut q, &DU::Table.to_string());
+            format!(
+                "SELECT {key}{group}{} FROM (SELECT {key}{group}{} {from} GROUP BY {key}{group}{name}) AS g{per_account}",
+                outer.join(", "),
+                inner.join(", "),
+            )
+        };
+        let users_sql = |q: &mut Sql| {
+            let mut outer = vec!["COUNT(*) AS m".to_owned()];
+            let mut inner = Vec::new();
+            for (i, span) in windows.spans.iter().enumerate() {
+                let w = q.within(today, *span);
+                inner.push(format!("MAX(CASE WHEN {w} THEN 1 ELSE 0 END) AS w{i}"));
+                outer.push(format!("{} AS u{i}", q.bigint(&format!("SUM(w{i})"))));
             }
+            let from = usage_where(q, &DS::Table.to_string());
+            format!(
+                "SELECT {key}{group}{} FROM (SELECT {key}{group}{} {from} AND {user} <> '' GROUP BY {key}{group}{user}) \
+                 AS g{per_account}",
+                outer.join(", "),
+                inner.join(", "),
+            )
+        };
+        let totals = |r: &sea_orm::QueryResult, t: &mut AccountTotals| -> Result<()> {
+            let n: i64 = r.try_get("", "n")?;
+            t.used = n > 0;
+            for (i, s) in t.totals.spans.iter_mut().enumerate() {
+                s.duration_secs = r.try_get("", &format!("s{i}"))?;
+                s.names = r.try_get("", &format!("k{i}"))?;
+            }
+            for (j, c) in t.totals.counted.iter_mut().enumerate() {
+                *c = r.try_get("", &format!("c{j}"))?;
+            }
+            Ok(())
+        };
+        let user_totals = |r: &sea_orm::QueryResult, t: &mut AccountTotals| -> Result<()> {
+            for (i, s) in t.totals.spans.iter_mut().enumerate() {
+                s.users = r.try_get("", &format!("u{i}"))?;
+            }
+            Ok(())
+        };
+        let blank = || AccountTotals { totals: Totals::zero(windows), used: false };
+        if pg {
+            // One statement: both probes per account, one row each.
+            let array = q.bind(banso_kit::db::pg_array(ArrayType::Uuid, chunk, |id| sea_orm::Value::from(*id)));
+            let users_lateral =
+                if users { format!("CROSS JOIN LATERAL ({}) AS s", users_sql(&mut q)) } else { String::new() };
+            let sql = format!(
+                "SELECT a.id AS {account}, u.*{} FROM (SELECT DISTINCT unnest({array}::uuid[]) AS id) AS a                  CROSS JOIN LATERAL ({usage}) AS u {users_lateral}",
+                if users { ", s.*" } else { "" },
+            );
+            for r in conn.query_all_raw(Statement::from_sql_and_values(backend, sql, q.values)).await? {
+                let id: Uuid = get(&r, DU::AccountId)?;
+                let t = out.entry(id).or_insert_with(blank);
+                totals(&r, t)?;
+                if users {
+                    user_totals(&r, t)?;
+                }
+            }
+            continue;
         }
-        return Ok(out);
-    }
-    let Some(mut q) = bucket_select(DS::Table, [DS::AccountId, DS::TenantId, DS::Day], tenant, today, cuts) else {
-        return Ok(out);
-    };
-    q.distinct().column(DS::UserKey).and_where(Expr::col(DS::UserKey).ne(""));
-    for chunk in ids.chunks(CHUNK) {
-        let mut q = q.clone();
-        q.and_where(uuid_in(conn, Expr::col(DS::AccountId), chunk));
-        for r in all(conn, &q).await? {
-            out.push((get(&r, DS::AccountId)?, bucket_of(&r)?, get(&r, DS::UserKey)?));
+        for r in conn.query_all_raw(Statement::from_sql_and_values(backend, usage, q.values)).await? {
+            totals(&r, out.entry(get(&r, DU::AccountId)?).or_insert_with(blank))?;
+        }
+        if users {
+            let mut q = Sql { backend, values: Vec::new() };
+            let sql = users_sql(&mut q);
+            for r in conn.query_all_raw(Statement::from_sql_and_values(backend, sql, q.values)).await? {
+                user_totals(&r, out.entry(get(&r, DS::AccountId)?).or_insert_with(blank))?;
+            }
         }
     }
     Ok(out)
@@ -617,67 +617,97 @@ mod tests {
         assert!(history::daily_in_range(&conn, "initech", day(4), day(10)).await.unwrap().is_empty());
     }
 
-    /// Rollups of two tenants, days in and out of the cuts; the usage read
-    /// by bucket must be the same on either backend (PostgreSQL takes its
-    /// own statement), ids repeated in the request counted once.
+    /// Rollups of two tenants, days in and out of the windows: the totals
+    /// the database computes equal the reference's from the same rows
+    /// ([`crate::domain::measure::totals_of`]), on either backend
+    /// (PostgreSQL takes its own statement), ids repeated in the request
+    /// counted once, users only when asked for.
     #[tokio::test]
-    async fn usage_and_users_are_summed_per_bucket_of_days() {
+    async fn usage_totals_over_windows_equal_the_reference() {
+        use crate::domain::{
+            measure::{parse_measure, totals_of},
+            rollup::DailyRollup,
+        };
         let db = banso_testkit::fresh_database().await.unwrap();
         let conn = db.connect::<crate::migration::Migrator>(crate::NAME).await.unwrap();
         let (a, b, other, quiet) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         let today = day(20);
-        // Cuts 1, 7, 14: buckets [0,1) = today, [1,7) = days 14..19, [7,14) = days 7..13.
-        let cuts = [1, 7, 14];
-        insert_rollups(
-            &conn,
-            "acme",
-            &[
-                (a, day(20), "login", 2),
-                (a, day(19), "login", 3),
-                (a, day(14), "login", 4),
-                (a, day(14), "report", 1),
-                (a, day(13), "login", 5),
-                (a, day(7), "login", 6),
-                (a, day(6), "login", 100),  // past the last cut
-                (a, day(21), "login", 100), // after today
-                (b, day(10), "export", 7),
-            ],
-        )
-        .await
-        .unwrap();
-        insert_rollups(&conn, "globex", &[(other, day(20), "login", 9), (a, day(20), "login", 100)]).await.unwrap();
-        for (account, d, user) in
-            [(a, 20, "u1"), (a, 19, "u1"), (a, 19, "u2"), (a, 13, "u3"), (a, 13, ""), (b, 6, "u4")]
-        {
-            let q = Query::insert()
-                .into_table(DS::Table)
-                .columns([DS::TenantId, DS::AccountId, DS::Day, DS::EventName, DS::UserKey])
-                .values_panic(["acme".into(), account.into(), day(d).into(), "login".into(), user.into()])
+        let defs: Vec<_> = ["active_users_7d", "change:events_7d:login", "events_1d:report", "usage_minutes_7d"]
+            .iter()
+            .chain(&["feature_breadth_1d", "events_7d:never"])
+            .map(|id| parse_measure(id).unwrap())
+            .collect();
+        // Spans [0,1), [1,1), [0,7), [7,7): days 20, 19, 14..20, 7..13.
+        let windows = Windows::of(&defs);
+        assert_eq!(windows.reach(), 14);
+        // (account, day, name, events, duration, users)
+        type Row<'a> = (Uuid, u32, &'a str, i64, f64, &'a [&'a str]);
+        let rows: Vec<Row> = vec![
+            (a, 20, "login", 2, 30.0, &["u1"]),
+            (a, 19, "login", 3, 0.5, &["u1", "u2"]),
+            (a, 14, "login", 4, 60.0, &[]),
+            (a, 14, "report", 1, 0.25, &["u5"]),
+            (a, 13, "login", 5, 1.0, &["u3", ""]),
+            (a, 7, "login", 6, 2.0, &["u1"]),
+            (a, 6, "login", 100, 100.0, &["u9"]),  // past the reach
+            (a, 21, "login", 100, 100.0, &["u9"]), // after today
+            (a, 20, "report", 0, 0.0, &[]),        // no events: not a name used
+            (b, 10, "export", 7, 4.0, &["u4"]),
+            (b, 20, "report", 2, 0.0, &["u4", "u6"]),
+        ];
+        let mut daily: HashMap<Uuid, Vec<DailyRollup>> = HashMap::new();
+        let mut usage = Vec::new();
+        for (account, d, name, events, secs, users) in &rows {
+            usage.push((*account, day(*d), *name, *events));
+            let mut r = DailyRollup { events: *events, duration_secs: *secs, ..DailyRollup::new(day(*d), *name) };
+            for u in *users {
+                r.add_user(u);
+                let q = Query::insert()
+                    .into_table(DS::Table)
+                    .columns([DS::TenantId, DS::AccountId, DS::Day, DS::EventName, DS::UserKey])
+                    .values_panic(["acme".into(), (*account).into(), day(*d).into(), (*name).into(), (*u).into()])
+                    .to_owned();
+                super::super::exec(&conn, &q).await.unwrap();
+            }
+            daily.entry(*account).or_default().push(r);
+        }
+        insert_rollups(&conn, "acme", &usage).await.unwrap();
+        for (account, d, name, secs) in rows.iter().map(|r| (r.0, r.1, r.2, r.4)) {
+            let q = Query::update()
+                .table(DU::Table)
+                .value(DU::DurationSecs, secs)
+                .and_where(Expr::col(DU::AccountId).eq(account))
+                .and_where(Expr::col(DU::Day).eq(day(d)))
+                .and_where(Expr::col(DU::EventName).eq(name))
                 .to_owned();
             super::super::exec(&conn, &q).await.unwrap();
         }
+        insert_rollups(&conn, "globex", &[(other, day(20), "login", 9), (a, day(20), "login", 100)]).await.unwrap();
 
         let ids = [a, b, a, quiet];
-        let mut usage = usage_in_buckets(&conn, "acme", &ids, today, &cuts).await.unwrap();
-        usage.sort_by(|x, y| (x.account_id, x.bucket, &x.event_name).cmp(&(y.account_id, y.bucket, &y.event_name)));
-        let mut want =
-            vec![(a, 0, "login", 2), (a, 1, "login", 7), (a, 1, "report", 1), (a, 7, "login", 11), (b, 7, "export", 7)];
-        want.sort_by(|x, y| (x.0, x.1, x.2).cmp(&(y.0, y.1, y.2)));
-        let got: Vec<_> = usage.iter().map(|u| (u.account_id, u.bucket, u.event_name.as_str(), u.events)).collect();
-        assert_eq!(got, want);
-        for u in &usage {
-            assert_eq!(u.quantity, u.events as f64);
-            assert_eq!(u.duration_secs, 0.0);
+        for users in [true, false] {
+            let got = usage_totals(&conn, "acme", &ids, today, &windows, users).await.unwrap();
+            for id in [a, b] {
+                let mut want = totals_of(&windows, &daily[&id], today);
+                if !users {
+                    want.spans.iter_mut().for_each(|s| s.users = 0);
+                }
+                assert_eq!(got[&id], AccountTotals { totals: want, used: true }, "{id} users {users}");
+            }
+            // Nothing in the windows: zero, or absent.
+            if let Some(q) = got.get(&quiet) {
+                assert_eq!(*q, AccountTotals { totals: Totals::zero(&windows), used: false });
+            }
+            assert!(!got.contains_key(&other));
         }
-
-        let mut users = users_in_buckets(&conn, "acme", &ids, today, &cuts).await.unwrap();
-        users.sort();
-        let mut want =
-            vec![(a, 0, "u1".to_owned()), (a, 1, "u1".to_owned()), (a, 1, "u2".to_owned()), (a, 7, "u3".to_owned())];
-        want.sort();
-        assert_eq!(users, want);
-
-        assert!(usage_in_buckets(&conn, "acme", &ids, today, &[]).await.unwrap().is_empty());
-        assert!(users_in_buckets(&conn, "acme", &ids, today, &[]).await.unwrap().is_empty());
+        // The reference's figures, spelled out for account a.
+        let t = totals_of(&windows, &daily[&a], today);
+        let span = |first, days| windows.spans.iter().position(|s| *s == (first, days)).unwrap();
+        assert_eq!(t.spans[span(0, 7)].users, 3); // u1, u2 (days 19, 20), u5 (day 14)
+        assert_eq!(t.spans[span(7, 7)].users, 2); // u3 (day 13), u1 (day 7)
+        assert_eq!(t.spans[span(0, 1)].names, 1); // login (report had no events)
+        // report [0,1), login and never [0,7), report [1,1), login and never [7,7).
+        assert_eq!(t.counted, [0, 2 + 3 + 4, 0, 0, 5 + 6, 0]);
+        assert!(usage_totals(&conn, "acme", &ids, today, &Windows::default(), true).await.unwrap().is_empty());
     }
 }

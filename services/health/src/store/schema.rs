@@ -420,8 +420,6 @@ pub(crate) enum SurveyAnswers {
 pub(crate) enum Out {
     /// A count.
     N,
-    /// The first day offset of a bucket of days ([`crate::domain::measure::bucket_start`]).
-    Bucket,
     /// The oldest of some times.
     Oldest,
     /// The inner `health_history` of a correlated subquery.
