@@ -458,6 +458,41 @@ impl MigrationTrait for PendingIndex {
     }
 }
 
+/// PostgreSQL keeps the outbox's payloads out of line without compressing
+/// them (`STORAGE EXTERNAL`). A row lives until the relay has published it
+/// and the retention has passed, so compressing a large payload (an
+/// import's FeedbackImported, up to 64 KiB) is CPU spent for a few seconds'
+/// worth of disk: pglz cost an import of 100,000 feedback items about a
+/// fifth of PostgreSQL's CPU (docs/benchmarks.md). Payloads under 2 KB were
+/// never compressed. SQLite has no such setting. Existing rows keep how
+/// they were stored; rows written after it are not compressed.
+pub struct PayloadStorage;
+
+impl MigrationName for PayloadStorage {
+    fn name(&self) -> &str {
+        "m00000000_000003_events_outbox_payload_storage"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PayloadStorage {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let db = m.get_connection();
+        if db.get_database_backend() == DbBackend::Postgres {
+            db.execute_unprepared("ALTER TABLE outbox ALTER COLUMN payload SET STORAGE EXTERNAL").await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let db = m.get_connection();
+        if db.get_database_backend() == DbBackend::Postgres {
+            db.execute_unprepared("ALTER TABLE outbox ALTER COLUMN payload SET STORAGE EXTENDED").await?;
+        }
+        Ok(())
+    }
+}
+
 /// Creates `outbox` and `outbox_lease` in the service's schema.
 pub struct Migration;
 

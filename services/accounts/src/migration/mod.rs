@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0005TouchMixAndOrigin),
             Box::new(banso_events::inbox::Migration),
             Box::new(M0006TouchMixRules),
+            Box::new(banso_events::outbox::PayloadStorage),
         ]
     }
 }

@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(voice::M0003ChangeTimes),
             Box::new(M0004DeliveryFailures),
             Box::new(voice::M0005MentionTimes),
+            Box::new(banso_events::outbox::PayloadStorage),
         ]
     }
 }

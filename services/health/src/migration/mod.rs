@@ -26,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0013FiscalYear),
             Box::new(M0014ModelSchedules),
             Box::new(M0015SurveyAnswers),
+            Box::new(banso_events::outbox::PayloadStorage),
         ]
     }
 }

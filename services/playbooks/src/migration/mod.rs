@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003Programmes),
             Box::new(M0004AccountChanges),
             Box::new(M0005SuccessPlans),
+            Box::new(banso_events::outbox::PayloadStorage),
         ]
     }
 }
