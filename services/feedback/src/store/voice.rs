@@ -81,11 +81,72 @@ fn item_row(tenant: &str, x: &Item) -> Result<i::ActiveModel> {
     })
 }
 
+/// `xs` as one `INSERT … SELECT FROM unnest(…)` on PostgreSQL: a short
+/// statement of 18 arrays instead of a VALUES list of 8,000 parameters
+/// parsed and bound a batch. The same columns and values as [`item_row`].
+fn items_pg(tenant: &str, xs: &[Item]) -> Result<sea_orm::Statement> {
+    use sea_orm::{Value, sea_query::ArrayType as T};
+    let array = |ty, f: &dyn Fn(&Item) -> Value| db::pg_array(ty, xs, f);
+    let snapshots =
+        xs.iter().map(|x| to_json("item snapshot", &x.snapshot).map(Value::from)).collect::<Result<Vec<_>>>()?;
+    let mut u = db::Unnest::default();
+    let tenant = u.param(tenant);
+    let id = u.array("uuid", array(T::Uuid, &|x| x.id.into()));
+    u.column(i::Column::Id, id);
+    u.column(i::Column::TenantId, tenant);
+    let account = u.array("uuid", array(T::Uuid, &|x| x.fields.account_id.into()));
+    u.column(i::Column::AccountId, account);
+    // The driver's arrays hold no NULL: a value and whether there is one.
+    type OptUuid = fn(&Item) -> Option<Uuid>;
+    let uuids: [(i::Column, OptUuid); 2] =
+        [(i::Column::ContactId, |x| x.fields.contact_id), (i::Column::AnswerId, |x| x.answer_id)];
+    for (col, get) in uuids {
+        let value = u.array("uuid", array(T::Uuid, &|x| get(x).unwrap_or_default().into()));
+        let present = u.array("bool", array(T::Bool, &|x| get(x).is_some().into()));
+        u.column(col, format!("CASE WHEN {present} THEN {value} END"));
+    }
+    type OptText = fn(&Item) -> Option<&'static str>;
+    let texts: [(i::Column, OptText); 2] = [
+        (i::Column::CxDimension, |x| x.fields.cx_dimension.map(|d| d.as_str())),
+        (i::Column::JourneyPhase, |x| x.fields.journey_phase.map(|p| p.as_str())),
+    ];
+    for (col, get) in texts {
+        let value = u.array("text", array(T::String, &|x| get(x).unwrap_or_default().into()));
+        let present = u.array("bool", array(T::Bool, &|x| get(x).is_some().into()));
+        u.column(col, format!("CASE WHEN {present} THEN {value} END"));
+    }
+    let department = u.array("text", array(T::String, &|x| x.fields.department.as_str().into()));
+    u.column(i::Column::Department, department);
+    let category = u.array("text", array(T::String, &|x| x.fields.category.clone().into()));
+    u.column(i::Column::Category, category);
+    let severity = u.array("int4", array(T::Int, &|x| x.fields.severity.into()));
+    u.column(i::Column::Severity, severity);
+    let channel = u.array("text", array(T::String, &|x| x.fields.channel.as_str().into()));
+    u.column(i::Column::Channel, channel);
+    let body = u.array("text", array(T::String, &|x| x.fields.text.clone().into()));
+    u.column(i::Column::Body, body);
+    let snapshot = u.array("text", Value::Array(T::String, Some(Box::new(snapshots))));
+    u.column(i::Column::Snapshot, snapshot);
+    let by = u.array("text", array(T::String, &|x| x.created_by.clone().into()));
+    u.column(i::Column::CreatedBy, by);
+    let created = u.array("timestamptz", array(T::ChronoDateTimeUtc, &|x| x.create_time.into()));
+    u.column(i::Column::CreateTime, created);
+    let mentioned = u.array("timestamptz", array(T::ChronoDateTimeUtc, &|x| x.mention_time().into()));
+    u.column(i::Column::MentionTime, mentioned);
+    Ok(u.statement(i::Entity, ""))
+}
+
 /// Inserts items (bounded statements) with their themes.
 pub(crate) async fn insert_items(conn: &impl ConnectionTrait, tenant: &str, xs: &[Item]) -> Result<()> {
+    let postgres = db::is_postgres(conn);
     for chunk in xs.chunks(500) {
-        let rows = chunk.iter().map(|x| item_row(tenant, x)).collect::<Result<Vec<_>>>()?;
-        if !rows.is_empty() {
+        if chunk.is_empty() {
+            continue;
+        }
+        if postgres {
+            conn.execute_raw(items_pg(tenant, chunk)?).await?;
+        } else {
+            let rows = chunk.iter().map(|x| item_row(tenant, x)).collect::<Result<Vec<_>>>()?;
             i::Entity::insert_many(rows).exec_without_returning(conn).await?;
         }
         let links: Vec<it::ActiveModel> = chunk
