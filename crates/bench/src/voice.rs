@@ -66,8 +66,6 @@ const GOAL_SUGGEST_P99_MS: f64 = 50.0;
 const GOAL_RANK_MS: f64 = 1_000.0;
 /// Items one ImportFeedbackItems stream takes (the service's limit).
 const MAX_IMPORT: usize = 100_000;
-/// The suggestion index's catch-up margin (services/feedback), and a second.
-const CATCH_UP_MARGIN: Duration = Duration::from_secs(11);
 /// Rows a transaction of the baseline writes: the import's batch.
 const BATCH: usize = 500;
 const BASELINE_TABLE: &str = "items_baseline";
@@ -479,11 +477,9 @@ async fn bench(args: &Args, app: &TestApp) -> anyhow::Result<()> {
         .map(|(i, row)| (row.id.to_string(), theme_ids[i % theme_ids.len()].clone()))
         .collect();
     let how = if args.assign_in_sql {
+        // Written behind the service's back, with no record of the change:
+        // an index the service keeps is built again at the next suggestion.
         assign_in_sql(&pool, &pairs).await?;
-        // Each catch-up of the suggestion index reads again the changes of
-        // the last 10 s (its margin for late commits): the probes begin past
-        // the import's and the links' time, as after AssignTheme's minutes.
-        tokio::time::sleep(CATCH_UP_MARGIN).await;
         "links written in SQL, --assign-in-sql".to_owned()
     } else {
         assign(&client, &pairs, args.concurrency).await?;

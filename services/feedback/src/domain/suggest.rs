@@ -98,6 +98,21 @@ pub(crate) struct Index {
     drift: usize,
 }
 
+/// What one generation of a tenant's items and themes changed, as far as
+/// the index reads it: the store records one per generation, and an index
+/// behind catches up by reading those after its own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Change {
+    /// Items recorded (with the themes their keyword rules gave).
+    pub items: Vec<Uuid>,
+    /// Themes created or changed (with the items their keywords took).
+    pub themes: Vec<Uuid>,
+    /// (item, theme) put in by hand or by an accepted suggestion.
+    pub linked: Vec<(Uuid, Uuid)>,
+    /// (item, theme) taken out.
+    pub unlinked: Vec<(Uuid, Uuid)>,
+}
+
 /// An item as the index reads it.
 pub(crate) struct Doc<'a> {
     pub id: Uuid,
@@ -329,6 +344,36 @@ impl Index {
         self.themes[th as usize].members += 1;
         self.links += 1;
         self.join(n as usize, th as usize);
+        true
+    }
+
+    /// Takes an item out of a theme; false if either is not in the index or
+    /// the item was not in the theme. Its vector, weighed with today's
+    /// document frequencies, leaves the theme's sum: what it added may have
+    /// been weighed with others', so it counts as drift until a refresh.
+    pub(crate) fn unlink(&mut self, item: Uuid, theme: Uuid) -> bool {
+        let (Some(n), Some(th)) = (self.item_pos.get(&item).copied(), self.theme_pos.get(&theme).copied()) else {
+            return false;
+        };
+        let themes = &mut self.items[n as usize].themes;
+        let Ok(at) = themes.binary_search(&th) else {
+            return false;
+        };
+        themes.remove(at);
+        self.themes[th as usize].members -= 1;
+        self.links -= 1;
+        let v = self.weigh(&self.items[n as usize].counts);
+        let sum = &mut self.themes[th as usize].sum;
+        for (t, x) in &v {
+            if let Some(s) = sum.get_mut(t) {
+                *s -= x;
+                if s.abs() < 1e-12 {
+                    sum.remove(t);
+                }
+            }
+        }
+        self.centre(th as usize);
+        self.drift += 1;
         true
     }
 
@@ -568,6 +613,44 @@ mod tests {
         let index = Index::build(0, &docs, &themes);
         assert_eq!(index.suggest("The export is slow", &[], 1, 0.0)[0].0, export);
         assert_eq!(index.suggest("I forgot my password", &[], 1, 0.0)[0].0, login);
+    }
+
+    #[test]
+    fn an_item_taken_out_of_a_theme_no_longer_speaks_for_it() {
+        const BILLING: &[Uuid] = &[Uuid::from_u128(1)];
+        const LOGIN: &[Uuid] = &[Uuid::from_u128(2)];
+        let (billing, login) = (BILLING[0], LOGIN[0]);
+        let stray = Uuid::from_u128(123);
+        let docs = |stray_themes: &'static [Uuid]| {
+            [
+                Doc { id: Uuid::from_u128(120), text: "invoice amount wrong", themes: BILLING },
+                Doc { id: Uuid::from_u128(121), text: "invoice sent twice", themes: BILLING },
+                Doc { id: Uuid::from_u128(122), text: "cannot sign in", themes: LOGIN },
+                Doc { id: stray, text: "password reset mail never arrives", themes: stray_themes },
+                Doc { id: Uuid::from_u128(124), text: "password reset broken", themes: &[] },
+            ]
+        };
+        let themes = [
+            ThemeDoc { id: billing, name: "Billing", words: "billing".into() },
+            ThemeDoc { id: login, name: "Login", words: "login".into() },
+        ];
+        let mut index = Index::build(0, &docs(BILLING), &themes);
+        assert_eq!(index.suggest("password reset", &[], 1, 0.0)[0].0, billing);
+        assert!(index.unlink(stray, billing));
+        assert!(!index.unlink(stray, billing), "not in it any more");
+        assert!(!index.unlink(Uuid::from_u128(999), billing), "no such item");
+        assert_eq!(index.size(), (5, 3));
+        assert_eq!(index.drift(), 1);
+        // Weighed again, it is the index built without the link.
+        index.refresh();
+        let fresh = Index::build(0, &docs(&[]), &themes);
+        for text in ["password reset", "invoice", "sign in", "billing"] {
+            let (a, b) = (index.suggest(text, &[], 2, 0.0), fresh.suggest(text, &[], 2, 0.0));
+            assert_eq!(a.len(), b.len(), "{text}: {a:?} vs {b:?}");
+            for (x, y) in a.iter().zip(&b) {
+                assert!(x.0 == y.0 && (x.2 - y.2).abs() < 1e-9, "{text}: {a:?} vs {b:?}");
+            }
+        }
     }
 
     /// (id, name, words) of a theme, (id, text, themes) of an item.

@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0004DeliveryFailures),
             Box::new(voice::M0005MentionTimes),
             Box::new(banso_events::outbox::PayloadStorage),
+            Box::new(voice::M0006VoiceChanges),
         ]
     }
 }

@@ -213,3 +213,49 @@ impl MigrationTrait for M0005MentionTimes {
         Ok(())
     }
 }
+
+/// What each generation of a tenant's items and themes changed, so that a
+/// suggestion index catches up by generation — a sequence the store hands
+/// out under the tenant row's lock, in commit order — and not by the clock,
+/// which replicas disagree on and which may step backward. One row per
+/// generation, each a list of 16-byte ids; only the last
+/// `store::voice::CHANGES_KEPT` generations are kept.
+pub(super) struct M0006VoiceChanges;
+
+impl MigrationName for M0006VoiceChanges {
+    fn name(&self) -> &str {
+        "m20261208_000006_voice_changes"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0006VoiceChanges {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("voice_changes")
+                .if_not_exists()
+                .col(string_len("tenant_id", 64))
+                .col(big_integer("generation"))
+                // Items recorded (with their themes as recorded).
+                .col(blob("items"))
+                // Themes created or changed (with the items their keywords took).
+                .col(blob("themes"))
+                // (item, theme) pairs put in, and taken out, by hand.
+                .col(blob("linked"))
+                .col(blob("unlinked"))
+                .primary_key(Index::create().col("tenant_id").col("generation"))
+                .to_owned(),
+        )
+        .await?;
+        let db = m.get_connection();
+        if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            // Ids do not compress: pglz would only spend the import's CPU.
+            for c in ["items", "themes", "linked", "unlinked"] {
+                db.execute_unprepared(&format!("ALTER TABLE voice_changes ALTER COLUMN {c} SET STORAGE EXTERNAL"))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -70,6 +70,17 @@ entity!(tenant, "tenants", {
     pub voice_generation: i64,
 });
 
+entity!(voice_change, "voice_changes", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub tenant_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub generation: i64,
+    pub items: Vec<u8>,
+    pub themes: Vec<u8>,
+    pub linked: Vec<u8>,
+    pub unlinked: Vec<u8>,
+});
+
 entity!(survey, "surveys", {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,

@@ -13,10 +13,13 @@ use uuid::Uuid;
 
 use super::{
     corrupt,
-    entities::{item as i, item_theme as it, tenant as tn, theme as t},
+    entities::{item as i, item_theme as it, tenant as tn, theme as t, voice_change as vc},
     from_json, to_json,
 };
-use crate::domain::voice::{Channel, CxDimension, Department, Item, ItemFields, JourneyPhase, RoadmapStatus, Theme};
+use crate::domain::{
+    suggest::Change,
+    voice::{Channel, CxDimension, Department, Item, ItemFields, JourneyPhase, RoadmapStatus, Theme},
+};
 
 impl db::VersionedTable for t::Entity {
     const ID: Self::Column = t::Column::Id;
@@ -323,9 +326,16 @@ pub(crate) async fn theme_sizes(
     Ok(rows.into_iter().collect())
 }
 
-/// The tenant's generation of items and themes: moved by every change the
-/// suggestion index reads, so a cached index knows it is stale.
-pub(crate) async fn bump_generation(conn: &impl ConnectionTrait, tenant: &str) -> Result<()> {
+/// Generations of changes kept per tenant: an index further behind than
+/// this is built again rather than caught up.
+pub(crate) const CHANGES_KEPT: i64 = 1024;
+
+/// Moves the tenant's generation of items and themes and records what it
+/// changed (in the transaction that made the change, as its last write:
+/// the tenant row stays locked until the commit, so generations commit in
+/// order and a reader that sees generation g sees every change up to g).
+/// Returns the new generation.
+pub(crate) async fn bump_generation(conn: &impl ConnectionTrait, tenant: &str, change: &Change) -> Result<i64> {
     let row = tn::ActiveModel {
         tenant_id: Set(tenant.to_string()),
         time_zone: Set("UTC".into()),
@@ -340,7 +350,80 @@ pub(crate) async fn bump_generation(conn: &impl ConnectionTrait, tenant: &str) -
         .filter(tn::Column::TenantId.eq(tenant))
         .exec(conn)
         .await?;
-    Ok(())
+    let g = generation(conn, tenant).await?;
+    vc::Entity::insert(vc::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        generation: Set(g),
+        items: Set(ids_bytes(change.items.iter().copied())),
+        themes: Set(ids_bytes(change.themes.iter().copied())),
+        linked: Set(ids_bytes(change.linked.iter().flat_map(|(i, t)| [*i, *t]))),
+        unlinked: Set(ids_bytes(change.unlinked.iter().flat_map(|(i, t)| [*i, *t]))),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    // Pruned now and then, not at every change.
+    if g.rem_euclid(64) == 0 {
+        vc::Entity::delete_many()
+            .filter(vc::Column::TenantId.eq(tenant))
+            .filter(vc::Column::Generation.lte(g - CHANGES_KEPT))
+            .exec(conn)
+            .await?;
+    }
+    Ok(g)
+}
+
+/// What the generations after `after` up to `upto` changed, in order; none
+/// if some of them are no longer kept.
+pub(crate) async fn changes_between(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    after: i64,
+    upto: i64,
+) -> Result<Option<Vec<Change>>> {
+    if upto <= after {
+        return Ok(Some(vec![]));
+    }
+    if upto - after > CHANGES_KEPT {
+        return Ok(None);
+    }
+    let rows = vc::Entity::find()
+        .filter(vc::Column::TenantId.eq(tenant))
+        .filter(vc::Column::Generation.gt(after))
+        .filter(vc::Column::Generation.lte(upto))
+        .order_by_asc(vc::Column::Generation)
+        .all(conn)
+        .await?;
+    // Every generation has its row, unless pruned.
+    if rows.len() as i64 != upto - after {
+        return Ok(None);
+    }
+    rows.into_iter()
+        .map(|m| {
+            Ok(Change {
+                items: bytes_ids(&m.items)?,
+                themes: bytes_ids(&m.themes)?,
+                linked: pairs(bytes_ids(&m.linked)?),
+                unlinked: pairs(bytes_ids(&m.unlinked)?),
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// Ids as their 16 bytes each, one after another.
+fn ids_bytes(ids: impl Iterator<Item = Uuid>) -> Vec<u8> {
+    ids.flat_map(|id| id.into_bytes()).collect()
+}
+
+fn bytes_ids(b: &[u8]) -> Result<Vec<Uuid>> {
+    if !b.len().is_multiple_of(16) {
+        return Err(corrupt("voice change ids", format!("{} bytes", b.len())));
+    }
+    Ok(b.chunks_exact(16).map(|c| Uuid::from_slice(c).unwrap_or_default()).collect())
+}
+
+fn pairs(ids: Vec<Uuid>) -> Vec<(Uuid, Uuid)> {
+    ids.chunks_exact(2).map(|p| (p[0], p[1])).collect()
 }
 
 pub(crate) async fn generation(conn: &impl ConnectionTrait, tenant: &str) -> Result<i64> {
@@ -419,24 +502,6 @@ pub(crate) async fn all_themes(conn: &impl ConnectionTrait, tenant: &str) -> Res
         .collect()
 }
 
-/// The ids of the tenant's items created at or after `since` (what the
-/// suggestion index lacks), oldest first: a range of `items_tenant_time`.
-pub(crate) async fn item_ids_from(
-    conn: &impl ConnectionTrait,
-    tenant: &str,
-    since: DateTime<Utc>,
-) -> Result<Vec<Uuid>> {
-    Ok(i::Entity::find()
-        .select_only()
-        .column(i::Column::Id)
-        .filter(i::Column::TenantId.eq(tenant))
-        .filter(i::Column::CreateTime.gte(since))
-        .order_by_asc(i::Column::Id)
-        .into_tuple()
-        .all(conn)
-        .await?)
-}
-
 /// These items' texts and themes (the suggestion index reads nothing else).
 pub(crate) async fn item_texts(
     conn: &impl ConnectionTrait,
@@ -461,34 +526,43 @@ pub(crate) async fn item_texts(
     Ok(out)
 }
 
-/// The (item, theme) links made at or after `since`.
-pub(crate) async fn links_from(
-    conn: &impl ConnectionTrait,
-    tenant: &str,
-    since: DateTime<Utc>,
-) -> Result<Vec<(Uuid, Uuid)>> {
-    Ok(it::Entity::find()
-        .select_only()
-        .column(it::Column::ItemId)
-        .column(it::Column::ThemeId)
-        .filter(it::Column::TenantId.eq(tenant))
-        .filter(it::Column::CreateTime.gte(since))
-        .into_tuple()
-        .all(conn)
-        .await?)
+/// These themes (those that are still there).
+pub(crate) async fn themes_by_ids(conn: &impl ConnectionTrait, tenant: &str, ids: &[Uuid]) -> Result<Vec<Theme>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let rows = t::Entity::find()
+            .filter(t::Column::TenantId.eq(tenant))
+            .filter(t::Column::Id.is_in(chunk.iter().copied()))
+            .order_by_asc(t::Column::Id)
+            .all(conn)
+            .await?;
+        for m in rows {
+            out.push(theme(m)?);
+        }
+    }
+    Ok(out)
 }
 
-/// The themes created or changed at or after `since`.
-pub(crate) async fn themes_from(conn: &impl ConnectionTrait, tenant: &str, since: DateTime<Utc>) -> Result<Vec<Theme>> {
-    t::Entity::find()
-        .filter(t::Column::TenantId.eq(tenant))
-        .filter(t::Column::UpdateTime.gte(since))
-        .order_by_asc(t::Column::Id)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(theme)
-        .collect()
+/// The (item, theme) links of these themes.
+pub(crate) async fn links_of_themes(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    themes: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>> {
+    let mut out = Vec::new();
+    for chunk in themes.chunks(1000) {
+        let rows: Vec<(Uuid, Uuid)> = it::Entity::find()
+            .select_only()
+            .column(it::Column::ItemId)
+            .column(it::Column::ThemeId)
+            .filter(it::Column::TenantId.eq(tenant))
+            .filter(it::Column::ThemeId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        out.extend(rows);
+    }
+    Ok(out)
 }
 
 /// How many items and item–theme links the tenant has.

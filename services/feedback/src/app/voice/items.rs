@@ -23,7 +23,7 @@ use crate::{
     app::App,
     domain::{
         projection::Projected,
-        suggest::{Candidate, Doc, Index, ThemeDoc, cluster},
+        suggest::{Candidate, Change, Doc, Index, ThemeDoc, cluster},
         voice::{Item, ItemFields, ItemSnapshot, Theme, ThemeBody, ThemeLog, VoiceSettings},
     },
     events,
@@ -68,11 +68,16 @@ impl Versioned for Theme {
 /// item recorded, a theme created or changed, an assignment) moves the
 /// generation in its transaction.
 ///
-/// **Catch-up**: an index behind the store reads what changed since it
-/// last looked — the themes (by update time), the items (by creation
-/// time) with their links, the links (by time), each a range of an index
-/// led by the tenant — each from [`CATCH_UP_MARGIN`] earlier, and adds it
-/// in place. A commit of this process that moves the generation wakes a
+/// **Catch-up**: an index behind the store reads what the generations
+/// after its own changed — each generation's transaction records its
+/// change (the items recorded, the themes created or changed, the links
+/// made or unmade by hand) as it moves the generation — and applies it in
+/// place: the themes reworded with their links, the new items with their
+/// themes, then the links made and unmade, in order. Generations are
+/// handed out under the tenant row's lock and commit in order, so reading
+/// them misses nothing, whatever the clocks of the replicas say; an index
+/// further behind than the store keeps changes for
+/// ([`store::voice::CHANGES_KEPT`]) is built again. A commit of this process that moves the generation wakes a
 /// catch-up in the background ([`App::moved`]), so that the next
 /// suggestion usually finds it done; a suggestion that still finds the
 /// index behind (a catch-up under way, or a change made by another
@@ -83,9 +88,9 @@ impl Versioned for Theme {
 /// **Check**: a moment after a catch-up (and at most every
 /// [`CHECK_INTERVAL`] while changes keep coming) a background task compares
 /// the index's counts of items and links with the store's (two counts over
-/// the tenant: too dear for every suggestion); if they differ (an
-/// unassignment, or a change that committed later than the margin) or too
-/// many items were weighed in place (see [`Index::refresh`]), the index is
+/// the tenant: too dear for every suggestion); if they differ (which a
+/// change the index cannot read would cause: a defect, or a tool that wrote
+/// the tables) or too many items were weighed in place (see [`Index::refresh`]), the index is
 /// rebuilt from scratch in the background, brought up to date and swapped
 /// in, while the caught-up one keeps serving.
 #[derive(Default)]
@@ -98,7 +103,7 @@ type Slot = Arc<Tenant>;
 /// One tenant's index and what keeps it in step.
 #[derive(Default)]
 pub(crate) struct Tenant {
-    kept: Arc<tokio::sync::RwLock<Option<Kept>>>,
+    kept: Arc<tokio::sync::RwLock<Option<Index>>>,
     /// Held while the store is read for the index (a build, a catch-up, a
     /// rebuild's last catch-up and swap): the only writers of `kept` hold it.
     updating: tokio::sync::Mutex<()>,
@@ -112,16 +117,6 @@ pub(crate) struct Tenant {
     /// The background check runs.
     checking: AtomicBool,
 }
-
-/// An index and the time from which its next catch-up reads.
-pub(crate) struct Kept {
-    index: Index,
-    since: DateTime<Utc>,
-}
-
-/// How far back a catch-up reads before its last one: a transaction
-/// commits after its rows were stamped, and replicas' clocks differ.
-const CATCH_UP_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 /// How long the background check waits after a change, so that a burst of
 /// changes costs one check.
@@ -202,7 +197,9 @@ pub(crate) async fn record(tx: &Tx, items: &mut [Item], themes: &[Theme], announ
         Announce::Together => tx.emit_all(events::feedback_imported(items)).await?,
     }
     super::routing::route_items(tx, items).await?;
-    store::voice::bump_generation(conn, tenant).await
+    let change = Change { items: items.iter().map(|i| i.id).collect(), ..Change::default() };
+    store::voice::bump_generation(conn, tenant, &change).await?;
+    Ok(())
 }
 
 /// Survey answers' comments as items (in the answers' transaction), each
@@ -398,7 +395,8 @@ impl App {
         self.db
             .write(tenant, async |tx| {
                 if store::voice::link(tx.conn(), tx.tenant(), item, theme, how, wire::now()).await? {
-                    store::voice::bump_generation(tx.conn(), tx.tenant()).await?;
+                    let change = Change { linked: vec![(item, theme)], ..Change::default() };
+                    store::voice::bump_generation(tx.conn(), tx.tenant(), &change).await?;
                     super::routing::route_assignment(tx, &i, theme).await?;
                 }
                 Ok(())
@@ -416,7 +414,8 @@ impl App {
         self.db
             .write(tenant, async |tx| {
                 if store::voice::unlink(tx.conn(), tx.tenant(), item, theme).await? {
-                    store::voice::bump_generation(tx.conn(), tx.tenant()).await?;
+                    let change = Change { unlinked: vec![(item, theme)], ..Change::default() };
+                    store::voice::bump_generation(tx.conn(), tx.tenant(), &change).await?;
                 }
                 Ok(())
             })
@@ -437,7 +436,7 @@ impl App {
     async fn index_at(&self, tenant: &str, generation: i64) -> Result<IndexGuard> {
         let slot = self.indexes.slot(tenant);
         let read = slot.kept.clone().read_owned().await;
-        if read.as_ref().is_some_and(|k| k.index.generation >= generation) {
+        if read.as_ref().is_some_and(|k| k.generation >= generation) {
             return view(read);
         }
         drop(read);
@@ -463,17 +462,26 @@ impl App {
                     *slot.kept.write().await = Some(built);
                     return Ok(());
                 }
-                (Some(k), Some(g)) if k.index.generation >= g => return Ok(()),
+                (Some(k), Some(g)) if k.generation >= g => return Ok(()),
                 (Some(k), _) => k,
             };
             // Read before the changes: a change committed after moves it again.
             let generation = store::voice::generation(conn, tenant).await?;
-            if generation <= k.index.generation {
+            if generation <= k.generation {
                 return Ok(());
             }
             // Only the catch-ups write the index, and this one holds
             // `updating`: the index read here is the one the changes apply to.
-            read_changes(conn, tenant, k, generation).await?
+            let changes = read_changes(conn, tenant, k, generation).await?;
+            drop(read);
+            match changes {
+                Some(changes) => changes,
+                None => {
+                    let built = build_index(conn, tenant, generation).await?;
+                    *slot.kept.write().await = Some(built);
+                    return Ok(());
+                }
+            }
         };
         if let Some(k) = slot.kept.write().await.as_mut() {
             changes.apply(k);
@@ -562,7 +570,11 @@ impl App {
         let mut fresh = build_index(conn, tenant, generation).await?;
         let _updating = slot.updating.lock().await;
         let generation = store::voice::generation(conn, tenant).await?;
-        read_changes(conn, tenant, &fresh, generation).await?.apply(&mut fresh);
+        match read_changes(conn, tenant, &fresh, generation).await? {
+            Some(changes) => changes.apply(&mut fresh),
+            // More changes came during the build than are kept.
+            None => fresh = build_index(conn, tenant, generation).await?,
+        }
         *slot.kept.write().await = Some(fresh);
         Ok(())
     }
@@ -585,12 +597,12 @@ impl App {
         let Some(k) = read.as_ref() else {
             return Ok(Checked::InStep);
         };
-        let (items, links) = k.index.size();
+        let (items, links) = k.size();
         // Drift is due whatever the store does meanwhile.
-        if k.index.drift() > MIN_DRIFT.max(items / 10) {
+        if k.drift() > MIN_DRIFT.max(items / 10) {
             return Ok(Checked::Rebuild);
         }
-        if k.index.generation != before {
+        if k.generation != before {
             return Ok(Checked::Moved);
         }
         Ok(if counts == (items as u64, links as u64) { Checked::InStep } else { Checked::Rebuild })
@@ -673,7 +685,8 @@ impl App {
                     };
                     store::voice::insert_theme(tx.conn(), tx.tenant(), &theme).await?;
                     apply_keywords(tx, &theme).await?;
-                    store::voice::bump_generation(tx.conn(), tx.tenant()).await?;
+                    let change = Change { themes: vec![theme.id], ..Change::default() };
+                    store::voice::bump_generation(tx.conn(), tx.tenant(), &change).await?;
                     Ok(theme)
                 },
             )
@@ -738,7 +751,8 @@ impl App {
                     if current.body.keywords != next.body.keywords {
                         apply_keywords(tx, next).await?;
                     }
-                    store::voice::bump_generation(tx.conn(), tx.tenant()).await?;
+                    let change = Change { themes: vec![next.id], ..Change::default() };
+                    store::voice::bump_generation(tx.conn(), tx.tenant(), &change).await?;
                     Ok(true)
                 },
             )
@@ -786,11 +800,11 @@ async fn apply_keywords(tx: &Tx, theme: &Theme) -> Result<()> {
 }
 
 /// A suggestion's hold on the tenant's index.
-pub(crate) type IndexGuard = tokio::sync::OwnedRwLockReadGuard<Option<Kept>, Index>;
+pub(crate) type IndexGuard = tokio::sync::OwnedRwLockReadGuard<Option<Index>, Index>;
 
 /// The index itself out of its slot.
-fn view(guard: tokio::sync::OwnedRwLockReadGuard<Option<Kept>>) -> Result<IndexGuard> {
-    tokio::sync::OwnedRwLockReadGuard::try_map(guard, |k| k.as_ref().map(|k| &k.index))
+fn view(guard: tokio::sync::OwnedRwLockReadGuard<Option<Index>>) -> Result<IndexGuard> {
+    tokio::sync::OwnedRwLockReadGuard::try_map(guard, |k| k.as_ref())
         .map_err(|_| Error::internal(anyhow::anyhow!("suggestion index: missing after its build")))
 }
 
@@ -804,62 +818,83 @@ fn theme_doc(t: &Theme) -> ThemeDoc<'_> {
 
 /// The index from scratch, at `generation` (read before the items, so a
 /// later change moves it).
-async fn build_index(conn: &impl ConnectionTrait, tenant: &str, generation: i64) -> Result<Kept> {
-    let since = wire::now() - CATCH_UP_MARGIN;
+async fn build_index(conn: &impl ConnectionTrait, tenant: &str, generation: i64) -> Result<Index> {
     let items = store::voice::all_items(conn, tenant).await?;
     let themes = store::voice::all_themes(conn, tenant).await?;
     // Weighing every item is CPU work: off the request threads.
-    let index = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let docs: Vec<Doc<'_>> =
             items.iter().map(|i| Doc { id: i.id, text: &i.fields.text, themes: &i.theme_ids }).collect();
         let theme_docs: Vec<ThemeDoc<'_>> = themes.iter().map(theme_doc).collect();
         Index::build(generation, &docs, &theme_docs)
     })
     .await
-    .map_err(|e| Error::internal(anyhow::anyhow!("suggestion index build: {e}")))?;
-    Ok(Kept { index, since })
+    .map_err(|e| Error::internal(anyhow::anyhow!("suggestion index build: {e}")))
 }
 
-/// What changed in the store since an index last looked, to bring it to
-/// `generation` (read before these).
+/// What the generations after an index's up to `generation` changed, read
+/// from the store (each read at that generation or later: applying a
+/// change twice does nothing).
 struct Changes {
     generation: i64,
-    /// When the reading began: the next catch-up reads from here (less the margin).
-    started: DateTime<Utc>,
+    /// The themes created or changed, and all their links now.
     themes: Vec<Theme>,
+    theme_links: Vec<(Uuid, Uuid)>,
     /// New items: id, text, themes.
     items: Vec<(Uuid, String, Vec<Uuid>)>,
-    links: Vec<(Uuid, Uuid)>,
+    /// The links made (true) and unmade (false) by hand, in order.
+    links: Vec<(Uuid, Uuid, bool)>,
 }
 
-/// The themes changed, the items created (those `k` lacks) and the links
-/// made since `k` last looked.
-async fn read_changes(conn: &impl ConnectionTrait, tenant: &str, k: &Kept, generation: i64) -> Result<Changes> {
-    let started = wire::now();
-    let themes = store::voice::themes_from(conn, tenant, k.since).await?;
-    let new: Vec<Uuid> = store::voice::item_ids_from(conn, tenant, k.since)
-        .await?
-        .into_iter()
-        .filter(|id| !k.index.has_item(*id))
+/// What changed after `index`'s generation up to `generation`; none if the
+/// store no longer keeps some of those generations (build it again).
+async fn read_changes(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    index: &Index,
+    generation: i64,
+) -> Result<Option<Changes>> {
+    let Some(log) = store::voice::changes_between(conn, tenant, index.generation, generation).await? else {
+        return Ok(None);
+    };
+    let mut themes: Vec<Uuid> = log.iter().flat_map(|c| c.themes.iter().copied()).collect();
+    themes.sort_unstable();
+    themes.dedup();
+    let new: Vec<Uuid> = log.iter().flat_map(|c| c.items.iter().copied()).filter(|id| !index.has_item(*id)).collect();
+    let links = log
+        .iter()
+        .flat_map(|c| {
+            c.linked.iter().map(|(i, t)| (*i, *t, true)).chain(c.unlinked.iter().map(|(i, t)| (*i, *t, false)))
+        })
         .collect();
-    let items = store::voice::item_texts(conn, tenant, &new).await?;
-    let links = store::voice::links_from(conn, tenant, k.since).await?;
-    Ok(Changes { generation, started, themes, items, links })
+    Ok(Some(Changes {
+        generation,
+        theme_links: store::voice::links_of_themes(conn, tenant, &themes).await?,
+        themes: store::voice::themes_by_ids(conn, tenant, &themes).await?,
+        items: store::voice::item_texts(conn, tenant, &new).await?,
+        links,
+    }))
 }
 
 impl Changes {
-    /// Adds them to the index in place.
-    fn apply(self, k: &mut Kept) {
+    /// Applies them to the index in place.
+    fn apply(self, index: &mut Index) {
         for t in &self.themes {
-            k.index.set_theme(&theme_doc(t));
+            index.set_theme(&theme_doc(t));
         }
         let docs: Vec<Doc<'_>> = self.items.iter().map(|(id, text, themes)| Doc { id: *id, text, themes }).collect();
-        k.index.add_items(&docs);
-        for (item, theme) in self.links {
-            k.index.link(item, theme);
+        index.add_items(&docs);
+        for (item, theme) in self.theme_links {
+            index.link(item, theme);
         }
-        k.index.generation = k.index.generation.max(self.generation);
-        k.since = self.started - CATCH_UP_MARGIN;
+        for (item, theme, made) in self.links {
+            if made {
+                index.link(item, theme);
+            } else {
+                index.unlink(item, theme);
+            }
+        }
+        index.generation = index.generation.max(self.generation);
     }
 }
 

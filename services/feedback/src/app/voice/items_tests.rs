@@ -1,7 +1,8 @@
 //! The suggestion index kept in step with the store: a commit of this
 //! process caught up in the background, before any suggestion asks; a
 //! change of another process (its own index elsewhere) in the very next
-//! suggestion; a suggestion answered while a catch-up reads the store.
+//! suggestion, whatever the clocks say; a suggestion answered while a
+//! catch-up reads the store.
 
 use std::time::Duration;
 
@@ -46,6 +47,12 @@ async fn theme(app: &App, name: &str, description: &str) -> Uuid {
 /// An item recorded as CreateFeedbackItem records it (the account's
 /// projection aside), and this process told of the commit.
 async fn item(app: &App, text: &str) -> Uuid {
+    item_at(app, text, banso_kit::wire::now()).await
+}
+
+/// An item recorded at `create_time` by the clock of the process that
+/// records it.
+async fn item_at(app: &App, text: &str, create_time: chrono::DateTime<chrono::Utc>) -> Uuid {
     let mut items = [Item {
         id: Uuid::now_v7(),
         fields: ItemFields {
@@ -63,7 +70,7 @@ async fn item(app: &App, text: &str) -> Uuid {
         snapshot: ItemSnapshot::default(),
         theme_ids: vec![],
         answer_id: None,
-        create_time: banso_kit::wire::now(),
+        create_time,
         created_by: "test".into(),
     }];
     app.db.write(TENANT, async |tx| super::record(tx, &mut items, &[], super::Announce::EachItem).await).await.unwrap();
@@ -81,7 +88,7 @@ async fn kept(app: &App, item: Uuid) -> (i64, bool) {
     let slot = app.indexes.existing(TENANT).unwrap();
     let read = slot.kept.read().await;
     let k = read.as_ref().unwrap();
-    (k.index.generation, k.index.has_item(item))
+    (k.generation, k.has_item(item))
 }
 
 #[tokio::test]
@@ -152,4 +159,95 @@ async fn a_suggestion_is_answered_while_a_catch_up_reads_the_store() {
     drop(updating);
     assert_eq!(wait.await.unwrap(), [billing]);
     assert!(kept(&app, wrong).await.1);
+}
+
+#[tokio::test]
+async fn a_change_stamped_by_a_clock_behind_is_caught_up_all_the_same() {
+    let db = banso_testkit::fresh_database().await.unwrap();
+    let (here, there) = (app(&db).await, app(&db).await);
+    let zoo = theme(&here, "Zoo", "animals").await;
+    assert!(suggest(&here, Err("zebra giraffe")).await.is_empty());
+    // Another process whose clock is an hour behind (or this machine's,
+    // stepped back) records items: the catch-up reads generations, not times.
+    let behind = banso_kit::wire::now() - chrono::TimeDelta::hours(1);
+    let zebra = item_at(&there, "zebra giraffe safari", behind).await;
+    item_at(&there, "zebra giraffe park", behind).await;
+    there.assign_theme(&admin(), zebra, zoo, "hand").await.unwrap();
+    assert_eq!(suggest(&here, Err("zebra giraffe")).await, [zoo]);
+    assert!(kept(&here, zebra).await.1);
+}
+
+#[tokio::test]
+async fn an_item_taken_out_of_a_theme_elsewhere_leaves_it_here_at_once() {
+    let db = banso_testkit::fresh_database().await.unwrap();
+    let (here, there) = (app(&db).await, app(&db).await);
+    let zoo = theme(&here, "Zoo", "animals").await;
+    let zebra = item(&here, "zebra giraffe safari").await;
+    item(&here, "zebra giraffe park").await;
+    here.assign_theme(&admin(), zebra, zoo, "hand").await.unwrap();
+    assert_eq!(suggest(&here, Err("zebra giraffe")).await, [zoo]);
+    there.unassign_theme(&admin(), zebra, zoo).await.unwrap();
+    // The next suggestion here has it, without waiting for a check.
+    assert!(suggest(&here, Err("zebra giraffe")).await.is_empty());
+    let slot = here.indexes.existing(TENANT).unwrap();
+    assert_eq!(slot.kept.read().await.as_ref().unwrap().size(), (2, 0));
+}
+
+#[tokio::test]
+async fn an_index_further_behind_than_the_changes_kept_is_built_again() {
+    let db = banso_testkit::fresh_database().await.unwrap();
+    let (here, there) = (app(&db).await, app(&db).await);
+    let zoo = theme(&here, "Zoo", "animals").await;
+    assert!(suggest(&here, Err("zebra giraffe")).await.is_empty());
+    let zebra = item(&there, "zebra giraffe safari").await;
+    item(&there, "zebra giraffe park").await;
+    there.assign_theme(&admin(), zebra, zoo, "hand").await.unwrap();
+    // The changes this index lacks are no longer kept (pruned).
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use store::entities::voice_change as vc;
+    vc::Entity::delete_many().filter(vc::Column::TenantId.eq(TENANT)).exec(here.db.conn()).await.unwrap();
+    assert_eq!(suggest(&here, Err("zebra giraffe")).await, [zoo]);
+    assert!(kept(&here, zebra).await.1);
+}
+
+#[tokio::test]
+async fn every_generation_keeps_its_change_until_it_is_pruned() {
+    let db = banso_testkit::fresh_database().await.unwrap();
+    let app = app(&db).await;
+    let n = store::voice::CHANGES_KEPT + 76;
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    app.db
+        .write(TENANT, async |tx| {
+            for (k, id) in ids.iter().enumerate() {
+                let change = crate::domain::suggest::Change {
+                    items: vec![*id],
+                    themes: vec![*id],
+                    linked: vec![(*id, Uuid::nil())],
+                    unlinked: vec![(Uuid::nil(), *id), (*id, *id)],
+                };
+                let g = store::voice::bump_generation(tx.conn(), tx.tenant(), &change).await?;
+                assert_eq!(g, k as i64 + 1);
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let conn = app.db.conn();
+    let read = async |after, upto| store::voice::changes_between(conn, TENANT, after, upto).await.unwrap();
+    // The last CHANGES_KEPT generations, each as it was recorded, in order.
+    let kept = read(n - store::voice::CHANGES_KEPT, n).await.expect("the last generations are kept");
+    assert_eq!(kept.len() as i64, store::voice::CHANGES_KEPT);
+    for (c, id) in kept.iter().zip(&ids[(n - store::voice::CHANGES_KEPT) as usize..]) {
+        assert_eq!(c.items, [*id]);
+        assert_eq!(c.themes, [*id]);
+        assert_eq!(c.linked, [(*id, Uuid::nil())]);
+        assert_eq!(c.unlinked, [(Uuid::nil(), *id), (*id, *id)]);
+    }
+    assert_eq!(read(n - 3, n - 1).await.map(|c| c.len()), Some(2));
+    assert_eq!(read(n, n).await, Some(vec![]));
+    // Further back than is kept, or pruned: none (build again).
+    assert_eq!(read(n - store::voice::CHANGES_KEPT - 1, n).await, None);
+    assert_eq!(read(1, 10).await, None);
+    // Another tenant's generations are its own.
+    assert_eq!(store::voice::changes_between(conn, "other", 0, 1).await.unwrap(), None);
 }
