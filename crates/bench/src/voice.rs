@@ -270,10 +270,10 @@ pub struct Args {
     /// `item_themes` (the rows AssignTheme writes: how "hand", 1,000 a
     /// statement) and moving the tenant's generation once, instead of one
     /// AssignTheme call an item: the untimed set-up in seconds, not
-    /// minutes. The measured parts are the same (no suggestion index exists
-    /// yet; the first SuggestThemes builds it from the store); the probes
-    /// then begin 11 s later, past the index's catch-up margin (10 s), as
-    /// they do after AssignTheme's minutes.
+    /// minutes. The measured parts are the same: no suggestion index exists
+    /// yet, the first SuggestThemes builds it from the store (links written
+    /// behind the service's back record no change, so an index there was
+    /// would be built again too).
     #[arg(long)]
     pub assign_in_sql: bool,
 }
