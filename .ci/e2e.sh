@@ -16,7 +16,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bin="${BANSO_BIN:-$root/target/debug/banso}"
+bin="${BANSO_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/banso}"
 [[ -x "$bin" ]] || { echo "e2e: no banso binary at $bin (cargo build -p banso)" >&2; exit 2; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -5,7 +5,7 @@
 #
 # Creates (or reuses) the virtualenv .ci/.venv, installs requirements.txt,
 # generates the stubs from proto/ into tests/python/gen/ and runs pytest.
-# BANSO_BIN picks the binary (default target/debug/banso); PYTHON picks the
+# BANSO_BIN picks the binary (default target/debug/banso, under $CARGO_TARGET_DIR if set); PYTHON picks the
 # interpreter that creates the virtualenv (default python3, 3.11+).
 set -euo pipefail
 
@@ -13,7 +13,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 venv="$root/.ci/.venv"
 
-bin="${BANSO_BIN:-$root/target/debug/banso}"
+bin="${BANSO_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/banso}"
 [[ "$bin" = /* ]] || bin="$root/$bin"
 if [[ ! -x "$bin" ]]; then
     echo "run.sh: no banso binary at $bin; run \`cargo build -p banso\` first (or set BANSO_BIN)" >&2
