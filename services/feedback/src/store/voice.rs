@@ -171,7 +171,11 @@ pub(crate) async fn insert_items(conn: &impl ConnectionTrait, tenant: &str, xs: 
 }
 
 /// The themes of these items.
-async fn themes_of(conn: &impl ConnectionTrait, tenant: &str, items: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>> {
+pub(crate) async fn themes_of(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    items: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Uuid>>> {
     let mut out: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for chunk in items.chunks(1000) {
         let rows: Vec<(Uuid, Uuid)> = it::Entity::find()

@@ -73,7 +73,8 @@ impl Versioned for Theme {
 /// change (the items recorded, the themes created or changed, the links
 /// made or unmade by hand) as it moves the generation — and applies it in
 /// place: the themes reworded with their links, the new items with their
-/// themes, then the links made and unmade, in order. Generations are
+/// themes, then each (item, theme) pair linked or unlinked by hand set to
+/// what the store has now (whatever was done to it in between). Generations are
 /// handed out under the tenant row's lock and commit in order, so reading
 /// them misses nothing, whatever the clocks of the replicas say; an index
 /// further behind than the store keeps changes for
@@ -842,7 +843,10 @@ struct Changes {
     theme_links: Vec<(Uuid, Uuid)>,
     /// New items: id, text, themes.
     items: Vec<(Uuid, String, Vec<Uuid>)>,
-    /// The links made (true) and unmade (false) by hand, in order.
+    /// The (item, theme) pairs linked or unlinked by hand, each with
+    /// whether the store has it now: what was done to a pair in between
+    /// (made, unmade, made again) is the store's to say, not the order the
+    /// index happens to read it in.
     links: Vec<(Uuid, Uuid, bool)>,
 }
 
@@ -861,12 +865,13 @@ async fn read_changes(
     themes.sort_unstable();
     themes.dedup();
     let new: Vec<Uuid> = log.iter().flat_map(|c| c.items.iter().copied()).filter(|id| !index.has_item(*id)).collect();
-    let links = log
-        .iter()
-        .flat_map(|c| {
-            c.linked.iter().map(|(i, t)| (*i, *t, true)).chain(c.unlinked.iter().map(|(i, t)| (*i, *t, false)))
-        })
-        .collect();
+    let mut pairs: Vec<(Uuid, Uuid)> = log.iter().flat_map(|c| c.linked.iter().chain(&c.unlinked).copied()).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut touched: Vec<Uuid> = pairs.iter().map(|(i, _)| *i).collect();
+    touched.dedup();
+    let now = store::voice::themes_of(conn, tenant, &touched).await?;
+    let links = pairs.into_iter().map(|(i, t)| (i, t, now.get(&i).is_some_and(|themes| themes.contains(&t)))).collect();
     Ok(Some(Changes {
         generation,
         theme_links: store::voice::links_of_themes(conn, tenant, &themes).await?,
@@ -877,7 +882,9 @@ async fn read_changes(
 }
 
 impl Changes {
-    /// Applies them to the index in place.
+    /// Applies them to the index in place (a reading at the generation or
+    /// later: a change after it is read again by the next catch-up, which
+    /// brings each pair it touches to the store's state then).
     fn apply(self, index: &mut Index) {
         for t in &self.themes {
             index.set_theme(&theme_doc(t));
@@ -887,8 +894,8 @@ impl Changes {
         for (item, theme) in self.theme_links {
             index.link(item, theme);
         }
-        for (item, theme, made) in self.links {
-            if made {
+        for (item, theme, linked) in self.links {
+            if linked {
                 index.link(item, theme);
             } else {
                 index.unlink(item, theme);

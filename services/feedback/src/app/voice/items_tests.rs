@@ -251,3 +251,24 @@ async fn every_generation_keeps_its_change_until_it_is_pruned() {
     // Another tenant's generations are its own.
     assert_eq!(store::voice::changes_between(conn, "other", 0, 1).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_pair_unlinked_then_linked_again_by_a_keyword_is_what_the_store_says() {
+    let db = banso_testkit::fresh_database().await.unwrap();
+    let (here, there) = (app(&db).await, app(&db).await);
+    let zoo = theme(&here, "Zoo", "animals").await;
+    let zebra = item(&here, "zebra giraffe safari").await;
+    item(&here, "zebra giraffe park").await;
+    here.assign_theme(&admin(), zebra, zoo, "hand").await.unwrap();
+    assert_eq!(suggest(&here, Err("zebra giraffe")).await, [zoo]);
+    // Elsewhere: taken out by hand, then put back by a keyword rule (the
+    // theme's change comes after the unlink).
+    there.unassign_theme(&admin(), zebra, zoo).await.unwrap();
+    there.update_theme(&admin(), zoo, None, |b| b.keywords = vec!["zebra".into()]).await.unwrap();
+    assert_eq!(suggest(&here, Err("zebra giraffe")).await, [zoo]);
+    let slot = here.indexes.existing(TENANT).unwrap();
+    let size = slot.kept.read().await.as_ref().unwrap().size();
+    let counts = store::voice::item_and_link_counts(here.db.conn(), TENANT).await.unwrap();
+    assert_eq!((size.0 as u64, size.1 as u64), counts);
+    assert_eq!(counts, (2, 2));
+}
