@@ -256,7 +256,7 @@ mod tests {
     use banso_kit::auth::{Caller, Role};
 
     use crate::{
-        app::scorecards::CreateScorecard,
+        app::scorecards::{CreateScorecard, ScorecardChanges, UpdateScorecard},
         domain::{
             account::{AccountRow, LifecycleStage, TouchModel},
             scorecard::{Bands, Direction, MissingData, Normalisation, Scope, ScorecardDef, WeightedMeasure},
@@ -308,5 +308,80 @@ mod tests {
         let scores = store::health::of(conn, "acme", &[ids[0], ids[999], ids[1_499]]).await.unwrap();
         let score = |i: usize| scores[&ids[i]].score;
         assert_eq!((score(0), score(999), score(1_499)), (0.0, 66.6, 100.0));
+    }
+
+    /// Only the measures some scorecard ranks by are kept as snapshots (the
+    /// percentile populations are all that reads them); a measure ranked
+    /// later has none and its recompute computes them ahead, so it still
+    /// ranks among the whole tenant.
+    #[tokio::test]
+    async fn only_ranked_measures_keep_snapshots_and_one_ranked_later_ranks_among_all() {
+        let guard = banso_testkit::fresh_database().await.unwrap();
+        let app = crate::testing::app(&guard).await;
+        let conn = app.db.conn();
+        let mut ids = Vec::new();
+        let now = banso_kit::wire::now();
+        for i in 0..1_200 {
+            let row = AccountRow {
+                account_id: uuid::Uuid::now_v7(),
+                name: format!("Account {i}"),
+                lifecycle_stage: LifecycleStage::Adoption,
+                touch_model: TouchModel::Low,
+                ..Default::default()
+            };
+            store::accounts::upsert(conn, "acme", &row).await.unwrap();
+            store::measures::set(conn, "acme", row.account_id, "csat", Some(f64::from(i)), now).await.unwrap();
+            store::measures::set(conn, "acme", row.account_id, "nps", Some(f64::from(i % 11)), now).await.unwrap();
+            ids.push(row.account_id);
+        }
+        let caller = Caller { tenant_id: "acme".into(), subject: "test".into(), roles: vec![Role::Admin] };
+        let weighted = |measure: &str, normalisation| WeightedMeasure {
+            measure: measure.into(),
+            weight: 1.0,
+            normalisation,
+            direction: Direction::HigherIsBetter,
+            missing: MissingData::SkipAndReweight,
+        };
+        let linear = Normalisation::Linear { min: 0.0, max: 10.0 };
+        let def = ScorecardDef {
+            name: "CSAT rank, NPS linear".into(),
+            scope: Scope::All,
+            measures: vec![
+                weighted("external:csat", Normalisation::Percentile),
+                weighted("external:nps", linear.clone()),
+            ],
+            bands: Bands::default(),
+        };
+        let card = app.create_scorecard(&caller, CreateScorecard { def, request_id: None }).await.unwrap();
+        let job = app.recompute.run_queued().await.expect("creating the scorecard queued a job");
+        assert_eq!(store::jobs::get_job(conn, "acme", job).await.unwrap().state, JobState::Succeeded);
+        let population = async |m: &str| store::measures::population(conn, "acme", m).await.unwrap();
+        assert_eq!(population("external:csat").await.len(), 1_200);
+        assert!(population("external:nps").await.is_empty(), "an unranked measure keeps no snapshots");
+
+        // NPS ranked from now on: no snapshot of it, so the recompute
+        // computes every account's ahead and the first chunk ranks among all.
+        let measures = vec![
+            weighted("external:csat", Normalisation::Percentile),
+            weighted("external:nps", Normalisation::Percentile),
+        ];
+        let changes = ScorecardChanges { measures: Some(measures), ..Default::default() };
+        app.update_scorecard(&caller, UpdateScorecard { id: card.id, etag: None, changes }).await.unwrap();
+        let job = app.recompute.run_queued().await.expect("changing the scorecard queued a job");
+        assert_eq!(store::jobs::get_job(conn, "acme", job).await.unwrap().state, JobState::Succeeded);
+        let nps = population("external:nps").await;
+        assert_eq!(nps.len(), 1_200);
+        assert_eq!((nps[0], nps[1_199]), (0.0, 10.0));
+        // Accounts 10 and 1,198 both answered NPS 10; one is scored in the
+        // first chunk of 1,000, the other in the last: each ranked among the
+        // whole tenant, they get the same points.
+        let health = store::health::of(conn, "acme", &[ids[10], ids[1_198]]).await.unwrap();
+        let points = |i: usize| {
+            let c = health[&ids[i]].contributions.iter().find(|c| c.measure == "external:nps").unwrap();
+            assert_eq!(c.raw, Some(10.0));
+            c.points
+        };
+        assert_eq!(points(10), points(1_198));
+        assert!(points(10).is_some_and(|p| p > 90.0), "{:?}", points(10));
     }
 }

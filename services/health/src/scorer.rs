@@ -533,7 +533,9 @@ impl Scoring {
             ));
         }
         let models: Vec<(&Trained, Vec<FeatureRow>)> = ctx.models.iter().map(|(m, _)| m).zip(features).collect();
-        let chunk = Chunk { snapshots: &snapshots, writes: &writes, unscored: &unscored, models: &models };
+        let ranked: Vec<&str> = ctx.ranked.keys().map(String::as_str).collect();
+        let chunk =
+            Chunk { snapshots: &snapshots, ranked: &ranked, writes: &writes, unscored: &unscored, models: &models };
         outcome.changed = self.save(tenant, today, read_time, chunk).await?;
         Ok(outcome)
     }
@@ -550,19 +552,23 @@ impl Scoring {
     /// accounts whose newer inputs another pass stored meanwhile. Returns how
     /// many HealthScoreChanged events were recorded.
     async fn save(&self, tenant: &str, today: NaiveDate, read_time: DateTime<Utc>, chunk: Chunk<'_>) -> Result<u64> {
-        let Chunk { snapshots, writes, unscored, models } = chunk;
+        let Chunk { snapshots, ranked, writes, unscored, models } = chunk;
         let now = Utc::now();
         let accounts: Vec<Uuid> = snapshots.iter().map(|(a, _)| *a).collect();
         let values: Vec<(Uuid, &str, f64)> = snapshots
             .iter()
-            .flat_map(|(a, vs)| vs.iter().filter_map(move |(m, v)| v.map(|v| (*a, m.as_str(), v))))
+            .flat_map(|(a, vs)| {
+                vs.iter()
+                    .filter(|(m, _)| ranked.contains(&m.as_str()))
+                    .filter_map(move |(m, v)| v.map(|v| (*a, m.as_str(), v)))
+            })
             .collect();
         let scores: Vec<ScoreWrite> = writes.iter().map(|(w, _)| w.clone()).collect();
         self.db
             .write(tenant, async |tx| {
                 let conn = tx.conn();
                 store::health::remove(conn, tenant, unscored, read_time.timestamp_micros()).await?;
-                store::measures::replace_snapshots(conn, tenant, &accounts, &values).await?;
+                store::measures::replace_snapshots(conn, tenant, &accounts, ranked, &values).await?;
                 let stored = store::health::upsert(conn, tenant, read_time, &scores).await?;
                 let applied: Vec<&ScoreWrite> = scores.iter().filter(|w| stored.contains(&w.account_id)).collect();
                 store::history::record(conn, tenant, today, now, &applied).await?;
@@ -606,6 +612,9 @@ type FeatureRow = (Uuid, Vec<Option<f64>>);
 struct Chunk<'a> {
     /// Each account's raw measure values.
     snapshots: &'a [(Uuid, Values)],
+    /// The measures some scorecard of the tenant ranks by: only their values
+    /// are stored (the percentile populations are all that reads them).
+    ranked: &'a [&'a str],
     /// The scores to store, each with its HealthScoreChanged if it moved.
     writes: &'a [(ScoreWrite, Option<Payload>)],
     /// Accounts no scorecard scores.

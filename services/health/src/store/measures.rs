@@ -1,6 +1,7 @@
 //! Measure values: the external ones set with SetMeasureValue
 //! (`measure_values`), and every scored account's latest raw value of each
-//! measure of its scorecard (`measure_snapshots`, the percentile populations).
+//! measure some scorecard of the tenant ranks by (`measure_snapshots`, the
+//! percentile populations).
 
 use std::collections::HashMap;
 
@@ -116,19 +117,28 @@ pub(crate) async fn snapshots_of(
     Ok(out)
 }
 
-/// Replaces the snapshots of `accounts` with `values` (account, measure,
-/// value): what they hold now, the missing values left out.
+/// Replaces the snapshots of `measures` of `accounts` with `values`
+/// (account, measure, value): what they hold now, the missing values left
+/// out. The scorer passes the measures some scorecard ranks by — the
+/// percentile populations are all that reads snapshots — so a tenant that
+/// ranks by none writes none; another measure's rows, from when it was
+/// ranked, stay as they were (a population again if it is ranked again).
 pub(crate) async fn replace_snapshots(
     conn: &impl ConnectionTrait,
     tenant: &str,
     accounts: &[Uuid],
+    measures: &[&str],
     values: &[(Uuid, &str, f64)],
 ) -> Result<()> {
+    if measures.is_empty() {
+        return Ok(());
+    }
     for chunk in accounts.chunks(CHUNK) {
         let q = Query::delete()
             .from_table(S::Table)
             .and_where(Expr::col(S::TenantId).eq(tenant))
             .and_where(uuid_in(conn, Expr::col(S::AccountId), chunk))
+            .and_where(Expr::col(S::Measure).is_in(measures.iter().copied()))
             .to_owned();
         exec(conn, &q).await?;
     }
