@@ -17,6 +17,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use banso_kit::{Result, supervise::Supervisor};
+use futures::{StreamExt as _, TryFutureExt as _, future::BoxFuture};
 use chrono::Utc;
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -38,6 +39,11 @@ const LEASE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_secs(5);
 /// How often the daily schedule is checked.
 const DAILY_CHECK: Duration = Duration::from_secs(600);
+
+/// Chunks whose inputs a job reads at once while it stores the one before:
+/// two keep both of a small machine's cores busy with the reads, most of a
+/// job's database time (docs/benchmarks.md, "Recompute").
+const READ_AHEAD: usize = 2;
 
 /// Wakes this replica's runner, and runs jobs.
 #[derive(Clone)]
@@ -215,21 +221,43 @@ impl Recompute {
             return Ok(false);
         }
         let mut chunks: u64 = 0;
-        let mut next = self.read_chunk(&tenant, &ctx, job.cursor).await?;
+        // The chunks' inputs are read READ_AHEAD at a time, on their own
+        // connections (the reads are most of a job's database time), while
+        // the database stores the chunk before: the service's work and the
+        // database's overlap instead of taking turns.
+        let mut reads = futures::stream::FuturesOrdered::new();
+        // Where the next page of accounts begins; none past the last.
+        let mut paged = Some(job.cursor);
+        let mut current = None;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(false);
             }
-            let Some((inputs, last, n)) = next.take() else { break };
-            // The database stores this chunk's scores while it reads the
-            // next chunk's inputs, on another connection: the service's work
-            // and the database's overlap instead of taking turns.
-            let (out, following) = tokio::join!(
-                self.scoring.score_inputs(&tenant, &ctx, inputs),
-                self.read_chunk(&tenant, &ctx, Some(last)),
-            );
+            while reads.len() < READ_AHEAD
+                && let Some(after) = paged
+            {
+                let rows = store::accounts::page(conn, &tenant, after, CHUNK as u64).await?;
+                let Some(last) = rows.last().map(|r| r.account_id) else {
+                    paged = None;
+                    break;
+                };
+                paged = Some(Some(last));
+                let n = rows.len();
+                let read: BoxFuture<'_, Result<(Inputs<'_>, Uuid, usize)>> =
+                    Box::pin(self.scoring.read_inputs(&tenant, &ctx, rows).map_ok(move |inputs| (inputs, last, n)));
+                reads.push_back(read);
+            }
+            let chunk = match current.take() {
+                Some(chunk) => chunk,
+                None => match reads.next().await {
+                    Some(read) => read?,
+                    None => break,
+                },
+            };
+            let (inputs, last, n) = chunk;
+            let (out, following) = tokio::join!(self.scoring.score_inputs(&tenant, &ctx, inputs), reads.next());
+            current = following.transpose()?;
             let out = out?;
-            next = following?;
             chunks += 1;
             // After chunks 1, 2, 4, 8, …: the tables grew by half since.
             if chunks.is_power_of_two()
