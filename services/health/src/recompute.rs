@@ -338,6 +338,53 @@ mod tests {
         assert_eq!((score(0), score(999), score(1_499)), (0.0, 66.6, 100.0));
     }
 
+    /// A job of several chunks, read two at a time ahead of the one being
+    /// stored: every account scored once, from its own inputs, in order.
+    #[tokio::test]
+    async fn chunks_read_ahead_score_every_account_from_its_own_inputs() {
+        let guard = banso_testkit::fresh_database().await.unwrap();
+        let app = crate::testing::app(&guard).await;
+        let conn = app.db.conn();
+        let mut ids = Vec::new();
+        let now = banso_kit::wire::now();
+        for i in 0..2_600 {
+            let row = AccountRow {
+                account_id: uuid::Uuid::now_v7(),
+                name: format!("Account {i}"),
+                lifecycle_stage: LifecycleStage::Adoption,
+                touch_model: TouchModel::Low,
+                ..Default::default()
+            };
+            store::accounts::upsert(conn, "acme", &row).await.unwrap();
+            store::measures::set(conn, "acme", row.account_id, "csat", Some(f64::from(i % 101)), now).await.unwrap();
+            ids.push(row.account_id);
+        }
+        let caller = Caller { tenant_id: "acme".into(), subject: "test".into(), roles: vec![Role::Admin] };
+        let def = ScorecardDef {
+            name: "CSAT".into(),
+            scope: Scope::All,
+            measures: vec![WeightedMeasure {
+                measure: "external:csat".into(),
+                weight: 1.0,
+                normalisation: Normalisation::Linear { min: 0.0, max: 100.0 },
+                direction: Direction::HigherIsBetter,
+                missing: MissingData::SkipAndReweight,
+            }],
+            bands: Bands::default(),
+        };
+        app.create_scorecard(&caller, CreateScorecard { def, request_id: None }).await.unwrap();
+        let job = app.recompute.run_queued().await.expect("creating the scorecard queued a job");
+        let job = store::jobs::get_job(conn, "acme", job).await.unwrap();
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        assert_eq!((job.accounts_total, job.accounts_done, job.accounts_scored), (2_600, 2_600, 2_600));
+        assert_eq!(job.cursor, ids.iter().max().copied());
+        let scores = store::health::of(conn, "acme", &ids).await.unwrap();
+        assert_eq!(scores.len(), 2_600);
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(scores[id].score, (i % 101) as f64, "account {i}");
+        }
+    }
+
     /// Only the measures some scorecard ranks by are kept as snapshots (the
     /// percentile populations are all that reads them); a measure ranked
     /// later has none and its recompute computes them ahead, so it still
