@@ -17,8 +17,8 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use banso_kit::{Result, supervise::Supervisor};
-use futures::{StreamExt as _, TryFutureExt as _, future::BoxFuture};
 use chrono::Utc;
+use futures::{StreamExt as _, TryFutureExt as _, future::BoxFuture};
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
