@@ -317,7 +317,9 @@ fn classify(state: &str, query: &str) -> &'static str {
             "recompute: other SELECT"
         };
     }
-    if q.contains("measure_snapshots") {
+    if q.starts_with("ANALYZE") {
+        "recompute: ANALYZE the tables it writes (after chunks 1, 2, 4, 8, …) [refresh_statistics]"
+    } else if q.contains("measure_snapshots") {
         "recompute: write measure_snapshots [Store::save_scores]"
     } else if q.contains("account_health") {
         "recompute: write account_health [Store::save_scores]"
