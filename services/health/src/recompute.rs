@@ -292,16 +292,20 @@ mod tests {
         store::{self, jobs::JobState},
     };
 
-    /// A scorecard ranking by a measure no account has a value of yet: its
-    /// first recompute ranks every account among the whole tenant, not each
-    /// chunk of 1,000 accounts among itself.
-    #[tokio::test]
-    async fn a_new_percentile_ranks_among_the_whole_tenant_from_the_first_job() {
-        let guard = banso_testkit::fresh_database().await.unwrap();
-        let app = crate::testing::app(&guard).await;
-        let conn = app.db.conn();
+    fn admin() -> Caller {
+        Caller { tenant_id: "acme".into(), subject: "test".into(), roles: vec![Role::Admin] }
+    }
+
+    /// `n` accounts of tenant acme, in id order, each with the external
+    /// measures `values(i)` gives the i-th.
+    async fn accounts(
+        conn: &sea_orm::DatabaseConnection,
+        n: u32,
+        values: impl Fn(u32) -> Vec<(&'static str, f64)>,
+    ) -> Vec<uuid::Uuid> {
+        let now = banso_kit::wire::now();
         let mut ids = Vec::new();
-        for i in 0..1_500 {
+        for i in 0..n {
             let row = AccountRow {
                 account_id: uuid::Uuid::now_v7(),
                 name: format!("Account {i}"),
@@ -310,25 +314,40 @@ mod tests {
                 ..Default::default()
             };
             store::accounts::upsert(conn, "acme", &row).await.unwrap();
-            store::measures::set(conn, "acme", row.account_id, "csat", Some(f64::from(i)), banso_kit::wire::now())
-                .await
-                .unwrap();
+            for (measure, v) in values(i) {
+                store::measures::set(conn, "acme", row.account_id, measure, Some(v), now).await.unwrap();
+            }
             ids.push(row.account_id);
         }
-        let caller = Caller { tenant_id: "acme".into(), subject: "test".into(), roles: vec![Role::Admin] };
-        let def = ScorecardDef {
-            name: "CSAT rank".into(),
-            scope: Scope::All,
-            measures: vec![WeightedMeasure {
-                measure: "external:csat".into(),
-                weight: 1.0,
-                normalisation: Normalisation::Percentile,
-                direction: Direction::HigherIsBetter,
-                missing: MissingData::SkipAndReweight,
-            }],
-            bands: Bands::default(),
-        };
-        app.create_scorecard(&caller, CreateScorecard { def, request_id: None }).await.unwrap();
+        ids
+    }
+
+    fn weighted(measure: &str, normalisation: Normalisation) -> WeightedMeasure {
+        WeightedMeasure {
+            measure: measure.into(),
+            weight: 1.0,
+            normalisation,
+            direction: Direction::HigherIsBetter,
+            missing: MissingData::SkipAndReweight,
+        }
+    }
+
+    fn scorecard(name: &str, measures: Vec<WeightedMeasure>) -> CreateScorecard {
+        let def = ScorecardDef { name: name.into(), scope: Scope::All, measures, bands: Bands::default() };
+        CreateScorecard { def, request_id: None }
+    }
+
+    /// A scorecard ranking by a measure no account has a value of yet: its
+    /// first recompute ranks every account among the whole tenant, not each
+    /// chunk of 1,000 accounts among itself.
+    #[tokio::test]
+    async fn a_new_percentile_ranks_among_the_whole_tenant_from_the_first_job() {
+        let guard = banso_testkit::fresh_database().await.unwrap();
+        let app = crate::testing::app(&guard).await;
+        let conn = app.db.conn();
+        let ids = accounts(conn, 1_500, |i| vec![("csat", f64::from(i))]).await;
+        let card = scorecard("CSAT rank", vec![weighted("external:csat", Normalisation::Percentile)]);
+        app.create_scorecard(&admin(), card).await.unwrap();
         let job = app.recompute.run_queued().await.expect("creating the scorecard queued a job");
         let job = store::jobs::get_job(conn, "acme", job).await.unwrap();
         assert_eq!((job.state, job.accounts_scored), (JobState::Succeeded, 1_500), "{job:?}");
@@ -345,34 +364,9 @@ mod tests {
         let guard = banso_testkit::fresh_database().await.unwrap();
         let app = crate::testing::app(&guard).await;
         let conn = app.db.conn();
-        let mut ids = Vec::new();
-        let now = banso_kit::wire::now();
-        for i in 0..2_600 {
-            let row = AccountRow {
-                account_id: uuid::Uuid::now_v7(),
-                name: format!("Account {i}"),
-                lifecycle_stage: LifecycleStage::Adoption,
-                touch_model: TouchModel::Low,
-                ..Default::default()
-            };
-            store::accounts::upsert(conn, "acme", &row).await.unwrap();
-            store::measures::set(conn, "acme", row.account_id, "csat", Some(f64::from(i % 101)), now).await.unwrap();
-            ids.push(row.account_id);
-        }
-        let caller = Caller { tenant_id: "acme".into(), subject: "test".into(), roles: vec![Role::Admin] };
-        let def = ScorecardDef {
-            name: "CSAT".into(),
-            scope: Scope::All,
-            measures: vec![WeightedMeasure {
-                measure: "external:csat".into(),
-                weight: 1.0,
-                normalisation: Normalisation::Linear { min: 0.0, max: 100.0 },
-                direction: Direction::HigherIsBetter,
-                missing: MissingData::SkipAndReweight,
-            }],
-            bands: Bands::default(),
-        };
-        app.create_scorecard(&caller, CreateScorecard { def, request_id: None }).await.unwrap();
+        let ids = accounts(conn, 2_600, |i| vec![("csat", f64::from(i % 101))]).await;
+        let linear = Normalisation::Linear { min: 0.0, max: 100.0 };
+        app.create_scorecard(&admin(), scorecard("CSAT", vec![weighted("external:csat", linear)])).await.unwrap();
         let job = app.recompute.run_queued().await.expect("creating the scorecard queued a job");
         let job = store::jobs::get_job(conn, "acme", job).await.unwrap();
         assert_eq!(job.state, JobState::Succeeded, "{job:?}");
@@ -381,7 +375,7 @@ mod tests {
         let scores = store::health::of(conn, "acme", &ids).await.unwrap();
         assert_eq!(scores.len(), 2_600);
         for (i, id) in ids.iter().enumerate() {
-            assert_eq!(scores[id].score, (i % 101) as f64, "account {i}");
+            assert_eq!(scores[id].score, f64::from(i as u32 % 101), "account {i}");
         }
     }
 
@@ -394,40 +388,10 @@ mod tests {
         let guard = banso_testkit::fresh_database().await.unwrap();
         let app = crate::testing::app(&guard).await;
         let conn = app.db.conn();
-        let mut ids = Vec::new();
-        let now = banso_kit::wire::now();
-        for i in 0..1_200 {
-            let row = AccountRow {
-                account_id: uuid::Uuid::now_v7(),
-                name: format!("Account {i}"),
-                lifecycle_stage: LifecycleStage::Adoption,
-                touch_model: TouchModel::Low,
-                ..Default::default()
-            };
-            store::accounts::upsert(conn, "acme", &row).await.unwrap();
-            store::measures::set(conn, "acme", row.account_id, "csat", Some(f64::from(i)), now).await.unwrap();
-            store::measures::set(conn, "acme", row.account_id, "nps", Some(f64::from(i % 11)), now).await.unwrap();
-            ids.push(row.account_id);
-        }
-        let caller = Caller { tenant_id: "acme".into(), subject: "test".into(), roles: vec![Role::Admin] };
-        let weighted = |measure: &str, normalisation| WeightedMeasure {
-            measure: measure.into(),
-            weight: 1.0,
-            normalisation,
-            direction: Direction::HigherIsBetter,
-            missing: MissingData::SkipAndReweight,
-        };
+        let ids = accounts(conn, 1_200, |i| vec![("csat", f64::from(i)), ("nps", f64::from(i % 11))]).await;
         let linear = Normalisation::Linear { min: 0.0, max: 10.0 };
-        let def = ScorecardDef {
-            name: "CSAT rank, NPS linear".into(),
-            scope: Scope::All,
-            measures: vec![
-                weighted("external:csat", Normalisation::Percentile),
-                weighted("external:nps", linear.clone()),
-            ],
-            bands: Bands::default(),
-        };
-        let card = app.create_scorecard(&caller, CreateScorecard { def, request_id: None }).await.unwrap();
+        let measures = vec![weighted("external:csat", Normalisation::Percentile), weighted("external:nps", linear)];
+        let card = app.create_scorecard(&admin(), scorecard("CSAT rank, NPS linear", measures)).await.unwrap();
         let job = app.recompute.run_queued().await.expect("creating the scorecard queued a job");
         assert_eq!(store::jobs::get_job(conn, "acme", job).await.unwrap().state, JobState::Succeeded);
         let population = async |m: &str| store::measures::population(conn, "acme", m).await.unwrap();
@@ -441,7 +405,7 @@ mod tests {
             weighted("external:nps", Normalisation::Percentile),
         ];
         let changes = ScorecardChanges { measures: Some(measures), ..Default::default() };
-        app.update_scorecard(&caller, UpdateScorecard { id: card.id, etag: None, changes }).await.unwrap();
+        app.update_scorecard(&admin(), UpdateScorecard { id: card.id, etag: None, changes }).await.unwrap();
         let job = app.recompute.run_queued().await.expect("changing the scorecard queued a job");
         assert_eq!(store::jobs::get_job(conn, "acme", job).await.unwrap().state, JobState::Succeeded);
         let nps = population("external:nps").await;
