@@ -132,6 +132,15 @@ const CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// many (a small index rebuilds in no time, but not at every item).
 const MIN_DRIFT: usize = 10;
 
+/// An index of at most this many items is weighed again as a whole after
+/// every catch-up that weighed something in place (about a millisecond at
+/// this size): in place, drift matters most where items are few — a word of
+/// one item speaks for nothing until a second item has it, so an item put
+/// in a theme while its words were its own alone added nothing to the
+/// theme, and a catch-up that later brings the second item does not add it
+/// again.
+const REFRESH_UP_TO: usize = 2_000;
+
 impl Indexes {
     fn slot(&self, tenant: &str) -> Slot {
         let mut m = self.slots.lock().unwrap_or_else(|e| e.into_inner());
@@ -902,6 +911,9 @@ impl Changes {
             }
         }
         index.generation = index.generation.max(self.generation);
+        if index.drift() > 0 && index.size().0 <= REFRESH_UP_TO {
+            index.refresh();
+        }
     }
 }
 

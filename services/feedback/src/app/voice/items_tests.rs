@@ -272,3 +272,27 @@ async fn a_pair_unlinked_then_linked_again_by_a_keyword_is_what_the_store_says()
     assert_eq!((size.0 as u64, size.1 as u64), counts);
     assert_eq!(counts, (2, 2));
 }
+
+/// A catch-up that read an item with a link made after the generation it
+/// read (the store's state now), before a second item made the item's words
+/// speak: the next catch-up brings the second item and finds the link in
+/// place. The index is weighed again, so the theme has the item's words.
+#[test]
+fn an_item_linked_before_its_words_spoke_counts_for_its_theme_once_they_do() {
+    use crate::domain::suggest::ThemeDoc;
+    let (zoo, zebra, park) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let mut index =
+        crate::domain::suggest::Index::build(0, &[], &[ThemeDoc { id: zoo, name: "Zoo", words: "Zoo animals".into() }]);
+    let changes = |generation, items: Vec<(Uuid, String, Vec<Uuid>)>, links| super::Changes {
+        generation,
+        themes: vec![],
+        theme_links: vec![],
+        items,
+        links,
+    };
+    changes(1, vec![(zebra, "zebra giraffe safari".into(), vec![zoo])], vec![]).apply(&mut index);
+    changes(3, vec![(park, "zebra giraffe park".into(), vec![])], vec![(zebra, zoo, true)]).apply(&mut index);
+    assert_eq!(index.generation, 3);
+    let s = index.suggest("zebra giraffe", &[], 3, 0.1);
+    assert_eq!(s.first().map(|s| s.0), Some(zoo), "{s:?}");
+}
