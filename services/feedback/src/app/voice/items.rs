@@ -133,8 +133,8 @@ const CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 const MIN_DRIFT: usize = 10;
 
 /// An index of at most this many items is weighed again as a whole after
-/// every catch-up that weighed something in place (about a millisecond at
-/// this size): in place, drift matters most where items are few — a word of
+/// every catch-up that weighed something in place (0.2 ms at 2,016 items,
+/// a fifth of them themed, release build): in place, drift matters most where items are few — a word of
 /// one item speaks for nothing until a second item has it, so an item put
 /// in a theme while its words were its own alone added nothing to the
 /// theme, and a catch-up that later brings the second item does not add it
