@@ -177,20 +177,33 @@ pub(crate) async fn themes_of(
     items: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<Uuid>>> {
     let mut out: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for chunk in items.chunks(1000) {
+    for (item, theme) in links_where(conn, tenant, it::Column::ItemId, items).await? {
+        out.entry(item).or_default().push(theme);
+    }
+    Ok(out)
+}
+
+/// The (item, theme) links whose `column` (the item or the theme) is one of
+/// `ids`, by theme.
+async fn links_where(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    column: it::Column,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(1000) {
         let rows: Vec<(Uuid, Uuid)> = it::Entity::find()
             .select_only()
             .column(it::Column::ItemId)
             .column(it::Column::ThemeId)
             .filter(it::Column::TenantId.eq(tenant))
-            .filter(it::Column::ItemId.is_in(chunk.iter().copied()))
+            .filter(column.is_in(chunk.iter().copied()))
             .order_by_asc(it::Column::ThemeId)
             .into_tuple()
             .all(conn)
             .await?;
-        for (item, theme) in rows {
-            out.entry(item).or_default().push(theme);
-        }
+        out.extend(rows);
     }
     Ok(out)
 }
@@ -553,20 +566,7 @@ pub(crate) async fn links_of_themes(
     tenant: &str,
     themes: &[Uuid],
 ) -> Result<Vec<(Uuid, Uuid)>> {
-    let mut out = Vec::new();
-    for chunk in themes.chunks(1000) {
-        let rows: Vec<(Uuid, Uuid)> = it::Entity::find()
-            .select_only()
-            .column(it::Column::ItemId)
-            .column(it::Column::ThemeId)
-            .filter(it::Column::TenantId.eq(tenant))
-            .filter(it::Column::ThemeId.is_in(chunk.iter().copied()))
-            .into_tuple()
-            .all(conn)
-            .await?;
-        out.extend(rows);
-    }
-    Ok(out)
+    links_where(conn, tenant, it::Column::ThemeId, themes).await
 }
 
 /// How many items and item–theme links the tenant has.

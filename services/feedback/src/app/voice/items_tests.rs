@@ -83,6 +83,17 @@ async fn suggest(app: &App, of: std::result::Result<Uuid, &str>) -> Vec<Uuid> {
     app.suggest_themes(&admin(), of, 3).await.unwrap().into_iter().map(|s| s.0).collect()
 }
 
+/// A theme Zoo with two zebra items, one of them put in it by hand, and
+/// this process's index built and answering with it.
+async fn zebra_in_zoo(app: &App) -> (Uuid, Uuid) {
+    let zoo = theme(app, "Zoo", "animals").await;
+    let zebra = item(app, "zebra giraffe safari").await;
+    item(app, "zebra giraffe park").await;
+    app.assign_theme(&admin(), zebra, zoo, "hand").await.unwrap();
+    assert_eq!(suggest(app, Err("zebra giraffe")).await, [zoo]);
+    (zoo, zebra)
+}
+
 /// The generation of the index this process keeps, and whether it has `item`.
 async fn kept(app: &App, item: Uuid) -> (i64, bool) {
     let slot = app.indexes.existing(TENANT).unwrap();
@@ -181,11 +192,7 @@ async fn a_change_stamped_by_a_clock_behind_is_caught_up_all_the_same() {
 async fn an_item_taken_out_of_a_theme_elsewhere_leaves_it_here_at_once() {
     let db = banso_testkit::fresh_database().await.unwrap();
     let (here, there) = (app(&db).await, app(&db).await);
-    let zoo = theme(&here, "Zoo", "animals").await;
-    let zebra = item(&here, "zebra giraffe safari").await;
-    item(&here, "zebra giraffe park").await;
-    here.assign_theme(&admin(), zebra, zoo, "hand").await.unwrap();
-    assert_eq!(suggest(&here, Err("zebra giraffe")).await, [zoo]);
+    let (zoo, zebra) = zebra_in_zoo(&here).await;
     there.unassign_theme(&admin(), zebra, zoo).await.unwrap();
     // The next suggestion here has it, without waiting for a check.
     assert!(suggest(&here, Err("zebra giraffe")).await.is_empty());
@@ -256,11 +263,7 @@ async fn every_generation_keeps_its_change_until_it_is_pruned() {
 async fn a_pair_unlinked_then_linked_again_by_a_keyword_is_what_the_store_says() {
     let db = banso_testkit::fresh_database().await.unwrap();
     let (here, there) = (app(&db).await, app(&db).await);
-    let zoo = theme(&here, "Zoo", "animals").await;
-    let zebra = item(&here, "zebra giraffe safari").await;
-    item(&here, "zebra giraffe park").await;
-    here.assign_theme(&admin(), zebra, zoo, "hand").await.unwrap();
-    assert_eq!(suggest(&here, Err("zebra giraffe")).await, [zoo]);
+    let (zoo, zebra) = zebra_in_zoo(&here).await;
     // Elsewhere: taken out by hand, then put back by a keyword rule (the
     // theme's change comes after the unlink).
     there.unassign_theme(&admin(), zebra, zoo).await.unwrap();
