@@ -267,7 +267,7 @@ pub async fn rules(args: RulesArgs) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "the engine per event: {engine_ns:.0} ns — variables {facts_ns:.0} ns (payload included), trigger helpers and audiences {gates_ns:.0} ns, conditions ~{:.0} ns ({:.1} ns each); the closures: {:.0} ns",
+        "the engine per event: {engine_ns:.0} ns — variables {facts_ns:.0} ns, trigger helpers and audiences {gates_ns:.0} ns, conditions ~{:.0} ns ({:.1} ns each, the payload fields they read included); the closures: {:.0} ns",
         (engine_ns - facts_ns - gates_ns).max(0.0),
         (engine_ns - facts_ns - gates_ns).max(0.0) / args.playbooks as f64,
         closure_best * 1e9 / args.events as f64

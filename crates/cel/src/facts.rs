@@ -164,6 +164,53 @@ pub(crate) enum Slot<'a> {
     Measures(Cow<'a, BTreeMap<String, MeasureFacts>>),
     /// Made on first read (the event's payload).
     Lazy(Arc<LazyFact<'a>>),
+    /// Read field by field, each on first read (the event's payload).
+    Record(Arc<LazyRecord<'a>>),
+}
+
+/// A record whose fields are read one at a time, when an expression first
+/// reads each: an event's payload, of which a condition reads a field or
+/// two (decoding every field cost more than the conditions: see
+/// docs/benchmarks.md, rule throughput).
+pub trait Record: Send + Sync {
+    /// How many fields the record may hold.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The place of field `name`, if the record may hold it.
+    fn index(&self, name: &str) -> Option<usize>;
+    /// The value of the field at `i`; `None` when it is not present.
+    fn field(&self, i: usize) -> Option<Fact>;
+    /// The record as a map of its present fields; must agree with
+    /// [`Record::field`].
+    fn fact(&self) -> Fact;
+}
+
+/// A [`Record`] and the fields read of it so far.
+pub(crate) struct LazyRecord<'a> {
+    record: Arc<dyn Record + 'a>,
+    /// Made on the first field read: nothing of the record is touched
+    /// before (a payload is not even encoded).
+    fields: std::sync::OnceLock<Box<[std::sync::OnceLock<Option<Fact>>]>>,
+    whole: std::sync::OnceLock<Fact>,
+}
+
+impl<'a> LazyRecord<'a> {
+    fn new(record: Arc<dyn Record + 'a>) -> Self {
+        LazyRecord { record, fields: Default::default(), whole: Default::default() }
+    }
+
+    /// Field `name`, read on the first call; `None` when absent.
+    pub(crate) fn field(&self, name: &str) -> Option<&Fact> {
+        let i = self.record.index(name)?;
+        let fields = self.fields.get_or_init(|| (0..self.record.len()).map(|_| std::sync::OnceLock::new()).collect());
+        fields.get(i)?.get_or_init(|| self.record.field(i)).as_ref()
+    }
+
+    pub(crate) fn whole(&self) -> &Fact {
+        self.whole.get_or_init(|| self.record.fact())
+    }
 }
 
 /// A fact made on first read.
@@ -186,6 +233,10 @@ impl std::fmt::Debug for Slot<'_> {
                 Some(fact) => f.debug_tuple("Lazy").field(fact).finish(),
                 None => f.write_str("Lazy(not read)"),
             },
+            Slot::Record(r) => match r.whole.get() {
+                Some(fact) => f.debug_tuple("Record").field(fact).finish(),
+                None => f.write_str("Record(not read whole)"),
+            },
             other => other.to_fact().fmt(f),
         }
     }
@@ -205,6 +256,7 @@ impl Slot<'_> {
             Slot::Texts(items) => Fact::List(items.iter().map(|t| Fact::String(t.clone())).collect()),
             Slot::Measures(m) => Fact::Map(m.iter().map(|(k, v)| (k.clone(), Fact::from(*v))).collect()),
             Slot::Lazy(l) => l.get().clone(),
+            Slot::Record(r) => r.whole().clone(),
         }
     }
 }
@@ -665,6 +717,9 @@ pub struct EventFacts<'a> {
 pub enum EventData<'a> {
     Fact(Fact),
     Lazy(Arc<dyn Fn() -> Fact + Send + Sync + 'a>),
+    /// Read field by field: a field on its first read, the whole map only
+    /// when an expression reads `event.data` itself or the interpreter runs.
+    Record(Arc<dyn Record + 'a>),
 }
 
 impl Default for EventData<'_> {
@@ -678,6 +733,7 @@ impl std::fmt::Debug for EventData<'_> {
         match self {
             EventData::Fact(fact) => fact.fmt(f),
             EventData::Lazy(_) => f.write_str("Lazy"),
+            EventData::Record(_) => f.write_str("Record"),
         }
     }
 }
@@ -741,11 +797,17 @@ impl<'a> Facts<'a> {
         self.set(const { at("event.type") }, Slot::Text(e.event_type));
         self.set(const { at("event.id") }, Slot::Text(e.id));
         self.set(const { at("event.occurred_at") }, Fact::from(e.occurred_at));
+        self.event_data(e.data);
+    }
+
+    /// Sets `event.data`.
+    pub(crate) fn event_data(&mut self, data: EventData<'a>) {
         self.set(
             const { at("event.data") },
-            match e.data {
+            match data {
                 EventData::Fact(f) => Slot::Fact(f),
                 EventData::Lazy(make) => Slot::Lazy(Arc::new(LazyFact { made: Default::default(), make })),
+                EventData::Record(r) => Slot::Record(Arc::new(LazyRecord::new(r))),
             },
         );
         self.vals = Default::default();

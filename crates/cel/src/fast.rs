@@ -52,7 +52,7 @@ enum V<'a> {
     Map,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Cmp {
     Eq,
     Ne,
@@ -404,13 +404,32 @@ pub(crate) fn run(c: &Compiled, f: &Facts<'_>) -> Result<bool, Bail> {
             Slot::Texts(items) => Ok(items.iter().any(|x| same(x, s))),
             _ => boolean(node, f),
         },
-        Compiled::Num(op, l, r, node) => match (num(l, f), num(r, f)) {
-            (Some(Num::Double(a)), Some(Num::Double(b))) => Ok(holds(*op, a, b)),
-            (Some(Num::Int(a)), Some(Num::Int(b))) => Ok(holds(*op, a, b)),
-            (Some(a), Some(b)) => compare(*op, a.value(), b.value()),
-            _ => boolean(node, f),
-        },
+        Compiled::Num(op, l, r, node) => num_cmp(*op, num(l, f), num(r, f), node, f),
         Compiled::Tree(node) => boolean(node, f),
+    }
+}
+
+/// A fixed field's value when it is a plain number (an int, or a double
+/// not NaN): what [`Compiled::Double`] and [`Compiled::Int`] compare
+/// without the tree.
+#[inline]
+pub(crate) fn plain(f: &Facts<'_>, slot: usize) -> Option<Num> {
+    match &f.slots[slot] {
+        Slot::Fact(Fact::Double(a)) if !a.is_nan() => Some(Num::Double(*a)),
+        Slot::Fact(Fact::Int(a)) => Some(Num::Int(*a)),
+        _ => None,
+    }
+}
+
+/// `l op r` for the values of two numeric operands ([`num`]); `node`, the
+/// comparison as a tree, decides when either is not a plain number.
+#[inline]
+pub(crate) fn num_cmp(op: Cmp, l: Option<Num>, r: Option<Num>, node: &Node, f: &Facts<'_>) -> Result<bool, Bail> {
+    match (l, r) {
+        (Some(Num::Double(a)), Some(Num::Double(b))) => Ok(holds(op, a, b)),
+        (Some(Num::Int(a)), Some(Num::Int(b))) => Ok(holds(op, a, b)),
+        (Some(a), Some(b)) => compare(op, a.value(), b.value()),
+        _ => boolean(node, f),
     }
 }
 
@@ -428,8 +447,8 @@ fn holds<T: PartialOrd>(op: Cmp, a: T, b: T) -> bool {
 }
 
 /// A number during compiled evaluation.
-#[derive(Clone, Copy)]
-enum Num {
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Num {
     Int(i64),
     Double(f64),
 }
@@ -446,7 +465,7 @@ impl Num {
 /// An operand's value: `None` when it is not a plain number (or the
 /// arithmetic would overflow, divide by zero or give a NaN), and the tree
 /// must decide.
-fn num(o: &Operand, f: &Facts<'_>) -> Option<Num> {
+pub(crate) fn num(o: &Operand, f: &Facts<'_>) -> Option<Num> {
     match o {
         Operand::Int(i) => Some(Num::Int(*i)),
         Operand::Double(d) => Some(Num::Double(*d)),
@@ -610,6 +629,10 @@ fn read<'a>(f: &'a Facts<'_>, i: usize, keys: &[String]) -> R<'a> {
             _ => Err(Bail),
         },
         Slot::Lazy(l) => Ok(value(walk(l.get(), keys)?)),
+        Slot::Record(r) => match keys.split_first() {
+            None => Ok(value(r.whole())),
+            Some((k, rest)) => Ok(value(walk(r.field(k).ok_or(Bail)?, rest)?)),
+        },
         Slot::Unset => {
             let mut steps = SLOTS[i].split('.');
             let mut at = f.named(steps.next().ok_or(Bail)?).ok_or(Bail)?;
@@ -730,7 +753,7 @@ impl Cmp {
     }
 
     /// The operator with its operands swapped: `1 < x` is `x > 1`.
-    fn mirrored(self) -> Cmp {
+    pub(crate) fn mirrored(self) -> Cmp {
         match self {
             Cmp::Eq | Cmp::Ne => self,
             Cmp::Lt => Cmp::Gt,

@@ -267,3 +267,176 @@ fn short_string_equality_agrees_with_eq() {
     assert!(crate::fast::same("日本語", "日本語"));
     assert!(!crate::fast::same("日本語", "日本人"));
 }
+
+/// `event.data` read field by field, over a map: field `i` is the map's
+/// `i`-th key.
+struct MapRecord(BTreeMap<String, Fact>);
+
+impl Record for MapRecord {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn index(&self, name: &str) -> Option<usize> {
+        self.0.keys().position(|k| k == name)
+    }
+    fn field(&self, i: usize) -> Option<Fact> {
+        self.0.values().nth(i).cloned()
+    }
+    fn fact(&self) -> Fact {
+        Fact::Map(self.0.clone())
+    }
+}
+
+/// The same facts with `event.data` read field by field.
+fn with_record<'a>(f: &Facts<'a>) -> Facts<'a> {
+    let mut f = f.clone();
+    let data = match f.slots[crate::facts::slot("event.data").unwrap()].to_fact() {
+        Fact::Map(m) => m,
+        _ => BTreeMap::new(),
+    };
+    f.event_data(EventData::Record(std::sync::Arc::new(MapRecord(data))));
+    f
+}
+
+#[test]
+fn a_condition_set_decides_each_condition_as_the_condition_alone() {
+    let schema = playbook_schema();
+    let mut g = Gen(0x5e7_2026_1206);
+    let mut conditions: Vec<Option<Expression>> = Vec::new();
+    while conditions.len() < 400 {
+        let source = match g.below(20) {
+            // No condition, and conditions off the fast path.
+            0 => None,
+            1 => Some(
+                g.pick(&["size(account.tags) > 1", "has(event.data.old_score)", "event.data.new_score > 1"])
+                    .to_string(),
+            ),
+            // Thresholds: one number against many literals, grouped.
+            2..=7 => {
+                let number = if g.chance(70) {
+                    let paths = if g.chance(50) { INT_PATHS } else { DOUBLE_PATHS };
+                    g.pick(paths).to_string()
+                } else {
+                    g.pick(&["event.data.old_score - event.data.new_score", "health.measures.logins.value * 2.0"])
+                        .to_string()
+                };
+                let literals = if g.chance(50) { INTS } else { DOUBLES };
+                let literal = g.pick(literals).to_string();
+                let op = *g.pick(&["<", "<=", ">", ">="]);
+                let threshold =
+                    if g.chance(20) { format!("{literal} {op} {number}") } else { format!("{number} {op} {literal}") };
+                Some(if g.chance(50) { format!("{threshold} && {}", boolean(&mut g, 0)) } else { threshold })
+            }
+            _ => Some(boolean(&mut g, 2)),
+        };
+        match source {
+            None => conditions.push(None),
+            Some(s) => {
+                if let Ok(e) = Expression::compile(&s, &schema) {
+                    conditions.push(Some(e));
+                }
+            }
+        }
+    }
+    let set = ConditionSet::new(conditions.clone());
+    assert_eq!(set.len(), conditions.len());
+    // Generated from a few paths and literals, the conditions share some
+    // leaves, and compare some numbers with several literals.
+    let leaves: usize = conditions.iter().flatten().filter_map(|e| e.inner.fast.as_ref()).map(leaf_count).sum();
+    assert!(set.atoms() < leaves, "{} atoms for {leaves} leaves", set.atoms());
+    assert!(set.ranked() > 50, "{} atoms ranked in groups", set.ranked());
+    let mut order: Vec<usize> = (0..conditions.len()).collect();
+    for round in 0..300 {
+        let tags: Vec<String> = if g.chance(50) { vec!["vip".into()] } else { vec![] };
+        let plain = facts(&mut g, &tags);
+        let f = if round % 2 == 0 { plain } else { with_record(&plain) };
+        // A different order each round: what one condition decided first
+        // must not change another's answer.
+        for i in (1..order.len()).rev() {
+            order.swap(i, g.below(i + 1));
+        }
+        let ev = set.evaluation(&f);
+        for &i in &order {
+            let alone = conditions[i].as_ref().map_or(Ok(true), |e| e.evaluate_bool(&f));
+            assert_eq!(ev.condition(i), alone, "condition {i}: {:?}", conditions[i]);
+        }
+    }
+}
+
+fn leaf_count(n: &fast::Node) -> usize {
+    match n {
+        fast::Node::And(items) | fast::Node::Or(items) => items.iter().map(leaf_count).sum(),
+        fast::Node::Not(x) => leaf_count(x),
+        _ => 1,
+    }
+}
+
+#[test]
+fn a_predicate_written_in_many_conditions_is_one_atom() {
+    let schema = playbook_schema();
+    let c = |s: &str| Some(Expression::compile(s, &schema).unwrap());
+    let set = ConditionSet::new([
+        c("health.band == 'red' && account.arr > 5"),
+        c("health.band == 'red' || health.score < 40.0"),
+        None,
+        c("!(account.arr > 5) && health.score < 40.0"),
+        c("account.tags.exists(t, t == 'vip')"),
+    ]);
+    assert_eq!(set.atoms(), 3);
+    let tags = vec!["vip".to_string()];
+    let f = AccountFacts { arr: 10, tags: &tags, ..Default::default() }.into_facts(Utc::now());
+    let ev = set.evaluation(&f);
+    // No health: `health.band == 'red'` is left to the interpreter, which
+    // finds no `health` variable.
+    assert!(ev.condition(0).is_err());
+    assert_eq!(ev.condition(2), Ok(true));
+    assert_eq!(ev.condition(3), Ok(false), "false && error is false");
+    assert_eq!(ev.condition(4), Ok(true));
+    assert_eq!(ev.condition(99), Ok(true), "beyond the set: no condition");
+}
+
+#[test]
+fn a_payload_read_field_by_field_reads_only_those_fields() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Counting(MapRecord, AtomicUsize, AtomicUsize);
+    impl Record for Counting {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn index(&self, name: &str) -> Option<usize> {
+            self.0.index(name)
+        }
+        fn field(&self, i: usize) -> Option<Fact> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            self.0.field(i)
+        }
+        fn fact(&self) -> Fact {
+            self.2.fetch_add(1, Ordering::Relaxed);
+            self.0.fact()
+        }
+    }
+    let data: BTreeMap<String, Fact> = [
+        ("old_score".to_string(), Fact::Double(70.0)),
+        ("new_score".to_string(), Fact::Double(38.0)),
+        ("account_id".to_string(), Fact::String("a1".into())),
+    ]
+    .into();
+    let record = std::sync::Arc::new(Counting(MapRecord(data), AtomicUsize::new(0), AtomicUsize::new(0)));
+    let f = PlaybookFacts {
+        event: EventFacts { data: EventData::Record(record.clone()), ..Default::default() },
+        ..Default::default()
+    }
+    .into_facts(Utc::now());
+    let schema = playbook_schema();
+    for _ in 0..3 {
+        let drop = Expression::compile("event.data.old_score - event.data.new_score >= 30.0", &schema).unwrap();
+        assert_eq!(drop.evaluate_bool(&f), Ok(true));
+    }
+    assert_eq!(record.1.load(Ordering::Relaxed), 2, "each field read once");
+    assert_eq!(record.2.load(Ordering::Relaxed), 0, "never the whole payload");
+    // A field it does not have is the interpreter's to report, from the whole.
+    let missing = Expression::compile("event.data.seats > 1", &schema).unwrap();
+    assert!(missing.evaluate_bool(&f).is_err());
+    assert_eq!(record.2.load(Ordering::Relaxed), 1);
+    assert_eq!(f.lookup("event.data.account_id"), Some("'a1'".into()));
+}

@@ -133,6 +133,7 @@ mod parse;
 mod paths;
 mod runtime;
 mod schema;
+mod set;
 
 use std::sync::Arc;
 
@@ -140,8 +141,11 @@ use cel::{IdedExpr, Value};
 
 pub use attr::Attr;
 pub use cost::{ASSUMED_COLLECTION_SIZE, ASSUMED_STRING_CHARS, COST_LIMIT, PATTERN_CHAR_COST};
-pub use facts::{AccountFacts, EventData, EventFacts, Fact, Facts, HealthFacts, MeasureFacts, PlaybookFacts, TouchMix};
+pub use facts::{
+    AccountFacts, EventData, EventFacts, Fact, Facts, HealthFacts, MeasureFacts, PlaybookFacts, Record, TouchMix,
+};
 pub use schema::{Schema, Shape, account_schema, playbook_schema};
+pub use set::{ConditionSet, Evaluation};
 
 /// The longest source accepted, in characters.
 pub const MAX_SOURCE_CHARS: usize = 4096;

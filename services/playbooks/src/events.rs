@@ -325,7 +325,8 @@ impl Handler for Consumer {
                     env,
                 };
                 store::trigger_events::record(conn, tenant, &stored).await?;
-                let live = store::playbooks::live(conn, tenant, &format!("event:{event_type}")).await?;
+                let trigger = format!("event:{event_type}");
+                let live = store::playbooks::live(conn, tenant, &trigger).await?;
                 if live.is_empty() {
                     return Ok(());
                 }
@@ -336,11 +337,7 @@ impl Handler for Consumer {
                 let Some(projected) = projected else { return Ok(()) };
                 let settings = store::tenants::get(conn, tenant).await?;
                 let segments = self.engine.segments(conn, tenant).await?;
-                let mut programs = Vec::with_capacity(live.len());
-                for row in &live {
-                    programs.push(self.engine.program(conn, tenant, row.id, row.live_version).await?);
-                }
-                programs.sort_by_key(|p| std::cmp::Reverse(p.def.priority));
+                let set = self.engine.live_set(conn, tenant, &trigger, &live).await?;
                 let subject = Subject {
                     projected: &projected,
                     tz: settings.tz(),
@@ -348,20 +345,14 @@ impl Handler for Consumer {
                     event: Some(env),
                     facts: Default::default(),
                 };
-                for p in programs {
-                    if !engine::triggered(&p, &signal) {
-                        continue;
-                    }
-                    if engine::applies(&p, &subject, &segments) != engine::Applies::Yes {
-                        continue;
-                    }
+                for p in set.applying(&signal, &subject, &segments) {
                     let o = Occasion {
                         kind: "event",
                         key: env.id.clone(),
                         event_id: Some(env.id.clone()),
                         subject: &subject,
                     };
-                    engine::fire(tx, &self.engine, &p, &o, &segments).await?;
+                    engine::fire(tx, &self.engine, p, &o, &segments).await?;
                 }
                 Ok(())
             })

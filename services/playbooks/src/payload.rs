@@ -27,6 +27,68 @@ pub(crate) fn fact(p: &Payload) -> Fact {
     read(p).unwrap_or_else(|| Fact::Map(BTreeMap::new()))
 }
 
+/// The payload as a [`Record`](banso_cel::Record): encoded once, when a
+/// condition first reads one of its fields, and each field then decoded
+/// alone when first read.
+pub(crate) struct Fields<'e> {
+    payload: &'e Payload,
+    body: OnceLock<Option<Body>>,
+}
+
+/// A payload encoded: its message's plan, the encoding, and where the
+/// message lies in it.
+struct Body {
+    message: usize,
+    buf: Vec<u8>,
+    range: std::ops::Range<usize>,
+}
+
+impl<'e> Fields<'e> {
+    pub(crate) fn new(payload: &'e Payload) -> Self {
+        Fields { payload, body: OnceLock::new() }
+    }
+
+    fn body(&self) -> Option<(&'static Plans, usize, &[u8])> {
+        let plans = plans()?;
+        let body = self
+            .body
+            .get_or_init(|| {
+                let mut buf = Vec::with_capacity(self.payload.encoded_len());
+                self.payload.encode(&mut buf);
+                let mut bytes = buf.as_slice();
+                let (number, _) = decode_key(&mut bytes).ok()?;
+                let len = usize::try_from(decode_varint(&mut bytes).ok()?).ok()?;
+                let start = buf.len() - bytes.len();
+                let field = plans.messages[plans.envelope].fields.iter().find(|f| f.number == number)?;
+                let Ty::Message(m) = field.ty else { return None };
+                buf.get(start..start + len)?;
+                Some(Body { message: m, buf, range: start..start + len })
+            })
+            .as_ref()?;
+        Some((plans, body.message, body.buf.get(body.range.clone())?))
+    }
+}
+
+impl banso_cel::Record for Fields<'_> {
+    fn len(&self) -> usize {
+        self.body().map_or(0, |(plans, m, _)| plans.messages[m].fields.len())
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        let (plans, m, _) = self.body()?;
+        plans.messages[m].fields.iter().position(|f| f.name.len() == name.len() && f.name == name)
+    }
+
+    fn field(&self, i: usize) -> Option<Fact> {
+        let (plans, m, body) = self.body()?;
+        plans.field(m, body, i)
+    }
+
+    fn fact(&self) -> Fact {
+        fact(self.payload)
+    }
+}
+
 fn read(p: &Payload) -> Option<Fact> {
     let plans = plans()?;
     thread_local! {
@@ -199,75 +261,109 @@ impl Plans {
                 skip(wire, &mut bytes)?;
                 continue;
             };
-            let f = &plan.fields[at];
-            match f.shape {
-                Shape::Single => read[at] = Read::One(self.value(f.ty, wire, &mut bytes)?),
-                Shape::List => {
-                    if !matches!(read[at], Read::Many(_)) {
-                        read[at] = Read::Many(Vec::new());
-                    }
-                    let Read::Many(list) = &mut read[at] else { return None };
-                    if wire == WireType::LengthDelimited && packable(f.ty) {
-                        let mut packed = length_delimited(&mut bytes)?;
-                        let inner = wire_of(f.ty);
-                        while !packed.is_empty() {
-                            list.push(self.value(f.ty, inner, &mut packed)?);
-                        }
-                    } else {
-                        list.push(self.value(f.ty, wire, &mut bytes)?);
-                    }
-                }
-                Shape::Map(kt, vt) => {
-                    let mut entry = length_delimited(&mut bytes)?;
-                    let (mut key, mut value) = (None, None);
-                    while !entry.is_empty() {
-                        let (n, w) = decode_key(&mut entry).ok()?;
-                        match n {
-                            // A uint64 key beyond the int range stays exact.
-                            1 if matches!(kt, Ty::Uint64 | Ty::Fixed64) && w == wire_of(kt) => {
-                                let u = match kt {
-                                    Ty::Uint64 => decode_varint(&mut entry).ok()?,
-                                    _ => u64::from_le_bytes(take(&mut entry)?),
-                                };
-                                key = Some(Fact::String(u.to_string()));
-                            }
-                            1 => key = Some(self.value(kt, w, &mut entry)?),
-                            2 => value = Some(self.value(vt, w, &mut entry)?),
-                            _ => skip(w, &mut entry)?,
-                        }
-                    }
-                    let key = match key.unwrap_or_else(|| self.default(kt)) {
-                        Fact::String(s) => s,
-                        Fact::Int(i) => i.to_string(),
-                        Fact::Bool(b) => b.to_string(),
-                        _ => return None,
-                    };
-                    let value = value.unwrap_or_else(|| self.default(vt));
-                    match &mut read[at] {
-                        Read::Entries(map) => {
-                            map.insert(key, value);
-                        }
-                        slot => *slot = Read::Entries(BTreeMap::from([(key, value)])),
-                    }
-                }
-            }
+            self.accumulate(&plan.fields[at], wire, &mut bytes, &mut read[at])?;
         }
         let mut map = BTreeMap::new();
         for (f, r) in plan.fields.iter().zip(read) {
-            let fact = match r {
-                Read::One(x) => x,
-                Read::Many(l) => Fact::List(l),
-                Read::Entries(e) => Fact::Map(e),
-                Read::Unset if f.presence => continue,
-                Read::Unset => match f.shape {
-                    Shape::Single => self.default(f.ty),
-                    Shape::List => Fact::List(Vec::new()),
-                    Shape::Map(..) => Fact::Map(BTreeMap::new()),
-                },
-            };
-            map.insert(f.name.clone(), fact);
+            if let Some(fact) = self.finish(f, r) {
+                map.insert(f.name.clone(), fact);
+            }
         }
         Some(Fact::Map(map))
+    }
+
+    /// Field `at` of message `m` alone, the others skipped: `None` when it
+    /// is not present or cannot be read. What this module reads of a
+    /// message prost encoded (every payload: see [`Fields`]) always reads,
+    /// so the field is the one [`Plans::message`] gives.
+    fn field(&self, m: usize, mut bytes: &[u8], at: usize) -> Option<Fact> {
+        let plan = &self.messages[m];
+        if plan.well_known.is_some() {
+            return None;
+        }
+        let f = plan.fields.get(at)?;
+        let mut read = Read::Unset;
+        while !bytes.is_empty() {
+            let (number, wire) = decode_key(&mut bytes).ok()?;
+            if number == f.number {
+                self.accumulate(f, wire, &mut bytes, &mut read)?;
+            } else {
+                skip(wire, &mut bytes)?;
+            }
+        }
+        self.finish(f, read)
+    }
+
+    /// One occurrence of field `f` on the wire, added to what was read of it.
+    fn accumulate(&self, f: &FieldPlan, wire: WireType, bytes: &mut &[u8], read: &mut Read) -> Option<()> {
+        match f.shape {
+            Shape::Single => *read = Read::One(self.value(f.ty, wire, bytes)?),
+            Shape::List => {
+                if !matches!(read, Read::Many(_)) {
+                    *read = Read::Many(Vec::new());
+                }
+                let Read::Many(list) = read else { return None };
+                if wire == WireType::LengthDelimited && packable(f.ty) {
+                    let mut packed = length_delimited(bytes)?;
+                    let inner = wire_of(f.ty);
+                    while !packed.is_empty() {
+                        list.push(self.value(f.ty, inner, &mut packed)?);
+                    }
+                } else {
+                    list.push(self.value(f.ty, wire, bytes)?);
+                }
+            }
+            Shape::Map(kt, vt) => {
+                let mut entry = length_delimited(bytes)?;
+                let (mut key, mut value) = (None, None);
+                while !entry.is_empty() {
+                    let (n, w) = decode_key(&mut entry).ok()?;
+                    match n {
+                        // A uint64 key beyond the int range stays exact.
+                        1 if matches!(kt, Ty::Uint64 | Ty::Fixed64) && w == wire_of(kt) => {
+                            let u = match kt {
+                                Ty::Uint64 => decode_varint(&mut entry).ok()?,
+                                _ => u64::from_le_bytes(take(&mut entry)?),
+                            };
+                            key = Some(Fact::String(u.to_string()));
+                        }
+                        1 => key = Some(self.value(kt, w, &mut entry)?),
+                        2 => value = Some(self.value(vt, w, &mut entry)?),
+                        _ => skip(w, &mut entry)?,
+                    }
+                }
+                let key = match key.unwrap_or_else(|| self.default(kt)) {
+                    Fact::String(s) => s,
+                    Fact::Int(i) => i.to_string(),
+                    Fact::Bool(b) => b.to_string(),
+                    _ => return None,
+                };
+                let value = value.unwrap_or_else(|| self.default(vt));
+                match read {
+                    Read::Entries(map) => {
+                        map.insert(key, value);
+                    }
+                    slot => *slot = Read::Entries(BTreeMap::from([(key, value)])),
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// A field's value once every occurrence is read: its default when it
+    /// was not on the wire, unless it has presence (then absent).
+    fn finish(&self, f: &FieldPlan, r: Read) -> Option<Fact> {
+        Some(match r {
+            Read::One(x) => x,
+            Read::Many(l) => Fact::List(l),
+            Read::Entries(e) => Fact::Map(e),
+            Read::Unset if f.presence => return None,
+            Read::Unset => match f.shape {
+                Shape::Single => self.default(f.ty),
+                Shape::List => Fact::List(Vec::new()),
+                Shape::Map(..) => Fact::Map(BTreeMap::new()),
+            },
+        })
     }
 
     fn value(&self, ty: Ty, wire: WireType, bytes: &mut &[u8]) -> Option<Fact> {
@@ -383,10 +479,14 @@ fn well_known(wk: WellKnown, mut bytes: &[u8]) -> Option<Fact> {
         }
     }
     Some(match wk {
-        WellKnown::Timestamp => match chrono::DateTime::from_timestamp(seconds, u32::try_from(nanos).ok()?) {
-            Some(t) => Fact::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-            None => Fact::Null,
-        },
+        // Out of range (negative nanos included) is null, never unreadable:
+        // a payload reads field by field as it reads whole.
+        WellKnown::Timestamp => {
+            match u32::try_from(nanos).ok().and_then(|n| chrono::DateTime::from_timestamp(seconds, n)) {
+                Some(t) => Fact::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+                None => Fact::Null,
+            }
+        }
         WellKnown::Duration => {
             let negative = seconds < 0 || nanos < 0;
             let (s, n) = (seconds.unsigned_abs(), nanos.unsigned_abs());
@@ -691,6 +791,21 @@ mod tests {
                 let p = decoded.payload.expect("a payload");
                 let read = fact(&p);
                 assert_eq!(read, super::oracle::fact(&p), "{}", field.name());
+                // Field by field, each decoded alone, as read whole.
+                let record = Fields::new(&p);
+                let whole = map(read.clone());
+                assert_eq!(banso_cel::Record::len(&record), d.fields().count());
+                for f in d.fields() {
+                    let at = banso_cel::Record::index(&record, f.name()).expect("every field has a place");
+                    assert_eq!(
+                        banso_cel::Record::field(&record, at),
+                        whole.get(f.name()).cloned(),
+                        "{}.{}",
+                        field.name(),
+                        f.name()
+                    );
+                }
+                assert_eq!(banso_cel::Record::index(&record, "no_such_field"), None);
                 // Both failing alike (an empty map each) proves nothing.
                 if matches!(&read, Fact::Map(m) if !m.is_empty()) {
                     read_something += 1;

@@ -9,7 +9,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use banso_cel::{Expression, Fact, Facts};
+use banso_cel::{ConditionSet, Expression, Fact, Facts};
 use banso_events::{Envelope, Tx, envelope::type_of};
 use banso_kit::Result;
 use chrono::{DateTime, Utc};
@@ -69,6 +69,9 @@ type CompiledExpression = Arc<Option<Expression>>;
 #[derive(Default)]
 pub(crate) struct Engine {
     programs: Mutex<HashMap<(Uuid, i64), Arc<Program>>>,
+    /// By tenant and trigger: the set its live playbooks were last
+    /// evaluated as (replaced when they change).
+    sets: Mutex<HashMap<(String, String), Arc<LiveSet>>>,
     segments: Mutex<HashMap<(Uuid, String), CompiledExpression>>,
     /// Wakes the outreach worker once a firing that queued a delivery commits.
     pub(crate) outreach: crate::outreach::Signal,
@@ -126,6 +129,32 @@ impl Engine {
         let p = Arc::new(Program::new(id, version, def, condition));
         self.programs.lock().unwrap_or_else(PoisonError::into_inner).insert((id, version), p.clone());
         Ok(p)
+    }
+
+    /// The tenant's live playbooks of `trigger` (`event:<type>`) as one
+    /// set, compiled when they change.
+    pub(crate) async fn live_set(
+        &self,
+        conn: &impl sea_orm::ConnectionTrait,
+        tenant: &str,
+        trigger: &str,
+        live: &[store::playbooks::Row],
+    ) -> Result<Arc<LiveSet>> {
+        let mut versions: Vec<(Uuid, i64)> = live.iter().map(|r| (r.id, r.live_version)).collect();
+        versions.sort_unstable();
+        let key = (tenant.to_string(), trigger.to_string());
+        if let Some(set) = self.sets.lock().unwrap_or_else(PoisonError::into_inner).get(&key)
+            && set.is_of(&versions)
+        {
+            return Ok(set.clone());
+        }
+        let mut programs = Vec::with_capacity(versions.len());
+        for (id, version) in &versions {
+            programs.push(self.program(conn, tenant, *id, *version).await?);
+        }
+        let set = Arc::new(LiveSet::new(programs));
+        self.sets.lock().unwrap_or_else(PoisonError::into_inner).insert(key, set.clone());
+        Ok(set)
     }
 
     fn segment(&self, s: &Segment) -> Arc<Option<Expression>> {
@@ -262,20 +291,18 @@ impl<'a> Subject<'a> {
 
 /// The `event` variable: type, id, time, and the payload's fields by their
 /// proto names, every one present (enum values by name, e.g. "BAND_RED"),
-/// converted only if a condition reads `event.data`.
+/// each converted only when a condition first reads it.
 pub(crate) fn event_facts(e: Option<&Envelope>) -> banso_cel::EventFacts<'_> {
     let Some(e) = e else { return Default::default() };
     banso_cel::EventFacts {
         event_type: e.payload.as_ref().map(type_of).unwrap_or_default().into(),
         id: e.id.as_str().into(),
         occurred_at: e.occurred_at.as_ref().and_then(|t| banso_kit::wire::time("occurred_at", t).ok()),
-        data: banso_cel::EventData::Lazy(Arc::new(move || event_data(e))),
+        data: match &e.payload {
+            Some(p) => banso_cel::EventData::Record(Arc::new(crate::payload::Fields::new(p))),
+            None => banso_cel::EventData::Fact(Fact::Map(BTreeMap::new())),
+        },
     }
-}
-
-/// `event.data` of an event.
-pub(crate) fn event_data(e: &Envelope) -> Fact {
-    e.payload.as_ref().map_or_else(|| Fact::Map(BTreeMap::new()), crate::payload::fact)
 }
 
 /// Whether a playbook applies to a subject: its audience and its condition.
@@ -313,6 +340,199 @@ pub(crate) fn in_audience(p: &Program, s: &Subject<'_>, segments: &Segments) -> 
         return false;
     }
     aud.segment_ids.is_empty() || s.memberships(segments).iter().any(|seg| aud.segment_ids.contains(&seg.id))
+}
+
+/// A tenant's live playbooks of one trigger, compiled together, as the
+/// consumer evaluates them against each event: their gates (trigger type
+/// and helpers, audience) as one compact array beside their conditions as
+/// one [`ConditionSet`] — a predicate written in many conditions is
+/// decided once an event, the account's segments and dominant touch
+/// pattern are found once an event, not once a playbook. What it decides
+/// is what [`triggered`] and [`applies`] decide one playbook at a time
+/// (tested against them on generated playbooks and events).
+pub(crate) struct LiveSet {
+    /// The versions it was compiled from, sorted: the cache key.
+    key: Vec<(Uuid, i64)>,
+    /// Highest priority first (ties by id): the order firings are made in.
+    programs: Vec<Arc<Program>>,
+    gates: Vec<Gate>,
+    /// The event type most of its playbooks are triggered by (a live set
+    /// holds one trigger's playbooks: all of them).
+    event_index: Option<u8>,
+    /// By lifecycle stage, a bit a playbook (`i % 64` of word `i / 64`):
+    /// those triggered by an event of `event_index` whose gates ask nothing
+    /// more than the stage, and whose audience takes an account in it.
+    by_stage: [Vec<u64>; 5],
+    /// The others, whose gates are checked one by one.
+    checked: Vec<usize>,
+    pub(crate) conditions: ConditionSet,
+}
+
+/// What a playbook's trigger and audience ask, read without its definition.
+#[derive(Debug, Clone, Copy)]
+struct Gate {
+    /// An event trigger (any other kind is never triggered by an event).
+    event: bool,
+    event_index: Option<u8>,
+    /// Whether its trigger has helpers (`score_fell_by`, …) to check.
+    helpers: bool,
+    /// The lifecycle stages of its audience, a bit each; 0 when any.
+    stages: u8,
+    /// The touch models of its audience, a bit each; 0 when any.
+    touch_models: u8,
+    /// Whether its audience names segments.
+    segments: bool,
+}
+
+impl Gate {
+    fn of(p: &Program) -> Gate {
+        let (event, helpers) = match &p.def.trigger {
+            Trigger::Event(t) => (
+                true,
+                t.band_became.is_some()
+                    || t.score_fell_by.is_some()
+                    || t.measure_dropped.is_some()
+                    || t.stage_entered.is_some(),
+            ),
+            _ => (false, false),
+        };
+        let aud = &p.def.audience;
+        Gate {
+            event,
+            event_index: p.event_index,
+            helpers,
+            stages: aud.lifecycle_stages.iter().fold(0, |m, s| m | stage_bit(*s)),
+            touch_models: aud.touch_models.iter().fold(0, |m, t| m | touch_bit(*t)),
+            segments: !aud.segment_ids.is_empty(),
+        }
+    }
+
+    /// Whether it asks nothing of an event of its type but the account's
+    /// stage.
+    fn by_stage(&self) -> bool {
+        self.event && self.event_index.is_some() && !self.helpers && self.touch_models == 0 && !self.segments
+    }
+}
+
+fn stage_bit(s: crate::domain::LifecycleStage) -> u8 {
+    1 << (s as u8)
+}
+
+fn touch_bit(t: crate::domain::TouchModel) -> u8 {
+    1 << (t as u8)
+}
+
+/// What a subject's gates read, found once an event.
+#[derive(Default)]
+struct Seen {
+    touch: Option<u8>,
+    member_of: Option<Vec<Uuid>>,
+}
+
+impl LiveSet {
+    pub(crate) fn new(programs: Vec<Arc<Program>>) -> LiveSet {
+        let mut programs = programs;
+        programs.sort_by(|a, b| b.def.priority.cmp(&a.def.priority).then(a.id.cmp(&b.id)));
+        let mut key: Vec<(Uuid, i64)> = programs.iter().map(|p| (p.id, p.version)).collect();
+        key.sort_unstable();
+        let gates: Vec<Gate> = programs.iter().map(|p| Gate::of(p)).collect();
+        let mut counts: HashMap<u8, usize> = HashMap::new();
+        for g in &gates {
+            if let Some(i) = g.event_index {
+                *counts.entry(i).or_default() += 1;
+            }
+        }
+        let event_index = counts.into_iter().max_by_key(|(i, n)| (*n, std::cmp::Reverse(*i))).map(|(i, _)| i);
+        let words = programs.len().div_ceil(64);
+        let mut by_stage: [Vec<u64>; 5] = std::array::from_fn(|_| vec![0; words]);
+        let mut checked = Vec::new();
+        for (i, g) in gates.iter().enumerate() {
+            if g.by_stage() && g.event_index == event_index {
+                for stage in crate::domain::LifecycleStage::ALL {
+                    if g.stages == 0 || g.stages & stage_bit(stage) != 0 {
+                        by_stage[stage as usize][i / 64] |= 1 << (i % 64);
+                    }
+                }
+            } else {
+                checked.push(i);
+            }
+        }
+        let conditions = ConditionSet::new(programs.iter().map(|p| p.condition.clone()));
+        LiveSet { key, programs, gates, event_index, by_stage, checked, conditions }
+    }
+
+    /// Whether it was compiled from exactly these versions (sorted).
+    fn is_of(&self, versions: &[(Uuid, i64)]) -> bool {
+        self.key == versions
+    }
+
+    /// The playbooks an event triggers for a subject whose audience and
+    /// condition hold, in firing order. A condition that fails to evaluate
+    /// does not hold.
+    pub(crate) fn applying(&self, signal: &Signal, s: &Subject<'_>, segments: &Segments) -> Vec<&Arc<Program>> {
+        let gated = self.gated(signal, s, segments);
+        let mut out = Vec::new();
+        if gated.iter().all(|w| *w == 0) {
+            return out;
+        }
+        let ev = self.conditions.evaluation_of(s.facts(), &gated);
+        let (holds, interpreted) = ev.bits();
+        for (w, &g) in gated.iter().enumerate() {
+            let mut bits = g & (holds[w] | interpreted[w]);
+            while bits != 0 {
+                let bit = bits & bits.wrapping_neg();
+                bits ^= bit;
+                let i = w * 64 + bit.trailing_zeros() as usize;
+                if interpreted[w] & bit == 0 || ev.condition(i) == Ok(true) {
+                    out.push(&self.programs[i]);
+                }
+            }
+        }
+        out
+    }
+
+    /// The playbooks (a bit each, in firing order) the event triggers
+    /// whose audience holds the subject.
+    pub(crate) fn gated(&self, signal: &Signal, s: &Subject<'_>, segments: &Segments) -> Vec<u64> {
+        let mut gated = match (signal.event_index, self.event_index) {
+            (Some(a), Some(b)) if a == b => self.by_stage[s.projected.account.lifecycle_stage as usize].clone(),
+            _ => vec![0; self.programs.len().div_ceil(64)],
+        };
+        let mut seen = Seen::default();
+        for &i in &self.checked {
+            if self.gate(i, signal, s, segments, &mut seen) {
+                gated[i / 64] |= 1 << (i % 64);
+            }
+        }
+        gated
+    }
+
+    /// Playbook `i`'s trigger and audience, one by one.
+    fn gate(&self, i: usize, signal: &Signal, s: &Subject<'_>, segments: &Segments, seen: &mut Seen) -> bool {
+        let (g, p) = (&self.gates[i], &self.programs[i]);
+        let a = &s.projected.account;
+        let triggered = match (g.event, g.event_index, signal.event_index) {
+            (false, ..) => false,
+            (true, Some(x), Some(y)) => x == y && (!g.helpers || triggered(p, signal)),
+            (true, ..) => triggered(p, signal),
+        };
+        if !triggered || (g.stages != 0 && g.stages & stage_bit(a.lifecycle_stage) == 0) {
+            return false;
+        }
+        if g.touch_models != 0
+            && g.touch_models & *seen.touch.get_or_insert_with(|| touch_bit(touch::dominant(&a.mix(), a.touch_model)))
+                == 0
+        {
+            return false;
+        }
+        if g.segments {
+            let ids = seen.member_of.get_or_insert_with(|| s.memberships(segments).iter().map(|m| m.id).collect());
+            if !p.def.audience.segment_ids.iter().any(|id| ids.contains(id)) {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// The event helpers of a playbook's trigger, if it is an event trigger.
@@ -649,4 +869,224 @@ pub(crate) fn simulate_fire(
         })
         .collect();
     (verdict, outcomes, deduplicated)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use banso_proto::events as ev;
+    use chrono::{NaiveDate, TimeZone};
+
+    use super::*;
+    use crate::domain::{
+        LifecycleStage, TouchModel,
+        playbook::{Audience, Band, EventTrigger, MeasureDrop, Routing},
+        projection::{Account, Health, Reading},
+        touch::Share,
+    };
+
+    /// A small deterministic generator.
+    struct Gen(u64);
+
+    impl Gen {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((self.0 >> 33) % n as u64) as usize
+        }
+        fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
+            xs[self.below(xs.len())].clone()
+        }
+        fn some<T: Clone>(&mut self, xs: &[T]) -> Vec<T> {
+            let mut out: Vec<T> = Vec::new();
+            for x in xs {
+                if self.below(3) == 0 {
+                    out.push(x.clone());
+                }
+            }
+            out
+        }
+    }
+
+    const CONDITIONS: &[&str] = &[
+        "",
+        "health.score < 50.0",
+        "health.band == 'red' && account.arr > 100000",
+        "health.band == 'red' || account.lifecycle_stage in ['adoption', 'renewal']",
+        "account.days_to_renewal != null && account.days_to_renewal < 90 && health.trend_7d < -3.0",
+        "'vip' in account.tags && health.measures.events_30d.value < health.measures.events_30d.previous_value * 0.5",
+        "event.data.old_score - event.data.new_score >= 10.0",
+        "event.data.new_band == 'BAND_RED'",
+        // Read only by the interpreter, or an error for some accounts.
+        "account.tags.exists(t, t == 'vip')",
+        "account.renewal_date < now",
+        "event.data.no_such_field > 1",
+        "!(health.score < 50.0) && account.owner_id != ''",
+    ];
+
+    fn program(g: &mut Gen, segments: &[Uuid]) -> Arc<Program> {
+        let trigger = match g.below(8) {
+            0 => Trigger::Manual,
+            1 => Trigger::Event(EventTrigger {
+                event_type: "account_updated".into(),
+                band_became: None,
+                score_fell_by: None,
+                measure_dropped: None,
+                stage_entered: None,
+            }),
+            _ => Trigger::Event(EventTrigger {
+                event_type: "health_score_changed".into(),
+                band_became: if g.below(4) == 0 { Some(g.pick(&[Band::Red, Band::Yellow])) } else { None },
+                score_fell_by: if g.below(4) == 0 { Some(g.pick(&[5.0, 20.0])) } else { None },
+                measure_dropped: if g.below(6) == 0 {
+                    Some(MeasureDrop { measure: "events_30d".into(), percent: 30.0 })
+                } else {
+                    None
+                },
+                stage_entered: None,
+            }),
+        };
+        let condition = g.pick(CONDITIONS).to_string();
+        let def = Definition {
+            display_name: "p".into(),
+            description: String::new(),
+            trigger,
+            audience: Audience {
+                lifecycle_stages: g.some(&LifecycleStage::ALL),
+                touch_models: g.some(&[TouchModel::High, TouchModel::Low, TouchModel::Tech]),
+                segment_ids: g.some(segments),
+            },
+            condition: condition.clone(),
+            actions: vec![],
+            cooldown_secs: 0,
+            enrolment_limit: None,
+            priority: g.pick(&[0, 0, 5, 10]),
+            routing: Routing::Dominant,
+        };
+        let compiled = compile(&condition).unwrap();
+        Arc::new(Program::new(Uuid::now_v7(), 1, def, compiled))
+    }
+
+    fn projected(g: &mut Gen) -> Projected {
+        let today = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap();
+        let score = g.pick(&[20.0, 45.0, 80.0]);
+        Projected {
+            account: Account {
+                id: Uuid::now_v7(),
+                name: "Acme".into(),
+                external_id: None,
+                lifecycle_stage: g.pick(&LifecycleStage::ALL),
+                touch_model: g.pick(&[TouchModel::High, TouchModel::Low, TouchModel::Tech]),
+                touch_mix: if g.below(2) == 0 {
+                    vec![]
+                } else {
+                    vec![Share { model: TouchModel::Tech, percent: 70 }, Share { model: TouchModel::High, percent: 30 }]
+                },
+                arr_currency: Some("USD".into()),
+                arr_minor: Some(g.pick(&[0, 500_000, 5_000_000])),
+                renewal_date: if g.below(3) == 0 { None } else { Some(today + chrono::Days::new(g.pick(&[10, 200]))) },
+                contract_start_date: None,
+                industry: "software".into(),
+                employee_count: None,
+                revenue_band: String::new(),
+                region: String::new(),
+                plan_tier: String::new(),
+                owner_id: g.pick(&["", "csm-1"]).into(),
+                tags: if g.below(2) == 0 { vec!["vip".into()] } else { vec![] },
+                attributes: Default::default(),
+            },
+            health: (g.below(5) != 0).then(|| Health {
+                score,
+                band: if score < 40.0 {
+                    Band::Red
+                } else if score < 70.0 {
+                    Band::Yellow
+                } else {
+                    Band::Green
+                },
+                trend_7d: Some(g.pick(&[-10.0, 0.0, 4.0])),
+                trend_30d: None,
+                measures: BTreeMap::from([(
+                    "events_30d".to_string(),
+                    Reading { value: Some(g.pick(&[10.0, 90.0])), previous_value: Some(100.0), points: None },
+                )]),
+                time: now,
+            }),
+            stage_since: now,
+            last_usage_day: None,
+            create_time: now,
+        }
+    }
+
+    /// What the set decides is what each playbook decides alone, in
+    /// priority order, on generated playbooks, accounts and events.
+    #[test]
+    fn a_live_set_applies_what_each_playbook_applies_alone() {
+        let mut g = Gen(20_261_206);
+        let segment_ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        let segments = Segments(
+            [("account.arr > 100000", 0), ("'vip' in account.tags", 1), ("account.name.size() > 100", 2)]
+                .into_iter()
+                .map(|(e, i)| CompiledSegment {
+                    segment: Segment {
+                        id: segment_ids[i],
+                        display_name: format!("s{i}"),
+                        expression: e.into(),
+                        forbidden: vec![],
+                    },
+                    expr: Expression::compile(e, &banso_cel::account_schema()).ok(),
+                })
+                .collect(),
+        );
+        let programs: Vec<Arc<Program>> = (0..300).map(|_| program(&mut g, &segment_ids)).collect();
+        let set = LiveSet::new(programs.clone());
+        assert!(set.conditions.atoms() < 20, "shared: {} atoms", set.conditions.atoms());
+        let mut expected_order = programs.clone();
+        expected_order.sort_by(|a, b| b.def.priority.cmp(&a.def.priority).then(a.id.cmp(&b.id)));
+        let (mut applied, mut checked) = (0, 0);
+        for _ in 0..400 {
+            let projected = projected(&mut g);
+            let (old, new) = (g.pick(&[40.0, 90.0]), g.pick(&[20.0, 45.0, 85.0]));
+            let env = banso_events::envelope::new(
+                "acme",
+                "health",
+                banso_events::Payload::HealthScoreChanged(ev::HealthScoreChanged {
+                    account_id: projected.account.id.to_string(),
+                    old_score: (g.below(4) != 0).then_some(old),
+                    new_score: new,
+                    old_band: g.pick(&[1, 2, 3]),
+                    new_band: g.pick(&[1, 2, 3]),
+                    measures: vec![ev::MeasureReading {
+                        measure: "events_30d".into(),
+                        value: Some(g.pick(&[10.0, 90.0])),
+                        previous_value: Some(100.0),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            );
+            let signal = crate::events::signal(&env, None);
+            let subject = Subject {
+                projected: &projected,
+                tz: chrono_tz::Asia::Tokyo,
+                now: Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap(),
+                event: Some(&env),
+                facts: Default::default(),
+            };
+            // Each alone, on a fresh subject (nothing remembered).
+            let alone_subject = Subject { facts: Default::default(), ..subject };
+            let alone: Vec<Uuid> = expected_order
+                .iter()
+                .filter(|p| triggered(p, &signal) && applies(p, &alone_subject, &segments) == Applies::Yes)
+                .map(|p| p.id)
+                .collect();
+            let together: Vec<Uuid> = set.applying(&signal, &subject, &segments).iter().map(|p| p.id).collect();
+            assert_eq!(together, alone);
+            applied += alone.len();
+            checked += programs.len();
+        }
+        // Neither never nor always.
+        assert!(applied > checked / 50 && applied < checked / 2, "{applied} of {checked}");
+    }
 }
